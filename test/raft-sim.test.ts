@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { SimCluster, type SimOptions } from "./support/raft-sim.ts";
+
+// Seeds per size: override with RAFT_SIM_SEEDS=200 for a longer run, or RAFT_SIM_SEED=1234 to replay one.
+const SEEDS = Number(process.env.RAFT_SIM_SEEDS ?? 24);
+const ONLY = process.env.RAFT_SIM_SEED ? [Number(process.env.RAFT_SIM_SEED)] : null;
+
+function seeds(base: number): number[] {
+  return ONLY ?? Array.from({ length: SEEDS }, (_, i) => base + i);
+}
+
+function runScenario(opts: SimOptions, faultUnits: number): SimCluster {
+  const sim = new SimCluster(opts);
+  try {
+    for (let chunk = 0; chunk < faultUnits / 500; chunk++) {
+      sim.run(500, true, { proposeRate: 0.08, readRate: 0.01 });
+      sim.checkLogMatching();
+    }
+    sim.healAndRestartAll();
+    sim.checkProgress(20_000);
+    sim.checkLogMatching();
+  } catch (e) {
+    (e as Error).message += `\n  replay: RAFT_SIM_SEED=${opts.seed} npx vitest run test/raft-sim.test.ts`;
+    throw e;
+  }
+  return sim;
+}
+
+describe("raft under a simulated faulty network", () => {
+  for (const nodes of [3, 5, 7]) {
+    it(`${nodes} nodes: drops, delays, duplicates, partitions, crashes`, () => {
+      const totals = { acked: 0, elections: 0, crashes: 0, reads: 0 };
+      for (const seed of seeds(nodes * 1000)) {
+        const sim = runScenario(
+          { seed, nodes, dropRate: 0.05, duplicateRate: 0.02, faultRate: 0.006, snapshotEvery: 40 },
+          6000,
+        );
+        totals.acked += sim.acked.size;
+        totals.elections += sim.stats.elections;
+        totals.crashes += sim.stats.crashes;
+        totals.reads += sim.stats.reads;
+      }
+      // The runs must actually have exercised the protocol, not idled.
+      expect(totals.acked).toBeGreaterThan(10 * seeds(0).length);
+      expect(totals.elections).toBeGreaterThan(seeds(0).length);
+      expect(totals.reads).toBeGreaterThan(seeds(0).length);
+    });
+  }
+
+  it("membership changes (learners, promotion, removal of any member including the leader) under faults", () => {
+    let changes = 0;
+    for (const seed of seeds(90_000)) {
+      const sim = runScenario(
+        {
+          seed,
+          nodes: 3,
+          spares: 2,
+          dropRate: 0.03,
+          faultRate: 0.002,
+          membershipChanges: true,
+          snapshotEvery: 60,
+        },
+        8000,
+      );
+      changes += sim.stats.confChanges;
+    }
+    expect(changes).toBeGreaterThan(seeds(0).length);
+  });
+});
