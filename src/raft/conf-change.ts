@@ -5,7 +5,11 @@ const packr = new Packr({ useRecords: false });
 const TYPES = new Set<ConfChangeType>(["addVoter", "addLearner", "promote", "remove"]);
 
 export function encodeConfChange(cc: ConfChange): Uint8Array {
-  return packr.pack(cc.context === undefined ? { type: cc.type, id: cc.id } : cc);
+  return packr.pack(
+    cc.context === undefined
+      ? { type: cc.type, id: cc.id }
+      : { type: cc.type, id: cc.id, context: cc.context },
+  );
 }
 
 /** Decodes a conf entry's data; null for anything malformed (which then changes nothing, on every replica alike). */

@@ -47,12 +47,15 @@ export interface RaftInitialState {
  * The first log of a brand-new cluster: one committed conf entry per initial voter, identical on every initial
  * member (so logs match), and replayed by any node that joins later so it learns the founding membership.
  */
-export function bootstrapLog(voters: NodeId[]): { hardState: HardState; entries: Entry[] } {
+export function bootstrapLog(
+  voters: NodeId[],
+  addresses: ReadonlyMap<NodeId, string> = new Map(),
+): { hardState: HardState; entries: Entry[] } {
   const entries: Entry[] = [...voters].sort().map((id, i) => ({
     term: 1,
     index: i + 1,
     type: "conf",
-    data: encodeConfChange({ type: "addVoter", id }),
+    data: encodeConfChange({ type: "addVoter", id, context: addresses.get(id) }),
   }));
   return { hardState: { term: 1, vote: null, commit: entries.length }, entries };
 }

@@ -1,0 +1,113 @@
+// `npm start`: a local 3-node Berth cluster on 127.0.0.1, 127.0.0.2 and 127.0.0.3, then the console.
+// Builds dist/berth when it is missing or older than the sources, keeps data and logs under .local-cluster/,
+// and stops every node it started on Ctrl-C (or when the console exits).
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+
+const root = resolve(import.meta.dir, "..");
+const binary = join(root, "dist", "berth");
+const work = join(root, ".local-cluster");
+const fresh = process.argv.includes("--fresh");
+const noConsole = process.argv.includes("--no-console") || !process.stdin.isTTY;
+const NODES = ["n1", "n2", "n3"].map((name, i) => ({
+  name,
+  host: `127.0.0.${i + 1}`,
+  peer: `127.0.0.${i + 1}:7001`,
+  client: `127.0.0.${i + 1}:4001`,
+  http: `127.0.0.${i + 1}:2379`,
+}));
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+if (!existsSync(binary) || statSync(binary).mtimeMs < newestSource(join(root, "src"))) {
+  console.log("building dist/berth ...");
+  const built = spawnSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" });
+  if (built.status !== 0) process.exit(built.status ?? 1);
+}
+
+if (fresh) spawnSync("rm", ["-rf", work]);
+mkdirSync(join(work, "logs"), { recursive: true });
+const secretFile = join(work, "cluster-secret");
+if (!existsSync(secretFile))
+  writeFileSync(secretFile, randomBytes(32).toString("base64url"), { mode: 0o600 });
+
+const initialCluster = NODES.map((n) => `${n.name}=${n.peer}`).join(",");
+const children: ChildProcess[] = [];
+for (const n of NODES) {
+  const log = openSync(join(work, "logs", `${n.name}.log`), "a");
+  const child = spawn(
+    binary,
+    [
+      "node",
+      `--name=${n.name}`,
+      `--data-dir=${join(work, n.name)}`,
+      `--peer-addr=${n.peer}`,
+      `--client-addr=${n.client}`,
+      `--http-addr=${n.http}`,
+      `--initial-cluster=${initialCluster}`,
+      `--cluster-secret-file=${secretFile}`,
+      `--public-ip=${n.host}`,
+    ],
+    { stdio: ["ignore", log, log] },
+  );
+  child.on("exit", (code, signal) => {
+    if (!stopping)
+      console.log(`${n.name} exited (${signal ?? code}); see ${join(work, "logs", `${n.name}.log`)}`);
+  });
+  children.push(child);
+}
+
+let stopping = false;
+function stopAll(): void {
+  if (stopping) return;
+  stopping = true;
+  for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+  const deadline = Date.now() + 5000;
+  const wait = setInterval(() => {
+    const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
+    if (running.length === 0 || Date.now() > deadline) {
+      for (const c of running) c.kill("SIGKILL");
+      clearInterval(wait);
+      console.log("cluster stopped");
+      process.exit(0);
+    }
+  }, 50);
+}
+process.on("SIGINT", stopAll);
+process.on("SIGTERM", stopAll);
+
+console.log(`Berth: 3 nodes started (data and logs in ${work})`);
+for (const n of NODES)
+  console.log(`  ${n.name}  peers ${n.peer}  clients ${n.client}  http ${n.http}  log logs/${n.name}.log`);
+console.log(`
+Try, from another terminal:
+  dist/berth kv set /key1 value1
+  dist/berth kv get /key1 --endpoint 127.0.0.2:4001
+  dist/berth kv set /key3 value3 --ttl 15
+  dist/berth kv ls --recursive
+  dist/berth cluster members
+  curl -L -X PUT http://127.0.0.1:2379/v2/keys/message -d value="value2"
+  ETCDCTL_API=2 etcdctl --endpoints http://127.0.0.2:2379 get /message
+`);
+
+if (noConsole) {
+  console.log("Ctrl-C stops the cluster.");
+} else {
+  // The console takes over the terminal; when it exits, the cluster stops.
+  const consoleProc = spawn(binary, ["console", "--endpoint", NODES.map((n) => n.client).join(",")], {
+    stdio: "inherit",
+  });
+  consoleProc.on("exit", (code) => {
+    if (code === 2) console.log("(the console is not available in this build; Ctrl-C stops the cluster)");
+    else stopAll();
+  });
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the tests and the local cluster need on a fresh Debian machine (run as root or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+# Debian packages used by tests: real etcdctl/etcd to compare against, curl for the HTTP API.
+need=()
+command -v curl >/dev/null || need+=(curl)
+command -v etcdctl >/dev/null || need+=(etcd-client)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# npm packages, including bun (its postinstall fetches nothing: the binary ships in an npm package).
+if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+node_modules/.bin/bun --version >/dev/null 2>&1 || node node_modules/bun/install.js

@@ -1,0 +1,7 @@
+// The single entry point of the `berth` binary: node mode, one-shot subcommands and the console.
+import { COMMANDS } from "./cli/commands.ts";
+import { dispatch } from "./cli/dispatch.ts";
+
+const code = await dispatch(process.argv.slice(2), COMMANDS);
+// Node mode keeps running on its own servers; one-shot commands end here.
+if (code !== -1) process.exitCode = code;

@@ -1,0 +1,367 @@
+// Node configuration: flags, then BERTH_* variables, then a --config file, then what the data directory
+// remembers from the first start, then defaults. Invalid values are refused with the flag's name.
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { UsageError } from "../cli/exit-codes.ts";
+import { convert, type FlagSpec, type FlagValues } from "../cli/flags.ts";
+
+export interface NodeConfig {
+  name: string;
+  dataDir: string;
+  peerAddr: HostPort;
+  clientAddr: HostPort;
+  httpAddr: HostPort | null;
+  /** Founding members: name -> peer address. Empty when joining an existing cluster. */
+  initialCluster: Map<string, string>;
+  join: boolean;
+  clusterSecret: string;
+  publicIp: string;
+  metadata: Record<string, string>;
+  agentTtlMs: number;
+  tickMs: number;
+  electionTicks: number;
+  snapshotEvery: number;
+  requestTimeoutMs: number;
+  dockerSocket: string;
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export const NODE_FLAGS: FlagSpec[] = [
+  {
+    name: "name",
+    type: "string",
+    description: "member name, unique in the cluster",
+    value: "NAME",
+    env: "BERTH_NAME",
+  },
+  {
+    name: "data-dir",
+    type: "string",
+    description: "where the log, snapshots and identity live",
+    value: "DIR",
+    env: "BERTH_DATA_DIR",
+  },
+  {
+    name: "peer-addr",
+    type: "string",
+    description: "address for Raft peers",
+    value: "HOST:PORT",
+    env: "BERTH_PEER_ADDR",
+  },
+  {
+    name: "client-addr",
+    type: "string",
+    description: "address for berth clients (msgpack)",
+    value: "HOST:PORT",
+    env: "BERTH_CLIENT_ADDR",
+  },
+  {
+    name: "http-addr",
+    type: "string",
+    description: 'address of the etcd-v2 HTTP API ("off" to disable)',
+    value: "HOST:PORT",
+    env: "BERTH_HTTP_ADDR",
+  },
+  {
+    name: "initial-cluster",
+    type: "string",
+    description: "founding members, NAME=HOST:PORT,...",
+    value: "LIST",
+    env: "BERTH_INITIAL_CLUSTER",
+  },
+  {
+    name: "join",
+    type: "boolean",
+    description: "start empty and wait to be added with `berth cluster add`",
+    env: "BERTH_JOIN",
+  },
+  {
+    name: "cluster-secret-file",
+    type: "string",
+    description: "file holding the secret peers prove to each other",
+    value: "FILE",
+    env: "BERTH_CLUSTER_SECRET_FILE",
+  },
+  {
+    name: "public-ip",
+    type: "string",
+    description: "IP address shown for this machine",
+    value: "IP",
+    env: "BERTH_PUBLIC_IP",
+  },
+  {
+    name: "metadata",
+    type: "string",
+    description: "machine metadata for placement, k=v,k=v",
+    value: "LIST",
+    env: "BERTH_METADATA",
+  },
+  {
+    name: "agent-ttl",
+    type: "duration",
+    description: "how long a silent machine is considered alive",
+    env: "BERTH_AGENT_TTL",
+  },
+  { name: "tick", type: "duration", description: "Raft tick (heartbeat interval)", env: "BERTH_TICK" },
+  {
+    name: "election-ticks",
+    type: "number",
+    description: "ticks without a leader before an election",
+    env: "BERTH_ELECTION_TICKS",
+  },
+  {
+    name: "snapshot-count",
+    type: "number",
+    description: "applied entries between snapshots",
+    env: "BERTH_SNAPSHOT_COUNT",
+  },
+  {
+    name: "request-timeout",
+    type: "duration",
+    description: "how long a client request may wait for a quorum",
+    env: "BERTH_REQUEST_TIMEOUT",
+  },
+  {
+    name: "docker-socket",
+    type: "string",
+    description: "Docker engine socket for container units",
+    value: "PATH",
+    env: "BERTH_DOCKER_SOCKET",
+  },
+  {
+    name: "config",
+    type: "string",
+    description: "JSON file with any of these flags as keys",
+    value: "FILE",
+    env: "BERTH_CONFIG",
+  },
+];
+
+const DEFAULTS: FlagValues = {
+  "peer-addr": "127.0.0.1:7001",
+  "client-addr": "127.0.0.1:4001",
+  "http-addr": "127.0.0.1:2379",
+  join: false,
+  metadata: "",
+  "agent-ttl": 5000,
+  tick: 100,
+  "election-ticks": 10,
+  "snapshot-count": 10_000,
+  "request-timeout": 5000,
+  "docker-socket": "/var/run/docker.sock",
+};
+
+/** What the data directory remembers so that `berth node --data-dir DIR` alone restarts a member. */
+const SAVED_FILE = "node.json";
+const SECRET_FILE = "cluster-secret";
+
+/** Resolves the configuration from parsed flags (which already include BERTH_* variables). */
+export function resolveNodeConfig(flags: FlagValues): NodeConfig {
+  const fromFile = flags.config ? readConfigFile(String(flags.config)) : {};
+  const dataDirRaw = flags["data-dir"] ?? fromFile["data-dir"];
+  const name0 = String(flags.name ?? fromFile.name ?? hostname().split(".")[0]);
+  const dataDir = resolve(String(dataDirRaw ?? `${name0}.berth`));
+  const saved = readSaved(dataDir);
+  const pick = (key: string) => flags[key] ?? fromFile[key] ?? saved[key] ?? DEFAULTS[key];
+
+  const name = String(pick("name") ?? name0);
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) {
+    throw new UsageError(`--name "${name}" must be 1-63 letters, digits, '.', '_' or '-'`);
+  }
+  if (saved.name && saved.name !== name) {
+    throw new UsageError(
+      `--name ${name} differs from ${saved.name}, the member stored in --data-dir ${dataDir}`,
+    );
+  }
+  const peerAddr = parseHostPort(String(pick("peer-addr")), "--peer-addr");
+  const clientAddr = parseHostPort(String(pick("client-addr")), "--client-addr");
+  const httpRaw = String(pick("http-addr"));
+  const httpAddr = httpRaw === "off" || httpRaw === "" ? null : parseHostPort(httpRaw, "--http-addr");
+  const join = Boolean(pick("join"));
+  const initialCluster = parseInitialCluster(String(pick("initial-cluster") ?? ""), name, peerAddr, join);
+  const metadata = parseMetadata(String(pick("metadata") ?? ""));
+  const num = (key: string) => {
+    const v = pick(key);
+    const n =
+      typeof v === "number"
+        ? v
+        : (convert({ name: key, type: "number", description: "" }, String(v)) as number);
+    if (!(n > 0)) throw new UsageError(`--${key} must be positive`);
+    return n;
+  };
+  const ms = (key: string) => {
+    const v = pick(key);
+    return typeof v === "number"
+      ? v
+      : (convert({ name: key, type: "duration", description: "" }, String(v)) as number);
+  };
+  const electionTicks = num("election-ticks");
+  if (electionTicks < 3)
+    throw new UsageError("--election-ticks must be at least 3 (heartbeats come every tick)");
+
+  const config: NodeConfig = {
+    name,
+    dataDir,
+    peerAddr,
+    clientAddr,
+    httpAddr,
+    initialCluster,
+    join,
+    clusterSecret: "",
+    publicIp: String(pick("public-ip") ?? clientAddr.host),
+    metadata,
+    agentTtlMs: ms("agent-ttl"),
+    tickMs: ms("tick"),
+    electionTicks,
+    snapshotEvery: num("snapshot-count"),
+    requestTimeoutMs: ms("request-timeout"),
+    dockerSocket: String(pick("docker-socket")),
+  };
+  config.clusterSecret = loadSecret(config, pick("cluster-secret-file") as string | undefined);
+  return config;
+}
+
+/** Writes what a restart needs into the data directory (first start, or after flags changed it). */
+export function saveNodeConfig(config: NodeConfig): void {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const saved = {
+    name: config.name,
+    "peer-addr": fmt(config.peerAddr),
+    "client-addr": fmt(config.clientAddr),
+    "http-addr": config.httpAddr ? fmt(config.httpAddr) : "off",
+    "initial-cluster": [...config.initialCluster].map(([n, a]) => `${n}=${a}`).join(","),
+    join: config.join,
+    "public-ip": config.publicIp,
+    metadata: Object.entries(config.metadata)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(","),
+  };
+  writeFileSync(join(config.dataDir, SAVED_FILE), `${JSON.stringify(saved, null, 2)}\n`);
+}
+
+export function fmt(hp: HostPort): string {
+  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+export function parseHostPort(raw: string, flag: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || !(port > 0 && port < 65536)) throw new UsageError(`${flag} must be HOST:PORT, not "${raw}"`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function parseInitialCluster(
+  raw: string,
+  self: string,
+  peerAddr: HostPort,
+  join: boolean,
+): Map<string, string> {
+  const members = new Map<string, string>();
+  if (join) {
+    if (raw)
+      throw new UsageError(
+        "--join and --initial-cluster exclude each other: a joining node learns the members",
+      );
+    return members;
+  }
+  if (!raw) {
+    members.set(self, fmt(peerAddr));
+    return members;
+  }
+  for (const part of raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--initial-cluster entry "${part}" must be NAME=HOST:PORT`);
+    const name = part.slice(0, eq);
+    if (members.has(name)) throw new UsageError(`--initial-cluster names ${name} twice`);
+    members.set(name, fmt(parseHostPort(part.slice(eq + 1), `--initial-cluster (${name})`)));
+  }
+  const mine = members.get(self);
+  if (!mine) throw new UsageError(`--initial-cluster does not list this member (--name ${self})`);
+  if (mine !== fmt(peerAddr)) {
+    throw new UsageError(
+      `--initial-cluster gives ${self} the address ${mine} but --peer-addr is ${fmt(peerAddr)}`,
+    );
+  }
+  return members;
+}
+
+export function parseMetadata(raw: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--metadata entry "${part}" must be KEY=VALUE`);
+    out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function readConfigFile(path: string): FlagValues {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    throw new UsageError(`--config ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!v || typeof v !== "object" || Array.isArray(v)) throw new Error("expected a JSON object");
+    const known = new Set(NODE_FLAGS.map((f) => f.name));
+    for (const key of Object.keys(v)) {
+      if (!known.has(key))
+        throw new Error(`unknown key "${key}" (keys are the flag names, e.g. "peer-addr")`);
+    }
+    return v as FlagValues;
+  } catch (e) {
+    throw new UsageError(`--config ${path}: ${(e as Error).message}`);
+  }
+}
+
+function readSaved(dataDir: string): FlagValues {
+  const path = join(dataDir, SAVED_FILE);
+  if (!existsSync(path)) return {};
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as FlagValues;
+  } catch (e) {
+    throw new UsageError(`${path} is unreadable (${(e as Error).message}); fix it or pass every flag again`);
+  }
+}
+
+/**
+ * The cluster secret: from --cluster-secret-file, else the copy kept in the data directory, else (a node
+ * founding a cluster alone) a fresh random one. Several founding members must share a file.
+ */
+function loadSecret(config: NodeConfig, file: string | undefined): string {
+  const kept = join(config.dataDir, SECRET_FILE);
+  let secret: string | undefined;
+  if (file) {
+    try {
+      secret = readFileSync(file, "utf8").trim();
+    } catch (e) {
+      throw new UsageError(`--cluster-secret-file ${file}: ${(e as Error).message}`);
+    }
+    if (secret.length < 16)
+      throw new UsageError(`--cluster-secret-file ${file} must hold at least 16 characters`);
+  } else if (existsSync(kept)) {
+    secret = readFileSync(kept, "utf8").trim();
+  } else if (config.initialCluster.size <= 1 && !config.join) {
+    secret = randomBytes(32).toString("base64url");
+  } else {
+    throw new UsageError("--cluster-secret-file is required when the cluster has several members");
+  }
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  writeFileSync(kept, `${secret}\n`, { mode: 0o600 });
+  chmodSync(kept, 0o600);
+  return secret;
+}

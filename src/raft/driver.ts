@@ -1,0 +1,440 @@
+// The edge around the pure Raft core: a clock, durable storage, a network and the replicated state machine.
+// Inputs (messages, proposals, reads, ticks) queue in an inbox that one processing pass drains; while a pass
+// waits for the disk, new inputs accumulate, so proposals and acknowledgements are batched by load alone.
+import { Packr } from "msgpackr";
+import { decodeConfChange } from "./conf-change.ts";
+import { bootstrapLog, ProposalError, Raft, type RaftConfig, type Ready } from "./raft.ts";
+import type { ConfChange, Entry, Message, NodeId, RaftStorage, Snapshot } from "./types.ts";
+
+/** The application replicated by the log. apply() must be deterministic: every replica runs the same entries. */
+export interface StateMachine {
+  apply(entry: Entry): unknown;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array): void;
+}
+
+/** Where Raft messages go; the driver never waits on the network. */
+export interface RaftTransport {
+  send(messages: Message[]): void;
+  /** Peer addresses as membership changes apply (context of conf entries). */
+  setPeers(peers: Map<NodeId, string>): void;
+}
+
+export interface DriverOptions {
+  id: NodeId;
+  storage: RaftStorage;
+  transport: RaftTransport;
+  stateMachine: StateMachine;
+  /** Founding members and their peer addresses, used only when the storage is empty and `join` is false. */
+  initialCluster: Map<NodeId, string>;
+  /** Start empty and wait to be added by the cluster (the leader sends the log or a snapshot). */
+  join?: boolean;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  /** Take a state machine snapshot after this many applied entries. */
+  snapshotEvery?: number;
+  /** Entries kept behind a snapshot so slightly slow followers catch up without one. */
+  snapshotCatchUpEntries?: number;
+  maxInflightMsgs?: number;
+  maxSizePerMsg?: number;
+  logger?: (line: string) => void;
+  random?: () => number;
+}
+
+export class NotLeaderError extends Error {
+  readonly code = "not_leader";
+  constructor(readonly leader: NodeId | null) {
+    super(leader ? `not the leader (the leader is ${leader})` : "no leader is elected at the moment");
+  }
+}
+
+/** A proposal whose slot was taken by another leader's entry: it was not applied. */
+export class ProposalDroppedError extends Error {
+  readonly code = "proposal_dropped";
+}
+
+interface PendingProposal {
+  term: number;
+  resolve: (result: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+type InboxItem =
+  | { kind: "message"; m: Message }
+  | { kind: "propose"; data: Uint8Array; resolve: (v: unknown) => void; reject: (e: Error) => void }
+  | { kind: "confChange"; cc: ConfChange; resolve: (v: unknown) => void; reject: (e: Error) => void }
+  | { kind: "read"; resolve: () => void; reject: (e: Error) => void }
+  | { kind: "tick" }
+  | { kind: "call"; fn: (raft: Raft) => void };
+
+const packr = new Packr({ useRecords: false });
+
+/** Snapshot data as stored: the application's bytes plus the peer address book (not part of Raft's ConfState). */
+interface SnapshotEnvelope {
+  peers: [NodeId, string][];
+  app: Uint8Array;
+}
+
+export class RaftDriver {
+  private raft!: Raft;
+  private inbox: InboxItem[] = [];
+  private processing = false;
+  private scheduled = false;
+  private stopped = false;
+  private ticker: ReturnType<typeof setInterval> | null = null;
+  private proposals = new Map<number, PendingProposal>();
+  /** Reads whose context was handed to Raft, keyed by context; each context covers a batch of reads. */
+  private readsAwaitingIndex = new Map<string, { resolve: () => void; reject: (e: Error) => void }[]>();
+  /** Reads confirmed at an index, served once the state machine has applied it. */
+  private readsAwaitingApply: {
+    index: number;
+    batch: { resolve: () => void; reject: (e: Error) => void }[];
+  }[] = [];
+  private readSeq = 0;
+  private peers = new Map<NodeId, string>();
+  private appliedIndex = 0;
+  private snapshotIndex = 0;
+  private leaderListeners: ((lead: NodeId | null, term: number) => void)[] = [];
+  private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join">> & DriverOptions;
+
+  constructor(opts: DriverOptions) {
+    this.opts = {
+      tickMs: 100,
+      electionTicks: 10,
+      heartbeatTicks: 1,
+      snapshotEvery: 10_000,
+      snapshotCatchUpEntries: 5_000,
+      maxInflightMsgs: 256,
+      maxSizePerMsg: 1024 * 1024,
+      ...opts,
+    };
+  }
+
+  /** Loads durable state, replays it into the state machine and starts the clock. */
+  async start(): Promise<{ notes: string[] }> {
+    const o = this.opts;
+    let { hardState, snapshot, entries, report } = await o.storage.load();
+    const fresh = !snapshot && entries.length === 0 && hardState.term === 0;
+    if (fresh && !o.join) {
+      const boot = bootstrapLog([...o.initialCluster.keys()], o.initialCluster);
+      await o.storage.save(boot.hardState, boot.entries);
+      ({ hardState, entries } = boot);
+    }
+    if (snapshot) this.restoreSnapshot(snapshot);
+    const config: RaftConfig = {
+      id: o.id,
+      electionTick: o.electionTicks,
+      heartbeatTick: o.heartbeatTicks,
+      maxInflightMsgs: o.maxInflightMsgs,
+      maxSizePerMsg: o.maxSizePerMsg,
+      preVote: true,
+      checkQuorum: true,
+      random: o.random ?? Math.random,
+      logger: o.logger,
+    };
+    this.raft = new Raft(config, { hardState, snapshot, entries });
+    this.ticker = setInterval(() => this.enqueue({ kind: "tick" }), o.tickMs);
+    this.schedule();
+    return { notes: report.notes };
+  }
+
+  // ---- Inputs -------------------------------------------------------------------------------------------
+
+  step(m: Message): void {
+    this.enqueue({ kind: "message", m });
+  }
+
+  /** Proposes one state-machine command; resolves with apply()'s result once committed and applied here. */
+  propose(data: Uint8Array): Promise<unknown> {
+    return new Promise((resolve, reject) => this.enqueue({ kind: "propose", data, resolve, reject }));
+  }
+
+  proposeConfChange(cc: ConfChange): Promise<unknown> {
+    return new Promise((resolve, reject) => this.enqueue({ kind: "confChange", cc, resolve, reject }));
+  }
+
+  /**
+   * Resolves once this node's state machine reflects every write committed before the call: a linearizable
+   * read point obtained without writing to the log (ReadIndex).
+   */
+  readBarrier(): Promise<void> {
+    return new Promise((resolve, reject) => this.enqueue({ kind: "read", resolve, reject }));
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.enqueue({ kind: "call", fn: (r) => r.transferLeadership(to) });
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.enqueue({ kind: "call", fn: (r) => r.reportUnreachable(id) });
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    this.enqueue({ kind: "call", fn: (r) => r.reportSnapshot(id, ok) });
+  }
+
+  onLeaderChange(listener: (lead: NodeId | null, term: number) => void): void {
+    this.leaderListeners.push(listener);
+  }
+
+  status() {
+    return { ...this.raft.status(), peers: Object.fromEntries(this.peers) };
+  }
+
+  leader(): NodeId | null {
+    return this.raft.lead;
+  }
+
+  isLeader(): boolean {
+    return this.raft.role === "leader";
+  }
+
+  peerAddress(id: NodeId): string | undefined {
+    return this.peers.get(id);
+  }
+
+  /** Stops the clock and fails what is still waiting. The storage is closed by its owner. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    while (this.processing) await new Promise((r) => setTimeout(r, 1));
+    const err = new Error("the node is shutting down");
+    for (const p of this.proposals.values()) p.reject(err);
+    this.proposals.clear();
+    for (const item of this.inbox) if ("reject" in item) item.reject(err);
+    this.inbox = [];
+    this.failReads(err);
+  }
+
+  // ---- The processing pass ------------------------------------------------------------------------------
+
+  private enqueue(item: InboxItem): void {
+    if (this.stopped) {
+      if ("reject" in item) item.reject(new Error("the node is shutting down"));
+      return;
+    }
+    this.inbox.push(item);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.processing || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.process();
+    });
+  }
+
+  private async process(): Promise<void> {
+    if (this.processing || this.stopped) return;
+    this.processing = true;
+    try {
+      this.drainInbox();
+      while (this.raft.hasReady() && !this.stopped) {
+        const rd = this.raft.ready();
+        await this.handleReady(rd);
+        this.raft.advance(rd);
+        await this.maybeSnapshot();
+        this.drainInbox();
+      }
+    } catch (err) {
+      // A failed disk write leaves us unable to promise durability: stop rather than lie.
+      this.opts.logger?.(`fatal: ${(err as Error).stack ?? err}`);
+      this.stopped = true;
+      process.exitCode = 1;
+      throw err;
+    } finally {
+      this.processing = false;
+    }
+    if (this.inbox.length > 0) this.schedule();
+  }
+
+  private drainInbox(): void {
+    const items = this.inbox;
+    if (items.length === 0) return;
+    this.inbox = [];
+    const proposals: Extract<InboxItem, { kind: "propose" }>[] = [];
+    const reads: Extract<InboxItem, { kind: "read" }>[] = [];
+    for (const item of items) {
+      switch (item.kind) {
+        case "message":
+          this.raft.step(item.m);
+          break;
+        case "tick":
+          this.raft.tick();
+          break;
+        case "propose":
+          proposals.push(item);
+          break;
+        case "read":
+          reads.push(item);
+          break;
+        case "confChange":
+          this.guard(item.reject, () => {
+            const at = this.raft.proposeConfChange(item.cc);
+            this.proposals.set(at.index, { term: at.term, resolve: item.resolve, reject: item.reject });
+          });
+          break;
+        case "call":
+          this.guard(
+            () => {},
+            () => item.fn(this.raft),
+          );
+          break;
+      }
+    }
+    if (proposals.length > 0) this.proposeBatch(proposals);
+    if (reads.length > 0) this.requestReadIndex(reads);
+  }
+
+  /** One append for every proposal that arrived since the last pass. */
+  private proposeBatch(batch: Extract<InboxItem, { kind: "propose" }>[]): void {
+    const rejectAll = (e: Error) => {
+      for (const p of batch) p.reject(e);
+    };
+    this.guard(rejectAll, () => {
+      const at = this.raft.propose(batch.map((p) => p.data));
+      let index = at.index - batch.length + 1;
+      for (const p of batch)
+        this.proposals.set(index++, { term: at.term, resolve: p.resolve, reject: p.reject });
+    });
+  }
+
+  /** One ReadIndex round for every read that arrived since the last pass. */
+  private requestReadIndex(batch: Extract<InboxItem, { kind: "read" }>[]): void {
+    const context = new Uint8Array(8);
+    new DataView(context.buffer).setFloat64(0, ++this.readSeq);
+    const key = keyOf(context);
+    const waiters = batch.map((r) => ({ resolve: r.resolve, reject: r.reject }));
+    this.guard(
+      (e) => {
+        for (const w of waiters) w.reject(e);
+      },
+      () => {
+        this.readsAwaitingIndex.set(key, waiters);
+        this.raft.readIndex(context);
+      },
+    );
+    if (this.raft.lead === null) this.readsAwaitingIndex.delete(key);
+  }
+
+  private guard(onError: (e: Error) => void, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof ProposalError) {
+        onError(e.code === "not_leader" ? new NotLeaderError(e.leader) : e);
+      } else {
+        throw e;
+      }
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    const o = this.opts;
+    if (rd.softState) this.onSoftState(rd.softState);
+    // Leader appends go out while the leader's own disk write is under way (Raft §10.2.1).
+    if (rd.messages.length > 0) o.transport.send(rd.messages);
+    if (rd.snapshot) {
+      await o.storage.saveSnapshot(rd.snapshot);
+      this.restoreSnapshot(rd.snapshot);
+    }
+    if (rd.hardState || rd.entries.length > 0) await o.storage.save(rd.hardState, rd.entries);
+    if (rd.messagesAfterPersist.length > 0) o.transport.send(rd.messagesAfterPersist);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) {
+      const batch = this.readsAwaitingIndex.get(keyOf(rs.context));
+      if (!batch) continue;
+      this.readsAwaitingIndex.delete(keyOf(rs.context));
+      this.readsAwaitingApply.push({ index: rs.index, batch });
+    }
+    this.serveReads();
+  }
+
+  private onSoftState(ss: NonNullable<Ready["softState"]>): void {
+    if (ss.role !== "leader") {
+      // Reads waiting for a leader's confirmation will not get it from a deposed one: let clients retry.
+      if (this.readsAwaitingIndex.size > 0) this.failReads(new NotLeaderError(ss.lead), true);
+    }
+    for (const l of this.leaderListeners) l(ss.lead, ss.term);
+  }
+
+  private applyEntry(e: Entry): void {
+    let result: unknown;
+    if (e.type === "conf") {
+      const cc = decodeConfChange(e.data);
+      if (cc) this.applyPeerChange(cc);
+      result = cc;
+    } else if (e.data.length > 0) {
+      result = this.opts.stateMachine.apply(e);
+    }
+    this.appliedIndex = e.index;
+    const pending = this.proposals.get(e.index);
+    if (!pending) return;
+    this.proposals.delete(e.index);
+    if (pending.term === e.term) pending.resolve(result);
+    else
+      pending.reject(
+        new ProposalDroppedError("the proposal was superseded by a new leader; it was not applied"),
+      );
+  }
+
+  private applyPeerChange(cc: ConfChange): void {
+    if (cc.type === "remove") this.peers.delete(cc.id);
+    else if (cc.context) this.peers.set(cc.id, cc.context);
+    this.opts.transport.setPeers(new Map(this.peers));
+  }
+
+  private serveReads(): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const still: typeof this.readsAwaitingApply = [];
+    for (const r of this.readsAwaitingApply) {
+      if (r.index <= this.appliedIndex) for (const w of r.batch) w.resolve();
+      else still.push(r);
+    }
+    this.readsAwaitingApply = still;
+  }
+
+  private failReads(err: Error, onlyUnconfirmed = false): void {
+    for (const batch of this.readsAwaitingIndex.values()) for (const w of batch) w.reject(err);
+    this.readsAwaitingIndex.clear();
+    if (onlyUnconfirmed) return;
+    for (const r of this.readsAwaitingApply) for (const w of r.batch) w.reject(err);
+    this.readsAwaitingApply = [];
+  }
+
+  // ---- Snapshots ----------------------------------------------------------------------------------------
+
+  private restoreSnapshot(snapshot: Snapshot): void {
+    const env = packr.unpack(snapshot.data) as SnapshotEnvelope;
+    this.peers = new Map(env.peers);
+    this.opts.transport.setPeers(new Map(this.peers));
+    this.opts.stateMachine.restore(env.app);
+    this.appliedIndex = snapshot.meta.index;
+    this.snapshotIndex = snapshot.meta.index;
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const o = this.opts;
+    if (this.appliedIndex - this.snapshotIndex < o.snapshotEvery) return;
+    const index = this.appliedIndex;
+    const envelope: SnapshotEnvelope = { peers: [...this.peers], app: o.stateMachine.snapshot() };
+    const snapshot: Snapshot = {
+      meta: { index, term: this.raft.log.term(index)!, confState: this.raft.confState() },
+      data: packr.pack(envelope),
+    };
+    await o.storage.saveSnapshot(snapshot);
+    this.raft.compact(snapshot, o.snapshotCatchUpEntries);
+    await o.storage.compact(this.raft.log.snapshotIndex);
+    this.snapshotIndex = index;
+    o.logger?.(
+      `snapshot at index ${index} (${snapshot.data.length} bytes); log compacted to ${this.raft.log.snapshotIndex}`,
+    );
+  }
+}
+
+function keyOf(context: Uint8Array): string {
+  return Buffer.from(context.buffer, context.byteOffset, context.byteLength).toString("hex");
+}
