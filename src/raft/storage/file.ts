@@ -1,0 +1,546 @@
+// Durable Raft storage: a segmented write-ahead log plus snapshot files.
+//
+// wal/<seq 16>-<firstIndex 16>.wal holds records [u32 length][u32 crc32c][u8 type][payload], little-endian, where
+// length counts the payload and the crc covers type + payload. A save() is one write and one fdatasync, so a
+// crash leaves at most one torn batch at the tail of the last segment, which load() cuts off. Anything else that
+// fails its checksum (a bad record with valid ones after it, or in an older segment) throws: it was acknowledged.
+//
+// snap/<term 16>-<index 16>.snap holds ["BSN1"][u32 crc32c of the rest][u32 meta length][meta JSON][data]; the
+// newest two are kept so a corrupt newest one can fall back to its predecessor.
+import { constants as fsc } from "node:fs";
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import type { Entry, HardState, RaftStorage, RecoveryReport, Snapshot, SnapshotMeta } from "../types.ts";
+import { EMPTY_HARD_STATE } from "../types.ts";
+import { crc32c } from "./crc32c.ts";
+
+const REC_ENTRY = 1;
+const REC_HARD_STATE = 2;
+/** Written when a snapshot lands past the log's end (installed from a leader): the log restarts after it. */
+const REC_SNAPSHOT = 3;
+const HEADER = 9;
+const SNAP_MAGIC = 0x314e5342; // "BSN1" read as a little-endian u32
+const KEEP_SNAPSHOTS = 2;
+const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
+export interface FileRaftStorageOptions {
+  /** A segment is closed and a new one started once a write would take it past this size. */
+  segmentBytes?: number;
+  logger?: (line: string) => void;
+}
+
+interface Segment {
+  seq: number;
+  firstIndex: number;
+  name: string;
+  /** Highest entry index written to the segment; -1 when it holds none (compaction may drop it). */
+  maxIndex: number;
+}
+
+type LoadResult = Awaited<ReturnType<RaftStorage["load"]>>;
+
+const pad16 = (n: number) => String(n).padStart(16, "0");
+const segmentName = (seq: number, firstIndex: number) => `${pad16(seq)}-${pad16(firstIndex)}.wal`;
+const snapshotName = (term: number, index: number) => `${pad16(term)}-${pad16(index)}.snap`;
+const SEGMENT_RE = /^(\d{16})-(\d{16})\.wal$/;
+const SNAPSHOT_RE = /^(\d{16})-(\d{16})\.snap$/;
+
+// ---- record codec ----
+
+function writeU64(buf: Buffer, off: number, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`wal: cannot encode ${n} as u64`);
+  buf.writeUInt32LE(n % 0x100000000, off);
+  buf.writeUInt32LE(Math.floor(n / 0x100000000), off + 4);
+}
+
+const readU64 = (buf: Buffer, off: number) => buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * 0x100000000;
+
+/** Appends records into one preallocated buffer so a save() is a single write. */
+class RecordWriter {
+  private off = 0;
+  constructor(readonly buf: Buffer) {}
+
+  static entrySize = (e: Entry) => HEADER + 17 + e.data.length;
+  static hardStateSize = (vote: Buffer | null) => HEADER + 17 + (vote?.length ?? 0);
+  static snapshotSize = () => HEADER + 16;
+
+  entry(e: Entry): void {
+    const p = this.begin(REC_ENTRY, 17 + e.data.length);
+    writeU64(this.buf, p, e.term);
+    writeU64(this.buf, p + 8, e.index);
+    this.buf[p + 16] = e.type === "conf" ? 1 : 0;
+    this.buf.set(e.data, p + 17);
+    this.end(p - HEADER);
+  }
+
+  hardState(hs: HardState, vote: Buffer | null): void {
+    const p = this.begin(REC_HARD_STATE, 17 + (vote?.length ?? 0));
+    writeU64(this.buf, p, hs.term);
+    writeU64(this.buf, p + 8, hs.commit);
+    this.buf[p + 16] = vote ? 1 : 0;
+    if (vote) this.buf.set(vote, p + 17);
+    this.end(p - HEADER);
+  }
+
+  snapshot(term: number, index: number): void {
+    const p = this.begin(REC_SNAPSHOT, 16);
+    writeU64(this.buf, p, term);
+    writeU64(this.buf, p + 8, index);
+    this.end(p - HEADER);
+  }
+
+  private begin(type: number, len: number): number {
+    this.buf.writeUInt32LE(len, this.off);
+    this.buf[this.off + 8] = type;
+    this.off += HEADER + len;
+    return this.off - len;
+  }
+
+  private end(start: number): void {
+    const len = this.buf.readUInt32LE(start);
+    this.buf.writeUInt32LE(crc32c(this.buf.subarray(start + 8, start + HEADER + len)), start + 4);
+  }
+}
+
+type WalRecord =
+  | { kind: "entry"; entry: Entry }
+  | { kind: "hardState"; hardState: HardState }
+  | { kind: "snapshot"; term: number; index: number };
+
+/** Decodes the record at `off`, or returns why it is not a valid one. */
+function readRecord(buf: Buffer, off: number): { record: WalRecord; next: number } | { bad: string } {
+  if (buf.length - off < HEADER) return { bad: `${buf.length - off} bytes, shorter than a record header` };
+  const len = buf.readUInt32LE(off);
+  if (len > buf.length - off - HEADER) return { bad: `length ${len} runs past the end of the file` };
+  const body = buf.subarray(off + 8, off + HEADER + len);
+  if (crc32c(body) !== buf.readUInt32LE(off + 4)) return { bad: "checksum mismatch" };
+  const record = decodePayload(body[0]!, buf.subarray(off + HEADER, off + HEADER + len));
+  return record ? { record, next: off + HEADER + len } : { bad: `undecodable record of type ${body[0]}` };
+}
+
+function decodePayload(type: number, p: Buffer): WalRecord | null {
+  if (type === REC_ENTRY && p.length >= 17 && p[16]! <= 1) {
+    const entry: Entry = {
+      term: readU64(p, 0),
+      index: readU64(p, 8),
+      type: p[16] === 1 ? "conf" : "normal",
+      data: new Uint8Array(p.subarray(17)), // a copy: the segment buffer must not stay alive behind it
+    };
+    return { kind: "entry", entry };
+  }
+  if (type === REC_HARD_STATE && p.length >= 17 && p[16]! <= 1) {
+    const vote = p[16] === 1 ? p.toString("utf8", 17) : null;
+    return { kind: "hardState", hardState: { term: readU64(p, 0), commit: readU64(p, 8), vote } };
+  }
+  if (type === REC_SNAPSHOT && p.length === 16)
+    return { kind: "snapshot", term: readU64(p, 0), index: readU64(p, 8) };
+  return null;
+}
+
+/** Whether any valid record starts after `from`: if so, the bad bytes at `from` are not a torn tail. */
+function validRecordAfter(buf: Buffer, from: number): number | null {
+  for (let off = from + 1; off + HEADER <= buf.length; off++) {
+    const len = buf.readUInt32LE(off);
+    if (len === 0 || len > buf.length - off - HEADER) continue;
+    if ("record" in readRecord(buf, off)) return off;
+  }
+  return null;
+}
+
+// ---- log replay ----
+
+/** Rebuilds the logical log from records in write order; a lower index replaces the suffix (last writer wins). */
+class LogReplay {
+  entries: Entry[] = [];
+  /** Index just before entries[0]; null until the first entry or snapshot marker. */
+  base: number | null = null;
+  hardState: HardState = { ...EMPTY_HARD_STATE };
+
+  get lastIndex(): number {
+    return (this.base ?? 0) + this.entries.length;
+  }
+
+  apply(r: WalRecord, where: string): void {
+    if (r.kind === "hardState") this.hardState = r.hardState;
+    else if (r.kind === "snapshot") this.marker(r.index);
+    else this.entry(r.entry, where);
+  }
+
+  private entry(e: Entry, where: string): void {
+    if (this.base === null || e.index <= this.base) {
+      this.base = e.index - 1;
+      this.entries = [e];
+      return;
+    }
+    const last = this.lastIndex;
+    if (e.index > last + 1)
+      throw new Error(`wal: gap in the log at ${where}: entry ${e.index} follows ${last}`);
+    this.entries.length = e.index - this.base - 1;
+    this.entries.push(e);
+  }
+
+  private marker(index: number): void {
+    if (this.base !== null && index <= this.lastIndex) return;
+    this.base = index;
+    this.entries = [];
+  }
+}
+
+// ---- snapshot files ----
+
+function encodeSnapshot(s: Snapshot): Buffer {
+  const meta = Buffer.from(JSON.stringify(s.meta), "utf8");
+  const buf = Buffer.allocUnsafe(12 + meta.length + s.data.length);
+  buf.writeUInt32LE(SNAP_MAGIC, 0);
+  buf.writeUInt32LE(meta.length, 8);
+  buf.set(meta, 12);
+  buf.set(s.data, 12 + meta.length);
+  buf.writeUInt32LE(crc32c(buf.subarray(8)), 4);
+  return buf;
+}
+
+function decodeSnapshot(buf: Buffer): Snapshot | string {
+  if (buf.length < 12 || buf.readUInt32LE(0) !== SNAP_MAGIC) return "bad header";
+  if (crc32c(buf.subarray(8)) !== buf.readUInt32LE(4)) return "checksum mismatch";
+  const metaLen = buf.readUInt32LE(8);
+  if (12 + metaLen > buf.length) return "meta runs past the end of the file";
+  const meta = JSON.parse(buf.toString("utf8", 12, 12 + metaLen)) as SnapshotMeta;
+  return { meta, data: new Uint8Array(buf.subarray(12 + metaLen)) };
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, fsc.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+export class FileRaftStorage implements RaftStorage {
+  private readonly walDir: string;
+  private readonly snapDir: string;
+  private readonly segmentBytes: number;
+  private readonly logger: (line: string) => void;
+  private segments: Segment[] = [];
+  private fh: FileHandle | null = null;
+  private size = 0;
+  private lastIndex = 0;
+  private snapIndex = 0;
+  private hardState: HardState = { ...EMPTY_HARD_STATE };
+  private loaded = false;
+  private closed = false;
+  /** Set after a failed write or fsync: the file's state is unknown, so no further writes are trusted. */
+  private broken: Error | null = null;
+  private chain: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly dir: string,
+    opts: FileRaftStorageOptions,
+  ) {
+    this.walDir = join(dir, "wal");
+    this.snapDir = join(dir, "snap");
+    this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.logger = opts.logger ?? (() => {});
+  }
+
+  static async open(dir: string, opts: FileRaftStorageOptions = {}): Promise<FileRaftStorage> {
+    const s = new FileRaftStorage(dir, opts);
+    await mkdir(s.walDir, { recursive: true });
+    await mkdir(s.snapDir, { recursive: true });
+    return s;
+  }
+
+  load(): Promise<LoadResult> {
+    return this.serial(() => this.recover());
+  }
+
+  save(hardState: HardState | null, entries: Entry[]): Promise<void> {
+    return this.serial(async () => {
+      await this.ensureLoaded();
+      if (!hardState && entries.length === 0) return;
+      this.checkContiguous(entries);
+      const votes = hardState?.vote != null ? Buffer.from(hardState.vote, "utf8") : null;
+      let size = entries.reduce((n, e) => n + RecordWriter.entrySize(e), 0);
+      if (hardState) size += RecordWriter.hardStateSize(votes);
+      if (this.size > 0 && this.size + size > this.segmentBytes) {
+        await this.rotate(entries[0]?.index ?? this.lastIndex + 1);
+      }
+      // A new segment opens with the current hard state, so compacting older segments never loses it.
+      const carry = this.size === 0 && !hardState ? this.hardState : null;
+      const carryVote = carry?.vote != null ? Buffer.from(carry.vote, "utf8") : null;
+      if (carry) size += RecordWriter.hardStateSize(carryVote);
+      const w = new RecordWriter(Buffer.allocUnsafe(size));
+      if (carry) w.hardState(carry, carryVote);
+      if (hardState) w.hardState(hardState, votes);
+      for (const e of entries) w.entry(e);
+      await this.append(w.buf);
+      if (hardState) this.hardState = { ...hardState };
+      const last = entries[entries.length - 1];
+      if (last) {
+        this.lastIndex = last.index;
+        const seg = this.segments[this.segments.length - 1]!;
+        seg.maxIndex = Math.max(seg.maxIndex, last.index);
+      }
+    });
+  }
+
+  saveSnapshot(snapshot: Snapshot): Promise<void> {
+    return this.serial(async () => {
+      await this.ensureLoaded();
+      const { term, index } = snapshot.meta;
+      const name = snapshotName(term, index);
+      const tmp = join(this.snapDir, `${name}.tmp`);
+      const fh = await open(tmp, "w");
+      try {
+        await writeAll(fh, encodeSnapshot(snapshot), 0);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, join(this.snapDir, name));
+      await fsyncDir(this.snapDir);
+      this.snapIndex = Math.max(this.snapIndex, index);
+      if (index > this.lastIndex) {
+        // Installed from a leader past our log's end: entries from index + 1 on follow without a gap.
+        const w = new RecordWriter(Buffer.allocUnsafe(RecordWriter.snapshotSize()));
+        w.snapshot(term, index);
+        await this.append(w.buf);
+        this.lastIndex = index;
+      }
+      await this.pruneSnapshots();
+    });
+  }
+
+  compact(index: number): Promise<void> {
+    return this.serial(async () => {
+      await this.ensureLoaded();
+      // Never drop entries that no durable snapshot covers, whatever the caller asks.
+      const upTo = Math.min(index, this.snapIndex);
+      let dropped = 0;
+      while (this.segments.length > 1 && this.segments[0]!.maxIndex <= upTo) {
+        const seg = this.segments.shift()!;
+        await rm(join(this.walDir, seg.name));
+        dropped++;
+      }
+      if (dropped > 0) {
+        await fsyncDir(this.walDir);
+        this.logger(`wal: compacted ${dropped} segment(s) up to index ${upTo}`);
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    return this.serial(async () => {
+      this.closed = true;
+      await this.fh?.close();
+      this.fh = null;
+    });
+  }
+
+  /** Runs operations one at a time even if the caller overlaps them. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = async () => {
+      if (this.closed) throw new Error(`raft storage ${this.dir}: closed`);
+      if (this.broken)
+        throw new Error(`raft storage ${this.dir}: unusable after an I/O error: ${this.broken.message}`);
+      return fn();
+    };
+    const p = this.chain.then(run, run);
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  private async ensureLoaded(): Promise<void> {
+    if (!this.loaded) await this.recover();
+  }
+
+  private checkContiguous(entries: Entry[]): void {
+    const first = entries[0];
+    if (!first) return;
+    if (first.index > this.lastIndex + 1) {
+      throw new Error(
+        `wal: entry ${first.index} would leave a gap after the last stored index ${this.lastIndex}`,
+      );
+    }
+    entries.forEach((e, i) => {
+      if (e.index !== first.index + i) throw new Error(`wal: entries are not contiguous at index ${e.index}`);
+    });
+  }
+
+  private async append(buf: Buffer): Promise<void> {
+    try {
+      await writeAll(this.fh!, buf, this.size);
+      await this.fh!.datasync();
+      this.size += buf.length;
+    } catch (err) {
+      this.broken = err as Error;
+      throw err;
+    }
+  }
+
+  private async rotate(firstIndex: number): Promise<void> {
+    const prev = this.segments[this.segments.length - 1];
+    await this.fh?.close();
+    this.fh = null;
+    await this.createSegment((prev?.seq ?? 0) + 1, firstIndex);
+  }
+
+  private async createSegment(seq: number, firstIndex: number): Promise<void> {
+    const name = segmentName(seq, firstIndex);
+    this.fh = await open(join(this.walDir, name), "wx+");
+    await fsyncDir(this.walDir);
+    this.segments.push({ seq, firstIndex, name, maxIndex: -1 });
+    this.size = 0;
+  }
+
+  // ---- recovery ----
+
+  private async recover(): Promise<LoadResult> {
+    await this.fh?.close();
+    this.fh = null;
+    this.loaded = false;
+    const report: RecoveryReport = { notes: [], truncatedBytes: 0 };
+    const note = (line: string) => {
+      report.notes.push(line);
+      this.logger(line);
+    };
+    const snapshot = await this.loadSnapshot(note);
+    const snapIndex = snapshot?.meta.index ?? 0;
+    const replay = new LogReplay();
+    this.segments = await this.listSegments();
+    for (const [i, seg] of this.segments.entries()) {
+      const isLast = i === this.segments.length - 1;
+      await this.replaySegment(seg, isLast, replay, report, note);
+    }
+    if (replay.base !== null && replay.base > snapIndex) {
+      const where = this.segments[0]?.name ?? "wal";
+      throw new Error(
+        `wal: log starts after index ${replay.base} (${where}) but the snapshot only covers up to ${snapIndex}: ` +
+          "entries are missing",
+      );
+    }
+    const last = this.segments[this.segments.length - 1];
+    if (last) {
+      this.fh = await open(join(this.walDir, last.name), "r+");
+      this.size = (await this.fh.stat()).size;
+    } else {
+      await this.createSegment(1, Math.max(replay.lastIndex, snapIndex) + 1);
+    }
+    this.hardState = replay.hardState;
+    this.snapIndex = snapIndex;
+    this.lastIndex = Math.max(replay.lastIndex, snapIndex);
+    this.loaded = true;
+    const entries = replay.entries.filter((e) => e.index > snapIndex);
+    if (entries.length > 0 || snapshot) {
+      note(
+        `wal: recovered ${entries.length} entries (${entries[0]?.index ?? "-"}..${entries.at(-1)?.index ?? "-"}) ` +
+          `over snapshot ${snapIndex} from ${this.segments.length} segment(s)`,
+      );
+    }
+    return { hardState: { ...replay.hardState }, snapshot, entries, report };
+  }
+
+  private async listSegments(): Promise<Segment[]> {
+    const segs: Segment[] = [];
+    for (const name of await readdir(this.walDir)) {
+      const m = SEGMENT_RE.exec(name);
+      if (m) segs.push({ seq: Number(m[1]), firstIndex: Number(m[2]), name, maxIndex: -1 });
+    }
+    segs.sort((a, b) => a.seq - b.seq);
+    for (let i = 1; i < segs.length; i++) {
+      const [a, b] = [segs[i - 1]!, segs[i]!];
+      if (b.seq !== a.seq + 1) {
+        throw new Error(`wal: segment(s) missing between ${a.name} and ${b.name} (sequence ${a.seq + 1})`);
+      }
+    }
+    return segs;
+  }
+
+  private async replaySegment(
+    seg: Segment,
+    isLast: boolean,
+    replay: LogReplay,
+    report: RecoveryReport,
+    note: (line: string) => void,
+  ): Promise<void> {
+    const path = join(this.walDir, seg.name);
+    const buf = await readFile(path);
+    let off = 0;
+    while (off < buf.length) {
+      const r = readRecord(buf, off);
+      if ("bad" in r) {
+        const after = isLast ? validRecordAfter(buf, off) : off;
+        if (after !== null) {
+          throw new Error(
+            `wal: corrupt record in ${path} at offset ${off} (${r.bad})` +
+              (isLast ? `; a valid record follows at offset ${after}` : "; later segments follow") +
+              ": refusing to drop acknowledged entries",
+          );
+        }
+        await truncateTail(path, off);
+        report.truncatedBytes += buf.length - off;
+        note(
+          `wal: truncated ${buf.length - off} torn bytes at the end of segment ${seg.name} (offset ${off}: ${r.bad})`,
+        );
+        return;
+      }
+      replay.apply(r.record, `${path} offset ${off}`);
+      if (r.record.kind === "entry") seg.maxIndex = Math.max(seg.maxIndex, r.record.entry.index);
+      off = r.next;
+    }
+  }
+
+  private async loadSnapshot(note: (line: string) => void): Promise<Snapshot | null> {
+    const found: { term: number; index: number; name: string }[] = [];
+    for (const name of await readdir(this.snapDir)) {
+      const m = SNAPSHOT_RE.exec(name);
+      if (m) found.push({ term: Number(m[1]), index: Number(m[2]), name });
+      else if (name.endsWith(".tmp")) {
+        // A snapshot write that never reached its rename: never acknowledged.
+        await rm(join(this.snapDir, name), { force: true });
+        note(`snap: removed unfinished ${name}`);
+      }
+    }
+    found.sort((a, b) => b.index - a.index || b.term - a.term);
+    for (const f of found) {
+      const decoded = decodeSnapshotSafe(await readFile(join(this.snapDir, f.name)));
+      if (typeof decoded !== "string") return decoded;
+      note(`snap: ${f.name} is unusable (${decoded}); falling back to an older snapshot`);
+    }
+    return null;
+  }
+
+  private async pruneSnapshots(): Promise<void> {
+    const names = (await readdir(this.snapDir)).filter((n) => SNAPSHOT_RE.test(n));
+    const byIndex = (n: string) => Number(SNAPSHOT_RE.exec(n)![2]);
+    names.sort((a, b) => byIndex(b) - byIndex(a) || b.localeCompare(a));
+    for (const name of names.slice(KEEP_SNAPSHOTS)) await rm(join(this.snapDir, name), { force: true });
+  }
+}
+
+function decodeSnapshotSafe(buf: Buffer): Snapshot | string {
+  try {
+    return decodeSnapshot(buf);
+  } catch (err) {
+    return `undecodable: ${(err as Error).message}`;
+  }
+}
+
+async function truncateTail(path: string, length: number): Promise<void> {
+  const fh = await open(path, "r+");
+  try {
+    await fh.truncate(length);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
