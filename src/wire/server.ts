@@ -1,0 +1,131 @@
+// Accepting side: a TCP listener that runs the handshake on each socket and hands established connections over.
+import { createServer, type Socket } from "node:net";
+import { Connection, formatAddress } from "./connection.ts";
+import { WireError } from "./errors.ts";
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Hello, handshake, type Role } from "./handshake.ts";
+
+export interface ListenOptions {
+  host: string;
+  /** 0 picks a free port (see Listener.address). */
+  port: number;
+  /** When set, connectors must prove they know it (mutual challenge-response). */
+  secret: Buffer | null;
+  /** The kind of connection this address serves; connectors of the other role are refused. */
+  role: Role;
+  /** This node's name, sent in the hello. */
+  name: string;
+  onConnection(conn: Connection, peerHello: Hello): void;
+  /** A connection refused during the handshake (wrong secret, version, role, timeout...). */
+  onRefused?(reason: string, remoteAddress: string, code: string): void;
+  handshakeTimeoutMs?: number;
+  /** Sockets still in the handshake at once; more are dropped so idle sockets cannot exhaust the node. */
+  maxHandshakes?: number;
+  maxFrameBytes?: number;
+  streamBufferLimit?: number;
+}
+
+export interface Listener {
+  readonly address: { host: string; port: number };
+  /** Established connections currently open. */
+  readonly connectionCount: number;
+  /** Stops accepting and closes every connection (established and handshaking). */
+  close(): Promise<void>;
+}
+
+export function listen(opts: ListenOptions): Promise<Listener> {
+  const conns = new Set<Connection>();
+  const sockets = new Set<Socket>();
+  const established = new WeakSet<Socket>();
+  let handshaking = 0;
+  let closing = false;
+  const maxHandshakes = opts.maxHandshakes ?? 256;
+  const server = createServer({ noDelay: true }, (socket) => {
+    const remote = formatAddress(socket.remoteAddress, socket.remotePort);
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {}); // reported through the handshake or the Connection
+    if (closing || handshaking >= maxHandshakes) {
+      opts.onRefused?.(
+        closing ? "the listener is closing" : "too many handshakes in progress",
+        remote,
+        "busy",
+      );
+      socket.destroy();
+      return;
+    }
+    handshaking++;
+    handshake(socket, {
+      side: "accept",
+      role: opts.role,
+      name: opts.name,
+      secret: opts.secret,
+      timeoutMs: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      label: remote,
+    }).then(
+      ({ hello, decoder, frames }) => {
+        handshaking--;
+        if (closing) {
+          socket.destroy();
+          return;
+        }
+        const conn = new Connection(socket, {
+          decoder,
+          initialFrames: frames,
+          label: `${hello.name} (${remote})`,
+          maxFrameBytes: opts.maxFrameBytes,
+          streamBufferLimit: opts.streamBufferLimit,
+        });
+        conns.add(conn);
+        established.add(socket);
+        conn.onClose(() => conns.delete(conn));
+        try {
+          opts.onConnection(conn, hello);
+        } finally {
+          socket.resume();
+        }
+      },
+      (err: WireError) => {
+        handshaking--;
+        opts.onRefused?.(err.message, remote, err.code);
+      },
+    );
+  });
+  return new Promise((resolve, reject) => {
+    const onListenError = (err: NodeJS.ErrnoException) => {
+      reject(
+        new WireError(
+          err.code === "EADDRINUSE" ? "address_in_use" : "listen_failed",
+          `cannot listen on ${formatAddress(opts.host, opts.port)}: ${err.message}`,
+        ),
+      );
+    };
+    server.once("error", onListenError);
+    server.listen(opts.port, opts.host, () => {
+      server.off("error", onListenError);
+      server.on("error", () => {});
+      const a = server.address();
+      const address =
+        a && typeof a === "object" ? { host: a.address, port: a.port } : { host: opts.host, port: opts.port };
+      resolve({
+        address,
+        get connectionCount() {
+          return conns.size;
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            if (closing) return done();
+            closing = true;
+            for (const c of [...conns]) c.close("the node is shutting down");
+            const killer = setTimeout(() => {
+              for (const s of sockets) s.destroy();
+            }, 500);
+            server.close(() => {
+              clearTimeout(killer);
+              done();
+            });
+            for (const s of sockets) if (!established.has(s)) s.destroy();
+          }),
+      });
+    });
+  });
+}
