@@ -1,0 +1,445 @@
+// The etcd-v2 store (etcd's v2store) as a deterministic state machine: every write carries the leader's clock
+// (`cmd.now`), so replicas compute identical indexes, expirations and events. Client mistakes are returned as
+// KvError values, never thrown.
+import { Packr } from "msgpackr";
+import type { KvCommand } from "./commands.ts";
+import { EventHistory, type HistoryEntry } from "./history.ts";
+import { cleanKey, joinKey, segments } from "./path.ts";
+import { eventNode, repr, reprForGet } from "./render.ts";
+import { nameOf, newNode, type TreeNode, TtlHeap } from "./tree.ts";
+import { EVENT_HISTORY_SIZE, KvError, type KvErrorCode, type KvEvent, type KvNode } from "./types.ts";
+import { WatcherHub, type WatchHandle } from "./watchers.ts";
+
+export type { WatchHandle } from "./watchers.ts";
+
+const STAT_NAMES = [
+  "getsSuccess",
+  "getsFail",
+  "setsSuccess",
+  "setsFail",
+  "deleteSuccess",
+  "deleteFail",
+  "updateSuccess",
+  "updateFail",
+  "createSuccess",
+  "createFail",
+  "compareAndSwapSuccess",
+  "compareAndSwapFail",
+  "compareAndDeleteSuccess",
+  "compareAndDeleteFail",
+  "expireCount",
+] as const;
+type StatName = (typeof STAT_NAMES)[number];
+
+/** Which success/failure counters each client command feeds. */
+const STAT_OF: Record<Exclude<KvCommand["op"], "expire">, [StatName, StatName]> = {
+  set: ["setsSuccess", "setsFail"],
+  create: ["createSuccess", "createFail"],
+  update: ["updateSuccess", "updateFail"],
+  cas: ["compareAndSwapSuccess", "compareAndSwapFail"],
+  delete: ["deleteSuccess", "deleteFail"],
+  cad: ["compareAndDeleteSuccess", "compareAndDeleteFail"],
+};
+
+/** Snapshot layout (version 1): nodes flat in pre-order so a deep or wide tree never recurses while encoding. */
+interface SnapshotDoc {
+  v: 1;
+  index: number;
+  /** [path, dir (1|0), value, createdIndex, modifiedIndex, expireTime | null], parents before children. */
+  nodes: [string, number, string, number, number, number | null][];
+  history: [KvEvent, number][];
+  stats: number[];
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export class KvStore {
+  private root: TreeNode = newNode("/", true, "", 0, null, null);
+  private currentIndex = 0;
+  private ttlHeap = new TtlHeap();
+  private hub = new WatcherHub(new EventHistory(EVENT_HISTORY_SIZE));
+  private counters = new Map<StatName, number>(STAT_NAMES.map((n) => [n, 0]));
+
+  /** etcd's CurrentIndex: bumped once by every successful modification (and once per expired node). */
+  get index(): number {
+    return this.currentIndex;
+  }
+
+  apply(cmd: KvCommand): KvEvent | KvEvent[] | KvError {
+    if (cmd.op === "expire") return this.expire(cmd.now);
+    const result = this.applyWrite(cmd);
+    const [ok, fail] = STAT_OF[cmd.op];
+    this.bump(result instanceof KvError ? fail : ok);
+    return result;
+  }
+
+  get(key: string, opts: { recursive: boolean; sorted: boolean }, now: number): KvEvent | KvError {
+    const n = this.lookup(cleanKey(key));
+    if (n instanceof KvError) {
+      this.bump("getsFail");
+      return n;
+    }
+    this.bump("getsSuccess");
+    return { action: "get", node: reprForGet(n, opts.recursive, opts.sorted, now) };
+  }
+
+  watch(
+    key: string,
+    opts: { recursive: boolean; stream: boolean; sinceIndex?: number },
+    listener: (e: KvEvent) => void,
+  ): WatchHandle | KvError {
+    const since = opts.sinceIndex && opts.sinceIndex > 0 ? opts.sinceIndex : this.currentIndex + 1;
+    return this.hub.watch(cleanKey(key), opts.recursive, opts.stream, since, this.currentIndex, listener);
+  }
+
+  /** Earliest expiration (ms since the epoch) of any node, or null when nothing has a TTL. */
+  nextExpiration(): number | null {
+    return this.ttlHeap.top()?.expireTime ?? null;
+  }
+
+  stats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const name of STAT_NAMES) out[name] = this.counters.get(name) ?? 0;
+    out.watchers = this.hub.count;
+    return out;
+  }
+
+  snapshot(): Uint8Array {
+    const nodes: SnapshotDoc["nodes"] = [];
+    const stack: TreeNode[] = [...(this.root.children as Map<string, TreeNode>).values()].reverse();
+    while (stack.length > 0) {
+      const n = stack.pop() as TreeNode;
+      nodes.push([n.path, n.children ? 1 : 0, n.value, n.createdIndex, n.modifiedIndex, n.expireTime]);
+      if (n.children) {
+        // Pushed in reverse so children pop in order; a loop, not a spread: a directory may hold 100k keys.
+        const kids = [...n.children.values()];
+        for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i] as TreeNode);
+      }
+    }
+    const doc: SnapshotDoc = {
+      v: 1,
+      index: this.currentIndex,
+      nodes,
+      history: this.hub.history.entries().map((h) => [h.event, h.refresh ? 1 : 0]),
+      stats: STAT_NAMES.map((n) => this.counters.get(n) ?? 0),
+    };
+    return packr.pack(doc);
+  }
+
+  /**
+   * Replaces the whole state. Unlike etcd (which drops watchers with error 400), existing watchers survive:
+   * they are caught up from the restored history and then continue with new events.
+   */
+  restore(data: Uint8Array): void {
+    const doc = packr.unpack(data) as SnapshotDoc;
+    if (doc?.v !== 1) throw new Error("not a key/value store snapshot");
+    this.ttlHeap.clear();
+    this.root = newNode("/", true, "", 0, null, null);
+    const byPath = new Map<string, TreeNode>([["/", this.root]]);
+    for (const [path, dir, value, created, modified, expireTime] of doc.nodes) {
+      const parentPath = path.slice(0, Math.max(1, path.lastIndexOf("/")));
+      const parent = byPath.get(parentPath);
+      if (!parent?.children) throw new Error(`snapshot node ${path} has no parent directory`);
+      const n = newNode(path, dir === 1, value, created, parent, expireTime ?? null);
+      n.modifiedIndex = modified;
+      parent.children.set(nameOf(n), n);
+      if (n.children) byPath.set(path, n);
+      if (n.expireTime !== null) this.ttlHeap.push(n);
+    }
+    this.currentIndex = doc.index;
+    this.hub.history.reset(doc.history.map(([event, r]): HistoryEntry => ({ event, refresh: r === 1 })));
+    STAT_NAMES.forEach((name, i) => {
+      this.counters.set(name, doc.stats[i] ?? 0);
+    });
+    this.hub.afterRestore(this.currentIndex);
+  }
+
+  // --- writes -------------------------------------------------------------------------------------------------
+
+  private applyWrite(cmd: Exclude<KvCommand, { op: "expire" }>): KvEvent | KvError {
+    switch (cmd.op) {
+      case "set":
+        return this.set(cmd.key, cmd.dir, cmd.value, expireAt(cmd.ttl, cmd.now), cmd.refresh, cmd.now);
+      case "create": {
+        const r = this.create(
+          cmd.key,
+          cmd.dir,
+          cmd.value,
+          cmd.unique,
+          false,
+          expireAt(cmd.ttl, cmd.now),
+          cmd.now,
+        );
+        if (r instanceof KvError) return r;
+        this.hub.notify(r);
+        return r;
+      }
+      case "update":
+        return this.update(cmd.key, cmd.value, expireAt(cmd.ttl, cmd.now), cmd.refresh, cmd.now);
+      case "cas":
+        return this.compareAndSwap(cmd, expireAt(cmd.ttl, cmd.now));
+      case "delete":
+        return this.delete(cmd.key, cmd.dir, cmd.recursive, cmd.now);
+      case "cad":
+        return this.compareAndDelete(cmd.key, cmd.prevValue, cmd.prevIndex, cmd.now);
+    }
+  }
+
+  private set(
+    key: string,
+    dir: boolean,
+    value: string,
+    expireTime: number | null,
+    refresh: boolean,
+    now: number,
+  ): KvEvent | KvError {
+    const prev = this.lookup(cleanKey(key));
+    if (prev instanceof KvError && prev.errorCode !== 100) return prev;
+    if (refresh) {
+      if (prev instanceof KvError) return prev;
+      value = prev.value; // a refresh keeps the value and only resets the TTL
+    }
+    const e = this.create(key, dir, value, false, true, expireTime, now);
+    if (e instanceof KvError) return e;
+    this.publish(e, refresh);
+    return e;
+  }
+
+  /** etcd's internalCreate: creates missing parent directories; `replace` lets a file (never a dir) be overwritten. */
+  private create(
+    key: string,
+    dir: boolean,
+    value: string,
+    unique: boolean,
+    replace: boolean,
+    expireTime: number | null,
+    now: number,
+  ): KvEvent | KvError {
+    const next = this.currentIndex + 1;
+    // In-order keys are named by the index they are created at, zero-padded so they sort as strings.
+    const path = cleanKey(unique ? `${key}/${String(next).padStart(20, "0")}` : key);
+    if (path === "/") return this.error(107, "/");
+    const segs = segments(path);
+    const name = segs.pop() as string;
+    let d = this.root;
+    for (const seg of segs) {
+      const children = d.children as Map<string, TreeNode>;
+      const child = children.get(seg);
+      if (child) {
+        if (!child.children) return this.error(104, child.path);
+        d = child;
+      } else {
+        const made = newNode(joinKey(d.path, seg), true, "", next, d, null);
+        children.set(seg, made);
+        d = made;
+      }
+    }
+    const children = d.children as Map<string, TreeNode>;
+    const existing = children.get(name);
+    let prevNode: KvNode | undefined;
+    if (existing) {
+      if (!replace) return this.error(105, path);
+      if (existing.children) return this.error(102, path);
+      prevNode = repr(existing, false, false, now);
+      this.detach(existing); // a replaced file is not announced as deleted (etcd passes no callback)
+    }
+    const n = newNode(path, dir, value, next, d, expireTime);
+    children.set(name, n);
+    if (expireTime !== null) this.ttlHeap.push(n);
+    this.currentIndex = next;
+    const node = eventNode(path, dir ? { dir: true } : { value }, { expireTime, now }, next, next);
+    const action = replace ? "set" : "create";
+    return prevNode ? { action, node, prevNode } : { action, node };
+  }
+
+  private update(
+    key: string,
+    value: string,
+    expireTime: number | null,
+    refresh: boolean,
+    now: number,
+  ): KvEvent | KvError {
+    const path = cleanKey(key);
+    if (path === "/") return this.error(107, "/");
+    const n = this.lookup(path);
+    if (n instanceof KvError) return n;
+    if (n.children && value !== "") return this.error(102, path);
+    if (refresh) value = n.value;
+    const next = this.currentIndex + 1;
+    const prevNode = repr(n, false, false, now);
+    // A directory has no value: an update only changes its TTL (etcd's "update dir").
+    if (!n.children) n.value = value;
+    n.modifiedIndex = next;
+    this.updateTtl(n, expireTime);
+    const node = eventNode(
+      path,
+      n.children ? { dir: true } : { value },
+      { expireTime: n.expireTime, now },
+      next,
+      n.createdIndex,
+    );
+    const e: KvEvent = { action: "update", node, prevNode };
+    this.currentIndex = next;
+    this.publish(e, refresh);
+    return e;
+  }
+
+  private compareAndSwap(
+    cmd: Extract<KvCommand, { op: "cas" }>,
+    expireTime: number | null,
+  ): KvEvent | KvError {
+    const path = cleanKey(cmd.key);
+    if (path === "/") return this.error(107, "/");
+    const n = this.lookup(path);
+    if (n instanceof KvError) return n;
+    if (n.children) return this.error(102, path);
+    const failed = compareFailure(n, cmd.prevValue, cmd.prevIndex);
+    if (failed !== null) return this.error(101, failed);
+    const value = cmd.refresh ? n.value : cmd.value;
+    const next = this.currentIndex + 1;
+    const prevNode = repr(n, false, false, cmd.now);
+    n.value = value;
+    n.modifiedIndex = next;
+    this.updateTtl(n, expireTime);
+    this.currentIndex = next;
+    const node = eventNode(path, { value }, { expireTime: n.expireTime, now: cmd.now }, next, n.createdIndex);
+    const e: KvEvent = { action: "compareAndSwap", node, prevNode };
+    this.publish(e, cmd.refresh);
+    return e;
+  }
+
+  private delete(key: string, dir: boolean, recursive: boolean, now: number): KvEvent | KvError {
+    const path = cleanKey(key);
+    if (path === "/") return this.error(107, "/");
+    const n = this.lookup(path);
+    if (n instanceof KvError) return n;
+    if (recursive) dir = true;
+    if (n.children) {
+      if (!dir) return this.error(102, n.path);
+      if (n.children.size > 0 && !recursive) return this.error(108, n.path);
+    }
+    const next = this.currentIndex + 1;
+    const e: KvEvent = {
+      action: "delete",
+      node: eventNode(path, n.children ? { dir: true } : {}, null, next, n.createdIndex),
+      prevNode: repr(n, false, false, now),
+    };
+    this.removeAndNotify(n, e);
+    return e;
+  }
+
+  private compareAndDelete(
+    key: string,
+    prevValue: string | undefined,
+    prevIndex: number | undefined,
+    now: number,
+  ): KvEvent | KvError {
+    const path = cleanKey(key);
+    // No read-only check here, as in etcd: the root is a directory, so this answers 102.
+    const n = this.lookup(path);
+    if (n instanceof KvError) return n;
+    if (n.children) return this.error(102, path);
+    const failed = compareFailure(n, prevValue, prevIndex);
+    if (failed !== null) return this.error(101, failed);
+    const next = this.currentIndex + 1;
+    const e: KvEvent = {
+      action: "compareAndDelete",
+      node: eventNode(path, {}, null, next, n.createdIndex),
+      prevNode: repr(n, false, false, now),
+    };
+    this.removeAndNotify(n, e);
+    return e;
+  }
+
+  /** etcd's DeleteExpiredKeys: earliest first, one event (and one index) per expired node. */
+  private expire(now: number): KvEvent[] {
+    const events: KvEvent[] = [];
+    for (;;) {
+      const n = this.ttlHeap.top();
+      if (!n || (n.expireTime as number) > now) break;
+      const next = this.currentIndex + 1;
+      const e: KvEvent = {
+        action: "expire",
+        node: eventNode(n.path, n.children ? { dir: true } : {}, null, next, n.createdIndex),
+        prevNode: repr(n, false, false, now),
+      };
+      this.removeAndNotify(n, e);
+      this.bump("expireCount");
+      events.push(e);
+    }
+    return events;
+  }
+
+  // --- helpers ------------------------------------------------------------------------------------------------
+
+  /** Removes `n` and everything below it, telling watchers on each removed path, then publishes `e`. */
+  private removeAndNotify(n: TreeNode, e: KvEvent): void {
+    const delivered = new Set<object>();
+    const removeTree = (node: TreeNode): void => {
+      if (node.children) for (const child of [...node.children.values()]) removeTree(child);
+      this.detach(node);
+      this.hub.notifyPath(e, node.path, true, delivered);
+    };
+    removeTree(n);
+    this.currentIndex = e.node.modifiedIndex;
+    this.hub.notify(e, delivered);
+  }
+
+  private detach(n: TreeNode): void {
+    const name = nameOf(n);
+    if (n.parent?.children?.get(name) === n) n.parent.children.delete(name);
+    this.ttlHeap.remove(n);
+  }
+
+  /** etcd's node.UpdateTTL: null makes the node permanent. */
+  private updateTtl(n: TreeNode, expireTime: number | null): void {
+    n.expireTime = expireTime;
+    if (expireTime === null) this.ttlHeap.remove(n);
+    else this.ttlHeap.update(n);
+  }
+
+  private publish(e: KvEvent, refresh: boolean): void {
+    if (refresh) this.hub.addRefresh(e);
+    else this.hub.notify(e);
+  }
+
+  /** etcd's internalGet: 104 names the file met on the way, 100 the first missing path. */
+  private lookup(path: string): TreeNode | KvError {
+    let cur = this.root;
+    for (const seg of segments(path)) {
+      if (!cur.children) return this.error(104, cur.path);
+      const child = cur.children.get(seg);
+      if (!child) return this.error(100, joinKey(cur.path, seg));
+      cur = child;
+    }
+    return cur;
+  }
+
+  private error(code: KvErrorCode, cause: string): KvError {
+    return new KvError(code, cause, this.currentIndex);
+  }
+
+  private bump(name: StatName): void {
+    this.counters.set(name, (this.counters.get(name) ?? 0) + 1);
+  }
+}
+
+function expireAt(ttl: number | null, now: number): number | null {
+  return ttl === null ? null : now + ttl * 1000;
+}
+
+/** etcd's Compare + getCompareFailCause: "[given != actual]", both parts when both differ. */
+function compareFailure(
+  n: TreeNode,
+  prevValue: string | undefined,
+  prevIndex: number | undefined,
+): string | null {
+  const pv = prevValue ?? "";
+  const pi = prevIndex ?? 0;
+  const indexMatch = pi === 0 || n.modifiedIndex === pi;
+  const valueMatch = pv === "" || n.value === pv;
+  if (indexMatch && valueMatch) return null;
+  if (indexMatch) return `[${pv} != ${n.value}]`;
+  if (valueMatch) return `[${pi} != ${n.modifiedIndex}]`;
+  return `[${pv} != ${n.value}] [${pi} != ${n.modifiedIndex}]`;
+}
