@@ -59,7 +59,8 @@ export function repr(n: TreeNode, recursive: boolean, sorted: boolean, now: numb
 
 /** etcd's loadInternalNode (what a get returns): a directory always lists one level of children. */
 export function reprForGet(n: TreeNode, recursive: boolean, sorted: boolean, now: number): KvNode {
-  const doc = { key: n.path } as KvNode;
+  // The root is the one node etcd shows without key and indexes (its path and indexes are Go zero values).
+  const doc = (n.path === "/" ? {} : { key: n.path }) as KvNode;
   if (n.children === null) doc.value = n.value;
   else doc.dir = true;
   addExpiration(doc, n, now);
@@ -67,6 +68,7 @@ export function reprForGet(n: TreeNode, recursive: boolean, sorted: boolean, now
     const nodes = visibleChildren(n, recursive, sorted, now);
     if (nodes.length > 0) doc.nodes = nodes;
   }
+  if (n.path === "/") return doc;
   doc.modifiedIndex = n.modifiedIndex;
   doc.createdIndex = n.createdIndex;
   return doc;

@@ -10,6 +10,7 @@ export const EVENT_HISTORY_SIZE = 1000;
 
 /** A node as clients see it: etcd's NodeExtern (key, value, dir, expiration, ttl, nodes, modifiedIndex, createdIndex). */
 export interface KvNode {
+  /** Absent only on the root directory, which etcd shows as {"dir":true,"nodes":[...]} (also without indexes). */
   key: string;
   value?: string;
   dir?: true;

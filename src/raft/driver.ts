@@ -86,6 +86,9 @@ export class RaftDriver {
   private proposals = new Map<number, PendingProposal>();
   /** Reads whose context was handed to Raft, keyed by context; each context covers a batch of reads. */
   private readsAwaitingIndex = new Map<string, { resolve: () => void; reject: (e: Error) => void }[]>();
+  /** Tick at which each read context was sent; a context unanswered for two election timeouts is failed. */
+  private readSentAt = new Map<string, number>();
+  private ticks = 0;
   /** Reads confirmed at an index, served once the state machine has applied it. */
   private readsAwaitingApply: {
     index: number;
@@ -264,6 +267,8 @@ export class RaftDriver {
           break;
         case "tick":
           this.raft.tick();
+          this.ticks++;
+          this.expireReads();
           break;
         case "propose":
           proposals.push(item);
@@ -314,10 +319,14 @@ export class RaftDriver {
       },
       () => {
         this.readsAwaitingIndex.set(key, waiters);
+        this.readSentAt.set(key, this.ticks);
         this.raft.readIndex(context);
       },
     );
-    if (this.raft.lead === null) this.readsAwaitingIndex.delete(key);
+    // Without a leader the request went nowhere: fail the batch now so callers can retry or give up.
+    if (this.raft.lead === null && this.readsAwaitingIndex.delete(key)) {
+      for (const w of waiters) w.reject(new NotLeaderError(null));
+    }
   }
 
   private guard(onError: (e: Error) => void, fn: () => void): void {
@@ -348,6 +357,7 @@ export class RaftDriver {
       const batch = this.readsAwaitingIndex.get(keyOf(rs.context));
       if (!batch) continue;
       this.readsAwaitingIndex.delete(keyOf(rs.context));
+      this.readSentAt.delete(keyOf(rs.context));
       this.readsAwaitingApply.push({ index: rs.index, batch });
     }
     this.serveReads();
@@ -397,9 +407,22 @@ export class RaftDriver {
     this.readsAwaitingApply = still;
   }
 
+  /** A ReadIndex request or its answer can be lost on the network: fail it so the caller can retry. */
+  private expireReads(): void {
+    const limit = 2 * this.opts.electionTicks;
+    for (const [key, sentAt] of this.readSentAt) {
+      if (this.ticks - sentAt < limit) continue;
+      this.readSentAt.delete(key);
+      const batch = this.readsAwaitingIndex.get(key) ?? [];
+      this.readsAwaitingIndex.delete(key);
+      for (const w of batch) w.reject(new NotLeaderError(this.raft.lead));
+    }
+  }
+
   private failReads(err: Error, onlyUnconfirmed = false): void {
     for (const batch of this.readsAwaitingIndex.values()) for (const w of batch) w.reject(err);
     this.readsAwaitingIndex.clear();
+    this.readSentAt.clear();
     if (onlyUnconfirmed) return;
     for (const r of this.readsAwaitingApply) for (const w of r.batch) w.reject(err);
     this.readsAwaitingApply = [];

@@ -1,0 +1,113 @@
+// What every client subcommand shares: --endpoint, --output, --request-timeout, connecting, and turning a
+// node's error into a one-line message with a meaningful exit code.
+import { BerthClient } from "../client/client.ts";
+import { CliError, EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
+import type { FlagSpec, FlagValues } from "./flags.ts";
+import type { OutputFormat } from "./output.ts";
+
+export const CLIENT_FLAGS: FlagSpec[] = [
+  {
+    name: "endpoint",
+    type: "list",
+    description: "node client addresses, tried in turn",
+    value: "HOST:PORT,...",
+    env: "BERTH_ENDPOINT",
+    default: ["127.0.0.1:4001"],
+  },
+  {
+    name: "output",
+    short: "o",
+    type: "string",
+    description: "table (for people) or json (one document per result, for scripts)",
+    value: "FORMAT",
+    env: "BERTH_OUTPUT",
+    default: "table",
+  },
+  {
+    name: "request-timeout",
+    type: "duration",
+    description: "how long to wait for the cluster",
+    env: "BERTH_REQUEST_TIMEOUT",
+    default: 5000,
+  },
+];
+
+export interface ClientContext {
+  client: BerthClient;
+  /** "extended" exists for `kv` commands only (etcdctl's -o extended). */
+  output: OutputFormat | "extended";
+  timeoutMs: number;
+}
+
+export function outputFormat(flags: FlagValues, extra: string[] = []): OutputFormat | "extended" {
+  const o = String(flags.output ?? "table");
+  if (o !== "table" && o !== "json" && !extra.includes(o))
+    throw new UsageError(`--output must be ${["table", "json", ...extra].join(", ")}; not "${o}"`);
+  return o as OutputFormat | "extended";
+}
+
+/** Connects, runs `fn`, maps failures to exit codes, and always closes the connection. */
+export async function withClient(
+  flags: FlagValues,
+  fn: (ctx: ClientContext) => Promise<number>,
+): Promise<number> {
+  const output = outputFormat(flags, ["extended"]);
+  const timeoutMs = Number(flags["request-timeout"] ?? 5000);
+  const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];
+  if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one HOST:PORT");
+  let client: BerthClient;
+  try {
+    client = await BerthClient.connect({ endpoints, timeoutMs, name: "cli" });
+  } catch (err) {
+    throw toCliError(err);
+  }
+  try {
+    return await fn({ client, output, timeoutMs });
+  } catch (err) {
+    throw toCliError(err);
+  } finally {
+    client.close();
+  }
+}
+
+interface EtcdErrorDoc {
+  errorCode: number;
+  message: string;
+  cause?: string;
+  index: number;
+}
+
+/** A node's error → CliError. Store errors print as etcdctl prints them: `100: Key not found (/k) [12]`. */
+export function toCliError(err: unknown): CliError {
+  if (err instanceof CliError) return err;
+  const e = err as { code?: string; message?: string; data?: unknown };
+  const message = e?.message ?? String(err);
+  switch (e?.code) {
+    case "kv": {
+      const doc = e.data as EtcdErrorDoc | undefined;
+      if (!doc) return new CliError(message);
+      const text = `${doc.errorCode}: ${doc.message}${doc.cause ? ` (${doc.cause})` : ""} [${doc.index}]`;
+      return new CliError(text, exitForEtcdCode(doc.errorCode));
+    }
+    case "unavailable":
+    case "timeout":
+    case "version_mismatch":
+      return new CliError(message, EXIT.unavailable);
+    case "bad_request":
+      return new CliError(message, EXIT.usage);
+    case "not_found":
+      return new CliError(message, EXIT.notFound);
+    case "conflict":
+      return new CliError(message, EXIT.conflict);
+    default:
+      return new CliError(message);
+  }
+}
+
+function exitForEtcdCode(code: number): ExitCode {
+  if (code === 100) return EXIT.notFound;
+  if (code === 101 || code === 105 || code === 108) return EXIT.conflict;
+  if (code >= 200 && code < 300) return EXIT.usage;
+  if (code >= 300 && code < 400) return EXIT.unavailable;
+  return EXIT.error;
+}

@@ -1,0 +1,145 @@
+// `berth cluster ...`: membership and health, like `etcdctl member` and `etcdctl cluster-health`.
+import type { MemberInfo } from "../client/protocol.ts";
+import { CLIENT_FLAGS, type ClientContext, withClient } from "./client-command.ts";
+import type { Command, CommandGroup } from "./command.ts";
+import { EXIT, UsageError } from "./exit-codes.ts";
+import type { Parsed } from "./flags.ts";
+import { printJson, renderTable } from "./output.ts";
+
+function printMembers(members: MemberInfo[], ctx: ClientContext): void {
+  if (ctx.output === "json") {
+    printJson(members);
+    return;
+  }
+  process.stdout.write(
+    `${renderTable(members, [
+      { header: "ID", value: (m) => m.id },
+      { header: "NAME", value: (m) => m.name },
+      { header: "PEER", value: (m) => m.peerAddr },
+      { header: "CLIENT", value: (m) => m.clientAddr ?? "-" },
+      { header: "HTTP", value: (m) => m.httpAddr ?? "-" },
+      { header: "ROLE", value: (m) => m.role },
+      { header: "LEADER", value: (m) => (m.isLeader ? "true" : "false") },
+    ])}\n`,
+  );
+}
+
+function positional(parsed: Parsed, names: string[]): string[] {
+  if (parsed.positionals.length !== names.length) throw new UsageError(`expected ${names.join(" ")}`);
+  return parsed.positionals;
+}
+
+const members: Command = {
+  name: "members",
+  summary: "list the members, their addresses and the leader",
+  usage: "",
+  flags: CLIENT_FLAGS,
+  run: (parsed) =>
+    withClient(parsed.flags, async (ctx) => {
+      positional(parsed, []);
+      printMembers(await ctx.client.call("cluster.members", {}), ctx);
+      return EXIT.ok;
+    }),
+};
+
+const health: Command = {
+  name: "health",
+  summary: "ask every member whether it is healthy (exit 3 when any is not)",
+  usage: "",
+  flags: CLIENT_FLAGS,
+  run: (parsed) =>
+    withClient(parsed.flags, async (ctx) => {
+      positional(parsed, []);
+      const report = await ctx.client.call("cluster.health", {});
+      const healthy = report.length > 0 && report.every((m) => m.healthy);
+      if (ctx.output === "json") printJson({ healthy, members: report });
+      else {
+        for (const m of report)
+          process.stdout.write(
+            `member ${m.name} is ${m.healthy ? "healthy" : "unhealthy"}: ${m.detail}${m.clientAddr ? ` (${m.clientAddr})` : ""}\n`,
+          );
+        process.stdout.write(`cluster is ${healthy ? "healthy" : "unhealthy"}\n`);
+      }
+      return healthy ? EXIT.ok : EXIT.unavailable;
+    }),
+};
+
+const add: Command = {
+  name: "add",
+  summary: "add a member: it joins as a learner and is promoted to voter once it has caught up",
+  usage: "NAME PEER_ADDR",
+  description: `Start the new node with --join (and the cluster's --cluster-secret-file) before or right after this.
+With --learner it stays a non-voting member (it follows the log and runs units).`,
+  flags: [{ name: "learner", type: "boolean", description: "keep it a non-voting learner" }, ...CLIENT_FLAGS],
+  run: (parsed) =>
+    withClient(parsed.flags, async (ctx) => {
+      const [name, peerAddr] = positional(parsed, ["NAME", "PEER_ADDR"]);
+      const timeout = Math.max(ctx.timeoutMs, 35_000);
+      printMembers(
+        await ctx.client.call(
+          "cluster.add",
+          { name: name!, peerAddr: peerAddr!, learner: Boolean(parsed.flags.learner) },
+          timeout,
+        ),
+        ctx,
+      );
+      return EXIT.ok;
+    }),
+};
+
+const promote: Command = {
+  name: "promote",
+  summary: "make a learner a voting member",
+  usage: "NAME",
+  flags: CLIENT_FLAGS,
+  run: (parsed) =>
+    withClient(parsed.flags, async (ctx) => {
+      const [name] = positional(parsed, ["NAME"]);
+      printMembers(await ctx.client.call("cluster.promote", { name: name! }), ctx);
+      return EXIT.ok;
+    }),
+};
+
+const remove: Command = {
+  name: "remove",
+  summary: "remove a member (a leader that removes itself steps down first)",
+  usage: "NAME",
+  flags: CLIENT_FLAGS,
+  run: (parsed) =>
+    withClient(parsed.flags, async (ctx) => {
+      const [name] = positional(parsed, ["NAME"]);
+      printMembers(await ctx.client.call("cluster.remove", { name: name! }), ctx);
+      return EXIT.ok;
+    }),
+};
+
+const status: Command = {
+  name: "status",
+  summary: "show the Raft status of the node you are connected to",
+  usage: "",
+  flags: CLIENT_FLAGS,
+  run: (parsed) =>
+    withClient(parsed.flags, async (ctx) => {
+      positional(parsed, []);
+      const s = await ctx.client.call("node.status", {});
+      if (ctx.output === "json") printJson(s);
+      else
+        process.stdout.write(
+          `${renderTable(
+            Object.entries(s).map(([k, v]) => ({ k, v: String(v ?? "-") })),
+            [
+              { header: "FIELD", value: (r) => r.k },
+              { header: "VALUE", value: (r) => r.v },
+            ],
+            { legend: false },
+          )}\n`,
+        );
+      return EXIT.ok;
+    }),
+};
+
+export const clusterCommands: CommandGroup = {
+  name: "cluster",
+  summary: "members, health and membership changes",
+  subcommands: [members, health, add, promote, remove, status],
+};

@@ -1,0 +1,144 @@
+// /v2/keys: etcd's keysHandler. Reads (local, or linearizable with quorum=true), writes, and watches
+// (wait=true long polls answered with the first event; stream=true keeps sending one JSON document per line).
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { KvResult } from "../../client/protocol.ts";
+import { MAX_VALUE_BYTES } from "../../kv/types.ts";
+import { type KeyRequest, parseForm, parseKeyRequest, RequestError, toWriteRequest } from "./params.ts";
+import {
+  allowMethod,
+  clusterIdHeader,
+  corsHeaders,
+  type Headers,
+  send,
+  sendKeyFailure,
+  sendKvError,
+  startStream,
+} from "./respond.ts";
+import type { HttpContext, HttpWatch } from "./types.ts";
+
+const KEY_METHODS = ["HEAD", "GET", "PUT", "POST", "DELETE"];
+
+/** What etcd answers when a proposal exceeds its request size limit. */
+const TOO_LARGE_CAUSE = "etcdserver: request is too large";
+
+export async function handleKeys(
+  ctx: HttpContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  keyPath: string,
+  rawQuery: string,
+): Promise<void> {
+  const method = req.method ?? "GET";
+  if (!allowMethod(res, method, KEY_METHODS)) {
+    req.resume();
+    return;
+  }
+  const { form, error } = await parseForm(req, rawQuery);
+  if (error !== null) return sendKvError(ctx, res, 210, error, 0);
+  let r: KeyRequest;
+  try {
+    r = parseKeyRequest(method, keyPath, form);
+  } catch (e) {
+    if (e instanceof RequestError) return sendKvError(ctx, res, e.code, e.cause, 0);
+    throw e;
+  }
+
+  if (method === "GET" && r.wait) return watch(ctx, res, r);
+  if (method === "GET" || method === "HEAD") {
+    let result: KvResult;
+    try {
+      result = await ctx.deps.kv.get({
+        key: r.key,
+        recursive: r.recursive,
+        sorted: r.sorted,
+        // etcd serves plain GETs from the local replica; quorum=true goes through consensus.
+        consistency: r.quorum ? "linearizable" : "local",
+      });
+    } catch (e) {
+      return sendKeyFailure(ctx, res, e);
+    }
+    return sendEvent(ctx, res, result, false);
+  }
+
+  if (Buffer.byteLength(r.value) > MAX_VALUE_BYTES) return sendKvError(ctx, res, 300, TOO_LARGE_CAUSE, 0);
+  let result: KvResult;
+  try {
+    result = await ctx.deps.kv.write(toWriteRequest(r));
+  } catch (e) {
+    return sendKeyFailure(ctx, res, e);
+  }
+  sendEvent(ctx, res, result, r.noValueOnSuccess);
+}
+
+function eventHeaders(ctx: HttpContext, etcdIndex: number, raftIndex: number, raftTerm: number): Headers {
+  return [
+    ...corsHeaders(),
+    ...clusterIdHeader(ctx),
+    ["Content-Type", "application/json"],
+    ["X-Etcd-Index", String(etcdIndex)],
+    ["X-Raft-Index", String(raftIndex)],
+    ["X-Raft-Term", String(raftTerm)],
+  ];
+}
+
+/** etcd's writeKeyEvent: 201 for a create (or a set with no previous node), the event JSON plus a newline. */
+function sendEvent(ctx: HttpContext, res: ServerResponse, r: KvResult, noValueOnSuccess: boolean): void {
+  const ev = r.event;
+  const created = ev.action === "create" || (ev.action === "set" && ev.prevNode === undefined);
+  const trimmed = noValueOnSuccess && ["set", "compareAndSwap", "create", "update"].includes(ev.action);
+  const body = trimmed ? { action: ev.action } : ev;
+  send(
+    res,
+    created ? 201 : 200,
+    eventHeaders(ctx, r.etcdIndex, r.raftIndex, r.raftTerm),
+    `${JSON.stringify(body)}\n`,
+  );
+}
+
+/** etcd's handleKeyWatch: headers flushed at once, then the first event (or every event when streaming). */
+function watch(ctx: HttpContext, res: ServerResponse, r: KeyRequest) {
+  const pending: KvResult[] = [];
+  let ready = false;
+  let finished = false;
+  let w: HttpWatch | undefined;
+
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    try {
+      w?.cancel();
+    } catch (e) {
+      ctx.log(`http: cancelling a watch failed: ${(e as Error).message}`);
+    }
+    if (!res.writableEnded) res.end();
+  };
+  const write = (ev: KvResult) => {
+    if (finished) return;
+    res.write(`${JSON.stringify(ev.event)}\n`);
+    if (!r.stream) finish();
+  };
+  const onEvent = (ev: KvResult) => {
+    if (ready) write(ev);
+    else pending.push(ev);
+  };
+
+  try {
+    w = ctx.deps.kv.watch(
+      {
+        key: r.key,
+        recursive: r.recursive,
+        sinceIndex: r.waitIndex > 0 ? r.waitIndex : undefined,
+        forever: r.stream,
+      },
+      onEvent,
+    );
+  } catch (e) {
+    return sendKeyFailure(ctx, res, e);
+  }
+  // The client going away frees the watcher (etcd's CloseNotify).
+  res.on("close", finish);
+  const idx = ctx.deps.indexes();
+  startStream(res, 200, eventHeaders(ctx, idx.etcdIndex, idx.raftIndex, idx.raftTerm));
+  ready = true;
+  for (const ev of pending.splice(0)) write(ev);
+}

@@ -1,0 +1,44 @@
+// What the HTTP API needs from a node: a narrow set of functions, so the server can be tested with fakes and
+// the node decides where each answer comes from (KvService, ClusterService, Raft status).
+import type {
+  KvGetParams,
+  KvResult,
+  KvWatchParams,
+  KvWriteRequest,
+  MemberInfo,
+} from "../../client/protocol.ts";
+
+export interface HttpWatch {
+  cancel(): void;
+}
+
+export interface HttpDeps {
+  kv: {
+    get(params: KvGetParams): Promise<KvResult>;
+    write(req: KvWriteRequest): Promise<KvResult>;
+    /** May call onEvent synchronously (history replay) before returning; throws ServiceError "kv" for 401. */
+    watch(params: KvWatchParams, onEvent: (r: KvResult) => void): HttpWatch;
+  };
+  /** Store index, raft index and term right now: a watch's headers are sent before any event exists. */
+  indexes(): { etcdIndex: number; raftIndex: number; raftTerm: number };
+  members(): MemberInfo[];
+  addMember(name: string, peerAddr: string): Promise<MemberInfo[]>;
+  removeMember(name: string): Promise<MemberInfo[]>;
+  /** Hex cluster id, or null before the cluster has one (the header is then left out). */
+  clusterId(): string | null;
+  /** etcd's /v2/stats/self document (serialised as given, key order kept). */
+  selfStats(): object;
+  /** etcd's /v2/stats/leader document, or null on a non-leader (403 "not current leader"). */
+  leaderStats(): object | null;
+  /** etcd's /v2/stats/store counters, in etcd's key order. */
+  storeStats(): Record<string, number>;
+  /** What /version answers; clients parse etcdserver as semver, so keep it etcd-like (e.g. "3.4.23"). */
+  versions(): { etcdserver: string; etcdcluster: string };
+  /** true when a leader is known and the node is making progress. */
+  health(): boolean | Promise<boolean>;
+}
+
+export interface HttpContext {
+  deps: HttpDeps;
+  log: (line: string) => void;
+}

@@ -1,0 +1,100 @@
+// The key/value operations a node offers its clients (msgpack and HTTP alike): linearizable or local reads,
+// writes routed to the leader, and watches served from this node's own replica.
+import type { KvGetParams, KvResult, KvWatchParams, KvWriteRequest } from "../client/protocol.ts";
+import { encodeCommand } from "../kv/commands.ts";
+import type { KvStore } from "../kv/store.ts";
+import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
+import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
+import { badRequest, isKvError, kvFailure, unavailable, withTimeout } from "./errors.ts";
+import { commandFor } from "./kv-requests.ts";
+import type { LeaderRouter } from "./leader-router.ts";
+
+export interface Watch {
+  cancel(): void;
+}
+
+export class KvService {
+  constructor(
+    private readonly store: KvStore,
+    private readonly driver: RaftDriver,
+    private readonly router: LeaderRouter,
+    private readonly timeoutMs: number,
+  ) {
+    router.register("kv.write", (params) => this.writeAsLeader(params as KvWriteRequest));
+  }
+
+  async get(params: KvGetParams): Promise<KvResult> {
+    if (params.consistency !== "local") await this.readBarrier();
+    const result = this.store.get(
+      params.key,
+      { recursive: !!params.recursive, sorted: !!params.sorted },
+      Date.now(),
+    );
+    if (isKvError(result)) throw kvFailure(result);
+    return this.wrap(result);
+  }
+
+  /** Any node accepts a write; the leader stamps it with its clock and appends it to the log. */
+  async write(req: KvWriteRequest): Promise<KvResult> {
+    validateWrite(req);
+    return (await this.router.call("kv.write", req)) as KvResult;
+  }
+
+  /**
+   * Watches `key` (and below it when recursive); `onEvent` gets each change in order. Returns an error document
+   * when `sinceIndex` is older than the kept history.
+   */
+  watch(params: KvWatchParams, onEvent: (r: KvResult) => void): Watch {
+    const w = this.store.watch(
+      params.key,
+      { recursive: !!params.recursive, stream: !!params.forever, sinceIndex: params.sinceIndex },
+      (e: KvEvent) => onEvent(this.wrap(e)),
+    );
+    if (isKvError(w)) throw kvFailure(w);
+    return w;
+  }
+
+  private async writeAsLeader(req: KvWriteRequest): Promise<KvResult> {
+    const result = await this.driver.propose(encodeCommand(commandFor(req, Date.now())));
+    if (result instanceof KvError) throw kvFailure(result);
+    if (result instanceof Error) throw result;
+    return this.wrap(result as KvEvent);
+  }
+
+  /** A linearizable read point (ReadIndex), retried across elections until the request timeout. */
+  private async readBarrier(): Promise<void> {
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      try {
+        return await withTimeout(this.driver.readBarrier(), Math.max(1, deadline - Date.now()), "read");
+      } catch (err) {
+        if (!(err instanceof NotLeaderError) || Date.now() >= deadline) {
+          if (err instanceof NotLeaderError)
+            throw unavailable(`no leader confirmed the read within ${this.timeoutMs} ms (no quorum?)`);
+          throw err;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private wrap(event: KvEvent): KvResult {
+    const s = this.driver.status();
+    return { event, etcdIndex: this.store.index, raftIndex: s.commit, raftTerm: s.term };
+  }
+}
+
+/** Rejects malformed requests before they reach the log (a bad client must not cost a Raft write). */
+function validateWrite(req: KvWriteRequest): void {
+  if (!req || typeof req !== "object") throw badRequest("a write needs a request object");
+  if (!["PUT", "POST", "DELETE"].includes(req.method))
+    throw badRequest(`unknown write method "${req.method}"`);
+  if (typeof req.key !== "string" || req.key.length === 0) throw badRequest("a write needs a key");
+  if (req.value !== undefined && typeof req.value !== "string") throw badRequest("value must be a string");
+  if (req.value !== undefined && Buffer.byteLength(req.value) > MAX_VALUE_BYTES)
+    throw badRequest(`value is ${Buffer.byteLength(req.value)} bytes; the limit is ${MAX_VALUE_BYTES}`);
+  if (req.ttl !== undefined && req.ttl !== null && !(Number.isInteger(req.ttl) && req.ttl >= 0))
+    throw badRequest("ttl must be a whole number of seconds");
+  if (req.prevIndex !== undefined && !(Number.isInteger(req.prevIndex) && req.prevIndex >= 0))
+    throw badRequest("prevIndex must be a non-negative integer");
+}

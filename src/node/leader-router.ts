@@ -1,0 +1,67 @@
+// Runs leader-only operations (writes, membership changes) from any node: locally when this node leads,
+// otherwise forwarded to the leader over the authenticated peer connections. Retries only where the operation
+// certainly did not happen (no leader yet, a deposed leader refused it, a proposal dropped by a new leader).
+import { NotLeaderError, ProposalDroppedError } from "../raft/driver.ts";
+import { ServiceError, unavailable, withTimeout } from "./errors.ts";
+
+export interface PeerRequester {
+  /** Sends a request to a peer over the peer network; rejects with an error carrying a `code`. */
+  request(peer: string, method: string, params: unknown, timeoutMs: number): Promise<unknown>;
+}
+
+export interface RouterDeps {
+  selfId: string;
+  leader(): string | null;
+  peers: PeerRequester;
+  timeoutMs: number;
+}
+
+const RETRY_MS = 50;
+
+export class LeaderRouter {
+  private readonly local = new Map<string, (params: unknown) => Promise<unknown>>();
+
+  constructor(private readonly deps: RouterDeps) {}
+
+  /** Registers the leader-side implementation of `method` (also what forwarded requests run). */
+  register(method: string, fn: (params: unknown) => Promise<unknown>): void {
+    this.local.set(method, fn);
+  }
+
+  /** Serves a request forwarded by a peer: only the leader runs it. */
+  async serveForwarded(method: string, params: unknown): Promise<unknown> {
+    const fn = this.local.get(method);
+    if (!fn) throw new ServiceError("unknown_method", `no leader operation "${method}"`);
+    if (this.deps.leader() !== this.deps.selfId)
+      throw new ServiceError("not_leader", `${this.deps.selfId} is not the leader`);
+    return fn(params);
+  }
+
+  async call(method: string, params: unknown): Promise<unknown> {
+    const fn = this.local.get(method);
+    if (!fn) throw new ServiceError("unknown_method", `no leader operation "${method}"`);
+    const deadline = Date.now() + this.deps.timeoutMs;
+    let lastProblem = "no leader is elected (the cluster may have lost its majority)";
+    while (Date.now() < deadline) {
+      const remaining = deadline - Date.now();
+      const lead = this.deps.leader();
+      try {
+        if (lead === this.deps.selfId) return await withTimeout(fn(params), remaining, method);
+        if (lead !== null) return await this.deps.peers.request(lead, `leader.${method}`, params, remaining);
+      } catch (err) {
+        if (!retriable(err)) throw err;
+        lastProblem = (err as Error).message;
+      }
+      await new Promise((r) => setTimeout(r, RETRY_MS));
+    }
+    throw unavailable(`${method} failed: ${lastProblem} (gave up after ${this.deps.timeoutMs} ms)`);
+  }
+}
+
+/** True when the operation is known not to have taken effect, so trying again cannot apply it twice. */
+function retriable(err: unknown): boolean {
+  if (err instanceof NotLeaderError || err instanceof ProposalDroppedError) return true;
+  const code = (err as { code?: unknown })?.code;
+  // "not_leader": the peer was deposed before proposing. "unreachable": the request never left this node.
+  return code === "not_leader" || code === "proposal_dropped" || code === "unreachable";
+}

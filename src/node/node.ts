@@ -1,0 +1,243 @@
+// Node mode: one Berth member. Wires the durable Raft log, the replicated key/value store, the peer network and
+// the client listener together, and shuts down gracefully (leadership handed over first) on SIGTERM.
+import { join } from "node:path";
+import type { NodeStatus } from "../client/protocol.ts";
+import { KvStore } from "../kv/store.ts";
+import { RaftDriver } from "../raft/driver.ts";
+import { FileRaftStorage } from "../raft/storage/file.ts";
+import { PeerTransport } from "../raft/transport.ts";
+import { VERSION } from "../version.ts";
+import { connect } from "../wire/client.ts";
+import { type Listener, listen } from "../wire/server.ts";
+import { serveClient } from "./client-api.ts";
+import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
+import { fmt, type NodeConfig, saveNodeConfig } from "./config.ts";
+import { ServiceError } from "./errors.ts";
+import { TtlExpirer } from "./expiry.ts";
+import { type HttpApi, startHttpApi } from "./http/index.ts";
+import { httpDeps } from "./http-deps.ts";
+import { KvStateMachine } from "./kv-machine.ts";
+import { KvService } from "./kv-service.ts";
+import { LeaderRouter } from "./leader-router.ts";
+
+export type Logger = (line: string) => void;
+
+export class BerthNode {
+  readonly startedAt = new Date();
+  private storage!: FileRaftStorage;
+  private transport!: PeerTransport;
+  private driver!: RaftDriver;
+  private expirer!: TtlExpirer;
+  private clientListener: Listener | null = null;
+  private httpApi: HttpApi | null = null;
+  private readonly store = new KvStore();
+  private kv!: KvService;
+  private cluster!: ClusterService;
+  private router!: LeaderRouter;
+  private stopping = false;
+
+  constructor(
+    readonly config: NodeConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const c = this.config;
+    saveNodeConfig(c);
+    this.storage = await FileRaftStorage.open(join(c.dataDir, "raft"), {
+      logger: (l) => this.log(`[wal] ${l}`),
+    });
+    const machine = new KvStateMachine(this.store, (l) => this.log(`[kv] ${l}`));
+    this.transport = new PeerTransport({
+      selfId: c.name,
+      secret: Buffer.from(c.clusterSecret),
+      listenHost: c.peerAddr.host,
+      listenPort: c.peerAddr.port,
+      onMessage: (m) => this.driver.step(m),
+      onRequest: (method, params) => this.servePeerRequest(method, params),
+      reportUnreachable: (id) => this.driver.reportUnreachable(id),
+      reportSnapshot: (id, ok) => this.driver.reportSnapshot(id, ok),
+      logger: (l) => this.log(`[peer] ${l}`),
+    });
+    this.driver = new RaftDriver({
+      id: c.name,
+      storage: this.storage,
+      transport: this.transport,
+      stateMachine: machine,
+      initialCluster: c.initialCluster,
+      join: c.join,
+      tickMs: c.tickMs,
+      electionTicks: c.electionTicks,
+      snapshotEvery: c.snapshotEvery,
+      logger: (l) => this.log(`[raft] ${l}`),
+    });
+    const router = new LeaderRouter({
+      selfId: c.name,
+      leader: () => this.driver.leader(),
+      peers: this.transport,
+      timeoutMs: c.requestTimeoutMs,
+    });
+    this.router = router;
+    this.kv = new KvService(this.store, this.driver, router, c.requestTimeoutMs);
+    this.cluster = new ClusterService({
+      selfName: c.name,
+      store: this.store,
+      driver: this.driver,
+      router,
+      kv: this.kv,
+      probe: (addr, ms) => probeStatus(addr, ms),
+      status: () => this.status(),
+      catchUpTimeoutMs: Math.max(30_000, c.requestTimeoutMs),
+    });
+    this.expirer = new TtlExpirer({
+      store: this.store,
+      isLeader: () => this.driver.isLeader(),
+      propose: (data) => this.driver.propose(data),
+      now: Date.now,
+      logger: (l) => this.log(`[ttl] ${l}`),
+    });
+    machine.onChange(() => this.expirer.replan());
+    this.driver.onLeaderChange((lead, term) => {
+      this.log(`[raft] leader is ${lead ?? "(none)"} at term ${term}`);
+      this.expirer.replan();
+      if (lead === c.name) void this.onBecameLeader();
+    });
+
+    await this.transport.start();
+    const { notes } = await this.driver.start();
+    for (const n of notes) this.log(`[wal] recovery: ${n}`);
+    this.clientListener = await listen({
+      host: c.clientAddr.host,
+      port: c.clientAddr.port,
+      secret: null,
+      role: "client",
+      name: c.name,
+      onConnection: (conn) =>
+        serveClient(conn, {
+          kv: this.kv,
+          cluster: this.cluster,
+          status: () => this.status(),
+          healthTimeoutMs: Math.min(2000, c.requestTimeoutMs),
+        }),
+    });
+    if (c.httpAddr) {
+      this.httpApi = await startHttpApi({
+        host: c.httpAddr.host,
+        port: c.httpAddr.port,
+        logger: (l) => this.log(`[http] ${l}`),
+        deps: httpDeps({
+          name: c.name,
+          startedAt: this.startedAt,
+          store: this.store,
+          driver: this.driver,
+          kv: this.kv,
+          cluster: this.cluster,
+          clusterId: () => this.clusterId(),
+        }),
+      });
+    }
+    this.log(
+      `berth ${VERSION} node ${c.name} serving clients on ${fmt(c.clientAddr)}` +
+        (c.httpAddr ? ` and HTTP (etcd v2 API) on ${fmt(c.httpAddr)}` : "") +
+        `, peers on ${fmt(c.peerAddr)}` +
+        ` (data in ${c.dataDir})`,
+    );
+    void this.publishAttributes();
+  }
+
+  status(): NodeStatus {
+    const s = this.driver.status();
+    return {
+      name: this.config.name,
+      version: VERSION,
+      leader: s.lead,
+      role: s.role,
+      term: s.term,
+      commitIndex: s.commit,
+      appliedIndex: s.applied,
+      etcdIndex: this.store.index,
+      clusterId: this.clusterId(),
+      startedAt: this.startedAt.toISOString(),
+    };
+  }
+
+  /** Graceful stop: hand leadership to the most up-to-date voter, then close everything. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.driver?.isLeader()) await this.handOverLeadership();
+    this.expirer?.stop();
+    await this.clientListener?.close();
+    await this.httpApi?.close();
+    await this.driver?.stop();
+    await this.transport?.stop();
+    await this.storage?.close();
+    this.log(`node ${this.config.name} stopped`);
+  }
+
+  private async handOverLeadership(): Promise<void> {
+    const st = this.driver.status();
+    const candidate = st.progress
+      .filter((p) => p.id !== this.config.name && !p.learner && p.recentActive)
+      .sort((a, b) => b.match - a.match)[0];
+    if (!candidate) return;
+    this.log(`[raft] transferring leadership to ${candidate.id} before shutting down`);
+    this.driver.transferLeadership(candidate.id);
+    const deadline = Date.now() + 2 * this.config.electionTicks * this.config.tickMs;
+    while (Date.now() < deadline && this.driver.leader() === this.config.name)
+      await new Promise((r) => setTimeout(r, 20));
+  }
+
+  private servePeerRequest(method: string, params: unknown): Promise<unknown> {
+    if (method.startsWith("leader."))
+      return this.router.serveForwarded(method.slice("leader.".length), params);
+    throw new ServiceError("unknown_method", `unknown peer method "${method}"`);
+  }
+
+  private async onBecameLeader(): Promise<void> {
+    // The cluster id is fixed by the first leader ever (create-only, so later leaders keep it).
+    if (this.clusterId() !== "") return;
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString("hex");
+    await this.kv.write({ method: "PUT", key: CLUSTER_ID_KEY, value: id, prevExist: false }).catch(() => {});
+  }
+
+  private clusterId(): string {
+    const r = this.store.get(CLUSTER_ID_KEY, { recursive: false, sorted: false }, Date.now());
+    return "node" in r ? (r.node.value ?? "") : "";
+  }
+
+  /** Retries until this node's client addresses are in the store (there may be no leader yet). */
+  private async publishAttributes(): Promise<void> {
+    const c = this.config;
+    while (!this.stopping) {
+      try {
+        await this.cluster.publish({
+          clientAddr: fmt(c.clientAddr),
+          httpAddr: c.httpAddr ? fmt(c.httpAddr) : null,
+          version: VERSION,
+        });
+        return;
+      } catch (err) {
+        this.log(`[cluster] publishing member attributes failed, retrying: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+}
+
+async function probeStatus(addr: string, timeoutMs: number): Promise<NodeStatus> {
+  const i = addr.lastIndexOf(":");
+  const { conn } = await connect({
+    host: addr.slice(0, i).replace(/^\[|\]$/g, ""),
+    port: Number(addr.slice(i + 1)),
+    secret: null,
+    role: "client",
+    name: "health-probe",
+    timeoutMs,
+  });
+  try {
+    return (await conn.request("node.status", {}, { timeoutMs })) as NodeStatus;
+  } finally {
+    conn.close();
+  }
+}

@@ -1,0 +1,96 @@
+// The CLI framework: flag parsing, help, unknown commands, and the mapping of node errors to exit codes.
+import { describe, expect, it } from "vitest";
+import { toCliError } from "../src/cli/client-command.ts";
+import { EXIT, UsageError } from "../src/cli/exit-codes.ts";
+import { type FlagSpec, parseArgs, parseDuration } from "../src/cli/flags.ts";
+import { renderTable } from "../src/cli/output.ts";
+
+const SPECS: FlagSpec[] = [
+  { name: "ttl", type: "number", description: "" },
+  { name: "recursive", type: "boolean", description: "" },
+  { name: "p", type: "boolean", description: "" },
+  {
+    name: "endpoint",
+    type: "list",
+    description: "",
+    env: "TEST_BERTH_ENDPOINT",
+    default: ["127.0.0.1:4001"],
+  },
+  { name: "timeout", type: "duration", description: "", default: 5000 },
+];
+
+describe("parseArgs", () => {
+  it("accepts flags anywhere, in both spellings, with --no- and --", () => {
+    const p = parseArgs(
+      ["set", "/k", "--ttl", "15", "v", "--recursive", "-p", "--timeout=250ms", "--", "--x"],
+      SPECS,
+      "t",
+    );
+    expect(p.positionals).toEqual(["set", "/k", "v", "--x"]);
+    expect(p.flags).toMatchObject({ ttl: 15, recursive: true, p: true, timeout: 250 });
+    expect(parseArgs(["--no-recursive"], SPECS, "t").flags.recursive).toBe(false);
+  });
+
+  it("takes defaults and environment variables, flags first", () => {
+    expect(parseArgs([], SPECS, "t").flags.endpoint).toEqual(["127.0.0.1:4001"]);
+    process.env.TEST_BERTH_ENDPOINT = "127.0.0.2:1,127.0.0.3:2";
+    try {
+      expect(parseArgs([], SPECS, "t").flags.endpoint).toEqual(["127.0.0.2:1", "127.0.0.3:2"]);
+      expect(parseArgs(["--endpoint", "a:1"], SPECS, "t").flags.endpoint).toEqual(["a:1"]);
+    } finally {
+      delete process.env.TEST_BERTH_ENDPOINT;
+    }
+  });
+
+  it("refuses unknown flags, missing values and bad numbers with the flag's name", () => {
+    expect(() => parseArgs(["--nope"], SPECS, "berth kv set")).toThrow(
+      /unknown flag --nope for `berth kv set`/,
+    );
+    expect(() => parseArgs(["--ttl"], SPECS, "t")).toThrow(/--ttl needs a value/);
+    expect(() => parseArgs(["--ttl", "abc"], SPECS, "t")).toThrow(/--ttl must be a number/);
+    expect(() => parseArgs(["--timeout", "soon"], SPECS, "t")).toThrow(UsageError);
+  });
+
+  it("parses durations", () => {
+    expect(parseDuration("1.5s", "x")).toBe(1500);
+    expect(parseDuration("2m", "x")).toBe(120_000);
+    expect(parseDuration("7", "x")).toBe(7000);
+  });
+});
+
+describe("toCliError", () => {
+  it("prints store errors as etcdctl does and gives each kind its exit code", () => {
+    const notFound = toCliError({
+      code: "kv",
+      message: "Key not found",
+      data: { errorCode: 100, message: "Key not found", cause: "/nokey", index: 23 },
+    });
+    expect(notFound.message).toBe("100: Key not found (/nokey) [23]");
+    expect(notFound.exitCode).toBe(EXIT.notFound);
+    const cas = toCliError({
+      code: "kv",
+      message: "",
+      data: { errorCode: 101, message: "Compare failed", cause: "[a != b]", index: 3 },
+    });
+    expect(cas.exitCode).toBe(EXIT.conflict);
+    expect(toCliError({ code: "unavailable", message: "no leader" }).exitCode).toBe(EXIT.unavailable);
+    expect(toCliError({ code: "timeout", message: "slow" }).exitCode).toBe(EXIT.unavailable);
+    expect(toCliError({ code: "bad_request", message: "bad" }).exitCode).toBe(EXIT.usage);
+    expect(toCliError(new Error("boom")).exitCode).toBe(EXIT.error);
+  });
+});
+
+describe("renderTable", () => {
+  it("aligns columns fleetctl-style and truncates unless full", () => {
+    const rows = [
+      { a: "1", b: "short" },
+      { a: "22", b: "a-rather-long-value" },
+    ];
+    const cols = [
+      { header: "ID", value: (r: (typeof rows)[0]) => r.a },
+      { header: "VALUE", value: (r: (typeof rows)[0]) => r.b, maxWidth: 8 },
+    ];
+    expect(renderTable(rows, cols)).toBe("ID  VALUE\n1   short\n22  a-rather...");
+    expect(renderTable(rows, cols, { full: true }).split("\n")[2]).toBe("22  a-rather-long-value");
+  });
+});

@@ -1,0 +1,198 @@
+// Real clusters for integration tests: dist/berth node processes on 127.0.0.x, killed for real, always cleaned up.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const BINARY = resolve(import.meta.dirname, "../../dist/berth");
+
+const running = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const p of running) p.kill("SIGKILL");
+});
+
+/** A free TCP port on `host` (bound and released; good enough with per-test hosts and random ports). */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real binary to completion. */
+export function berth(
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
+): Promise<RunResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(BINARY, args, {
+      env: { ...process.env, ...opts.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    running.add(child);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 20_000);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      running.delete(child);
+      resolveRun({ code: code ?? (signal ? 128 : -1), stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+export interface TestNode {
+  name: string;
+  host: string;
+  peerPort: number;
+  clientPort: number;
+  httpPort: number;
+  dataDir: string;
+  logFile: string;
+  proc: ChildProcess | null;
+  extraArgs: string[];
+}
+
+export class TestCluster {
+  readonly nodes: TestNode[] = [];
+  readonly dir: string;
+  readonly secretFile: string;
+
+  private constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), "berth-test-"));
+    this.secretFile = join(this.dir, "secret");
+    writeFileSync(this.secretFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
+  }
+
+  /** Starts `size` founding members on 127.0.0.1..size and waits until every one is healthy. */
+  static async start(size: number, opts: { extraArgs?: string[] } = {}): Promise<TestCluster> {
+    if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
+    const c = new TestCluster();
+    for (let i = 1; i <= size; i++) await c.define(`n${i}`, `127.0.0.${i}`, opts.extraArgs ?? []);
+    const initial = c.nodes.map((n) => `${n.name}=${n.host}:${n.peerPort}`).join(",");
+    for (const n of c.nodes) c.spawn(n, [`--initial-cluster=${initial}`]);
+    await c.waitHealthy();
+    return c;
+  }
+
+  async define(name: string, host: string, extraArgs: string[] = []): Promise<TestNode> {
+    const node: TestNode = {
+      name,
+      host,
+      peerPort: await freePort(host),
+      clientPort: await freePort(host),
+      httpPort: await freePort(host),
+      dataDir: join(this.dir, name),
+      logFile: join(this.dir, `${name}.log`),
+      proc: null,
+      extraArgs,
+    };
+    this.nodes.push(node);
+    return node;
+  }
+
+  node(name: string): TestNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`no node ${name}`);
+    return n;
+  }
+
+  endpoint(name: string): string {
+    const n = this.node(name);
+    return `${n.host}:${n.clientPort}`;
+  }
+
+  httpUrl(name: string): string {
+    const n = this.node(name);
+    return `http://${n.host}:${n.httpPort}`;
+  }
+
+  endpoints(): string {
+    return this.nodes.map((n) => `${n.host}:${n.clientPort}`).join(",");
+  }
+
+  /** Starts (or restarts) a node. First starts pass the full flag set; restarts need only the data dir. */
+  spawn(node: TestNode, firstStartArgs: string[] = []): void {
+    const args = existsSync(join(node.dataDir, "node.json"))
+      ? ["node", `--data-dir=${node.dataDir}`, ...node.extraArgs]
+      : [
+          "node",
+          `--name=${node.name}`,
+          `--data-dir=${node.dataDir}`,
+          `--peer-addr=${node.host}:${node.peerPort}`,
+          `--client-addr=${node.host}:${node.clientPort}`,
+          `--http-addr=${node.host}:${node.httpPort}`,
+          `--cluster-secret-file=${this.secretFile}`,
+          "--tick=50ms",
+          ...firstStartArgs,
+          ...node.extraArgs,
+        ];
+    const log = openSync(node.logFile, "a");
+    const proc = spawn(BINARY, args, { stdio: ["ignore", log, log] });
+    running.add(proc);
+    proc.on("exit", () => running.delete(proc));
+    node.proc = proc;
+  }
+
+  async kill(name: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const n = this.node(name);
+    const proc = n.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise((r) => proc.once("exit", r));
+    proc.kill(signal);
+    await exited;
+    n.proc = null;
+  }
+
+  async restart(name: string): Promise<void> {
+    await this.kill(name);
+    this.spawn(this.node(name));
+  }
+
+  /** berth CLI against this cluster (all endpoints unless given). */
+  cli(args: string[], endpoint = this.endpoints(), timeoutMs?: number): Promise<RunResult> {
+    return berth([...args, `--endpoint=${endpoint}`], { timeoutMs });
+  }
+
+  async waitHealthy(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last: RunResult | null = null;
+    while (Date.now() < deadline) {
+      last = await this.cli(["cluster", "health", "--request-timeout=1s"]);
+      if (last.code === 0) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(
+      `cluster not healthy after ${timeoutMs} ms: ${last?.stdout}${last?.stderr}\n${this.logs()}`,
+    );
+  }
+
+  logs(): string {
+    return this.nodes
+      .map((n) =>
+        existsSync(n.logFile) ? `--- ${n.name}\n${readFileSync(n.logFile, "utf8").slice(-4000)}` : "",
+      )
+      .join("\n");
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.kill(n.name)));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
