@@ -77,6 +77,59 @@ export interface NodeStatus {
   startedAt: string;
 }
 
+// ---- Units and machines (fleet's model: desired state set by clients, placement by the leader's engine,
+// current state reported by the agent of the machine a unit is scheduled on).
+
+export type DesiredState = "inactive" | "loaded" | "launched";
+
+/** A unit file as the CLI sends it: the text, or none for an instance of a template the cluster already has. */
+export interface UnitSubmission {
+  name: string;
+  text?: string;
+}
+
+/** One row of `list-unit-files`. */
+export interface UnitInfo {
+  name: string;
+  /** SHA-1 of the canonical unit file (fleet's hash), 40 hex. */
+  hash: string;
+  desired: DesiredState;
+  /** fleet's derived state: inactive (not scheduled), loaded (scheduled), launched (running where scheduled);
+   * null for global units, which have no single target. */
+  current: DesiredState | null;
+  global: boolean;
+  /** Machine ids the unit is scheduled on (one, except for global units). */
+  machines: string[];
+  description: string | null;
+  /** Why the engine could not place the unit (fleet was silent here), or null. */
+  unplaceable: string | null;
+}
+
+/** A machine: every Berth node is one. */
+export interface MachineInfo {
+  /** 32 hex digits, stable, kept in the node's data directory. */
+  id: string;
+  /** The node's member name. */
+  name: string;
+  publicIp: string | null;
+  metadata: Record<string, string>;
+  state: "up" | "lost";
+}
+
+/** One row of `list-units`: what the agent of one machine reports for one unit. */
+export interface UnitStateRow {
+  name: string;
+  machine: string;
+  hash: string;
+  load: string;
+  active: string;
+  sub: string;
+  mainPid: number | null;
+  since: number;
+  /** Set when the state could not be reported by a live agent (machine lost) or the unit is waiting to be placed. */
+  note?: string;
+}
+
 /** Methods: name -> [params, result]. */
 export interface ClientMethods {
   "kv.get": [KvGetParams, KvResult];
@@ -87,6 +140,15 @@ export interface ClientMethods {
   "cluster.remove": [{ name: string }, MemberInfo[]];
   "cluster.promote": [{ name: string }, MemberInfo[]];
   "node.status": [Record<string, never>, NodeStatus];
+  /** Stores unit files (desired state inactive). Same content again is a no-op; other content needs `replace`. */
+  "units.submit": [{ units: UnitSubmission[]; replace?: boolean }, UnitInfo[]];
+  /** Sets the desired state of known units (error not_found naming the unknown ones, nothing changed then). */
+  "units.setDesired": [{ names: string[]; desired: DesiredState }, UnitInfo[]];
+  "units.destroy": [{ names: string[] }, { destroyed: string[] }];
+  "units.list": [Record<string, never>, UnitInfo[]];
+  "units.cat": [{ name: string }, { name: string; text: string }];
+  "units.states": [Record<string, never>, UnitStateRow[]];
+  "machines.list": [Record<string, never>, MachineInfo[]];
 }
 
 /** Streams: name -> [params, item]. */

@@ -1,14 +1,23 @@
 // Serves the client protocol (src/client/protocol.ts) on one connection: validates what a client sends, so a
 // malformed request gets a clear error and never reaches the services.
-import type { KvGetParams, KvWatchParams, KvWriteRequest, NodeStatus } from "../client/protocol.ts";
+import type {
+  DesiredState,
+  KvGetParams,
+  KvWatchParams,
+  KvWriteRequest,
+  NodeStatus,
+  UnitSubmission,
+} from "../client/protocol.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
 import type { ClusterService } from "./cluster-service.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
+import type { UnitService } from "./unit-service.ts";
 
 export interface ClientApiDeps {
   kv: KvService;
   cluster: ClusterService;
+  units: UnitService;
   status(): NodeStatus;
   healthTimeoutMs: number;
 }
@@ -34,6 +43,20 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
           return d.cluster.promote(str(p, "name"));
         case "node.status":
           return d.status();
+        case "units.submit":
+          return d.units.submit(submissions(p), optBool(p, "replace") ?? false);
+        case "units.setDesired":
+          return d.units.setDesired(names(p), desiredState(p));
+        case "units.destroy":
+          return d.units.destroy(names(p));
+        case "units.list":
+          return d.units.list();
+        case "units.cat":
+          return d.units.cat(str(p, "name"));
+        case "units.states":
+          return d.units.states();
+        case "machines.list":
+          return d.units.machines();
         default:
           throw new ServiceError("unknown_method", `unknown method "${method}"`);
       }
@@ -78,6 +101,42 @@ function optBool(p: Record<string, unknown>, name: string): boolean | undefined 
   const v = p[name];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== "boolean") throw badRequest(`"${name}" must be true or false`);
+  return v;
+}
+
+/** Requests carry at most this many units (a fleet-size cluster submits far fewer at once). */
+const MAX_UNITS_PER_REQUEST = 10_000;
+
+function names(p: Record<string, unknown>): string[] {
+  const v = p.names;
+  if (
+    !Array.isArray(v) ||
+    v.length === 0 ||
+    v.length > MAX_UNITS_PER_REQUEST ||
+    v.some((n) => typeof n !== "string" || n === "")
+  )
+    throw badRequest(`"names" must be a list of 1 to ${MAX_UNITS_PER_REQUEST} unit names`);
+  return v as string[];
+}
+
+function submissions(p: Record<string, unknown>): UnitSubmission[] {
+  const v = p.units;
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_UNITS_PER_REQUEST)
+    throw badRequest(`"units" must be a list of 1 to ${MAX_UNITS_PER_REQUEST} units`);
+  return v.map((u, i) => {
+    if (!u || typeof u !== "object") throw badRequest(`units[${i}] must be a map`);
+    const { name, text } = u as Record<string, unknown>;
+    if (typeof name !== "string" || name === "") throw badRequest(`units[${i}].name must be a unit name`);
+    if (text !== undefined && text !== null && typeof text !== "string")
+      throw badRequest(`units[${i}].text must be a string`);
+    return typeof text === "string" ? { name, text } : { name };
+  });
+}
+
+function desiredState(p: Record<string, unknown>): DesiredState {
+  const v = p.desired;
+  if (v !== "inactive" && v !== "loaded" && v !== "launched")
+    throw badRequest(`"desired" must be inactive, loaded or launched`);
   return v;
 }
 

@@ -34,6 +34,11 @@ export class KvService {
     return this.wrap(result);
   }
 
+  /** Waits until this replica has applied everything committed before the call (a linearizable read point). */
+  sync(): Promise<void> {
+    return this.readBarrier();
+  }
+
   /** Any node accepts a write; the leader stamps it with its clock and appends it to the log. */
   async write(req: KvWriteRequest): Promise<KvResult> {
     validateWrite(req);
@@ -97,4 +102,13 @@ function validateWrite(req: KvWriteRequest): void {
     throw badRequest("ttl must be a whole number of seconds");
   if (req.prevIndex !== undefined && !(Number.isInteger(req.prevIndex) && req.prevIndex >= 0))
     throw badRequest("prevIndex must be a non-negative integer");
+  // A wrongly typed flag must not silently change what the write means (prevExist: "false" is not false).
+  const r = req as unknown as Record<string, unknown>;
+  for (const name of ["dir", "refresh", "prevExist", "recursive"]) {
+    const v = r[name];
+    if (v !== undefined && v !== null && typeof v !== "boolean")
+      throw badRequest(`"${name}" must be true or false`);
+  }
+  if (r.prevValue !== undefined && r.prevValue !== null && typeof r.prevValue !== "string")
+    throw badRequest("prevValue must be a string");
 }

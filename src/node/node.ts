@@ -19,6 +19,8 @@ import { httpDeps } from "./http-deps.ts";
 import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
 import { LeaderRouter } from "./leader-router.ts";
+import { loadMachineId } from "./machine.ts";
+import { Scheduling } from "./scheduling.ts";
 
 export type Logger = (line: string) => void;
 
@@ -34,6 +36,8 @@ export class BerthNode {
   private kv!: KvService;
   private cluster!: ClusterService;
   private router!: LeaderRouter;
+  private scheduling!: Scheduling;
+  machineId = "";
   private stopping = false;
 
   constructor(
@@ -44,6 +48,7 @@ export class BerthNode {
   async start(): Promise<void> {
     const c = this.config;
     saveNodeConfig(c);
+    this.machineId = loadMachineId(c.dataDir);
     this.storage = await FileRaftStorage.open(join(c.dataDir, "raft"), {
       logger: (l) => this.log(`[wal] ${l}`),
     });
@@ -53,7 +58,10 @@ export class BerthNode {
       secret: Buffer.from(c.clusterSecret),
       listenHost: c.peerAddr.host,
       listenPort: c.peerAddr.port,
-      onMessage: (m) => this.driver.step(m),
+      onMessage: (m) => {
+        this.scheduling.heardFrom(m.from);
+        this.driver.step(m);
+      },
       onRequest: (method, params) => this.servePeerRequest(method, params),
       reportUnreachable: (id) => this.driver.reportUnreachable(id),
       reportSnapshot: (id, ok) => this.driver.reportSnapshot(id, ok),
@@ -89,6 +97,18 @@ export class BerthNode {
       status: () => this.status(),
       catchUpTimeoutMs: Math.max(30_000, c.requestTimeoutMs),
     });
+    this.scheduling = new Scheduling({
+      name: c.name,
+      machineId: this.machineId,
+      publicIp: c.publicIp,
+      metadata: c.metadata,
+      agentTtlMs: c.agentTtlMs,
+      store: this.store,
+      kv: this.kv,
+      writeAsLeader: (req) =>
+        this.driver.isLeader() ? this.kv.write(req) : Promise.reject(new Error("no longer the leader")),
+      logger: this.log,
+    });
     this.expirer = new TtlExpirer({
       store: this.store,
       isLeader: () => this.driver.isLeader(),
@@ -101,6 +121,7 @@ export class BerthNode {
       this.log(`[raft] leader is ${lead ?? "(none)"} at term ${term}`);
       this.expirer.replan();
       if (lead === c.name) void this.onBecameLeader();
+      this.scheduling.onLeaderChange(lead);
     });
 
     await this.transport.start();
@@ -116,6 +137,7 @@ export class BerthNode {
         serveClient(conn, {
           kv: this.kv,
           cluster: this.cluster,
+          units: this.scheduling.units,
           status: () => this.status(),
           healthTimeoutMs: Math.min(2000, c.requestTimeoutMs),
         }),
@@ -143,6 +165,7 @@ export class BerthNode {
         ` (data in ${c.dataDir})`,
     );
     void this.publishAttributes();
+    void this.scheduling.register();
   }
 
   status(): NodeStatus {
@@ -167,6 +190,7 @@ export class BerthNode {
     this.stopping = true;
     if (this.driver?.isLeader()) await this.handOverLeadership();
     this.expirer?.stop();
+    await this.scheduling?.stop();
     await this.clientListener?.close();
     await this.httpApi?.close();
     await this.driver?.stop();

@@ -1,0 +1,87 @@
+// The node's part in scheduling: it registers its machine, feeds the leader's liveness view from peer traffic,
+// and runs the engine while it leads. Kept apart from node.ts so the node wiring stays readable.
+import type { KvWriteRequest } from "../client/protocol.ts";
+import type { KvStore } from "../kv/store.ts";
+import { Engine } from "../sched/engine.ts";
+import { Liveness } from "../sched/liveness.ts";
+import { MACHINES_DIR, machineInfoKey, readRegistry, UNITS_DIR } from "../sched/registry.ts";
+import type { KvService } from "./kv-service.ts";
+import { machineRecord } from "./machine.ts";
+import { UnitService } from "./unit-service.ts";
+
+export interface SchedulingDeps {
+  name: string;
+  machineId: string;
+  publicIp: string;
+  metadata: Record<string, string>;
+  agentTtlMs: number;
+  store: KvStore;
+  kv: KvService;
+  /** Writes as the leader (the engine runs only there, so no forwarding is involved). */
+  writeAsLeader(req: KvWriteRequest): Promise<unknown>;
+  logger: (line: string) => void;
+}
+
+export class Scheduling {
+  readonly units: UnitService;
+  private readonly liveness: Liveness;
+  private readonly engine: Engine;
+  private stopped = false;
+
+  constructor(private readonly d: SchedulingDeps) {
+    this.units = new UnitService(d.store, d.kv);
+    this.liveness = new Liveness(d.agentTtlMs, Date.now);
+    this.engine = new Engine({
+      readView: () => readRegistry(d.store),
+      catalog: this.units.catalog,
+      write: (req) => d.writeAsLeader(req),
+      alive: (name) => name === d.name || this.liveness.alive(name),
+      logger: (l) => d.logger(`[engine] ${l}`),
+      livenessEveryMs: Math.max(50, Math.min(250, d.agentTtlMs / 8)),
+    });
+    // Registry changes wake the engine at once (its own schedule writes do not: they change nothing to plan).
+    d.store.watch("/_berth", { recursive: true, stream: true }, (e) => {
+      const key = e.node.key;
+      if (key.startsWith(`${UNITS_DIR}/`) || key.startsWith(`${MACHINES_DIR}/`)) void this.engine.trigger();
+    });
+  }
+
+  /** Any message from a member over the peer network counts as its machine's heartbeat. */
+  heardFrom(member: string): void {
+    this.liveness.heardFrom(member);
+  }
+
+  onLeaderChange(leader: string | null): void {
+    if (leader === this.d.name && !this.stopped) {
+      this.liveness.grantGrace();
+      this.engine.start();
+    } else {
+      void this.engine.stop();
+    }
+  }
+
+  /** Publishes this machine's record (retrying until a leader takes it); a no-op when nothing changed. */
+  async register(): Promise<void> {
+    const d = this.d;
+    const record = JSON.stringify(machineRecord(d.machineId, d.name, d.publicIp, d.metadata));
+    while (!this.stopped) {
+      try {
+        await d.kv.sync();
+        const current = readRegistry(d.store).machines.get(d.machineId);
+        const { state: _state, ...stored } = current ?? { state: "" };
+        if (current && JSON.stringify(stored) === record) return;
+        await d.kv.write({ method: "PUT", key: machineInfoKey(d.machineId), value: record });
+        d.logger(`[machine] registered machine ${d.machineId} (${d.name})`);
+        return;
+      } catch (err) {
+        d.logger(`[machine] registering failed, retrying: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.engine.stop();
+  }
+}

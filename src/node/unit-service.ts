@@ -1,0 +1,222 @@
+// The unit operations clients call on any node (fleetctl's submit, load, start, stop, unload, destroy, cat,
+// list-unit-files, list-units, list-machines). Every unit file is parsed and validated here, before anything is
+// written, so a bad file is refused with its line number and nothing half-parsed is stored.
+import type {
+  DesiredState,
+  MachineInfo,
+  UnitInfo,
+  UnitStateRow,
+  UnitSubmission,
+} from "../client/protocol.ts";
+import type { KvStore } from "../kv/store.ts";
+import { type CanonicalUnit, canonicalUnit, UnitCatalog } from "../sched/catalog.ts";
+import {
+  type RegistryView,
+  readRegistry,
+  readUnitFile,
+  type UnitRecord,
+  unitFileKey,
+  unitKey,
+} from "../sched/registry.ts";
+import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../sched/unit-file.ts";
+import { badRequest, ServiceError } from "./errors.ts";
+import type { KvService } from "./kv-service.ts";
+
+export class UnitService {
+  readonly catalog: UnitCatalog;
+
+  constructor(
+    private readonly store: KvStore,
+    private readonly kv: KvService,
+  ) {
+    this.catalog = new UnitCatalog((hash) => readUnitFile(store, hash));
+  }
+
+  async submit(units: UnitSubmission[], replace: boolean): Promise<UnitInfo[]> {
+    await this.kv.sync();
+    const view = readRegistry(this.store);
+    // Validate everything first: one bad file refuses the whole request.
+    const prepared = units.map((u) => ({ name: u.name, unit: this.prepare(u, view) }));
+    for (const { name, unit } of prepared) {
+      const existing = view.units.get(name);
+      if (existing && existing.hash !== unit.hash && !replace)
+        throw new ServiceError(
+          "conflict",
+          `unit ${name} already exists with different content (hash ${existing.hash.slice(0, 7)}); use --replace`,
+        );
+    }
+    for (const { name, unit } of prepared) {
+      const existing = view.units.get(name);
+      if (existing?.hash === unit.hash) continue;
+      await this.kv
+        .write({ method: "PUT", key: unitFileKey(unit.hash), value: unit.text, prevExist: false })
+        .catch(ignoreExists);
+      const record: UnitRecord = { hash: unit.hash, desired: existing?.desired ?? "inactive" };
+      await this.kv.write({ method: "PUT", key: unitKey(name), value: JSON.stringify(record) });
+    }
+    return this.infos(prepared.map((p) => p.name));
+  }
+
+  async setDesired(names: string[], desired: DesiredState): Promise<UnitInfo[]> {
+    await this.kv.sync();
+    const view = readRegistry(this.store);
+    const missing = names.filter((n) => !view.units.has(n));
+    if (missing.length > 0) throw new ServiceError("not_found", `unknown units: ${missing.join(", ")}`);
+    if (desired !== "inactive") {
+      const templates = names.filter((n) => parseUnitName(n).isTemplate);
+      if (templates.length > 0)
+        throw badRequest(
+          `templates cannot be ${desired}: ${templates.join(", ")} (start an instance, e.g. web@1)`,
+        );
+    }
+    for (const name of names) {
+      const rec = view.units.get(name)!;
+      if (rec.desired === desired) continue;
+      await this.kv.write({
+        method: "PUT",
+        key: unitKey(name),
+        value: JSON.stringify({ ...rec, desired }),
+        // Compare-and-swap on what was read, so a concurrent --replace is not undone.
+        prevValue: JSON.stringify(rec),
+      });
+    }
+    return this.infos(names);
+  }
+
+  /** fleet ignores unknown names here; the result says which units were destroyed. */
+  async destroy(names: string[]): Promise<{ destroyed: string[] }> {
+    await this.kv.sync();
+    const view = readRegistry(this.store);
+    const destroyed: string[] = [];
+    for (const name of names) {
+      if (!view.units.has(name)) continue;
+      await this.kv.write({ method: "DELETE", key: unitKey(name) });
+      destroyed.push(name);
+    }
+    return { destroyed };
+  }
+
+  async list(): Promise<UnitInfo[]> {
+    await this.kv.sync();
+    return this.infos([...readRegistry(this.store).units.keys()]);
+  }
+
+  async cat(name: string): Promise<{ name: string; text: string }> {
+    await this.kv.sync();
+    const rec = readRegistry(this.store).units.get(name);
+    const text = rec ? readUnitFile(this.store, rec.hash) : null;
+    if (!rec || text === null) throw new ServiceError("not_found", `unit ${name} not found`);
+    return { name, text };
+  }
+
+  /** list-units: one row per unit per machine it is scheduled on, plus units waiting to be placed. */
+  async states(): Promise<UnitStateRow[]> {
+    await this.kv.sync();
+    const view = readRegistry(this.store);
+    const rows: UnitStateRow[] = [];
+    for (const [name, rec] of view.units) {
+      const sched = view.schedule.get(name);
+      for (const machine of sched?.machines ?? []) {
+        const rep = view.states.get(name)?.get(machine);
+        rows.push(
+          rep
+            ? { name, machine, ...rep }
+            : { name, machine, hash: rec.hash, load: "-", active: "-", sub: "-", mainPid: null, since: 0 },
+        );
+      }
+      if (rec.desired !== "inactive" && (sched?.machines.length ?? 0) === 0 && sched?.reason)
+        rows.push({
+          name,
+          machine: "-",
+          hash: rec.hash,
+          load: "-",
+          active: "inactive",
+          sub: "dead",
+          mainPid: null,
+          since: 0,
+          note: `cannot be placed: ${sched.reason}`,
+        });
+    }
+    return rows.sort((a, b) => cmp(a.name, b.name) || cmp(a.machine, b.machine));
+  }
+
+  async machines(): Promise<MachineInfo[]> {
+    await this.kv.sync();
+    return [...readRegistry(this.store).machines.values()].sort((a, b) => cmp(a.id, b.id));
+  }
+
+  private prepare(u: UnitSubmission, view: RegistryView): CanonicalUnit {
+    const name = u.name;
+    try {
+      const parsedName = parseUnitName(name);
+      let text = u.text;
+      if (text === undefined) {
+        // An instance without a file of its own is created from the template the cluster already has.
+        const template = parsedName.isInstance ? view.units.get(templateOf(name)) : undefined;
+        text = template ? (readUnitFile(this.store, template.hash) ?? undefined) : undefined;
+        if (text === undefined)
+          throw new ServiceError(
+            "not_found",
+            parsedName.isInstance
+              ? `unit ${name}: no file was given and the cluster has no template ${templateOf(name)}`
+              : `unit ${name}: no file was given`,
+          );
+      }
+      const unit = canonicalUnit(name, text);
+      xfleetOf(unit.file, { unitName: name }); // refuses fleet's invalid [X-Fleet] combinations
+      return unit;
+    } catch (err) {
+      if (err instanceof UnitFileError || err instanceof UnitNameError) {
+        const message =
+          err instanceof UnitFileError && !err.unitName ? `${name}: ${err.message}` : err.message;
+        throw badRequest(message);
+      }
+      throw err;
+    }
+  }
+
+  private infos(names: string[]): UnitInfo[] {
+    const view = readRegistry(this.store);
+    const out: UnitInfo[] = [];
+    for (const name of names) {
+      const rec = view.units.get(name);
+      if (!rec) continue;
+      const options = this.catalog.options(name, rec.hash);
+      const global = !(options instanceof Error) && options.global;
+      const sched = view.schedule.get(name);
+      const machines = sched?.machines ?? [];
+      out.push({
+        name,
+        hash: rec.hash,
+        desired: rec.desired,
+        current: global ? null : currentState(rec, machines, view.states.get(name)),
+        global,
+        machines,
+        description: this.catalog.description(rec.hash),
+        unplaceable: machines.length === 0 ? (sched?.reason ?? null) : null,
+      });
+    }
+    return out.sort((a, b) => cmp(a.name, b.name));
+  }
+}
+
+/** fleet's derived state: inactive until scheduled, launched once the target's agent reports it active. */
+function currentState(
+  rec: UnitRecord,
+  machines: string[],
+  reports: Map<string, { hash: string; active: string }> | undefined,
+): DesiredState {
+  if (machines.length === 0) return "inactive";
+  const rep = reports?.get(machines[0]!);
+  if (rec.desired === "launched" && rep?.hash === rec.hash && rep.active === "active") return "launched";
+  return "loaded";
+}
+
+function ignoreExists(err: unknown): void {
+  const data = (err as { data?: { errorCode?: number } }).data;
+  if (data?.errorCode !== 105) throw err;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,176 @@
+// The scheduling engine: runs on the Raft leader only. Each pass reads the registry from the leader's replica,
+// decides which machines are alive, asks the pure placement for the minimal plan, and writes only what changed
+// (schedule keys, machine up/lost transitions, states of lost machines). Passes are triggered by registry changes
+// and liveness transitions, and also run on a timer as a safety net; they never overlap.
+import type { KvWriteRequest } from "../client/protocol.ts";
+import type { UnitCatalog } from "./catalog.ts";
+import { type Assignment, applyPlan, reconcile, type UnitView } from "./placement.ts";
+import {
+  machineStateKey,
+  type RegistryView,
+  type ScheduleRecord,
+  scheduleKey,
+  stateKey,
+} from "./registry.ts";
+import { parseUnitName } from "./unit-file.ts";
+
+export interface EngineDeps {
+  readView(): RegistryView;
+  catalog: UnitCatalog;
+  write(req: KvWriteRequest): Promise<unknown>;
+  /** Whether the machine of this member name is alive (the leader's own machine always is). */
+  alive(name: string): boolean;
+  logger?: (line: string) => void;
+  /** Safety-net interval for full passes (default 5 s) and how often liveness is checked (default 250 ms). */
+  reconcileEveryMs?: number;
+  livenessEveryMs?: number;
+}
+
+/** Writes in flight at once during a pass (a thousand new units should not take a thousand round trips). */
+const WRITE_CONCURRENCY = 64;
+
+export class Engine {
+  private running = false;
+  private again = false;
+  private stopped = true;
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private lastAlive = new Map<string, boolean>();
+  /** Resolves when the current pass (and any pass it queued) is over; for tests and shutdown. */
+  private idle: Promise<void> = Promise.resolve();
+
+  constructor(private readonly d: EngineDeps) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.lastAlive.clear();
+    this.timers.push(setInterval(() => this.trigger(), this.d.reconcileEveryMs ?? 5000));
+    this.timers.push(setInterval(() => this.checkLiveness(), this.d.livenessEveryMs ?? 250));
+    this.trigger();
+  }
+
+  stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    return this.idle;
+  }
+
+  /** Asks for a pass; passes requested while one runs collapse into one more. */
+  trigger(): Promise<void> {
+    if (this.stopped) return this.idle;
+    if (this.running) {
+      this.again = true;
+      return this.idle;
+    }
+    this.running = true;
+    this.idle = (async () => {
+      try {
+        do {
+          this.again = false;
+          await this.pass().catch((err) => this.d.logger?.(`engine pass failed: ${(err as Error).message}`));
+        } while (this.again && !this.stopped);
+      } finally {
+        this.running = false;
+      }
+    })();
+    return this.idle;
+  }
+
+  /** Cheap check between passes: a machine that changed between alive and silent triggers a pass at once. */
+  private checkLiveness(): void {
+    for (const [name, was] of this.lastAlive) {
+      if (this.d.alive(name) !== was) {
+        this.trigger();
+        return;
+      }
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const view = this.d.readView();
+    const writes: KvWriteRequest[] = [];
+
+    // 1. Machines: who is alive now, and the transitions to record.
+    const alive = new Set<string>();
+    this.lastAlive.clear();
+    for (const m of view.machines.values()) {
+      const ok = this.d.alive(m.name);
+      this.lastAlive.set(m.name, ok);
+      if (ok) alive.add(m.id);
+      const state = ok ? "up" : "lost";
+      if (state !== m.state) {
+        this.d.logger?.(`machine ${m.id.slice(0, 8)} (${m.name}) is ${ok ? "back" : "lost"}`);
+        writes.push({ method: "PUT", key: machineStateKey(m.id), value: state });
+      }
+    }
+
+    // 2. Units the placement sees (templates are never scheduled; unusable files are reported as unplaceable).
+    const units: UnitView[] = [];
+    const reasons = new Map<string, string>();
+    for (const [name, rec] of view.units) {
+      if (parseUnitName(name).isTemplate) continue;
+      const xfleet = this.d.catalog.options(name, rec.hash);
+      if (xfleet instanceof Error) reasons.set(name, xfleet.message);
+      else units.push({ name, desired: rec.desired, xfleet });
+    }
+    const current: Assignment[] = [];
+    for (const [unit, s] of view.schedule) for (const machine of s.machines) current.push({ unit, machine });
+
+    // 3. The plan, and the schedule it leads to.
+    const plan = reconcile({
+      machines: [...view.machines.values()]
+        .filter((m) => alive.has(m.id))
+        .map((m) => ({ id: m.id, metadata: m.metadata })),
+      units,
+      current,
+    });
+    for (const u of plan.unplaceable) reasons.set(u.unit, u.reason);
+    const next = new Map<string, string[]>();
+    for (const a of applyPlan(current, plan)) next.set(a.unit, [...(next.get(a.unit) ?? []), a.machine]);
+
+    // 4. Schedule keys that differ from what is stored.
+    const names = new Set([...view.units.keys(), ...view.schedule.keys()]);
+    for (const name of names) {
+      const machines = (next.get(name) ?? []).sort();
+      const reason = view.units.get(name)?.desired === "inactive" ? undefined : reasons.get(name);
+      const want: ScheduleRecord | null =
+        machines.length > 0 || reason ? { machines, ...(reason ? { reason } : {}) } : null;
+      const have = view.schedule.get(name) ?? null;
+      if (sameSchedule(have, want)) continue;
+      if (want) writes.push({ method: "PUT", key: scheduleKey(name), value: JSON.stringify(want) });
+      else writes.push({ method: "DELETE", key: scheduleKey(name) });
+      if (want && !have?.reason && want.reason) this.d.logger?.(`cannot place ${name}: ${want.reason}`);
+    }
+
+    // 5. Reports from lost machines are stale: their units have moved (a machine that returns reports anew).
+    for (const [unit, perMachine] of view.states)
+      for (const machine of perMachine.keys())
+        if (!alive.has(machine) && view.machines.has(machine))
+          writes.push({ method: "DELETE", key: stateKey(unit, machine) });
+
+    await this.apply(writes);
+  }
+
+  private async apply(writes: KvWriteRequest[]): Promise<void> {
+    let i = 0;
+    const worker = async () => {
+      while (i < writes.length && !this.stopped) {
+        const w = writes[i++]!;
+        await this.d.write(w).catch((err) => {
+          // A key already gone is fine; anything else is retried by the next pass.
+          if ((err as { data?: { errorCode?: number } }).data?.errorCode === 100) return;
+          this.d.logger?.(`engine write ${w.method} ${w.key} failed: ${(err as Error).message}`);
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, writes.length) }, worker));
+  }
+}
+
+function sameSchedule(a: ScheduleRecord | null, b: ScheduleRecord | null): boolean {
+  if (a === null || b === null) return a === b;
+  if ((a.reason ?? "") !== (b.reason ?? "")) return false;
+  const am = [...a.machines].sort();
+  return am.length === b.machines.length && am.every((m, i) => m === b.machines[i]);
+}

@@ -1,0 +1,167 @@
+// The scheduling engine against a real in-process store: what it writes when units arrive, when a machine is lost
+// and comes back, when a unit cannot be placed, and that a pass over a settled registry writes nothing.
+import { afterEach, describe, expect, it } from "vitest";
+import type { KvWriteRequest } from "../src/client/protocol.ts";
+import { decodeCommand, encodeCommand } from "../src/kv/commands.ts";
+import { KvStore } from "../src/kv/store.ts";
+import { KvError } from "../src/kv/types.ts";
+import { commandFor } from "../src/node/kv-requests.ts";
+import { canonicalUnit, UnitCatalog } from "../src/sched/catalog.ts";
+import { Engine } from "../src/sched/engine.ts";
+import {
+  machineInfoKey,
+  readRegistry,
+  readUnitFile,
+  stateKey,
+  unitFileKey,
+  unitKey,
+} from "../src/sched/registry.ts";
+
+const MACHINES = ["a1", "b2", "c3"].map((n, i) => ({ id: `${String(i + 1).repeat(32)}`, name: n }));
+
+function setup() {
+  const store = new KvStore();
+  const writes: KvWriteRequest[] = [];
+  const write = async (req: KvWriteRequest) => {
+    const r = store.apply(decodeCommand(encodeCommand(commandFor(req, Date.now()))));
+    if (r instanceof KvError) throw Object.assign(new Error(r.message), { code: "kv", data: r.toJSON() });
+    return r;
+  };
+  const alive = new Set(MACHINES.map((m) => m.name));
+  const engine = new Engine({
+    readView: () => readRegistry(store),
+    catalog: new UnitCatalog((h) => readUnitFile(store, h)),
+    write: (req) => {
+      writes.push(req);
+      return write(req);
+    },
+    alive: (name) => alive.has(name),
+    reconcileEveryMs: 3_600_000,
+    livenessEveryMs: 3_600_000,
+  });
+  const addMachine = async (m: { id: string; name: string }, metadata: Record<string, string> = {}) =>
+    write({
+      method: "PUT",
+      key: machineInfoKey(m.id),
+      value: JSON.stringify({ id: m.id, name: m.name, publicIp: null, metadata }),
+    });
+  const addUnit = async (name: string, text: string, desired = "launched") => {
+    const u = canonicalUnit(name, text);
+    await write({ method: "PUT", key: unitFileKey(u.hash), value: u.text });
+    await write({ method: "PUT", key: unitKey(name), value: JSON.stringify({ hash: u.hash, desired }) });
+  };
+  const schedule = () => {
+    const out: Record<string, string[] | string> = {};
+    for (const [name, s] of readRegistry(store).schedule) out[name] = s.reason ?? s.machines;
+    return out;
+  };
+  return { store, engine, writes, write, alive, addMachine, addUnit, schedule };
+}
+
+let current: ReturnType<typeof setup> | null = null;
+function fresh() {
+  current = setup();
+  return current;
+}
+afterEach(async () => {
+  await current?.engine.stop();
+  current = null;
+});
+
+const SERVICE = "[Service]\nExecStart=/bin/true\n";
+
+describe("scheduling engine", () => {
+  it("spreads units, keeps MachineOf pairs together, and writes nothing on a settled pass", async () => {
+    const t = fresh();
+    for (const m of MACHINES) await t.addMachine(m);
+    for (const i of [1, 2, 3]) {
+      await t.addUnit(`web@${i}.service`, `${SERVICE}[X-Fleet]\nConflicts=web@*.service\n`);
+      await t.addUnit(`log@${i}.service`, `${SERVICE}[X-Fleet]\nMachineOf=web@%i.service\n`);
+    }
+    t.engine.start();
+    await t.engine.trigger();
+    const s = t.schedule();
+    const webMachines = [1, 2, 3].map((i) => (s[`web@${i}.service`] as string[])[0]);
+    expect(new Set(webMachines).size).toBe(3);
+    for (const i of [1, 2, 3]) expect(s[`log@${i}.service`]).toEqual(s[`web@${i}.service`]);
+
+    t.writes.length = 0;
+    await t.engine.trigger();
+    expect(t.writes).toEqual([]);
+  });
+
+  it("moves the units of a lost machine, records the loss, drops its stale reports, and notes the return", async () => {
+    const t = fresh();
+    for (const m of MACHINES) await t.addMachine(m);
+    for (const i of [1, 2, 3, 4, 5, 6]) await t.addUnit(`app@${i}.service`, SERVICE);
+    t.engine.start();
+    await t.engine.trigger();
+    const victim = MACHINES[0]!;
+    const onVictim = Object.entries(t.schedule())
+      .filter(([, m]) => (m as string[]).includes(victim.id))
+      .map(([n]) => n);
+    expect(onVictim.length).toBe(2);
+    await t.write({ method: "PUT", key: stateKey(onVictim[0]!, victim.id), value: "{}" });
+
+    t.alive.delete(victim.name);
+    await t.engine.trigger();
+    const after = t.schedule();
+    for (const n of onVictim) expect(after[n]).not.toContain(victim.id);
+    expect(Object.values(after).flat()).not.toContain(victim.id);
+    const view = readRegistry(t.store);
+    expect(view.machines.get(victim.id)?.state).toBe("lost");
+    expect(view.states.get(onVictim[0]!)?.has(victim.id) ?? false).toBe(false);
+
+    t.alive.add(victim.name);
+    await t.engine.trigger();
+    expect(readRegistry(t.store).machines.get(victim.id)?.state).toBe("up");
+    // Units that run happily elsewhere are not moved back.
+    expect(t.schedule()).toEqual(after);
+  });
+
+  it("records why a unit cannot be placed, and places it once a machine qualifies", async () => {
+    const t = fresh();
+    await t.addMachine(MACHINES[0]!, { disk: "hdd" });
+    await t.addUnit("db.service", `${SERVICE}[X-Fleet]\nMachineMetadata=disk=ssd\n`);
+    t.engine.start();
+    await t.engine.trigger();
+    expect(t.schedule()["db.service"]).toMatch(/disk/);
+
+    await t.addMachine(MACHINES[1]!, { disk: "ssd" });
+    await t.engine.trigger();
+    expect(t.schedule()["db.service"]).toEqual([MACHINES[1]!.id]);
+  });
+
+  it("unschedules a unit when it is made inactive or destroyed, and never schedules templates", async () => {
+    const t = fresh();
+    for (const m of MACHINES) await t.addMachine(m);
+    await t.addUnit("web@.service", SERVICE, "inactive");
+    await t.addUnit("one.service", SERVICE);
+    await t.addUnit("two.service", SERVICE);
+    t.engine.start();
+    await t.engine.trigger();
+    expect(Object.keys(t.schedule()).sort()).toEqual(["one.service", "two.service"]);
+
+    const two = readRegistry(t.store).units.get("two.service")!;
+    await t.write({
+      method: "PUT",
+      key: unitKey("two.service"),
+      value: JSON.stringify({ ...two, desired: "inactive" }),
+    });
+    await t.write({ method: "DELETE", key: unitKey("one.service") });
+    await t.engine.trigger();
+    expect(t.schedule()).toEqual({});
+  });
+
+  it("places a Global unit on every live machine, including one that joins later", async () => {
+    const t = fresh();
+    await t.addMachine(MACHINES[0]!);
+    await t.addUnit("agent.service", `${SERVICE}[X-Fleet]\nGlobal=true\n`);
+    t.engine.start();
+    await t.engine.trigger();
+    expect(t.schedule()["agent.service"]).toEqual([MACHINES[0]!.id]);
+    await t.addMachine(MACHINES[1]!);
+    await t.engine.trigger();
+    expect(t.schedule()["agent.service"]).toEqual([MACHINES[0]!.id, MACHINES[1]!.id].sort());
+  });
+});
