@@ -4,7 +4,16 @@
 import { Packr } from "msgpackr";
 import { decodeConfChange } from "./conf-change.ts";
 import { bootstrapLog, ProposalError, Raft, type RaftConfig, type Ready } from "./raft.ts";
-import type { ConfChange, Entry, Message, NodeId, RaftStorage, Snapshot } from "./types.ts";
+import {
+  type ConfChange,
+  EMPTY_HARD_STATE,
+  type Entry,
+  type HardState,
+  type Message,
+  type NodeId,
+  type RaftStorage,
+  type Snapshot,
+} from "./types.ts";
 
 /** The application replicated by the log. apply() must be deterministic: every replica runs the same entries. */
 export interface StateMachine {
@@ -89,6 +98,9 @@ export class RaftDriver {
   /** Tick at which each read context was sent; a context unanswered for two election timeouts is failed. */
   private readSentAt = new Map<string, number>();
   private ticks = 0;
+  /** The hard state last made durable, and a newer one whose only change (the commit index) awaits a save. */
+  private persistedHard: HardState = EMPTY_HARD_STATE;
+  private unsavedHard: HardState | null = null;
   /** Reads confirmed at an index, served once the state machine has applied it. */
   private readsAwaitingApply: {
     index: number;
@@ -136,6 +148,7 @@ export class RaftDriver {
       random: o.random ?? Math.random,
       logger: o.logger,
     };
+    this.persistedHard = hardState;
     this.raft = new Raft(config, { hardState, snapshot, entries });
     this.ticker = setInterval(() => this.enqueue({ kind: "tick" }), o.tickMs);
     this.schedule();
@@ -185,12 +198,14 @@ export class RaftDriver {
     return { ...this.raft.status(), peers: Object.fromEntries(this.peers) };
   }
 
+  // Both are asked before start() has built the Raft state too (restoring the snapshot notifies the state
+  // machine's listeners, which ask whether this node leads): not yet started means no leader known.
   leader(): NodeId | null {
-    return this.raft.lead;
+    return this.raft?.lead ?? null;
   }
 
   isLeader(): boolean {
-    return this.raft.role === "leader";
+    return this.raft?.role === "leader";
   }
 
   peerAddress(id: NodeId): string | undefined {
@@ -202,6 +217,8 @@ export class RaftDriver {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
     while (this.processing) await new Promise((r) => setTimeout(r, 1));
+    if (this.unsavedHard) await this.opts.storage.save(this.unsavedHard, []).catch(() => {});
+    this.unsavedHard = null;
     const err = new Error("the node is shutting down");
     for (const p of this.proposals.values()) p.reject(err);
     this.proposals.clear();
@@ -222,7 +239,9 @@ export class RaftDriver {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.processing || this.stopped) return;
+    // Peers may send messages while start() is still loading the log: they wait in the inbox until the Raft
+    // state exists (start() schedules the first pass), instead of crashing the node on `this.raft.step`.
+    if (this.scheduled || this.processing || this.stopped || !this.raft) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -350,7 +369,7 @@ export class RaftDriver {
       await o.storage.saveSnapshot(rd.snapshot);
       this.restoreSnapshot(rd.snapshot);
     }
-    if (rd.hardState || rd.entries.length > 0) await o.storage.save(rd.hardState, rd.entries);
+    await this.persist(rd);
     if (rd.messagesAfterPersist.length > 0) o.transport.send(rd.messagesAfterPersist);
     for (const e of rd.committedEntries) this.applyEntry(e);
     for (const rs of rd.readStates) {
@@ -361,6 +380,26 @@ export class RaftDriver {
       this.readsAwaitingApply.push({ index: rs.index, batch });
     }
     this.serveReads();
+  }
+
+  /**
+   * Entries, term and vote must be on disk before anyone hears of them; a new commit index need not (etcd's
+   * MustSync): it is kept and written with the next save, so a lone commit costs no fdatasync. After a crash the
+   * node just learns the commit index again from the leader.
+   */
+  private async persist(rd: Ready): Promise<void> {
+    const hs = rd.hardState ?? null;
+    const mustSync =
+      rd.entries.length > 0 ||
+      (hs !== null && (hs.term !== this.persistedHard.term || hs.vote !== this.persistedHard.vote));
+    if (!mustSync) {
+      if (hs) this.unsavedHard = hs;
+      return;
+    }
+    const toSave = hs ?? this.unsavedHard;
+    await this.opts.storage.save(toSave, rd.entries);
+    if (toSave) this.persistedHard = toSave;
+    this.unsavedHard = null;
   }
 
   private onSoftState(ss: NonNullable<Ready["softState"]>): void {
