@@ -42,7 +42,11 @@ export class KvService {
   /** Any node accepts a write; the leader stamps it with its clock and appends it to the log. */
   async write(req: KvWriteRequest): Promise<KvResult> {
     validateWrite(req);
-    return (await this.router.call("kv.write", req)) as KvResult;
+    const result = (await this.router.call("kv.write", req)) as KvResult;
+    // Read-your-writes on this node (as etcd answers only once the member that took the write applied it):
+    // a forwarded write is answered after this replica caught up, or after the timeout at worst.
+    await withTimeout(this.driver.waitApplied(result.raftIndex), this.timeoutMs, "apply").catch(() => {});
+    return result;
   }
 
   /**

@@ -178,6 +178,14 @@ export class RaftDriver {
     return new Promise((resolve, reject) => this.enqueue({ kind: "read", resolve, reject }));
   }
 
+  /** Resolves once this replica has applied `index` (a write answered by the leader, seen locally). */
+  waitApplied(index: number): Promise<void> {
+    if (index <= this.appliedIndex) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.readsAwaitingApply.push({ index, batch: [{ resolve, reject }] });
+    });
+  }
+
   transferLeadership(to: NodeId): void {
     this.enqueue({ kind: "call", fn: (r) => r.transferLeadership(to) });
   }

@@ -1,0 +1,793 @@
+// The fleetctl-style unit commands (verify, submit, load, start, stop, unload, destroy, cat, list-unit-files,
+// list-units, list-machines) run in-process against a fake node: a wire listener with an in-memory unit model.
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { COMMANDS } from "../src/cli/commands.ts";
+import { dispatch } from "../src/cli/dispatch.ts";
+import { EXIT } from "../src/cli/exit-codes.ts";
+import { WAIT_TIMING } from "../src/cli/units.ts";
+import type {
+  DesiredState,
+  MachineInfo,
+  UnitInfo,
+  UnitStateRow,
+  UnitSubmission,
+} from "../src/client/protocol.ts";
+import { parseUnitFile, parseUnitName, serializeUnitFile, templateOf } from "../src/sched/unit-file.ts";
+import { type Listener, listen } from "../src/wire/server.ts";
+
+// ---- the fake node -----------------------------------------------------------------------------------------
+
+const M1 = "113f16a7c5a64cd1a1c2e3f40000aaaa";
+const M2 = "2addf7390b9fd6f8128a2e32eabc97ed";
+
+class RpcError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface FakeUnit {
+  name: string;
+  text: string;
+  hash: string;
+  desired: DesiredState;
+  machine: string | null;
+  /** Polls (units.list calls) since it was placed; it turns launched after LAUNCH_AFTER. */
+  polls: number;
+  unplaceable: string | null;
+  global: boolean;
+  description: string | null;
+}
+
+const LAUNCH_AFTER = 3;
+
+class FakeCluster {
+  units = new Map<string, FakeUnit>();
+  machines: MachineInfo[] = [
+    { id: M2, name: "n2", publicIp: null, metadata: {}, state: "up" },
+    { id: M1, name: "n1", publicIp: "172.17.8.103", metadata: { region: "us", az: "b" }, state: "up" },
+  ];
+  calls: { method: string; params: unknown }[] = [];
+
+  handle(method: string, params: unknown): unknown {
+    this.calls.push({ method, params });
+    const p = params as Record<string, unknown>;
+    switch (method) {
+      case "units.submit":
+        return this.submit(p.units as UnitSubmission[], p.replace === true);
+      case "units.setDesired":
+        return this.setDesired(p.names as string[], p.desired as DesiredState);
+      case "units.destroy": {
+        const names = p.names as string[];
+        const missing = names.filter((n) => !this.units.has(n));
+        if (missing.length > 0) throw new RpcError("not_found", `units not found: ${missing.join(", ")}`);
+        for (const n of names) this.units.delete(n);
+        return { destroyed: names };
+      }
+      case "units.list":
+        this.tick();
+        return [...this.units.values()].map((u) => this.info(u));
+      case "units.cat": {
+        const u = this.units.get(p.name as string);
+        if (!u) throw new RpcError("not_found", `unit ${p.name} not found`);
+        return { name: u.name, text: u.text };
+      }
+      case "units.states":
+        return this.states();
+      case "machines.list":
+        return this.machines;
+      default:
+        throw new RpcError("unknown_method", method);
+    }
+  }
+
+  submit(subs: UnitSubmission[], replace: boolean): UnitInfo[] {
+    const prepared = subs.map((s) => {
+      let text = s.text;
+      if (text === undefined) {
+        const tpl = this.units.get(templateOf(s.name));
+        if (!tpl) throw new RpcError("not_found", `no template for ${s.name}`);
+        text = tpl.text;
+      }
+      const file = parseUnitFile(text);
+      const canon = serializeUnitFile(file);
+      const hash = createHash("sha1").update(canon).digest("hex");
+      const old = this.units.get(s.name);
+      if (old && old.hash !== hash && !replace)
+        throw new RpcError("conflict", `unit ${s.name} differs; use replace`);
+      return { name: s.name, canon, hash, file, old };
+    });
+    return prepared.map(({ name, canon, hash, file, old }) => {
+      const xf = file.sections.get("X-Fleet");
+      const u: FakeUnit = {
+        name,
+        text: canon,
+        hash,
+        desired: old?.desired ?? "inactive",
+        machine: old?.machine ?? null,
+        polls: 0,
+        unplaceable: null,
+        global: xf?.get("Global")?.[0] === "true",
+        description: file.sections.get("Unit")?.get("Description")?.[0] ?? null,
+      };
+      this.units.set(name, u);
+      return this.info(u);
+    });
+  }
+
+  setDesired(names: string[], desired: DesiredState): UnitInfo[] {
+    const missing = names.filter((n) => !this.units.has(n));
+    if (missing.length > 0) throw new RpcError("not_found", `units not found: ${missing.join(", ")}`);
+    return names.map((n) => {
+      const u = this.units.get(n)!;
+      if (desired !== "inactive" && parseUnitName(n).isTemplate)
+        throw new RpcError("bad_request", "cannot activate template");
+      u.desired = desired;
+      u.polls = 0;
+      return this.info(u);
+    });
+  }
+
+  /** The "engine" and "agents": place on the next poll, launch a few polls later. */
+  tick(): void {
+    for (const u of this.units.values()) {
+      if (u.global) continue;
+      if (u.desired === "inactive") {
+        u.machine = null;
+        u.unplaceable = null;
+        continue;
+      }
+      if (u.machine === null) {
+        if (u.text.includes("MachineMetadata=region=mars")) {
+          u.unplaceable = "no machine has metadata region=mars";
+          continue;
+        }
+        u.unplaceable = null;
+        u.machine = u.name.includes("two") ? M2 : M1;
+        u.polls = 0;
+      } else u.polls++;
+    }
+  }
+
+  current(u: FakeUnit): DesiredState | null {
+    if (u.global) return null;
+    if (u.machine === null) return "inactive";
+    return u.desired === "launched" && u.polls >= LAUNCH_AFTER ? "launched" : "loaded";
+  }
+
+  info(u: FakeUnit): UnitInfo {
+    return {
+      name: u.name,
+      hash: u.hash,
+      desired: u.desired,
+      current: this.current(u),
+      global: u.global,
+      machines: u.machine ? [u.machine] : [],
+      description: u.description,
+      unplaceable: u.unplaceable,
+    };
+  }
+
+  states(): UnitStateRow[] {
+    const rows: UnitStateRow[] = [];
+    for (const u of this.units.values()) {
+      const on = u.global ? this.machines.map((m) => m.id) : u.machine ? [u.machine] : [];
+      for (const machine of on) {
+        const running = u.global || this.current(u) === "launched";
+        rows.push({
+          name: u.name,
+          machine,
+          hash: u.hash,
+          load: "loaded",
+          active: running ? "active" : "inactive",
+          sub: running ? "running" : "dead",
+          mainPid: running ? 42 : null,
+          since: 0,
+        });
+      }
+    }
+    return rows;
+  }
+
+  /** Sets a unit straight into a state, as if it had been started earlier. */
+  put(name: string, text: string, desired: DesiredState, machine: string | null): void {
+    this.submit([{ name, text }], true);
+    const u = this.units.get(name)!;
+    u.desired = desired;
+    u.machine = machine;
+    u.polls = LAUNCH_AFTER;
+  }
+}
+
+// ---- harness -----------------------------------------------------------------------------------------------
+
+let fake: FakeCluster;
+let listener: Listener;
+let endpoint: string;
+let dir: string;
+
+beforeAll(async () => {
+  listener = await listen({
+    host: "127.0.0.1",
+    port: 0,
+    secret: null,
+    role: "client",
+    name: "fake",
+    onConnection: (conn) => conn.serve({ request: (method, params) => fake.handle(method, params) }),
+  });
+  endpoint = `127.0.0.1:${listener.address.port}`;
+  dir = await mkdtemp(join(tmpdir(), "berth-cli-units-"));
+});
+
+afterAll(async () => {
+  await listener.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const saved = { ...WAIT_TIMING };
+beforeEach(() => {
+  fake = new FakeCluster();
+  Object.assign(WAIT_TIMING, { pollMs: 10, attemptMs: 100, unplaceableGraceMs: 150 });
+});
+afterEach(() => {
+  Object.assign(WAIT_TIMING, saved);
+  vi.restoreAllMocks();
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function berth(...args: string[]): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await dispatch([...args, "--endpoint", endpoint], COMMANDS);
+    return { code, stdout, stderr };
+  } finally {
+    vi.restoreAllMocks();
+  }
+}
+
+/** Without --endpoint (commands that take no client flags). */
+async function berthLocal(...args: string[]): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    return { code: await dispatch(args, COMMANDS), stdout, stderr };
+  } finally {
+    vi.restoreAllMocks();
+  }
+}
+
+const HELLO = `[Unit]
+Description=Hello World
+
+[Service]
+ExecStart=/bin/sh -c "while true; do echo Hello; sleep 1; done"
+`;
+const WEB_TEMPLATE = `[Unit]
+Description=Web %i
+
+[Service]
+ExecStart=/usr/bin/web --port 80%i
+
+[X-Fleet]
+Conflicts=web@*.service
+`;
+const MARS = `[Service]
+ExecStart=/bin/true
+
+[X-Fleet]
+MachineMetadata=region=mars
+`;
+
+async function file(name: string, text: string, sub = ""): Promise<string> {
+  const path = join(dir, sub, name);
+  if (sub) await mkdir(join(dir, sub), { recursive: true });
+  await writeFile(path, text);
+  return path;
+}
+
+function hashOf(text: string): string {
+  return createHash("sha1")
+    .update(serializeUnitFile(parseUnitFile(text)))
+    .digest("hex");
+}
+
+function submitted(): UnitSubmission[] {
+  return fake.calls
+    .filter((c) => c.method === "units.submit")
+    .flatMap((c) => (c.params as { units: UnitSubmission[] }).units);
+}
+
+// ---- tests -------------------------------------------------------------------------------------------------
+
+describe("verify", () => {
+  it("prints FILE: ok for valid files and exits 0, without a cluster", async () => {
+    const a = await file("hello.service", HELLO);
+    const b = await file("web@.service", WEB_TEMPLATE);
+    const r = await berthLocal("verify", a, b);
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.stdout).toBe(`${a}: ok\n${b}: ok\n`);
+  });
+
+  it("reports errors with the line number on stderr and exits 2", async () => {
+    const bad = await file("bad.service", "[Unit]\nDescription=x\n\n[Service]\nExecStart /bin/true\n");
+    const good = await file("good.service", HELLO);
+    const r = await berthLocal("verify", good, bad);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stdout).toBe(`${good}: ok\n`);
+    expect(r.stderr).toBe(`${bad}:5: missing "=" in "ExecStart /bin/true"\n`);
+  });
+
+  it("checks [X-Fleet] options and the unit name; json documents per file", async () => {
+    const xf = await file(
+      "x.service",
+      "[Service]\nExecStart=/bin/true\n[X-Fleet]\nMachineID=abc\nGlobal=true\n",
+    );
+    const name = await file("notaunit.txt", HELLO);
+    const r = await berthLocal("verify", xf, name);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toContain(`${xf}: [X-Fleet] Global=true can only be combined with MachineMetadata`);
+    expect(r.stderr).toMatch(/notaunit\.txt: invalid unit name "notaunit\.txt": unknown type suffix/);
+    const j = await berthLocal("verify", "--output", "json", xf);
+    const doc = JSON.parse(j.stdout);
+    expect(doc).toMatchObject({ file: xf, unit: "x.service", ok: false });
+    expect(j.code).toBe(EXIT.usage);
+  });
+
+  it("missing files and no arguments are usage errors", async () => {
+    expect((await berthLocal("verify", join(dir, "nope.service"))).code).toBe(EXIT.usage);
+    expect((await berthLocal("verify")).code).toBe(EXIT.usage);
+  });
+});
+
+describe("submit", () => {
+  it("submits local files under their base name, prints nothing, is idempotent", async () => {
+    const path = await file("hello.service", HELLO);
+    const r = await berth("submit", path);
+    expect(r).toEqual({ code: 0, stdout: "", stderr: "" });
+    expect(fake.units.get("hello.service")?.hash).toBe(hashOf(HELLO));
+    expect(fake.units.get("hello.service")?.desired).toBe("inactive");
+    const again = await berth("submit", path);
+    expect(again.code).toBe(0);
+    expect(submitted()).toHaveLength(1); // the second submit sent nothing
+  });
+
+  it("No units given exits 0", async () => {
+    const r = await berth("submit");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("No units given\n");
+  });
+
+  it("instance with a local template sends the template's text under the instance name", async () => {
+    await file("web@.service", WEB_TEMPLATE, "tpl");
+    const r = await berth("submit", join(dir, "tpl", "web@1.service"));
+    expect(r.code).toBe(0);
+    expect(submitted()).toEqual([{ name: "web@1.service", text: WEB_TEMPLATE }]);
+  });
+
+  it("instance without local files uses the cluster's template (no text sent)", async () => {
+    fake.put("web@.service", WEB_TEMPLATE, "inactive", null);
+    fake.calls = [];
+    const r = await berth("submit", join(dir, "empty", "web@2"));
+    expect(r.code).toBe(0);
+    expect(submitted()).toEqual([{ name: "web@2.service" }]);
+    expect(fake.units.get("web@2.service")?.hash).toBe(hashOf(WEB_TEMPLATE));
+  });
+
+  it("instance with no template anywhere is not found (exit 4), nothing sent", async () => {
+    const r = await berth("submit", join(dir, "empty", "db@1.service"));
+    expect(r.code).toBe(EXIT.notFound);
+    expect(r.stderr).toMatch(/unable to find unit db@1\.service.*the cluster has no db@\.service/);
+    expect(submitted()).toEqual([]);
+  });
+
+  it("plain unit with no file is not found (exit 4)", async () => {
+    const r = await berth("submit", join(dir, "empty", "ghost.service"));
+    expect(r.code).toBe(EXIT.notFound);
+  });
+
+  it("validates locally first: line number, exit 2, nothing sent for any unit", async () => {
+    const good = await file("good.service", HELLO);
+    const bad = await file("broken.service", "[Service]\nExecStart=/bin/true\n[Oops\n");
+    const r = await berth("submit", good, bad);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toBe(`Error: ${bad}:3: malformed section header "[Oops"\n`);
+    expect(submitted()).toEqual([]);
+  });
+
+  it("invalid unit names are usage errors", async () => {
+    const r = await berth("submit", "bad name!.service");
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toMatch(/invalid unit name/);
+  });
+
+  it("a differing local file warns without --replace and replaces with it", async () => {
+    fake.put("hello.service", HELLO, "inactive", null);
+    const path = await file("hello.service", HELLO.replace("Hello World", "Hello Moon"), "v2");
+    const r = await berth("submit", path);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      `WARNING: Unit hello.service in registry differs from local unit file ${path}. Add --replace to override.\n`,
+    );
+    expect(fake.units.get("hello.service")?.description).toBe("Hello World");
+    const j = await berth("submit", "--replace", path, "-o", "json");
+    expect(j.code).toBe(0);
+    expect(JSON.parse(j.stdout)).toMatchObject({ name: "hello.service", description: "Hello Moon" });
+  });
+
+  it("--replace refuses units whose desired state the command may not replace", async () => {
+    fake.put("hello.service", HELLO, "launched", M1);
+    const path = await file("hello.service", HELLO.replace("Hello World", "Hello Sun"), "v3");
+    const r = await berth("submit", "--replace", path);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      "Warning: can not replace Unit(hello.service) in state 'launched', use the appropriate command\n",
+    );
+    expect(submitted()).toEqual([]);
+  });
+});
+
+describe("load and start", () => {
+  it("start submits, sets launched, blocks until the agent reports it active", async () => {
+    const path = await file("hello.service", HELLO, "start");
+    const r = await berth("start", path);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe("Unit hello.service launched on 113f16a7.../172.17.8.103\n");
+    expect(r.code).toBe(0);
+    const polls = fake.calls.filter((c) => c.method === "units.states").length;
+    expect(polls).toBeGreaterThanOrEqual(LAUNCH_AFTER);
+    expect(fake.units.get("hello.service")?.desired).toBe("launched");
+  });
+
+  it("appends .service, and omits the ip when the machine has none", async () => {
+    fake.put("two.service", HELLO, "inactive", null);
+    const r = await berth("start", "two");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("Unit two.service launched on 2addf739...\n");
+  });
+
+  it("load waits for loaded and prints the machine", async () => {
+    fake.put("hello.service", HELLO, "inactive", null);
+    const r = await berth("load", "hello.service");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("Unit hello.service loaded on 113f16a7.../172.17.8.103\n");
+    expect(fake.units.get("hello.service")?.desired).toBe("loaded");
+  });
+
+  it("--no-block triggers and returns; json prints one document per unit", async () => {
+    fake.put("web@.service", WEB_TEMPLATE, "inactive", null);
+    const r = await berth("start", "--no-block", "web@1", "web@2");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("Triggered unit web@1.service start\nTriggered unit web@2.service start\n");
+    expect(fake.calls.filter((c) => c.method === "units.states")).toHaveLength(0);
+    const j = await berth("start", "web@3", "-o", "json");
+    expect(j.code).toBe(0);
+    const docs = j.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(docs).toEqual([expect.objectContaining({ name: "web@3.service", current: "launched" })]);
+  });
+
+  it("starts instances from a local template next to the argument", async () => {
+    await file("app@.service", WEB_TEMPLATE, "apps");
+    const r = await berth("start", join(dir, "apps", "app@7"));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("Unit app@7.service launched on 113f16a7.../172.17.8.103\n");
+    expect(submitted()).toEqual([{ name: "app@7.service", text: WEB_TEMPLATE }]);
+  });
+
+  it("templates cannot be started or loaded (exit 2, nothing sent)", async () => {
+    const path = await file("web@.service", WEB_TEMPLATE, "t2");
+    for (const cmd of ["start", "load"]) {
+      const r = await berth(cmd, path);
+      expect(r.code).toBe(EXIT.usage);
+      expect(r.stderr).toMatch(/web@\.service is a template and cannot be (started|loaded)/);
+    }
+    expect(fake.calls.filter((c) => c.method !== "units.list")).toEqual([]);
+  });
+
+  it("an unplaceable unit is reported instead of blocking forever (exit 1)", async () => {
+    const path = await file("mars.service", MARS);
+    const r = await berth("start", path);
+    expect(r.code).toBe(EXIT.error);
+    expect(r.stderr).toBe("Unit mars.service cannot be placed: no machine has metadata region=mars\n");
+    expect(r.stdout).toBe("");
+  });
+
+  it("with --block-attempts, unplaceable units are reported when the attempts run out", async () => {
+    Object.assign(WAIT_TIMING, { unplaceableGraceMs: 60_000 });
+    fake.put("mars.service", MARS, "inactive", null);
+    const r = await berth("start", "--block-attempts", "1", "mars.service", "hello2.service");
+    expect(r.stderr).toMatch(/unable to find unit hello2\.service/);
+    expect(r.code).toBe(EXIT.notFound);
+    const r2 = await berth("load", "--block-attempts", "1", "mars");
+    expect(r2.code).toBe(EXIT.error);
+    expect(r2.stderr).toBe("Unit mars.service cannot be placed: no machine has metadata region=mars\n");
+  });
+
+  it("a unit still not there after the attempts exits 3", async () => {
+    Object.assign(WAIT_TIMING, { attemptMs: 15, pollMs: 5 });
+    fake.put("slow.service", HELLO, "inactive", null);
+    const r = await berth("start", "--block-attempts=1", "slow.service");
+    expect(r.code).toBe(EXIT.unavailable);
+    expect(r.stderr).toMatch(
+      /Unit slow\.service did not become launched after 1 attempt \(current state loaded\)/,
+    );
+  });
+
+  it("conflicting and bad blocking flags are usage errors", async () => {
+    expect((await berth("start", "--no-block", "--block-attempts", "2", "x")).code).toBe(EXIT.usage);
+    expect((await berth("start", "--block-attempts", "-1", "x")).code).toBe(EXIT.usage);
+    expect((await berth("start", "--block-attempts", "1.5", "x")).code).toBe(EXIT.usage);
+  });
+
+  it("global units are triggered, not waited for", async () => {
+    fake.put("g.service", `${HELLO}\n[X-Fleet]\nGlobal=true\n`, "inactive", null);
+    const r = await berth("start", "g.service");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("Triggered global unit g.service start\n");
+  });
+});
+
+describe("stop, unload, destroy", () => {
+  it("stop sets loaded and waits; unknown names exit 4 with nothing changed", async () => {
+    fake.put("hello.service", HELLO, "launched", M1);
+    const missing = await berth("stop", "hello.service", "nope.service");
+    expect(missing.code).toBe(EXIT.notFound);
+    expect(missing.stderr).toBe("Error: unit not found in the cluster: nope.service\n");
+    expect(fake.units.get("hello.service")?.desired).toBe("launched");
+    const r = await berth("stop", "hello");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("Unit hello.service loaded on 113f16a7.../172.17.8.103\n");
+    expect(r.stderr).toBe("Successfully stopped units [hello.service].\n");
+    expect(fake.units.get("hello.service")?.desired).toBe("loaded");
+  });
+
+  it("stop refuses a unit that is not loaded anywhere (exit 1)", async () => {
+    fake.put("idle.service", HELLO, "inactive", null);
+    const r = await berth("stop", "idle.service");
+    expect(r.code).toBe(EXIT.error);
+    expect(r.stderr).toBe("Unable to stop unit idle.service in state inactive\n");
+  });
+
+  it("unload accepts globs and waits for inactive; bad globs are usage errors", async () => {
+    fake.put("web@1.service", WEB_TEMPLATE, "launched", M1);
+    fake.put("web@2.service", WEB_TEMPLATE, "loaded", M2);
+    fake.put("db.service", HELLO, "launched", M1);
+    const r = await berth("unload", "web@*");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("Unit web@1.service inactive\nUnit web@2.service inactive\n");
+    expect(r.stderr).toBe("Successfully unloaded units [web@1.service web@2.service].\n");
+    expect(fake.units.get("db.service")?.desired).toBe("launched");
+    expect((await berth("unload", "web@[1")).code).toBe(EXIT.usage);
+    expect((await berth("unload", "nothing*")).code).toBe(EXIT.notFound);
+  });
+
+  it("unload --no-block triggers; json prints the unit documents", async () => {
+    fake.put("db.service", HELLO, "launched", M1);
+    const r = await berth("unload", "--no-block", "db.service");
+    expect(r.stdout).toBe("Triggered unit db.service unload\n");
+    fake.put("db.service", HELLO, "launched", M1);
+    const j = await berth("unload", "db.service", "--output=json");
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      name: "db.service",
+      desired: "inactive",
+      current: "inactive",
+    });
+  });
+
+  it("destroy prints Destroyed X; unknown names exit 4", async () => {
+    fake.put("a.service", HELLO, "launched", M1);
+    fake.put("b.service", HELLO, "inactive", null);
+    const r = await berth("destroy", "a", "b.service");
+    expect(r).toEqual({ code: 0, stdout: "Destroyed a.service\nDestroyed b.service\n", stderr: "" });
+    expect(fake.units.size).toBe(0);
+    const missing = await berth("destroy", "a.service");
+    expect(missing.code).toBe(EXIT.notFound);
+    fake.put("c.service", HELLO, "inactive", null);
+    const j = await berth("destroy", "c.service", "-o", "json");
+    expect(JSON.parse(j.stdout)).toEqual({ destroyed: ["c.service"] });
+  });
+
+  it("no arguments: No units given, exit 0", async () => {
+    for (const cmd of ["stop", "unload", "destroy", "start", "load"]) {
+      const r = await berth(cmd);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toBe("No units given\n");
+    }
+  });
+});
+
+describe("cat", () => {
+  it("prints the stored unit file; unknown exits 4; one argument only", async () => {
+    fake.put("hello.service", HELLO, "inactive", null);
+    const r = await berth("cat", "hello");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(serializeUnitFile(parseUnitFile(HELLO)));
+    const j = await berth("cat", "hello.service", "-o", "json");
+    expect(JSON.parse(j.stdout)).toEqual({
+      name: "hello.service",
+      text: serializeUnitFile(parseUnitFile(HELLO)),
+    });
+    expect((await berth("cat", "nope.service")).code).toBe(EXIT.notFound);
+    const two = await berth("cat", "a", "b");
+    expect(two.code).toBe(EXIT.usage);
+    expect(two.stderr).toBe("Error: One unit file must be provided\n");
+  });
+});
+
+describe("list-unit-files", () => {
+  beforeEach(() => {
+    fake.put("hello.service", HELLO, "launched", M1);
+    fake.put("web@.service", WEB_TEMPLATE, "inactive", null);
+    fake.put("g.service", `${HELLO}\n[X-Fleet]\nGlobal=true\n`, "launched", null);
+    fake.put("two.service", HELLO, "loaded", M2);
+    fake.put("mars.service", MARS, "launched", null);
+    fake.units.get("mars.service")!.unplaceable = "no machine has metadata region=mars";
+  });
+
+  it("prints fleet's columns, sorted by name", async () => {
+    const r = await berth("list-unit-files");
+    expect(r.code).toBe(0);
+    const h = hashOf(HELLO).slice(0, 7);
+    const w = hashOf(WEB_TEMPLATE).slice(0, 7);
+    const g = hashOf(`${HELLO}\n[X-Fleet]\nGlobal=true\n`).slice(0, 7);
+    const m = hashOf(MARS).slice(0, 7);
+    expect(r.stdout).toBe(
+      [
+        "UNIT           HASH     DSTATE    STATE     TARGET",
+        `g.service      ${g}  launched  -         global`,
+        `hello.service  ${h}  launched  launched  113f16a7.../172.17.8.103`,
+        `mars.service   ${m}  launched  inactive  -`,
+        `two.service    ${h}  loaded    loaded    2addf739...`,
+        `web@.service   ${w}  inactive  inactive  -`,
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("--fields, --full, --no-legend, filters, reason, tmachine warning", async () => {
+    const r = await berth(
+      "list-unit-files",
+      "--fields",
+      "unit,hash,global,desc,target,reason",
+      "--full",
+      "--no-legend",
+      "hello*",
+      "mars",
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        `hello.service  ${hashOf(HELLO)}  false  Hello World  ${M1}/172.17.8.103  -`,
+        `mars.service   ${hashOf(MARS)}  false  -            ${"-".padEnd(47)}no machine has metadata region=mars`,
+        "",
+      ].join("\n"),
+    );
+    const t = await berth("list-unit-files", "--fields", "unit,tmachine", "two.service");
+    expect(t.stderr).toBe('WARNING: The "tmachine" field is deprecated. Use "target" instead\n');
+    expect(t.stdout).toBe("UNIT         TMACHINE\ntwo.service  2addf739...\n");
+  });
+
+  it("bad --fields are usage errors; json prints the documents", async () => {
+    const empty = await berth("list-unit-files", "--fields", "");
+    expect(empty.code).toBe(EXIT.usage);
+    expect(empty.stderr).toBe("Error: Must define output format\n");
+    const bad = await berth("list-unit-files", "--fields", "unit,nope");
+    expect(bad.code).toBe(EXIT.usage);
+    expect(bad.stderr).toMatch(/Invalid key in output format: "nope"/);
+    const j = await berth("list-unit-files", "-o", "json");
+    const docs = JSON.parse(j.stdout) as UnitInfo[];
+    expect(docs.map((d) => d.name)).toEqual([
+      "g.service",
+      "hello.service",
+      "mars.service",
+      "two.service",
+      "web@.service",
+    ]);
+  });
+});
+
+describe("list-units", () => {
+  it("one row per unit per machine, sorted, plus a row for unplaceable units", async () => {
+    fake.put("hello.service", HELLO, "launched", M1);
+    fake.put("two.service", HELLO, "loaded", M2);
+    fake.put("g.service", `${HELLO}\n[X-Fleet]\nGlobal=true\n`, "launched", null);
+    fake.put("mars.service", MARS, "launched", null);
+    fake.units.get("mars.service")!.unplaceable = "no machine has metadata region=mars";
+    fake.put("idle.service", HELLO, "inactive", null);
+    const r = await berth("list-units");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        "UNIT           MACHINE                   ACTIVE    SUB",
+        "g.service      113f16a7.../172.17.8.103  active    running",
+        "g.service      2addf739...               active    running",
+        "hello.service  113f16a7.../172.17.8.103  active    running",
+        "mars.service   -                         inactive  unplaceable: no machine has metadata region=mars",
+        "two.service    2addf739...               inactive  dead",
+        "",
+      ].join("\n"),
+    );
+    const f = await berth("list-units", "--fields", "unit,load,hash,machine", "-l", "--no-legend", "hello");
+    expect(f.stdout).toBe(`hello.service  loaded  ${hashOf(HELLO)}  ${M1}/172.17.8.103\n`);
+    const j = await berth("list-units", "-o", "json", "mars.service");
+    expect(JSON.parse(j.stdout)).toEqual([
+      expect.objectContaining({
+        name: "mars.service",
+        machine: "",
+        note: "unplaceable: no machine has metadata region=mars",
+      }),
+    ]);
+    expect((await berth("list-units", "--fields", "unit,tmachine")).code).toBe(EXIT.usage);
+  });
+
+  it("an empty cluster prints only the header", async () => {
+    const r = await berth("list-units");
+    expect(r.stdout).toBe("UNIT  MACHINE  ACTIVE  SUB\n");
+    expect((await berth("list-units", "--no-legend")).stdout).toBe("");
+  });
+});
+
+describe("list-machines", () => {
+  it("MACHINE IP METADATA sorted by id, short ids, sorted metadata", async () => {
+    const r = await berth("list-machines");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        "MACHINE      IP            METADATA",
+        "113f16a7...  172.17.8.103  az=b,region=us",
+        "2addf739...  -             -",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("-l / --full, --no-legend, --fields, json", async () => {
+    const r = await berth("list-machines", "-l", "--no-legend", "--fields", "machine,name,state");
+    expect(r.stdout).toBe(`${M1}  n1  up\n${M2}  n2  up\n`);
+    expect((await berth("list-machines", "--full", "--no-legend", "--fields", "machine")).stdout).toBe(
+      `${M1}\n${M2}\n`,
+    );
+    const j = await berth("list-machines", "-o", "json");
+    expect((JSON.parse(j.stdout) as MachineInfo[]).map((m) => m.id)).toEqual([M1, M2]);
+    expect((await berth("list-machines", "--fields", "machine,bogus")).code).toBe(EXIT.usage);
+    expect((await berth("list-machines", "extra")).code).toBe(EXIT.usage);
+  });
+});
+
+describe("cluster errors", () => {
+  it("an unreachable endpoint exits 3", async () => {
+    const r = await berthLocal("list-units", "--endpoint", "127.0.0.1:1", "--request-timeout", "1s");
+    expect(r.code).toBe(EXIT.unavailable);
+  });
+});
