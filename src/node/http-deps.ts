@@ -3,6 +3,7 @@
 import type { KvStore } from "../kv/store.ts";
 import type { RaftDriver } from "../raft/driver.ts";
 import { type ClusterService, memberId } from "./cluster-service.ts";
+import { formatId } from "./http/respond.ts";
 import type { HttpDeps } from "./http/types.ts";
 import type { KvService } from "./kv-service.ts";
 
@@ -26,17 +27,50 @@ export interface HttpDepsSources {
   clusterId(): string;
 }
 
+/** Go's time.Duration.String() for a non-negative duration in nanoseconds: "9.892316548s", "1m5.2s", "2h0m1s". */
+export function goDuration(ns: bigint): string {
+  if (ns === 0n) return "0s";
+  if (ns < 1_000_000_000n) {
+    // Below a second Go switches units; etcd's leader uptime is practically never this short.
+    const [unit, div] = ns < 1000n ? ["ns", 1n] : ns < 1_000_000n ? ["µs", 1000n] : ["ms", 1_000_000n];
+    return `${fraction(ns, div)}${unit}`;
+  }
+  const h = ns / 3_600_000_000_000n;
+  const m = (ns / 60_000_000_000n) % 60n;
+  const secNs = ns % 60_000_000_000n;
+  const sec = `${fraction(secNs, 1_000_000_000n)}s`;
+  if (h > 0n) return `${h}h${m}m${sec}`;
+  if (m > 0n) return `${m}m${sec}`;
+  return sec;
+}
+
+function fraction(v: bigint, div: bigint): string {
+  const whole = v / div;
+  const digits = div.toString().length - 1;
+  if (digits === 0) return whole.toString();
+  const frac = (v % div).toString().padStart(digits, "0").replace(/0+$/, "");
+  return frac === "" ? whole.toString() : `${whole}.${frac}`;
+}
+
+/** Go's RFC3339Nano: trailing zeros of the fraction (and a zero fraction) are left out. */
+export function goTime(d: Date): string {
+  return d.toISOString().replace(/\.?0+Z$/, "Z");
+}
+
 export function httpDeps(s: HttpDepsSources): HttpDeps {
   // When this node last saw the leadership change, for leaderInfo.startTime/uptime.
   let leaderSince = new Date();
+  let leaderSinceNs = process.hrtime.bigint();
   s.driver.onLeaderChange(() => {
     leaderSince = new Date();
+    leaderSinceNs = process.hrtime.bigint();
   });
   const indexes = () => {
     const st = s.driver.status();
     return { etcdIndex: s.store.index, raftIndex: st.commit, raftTerm: st.term };
   };
   return {
+    // KvService.write answers once this member applied the write, as etcd does (read-your-writes).
     kv: s.kv,
     indexes,
     members: () => s.cluster.members(),
@@ -47,25 +81,30 @@ export function httpDeps(s: HttpDepsSources): HttpDeps {
       const st = s.driver.status();
       return {
         name: s.name,
-        id: memberId(s.name),
+        id: formatId(memberId(s.name)),
         state: RAFT_STATE[st.role] ?? "StateFollower",
-        startTime: s.startedAt.toISOString(),
+        startTime: goTime(s.startedAt),
         leaderInfo: {
-          leader: st.lead ? memberId(st.lead) : "",
-          uptime: `${((Date.now() - leaderSince.getTime()) / 1000).toFixed(9)}s`,
-          startTime: leaderSince.toISOString(),
+          leader: st.lead ? formatId(memberId(st.lead)) : "",
+          uptime: goDuration(process.hrtime.bigint() - leaderSinceNs),
+          startTime: goTime(leaderSince),
         },
+        // etcd goes on with recvAppendRequestCnt, send/recv package and bandwidth rates and
+        // sendAppendRequestCnt: Berth does not count them, and sends nothing rather than made-up numbers.
       };
     },
     leaderStats: () => {
       const st = s.driver.status();
       if (st.role !== "leader") return null;
+      // etcd's follower entries hold {latency:{current,average,standardDeviation,minimum,maximum},
+      // counts:{fail,success}}; Berth measures neither, so each follower is listed with an empty object
+      // (no invented numbers, and no Berth-only field names a client would not expect).
       const followers: Record<string, object> = {};
       for (const p of st.progress) {
         if (p.id === s.name) continue;
-        followers[memberId(p.id)] = { match: p.match, state: p.state, recentActive: p.recentActive };
+        followers[formatId(memberId(p.id))] = {};
       }
-      return { leader: memberId(s.name), followers };
+      return { leader: formatId(memberId(s.name)), followers };
     },
     storeStats: () => s.store.stats(),
     versions: () => ETCD_API_VERSION,

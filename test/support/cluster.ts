@@ -196,3 +196,62 @@ export class TestCluster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+// ---- Helpers for fault tests (in-process clients against live nodes) ----------------------------------------
+
+/** Polls `fn` until it returns a truthy value (or stops throwing); fails with the last problem after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
+  timeoutMs = 15_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(
+    `${what}: not done after ${timeoutMs} ms (last: ${last instanceof Error ? last.message : String(last)})`,
+  );
+}
+
+/** Nodes whose process is running. */
+export function liveNodes(c: TestCluster): TestNode[] {
+  return c.nodes.filter((n) => n.proc !== null && n.proc.exitCode === null && n.proc.signalCode === null);
+}
+
+/** An in-process client connected to exactly `name` (no failover). */
+export async function clientFor(c: TestCluster, name: string, timeoutMs = 5000) {
+  const { BerthClient } = await import("../../src/client/client.ts");
+  return BerthClient.connect({ endpoints: [c.endpoint(name)], timeoutMs, name: `test-${name}` });
+}
+
+/** The leader's name as seen by a live node, once one is known to every live node that answers. */
+export async function currentLeader(c: TestCluster, timeoutMs = 15_000): Promise<string> {
+  return waitFor(
+    "a leader agreed on by the live nodes",
+    async () => {
+      const seen = new Set<string | null>();
+      for (const n of liveNodes(c)) {
+        const cl = await clientFor(c, n.name, 1000);
+        try {
+          seen.add((await cl.call("node.status", {}, 1000)).leader);
+        } finally {
+          cl.close();
+        }
+      }
+      const [only] = [...seen];
+      return seen.size === 1 && only && liveNodes(c).some((n) => n.name === only) ? only : null;
+    },
+    timeoutMs,
+    150,
+  );
+}

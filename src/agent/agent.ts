@@ -1,0 +1,217 @@
+// The node agent's process side: the set of units this machine should hold, each run by a UnitRunner.
+//
+// reconcile() only records what is wanted; a per-unit driver then converges one step at a time (stop the old
+// hash, load the new one, start or stop it), so a burst of reconcile calls never races two runners of the same
+// unit against each other.
+import { join } from "node:path";
+import { UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import { Journal, type JournalLine } from "./journal.ts";
+import { BrokenUnit, type RunnerContext, ServiceRunner, type UnitRunner, type UnitState } from "./runner.ts";
+import { loadServiceConfig } from "./service-config.ts";
+
+export type { JournalLine } from "./journal.ts";
+export type { StepRecord, UnitState } from "./runner.ts";
+
+export interface UnitSpec {
+  name: string;
+  hash: string;
+  text: string;
+  desired: "loaded" | "launched";
+}
+
+export interface AgentOptions {
+  machineId: string;
+  hostname: string;
+  dataDir: string;
+  logger?: (l: string) => void;
+  now?: () => number;
+}
+
+interface Slot {
+  name: string;
+  /** What reconcile asked for last; null = forget the unit. */
+  want: UnitSpec | null;
+  runner: UnitRunner | null;
+  /** What this slot last asked its runner to be. */
+  launched: boolean;
+  driving: boolean;
+  dirty: boolean;
+  idle: Promise<void>;
+}
+
+export class Agent {
+  readonly journalStore: Journal;
+  private readonly opts: AgentOptions;
+  private readonly logger: (l: string) => void;
+  private readonly now: () => number;
+  private readonly slots = new Map<string, Slot>();
+  private readonly listeners: ((s: UnitState) => void)[] = [];
+  private closed = false;
+
+  constructor(opts: AgentOptions) {
+    this.opts = opts;
+    this.logger = opts.logger ?? (() => {});
+    this.now = opts.now ?? Date.now;
+    this.journalStore = new Journal(join(opts.dataDir, "journal"));
+  }
+
+  reconcile(specs: UnitSpec[]): void {
+    if (this.closed) return;
+    const seen = new Set<string>();
+    for (const spec of specs) {
+      if (typeof spec?.name !== "string" || seen.has(spec.name)) continue;
+      seen.add(spec.name);
+      let slot = this.slots.get(spec.name);
+      if (slot === undefined) {
+        slot = {
+          name: spec.name,
+          want: null,
+          runner: null,
+          launched: false,
+          driving: false,
+          dirty: false,
+          idle: Promise.resolve(),
+        };
+        this.slots.set(spec.name, slot);
+      }
+      slot.want = spec;
+      this.drive(slot);
+    }
+    for (const slot of this.slots.values()) {
+      if (!seen.has(slot.name) && slot.want !== null) {
+        slot.want = null;
+        this.drive(slot);
+      }
+    }
+  }
+
+  states(): UnitState[] {
+    const out: UnitState[] = [];
+    for (const slot of this.slots.values()) if (slot.runner !== null) out.push(slot.runner.state());
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  onStateChange(cb: (s: UnitState) => void): void {
+    this.listeners.push(cb);
+  }
+
+  journal(name: string, opts: { lines: number }): Promise<JournalLine[]> {
+    return this.journalStore.tail(name, opts.lines);
+  }
+
+  followJournal(name: string, onLine: (l: JournalLine) => void): () => void {
+    return this.journalStore.follow(name, onLine);
+  }
+
+  /** Stops every unit (ExecStop semantics) and refuses further reconciles. */
+  async stop(): Promise<void> {
+    this.closed = true;
+    for (const slot of this.slots.values()) {
+      if (slot.want !== null) slot.want = { ...slot.want, desired: "loaded" };
+      this.drive(slot);
+    }
+    await Promise.all([...this.slots.values()].map((s) => s.idle));
+    // A runner may have been mid-start when the drivers finished: make sure nothing is left.
+    await Promise.all([...this.slots.values()].map((s) => s.runner?.stop()));
+    this.journalStore.flush();
+  }
+
+  /** Resolves once every unit has converged on what the last reconcile asked for (for tests and shutdown). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.slots.values()].map((s) => s.idle));
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+
+  private emit(s: UnitState): void {
+    for (const cb of this.listeners) {
+      try {
+        cb(s);
+      } catch (e) {
+        this.logger(`agent: onStateChange listener failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  private drive(slot: Slot): void {
+    if (slot.driving) {
+      slot.dirty = true;
+      return;
+    }
+    slot.driving = true;
+    slot.idle = (async () => {
+      try {
+        do {
+          slot.dirty = false;
+          await this.step(slot);
+        } while (slot.dirty);
+      } catch (e) {
+        this.logger(`agent: ${slot.name}: ${(e as Error).stack ?? e}`);
+      } finally {
+        slot.driving = false;
+      }
+    })();
+  }
+
+  /** One convergence step; sets slot.dirty when another step is needed. */
+  private async step(slot: Slot): Promise<void> {
+    const want = slot.want;
+    const runner = slot.runner;
+    if (runner !== null && (want === null || want.hash !== runner.hash)) {
+      await runner.stop();
+      slot.runner = null;
+      slot.launched = false;
+      if (slot.want === null) {
+        if (this.slots.get(slot.name) === slot) this.slots.delete(slot.name);
+        return;
+      }
+      slot.dirty = true;
+      return;
+    }
+    if (want === null) {
+      if (this.slots.get(slot.name) === slot) this.slots.delete(slot.name);
+      return;
+    }
+    if (runner === null) {
+      slot.runner = this.load(want);
+      slot.launched = false;
+      this.emit(slot.runner.state());
+    }
+    const r = slot.runner!;
+    if (want.desired === "launched" && !slot.launched) {
+      slot.launched = true;
+      r.start();
+    } else if (want.desired === "loaded" && slot.launched) {
+      slot.launched = false;
+      await r.stop();
+    }
+  }
+
+  private load(spec: UnitSpec): UnitRunner {
+    const ctx: RunnerContext = {
+      journal: this.journalStore,
+      now: this.now,
+      logger: this.logger,
+      onChange: (s) => this.emit(s),
+    };
+    try {
+      if (typeof spec.text !== "string") throw new UnitFileError("unit text is missing", 0, spec.name);
+      const cfg = loadServiceConfig(spec.name, spec.text, {
+        hostname: this.opts.hostname,
+        machineId: this.opts.machineId,
+      });
+      return new ServiceRunner(spec.hash, cfg, ctx);
+    } catch (e) {
+      const msg =
+        e instanceof UnitFileError || e instanceof UnitNameError ? e.message : `${(e as Error).message ?? e}`;
+      this.journalStore.append({
+        at: this.now(),
+        unit: spec.name,
+        stream: "berth",
+        text: `${spec.name}: ${msg}`,
+      });
+      this.logger(`${spec.name}: failed to load: ${msg}`);
+      return new BrokenUnit(spec.name, String(spec.hash), msg, this.now());
+    }
+  }
+}

@@ -1,0 +1,114 @@
+// Process helpers for the agent: process groups, /proc memory accounting, /etc/passwd lookups.
+import { readdirSync, readFileSync } from "node:fs";
+
+const PAGE_SIZE = 4096;
+
+/** Sends a signal to a whole process group; false when the group no longer exists. */
+export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * True while a live (non-zombie) process is in the group. Zombies do not count: an orphan that already died is
+ * waiting for PID 1 to reap it, which some container inits only do now and then.
+ */
+export function groupAlive(pgid: number): boolean {
+  if (!killGroup(pgid, 0)) return false;
+  const members = groupMembers(pgid);
+  return members === null || members.some((m) => m.state !== "Z");
+}
+
+/** State letter of one process ("R", "S", "Z", ...), or null when it does not exist. */
+export function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+interface Member {
+  pid: number;
+  state: string;
+  rssBytes: number;
+}
+
+/** Every process of a group, from /proc; null when /proc is not readable. */
+function groupMembers(pgid: number): Member[] | null {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return null;
+  }
+  const out: Member[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // fields[0] is field 3 (state); pgrp is field 5, rss field 24.
+    if (Number(fields[2]) !== pgid) continue;
+    out.push({ pid: Number(e), state: fields[0]!, rssBytes: Number(fields[21]) * PAGE_SIZE });
+  }
+  return out;
+}
+
+/** Resident memory of every process in the group, from /proc; null when nothing of it is left. */
+export function groupRssBytes(pgid: number): number | null {
+  const members = groupMembers(pgid)?.filter((m) => m.state !== "Z");
+  if (members === undefined || members.length === 0) return null;
+  return members.reduce((sum, m) => sum + m.rssBytes, 0);
+}
+
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+}
+
+/** Looks a user up by name or numeric id in /etc/passwd. */
+export function lookupUser(user: string, passwdPath = "/etc/passwd"): PasswdEntry | null {
+  let text: string;
+  try {
+    text = readFileSync(passwdPath, "utf8");
+  } catch {
+    return null;
+  }
+  for (const line of text.split("\n")) {
+    const f = line.split(":");
+    if (f.length < 7) continue;
+    const entry = { name: f[0]!, uid: Number(f[2]), gid: Number(f[3]), home: f[5]!, shell: f[6]! };
+    if (entry.name === user || (/^\d+$/.test(user) && entry.uid === Number(user))) return entry;
+  }
+  return null;
+}
+
+/** Looks a group up by name or numeric id in /etc/group. */
+export function lookupGroup(group: string, groupPath = "/etc/group"): number | null {
+  if (/^\d+$/.test(group)) return Number(group);
+  let text: string;
+  try {
+    text = readFileSync(groupPath, "utf8");
+  } catch {
+    return null;
+  }
+  for (const line of text.split("\n")) {
+    const f = line.split(":");
+    if (f.length >= 3 && f[0] === group) return Number(f[2]);
+  }
+  return null;
+}

@@ -1,0 +1,203 @@
+// A unit file's [Service] section turned into what the runner needs (systemd.service(5), systemd.exec(5),
+// systemd.unit(5) for the start rate limit). Pure: throws UnitFileError for what systemd would refuse to load.
+import {
+  expandSpecifiers,
+  get,
+  getAll,
+  parseBoolean,
+  parseUnitFile,
+  parseUnitName,
+  type SpecifierContext,
+  type UnitFile,
+  UnitFileError,
+  UnitNameError,
+} from "../sched/unit-file.ts";
+import {
+  type CompiledExec,
+  compileExec,
+  type EnvFileRef,
+  parseEnvironment,
+  parseEnvironmentFileRef,
+  parseTimespan,
+} from "./exec-line.ts";
+
+export type ServiceType = "simple" | "exec" | "oneshot";
+export type RestartPolicy =
+  | "no"
+  | "on-success"
+  | "on-failure"
+  | "on-abnormal"
+  | "on-watchdog"
+  | "on-abort"
+  | "always";
+const RESTART_POLICIES: readonly RestartPolicy[] = [
+  "no",
+  "on-success",
+  "on-failure",
+  "on-abnormal",
+  "on-watchdog",
+  "on-abort",
+  "always",
+];
+
+export interface ServiceConfig {
+  name: string;
+  /** Description= or the unit name: what "Starting …" / "Stopped …" messages say. */
+  description: string;
+  type: ServiceType;
+  remainAfterExit: boolean;
+  execStartPre: CompiledExec[];
+  execStart: CompiledExec[];
+  execStartPost: CompiledExec[];
+  execStop: CompiledExec[];
+  execStopPost: CompiledExec[];
+  restart: RestartPolicy;
+  restartMs: number;
+  /** Infinity = no timeout. */
+  timeoutStartMs: number;
+  timeoutStopMs: number;
+  startLimitIntervalMs: number;
+  startLimitBurst: number;
+  environment: Record<string, string>;
+  environmentFiles: EnvFileRef[];
+  workingDirectory: { path: string; optional: boolean } | null;
+  user: string | null;
+  group: string | null;
+  warnings: string[];
+}
+
+export const DEFAULT_TIMEOUT_MS = 90_000;
+export const DEFAULT_RESTART_MS = 100;
+export const DEFAULT_START_LIMIT_INTERVAL_MS = 10_000;
+export const DEFAULT_START_LIMIT_BURST = 5;
+
+/** The kind of unit a unit file describes; the agent picks a runner by it. */
+export type UnitKind = "service" | "container";
+
+/** Which runner a unit file needs. `[Container]` is the seam for the Docker path (not implemented yet). */
+export function unitKindOf(file: UnitFile): UnitKind {
+  return file.sections.has("Container") ? "container" : "service";
+}
+
+const timeout = (v: string, key: string): number => {
+  const ms = parseTimespan(v, key);
+  return ms === 0 ? Number.POSITIVE_INFINITY : ms;
+};
+
+/** Parses and validates a service unit. Throws UnitFileError / UnitNameError with a human-readable reason. */
+export function loadServiceConfig(
+  name: string,
+  text: string,
+  ctx: Omit<SpecifierContext, "unitName">,
+): ServiceConfig {
+  const unitName = parseUnitName(name);
+  if (unitName.type !== "service")
+    throw new UnitFileError(`only .service units can be run here, not .${unitName.type}`, 0, name);
+  if (unitName.isTemplate) throw new UnitNameError(name, "a template cannot be run, only its instances");
+  const file = parseUnitFile(text, name);
+  return serviceConfigOf(name, file, { ...ctx, unitName: name });
+}
+
+export function serviceConfigOf(name: string, file: UnitFile, ctx: SpecifierContext): ServiceConfig {
+  const fail = (reason: string): never => {
+    throw new UnitFileError(reason, 0, name);
+  };
+  const S = "Service";
+  const one = (key: string): string | undefined => get(file, S, key);
+  const wrap = <T>(key: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof UnitFileError) return fail(`${key}=: ${e.reason}`);
+      throw e;
+    }
+  };
+  const execs = (key: string): CompiledExec[] =>
+    getAll(file, S, key).map((v) => wrap(key, () => compileExec(v, ctx)));
+
+  if (unitKindOf(file) === "container") fail("[Container] units are not supported by this agent yet");
+  if (!file.sections.has(S)) fail("no [Service] section");
+
+  const typeRaw = one("Type") ?? "simple";
+  if (typeRaw !== "simple" && typeRaw !== "exec" && typeRaw !== "oneshot") {
+    fail(`Type=${typeRaw} is not supported (supported: simple, exec, oneshot)`);
+  }
+  const type = typeRaw as ServiceType;
+  const execStart = execs("ExecStart");
+  const execStop = execs("ExecStop");
+  if (type !== "oneshot" && execStart.length === 0) {
+    fail("Service has no ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.");
+  }
+  if (type !== "oneshot" && execStart.length > 1) {
+    fail(
+      "Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.",
+    );
+  }
+  if (type === "oneshot" && execStart.length === 0 && execStop.length === 0) {
+    fail("Service has no ExecStart= and no ExecStop= setting. Refusing.");
+  }
+
+  const bool = (key: string, dflt: boolean): boolean => {
+    const v = one(key);
+    if (v === undefined) return dflt;
+    const b = parseBoolean(v);
+    if (b === undefined) fail(`${key}=${v} is not a boolean`);
+    return b!;
+  };
+  const restartRaw = one("Restart") ?? "no";
+  if (!(RESTART_POLICIES as readonly string[]).includes(restartRaw)) {
+    fail(`Restart=${restartRaw} is not one of ${RESTART_POLICIES.join(", ")}`);
+  }
+  const span = (key: string, v: string | undefined, dflt: number, zeroIsInfinite: boolean): number => {
+    if (v === undefined) return dflt;
+    return wrap(key, () => (zeroIsInfinite ? timeout(v, key) : parseTimespan(v, key)));
+  };
+  const timeoutSec = one("TimeoutSec");
+  const both = span("TimeoutSec", timeoutSec, DEFAULT_TIMEOUT_MS, true);
+  const intervalRaw = get(file, "Unit", "StartLimitIntervalSec") ?? one("StartLimitInterval");
+  const burstRaw = get(file, "Unit", "StartLimitBurst") ?? one("StartLimitBurst");
+  let burst = DEFAULT_START_LIMIT_BURST;
+  if (burstRaw !== undefined) {
+    if (!/^\d+$/.test(burstRaw)) fail(`StartLimitBurst=${burstRaw} is not a number`);
+    burst = Number(burstRaw);
+  }
+  const env = wrap("Environment", () => parseEnvironment(getAll(file, S, "Environment"), ctx));
+  const wd = one("WorkingDirectory");
+  let workingDirectory: ServiceConfig["workingDirectory"] = null;
+  if (wd !== undefined) {
+    const optional = wd.startsWith("-");
+    const path = wrap("WorkingDirectory", () => {
+      const p = optional ? wd.slice(1) : wd;
+      return p === "~" ? p : expandSpecifiers(p, ctx);
+    });
+    if (path !== "~" && !path.startsWith("/")) fail(`WorkingDirectory=${wd} is not an absolute path`);
+    workingDirectory = { path, optional };
+  }
+  const user = one("User");
+  const group = one("Group");
+  return {
+    name,
+    description: get(file, "Unit", "Description") ?? name,
+    type,
+    remainAfterExit: bool("RemainAfterExit", false),
+    execStartPre: execs("ExecStartPre"),
+    execStart,
+    execStartPost: execs("ExecStartPost"),
+    execStop,
+    execStopPost: execs("ExecStopPost"),
+    restart: restartRaw as RestartPolicy,
+    restartMs: span("RestartSec", one("RestartSec"), DEFAULT_RESTART_MS, false),
+    timeoutStartMs: span("TimeoutStartSec", one("TimeoutStartSec"), both, true),
+    timeoutStopMs: span("TimeoutStopSec", one("TimeoutStopSec"), both, true),
+    startLimitIntervalMs: span("StartLimitIntervalSec", intervalRaw, DEFAULT_START_LIMIT_INTERVAL_MS, false),
+    startLimitBurst: burst,
+    environment: env.env,
+    environmentFiles: getAll(file, S, "EnvironmentFile").map((v) =>
+      wrap("EnvironmentFile", () => parseEnvironmentFileRef(v, ctx)),
+    ),
+    workingDirectory,
+    user: user === undefined || user === "" ? null : wrap("User", () => expandSpecifiers(user, ctx)),
+    group: group === undefined || group === "" ? null : wrap("Group", () => expandSpecifiers(group, ctx)),
+    warnings: env.warnings,
+  };
+}
