@@ -532,3 +532,18 @@ describe("Agent with real processes", () => {
     expect(seen.length).toBe(n);
   });
 });
+
+describe("agent restarts", () => {
+  it("kills the process groups a crashed agent left behind, and only those", async () => {
+    const dir = tmp();
+    const first = new Agent({ machineId: "m1abc", hostname: "node-1", dataDir: join(dir, "data") });
+    first.reconcile([spec("left.service", "[Service]\nExecStart=/bin/sh -c 'sleep 60 & exec sleep 60'\n")]);
+    const s = await waitFor(() => stateOf(first, "left.service")?.mainPid, 3000, "main pid");
+    pids.add(s);
+    // No first.stop(): the agent "crashed". A new agent on the same data directory cleans up.
+    const second = makeAgent(dir).agent;
+    expect(second.states()).toEqual([]);
+    await waitFor(() => !groupAlive(s), 3000, "leftover group gone");
+    expect(alive(s)).toBe(false);
+  });
+});

@@ -3,9 +3,11 @@
 // reconcile() only records what is wanted; a per-unit driver then converges one step at a time (stop the old
 // hash, load the new one, start or stop it), so a burst of reconcile calls never races two runners of the same
 // unit against each other.
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { UnitFileError, UnitNameError } from "../sched/unit-file.ts";
 import { Journal, type JournalLine } from "./journal.ts";
+import { GroupRecord } from "./leftovers.ts";
 import { BrokenUnit, type RunnerContext, ServiceRunner, type UnitRunner, type UnitState } from "./runner.ts";
 import { loadServiceConfig } from "./service-config.ts";
 
@@ -47,12 +49,16 @@ export class Agent {
   private readonly slots = new Map<string, Slot>();
   private readonly listeners: ((s: UnitState) => void)[] = [];
   private closed = false;
+  private readonly groups: GroupRecord;
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
     this.logger = opts.logger ?? (() => {});
     this.now = opts.now ?? Date.now;
     this.journalStore = new Journal(join(opts.dataDir, "journal"));
+    mkdirSync(opts.dataDir, { recursive: true });
+    this.groups = new GroupRecord(join(opts.dataDir, "process-groups.json"));
+    this.groups.killLeftovers((l) => this.logger(l));
   }
 
   reconcile(specs: UnitSpec[]): void {
@@ -193,6 +199,7 @@ export class Agent {
       now: this.now,
       logger: this.logger,
       onChange: (s) => this.emit(s),
+      groups: this.groups,
     };
     try {
       if (typeof spec.text !== "string") throw new UnitFileError("unit text is missing", 0, spec.name);

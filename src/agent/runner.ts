@@ -67,6 +67,8 @@ export interface RunnerContext {
   now: () => number;
   logger: (line: string) => void;
   onChange: (s: UnitState) => void;
+  /** Where spawned process groups are recorded, so a restarted agent can kill what a crash left behind. */
+  groups?: { add(pgid: number, unit: string): void; remove(pgid: number): void };
 }
 
 /** systemd's service results (`Result=` / "Failed with result '…'"). */
@@ -696,6 +698,12 @@ export class ServiceRunner implements UnitRunner {
         );
       });
     });
+    // Recorded only now: proc.exit is the real exit promise from here on.
+    const pgid = proc.pid;
+    if (pgid !== null) {
+      this.ctx.groups?.add(pgid, this.name);
+      void proc.exit.then(() => this.ctx.groups?.remove(pgid));
+    }
     if (child.stdout) pipeLines(child.stdout, (t) => this.log(t, "stdout"));
     if (child.stderr) pipeLines(child.stderr, (t) => this.log(t, "stderr"));
     return proc;

@@ -1,6 +1,8 @@
 // Node mode: one Berth member. Wires the durable Raft log, the replicated key/value store, the peer network and
 // the client listener together, and shuts down gracefully (leadership handed over first) on SIGTERM.
+import { hostname } from "node:os";
 import { join } from "node:path";
+import { Agent } from "../agent/agent.ts";
 import type { NodeStatus } from "../client/protocol.ts";
 import { KvStore } from "../kv/store.ts";
 import { RaftDriver } from "../raft/driver.ts";
@@ -9,6 +11,7 @@ import { PeerTransport } from "../raft/transport.ts";
 import { VERSION } from "../version.ts";
 import { connect } from "../wire/client.ts";
 import { type Listener, listen } from "../wire/server.ts";
+import { AgentBridge } from "./agent-bridge.ts";
 import { serveClient } from "./client-api.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
 import { fmt, type NodeConfig, saveNodeConfig } from "./config.ts";
@@ -37,6 +40,7 @@ export class BerthNode {
   private cluster!: ClusterService;
   private router!: LeaderRouter;
   private scheduling!: Scheduling;
+  private agentBridge: AgentBridge | null = null;
   machineId = "";
   private stopping = false;
 
@@ -166,6 +170,19 @@ export class BerthNode {
     );
     void this.publishAttributes();
     void this.scheduling.register();
+    this.agentBridge = new AgentBridge({
+      machineId: this.machineId,
+      store: this.store,
+      agent: new Agent({
+        machineId: this.machineId,
+        hostname: hostname(),
+        dataDir: join(c.dataDir, "agent"),
+        logger: (l) => this.log(`[agent] ${l}`),
+      }),
+      write: (req) => this.kv.write(req),
+      logger: this.log,
+    });
+    this.agentBridge.start();
   }
 
   status(): NodeStatus {
@@ -191,6 +208,7 @@ export class BerthNode {
     if (this.driver?.isLeader()) await this.handOverLeadership();
     this.expirer?.stop();
     await this.scheduling?.stop();
+    await this.agentBridge?.stop();
     await this.clientListener?.close();
     await this.httpApi?.close();
     await this.driver?.stop();

@@ -25,6 +25,19 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   });
 }
 
+/** Unit processes outlive a SIGKILLed node (own process groups); the agent records them for this cleanup. */
+function killUnitProcesses(dataDir: string): void {
+  const file = join(dataDir, "agent", "process-groups.json");
+  if (!existsSync(file)) return;
+  try {
+    for (const pgid of Object.keys(JSON.parse(readFileSync(file, "utf8")) as object)) {
+      try {
+        process.kill(-Number(pgid), "SIGKILL");
+      } catch {}
+    }
+  } catch {}
+}
+
 export interface RunResult {
   code: number;
   stdout: string;
@@ -191,8 +204,10 @@ export class TestCluster {
       .join("\n");
   }
 
+  /** Stops every node (SIGKILL) and every unit process their agents started, then removes the data. */
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => this.kill(n.name)));
+    for (const n of this.nodes) killUnitProcesses(n.dataDir);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -1,0 +1,156 @@
+// Connects this machine's agent to the registry: the units scheduled here (read from the local replica) become the
+// agent's desired set, and what the agent reports is written back under /_berth/states/<unit>/<machine>, only
+// when it changed. A machine that was cut off and comes back catches up with its replica, sees its units
+// scheduled elsewhere, and stops them.
+
+import type { Agent, UnitSpec, UnitState } from "../agent/agent.ts";
+import type { KvWriteRequest } from "../client/protocol.ts";
+import type { KvStore } from "../kv/store.ts";
+import {
+  type AgentReport,
+  readRegistry,
+  readUnitFile,
+  SCHEDULE_DIR,
+  STATES_DIR,
+  stateKey,
+  UNIT_FILES_DIR,
+  UNITS_DIR,
+} from "../sched/registry.ts";
+
+export interface AgentBridgeDeps {
+  machineId: string;
+  store: KvStore;
+  agent: Agent;
+  write(req: KvWriteRequest): Promise<unknown>;
+  logger: (line: string) => void;
+}
+
+/** Report writes that failed (no leader) are retried after this long. */
+const RETRY_MS = 1000;
+
+export class AgentBridge {
+  private readonly pendingReports = new Set<string>();
+  private flushing = false;
+  private stopped = false;
+  private reconcileQueued = false;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly cancelWatch: () => void;
+
+  constructor(private readonly d: AgentBridgeDeps) {
+    const w = d.store.watch("/_berth", { recursive: true, stream: true }, (e) => {
+      const key = e.node.key;
+      if (
+        key.startsWith(`${SCHEDULE_DIR}/`) ||
+        key.startsWith(`${UNITS_DIR}/`) ||
+        key.startsWith(`${UNIT_FILES_DIR}/`)
+      )
+        this.queueReconcile();
+      // Someone else removed our report (the engine, while we were thought lost): report again.
+      if (key.startsWith(`${STATES_DIR}/`) && key.endsWith(`/${d.machineId}`)) this.queueReport(unitOf(key));
+    });
+    this.cancelWatch = () => ("cancel" in w ? w.cancel() : undefined);
+    d.agent.onStateChange((s) => this.queueReport(s.name));
+  }
+
+  start(): void {
+    this.queueReconcile();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.cancelWatch();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.d.agent.stop();
+  }
+
+  /** The units scheduled on this machine, as the agent wants them. */
+  desiredUnits(): UnitSpec[] {
+    const view = readRegistry(this.d.store);
+    const specs: UnitSpec[] = [];
+    for (const [name, sched] of view.schedule) {
+      if (!sched.machines.includes(this.d.machineId)) continue;
+      const rec = view.units.get(name);
+      if (!rec || rec.desired === "inactive") continue;
+      const text = readUnitFile(this.d.store, rec.hash);
+      if (text === null) continue;
+      specs.push({ name, hash: rec.hash, text, desired: rec.desired === "launched" ? "launched" : "loaded" });
+    }
+    return specs;
+  }
+
+  private queueReconcile(): void {
+    if (this.reconcileQueued || this.stopped) return;
+    this.reconcileQueued = true;
+    // Coalesce a burst of registry changes (a thousand units started at once) into one agent pass.
+    setTimeout(() => {
+      this.reconcileQueued = false;
+      if (this.stopped) return;
+      this.d.agent.reconcile(this.desiredUnits());
+      // Units the agent forgot (no longer scheduled here) leave no report behind.
+      for (const [unit, perMachine] of readRegistry(this.d.store).states)
+        if (perMachine.has(this.d.machineId)) this.queueReport(unit);
+    }, 10);
+  }
+
+  private queueReport(unit: string): void {
+    if (this.stopped) return;
+    this.pendingReports.add(unit);
+    void this.flush();
+  }
+
+  /** Writes pending reports one unit at a time (latest state wins); failures are retried shortly. */
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.pendingReports.size > 0 && !this.stopped) {
+        const unit = this.pendingReports.values().next().value as string;
+        this.pendingReports.delete(unit);
+        try {
+          await this.report(unit);
+        } catch (err) {
+          this.d.logger(`[agent] reporting ${unit} failed, retrying: ${(err as Error).message}`);
+          this.pendingReports.add(unit);
+          this.retryLater();
+          return;
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private retryLater(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.flush();
+    }, RETRY_MS);
+  }
+
+  private async report(unit: string): Promise<void> {
+    const state = this.d.agent.states().find((s) => s.name === unit);
+    const stored = readRegistry(this.d.store).states.get(unit)?.get(this.d.machineId);
+    const key = stateKey(unit, this.d.machineId);
+    if (!state) {
+      if (stored) await this.d.write({ method: "DELETE", key }).catch(ignoreMissing);
+      return;
+    }
+    const next = toReport(state);
+    if (stored && JSON.stringify(stored) === JSON.stringify(next)) return;
+    await this.d.write({ method: "PUT", key, value: JSON.stringify(next) });
+  }
+}
+
+function toReport(s: UnitState): AgentReport {
+  return { hash: s.hash, load: s.load, active: s.active, sub: s.sub, mainPid: s.mainPid, since: s.since };
+}
+
+function unitOf(key: string): string {
+  const parts = key.split("/");
+  return parts[parts.length - 2] ?? "";
+}
+
+function ignoreMissing(err: unknown): void {
+  if ((err as { data?: { errorCode?: number } }).data?.errorCode !== 100) throw err;
+}
