@@ -144,8 +144,9 @@ export class ClusterService {
   private async removeAsLeader(p: { name: string }): Promise<MemberInfo[]> {
     if (this.isMember(p.name) === null) throw new ServiceError("not_found", `${p.name} is not a member`);
     await this.d.driver.proposeConfChange({ type: "remove", id: p.name });
-    // Forget its published addresses too (best effort: the membership change is what matters).
-    await this.d.kv.write({ method: "DELETE", key: `${MEMBERS_DIR}/${p.name}` }).catch(() => {});
+    // Forget its published addresses too, without waiting: when the leader removed itself, the delete has to
+    // find the next leader first, and the caller's answer must not wait for that (members() lists only members).
+    void this.d.kv.write({ method: "DELETE", key: `${MEMBERS_DIR}/${p.name}` }).catch(() => {});
     return this.members();
   }
 
