@@ -48,10 +48,13 @@ export class GroupRecord {
     return killed;
   }
 
+  /** Best effort: losing the record (disk full, directory gone) only loses the cleanup after a crash. */
   private save(): void {
     const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.groups)));
-    renameSync(tmp, this.file);
+    try {
+      writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.groups)));
+      renameSync(tmp, this.file);
+    } catch {}
   }
 }
 
