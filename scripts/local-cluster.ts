@@ -97,6 +97,10 @@ Try, from another terminal:
   dist/berth cluster members
   curl -L -X PUT http://127.0.0.1:2379/v2/keys/message -d value="value2"
   ETCDCTL_API=2 etcdctl --endpoints http://127.0.0.2:2379 get /message
+  dist/berth list-machines
+  printf '[Service]\nExecStart=/bin/sh -c "while true; do echo Hello World; sleep 1; done"\n[X-Fleet]\nConflicts=hello@*\n' > hello@.service
+  dist/berth start hello@1 hello@2 hello@3
+  dist/berth list-units
 `);
 
 if (noConsole) {

@@ -1,8 +1,10 @@
 import { clusterCommands } from "./cluster.ts";
 import type { CommandEntry } from "./command.ts";
+import { journal } from "./journal.ts";
 import { kvCommands } from "./kv.ts";
 import { listMachines } from "./machines.ts";
 import { nodeCommand } from "./node-command.ts";
+import { status } from "./status.ts";
 import { unitCommands } from "./units.ts";
 
 /** Every subcommand of `berth`, in the order help lists them. */
@@ -11,5 +13,7 @@ export const COMMANDS: CommandEntry[] = [
   kvCommands,
   clusterCommands,
   ...unitCommands,
+  status,
+  journal,
   listMachines,
 ];

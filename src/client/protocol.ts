@@ -130,6 +130,63 @@ export interface UnitStateRow {
   note?: string;
 }
 
+// ---- Unit status and journal (served from the agent of the machine running the unit, through any node).
+
+/** One Exec line run by a unit (systemctl status's "Process:" lines). */
+export interface UnitStepRecord {
+  step: "ExecStartPre" | "ExecStart" | "ExecStartPost" | "ExecStop" | "ExecStopPost";
+  command: string;
+  pid: number | null;
+  code: "exited" | "killed" | null;
+  /** Exit status, or the signal's short name ("KILL"). */
+  status: number | string | null;
+  at: number;
+}
+
+/** Everything the agent knows about one unit on its machine. */
+export interface AgentUnitState {
+  name: string;
+  hash: string;
+  load: "loaded" | "error";
+  active: "active" | "inactive" | "activating" | "deactivating" | "failed";
+  sub: string;
+  mainPid: number | null;
+  /** When the active state last changed (ms since the epoch). */
+  since: number;
+  steps: UnitStepRecord[];
+  memoryBytes: number | null;
+  restarts: number;
+  error?: string;
+}
+
+/** One line of a unit's journal. */
+export interface JournalLine {
+  /** ms since the epoch */
+  at: number;
+  unit: string;
+  /** "berth" for the agent's own lines about the unit. */
+  stream: "stdout" | "stderr" | "berth";
+  text: string;
+  /** The unit's main PID when the line was most likely written by the main process (the journal keeps no pid). */
+  pid?: number;
+}
+
+/** `berth status`: one entry per unit and machine it is scheduled on. */
+export interface UnitStatus {
+  name: string;
+  description: string | null;
+  /** Machine id. */
+  machine: string;
+  /** The member name of that machine's node. */
+  machineName: string;
+  publicIp: string | null;
+  state: AgentUnitState;
+  /** The main process's command name (/proc/PID/comm on its machine), when it runs. */
+  mainCommand: string | null;
+  /** The last 10 journal lines. */
+  journal: JournalLine[];
+}
+
 /** Methods: name -> [params, result]. */
 export interface ClientMethods {
   "kv.get": [KvGetParams, KvResult];
@@ -149,11 +206,17 @@ export interface ClientMethods {
   "units.cat": [{ name: string }, { name: string; text: string }];
   "units.states": [Record<string, never>, UnitStateRow[]];
   "machines.list": [Record<string, never>, MachineInfo[]];
+  /** Unknown units: not_found; a unit placed nowhere (or not known to its machine's agent): not_loaded. */
+  "units.status": [{ names: string[] }, UnitStatus[]];
+  /** The last `lines` lines (default 10) of a unit's journal, from the machine running it. */
+  "units.journal": [{ name: string; lines?: number }, JournalLine[]];
 }
 
 /** Streams: name -> [params, item]. */
 export interface ClientStreams {
   "kv.watch": [KvWatchParams, KvResult];
+  /** The last `lines` lines (default 10), then new lines as they are written. */
+  "units.journal.follow": [{ name: string; lines?: number }, JournalLine];
 }
 
 /**
@@ -167,5 +230,6 @@ export type ErrorCode =
   | "bad_request"
   | "not_found"
   | "conflict"
+  | "not_loaded"
   | "unknown_method"
   | "internal";

@@ -13,11 +13,14 @@ import type { ClusterService } from "./cluster-service.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
 import type { UnitService } from "./unit-service.ts";
+import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "./unit-status.ts";
 
 export interface ClientApiDeps {
   kv: KvService;
   cluster: ClusterService;
   units: UnitService;
+  /** `berth status` / `berth journal` (absent: those methods answer unknown_method). */
+  unitStatus?: UnitStatusService;
   status(): NodeStatus;
   healthTimeoutMs: number;
 }
@@ -57,11 +60,19 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
           return d.units.states();
         case "machines.list":
           return d.units.machines();
+        case "units.status":
+          return need(d.unitStatus, method).status(names(p));
+        case "units.journal":
+          return need(d.unitStatus, method).journal(str(p, "name"), count(p.lines, STATUS_JOURNAL_LINES));
         default:
           throw new ServiceError("unknown_method", `unknown method "${method}"`);
       }
     },
     stream: (method, params, sink) => {
+      if (method === "units.journal.follow" && d.unitStatus) {
+        followJournal(d.unitStatus, params, sink);
+        return;
+      }
       if (method !== "kv.watch") {
         sink.end({ code: "unknown_method", message: `unknown stream "${method}"` });
         return;
@@ -83,6 +94,24 @@ function watch(kv: KvService, params: KvWatchParams, sink: StreamSink): void {
     if (!params.forever) sink.end();
   });
   sink.onClose(() => w.cancel());
+}
+
+function followJournal(svc: UnitStatusService, params: unknown, sink: StreamSink): void {
+  const fail = (err: unknown): void => {
+    const e = err as ServiceError;
+    if (!sink.closed) sink.end({ code: e.code ?? "internal", message: e.message, data: e.data });
+  };
+  try {
+    const p = asObject(params);
+    svc.follow(str(p, "name"), count(p.lines, STATUS_JOURNAL_LINES), sink).catch(fail);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+function need<T>(svc: T | undefined, method: string): T {
+  if (svc === undefined) throw new ServiceError("unknown_method", `unknown method "${method}"`);
+  return svc;
 }
 
 function asObject(v: unknown): Record<string, unknown> {

@@ -24,6 +24,7 @@ import { KvService } from "./kv-service.ts";
 import { LeaderRouter } from "./leader-router.ts";
 import { loadMachineId } from "./machine.ts";
 import { Scheduling } from "./scheduling.ts";
+import { UnitStatusService } from "./unit-status.ts";
 
 export type Logger = (line: string) => void;
 
@@ -41,6 +42,8 @@ export class BerthNode {
   private router!: LeaderRouter;
   private scheduling!: Scheduling;
   private agentBridge: AgentBridge | null = null;
+  private agent: Agent | null = null;
+  private unitStatus!: UnitStatusService;
   machineId = "";
   private stopping = false;
 
@@ -113,6 +116,16 @@ export class BerthNode {
         this.driver.isLeader() ? this.kv.write(req) : Promise.reject(new Error("no longer the leader")),
       logger: this.log,
     });
+    this.unitStatus = new UnitStatusService({
+      selfName: c.name,
+      machineId: this.machineId,
+      store: this.store,
+      sync: () => this.kv.sync(),
+      description: (hash) => this.scheduling.units.catalog.description(hash),
+      agent: () => this.agent,
+      peers: this.transport,
+      timeoutMs: c.requestTimeoutMs,
+    });
     this.expirer = new TtlExpirer({
       store: this.store,
       isLeader: () => this.driver.isLeader(),
@@ -142,6 +155,7 @@ export class BerthNode {
           kv: this.kv,
           cluster: this.cluster,
           units: this.scheduling.units,
+          unitStatus: this.unitStatus,
           status: () => this.status(),
           healthTimeoutMs: Math.min(2000, c.requestTimeoutMs),
         }),
@@ -170,15 +184,16 @@ export class BerthNode {
     );
     void this.publishAttributes();
     void this.scheduling.register();
+    this.agent = new Agent({
+      machineId: this.machineId,
+      hostname: hostname(),
+      dataDir: join(c.dataDir, "agent"),
+      logger: (l) => this.log(`[agent] ${l}`),
+    });
     this.agentBridge = new AgentBridge({
       machineId: this.machineId,
       store: this.store,
-      agent: new Agent({
-        machineId: this.machineId,
-        hostname: hostname(),
-        dataDir: join(c.dataDir, "agent"),
-        logger: (l) => this.log(`[agent] ${l}`),
-      }),
+      agent: this.agent,
       write: (req) => this.kv.write(req),
       logger: this.log,
     });
@@ -233,6 +248,9 @@ export class BerthNode {
   private servePeerRequest(method: string, params: unknown): Promise<unknown> {
     if (method.startsWith("leader."))
       return this.router.serveForwarded(method.slice("leader.".length), params);
+    // `berth status` / `berth journal` asked on another node for a unit running here.
+    if (method === "agent.status") return this.unitStatus.agentStatus(params);
+    if (method === "agent.journal") return this.unitStatus.agentJournal(params);
     throw new ServiceError("unknown_method", `unknown peer method "${method}"`);
   }
 

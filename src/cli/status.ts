@@ -1,0 +1,137 @@
+// `berth status UNIT...`: fleetctl's status, which ran `systemctl status` on the unit's machine; here the node asks
+// the agent of that machine and the output is laid out as systemctl prints it, plus the machine it runs on.
+
+import { exitStatusText, signalText } from "../agent/exec-line.ts";
+import type { AgentUnitState, MachineInfo, UnitStatus, UnitStepRecord } from "../client/protocol.ts";
+import { CLIENT_FLAGS, withClient } from "./client-command.ts";
+import type { Command } from "./command.ts";
+import { EXIT, UsageError } from "./exit-codes.ts";
+import { formatJournalLine } from "./journal.ts";
+import { printJson } from "./output.ts";
+import { checkName, machineLegend, mangle } from "./unit-support.ts";
+
+const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const pad = (n: number) => String(n).padStart(2, "0");
+
+/** systemd's timestamp: `Wed 2026-11-25 12:00:00 UTC` (local time and zone). */
+export function systemdTime(ms: number): string {
+  const d = new Date(ms);
+  const zone =
+    new Intl.DateTimeFormat("en-US", { timeZoneName: "short" })
+      .formatToParts(d)
+      .find((p) => p.type === "timeZoneName")?.value ?? "";
+  return (
+    `${DAYS[d.getDay()]} ${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}${zone ? ` ${zone}` : ""}`
+  );
+}
+
+/** systemd's format_timestamp_relative: `2min 3s ago`, `1h 5min ago`, `3 days ago`. */
+export function relativeTime(ms: number, now = Date.now()): string {
+  const d = Math.max(0, now - ms);
+  const S = 1000;
+  const MIN = 60 * S;
+  const H = 60 * MIN;
+  const DAY = 24 * H;
+  const WEEK = 7 * DAY;
+  const MONTH = 2_629_800 * S;
+  const YEAR = 31_557_600 * S;
+  const f = Math.floor;
+  let t: string;
+  if (d >= YEAR) t = `${f(d / YEAR)}y ${f((d % YEAR) / MONTH)} months`;
+  else if (d >= MONTH) t = `${f(d / MONTH)} months ${f((d % MONTH) / DAY)} days`;
+  else if (d >= WEEK) t = `${f(d / WEEK)} weeks ${f((d % WEEK) / DAY)} days`;
+  else if (d >= 2 * DAY) t = `${f(d / DAY)} days`;
+  else if (d >= 25 * H) t = `${f(d / DAY)} day ${f((d % DAY) / H)}h`;
+  else if (d >= 6 * H) t = `${f(d / H)}h`;
+  else if (d >= H) t = `${f(d / H)}h ${f((d % H) / MIN)}min`;
+  else if (d >= 5 * MIN) t = `${f(d / MIN)}min`;
+  else if (d >= MIN) t = `${f(d / MIN)}min ${f((d % MIN) / S)}s`;
+  else if (d >= S) t = `${f(d / S)}s`;
+  else if (d >= 1) t = `${d}ms`;
+  else return "now";
+  return `${t} ago`;
+}
+
+/** systemd's format_bytes: `512B`, `1.2M`. */
+export function formatBytes(n: number): string {
+  const units = ["E", "P", "T", "G", "M", "K"];
+  for (let i = 0; i < units.length; i++) {
+    const factor = 1024 ** (units.length - i);
+    if (n >= factor) {
+      const whole = Math.floor(n / factor);
+      const tenth = Math.floor((n * 10) / factor) % 10;
+      return `${whole}.${tenth}${units[i]}`;
+    }
+  }
+  return `${n}B`;
+}
+
+function stepText(s: UnitStepRecord): string {
+  const result =
+    s.code === "exited"
+      ? `code=exited, status=${exitStatusText(Number(s.status))}`
+      : `code=killed, status=${signalText(String(s.status))}`;
+  // systemctl shows the command without its prefixes ("-" ignore failure, "@", "+", "!", ":").
+  return `${s.pid ?? "-"} ${s.step}=${s.command.replace(/^[-@+!:]+/, "")} (${result})`;
+}
+
+/** The `systemctl status` block for one unit on one machine (no trailing newline). */
+export function renderStatus(u: UnitStatus, machines: Map<string, MachineInfo>, now = Date.now()): string {
+  const s: AgentUnitState = u.state;
+  const lines: string[] = [];
+  lines.push(`● ${u.name}${u.description ? ` - ${u.description}` : ""}`);
+  lines.push(`   Loaded: ${s.load === "error" ? `error (Reason: ${s.error ?? "unknown"})` : s.load}`);
+  const since = s.since > 0 ? ` since ${systemdTime(s.since)}; ${relativeTime(s.since, now)}` : "";
+  lines.push(`   Active: ${s.active} (${s.sub})${since}`);
+  for (const step of s.steps) {
+    // Exec lines that finished; the running main process is the "Main PID:" line.
+    if (step.code === null) continue;
+    lines.push(`  Process: ${stepText(step)}`);
+  }
+  if (s.mainPid !== null) lines.push(` Main PID: ${s.mainPid}${u.mainCommand ? ` (${u.mainCommand})` : ""}`);
+  if (s.memoryBytes !== null) lines.push(`   Memory: ${formatBytes(s.memoryBytes)}`);
+  lines.push(`  Machine: ${machines.has(u.machine) ? machineLegend(u.machine, machines) : legendOf(u)}`);
+  if (u.journal.length > 0) {
+    lines.push("");
+    for (const l of u.journal) lines.push(formatJournalLine(l));
+  }
+  return lines.join("\n");
+}
+
+function legendOf(u: UnitStatus): string {
+  return `${u.machine.slice(0, 8)}...${u.publicIp ? `/${u.publicIp}` : ""}`;
+}
+
+export const status: Command = {
+  name: "status",
+  summary: "show the state of units as `systemctl status` does, from the machines they run on",
+  usage: "UNIT...",
+  description: `For each unit: Loaded, Active (since when), the Exec lines that ran ("Process:" with code and
+status), Main PID and Memory, the machine it runs on, and its last 10 journal lines. Works through any node: the
+request reaches the machine running the unit over the cluster's own connections. Units are separated by a blank
+line. A unit the cluster does not know exits 4 ("Unit X does not exist."), one not loaded on any machine exits 1
+("Unit X does not appear to be loaded."); a machine that cannot be reached exits 3.`,
+  flags: CLIENT_FLAGS,
+  run: async (parsed) => {
+    if (parsed.positionals.length === 0) throw new UsageError("One or more unit names must be provided");
+    const names: string[] = [];
+    for (const a of parsed.positionals) {
+      const { name } = mangle(a);
+      checkName(name);
+      if (!names.includes(name)) names.push(name);
+    }
+    return withClient(parsed.flags, async (ctx) => {
+      const result = await ctx.client.call("units.status", { names });
+      if (ctx.output === "json") {
+        for (const u of result) printJson(u);
+        return EXIT.ok;
+      }
+      const machines = new Map<string, MachineInfo>(
+        (await ctx.client.call("machines.list", {})).map((m) => [m.id, m]),
+      );
+      process.stdout.write(`${result.map((u) => renderStatus(u, machines)).join("\n\n")}\n`);
+      return EXIT.ok;
+    });
+  },
+};
