@@ -7,6 +7,9 @@ SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v etcdctl >/dev/null || need+=(etcd-client)
+# A private Docker engine and a local busybox image for the [Container] unit tests (test/agent-docker.test.ts).
+command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
+[ -x /bin/busybox ] || command -v busybox >/dev/null || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

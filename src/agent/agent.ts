@@ -3,13 +3,20 @@
 // reconcile() only records what is wanted; a per-unit driver then converges one step at a time (stop the old
 // hash, load the new one, start or stop it), so a burst of reconcile calls never races two runners of the same
 // unit against each other.
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import { parseUnitFile, UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import { loadContainerConfig } from "./container-config.ts";
+import {
+  type Adoption,
+  ContainerRunner,
+  DEFAULT_DOCKER_SOCKET,
+  sweepContainers,
+} from "./container-runner.ts";
 import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
 import { BrokenUnit, type RunnerContext, ServiceRunner, type UnitRunner, type UnitState } from "./runner.ts";
-import { loadServiceConfig } from "./service-config.ts";
+import { loadServiceConfig, unitKindOf } from "./service-config.ts";
 
 export type { JournalLine } from "./journal.ts";
 export type { StepRecord, UnitState } from "./runner.ts";
@@ -27,6 +34,8 @@ export interface AgentOptions {
   dataDir: string;
   logger?: (l: string) => void;
   now?: () => number;
+  /** The Docker engine's unix socket that [Container] units run against (the node's --docker-socket). */
+  dockerSocket?: string;
 }
 
 interface Slot {
@@ -50,6 +59,18 @@ export class Agent {
   private readonly listeners: ((s: UnitState) => void)[] = [];
   private closed = false;
   private readonly groups: GroupRecord;
+  /** Containers a previous agent left running, found on the first reconcile: unit → container id. */
+  private sweep: Promise<Map<string, string>> | null = null;
+  private readonly adoption: Adoption = {
+    // The sweep kept only containers whose hash matched the first reconcile; the runner checks the hash again.
+    take: async (unit) => {
+      const left = this.sweep === null ? undefined : await this.sweep;
+      const id = left?.get(unit);
+      if (id === undefined) return null;
+      left!.delete(unit);
+      return id;
+    },
+  };
 
   constructor(opts: AgentOptions) {
     this.opts = opts;
@@ -63,6 +84,7 @@ export class Agent {
 
   reconcile(specs: UnitSpec[]): void {
     if (this.closed) return;
+    if (this.sweep === null) this.sweep = this.sweepContainers(specs);
     const seen = new Set<string>();
     for (const spec of specs) {
       if (typeof spec?.name !== "string" || seen.has(spec.name)) continue;
@@ -128,6 +150,23 @@ export class Agent {
   }
 
   // -------------------------------------------------------------------------------------------------------------
+
+  private get dockerSocket(): string {
+    return this.opts.dockerSocket ?? DEFAULT_DOCKER_SOCKET;
+  }
+
+  /**
+   * Once per agent: the containers labelled with this machine that a previous agent left. A running one whose unit
+   * the first reconcile wants launched with the same hash is kept for adoption; every other one is removed.
+   */
+  private sweepContainers(specs: UnitSpec[]): Promise<Map<string, string>> {
+    if (!existsSync(this.dockerSocket)) return Promise.resolve(new Map());
+    const wanted = new Map<string, string>();
+    for (const s of specs) {
+      if (typeof s?.name === "string" && s.desired === "launched") wanted.set(s.name, String(s.hash));
+    }
+    return sweepContainers(this.dockerSocket, this.opts.machineId, wanted, this.logger);
+  }
 
   private emit(s: UnitState): void {
     for (const cb of this.listeners) {
@@ -203,6 +242,17 @@ export class Agent {
     };
     try {
       if (typeof spec.text !== "string") throw new UnitFileError("unit text is missing", 0, spec.name);
+      if (unitKindOf(parseUnitFile(spec.text, spec.name)) === "container") {
+        const ccfg = loadContainerConfig(spec.name, spec.text, {
+          hostname: this.opts.hostname,
+          machineId: this.opts.machineId,
+        });
+        return new ContainerRunner(spec.hash, ccfg, ctx, {
+          socketPath: this.dockerSocket,
+          machineId: this.opts.machineId,
+          adoption: this.adoption,
+        });
+      }
       const cfg = loadServiceConfig(spec.name, spec.text, {
         hostname: this.opts.hostname,
         machineId: this.opts.machineId,

@@ -49,6 +49,9 @@ export interface UnitState {
   memoryBytes: number | null;
   restarts: number;
   error?: string;
+  /** Container units only: the running container's id (null while none runs) and its image. */
+  containerId?: string | null;
+  image?: string;
 }
 
 /** What the agent needs from a unit, whatever runs it (processes now; containers are the next runner). */
@@ -74,7 +77,7 @@ export interface RunnerContext {
 /** systemd's service results (`Result=` / "Failed with result '…'"). */
 export type ServiceResult = "success" | "exit-code" | "signal" | "timeout" | "resources" | "start-limit-hit";
 
-interface ExitInfo {
+export interface ExitInfo {
   code: "exited" | "killed";
   /** Exit status, or the signal's short name ("KILL"). */
   status: number | string;
@@ -93,14 +96,14 @@ const FINAL_KILL_WAIT_MS = 5_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function exitText(e: ExitInfo): string {
+export function exitText(e: ExitInfo): string {
   return e.code === "exited"
     ? `code=exited, status=${exitStatusText(e.status as number)}`
     : `code=killed, status=${signalText(String(e.status))}`;
 }
 
 /** systemd's is_clean_exit: a daemon's main process may also die of SIGHUP/SIGINT/SIGTERM/SIGPIPE cleanly. */
-function isClean(e: ExitInfo, daemon: boolean): boolean {
+export function isClean(e: ExitInfo, daemon: boolean): boolean {
   if (e.code === "exited") return e.status === 0;
   return daemon && CLEAN_SIGNALS.has(String(e.status));
 }
@@ -715,7 +718,7 @@ function searchPath(name: string, path: string): boolean {
 }
 
 /** Calls onLine for each complete line of a stream (and the unterminated rest at its end). */
-function pipeLines(stream: Readable, onLine: (text: string) => void): void {
+export function pipeLines(stream: Readable, onLine: (text: string) => void): void {
   const decoder = new StringDecoder("utf8");
   let buf = "";
   stream.on("data", (chunk: Buffer) => {

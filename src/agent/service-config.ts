@@ -74,7 +74,7 @@ export const DEFAULT_START_LIMIT_BURST = 5;
 /** The kind of unit a unit file describes; the agent picks a runner by it. */
 export type UnitKind = "service" | "container";
 
-/** Which runner a unit file needs. `[Container]` is the seam for the Docker path (not implemented yet). */
+/** Which runner a unit file needs: `[Container]` units are run by the ContainerRunner (container-config.ts). */
 export function unitKindOf(file: UnitFile): UnitKind {
   return file.sections.has("Container") ? "container" : "service";
 }
@@ -98,7 +98,16 @@ export function loadServiceConfig(
   return serviceConfigOf(name, file, { ...ctx, unitName: name });
 }
 
-export function serviceConfigOf(name: string, file: UnitFile, ctx: SpecifierContext): ServiceConfig {
+/**
+ * `opts.container`: the [Service] part of a [Container] unit (container-config.ts): [Service] may be missing and
+ * needs no ExecStart= (the container is the main process); Restart=, RestartSec=, Timeout*Sec= etc. still apply.
+ */
+export function serviceConfigOf(
+  name: string,
+  file: UnitFile,
+  ctx: SpecifierContext,
+  opts: { container?: boolean } = {},
+): ServiceConfig {
   const fail = (reason: string): never => {
     throw new UnitFileError(reason, 0, name);
   };
@@ -115,17 +124,21 @@ export function serviceConfigOf(name: string, file: UnitFile, ctx: SpecifierCont
   const execs = (key: string): CompiledExec[] =>
     getAll(file, S, key).map((v) => wrap(key, () => compileExec(v, ctx)));
 
-  if (unitKindOf(file) === "container") fail("[Container] units are not supported by this agent yet");
-  if (!file.sections.has(S)) fail("no [Service] section");
+  const container = opts.container === true;
+  if (!container && unitKindOf(file) === "container") {
+    fail("[Container] units are run by the container runner, not as a service");
+  }
+  if (!container && !file.sections.has(S)) fail("no [Service] section");
 
-  const typeRaw = one("Type") ?? "simple";
+  // Quadlet's generated services are Type=notify; for a container the type says nothing the runner uses.
+  const typeRaw = container ? "simple" : (one("Type") ?? "simple");
   if (typeRaw !== "simple" && typeRaw !== "exec" && typeRaw !== "oneshot") {
     fail(`Type=${typeRaw} is not supported (supported: simple, exec, oneshot)`);
   }
   const type = typeRaw as ServiceType;
   const execStart = execs("ExecStart");
   const execStop = execs("ExecStop");
-  if (type !== "oneshot" && execStart.length === 0) {
+  if (!container && type !== "oneshot" && execStart.length === 0) {
     fail("Service has no ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.");
   }
   if (type !== "oneshot" && execStart.length > 1) {

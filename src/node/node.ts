@@ -188,6 +188,7 @@ export class BerthNode {
       machineId: this.machineId,
       hostname: hostname(),
       dataDir: join(c.dataDir, "agent"),
+      dockerSocket: c.dockerSocket,
       logger: (l) => this.log(`[agent] ${l}`),
     });
     this.agentBridge = new AgentBridge({

@@ -1,0 +1,733 @@
+// The per-unit state machine for a `[Container]` unit: one Docker container run through dockerode against the
+// node's engine, with the same restart rules as a service's main process (Restart=, RestartSec=, TimeoutStartSec=,
+// TimeoutStopSec=, StartLimit*=).
+//
+//   start:  [start limit] → adopt (a labelled container a previous agent left running) or
+//           remove leftovers → image (pulled only when missing) → create → start → running
+//   watch:  container wait → exit status (128+n = killed by signal n) → remove → auto-restart per Restart=
+//   stop:   docker stop (SIGTERM, SIGKILL after TimeoutStopSec) → remove → dead / failed
+//
+// Every step that awaits re-checks `gen`, as in ServiceRunner: a stop request or a start timeout bumps it.
+import { constants as osConstants } from "node:os";
+import { PassThrough } from "node:stream";
+import type Docker from "dockerode";
+import { type ContainerConfig, LABEL_HASH, LABEL_MACHINE, LABEL_UNIT } from "./container-config.ts";
+import type { JournalLine } from "./journal.ts";
+import {
+  type ActiveState,
+  type ExitInfo,
+  exitText,
+  isClean,
+  pipeLines,
+  type RunnerContext,
+  type ServiceResult,
+  type StepRecord,
+  type UnitRunner,
+  type UnitState,
+} from "./runner.ts";
+
+export const DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock";
+const PING_TIMEOUT_MS = 5_000;
+/** How long state() may report a memory figure before it is refreshed (in the background). */
+const MEMORY_REFRESH_MS = 2_000;
+/** After a container exits, how long to wait for its last log lines before reporting the exit. */
+const LOG_DRAIN_MS = 500;
+
+/** "80" → [80, 80]; "8000-8010" → [8000, 8010]. */
+const range = (ports: string): [number, number] => {
+  const [a, b = a] = ports.split("-").map(Number) as [number, number?];
+  return [a, b!];
+};
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Why a Docker call failed, in words (dockerode errors carry statusCode and json.message). */
+export function dockerErrorText(e: unknown): string {
+  const err = e as { statusCode?: number; json?: { message?: string }; message?: string; code?: string };
+  if (err?.json?.message) return err.json.message;
+  return String(err?.message ?? e)
+    .replace(/^\(HTTP code \d+\) [^-]*- /, "")
+    .trim();
+}
+
+const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number })?.statusCode;
+
+class EngineUnreachable extends Error {}
+
+const clients = new Map<string, Promise<Docker>>();
+
+/** A dockerode client for a unix socket (dockerode is loaded on first use: it is big). */
+function clientFor(socketPath: string): Promise<Docker> {
+  let c = clients.get(socketPath);
+  if (c === undefined) {
+    c = import("dockerode").then((m) => new m.default({ socketPath }));
+    clients.set(socketPath, c);
+    c.catch(() => clients.delete(socketPath));
+  }
+  return c;
+}
+
+/** The client once the engine answers a ping; throws EngineUnreachable with the reason otherwise. */
+export async function connectDocker(socketPath: string): Promise<Docker> {
+  let docker: Docker;
+  try {
+    docker = await clientFor(socketPath);
+  } catch (e) {
+    throw new EngineUnreachable(`cannot load the Docker client (dockerode): ${(e as Error).message}`);
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      docker.ping(),
+      new Promise((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`no answer within ${PING_TIMEOUT_MS} ms`)),
+          PING_TIMEOUT_MS,
+        );
+      }),
+    ]);
+  } catch (e) {
+    throw new EngineUnreachable(
+      `Docker engine at unix://${socketPath} is unreachable: ${dockerErrorText(e)}`,
+    );
+  } finally {
+    clearTimeout(timer);
+  }
+  return docker;
+}
+
+const SIGNAL_BY_NUMBER = new Map<number, string>(
+  Object.entries(osConstants.signals).map(([name, n]) => [n as number, name.replace(/^SIG/, "")]),
+);
+
+/** A container's exit code as a process exit: 128+n is how Docker reports death by signal n. */
+export function containerExit(exitCode: number): ExitInfo {
+  if (exitCode > 128 && exitCode < 128 + 65) {
+    const sig = SIGNAL_BY_NUMBER.get(exitCode - 128);
+    if (sig !== undefined) return { code: "killed", status: sig };
+  }
+  return { code: "exited", status: exitCode };
+}
+
+/**
+ * The agent's view of the containers a previous agent on this machine left behind (found by label): consulted
+ * once per unit on its first start.
+ */
+export interface Adoption {
+  /** The id of a running container for this unit with this hash, once; null if there is none. */
+  take(unit: string, hash: string): Promise<string | null>;
+}
+
+/**
+ * Run once when an agent starts: every container labelled with this machine is either kept for adoption (a unit
+ * that is wanted running, same hash, still running) or removed. Never throws; an engine that cannot be reached
+ * leaves nothing to adopt (each container unit then reports the engine error itself).
+ */
+export async function sweepContainers(
+  socketPath: string,
+  machineId: string,
+  wanted: Map<string, string>,
+  logger: (l: string) => void,
+): Promise<Map<string, string>> {
+  const keep = new Map<string, string>();
+  let docker: Docker;
+  try {
+    docker = await connectDocker(socketPath);
+  } catch (e) {
+    logger(`agent: container sweep skipped: ${(e as Error).message}`);
+    return keep;
+  }
+  let list: Docker.ContainerInfo[];
+  try {
+    list = await docker.listContainers({ all: true, filters: { label: [`${LABEL_MACHINE}=${machineId}`] } });
+  } catch (e) {
+    logger(`agent: container sweep failed: ${dockerErrorText(e)}`);
+    return keep;
+  }
+  for (const c of list) {
+    const unit = c.Labels[LABEL_UNIT] ?? "";
+    const hash = c.Labels[LABEL_HASH] ?? "";
+    if (wanted.get(unit) === hash && c.State === "running" && !keep.has(unit)) {
+      keep.set(unit, c.Id);
+      logger(`agent: ${unit}: container ${c.Id.slice(0, 12)} is still running, adopting it`);
+      continue;
+    }
+    const why = !wanted.has(unit)
+      ? "its unit is not wanted here"
+      : wanted.get(unit) !== hash
+        ? "its unit has changed"
+        : c.State !== "running"
+          ? `it is ${c.State}`
+          : "a duplicate";
+    logger(`agent: ${unit || "?"}: removing container ${c.Id.slice(0, 12)} (${why})`);
+    try {
+      await docker.getContainer(c.Id).remove({ force: true });
+    } catch (e) {
+      if (statusOf(e) !== 404)
+        logger(`agent: removing container ${c.Id.slice(0, 12)} failed: ${dockerErrorText(e)}`);
+    }
+  }
+  return keep;
+}
+
+export interface ContainerRunnerOptions {
+  socketPath: string;
+  machineId: string;
+  adoption?: Adoption;
+}
+
+export class ContainerRunner implements UnitRunner {
+  readonly name: string;
+  private active: ActiveState = "inactive";
+  private sub = "dead";
+  private mainPid: number | null = null;
+  private since: number;
+  private readonly steps = new Map<"ExecStart", StepRecord>();
+  private restarts = 0;
+  private lastEmitted = "";
+
+  private gen = 0;
+  private result: ServiceResult = "success";
+  private stopping: Promise<void> | null = null;
+  private stopRequested = false;
+  private startAfterStop = false;
+  private restartTimer: ReturnType<typeof setTimeout> | null = null;
+  private startTimer: ReturnType<typeof setTimeout> | null = null;
+  private startTimes: number[] = [];
+  private firstStart = true;
+
+  private docker: Docker | null = null;
+  private containerId: string | null = null;
+  /** Resolves with the exit of the container being watched. */
+  private exit: Promise<ExitInfo> | null = null;
+  private logStream: NodeJS.ReadableStream | null = null;
+  private logsDone: Promise<void> = Promise.resolve();
+  private memoryBytes: number | null = null;
+  private memoryAt = 0;
+  private memoryBusy = false;
+
+  constructor(
+    readonly hash: string,
+    private readonly cfg: ContainerConfig,
+    private readonly ctx: RunnerContext,
+    private readonly opts: ContainerRunnerOptions,
+  ) {
+    this.name = cfg.service.name;
+    this.since = ctx.now();
+    for (const w of cfg.warnings) this.log(`${this.name}: ${w}`);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // State
+
+  state(): UnitState {
+    const running = this.containerId !== null && this.active === "active";
+    if (running) this.refreshMemory();
+    return {
+      name: this.name,
+      hash: this.hash,
+      load: "loaded",
+      active: this.active,
+      sub: this.sub,
+      mainPid: this.mainPid,
+      since: this.since,
+      steps: [...this.steps.values()].map((s) => ({ ...s })),
+      memoryBytes: running ? this.memoryBytes : null,
+      restarts: this.restarts,
+      containerId: this.containerId,
+      image: this.cfg.image,
+    };
+  }
+
+  private set(active: ActiveState, sub: string, mainPid: number | null = this.mainPid): void {
+    if (active !== this.active) this.since = this.ctx.now();
+    this.active = active;
+    this.sub = sub;
+    this.mainPid = mainPid;
+    const key = `${active}/${sub}/${mainPid}/${this.containerId}`;
+    if (key === this.lastEmitted) return;
+    this.lastEmitted = key;
+    try {
+      this.ctx.onChange(this.state());
+    } catch (e) {
+      this.ctx.logger(`agent: state-change callback failed: ${(e as Error).message}`);
+    }
+  }
+
+  private log(text: string, stream: JournalLine["stream"] = "berth"): void {
+    this.ctx.journal.append({ at: this.ctx.now(), unit: this.name, stream, text });
+    if (stream === "berth") this.ctx.logger(text);
+  }
+
+  private get desc(): string {
+    return this.cfg.service.description;
+  }
+
+  /** Memory use from a one-shot stats call (usage less the reclaimable page cache), refreshed in the background. */
+  private refreshMemory(): void {
+    const id = this.containerId;
+    const docker = this.docker;
+    if (id === null || docker === null || this.memoryBusy || Date.now() - this.memoryAt < MEMORY_REFRESH_MS)
+      return;
+    this.memoryBusy = true;
+    void docker
+      .getContainer(id)
+      .stats({ stream: false, "one-shot": true })
+      .then((s) => {
+        if (this.containerId !== id) return;
+        const m = s.memory_stats;
+        const st = (m?.stats ?? {}) as unknown as Record<string, number | undefined>;
+        const cache = st.inactive_file ?? st.total_inactive_file ?? 0;
+        if (typeof m?.usage === "number") this.memoryBytes = Math.max(0, m.usage - cache);
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.memoryBusy = false;
+        this.memoryAt = Date.now();
+      });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Start
+
+  start(): void {
+    if (this.stopping !== null) {
+      this.startAfterStop = true;
+      return;
+    }
+    if (this.active === "active" || this.active === "activating") return;
+    void this.launch();
+  }
+
+  private async launch(): Promise<void> {
+    const svc = this.cfg.service;
+    const now = this.ctx.now();
+    this.startTimes = this.startTimes.filter((t) => now - t < svc.startLimitIntervalMs);
+    if (this.startTimes.length >= svc.startLimitBurst) {
+      this.result = "start-limit-hit";
+      this.log(`${this.name}: Start request repeated too quickly.`);
+      this.log(`${this.name}: Failed with result 'start-limit-hit'.`);
+      this.log(`Failed to start ${this.desc}.`);
+      this.set("failed", "start-limit-hit", null);
+      return;
+    }
+    this.startTimes.push(now);
+    const gen = ++this.gen;
+    this.stopRequested = false;
+    this.result = "success";
+    const firstStart = this.firstStart;
+    this.firstStart = false;
+    if (Number.isFinite(svc.timeoutStartMs)) {
+      this.startTimer = setTimeout(() => this.onStartTimeout(gen), svc.timeoutStartMs);
+    }
+    this.set("activating", "start");
+    try {
+      const docker = await connectDocker(this.opts.socketPath);
+      this.docker = docker;
+      if (gen !== this.gen) return;
+      let adopted: Docker.ContainerInspectInfo | null = null;
+      if (firstStart && this.opts.adoption !== undefined) {
+        const id = await this.opts.adoption.take(this.name, this.hash);
+        if (gen !== this.gen) return;
+        if (id !== null) adopted = await this.inspectRunning(docker, id);
+        if (gen !== this.gen) return;
+      }
+      let info: Docker.ContainerInspectInfo;
+      if (adopted !== null) {
+        info = adopted;
+        this.containerId = info.Id;
+        this.log(
+          `${this.name}: Adopted running container ${info.Id.slice(0, 12)} (${info.Name.replace(/^\//, "")}).`,
+        );
+      } else {
+        this.log(`Starting ${this.desc}...`);
+        await this.removeLeftovers(docker, gen);
+        if (gen !== this.gen) return;
+        await this.ensureImage(docker, gen);
+        if (gen !== this.gen) return;
+        const container = await docker.createContainer(this.createOptions());
+        this.containerId = container.id;
+        if (gen !== this.gen) return void this.removeQuietly(container.id);
+        await container.start();
+        if (gen !== this.gen) return void this.removeQuietly(container.id);
+        info = await container.inspect();
+        if (gen !== this.gen) return;
+      }
+      const id = info.Id;
+      const record: StepRecord = {
+        step: "ExecStart",
+        command: this.commandText(),
+        pid: info.State.Pid || null,
+        code: null,
+        status: null,
+        at: adopted !== null ? Date.parse(info.State.StartedAt) || this.ctx.now() : this.ctx.now(),
+      };
+      this.steps.set("ExecStart", record);
+      // Adopted: re-attach from now on (what it wrote while no agent watched is in `docker logs`).
+      this.attachLogs(docker, id, adopted !== null ? Math.floor(Date.now() / 1000) : 0);
+      this.exit = this.watch(docker, id, record);
+      void this.exit.then((e) => this.onContainerExit(id, e, gen));
+      this.memoryAt = 0;
+      this.clearStartTimer();
+      this.set("active", "running", info.State.Pid || null);
+      if (adopted === null) this.log(`Started ${this.desc}.`);
+    } catch (e) {
+      if (gen !== this.gen) return;
+      const msg = e instanceof EngineUnreachable ? e.message : dockerErrorText(e);
+      this.log(`${this.name}: ${msg}`);
+      return this.failStart(gen, "resources");
+    }
+  }
+
+  private async inspectRunning(docker: Docker, id: string): Promise<Docker.ContainerInspectInfo | null> {
+    try {
+      const info = await docker.getContainer(id).inspect();
+      const labels = info.Config.Labels ?? {};
+      if (info.State.Running && labels[LABEL_HASH] === this.hash && labels[LABEL_UNIT] === this.name)
+        return info;
+    } catch {}
+    return null;
+  }
+
+  private commandText(): string {
+    const words = [this.cfg.image, ...(this.cfg.exec ?? [])];
+    return `docker run ${words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : JSON.stringify(w))).join(" ")}`;
+  }
+
+  /** Removes what an earlier run of this unit left (by label), and refuses to touch a foreign container of our name. */
+  private async removeLeftovers(docker: Docker, gen: number): Promise<void> {
+    const mine = await docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL_UNIT}=${this.name}`, `${LABEL_MACHINE}=${this.opts.machineId}`] },
+    });
+    for (const c of mine) {
+      if (gen !== this.gen) return;
+      this.log(`${this.name}: Removing leftover container ${c.Id.slice(0, 12)} (${c.State}).`);
+      await this.removeQuietly(c.Id);
+    }
+    try {
+      const other = await docker.getContainer(this.cfg.containerName).inspect();
+      const labels = other.Config.Labels ?? {};
+      if (labels[LABEL_UNIT] === this.name) {
+        await this.removeQuietly(other.Id);
+        return;
+      }
+      throw new Error(
+        `a container named ${this.cfg.containerName} (${other.Id.slice(0, 12)}) exists and was not created by Berth for this unit; not touching it`,
+      );
+    } catch (e) {
+      if (statusOf(e) === 404) return;
+      throw e;
+    }
+  }
+
+  /** Pulls the image only when it is missing (Pull=missing), always (Pull=always), or never (Pull=never). */
+  private async ensureImage(docker: Docker, gen: number): Promise<void> {
+    const image = this.cfg.image;
+    let present = true;
+    try {
+      await docker.getImage(image).inspect();
+    } catch (e) {
+      if (statusOf(e) !== 404) throw e;
+      present = false;
+    }
+    if (gen !== this.gen) return;
+    if (present && this.cfg.pull !== "always") return;
+    if (!present && this.cfg.pull === "never")
+      throw new Error(`image ${image} is not present and Pull=never`);
+    this.log(`${this.name}: Pulling image ${image}...`);
+    try {
+      const stream = await docker.pull(image);
+      await new Promise<void>((resolve, reject) => {
+        docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()));
+      });
+    } catch (e) {
+      if (present) {
+        this.log(`${this.name}: Pulling image ${image} failed, using the local one: ${dockerErrorText(e)}`);
+        return;
+      }
+      throw new Error(`image ${image} is not present and pulling it failed: ${dockerErrorText(e)}`);
+    }
+    this.log(`${this.name}: Pulled image ${image}.`);
+  }
+
+  private createOptions(): Docker.ContainerCreateOptions {
+    const c = this.cfg;
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    for (const p of c.publishPorts) {
+      const [cFrom, cTo] = range(p.containerPort);
+      const host = p.hostPort === "" ? null : range(p.hostPort);
+      for (let i = 0; i <= cTo - cFrom; i++) {
+        const key = `${cFrom + i}/${p.proto}`;
+        exposed[key] = {};
+        // A host range maps port by port; a single host port goes with the first container port only.
+        const hostPort = host === null || host[0] + i > host[1] ? "" : String(host[0] + i);
+        const list = bindings[key] ?? [];
+        list.push({ HostIp: p.hostIp, HostPort: hostPort });
+        bindings[key] = list;
+      }
+    }
+    const binds = c.volumes.filter((v) => v.includes(":"));
+    const anonymous: Record<string, object> = {};
+    for (const v of c.volumes) if (!v.includes(":")) anonymous[v] = {};
+    const opts: Docker.ContainerCreateOptions = {
+      name: c.containerName,
+      Image: c.image,
+      Env: Object.entries(c.environment).map(([k, v]) => `${k}=${v}`),
+      Labels: {
+        ...c.labels,
+        [LABEL_UNIT]: this.name,
+        [LABEL_HASH]: this.hash,
+        [LABEL_MACHINE]: this.opts.machineId,
+      },
+      ExposedPorts: exposed,
+      Volumes: anonymous,
+      HostConfig: {
+        PortBindings: bindings,
+        Binds: binds,
+        // The agent restarts it (Restart=), not the engine.
+        RestartPolicy: { Name: "no" },
+        AutoRemove: false,
+        ...(c.network !== null ? { NetworkMode: c.network } : {}),
+      },
+    };
+    if (c.exec !== null) opts.Cmd = c.exec;
+    if (c.user !== null) opts.User = c.user;
+    if (c.workingDir !== null) opts.WorkingDir = c.workingDir;
+    return opts;
+  }
+
+  /** Streams the container's stdout/stderr (demultiplexed) into the journal, line by line. */
+  private attachLogs(docker: Docker, id: string, since: number): void {
+    this.detachLogs();
+    const out = new PassThrough();
+    const err = new PassThrough();
+    pipeLines(out, (t) => this.log(t, "stdout"));
+    pipeLines(err, (t) => this.log(t, "stderr"));
+    this.logsDone = (async () => {
+      try {
+        const stream = (await docker
+          .getContainer(id)
+          .logs({ follow: true, stdout: true, stderr: true, since })) as unknown as NodeJS.ReadableStream;
+        if (this.containerId !== id) {
+          (stream as unknown as { destroy?: () => void }).destroy?.();
+          return;
+        }
+        this.logStream = stream;
+        docker.modem.demuxStream(stream, out, err);
+        await new Promise<void>((resolve) => {
+          stream.on("end", resolve);
+          stream.on("close", resolve);
+          stream.on("error", () => resolve());
+        });
+      } catch (e) {
+        if (statusOf(e) !== 404)
+          this.log(`${this.name}: Cannot follow the container's output: ${dockerErrorText(e)}`);
+      } finally {
+        out.end();
+        err.end();
+      }
+    })();
+  }
+
+  private detachLogs(): void {
+    const s = this.logStream as unknown as { destroy?: () => void } | null;
+    this.logStream = null;
+    s?.destroy?.();
+  }
+
+  /** Resolves with the container's exit (waiting through the engine; an engine that goes away is an exit too). */
+  private async watch(docker: Docker, id: string, record: StepRecord): Promise<ExitInfo> {
+    let e: ExitInfo;
+    try {
+      const r = (await docker.getContainer(id).wait()) as { StatusCode: number };
+      let code = r.StatusCode;
+      let oom = false;
+      try {
+        const info = await docker.getContainer(id).inspect();
+        code = info.State.ExitCode;
+        oom = info.State.OOMKilled;
+      } catch {}
+      e = containerExit(code);
+      if (oom) this.log(`${this.name}: A process of this unit has been killed by the OOM killer.`);
+    } catch (err) {
+      this.log(`${this.name}: Lost track of container ${id.slice(0, 12)}: ${dockerErrorText(err)}`);
+      e = statusOf(err) === 404 ? { code: "killed", status: "KILL" } : { code: "exited", status: 255 };
+    }
+    await Promise.race([this.logsDone, sleep(LOG_DRAIN_MS)]);
+    Object.assign(record, { code: e.code, status: e.status, at: this.ctx.now() });
+    return e;
+  }
+
+  private failStart(gen: number, result: ServiceResult): Promise<void> {
+    if (gen !== this.gen) return Promise.resolve();
+    this.clearStartTimer();
+    if (this.result === "success") this.result = result;
+    ++this.gen;
+    return this.pipeline(true);
+  }
+
+  private clearStartTimer(): void {
+    if (this.startTimer !== null) clearTimeout(this.startTimer);
+    this.startTimer = null;
+  }
+
+  private onStartTimeout(gen: number): void {
+    this.startTimer = null;
+    if (gen !== this.gen || this.active !== "activating") return;
+    this.log(`${this.name}: ${this.sub} operation timed out. Terminating.`);
+    this.result = "timeout";
+    ++this.gen;
+    void this.pipeline(true);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Exit and stop
+
+  private onContainerExit(id: string, e: ExitInfo, gen: number): void {
+    if (gen !== this.gen || this.stopping !== null || this.containerId !== id) return;
+    this.log(`${this.name}: Main process exited, ${exitText(e)}`);
+    if (!isClean(e, true)) this.result = e.code === "exited" ? "exit-code" : "signal";
+    ++this.gen;
+    void this.pipeline(false);
+  }
+
+  async stop(): Promise<void> {
+    this.stopRequested = true;
+    this.startAfterStop = false;
+    if (this.restartTimer !== null) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = null;
+      this.set("inactive", "dead", null);
+      this.log(`Stopped ${this.desc}.`);
+      return;
+    }
+    if (this.stopping !== null) return this.stopping;
+    if (this.active === "inactive" || this.active === "failed") return;
+    this.log(`Stopping ${this.desc}...`);
+    ++this.gen;
+    this.clearStartTimer();
+    return this.pipeline(false);
+  }
+
+  private pipeline(startFailure: boolean): Promise<void> {
+    const p = this.runPipeline(startFailure).catch((e) => {
+      this.ctx.logger(`${this.name}: stop failed: ${(e as Error).stack ?? e}`);
+      this.containerId = null;
+      this.set(
+        this.result === "success" ? "inactive" : "failed",
+        this.result === "success" ? "dead" : "failed",
+        null,
+      );
+    });
+    this.stopping = p;
+    void p.finally(() => {
+      if (this.stopping === p) this.stopping = null;
+      if (this.startAfterStop) {
+        this.startAfterStop = false;
+        this.start();
+      }
+    });
+    return p;
+  }
+
+  /** Stops the container if it still runs (docker stop: SIGTERM, SIGKILL after TimeoutStopSec), then removes it. */
+  private async runPipeline(startFailure: boolean): Promise<void> {
+    const id = this.containerId;
+    const docker = this.docker;
+    if (id !== null && docker !== null) {
+      const exit = this.exit;
+      const timeoutMs = this.cfg.service.timeoutStopMs;
+      const c = docker.getContainer(id);
+      let running = false;
+      try {
+        running = (await c.inspect()).State.Running;
+      } catch {}
+      if (running) {
+        this.set("deactivating", "stop-sigterm");
+        const t = Number.isFinite(timeoutMs) ? Math.max(0, Math.ceil(timeoutMs / 1000)) : 365 * 86_400;
+        const started = Date.now();
+        try {
+          await c.stop({ t });
+        } catch (e) {
+          const s = statusOf(e);
+          if (s !== 304 && s !== 404) this.log(`${this.name}: docker stop failed: ${dockerErrorText(e)}`);
+        }
+        if (exit !== null) {
+          const e = await Promise.race([exit, sleep(10_000).then(() => null)]);
+          if (e !== null) {
+            if (e.code === "killed" && e.status === "KILL" && Date.now() - started >= t * 1000) {
+              this.log(`${this.name}: State 'stop-sigterm' timed out. Killing.`);
+              if (this.result === "success") this.result = "timeout";
+            } else if (!isClean(e, true) && this.result === "success") {
+              this.log(`${this.name}: Main process exited, ${exitText(e)}`);
+              this.result = e.code === "exited" ? "exit-code" : "signal";
+            }
+          }
+        }
+      }
+      this.detachLogs();
+      this.set("deactivating", "stop-post");
+      await this.removeQuietly(id);
+    }
+    this.containerId = null;
+    this.exit = null;
+    this.enterDead(startFailure);
+  }
+
+  private async removeQuietly(id: string): Promise<void> {
+    const docker = this.docker;
+    if (docker === null) return;
+    try {
+      await docker.getContainer(id).remove({ force: true });
+    } catch (e) {
+      const s = statusOf(e);
+      // 404: already gone; 409: removal already in progress.
+      if (s !== 404 && s !== 409)
+        this.log(`${this.name}: Removing container ${id.slice(0, 12)} failed: ${dockerErrorText(e)}`);
+    }
+  }
+
+  private enterDead(startFailure: boolean): void {
+    this.clearStartTimer();
+    const r = this.result;
+    if (r !== "success") this.log(`${this.name}: Failed with result '${r}'.`);
+    else if (!this.stopRequested) this.log(`${this.name}: Deactivated successfully.`);
+    if (this.stopRequested) this.log(`Stopped ${this.desc}.`);
+    else if (startFailure) this.log(`Failed to start ${this.desc}.`);
+    if (!this.stopRequested && this.shouldRestart(r)) {
+      this.set("activating", "auto-restart", null);
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = null;
+        if (this.stopRequested) return;
+        this.restarts++;
+        this.log(`${this.name}: Scheduled restart job, restart counter is at ${this.restarts}.`);
+        this.log(`Stopped ${this.desc}.`);
+        this.set(r === "success" ? "inactive" : "failed", r === "success" ? "dead" : "failed", null);
+        void this.launch();
+      }, this.cfg.service.restartMs);
+      return;
+    }
+    this.set(r === "success" ? "inactive" : "failed", r === "success" ? "dead" : "failed", null);
+  }
+
+  /** systemd.service(5)'s Restart= table, by service result. */
+  private shouldRestart(r: ServiceResult): boolean {
+    if (r === "start-limit-hit") return false;
+    switch (this.cfg.service.restart) {
+      case "always":
+        return true;
+      case "on-success":
+        return r === "success";
+      case "on-failure":
+        return r !== "success";
+      case "on-abnormal":
+        return r === "signal" || r === "timeout";
+      case "on-abort":
+        return r === "signal";
+      default:
+        return false;
+    }
+  }
+}
