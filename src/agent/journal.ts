@@ -9,6 +9,8 @@ export interface JournalLine {
   unit: string;
   stream: "stdout" | "stderr" | "berth";
   text: string;
+  /** The process that wrote the line (stdout/stderr of an Exec step, or a container's main process). */
+  pid?: number;
 }
 
 export const DEFAULT_JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
@@ -47,7 +49,13 @@ export class Journal {
     for (const text of parts) {
       const entry: JournalLine = { ...line, text };
       const log = this.logOf(line.unit);
-      const json = `${JSON.stringify({ at: entry.at, stream: entry.stream, text: entry.text })}\n`;
+      const stored = {
+        at: entry.at,
+        stream: entry.stream,
+        text: entry.text,
+        ...(line.pid ? { pid: line.pid } : {}),
+      };
+      const json = `${JSON.stringify(stored)}\n`;
       log.pending.push(json);
       log.pendingBytes += Buffer.byteLength(json);
       for (const f of this.followers.get(line.unit) ?? []) {
@@ -128,8 +136,13 @@ export class Journal {
     if (out.length < lines) out.unshift(...(await tailLines(`${path}.1`, lines - out.length)));
     return out.flatMap((raw) => {
       try {
-        const e = JSON.parse(raw) as { at: number; stream: JournalLine["stream"]; text: string };
-        return [{ at: e.at, unit, stream: e.stream, text: e.text }];
+        const e = JSON.parse(raw) as {
+          at: number;
+          stream: JournalLine["stream"];
+          text: string;
+          pid?: number;
+        };
+        return [{ at: e.at, unit, stream: e.stream, text: e.text, ...(e.pid ? { pid: e.pid } : {}) }];
       } catch {
         return [];
       }

@@ -208,8 +208,10 @@ export class ServiceRunner implements UnitRunner {
     }
   }
 
-  private log(text: string, stream: JournalLine["stream"] = "berth"): void {
-    this.ctx.journal.append({ at: this.ctx.now(), unit: this.name, stream, text });
+  private log(text: string, stream: JournalLine["stream"] = "berth", pid?: number | null): void {
+    const line: JournalLine = { at: this.ctx.now(), unit: this.name, stream, text };
+    if (pid) line.pid = pid;
+    this.ctx.journal.append(line);
     if (stream === "berth") this.ctx.logger(text);
   }
 
@@ -707,8 +709,8 @@ export class ServiceRunner implements UnitRunner {
       this.ctx.groups?.add(pgid, this.name);
       void proc.exit.then(() => this.ctx.groups?.remove(pgid));
     }
-    if (child.stdout) pipeLines(child.stdout, (t) => this.log(t, "stdout"));
-    if (child.stderr) pipeLines(child.stderr, (t) => this.log(t, "stderr"));
+    if (child.stdout) pipeLines(child.stdout, (t) => this.log(t, "stdout", child.pid));
+    if (child.stderr) pipeLines(child.stderr, (t) => this.log(t, "stderr", child.pid));
     return proc;
   }
 }

@@ -167,7 +167,7 @@ export interface JournalLine {
   /** "berth" for the agent's own lines about the unit. */
   stream: "stdout" | "stderr" | "berth";
   text: string;
-  /** The unit's main PID when the line was most likely written by the main process (the journal keeps no pid). */
+  /** The process that wrote the line (absent for the agent's own lines). */
   pid?: number;
 }
 

@@ -121,7 +121,7 @@ export class UnitStatusService {
     const stop = agent.followJournal(name, (l) => {
       if (sink.closed) return;
       if (buffered !== null) buffered.push(l);
-      else sink.push(this.withPid(name, l));
+      else sink.push(toLine(l));
     });
     sink.onClose(stop);
     const tail = await agent.journal(name, { lines });
@@ -129,8 +129,8 @@ export class UnitStatusService {
     const pending = buffered;
     buffered = null;
     const skip = overlap(tail, pending);
-    for (const l of tail) sink.push(this.withPid(name, l));
-    for (const l of pending.slice(skip)) sink.push(this.withPid(name, l));
+    for (const l of tail) sink.push(toLine(l));
+    for (const l of pending.slice(skip)) sink.push(toLine(l));
   }
 
   private async followRemote(t: Target, name: string, lines: number, sink: StreamSink): Promise<void> {
@@ -176,7 +176,7 @@ export class UnitStatusService {
     const lines = count(p.lines, STATUS_JOURNAL_LINES);
     const agent = this.requireAgent();
     const state = (agent.states().find((s) => s.name === name) as AgentUnitState | undefined) ?? null;
-    const journal = (await agent.journal(name, { lines })).map((l) => this.withPid(name, l, state));
+    const journal = (await agent.journal(name, { lines })).map(toLine);
     return {
       state,
       mainCommand: state?.mainPid ? commandOf(state.mainPid) : null,
@@ -195,13 +195,13 @@ export class UnitStatusService {
       // One line more than asked, so the cursor is right even for lines=0.
       const tail = await agent.journal(name, { lines: Math.max(lines, 1) });
       return {
-        lines: tail.slice(tail.length - lines).map((l) => this.withPid(name, l)),
+        lines: tail.slice(tail.length - lines).map(toLine),
         cursor: cursorAfter(tail, { at: 0, count: 0 }),
       };
     }
     const window = await agent.journal(name, { lines: AFTER_WINDOW });
     const fresh = linesAfter(window, after);
-    return { lines: fresh.map((l) => this.withPid(name, l)), cursor: cursorAfter(window, after) };
+    return { lines: fresh.map(toLine), cursor: cursorAfter(window, after) };
   }
 
   // ---- helpers ----------------------------------------------------------------------------------------------
@@ -268,24 +268,13 @@ export class UnitStatusService {
       throw new ServiceError("unavailable", `the agent of ${this.d.selfName} is not running yet`);
     return a;
   }
+}
 
-  /**
-   * The journal keeps no pid: a stdout/stderr line written while the unit's current main process was running (at
-   * or after the moment it became active) is attributed to that process.
-   */
-  private withPid(name: string, l: AgentJournalLine, state?: AgentUnitState | null): JournalLine {
-    const line: JournalLine = { at: l.at, unit: l.unit, stream: l.stream, text: l.text };
-    if (l.stream === "berth") return line;
-    const s =
-      state === undefined
-        ? ((this.d
-            .agent()
-            ?.states()
-            .find((x) => x.name === name) as AgentUnitState | undefined) ?? null)
-        : state;
-    if (s?.mainPid && s.active === "active" && l.at >= s.since) line.pid = s.mainPid;
-    return line;
-  }
+/** A journal line as clients get it (the pid only when the line came from a process's output). */
+function toLine(l: AgentJournalLine): JournalLine {
+  const line: JournalLine = { at: l.at, unit: l.unit, stream: l.stream, text: l.text };
+  if (l.pid) line.pid = l.pid;
+  return line;
 }
 
 function notLoaded(name: string): ServiceError {
