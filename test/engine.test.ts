@@ -165,3 +165,25 @@ describe("scheduling engine", () => {
     expect(t.schedule()["agent.service"]).toEqual([MACHINES[0]!.id, MACHINES[1]!.id].sort());
   });
 });
+
+describe("liveness", () => {
+  it("gives every machine a fresh TTL under a new leader, except the leader it was following", async () => {
+    const { Liveness } = await import("../src/sched/liveness.ts");
+    let now = 10_000;
+    const l = new Liveness(5000, () => now);
+    l.heardFrom("old-leader"); // followers hear only from their leader
+    now += 1500; // the old leader died at 10 000; an election took 1.5 s
+    l.grantGrace("old-leader");
+    expect(l.alive("old-leader")).toBe(true);
+    expect(l.alive("never-heard")).toBe(true);
+    now = 15_000; // 5 s after the old leader's last message
+    expect(l.alive("old-leader")).toBe(false);
+    expect(l.alive("never-heard")).toBe(true);
+    l.heardFrom("never-heard");
+    now = 16_600; // 5.1 s after the grace began, 1.6 s after "never-heard" spoke
+    expect(l.alive("never-heard")).toBe(true);
+    now = 20_001;
+    expect(l.alive("never-heard")).toBe(false);
+    expect(l.silentFor("never-heard")).toBe(5001);
+  });
+});

@@ -39,15 +39,15 @@ interface Member {
   rssBytes: number;
 }
 
-/** Every process of a group, from /proc; null when /proc is not readable. */
-function groupMembers(pgid: number): Member[] | null {
+/** Every process on the host by process group, from one scan of /proc; null when /proc is not readable. */
+function scanGroups(): Map<number, Member[]> | null {
   let entries: string[];
   try {
     entries = readdirSync("/proc");
   } catch {
     return null;
   }
-  const out: Member[] = [];
+  const groups = new Map<number, Member[]>();
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
     let stat: string;
@@ -59,15 +59,29 @@ function groupMembers(pgid: number): Member[] | null {
     // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
     // fields[0] is field 3 (state); pgrp is field 5, rss field 24.
-    if (Number(fields[2]) !== pgid) continue;
-    out.push({ pid: Number(e), state: fields[0]!, rssBytes: Number(fields[21]) * PAGE_SIZE });
+    const pgid = Number(fields[2]);
+    const list = groups.get(pgid) ?? [];
+    list.push({ pid: Number(e), state: fields[0]!, rssBytes: Number(fields[21]) * PAGE_SIZE });
+    groups.set(pgid, list);
   }
-  return out;
+  return groups;
 }
+
+function groupMembers(pgid: number): Member[] | null {
+  const groups = scanGroups();
+  return groups === null ? null : (groups.get(pgid) ?? []);
+}
+
+/** Memory figures may be up to this old: one /proc scan serves every unit's state for a while. */
+const MEMORY_SCAN_MAX_AGE_MS = 1000;
+let memoryScan: { at: number; groups: Map<number, Member[]> | null } | null = null;
 
 /** Resident memory of every process in the group, from /proc; null when nothing of it is left. */
 export function groupRssBytes(pgid: number): number | null {
-  const members = groupMembers(pgid)?.filter((m) => m.state !== "Z");
+  const now = Date.now();
+  if (memoryScan === null || now - memoryScan.at > MEMORY_SCAN_MAX_AGE_MS)
+    memoryScan = { at: now, groups: scanGroups() };
+  const members = memoryScan.groups?.get(pgid)?.filter((m) => m.state !== "Z");
   if (members === undefined || members.length === 0) return null;
   return members.reduce((sum, m) => sum + m.rssBytes, 0);
 }

@@ -6,6 +6,7 @@
 import type { Agent, UnitSpec, UnitState } from "../agent/agent.ts";
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
+import { KvError } from "../kv/types.ts";
 import {
   type AgentReport,
   readRegistry,
@@ -26,7 +27,9 @@ export interface AgentBridgeDeps {
 }
 
 /** Report writes that failed (no leader) are retried after this long. */
-const RETRY_MS = 1000;
+const RETRY_MS = 200;
+/** Reports written at once (a machine starting hundreds of units must not report them one round trip each). */
+const REPORT_CONCURRENCY = 64;
 
 export class AgentBridge {
   private readonly pendingReports = new Set<string>();
@@ -98,19 +101,29 @@ export class AgentBridge {
     void this.flush();
   }
 
-  /** Writes pending reports one unit at a time (latest state wins); failures are retried shortly. */
+  /** Writes pending reports, several at once (latest state wins); failures are retried shortly. */
   private async flush(): Promise<void> {
     if (this.flushing) return;
     this.flushing = true;
     try {
       while (this.pendingReports.size > 0 && !this.stopped) {
-        const unit = this.pendingReports.values().next().value as string;
-        this.pendingReports.delete(unit);
-        try {
-          await this.report(unit);
-        } catch (err) {
-          this.d.logger(`[agent] reporting ${unit} failed, retrying: ${(err as Error).message}`);
-          this.pendingReports.add(unit);
+        const batch = [...this.pendingReports].slice(0, REPORT_CONCURRENCY);
+        for (const unit of batch) this.pendingReports.delete(unit);
+        const failed = (
+          await Promise.all(
+            batch.map((unit) =>
+              this.report(unit).then(
+                () => null,
+                (err: Error) => ({ unit, err }),
+              ),
+            ),
+          )
+        ).filter((f) => f !== null);
+        if (failed.length > 0) {
+          this.d.logger(
+            `[agent] reporting ${failed.length} unit states failed, retrying: ${failed[0]!.err.message}`,
+          );
+          for (const f of failed) this.pendingReports.add(f.unit);
           this.retryLater();
           return;
         }
@@ -129,16 +142,17 @@ export class AgentBridge {
   }
 
   private async report(unit: string): Promise<void> {
-    const state = this.d.agent.states().find((s) => s.name === unit);
-    const stored = readRegistry(this.d.store).states.get(unit)?.get(this.d.machineId);
+    const state = this.d.agent.state(unit);
     const key = stateKey(unit, this.d.machineId);
+    const current = this.d.store.get(key, { recursive: false, sorted: false }, Date.now());
+    const stored = current instanceof KvError ? null : (current.node.value ?? null);
     if (!state) {
-      if (stored) await this.d.write({ method: "DELETE", key }).catch(ignoreMissing);
+      if (stored !== null) await this.d.write({ method: "DELETE", key }).catch(ignoreMissing);
       return;
     }
-    const next = toReport(state);
-    if (stored && JSON.stringify(stored) === JSON.stringify(next)) return;
-    await this.d.write({ method: "PUT", key, value: JSON.stringify(next) });
+    const next = JSON.stringify(toReport(state));
+    if (stored === next) return;
+    await this.d.write({ method: "PUT", key, value: next });
   }
 }
 

@@ -27,6 +27,8 @@ export class Scheduling {
   private readonly liveness: Liveness;
   private readonly engine: Engine;
   private stopped = false;
+  /** The leader this node last followed: the one member whose silence it has been timing all along. */
+  private lastOtherLeader: string | null = null;
 
   constructor(private readonly d: SchedulingDeps) {
     this.units = new UnitService(d.store, d.kv);
@@ -53,11 +55,12 @@ export class Scheduling {
 
   onLeaderChange(leader: string | null): void {
     if (leader === this.d.name && !this.stopped) {
-      this.liveness.grantGrace();
+      this.liveness.grantGrace(this.lastOtherLeader);
       this.engine.start();
     } else {
       void this.engine.stop();
     }
+    if (leader !== null && leader !== this.d.name) this.lastOtherLeader = leader;
   }
 
   /** Publishes this machine's record (retrying until a leader takes it); a no-op when nothing changed. */

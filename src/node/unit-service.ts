@@ -45,15 +45,18 @@ export class UnitService {
           `unit ${name} already exists with different content (hash ${existing.hash.slice(0, 7)}); use --replace`,
         );
     }
-    for (const { name, unit } of prepared) {
-      const existing = view.units.get(name);
-      if (existing?.hash === unit.hash) continue;
-      await this.kv
-        .write({ method: "PUT", key: unitFileKey(unit.hash), value: unit.text, prevExist: false })
-        .catch(ignoreExists);
-      const record: UnitRecord = { hash: unit.hash, desired: existing?.desired ?? "inactive" };
-      await this.kv.write({ method: "PUT", key: unitKey(name), value: JSON.stringify(record) });
-    }
+    const changed = prepared.filter(({ name, unit }) => view.units.get(name)?.hash !== unit.hash);
+    // Files first, so no replica ever sees a unit whose file it does not have yet.
+    const files = new Map(changed.map(({ unit }) => [unit.hash, unit.text]));
+    await inParallel([...files], ([hash, text]) =>
+      this.kv
+        .write({ method: "PUT", key: unitFileKey(hash), value: text, prevExist: false })
+        .catch(ignoreExists),
+    );
+    await inParallel(changed, ({ name, unit }) => {
+      const record: UnitRecord = { hash: unit.hash, desired: view.units.get(name)?.desired ?? "inactive" };
+      return this.kv.write({ method: "PUT", key: unitKey(name), value: JSON.stringify(record) });
+    });
     return this.infos(prepared.map((p) => p.name));
   }
 
@@ -69,17 +72,17 @@ export class UnitService {
           `templates cannot be ${desired}: ${templates.join(", ")} (start an instance, e.g. web@1)`,
         );
     }
-    for (const name of names) {
+    const changing = names.filter((name) => view.units.get(name)!.desired !== desired);
+    await inParallel(changing, (name) => {
       const rec = view.units.get(name)!;
-      if (rec.desired === desired) continue;
-      await this.kv.write({
+      return this.kv.write({
         method: "PUT",
         key: unitKey(name),
         value: JSON.stringify({ ...rec, desired }),
         // Compare-and-swap on what was read, so a concurrent --replace is not undone.
         prevValue: JSON.stringify(rec),
       });
-    }
+    });
     return this.infos(names);
   }
 
@@ -87,12 +90,8 @@ export class UnitService {
   async destroy(names: string[]): Promise<{ destroyed: string[] }> {
     await this.kv.sync();
     const view = readRegistry(this.store);
-    const destroyed: string[] = [];
-    for (const name of names) {
-      if (!view.units.has(name)) continue;
-      await this.kv.write({ method: "DELETE", key: unitKey(name) });
-      destroyed.push(name);
-    }
+    const destroyed = names.filter((name) => view.units.has(name));
+    await inParallel(destroyed, (name) => this.kv.write({ method: "DELETE", key: unitKey(name) }));
     return { destroyed };
   }
 
@@ -210,6 +209,25 @@ function currentState(
   const rep = reports?.get(machines[0]!);
   if (rec.desired === "launched" && rep?.hash === rec.hash && rep.active === "active") return "launched";
   return "loaded";
+}
+
+/** Writes in flight at once for one request (each write is one Raft entry; the log batches them). */
+const WRITE_CONCURRENCY = 64;
+
+/** Runs `fn` over `items` with bounded concurrency; rejects with the first failure once all have settled. */
+async function inParallel<T>(items: T[], fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  let failure: unknown = null;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item).catch((err) => {
+        failure ??= err;
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, items.length) }, worker));
+  if (failure !== null) throw failure;
 }
 
 function ignoreExists(err: unknown): void {

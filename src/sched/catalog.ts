@@ -28,6 +28,7 @@ export class UnitCatalog {
     let f = this.files.get(hash);
     if (!f) {
       const text = this.readText(hash);
+      // Not cached: the file may simply not have been applied on this replica yet.
       if (text === null) return new Error(`unit file ${hash.slice(0, 7)} is missing from the store`);
       try {
         f = parseUnitFile(text);

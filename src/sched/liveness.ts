@@ -4,6 +4,7 @@
 export class Liveness {
   private readonly heard = new Map<string, number>();
   private graceFrom = 0;
+  private exempt: string | null = null;
 
   constructor(
     private readonly ttlMs: number,
@@ -14,18 +15,23 @@ export class Liveness {
     this.heard.set(name, this.now());
   }
 
-  /** A new leader has not heard from anyone yet: every machine gets a full TTL before it can be declared lost. */
-  grantGrace(): void {
+  /**
+   * A new leader has not been hearing from the other machines: each gets a full TTL before it can be declared
+   * lost. The previous leader is the exception: this node was following it, so its last-heard time is exact (and
+   * a dead leader's units need not wait for an election plus a whole TTL).
+   */
+  grantGrace(previousLeader: string | null = null): void {
     this.graceFrom = this.now();
+    this.exempt = previousLeader;
   }
 
   alive(name: string): boolean {
-    const last = Math.max(this.heard.get(name) ?? 0, this.graceFrom);
-    return this.now() - last < this.ttlMs;
+    return this.silentFor(name) < this.ttlMs;
   }
 
   /** Milliseconds since `name` was last heard from (or since the grace period began). */
   silentFor(name: string): number {
-    return this.now() - Math.max(this.heard.get(name) ?? 0, this.graceFrom);
+    const heard = this.heard.get(name) ?? 0;
+    return this.now() - (name === this.exempt ? heard : Math.max(heard, this.graceFrom));
   }
 }
