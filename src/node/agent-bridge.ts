@@ -26,6 +26,8 @@ export interface AgentBridgeDeps {
   logger: (line: string) => void;
 }
 
+/** Registry changes within this window are handed to the agent as one reconcile. */
+const RECONCILE_DELAY_MS = 50;
 /** Report writes that failed (no leader) are retried after this long. */
 const RETRY_MS = 200;
 /** Reports written at once (a machine starting hundreds of units must not report them one round trip each). */
@@ -92,7 +94,7 @@ export class AgentBridge {
       // Units the agent forgot (no longer scheduled here) leave no report behind.
       for (const [unit, perMachine] of readRegistry(this.d.store).states)
         if (perMachine.has(this.d.machineId)) this.queueReport(unit);
-    }, 10);
+    }, RECONCILE_DELAY_MS);
   }
 
   private queueReport(unit: string): void {

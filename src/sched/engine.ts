@@ -26,6 +26,9 @@ export interface EngineDeps {
   livenessEveryMs?: number;
 }
 
+/** Pause between back-to-back passes, so the changes arriving meanwhile are planned together. */
+const PASS_GAP_MS = 50;
+
 /** Writes in flight at once during a pass (a thousand new units should not take a thousand round trips). */
 const WRITE_CONCURRENCY = 64;
 
@@ -66,10 +69,13 @@ export class Engine {
     this.running = true;
     this.idle = (async () => {
       try {
-        do {
+        for (;;) {
           this.again = false;
           await this.pass().catch((err) => this.d.logger?.(`engine pass failed: ${(err as Error).message}`));
-        } while (this.again && !this.stopped);
+          if (!this.again || this.stopped) break;
+          // A burst of changes (a thousand units started) is handled in a few passes, not one per change.
+          await new Promise((r) => setTimeout(r, PASS_GAP_MS));
+        }
       } finally {
         this.running = false;
       }
