@@ -44,6 +44,19 @@ export interface ChaosNode {
   paused: boolean;
 }
 
+/** Unit processes outlive a SIGKILLed node (own process groups); the agent records them in its data dir. */
+export function killUnitProcesses(dataDir: string): void {
+  const file = join(dataDir, "agent", "process-groups.json");
+  if (!existsSync(file)) return;
+  try {
+    for (const pgid of Object.keys(JSON.parse(readFileSync(file, "utf8")) as object)) {
+      try {
+        process.kill(-Number(pgid), "SIGKILL");
+      } catch {}
+    }
+  } catch {}
+}
+
 export class ChaosCluster {
   readonly nodes: ChaosNode[] = [];
   readonly dir: string;
@@ -51,15 +64,22 @@ export class ChaosCluster {
   net!: PeerNetwork;
   private stopped = false;
 
+  /** Flags passed on every start (first and restarts), e.g. --agent-ttl, which node.json does not remember. */
+  extraArgs: string[] = [];
+
   constructor(readonly tickMs = 50) {
     this.dir = mkdtempSync(join(tmpdir(), "berth-chaos-"));
     this.secretFile = join(this.dir, "secret");
     writeFileSync(this.secretFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
   }
 
-  static async start(size: number, opts: { tickMs?: number; requestTimeoutMs?: number } = {}) {
+  static async start(
+    size: number,
+    opts: { tickMs?: number; requestTimeoutMs?: number; extraArgs?: string[] } = {},
+  ) {
     if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
     const c = new ChaosCluster(opts.tickMs ?? 50);
+    c.extraArgs = opts.extraArgs ?? [];
     try {
       for (let i = 1; i <= size; i++) {
         const host = `127.0.0.${i}`;
@@ -116,8 +136,8 @@ export class ChaosCluster {
   spawn(n: ChaosNode, firstArgs: string[] = []): void {
     if (this.stopped) return;
     const args = existsSync(join(n.dataDir, "node.json"))
-      ? ["node", `--data-dir=${n.dataDir}`]
-      : ["node", `--data-dir=${n.dataDir}`, ...firstArgs];
+      ? ["node", `--data-dir=${n.dataDir}`, ...this.extraArgs]
+      : ["node", `--data-dir=${n.dataDir}`, ...firstArgs, ...this.extraArgs];
     const log = openSync(n.logFile, "a");
     const proc = spawn(BINARY, args, { stdio: ["ignore", log, log] });
     running.add(proc);
@@ -196,10 +216,18 @@ export class ChaosCluster {
       .join("\n");
   }
 
-  /** Kills every node process (by the PIDs started here), closes the proxies, removes the data unless kept. */
+  /** The PID of a running node process, or null. */
+  pid(name: string): number | null {
+    const n = this.node(name);
+    return this.isUp(n) ? (n.proc!.pid ?? null) : null;
+  }
+
+  /** Kills every node process (by the PIDs started here) and every unit process group their agents recorded,
+   * closes the proxies, removes the data unless kept. */
   async stop(keepDir = false): Promise<void> {
     this.stopped = true;
     await Promise.all(this.nodes.map((n) => this.kill(n.name)));
+    for (const n of this.nodes) killUnitProcesses(n.dataDir);
     await this.net?.close();
     if (!keepDir) rmSync(this.dir, { recursive: true, force: true });
   }

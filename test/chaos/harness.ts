@@ -62,7 +62,7 @@ const PREFIX = "/chaos";
 const TTL_SEC = 1;
 
 /** mulberry32: a small seeded PRNG so a run's nemesis schedule and op mix are reproducible-ish. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
     s = (s + 0x6d2b79f5) >>> 0;
@@ -73,7 +73,7 @@ function prng(seed: number): () => number {
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface ErrLike {
   code?: string;
@@ -84,7 +84,7 @@ interface ErrLike {
 type Classified = { status: OpStatus | "omit"; value?: string | null };
 
 /** Maps an error to what it proves about the op (see the brief: only compare failures are definite). */
-function classify(kind: OpKind, err: unknown): Classified {
+export function classify(kind: OpKind, err: unknown): Classified {
   const e = err as ErrLike;
   if (e.code === "kv") {
     const ec = e.data?.errorCode;
@@ -123,7 +123,6 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
   const rand = prng(seed);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const size = opts.nodes ?? 5;
   const nClients = opts.clients ?? 5;
   const keys = Array.from({ length: opts.keys ?? 3 }, (_, i) => `${PREFIX}/k${i}`);
@@ -369,73 +368,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       faults[kind] = (faults[kind] ?? 0) + 1;
       faultLog.push(`+${(now() / 1000).toFixed(1)}s ${kind} ${detail}`);
     };
-    const leaderName = async (): Promise<string | null> => {
-      for (const n of cluster.nodes) {
-        if (!cluster.isUp(n) || n.paused) continue;
-        let c: BerthClient | null = null;
-        try {
-          c = await BerthClient.connect({
-            endpoints: [cluster.endpoint(n.name)],
-            timeoutMs: 500,
-            name: "chaos-nem",
-          });
-          const s = await c.call("node.status", {}, 500);
-          if (s.leader) return s.leader;
-        } catch {
-        } finally {
-          c?.close();
-        }
-      }
-      return null;
-    };
     const victims = cluster.nodes.filter((n) => n.name !== watchNode).map((n) => n.name);
-    const nemesis = async (endAt: number) => {
-      while (performance.now() < endAt) {
-        await sleep(700 + rand() * 800);
-        if (performance.now() >= endAt) break;
-        const r = rand();
-        if (r < 0.3) {
-          const leader = await leaderName();
-          const victim = leader && victims.includes(leader) && rand() < 0.5 ? leader : pick(victims);
-          fault("kill", `${victim}${victim === leader ? " (leader)" : ""}`);
-          await cluster.kill(victim);
-          await sleep(800 + rand() * 1500);
-          cluster.restart(victim);
-          faultLog.push(`+${(now() / 1000).toFixed(1)}s restart ${victim}`);
-        } else if (r < 0.5) {
-          const leader = await leaderName();
-          const victim = leader && victims.includes(leader) && rand() < 0.5 ? leader : pick(victims);
-          fault("pause", `${victim}${victim === leader ? " (leader)" : ""}`);
-          cluster.pause(victim);
-          await sleep(800 + rand() * 1500);
-          cluster.resume(victim);
-          faultLog.push(`+${(now() / 1000).toFixed(1)}s resume ${victim}`);
-        } else {
-          const mode: BlockMode = rand() < 0.5 ? "drop" : "blackhole";
-          const names = cluster.nodes.map((n) => n.name);
-          let groups: string[][];
-          let label: string;
-          const leader = r < 0.7 ? await leaderName() : null;
-          if (leader) {
-            groups = [[leader], names.filter((n) => n !== leader)];
-            label = "partition-leader";
-          } else {
-            const shuffled = [...names].sort(() => rand() - 0.5);
-            const cut = Math.floor(size / 2);
-            groups = [shuffled.slice(0, cut), shuffled.slice(cut)];
-            label = "partition-split";
-          }
-          fault(label, `${groups.map((g) => g.join(",")).join(" | ")} (${mode})`);
-          cluster.net.partition(groups, mode);
-          await sleep(1000 + rand() * 2000);
-          // Evidence that the proxies really cut the network: who leads while the partition holds.
-          const during = await leaderName();
-          faultLog.push(`+${(now() / 1000).toFixed(1)}s leader during partition: ${during ?? "none"}`);
-          cluster.net.heal();
-          faultLog.push(`+${(now() / 1000).toFixed(1)}s heal`);
-        }
-      }
-    };
+    const nemesis = (endAt: number) =>
+      runNemesis({
+        cluster,
+        rand,
+        victims,
+        fault,
+        note: (line) => faultLog.push(`+${(now() / 1000).toFixed(1)}s ${line}`),
+        endAt,
+      });
 
     const endAt = performance.now() + opts.timeSec * 1000;
     const clientsDone = Promise.all([
@@ -681,3 +623,92 @@ function formatSummary(r: {
 }
 
 export { formatHistory };
+
+/** The leader's name as some live, unpaused node reports it, or null. */
+export async function leaderName(cluster: ChaosCluster): Promise<string | null> {
+  for (const n of cluster.nodes) {
+    if (!cluster.isUp(n) || n.paused) continue;
+    let c: BerthClient | null = null;
+    try {
+      c = await BerthClient.connect({
+        endpoints: [cluster.endpoint(n.name)],
+        timeoutMs: 500,
+        name: "chaos-nem",
+      });
+      const s = await c.call("node.status", {}, 500);
+      if (s.leader) return s.leader;
+    } catch {
+    } finally {
+      c?.close();
+    }
+  }
+  return null;
+}
+
+export interface NemesisOptions {
+  cluster: ChaosCluster;
+  rand: () => number;
+  /** Nodes that may be killed or paused (all nodes may be partitioned). */
+  victims: string[];
+  fault: (kind: string, detail: string) => void;
+  note: (line: string) => void;
+  endAt: number;
+  /** Checked between faults: stop early when true. */
+  stop?: () => boolean;
+  /** Multiplies how long a kill, pause or partition lasts (default 1). */
+  holdScale?: number;
+}
+
+/** SIGKILL + restart, SIGSTOP/SIGCONT and partitions (leader-isolating or split), one at a time until endAt. */
+export async function runNemesis(o: NemesisOptions): Promise<void> {
+  const { cluster, rand, victims, fault, note } = o;
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  const size = cluster.nodes.length;
+  const done = () => performance.now() >= o.endAt || (o.stop?.() ?? false);
+  const hold = (ms: number) => sleep(ms * (o.holdScale ?? 1));
+  while (!done()) {
+    await sleep(700 + rand() * 800);
+    if (done()) break;
+    const r = rand();
+    if (r < 0.3) {
+      const leader = await leaderName(cluster);
+      const victim = leader && victims.includes(leader) && rand() < 0.5 ? leader : pick(victims);
+      fault("kill", `${victim}${victim === leader ? " (leader)" : ""}`);
+      await cluster.kill(victim);
+      await hold(800 + rand() * 1500);
+      cluster.restart(victim);
+      note(`restart ${victim}`);
+    } else if (r < 0.5) {
+      const leader = await leaderName(cluster);
+      const victim = leader && victims.includes(leader) && rand() < 0.5 ? leader : pick(victims);
+      fault("pause", `${victim}${victim === leader ? " (leader)" : ""}`);
+      cluster.pause(victim);
+      await hold(800 + rand() * 1500);
+      cluster.resume(victim);
+      note(`resume ${victim}`);
+    } else {
+      const mode: BlockMode = rand() < 0.5 ? "drop" : "blackhole";
+      const names = cluster.nodes.map((n) => n.name);
+      let groups: string[][];
+      let label: string;
+      const leader = r < 0.7 ? await leaderName(cluster) : null;
+      if (leader) {
+        groups = [[leader], names.filter((n) => n !== leader)];
+        label = "partition-leader";
+      } else {
+        const shuffled = [...names].sort(() => rand() - 0.5);
+        const cut = Math.floor(size / 2);
+        groups = [shuffled.slice(0, cut), shuffled.slice(cut)];
+        label = "partition-split";
+      }
+      fault(label, `${groups.map((g) => g.join(",")).join(" | ")} (${mode})`);
+      cluster.net.partition(groups, mode);
+      await hold(1000 + rand() * 2000);
+      // Evidence that the proxies really cut the network: who leads while the partition holds.
+      const during = await leaderName(cluster);
+      note(`leader during partition: ${during ?? "none"}`);
+      cluster.net.heal();
+      note("heal");
+    }
+  }
+}
