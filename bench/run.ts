@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
-// Usage: bun bench/run.ts [raft] [placement] [etcd] [--seconds N]
+// Usage: bun bench/run.ts [raft] [placement] [etcd] [sched] [--seconds N] [--units N]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,11 +8,17 @@ import { measureFdatasync } from "./fsync.ts";
 import { benchPlacement } from "./placement.ts";
 import { benchRaft } from "./raft.ts";
 import { measureWireRtt } from "./rtt.ts";
+import { benchSchedE2E, formatSchedE2E } from "./sched-e2e.ts";
 
 const args = process.argv.slice(2);
 const secondsArg = args.indexOf("--seconds");
 const seconds = secondsArg >= 0 ? Number(args[secondsArg + 1]) : 3;
-const wanted = args.filter((a, i) => !a.startsWith("--") && (secondsArg < 0 || i !== secondsArg + 1));
+const unitsArg = args.indexOf("--units");
+const units = unitsArg >= 0 ? Number(args[unitsArg + 1]) : 1000;
+const wanted = args.filter(
+  (a, i) =>
+    !a.startsWith("--") && (secondsArg < 0 || i !== secondsArg + 1) && (unitsArg < 0 || i !== unitsArg + 1),
+);
 const run = (name: string) => wanted.length === 0 || wanted.includes(name);
 
 function table(headers: string[], rows: (string | number)[][]): string {
@@ -26,6 +32,8 @@ const f = (n: number, d = 2) => n.toFixed(d);
 if (run("raft")) {
   const dir = mkdtempSync(join(tmpdir(), "berth-bench-fsync-"));
   const fsync = await measureFdatasync(dir, { samples: 300, bytes: 4096 });
+  // The three members' fdatasyncs overlap on the same disk (and, on ext4, in the same journal).
+  const fsync3 = await measureFdatasync(dir, { samples: 200, bytes: 4096, writers: 3 });
   rmSync(dir, { recursive: true, force: true });
   const rtt = await measureWireRtt({ samples: 3000 });
   const floorMs = 1.5 * (fsync.p50Ms + rtt.p50Ms);
@@ -34,7 +42,9 @@ if (run("raft")) {
   );
   console.log(
     `fdatasync of a 4 KiB append on this disk: p50 ${f(fsync.p50Ms, 3)} ms, p99 ${f(fsync.p99Ms, 3)} ms; ` +
-      `wire round trip on loopback (ping-pong, src/wire): p50 ${f(rtt.p50Ms, 3)} ms, p99 ${f(rtt.p99Ms, 3)} ms\n`,
+      `wire round trip on loopback (ping-pong, src/wire): p50 ${f(rtt.p50Ms, 3)} ms, p99 ${f(rtt.p99Ms, 3)} ms\n` +
+      `fdatasync with 3 writers at once on separate files (the cluster's case): p50 ${f(fsync3.p50Ms, 3)} ms, ` +
+      `p99 ${f(fsync3.p99Ms, 3)} ms\n`,
   );
   const rows = await benchRaft({ seconds });
   console.log(
@@ -66,6 +76,14 @@ if (run("placement")) {
       rows.map((r) => [r.machines, r.units, f(r.ms, 1)]),
     ),
   );
+}
+
+if (run("sched")) {
+  console.log(
+    `\nScheduling end to end: ${units} units on 3 real nodes (dist/berth, defaults: agent TTL 5 s, tick 100 ms)\n`,
+  );
+  const r = await benchSchedE2E({ units, progress: (l) => console.error(`  [sched] ${l}`) });
+  console.log(table(...formatSchedE2E(r)));
 }
 
 // The etcd comparison: run when asked for by name, or in the default run when etcd is installed or installable.

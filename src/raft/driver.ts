@@ -158,7 +158,7 @@ export class RaftDriver {
   // ---- Inputs -------------------------------------------------------------------------------------------
 
   step(m: Message): void {
-    this.enqueue({ kind: "message", m });
+    this.enqueue({ kind: "message", m }, true);
   }
 
   /** Proposes one state-machine command; resolves with apply()'s result once committed and applied here. */
@@ -237,24 +237,33 @@ export class RaftDriver {
 
   // ---- The processing pass ------------------------------------------------------------------------------
 
-  private enqueue(item: InboxItem): void {
+  private enqueue(item: InboxItem, soon = false): void {
     if (this.stopped) {
       if ("reject" in item) item.reject(new Error("the node is shutting down"));
       return;
     }
     this.inbox.push(item);
-    this.schedule();
+    this.schedule(soon);
   }
 
-  private schedule(): void {
+  /**
+   * A pass normally starts on the next turn of the event loop (setImmediate), so inputs arriving together are
+   * handled together and a busy node still lets timers and I/O run between passes. A message from a peer starts
+   * it as soon as the I/O callback that delivered it returns (a microtask; every frame of that read is already in
+   * the inbox): an acknowledgement or append waiting behind the rest of the loop's I/O callbacks costs latency
+   * on every commit.
+   */
+  private schedule(soon = false): void {
     // Peers may send messages while start() is still loading the log: they wait in the inbox until the Raft
     // state exists (start() schedules the first pass), instead of crashing the node on `this.raft.step`.
     if (this.scheduled || this.processing || this.stopped || !this.raft) return;
     this.scheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.scheduled = false;
       void this.process();
-    });
+    };
+    if (soon) queueMicrotask(run);
+    else setImmediate(run);
   }
 
   private async process(): Promise<void> {
