@@ -19,8 +19,22 @@ export function killGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
  */
 export function groupAlive(pgid: number): boolean {
   if (!killGroup(pgid, 0)) return false;
+  // Usually the group's leader still runs: one read of its stat answers without scanning every process.
+  const leader = statOf(pgid);
+  if (leader !== null && leader.pgid === pgid && leader.state !== "Z") return true;
   const members = groupMembers(pgid);
   return members === null || members.some((m) => m.state !== "Z");
+}
+
+/** State letter and process group of one process, or null when it does not exist. */
+function statOf(pid: number): { state: string; pgid: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0] ?? "", pgid: Number(fields[2]) };
+  } catch {
+    return null;
+  }
 }
 
 /** State letter of one process ("R", "S", "Z", ...), or null when it does not exist. */
@@ -67,9 +81,22 @@ function scanGroups(): Map<number, Member[]> | null {
   return groups;
 }
 
+/**
+ * How old a scan may be when asked whether a group is gone: many units stopping at once share one scan instead of
+ * each reading all of /proc every poll. A shared scan is used only when it lists the group: then its members that
+ * were all dead at the time cannot have forked since, and a live one makes the caller poll again later. A group
+ * the scan does not list may have been created after it, so that takes a fresh scan.
+ */
+const ALIVE_SCAN_MAX_AGE_MS = 15;
+let aliveScan: { at: number; groups: Map<number, Member[]> | null } | null = null;
+
 function groupMembers(pgid: number): Member[] | null {
-  const groups = scanGroups();
-  return groups === null ? null : (groups.get(pgid) ?? []);
+  const now = Date.now();
+  const cached = aliveScan !== null && now - aliveScan.at <= ALIVE_SCAN_MAX_AGE_MS ? aliveScan.groups : null;
+  const hit = cached?.get(pgid);
+  if (hit !== undefined) return hit;
+  aliveScan = { at: now, groups: scanGroups() };
+  return aliveScan.groups === null ? null : (aliveScan.groups.get(pgid) ?? []);
 }
 
 /** Memory figures may be up to this old: one /proc scan serves every unit's state for a while. */

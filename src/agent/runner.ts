@@ -179,6 +179,9 @@ export class ServiceRunner implements UnitRunner {
 
   state(): UnitState {
     const running = this.mainPgid !== null && (this.active === "active" || this.active === "activating");
+    // Memory is read from /proc only when someone looks at it: most states (reports, change events) never do.
+    const pgid = running ? this.mainPgid : null;
+    let memory: number | null | undefined;
     return {
       name: this.name,
       hash: this.hash,
@@ -188,7 +191,10 @@ export class ServiceRunner implements UnitRunner {
       mainPid: this.mainPid,
       since: this.since,
       steps: [...this.steps.values()].map((s) => ({ ...s })),
-      memoryBytes: running && this.mainPgid !== null ? groupRssBytes(this.mainPgid) : null,
+      get memoryBytes(): number | null {
+        if (memory === undefined) memory = pgid === null ? null : groupRssBytes(pgid);
+        return memory;
+      },
       restarts: this.restarts,
     };
   }

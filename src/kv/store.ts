@@ -7,6 +7,9 @@ import { EventHistory, type HistoryEntry } from "./history.ts";
 import { cleanKey, joinKey, segments } from "./path.ts";
 import { eventNode, repr, reprForGet } from "./render.ts";
 import { nameOf, newNode, type TreeNode, TtlHeap } from "./tree.ts";
+
+export type { TreeNode } from "./tree.ts";
+
 import { EVENT_HISTORY_SIZE, KvError, type KvErrorCode, type KvEvent, type KvNode } from "./types.ts";
 import { WatcherHub, type WatchHandle } from "./watchers.ts";
 
@@ -59,6 +62,7 @@ export class KvStore {
   private ttlHeap = new TtlHeap();
   private hub = new WatcherHub(new EventHistory(EVENT_HISTORY_SIZE));
   private counters = new Map<StatName, number>(STAT_NAMES.map((n) => [n, 0]));
+  private changeHooks: ((path: string) => void)[] = [];
 
   /** etcd's CurrentIndex: bumped once by every successful modification (and once per expired node). */
   get index(): number {
@@ -81,6 +85,31 @@ export class KvStore {
     }
     this.bump("getsSuccess");
     return { action: "get", node: reprForGet(n, opts.recursive, opts.sorted, now) };
+  }
+
+  /**
+   * Calls `cb` synchronously whenever the node at a path, or the subtree under it, changed ("/" after a restore):
+   * for read models kept next to the store, which must never be behind it (watch events arrive a microtask later).
+   */
+  onChange(cb: (path: string) => void): void {
+    this.changeHooks.push(cb);
+  }
+
+  private changed(path: string): void {
+    for (const cb of this.changeHooks) cb(path);
+  }
+
+  /**
+   * The node at `key` as it is in the tree, or null when there is none: a read for the node's own bookkeeping
+   * (the scheduler's registry), with no documents built and no stats counted. The result must not be modified.
+   */
+  peek(key: string): Readonly<TreeNode> | null {
+    let cur: TreeNode | undefined = this.root;
+    for (const seg of segments(cleanKey(key))) {
+      cur = cur.children?.get(seg);
+      if (cur === undefined) return null;
+    }
+    return cur;
   }
 
   watch(
@@ -151,6 +180,7 @@ export class KvStore {
     STAT_NAMES.forEach((name, i) => {
       this.counters.set(name, doc.stats[i] ?? 0);
     });
+    this.changed("/");
     this.hub.afterRestore(this.currentIndex);
   }
 
@@ -247,6 +277,7 @@ export class KvStore {
     children.set(name, n);
     if (expireTime !== null) this.ttlHeap.push(n);
     this.currentIndex = next;
+    this.changed(path);
     const node = eventNode(path, dir ? { dir: true } : { value }, { expireTime, now }, next, next);
     const action = replace ? "set" : "create";
     return prevNode ? { action, node, prevNode } : { action, node };
@@ -280,6 +311,7 @@ export class KvStore {
     );
     const e: KvEvent = { action: "update", node, prevNode };
     this.currentIndex = next;
+    this.changed(path);
     this.publish(e, refresh);
     return e;
   }
@@ -302,6 +334,7 @@ export class KvStore {
     n.modifiedIndex = next;
     this.updateTtl(n, expireTime);
     this.currentIndex = next;
+    this.changed(path);
     const node = eventNode(path, { value }, { expireTime: n.expireTime, now: cmd.now }, next, n.createdIndex);
     const e: KvEvent = { action: "compareAndSwap", node, prevNode };
     this.publish(e, cmd.refresh);
@@ -382,6 +415,7 @@ export class KvStore {
     };
     removeTree(n);
     this.currentIndex = e.node.modifiedIndex;
+    this.changed(n.path);
     this.hub.notify(e, delivered);
   }
 

@@ -9,6 +9,7 @@ import type { KvStore } from "../kv/store.ts";
 import { KvError } from "../kv/types.ts";
 import {
   type AgentReport,
+  type RegistryView,
   readRegistry,
   readUnitFile,
   SCHEDULE_DIR,
@@ -69,8 +70,7 @@ export class AgentBridge {
   }
 
   /** The units scheduled on this machine, as the agent wants them. */
-  desiredUnits(): UnitSpec[] {
-    const view = readRegistry(this.d.store);
+  desiredUnits(view: RegistryView = readRegistry(this.d.store)): UnitSpec[] {
     const specs: UnitSpec[] = [];
     for (const [name, sched] of view.schedule) {
       if (!sched.machines.includes(this.d.machineId)) continue;
@@ -90,9 +90,10 @@ export class AgentBridge {
     setTimeout(() => {
       this.reconcileQueued = false;
       if (this.stopped) return;
-      this.d.agent.reconcile(this.desiredUnits());
+      const view = readRegistry(this.d.store);
+      this.d.agent.reconcile(this.desiredUnits(view));
       // Units the agent forgot (no longer scheduled here) leave no report behind.
-      for (const [unit, perMachine] of readRegistry(this.d.store).states)
+      for (const [unit, perMachine] of view.states)
         if (perMachine.has(this.d.machineId)) this.queueReport(unit);
     }, RECONCILE_DELAY_MS);
   }

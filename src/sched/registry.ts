@@ -8,8 +8,7 @@
 //   /_berth/machines/<id>/state       "up" | "lost"                          written by the leader's engine
 //   /_berth/states/<name>/<machine>   the agent's report for that unit        written by that machine's agent
 import type { DesiredState, MachineInfo } from "../client/protocol.ts";
-import type { KvStore } from "../kv/store.ts";
-import { KvError, type KvNode } from "../kv/types.ts";
+import type { KvStore, TreeNode } from "../kv/store.ts";
 
 export const UNIT_FILES_DIR = "/_berth/unit-files";
 export const UNITS_DIR = "/_berth/units";
@@ -55,52 +54,221 @@ export interface RegistryView {
   states: Map<string, Map<string, AgentReport>>;
 }
 
-/** Reads the whole registry from a local replica (cheap: no I/O, a few ms for thousands of units). */
+/**
+ * Reads the whole registry from a local replica. A read model per store is kept next to it, updated from the
+ * store's change hook (synchronous, so never behind) for just the keys that changed; a read then costs a copy of
+ * a few maps. The maps are the caller's own; the records in them are shared and must not be modified.
+ */
 export function readRegistry(store: KvStore): RegistryView {
-  const units = new Map<string, UnitRecord>();
-  for (const n of children(store, UNITS_DIR)) {
-    const rec = parseJson<UnitRecord>(n.value);
-    if (rec && typeof rec.hash === "string") units.set(baseName(n.key), rec);
+  let model = models.get(store);
+  if (model === undefined) {
+    model = new RegistryModel(store);
+    models.set(store, model);
   }
-  const schedule = new Map<string, ScheduleRecord>();
-  for (const n of children(store, SCHEDULE_DIR)) {
-    const rec = parseJson<ScheduleRecord>(n.value);
-    if (rec && Array.isArray(rec.machines)) schedule.set(baseName(n.key), rec);
+  return model.read();
+}
+
+const models = new WeakMap<KvStore, RegistryModel>();
+
+/** The registry as readRegistry builds it in full, kept up to date key by key (maps in key order, as a get lists). */
+class RegistryModel {
+  private full = true;
+  private readonly dirtyUnits = new Set<string>();
+  private readonly dirtySchedule = new Set<string>();
+  private readonly dirtyStates = new Set<string>();
+  private dirtyMachines = false;
+  private units = new Map<string, UnitRecord>();
+  private schedule = new Map<string, ScheduleRecord>();
+  private machines = new Map<string, MachineInfo>();
+  private states = new Map<string, Map<string, AgentReport>>();
+
+  constructor(private readonly store: KvStore) {
+    store.onChange((path) => this.changed(path));
   }
+
+  private changed(path: string): void {
+    if (this.full) return;
+    if (!path.startsWith(`${BERTH_DIR}/`)) {
+      // The root (a restore) or /_berth itself: anything may have changed.
+      if (path === "/" || path === BERTH_DIR) this.full = true;
+      return;
+    }
+    const dirty = (dir: string, set: Set<string>): boolean => {
+      if (path === dir) {
+        this.full = true;
+        return true;
+      }
+      if (!path.startsWith(`${dir}/`)) return false;
+      const rest = path.slice(dir.length + 1);
+      const slash = rest.indexOf("/");
+      set.add(slash < 0 ? rest : rest.slice(0, slash));
+      return true;
+    };
+    if (dirty(UNITS_DIR, this.dirtyUnits) || dirty(SCHEDULE_DIR, this.dirtySchedule)) return;
+    if (dirty(STATES_DIR, this.dirtyStates)) return;
+    if (path === MACHINES_DIR || path.startsWith(`${MACHINES_DIR}/`)) this.dirtyMachines = true;
+  }
+
+  read(): RegistryView {
+    if (this.full) this.rebuild();
+    else this.catchUp();
+    return {
+      units: new Map(this.units),
+      schedule: new Map(this.schedule),
+      machines: new Map(this.machines),
+      states: new Map(this.states),
+    };
+  }
+
+  private rebuild(): void {
+    this.full = false;
+    this.dirtyUnits.clear();
+    this.dirtySchedule.clear();
+    this.dirtyStates.clear();
+    this.dirtyMachines = false;
+    const store = this.store;
+    this.units = new Map();
+    for (const [name, n] of children(store, UNITS_DIR)) {
+      const rec = unitRecord(n);
+      if (rec) this.units.set(name, rec);
+    }
+    this.schedule = new Map();
+    for (const [name, n] of children(store, SCHEDULE_DIR)) {
+      const rec = scheduleRecord(n);
+      if (rec) this.schedule.set(name, rec);
+    }
+    this.machines = readMachines(store);
+    this.states = new Map();
+    for (const [unit, unitDir] of children(store, STATES_DIR)) {
+      const perMachine = reports(unitDir);
+      if (perMachine.size > 0) this.states.set(unit, perMachine);
+    }
+  }
+
+  private catchUp(): void {
+    const store = this.store;
+    if (this.dirtyUnits.size > 0) {
+      this.units = update(this.units, this.dirtyUnits, (name) =>
+        unitRecord(store.peek(`${UNITS_DIR}/${name}`)),
+      );
+      this.dirtyUnits.clear();
+    }
+    if (this.dirtySchedule.size > 0) {
+      this.schedule = update(this.schedule, this.dirtySchedule, (name) =>
+        scheduleRecord(store.peek(`${SCHEDULE_DIR}/${name}`)),
+      );
+      this.dirtySchedule.clear();
+    }
+    if (this.dirtyStates.size > 0) {
+      this.states = update(this.states, this.dirtyStates, (unit) => {
+        const dir = store.peek(`${STATES_DIR}/${unit}`);
+        const perMachine = dir ? reports(dir) : null;
+        return perMachine && perMachine.size > 0 ? perMachine : null;
+      });
+      this.dirtyStates.clear();
+    }
+    if (this.dirtyMachines) {
+      this.machines = readMachines(store);
+      this.dirtyMachines = false;
+    }
+  }
+}
+
+const BERTH_DIR = "/_berth";
+
+/**
+ * Re-reads the changed names of one map (hidden names are never listed, as in a get). Entries are replaced, never
+ * modified, so earlier copies of the map keep what they saw; a new name puts the map back in key order.
+ */
+function update<T>(
+  map: Map<string, T>,
+  names: Set<string>,
+  read: (name: string) => T | null,
+): Map<string, T> {
+  let added = false;
+  for (const name of names) {
+    const value = name.startsWith("_") ? null : read(name);
+    if (value === null) map.delete(name);
+    else {
+      if (!map.has(name)) added = true;
+      map.set(name, value);
+    }
+  }
+  if (!added) return map;
+  return new Map([...map].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+}
+
+function unitRecord(n: Readonly<TreeNode> | null): UnitRecord | null {
+  const rec = n ? parsed<UnitRecord>(n) : null;
+  return rec && typeof rec.hash === "string" ? rec : null;
+}
+
+function scheduleRecord(n: Readonly<TreeNode> | null): ScheduleRecord | null {
+  const rec = n ? parsed<ScheduleRecord>(n) : null;
+  return rec && Array.isArray(rec.machines) ? rec : null;
+}
+
+function readMachines(store: KvStore): Map<string, MachineInfo> {
   const machines = new Map<string, MachineInfo>();
-  for (const dir of children(store, MACHINES_DIR, true)) {
-    const info = dir.nodes?.find((c) => c.key.endsWith("/info"));
-    const state = dir.nodes?.find((c) => c.key.endsWith("/state"))?.value;
-    const rec = parseJson<MachineRecord>(info?.value);
+  for (const [, dir] of children(store, MACHINES_DIR)) {
+    if (dir.children === null) continue;
+    const info = dir.children.get("info");
+    const stateNode = dir.children.get("state");
+    const rec = info ? parsed<MachineRecord>(info) : null;
     if (!rec) continue;
+    const state = stateNode && stateNode.children === null ? stateNode.value : undefined;
     machines.set(rec.id, { ...rec, state: state === "lost" ? "lost" : "up" });
   }
-  const states = new Map<string, Map<string, AgentReport>>();
-  for (const unitDir of children(store, STATES_DIR, true)) {
-    const perMachine = new Map<string, AgentReport>();
-    for (const n of unitDir.nodes ?? []) {
-      const rep = parseJson<AgentReport>(n.value);
-      if (rep) perMachine.set(baseName(n.key), rep);
-    }
-    if (perMachine.size > 0) states.set(baseName(unitDir.key), perMachine);
+  return machines;
+}
+
+/** machine -> report of one unit's directory under /_berth/states. */
+function reports(unitDir: Readonly<TreeNode>): Map<string, AgentReport> {
+  const perMachine = new Map<string, AgentReport>();
+  if (unitDir.children === null) return perMachine;
+  for (const [machine, n] of sortedVisible(unitDir)) {
+    const rep = parsed<AgentReport>(n);
+    if (rep) perMachine.set(machine, rep);
   }
-  return { units, schedule, machines, states };
+  return perMachine;
 }
 
 /** The canonical text of a unit file by hash, or null when missing. */
 export function readUnitFile(store: KvStore, hash: string): string | null {
-  const r = store.get(unitFileKey(hash), { recursive: false, sorted: false }, Date.now());
-  return r instanceof KvError ? null : (r.node.value ?? null);
+  const n = store.peek(unitFileKey(hash));
+  // A directory reads as no value, as a get of it would give.
+  return n && n.children === null ? n.value : null;
 }
 
-function children(store: KvStore, dir: string, recursive = false): KvNode[] {
-  const r = store.get(dir, { recursive, sorted: true }, Date.now());
-  if (r instanceof KvError) return [];
-  return r.node.nodes ?? [];
+/** The visible (not hidden, as a get lists them) children of a directory, sorted by name; [] when missing. */
+function children(store: KvStore, dir: string): [string, Readonly<TreeNode>][] {
+  const n = store.peek(dir);
+  if (!n || n.children === null) return [];
+  return sortedVisible(n);
 }
 
-function baseName(key: string): string {
-  return key.slice(key.lastIndexOf("/") + 1);
+function sortedVisible(n: Readonly<TreeNode>): [string, Readonly<TreeNode>][] {
+  const out: [string, Readonly<TreeNode>][] = [];
+  for (const entry of (n.children as Map<string, TreeNode>).entries())
+    if (!entry[0].startsWith("_")) out.push(entry);
+  // Map order is insertion order; a get lists children sorted by key, and so does this.
+  out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return out;
+}
+
+/**
+ * Parsed records by tree node: a node keeps its object while it is unchanged (a replaced key is a new node, an
+ * updated one a new modifiedIndex). Callers share the parsed objects and must not modify them.
+ */
+const parseCache = new WeakMap<object, { index: number; value: unknown }>();
+
+function parsed<T>(n: Readonly<TreeNode>): T | null {
+  if (n.children !== null) return null;
+  const hit = parseCache.get(n);
+  if (hit !== undefined && hit.index === n.modifiedIndex) return hit.value as T | null;
+  const value = parseJson<T>(n.value);
+  parseCache.set(n, { index: n.modifiedIndex, value });
+  return value;
 }
 
 function parseJson<T>(text: string | undefined): T | null {
