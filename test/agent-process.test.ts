@@ -540,6 +540,7 @@ describe("agent restarts", () => {
     first.reconcile([spec("left.service", "[Service]\nExecStart=/bin/sh -c 'sleep 60 & exec sleep 60'\n")]);
     const s = await waitFor(() => stateOf(first, "left.service")?.mainPid, 3000, "main pid");
     pids.add(s);
+    await new Promise((r) => setTimeout(r, 20)); // the record is written once per event-loop turn
     // No first.stop(): the agent "crashed". A new agent on the same data directory cleans up.
     const second = makeAgent(dir).agent;
     expect(second.states()).toEqual([]);

@@ -12,16 +12,30 @@ interface Entry {
 
 export class GroupRecord {
   private readonly groups = new Map<number, Entry>();
+  private saveQueued = false;
 
   constructor(private readonly file: string) {}
 
   add(pgid: number, unit: string): void {
     this.groups.set(pgid, { unit, startTime: startTimeOf(pgid) });
-    this.save();
+    this.saveSoon();
   }
 
   remove(pgid: number): void {
-    if (this.groups.delete(pgid)) this.save();
+    if (this.groups.delete(pgid)) this.saveSoon();
+  }
+
+  /**
+   * One write for a whole burst (a machine taking over hundreds of units): a crash can forget only the groups
+   * started in the same event-loop turn.
+   */
+  private saveSoon(): void {
+    if (this.saveQueued) return;
+    this.saveQueued = true;
+    setImmediate(() => {
+      this.saveQueued = false;
+      this.save();
+    });
   }
 
   /** Kills (SIGKILL) every recorded group whose leader is still the process that was recorded. */
