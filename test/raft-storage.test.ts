@@ -1,6 +1,8 @@
 // Durable Raft storage: WAL round trips, suffix replacement, rotation and compaction, snapshots, and recovery
-// from torn tails (repaired) versus mid-log corruption and missing segments (refused).
+// from torn tails (repaired) versus mid-log corruption and missing segments (refused). Segments are preallocated
+// with zeros, so "the end of the log" is the end of the records, followed by zeros to the end of the file.
 import {
+  existsSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -33,8 +35,8 @@ function tempDir(): string {
   return d;
 }
 
-async function openFile(dir: string, segmentBytes?: number): Promise<FileRaftStorage> {
-  const s = await FileRaftStorage.open(dir, segmentBytes ? { segmentBytes } : {});
+async function openFile(dir: string, segmentBytes?: number, preallocate?: boolean): Promise<FileRaftStorage> {
+  const s = await FileRaftStorage.open(dir, { ...(segmentBytes ? { segmentBytes } : {}), preallocate });
   opened.push(s);
   return s;
 }
@@ -44,6 +46,26 @@ async function reopen(s: FileRaftStorage, dir: string, segmentBytes?: number) {
   await s.close();
   const again = await openFile(dir, segmentBytes);
   return { storage: again, loaded: await again.load() };
+}
+
+/** Offsets where records start in a segment, plus the end of the last whole one (framing only, no checksums). */
+function boundaries(buf: Buffer): number[] {
+  const at = [0];
+  let off = 0;
+  while (off + 9 <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    if (len === 0 || off + 9 + len > buf.length) break;
+    off += 9 + len;
+    at.push(off);
+  }
+  return at;
+}
+const recordsEnd = (buf: Buffer) => boundaries(buf).at(-1)!;
+const allZero = (buf: Uint8Array) => buf.every((b) => b === 0);
+/** One past the last non-zero byte of buf[from, to), or `from` when it is all zeros. */
+function nonZeroEnd(buf: Buffer, from: number, to: number): number {
+  for (let i = to - 1; i >= from; i--) if (buf[i] !== 0) return i + 1;
+  return from;
 }
 
 const entry = (index: number, term = 1, text = `e${index}`): Entry => ({
@@ -60,7 +82,11 @@ const snap = (index: number, term: number, text = `snap${index}`): Snapshot => (
   data: enc.encode(text),
 });
 const indexes = (es: Entry[]) => es.map((e) => e.index);
-const walFiles = (dir: string) => readdirSync(join(dir, "wal")).sort();
+/** The log's segments (the background-prepared next segment, next.wal.tmp, is not one). */
+const walFiles = (dir: string) =>
+  readdirSync(join(dir, "wal"))
+    .filter((f) => f.endsWith(".wal"))
+    .sort();
 const snapFiles = (dir: string) => readdirSync(join(dir, "snap")).sort();
 
 describe("crc32c", () => {
@@ -166,7 +192,13 @@ describe("FileRaftStorage", () => {
     const before = walFiles(dir);
     expect(before.length).toBeGreaterThan(5);
     expect(before[0]).toBe("0000000000000001-0000000000000001.wal");
-    for (const f of before) expect(statSync(join(dir, "wal", f)).size).toBeLessThanOrEqual(512);
+    for (const f of before) {
+      // Preallocated to the segment size; the records themselves stay within it, zeros after them.
+      const bytes = readFileSync(join(dir, "wal", f));
+      expect(bytes.length).toBe(512);
+      expect(recordsEnd(bytes)).toBeLessThanOrEqual(512);
+      expect(allZero(bytes.subarray(recordsEnd(bytes)))).toBe(true);
+    }
 
     // Compaction is capped by the durable snapshot: nothing goes without one.
     await s.compact(60);
@@ -220,7 +252,8 @@ describe("FileRaftStorage", () => {
   it("cuts a torn tail at any offset, returns a prefix of what was written, and stays writable", async () => {
     const rand = prng(20240607);
     const dir = tempDir();
-    const s = await openFile(dir);
+    const SEG = 64 * 1024;
+    const s = await openFile(dir, SEG);
     await s.load();
     const written: Entry[] = [];
     for (let i = 1; i <= 40; i += 4) {
@@ -232,21 +265,43 @@ describe("FileRaftStorage", () => {
     const [segment] = walFiles(dir);
     const path = join(dir, "wal", segment!);
     const pristine = readFileSync(path);
+    expect(pristine.length).toBe(SEG);
+    const bounds = boundaries(pristine);
+    const end = bounds.at(-1)!;
 
-    for (let round = 0; round < 40; round++) {
-      writeFileSync(path, pristine);
-      const cut = 1 + Math.floor(rand() * (pristine.length - 1));
-      truncateSync(path, pristine.length - cut);
-      const t = await openFile(dir);
+    // Three shapes of tear, each keeping `keep` bytes of what was written: the file cut there (a segment from
+    // before preallocation), zeros from there on (the write's later pages never landed), or noise up to the end.
+    for (let round = 0; round < 60; round++) {
+      const keep = Math.floor(rand() * end);
+      const shape = round % 3;
+      const torn = Buffer.from(pristine);
+      if (shape === 0) writeFileSync(path, pristine.subarray(0, keep));
+      else {
+        torn.fill(0, keep, end);
+        if (shape === 2)
+          for (let i = keep; i < end; i++) torn[i] = pristine[i]! ^ (1 + Math.floor(rand() * 255));
+        writeFileSync(path, torn);
+      }
+      const t = await openFile(dir, SEG);
       const l = await t.load();
       expect(written.slice(0, l.entries.length)).toEqual(l.entries);
-      const kept = statSync(path).size;
-      expect(kept + l.report.truncatedBytes).toBe(pristine.length - cut);
+      // The log ends at the last whole record before the tear (or one whose lost bytes were zeros anyway, as
+      // entry data here is); everything after it is zeros now, in place.
+      const intact = (b: number) => b <= keep || (shape === 1 && allZero(pristine.subarray(keep, b)));
+      const logEnd = Math.max(...bounds.filter(intact));
+      const after = readFileSync(path);
+      expect(after.length).toBe(SEG);
+      expect(after.subarray(0, logEnd).equals(pristine.subarray(0, logEnd))).toBe(true);
+      expect(allZero(after.subarray(logEnd))).toBe(true);
+      const tornEnd =
+        shape === 2 ? nonZeroEnd(torn, logEnd, end) : nonZeroEnd(pristine, logEnd, Math.max(keep, logEnd));
+      expect(l.report.truncatedBytes).toBe(tornEnd - logEnd);
       if (l.report.truncatedBytes > 0) expect(l.report.notes.join("\n")).toMatch(/truncated \d+ torn bytes/);
+      else expect(l.report.notes.join("\n")).not.toMatch(/torn/);
       // The repaired log takes new writes right after what survived.
       const next = l.entries.length + 1;
       await t.save(hs(2, next), [entry(next, 2, "after")]);
-      const again = await reopen(t, dir);
+      const again = await reopen(t, dir, SEG);
       expect(again.loaded.entries).toEqual([...l.entries, entry(next, 2, "after")]);
       expect(again.loaded.report.truncatedBytes).toBe(0);
       expect(again.loaded.hardState).toEqual(hs(2, next));
@@ -254,38 +309,102 @@ describe("FileRaftStorage", () => {
     }
   });
 
-  it("cuts garbage appended at the tail (a torn write that reached the disk as noise)", async () => {
+  it("cuts noise at the tail (a torn write that reached the disk as garbage); zeros past it are a clean end", async () => {
     const dir = tempDir();
-    const s = await openFile(dir);
+    const s = await openFile(dir, 4096);
     await s.load();
     await s.save(hs(1, 1), range(1, 3));
     await s.close();
     const path = join(dir, "wal", walFiles(dir)[0]!);
-    writeFileSync(path, Buffer.concat([readFileSync(path), Buffer.alloc(37, 0)]));
-    const t = await openFile(dir);
-    const l = await t.load();
+    const bytes = readFileSync(path);
+    const end = recordsEnd(bytes);
+
+    // Zeros, whether the preallocated tail or more appended past the file's end, end the log with no note.
+    writeFileSync(path, Buffer.concat([bytes, Buffer.alloc(37, 0)]));
+    let t = await openFile(dir, 4096);
+    let l = await t.load();
+    expect(indexes(l.entries)).toEqual([1, 2, 3]);
+    expect(l.report.truncatedBytes).toBe(0);
+    expect(l.report.notes.join("\n")).not.toMatch(/torn/);
+    await t.close();
+
+    const noisy = Buffer.from(bytes);
+    noisy.fill(0x5a, end, end + 37);
+    writeFileSync(path, noisy);
+    t = await openFile(dir, 4096);
+    l = await t.load();
     expect(indexes(l.entries)).toEqual([1, 2, 3]);
     expect(l.report.truncatedBytes).toBe(37);
+    await t.close();
+    expect(readFileSync(path).equals(bytes)).toBe(true); // the noise is zeroed, the file keeps its size
+  });
+
+  it("zeroes a torn record followed by zeros, so a shorter write over it leaves no stale bytes behind", async () => {
+    const dir = tempDir();
+    const s = await openFile(dir, 8192);
+    await s.load();
+    await s.save(hs(1, 2), range(1, 2));
+    const big = { ...entry(3), data: new Uint8Array(1500).fill(0xee) };
+    await s.save(null, [big]);
+    await s.close();
+    const path = join(dir, "wal", walFiles(dir)[0]!);
+    const bytes = readFileSync(path);
+    const bounds = boundaries(bytes);
+    const start = bounds.at(-2)!;
+    // The big record's first page never reached the disk, its second did: zeros, then a run of 0xee, then zeros.
+    bytes.fill(0, start, start + 700);
+    writeFileSync(path, bytes);
+
+    let t = await openFile(dir, 8192);
+    let l = await t.load();
+    expect(indexes(l.entries)).toEqual([1, 2]);
+    expect(l.report.truncatedBytes).toBe(bounds.at(-1)! - start); // from the log's end to the last non-zero byte
+    expect(l.report.notes.join("\n")).toMatch(/truncated \d+ torn bytes .*\(offset \d+/);
+    expect(allZero(readFileSync(path).subarray(start))).toBe(true);
+
+    // A short write lands where the torn one was; nothing of it survives after the new record.
+    await t.save(hs(2, 3), [entry(3, 2, "short")]);
+    const r = await reopen(t, dir, 8192);
+    t = r.storage;
+    l = r.loaded;
+    expect(l.entries).toEqual([entry(1), entry(2), entry(3, 2, "short")]);
+    expect(l.report.truncatedBytes).toBe(0);
+    expect(l.report.notes.join("\n")).not.toMatch(/torn/);
+    const now = readFileSync(path);
+    expect(allZero(now.subarray(recordsEnd(now)))).toBe(true);
+    await t.save(null, range(4, 6, 2));
+    const r2 = await reopen(t, dir, 8192);
+    expect(indexes(r2.loaded.entries)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it("refuses to load when a record in the middle of the log is corrupt", async () => {
     const dir = tempDir();
-    const s = await openFile(dir);
+    const s = await openFile(dir, 64 * 1024);
     await s.load();
     for (let i = 1; i <= 20; i += 2) await s.save(hs(1, i), range(i, i + 1));
     await s.close();
     const path = join(dir, "wal", walFiles(dir)[0]!);
     const bytes = readFileSync(path);
-    for (const at of [20, Math.floor(bytes.length / 2), bytes.length - 150]) {
+    const end = recordsEnd(bytes);
+    for (const at of [20, Math.floor(end / 2), end - 150]) {
       const bad = Buffer.from(bytes);
       bad[at]! ^= 0x01;
       writeFileSync(path, bad);
-      const t = await openFile(dir);
+      const t = await openFile(dir, 64 * 1024);
       await expect(t.load()).rejects.toThrow(/corrupt record in .*\.wal at offset \d+/);
       await t.close();
-      // Nothing was truncated: the evidence stays on disk.
-      expect(readFileSync(path).length).toBe(bytes.length);
+      // Nothing was truncated or zeroed: the evidence stays on disk.
+      expect(readFileSync(path).equals(bad)).toBe(true);
     }
+    // A damaged last record has nothing valid after it: a torn tail, cut as before.
+    const bounds = boundaries(bytes);
+    const bad = Buffer.from(bytes);
+    bad[bounds.at(-2)! + 12]! ^= 0x01;
+    writeFileSync(path, bad);
+    const t = await openFile(dir, 64 * 1024);
+    const l = await t.load();
+    expect(indexes(l.entries)).toEqual(range(1, 19).map((e) => e.index));
+    expect(l.report.truncatedBytes).toBe(end - bounds.at(-2)!);
   });
 
   it("refuses to load when an older segment is corrupt or a middle segment is missing", async () => {
@@ -297,12 +416,27 @@ describe("FileRaftStorage", () => {
     const files = walFiles(dir);
     expect(files.length).toBeGreaterThan(3);
 
-    // The tail of a non-last segment is never a torn write.
+    // The tail of a non-last segment is never a torn write: neither a cut record nor noise in its zero tail.
     const first = join(dir, "wal", files[0]!);
     const original = readFileSync(first);
-    truncateSync(first, original.length - 5);
+    const end = recordsEnd(original);
+    expect(end).toBeLessThan(original.length);
+    truncateSync(first, end - 5);
     let t = await openFile(dir, 300);
     await expect(t.load()).rejects.toThrow(/corrupt record in .*0001-0000000000000001\.wal at offset/);
+    await t.close();
+    const noisy = Buffer.from(original);
+    noisy[original.length - 1] = 0x01;
+    writeFileSync(first, noisy);
+    t = await openFile(dir, 300);
+    await expect(t.load()).rejects.toThrow(
+      /corrupt record in .*0001-0000000000000001\.wal at offset .*later segments/,
+    );
+    await t.close();
+    // Zeros past the records, however many, are its clean end.
+    writeFileSync(first, original.subarray(0, end));
+    t = await openFile(dir, 300);
+    expect(indexes((await t.load()).entries)).toEqual(range(1, 60).map((e) => e.index));
     await t.close();
     writeFileSync(first, original);
 
@@ -331,5 +465,93 @@ describe("FileRaftStorage", () => {
     const { loaded } = await reopen(s, dir);
     expect(indexes(loaded.entries)).toEqual(range(1, 20).map((e) => e.index));
     expect(loaded.hardState).toEqual(hs(1, 19));
+  });
+  it("preallocates segments with zeros and loads the zero tail as a clean end", async () => {
+    const dir = tempDir();
+    const s = await openFile(dir); // the default 64 MiB segment
+    await s.load();
+    const path = join(dir, "wal", walFiles(dir)[0]!);
+    expect(statSync(path).size).toBe(64 * 1024 * 1024);
+    await s.save(hs(1, 0), range(1, 10));
+    await s.save(hs(1, 10), []);
+    const { storage, loaded } = await reopen(s, dir);
+    expect(indexes(loaded.entries)).toEqual(range(1, 10).map((e) => e.index));
+    expect(loaded.hardState).toEqual(hs(1, 10));
+    expect(loaded.report.truncatedBytes).toBe(0);
+    expect(loaded.report.notes.join("\n")).not.toMatch(/torn|truncated/);
+    await storage.close();
+    const bytes = readFileSync(path);
+    expect(bytes.length).toBe(64 * 1024 * 1024); // saves overwrite in place; the file never grew
+    expect(allZero(bytes.subarray(recordsEnd(bytes)))).toBe(true);
+  });
+
+  it("rotates into preallocated segments, prepared in the background, and ignores a leftover spare", async () => {
+    const dir = tempDir();
+    let s = await openFile(dir, 1024);
+    await s.load();
+    await s.save(hs(3, 0, "n2"), []);
+    let spareSeen = false;
+    for (let i = 1; i <= 400; i += 4) {
+      await s.save(null, range(i, i + 3, 3));
+      spareSeen ||= existsSync(join(dir, "wal", "next.wal.tmp"));
+    }
+    expect(spareSeen).toBe(true);
+    const files = walFiles(dir);
+    expect(files.length).toBeGreaterThan(5);
+    files.forEach((f, i) => {
+      expect(f.startsWith(String(i + 1).padStart(16, "0"))).toBe(true);
+      const bytes = readFileSync(join(dir, "wal", f));
+      expect(bytes.length).toBe(1024);
+      expect(recordsEnd(bytes)).toBeGreaterThan(0);
+      expect(allZero(bytes.subarray(recordsEnd(bytes)))).toBe(true);
+    });
+    // A spare left half written by a crash is not part of the log, and is replaced.
+    await s.close();
+    writeFileSync(join(dir, "wal", "next.wal.tmp"), Buffer.alloc(100, 0x77));
+    s = await openFile(dir, 1024);
+    const r = { loaded: await s.load() };
+    expect(existsSync(join(dir, "wal", "next.wal.tmp"))).toBe(false);
+    expect(indexes(r.loaded.entries)).toEqual(range(1, 400).map((e) => e.index));
+    expect(r.loaded.hardState).toEqual(hs(3, 0, "n2"));
+    expect(r.loaded.report.truncatedBytes).toBe(0);
+    // A batch larger than a segment still goes into one, growing it past the preallocation.
+    const huge = { ...entry(401, 3), data: new Uint8Array(10_000).fill(7) };
+    await s.save(null, [huge]);
+    await s.save(null, [entry(402, 3)]);
+    const r2 = await reopen(s, dir, 1024);
+    expect(r2.loaded.entries.slice(-2)).toEqual([huge, entry(402, 3)]);
+    expect(walFiles(dir).some((f) => statSync(join(dir, "wal", f)).size > 10_000)).toBe(true);
+  });
+
+  it("survives reopen-append-reopen cycles, across rotations, and reads segments written without preallocation", async () => {
+    const dir = tempDir();
+    // The format before preallocation: files end at their last record.
+    const old = await openFile(dir, 2048, false);
+    await old.load();
+    await old.save(hs(1, 0), range(1, 30));
+    await old.close();
+    for (const f of walFiles(dir)) {
+      const bytes = readFileSync(join(dir, "wal", f));
+      expect(recordsEnd(bytes)).toBe(bytes.length);
+    }
+    const rand = prng(7);
+    let last = 30;
+    for (let cycle = 0; cycle < 25; cycle++) {
+      const s = await openFile(dir, 2048);
+      const l = await s.load();
+      expect(indexes(l.entries)).toEqual(range(1, last).map((e) => e.index));
+      expect(l.report.truncatedBytes).toBe(0);
+      expect(l.hardState.commit).toBe(cycle === 0 ? 0 : last);
+      const n = 1 + Math.floor(rand() * 12);
+      for (let k = 1; k <= n; k++) await s.save(k === n ? hs(1, last + n) : null, [entry(last + k)]);
+      // Only the segment being written is extended; the ones before it keep their old shape.
+      last += n;
+      await s.close();
+      const tail = walFiles(dir).at(-1)!;
+      expect(statSync(join(dir, "wal", tail)).size).toBeGreaterThanOrEqual(2048);
+    }
+    const s = await openFile(dir, 2048);
+    const l = await s.load();
+    expect(l.entries).toEqual(range(1, last));
   });
 });

@@ -23,6 +23,7 @@ export interface NodeConfig {
   tickMs: number;
   electionTicks: number;
   snapshotEvery: number;
+  walSegmentBytes: number;
   requestTimeoutMs: number;
   dockerSocket: string;
 }
@@ -122,6 +123,13 @@ export const NODE_FLAGS: FlagSpec[] = [
     env: "BERTH_SNAPSHOT_COUNT",
   },
   {
+    name: "wal-segment-size",
+    type: "number",
+    description: "bytes per write-ahead log segment (preallocated with zeros, as etcd's 64 MiB)",
+    value: "BYTES",
+    env: "BERTH_WAL_SEGMENT_SIZE",
+  },
+  {
     name: "request-timeout",
     type: "duration",
     description: "how long a client request may wait for a quorum",
@@ -153,6 +161,7 @@ const DEFAULTS: FlagValues = {
   tick: 100,
   "election-ticks": 10,
   "snapshot-count": 10_000,
+  "wal-segment-size": 64 * 1024 * 1024,
   "request-timeout": 5000,
   "docker-socket": "/var/run/docker.sock",
 };
@@ -220,6 +229,7 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     tickMs: ms("tick"),
     electionTicks,
     snapshotEvery: num("snapshot-count"),
+    walSegmentBytes: num("wal-segment-size"),
     requestTimeoutMs: ms("request-timeout"),
     dockerSocket: String(pick("docker-socket")),
   };
@@ -241,6 +251,14 @@ export function saveNodeConfig(config: NodeConfig): void {
     metadata: Object.entries(config.metadata)
       .map(([k, v]) => `${k}=${v}`)
       .join(","),
+    // Tuning given at the first start stays in force across restarts (durations in ms).
+    "agent-ttl": config.agentTtlMs,
+    tick: config.tickMs,
+    "election-ticks": config.electionTicks,
+    "snapshot-count": config.snapshotEvery,
+    "wal-segment-size": config.walSegmentBytes,
+    "request-timeout": config.requestTimeoutMs,
+    "docker-socket": config.dockerSocket,
   };
   writeFileSync(join(config.dataDir, SAVED_FILE), `${JSON.stringify(saved, null, 2)}\n`);
 }

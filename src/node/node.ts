@@ -57,6 +57,7 @@ export class BerthNode {
     saveNodeConfig(c);
     this.machineId = loadMachineId(c.dataDir);
     this.storage = await FileRaftStorage.open(join(c.dataDir, "raft"), {
+      segmentBytes: c.walSegmentBytes,
       logger: (l) => this.log(`[wal] ${l}`),
     });
     const machine = new KvStateMachine(this.store, (l) => this.log(`[kv] ${l}`));

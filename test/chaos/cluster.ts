@@ -109,6 +109,7 @@ export class ChaosCluster {
           "--http-addr=off",
           `--cluster-secret-file=${c.secretFile}`,
           `--tick=${c.tickMs}ms`,
+          "--wal-segment-size=4194304",
           `--request-timeout=${opts.requestTimeoutMs ?? 2000}ms`,
           `--initial-cluster=${initial}`,
         ]);

@@ -153,6 +153,8 @@ export class TestCluster {
           `--http-addr=${node.host}:${node.httpPort}`,
           `--cluster-secret-file=${this.secretFile}`,
           "--tick=50ms",
+          // Small preallocated WAL segments: dozens of test nodes must not each write 64 MiB of zeros.
+          "--wal-segment-size=4194304",
           ...firstStartArgs,
           ...node.extraArgs,
         ];

@@ -1,6 +1,5 @@
 // /v2/keys: etcd's keysHandler. Reads (local, or linearizable with quorum=true), writes, and watches
 // (wait=true long polls answered with the first event; stream=true keeps sending one JSON document per line).
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { KvResult } from "../../client/protocol.ts";
 import { MAX_VALUE_BYTES } from "../../kv/types.ts";
 import { type KeyRequest, parseForm, parseKeyRequest, RequestError, toWriteRequest } from "./params.ts";
@@ -14,7 +13,7 @@ import {
   sendKvError,
   startStream,
 } from "./respond.ts";
-import type { HttpContext, HttpWatch } from "./types.ts";
+import type { HttpContext, HttpRequest, HttpResponse, HttpWatch } from "./types.ts";
 
 const KEY_METHODS = ["HEAD", "GET", "PUT", "POST", "DELETE"];
 
@@ -23,14 +22,14 @@ const TOO_LARGE_CAUSE = "etcdserver: request is too large";
 
 export async function handleKeys(
   ctx: HttpContext,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: HttpResponse,
   keyPath: string,
   rawQuery: string,
 ): Promise<void> {
-  const method = req.method ?? "GET";
+  const method = req.method;
   if (!allowMethod(res, method, KEY_METHODS)) {
-    req.resume();
+    req.discard();
     return;
   }
   const { form, error } = await parseForm(req, rawQuery);
@@ -82,7 +81,7 @@ function eventHeaders(ctx: HttpContext, etcdIndex: number, raftIndex: number, ra
 }
 
 /** etcd's writeKeyEvent: 201 for a create (or a set with no previous node), the event JSON plus a newline. */
-function sendEvent(ctx: HttpContext, res: ServerResponse, r: KvResult, noValueOnSuccess: boolean): void {
+function sendEvent(ctx: HttpContext, res: HttpResponse, r: KvResult, noValueOnSuccess: boolean): void {
   const ev = r.event;
   const created = ev.action === "create" || (ev.action === "set" && ev.prevNode === undefined);
   const trimmed = noValueOnSuccess && ["set", "compareAndSwap", "create", "update"].includes(ev.action);
@@ -96,7 +95,7 @@ function sendEvent(ctx: HttpContext, res: ServerResponse, r: KvResult, noValueOn
 }
 
 /** etcd's handleKeyWatch: headers flushed at once, then the first event (or every event when streaming). */
-function watch(ctx: HttpContext, res: ServerResponse, r: KeyRequest) {
+function watch(ctx: HttpContext, res: HttpResponse, r: KeyRequest) {
   const pending: KvResult[] = [];
   let ready = false;
   let finished = false;
@@ -110,7 +109,7 @@ function watch(ctx: HttpContext, res: ServerResponse, r: KeyRequest) {
     } catch (e) {
       ctx.log(`http: cancelling a watch failed: ${(e as Error).message}`);
     }
-    if (!res.writableEnded) res.end();
+    if (!res.finished) res.end();
   };
   const write = (ev: KvResult) => {
     if (finished) return;
@@ -136,7 +135,7 @@ function watch(ctx: HttpContext, res: ServerResponse, r: KeyRequest) {
     return sendKeyFailure(ctx, res, e);
   }
   // The client going away frees the watcher (etcd's CloseNotify).
-  res.on("close", finish);
+  res.onClose(finish);
   const idx = ctx.deps.indexes();
   startStream(res, 200, eventHeaders(ctx, idx.etcdIndex, idx.raftIndex, idx.raftTerm));
   ready = true;

@@ -1,8 +1,7 @@
 // /v2/members and /v2/machines: etcd's membersHandler on top of Berth's membership (member names and
 // host:port addresses become etcd members with URLs; ids print as etcd prints them).
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { MemberInfo } from "../../client/protocol.ts";
-import { mediaType, readBody } from "./params.ts";
+import { mediaType } from "./params.ts";
 import {
   allowMethod,
   clusterIdHeader,
@@ -12,7 +11,7 @@ import {
   sendHttpError,
   sendPlainError,
 } from "./respond.ts";
-import type { HttpContext } from "./types.ts";
+import type { HttpContext, HttpRequest, HttpResponse } from "./types.ts";
 
 /** Bodies of member requests are tiny; anything this large is not one. */
 const MAX_MEMBER_BODY = 64 * 1024;
@@ -49,9 +48,9 @@ export function etcdMembers(members: MemberInfo[]): EtcdMember[] {
 }
 
 /** /v2/machines: every member's client URL, sorted, joined by ", " (plain text, no newline). */
-export function handleMachines(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
-  req.resume();
-  if (!allowMethod(res, req.method ?? "GET", ["GET", "HEAD"])) return;
+export function handleMachines(ctx: HttpContext, req: HttpRequest, res: HttpResponse): void {
+  req.discard();
+  if (!allowMethod(res, req.method, ["GET", "HEAD"])) return;
   const urls = etcdMembers(ctx.deps.members())
     .flatMap((m) => m.clientURLs)
     .sort();
@@ -91,13 +90,13 @@ export function nameForPeer(hostPort: string): string {
 
 export async function handleMembers(
   ctx: HttpContext,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: HttpResponse,
   path: string,
 ): Promise<void> {
-  const method = req.method ?? "GET";
+  const method = req.method;
   if (!allowMethod(res, method, ["GET", "POST", "DELETE", "PUT"])) {
-    req.resume();
+    req.discard();
     return;
   }
   const cid = clusterIdHeader(ctx);
@@ -111,7 +110,7 @@ export async function handleMembers(
     );
 
   if (method === "GET") {
-    req.resume();
+    req.discard();
     const members = ctx.deps.members();
     if (sub === "") return json(200, { members: etcdMembers(members) });
     if (sub === "leader") {
@@ -144,7 +143,7 @@ export async function handleMembers(
 
   // DELETE and PUT address one member by id.
   if (sub === "") {
-    req.resume();
+    req.discard();
     return sendPlainError(res, 405, "Method Not Allowed", cid);
   }
   const member = /^[0-9a-fA-F]{1,16}$/.test(sub)
@@ -160,7 +159,7 @@ export async function handleMembers(
     ctx.log(`http: member update for ${member.name} is not supported`);
     return sendHttpError(res, 500, "Internal Server Error", cid);
   }
-  req.resume();
+  req.discard();
   if (!member) return sendHttpError(res, 404, `No such member: ${sub}`, cid);
   try {
     await ctx.deps.removeMember(member.name);
@@ -172,17 +171,17 @@ export async function handleMembers(
 
 /** Reads a JSON body the way etcd's unmarshalRequest does; undefined when an error was already sent. */
 async function readJson(
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: HttpRequest,
+  res: HttpResponse,
   cid: [string, string][],
 ): Promise<unknown | undefined> {
-  const type = mediaType(req.headers["content-type"], "") ?? "";
+  const type = mediaType(req.header("content-type"), "") ?? "";
   if (type !== "application/json") {
-    req.resume();
+    req.discard();
     sendHttpError(res, 415, `Bad Content-Type ${type}, accept application/json`, cid);
     return undefined;
   }
-  const body = await readBody(req, MAX_MEMBER_BODY);
+  const body = await req.readBody(MAX_MEMBER_BODY);
   if (!body.ok) {
     sendHttpError(res, 400, "http: request body too large", cid);
     return undefined;
@@ -197,7 +196,7 @@ async function readJson(
 
 function memberFailure(
   ctx: HttpContext,
-  res: ServerResponse,
+  res: HttpResponse,
   cid: [string, string][],
   err: unknown,
   id: string,

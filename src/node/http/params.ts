@@ -1,7 +1,9 @@
 // Request parsing as Go's net/http and etcd's parseKeyRequest do it: form values from the body first, then the
 // query string; Go's bool and uint64 syntax; the same error codes and cause texts.
-import type { IncomingMessage } from "node:http";
 import type { KvWriteRequest } from "../../client/protocol.ts";
+import type { HttpRequest } from "./types.ts";
+
+export type { BodyResult } from "./types.ts";
 
 export type Form = Map<string, string[]>;
 
@@ -10,12 +12,16 @@ export const MAX_FORM_BYTES = 10 << 20;
 
 export class EscapeError extends Error {}
 
+const ASCII = /^[\x00-\x7f]*$/;
+
 function isHex(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
 
 /** Go's url goUnescape: "%" must start two hex digits; in query mode "+" is a space. Returns UTF-8 text. */
 export function goUnescape(s: string, query: boolean): string {
+  // Most paths and values have nothing to decode.
+  if (s.indexOf("%") < 0 && (!query || s.indexOf("+") < 0) && ASCII.test(s)) return s;
   const bytes: number[] = [];
   for (let i = 0; i < s.length; ) {
     const c = s.charCodeAt(i);
@@ -63,40 +69,6 @@ export function parseQuery(query: string, into: Form): string | null {
   return err;
 }
 
-export type BodyResult = { ok: true; body: Buffer } | { ok: false; tooLarge: true };
-
-/** Reads the body, giving up (without buffering the rest) once it passes `limit` bytes. */
-export function readBody(req: IncomingMessage, limit: number): Promise<BodyResult> {
-  const declared = Number(req.headers["content-length"] ?? "0");
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume();
-    return Promise.resolve({ ok: false, tooLarge: true });
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on("data", (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > limit) {
-        done = true;
-        resolve({ ok: false, tooLarge: true });
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on("end", () => {
-      if (!done) resolve({ ok: true, body: Buffer.concat(chunks) });
-      done = true;
-    });
-    req.on("error", (e) => {
-      if (!done) reject(e);
-      done = true;
-    });
-  });
-}
-
 /** The media type of a Content-Type header, as mime.ParseMediaType sees it (null when malformed). */
 export function mediaType(header: string | undefined, fallback: string): string | null {
   const ct = header === undefined || header === "" ? fallback : header;
@@ -106,26 +78,26 @@ export function mediaType(header: string | undefined, fallback: string): string 
 
 /** Go's Request.ParseForm for a keys request; returns the form or the error text etcd puts in cause. */
 export async function parseForm(
-  req: IncomingMessage,
+  req: HttpRequest,
   rawQuery: string,
 ): Promise<{ form: Form; error: string | null }> {
   const form: Form = new Map();
   let error: string | null = null;
-  const method = req.method ?? "GET";
+  const method = req.method;
   if (method === "POST" || method === "PUT" || method === "PATCH") {
-    const type = mediaType(req.headers["content-type"], "application/octet-stream");
+    const type = mediaType(req.header("content-type"), "application/octet-stream");
     if (type === null) {
       error = "mime: no media type";
-      req.resume();
+      req.discard();
     } else if (type === "application/x-www-form-urlencoded") {
-      const body = await readBody(req, MAX_FORM_BYTES);
+      const body = await req.readBody(MAX_FORM_BYTES);
       if (!body.ok) error = "http: POST too large";
       else error = parseQuery(body.body.toString("latin1"), form);
     } else {
-      req.resume();
+      req.discard();
     }
   } else {
-    req.resume();
+    req.discard();
   }
   // Query values come after body values, so FormValue prefers the body (Go's copyValues order).
   const queryError = parseQuery(rawQuery, form);

@@ -1,8 +1,7 @@
 // Writing responses the way etcd's Go server does: handler headers in sorted order, then Date and
 // Content-Length (or chunked above Go's 2048-byte buffer), error documents with etcd's exact shapes.
-import type { ServerResponse } from "node:http";
 import { httpStatusOf, KvError, type KvErrorCode } from "../../kv/types.ts";
-import type { HttpContext } from "./types.ts";
+import type { HttpContext, HttpResponse } from "./types.ts";
 
 export type Headers = [string, string][];
 
@@ -16,6 +15,20 @@ export function corsHeaders(): Headers {
     ["Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE"],
     ["Access-Control-Allow-Origin", "*"],
   ];
+}
+
+let dateSecond = -1;
+let dateText = "";
+
+/** Go's Date header (second resolution), formatted once per second. */
+export function httpDate(): string {
+  const now = Date.now();
+  const sec = Math.floor(now / 1000);
+  if (sec !== dateSecond) {
+    dateSecond = sec;
+    dateText = new Date(sec * 1000).toUTCString();
+  }
+  return dateText;
 }
 
 export function clusterIdHeader(ctx: HttpContext): Headers {
@@ -32,9 +45,19 @@ export function formatId(hex: string): string {
   }
 }
 
+/** Go writes handler headers sorted by name. */
 function ordered(headers: Headers): string[] {
-  const sorted = [...headers].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  return sorted.flat();
+  let sorted = true;
+  for (let i = 1; i < headers.length; i++) {
+    if ((headers[i - 1] as [string, string])[0] > (headers[i] as [string, string])[0]) {
+      sorted = false;
+      break;
+    }
+  }
+  const list = sorted ? headers : [...headers].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const raw: string[] = [];
+  for (const [k, v] of list) raw.push(k, v);
+  return raw;
 }
 
 /**
@@ -42,7 +65,7 @@ function ordered(headers: Headers): string[] {
  * which is why it appears after Content-Length in etcd's answers.
  */
 export function send(
-  res: ServerResponse,
+  res: HttpResponse,
   status: number,
   headers: Headers,
   body: string,
@@ -54,7 +77,7 @@ export function send(
   }
   const buf = Buffer.from(body, "utf8");
   const raw = ordered(headers);
-  raw.push("Date", new Date().toUTCString());
+  raw.push("Date", httpDate());
   if (buf.length <= GO_CHUNKING_THRESHOLD) raw.push("Content-Length", String(buf.length));
   if (opts.sniffed) raw.push("Content-Type", opts.sniffed);
   res.writeHead(status, raw);
@@ -62,9 +85,9 @@ export function send(
 }
 
 /** Starts a response whose body follows later (long polls): headers go out at once, as etcd flushes them. */
-export function startStream(res: ServerResponse, status: number, headers: Headers): void {
+export function startStream(res: HttpResponse, status: number, headers: Headers): void {
   const raw = ordered(headers);
-  raw.push("Date", new Date().toUTCString());
+  raw.push("Date", httpDate());
   res.writeHead(status, raw);
   res.flushHeaders();
 }
@@ -82,7 +105,7 @@ export function errorBody(code: number, cause: string, index: number): string {
 
 export function sendKvError(
   ctx: HttpContext,
-  res: ServerResponse,
+  res: HttpResponse,
   code: number,
   cause: string,
   index: number,
@@ -104,7 +127,7 @@ export function sendKvError(
 export const RAFT_TIMEOUT_CAUSE = "etcdserver: request timed out";
 
 /** Maps anything a KV call throws to etcd's key error answer (writeKeyError). */
-export function sendKeyFailure(ctx: HttpContext, res: ServerResponse, err: unknown) {
+export function sendKeyFailure(ctx: HttpContext, res: HttpResponse, err: unknown) {
   const kv = asKvError(err);
   if (kv) return sendKvError(ctx, res, kv.errorCode, kv.cause, kv.index);
   if (["unavailable", "timeout", "not_leader"].includes(codeOf(err))) {
@@ -140,12 +163,7 @@ function codeOf(err: unknown): string {
 }
 
 /** etcd's httptypes.HTTPError: {"message": ...} without a trailing newline. */
-export function sendHttpError(
-  res: ServerResponse,
-  status: number,
-  message: string,
-  extra: Headers = [],
-): void {
+export function sendHttpError(res: HttpResponse, status: number, message: string, extra: Headers = []): void {
   send(
     res,
     status,
@@ -155,7 +173,7 @@ export function sendHttpError(
 }
 
 /** Go's http.Error: plain text plus a newline, with nosniff. */
-export function sendPlainError(res: ServerResponse, status: number, text: string, extra: Headers = []): void {
+export function sendPlainError(res: HttpResponse, status: number, text: string, extra: Headers = []): void {
   send(
     res,
     status,
@@ -169,16 +187,16 @@ export function sendPlainError(res: ServerResponse, status: number, text: string
   );
 }
 
-export function methodNotAllowed(res: ServerResponse, allowed: string[]): void {
+export function methodNotAllowed(res: HttpResponse, allowed: string[]): void {
   sendPlainError(res, 405, "Method Not Allowed", [["Allow", allowed.join(",")]]);
 }
 
-export function notFound(res: ServerResponse): void {
+export function notFound(res: HttpResponse): void {
   sendPlainError(res, 404, "404 page not found");
 }
 
 /** etcd's allowMethod: false (and a 405 already sent) when the method is not in the list. */
-export function allowMethod(res: ServerResponse, method: string, allowed: string[]): boolean {
+export function allowMethod(res: HttpResponse, method: string, allowed: string[]): boolean {
   if (allowed.includes(method)) return true;
   methodNotAllowed(res, allowed);
   return false;

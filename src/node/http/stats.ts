@@ -1,15 +1,14 @@
 // /version, /health and /v2/stats/*: small JSON documents without the trailing newline etcd's key API adds.
-import type { IncomingMessage, ServerResponse } from "node:http";
 import { allowMethod, corsHeaders, send, sendHttpError } from "./respond.ts";
-import type { HttpContext } from "./types.ts";
+import type { HttpContext, HttpRequest, HttpResponse } from "./types.ts";
 
-function sendJson(res: ServerResponse, doc: unknown): void {
+function sendJson(res: HttpResponse, doc: unknown): void {
   send(res, 200, [...corsHeaders(), ["Content-Type", "application/json"]], JSON.stringify(doc));
 }
 
-export function handleStats(ctx: HttpContext, req: IncomingMessage, res: ServerResponse, which: string) {
-  req.resume();
-  if (!allowMethod(res, req.method ?? "GET", ["GET"])) return;
+export function handleStats(ctx: HttpContext, req: HttpRequest, res: HttpResponse, which: string) {
+  req.discard();
+  if (!allowMethod(res, req.method, ["GET"])) return;
   if (which === "store") return sendJson(res, ctx.deps.storeStats());
   if (which === "self") return sendJson(res, ctx.deps.selfStats());
   const leader = ctx.deps.leaderStats();
@@ -17,21 +16,17 @@ export function handleStats(ctx: HttpContext, req: IncomingMessage, res: ServerR
   sendJson(res, leader);
 }
 
-export function handleVersion(ctx: HttpContext, req: IncomingMessage, res: ServerResponse): void {
-  req.resume();
-  if (!allowMethod(res, req.method ?? "GET", ["GET"])) return;
+export function handleVersion(ctx: HttpContext, req: HttpRequest, res: HttpResponse): void {
+  req.discard();
+  if (!allowMethod(res, req.method, ["GET"])) return;
   const v = ctx.deps.versions();
   sendJson(res, { etcdserver: v.etcdserver, etcdcluster: v.etcdcluster });
 }
 
 /** etcd 3.4's /health: {"health":"true"} or 503 {"health":"false"}; Go sniffs the type as text/plain. */
-export async function handleHealth(
-  ctx: HttpContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-): Promise<void> {
-  req.resume();
-  if (!allowMethod(res, req.method ?? "GET", ["GET"])) return;
+export async function handleHealth(ctx: HttpContext, req: HttpRequest, res: HttpResponse): Promise<void> {
+  req.discard();
+  if (!allowMethod(res, req.method, ["GET"])) return;
   let ok = false;
   try {
     ok = await ctx.deps.health();

@@ -42,3 +42,35 @@ export interface HttpContext {
   deps: HttpDeps;
   log: (line: string) => void;
 }
+
+/** What a request body read gives: the bytes, or the fact that it passed the limit (the rest is not buffered). */
+export type BodyResult = { ok: true; body: Buffer } | { ok: false; tooLarge: true };
+
+/**
+ * A request as the handlers see it, independent of the transport (node:http, or Bun's raw TCP server in the
+ * compiled binary). `url` is the raw request target; header names are lower-case.
+ */
+export interface HttpRequest {
+  readonly method: string;
+  readonly url: string;
+  header(name: string): string | undefined;
+  /** The body, or tooLarge once it passes `limit` bytes. */
+  readBody(limit: number): Promise<BodyResult>;
+  /** The body is not wanted: drop it. */
+  discard(): void;
+}
+
+/** A response as the handlers write it: raw header lists in wire order (the transport adds nothing but framing). */
+export interface HttpResponse {
+  readonly headersSent: boolean;
+  readonly finished: boolean;
+  /** Status and headers as [name, value, name, value, ...]; the body is sent by end() or write(). */
+  writeHead(status: number, raw: string[]): void;
+  /** Sends the headers now (long polls), without waiting for body bytes. */
+  flushHeaders(): void;
+  write(chunk: string): void;
+  end(body?: Buffer | string): void;
+  /** Called once when the client goes away or the response ends. */
+  onClose(fn: () => void): void;
+  destroy(): void;
+}

@@ -2,8 +2,18 @@
 //
 // wal/<seq 16>-<firstIndex 16>.wal holds records [u32 length][u32 crc32c][u8 type][payload], little-endian, where
 // length counts the payload and the crc covers type + payload. A save() is one write and one fdatasync, so a
-// crash leaves at most one torn batch at the tail of the last segment, which load() cuts off. Anything else that
+// crash leaves at most one torn batch at the tail of the last segment, which load() discards. Anything else that
 // fails its checksum (a bad record with valid ones after it, or in an older segment) throws: it was acknowledged.
+//
+// Segments are preallocated (as etcd's WAL is): created as segmentBytes of zeros, synced, and written in place at
+// the log's end with positioned writes, so a save's fdatasync overwrites allocated blocks inside the file's size and
+// flushes data only, with no journal commit for a size change. The next segment is prepared in the background
+// (wal/next.wal.tmp, renamed into place at rotation) once the current one is half full. A length of 0 is never a
+// valid record (every record has at least its type byte, and no type decodes from an empty payload), so the log
+// of a segment ends at the first record position from which the rest of the file is zeros. Non-zero bytes there
+// are a torn write in the last segment (overwritten with zeros on load, so a later, shorter write can never leave
+// stale records behind it) and corruption in any other. Segments written before preallocation (no zero tail, the
+// file ends at the last record) load unchanged; the last one is extended with zeros when opened for writing.
 //
 // snap/<term 16>-<index 16>.snap holds ["BSN1"][u32 crc32c of the rest][u32 meta length][meta JSON][data]; the
 // newest two are kept so a corrupt newest one can fall back to its predecessor.
@@ -13,6 +23,7 @@ import { join } from "node:path";
 import type { Entry, HardState, RaftStorage, RecoveryReport, Snapshot, SnapshotMeta } from "../types.ts";
 import { EMPTY_HARD_STATE } from "../types.ts";
 import { crc32c } from "./crc32c.ts";
+import { createZeroFile, lastNonZero, zeroFill } from "./prealloc.ts";
 
 const REC_ENTRY = 1;
 const REC_HARD_STATE = 2;
@@ -22,10 +33,14 @@ const HEADER = 9;
 const SNAP_MAGIC = 0x314e5342; // "BSN1" read as a little-endian u32
 const KEEP_SNAPSHOTS = 2;
 const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+/** The next segment, zero-filled ahead of rotation; never matches SEGMENT_RE, so load() never reads it as log. */
+const SPARE_NAME = "next.wal.tmp";
 
 export interface FileRaftStorageOptions {
   /** A segment is closed and a new one started once a write would take it past this size. */
   segmentBytes?: number;
+  /** Zero-fill each segment to segmentBytes when it is created (default true); off, segments grow by appends. */
+  preallocate?: boolean;
   logger?: (line: string) => void;
 }
 
@@ -35,6 +50,8 @@ interface Segment {
   name: string;
   /** Highest entry index written to the segment; -1 when it holds none (compaction may drop it). */
   maxIndex: number;
+  /** Offset just past its last record, as found by load(); what follows is zeros. */
+  end: number;
 }
 
 type LoadResult = Awaited<ReturnType<RaftStorage["load"]>>;
@@ -111,6 +128,7 @@ type WalRecord =
 function readRecord(buf: Buffer, off: number): { record: WalRecord; next: number } | { bad: string } {
   if (buf.length - off < HEADER) return { bad: `${buf.length - off} bytes, shorter than a record header` };
   const len = buf.readUInt32LE(off);
+  if (len === 0) return { bad: "zero length" };
   if (len > buf.length - off - HEADER) return { bad: `length ${len} runs past the end of the file` };
   const body = buf.subarray(off + 8, off + HEADER + len);
   if (crc32c(body) !== buf.readUInt32LE(off + 4)) return { bad: "checksum mismatch" };
@@ -137,9 +155,10 @@ function decodePayload(type: number, p: Buffer): WalRecord | null {
   return null;
 }
 
-/** Whether any valid record starts after `from`: if so, the bad bytes at `from` are not a torn tail. */
-function validRecordAfter(buf: Buffer, from: number): number | null {
-  for (let off = from + 1; off + HEADER <= buf.length; off++) {
+/** Whether any valid record starts in (from, upTo]: if so, the bad bytes at `from` are not a torn tail. A record
+ * starts with its non-zero length, so none starts after the last non-zero byte: pass that as `upTo`. */
+function validRecordAfter(buf: Buffer, from: number, upTo: number): number | null {
+  for (let off = from + 1; off + HEADER <= buf.length && off <= upTo; off++) {
     const len = buf.readUInt32LE(off);
     if (len === 0 || len > buf.length - off - HEADER) continue;
     if ("record" in readRecord(buf, off)) return off;
@@ -237,10 +256,14 @@ export class FileRaftStorage implements RaftStorage {
   private readonly walDir: string;
   private readonly snapDir: string;
   private readonly segmentBytes: number;
+  private readonly preallocate: boolean;
   private readonly logger: (line: string) => void;
   private segments: Segment[] = [];
   private fh: FileHandle | null = null;
-  private size = 0;
+  /** Where the next record goes in the current segment: the end of its log, not of the (preallocated) file. */
+  private writeOff = 0;
+  /** The next segment being zero-filled in the background: its path once ready, null if that failed. */
+  private spare: Promise<string | null> | null = null;
   private lastIndex = 0;
   private snapIndex = 0;
   private hardState: HardState = { ...EMPTY_HARD_STATE };
@@ -257,6 +280,7 @@ export class FileRaftStorage implements RaftStorage {
     this.walDir = join(dir, "wal");
     this.snapDir = join(dir, "snap");
     this.segmentBytes = opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.preallocate = opts.preallocate ?? true;
     this.logger = opts.logger ?? (() => {});
   }
 
@@ -279,11 +303,11 @@ export class FileRaftStorage implements RaftStorage {
       const votes = hardState?.vote != null ? Buffer.from(hardState.vote, "utf8") : null;
       let size = entries.reduce((n, e) => n + RecordWriter.entrySize(e), 0);
       if (hardState) size += RecordWriter.hardStateSize(votes);
-      if (this.size > 0 && this.size + size > this.segmentBytes) {
+      if (this.writeOff > 0 && this.writeOff + size > this.segmentBytes) {
         await this.rotate(entries[0]?.index ?? this.lastIndex + 1);
       }
       // A new segment opens with the current hard state, so compacting older segments never loses it.
-      const carry = this.size === 0 && !hardState ? this.hardState : null;
+      const carry = this.writeOff === 0 && !hardState ? this.hardState : null;
       const carryVote = carry?.vote != null ? Buffer.from(carry.vote, "utf8") : null;
       if (carry) size += RecordWriter.hardStateSize(carryVote);
       const w = new RecordWriter(Buffer.allocUnsafe(size));
@@ -351,6 +375,7 @@ export class FileRaftStorage implements RaftStorage {
       this.closed = true;
       await this.fh?.close();
       this.fh = null;
+      await this.spare; // no background I/O outlives close(); a leftover spare file is removed by the next load
     });
   }
 
@@ -386,13 +411,27 @@ export class FileRaftStorage implements RaftStorage {
 
   private async append(buf: Buffer): Promise<void> {
     try {
-      await writeAll(this.fh!, buf, this.size);
+      await writeAll(this.fh!, buf, this.writeOff);
       await this.fh!.datasync();
-      this.size += buf.length;
+      this.writeOff += buf.length;
     } catch (err) {
       this.broken = err as Error;
       throw err;
     }
+    this.prepareSpare();
+  }
+
+  /** Starts zero-filling the next segment once the current one is half full, so rotation only renames it. */
+  private prepareSpare(): void {
+    if (!this.preallocate || this.spare || this.closed || this.writeOff < this.segmentBytes / 2) return;
+    const path = join(this.walDir, SPARE_NAME);
+    this.spare = createZeroFile(path, this.segmentBytes).then(
+      () => path,
+      (err: Error) => {
+        this.logger(`wal: preparing the next segment failed (${err.message}); rotation will create it`);
+        return null;
+      },
+    );
   }
 
   private async rotate(firstIndex: number): Promise<void> {
@@ -404,10 +443,21 @@ export class FileRaftStorage implements RaftStorage {
 
   private async createSegment(seq: number, firstIndex: number): Promise<void> {
     const name = segmentName(seq, firstIndex);
-    this.fh = await open(join(this.walDir, name), "wx+");
+    const path = join(this.walDir, name);
+    if (this.preallocate) {
+      // Zero-filled and synced under the spare name first, so the segment never appears half-allocated.
+      const ready = await this.spare;
+      this.spare = null;
+      const spare = join(this.walDir, SPARE_NAME);
+      if (ready === null) await createZeroFile(spare, this.segmentBytes);
+      await rename(spare, path);
+      this.fh = await open(path, "r+");
+    } else {
+      this.fh = await open(path, "wx+");
+    }
     await fsyncDir(this.walDir);
-    this.segments.push({ seq, firstIndex, name, maxIndex: -1 });
-    this.size = 0;
+    this.segments.push({ seq, firstIndex, name, maxIndex: -1, end: 0 });
+    this.writeOff = 0;
   }
 
   // ---- recovery ----
@@ -416,6 +466,8 @@ export class FileRaftStorage implements RaftStorage {
     await this.fh?.close();
     this.fh = null;
     this.loaded = false;
+    // A spare left by an earlier process may be incomplete: start over. One this instance prepared is good.
+    if (!this.spare) await rm(join(this.walDir, SPARE_NAME), { force: true });
     const report: RecoveryReport = { notes: [], truncatedBytes: 0 };
     const note = (line: string) => {
       report.notes.push(line);
@@ -439,7 +491,13 @@ export class FileRaftStorage implements RaftStorage {
     const last = this.segments[this.segments.length - 1];
     if (last) {
       this.fh = await open(join(this.walDir, last.name), "r+");
-      this.size = (await this.fh.stat()).size;
+      this.writeOff = last.end;
+      const { size } = await this.fh.stat();
+      if (this.preallocate && size < this.segmentBytes) {
+        // Written before preallocation, or cut short: extend it, so saves from here on overwrite in place.
+        await zeroFill(this.fh, size, this.segmentBytes);
+        await this.fh.sync();
+      }
     } else {
       await this.createSegment(1, Math.max(replay.lastIndex, snapIndex) + 1);
     }
@@ -461,7 +519,7 @@ export class FileRaftStorage implements RaftStorage {
     const segs: Segment[] = [];
     for (const name of await readdir(this.walDir)) {
       const m = SEGMENT_RE.exec(name);
-      if (m) segs.push({ seq: Number(m[1]), firstIndex: Number(m[2]), name, maxIndex: -1 });
+      if (m) segs.push({ seq: Number(m[1]), firstIndex: Number(m[2]), name, maxIndex: -1, end: 0 });
     }
     segs.sort((a, b) => a.seq - b.seq);
     for (let i = 1; i < segs.length; i++) {
@@ -486,7 +544,11 @@ export class FileRaftStorage implements RaftStorage {
     while (off < buf.length) {
       const r = readRecord(buf, off);
       if ("bad" in r) {
-        const after = isLast ? validRecordAfter(buf, off) : off;
+        seg.end = off;
+        // Zeros to the end of the file: the segment's clean end (its preallocated, never written tail).
+        const lastByte = lastNonZero(buf, off);
+        if (lastByte < 0) return;
+        const after = isLast ? validRecordAfter(buf, off, lastByte) : off;
         if (after !== null) {
           throw new Error(
             `wal: corrupt record in ${path} at offset ${off} (${r.bad})` +
@@ -494,17 +556,18 @@ export class FileRaftStorage implements RaftStorage {
               ": refusing to drop acknowledged entries",
           );
         }
-        await truncateTail(path, off);
-        report.truncatedBytes += buf.length - off;
-        note(
-          `wal: truncated ${buf.length - off} torn bytes at the end of segment ${seg.name} (offset ${off}: ${r.bad})`,
-        );
+        // A torn write: zero it rather than leave it for a later, shorter write to stop part way through.
+        const torn = lastByte + 1 - off;
+        await zeroRange(path, off, lastByte + 1);
+        report.truncatedBytes += torn;
+        note(`wal: truncated ${torn} torn bytes at the end of segment ${seg.name} (offset ${off}: ${r.bad})`);
         return;
       }
       replay.apply(r.record, `${path} offset ${off}`);
       if (r.record.kind === "entry") seg.maxIndex = Math.max(seg.maxIndex, r.record.entry.index);
       off = r.next;
     }
+    seg.end = off;
   }
 
   private async loadSnapshot(note: (line: string) => void): Promise<Snapshot | null> {
@@ -543,11 +606,12 @@ function decodeSnapshotSafe(buf: Buffer): Snapshot | string {
   }
 }
 
-async function truncateTail(path: string, length: number): Promise<void> {
+/** Overwrites [from, to) of the file with zeros, durably; the file keeps its size (and its allocation). */
+async function zeroRange(path: string, from: number, to: number): Promise<void> {
   const fh = await open(path, "r+");
   try {
-    await fh.truncate(length);
-    await fh.sync();
+    await zeroFill(fh, from, to);
+    await fh.datasync();
   } finally {
     await fh.close();
   }

@@ -1,0 +1,534 @@
+// HTTP/1.1 on Bun's TCP sockets, for the compiled binary: Bun's node:http layer (IncomingMessage and
+// ServerResponse streams) costs several times what the handlers do per request. This is the small part of
+// Go's net/http server etcd's clients rely on: keep-alive and pipelining (answered in order), Content-Length
+// and chunked request bodies, Expect: 100-continue, chunked answers when the handler sets no Content-Length,
+// "Connection: close" after Go's extra headers, and Go's 400/431 answers to requests it cannot parse. The
+// handlers write the headers in wire order; nothing here reorders them or adds any but the framing ones.
+import { STATUS_CODES } from "node:http";
+import type { Socket, TCPSocketListener } from "bun";
+import { MAX_FORM_BYTES } from "./params.ts";
+import type { BodyResult, HttpRequest, HttpResponse } from "./types.ts";
+
+/** Go's DefaultMaxHeaderBytes plus the slack its reader allows. */
+const MAX_HEADER_BYTES = (1 << 20) + 4096;
+/** Bodies are buffered up to the largest limit any handler reads with (Go's maxFormSize). */
+const MAX_BODY_BYTES = MAX_FORM_BYTES;
+
+const BAD_REQUEST =
+  "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request";
+const HEADERS_TOO_LARGE =
+  "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large";
+
+type Handler = (req: HttpRequest, res: HttpResponse) => void;
+
+export interface RawHttpApi {
+  address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+export function startRawHttp(
+  host: string,
+  port: number,
+  handle: Handler,
+  log: (l: string) => void,
+): Promise<RawHttpApi> {
+  const conns = new Set<Conn>();
+  const listener: TCPSocketListener<Conn | undefined> = Bun.listen<Conn | undefined>({
+    hostname: host,
+    port,
+    allowHalfOpen: true,
+    data: undefined,
+    socket: {
+      open(socket) {
+        socket.setNoDelay(true);
+        const c = new Conn(socket, handle, log);
+        socket.data = c;
+        conns.add(c);
+      },
+      data(socket, chunk) {
+        socket.data?.onData(chunk);
+      },
+      drain(socket) {
+        socket.data?.onDrain();
+      },
+      end(socket) {
+        socket.data?.onEnd();
+      },
+      close(socket) {
+        const c = socket.data;
+        if (c) {
+          conns.delete(c);
+          c.onClose();
+        }
+      },
+      error(socket, e) {
+        log(`http: connection error: ${e.message}`);
+        socket.data?.onClose();
+      },
+    },
+  });
+  return Promise.resolve({
+    address: { host: listener.hostname, port: listener.port },
+    close: async () => {
+      listener.stop(true);
+      // Long polls never end by themselves; dropping their connections also frees their watchers.
+      for (const c of conns) c.destroy();
+      conns.clear();
+    },
+  });
+}
+
+enum State {
+  Head,
+  Body,
+  Chunked,
+  /** Input is ignored: the connection closes once the current answer is out. */
+  Drop,
+}
+
+class Conn {
+  private input: Buffer | null = null;
+  private state = State.Head;
+  private busy = false;
+  private closed = false;
+  private peerEnded = false;
+  private out: Buffer[] = [];
+  private current: Exchange | null = null;
+  // The request being read.
+  private pending: Exchange | null = null;
+  private remaining = 0;
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private chunkTrailers = false;
+
+  constructor(
+    private readonly socket: Socket<Conn | undefined>,
+    private readonly handle: Handler,
+    private readonly log: (l: string) => void,
+  ) {}
+
+  onData(chunk: Buffer): void {
+    if (this.closed || this.state === State.Drop) return;
+    this.input = this.input === null || this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
+    this.pump();
+  }
+
+  onDrain(): void {
+    while (this.out.length > 0 && !this.closed) {
+      const b = this.out[0] as Buffer;
+      const n = this.socket.write(b);
+      if (n < b.length) {
+        if (n > 0) this.out[0] = b.subarray(n);
+        return;
+      }
+      this.out.shift();
+    }
+    if (this.out.length === 0 && this.closeWhenFlushed) this.socket.end();
+  }
+
+  /** The client closed its side: finish what is in hand (a long poll ends now), then close. */
+  onEnd(): void {
+    this.peerEnded = true;
+    const cur = this.current;
+    if (cur === null) this.destroy();
+    else if (cur.res.streaming) this.destroy();
+  }
+
+  onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.out = [];
+    const cur = this.current;
+    this.current = null;
+    cur?.res.closed();
+  }
+
+  destroy(): void {
+    if (!this.closed) this.socket.end();
+    this.onClose();
+  }
+
+  private closeWhenFlushed = false;
+
+  /** Sends bytes in order, queueing what the socket does not take now. */
+  send(data: string | Buffer): void {
+    if (this.closed) return;
+    if (this.out.length > 0) {
+      this.out.push(typeof data === "string" ? Buffer.from(data, "utf8") : data);
+      return;
+    }
+    const n = this.socket.write(data);
+    const len = typeof data === "string" ? Buffer.byteLength(data) : data.length;
+    if (n < len) {
+      const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+      this.out.push(buf.subarray(Math.max(n, 0)));
+    }
+  }
+
+  private fail(answer: string): void {
+    this.state = State.Drop;
+    this.input = null;
+    this.send(answer);
+    this.endAfterFlush();
+  }
+
+  private endAfterFlush(): void {
+    if (this.out.length === 0) this.socket.end();
+    else this.closeWhenFlushed = true;
+  }
+
+  /** Called by the exchange when its answer is complete. */
+  done(ex: Exchange): void {
+    if (this.current !== ex) return;
+    this.current = null;
+    this.busy = false;
+    if (ex.closeAfter || this.peerEnded) {
+      this.state = State.Drop;
+      this.input = null;
+      this.endAfterFlush();
+      return;
+    }
+    if (this.input !== null && this.input.length > 0) queueMicrotask(() => this.pump());
+  }
+
+  private pump(): void {
+    while (!this.busy && !this.closed && this.input !== null && this.input.length > 0) {
+      if (this.state === State.Head) {
+        if (!this.readHead()) return;
+      } else if (this.state === State.Body) {
+        const input = this.input;
+        const take = Math.min(this.remaining, input.length);
+        this.addBody(input.subarray(0, take));
+        this.input = take === input.length ? null : input.subarray(take);
+        this.remaining -= take;
+        if (this.state !== State.Body) return;
+        if (this.remaining === 0) this.dispatch();
+      } else if (this.state === State.Chunked) {
+        if (!this.readChunk()) return;
+      } else return;
+    }
+  }
+
+  private addBody(b: Buffer): void {
+    if (b.length === 0) return;
+    this.size += b.length;
+    if (this.size > MAX_BODY_BYTES) {
+      // Given up without buffering the rest; the connection cannot be reused.
+      const ex = this.pending as Exchange;
+      ex.tooLarge = true;
+      ex.closeAfter = true;
+      this.chunks = [];
+      this.dispatch();
+      this.state = State.Drop;
+      this.input = null;
+      return;
+    }
+    this.chunks.push(b);
+  }
+
+  /** Parses a request head; false when more input is needed (or the connection failed). */
+  private readHead(): boolean {
+    let input = this.input as Buffer;
+    // Go and Node skip empty lines before a request line.
+    let skip = 0;
+    while (skip < input.length && (input[skip] === 13 || input[skip] === 10)) skip++;
+    if (skip > 0) {
+      input = input.subarray(skip);
+      this.input = input;
+      if (input.length === 0) return false;
+    }
+    const end = input.indexOf("\r\n\r\n");
+    if (end < 0) {
+      if (input.length > MAX_HEADER_BYTES) this.fail(HEADERS_TOO_LARGE);
+      return false;
+    }
+    if (end > MAX_HEADER_BYTES) {
+      this.fail(HEADERS_TOO_LARGE);
+      return false;
+    }
+    const head = input.toString("utf8", 0, end);
+    this.input = end + 4 === input.length ? null : input.subarray(end + 4);
+    const lines = head.split("\r\n");
+    const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.(\d)$/.exec(lines[0] as string);
+    if (!m) {
+      this.fail(BAD_REQUEST);
+      return false;
+    }
+    const headers = new Map<string, string>();
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i] as string;
+      const colon = line.indexOf(":");
+      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
+        this.fail(BAD_REQUEST);
+        return false;
+      }
+      const name = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      const prev = headers.get(name);
+      if (prev !== undefined && name === "content-length" && prev !== value) {
+        this.fail(BAD_REQUEST);
+        return false;
+      }
+      headers.set(name, prev === undefined || name === "content-length" ? value : `${prev}, ${value}`);
+    }
+    const http10 = m[3] === "0";
+    const connection = (headers.get("connection") ?? "").toLowerCase();
+    const ex = new Exchange(this, m[1] as string, m[2] as string, headers, http10);
+    ex.closeAfter = http10 ? true : /(^|,)\s*close\s*(,|$)/.test(connection);
+    ex.requestedClose = !http10 && ex.closeAfter;
+    this.pending = ex;
+    this.chunks = [];
+    this.size = 0;
+
+    const te = headers.get("transfer-encoding");
+    const cl = headers.get("content-length");
+    // Go answers 100 Continue when the handler reads the body; every handler that gets one reads it.
+    if (
+      !http10 &&
+      (te !== undefined || (cl !== undefined && cl !== "0")) &&
+      (headers.get("expect") ?? "").toLowerCase() === "100-continue"
+    )
+      this.send("HTTP/1.1 100 Continue\r\n\r\n");
+    let bodyExpected = false;
+    if (te !== undefined) {
+      if (te.toLowerCase() !== "chunked") {
+        this.fail(BAD_REQUEST);
+        return false;
+      }
+      this.state = State.Chunked;
+      this.remaining = -1;
+      this.chunkTrailers = false;
+      bodyExpected = true;
+    } else if (cl !== undefined && cl !== "") {
+      if (!/^\d+$/.test(cl)) {
+        this.fail(BAD_REQUEST);
+        return false;
+      }
+      const n = Number(cl);
+      if (n > MAX_BODY_BYTES) {
+        ex.tooLarge = true;
+        ex.closeAfter = true;
+        this.state = State.Drop;
+        this.input = null;
+        this.dispatch();
+        return false;
+      }
+      this.remaining = n;
+      this.state = n > 0 ? State.Body : State.Head;
+      bodyExpected = n > 0;
+    }
+    if (!bodyExpected) this.dispatch();
+    return true;
+  }
+
+  /** One step of a chunked request body; false when more input is needed. */
+  private readChunk(): boolean {
+    const input = this.input as Buffer;
+    const nl = input.indexOf("\r\n");
+    if (this.remaining < 0 || this.chunkTrailers) {
+      if (nl < 0) {
+        if (input.length > 4096) this.fail(BAD_REQUEST);
+        return false;
+      }
+      const line = input.toString("latin1", 0, nl);
+      this.input = nl + 2 === input.length ? null : input.subarray(nl + 2);
+      if (this.chunkTrailers) {
+        if (line === "") {
+          this.state = State.Head;
+          this.dispatch();
+        }
+        return true;
+      }
+      const hex = (line.split(";")[0] ?? "").trim();
+      if (!/^[0-9a-fA-F]{1,15}$/.test(hex)) {
+        this.fail(BAD_REQUEST);
+        return false;
+      }
+      const n = Number.parseInt(hex, 16);
+      if (n === 0) this.chunkTrailers = true;
+      else this.remaining = n;
+      return true;
+    }
+    // Chunk data, then its CRLF.
+    if (input.length < this.remaining + 2) {
+      if (this.remaining > 0 && input.length > 0) {
+        const take = Math.min(this.remaining, input.length);
+        this.addBody(input.subarray(0, take));
+        this.remaining -= take;
+        this.input = take === input.length ? null : input.subarray(take);
+        return this.state === State.Chunked && this.input !== null && this.input.length >= 2;
+      }
+      return false;
+    }
+    this.addBody(input.subarray(0, this.remaining));
+    if (this.state !== State.Chunked) return false;
+    if (input[this.remaining] !== 13 || input[this.remaining + 1] !== 10) {
+      this.fail(BAD_REQUEST);
+      return false;
+    }
+    const rest = this.remaining + 2;
+    this.input = rest === input.length ? null : input.subarray(rest);
+    this.remaining = -1;
+    return true;
+  }
+
+  private dispatch(): void {
+    const ex = this.pending as Exchange;
+    this.pending = null;
+    if (this.state === State.Body || this.state === State.Chunked) this.state = State.Head;
+    ex.body = this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+    this.chunks = [];
+    this.size = 0;
+    this.busy = true;
+    this.current = ex;
+    try {
+      this.handle(ex, ex.res);
+    } catch (e) {
+      this.log(`http: handler failed: ${(e as Error).message}`);
+      this.destroy();
+    }
+  }
+}
+
+class Exchange implements HttpRequest {
+  body: Buffer = Buffer.alloc(0);
+  tooLarge = false;
+  closeAfter = false;
+  /** The client asked for Connection: close (Go then says so in the answer). */
+  requestedClose = false;
+  readonly res: RawResponse;
+
+  constructor(
+    readonly conn: Conn,
+    readonly method: string,
+    readonly url: string,
+    private readonly headers: Map<string, string>,
+    readonly http10: boolean,
+  ) {
+    this.res = new RawResponse(this);
+  }
+
+  header(name: string): string | undefined {
+    return this.headers.get(name);
+  }
+
+  readBody(limit: number): Promise<BodyResult> {
+    if (this.tooLarge || this.body.length > limit) return Promise.resolve({ ok: false, tooLarge: true });
+    return Promise.resolve({ ok: true, body: this.body });
+  }
+
+  discard(): void {}
+}
+
+class RawResponse implements HttpResponse {
+  headersSent = false;
+  finished = false;
+  /** Headers flushed ahead of a body that follows later (long polls). */
+  streaming = false;
+  private head = "";
+  private chunked = false;
+  private noBody = false;
+  private headWritten = false;
+  private closeFns: (() => void)[] | null = [];
+
+  constructor(private readonly ex: Exchange) {}
+
+  writeHead(status: number, raw: string[]): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    const ex = this.ex;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "status code"}\r\n`;
+    let hasLength = false;
+    let hasConnection = false;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i] as string;
+      const value = raw[i + 1] as string;
+      head += `${name}: ${value}\r\n`;
+      if (name.length === 14 && name.toLowerCase() === "content-length") hasLength = true;
+      else if (name.length === 10 && name.toLowerCase() === "connection") {
+        hasConnection = true;
+        if (/close/i.test(value)) ex.closeAfter = true;
+      }
+    }
+    const bodyAllowed = status >= 200 && status !== 204 && status !== 304;
+    this.noBody = !bodyAllowed || ex.method === "HEAD";
+    if (!hasLength && !this.noBody) {
+      // HTTP/1.0 has no chunking: the end of the connection ends the body.
+      if (ex.http10) ex.closeAfter = true;
+      else this.chunked = true;
+    }
+    if (ex.requestedClose && !hasConnection) head += "Connection: close\r\n";
+    if (this.chunked) head += "Transfer-Encoding: chunked\r\n";
+    this.head = `${head}\r\n`;
+  }
+
+  flushHeaders(): void {
+    if (!this.headersSent) this.writeHead(200, []);
+    this.streaming = true;
+    if (this.headWritten) return;
+    this.headWritten = true;
+    this.ex.conn.send(this.head);
+  }
+
+  write(chunk: string): void {
+    if (this.finished) return;
+    if (!this.headersSent) this.writeHead(200, []);
+    let data = "";
+    if (!this.headWritten) {
+      this.headWritten = true;
+      data = this.head;
+    }
+    if (!this.noBody && chunk.length > 0) {
+      data += this.chunked ? `${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n` : chunk;
+    }
+    if (data !== "") this.ex.conn.send(data);
+  }
+
+  end(body?: Buffer | string): void {
+    if (this.finished) return;
+    if (!this.headersSent) this.writeHead(200, []);
+    this.finished = true;
+    const conn = this.ex.conn;
+    const head = this.headWritten ? "" : this.head;
+    this.headWritten = true;
+    const len = body === undefined ? 0 : typeof body === "string" ? Buffer.byteLength(body) : body.length;
+    if (this.noBody || len === 0) {
+      const tail = this.chunked ? "0\r\n\r\n" : "";
+      if (head + tail !== "") conn.send(head + tail);
+    } else if (typeof body === "string") {
+      conn.send(this.chunked ? `${head}${len.toString(16)}\r\n${body}\r\n0\r\n\r\n` : head + body);
+    } else if (body !== undefined) {
+      if (this.chunked)
+        conn.send(
+          Buffer.concat([Buffer.from(`${head}${len.toString(16)}\r\n`), body, Buffer.from("\r\n0\r\n\r\n")]),
+        );
+      else if (head === "") conn.send(body);
+      else conn.send(Buffer.concat([Buffer.from(head, "utf8"), body]));
+    }
+    conn.done(this.ex);
+    this.closed();
+  }
+
+  onClose(fn: () => void): void {
+    if (this.closeFns === null) fn();
+    else this.closeFns.push(fn);
+  }
+
+  /** The answer is complete or the client went away: run the close callbacks once. */
+  closed(): void {
+    const fns = this.closeFns;
+    if (fns === null) return;
+    this.closeFns = null;
+    for (const fn of fns) {
+      try {
+        fn();
+      } catch {
+        // a callback's failure must not keep the others from running
+      }
+    }
+  }
+
+  destroy(): void {
+    this.ex.conn.destroy();
+  }
+}
