@@ -27,7 +27,11 @@ describe("frame decoder", () => {
   it("decodes any value it encoded, whatever the chunking", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.jsonValue(), { minLength: 1, maxLength: 5 }),
+        // msgpackr renames a "__proto__" key on decode (against prototype pollution): left out of the round trip.
+        fc.array(
+          fc.jsonValue().filter((v) => !JSON.stringify(v).includes('"__proto__"')),
+          { minLength: 1, maxLength: 5 },
+        ),
         fc.integer({ min: 1, max: 7 }),
         (values, step) => {
           const bytes = Buffer.concat(values.map((v) => encodeFrame(v)));
