@@ -5,10 +5,10 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BerthClient } from "../src/client/client.ts";
+import { freePort } from "../test/support/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BERTH = join(ROOT, "dist/berth");
@@ -78,17 +78,6 @@ function ensureBerth(): void {
 
 // ---------------------------------------------------------------------------------------------------------------
 // processes
-
-async function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
 
 const started = new Set<ChildProcess>();
 let exitHookInstalled = false;

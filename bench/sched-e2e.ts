@@ -7,11 +7,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BerthClient } from "../src/client/client.ts";
 import type { UnitInfo } from "../src/client/protocol.ts";
+import { freePort, waitFor } from "../test/support/processes.ts";
 
 const BINARY = process.env.BERTH_BINARY ?? resolve(import.meta.dirname, "../dist/berth");
 const TEMPLATE = "bench@.service";
@@ -68,38 +68,7 @@ interface BenchNode {
   proc: ChildProcess | null;
 }
 
-async function freePort(host: string): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | null | undefined | false>,
-  timeoutMs: number,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v as T;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`${what}: not done after ${timeoutMs} ms${last ? ` (${(last as Error).message})` : ""}`);
-}
 
 class BenchCluster {
   readonly dir = mkdtempSync(join(tmpdir(), "berth-bench-sched-"));
@@ -171,7 +140,7 @@ class BenchCluster {
 
   /** The leader every live node agrees on. */
   async leader(timeoutMs = 30_000): Promise<string> {
-    return until(
+    return waitFor(
       "a leader agreed on by the live nodes",
       async () => {
         const seen = new Set<string | null>();
@@ -282,7 +251,7 @@ async function killAndMeasure(c: BenchCluster, victimName: string): Promise<Sche
   await c.kill(c.node(victimName), "SIGKILL");
   const done = new Map<string, number>();
   // Poll the survivors (no leader for a while after a leader kill: errors are retried).
-  await until(
+  await waitFor(
     `units of ${victimName} launched elsewhere`,
     async () => {
       const cl = await c.client(survivors, 2000);
@@ -352,7 +321,7 @@ export async function benchSchedE2E(
     await c.leader();
     const cl = await c.client();
     try {
-      await until(
+      await waitFor(
         "3 machines up",
         async () => (await cl.call("machines.list", {})).filter((m) => m.state === "up").length === 3,
         30_000,
@@ -459,7 +428,7 @@ export async function benchSchedE2E(
         c.spawn(c.node(follower));
         const back = await c.client();
         try {
-          await until(
+          await waitFor(
             "restarted machine up",
             async () => (await back.call("machines.list", {})).every((m) => m.state === "up"),
             60_000,

@@ -4,11 +4,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { PeerNetwork } from "../../src/chaos/proxy.ts";
 import { BerthClient } from "../../src/client/client.ts";
+import { freePort, killUnitProcesses } from "../support/processes.ts";
 
 export const BINARY = resolve(import.meta.dirname, "../../dist/berth");
 
@@ -22,17 +22,6 @@ process.on("exit", () => {
   }
 });
 
-async function freePort(host: string): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
-
 export interface ChaosNode {
   name: string;
   host: string;
@@ -42,19 +31,6 @@ export interface ChaosNode {
   logFile: string;
   proc: ChildProcess | null;
   paused: boolean;
-}
-
-/** Unit processes outlive a SIGKILLed node (own process groups); the agent records them in its data dir. */
-export function killUnitProcesses(dataDir: string): void {
-  const file = join(dataDir, "agent", "process-groups.json");
-  if (!existsSync(file)) return;
-  try {
-    for (const pgid of Object.keys(JSON.parse(readFileSync(file, "utf8")) as object)) {
-      try {
-        process.kill(-Number(pgid), "SIGKILL");
-      } catch {}
-    }
-  } catch {}
 }
 
 export class ChaosCluster {
