@@ -87,31 +87,28 @@ With --learner it stays a non-voting member (it follows the log and runs units).
     }),
 };
 
-const promote: Command = {
-  name: "promote",
-  summary: "make a learner a voting member",
-  usage: "NAME",
-  flags: CLIENT_FLAGS,
-  run: (parsed) =>
-    withClient(parsed.flags, async (ctx) => {
-      const [name] = positional(parsed, ["NAME"]);
-      printMembers(await ctx.client.call("cluster.promote", { name: name! }), ctx);
-      return EXIT.ok;
-    }),
-};
+/** A membership change by member name: the answer is the new member list. */
+function memberChange(name: string, summary: string, method: "cluster.promote" | "cluster.remove"): Command {
+  return {
+    name,
+    summary,
+    usage: "NAME",
+    flags: CLIENT_FLAGS,
+    run: (parsed) =>
+      withClient(parsed.flags, async (ctx) => {
+        const [member] = positional(parsed, ["NAME"]);
+        printMembers(await ctx.client.call(method, { name: member! }), ctx);
+        return EXIT.ok;
+      }),
+  };
+}
 
-const remove: Command = {
-  name: "remove",
-  summary: "remove a member (a leader that removes itself steps down first)",
-  usage: "NAME",
-  flags: CLIENT_FLAGS,
-  run: (parsed) =>
-    withClient(parsed.flags, async (ctx) => {
-      const [name] = positional(parsed, ["NAME"]);
-      printMembers(await ctx.client.call("cluster.remove", { name: name! }), ctx);
-      return EXIT.ok;
-    }),
-};
+const promote = memberChange("promote", "make a learner a voting member", "cluster.promote");
+const remove = memberChange(
+  "remove",
+  "remove a member (a leader that removes itself steps down first)",
+  "cluster.remove",
+);
 
 const status: Command = {
   name: "status",
