@@ -1,8 +1,9 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
-// Usage: bun bench/run.ts [raft] [placement] [etcd] [sched] [--seconds N] [--units N]
+// Usage: bun bench/run.ts [raft] [placement] [etcd] [sched] [agent] [--seconds N] [--units N]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { benchAgent, formatAgent } from "./agent.ts";
 import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare } from "./etcd-compare.ts";
 import { measureFdatasync } from "./fsync.ts";
 import { benchPlacement } from "./placement.ts";
@@ -84,6 +85,16 @@ if (run("sched")) {
   );
   const r = await benchSchedE2E({ units, progress: (l) => console.error(`  [sched] ${l}`) });
   console.log(table(...formatSchedE2E(r)));
+}
+
+if (run("agent")) {
+  console.log(
+    "\nAgent: berth start -> ACTIVE=active and kill -9 -> restarted, 3 real nodes (dist/berth, defaults), " +
+      "container units on a private dockerd (network none)\n" +
+      "scheduled = the schedule record seen on a kv.watch; active = the agent's own `since` of ACTIVE=active\n",
+  );
+  const r = await benchAgent({ progress: (l) => console.error(`  [agent] ${l}`) });
+  console.log(table(...formatAgent(r)));
 }
 
 // The etcd comparison: run when asked for by name, or in the default run when etcd is installed or installable.

@@ -177,7 +177,10 @@ describe("a real node under fuzzed input", () => {
         query,
         async (method, p, q, form) => {
           const qs = q.map(([k, v]) => `${k}=${v}`).join("&");
-          const isWait = q.some(([k, v]) => k === "wait" && v === "true");
+          // etcd reads wait with Go's strconv.ParseBool: any of these is a long poll.
+          const isWait =
+            (method === "GET" || method === "HEAD") &&
+            q.some(([k, v]) => k === "wait" && ["1", "t", "T", "TRUE", "true", "True"].includes(v));
           const url = `${base}${p.replace(/[#?]/g, "_")}${qs ? `?${qs}` : ""}`;
           const ctl = new AbortController();
           const timer = setTimeout(() => ctl.abort(), isWait ? 200 : 5000);

@@ -648,6 +648,23 @@ describe("reconcile: properties", () => {
     );
   });
 
+  it("names the same blocker with and without the index (found by the property above)", () => {
+    const x = (over: Partial<XFleetOptions>): XFleetOptions => ({ ...EMPTY_XFLEET, ...over });
+    const input = {
+      machines: [{ id: "m1", metadata: { region: "r1" } }],
+      units: [
+        { name: "web@2.service", desired: "launched" as const, xfleet: x({ conflicts: ["?.service"], global: true }) },
+        { name: "f.service", desired: "launched" as const, xfleet: x({ global: true }) },
+        { name: "a.service", desired: "launched" as const, xfleet: x({}) },
+      ],
+      current: [],
+    };
+    expect(reconcile(input).unplaceable).toEqual([
+      { unit: "web@2.service", reason: "conflicts with a.service on every candidate machine" },
+    ]);
+    expect(reconcile(input, { conflictIndexLimit: 0 })).toEqual(reconcile(input));
+  });
+
   it("does not mutate its input", () => {
     fc.assert(
       fc.property(inputArb, (input) => {

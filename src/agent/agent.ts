@@ -3,6 +3,21 @@
 // reconcile() only records what is wanted; a per-unit driver then converges one step at a time (stop the old
 // hash, load the new one, start or stop it), so a burst of reconcile calls never races two runners of the same
 // unit against each other.
+//
+// Dependencies between the units of this machine (systemd.unit(5), see deps.ts and the Dependencies section below):
+//   After=B / B's Before=A  A starts once B's start finished (active; a oneshot B: ran successfully), and when both
+//                           stop, A stops first.
+//   Requires=B / BindsTo=B  B is started along with A (even when B itself is only "loaded"; it stops again when no
+//                           launched unit needs it). If B fails (to load, to start, or later), A does not start: it
+//                           is failed with result "dependency". If B stops, fails or restarts while A runs, A is
+//                           stopped too (first, when A is after B). Unlike systemd, whose job would be over, A starts
+//                           again once B is active again: the desired state still says A should run.
+//   Wants=B                 B is started along with A; what becomes of B does not affect A.
+// Only units present on this machine (in the last reconcile) count: a reference to anything else — a system unit
+// Berth does not manage (After=docker.service, Requires=network-online.target), or a Berth unit scheduled elsewhere
+// — is ignored rather than failed or waited on, since the agent has no way to tell the two apart or to start either.
+// An ordering cycle among units to be started is refused: each unit of it is failed with "ordering cycle: a → b → a"
+// and never started (systemd would break the cycle by dropping a job at random); the others proceed.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseUnitFile, UnitFileError, UnitNameError } from "../sched/unit-file.ts";
@@ -13,9 +28,17 @@ import {
   DEFAULT_DOCKER_SOCKET,
   sweepContainers,
 } from "./container-runner.ts";
+import { noDeps, type UnitDeps, unitDepsOf } from "./deps.ts";
 import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
-import { BrokenUnit, type RunnerContext, ServiceRunner, type UnitRunner, type UnitState } from "./runner.ts";
+import {
+  type ActiveState,
+  BrokenUnit,
+  type RunnerContext,
+  ServiceRunner,
+  type UnitRunner,
+  type UnitState,
+} from "./runner.ts";
 import { loadServiceConfig, unitKindOf } from "./service-config.ts";
 
 export type { JournalLine } from "./journal.ts";
@@ -48,7 +71,41 @@ interface Slot {
   driving: boolean;
   dirty: boolean;
   idle: Promise<void>;
+  /** The [Unit] dependencies of `want` (of the last want once the unit is being removed). */
+  deps: UnitDeps;
+  depsKey: string | null;
+  /** What the dependencies make of the unit while its runner is not running: waiting, or failed. */
+  overlay: Overlay | null;
+  /** Bumped each time the unit leaves "active": units that require it and started before stop. */
+  downSeq: number;
+  lastActive: ActiveState | null;
+  /** The downSeq of each required unit when this one was last started. */
+  seen: Map<string, number>;
+  kicked: boolean;
 }
+
+type Overlay = { kind: "waiting"; on: string[] } | { kind: "failed"; reason: string; since?: number };
+
+/** The dependency graph between the units present on this machine, rebuilt on every reconcile. */
+interface Graph {
+  /** A → the units A starts after (After=, and Before= of the others). */
+  after: Map<string, string[]>;
+  /** B → the units that start after B. */
+  afterRev: Map<string, string[]>;
+  /** A → the units it requires (Requires=, BindsTo=); only units still wanted here. */
+  requires: Map<string, string[]>;
+  requiredBy: Map<string, string[]>;
+  /** The units to be started: launched ones and everything they require or want, transitively. */
+  launch: Set<string>;
+  /** Units in an ordering cycle among those to be started → the cycle. */
+  cycle: Map<string, string>;
+  /** Each unit in an ordering cycle of the whole graph → its cycle's id (stop order ignores those edges). */
+  scc: Map<string, number>;
+}
+
+type DepStatus = "ok" | "pending" | "down" | { failed: string };
+
+const EMPTY: readonly string[] = [];
 
 export class Agent {
   readonly journalStore: Journal;
@@ -56,6 +113,15 @@ export class Agent {
   private readonly logger: (l: string) => void;
   private readonly now: () => number;
   private readonly slots = new Map<string, Slot>();
+  private graph: Graph = {
+    after: new Map(),
+    afterRev: new Map(),
+    requires: new Map(),
+    requiredBy: new Map(),
+    launch: new Set(),
+    cycle: new Map(),
+    scc: new Map(),
+  };
   private readonly listeners: ((s: UnitState) => void)[] = [];
   private closed = false;
   private readonly groups: GroupRecord;
@@ -99,29 +165,53 @@ export class Agent {
           driving: false,
           dirty: false,
           idle: Promise.resolve(),
+          deps: noDeps(spec.name),
+          depsKey: null,
+          overlay: null,
+          downSeq: 0,
+          lastActive: null,
+          seen: new Map(),
+          kicked: false,
         };
         this.slots.set(spec.name, slot);
       }
       slot.want = spec;
-      this.drive(slot);
+      const key = `${spec.hash}\n${spec.text}`;
+      if (slot.depsKey !== key) {
+        slot.depsKey = key;
+        slot.deps =
+          typeof spec.text === "string"
+            ? unitDepsOf(spec.name, spec.text, {
+                hostname: this.opts.hostname,
+                machineId: this.opts.machineId,
+              })
+            : noDeps(spec.name);
+        for (const w of slot.deps.warnings) this.logger(`${spec.name}: ${w}`);
+      }
     }
+    const gone: Slot[] = [];
     for (const slot of this.slots.values()) {
       if (!seen.has(slot.name) && slot.want !== null) {
         slot.want = null;
-        this.drive(slot);
+        gone.push(slot);
       }
     }
+    this.rebuildGraph();
+    for (const name of seen) this.drive(this.slots.get(name)!);
+    for (const slot of gone) this.drive(slot);
   }
 
   states(): UnitState[] {
     const out: UnitState[] = [];
-    for (const slot of this.slots.values()) if (slot.runner !== null) out.push(slot.runner.state());
+    for (const slot of this.slots.values())
+      if (slot.runner !== null) out.push(this.view(slot, slot.runner.state()));
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** One unit's state (cheaper than states() when the agent runs many units). */
   state(name: string): UnitState | null {
-    return this.slots.get(name)?.runner?.state() ?? null;
+    const slot = this.slots.get(name);
+    return slot?.runner ? this.view(slot, slot.runner.state()) : null;
   }
 
   onStateChange(cb: (s: UnitState) => void): void {
@@ -141,9 +231,10 @@ export class Agent {
     this.closed = true;
     for (const slot of this.slots.values()) {
       if (slot.want !== null) slot.want = { ...slot.want, desired: "loaded" };
-      this.drive(slot);
     }
-    await Promise.all([...this.slots.values()].map((s) => s.idle));
+    this.rebuildGraph();
+    for (const slot of this.slots.values()) this.drive(slot);
+    await this.settled();
     // A runner may have been mid-start when the drivers finished: make sure nothing is left.
     await Promise.all([...this.slots.values()].map((s) => s.runner?.stop()));
     this.journalStore.flush();
@@ -151,7 +242,15 @@ export class Agent {
 
   /** Resolves once every unit has converged on what the last reconcile asked for (for tests and shutdown). */
   async settled(): Promise<void> {
-    await Promise.all([...this.slots.values()].map((s) => s.idle));
+    // A unit waiting for another (to start, or to stop first) is driven again when that one changes: settled once
+    // no driver runs and no such wake-up is pending.
+    for (;;) {
+      await Promise.all([...this.slots.values()].map((s) => s.idle));
+      await new Promise<void>((r) => setImmediate(r));
+      let busy = false;
+      for (const s of this.slots.values()) if (s.driving || s.kicked) busy = true;
+      if (!busy) return;
+    }
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -208,6 +307,8 @@ export class Agent {
     const want = slot.want;
     const runner = slot.runner;
     if (runner !== null && (want === null || want.hash !== runner.hash)) {
+      if (this.stopBlocked(slot)) return;
+      slot.launched = false;
       await runner.stop();
       slot.runner = null;
       slot.launched = false;
@@ -223,26 +324,272 @@ export class Agent {
       return;
     }
     if (runner === null) {
-      slot.runner = this.load(want);
+      slot.overlay = null;
+      slot.lastActive = null;
+      slot.runner = this.load(want, slot);
       slot.launched = false;
-      this.emit(slot.runner.state());
+      this.emitSlot(slot, slot.runner.state());
     }
     const r = slot.runner!;
-    if (want.desired === "launched" && !slot.launched) {
+    const launch = this.graph.launch.has(slot.name);
+    if (launch && !slot.launched) {
+      const gate = this.startGate(slot);
+      if (gate !== null) {
+        this.setOverlay(slot, gate);
+        return;
+      }
+      this.setOverlay(slot, null);
+      slot.seen.clear();
+      for (const b of this.graph.requires.get(slot.name) ?? EMPTY) {
+        const bs = this.present(b);
+        if (bs !== undefined) slot.seen.set(b, bs.downSeq);
+      }
       slot.launched = true;
       r.start();
-    } else if (want.desired === "loaded" && slot.launched) {
+    } else if (slot.launched && (!launch || this.mustStop(slot))) {
+      if (this.stopBlocked(slot)) return;
       slot.launched = false;
       await r.stop();
+      // Stopped for a dependency: wait for it (or fail) and start again when it is back.
+      if (this.graph.launch.has(slot.name)) slot.dirty = true;
+    } else if (!launch) this.setOverlay(slot, null);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Dependencies
+
+  /** A unit that the last reconcile put on this machine, or undefined (references to others are ignored). */
+  private present(name: string): Slot | undefined {
+    const s = this.slots.get(name);
+    return s !== undefined && s.want !== null ? s : undefined;
+  }
+
+  private rebuildGraph(): void {
+    const after = new Map<string, string[]>();
+    const afterRev = new Map<string, string[]>();
+    const requires = new Map<string, string[]>();
+    const requiredBy = new Map<string, string[]>();
+    const pulls = new Map<string, string[]>();
+    const add = (m: Map<string, string[]>, k: string, v: string): void => {
+      const l = m.get(k);
+      if (l === undefined) m.set(k, [v]);
+      else if (!l.includes(v)) l.push(v);
+    };
+    for (const slot of this.slots.values()) {
+      const a = slot.name;
+      // Ordering also counts for units on their way out: they stop in order too.
+      for (const b of slot.deps.after) {
+        if (b !== a && this.slots.has(b)) {
+          add(after, a, b);
+          add(afterRev, b, a);
+        }
+      }
+      for (const b of slot.deps.before) {
+        if (b !== a && this.slots.has(b)) {
+          add(after, b, a);
+          add(afterRev, a, b);
+        }
+      }
+      if (slot.want === null) continue;
+      for (const b of slot.deps.requires) {
+        if (b === a || this.present(b) === undefined) continue;
+        add(requires, a, b);
+        add(requiredBy, b, a);
+        add(pulls, a, b);
+      }
+      for (const b of slot.deps.wants) if (b !== a && this.present(b) !== undefined) add(pulls, a, b);
+    }
+    const launch = new Set<string>();
+    const todo: string[] = [];
+    if (!this.closed) {
+      for (const slot of this.slots.values()) {
+        if (slot.want?.desired === "launched") {
+          launch.add(slot.name);
+          todo.push(slot.name);
+        }
+      }
+    }
+    while (todo.length > 0) {
+      for (const b of pulls.get(todo.pop()!) ?? EMPTY) {
+        if (!launch.has(b)) {
+          launch.add(b);
+          todo.push(b);
+        }
+      }
+    }
+    const cycle = new Map<string, string>();
+    const inLaunch = (n: string): string[] => (after.get(n) ?? EMPTY).filter((b) => launch.has(b));
+    for (const comp of cycles(launch, inLaunch)) {
+      const set = new Set(comp);
+      for (const n of comp) cycle.set(n, cyclePath(n, set, inLaunch).join(" → "));
+    }
+    const scc = new Map<string, number>();
+    cycles(this.slots.keys(), (n) => after.get(n) ?? EMPTY).forEach((comp, i) => {
+      for (const n of comp) scc.set(n, i);
+    });
+    this.graph = { after, afterRev, requires, requiredBy, launch, cycle, scc };
+  }
+
+  /** What a unit that `name` depends on is up to, from the dependent's point of view. */
+  private depStatus(name: string): DepStatus {
+    const b = this.present(name);
+    if (b === undefined) return "ok";
+    if (b.runner === null || b.runner.hash !== b.want!.hash) return "pending";
+    const st = b.runner.state();
+    if (st.load === "error") return { failed: `${name} failed to load: ${st.error ?? "unknown error"}` };
+    if (b.overlay?.kind === "failed") return { failed: `${name}: ${b.overlay.reason}` };
+    if (!b.launched) return this.graph.launch.has(name) ? "pending" : "down";
+    switch (st.active) {
+      case "active":
+        return "ok";
+      case "activating":
+      case "deactivating":
+        return "pending";
+      case "failed":
+        return { failed: `${name} failed (${st.sub})` };
+      default:
+        return b.deps.oneshot ? "ok" : "down";
     }
   }
 
-  private load(spec: UnitSpec): UnitRunner {
+  /** null when the unit may start now; otherwise what it waits for, or why it cannot start. */
+  private startGate(slot: Slot): Overlay | null {
+    const name = slot.name;
+    const cyc = this.graph.cycle.get(name);
+    if (cyc !== undefined) return { kind: "failed", reason: `ordering cycle: ${cyc}` };
+    const after = this.graph.after.get(name) ?? EMPTY;
+    const waiting: string[] = [];
+    for (const b of this.graph.requires.get(name) ?? EMPTY) {
+      const st = this.depStatus(b);
+      if (typeof st === "object") return { kind: "failed", reason: `dependency failed: ${st.failed}` };
+      if (st === "down" || (st === "pending" && after.includes(b))) waiting.push(b);
+    }
+    for (const b of after) {
+      if (!this.graph.launch.has(b) || this.graph.cycle.has(b) || waiting.includes(b)) continue;
+      if (this.depStatus(b) === "pending") waiting.push(b);
+    }
+    return waiting.length > 0 ? { kind: "waiting", on: waiting } : null;
+  }
+
+  /** Whether a launched unit has to stop: no longer wanted, replaced, or a unit it requires went (or goes) down. */
+  private mustStop(slot: Slot, visiting = new Set([slot.name])): boolean {
+    if (slot.want === null || slot.runner === null || slot.runner.hash !== slot.want.hash) return true;
+    if (!this.graph.launch.has(slot.name)) return true;
+    for (const b of this.graph.requires.get(slot.name) ?? EMPTY) {
+      const bs = this.present(b);
+      if (bs === undefined) continue;
+      const seen = slot.seen.get(b);
+      if (seen !== undefined && seen !== bs.downSeq) return true;
+      const st = this.depStatus(b);
+      if (st === "down" || typeof st === "object") return true;
+      if (this.goingDown(bs, visiting)) return true;
+    }
+    return false;
+  }
+
+  /** Whether a unit's runner runs and is about to be (or being) stopped. */
+  private goingDown(slot: Slot, visiting: Set<string>): boolean {
+    if (visiting.has(slot.name) || slot.runner === null) return false;
+    visiting.add(slot.name);
+    const a = slot.runner.state().active;
+    if (a !== "active" && a !== "activating" && a !== "deactivating") return false;
+    return !slot.launched || this.mustStop(slot, visiting);
+  }
+
+  /** Stop order: a unit waits while units ordered after it are still running and on their way down too. */
+  private stopBlocked(slot: Slot): boolean {
+    const mine = this.graph.scc.get(slot.name);
+    let blocked = false;
+    for (const x of this.graph.afterRev.get(slot.name) ?? EMPTY) {
+      if (mine !== undefined && this.graph.scc.get(x) === mine) continue;
+      const xs = this.slots.get(x);
+      if (xs === undefined || !this.goingDown(xs, new Set())) continue;
+      blocked = true;
+      this.kick(xs);
+    }
+    return blocked;
+  }
+
+  /** Drives a unit again soon (never re-entrantly from inside a state change). */
+  private kick(slot: Slot): void {
+    if (slot.kicked) return;
+    slot.kicked = true;
+    setImmediate(() => {
+      slot.kicked = false;
+      if (this.slots.get(slot.name) === slot) this.drive(slot);
+    });
+  }
+
+  private kickDependents(slot: Slot): void {
+    const g = this.graph;
+    for (const m of [g.afterRev, g.after, g.requiredBy]) {
+      for (const n of m.get(slot.name) ?? EMPTY) {
+        const s = this.slots.get(n);
+        if (s !== undefined) this.kick(s);
+      }
+    }
+  }
+
+  private emitSlot(slot: Slot, s: UnitState): void {
+    if (slot.lastActive === "active" && s.active !== "active") slot.downSeq++;
+    slot.lastActive = s.active;
+    this.emit(this.view(slot, s));
+    this.kickDependents(slot);
+  }
+
+  /** A unit's state as its runner reports it, with what its dependencies make of it while it does not run. */
+  private view(slot: Slot, s: UnitState): UnitState {
+    const o = slot.overlay;
+    if (o === null || (s.active !== "inactive" && s.active !== "failed")) return s;
+    if (o.kind === "waiting") return { ...s, waitingFor: [...o.on] };
+    const since = o.since ?? s.since;
+    return {
+      ...s,
+      active: "failed",
+      sub: "failed",
+      mainPid: null,
+      since,
+      result: "dependency",
+      error: o.reason,
+    };
+  }
+
+  private setOverlay(slot: Slot, o: Overlay | null): void {
+    const key = (x: Overlay | null): string =>
+      x === null ? "" : x.kind === "waiting" ? `w:${x.on.join(" ")}` : `f:${x.reason}`;
+    if (key(o) === key(slot.overlay)) return;
+    slot.overlay = o;
+    const name = slot.name;
+    if (o?.kind === "failed") {
+      o.since = this.now();
+      const log = (text: string): void => {
+        this.journalStore.append({ at: this.now(), unit: name, stream: "berth", text });
+        this.logger(text);
+      };
+      if (o.reason.startsWith("ordering cycle")) {
+        log(`${name}: Found ${o.reason}`);
+        log(`${name}: Job ${name}/start refused: ordering cycle (fix After=/Before= to start it).`);
+      } else {
+        log(`${name}: ${o.reason}`);
+        log(`Dependency failed for ${slot.deps.description}.`);
+        log(`${name}: Job ${name}/start failed with result 'dependency'.`);
+      }
+    } else if (o?.kind === "waiting") {
+      this.logger(`${name}: start waits for ${o.on.join(", ")}`);
+    }
+    if (slot.runner !== null) this.emit(this.view(slot, slot.runner.state()));
+    this.kickDependents(slot);
+  }
+
+  private load(spec: UnitSpec, slot: Slot): UnitRunner {
     const ctx: RunnerContext = {
       journal: this.journalStore,
       now: this.now,
       logger: this.logger,
-      onChange: (s) => this.emit(s),
+      onChange: (s) => {
+        if (slot.runner === null || slot.runner.hash === s.hash) this.emitSlot(slot, s);
+        else this.emit(s);
+      },
       groups: this.groups,
     };
     try {
@@ -276,4 +623,76 @@ export class Agent {
       return new BrokenUnit(spec.name, String(spec.hash), msg, this.now());
     }
   }
+}
+
+/** The strongly connected components with more than one unit (Tarjan's algorithm, iterative). */
+function cycles(nodes: Iterable<string>, edges: (n: string) => readonly string[]): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const onStack = new Set<string>();
+  const stack: string[] = [];
+  const out: string[][] = [];
+  let next = 0;
+  for (const root of nodes) {
+    if (index.has(root)) continue;
+    const work: { n: string; i: number }[] = [{ n: root, i: 0 }];
+    index.set(root, next);
+    low.set(root, next++);
+    stack.push(root);
+    onStack.add(root);
+    while (work.length > 0) {
+      const top = work[work.length - 1]!;
+      const succ = edges(top.n);
+      if (top.i < succ.length) {
+        const m = succ[top.i++]!;
+        if (!index.has(m)) {
+          index.set(m, next);
+          low.set(m, next++);
+          stack.push(m);
+          onStack.add(m);
+          work.push({ n: m, i: 0 });
+        } else if (onStack.has(m)) low.set(top.n, Math.min(low.get(top.n)!, index.get(m)!));
+        continue;
+      }
+      work.pop();
+      if (work.length > 0) {
+        const parent = work[work.length - 1]!.n;
+        low.set(parent, Math.min(low.get(parent)!, low.get(top.n)!));
+      }
+      if (low.get(top.n) === index.get(top.n)) {
+        const comp: string[] = [];
+        for (;;) {
+          const m = stack.pop()!;
+          onStack.delete(m);
+          comp.push(m);
+          if (m === top.n) break;
+        }
+        if (comp.length > 1) out.push(comp);
+      }
+    }
+  }
+  return out;
+}
+
+/** A shortest cycle from `start` back to itself inside one component: [start, …, start]. */
+function cyclePath(start: string, comp: Set<string>, edges: (n: string) => readonly string[]): string[] {
+  const parent = new Map<string, string>();
+  const queue = [start];
+  while (queue.length > 0) {
+    const n = queue.shift()!;
+    for (const m of edges(n)) {
+      if (!comp.has(m)) continue;
+      if (m === start) {
+        const path = [start];
+        for (let p: string | undefined = n; p !== start && p !== undefined; p = parent.get(p)) path.push(p);
+        path.push(start);
+        return [path[0]!, ...path.slice(1, -1).reverse(), start];
+      }
+      if (!parent.has(m)) {
+        parent.set(m, n);
+        queue.push(m);
+      }
+    }
+  }
+  return [start, start];
 }

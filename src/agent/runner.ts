@@ -49,6 +49,10 @@ export interface UnitState {
   memoryBytes: number | null;
   restarts: number;
   error?: string;
+  /** "dependency" when the unit could not start for one of its Requires= (error says which, and why). */
+  result?: string;
+  /** Units this one's start waits for (After=/Requires= on units of this machine that are not up yet). */
+  waitingFor?: string[];
   /** Container units only: the running container's id (null while none runs) and its image. */
   containerId?: string | null;
   image?: string;

@@ -12,6 +12,7 @@ import {
   UnitFileError,
   UnitNameError,
 } from "../sched/unit-file.ts";
+import { expandDescription } from "./deps.ts";
 import {
   type CompiledExec,
   compileExec,
@@ -190,7 +191,7 @@ export function serviceConfigOf(
   const group = one("Group");
   return {
     name,
-    description: get(file, "Unit", "Description") ?? name,
+    description: expandDescription(file, ctx) ?? name,
     type,
     remainAfterExit: bool("RemainAfterExit", false),
     execStartPre: execs("ExecStartPre"),

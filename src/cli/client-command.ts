@@ -1,6 +1,8 @@
 // What every client subcommand shares: --endpoint, --output, --request-timeout, connecting, and turning a
 // node's error into a one-line message with a meaningful exit code.
+import { readFileSync } from "node:fs";
 import { BerthClient } from "../client/client.ts";
+import type { WireTls } from "../wire/client.ts";
 import { CliError, EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import type { OutputFormat } from "./output.ts";
@@ -30,7 +32,50 @@ export const CLIENT_FLAGS: FlagSpec[] = [
     env: "BERTH_REQUEST_TIMEOUT",
     default: 5000,
   },
+  {
+    name: "ca-file",
+    type: "string",
+    description: "connect with TLS, verifying the nodes against this CA (PEM)",
+    value: "FILE",
+    env: "BERTH_CA_FILE",
+  },
+  {
+    name: "cert-file",
+    type: "string",
+    description: "connect with TLS, presenting this client certificate (PEM)",
+    value: "FILE",
+    env: "BERTH_CERT_FILE",
+  },
+  {
+    name: "key-file",
+    type: "string",
+    description: "the key of --cert-file",
+    value: "FILE",
+    env: "BERTH_KEY_FILE",
+  },
 ];
+
+/** TLS settings from --ca-file/--cert-file/--key-file; null (plaintext) when none is given. */
+export function clientTls(flags: FlagValues): WireTls | null {
+  const ca = flags["ca-file"] ? String(flags["ca-file"]) : null;
+  const cert = flags["cert-file"] ? String(flags["cert-file"]) : null;
+  const key = flags["key-file"] ? String(flags["key-file"]) : null;
+  if (!ca && !cert && !key) return null;
+  if (cert && !key) throw new UsageError("--cert-file needs --key-file (the certificate's private key)");
+  if (key && !cert) throw new UsageError("--key-file needs --cert-file (the certificate of that key)");
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new UsageError(`--${flag} ${path}: ${(e as Error).message}`);
+    }
+  };
+  return {
+    ca: ca ? read("ca-file", ca) : undefined,
+    cert: cert ? read("cert-file", cert) : undefined,
+    key: key ? read("key-file", key) : undefined,
+  };
+}
 
 export interface ClientContext {
   client: BerthClient;
@@ -55,9 +100,10 @@ export async function withClient(
   const timeoutMs = Number(flags["request-timeout"] ?? 5000);
   const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];
   if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one HOST:PORT");
+  const tls = clientTls(flags);
   let client: BerthClient;
   try {
-    client = await BerthClient.connect({ endpoints, timeoutMs, name: "cli" });
+    client = await BerthClient.connect({ endpoints, timeoutMs, name: "cli", tls });
   } catch (err) {
     throw toCliError(err);
   }

@@ -1,20 +1,31 @@
 // `berth list-machines`: fleetctl's list-machines (MACHINE IP METADATA), every Berth node being a machine.
-import type { MachineInfo } from "../client/protocol.ts";
-import { CLIENT_FLAGS, withClient } from "./client-command.ts";
+// `berth list-machines --containers [MACHINE]` (Berth's own; fleet has no such view): the containers each
+// machine's agent manages, docker-ps-like, collected from every machine through the node asked.
+import type { MachineContainer, MachineContainers, MachineInfo } from "../client/protocol.ts";
+import { CLIENT_FLAGS, type ClientContext, withClient } from "./client-command.ts";
 import type { Command } from "./command.ts";
-import { EXIT, UsageError } from "./exit-codes.ts";
+import { EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
 import { type Column, printJson, renderTable } from "./output.ts";
 import { metadataText, pickColumns } from "./unit-support.ts";
 
 const MACHINE_FIELDS = "machine,ip,metadata";
+const CONTAINER_FIELDS = "machine,container,image,unit,status";
 
 export const listMachines: Command = {
   name: "list-machines",
   summary: "list the machines in the cluster with their public IP and metadata",
-  usage: "[--fields KEY,...] [--no-legend] [-l|--full]",
+  usage: "[--fields KEY,...] [--no-legend] [-l|--full] | --containers [MACHINE]",
   description: `Columns (fleetctl's): MACHINE IP METADATA; more with --fields: name (the node's member name) and
 state (up, or lost while its agent does not report). MACHINE is the first 8 hex digits and "..." (the full id
-with --full); METADATA is k=v pairs sorted by key, comma-joined, "-" when empty.`,
+with --full); METADATA is k=v pairs sorted by key, comma-joined, "-" when empty.
+
+With --containers: the containers the agents run for [Container] units (and leftovers labelled with the
+machine), one row per container, of every machine or of MACHINE (id, id prefix or member name). Columns:
+MACHINE CONTAINER IMAGE UNIT STATUS; more with --fields: name (the container's), state (Docker's: running,
+exited...), created (ISO time), active (the unit's ACTIVE/SUB on its agent), host (the node's member name).
+STATUS is Docker's status text ("Up 5 seconds"), or the unit's ACTIVE/SUB while it has no container. A machine
+that cannot be asked is named on stderr and the exit status is 3; --output json prints every machine with its
+containers (and "error" / "engineError" where a machine or its Docker engine did not answer).`,
   flags: [
     {
       name: "fields",
@@ -24,12 +35,22 @@ with --full); METADATA is k=v pairs sorted by key, comma-joined, "-" when empty.
     },
     { name: "no-legend", type: "boolean", description: "omit the header line" },
     { name: "full", short: "l", type: "boolean", description: "do not ellipsize machine ids" },
+    {
+      name: "containers",
+      type: "boolean",
+      description: "list the containers each machine's agent runs (docker ps through the agents)",
+    },
     ...CLIENT_FLAGS,
   ],
   run: (parsed) =>
     withClient(parsed.flags, async (ctx) => {
-      if (parsed.positionals.length > 0) throw new UsageError("list-machines takes no arguments");
       const full = parsed.flags.full === true;
+      if (parsed.flags.containers === true) {
+        if (parsed.positionals.length > 1)
+          throw new UsageError("list-machines --containers takes at most one MACHINE");
+        return listContainers(ctx, parsed.positionals[0], parsed.flags, full);
+      }
+      if (parsed.positionals.length > 0) throw new UsageError("list-machines takes no arguments");
       const all: Record<string, Column<MachineInfo>> = {
         machine: { header: "MACHINE", value: (m) => (full ? m.id : `${m.id.slice(0, 8)}...`) },
         ip: { header: "IP", value: (m) => m.publicIp || "-" },
@@ -53,3 +74,50 @@ with --full); METADATA is k=v pairs sorted by key, comma-joined, "-" when empty.
       return EXIT.ok;
     }),
 };
+
+type ContainerRow = MachineContainer & { machine: string; machineName: string };
+
+async function listContainers(
+  ctx: ClientContext,
+  machine: string | undefined,
+  flags: Record<string, unknown>,
+  full: boolean,
+): Promise<ExitCode> {
+  const all: Record<string, Column<ContainerRow>> = {
+    machine: { header: "MACHINE", value: (r) => (full ? r.machine : `${r.machine.slice(0, 8)}...`) },
+    container: { header: "CONTAINER", value: (r) => r.containerId ?? "-" },
+    image: { header: "IMAGE", value: (r) => r.image || "-" },
+    unit: { header: "UNIT", value: (r) => r.unit || "-" },
+    status: {
+      header: "STATUS",
+      value: (r) => r.status ?? (r.containerId === null ? `${r.active}/${r.sub}` : (r.state ?? "-")),
+    },
+    name: { header: "NAME", value: (r) => r.name ?? "-" },
+    state: { header: "STATE", value: (r) => r.state ?? "-" },
+    created: { header: "CREATED", value: (r) => (r.created ? new Date(r.created).toISOString() : "-") },
+    active: { header: "ACTIVE", value: (r) => (r.active === "-" ? "-" : `${r.active}/${r.sub}`) },
+    host: { header: "HOST", value: (r) => r.machineName || "-" },
+  };
+  const { columns } = pickColumns(flags.fields as string | undefined, CONTAINER_FIELDS, all);
+  const machines: MachineContainers[] = await ctx.client.call(
+    "machines.containers",
+    machine === undefined ? {} : { machine },
+  );
+  const failed = machines.filter((m) => m.error !== undefined);
+  if (ctx.output === "json") {
+    printJson(machines);
+    return failed.length > 0 ? EXIT.unavailable : EXIT.ok;
+  }
+  const rows: ContainerRow[] = machines.flatMap((m) =>
+    m.containers.map((c) => ({ ...c, machine: m.machine, machineName: m.machineName })),
+  );
+  const table = renderTable(rows, columns, { legend: flags["no-legend"] !== true, full: true });
+  if (table !== "") process.stdout.write(`${table}\n`);
+  for (const m of machines) {
+    const who = `machine ${m.machine.slice(0, 8)}... (${m.machineName || "?"})`;
+    if (m.error !== undefined) process.stderr.write(`Error: ${who}: ${m.error}\n`);
+    else if (m.engineError !== undefined)
+      process.stderr.write(`Warning: ${who}: Docker engine: ${m.engineError} (showing the agent's view)\n`);
+  }
+  return failed.length > 0 ? EXIT.unavailable : EXIT.ok;
+}

@@ -1,6 +1,6 @@
 // The client library used by the CLI and the console: one msgpack connection to any node, typed requests, and
 // server-pushed streams. Several endpoints are tried in turn until one answers.
-import { connect } from "../wire/client.ts";
+import { connect, type WireTls } from "../wire/client.ts";
 import type { Connection } from "../wire/connection.ts";
 import type { ClientMethods, ClientStreams } from "./protocol.ts";
 
@@ -10,6 +10,8 @@ export interface ClientOptions {
   timeoutMs: number;
   /** Shown to the node in the handshake (e.g. "cli", "console"). */
   name?: string;
+  /** Connect with TLS: `ca` verifies the nodes, `cert`/`key` identify this client (--client-cert-auth nodes). */
+  tls?: WireTls | null;
 }
 
 /** No endpoint could be reached; `attempts` says why for each. */
@@ -47,6 +49,7 @@ export class BerthClient {
           role: "client",
           name: opts.name ?? "cli",
           timeoutMs: opts.timeoutMs,
+          tls: opts.tls ?? null,
         });
         return new BerthClient(conn, endpoint, opts.timeoutMs);
       } catch (err) {

@@ -187,6 +187,38 @@ export interface UnitStatus {
   journal: JournalLine[];
 }
 
+// ---- Containers per machine (`berth list-machines --containers`), from each machine's agent and Docker engine.
+
+/** One container a machine's agent manages (or a leftover labelled with the machine). */
+export interface MachineContainer {
+  /** The unit that runs it ("" for a labelled container without a unit label). */
+  unit: string;
+  /** The first 12 hex digits, as `docker ps` shows it; null while the unit has no container (starting, failed). */
+  containerId: string | null;
+  image: string;
+  /** The container's name, state ("running", "exited", ...) and status text ("Up 5 seconds") and creation time
+   * (ms since the epoch) as the engine reports them; null when the engine did not answer. */
+  name: string | null;
+  state: string | null;
+  status: string | null;
+  created: number | null;
+  /** The unit's active and sub state on the agent ("-" for a container the agent does not run). */
+  active: string;
+  sub: string;
+}
+
+/** One machine's containers. */
+export interface MachineContainers {
+  machine: string;
+  machineName: string;
+  publicIp: string | null;
+  containers: MachineContainer[];
+  /** The machine's node could not be asked (unreachable, agent not running): containers is empty. */
+  error?: string;
+  /** The machine answered, but its Docker engine did not: containers carry the agent's view only. */
+  engineError?: string;
+}
+
 /** Methods: name -> [params, result]. */
 export interface ClientMethods {
   "kv.get": [KvGetParams, KvResult];
@@ -210,6 +242,8 @@ export interface ClientMethods {
   "units.status": [{ names: string[] }, UnitStatus[]];
   /** The last `lines` lines (default 10) of a unit's journal, from the machine running it. */
   "units.journal": [{ name: string; lines?: number }, JournalLine[]];
+  /** The containers every machine's agent manages (or one machine's: id, id prefix or member name). */
+  "machines.containers": [{ machine?: string }, MachineContainers[]];
 }
 
 /** Streams: name -> [params, item]. */

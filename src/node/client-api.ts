@@ -12,6 +12,7 @@ import type { Connection, StreamSink } from "../wire/connection.ts";
 import type { ClusterService } from "./cluster-service.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
+import type { MachineContainersService } from "./machine-containers.ts";
 import type { UnitService } from "./unit-service.ts";
 import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "./unit-status.ts";
 
@@ -21,6 +22,8 @@ export interface ClientApiDeps {
   units: UnitService;
   /** `berth status` / `berth journal` (absent: those methods answer unknown_method). */
   unitStatus?: UnitStatusService;
+  /** `berth list-machines --containers` (absent: machines.containers answers unknown_method). */
+  machineContainers?: MachineContainersService;
   status(): NodeStatus;
   healthTimeoutMs: number;
 }
@@ -60,6 +63,8 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
           return d.units.states();
         case "machines.list":
           return d.units.machines();
+        case "machines.containers":
+          return need(d.machineContainers, method).containers(optStr(p, "machine"));
         case "units.status":
           return need(d.unitStatus, method).status(names(p));
         case "units.journal":
@@ -123,6 +128,13 @@ function asObject(v: unknown): Record<string, unknown> {
 function str(p: Record<string, unknown>, name: string): string {
   const v = p[name];
   if (typeof v !== "string" || v === "") throw badRequest(`missing or invalid "${name}"`);
+  return v;
+}
+
+function optStr(p: Record<string, unknown>, name: string): string | undefined {
+  const v = p[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw badRequest(`"${name}" must be a string`);
   return v;
 }
 

@@ -1,6 +1,6 @@
 // Node configuration: flags, then BERTH_* variables, then a --config file, then what the data directory
 // remembers from the first start, then defaults. Invalid values are refused with the flag's name.
-import { randomBytes } from "node:crypto";
+import { createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
@@ -26,6 +26,24 @@ export interface NodeConfig {
   walSegmentBytes: number;
   requestTimeoutMs: number;
   dockerSocket: string;
+  /** Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file), or null for plaintext peers. */
+  peerTls: TlsFiles | null;
+  /** TLS of the client (msgpack) and HTTP listeners (--cert-file, --key-file, --trusted-ca-file). */
+  clientTls: TlsFiles | null;
+  /** --client-cert-auth: clients must present a certificate signed by --trusted-ca-file. */
+  clientCertAuth: boolean;
+  /** --insecure-listen: allow client/HTTP listeners on non-loopback addresses without TLS client auth. */
+  insecureListen: boolean;
+}
+
+/** Certificate files (absolute paths) and their PEM contents, checked when the configuration is resolved. */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  caFile: string | null;
+  cert: Buffer;
+  key: Buffer;
+  ca: Buffer | null;
 }
 
 export interface HostPort {
@@ -143,6 +161,60 @@ export const NODE_FLAGS: FlagSpec[] = [
     env: "BERTH_DOCKER_SOCKET",
   },
   {
+    name: "peer-cert-file",
+    type: "string",
+    description: "peer TLS: this member's certificate (PEM), presented to peers both ways",
+    value: "FILE",
+    env: "BERTH_PEER_CERT_FILE",
+  },
+  {
+    name: "peer-key-file",
+    type: "string",
+    description: "peer TLS: the key of --peer-cert-file",
+    value: "FILE",
+    env: "BERTH_PEER_KEY_FILE",
+  },
+  {
+    name: "peer-trusted-ca-file",
+    type: "string",
+    description: "peer TLS: the CA every peer certificate must be signed by",
+    value: "FILE",
+    env: "BERTH_PEER_TRUSTED_CA_FILE",
+  },
+  {
+    name: "cert-file",
+    type: "string",
+    description: "TLS certificate (PEM) of the client and HTTP listeners",
+    value: "FILE",
+    env: "BERTH_SERVER_CERT_FILE",
+  },
+  {
+    name: "key-file",
+    type: "string",
+    description: "the key of --cert-file",
+    value: "FILE",
+    env: "BERTH_SERVER_KEY_FILE",
+  },
+  {
+    name: "trusted-ca-file",
+    type: "string",
+    description: "the CA client certificates must be signed by (with --client-cert-auth)",
+    value: "FILE",
+    env: "BERTH_TRUSTED_CA_FILE",
+  },
+  {
+    name: "client-cert-auth",
+    type: "boolean",
+    description: "client and HTTP listeners require a client certificate signed by --trusted-ca-file",
+    env: "BERTH_CLIENT_CERT_AUTH",
+  },
+  {
+    name: "insecure-listen",
+    type: "boolean",
+    description: "allow client/HTTP listeners on non-loopback addresses without TLS and --client-cert-auth",
+    env: "BERTH_INSECURE_LISTEN",
+  },
+  {
     name: "config",
     type: "string",
     description: "JSON file with any of these flags as keys",
@@ -156,6 +228,8 @@ const DEFAULTS: FlagValues = {
   "client-addr": "127.0.0.1:4001",
   "http-addr": "127.0.0.1:2379",
   join: false,
+  "client-cert-auth": false,
+  "insecure-listen": false,
   metadata: "",
   "agent-ttl": 5000,
   tick: 100,
@@ -214,6 +288,49 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
   if (electionTicks < 3)
     throw new UsageError("--election-ticks must be at least 3 (heartbeats come every tick)");
 
+  const str = (key: string) => {
+    const v = pick(key);
+    return v === undefined || v === null || v === "" ? null : String(v);
+  };
+  const peerTls = loadTls(
+    { cert: "peer-cert-file", key: "peer-key-file", ca: "peer-trusted-ca-file" },
+    str("peer-cert-file"),
+    str("peer-key-file"),
+    str("peer-trusted-ca-file"),
+  );
+  if (peerTls && !peerTls.ca)
+    throw new UsageError(
+      "--peer-trusted-ca-file is required with --peer-cert-file (peers verify each other's certificates against it)",
+    );
+  const clientTls = loadTls(
+    { cert: "cert-file", key: "key-file", ca: "trusted-ca-file" },
+    str("cert-file"),
+    str("key-file"),
+    str("trusted-ca-file"),
+  );
+  const clientCertAuth = Boolean(pick("client-cert-auth"));
+  if (clientCertAuth && !clientTls)
+    throw new UsageError("--client-cert-auth needs TLS: give --cert-file and --key-file");
+  if (clientCertAuth && !clientTls?.ca)
+    throw new UsageError(
+      "--client-cert-auth needs --trusted-ca-file (the CA client certificates are signed by)",
+    );
+  const insecureListen = Boolean(pick("insecure-listen"));
+  // "Anything reachable from the network is authenticated": refused before anything binds.
+  if (!insecureListen && !(clientTls && clientCertAuth)) {
+    for (const [flag, hp] of [
+      ["--client-addr", clientAddr],
+      ["--http-addr", httpAddr],
+    ] as const) {
+      if (hp && !isLoopback(hp.host))
+        throw new UsageError(
+          `${flag} ${fmt(hp)} is not a loopback address: serving clients there needs TLS with client ` +
+            "certificates (--cert-file, --key-file, --trusted-ca-file, --client-cert-auth), or --insecure-listen " +
+            "to accept unauthenticated clients from the network anyway",
+        );
+    }
+  }
+
   const config: NodeConfig = {
     name,
     dataDir,
@@ -232,6 +349,10 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     walSegmentBytes: num("wal-segment-size"),
     requestTimeoutMs: ms("request-timeout"),
     dockerSocket: String(pick("docker-socket")),
+    peerTls,
+    clientTls,
+    clientCertAuth,
+    insecureListen,
   };
   config.clusterSecret = loadSecret(config, pick("cluster-secret-file") as string | undefined);
   return config;
@@ -259,8 +380,91 @@ export function saveNodeConfig(config: NodeConfig): void {
     "wal-segment-size": config.walSegmentBytes,
     "request-timeout": config.requestTimeoutMs,
     "docker-socket": config.dockerSocket,
+    ...(config.peerTls && {
+      "peer-cert-file": config.peerTls.certFile,
+      "peer-key-file": config.peerTls.keyFile,
+      "peer-trusted-ca-file": config.peerTls.caFile ?? undefined,
+    }),
+    ...(config.clientTls && {
+      "cert-file": config.clientTls.certFile,
+      "key-file": config.clientTls.keyFile,
+      "trusted-ca-file": config.clientTls.caFile ?? undefined,
+    }),
+    "client-cert-auth": config.clientCertAuth,
+    "insecure-listen": config.insecureListen,
   };
   writeFileSync(join(config.dataDir, SAVED_FILE), `${JSON.stringify(saved, null, 2)}\n`);
+}
+
+/** 127.0.0.0/8, ::1, ::ffff:127.x and "localhost": addresses other machines cannot reach. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  const v4 = h.startsWith("::ffff:") ? h.slice(7) : h;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}
+
+/**
+ * Reads and checks a certificate/key (and optional CA) given by flags: both or neither of cert and key, files
+ * readable, PEM that parses, and a key that belongs to the certificate. Errors name the flag.
+ */
+function loadTls(
+  flags: { cert: string; key: string; ca: string },
+  certPath: string | null,
+  keyPath: string | null,
+  caPath: string | null,
+): TlsFiles | null {
+  if (!certPath && !keyPath) {
+    if (caPath)
+      throw new UsageError(
+        `--${flags.ca} is only used with TLS: give --${flags.cert} and --${flags.key} too`,
+      );
+    return null;
+  }
+  if (!certPath) throw new UsageError(`--${flags.key} needs --${flags.cert} (the certificate of that key)`);
+  if (!keyPath) throw new UsageError(`--${flags.cert} needs --${flags.key} (the certificate's private key)`);
+  const read = (flag: string, path: string): Buffer => {
+    if (!existsSync(path)) throw new UsageError(`--${flag} ${path}: no such file`);
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new UsageError(`--${flag} ${path} is unreadable: ${(e as Error).message}`);
+    }
+  };
+  const cert = read(flags.cert, certPath);
+  const key = read(flags.key, keyPath);
+  const ca = caPath ? read(flags.ca, caPath) : null;
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch (e) {
+    throw new UsageError(`--${flags.cert} ${certPath} is not a PEM certificate: ${(e as Error).message}`);
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch (e) {
+    throw new UsageError(`--${flags.key} ${keyPath} is not a PEM private key: ${(e as Error).message}`);
+  }
+  if (!x509.checkPrivateKey(privateKey))
+    throw new UsageError(
+      `--${flags.key} ${keyPath} does not match --${flags.cert} ${certPath} (the key belongs to another certificate)`,
+    );
+  if (ca && caPath) {
+    try {
+      new X509Certificate(ca);
+    } catch (e) {
+      throw new UsageError(`--${flags.ca} ${caPath} is not a PEM certificate: ${(e as Error).message}`);
+    }
+  }
+  return {
+    certFile: resolve(certPath),
+    keyFile: resolve(keyPath),
+    caFile: caPath ? resolve(caPath) : null,
+    cert,
+    key,
+    ca,
+  };
 }
 
 export function fmt(hp: HostPort): string {

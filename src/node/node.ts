@@ -9,12 +9,12 @@ import { RaftDriver } from "../raft/driver.ts";
 import { FileRaftStorage } from "../raft/storage/file.ts";
 import { PeerTransport } from "../raft/transport.ts";
 import { VERSION } from "../version.ts";
-import { connect } from "../wire/client.ts";
+import { connect, type WireTls } from "../wire/client.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import { AgentBridge } from "./agent-bridge.ts";
 import { serveClient } from "./client-api.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
-import { fmt, type NodeConfig, saveNodeConfig } from "./config.ts";
+import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
 import { ServiceError } from "./errors.ts";
 import { TtlExpirer } from "./expiry.ts";
 import { type HttpApi, startHttpApi } from "./http/index.ts";
@@ -23,6 +23,7 @@ import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
 import { LeaderRouter } from "./leader-router.ts";
 import { loadMachineId } from "./machine.ts";
+import { MachineContainersService } from "./machine-containers.ts";
 import { Scheduling } from "./scheduling.ts";
 import { UnitStatusService } from "./unit-status.ts";
 
@@ -44,6 +45,7 @@ export class BerthNode {
   private agentBridge: AgentBridge | null = null;
   private agent: Agent | null = null;
   private unitStatus!: UnitStatusService;
+  private machineContainers!: MachineContainersService;
   machineId = "";
   private stopping = false;
 
@@ -66,6 +68,7 @@ export class BerthNode {
       secret: Buffer.from(c.clusterSecret),
       listenHost: c.peerAddr.host,
       listenPort: c.peerAddr.port,
+      tls: c.peerTls ? { cert: c.peerTls.cert, key: c.peerTls.key, ca: c.peerTls.ca ?? "" } : null,
       onMessage: (m) => {
         this.scheduling.heardFrom(m.from);
         this.driver.step(m);
@@ -101,7 +104,7 @@ export class BerthNode {
       driver: this.driver,
       router,
       kv: this.kv,
-      probe: (addr, ms) => probeStatus(addr, ms),
+      probe: (addr, ms) => probeStatus(addr, ms, clientSideTls(c)),
       status: () => this.status(),
       catchUpTimeoutMs: Math.max(30_000, c.requestTimeoutMs),
     });
@@ -127,6 +130,16 @@ export class BerthNode {
       peers: this.transport,
       timeoutMs: c.requestTimeoutMs,
     });
+    this.machineContainers = new MachineContainersService({
+      selfName: c.name,
+      machineId: this.machineId,
+      store: this.store,
+      sync: () => this.kv.sync(),
+      agent: () => this.agent,
+      peers: this.transport,
+      timeoutMs: c.requestTimeoutMs,
+      dockerSocket: c.dockerSocket,
+    });
     this.expirer = new TtlExpirer({
       store: this.store,
       isLeader: () => this.driver.isLeader(),
@@ -142,6 +155,12 @@ export class BerthNode {
       this.scheduling.onLeaderChange(lead);
     });
 
+    if (!c.peerTls && !isLoopback(c.peerAddr.host))
+      this.log(
+        `[peer] warning: --peer-addr ${fmt(c.peerAddr)} is reachable from the network without peer TLS: ` +
+          "the cluster secret keeps strangers out, but Raft traffic (all keys and values) crosses it in " +
+          "plaintext; see --peer-cert-file, --peer-key-file and --peer-trusted-ca-file",
+      );
     await this.transport.start();
     const { notes } = await this.driver.start();
     for (const n of notes) this.log(`[wal] recovery: ${n}`);
@@ -151,12 +170,24 @@ export class BerthNode {
       secret: null,
       role: "client",
       name: c.name,
+      tls: c.clientTls
+        ? {
+            cert: c.clientTls.cert,
+            key: c.clientTls.key,
+            ca: c.clientTls.ca ?? undefined,
+            requestCert: c.clientCertAuth,
+          }
+        : null,
+      onRefused: (reason, remote, code) => {
+        if (code === "tls_failed") this.log(`[client] refused a client connection from ${remote}: ${reason}`);
+      },
       onConnection: (conn) =>
         serveClient(conn, {
           kv: this.kv,
           cluster: this.cluster,
           units: this.scheduling.units,
           unitStatus: this.unitStatus,
+          machineContainers: this.machineContainers,
           status: () => this.status(),
           healthTimeoutMs: Math.min(2000, c.requestTimeoutMs),
         }),
@@ -165,6 +196,15 @@ export class BerthNode {
       this.httpApi = await startHttpApi({
         host: c.httpAddr.host,
         port: c.httpAddr.port,
+        peerTls: c.peerTls !== null,
+        tls: c.clientTls
+          ? {
+              cert: c.clientTls.cert,
+              key: c.clientTls.key,
+              ca: c.clientTls.ca ?? undefined,
+              requestCert: c.clientCertAuth,
+            }
+          : null,
         logger: (l) => this.log(`[http] ${l}`),
         deps: httpDeps({
           name: c.name,
@@ -179,8 +219,9 @@ export class BerthNode {
     }
     this.log(
       `berth ${VERSION} node ${c.name} serving clients on ${fmt(c.clientAddr)}` +
-        (c.httpAddr ? ` and HTTP (etcd v2 API) on ${fmt(c.httpAddr)}` : "") +
-        `, peers on ${fmt(c.peerAddr)}` +
+        (c.httpAddr ? ` and HTTP${c.clientTls ? "S" : ""} (etcd v2 API) on ${fmt(c.httpAddr)}` : "") +
+        (c.clientTls ? ` with TLS${c.clientCertAuth ? " and client certificates" : ""}` : "") +
+        `, peers on ${fmt(c.peerAddr)}${c.peerTls ? " with TLS" : ""}` +
         ` (data in ${c.dataDir})`,
     );
     void this.publishAttributes();
@@ -253,6 +294,8 @@ export class BerthNode {
     // `berth status` / `berth journal` asked on another node for a unit running here.
     if (method === "agent.status") return this.unitStatus.agentStatus(params);
     if (method === "agent.journal") return this.unitStatus.agentJournal(params);
+    // `berth list-machines --containers` asked on another node.
+    if (method === "agent.containers") return this.machineContainers.agentContainers(params);
     throw new ServiceError("unknown_method", `unknown peer method "${method}"`);
   }
 
@@ -287,7 +330,16 @@ export class BerthNode {
   }
 }
 
-async function probeStatus(addr: string, timeoutMs: number): Promise<NodeStatus> {
+/**
+ * How this node connects to members' client addresses (health probes): with the cluster's client TLS when this
+ * node serves it, presenting its own certificate in case they require client certificates.
+ */
+function clientSideTls(c: NodeConfig): WireTls | null {
+  if (!c.clientTls) return null;
+  return { cert: c.clientTls.cert, key: c.clientTls.key, ca: c.clientTls.ca ?? undefined };
+}
+
+async function probeStatus(addr: string, timeoutMs: number, tls: WireTls | null): Promise<NodeStatus> {
   const i = addr.lastIndexOf(":");
   const { conn } = await connect({
     host: addr.slice(0, i).replace(/^\[|\]$/g, ""),
@@ -296,6 +348,7 @@ async function probeStatus(addr: string, timeoutMs: number): Promise<NodeStatus>
     role: "client",
     name: "health-probe",
     timeoutMs,
+    tls,
   });
   try {
     return (await conn.request("node.status", {}, { timeoutMs })) as NodeStatus;

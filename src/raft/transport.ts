@@ -18,6 +18,11 @@ export interface PeerTransportOptions {
   secret: Buffer;
   listenHost: string;
   listenPort: number;
+  /**
+   * Peer TLS: this member's certificate and key (presented both when accepting and when dialing) and the CA
+   * every peer's certificate must chain to. The cluster-secret challenge still runs inside the TLS session.
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer } | null;
   onMessage(m: Message): void;
   /** Serves a request a peer forwarded (e.g. "leader.put"); a thrown error's code/message/data reach the caller. */
   onRequest?(method: string, params: unknown, from: string): Promise<unknown> | unknown;
@@ -99,6 +104,7 @@ export class PeerTransport implements RaftTransport {
       role: "peer",
       name: this.opts.selfId,
       maxFrameBytes: PEER_MAX_FRAME,
+      tls: this.opts.tls ? { ...this.opts.tls, requestCert: true } : null,
       onConnection: (conn, hello) => this.onInbound(conn, hello),
       onRefused: (reason, remote, code) => {
         // Key by host, not host:port: a misconfigured node retries from a new ephemeral port every time.
@@ -318,6 +324,7 @@ export class PeerTransport implements RaftTransport {
       name: this.opts.selfId,
       timeoutMs: this.dialTimeoutMs,
       maxFrameBytes: PEER_MAX_FRAME,
+      tls: this.opts.tls ?? null,
     });
     if (this.stopped || p.removed) {
       conn.close("the peer was removed");

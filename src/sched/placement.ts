@@ -589,18 +589,14 @@ class Planner {
     };
     for (const p of u.conflictLiterals) if (here.has(p)) consider(p);
     if (this.indexed) {
-      const firstOf = (set: Set<string> | undefined) => {
-        if (!set) return;
-        for (const n of set) {
-          if (n !== u.name && !ignore?.has(n)) {
-            consider(n);
-            return;
-          }
-        }
+      // Every candidate is considered (not the first one found): the smallest name is reported, as without the
+      // index, so reasons do not depend on which path ran.
+      const all = (set: Set<string> | undefined) => {
+        if (set) for (const n of set) consider(n);
       };
-      for (const id of u.conflictGlobIds) firstOf(this.matchOn[id]!.get(m));
+      for (const id of u.conflictGlobIds) all(this.matchOn[id]!.get(m));
       for (const c of this.literalRefs.get(u.name) ?? []) if (this.isOn(c, m)) consider(c);
-      for (const id of this.matchesOf.get(u.name) ?? []) firstOf(this.holdOn[id]!.get(m));
+      for (const id of this.matchesOf.get(u.name) ?? []) all(this.holdOn[id]!.get(m));
       return found;
     }
     if (u.conflictGlobs.length > 0) {

@@ -1,5 +1,6 @@
-// Connecting side: opens a TCP connection and runs the handshake; the result is an established Connection.
-import { connect as netConnect } from "node:net";
+// Connecting side: opens a TCP (or TLS) connection and runs the handshake; the result is an established Connection.
+import { connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { Connection, formatAddress } from "./connection.ts";
 import { UnavailableError, type WireError, WireTimeoutError } from "./errors.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Hello, handshake, type Role } from "./handshake.ts";
@@ -16,6 +17,41 @@ export interface ConnectOptions {
   timeoutMs?: number;
   maxFrameBytes?: number;
   streamBufferLimit?: number;
+  /** Speak TLS: verify the node against `ca` (else the system CAs) and present `cert`/`key` when given. */
+  tls?: WireTls | null;
+}
+
+/** TLS material (PEM) for either side. The Berth handshake (and the cluster secret) still runs on top. */
+export interface WireTls {
+  /** This side's certificate chain; required to listen, optional to connect (a client certificate). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** CAs to verify the other side against (connect: the server; listen: client certificates). */
+  ca?: string | Buffer;
+  /** Listen: require a client certificate signed by `ca`. */
+  requestCert?: boolean;
+  /** Connect: the name to verify the server certificate against (default: host). */
+  servername?: string;
+}
+
+/** Turns OpenSSL's terse reasons into a line that says what to fix. */
+export function describeTlsError(err: NodeJS.ErrnoException): string {
+  const code = err.code ?? "";
+  const msg = err.message;
+  if (/certificate required|ALERT_CERTIFICATE_REQUIRED|did not return a certificate/i.test(`${code} ${msg}`))
+    return `TLS: the node requires a client certificate (${msg}); pass --cert-file and --key-file`;
+  if (/bad certificate|unknown ca|ALERT_BAD_CERTIFICATE|ALERT_UNKNOWN_CA/i.test(`${code} ${msg}`))
+    return `TLS: the node refused this client certificate (${msg}); is it signed by the cluster CA?`;
+  if (
+    /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|DEPTH_ZERO/.test(code) ||
+    /certificate verify failed|self[- ]signed|unable to (get|verify)/i.test(msg)
+  )
+    return `TLS: the server certificate is not trusted (${msg}); pass the cluster CA with --ca-file`;
+  if (code === "ERR_TLS_CERT_ALTNAME_INVALID")
+    return `TLS: the server certificate does not match the address (${msg})`;
+  if (/wrong version number|packet length too long|unknown protocol|WRONG_VERSION/i.test(code + msg))
+    return `TLS: the other end does not speak TLS (${msg})`;
+  return `TLS handshake failed: ${msg}`;
 }
 
 const REASONS: Record<string, string> = {
@@ -33,8 +69,22 @@ export function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: opts.host, port: opts.port, noDelay: true });
+    const tls = opts.tls ?? null;
+    const socket: Socket = tls
+      ? tlsConnect({
+          host: opts.host,
+          port: opts.port,
+          noDelay: true,
+          ca: tls.ca,
+          cert: tls.cert,
+          key: tls.key,
+          servername: tls.servername ?? (isIp(opts.host) ? undefined : opts.host),
+          rejectUnauthorized: true,
+        })
+      : netConnect({ host: opts.host, port: opts.port, noDelay: true });
     let connected = false;
+    /** A TLS alert that arrives after the TLS handshake (a refused client certificate, in TLS 1.3). */
+    let tlsError: string | null = null;
     const timer = setTimeout(() => {
       if (connected) return;
       socket.destroy();
@@ -44,13 +94,17 @@ export function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello
       if (connected) return;
       clearTimeout(timer);
       socket.destroy();
-      const why = (err.code && REASONS[err.code]) ?? err.message;
+      const why = (err.code && REASONS[err.code]) ?? (tls ? describeTlsError(err) : err.message);
       reject(new UnavailableError(`cannot connect to ${label}: ${why}`));
     });
-    socket.once("connect", () => {
+    socket.once(tls ? "secureConnect" : "connect", () => {
       connected = true;
       clearTimeout(timer);
-      socket.on("error", () => {}); // reported through the handshake or the Connection
+      socket.on("error", (err: NodeJS.ErrnoException) => {
+        // Otherwise reported through the handshake or the Connection; a TLS alert deserves its own words.
+        if (tls && !tlsError && /SSL|TLS|ALERT|certificate/i.test(`${err.code} ${err.message}`))
+          tlsError = describeTlsError(err);
+      });
       handshake(socket, {
         side: "connect",
         role: opts.role,
@@ -70,8 +124,27 @@ export function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello
           socket.resume();
           resolve({ conn, hello });
         },
-        (err: WireError) => reject(err),
+        (err: WireError) =>
+          reject(
+            tlsError && err.code === "unavailable"
+              ? new UnavailableError(`cannot connect to ${label}: ${tlsError}`)
+              : tls?.cert && err.code === "unavailable" && /closed the connection/.test(err.message)
+                ? new UnavailableError(
+                    `${err.message} (TLS: the node may have refused this client certificate; ` +
+                      "is it signed by the cluster CA?)",
+                  )
+                : !tls && err.code === "unavailable" && /closed the connection/.test(err.message)
+                  ? new UnavailableError(
+                      `${err.message} (if it serves TLS, connect with TLS: --ca-file, and --cert-file/--key-file ` +
+                        "for client certificates)",
+                    )
+                  : err,
+          ),
       );
     });
   });
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(":");
 }

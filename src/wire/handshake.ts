@@ -189,8 +189,15 @@ export function handshake(socket: Socket, opts: HandshakeOptions): Promise<Hands
       try {
         frames = decoder.push(chunk);
       } catch (err) {
+        // A TLS record (alert or handshake, version 3.x) where a Berth frame should be: the other end wants TLS.
+        const tlsRecord = (chunk[0] === 0x15 || chunk[0] === 0x16) && chunk[1] === 0x03;
         fail(
-          new HandshakeError(`${opts.label} is not speaking the Berth protocol: ${(err as Error).message}`),
+          new HandshakeError(
+            tlsRecord
+              ? `${opts.label} speaks TLS: connect with TLS (berth: --ca-file, and --cert-file/--key-file ` +
+                  "if the node requires client certificates)"
+              : `${opts.label} is not speaking the Berth protocol: ${(err as Error).message}`,
+          ),
           true,
         );
         return;

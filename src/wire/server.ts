@@ -1,5 +1,8 @@
-// Accepting side: a TCP listener that runs the handshake on each socket and hands established connections over.
-import { createServer, type Socket } from "node:net";
+// Accepting side: a TCP (or TLS) listener that runs the handshake on each socket and hands established connections
+// over. With TLS the Berth handshake (and the cluster secret, if any) runs inside the TLS session.
+import { createServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
+import { describeTlsError, type WireTls } from "./client.ts";
 import { Connection, formatAddress } from "./connection.ts";
 import { WireError } from "./errors.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Hello, handshake, type Role } from "./handshake.ts";
@@ -22,6 +25,8 @@ export interface ListenOptions {
   maxHandshakes?: number;
   maxFrameBytes?: number;
   streamBufferLimit?: number;
+  /** Serve TLS with `cert`/`key`; with `requestCert`, connectors must present a certificate signed by `ca`. */
+  tls?: WireTls | null;
 }
 
 export interface Listener {
@@ -39,7 +44,9 @@ export function listen(opts: ListenOptions): Promise<Listener> {
   let handshaking = 0;
   let closing = false;
   const maxHandshakes = opts.maxHandshakes ?? 256;
-  const server = createServer({ noDelay: true }, (socket) => {
+  /** Raw TCP sockets still in the TLS handshake (destroyed when the listener closes). */
+  const raw = new Set<Socket>();
+  const onSocket = (socket: Socket) => {
     const remote = formatAddress(socket.remoteAddress, socket.remotePort);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -89,7 +96,40 @@ export function listen(opts: ListenOptions): Promise<Listener> {
         opts.onRefused?.(err.message, remote, err.code);
       },
     );
-  });
+  };
+  const tls = opts.tls ?? null;
+  let server: Server;
+  if (tls) {
+    if (!tls.cert || !tls.key)
+      return Promise.reject(new WireError("listen_failed", "a TLS listener needs a certificate and a key"));
+    const tlsServer = createTlsServer(
+      {
+        cert: tls.cert,
+        key: tls.key,
+        ca: tls.ca,
+        requestCert: tls.requestCert === true,
+        rejectUnauthorized: tls.requestCert === true,
+        handshakeTimeout: opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        noDelay: true,
+      },
+      onSocket,
+    );
+    tlsServer.on("connection", (s: Socket) => {
+      raw.add(s);
+      s.once("close", () => raw.delete(s));
+      s.on("error", () => {});
+    });
+    tlsServer.on("tlsClientError", (err: NodeJS.ErrnoException, s: Socket) => {
+      const why = /certificate|CERT/i.test(`${err.code} ${err.message}`)
+        ? `TLS: the client certificate was refused (${err.message})`
+        : describeTlsError(err).replace(/; pass .*$/, "");
+      opts.onRefused?.(why, formatAddress(s.remoteAddress, s.remotePort), "tls_failed");
+      s.destroy();
+    });
+    server = tlsServer;
+  } else {
+    server = createServer({ noDelay: true }, onSocket);
+  }
   return new Promise((resolve, reject) => {
     const onListenError = (err: NodeJS.ErrnoException) => {
       reject(
@@ -118,6 +158,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
             for (const c of [...conns]) c.close("the node is shutting down");
             const killer = setTimeout(() => {
               for (const s of sockets) s.destroy();
+              for (const s of raw) s.destroy();
             }, 500);
             server.close(() => {
               clearTimeout(killer);

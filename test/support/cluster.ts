@@ -64,6 +64,10 @@ export class TestCluster {
   readonly nodes: TestNode[] = [];
   readonly dir: string;
   readonly secretFile: string;
+  /** Appended to every `cli()` run (e.g. --ca-file/--cert-file/--key-file for a TLS cluster). */
+  cliArgs: string[] = [];
+  /** "https" when the nodes serve the HTTP API with TLS. */
+  httpScheme: "http" | "https" = "http";
 
   private constructor() {
     this.dir = mkdtempSync(join(tmpdir(), "berth-test-"));
@@ -72,9 +76,14 @@ export class TestCluster {
   }
 
   /** Starts `size` founding members on 127.0.0.1..size and waits until every one is healthy. */
-  static async start(size: number, opts: { extraArgs?: string[] } = {}): Promise<TestCluster> {
+  static async start(
+    size: number,
+    opts: { extraArgs?: string[]; cliArgs?: string[]; httpScheme?: "http" | "https" } = {},
+  ): Promise<TestCluster> {
     if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
     const c = new TestCluster();
+    c.cliArgs = opts.cliArgs ?? [];
+    c.httpScheme = opts.httpScheme ?? "http";
     for (let i = 1; i <= size; i++) await c.define(`n${i}`, `127.0.0.${i}`, opts.extraArgs ?? []);
     const initial = c.nodes.map((n) => `${n.name}=${n.host}:${n.peerPort}`).join(",");
     for (const n of c.nodes) c.spawn(n, [`--initial-cluster=${initial}`]);
@@ -111,7 +120,7 @@ export class TestCluster {
 
   httpUrl(name: string): string {
     const n = this.node(name);
-    return `http://${n.host}:${n.httpPort}`;
+    return `${this.httpScheme}://${n.host}:${n.httpPort}`;
   }
 
   endpoints(): string {
@@ -160,7 +169,7 @@ export class TestCluster {
 
   /** berth CLI against this cluster (all endpoints unless given). */
   cli(args: string[], endpoint = this.endpoints(), timeoutMs?: number): Promise<RunResult> {
-    return berth([...args, `--endpoint=${endpoint}`], { timeoutMs });
+    return berth([...args, `--endpoint=${endpoint}`, ...this.cliArgs], { timeoutMs });
   }
 
   async waitHealthy(timeoutMs = 20_000): Promise<void> {

@@ -23,12 +23,12 @@ export interface EtcdMember {
   clientURLs: string[];
 }
 
-export function toEtcdMember(m: MemberInfo): EtcdMember {
+export function toEtcdMember(m: MemberInfo, schemes: HttpContext["schemes"]): EtcdMember {
   return {
     id: formatId(m.id),
     name: m.name,
-    peerURLs: m.peerAddr ? [`http://${m.peerAddr}`] : [],
-    clientURLs: m.httpAddr ? [`http://${m.httpAddr}`] : [],
+    peerURLs: m.peerAddr ? [`${schemes.peer}://${m.peerAddr}`] : [],
+    clientURLs: m.httpAddr ? [`${schemes.client}://${m.httpAddr}`] : [],
   };
 }
 
@@ -41,9 +41,9 @@ function idValue(id: string): bigint {
 }
 
 /** etcd lists members ordered by id. */
-export function etcdMembers(members: MemberInfo[]): EtcdMember[] {
+export function etcdMembers(members: MemberInfo[], schemes: HttpContext["schemes"]): EtcdMember[] {
   return members
-    .map(toEtcdMember)
+    .map((m) => toEtcdMember(m, schemes))
     .sort((a, b) => (idValue(a.id) < idValue(b.id) ? -1 : idValue(a.id) > idValue(b.id) ? 1 : 0));
 }
 
@@ -51,7 +51,7 @@ export function etcdMembers(members: MemberInfo[]): EtcdMember[] {
 export function handleMachines(ctx: HttpContext, req: HttpRequest, res: HttpResponse): void {
   req.discard();
   if (!allowMethod(res, req.method, ["GET", "HEAD"])) return;
-  const urls = etcdMembers(ctx.deps.members())
+  const urls = etcdMembers(ctx.deps.members(), ctx.schemes)
     .flatMap((m) => m.clientURLs)
     .sort();
   const body = urls.join(", ");
@@ -112,11 +112,11 @@ export async function handleMembers(
   if (method === "GET") {
     req.discard();
     const members = ctx.deps.members();
-    if (sub === "") return json(200, { members: etcdMembers(members) });
+    if (sub === "") return json(200, { members: etcdMembers(members, ctx.schemes) });
     if (sub === "leader") {
       const leader = members.find((m) => m.isLeader);
       if (!leader) return sendHttpError(res, 503, "During election", cid);
-      return json(200, toEtcdMember(leader));
+      return json(200, toEtcdMember(leader, ctx.schemes));
     }
     return sendHttpError(res, 404, "Not found", cid);
   }
@@ -133,8 +133,8 @@ export async function handleMembers(
       const after = await ctx.deps.addMember(name, check.hostPort);
       const added = after.find((m) => m.name === name);
       const member: EtcdMember = added
-        ? { ...toEtcdMember(added), clientURLs: [] }
-        : { id: "0", name, peerURLs: [`http://${check.hostPort}`], clientURLs: [] };
+        ? { ...toEtcdMember(added, ctx.schemes), clientURLs: [] }
+        : { id: "0", name, peerURLs: [`${ctx.schemes.peer}://${check.hostPort}`], clientURLs: [] };
       return json(201, member);
     } catch (e) {
       return memberFailure(ctx, res, cid, e, "");

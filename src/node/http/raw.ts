@@ -21,6 +21,14 @@ const HEADERS_TOO_LARGE =
 
 type Handler = (req: HttpRequest, res: HttpResponse) => void;
 
+/** HTTPS: Bun terminates TLS on the listener; the bytes this file parses are the same. */
+export interface HttpTlsOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca?: string | Buffer;
+  requestCert?: boolean;
+}
+
 export interface RawHttpApi {
   address: { host: string; port: number };
   close(): Promise<void>;
@@ -31,11 +39,21 @@ export function startRawHttp(
   port: number,
   handle: Handler,
   log: (l: string) => void,
+  tls: HttpTlsOptions | null = null,
 ): Promise<RawHttpApi> {
   const conns = new Set<Conn>();
   const listener: TCPSocketListener<Conn | undefined> = Bun.listen<Conn | undefined>({
     hostname: host,
     port,
+    ...(tls && {
+      tls: {
+        cert: tls.cert,
+        key: tls.key,
+        ca: tls.ca,
+        requestCert: tls.requestCert === true,
+        rejectUnauthorized: tls.requestCert === true,
+      },
+    }),
     allowHalfOpen: true,
     data: undefined,
     socket: {

@@ -1,6 +1,7 @@
 // The etcd v2 HTTP API of a node (node:http, no framework): routing as etcd's Go ServeMux does it, CORS for
 // every answer, and a catch-all so a failing handler answers 500 instead of taking the server down.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { handleKeys } from "./keys.ts";
 import { handleMachines, handleMembers } from "./members.ts";
@@ -12,6 +13,14 @@ import type { BodyResult, HttpContext, HttpDeps, HttpRequest, HttpResponse } fro
 
 export type { HttpDeps, HttpWatch } from "./types.ts";
 
+/** HTTPS material: certificate and key, and with `requestCert` the CA client certificates must be signed by. */
+export interface HttpTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca?: string | Buffer;
+  requestCert?: boolean;
+}
+
 export interface HttpApi {
   address: { host: string; port: number };
   close(): Promise<void>;
@@ -22,16 +31,24 @@ export async function startHttpApi(opts: {
   port: number;
   deps: HttpDeps;
   logger?: (l: string) => void;
+  /** Serve HTTPS instead of HTTP. */
+  tls?: HttpTls | null;
+  /** Whether peers speak TLS (for the peer URLs in member lists). */
+  peerTls?: boolean;
 }): Promise<HttpApi> {
-  const ctx: HttpContext = { deps: opts.deps, log: opts.logger ?? (() => {}) };
+  const ctx: HttpContext = {
+    deps: opts.deps,
+    log: opts.logger ?? (() => {}),
+    schemes: { client: opts.tls ? "https" : "http", peer: opts.peerTls ? "https" : "http" },
+  };
   const handle = (req: HttpRequest, res: HttpResponse) => {
     route(ctx, req, res).catch((e: unknown) => failed(ctx, req, res, e));
   };
   // In the compiled binary, Bun's node:http layer costs far more per request than the handlers do: serve HTTP
   // on Bun's own TCP sockets there (same bytes on the wire), and keep node:http for Node.
   if (typeof Bun !== "undefined" && process.env.BERTH_HTTP_NODE !== "1")
-    return startRawHttp(opts.host, opts.port, handle, ctx.log);
-  return startNodeHttp(opts.host, opts.port, handle, ctx.log);
+    return startRawHttp(opts.host, opts.port, handle, ctx.log, opts.tls ?? null);
+  return startNodeHttp(opts.host, opts.port, handle, ctx.log, opts.tls ?? null);
 }
 
 async function startNodeHttp(
@@ -39,8 +56,26 @@ async function startNodeHttp(
   port: number,
   handle: (req: HttpRequest, res: HttpResponse) => void,
   log: (l: string) => void,
+  tls: HttpTls | null,
 ): Promise<HttpApi> {
-  const server = createServer((req, res) => handle(new NodeRequest(req), new NodeResponse(res)));
+  const onRequest = (req: IncomingMessage, res: ServerResponse) =>
+    handle(new NodeRequest(req), new NodeResponse(res));
+  const server = tls
+    ? createHttpsServer(
+        {
+          cert: tls.cert,
+          key: tls.key,
+          ca: tls.ca,
+          requestCert: tls.requestCert === true,
+          rejectUnauthorized: tls.requestCert === true,
+        },
+        onRequest,
+      )
+    : createServer(onRequest);
+  if (tls)
+    server.on("tlsClientError", (e: Error, s: { remoteAddress?: string }) =>
+      log(`http: TLS handshake with ${s.remoteAddress ?? "?"} failed: ${e.message}`),
+    );
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

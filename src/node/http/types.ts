@@ -41,6 +41,8 @@ export interface HttpDeps {
 export interface HttpContext {
   deps: HttpDeps;
   log: (line: string) => void;
+  /** URL schemes members are advertised with (etcdctl dials the client URLs it is given). */
+  schemes: { client: "http" | "https"; peer: "http" | "https" };
 }
 
 /** What a request body read gives: the bytes, or the fact that it passed the limit (the rest is not buffered). */

@@ -1,0 +1,94 @@
+// A unit's [Unit] dependencies (systemd.unit(5)) as the agent uses them between the units of one machine.
+//
+// Pure and forgiving: a unit that cannot be parsed has no dependencies (its runner reports the load error), and a
+// value whose specifiers cannot be expanded is skipped with a warning, as systemd's config_parse_unit_deps does.
+import {
+  expandSpecifiers,
+  get,
+  getAll,
+  parseBoolean,
+  parseUnitFile,
+  type SpecifierContext,
+  type UnitFile,
+} from "../sched/unit-file.ts";
+
+export interface UnitDeps {
+  /** After=: this unit starts after these (and stops before them). */
+  after: string[];
+  /** Before=: these start after this unit. */
+  before: string[];
+  /** Requires= and BindsTo=: pulled in; their failure fails this unit, their stop stops it. */
+  requires: string[];
+  /** Wants=: pulled in, nothing more. */
+  wants: string[];
+  /** Description= with specifiers expanded (the unit name when there is none). */
+  description: string;
+  /** Type=oneshot without RemainAfterExit=: "inactive" after a successful run is its finished state. */
+  oneshot: boolean;
+  warnings: string[];
+}
+
+export function noDeps(name: string): UnitDeps {
+  return { after: [], before: [], requires: [], wants: [], description: name, oneshot: false, warnings: [] };
+}
+
+/** Description= with %i, %n, %p… expanded; the raw text when a specifier cannot be expanded. */
+export function expandDescription(file: UnitFile, ctx: SpecifierContext): string | undefined {
+  const d = get(file, "Unit", "Description");
+  if (d === undefined) return undefined;
+  try {
+    return expandSpecifiers(d, ctx);
+  } catch {
+    return d;
+  }
+}
+
+export function unitDepsOf(name: string, text: string, ctx: Omit<SpecifierContext, "unitName">): UnitDeps {
+  let file: UnitFile;
+  try {
+    file = parseUnitFile(text, name);
+  } catch {
+    return noDeps(name);
+  }
+  const sctx: SpecifierContext = { ...ctx, unitName: name };
+  const warnings: string[] = [];
+  const list = (...keys: string[]): string[] => {
+    const out: string[] = [];
+    for (const key of keys) {
+      for (const value of getAll(file, "Unit", key)) {
+        // An empty assignment resets the list, as in systemd.
+        if (value.trim() === "") {
+          out.length = 0;
+          continue;
+        }
+        for (const word of value.split(/\s+/)) {
+          if (word === "") continue;
+          let unit: string;
+          try {
+            unit = expandSpecifiers(word, sctx);
+          } catch (e) {
+            warnings.push(`${key}=${word}: ${(e as Error).message}, ignoring`);
+            continue;
+          }
+          if (unit === name) {
+            warnings.push(`${key}=${unit}: a dependency on the unit itself, ignoring`);
+            continue;
+          }
+          if (!out.includes(unit)) out.push(unit);
+        }
+      }
+    }
+    return out;
+  };
+  const type = get(file, "Service", "Type") ?? "simple";
+  const rae = parseBoolean(get(file, "Service", "RemainAfterExit") ?? "no") ?? false;
+  return {
+    after: list("After"),
+    before: list("Before"),
+    requires: list("Requires", "BindsTo"),
+    wants: list("Wants"),
+    description: expandDescription(file, sctx) ?? name,
+    oneshot: !file.sections.has("Container") && type === "oneshot" && !rae,
+    warnings,
+  };
+}
