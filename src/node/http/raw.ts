@@ -96,6 +96,9 @@ export function startRawHttp(
   });
 }
 
+/** etcd's HTTP server reads a request within 5 minutes (Go's ReadTimeout); ours also bounds idle keep-alives. */
+const IDLE_SECONDS = 300;
+
 enum State {
   Head,
   Body,
@@ -123,7 +126,11 @@ class Conn {
     private readonly socket: Socket<Conn | undefined>,
     private readonly handle: Handler,
     private readonly log: (l: string) => void,
-  ) {}
+  ) {
+    // Between requests (and while a request's head and body arrive) a connection may sit for this long at most,
+    // so idle or trickling clients cannot hold file descriptors forever.
+    socket.timeout(IDLE_SECONDS);
+  }
 
   onData(chunk: Buffer): void {
     if (this.closed || this.state === State.Drop) return;
@@ -200,6 +207,7 @@ class Conn {
     if (this.current !== ex) return;
     this.current = null;
     this.busy = false;
+    this.socket.timeout(IDLE_SECONDS);
     if (ex.closeAfter || this.peerEnded) {
       this.state = State.Drop;
       this.input = null;
@@ -399,6 +407,7 @@ class Conn {
     this.size = 0;
     this.busy = true;
     this.current = ex;
+    this.socket.timeout(0); // an answer may take long (a long poll); only idle connections time out
     try {
       this.handle(ex, ex.res);
     } catch (e) {
