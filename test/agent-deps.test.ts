@@ -1,42 +1,18 @@
 // Dependencies between the units of one machine (After=/Before=/Requires=/Wants=), with real processes.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { Agent, type UnitSpec, type UnitState } from "../src/agent/agent.ts";
-import { processState } from "../src/agent/proc.ts";
+import { describe, expect, it } from "vitest";
+import type { Agent } from "../src/agent/agent.ts";
+import { agentHarness, alive, SLEEPER, spec } from "./support/agent.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Harness
 
-const agents: Agent[] = [];
-const dirs: string[] = [];
-const pids = new Set<number>();
-
-function alive(pid: number): boolean {
-  const state = processState(pid);
-  return state !== null && state !== "Z";
-}
-
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  for (const pid of pids) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {}
-  }
-  pids.clear();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
+const harness = agentHarness({ tmpPrefix: "berth-deps-", waitMs: 8000 });
+const { release, waitFor, waitState } = harness;
 
 function makeAgent(): { agent: Agent; dir: string; log: string } {
-  const dir = mkdtempSync(join(tmpdir(), "berth-deps-"));
-  dirs.push(dir);
-  const agent = new Agent({ machineId: "m1abc", hostname: "node-1", dataDir: join(dir, "data") });
-  agent.onStateChange((s) => {
-    if (s.mainPid !== null) pids.add(s.mainPid);
-  });
-  agents.push(agent);
+  const { agent, dir } = harness.makeAgent();
   const log = join(dir, "events.log");
   // `mark WHAT`: appends "WHAT <ns timestamp>" to the shared event log.
   const mark = join(dir, "mark");
@@ -44,18 +20,6 @@ function makeAgent(): { agent: Agent; dir: string; log: string } {
   chmodSync(mark, 0o755);
   return { agent, dir, log };
 }
-
-const spec = (
-  name: string,
-  text: string,
-  desired: UnitSpec["desired"] = "launched",
-  hash = "h1",
-): UnitSpec => ({
-  name,
-  hash,
-  text,
-  desired,
-});
 
 /** The event log as [event, timestamp] pairs, in the order written. */
 function events(log: string): [string, bigint][] {
@@ -80,28 +44,6 @@ function inOrder(log: string, a: string, b: string): void {
   expect(ia).toBeLessThan(ib);
   expect(ev[ia]![1] <= ev[ib]![1]).toBe(true);
 }
-
-async function waitFor<T>(f: () => T | undefined | null | false, ms = 8000, what = "condition"): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const waitState = (agent: Agent, name: string, active: string, sub?: string, ms = 8000): Promise<UnitState> =>
-  waitFor(
-    () => {
-      const s = agent.state(name);
-      return s && s.active === active && (sub === undefined || s.sub === sub) ? s : undefined;
-    },
-    ms,
-    `${name} to be ${active}/${sub ?? "*"} (now ${agent.state(name)?.active}/${agent.state(name)?.sub})`,
-  );
-
-const SLEEPER = "/bin/sh -c 'while :; do sleep 0.05; done'";
 
 /** A long-running service that marks "start NAME" (after `delay` s) and "stop NAME" (taking `stopDelay` s). */
 function svc(
@@ -178,7 +120,7 @@ describe("ordering: After= / Before=", () => {
       spec("web.service", svc(dir, "web", "After=db.service\nRequires=db.service\n", { stopDelay: 0.3 })),
     ]);
     await waitState(agent, "web.service", "active", "running");
-    agents.splice(agents.indexOf(agent), 1);
+    release(agent);
     await agent.stop();
     inOrder(log, "stop web", "stop db");
   });

@@ -207,38 +207,12 @@ const t = setInterval(() => {
       "--label",
       `berth.machine=${MACHINE}`,
     ];
-    const stale = d.cli(
-      "run",
-      "-d",
-      "--network",
-      "none",
-      ...label("changed.service", "old"),
-      "local/busybox",
-      "sleep",
-      "300",
-    );
-    const unknown = d.cli(
-      "run",
-      "-d",
-      "--network",
-      "none",
-      ...label("gone.service", "h1"),
-      "local/busybox",
-      "sleep",
-      "300",
-    );
-    const foreign = d.cli(
-      "run",
-      "-d",
-      "--network",
-      "none",
-      ...label("x.service", "h1").slice(0, 2),
-      "--label",
-      "berth.machine=other",
-      "local/busybox",
-      "sleep",
-      "300",
-    );
+    // A container as a crashed agent would have left it: sleeping, with the given labels.
+    const leftover = (...labels: string[]) =>
+      d.cli("run", "-d", "--network", "none", ...labels, "local/busybox", "sleep", "300");
+    const stale = leftover(...label("changed.service", "old"));
+    const unknown = leftover(...label("gone.service", "h1"));
+    const foreign = leftover(...label("x.service", "h1").slice(0, 2), "--label", "berth.machine=other");
 
     const b = makeAgent(dataDir);
     b.reconcile([spec("keep.service", unitText), spec("changed.service", unit(), "new")]);

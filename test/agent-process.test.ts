@@ -1,8 +1,7 @@
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
-import { Agent, type UnitSpec, type UnitState } from "../src/agent/agent.ts";
+import { describe, expect, it } from "vitest";
+import { Agent, type UnitState } from "../src/agent/agent.ts";
 import {
   compileExec,
   expandEnvArgv,
@@ -12,49 +11,17 @@ import {
   parseTimespan,
 } from "../src/agent/exec-line.ts";
 import { Journal } from "../src/agent/journal.ts";
-import { groupAlive, processState } from "../src/agent/proc.ts";
+import { groupAlive } from "../src/agent/proc.ts";
 import { loadServiceConfig } from "../src/agent/service-config.ts";
+import { agentHarness, alive, SLEEPER, spec } from "./support/agent.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Harness
 
-const agents: Agent[] = [];
-const dirs: string[] = [];
-const pids = new Set<number>();
-
-/** A process that exists and is not a zombie (orphans wait for PID 1 to reap them). */
-function alive(pid: number): boolean {
-  const state = processState(pid);
-  return state !== null && state !== "Z";
-}
-
-afterEach(async () => {
-  await Promise.all(agents.splice(0).map((a) => a.stop()));
-  for (const pid of pids) {
-    try {
-      process.kill(-pid, "SIGKILL");
-    } catch {}
-  }
-  pids.clear();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+const { tmp, makeAgent, killAfterTest, waitFor, waitState } = agentHarness({
+  tmpPrefix: "berth-agent-",
+  waitMs: 5000,
 });
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "berth-agent-"));
-  dirs.push(d);
-  return d;
-}
-
-function makeAgent(dir = tmp()): { agent: Agent; dir: string; events: UnitState[] } {
-  const agent = new Agent({ machineId: "m1abc", hostname: "node-1", dataDir: join(dir, "data") });
-  const events: UnitState[] = [];
-  agent.onStateChange((s) => {
-    events.push(s);
-    if (s.mainPid !== null) pids.add(s.mainPid);
-  });
-  agents.push(agent);
-  return { agent, dir, events };
-}
 
 function script(dir: string, name: string, body: string): string {
   const p = join(dir, name);
@@ -63,43 +30,9 @@ function script(dir: string, name: string, body: string): string {
   return p;
 }
 
-const spec = (
-  name: string,
-  text: string,
-  desired: UnitSpec["desired"] = "launched",
-  hash = "h1",
-): UnitSpec => ({
-  name,
-  hash,
-  text,
-  desired,
-});
-
 function stateOf(agent: Agent, name: string): UnitState | undefined {
   return agent.states().find((s) => s.name === name);
 }
-
-async function waitFor<T>(f: () => T | undefined | null | false, ms = 5000, what = "condition"): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-const waitState = (agent: Agent, name: string, active: string, sub?: string, ms = 5000): Promise<UnitState> =>
-  waitFor(
-    () => {
-      const s = stateOf(agent, name);
-      return s && s.active === active && (sub === undefined || s.sub === sub) ? s : undefined;
-    },
-    ms,
-    `${name} to be ${active}/${sub ?? "*"} (now ${JSON.stringify(stateOf(agent, name)?.active)}/${stateOf(agent, name)?.sub})`,
-  );
-
-const SLEEPER = "/bin/sh -c 'while :; do sleep 0.05; done'";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Pure parts
@@ -539,7 +472,7 @@ describe("agent restarts", () => {
     const first = new Agent({ machineId: "m1abc", hostname: "node-1", dataDir: join(dir, "data") });
     first.reconcile([spec("left.service", "[Service]\nExecStart=/bin/sh -c 'sleep 60 & exec sleep 60'\n")]);
     const s = await waitFor(() => stateOf(first, "left.service")?.mainPid, 3000, "main pid");
-    pids.add(s);
+    killAfterTest(s);
     await new Promise((r) => setTimeout(r, 20)); // the record is written once per event-loop turn
     // No first.stop(): the agent "crashed". A new agent on the same data directory cleans up.
     const second = makeAgent(dir).agent;

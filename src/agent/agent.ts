@@ -21,6 +21,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { parseUnitFile, UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import { BrokenUnit } from "./broken-unit.ts";
 import { loadContainerConfig } from "./container-config.ts";
 import {
   type Adoption,
@@ -31,18 +32,12 @@ import {
 import { noDeps, type UnitDeps, unitDepsOf } from "./deps.ts";
 import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
-import {
-  type ActiveState,
-  BrokenUnit,
-  type RunnerContext,
-  ServiceRunner,
-  type UnitRunner,
-  type UnitState,
-} from "./runner.ts";
+import { ServiceRunner } from "./runner.ts";
 import { loadServiceConfig, unitKindOf } from "./service-config.ts";
+import type { ActiveState, RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
 
 export type { JournalLine } from "./journal.ts";
-export type { StepRecord, UnitState } from "./runner.ts";
+export type { StepRecord, UnitState } from "./unit-types.ts";
 
 export interface UnitSpec {
   name: string;

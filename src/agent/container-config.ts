@@ -6,15 +6,12 @@ import {
   expandSpecifiers,
   get,
   getAll,
-  parseUnitFile,
-  parseUnitName,
   type SpecifierContext,
   splitCommandLine,
   UnitFileError,
-  UnitNameError,
 } from "../sched/unit-file.ts";
 import { parseEnvironment } from "./exec-line.ts";
-import { type ServiceConfig, serviceConfigOf, unitKindOf } from "./service-config.ts";
+import { parseRunnableUnit, type ServiceConfig, serviceConfigOf, unitKindOf } from "./service-config.ts";
 
 export interface PortBinding {
   hostIp: string;
@@ -112,11 +109,7 @@ export function loadContainerConfig(
   text: string,
   ctx: Omit<SpecifierContext, "unitName">,
 ): ContainerConfig {
-  const unitName = parseUnitName(name);
-  if (unitName.type !== "service")
-    throw new UnitFileError(`only .service units can be run here, not .${unitName.type}`, 0, name);
-  if (unitName.isTemplate) throw new UnitNameError(name, "a template cannot be run, only its instances");
-  const file = parseUnitFile(text, name);
+  const file = parseRunnableUnit(name, text);
   const sctx: SpecifierContext = { ...ctx, unitName: name };
   const fail = (reason: string): never => {
     throw new UnitFileError(reason, 0, name);

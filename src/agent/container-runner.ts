@@ -7,24 +7,16 @@
 //   watch:  container wait → exit status (128+n = killed by signal n) → remove → auto-restart per Restart=
 //   stop:   docker stop (SIGTERM, SIGKILL after TimeoutStopSec) → remove → dead / failed
 //
-// Every step that awaits re-checks `gen`, as in ServiceRunner: a stop request or a start timeout bumps it.
+// Start limits, timeouts, Restart= and the state the agent sees are UnitLifecycle's (unit-lifecycle.ts); this
+// file creates, watches and removes the container.
 import { constants as osConstants } from "node:os";
 import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
 import { type ContainerConfig, LABEL_HASH, LABEL_MACHINE, LABEL_UNIT } from "./container-config.ts";
-import type { JournalLine } from "./journal.ts";
-import {
-  type ActiveState,
-  type ExitInfo,
-  exitText,
-  isClean,
-  pipeLines,
-  type RunnerContext,
-  type ServiceResult,
-  type StepRecord,
-  type UnitRunner,
-  type UnitState,
-} from "./runner.ts";
+import { exitText, failureResult, isClean } from "./exit-status.ts";
+import { pipeLines } from "./lines.ts";
+import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
+import type { ExitInfo, RunnerContext, StepRecord, UnitState } from "./unit-types.ts";
 
 export const DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock";
 const PING_TIMEOUT_MS = 5_000;
@@ -176,26 +168,8 @@ export interface ContainerRunnerOptions {
   adoption?: Adoption;
 }
 
-export class ContainerRunner implements UnitRunner {
-  readonly name: string;
-  private active: ActiveState = "inactive";
-  private sub = "dead";
-  private mainPid: number | null = null;
-  private since: number;
-  private readonly steps = new Map<"ExecStart", StepRecord>();
-  private restarts = 0;
-  private lastEmitted = "";
-
-  private gen = 0;
-  private result: ServiceResult = "success";
-  private stopping: Promise<void> | null = null;
-  private stopRequested = false;
-  private startAfterStop = false;
-  private restartTimer: ReturnType<typeof setTimeout> | null = null;
-  private startTimer: ReturnType<typeof setTimeout> | null = null;
-  private startTimes: number[] = [];
+export class ContainerRunner extends UnitLifecycle {
   private firstStart = true;
-
   private docker: Docker | null = null;
   private containerId: string | null = null;
   /** Resolves with the exit of the container being watched. */
@@ -207,60 +181,30 @@ export class ContainerRunner implements UnitRunner {
   private memoryBusy = false;
 
   constructor(
-    readonly hash: string,
+    hash: string,
     private readonly cfg: ContainerConfig,
-    private readonly ctx: RunnerContext,
+    ctx: RunnerContext,
     private readonly opts: ContainerRunnerOptions,
   ) {
-    this.name = cfg.service.name;
-    this.since = ctx.now();
-    for (const w of cfg.warnings) this.log(`${this.name}: ${w}`);
+    super(hash, cfg.service, ctx, cfg.warnings);
   }
 
   // -------------------------------------------------------------------------------------------------------------
   // State
 
-  state(): UnitState {
+  protected memoryReader(): () => number | null {
     const running = this.containerId !== null && this.active === "active";
     if (running) this.refreshMemory();
-    return {
-      name: this.name,
-      hash: this.hash,
-      load: "loaded",
-      active: this.active,
-      sub: this.sub,
-      mainPid: this.mainPid,
-      since: this.since,
-      steps: [...this.steps.values()].map((s) => ({ ...s })),
-      memoryBytes: running ? this.memoryBytes : null,
-      restarts: this.restarts,
-      containerId: this.containerId,
-      image: this.cfg.image,
-    };
+    const memory = running ? this.memoryBytes : null;
+    return () => memory;
   }
 
-  private set(active: ActiveState, sub: string, mainPid: number | null = this.mainPid): void {
-    if (active !== this.active) this.since = this.ctx.now();
-    this.active = active;
-    this.sub = sub;
-    this.mainPid = mainPid;
-    const key = `${active}/${sub}/${mainPid}/${this.containerId}`;
-    if (key === this.lastEmitted) return;
-    this.lastEmitted = key;
-    try {
-      this.ctx.onChange(this.state());
-    } catch (e) {
-      this.ctx.logger(`agent: state-change callback failed: ${(e as Error).message}`);
-    }
+  protected override extraState(): Partial<UnitState> {
+    return { containerId: this.containerId, image: this.cfg.image };
   }
 
-  private log(text: string, stream: JournalLine["stream"] = "berth"): void {
-    this.ctx.journal.append({ at: this.ctx.now(), unit: this.name, stream, text });
-    if (stream === "berth") this.ctx.logger(text);
-  }
-
-  private get desc(): string {
-    return this.cfg.service.description;
+  protected override changeKey(): string {
+    return String(this.containerId);
   }
 
   /** Memory use from a one-shot stats call (usage less the reclaimable page cache), refreshed in the background. */
@@ -290,36 +234,9 @@ export class ContainerRunner implements UnitRunner {
   // -------------------------------------------------------------------------------------------------------------
   // Start
 
-  start(): void {
-    if (this.stopping !== null) {
-      this.startAfterStop = true;
-      return;
-    }
-    if (this.active === "active" || this.active === "activating") return;
-    void this.launch();
-  }
-
-  private async launch(): Promise<void> {
-    const svc = this.cfg.service;
-    const now = this.ctx.now();
-    this.startTimes = this.startTimes.filter((t) => now - t < svc.startLimitIntervalMs);
-    if (this.startTimes.length >= svc.startLimitBurst) {
-      this.result = "start-limit-hit";
-      this.log(`${this.name}: Start request repeated too quickly.`);
-      this.log(`${this.name}: Failed with result 'start-limit-hit'.`);
-      this.log(`Failed to start ${this.desc}.`);
-      this.set("failed", "start-limit-hit", null);
-      return;
-    }
-    this.startTimes.push(now);
-    const gen = ++this.gen;
-    this.stopRequested = false;
-    this.result = "success";
+  protected async startSequence(gen: number): Promise<void> {
     const firstStart = this.firstStart;
     this.firstStart = false;
-    if (Number.isFinite(svc.timeoutStartMs)) {
-      this.startTimer = setTimeout(() => this.onStartTimeout(gen), svc.timeoutStartMs);
-    }
     this.set("activating", "start");
     try {
       const docker = await connectDocker(this.opts.socketPath);
@@ -560,120 +477,65 @@ export class ContainerRunner implements UnitRunner {
     return e;
   }
 
-  private failStart(gen: number, result: ServiceResult): Promise<void> {
-    if (gen !== this.gen) return Promise.resolve();
-    this.clearStartTimer();
-    if (this.result === "success") this.result = result;
-    ++this.gen;
-    return this.pipeline(true);
-  }
-
-  private clearStartTimer(): void {
-    if (this.startTimer !== null) clearTimeout(this.startTimer);
-    this.startTimer = null;
-  }
-
-  private onStartTimeout(gen: number): void {
-    this.startTimer = null;
-    if (gen !== this.gen || this.active !== "activating") return;
-    this.log(`${this.name}: ${this.sub} operation timed out. Terminating.`);
-    this.result = "timeout";
-    ++this.gen;
-    void this.pipeline(true);
-  }
-
   // -------------------------------------------------------------------------------------------------------------
   // Exit and stop
 
   private onContainerExit(id: string, e: ExitInfo, gen: number): void {
     if (gen !== this.gen || this.stopping !== null || this.containerId !== id) return;
-    this.log(`${this.name}: Main process exited, ${exitText(e)}`);
-    if (!isClean(e, true)) this.result = e.code === "exited" ? "exit-code" : "signal";
     ++this.gen;
-    void this.pipeline(false);
+    this.mainExited(e, true);
   }
 
-  async stop(): Promise<void> {
-    this.stopRequested = true;
-    this.startAfterStop = false;
-    if (this.restartTimer !== null) {
-      clearTimeout(this.restartTimer);
-      this.restartTimer = null;
-      this.set("inactive", "dead", null);
-      this.log(`Stopped ${this.desc}.`);
-      return;
-    }
-    if (this.stopping !== null) return this.stopping;
-    if (this.active === "inactive" || this.active === "failed") return;
-    this.log(`Stopping ${this.desc}...`);
-    ++this.gen;
-    this.clearStartTimer();
-    return this.pipeline(false);
-  }
-
-  private pipeline(startFailure: boolean): Promise<void> {
-    const p = this.runPipeline(startFailure).catch((e) => {
-      this.ctx.logger(`${this.name}: stop failed: ${(e as Error).stack ?? e}`);
-      this.containerId = null;
-      this.set(
-        this.result === "success" ? "inactive" : "failed",
-        this.result === "success" ? "dead" : "failed",
-        null,
-      );
-    });
-    this.stopping = p;
-    void p.finally(() => {
-      if (this.stopping === p) this.stopping = null;
-      if (this.startAfterStop) {
-        this.startAfterStop = false;
-        this.start();
-      }
-    });
-    return p;
-  }
-
-  /** Stops the container if it still runs (docker stop: SIGTERM, SIGKILL after TimeoutStopSec), then removes it. */
-  private async runPipeline(startFailure: boolean): Promise<void> {
+  protected async stopSequence(reason: TeardownReason): Promise<void> {
     const id = this.containerId;
     const docker = this.docker;
     if (id !== null && docker !== null) {
-      const exit = this.exit;
-      const timeoutMs = this.cfg.service.timeoutStopMs;
-      const c = docker.getContainer(id);
-      let running = false;
       try {
-        running = (await c.inspect()).State.Running;
-      } catch {}
-      if (running) {
-        this.set("deactivating", "stop-sigterm");
-        const t = Number.isFinite(timeoutMs) ? Math.max(0, Math.ceil(timeoutMs / 1000)) : 365 * 86_400;
-        const started = Date.now();
-        try {
-          await c.stop({ t });
-        } catch (e) {
-          const s = statusOf(e);
-          if (s !== 304 && s !== 404) this.log(`${this.name}: docker stop failed: ${dockerErrorText(e)}`);
-        }
-        if (exit !== null) {
-          const e = await Promise.race([exit, sleep(10_000).then(() => null)]);
-          if (e !== null) {
-            if (e.code === "killed" && e.status === "KILL" && Date.now() - started >= t * 1000) {
-              this.log(`${this.name}: State 'stop-sigterm' timed out. Killing.`);
-              if (this.result === "success") this.result = "timeout";
-            } else if (!isClean(e, true) && this.result === "success") {
-              this.log(`${this.name}: Main process exited, ${exitText(e)}`);
-              this.result = e.code === "exited" ? "exit-code" : "signal";
-            }
-          }
-        }
+        await this.stopAndRemove(docker, id);
+      } catch (e) {
+        this.containerId = null;
+        throw e;
       }
-      this.detachLogs();
-      this.set("deactivating", "stop-post");
-      await this.removeQuietly(id);
     }
     this.containerId = null;
     this.exit = null;
-    this.enterDead(startFailure);
+    this.enterDead(reason);
+  }
+
+  /** Stops the container if it still runs (docker stop: SIGTERM, SIGKILL after TimeoutStopSec), then removes it. */
+  private async stopAndRemove(docker: Docker, id: string): Promise<void> {
+    const exit = this.exit;
+    const timeoutMs = this.cfg.service.timeoutStopMs;
+    const c = docker.getContainer(id);
+    let running = false;
+    try {
+      running = (await c.inspect()).State.Running;
+    } catch {}
+    if (running) {
+      this.set("deactivating", "stop-sigterm");
+      const t = Number.isFinite(timeoutMs) ? Math.max(0, Math.ceil(timeoutMs / 1000)) : 365 * 86_400;
+      const started = Date.now();
+      try {
+        await c.stop({ t });
+      } catch (e) {
+        const s = statusOf(e);
+        if (s !== 304 && s !== 404) this.log(`${this.name}: docker stop failed: ${dockerErrorText(e)}`);
+      }
+      if (exit !== null) {
+        const e = await Promise.race([exit, sleep(10_000).then(() => null)]);
+        if (e !== null) {
+          if (e.code === "killed" && e.status === "KILL" && Date.now() - started >= t * 1000) {
+            this.stopTimedOut();
+          } else if (!isClean(e, true) && this.result === "success") {
+            this.log(`${this.name}: Main process exited, ${exitText(e)}`);
+            this.result = failureResult(e);
+          }
+        }
+      }
+    }
+    this.detachLogs();
+    this.set("deactivating", "stop-post");
+    await this.removeQuietly(id);
   }
 
   private async removeQuietly(id: string): Promise<void> {
@@ -686,48 +548,6 @@ export class ContainerRunner implements UnitRunner {
       // 404: already gone; 409: removal already in progress.
       if (s !== 404 && s !== 409)
         this.log(`${this.name}: Removing container ${id.slice(0, 12)} failed: ${dockerErrorText(e)}`);
-    }
-  }
-
-  private enterDead(startFailure: boolean): void {
-    this.clearStartTimer();
-    const r = this.result;
-    if (r !== "success") this.log(`${this.name}: Failed with result '${r}'.`);
-    else if (!this.stopRequested) this.log(`${this.name}: Deactivated successfully.`);
-    if (this.stopRequested) this.log(`Stopped ${this.desc}.`);
-    else if (startFailure) this.log(`Failed to start ${this.desc}.`);
-    if (!this.stopRequested && this.shouldRestart(r)) {
-      this.set("activating", "auto-restart", null);
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = null;
-        if (this.stopRequested) return;
-        this.restarts++;
-        this.log(`${this.name}: Scheduled restart job, restart counter is at ${this.restarts}.`);
-        this.log(`Stopped ${this.desc}.`);
-        this.set(r === "success" ? "inactive" : "failed", r === "success" ? "dead" : "failed", null);
-        void this.launch();
-      }, this.cfg.service.restartMs);
-      return;
-    }
-    this.set(r === "success" ? "inactive" : "failed", r === "success" ? "dead" : "failed", null);
-  }
-
-  /** systemd.service(5)'s Restart= table, by service result. */
-  private shouldRestart(r: ServiceResult): boolean {
-    if (r === "start-limit-hit") return false;
-    switch (this.cfg.service.restart) {
-      case "always":
-        return true;
-      case "on-success":
-        return r === "success";
-      case "on-failure":
-        return r !== "success";
-      case "on-abnormal":
-        return r === "signal" || r === "timeout";
-      case "on-abort":
-        return r === "signal";
-      default:
-        return false;
     }
   }
 }

@@ -5,8 +5,10 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 
 export interface JournalLine {
+  /** ms since the epoch */
   at: number;
   unit: string;
+  /** "berth" for the agent's own lines about the unit. */
   stream: "stdout" | "stderr" | "berth";
   text: string;
   /** The process that wrote the line (stdout/stderr of an Exec step, or a container's main process). */

@@ -6,86 +6,18 @@
 //   stop:   stop (ExecStop…) → stop-sigterm (SIGTERM to the process group) → stop-sigkill after TimeoutStopSec →
 //           stop-post (ExecStopPost…) → dead / failed → auto-restart (RestartSec) → start again, per Restart=
 //
-// Every step that awaits re-checks `gen`: a stop request or a start timeout bumps it, and the start sequence
-// that was running gives up at its next step.
+// Start limits, timeouts, Restart= and the state the agent sees are UnitLifecycle's (unit-lifecycle.ts); this
+// file spawns, watches and kills the processes.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import type { Readable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
-import {
-  type CompiledExec,
-  exitStatusText,
-  parseEnvironmentFile,
-  resolveArgv,
-  shortSignalName,
-  signalText,
-} from "./exec-line.ts";
-import type { Journal, JournalLine } from "./journal.ts";
+import { type CompiledExec, parseEnvironmentFile, resolveArgv, shortSignalName } from "./exec-line.ts";
+import { exitText, isClean } from "./exit-status.ts";
+import { pipeLines } from "./lines.ts";
 import { groupAlive, groupRssBytes, killGroup, lookupGroup, lookupUser } from "./proc.ts";
 import type { ServiceConfig } from "./service-config.ts";
-
-export type ActiveState = "active" | "inactive" | "activating" | "deactivating" | "failed";
-export type ExecStep = "ExecStartPre" | "ExecStart" | "ExecStartPost" | "ExecStop" | "ExecStopPost";
-
-export interface StepRecord {
-  step: ExecStep;
-  command: string;
-  pid: number | null;
-  code: "exited" | "killed" | null;
-  status: number | string | null;
-  at: number;
-}
-
-export interface UnitState {
-  name: string;
-  hash: string;
-  load: "loaded" | "error";
-  active: ActiveState;
-  sub: string;
-  mainPid: number | null;
-  since: number;
-  steps: StepRecord[];
-  memoryBytes: number | null;
-  restarts: number;
-  error?: string;
-  /** "dependency" when the unit could not start for one of its Requires= (error says which, and why). */
-  result?: string;
-  /** Units this one's start waits for (After=/Requires= on units of this machine that are not up yet). */
-  waitingFor?: string[];
-  /** Container units only: the running container's id (null while none runs) and its image. */
-  containerId?: string | null;
-  image?: string;
-}
-
-/** What the agent needs from a unit, whatever runs it (processes now; containers are the next runner). */
-export interface UnitRunner {
-  readonly name: string;
-  readonly hash: string;
-  state(): UnitState;
-  /** Starts the unit unless it is already starting or running. Never throws. */
-  start(): void;
-  /** Stops the unit (no restart follows); resolves once it is dead. Never rejects. */
-  stop(): Promise<void>;
-}
-
-export interface RunnerContext {
-  journal: Journal;
-  now: () => number;
-  logger: (line: string) => void;
-  onChange: (s: UnitState) => void;
-  /** Where spawned process groups are recorded, so a restarted agent can kill what a crash left behind. */
-  groups?: { add(pgid: number, unit: string): void; remove(pgid: number): void };
-}
-
-/** systemd's service results (`Result=` / "Failed with result '…'"). */
-export type ServiceResult = "success" | "exit-code" | "signal" | "timeout" | "resources" | "start-limit-hit";
-
-export interface ExitInfo {
-  code: "exited" | "killed";
-  /** Exit status, or the signal's short name ("KILL"). */
-  status: number | string;
-}
+import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
+import type { ExecStep, ExitInfo, RunnerContext, ServiceResult, StepRecord } from "./unit-types.ts";
 
 interface Proc {
   pid: number | null;
@@ -94,175 +26,42 @@ interface Proc {
 }
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const CLEAN_SIGNALS = new Set(["HUP", "INT", "TERM", "PIPE"]);
 /** After SIGKILL, how long to wait for the group to vanish before giving up on it. */
 const FINAL_KILL_WAIT_MS = 5_000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function exitText(e: ExitInfo): string {
-  return e.code === "exited"
-    ? `code=exited, status=${exitStatusText(e.status as number)}`
-    : `code=killed, status=${signalText(String(e.status))}`;
-}
-
-/** systemd's is_clean_exit: a daemon's main process may also die of SIGHUP/SIGINT/SIGTERM/SIGPIPE cleanly. */
-export function isClean(e: ExitInfo, daemon: boolean): boolean {
-  if (e.code === "exited") return e.status === 0;
-  return daemon && CLEAN_SIGNALS.has(String(e.status));
-}
-
-/** A unit that could not be loaded: it only reports its error. */
-export class BrokenUnit implements UnitRunner {
-  private readonly since: number;
-  constructor(
-    readonly name: string,
-    readonly hash: string,
-    private readonly error: string,
-    now: number,
-  ) {
-    this.since = now;
-  }
-  state(): UnitState {
-    return {
-      name: this.name,
-      hash: this.hash,
-      load: "error",
-      active: "inactive",
-      sub: "dead",
-      mainPid: null,
-      since: this.since,
-      steps: [],
-      memoryBytes: null,
-      restarts: 0,
-      error: this.error,
-    };
-  }
-  start(): void {}
-  async stop(): Promise<void> {}
-}
-
-export class ServiceRunner implements UnitRunner {
-  readonly name: string;
-  private active: ActiveState = "inactive";
-  private sub = "dead";
-  private mainPid: number | null = null;
-  private since: number;
-  private readonly steps = new Map<ExecStep, StepRecord>();
-  private restarts = 0;
-
-  private gen = 0;
-  private result: ServiceResult = "success";
+export class ServiceRunner extends UnitLifecycle {
   private lastMainExit: ExitInfo | null = null;
   private mainExitedDuringStart: ExitInfo | null = null;
   /** Process group of the main process, kept after it exits so that leftovers can be killed. */
   private mainPgid: number | null = null;
   private main: Proc | null = null;
   private control: { proc: Proc; pgid: number | null } | null = null;
-  private stopping: Promise<void> | null = null;
-  private stopRequested = false;
-  private startAfterStop = false;
-  private restartTimer: ReturnType<typeof setTimeout> | null = null;
-  private startTimer: ReturnType<typeof setTimeout> | null = null;
-  private startTimes: number[] = [];
   private env: Record<string, string> = {};
-  private lastEmitted = "";
 
   constructor(
-    readonly hash: string,
+    hash: string,
     private readonly cfg: ServiceConfig,
-    private readonly ctx: RunnerContext,
+    ctx: RunnerContext,
   ) {
-    this.name = cfg.name;
-    this.since = ctx.now();
-    for (const w of cfg.warnings) this.log(`${this.name}: ${w}`);
+    super(hash, cfg, ctx, cfg.warnings);
   }
 
-  // -------------------------------------------------------------------------------------------------------------
-  // State
-
-  state(): UnitState {
+  protected memoryReader(): () => number | null {
     const running = this.mainPgid !== null && (this.active === "active" || this.active === "activating");
-    // Memory is read from /proc only when someone looks at it: most states (reports, change events) never do.
     const pgid = running ? this.mainPgid : null;
-    let memory: number | null | undefined;
-    return {
-      name: this.name,
-      hash: this.hash,
-      load: "loaded",
-      active: this.active,
-      sub: this.sub,
-      mainPid: this.mainPid,
-      since: this.since,
-      steps: [...this.steps.values()].map((s) => ({ ...s })),
-      get memoryBytes(): number | null {
-        if (memory === undefined) memory = pgid === null ? null : groupRssBytes(pgid);
-        return memory;
-      },
-      restarts: this.restarts,
-    };
-  }
-
-  private set(active: ActiveState, sub: string, mainPid: number | null = this.mainPid): void {
-    if (active !== this.active) this.since = this.ctx.now();
-    this.active = active;
-    this.sub = sub;
-    this.mainPid = mainPid;
-    const key = `${active}/${sub}/${mainPid}`;
-    if (key === this.lastEmitted) return;
-    this.lastEmitted = key;
-    try {
-      this.ctx.onChange(this.state());
-    } catch (e) {
-      this.ctx.logger(`agent: state-change callback failed: ${(e as Error).message}`);
-    }
-  }
-
-  private log(text: string, stream: JournalLine["stream"] = "berth", pid?: number | null): void {
-    const line: JournalLine = { at: this.ctx.now(), unit: this.name, stream, text };
-    if (pid) line.pid = pid;
-    this.ctx.journal.append(line);
-    if (stream === "berth") this.ctx.logger(text);
-  }
-
-  private get desc(): string {
-    return this.cfg.description;
+    return () => (pgid === null ? null : groupRssBytes(pgid));
   }
 
   // -------------------------------------------------------------------------------------------------------------
   // Start
 
-  start(): void {
-    if (this.stopping !== null) {
-      this.startAfterStop = true;
-      return;
-    }
-    if (this.active === "active" || this.active === "activating") return;
-    void this.launch();
-  }
-
-  private async launch(): Promise<void> {
+  protected async startSequence(gen: number): Promise<void> {
     const cfg = this.cfg;
-    const now = this.ctx.now();
-    this.startTimes = this.startTimes.filter((t) => now - t < cfg.startLimitIntervalMs);
-    if (this.startTimes.length >= cfg.startLimitBurst) {
-      this.result = "start-limit-hit";
-      this.log(`${this.name}: Start request repeated too quickly.`);
-      this.log(`${this.name}: Failed with result 'start-limit-hit'.`);
-      this.log(`Failed to start ${this.desc}.`);
-      this.set("failed", "start-limit-hit", null);
-      return;
-    }
-    this.startTimes.push(now);
-    const gen = ++this.gen;
-    this.stopRequested = false;
-    this.result = "success";
     this.lastMainExit = null;
     this.mainExitedDuringStart = null;
     this.log(`Starting ${this.desc}...`);
-    if (Number.isFinite(cfg.timeoutStartMs)) {
-      this.startTimer = setTimeout(() => this.onStartTimeout(gen), cfg.timeoutStartMs);
-    }
     try {
       this.env = this.buildEnv();
     } catch (e) {
@@ -318,39 +117,17 @@ export class ServiceRunner implements UnitRunner {
         return;
       }
       this.log(`Finished ${this.desc}.`);
-      void this.pipeline({ runExecStop: true, startFailure: false });
+      void this.teardown("exited");
       return;
     }
     if (this.mainExitedDuringStart !== null) {
       this.set("active", "running", null);
       this.log(`Started ${this.desc}.`);
-      this.handleMainExit(this.mainExitedDuringStart);
+      this.mainExited(this.mainExitedDuringStart, this.cfg.type !== "oneshot");
       return;
     }
     this.set("active", "running");
     this.log(`Started ${this.desc}.`);
-  }
-
-  private failStart(gen: number, result: ServiceResult): Promise<void> {
-    if (gen !== this.gen) return Promise.resolve();
-    this.clearStartTimer();
-    if (this.result === "success") this.result = result;
-    ++this.gen;
-    return this.pipeline({ runExecStop: false, startFailure: true });
-  }
-
-  private clearStartTimer(): void {
-    if (this.startTimer !== null) clearTimeout(this.startTimer);
-    this.startTimer = null;
-  }
-
-  private onStartTimeout(gen: number): void {
-    this.startTimer = null;
-    if (gen !== this.gen || this.active !== "activating") return;
-    this.log(`${this.name}: ${this.sub} operation timed out. Terminating.`);
-    this.result = "timeout";
-    ++this.gen;
-    void this.pipeline({ runExecStop: false, startFailure: true, killControl: true });
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -365,71 +142,26 @@ export class ServiceRunner implements UnitRunner {
       this.mainExitedDuringStart = e;
       return;
     }
-    this.handleMainExit(e);
-  }
-
-  private handleMainExit(e: ExitInfo): void {
-    this.log(`${this.name}: Main process exited, ${exitText(e)}`);
-    if (!isClean(e, this.cfg.type !== "oneshot")) this.result = e.code === "exited" ? "exit-code" : "signal";
-    void this.pipeline({ runExecStop: true, startFailure: false });
+    this.mainExited(e, this.cfg.type !== "oneshot");
   }
 
   // -------------------------------------------------------------------------------------------------------------
   // Stop
 
-  async stop(): Promise<void> {
-    this.stopRequested = true;
-    this.startAfterStop = false;
-    if (this.restartTimer !== null) {
-      clearTimeout(this.restartTimer);
-      this.restartTimer = null;
-      this.set("inactive", "dead", null);
-      this.log(`Stopped ${this.desc}.`);
-      return;
-    }
-    if (this.stopping !== null) return this.stopping;
-    if (this.active === "inactive" || this.active === "failed") return;
-    this.log(`Stopping ${this.desc}...`);
-    if (this.active === "activating") {
-      ++this.gen;
-      this.clearStartTimer();
-      return this.pipeline({ runExecStop: false, startFailure: false, killControl: true });
-    }
-    return this.pipeline({ runExecStop: true, startFailure: false });
-  }
-
-  private pipeline(opts: {
-    runExecStop: boolean;
-    startFailure: boolean;
-    killControl?: boolean;
-  }): Promise<void> {
-    const p = this.runPipeline(opts).catch((e) => {
-      this.ctx.logger(`${this.name}: stop failed: ${(e as Error).stack ?? e}`);
-      this.set(
-        this.result === "success" ? "inactive" : "failed",
-        this.result === "success" ? "dead" : "failed",
-        null,
-      );
-    });
-    this.stopping = p;
-    void p.finally(() => {
-      if (this.stopping === p) this.stopping = null;
-      if (this.startAfterStop) {
-        this.startAfterStop = false;
-        this.start();
-      }
-    });
-    return p;
-  }
-
-  private async runPipeline(opts: { runExecStop: boolean; startFailure: boolean; killControl?: boolean }) {
+  /**
+   * ExecStop= (only for a run that got going: a stop request or an exit) → SIGTERM/SIGKILL to the main group →
+   * ExecStopPost=; a control process still running (start timeout, stop while starting) is killed first.
+   */
+  protected async stopSequence(reason: TeardownReason): Promise<void> {
     const cfg = this.cfg;
     const gen = this.gen;
-    if (opts.killControl && this.control !== null) {
+    const killControl = reason === "start-timeout" || reason === "stop-while-starting";
+    const runExecStop = reason === "stop" || reason === "exited";
+    if (killControl && this.control !== null) {
       this.set("deactivating", this.stopRequested ? "stop" : "stop-sigterm");
       await this.terminate(this.control.pgid, this.control.proc, Date.now() + cfg.timeoutStopMs, false);
     }
-    if (opts.runExecStop && cfg.execStop.length > 0) {
+    if (runExecStop && cfg.execStop.length > 0) {
       this.set("deactivating", "stop");
       const deadline = Date.now() + cfg.timeoutStopMs;
       const extra: Record<string, string> = this.mainPid !== null ? { MAINPID: String(this.mainPid) } : {};
@@ -460,7 +192,9 @@ export class ServiceRunner implements UnitRunner {
         }
       }
     }
-    this.enterDead(opts.startFailure);
+    this.mainPgid = null;
+    this.main = null;
+    this.enterDead(reason);
   }
 
   /** SIGTERM (+SIGCONT) to the main process group, SIGKILL once `deadline` passes (result: timeout). */
@@ -483,8 +217,7 @@ export class ServiceRunner implements UnitRunner {
     killGroup(pgid, "SIGCONT");
     if (await this.waitGone(pgid, proc, deadline - Date.now())) return;
     if (track) {
-      this.log(`${this.name}: State 'stop-sigterm' timed out. Killing.`);
-      if (this.result === "success") this.result = "timeout";
+      this.stopTimedOut();
       this.set("deactivating", "stop-sigkill");
     }
     killGroup(pgid, "SIGKILL");
@@ -498,50 +231,6 @@ export class ServiceRunner implements UnitRunner {
       if (procDone && !groupAlive(pgid)) return true;
       if (Date.now() >= until) return false;
       await sleep(Math.min(20, Math.max(1, until - Date.now())));
-    }
-  }
-
-  private enterDead(startFailure: boolean): void {
-    this.clearStartTimer();
-    this.mainPgid = null;
-    this.main = null;
-    const r = this.result;
-    if (r !== "success") this.log(`${this.name}: Failed with result '${r}'.`);
-    else if (!this.stopRequested) this.log(`${this.name}: Deactivated successfully.`);
-    if (this.stopRequested) this.log(`Stopped ${this.desc}.`);
-    else if (startFailure) this.log(`Failed to start ${this.desc}.`);
-    if (!this.stopRequested && this.shouldRestart(r)) {
-      this.set("activating", "auto-restart", null);
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = null;
-        if (this.stopRequested) return;
-        this.restarts++;
-        this.log(`${this.name}: Scheduled restart job, restart counter is at ${this.restarts}.`);
-        this.log(`Stopped ${this.desc}.`);
-        this.set(r === "success" ? "inactive" : "failed", r === "success" ? "dead" : "failed", null);
-        void this.launch();
-      }, this.cfg.restartMs);
-      return;
-    }
-    this.set(r === "success" ? "inactive" : "failed", r === "success" ? "dead" : "failed", null);
-  }
-
-  /** systemd.service(5)'s Restart= table, by service result. */
-  private shouldRestart(r: ServiceResult): boolean {
-    if (r === "start-limit-hit") return false;
-    switch (this.cfg.restart) {
-      case "always":
-        return true;
-      case "on-success":
-        return r === "success";
-      case "on-failure":
-        return r !== "success";
-      case "on-abnormal":
-        return r === "signal" || r === "timeout";
-      case "on-abort":
-        return r === "signal";
-      default:
-        return false;
     }
   }
 
@@ -727,25 +416,4 @@ export class ServiceRunner implements UnitRunner {
 
 function searchPath(name: string, path: string): boolean {
   return path.split(":").some((dir) => dir !== "" && existsSync(`${dir}/${name}`));
-}
-
-/** Calls onLine for each complete line of a stream (and the unterminated rest at its end). */
-export function pipeLines(stream: Readable, onLine: (text: string) => void): void {
-  const decoder = new StringDecoder("utf8");
-  let buf = "";
-  stream.on("data", (chunk: Buffer) => {
-    buf += decoder.write(chunk);
-    let nl = buf.indexOf("\n");
-    while (nl >= 0) {
-      onLine(buf.slice(0, nl).replace(/\r$/, ""));
-      buf = buf.slice(nl + 1);
-      nl = buf.indexOf("\n");
-    }
-  });
-  stream.on("end", () => {
-    buf += decoder.end();
-    if (buf !== "") onLine(buf);
-    buf = "";
-  });
-  stream.on("error", () => {});
 }

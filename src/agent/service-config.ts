@@ -91,12 +91,16 @@ export function loadServiceConfig(
   text: string,
   ctx: Omit<SpecifierContext, "unitName">,
 ): ServiceConfig {
+  return serviceConfigOf(name, parseRunnableUnit(name, text), { ...ctx, unitName: name });
+}
+
+/** Parses a unit file the agent could run: a .service unit, and an instance rather than a template. */
+export function parseRunnableUnit(name: string, text: string): UnitFile {
   const unitName = parseUnitName(name);
   if (unitName.type !== "service")
     throw new UnitFileError(`only .service units can be run here, not .${unitName.type}`, 0, name);
   if (unitName.isTemplate) throw new UnitNameError(name, "a template cannot be run, only its instances");
-  const file = parseUnitFile(text, name);
-  return serviceConfigOf(name, file, { ...ctx, unitName: name });
+  return parseUnitFile(text, name);
 }
 
 /**

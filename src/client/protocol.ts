@@ -1,7 +1,11 @@
 // The client protocol spoken on a node's client address (msgpack frames, see src/wire/): method names, their
 // parameters and results. The CLI, the console and the SSH tunnel all use this one connection: requests and
 // responses, plus server-pushed streams for watches (and later unit states and logs).
+import type { JournalLine } from "../agent/journal.ts";
 import type { KvEvent } from "../kv/types.ts";
+
+/** One line of a unit's journal, as the agent keeps it. */
+export type { JournalLine };
 
 /** An etcd-v2 style write, before the node turns it into a store command (see src/node/kv-requests.ts). */
 export interface KvWriteRequest {
@@ -157,18 +161,6 @@ export interface AgentUnitState {
   memoryBytes: number | null;
   restarts: number;
   error?: string;
-}
-
-/** One line of a unit's journal. */
-export interface JournalLine {
-  /** ms since the epoch */
-  at: number;
-  unit: string;
-  /** "berth" for the agent's own lines about the unit. */
-  stream: "stdout" | "stderr" | "berth";
-  text: string;
-  /** The process that wrote the line (absent for the agent's own lines). */
-  pid?: number;
 }
 
 /** `berth status`: one entry per unit and machine it is scheduled on. */

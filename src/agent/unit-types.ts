@@ -1,0 +1,64 @@
+// The shapes every unit runner shares with the agent: what a unit reports and what it is given to run.
+import type { Journal } from "./journal.ts";
+
+export type ActiveState = "active" | "inactive" | "activating" | "deactivating" | "failed";
+export type ExecStep = "ExecStartPre" | "ExecStart" | "ExecStartPost" | "ExecStop" | "ExecStopPost";
+
+export interface StepRecord {
+  step: ExecStep;
+  command: string;
+  pid: number | null;
+  code: "exited" | "killed" | null;
+  status: number | string | null;
+  at: number;
+}
+
+export interface UnitState {
+  name: string;
+  hash: string;
+  load: "loaded" | "error";
+  active: ActiveState;
+  sub: string;
+  mainPid: number | null;
+  since: number;
+  steps: StepRecord[];
+  memoryBytes: number | null;
+  restarts: number;
+  error?: string;
+  /** "dependency" when the unit could not start for one of its Requires= (error says which, and why). */
+  result?: string;
+  /** Units this one's start waits for (After=/Requires= on units of this machine that are not up yet). */
+  waitingFor?: string[];
+  /** Container units only: the running container's id (null while none runs) and its image. */
+  containerId?: string | null;
+  image?: string;
+}
+
+/** What the agent needs from a unit, whatever runs it (processes or a container). */
+export interface UnitRunner {
+  readonly name: string;
+  readonly hash: string;
+  state(): UnitState;
+  /** Starts the unit unless it is already starting or running. Never throws. */
+  start(): void;
+  /** Stops the unit (no restart follows); resolves once it is dead. Never rejects. */
+  stop(): Promise<void>;
+}
+
+export interface RunnerContext {
+  journal: Journal;
+  now: () => number;
+  logger: (line: string) => void;
+  onChange: (s: UnitState) => void;
+  /** Where spawned process groups are recorded, so a restarted agent can kill what a crash left behind. */
+  groups?: { add(pgid: number, unit: string): void; remove(pgid: number): void };
+}
+
+/** systemd's service results (`Result=` / "Failed with result '…'"). */
+export type ServiceResult = "success" | "exit-code" | "signal" | "timeout" | "resources" | "start-limit-hit";
+
+export interface ExitInfo {
+  code: "exited" | "killed";
+  /** Exit status, or the signal's short name ("KILL"). */
+  status: number | string;
+}

@@ -1,0 +1,107 @@
+// The harness shared by the process-agent tests: agents stopped, unit process groups killed and temp dirs
+// removed after each test, plus polling for states.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach } from "vitest";
+import { Agent, type UnitSpec, type UnitState } from "../../src/agent/agent.ts";
+import { processState } from "../../src/agent/proc.ts";
+
+/** A long-running main process that exits promptly on SIGTERM. */
+export const SLEEPER = "/bin/sh -c 'while :; do sleep 0.05; done'";
+
+/** A process that exists and is not a zombie (orphans wait for PID 1 to reap them). */
+export function alive(pid: number): boolean {
+  const state = processState(pid);
+  return state !== null && state !== "Z";
+}
+
+export const spec = (
+  name: string,
+  text: string,
+  desired: UnitSpec["desired"] = "launched",
+  hash = "h1",
+): UnitSpec => ({
+  name,
+  hash,
+  text,
+  desired,
+});
+
+export interface AgentHarness {
+  /** A temp dir removed after the test. */
+  tmp(): string;
+  /** An agent on `dir` (machine m1abc), stopped after the test; `events` collects its state changes. */
+  makeAgent(dir?: string): { agent: Agent; dir: string; events: UnitState[] };
+  /** For a test that stops `agent` itself: it is not stopped again after the test. */
+  release(agent: Agent): void;
+  /** A process group to SIGKILL after the test (main processes are tracked already). */
+  killAfterTest(pgid: number): void;
+  waitFor<T>(f: () => T | undefined | null | false, ms?: number, what?: string): Promise<T>;
+  waitState(agent: Agent, name: string, active: string, sub?: string, ms?: number): Promise<UnitState>;
+}
+
+/** Registers the cleanup (afterEach) for one test file; `waitMs` is the default for waitFor and waitState. */
+export function agentHarness(opts: { tmpPrefix: string; waitMs: number }): AgentHarness {
+  const agents: Agent[] = [];
+  const dirs: string[] = [];
+  const pgids = new Set<number>();
+
+  afterEach(async () => {
+    await Promise.all(agents.splice(0).map((a) => a.stop()));
+    // Units that outlived a stop (or an agent that was never stopped) must not leak into the next test.
+    for (const pgid of pgids) {
+      try {
+        process.kill(-pgid, "SIGKILL");
+      } catch {}
+    }
+    pgids.clear();
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  const tmp = (): string => {
+    const d = mkdtempSync(join(tmpdir(), opts.tmpPrefix));
+    dirs.push(d);
+    return d;
+  };
+
+  const makeAgent = (dir = tmp()) => {
+    const agent = new Agent({ machineId: "m1abc", hostname: "node-1", dataDir: join(dir, "data") });
+    const events: UnitState[] = [];
+    agent.onStateChange((s) => {
+      events.push(s);
+      if (s.mainPid !== null) pgids.add(s.mainPid);
+    });
+    agents.push(agent);
+    return { agent, dir, events };
+  };
+
+  async function waitFor<T>(f: () => T | undefined | null | false, ms = opts.waitMs, what = "condition") {
+    const until = Date.now() + ms;
+    for (;;) {
+      const v = f();
+      if (v) return v;
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  const waitState = (agent: Agent, name: string, active: string, sub?: string, ms = opts.waitMs) =>
+    waitFor(
+      () => {
+        const s = agent.state(name);
+        return s && s.active === active && (sub === undefined || s.sub === sub) ? s : undefined;
+      },
+      ms,
+      `${name} to be ${active}/${sub ?? "*"} (now ${agent.state(name)?.active}/${agent.state(name)?.sub})`,
+    );
+
+  return {
+    tmp,
+    makeAgent,
+    release: (agent) => void agents.splice(agents.indexOf(agent), 1),
+    killAfterTest: (pgid) => void pgids.add(pgid),
+    waitFor,
+    waitState,
+  };
+}
