@@ -11,7 +11,10 @@ import { BerthClient } from "../src/client/client.ts";
 import { freePort } from "../test/support/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const BERTH = join(ROOT, "dist/berth");
+// Diagnostics: BERTH_BIN picks another binary (A/B runs); BENCH_ONLY=berth skips etcd and msgpack; BENCH_ROWS=1,16 keeps
+// only those PUT in-flight rows.
+const BERTH = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
+const ONLY_BERTH = process.env.BENCH_ONLY === "berth";
 const HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
 const VALUE = "v".repeat(256);
 const KEYSPACE = 1024;
@@ -334,13 +337,17 @@ interface Workload {
   inFlight: number;
 }
 
-const WORKLOADS: Workload[] = [
+const ALL_WORKLOADS: Workload[] = [
   { label: "PUT x1", kind: "put", inFlight: 1 },
   { label: "PUT x16", kind: "put", inFlight: 16 },
   { label: "PUT x64", kind: "put", inFlight: 64 },
   { label: "PUT x256", kind: "put", inFlight: 256 },
   { label: "GET quorum x64", kind: "qget", inFlight: 64 },
 ];
+const ROWS = process.env.BENCH_ROWS?.split(",").map(Number);
+const WORKLOADS = ROWS
+  ? ALL_WORKLOADS.filter((w) => w.kind === "put" && ROWS.includes(w.inFlight))
+  : ALL_WORKLOADS;
 
 const PUT_BODY = `value=${VALUE}`;
 
@@ -431,7 +438,7 @@ export async function benchCompare(opts: {
   log?: (s: string) => void;
 }): Promise<CompareRow[]> {
   const log = opts.log ?? ((s: string) => console.error(s));
-  const etcdBin = ensureEtcd();
+  const etcdBin = ONLY_BERTH ? "" : ensureEtcd();
   ensureBerth();
   // A temp dir on the same disk for both (os.tmpdir() here is the root disk; see bench/fsync.ts).
   const parent = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), "berth-etcd-compare-"));
@@ -452,17 +459,21 @@ export async function benchCompare(opts: {
   process.once("SIGTERM", onSignal);
   try {
     // etcd
-    cluster = await startEtcd(etcdBin, parent);
-    await waitReady(cluster);
-    await prefill(cluster.httpUrls);
-    log(`etcd idle: the 3 members use ${(100 * (await idleCpu(cluster))).toFixed(1)}% of one core together`);
-    for (const [i, w] of WORKLOADS.entries()) {
-      const c = cluster;
-      rows[i]!.etcd = await measured(c, () => runHttp(c.httpUrls, w, opts.seconds));
-      log(`etcd        ${w.label}: ${fmt(rows[i]!.etcd)}`);
+    if (!ONLY_BERTH) {
+      cluster = await startEtcd(etcdBin, parent);
+      await waitReady(cluster);
+      await prefill(cluster.httpUrls);
+      log(
+        `etcd idle: the 3 members use ${(100 * (await idleCpu(cluster))).toFixed(1)}% of one core together`,
+      );
+      for (const [i, w] of WORKLOADS.entries()) {
+        const c = cluster;
+        rows[i]!.etcd = await measured(c, () => runHttp(c.httpUrls, w, opts.seconds));
+        log(`etcd        ${w.label}: ${fmt(rows[i]!.etcd)}`);
+      }
+      await stopCluster(cluster);
+      cluster = null;
     }
-    await stopCluster(cluster);
-    cluster = null;
 
     // Berth
     cluster = await startBerth(parent);
@@ -475,16 +486,17 @@ export async function benchCompare(opts: {
       log(`berth-http  ${w.label}: ${fmt(rows[i]!.berthHttp)}`);
     }
     const clients: BerthClient[] = [];
-    try {
-      for (const addr of cluster.clientAddrs)
-        clients.push(await BerthClient.connect({ endpoints: [addr], timeoutMs: 10_000, name: "bench" }));
-      for (const [i, w] of WORKLOADS.entries()) {
-        rows[i]!.berthMsgpack = await measured(cluster, () => runMsgpack(clients, w, opts.seconds));
-        log(`berth-mpack ${w.label}: ${fmt(rows[i]!.berthMsgpack)}`);
+    if (!ONLY_BERTH)
+      try {
+        for (const addr of cluster.clientAddrs)
+          clients.push(await BerthClient.connect({ endpoints: [addr], timeoutMs: 10_000, name: "bench" }));
+        for (const [i, w] of WORKLOADS.entries()) {
+          rows[i]!.berthMsgpack = await measured(cluster, () => runMsgpack(clients, w, opts.seconds));
+          log(`berth-mpack ${w.label}: ${fmt(rows[i]!.berthMsgpack)}`);
+        }
+      } finally {
+        for (const c of clients) c.close();
       }
-    } finally {
-      for (const c of clients) c.close();
-    }
   } finally {
     await stopCluster(cluster);
     rmSync(parent, { recursive: true, force: true });

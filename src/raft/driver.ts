@@ -90,6 +90,9 @@ export class RaftDriver {
   private inbox: InboxItem[] = [];
   private processing = false;
   private scheduled = false;
+  /** Set while a Ready's entries are being written (see stepAcksWhilePersisting). */
+  private persisting = false;
+  private midFlightScheduled = false;
   private stopped = false;
   private ticker: ReturnType<typeof setInterval> | null = null;
   private proposals = new Map<number, PendingProposal>();
@@ -110,6 +113,8 @@ export class RaftDriver {
   private peers = new Map<NodeId, string>();
   private appliedIndex = 0;
   private snapshotIndex = 0;
+  /** A snapshot being written in the background (see maybeSnapshot). */
+  private snapshotWrite: Promise<void> | null = null;
   private leaderListeners: ((lead: NodeId | null, term: number) => void)[] = [];
   private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join">> & DriverOptions;
 
@@ -225,6 +230,7 @@ export class RaftDriver {
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
     while (this.processing) await new Promise((r) => setTimeout(r, 1));
+    await this.snapshotWrite?.catch(() => {});
     if (this.unsavedHard) await this.opts.storage.save(this.unsavedHard, []).catch(() => {});
     this.unsavedHard = null;
     const err = new Error("the node is shutting down");
@@ -243,6 +249,17 @@ export class RaftDriver {
       return;
     }
     this.inbox.push(item);
+    if (this.persisting && !this.midFlightScheduled && item.kind === "message") {
+      const t = item.m.type;
+      if (t === "appResp" || t === "app") {
+        this.midFlightScheduled = true;
+        queueMicrotask(() => {
+          this.midFlightScheduled = false;
+          if (this.raft.role === "leader") this.stepAcksWhilePersisting();
+          else this.applyLeaderCommitWhilePersisting();
+        });
+      }
+    }
     this.schedule(soon);
   }
 
@@ -383,18 +400,91 @@ export class RaftDriver {
     // Leader appends go out while the leader's own disk write is under way (Raft §10.2.1).
     if (rd.messages.length > 0) o.transport.send(rd.messages);
     if (rd.snapshot) {
+      // Never two snapshot writes at once; the local one is superseded (its compaction is skipped).
+      if (this.snapshotWrite) await this.snapshotWrite.catch(() => {});
       await o.storage.saveSnapshot(rd.snapshot);
       this.restoreSnapshot(rd.snapshot);
     }
-    await this.persist(rd);
+    // Committed entries are durable on a majority already: apply them (and answer their clients) while this
+    // Ready's new entries are being written, not after (etcd hands them to its applier before saving). The write
+    // is started first so the disk works while the state machine does. Entries applied early by a previous pass
+    // (see stepAcksWhilePersisting) are skipped.
+    this.persisting = true;
+    const saving = this.persist(rd).finally(() => {
+      this.persisting = false;
+    });
+    try {
+      // The write(2) and fdatasync are issued a few microtasks into save(): let them leave before applying.
+      if (rd.entries.length > 0 && rd.committedEntries.length > 0) await new Promise((r) => setImmediate(r));
+      for (const e of rd.committedEntries) if (e.index > this.appliedIndex) this.applyEntry(e);
+      for (const rs of rd.readStates) {
+        const batch = this.readsAwaitingIndex.get(keyOf(rs.context));
+        if (!batch) continue;
+        this.readsAwaitingIndex.delete(keyOf(rs.context));
+        this.readSentAt.delete(keyOf(rs.context));
+        this.readsAwaitingApply.push({ index: rs.index, batch });
+      }
+      this.serveReads();
+    } finally {
+      await saving;
+    }
     if (rd.messagesAfterPersist.length > 0) o.transport.send(rd.messagesAfterPersist);
-    for (const e of rd.committedEntries) this.applyEntry(e);
-    for (const rs of rd.readStates) {
-      const batch = this.readsAwaitingIndex.get(keyOf(rs.context));
-      if (!batch) continue;
-      this.readsAwaitingIndex.delete(keyOf(rs.context));
-      this.readSentAt.delete(keyOf(rs.context));
-      this.readsAwaitingApply.push({ index: rs.index, batch });
+  }
+
+  /**
+   * While the leader's own write is in flight, followers' append acknowledgements of the current term are stepped
+   * as they arrive: a quorum of durable copies may not include the leader's (etcd counts the leader's own entries
+   * only once they are stable too, and commits without it). Newly committed normal entries are applied at once;
+   * a membership change waits for the next pass. Raft itself is not asked for a Ready until the write is done.
+   */
+  private stepAcksWhilePersisting(): void {
+    if (!this.persisting || this.stopped || this.raft.role !== "leader") return;
+    const term = this.raft.term;
+    let stepped = false;
+    const rest: InboxItem[] = [];
+    for (const item of this.inbox) {
+      if (item.kind === "message" && item.m.type === "appResp" && item.m.term === term) {
+        this.raft.step(item.m);
+        stepped = true;
+      } else rest.push(item);
+    }
+    if (!stepped) return;
+    this.inbox = rest;
+    // Commit updates and the appends the acknowledgements opened room for go out now, not after the write.
+    const out = this.raft.takeLeaderMessages();
+    if (out.length > 0) this.opts.transport.send(out);
+    this.applyEarly(this.raft.log.committed);
+  }
+
+  /**
+   * A follower whose own write is in flight looks (without stepping them) at the current leader's appends that
+   * wait in the inbox: where one's previous entry matches our log, our log equals the leader's up to there (Log
+   * Matching), so entries up to min(its commit, that index) are committed and can be applied now, as stepping the
+   * append after the write would do (and forwarded writes waiting for this replica to apply are answered sooner).
+   */
+  private applyLeaderCommitWhilePersisting(): void {
+    if (!this.persisting || this.stopped || this.raft.role !== "follower") return;
+    const log = this.raft.log;
+    let upTo = 0;
+    for (const item of this.inbox) {
+      if (item.kind !== "message") continue;
+      const m = item.m;
+      if (m.type !== "app" || m.term !== this.raft.term || m.from !== this.raft.lead) continue;
+      const prev = m.index ?? 0;
+      if (prev > upTo && log.matchTerm(prev, m.logTerm ?? 0))
+        upTo = Math.max(upTo, Math.min(m.commit ?? 0, prev));
+    }
+    this.applyEarly(upTo);
+  }
+
+  /** Applies the committed normal entries up to `upTo` ahead of the next pass; a membership change waits for it. */
+  private applyEarly(upTo: number): void {
+    const log = this.raft.log;
+    const end = Math.min(upTo, log.lastIndex());
+    if (end <= this.appliedIndex || this.appliedIndex < log.firstIndex() - 1) return;
+    for (const e of log.slice(this.appliedIndex + 1, end + 1)) {
+      if (e.type === "conf") break;
+      this.applyEntry(e);
     }
     this.serveReads();
   }
@@ -495,21 +585,47 @@ export class RaftDriver {
     this.snapshotIndex = snapshot.meta.index;
   }
 
+  /**
+   * Takes the state machine's snapshot here, in the pass, but writes it in the background: the pipeline goes on
+   * while its fsyncs run (the storage keeps log appends flowing meanwhile). Once it is durable, a later pass hands
+   * it to Raft and compacts the log. One snapshot is written at a time.
+   */
   private async maybeSnapshot(): Promise<void> {
     const o = this.opts;
-    if (this.appliedIndex - this.snapshotIndex < o.snapshotEvery) return;
+    if (this.snapshotWrite || this.appliedIndex - this.snapshotIndex < o.snapshotEvery) return;
     const index = this.appliedIndex;
     const envelope: SnapshotEnvelope = { peers: [...this.peers], app: o.stateMachine.snapshot() };
     const snapshot: Snapshot = {
       meta: { index, term: this.raft.log.term(index)!, confState: this.raft.confState() },
       data: packr.pack(envelope),
     };
-    await o.storage.saveSnapshot(snapshot);
-    this.raft.compact(snapshot, o.snapshotCatchUpEntries);
-    await o.storage.compact(this.raft.log.snapshotIndex);
-    this.snapshotIndex = index;
-    o.logger?.(
-      `snapshot at index ${index} (${snapshot.data.length} bytes); log compacted to ${this.raft.log.snapshotIndex}`,
+    const fatal = (err: Error) => {
+      // As in a pass: a failed disk write leaves us unable to promise durability, so stop rather than lie.
+      if (this.stopped) return;
+      o.logger?.(`fatal: ${err.stack ?? err}`);
+      this.stopped = true;
+      process.exitCode = 1;
+      throw err;
+    };
+    const write = o.storage.saveSnapshot(snapshot);
+    this.snapshotWrite = write;
+    write.then(
+      () =>
+        // Raft's log is compacted inside a pass, like every other change to its state.
+        this.enqueue({
+          kind: "call",
+          fn: (raft) => {
+            if (this.snapshotWrite === write) this.snapshotWrite = null;
+            if (index <= this.snapshotIndex) return;
+            raft.compact(snapshot, o.snapshotCatchUpEntries);
+            this.snapshotIndex = index;
+            o.storage.compact(raft.log.snapshotIndex).catch(fatal);
+            o.logger?.(
+              `snapshot at index ${index} (${snapshot.data.length} bytes); log compacted to ${raft.log.snapshotIndex}`,
+            );
+          },
+        }),
+      fatal,
     );
   }
 }

@@ -280,6 +280,19 @@ export class Raft {
     return rd;
   }
 
+  /**
+   * The leader's messages produced since the last ready() (appends, commit updates), taken out of the next Ready
+   * so the driver can send them while that Ready's write is still in flight; other messages stay queued.
+   */
+  takeLeaderMessages(): Message[] {
+    if (this.role !== "leader" || this.outbox.length === 0) return [];
+    const out: Message[] = [];
+    const rest: Message[] = [];
+    for (const m of this.outbox) (LEADER_MESSAGES.has(m.type) ? out : rest).push(m);
+    this.outbox = rest;
+    return out;
+  }
+
   /** The driver has persisted, sent and applied what `rd` asked for. */
   advance(rd: Ready): void {
     if (rd.snapshot) {

@@ -326,20 +326,11 @@ export class FileRaftStorage implements RaftStorage {
   }
 
   saveSnapshot(snapshot: Snapshot): Promise<void> {
-    return this.serial(async () => {
+    const { term, index } = snapshot.meta;
+    const name = snapshotName(term, index);
+    const record = async (writeFile: boolean) => {
       await this.ensureLoaded();
-      const { term, index } = snapshot.meta;
-      const name = snapshotName(term, index);
-      const tmp = join(this.snapDir, `${name}.tmp`);
-      const fh = await open(tmp, "w");
-      try {
-        await writeAll(fh, encodeSnapshot(snapshot), 0);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(tmp, join(this.snapDir, name));
-      await fsyncDir(this.snapDir);
+      if (writeFile) await this.writeSnapshotFile(name, snapshot);
       this.snapIndex = Math.max(this.snapIndex, index);
       if (index > this.lastIndex) {
         // Installed from a leader past our log's end: entries from index + 1 on follow without a gap.
@@ -349,7 +340,26 @@ export class FileRaftStorage implements RaftStorage {
         this.lastIndex = index;
       }
       await this.pruneSnapshots();
-    });
+    };
+    // Once loaded, the snapshot's own file in snap/ is written, synced and renamed into place before joining the
+    // queue, so log appends go on meanwhile instead of waiting behind its fsyncs; only the bookkeeping is queued.
+    // Callers do not save two snapshots at once.
+    if (this.loaded && !this.closed && !this.broken)
+      return this.writeSnapshotFile(name, snapshot).then(() => this.serial(() => record(false)));
+    return this.serial(() => record(true));
+  }
+
+  private async writeSnapshotFile(name: string, snapshot: Snapshot): Promise<void> {
+    const tmp = join(this.snapDir, `${name}.tmp`);
+    const fh = await open(tmp, "w");
+    try {
+      await writeAll(fh, encodeSnapshot(snapshot), 0);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, join(this.snapDir, name));
+    await fsyncDir(this.snapDir);
   }
 
   compact(index: number): Promise<void> {
