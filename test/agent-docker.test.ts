@@ -12,8 +12,8 @@ import {
 } from "../src/agent/container-config.ts";
 import {
   buildBusyboxImage,
-  dockerAvailable,
   type PrivateDocker,
+  requireDocker,
   startPrivateDocker,
   which,
 } from "./support/docker.ts";
@@ -92,9 +92,8 @@ const LOOP = `Exec=/bin/sh -c "trap 'exit 0' TERM; i=0; while true; do echo tick
 const unit = (extra = "", service = "Restart=on-failure\nRestartSec=1\nTimeoutStopSec=5\n") =>
   `[Unit]\nDescription=busybox loop\n[Container]\nImage=local/busybox\nNetwork=none\n${LOOP}\n${extra}[Service]\n${service}`;
 
-const enabled = dockerAvailable();
-
-describe.skipIf(!enabled)("container units (private dockerd)", () => {
+describe("container units (private dockerd)", () => {
+  requireDocker();
   beforeAll(async () => {
     d = await startPrivateDocker();
     buildBusyboxImage(d);

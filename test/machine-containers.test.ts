@@ -7,8 +7,8 @@ import type { MachineContainers, MachineInfo, UnitInfo } from "../src/client/pro
 import { TestCluster, waitFor } from "./support/cluster.ts";
 import {
   buildBusyboxImage,
-  dockerAvailable,
   type PrivateDocker,
+  requireDocker,
   startPrivateDocker,
 } from "./support/docker.ts";
 
@@ -24,7 +24,8 @@ Exec=sh -c "while true; do sleep 1; done"
 let d: PrivateDocker | undefined;
 let c: TestCluster | undefined;
 
-describe.skipIf(!dockerAvailable())("list-machines --containers (3 nodes, private dockerd)", () => {
+describe("list-machines --containers (3 nodes, private dockerd)", () => {
+  requireDocker();
   beforeAll(async () => {
     d = await startPrivateDocker();
     buildBusyboxImage(d);

@@ -653,7 +653,11 @@ describe("reconcile: properties", () => {
     const input = {
       machines: [{ id: "m1", metadata: { region: "r1" } }],
       units: [
-        { name: "web@2.service", desired: "launched" as const, xfleet: x({ conflicts: ["?.service"], global: true }) },
+        {
+          name: "web@2.service",
+          desired: "launched" as const,
+          xfleet: x({ conflicts: ["?.service"], global: true }),
+        },
         { name: "f.service", desired: "launched" as const, xfleet: x({ global: true }) },
         { name: "a.service", desired: "launched" as const, xfleet: x({}) },
       ],

@@ -28,6 +28,14 @@ export const dockerAvailable = (): boolean =>
   which("busybox") !== null &&
   process.getuid?.() === 0;
 
+/** The container tests run in CI (scripts/setup.sh installs what they need): a missing piece fails, loudly. */
+export function requireDocker(): void {
+  if (!dockerAvailable())
+    throw new Error(
+      "the container tests need root, dockerd, docker and busybox: run scripts/setup.sh (docker.io, busybox-static)",
+    );
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function alive(pid: number): boolean {
