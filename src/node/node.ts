@@ -164,20 +164,22 @@ export class BerthNode {
     await this.transport.start();
     const { notes } = await this.driver.start();
     for (const n of notes) this.log(`[wal] recovery: ${n}`);
+    // Clients and the HTTP API share one TLS setup (etcd's --cert-file/--key-file/--client-cert-auth).
+    const clientTls = c.clientTls
+      ? {
+          cert: c.clientTls.cert,
+          key: c.clientTls.key,
+          ca: c.clientTls.ca ?? undefined,
+          requestCert: c.clientCertAuth,
+        }
+      : null;
     this.clientListener = await listen({
       host: c.clientAddr.host,
       port: c.clientAddr.port,
       secret: null,
       role: "client",
       name: c.name,
-      tls: c.clientTls
-        ? {
-            cert: c.clientTls.cert,
-            key: c.clientTls.key,
-            ca: c.clientTls.ca ?? undefined,
-            requestCert: c.clientCertAuth,
-          }
-        : null,
+      tls: clientTls,
       onRefused: (reason, remote, code) => {
         if (code === "tls_failed") this.log(`[client] refused a client connection from ${remote}: ${reason}`);
       },
@@ -197,14 +199,7 @@ export class BerthNode {
         host: c.httpAddr.host,
         port: c.httpAddr.port,
         peerTls: c.peerTls !== null,
-        tls: c.clientTls
-          ? {
-              cert: c.clientTls.cert,
-              key: c.clientTls.key,
-              ca: c.clientTls.ca ?? undefined,
-              requestCert: c.clientCertAuth,
-            }
-          : null,
+        tls: clientTls,
         logger: (l) => this.log(`[http] ${l}`),
         deps: httpDeps({
           name: c.name,
