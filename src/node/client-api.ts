@@ -13,6 +13,7 @@ import type { ClusterService } from "./cluster-service.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
 import type { MachineContainersService } from "./machine-containers.ts";
+import { asObject, optBool, optStr, str } from "./params.ts";
 import type { UnitService } from "./unit-service.ts";
 import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "./unit-status.ts";
 
@@ -117,32 +118,6 @@ function followJournal(svc: UnitStatusService, params: unknown, sink: StreamSink
 function need<T>(svc: T | undefined, method: string): T {
   if (svc === undefined) throw new ServiceError("unknown_method", `unknown method "${method}"`);
   return svc;
-}
-
-function asObject(v: unknown): Record<string, unknown> {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== "object" || Array.isArray(v)) throw badRequest("parameters must be a map");
-  return v as Record<string, unknown>;
-}
-
-function str(p: Record<string, unknown>, name: string): string {
-  const v = p[name];
-  if (typeof v !== "string" || v === "") throw badRequest(`missing or invalid "${name}"`);
-  return v;
-}
-
-function optStr(p: Record<string, unknown>, name: string): string | undefined {
-  const v = p[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw badRequest(`"${name}" must be a string`);
-  return v;
-}
-
-function optBool(p: Record<string, unknown>, name: string): boolean | undefined {
-  const v = p[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "boolean") throw badRequest(`"${name}" must be true or false`);
-  return v;
 }
 
 /** Requests carry at most this many units (a fleet-size cluster submits far fewer at once). */

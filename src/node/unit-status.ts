@@ -11,6 +11,7 @@ import type { StreamSink } from "../wire/connection.ts";
 import { RemoteError } from "../wire/errors.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { PeerRequester } from "./leader-router.ts";
+import { asObject, str } from "./params.ts";
 
 export interface UnitStatusDeps {
   selfName: string;
@@ -330,18 +331,6 @@ export function overlap<T extends { at: number; stream: string; text: string }>(
     if (ok) return k;
   }
   return 0;
-}
-
-function asObject(v: unknown): Record<string, unknown> {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== "object" || Array.isArray(v)) throw badRequest("parameters must be a map");
-  return v as Record<string, unknown>;
-}
-
-function str(p: Record<string, unknown>, name: string): string {
-  const v = p[name];
-  if (typeof v !== "string" || v === "") throw badRequest(`missing or invalid "${name}"`);
-  return v;
 }
 
 /** A line count: absent → the default; else a whole number 0..MAX_LINES. */

@@ -119,6 +119,91 @@ interface WatchEvent {
   at: number;
 }
 
+export interface RegisterOp {
+  op: Operation;
+  /** The op certainly never reached the log (refused before proposing): left out of the history. */
+  omit: boolean;
+  /** The connection is gone ("unavailable"): the caller reconnects. */
+  reconnect: boolean;
+  /** code/errorCode of a failed call, for the error tally; null when the call succeeded. */
+  errorTag: string | null;
+}
+
+/**
+ * One read, write or compare-and-swap on a register key, recorded for the linearizability checker. `lastSeen` is
+ * this client's view of each key (a cas expects it); `value` is a fresh unique value for writes and cas.
+ */
+export async function registerOp(
+  client: BerthClient,
+  o: {
+    id: number;
+    client: number;
+    key: string;
+    kind: OpKind;
+    value: string;
+    lastSeen: Map<string, string | null>;
+    now: () => number;
+  },
+): Promise<RegisterOp> {
+  const { key, kind, lastSeen } = o;
+  const op: Operation = {
+    id: o.id,
+    client: o.client,
+    key,
+    kind,
+    input: {},
+    invokedAt: 0,
+    completedAt: null,
+    result: { status: "unknown" },
+  };
+  let req: KvWriteRequest | null = null;
+  if (kind === "write") {
+    op.input = { value: o.value };
+    req = { method: "PUT", key, value: o.value };
+  } else if (kind === "cas") {
+    const expect = lastSeen.has(key) ? lastSeen.get(key)! : null;
+    op.input = { expect, next: o.value };
+    req =
+      expect === null
+        ? { method: "PUT", key, value: o.value, prevExist: false }
+        : { method: "PUT", key, value: o.value, prevValue: expect };
+  }
+  op.invokedAt = o.now();
+  try {
+    const res =
+      kind === "read"
+        ? await client.call("kv.get", { key, consistency: "linearizable" }, 3000)
+        : await client.call("kv.write", req!, 3000);
+    op.completedAt = o.now();
+    if (kind === "read") {
+      const v = res.event.node.value ?? null;
+      op.result = { status: "ok", value: v };
+      lastSeen.set(key, v);
+    } else {
+      op.result = { status: "ok" };
+      lastSeen.set(key, o.value);
+    }
+    return { op, omit: false, reconnect: false, errorTag: null };
+  } catch (err) {
+    const c = classify(kind, err);
+    const e = err as ErrLike;
+    const errorTag = `${e.code ?? "?"}${e.data?.errorCode ? `/${e.data.errorCode}` : ""}`;
+    let reconnect = false;
+    if (c.status === "unknown") {
+      op.result = { status: "unknown" };
+      op.completedAt = null;
+      reconnect = e.code === "unavailable";
+    } else if (c.status !== "omit") {
+      op.completedAt = o.now();
+      op.result = c.value === undefined ? { status: c.status } : { status: c.status, value: c.value };
+      if (kind === "read") lastSeen.set(key, null);
+    }
+    // After a compare failure learn the current value so the next cas has a chance.
+    if (c.status === "fail" && kind === "cas") lastSeen.delete(key);
+    return { op, omit: c.status === "omit", reconnect, errorTag };
+  }
+}
+
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const seed = opts.seed ?? Math.floor(Math.random() * 2 ** 31);
@@ -251,69 +336,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           }
           continue;
         }
-        const key = cpick(keys);
         const kind: OpKind = r < 0.5 ? "read" : r < 0.75 ? "write" : "cas";
-        const op: Operation = {
+        const { op, omit, reconnect, errorTag } = await registerOp(client, {
           id: nextOp++,
           client: ci,
-          key,
+          key: cpick(keys),
           kind,
-          input: {},
-          invokedAt: 0,
-          completedAt: null,
-          result: { status: "unknown" },
-        };
-        let req: KvWriteRequest | null = null;
-        if (kind === "write") {
-          const value = `c${ci}-${uniq++}`;
-          op.input = { value };
-          req = { method: "PUT", key, value };
-        } else if (kind === "cas") {
-          const expect = lastSeen.has(key) ? lastSeen.get(key)! : null;
-          const next = `c${ci}-${uniq++}`;
-          op.input = { expect, next };
-          req =
-            expect === null
-              ? { method: "PUT", key, value: next, prevExist: false }
-              : { method: "PUT", key, value: next, prevValue: expect };
-        }
-        op.invokedAt = now();
-        let omit = false;
-        try {
-          const res =
-            kind === "read"
-              ? await client.call("kv.get", { key, consistency: "linearizable" }, 3000)
-              : await client.call("kv.write", req!, 3000);
-          op.completedAt = now();
-          if (kind === "read") {
-            const v = res.event.node.value ?? null;
-            op.result = { status: "ok", value: v };
-            lastSeen.set(key, v);
-          } else {
-            op.result = { status: "ok" };
-            lastSeen.set(key, kind === "write" ? op.input.value! : op.input.next!);
-          }
-        } catch (err) {
-          const c = classify(kind, err);
-          const ee = err as ErrLike;
-          const tag = `${ee.code ?? "?"}${ee.data?.errorCode ? `/${ee.data.errorCode}` : ""}`;
-          errorTally[tag] = (errorTally[tag] ?? 0) + 1;
-          if (c.status === "omit") omit = true;
-          else if (c.status === "unknown") {
-            op.result = { status: "unknown" };
-            op.completedAt = null;
-            const e = err as ErrLike;
-            if (e.code === "unavailable") {
-              client.close();
-              client = null;
-            }
-          } else {
-            op.completedAt = now();
-            op.result = c.value === undefined ? { status: c.status } : { status: c.status, value: c.value };
-            if (kind === "read") lastSeen.set(key, null);
-          }
-          // After a compare failure learn the current value so the next cas has a chance.
-          if (c.status === "fail" && kind === "cas") lastSeen.delete(key);
+          value: `c${ci}-${uniq++}`,
+          lastSeen,
+          now,
+        });
+        if (errorTag) errorTally[errorTag] = (errorTally[errorTag] ?? 0) + 1;
+        if (reconnect) {
+          client.close();
+          client = null;
         }
         if (!omit) ops.push(op);
         await sleep(5 + crand() * 25);

@@ -6,12 +6,11 @@
 // window's history is independent and checked on its own.
 // n4 and n5 are never killed or paused (only partitioned), so their samples cover the whole run in one process.
 import { readdirSync, readFileSync } from "node:fs";
-import type { Operation, OpKind } from "../../src/chaos/history.ts";
+import type { Operation } from "../../src/chaos/history.ts";
 import { checkHistory } from "../../src/chaos/linearizability.ts";
 import { BerthClient } from "../../src/client/client.ts";
-import type { KvWriteRequest } from "../../src/client/protocol.ts";
 import { ChaosCluster } from "./cluster.ts";
-import { classify, prng, runNemesis, sleep } from "./harness.ts";
+import { prng, registerOp, runNemesis, sleep } from "./harness.ts";
 import { killMarked } from "./units.ts";
 
 function flag(name: string): string | undefined {
@@ -105,66 +104,21 @@ async function main(): Promise<number> {
         lastSeen = new Map();
         lastWindow = window;
       }
-      const key = `/soak/w${window}/k${Math.floor(crand() * KEYS)}`;
       const r = crand();
-      const kind: OpKind = r < 0.5 ? "read" : r < 0.75 ? "write" : "cas";
-      const op: Operation & { window: number } = {
+      const { op, omit, reconnect } = await registerOp(client, {
         id: nextOp++,
         client: ci,
-        key,
-        kind,
-        input: {},
-        invokedAt: 0,
-        completedAt: null,
-        result: { status: "unknown" },
-        window,
-      };
-      let req: KvWriteRequest | null = null;
-      if (kind === "write") {
-        op.input = { value: `c${ci}-${uniq++}` };
-        req = { method: "PUT", key, value: op.input.value! };
-      } else if (kind === "cas") {
-        const expect = lastSeen.has(key) ? lastSeen.get(key)! : null;
-        const next = `c${ci}-${uniq++}`;
-        op.input = { expect, next };
-        req =
-          expect === null
-            ? { method: "PUT", key, value: next, prevExist: false }
-            : { method: "PUT", key, value: next, prevValue: expect };
+        key: `/soak/w${window}/k${Math.floor(crand() * KEYS)}`,
+        kind: r < 0.5 ? "read" : r < 0.75 ? "write" : "cas",
+        value: `c${ci}-${uniq++}`,
+        lastSeen,
+        now: () => Math.round(elapsed()),
+      });
+      if (reconnect) {
+        client.close();
+        client = null;
       }
-      op.invokedAt = Math.round(elapsed());
-      let omit = false;
-      try {
-        const res =
-          kind === "read"
-            ? await client.call("kv.get", { key, consistency: "linearizable" }, 3000)
-            : await client.call("kv.write", req!, 3000);
-        op.completedAt = Math.round(elapsed());
-        if (kind === "read") {
-          const v = res.event.node.value ?? null;
-          op.result = { status: "ok", value: v };
-          lastSeen.set(key, v);
-        } else {
-          op.result = { status: "ok" };
-          lastSeen.set(key, kind === "write" ? op.input.value! : op.input.next!);
-        }
-      } catch (err) {
-        const c = classify(kind, err);
-        if (c.status === "omit") omit = true;
-        else if (c.status === "unknown") {
-          op.completedAt = null;
-          if ((err as { code?: string }).code === "unavailable") {
-            client.close();
-            client = null;
-          }
-        } else {
-          op.completedAt = Math.round(elapsed());
-          op.result = c.value === undefined ? { status: c.status } : { status: c.status, value: c.value };
-          if (kind === "read") lastSeen.set(key, null);
-        }
-        if (c.status === "fail" && kind === "cas") lastSeen.delete(key);
-      }
-      if (!omit) ops.push(op);
+      if (!omit) ops.push({ ...op, window });
       await sleep(5 + crand() * 25);
     }
     client?.close();
