@@ -395,6 +395,18 @@ async function prefill(urls: string[]): Promise<void> {
   }
 }
 
+/** Seconds of unmeasured load before the first row (BENCH_WARMUP overrides; 0 = none). */
+const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 4);
+/**
+ * The same unmeasured load for every system before its first row: Berth's JIT compiles its hot paths meanwhile
+ * (without it, the first rows also measure compilation, which a long-running node pays once).
+ */
+async function warmUp(urls: string[]): Promise<void> {
+  if (WARMUP_S <= 0) return;
+  await runHttp(urls, { label: "warm-up", kind: "put", inFlight: 64 }, WARMUP_S / 2);
+  await runHttp(urls, { label: "warm-up", kind: "qget", inFlight: 64 }, WARMUP_S / 2);
+}
+
 /** user+sys CPU seconds of a process from /proc (Linux; 0 elsewhere). */
 function procCpuS(pid: number | undefined): number {
   if (!pid) return 0;
@@ -463,6 +475,7 @@ export async function benchCompare(opts: {
       cluster = await startEtcd(etcdBin, parent);
       await waitReady(cluster);
       await prefill(cluster.httpUrls);
+      await warmUp(cluster.httpUrls);
       log(
         `etcd idle: the 3 members use ${(100 * (await idleCpu(cluster))).toFixed(1)}% of one core together`,
       );
@@ -479,6 +492,7 @@ export async function benchCompare(opts: {
     cluster = await startBerth(parent);
     await waitReady(cluster);
     await prefill(cluster.httpUrls);
+    await warmUp(cluster.httpUrls);
     log(`berth idle: the 3 members use ${(100 * (await idleCpu(cluster))).toFixed(1)}% of one core together`);
     for (const [i, w] of WORKLOADS.entries()) {
       const c = cluster;
@@ -578,7 +592,7 @@ export function compareHeader(seconds: number): string {
     `etcd 3.4 (--enable-v2, default fsync) vs Berth (dist/berth, default tick): 3 members each on 127.0.0.1..3, ` +
     `${seconds} s per row;\nPUT /v2/keys/bench/<k> with 256-byte values, GET ?quorum=true; requests round-robin over ` +
     `the 3 members; same node:http keep-alive load generator for etcd and berth-http; berth-msgpack = BerthClient, ` +
-    `one connection per member`
+    `one connection per member; each cluster gets the same ${WARMUP_S} s of unmeasured puts and gets first`
   );
 }
 

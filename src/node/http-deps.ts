@@ -66,8 +66,8 @@ export function httpDeps(s: HttpDepsSources): HttpDeps {
     leaderSinceNs = process.hrtime.bigint();
   });
   const indexes = () => {
-    const st = s.driver.status();
-    return { etcdIndex: s.store.index, raftIndex: st.commit, raftTerm: st.term };
+    const { commit, term } = s.driver.commitAndTerm();
+    return { etcdIndex: s.store.index, raftIndex: commit, raftTerm: term };
   };
   return {
     // KvService.write answers once this member applied the write, as etcd does (read-your-writes).

@@ -45,7 +45,8 @@ export class KvService {
     const result = (await this.router.call("kv.write", req)) as KvResult;
     // Read-your-writes on this node (as etcd answers only once the member that took the write applied it):
     // a forwarded write is answered after this replica caught up, or after the timeout at worst.
-    await withTimeout(this.driver.waitApplied(result.raftIndex), this.timeoutMs, "apply").catch(() => {});
+    if (!this.driver.hasApplied(result.raftIndex))
+      await withTimeout(this.driver.waitApplied(result.raftIndex), this.timeoutMs, "apply").catch(() => {});
     return result;
   }
 
@@ -88,8 +89,8 @@ export class KvService {
   }
 
   private wrap(event: KvEvent): KvResult {
-    const s = this.driver.status();
-    return { event, etcdIndex: this.store.index, raftIndex: s.commit, raftTerm: s.term };
+    const { commit, term } = this.driver.commitAndTerm();
+    return { event, etcdIndex: this.store.index, raftIndex: commit, raftTerm: term };
   }
 }
 

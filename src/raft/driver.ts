@@ -183,6 +183,16 @@ export class RaftDriver {
     return new Promise((resolve, reject) => this.enqueue({ kind: "read", resolve, reject }));
   }
 
+  /** True once this replica's state machine has applied `index`. */
+  hasApplied(index: number): boolean {
+    return index <= this.appliedIndex;
+  }
+
+  /** The commit index and term as this node knows them (what every client answer carries). */
+  commitAndTerm(): { commit: number; term: number } {
+    return { commit: this.raft.log.committed, term: this.raft.term };
+  }
+
   /** Resolves once this replica has applied `index` (a write answered by the leader, seen locally). */
   waitApplied(index: number): Promise<void> {
     if (index <= this.appliedIndex) return Promise.resolve();
