@@ -302,7 +302,7 @@ export class RaftDriver {
         const rd = this.raft.ready();
         await this.handleReady(rd);
         this.raft.advance(rd);
-        await this.maybeSnapshot();
+        this.maybeSnapshot();
         this.drainInbox();
       }
     } catch (err) {
@@ -600,7 +600,7 @@ export class RaftDriver {
    * while its fsyncs run (the storage keeps log appends flowing meanwhile). Once it is durable, a later pass hands
    * it to Raft and compacts the log. One snapshot is written at a time.
    */
-  private async maybeSnapshot(): Promise<void> {
+  private maybeSnapshot(): void {
     const o = this.opts;
     if (this.snapshotWrite || this.appliedIndex - this.snapshotIndex < o.snapshotEvery) return;
     const index = this.appliedIndex;
