@@ -62,3 +62,47 @@ describe("RaftDriver under a simulated faulty network and disks", () => {
     );
   }
 });
+
+describe("RaftDriver: a deposed leader's pending proposals", () => {
+  it("are settled when a snapshot from the new leader replaces them (not left waiting forever)", async () => {
+    const sim = new DriverCluster({ seed: 7, nodes: 3, faultMs: 0, snapshotEvery: 20 });
+    try {
+      for (const id of ["n1", "n2", "n3"]) sim.start(id);
+      const old = await waitFor(() => sim.leader(), "a first leader");
+      // Cut the leader off: its next proposal is appended to its own log only and can never commit.
+      sim.partition([old.id]);
+      const orphan = old.driver!.propose(new TextEncoder().encode("orphan"));
+      const settled = orphan.then(
+        () => "resolved",
+        (e: Error) => e.constructor.name,
+      );
+      const others = [...sim.nodes.keys()].filter((id) => id !== old.id);
+      const next = await waitFor(() => {
+        const l = sim.leader();
+        return l && others.includes(l.id) ? l : undefined;
+      }, "a leader among the majority");
+      // Enough writes that the majority snapshots and compacts past the orphan's index.
+      for (let i = 0; i < 60; i++) await next.driver!.propose(new TextEncoder().encode(`w${i}`));
+      sim.heal();
+      expect(await withDeadline(settled, 5000)).toBe("ProposalOutcomeUnknownError");
+      expect(sim.stats.snapshotsInstalled).toBeGreaterThan(0);
+      expect(sim.checker.violations).toEqual([]);
+    } finally {
+      await sim.dispose();
+    }
+  }, 20_000);
+});
+
+async function waitFor<T>(probe: () => T | undefined, what: string, ms = 5000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`no ${what} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | "still pending"> {
+  return Promise.race([p, new Promise<"still pending">((r) => setTimeout(() => r("still pending"), ms))]);
+}

@@ -63,6 +63,15 @@ export class ProposalDroppedError extends Error {
   readonly code = "proposal_dropped";
 }
 
+/**
+ * A proposal this node can no longer follow: it installed a leader's snapshot covering the proposal's index, so
+ * whether that index holds this proposal or another leader's entry is unknown here. Never retried automatically
+ * (it may have been applied); clients see it as etcd's request timeout.
+ */
+export class ProposalOutcomeUnknownError extends Error {
+  readonly code = "timeout";
+}
+
 interface PendingProposal {
   term: number;
   resolve: (result: unknown) => void;
@@ -593,6 +602,17 @@ export class RaftDriver {
     this.opts.stateMachine.restore(env.app);
     this.appliedIndex = snapshot.meta.index;
     this.snapshotIndex = snapshot.meta.index;
+    // The entries up to the snapshot will never be applied here one by one: settle their proposals now rather
+    // than leave them waiting forever.
+    for (const [index, p] of this.proposals) {
+      if (index > snapshot.meta.index) continue;
+      this.proposals.delete(index);
+      p.reject(
+        new ProposalOutcomeUnknownError(
+          `a snapshot from the leader replaced entry ${index} before it was applied here; the write may or may not have taken effect`,
+        ),
+      );
+    }
   }
 
   /**
