@@ -25,6 +25,8 @@ export interface NodeConfig {
   snapshotEvery: number;
   walSegmentBytes: number;
   requestTimeoutMs: number;
+  /** Explicit --max-client-connections, or null for the default derived from the file descriptor limit. */
+  maxClientConnections: number | null;
   dockerSocket: string;
   /** Peer TLS (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file), or null for plaintext peers. */
   peerTls: TlsFiles | null;
@@ -148,6 +150,13 @@ export const NODE_FLAGS: FlagSpec[] = [
     env: "BERTH_WAL_SEGMENT_SIZE",
   },
   {
+    name: "max-client-connections",
+    type: "number",
+    description:
+      "client and HTTP connections open at once; more are closed on arrival (default 10000, less when the file descriptor limit is low)",
+    env: "BERTH_MAX_CLIENT_CONNECTIONS",
+  },
+  {
     name: "request-timeout",
     type: "duration",
     description: "how long a client request may wait for a quorum",
@@ -239,6 +248,13 @@ const DEFAULTS: FlagValues = {
   "request-timeout": 5000,
   "docker-socket": "/var/run/docker.sock",
 };
+
+function maxConnections(v: unknown, num: (key: string) => number): number | null {
+  if (v === undefined) return null;
+  const n = num("max-client-connections");
+  if (!Number.isInteger(n)) throw new UsageError("--max-client-connections must be a whole number");
+  return n;
+}
 
 /** What the data directory remembers so that `berth node --data-dir DIR` alone restarts a member. */
 const SAVED_FILE = "node.json";
@@ -348,6 +364,7 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     snapshotEvery: num("snapshot-count"),
     walSegmentBytes: num("wal-segment-size"),
     requestTimeoutMs: ms("request-timeout"),
+    maxClientConnections: maxConnections(pick("max-client-connections"), num),
     dockerSocket: String(pick("docker-socket")),
     peerTls,
     clientTls,
@@ -379,6 +396,7 @@ export function saveNodeConfig(config: NodeConfig): void {
     "snapshot-count": config.snapshotEvery,
     "wal-segment-size": config.walSegmentBytes,
     "request-timeout": config.requestTimeoutMs,
+    "max-client-connections": config.maxClientConnections ?? undefined,
     "docker-socket": config.dockerSocket,
     ...(config.peerTls && {
       "peer-cert-file": config.peerTls.certFile,

@@ -15,6 +15,7 @@ import { AgentBridge } from "./agent-bridge.ts";
 import { serveClient } from "./client-api.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
 import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
+import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
 import { ServiceError } from "./errors.ts";
 import { TtlExpirer } from "./expiry.ts";
 import { type HttpApi, startHttpApi } from "./http/index.ts";
@@ -173,7 +174,10 @@ export class BerthNode {
           requestCert: c.clientCertAuth,
         }
       : null;
+    const clientLimit = c.maxClientConnections ?? defaultClientConnectionLimit(openFileLimit());
+    const gate = new ConnectionBudget(clientLimit, (l) => this.log(`[client] ${l}`));
     this.clientListener = await listen({
+      gate,
       host: c.clientAddr.host,
       port: c.clientAddr.port,
       secret: null,
@@ -196,6 +200,7 @@ export class BerthNode {
     });
     if (c.httpAddr) {
       this.httpApi = await startHttpApi({
+        gate,
         host: c.httpAddr.host,
         port: c.httpAddr.port,
         peerTls: c.peerTls !== null,
@@ -217,7 +222,7 @@ export class BerthNode {
         (c.httpAddr ? ` and HTTP${c.clientTls ? "S" : ""} (etcd v2 API) on ${fmt(c.httpAddr)}` : "") +
         (c.clientTls ? ` with TLS${c.clientCertAuth ? " and client certificates" : ""}` : "") +
         `, peers on ${fmt(c.peerAddr)}${c.peerTls ? " with TLS" : ""}` +
-        ` (data in ${c.dataDir})`,
+        ` (data in ${c.dataDir}; at most ${clientLimit} client connections)`,
     );
     void this.publishAttributes();
     void this.scheduling.register();

@@ -27,6 +27,14 @@ export interface ListenOptions {
   streamBufferLimit?: number;
   /** Serve TLS with `cert`/`key`; with `requestCert`, connectors must present a certificate signed by `ca`. */
   tls?: WireTls | null;
+  /** Caps open connections (counted from accept to close): a connection without a slot is closed at once. */
+  gate?: ConnectionGate;
+}
+
+/** A shared limit on open connections (see src/node/connection-budget.ts). */
+export interface ConnectionGate {
+  tryAcquire(remote: string): boolean;
+  release(): void;
 }
 
 export interface Listener {
@@ -44,9 +52,24 @@ export function listen(opts: ListenOptions): Promise<Listener> {
   let handshaking = 0;
   let closing = false;
   const maxHandshakes = opts.maxHandshakes ?? 256;
+  const tls = opts.tls ?? null;
   /** Raw TCP sockets still in the TLS handshake (destroyed when the listener closes). */
   const raw = new Set<Socket>();
+  /** Takes a gate slot for a freshly accepted TCP socket, released when it closes; false: destroyed. */
+  const admit = (s: Socket): boolean => {
+    const gate = opts.gate;
+    if (!gate) return true;
+    if (!gate.tryAcquire(formatAddress(s.remoteAddress, s.remotePort))) {
+      s.on("error", () => {});
+      s.destroy();
+      return false;
+    }
+    s.once("close", () => gate.release());
+    return true;
+  };
   const onSocket = (socket: Socket) => {
+    // With TLS the slot was taken when the TCP connection arrived (see the "connection" handler below).
+    if (!tls && !admit(socket)) return;
     const remote = formatAddress(socket.remoteAddress, socket.remotePort);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -97,7 +120,6 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       },
     );
   };
-  const tls = opts.tls ?? null;
   let server: Server;
   if (tls) {
     if (!tls.cert || !tls.key)
@@ -115,6 +137,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       onSocket,
     );
     tlsServer.on("connection", (s: Socket) => {
+      if (!admit(s)) return;
       raw.add(s);
       s.once("close", () => raw.delete(s));
       s.on("error", () => {});

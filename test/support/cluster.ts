@@ -68,6 +68,8 @@ export class TestCluster {
   cliArgs: string[] = [];
   /** "https" when the nodes serve the HTTP API with TLS. */
   httpScheme: "http" | "https" = "http";
+  /** A command the binary runs under (e.g. ["prlimit", "--nofile=512:512", "--"]). */
+  launcher: string[] = [];
 
   private constructor() {
     this.dir = mkdtempSync(join(tmpdir(), "berth-test-"));
@@ -78,11 +80,17 @@ export class TestCluster {
   /** Starts `size` founding members on 127.0.0.1..size and waits until every one is healthy. */
   static async start(
     size: number,
-    opts: { extraArgs?: string[]; cliArgs?: string[]; httpScheme?: "http" | "https" } = {},
+    opts: {
+      extraArgs?: string[];
+      cliArgs?: string[];
+      httpScheme?: "http" | "https";
+      launcher?: string[];
+    } = {},
   ): Promise<TestCluster> {
     if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
     const c = new TestCluster();
     c.cliArgs = opts.cliArgs ?? [];
+    c.launcher = opts.launcher ?? [];
     c.httpScheme = opts.httpScheme ?? "http";
     for (let i = 1; i <= size; i++) await c.define(`n${i}`, `127.0.0.${i}`, opts.extraArgs ?? []);
     const initial = c.nodes.map((n) => `${n.name}=${n.host}:${n.peerPort}`).join(",");
@@ -146,7 +154,8 @@ export class TestCluster {
           ...node.extraArgs,
         ];
     const log = openSync(node.logFile, "a");
-    const proc = spawn(BINARY, args, { stdio: ["ignore", log, log] });
+    const [cmd, ...pre] = [...this.launcher, BINARY];
+    const proc = spawn(cmd!, [...pre, ...args], { stdio: ["ignore", log, log] });
     running.add(proc);
     proc.on("exit", () => running.delete(proc));
     node.proc = proc;

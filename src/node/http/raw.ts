@@ -6,6 +6,7 @@
 // handlers write the headers in wire order; nothing here reorders them or adds any but the framing ones.
 import { STATUS_CODES } from "node:http";
 import type { Socket, TCPSocketListener } from "bun";
+import type { ConnectionGate } from "../../wire/server.ts";
 import { MAX_FORM_BYTES } from "./params.ts";
 import type { BodyResult, HttpRequest, HttpResponse } from "./types.ts";
 
@@ -16,6 +17,9 @@ const MAX_BODY_BYTES = MAX_FORM_BYTES;
 
 const BAD_REQUEST =
   "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request";
+/** Sent to a connection over the node's client connection limit, which is then closed. */
+export const TOO_MANY_CONNECTIONS =
+  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n503 Service Unavailable: too many connections";
 const HEADERS_TOO_LARGE =
   "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large";
 
@@ -40,6 +44,7 @@ export function startRawHttp(
   handle: Handler,
   log: (l: string) => void,
   tls: HttpTlsOptions | null = null,
+  gate: ConnectionGate | null = null,
 ): Promise<RawHttpApi> {
   const conns = new Set<Conn>();
   const listener: TCPSocketListener<Conn | undefined> = Bun.listen<Conn | undefined>({
@@ -58,6 +63,10 @@ export function startRawHttp(
     data: undefined,
     socket: {
       open(socket) {
+        if (gate && !gate.tryAcquire(`${socket.remoteAddress}`)) {
+          socket.end(TOO_MANY_CONNECTIONS);
+          return;
+        }
         socket.setNoDelay(true);
         const c = new Conn(socket, handle, log);
         socket.data = c;
@@ -77,6 +86,8 @@ export function startRawHttp(
         if (c) {
           conns.delete(c);
           c.onClose();
+          gate?.release();
+          socket.data = undefined; // a second close event must not release the slot again
         }
       },
       error(socket, e) {

@@ -2,11 +2,12 @@
 // every answer, and a catch-all so a failing handler answers 500 instead of taking the server down.
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
+import type { ConnectionGate } from "../../wire/server.ts";
 import { handleKeys } from "./keys.ts";
 import { handleMachines, handleMembers } from "./members.ts";
 import { cleanPath, EscapeError, goUnescape } from "./params.ts";
-import { startRawHttp } from "./raw.ts";
+import { startRawHttp, TOO_MANY_CONNECTIONS } from "./raw.ts";
 import { corsHeaders, notFound, send, sendKeyFailure } from "./respond.ts";
 import { handleHealth, handleStats, handleVersion } from "./stats.ts";
 import type { BodyResult, HttpContext, HttpDeps, HttpRequest, HttpResponse } from "./types.ts";
@@ -35,6 +36,8 @@ export async function startHttpApi(opts: {
   tls?: HttpTls | null;
   /** Whether peers speak TLS (for the peer URLs in member lists). */
   peerTls?: boolean;
+  /** The node's client connection limit, shared with the msgpack listener. */
+  gate?: ConnectionGate | null;
 }): Promise<HttpApi> {
   const ctx: HttpContext = {
     deps: opts.deps,
@@ -47,8 +50,8 @@ export async function startHttpApi(opts: {
   // In the compiled binary, Bun's node:http layer costs far more per request than the handlers do: serve HTTP
   // on Bun's own TCP sockets there (same bytes on the wire), and keep node:http for Node.
   if (typeof Bun !== "undefined" && process.env.BERTH_HTTP_NODE !== "1")
-    return startRawHttp(opts.host, opts.port, handle, ctx.log, opts.tls ?? null);
-  return startNodeHttp(opts.host, opts.port, handle, ctx.log, opts.tls ?? null);
+    return startRawHttp(opts.host, opts.port, handle, ctx.log, opts.tls ?? null, opts.gate ?? null);
+  return startNodeHttp(opts.host, opts.port, handle, ctx.log, opts.tls ?? null, opts.gate ?? null);
 }
 
 async function startNodeHttp(
@@ -57,6 +60,7 @@ async function startNodeHttp(
   handle: (req: HttpRequest, res: HttpResponse) => void,
   log: (l: string) => void,
   tls: HttpTls | null,
+  gate: ConnectionGate | null,
 ): Promise<HttpApi> {
   const onRequest = (req: IncomingMessage, res: ServerResponse) =>
     handle(new NodeRequest(req), new NodeResponse(res));
@@ -72,6 +76,11 @@ async function startNodeHttp(
         onRequest,
       )
     : createServer(onRequest);
+  if (gate)
+    server.on("connection", (socket: Socket) => {
+      if (!gate.tryAcquire(`${socket.remoteAddress}`)) socket.end(TOO_MANY_CONNECTIONS);
+      else socket.once("close", () => gate.release());
+    });
   if (tls)
     server.on("tlsClientError", (e: Error, s: { remoteAddress?: string }) =>
       log(`http: TLS handshake with ${s.remoteAddress ?? "?"} failed: ${e.message}`),
