@@ -6,6 +6,7 @@ import { type ClusterService, memberId } from "./cluster-service.ts";
 import { formatId } from "./http/respond.ts";
 import type { HttpDeps } from "./http/types.ts";
 import type { KvService } from "./kv-service.ts";
+import type { RaftTrafficStats } from "./raft-stats.ts";
 
 /** The etcd release whose v2 API Berth speaks; clients parse /version as semver. */
 export const ETCD_API_VERSION = { etcdserver: "3.4.23", etcdcluster: "3.4.0" };
@@ -25,6 +26,7 @@ export interface HttpDepsSources {
   kv: KvService;
   cluster: ClusterService;
   clusterId(): string;
+  raftStats: RaftTrafficStats;
 }
 
 /** Go's time.Duration.String() for a non-negative duration in nanoseconds: "9.892316548s", "1m5.2s", "2h0m1s". */
@@ -79,6 +81,9 @@ export function httpDeps(s: HttpDepsSources): HttpDeps {
     clusterId: () => s.clusterId() || null,
     selfStats: () => {
       const st = s.driver.status();
+      const { send, recv } = s.raftStats.rates();
+      // etcd's field order; the rates are omitempty there (a leader receives no appends, a follower sends none).
+      const rate = (name: string, v: number) => (v !== 0 ? { [name]: v } : {});
       return {
         name: s.name,
         id: formatId(memberId(s.name)),
@@ -89,20 +94,22 @@ export function httpDeps(s: HttpDepsSources): HttpDeps {
           uptime: goDuration(process.hrtime.bigint() - leaderSinceNs),
           startTime: goTime(leaderSince),
         },
-        // etcd goes on with recvAppendRequestCnt, send/recv package and bandwidth rates and
-        // sendAppendRequestCnt: Berth does not count them, and sends nothing rather than made-up numbers.
+        recvAppendRequestCnt: s.raftStats.recvAppendCount,
+        ...rate("recvPkgRate", recv[0]),
+        ...rate("recvBandwidthRate", recv[1]),
+        sendAppendRequestCnt: s.raftStats.sendAppendCount,
+        ...rate("sendPkgRate", send[0]),
+        ...rate("sendBandwidthRate", send[1]),
       };
     },
     leaderStats: () => {
       const st = s.driver.status();
       if (st.role !== "leader") return null;
-      // etcd's follower entries hold {latency:{current,average,standardDeviation,minimum,maximum},
-      // counts:{fail,success}}; Berth measures neither, so each follower is listed with an empty object
-      // (no invented numbers, and no Berth-only field names a client would not expect).
+      // Per follower, the leader's append round trips (seconds) and answered/failed appends, as etcd reports them.
       const followers: Record<string, object> = {};
       for (const p of st.progress) {
         if (p.id === s.name) continue;
-        followers[formatId(memberId(p.id))] = {};
+        followers[formatId(memberId(p.id))] = s.raftStats.followerStats(p.id);
       }
       return { leader: formatId(memberId(s.name)), followers };
     },

@@ -25,6 +25,7 @@ import { KvService } from "./kv-service.ts";
 import { LeaderRouter } from "./leader-router.ts";
 import { loadMachineId } from "./machine.ts";
 import { MachineContainersService } from "./machine-containers.ts";
+import { RaftTrafficStats } from "./raft-stats.ts";
 import { Scheduling } from "./scheduling.ts";
 import { UnitStatusService } from "./unit-status.ts";
 
@@ -34,6 +35,7 @@ export class BerthNode {
   readonly startedAt = new Date();
   private storage!: FileRaftStorage;
   private transport!: PeerTransport;
+  private readonly raftStats = new RaftTrafficStats();
   private driver!: RaftDriver;
   private expirer!: TtlExpirer;
   private clientListener: Listener | null = null;
@@ -72,17 +74,29 @@ export class BerthNode {
       tls: c.peerTls ? { cert: c.peerTls.cert, key: c.peerTls.key, ca: c.peerTls.ca ?? "" } : null,
       onMessage: (m) => {
         this.scheduling.heardFrom(m.from);
+        this.raftStats.received(m);
         this.driver.step(m);
       },
       onRequest: (method, params) => this.servePeerRequest(method, params),
-      reportUnreachable: (id) => this.driver.reportUnreachable(id),
+      reportUnreachable: (id) => {
+        this.raftStats.unreachable(id);
+        this.driver.reportUnreachable(id);
+      },
       reportSnapshot: (id, ok) => this.driver.reportSnapshot(id, ok),
       logger: (l) => this.log(`[peer] ${l}`),
     });
+    const peers = this.transport;
     this.driver = new RaftDriver({
       id: c.name,
       storage: this.storage,
-      transport: this.transport,
+      // Every message the driver sends passes the traffic stats (/v2/stats/self and /v2/stats/leader).
+      transport: {
+        send: (messages) => {
+          this.raftStats.sent(messages);
+          peers.send(messages);
+        },
+        setPeers: (p) => peers.setPeers(p),
+      },
       stateMachine: machine,
       initialCluster: c.initialCluster,
       join: c.join,
@@ -214,6 +228,7 @@ export class BerthNode {
           kv: this.kv,
           cluster: this.cluster,
           clusterId: () => this.clusterId(),
+          raftStats: this.raftStats,
         }),
       });
     }
