@@ -97,13 +97,16 @@ export interface RecoveryReport {
 }
 
 /** Durable storage behind the driver. Every method returns only once data is on disk (fsync). */
+/** What a storage holds durably: the state a node restarts from. */
+export interface StoredState {
+  hardState: HardState;
+  snapshot: Snapshot | null;
+  entries: Entry[];
+  report: RecoveryReport;
+}
+
 export interface RaftStorage {
-  load(): Promise<{
-    hardState: HardState;
-    snapshot: Snapshot | null;
-    entries: Entry[];
-    report: RecoveryReport;
-  }>;
+  load(): Promise<StoredState>;
   /**
    * Persist the hard state (when given) and entries. Entries are contiguous; when the first one's index is at or
    * below the last stored index, the stored suffix from that index on is replaced (a follower's conflicting tail).

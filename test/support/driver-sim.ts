@@ -19,8 +19,8 @@ import type {
   Message,
   NodeId,
   RaftStorage,
-  RecoveryReport,
   Snapshot,
+  StoredState,
 } from "../../src/raft/types.ts";
 import { EMPTY_HARD_STATE } from "../../src/raft/types.ts";
 import { pick, prng } from "./prng.ts";
@@ -132,12 +132,7 @@ class SimStorage implements RaftStorage {
     private readonly delay: () => number,
   ) {}
 
-  async load(): Promise<{
-    hardState: HardState;
-    snapshot: Snapshot | null;
-    entries: Entry[];
-    report: RecoveryReport;
-  }> {
+  async load(): Promise<StoredState> {
     const snap = this.disk.snapshot;
     return {
       hardState: { ...this.disk.hardState },

@@ -20,7 +20,15 @@
 import { constants as fsc, writeSync } from "node:fs";
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import type { Entry, HardState, RaftStorage, RecoveryReport, Snapshot, SnapshotMeta } from "../types.ts";
+import type {
+  Entry,
+  HardState,
+  RaftStorage,
+  RecoveryReport,
+  Snapshot,
+  SnapshotMeta,
+  StoredState,
+} from "../types.ts";
 import { EMPTY_HARD_STATE } from "../types.ts";
 import { crc32c } from "./crc32c.ts";
 import { createZeroFile, lastNonZero, zeroFill } from "./prealloc.ts";
@@ -53,8 +61,6 @@ interface Segment {
   /** Offset just past its last record, as found by load(); what follows is zeros. */
   end: number;
 }
-
-type LoadResult = Awaited<ReturnType<RaftStorage["load"]>>;
 
 const pad16 = (n: number) => String(n).padStart(16, "0");
 const segmentName = (seq: number, firstIndex: number) => `${pad16(seq)}-${pad16(firstIndex)}.wal`;
@@ -291,7 +297,7 @@ export class FileRaftStorage implements RaftStorage {
     return s;
   }
 
-  load(): Promise<LoadResult> {
+  load(): Promise<StoredState> {
     return this.serial(() => this.recover());
   }
 
@@ -472,7 +478,7 @@ export class FileRaftStorage implements RaftStorage {
 
   // ---- recovery ----
 
-  private async recover(): Promise<LoadResult> {
+  private async recover(): Promise<StoredState> {
     await this.fh?.close();
     this.fh = null;
     this.loaded = false;

@@ -1,6 +1,6 @@
 // In-memory RaftStorage for tests: the same contract as FileRaftStorage (suffix replacement, snapshot-relative
 // loads, compaction) with nothing on disk. Values are copied in and out so callers cannot alias stored state.
-import type { Entry, HardState, RaftStorage, RecoveryReport, Snapshot } from "../types.ts";
+import type { Entry, HardState, RaftStorage, Snapshot, StoredState } from "../types.ts";
 import { EMPTY_HARD_STATE } from "../types.ts";
 
 const copyEntry = (e: Entry): Entry => ({ term: e.term, index: e.index, type: e.type, data: e.data.slice() });
@@ -20,12 +20,7 @@ export class MemoryRaftStorage implements RaftStorage {
   private entries: Entry[] = [];
   private closed = false;
 
-  async load(): Promise<{
-    hardState: HardState;
-    snapshot: Snapshot | null;
-    entries: Entry[];
-    report: RecoveryReport;
-  }> {
+  async load(): Promise<StoredState> {
     this.checkOpen();
     const snapIndex = this.snapshot?.meta.index ?? 0;
     return {
