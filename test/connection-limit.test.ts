@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { BerthClient } from "../src/client/client.ts";
+import { ConnectionBudget, defaultClientConnectionLimit } from "../src/node/connection-budget.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
 
 let cluster: TestCluster | null = null;
@@ -109,4 +110,38 @@ describe("client connection limit", () => {
     );
     expect(n.proc!.exitCode).toBeNull();
   }, 60_000);
+});
+
+describe("ConnectionBudget", () => {
+  it("hands out `limit` slots, refuses the next ones with a rate-limited log line, and reuses released slots", () => {
+    let t = 0;
+    const lines: string[] = [];
+    const b = new ConnectionBudget(
+      2,
+      (l) => lines.push(l),
+      () => t,
+    );
+    expect([b.tryAcquire("a"), b.tryAcquire("b"), b.tryAcquire("c"), b.tryAcquire("d")]).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
+    expect(lines).toEqual([
+      "refused 1 client connection(s) (latest from c): 2 are open, the --max-client-connections limit",
+    ]);
+    t = 10_000;
+    expect(b.tryAcquire("e")).toBe(false);
+    expect(lines[1]).toMatch(/^refused 2 client connection\(s\) \(latest from e\)/);
+    b.release();
+    expect(b.tryAcquire("f")).toBe(true);
+  });
+
+  it("by default leaves a quarter of the descriptor limit (at least 256) to the rest of the node", () => {
+    expect(defaultClientConnectionLimit(null)).toBe(10_000);
+    expect(defaultClientConnectionLimit(1024)).toBe(768);
+    expect(defaultClientConnectionLimit(20_000)).toBe(10_000);
+    expect(defaultClientConnectionLimit(8192)).toBe(6144);
+    expect(defaultClientConnectionLimit(200)).toBe(16);
+  });
 });

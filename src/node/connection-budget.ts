@@ -18,10 +18,6 @@ export class ConnectionBudget {
     private readonly now: () => number = Date.now,
   ) {}
 
-  get inUse(): number {
-    return this.open;
-  }
-
   /** Takes a slot for a new connection; false (and a rate-limited log line) when none is left. */
   tryAcquire(remote: string): boolean {
     if (this.open < this.limit) {
