@@ -6,6 +6,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { BerthClient } from "../src/client/client.ts";
 import { ConnectionBudget, defaultClientConnectionLimit } from "../src/node/connection-budget.ts";
+import { makeTestCerts } from "./support/certs.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
 
 let cluster: TestCluster | null = null;
@@ -109,6 +110,37 @@ describe("client connection limit", () => {
       10_000,
     );
     expect(n.proc!.exitCode).toBeNull();
+  }, 60_000);
+});
+
+describe("client connection limit with TLS", () => {
+  it("turns TLS connections away before the handshake, with one log line for the lot", async () => {
+    const certs = makeTestCerts();
+    cluster = await TestCluster.start(1, {
+      extraArgs: [
+        `--cert-file=${certs.nodeCert}`,
+        `--key-file=${certs.nodeKey}`,
+        `--trusted-ca-file=${certs.caCert}`,
+        "--client-cert-auth",
+        "--max-client-connections=3",
+      ],
+      cliArgs: [
+        `--ca-file=${certs.caCert}`,
+        `--cert-file=${certs.clientCert}`,
+        `--key-file=${certs.clientKey}`,
+      ],
+      httpScheme: "https",
+    });
+    const n = cluster.node("n1");
+    // Idle TCP connections: three take the slots, the rest are turned away (on both ports).
+    for (let i = 0; i < 40; i++) await hold(n.host, i % 2 ? n.clientPort : n.httpPort);
+    await new Promise((r) => setTimeout(r, 500));
+    for (const s of held.splice(0)) s.destroy();
+    expect((await cluster.cli(["kv", "set", "/after", "1"])).code).toBe(0);
+    const log = readFileSync(n.logFile, "utf8");
+    expect(log.match(/refused \d+ client connection\(s\)/g)).toHaveLength(1);
+    // Only the admitted connections (given up by the test mid-handshake) can show up as failed handshakes.
+    expect((log.match(/TLS handshake failed/g) ?? []).length).toBeLessThanOrEqual(3);
   }, 60_000);
 });
 

@@ -55,11 +55,18 @@ export function listen(opts: ListenOptions): Promise<Listener> {
   const tls = opts.tls ?? null;
   /** Raw TCP sockets still in the TLS handshake (destroyed when the listener closes). */
   const raw = new Set<Socket>();
+  /** Remotes the gate turned away: their aborted TLS handshakes are not reported once more each. */
+  const turnedAway = new Set<string>();
   /** Takes a gate slot for a freshly accepted TCP socket, released when it closes; false: destroyed. */
   const admit = (s: Socket): boolean => {
     const gate = opts.gate;
     if (!gate) return true;
-    if (!gate.tryAcquire(formatAddress(s.remoteAddress, s.remotePort))) {
+    const remote = formatAddress(s.remoteAddress, s.remotePort);
+    if (!gate.tryAcquire(remote)) {
+      if (tls) {
+        if (turnedAway.size >= 1024) turnedAway.clear();
+        turnedAway.add(remote);
+      }
       s.on("error", () => {});
       s.destroy();
       return false;
@@ -143,6 +150,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       s.on("error", () => {});
     });
     tlsServer.on("tlsClientError", (err: NodeJS.ErrnoException, s: Socket) => {
+      if (turnedAway.delete(formatAddress(s.remoteAddress, s.remotePort))) return;
       const why = /certificate|CERT/i.test(`${err.code} ${err.message}`)
         ? `TLS: the client certificate was refused (${err.message})`
         : describeTlsError(err).replace(/; pass .*$/, "");
