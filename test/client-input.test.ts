@@ -232,4 +232,28 @@ describe("bad input on the client port", () => {
     expect(errorFrame(frames)?.code).toBe("timeout");
     await stillServes("after-half-handshake");
   }, 15_000);
+
+  it("keeps at most 1024 streams open per connection; more end with too_many_streams", async () => {
+    const client = await clientFor(c, "n1");
+    try {
+      const open = Array.from({ length: 1024 }, (_, i) =>
+        client.subscribe("kv.watch", { key: `/many/${i}` }),
+      );
+      const over = client.subscribe("kv.watch", { key: "/many/over" });
+      const e = await remoteError(over[Symbol.asyncIterator]().next());
+      expect(e.code).toBe("too_many_streams");
+      // Closing one frees a place; the watch that takes it sees writes.
+      open[0]!.close();
+      await new Promise((r) => setTimeout(r, 100));
+      const again = client.subscribe("kv.watch", { key: "/many/again" });
+      const next = again[Symbol.asyncIterator]().next();
+      await good.call("kv.write", { method: "PUT", key: "/many/again", value: "seen" });
+      expect(((await next).value as { event: { node: { value: string } } }).event.node.value).toBe("seen");
+      for (const s of open) s.close();
+      again.close();
+    } finally {
+      client.close();
+    }
+    await stillServes("after-many-streams");
+  }, 30_000);
 });

@@ -411,6 +411,64 @@ describe("streams", () => {
   });
 });
 
+describe("limits per connection (client listeners)", () => {
+  it("stops reading past maxServedRequests and goes on, in order, once half of them are answered", async () => {
+    const release: (() => void)[] = [];
+    let started = 0;
+    const { conn } = await pair(
+      {
+        request: (_m, p) => {
+          started++;
+          return new Promise((r) => release.push(() => r(p)));
+        },
+      },
+      { maxServedRequests: 4 },
+    );
+    const answers = Array.from({ length: 10 }, (_, i) => conn.request("slow", i, { timeoutMs: 10_000 }));
+    await sleep(150);
+    expect(started).toBe(4); // the other six wait unread (in the socket or held frames), not in the handler
+    for (const r of release.splice(0, 2)) r();
+    await sleep(100);
+    expect(started).toBe(6); // two answered: 2 in progress <= 4/2, so reading resumed and two more started
+    while (started < 10 || release.length > 0) {
+      for (const r of release.splice(0)) r();
+      await sleep(20);
+    }
+    expect(await Promise.all(answers)).toEqual(Array.from({ length: 10 }, (_, i) => i));
+  });
+
+  it("ends streams past maxServedStreams with too_many_streams; a closed one frees its place", async () => {
+    const sinks: StreamSink[] = [];
+    const { conn } = await pair({ stream: (_m, _p, sink) => void sinks.push(sink) }, { maxServedStreams: 2 });
+    const a = conn.openStream("w", null);
+    conn.openStream("w", null);
+    const third = conn.openStream("w", null);
+    const err = await (async () => {
+      try {
+        for await (const _ of third) {
+        }
+      } catch (e) {
+        return e as RemoteError;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(RemoteError);
+    expect(err!.code).toBe("too_many_streams");
+    sinks[0]!.end();
+    for await (const _ of a) {
+    }
+    await sleep(50);
+    const fourth = conn.openStream<number>("w", null);
+    await sleep(50);
+    expect(sinks.length).toBe(3);
+    sinks[2]!.push(7);
+    sinks[2]!.end();
+    const got: number[] = [];
+    for await (const n of fourth) got.push(n);
+    expect(got).toEqual([7]);
+  });
+});
+
 describe("malformed input", () => {
   it("refuses to send a frame over its own limit, and the connection stays usable", async () => {
     const { conn } = await pair(

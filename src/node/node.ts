@@ -31,6 +31,11 @@ import { UnitStatusService } from "./unit-status.ts";
 
 export type Logger = (line: string) => void;
 
+/** Requests one client connection may have in progress before the node stops reading from it for a while. */
+const CLIENT_MAX_SERVED_REQUESTS = 4096;
+/** Watches and other streams one client connection may keep open. */
+const CLIENT_MAX_STREAMS = 1024;
+
 export class BerthNode {
   readonly startedAt = new Date();
   private storage!: FileRaftStorage;
@@ -192,6 +197,9 @@ export class BerthNode {
     const gate = new ConnectionBudget(clientLimit, (l) => this.log(`[client] ${l}`));
     this.clientListener = await listen({
       gate,
+      // One client connection cannot hold unbounded work: past these it is read more slowly, or refused streams.
+      maxServedRequests: CLIENT_MAX_SERVED_REQUESTS,
+      maxServedStreams: CLIENT_MAX_STREAMS,
       host: c.clientAddr.host,
       port: c.clientAddr.port,
       secret: null,

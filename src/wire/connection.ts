@@ -65,6 +65,14 @@ export interface ConnectionOptions {
   initialFrames?: unknown[];
   /** How the other end is named in error messages (default: its address). */
   label?: string;
+  /**
+   * Requests from the other side being served at once (default: no limit). At the limit this side stops reading
+   * (TCP backpressure) and goes on once half of them are answered. Never set it where the same connection carries
+   * what those requests wait for (peer connections carry Raft messages).
+   */
+  maxServedRequests?: number;
+  /** Streams the other side may keep open at once (default: no limit); more are ended with "too_many_streams". */
+  maxServedStreams?: number;
 }
 
 /** The producer's end of a stream. */
@@ -119,6 +127,12 @@ export class Connection {
   private readonly drainCbs: (() => void)[] = [];
   private lingerTimer: ReturnType<typeof setTimeout> | null = null;
   private socketError: string | null = null;
+  private readonly maxServedRequests: number;
+  private readonly maxServedStreams: number;
+  /** Requests from the other side not yet answered. */
+  private served = 0;
+  /** Frames received while reading is paused at maxServedRequests, dispatched in order once it resumes. */
+  private heldFrames: unknown[] | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -128,6 +142,8 @@ export class Connection {
     this.label = opts.label ?? this.remoteAddress;
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     this.streamBufferLimit = opts.streamBufferLimit ?? 1024;
+    this.maxServedRequests = opts.maxServedRequests ?? Number.POSITIVE_INFINITY;
+    this.maxServedStreams = opts.maxServedStreams ?? Number.POSITIVE_INFINITY;
     this.decoder = opts.decoder ?? new FrameDecoder(this.maxFrameBytes);
     this.decoder.maxFrameBytes = this.maxFrameBytes;
     socket.setNoDelay(true);
@@ -348,10 +364,29 @@ export class Connection {
       this.closeWithError(e.code ?? "frame_undecodable", e.message);
       return;
     }
-    for (const f of frames) {
+    this.dispatchAll(frames);
+  }
+
+  /** Dispatches frames in order; once reading is paused (see maxServedRequests) the rest wait, still in order. */
+  private dispatchAll(frames: unknown[]): void {
+    for (let i = 0; i < frames.length; i++) {
       if (this.closedError) return;
-      this.dispatch(f);
+      if (this.heldFrames) {
+        for (let k = i; k < frames.length; k++) this.heldFrames.push(frames[k]);
+        return;
+      }
+      this.dispatch(frames[i]);
     }
+  }
+
+  /** One served request was answered: read again once half of the allowed ones are. */
+  private requestDone(): void {
+    this.served--;
+    if (!this.heldFrames || this.served > this.maxServedRequests / 2 || this.closedError) return;
+    const held = this.heldFrames;
+    this.heldFrames = null;
+    this.socket.resume();
+    this.dispatchAll(held);
   }
 
   private dispatch(m: unknown): void {
@@ -444,9 +479,19 @@ export class Connection {
       return;
     }
     if (r !== null && typeof r === "object" && typeof (r as PromiseLike<unknown>).then === "function") {
+      if (++this.served >= this.maxServedRequests && !this.heldFrames) {
+        this.heldFrames = [];
+        this.socket.pause();
+      }
       (r as PromiseLike<unknown>).then(
-        (v) => this.respond(id, v),
-        (err) => this.respondError(id, errorBody(err)),
+        (v) => {
+          this.respond(id, v);
+          this.requestDone();
+        },
+        (err) => {
+          this.respondError(id, errorBody(err));
+          this.requestDone();
+        },
       );
     } else {
       this.respond(id, r);
@@ -473,6 +518,17 @@ export class Connection {
   }
 
   private serveStream(sid: number, method: string, params: unknown, credit: number): void {
+    if (this.sinks.size >= this.maxServedStreams) {
+      this.send([
+        S_END,
+        sid,
+        {
+          code: "too_many_streams",
+          message: `this connection already has ${this.sinks.size} open streams, the most a node serves on one`,
+        },
+      ]);
+      return;
+    }
     const sink = new SinkImpl(
       this,
       sid,

@@ -29,6 +29,9 @@ export interface ListenOptions {
   tls?: WireTls | null;
   /** Caps open connections (counted from accept to close): a connection without a slot is closed at once. */
   gate?: ConnectionGate;
+  /** Per connection: requests served at once and streams open at once (see ConnectionOptions). */
+  maxServedRequests?: number;
+  maxServedStreams?: number;
 }
 
 /** A shared limit on open connections (see src/node/connection-budget.ts). */
@@ -111,6 +114,8 @@ export function listen(opts: ListenOptions): Promise<Listener> {
           label: `${hello.name} (${remote})`,
           maxFrameBytes: opts.maxFrameBytes,
           streamBufferLimit: opts.streamBufferLimit,
+          maxServedRequests: opts.maxServedRequests,
+          maxServedStreams: opts.maxServedStreams,
         });
         conns.add(conn);
         established.add(socket);
