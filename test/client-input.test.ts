@@ -1,6 +1,7 @@
 // Bad input on a real node's client port: unknown methods, wrongly typed parameters, oversized values, garbage
 // and oversized frames, half a handshake. Each gets a clear error where an answer is possible, and the node keeps
 // serving a well-behaved client on another connection.
+import { readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BerthClient } from "../src/client/client.ts";
@@ -109,6 +110,18 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     p,
     new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)),
   ]);
+}
+
+/** user+sys CPU seconds of a process (Linux). */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return Number(m?.[1] ?? 0) * 1024;
 }
 
 describe("bad input on the client port", () => {
@@ -232,6 +245,36 @@ describe("bad input on the client port", () => {
     expect(errorFrame(frames)?.code).toBe("timeout");
     await stillServes("after-half-handshake");
   }, 15_000);
+
+  it("stops reading an HTTP connection that pipelines megabytes behind a long poll, until the poll is answered", async () => {
+    const n = c.node("n1");
+    const s = netConnect({ host: n.host, port: n.httpPort });
+    sockets.push(s);
+    s.on("error", () => {}); // the node resets the connection once it refuses the junk
+    let answer = "";
+    s.on("data", (d: Buffer) => {
+      answer += d.toString("latin1");
+    });
+    const closed = new Promise<void>((r) => s.once("close", () => r()));
+    await new Promise<void>((r) => s.once("connect", () => r()));
+    s.write("GET /v2/keys/pipelined?wait=true HTTP/1.1\r\nHost: x\r\n\r\n");
+    await new Promise((r) => setTimeout(r, 200));
+    // 64 MiB of junk behind it: a node that kept reading would have to buffer (and re-copy) all of it.
+    const pid = n.proc!.pid!;
+    const cpu0 = cpuSeconds(pid);
+    const rss0 = rssBytes(pid);
+    const junk = Buffer.alloc(1 << 20, 0x61);
+    for (let i = 0; i < 64; i++) s.write(junk);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(s.writableLength).toBeGreaterThan(32 << 20);
+    expect(cpuSeconds(pid) - cpu0).toBeLessThan(0.5);
+    expect(rssBytes(pid) - rss0).toBeLessThan(24 << 20);
+    await good.call("kv.write", { method: "PUT", key: "/pipelined", value: "v" });
+    await closed; // the poll's answer, then the junk is read and refused, and the connection closes
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(answer).toContain('"action":"set"');
+    await stillServes("after-pipelined-junk");
+  }, 30_000);
 
   it("keeps at most 1024 streams open per connection; more end with too_many_streams", async () => {
     const client = await clientFor(c, "n1");

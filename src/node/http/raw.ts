@@ -14,6 +14,11 @@ import type { BodyResult, HttpRequest, HttpResponse } from "./types.ts";
 const MAX_HEADER_BYTES = (1 << 20) + 4096;
 /** Bodies are buffered up to the largest limit any handler reads with (Go's maxFormSize). */
 const MAX_BODY_BYTES = MAX_FORM_BYTES;
+/**
+ * Pipelined input held while a request is being answered (a long poll can take minutes): past this the socket is
+ * not read until the answer is out, as Go's server does not read the next request while a handler runs.
+ */
+const MAX_PIPELINED_BYTES = MAX_HEADER_BYTES;
 
 const BAD_REQUEST =
   "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request";
@@ -146,6 +151,10 @@ class Conn {
   onData(chunk: Buffer): void {
     if (this.closed || this.state === State.Drop) return;
     this.input = this.input === null || this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
+    if (this.busy && this.input.length > MAX_PIPELINED_BYTES && !this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
     this.pump();
   }
 
@@ -185,6 +194,8 @@ class Conn {
   }
 
   private closeWhenFlushed = false;
+  /** Reading stopped while a request is answered and too much pipelined input waits (MAX_PIPELINED_BYTES). */
+  private readPaused = false;
 
   /** Sends bytes in order, queueing what the socket does not take now. */
   send(data: string | Buffer): void {
@@ -224,6 +235,10 @@ class Conn {
       this.input = null;
       this.endAfterFlush();
       return;
+    }
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
     }
     if (this.input !== null && this.input.length > 0) queueMicrotask(() => this.pump());
   }
