@@ -43,9 +43,21 @@ export class UnitNameError extends Error {
 // ---------------------------------------------------------------------------------------------------------------
 // Model
 
-/** Sections in first-seen order; each key maps to its values in order (a single-valued key uses the last one). */
+/** One `Key=Value` assignment of a section, as written (an empty value is a reset). */
+export interface UnitOption {
+  section: string;
+  key: string;
+  value: string;
+}
+
 export interface UnitFile {
-  sections: Map<string, Map<string, string[]>>;
+  /** Every assignment in file order, resets included: what `cat` prints and the hash covers (as fleet keeps it). */
+  readonly options: readonly UnitOption[];
+  /**
+   * The effective values, derived from `options`: sections in first-seen order (a header without keys included),
+   * each key's values in order after resets (a single-valued key uses the last one).
+   */
+  readonly sections: Map<string, Map<string, string[]>>;
 }
 
 export interface UnitFileWarning {
@@ -53,8 +65,23 @@ export interface UnitFileWarning {
   message: string;
 }
 
+/** A unit file from its assignments in order; `sectionNames` adds sections that have no assignment. */
+export function unitFile(options: UnitOption[], sectionNames: string[] = []): UnitFile {
+  const sections = new Map<string, Map<string, string[]>>();
+  for (const s of sectionNames) if (!sections.has(s)) sections.set(s, new Map());
+  for (const { section, key, value } of options) {
+    let keys = sections.get(section);
+    if (!keys) {
+      keys = new Map();
+      sections.set(section, keys);
+    }
+    addValue(keys, key, value);
+  }
+  return { options, sections };
+}
+
 export function emptyUnitFile(): UnitFile {
-  return { sections: new Map() };
+  return unitFile([]);
 }
 
 /** The effective value of a single-valued key: the last assignment, as systemd does. */
@@ -146,8 +173,9 @@ export function parseUnitFileWithWarnings(
   name?: string,
 ): { file: UnitFile; warnings: UnitFileWarning[] } {
   const warnings: UnitFileWarning[] = [];
-  const file = emptyUnitFile();
-  let current: Map<string, string[]> | null = null;
+  const options: UnitOption[] = [];
+  const sectionNames: string[] = [];
+  let current: string | null = null;
   for (const { text: rawLine, line } of logicalLines(text, warnings)) {
     const fail = (reason: string): never => {
       throw new UnitFileError(reason, line, name);
@@ -155,9 +183,8 @@ export function parseUnitFileWithWarnings(
     const l = strip(rawLine);
     if (l === "" || COMMENT_CHARS.includes(l[0]!)) continue;
     if (l.startsWith("[")) {
-      const section = parseSectionHeader(l, fail);
-      current = file.sections.get(section) ?? new Map();
-      file.sections.set(section, current);
+      current = parseSectionHeader(l, fail);
+      sectionNames.push(current);
       continue;
     }
     const eq = l.indexOf("=");
@@ -166,9 +193,9 @@ export function parseUnitFileWithWarnings(
     if (key === "") fail('empty key before "="');
     if (!NAME_RE.test(key)) fail(`invalid character in key ${JSON.stringify(key)}`);
     if (current === null) fail(`key ${JSON.stringify(key)} outside of any section`);
-    addValue(current!, key, strip(l.slice(eq + 1)));
+    options.push({ section: current!, key, value: strip(l.slice(eq + 1)) });
   }
-  return { file, warnings };
+  return { file: unitFile(options, sectionNames), warnings };
 }
 
 export function parseUnitFile(text: string, name?: string): UnitFile {
@@ -189,30 +216,27 @@ function checkSerializable(section: string, key: string, value: string): void {
 }
 
 /**
- * Canonical form, after go-systemd's unit.Serialize (what fleet hashes and `fleetctl cat` prints): sections in
- * first-seen order, `[Section]` then `Key=Value` per value, a blank line between sections. Keys keep first-seen
- * order with their values grouped (the model does not record how different keys interleaved). A key whose list
- * was reset and left empty is written as `Key=` so that the reset survives a round trip.
+ * Canonical form, after the go-systemd unit.Serialize fleet uses (what it hashes and `fleetctl cat` prints): the
+ * assignments in file order, `Key=Value` each (a reset as `Key=`), a `[Section]` header wherever the section
+ * changes and a blank line before each header but the first. Comments, blank lines, continuations and sections
+ * without assignments do not survive.
  */
 export function serializeUnitFile(file: UnitFile): string {
-  const blocks: string[] = [];
-  for (const [section, keys] of file.sections) {
-    if (!NAME_RE.test(section))
-      throw new UnitFileError(`cannot serialize section name ${JSON.stringify(section)}`);
-    const lines = [`[${section}]`];
-    for (const [key, values] of keys) {
-      if (!NAME_RE.test(key)) throw new UnitFileError(`cannot serialize key ${JSON.stringify(key)}`);
-      if (values.length === 0) lines.push(`${key}=`);
-      for (const v of values) {
-        if (v === "")
-          throw new UnitFileError(`cannot serialize ${section}.${key}: empty value inside a list`);
-        checkSerializable(section, key, v);
-        lines.push(`${key}=${v}`);
-      }
+  const lines: string[] = [];
+  let current: string | null = null;
+  for (const { section, key, value } of file.options) {
+    if (section !== current) {
+      if (!NAME_RE.test(section))
+        throw new UnitFileError(`cannot serialize section name ${JSON.stringify(section)}`);
+      if (current !== null) lines.push("");
+      lines.push(`[${section}]`);
+      current = section;
     }
-    blocks.push(`${lines.join("\n")}\n`);
+    if (!NAME_RE.test(key)) throw new UnitFileError(`cannot serialize key ${JSON.stringify(key)}`);
+    if (value !== "") checkSerializable(section, key, value);
+    lines.push(`${key}=${value}`);
   }
-  return blocks.join("\n");
+  return lines.length > 0 ? `${lines.join("\n")}\n` : "";
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -553,17 +577,10 @@ export function expandSpecifiers(value: string, ctx: SpecifierContext): string {
 
 /** A copy of the file with specifiers expanded in every value (for an instance of a template). */
 export function expandUnitFile(file: UnitFile, ctx: SpecifierContext): UnitFile {
-  const out = emptyUnitFile();
-  for (const [section, keys] of file.sections) {
-    const copy = new Map<string, string[]>();
-    for (const [key, values] of keys)
-      copy.set(
-        key,
-        values.map((v) => expandSpecifiers(v, ctx)),
-      );
-    out.sections.set(section, copy);
-  }
-  return out;
+  return unitFile(
+    file.options.map((o) => ({ ...o, value: expandSpecifiers(o.value, ctx) })),
+    [...file.sections.keys()],
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
