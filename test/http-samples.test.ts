@@ -277,10 +277,6 @@ function view(title: string, r: RawResponse, unsortedListing = false) {
   };
 }
 
-function expectedView(title: string, r: RawResponse, unsortedListing = false) {
-  return view(title, r, unsortedListing);
-}
-
 // ---- The replay -------------------------------------------------------------------------------------------
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -428,7 +424,7 @@ function replay(label: string, samples: Sample[], size: number, PORT_TO_NODE: Re
           // applied the PUT that was just acknowledged. Allow it up to 1 s, and say so if it needed that.
           const deadline = Date.now() + 1000;
           let retried = false;
-          const want = expectedView(s.title, s.responses[0] as RawResponse, unsorted).body;
+          const want = view(s.title, s.responses[0] as RawResponse, unsorted).body;
           while (view(s.title, got[0] as Got).body !== want && Date.now() < deadline) {
             await sleep(20);
             ({ got } = await run(s));
@@ -439,7 +435,7 @@ function replay(label: string, samples: Sample[], size: number, PORT_TO_NODE: Re
         expect(got.length, "number of answers").toBe(s.responses.length);
         got.forEach((g, i) => {
           const exp = s.responses[i] as RawResponse;
-          expect(view(s.title, g, unsorted)).toEqual(expectedView(s.title, exp, unsorted));
+          expect(view(s.title, g, unsorted)).toEqual(view(s.title, exp, unsorted));
           learnFrom(exp, g);
           const cl = g.headers.find(([k]) => k === "Content-Length");
           if (cl) expect(Number(cl[1]), "Content-Length matches the body").toBe(Buffer.byteLength(g.body));
