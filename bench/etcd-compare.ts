@@ -26,6 +26,8 @@ export interface LoadResult {
   opsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** Share of requests slower than 2 ms (where the x1 tails of the two systems differ most). */
+  over2MsShare?: number;
   firstError?: string;
   /** CPU seconds (user+sys) used during the row by the cluster's processes and by this (load-generating) process. */
   serverCpuS?: number;
@@ -327,6 +329,7 @@ async function drive(members: number, inFlight: number, seconds: number, op: Op)
     opsPerSec: latencies.length / elapsed,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
+    over2MsShare: latencies.length > 0 ? latencies.filter((l) => l > 2).length / latencies.length : 0,
     firstError,
   };
 }
@@ -525,7 +528,8 @@ function fmt(r: LoadResult): string {
     r.serverCpuS !== undefined
       ? `, CPU: servers ${r.serverCpuS.toFixed(2)} s (${perK(r, r.serverCpuS)} ms/1k ops), load generator ${r.loadgenCpuS!.toFixed(2)} s`
       : "";
-  return `${Math.round(r.opsPerSec)}/s p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} ms, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ""}${cpu}`;
+  const over = r.over2MsShare !== undefined ? ` (${(100 * r.over2MsShare).toFixed(1)}% over 2 ms)` : "";
+  return `${Math.round(r.opsPerSec)}/s p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} ms${over}, ${r.errors} errors${r.firstError ? ` (${r.firstError})` : ""}${cpu}`;
 }
 
 function perK(r: LoadResult, cpuS: number): string {
