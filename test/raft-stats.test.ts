@@ -98,3 +98,17 @@ describe("Raft traffic stats (etcd's /v2/stats/self and /v2/stats/leader)", () =
     });
   });
 });
+
+describe("rate window", () => {
+  it("keeps only the newest 200 appends (etcd's statsQueue)", () => {
+    let t = 0;
+    const stats = new RaftTrafficStats(() => t);
+    for (let i = 0; i < 250; i++) {
+      t = i * 10; // one append every 10 ms for 2.5 s
+      stats.sent([{ type: "app", from: "n1", to: "n2", term: 1, index: i, entries: [] }]);
+    }
+    // The window holds appends 50..249: 200 over 1.99 s.
+    expect(stats.rates().send[0]).toBeCloseTo(200 / 1.99, 5);
+    expect(stats.rates().send[1]).toBeCloseTo((200 * 32) / 1.99, 5);
+  });
+});

@@ -16,29 +16,33 @@ export function appendBytes(m: Message): number {
   return n;
 }
 
+/** The last RATE_WINDOW requests (time, size) in a ring: every append sent or received passes here. */
 class RateQueue {
-  private times: number[] = [];
-  private sizes: number[] = [];
+  private readonly times = new Float64Array(RATE_WINDOW);
+  private readonly sizes = new Float64Array(RATE_WINDOW);
+  /** Next slot to write; the oldest entry once the ring is full. */
+  private next = 0;
+  private count = 0;
   private bytes = 0;
 
   add(at: number, size: number): void {
-    this.times.push(at);
-    this.sizes.push(size);
+    if (this.count === RATE_WINDOW) this.bytes -= this.sizes[this.next]!;
+    else this.count++;
+    this.times[this.next] = at;
+    this.sizes[this.next] = size;
     this.bytes += size;
-    if (this.times.length > RATE_WINDOW) {
-      this.times.shift();
-      this.bytes -= this.sizes.shift()!;
-    }
+    this.next = (this.next + 1) % RATE_WINDOW;
   }
 
   /** [requests per second, bytes per second] over the window, as etcd's statsQueue.Rate. */
   rate(now: number): [number, number] {
-    const first = this.times[0];
-    const last = this.times[this.times.length - 1];
-    if (first === undefined || last === undefined || now - last > RATE_STALE_MS) return [0, 0];
+    if (this.count === 0) return [0, 0];
+    const last = this.times[(this.next + RATE_WINDOW - 1) % RATE_WINDOW]!;
+    const first = this.times[(this.next + RATE_WINDOW - this.count) % RATE_WINDOW]!;
+    if (now - last > RATE_STALE_MS) return [0, 0];
     const seconds = (last - first) / 1000;
     if (seconds <= 0) return [0, 0];
-    return [this.times.length / seconds, this.bytes / seconds];
+    return [this.count / seconds, this.bytes / seconds];
   }
 }
 
