@@ -26,6 +26,7 @@ import { LeaderRouter } from "./leader-router.ts";
 import { loadMachineId } from "./machine.ts";
 import { MachineContainersService } from "./machine-containers.ts";
 import { RaftTrafficStats } from "./raft-stats.ts";
+import { runtimeOptionsNote } from "./runtime-options.ts";
 import { Scheduling } from "./scheduling.ts";
 import { UnitStatusService } from "./unit-status.ts";
 
@@ -247,6 +248,9 @@ export class BerthNode {
         `, peers on ${fmt(c.peerAddr)}${c.peerTls ? " with TLS" : ""}` +
         ` (data in ${c.dataDir}; at most ${clientLimit} client connections)`,
     );
+    const runtime = runtimeOptionsNote();
+    if (runtime)
+      this.log(`runtime options: ${runtime} (set by berth at start; setting them yourself overrides)`);
     void this.publishAttributes();
     void this.scheduling.register();
     this.agent = new Agent({

@@ -1,0 +1,63 @@
+// JavaScriptCore options for node mode, which JSC reads from the environment only when the process starts: so a
+// node re-executes itself (execve: same PID, same file descriptors, systemd sees nothing) with them set.
+//
+// Why FTL is off: JSC's top tier compiles a hot function in 10-40 ms of a JIT thread's CPU, and keeps doing so for
+// a minute or more of traffic. On a small machine that is a core taken from the members' event loops at random
+// moments, which is where Berth's p99 at low concurrency came from (bench/etcd-compare.ts, PUT x1: 4.7 -> 2.9 ms,
+// x16: 11.9 -> 9.6 ms, same throughput at every row). The DFG tier compiles in under a millisecond.
+import { readFileSync } from "node:fs";
+
+/** Set by the re-executed process, so it never loops; also tells the node to mention it in its log. */
+const MARK = "BERTH_RUNTIME_OPTIONS";
+const OPTIONS: Record<string, string> = { BUN_JSC_useFTLJIT: "false" };
+
+/**
+ * Re-executes this process with OPTIONS in its environment, unless they are already there (an operator's own
+ * value wins: BUN_JSC_useFTLJIT=true turns FTL back on) or this is not Bun on Linux. Returns only when it did not.
+ */
+export async function reexecWithRuntimeOptions(): Promise<void> {
+  if (process.env[MARK] !== undefined || process.platform !== "linux" || !process.versions.bun) return;
+  const missing = Object.keys(OPTIONS).filter((k) => process.env[k] === undefined);
+  if (missing.length === 0) return;
+  let argv: string[];
+  try {
+    argv = readFileSync("/proc/self/cmdline", "latin1").split("\0").slice(0, -1);
+  } catch {
+    return;
+  }
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const k of missing) env[k] = OPTIONS[k];
+  env[MARK] = missing.map((k) => `${k}=${OPTIONS[k]}`).join(" ");
+  const { dlopen, ptr } = await import("bun:ffi");
+  const open = () => dlopen("libc.so.6", { execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" } });
+  let libc: ReturnType<typeof open>;
+  try {
+    libc = open();
+  } catch {
+    return; // not glibc: run as is
+  }
+  const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
+  // The strings must stay referenced until execve: the pointer arrays hold only their addresses.
+  const keep: Buffer[] = [];
+  const table = (items: string[]) => {
+    const t = new BigUint64Array(items.length + 1);
+    items.forEach((s, i) => {
+      const b = cstr(s);
+      keep.push(b);
+      t[i] = BigInt(ptr(b));
+    });
+    return t;
+  };
+  const argvTable = table(argv);
+  const envTable = table(Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])));
+  const exe = cstr("/proc/self/exe");
+  libc.symbols.execve(ptr(exe), ptr(argvTable), ptr(envTable));
+  // Only reached when execve failed (e.g. /proc/self/exe unreadable): carry on without the options.
+  libc.close();
+  void keep;
+}
+
+/** What the re-execution set, for the node's start-up log line (null when nothing was set). */
+export function runtimeOptionsNote(): string | null {
+  return process.env[MARK] || null;
+}

@@ -1,0 +1,40 @@
+// Node mode re-executes itself with JavaScriptCore's FTL tier off (src/node/runtime-options.ts): the same process
+// (PID) must come back serving, with the option in its environment, and an operator's own value must win.
+import { readFileSync } from "node:fs";
+import { afterEach, describe, expect, it } from "vitest";
+import { TestCluster } from "./support/cluster.ts";
+
+let c: TestCluster | null = null;
+
+afterEach(async () => {
+  await c?.stop();
+  c = null;
+});
+
+function environOf(pid: number): Record<string, string> {
+  const entries = readFileSync(`/proc/${pid}/environ`, "utf8")
+    .split("\0")
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]);
+  return Object.fromEntries(entries);
+}
+
+describe("node runtime options", () => {
+  it("turns FTL off by re-executing in place: same PID, serving, and says so in its log", async () => {
+    c = await TestCluster.start(1);
+    const n1 = c.node("n1");
+    const env = environOf(n1.proc!.pid!);
+    expect(env.BUN_JSC_useFTLJIT).toBe("false");
+    expect(readFileSync(n1.logFile, "utf8")).toContain("runtime options: BUN_JSC_useFTLJIT=false");
+    expect(await c.cli(["kv", "set", "/k", "v"])).toMatchObject({ code: 0, stdout: "v\n" });
+    expect(n1.proc!.exitCode).toBeNull();
+  });
+
+  it("leaves an operator's own setting alone", async () => {
+    c = await TestCluster.start(1, { launcher: ["env", "BUN_JSC_useFTLJIT=true"] });
+    const n1 = c.node("n1");
+    expect(environOf(n1.proc!.pid!).BUN_JSC_useFTLJIT).toBe("true");
+    expect(readFileSync(n1.logFile, "utf8")).not.toContain("runtime options:");
+    expect(await c.cli(["kv", "get", "/nokey"])).toMatchObject({ code: 4 });
+  });
+});
