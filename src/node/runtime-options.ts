@@ -5,7 +5,7 @@
 // a minute or more of traffic. On a small machine that is a core taken from the members' event loops at random
 // moments, which is where Berth's p99 at low concurrency came from (bench/etcd-compare.ts, PUT x1: 4.7 -> 2.9 ms,
 // x16: 11.9 -> 9.6 ms, same throughput at every row). The DFG tier compiles in under a millisecond.
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 
 /** Set by the re-executed process, so it never loops; also tells the node to mention it in its log. */
 const MARK = "BERTH_RUNTIME_OPTIONS";
@@ -50,7 +50,9 @@ export async function reexecWithRuntimeOptions(): Promise<void> {
   };
   const argvTable = table(argv);
   const envTable = table(Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])));
-  const exe = cstr("/proc/self/exe");
+  // By its path, not /proc/self/exe, so the process keeps its name ("berth" in ps, top and the journal).
+  const path = readlinkSync("/proc/self/exe");
+  const exe = cstr(path.endsWith(" (deleted)") ? "/proc/self/exe" : path);
   libc.symbols.execve(ptr(exe), ptr(argvTable), ptr(envTable));
   // Only reached when execve failed (e.g. /proc/self/exe unreadable): carry on without the options.
   libc.close();
