@@ -12,7 +12,7 @@ import { freePort } from "../test/support/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 // Diagnostics: BERTH_BIN picks another binary (A/B runs); BENCH_ONLY=berth skips etcd and msgpack; BENCH_ROWS=1,16 keeps
-// only those PUT in-flight rows.
+// only those PUT in-flight rows; BENCH_ROUNDS=N splits each row into N alternating turns per system (default 3).
 const BERTH = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
 const ONLY_BERTH = process.env.BENCH_ONLY === "berth";
 const HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
@@ -29,6 +29,8 @@ export interface LoadResult {
   /** Share of requests slower than 2 ms (where the x1 tails of the two systems differ most). */
   over2MsShare?: number;
   firstError?: string;
+  /** Every successful request's latency (ms), sorted: rounds of one row are merged from these. */
+  latencies?: number[];
   /** CPU seconds (user+sys) used during the row by the cluster's processes and by this (load-generating) process. */
   serverCpuS?: number;
   loadgenCpuS?: number;
@@ -320,18 +322,36 @@ async function drive(members: number, inFlight: number, seconds: number, op: Op)
   };
   const t0 = performance.now();
   await Promise.all(Array.from({ length: inFlight }, (_, w) => worker(w)));
-  const elapsed = (performance.now() - t0) / 1000;
+  return summarize(latencies, errors, (performance.now() - t0) / 1000, firstError);
+}
+
+function summarize(latencies: number[], errors: number, seconds: number, firstError?: string): LoadResult {
   latencies.sort((a, b) => a - b);
   return {
     ok: latencies.length,
     errors,
-    seconds: elapsed,
-    opsPerSec: latencies.length / elapsed,
+    seconds,
+    opsPerSec: latencies.length / seconds,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
     over2MsShare: latencies.length > 0 ? latencies.filter((l) => l > 2).length / latencies.length : 0,
     firstError,
+    latencies,
   };
+}
+
+/** One row's rounds as one result: all their requests, their summed time and CPU. */
+function mergeRounds(rounds: LoadResult[]): LoadResult {
+  const sum = (f: (r: LoadResult) => number) => rounds.reduce((a, r) => a + f(r), 0);
+  const merged = summarize(
+    rounds.flatMap((r) => r.latencies ?? []),
+    sum((r) => r.errors),
+    sum((r) => r.seconds),
+    rounds.find((r) => r.firstError)?.firstError,
+  );
+  merged.serverCpuS = sum((r) => r.serverCpuS ?? 0);
+  merged.loadgenCpuS = sum((r) => r.loadgenCpuS ?? 0);
+  return merged;
 }
 
 interface Workload {
@@ -354,8 +374,9 @@ const WORKLOADS = ROWS
 
 const PUT_BODY = `value=${VALUE}`;
 
-async function runHttp(urls: string[], w: Workload, seconds: number): Promise<LoadResult> {
-  const agent = new Agent({ keepAlive: true, maxSockets: w.inFlight });
+/** One run of a workload; an agent passed in keeps its connections for the next turn (not destroyed here). */
+async function runHttp(urls: string[], w: Workload, seconds: number, shared?: Agent): Promise<LoadResult> {
+  const agent = shared ?? new Agent({ keepAlive: true, maxSockets: w.inFlight });
   const op: Op = async (m, seq) => {
     const key = `bench/k${seq % KEYSPACE}`;
     const r =
@@ -367,7 +388,7 @@ async function runHttp(urls: string[], w: Workload, seconds: number): Promise<Lo
   try {
     return await drive(urls.length, w.inFlight, seconds, op);
   } finally {
-    agent.destroy();
+    if (!shared) agent.destroy();
   }
 }
 
@@ -444,9 +465,14 @@ async function measured(c: Cluster, run: () => Promise<LoadResult>): Promise<Loa
 
 const empty: LoadResult = { ok: 0, errors: 0, seconds: 0, opsPerSec: 0, p50Ms: 0, p99Ms: 0 };
 
+/** Rounds per row (BENCH_ROUNDS overrides): each system's row time is split into this many turns. */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
+
 /**
- * Runs every workload against etcd (HTTP), then Berth (HTTP, then msgpack). One cluster runs at a time so the
- * other does not share the CPU. Everything started here is killed and its temp dir removed, even on error.
+ * Both clusters are started and warmed up, then each row runs in ROUNDS alternating turns (etcd then Berth, Berth
+ * then etcd, ...), so a slow spell of the VM falls on both systems instead of on whichever ran then; a turn runs
+ * while the other cluster idles (each uses a few % of one core then, printed). The msgpack rows follow (Berth only).
+ * Everything started here is killed and its temp dir removed, even on error.
  */
 export async function benchCompare(opts: {
   seconds: number;
@@ -464,7 +490,7 @@ export async function benchCompare(opts: {
     berthHttp: empty,
     berthMsgpack: empty,
   }));
-  let cluster: Cluster | null = null;
+  const clusters: Cluster[] = [];
   const onSignal = () => {
     for (const p of started) if (p.pid) p.kill("SIGKILL");
     rmSync(parent, { recursive: true, force: true });
@@ -472,50 +498,64 @@ export async function benchCompare(opts: {
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  const ready = async (c: Cluster) => {
+    await waitReady(c);
+    await prefill(c.httpUrls);
+    await warmUp(c.httpUrls);
+  };
   try {
-    // etcd
-    if (!ONLY_BERTH) {
-      cluster = await startEtcd(etcdBin, parent);
-      await waitReady(cluster);
-      await prefill(cluster.httpUrls);
-      await warmUp(cluster.httpUrls);
-      log(
-        `etcd idle: the 3 members use ${(100 * (await idleCpu(cluster))).toFixed(1)}% of one core together`,
+    const etcd = ONLY_BERTH ? null : await startEtcd(etcdBin, parent);
+    if (etcd) clusters.push(etcd);
+    const berth = await startBerth(parent);
+    clusters.push(berth);
+    for (const c of clusters) await ready(c);
+    for (const c of clusters)
+      log(`${c.name} idle: the 3 members use ${(100 * (await idleCpu(c))).toFixed(1)}% of one core together`);
+
+    const turn = opts.seconds / ROUNDS;
+    for (const [i, w] of WORKLOADS.entries()) {
+      const turns = new Map<Cluster, LoadResult[]>(clusters.map((c) => [c, []]));
+      // Each system keeps its connections from turn to turn, as one longer run would.
+      const agents = new Map(
+        clusters.map((c) => [c, new Agent({ keepAlive: true, maxSockets: w.inFlight })]),
       );
-      for (const [i, w] of WORKLOADS.entries()) {
-        const c = cluster;
-        rows[i]!.etcd = await measured(c, () => runHttp(c.httpUrls, w, opts.seconds));
+      try {
+        for (let r = 0; r < ROUNDS; r++) {
+          const order = r % 2 === 0 ? clusters : [...clusters].reverse();
+          for (const c of order)
+            turns.get(c)!.push(await measured(c, () => runHttp(c.httpUrls, w, turn, agents.get(c))));
+        }
+      } finally {
+        for (const a of agents.values()) a.destroy();
+      }
+      rows[i]!.berthHttp = mergeRounds(turns.get(berth)!);
+      if (etcd) {
+        rows[i]!.etcd = mergeRounds(turns.get(etcd)!);
         log(`etcd        ${w.label}: ${fmt(rows[i]!.etcd)}`);
       }
-      await stopCluster(cluster);
-      cluster = null;
-    }
-
-    // Berth
-    cluster = await startBerth(parent);
-    await waitReady(cluster);
-    await prefill(cluster.httpUrls);
-    await warmUp(cluster.httpUrls);
-    log(`berth idle: the 3 members use ${(100 * (await idleCpu(cluster))).toFixed(1)}% of one core together`);
-    for (const [i, w] of WORKLOADS.entries()) {
-      const c = cluster;
-      rows[i]!.berthHttp = await measured(c, () => runHttp(c.httpUrls, w, opts.seconds));
       log(`berth-http  ${w.label}: ${fmt(rows[i]!.berthHttp)}`);
     }
-    const clients: BerthClient[] = [];
-    if (!ONLY_BERTH)
+
+    if (etcd) {
+      // The msgpack rows compare with nothing: etcd stops so it does not share the CPU with them.
+      await stopCluster(etcd);
+      clusters.splice(clusters.indexOf(etcd), 1);
+    }
+    if (!ONLY_BERTH) {
+      const clients: BerthClient[] = [];
       try {
-        for (const addr of cluster.clientAddrs)
+        for (const addr of berth.clientAddrs)
           clients.push(await BerthClient.connect({ endpoints: [addr], timeoutMs: 10_000, name: "bench" }));
         for (const [i, w] of WORKLOADS.entries()) {
-          rows[i]!.berthMsgpack = await measured(cluster, () => runMsgpack(clients, w, opts.seconds));
+          rows[i]!.berthMsgpack = await measured(berth, () => runMsgpack(clients, w, opts.seconds));
           log(`berth-mpack ${w.label}: ${fmt(rows[i]!.berthMsgpack)}`);
         }
       } finally {
         for (const c of clients) c.close();
       }
+    }
   } finally {
-    await stopCluster(cluster);
+    for (const c of clusters) await stopCluster(c);
     rmSync(parent, { recursive: true, force: true });
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -596,7 +636,8 @@ export function compareHeader(seconds: number): string {
     `etcd 3.4 (--enable-v2, default fsync) vs Berth (dist/berth, default tick): 3 members each on 127.0.0.1..3, ` +
     `${seconds} s per row;\nPUT /v2/keys/bench/<k> with 256-byte values, GET ?quorum=true; requests round-robin over ` +
     `the 3 members; same node:http keep-alive load generator for etcd and berth-http; berth-msgpack = BerthClient, ` +
-    `one connection per member; each cluster gets the same ${WARMUP_S} s of unmeasured puts and gets first`
+    `one connection per member; each cluster gets the same ${WARMUP_S} s of unmeasured puts and gets first; both ` +
+    `clusters stay up and each row runs in ${ROUNDS} alternating turns per system (etcd, berth, berth, etcd, ...)`
   );
 }
 
