@@ -11,7 +11,9 @@ export const nodeCommand: Command = {
   description: `
 Starts a member in the foreground and logs to stderr. The first start of a cluster names every founding
 member in --initial-cluster and shares one --cluster-secret-file; later starts need only --data-dir.
-SIGTERM or SIGINT stops it gracefully (a leader hands leadership over first).
+SIGTERM or SIGINT stops it gracefully (a leader hands leadership over first). At start the process re-executes
+itself once, in place, with BUN_JSC_useFTLJIT=false (JavaScriptCore's top JIT tier off, for steadier latency);
+setting that variable yourself overrides it.
 
 Example:
   berth node --name n1 --data-dir /var/lib/berth --peer-addr 127.0.0.1:7001 --client-addr 127.0.0.1:4001 \\
