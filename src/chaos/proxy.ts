@@ -1,27 +1,39 @@
-// Fault-injecting TCP proxies for the peer network of a chaos run: one proxy per directed link (from -> to),
-// listening on an address that `from` was told is `to`'s peer address (its --initial-cluster), forwarding bytes
-// to `to`'s real --peer-addr. A blocked link either drops (connections reset, new ones refused) or black-holes
-// (connections stay open but every byte is discarded, so dials and requests time out rather than fail fast).
-// Partitions block both directed links of every pair that straddles two groups; heal unblocks everything.
+// Fault-injecting TCP proxies for the peer network of a chaos run. Every node advertises its proxy's address as
+// its peer address (--peer-addr) and listens behind it (--peer-listen-addr), so the addresses in every node's
+// configuration, Raft log and snapshots are the proxies' and all peer traffic passes them, also after a snapshot
+// install. Nodes dial from their own loopback IP (127.0.0.N), which tells the proxy who is calling: faults apply
+// per directed link (from -> to). A blocked link either drops (its connections reset, new ones refused) or
+// black-holes (connections stay open but every byte is discarded, so dials and requests time out rather than
+// fail fast). A connection carries traffic both ways; partitions block both directed links of every pair that
+// straddles two groups; heal unblocks everything.
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
 export type BlockMode = "drop" | "blackhole";
 
-export class LinkProxy {
+interface Pair {
+  from: string;
+  a: Socket;
+  b: Socket;
+}
+
+/** The proxy in front of one node's peer listener. */
+export class NodeProxy {
   private server: Server | null = null;
-  private readonly pairs = new Set<{ a: Socket; b: Socket }>();
-  private mode: BlockMode | null = null;
+  private readonly pairs = new Set<Pair>();
+  /** Blocked callers (by name) and how. */
+  private readonly blocked = new Map<string, BlockMode>();
   port = 0;
 
   constructor(
-    readonly from: string,
     readonly to: string,
     readonly listenHost: string,
     private readonly target: { host: string; port: number },
+    /** The node dialling from an IP, or undefined for a stranger (forwarded, never blocked). */
+    private readonly callerOf: (ip: string) => string | undefined,
   ) {}
 
-  get blocked(): BlockMode | null {
-    return this.mode;
+  blockedMode(from: string): BlockMode | null {
+    return this.blocked.get(from) ?? null;
   }
 
   async start(): Promise<void> {
@@ -42,25 +54,27 @@ export class LinkProxy {
 
   private accept(client: Socket): void {
     client.on("error", () => {});
-    if (this.mode === "drop") {
+    const from = this.callerOf(client.remoteAddress?.replace(/^::ffff:/, "") ?? "") ?? "";
+    const mode = this.blocked.get(from);
+    if (mode === "drop") {
       client.destroy();
       return;
     }
-    if (this.mode === "blackhole") {
+    if (mode === "blackhole") {
       // Swallow everything; the connection dies when the link heals (the dialer's handshake timed out anyway).
       client.on("data", () => {});
-      const pair = { a: client, b: client };
+      const pair = { from, a: client, b: client };
       this.pairs.add(pair);
       client.on("close", () => this.pairs.delete(pair));
       return;
     }
     const upstream = createConnection({ host: this.target.host, port: this.target.port });
     upstream.on("error", () => {});
-    const pair = { a: client, b: upstream };
+    const pair = { from, a: client, b: upstream };
     this.pairs.add(pair);
     const forward = (src: Socket, dst: Socket) =>
       src.on("data", (chunk) => {
-        if (this.mode !== null) return; // black-holed mid-connection: discard
+        if (this.blocked.has(from)) return; // black-holed mid-connection: discard
         if (!dst.write(chunk)) {
           src.pause();
           dst.once("drain", () => src.resume());
@@ -77,64 +91,66 @@ export class LinkProxy {
     upstream.on("close", end);
   }
 
-  block(mode: BlockMode): void {
-    this.mode = mode;
-    if (mode === "drop") this.resetAll();
+  block(from: string, mode: BlockMode): void {
+    this.blocked.set(from, mode);
+    if (mode === "drop") this.reset(from);
   }
 
   heal(): void {
-    if (this.mode === null) return;
-    const wasBlackhole = this.mode === "blackhole";
-    this.mode = null;
+    const blackholed = [...this.blocked].filter(([, m]) => m === "blackhole").map(([f]) => f);
+    this.blocked.clear();
     // Black-holed connections have lost bytes mid-stream: they cannot carry a framed protocol any more.
-    if (wasBlackhole) this.resetAll();
+    for (const from of blackholed) this.reset(from);
   }
 
-  private resetAll(): void {
-    for (const { a, b } of this.pairs) {
-      a.destroy();
-      b.destroy();
+  private reset(from: string | null): void {
+    for (const p of this.pairs) {
+      if (from !== null && p.from !== from) continue;
+      p.a.destroy();
+      p.b.destroy();
+      this.pairs.delete(p);
     }
-    this.pairs.clear();
   }
 
   async close(): Promise<void> {
-    this.resetAll();
+    this.reset(null);
     const s = this.server;
     this.server = null;
     if (s) await new Promise<void>((r) => s.close(() => r()));
   }
 }
 
-/** The full mesh of directed link proxies between named nodes. */
+/** One proxy per node; links are (caller, node) pairs told apart by the caller's IP. */
 export class PeerNetwork {
-  readonly links = new Map<string, LinkProxy>();
+  readonly proxies = new Map<string, NodeProxy>();
 
   private constructor() {}
 
-  /** `nodes`: name -> real peer address (host, port). Proxy i->j listens on j's host with a random port. */
+  /**
+   * `nodes`: name, the IP it dials from (its own, distinct per node) and the real peer listener. The proxy of a
+   * node listens on that node's host with a random port.
+   */
   static async create(nodes: { name: string; host: string; peerPort: number }[]): Promise<PeerNetwork> {
     const net = new PeerNetwork();
-    for (const from of nodes) {
-      for (const to of nodes) {
-        if (from === to) continue;
-        const p = new LinkProxy(from.name, to.name, to.host, { host: to.host, port: to.peerPort });
-        await p.start();
-        net.links.set(`${from.name}->${to.name}`, p);
-      }
+    const byIp = new Map(nodes.map((n) => [n.host, n.name]));
+    if (byIp.size !== nodes.length) throw new Error("every node needs its own IP to be told apart");
+    for (const n of nodes) {
+      const p = new NodeProxy(n.name, n.host, { host: n.host, port: n.peerPort }, (ip) => byIp.get(ip));
+      await p.start();
+      net.proxies.set(n.name, p);
     }
     return net;
   }
 
-  link(from: string, to: string): LinkProxy {
-    const p = this.links.get(`${from}->${to}`);
-    if (!p) throw new Error(`no link ${from}->${to}`);
+  private proxy(name: string): NodeProxy {
+    const p = this.proxies.get(name);
+    if (!p) throw new Error(`no node ${name}`);
     return p;
   }
 
-  /** The address `from` must use for `to`. */
-  addressFor(from: string, to: string): string {
-    return this.link(from, to).address;
+  /** The peer address every member knows `name` by (its proxy). */
+  addressOf(name: string): string {
+    return this.proxy(name).address;
   }
 
   /** Blocks every link between nodes of different groups (both directions); links inside a group stay up. */
@@ -143,22 +159,23 @@ export class PeerNetwork {
     groups.forEach((g, i) => {
       for (const n of g) groupOf.set(n, i);
     });
-    for (const p of this.links.values()) {
-      const gf = groupOf.get(p.from);
-      const gt = groupOf.get(p.to);
-      if (gf !== undefined && gt !== undefined && gf !== gt) p.block(mode);
-    }
+    for (const [from, gf] of groupOf)
+      for (const [to, gt] of groupOf) if (gf !== gt) this.proxy(to).block(from, mode);
   }
 
   heal(): void {
-    for (const p of this.links.values()) p.heal();
+    for (const p of this.proxies.values()) p.heal();
   }
 
+  /** "from->to" for every blocked link. */
   blockedLinks(): string[] {
-    return [...this.links.entries()].filter(([, p]) => p.blocked !== null).map(([k]) => k);
+    const out: string[] = [];
+    for (const [to, p] of this.proxies)
+      for (const from of this.proxies.keys()) if (p.blockedMode(from) !== null) out.push(`${from}->${to}`);
+    return out;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.links.values()].map((p) => p.close()));
+    await Promise.all([...this.proxies.values()].map((p) => p.close()));
   }
 }

@@ -10,7 +10,10 @@ import { convert, type FlagSpec, type FlagValues } from "../cli/flags.ts";
 export interface NodeConfig {
   name: string;
   dataDir: string;
+  /** The peer address the cluster knows this member by (in --initial-cluster and the Raft configuration). */
   peerAddr: HostPort;
+  /** Where the peer listener binds (--peer-listen-addr; default peerAddr), as etcd's listen vs advertise URLs. */
+  peerListenAddr: HostPort;
   clientAddr: HostPort;
   httpAddr: HostPort | null;
   /** Founding members: name -> peer address. Empty when joining an existing cluster. */
@@ -74,6 +77,15 @@ export const NODE_FLAGS: FlagSpec[] = [
     description: "address for Raft peers",
     value: "HOST:PORT",
     env: "BERTH_PEER_ADDR",
+  },
+  {
+    name: "peer-listen-addr",
+    type: "string",
+    description:
+      "where the peer listener binds when it differs from --peer-addr (NAT, a proxy in front); outbound peer " +
+      "connections leave from its host",
+    value: "HOST:PORT",
+    env: "BERTH_PEER_LISTEN_ADDR",
   },
   {
     name: "client-addr",
@@ -279,6 +291,11 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     );
   }
   const peerAddr = parseHostPort(String(pick("peer-addr")), "--peer-addr");
+  const listenRaw = pick("peer-listen-addr");
+  const peerListenAddr =
+    listenRaw === undefined || listenRaw === ""
+      ? peerAddr
+      : parseHostPort(String(listenRaw), "--peer-listen-addr");
   const clientAddr = parseHostPort(String(pick("client-addr")), "--client-addr");
   const httpRaw = String(pick("http-addr"));
   const httpAddr = httpRaw === "off" || httpRaw === "" ? null : parseHostPort(httpRaw, "--http-addr");
@@ -351,6 +368,7 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     name,
     dataDir,
     peerAddr,
+    peerListenAddr,
     clientAddr,
     httpAddr,
     initialCluster,
@@ -381,6 +399,9 @@ export function saveNodeConfig(config: NodeConfig): void {
   const saved = {
     name: config.name,
     "peer-addr": fmt(config.peerAddr),
+    "peer-listen-addr": sameHostPort(config.peerListenAddr, config.peerAddr)
+      ? undefined
+      : fmt(config.peerListenAddr),
     "client-addr": fmt(config.clientAddr),
     "http-addr": config.httpAddr ? fmt(config.httpAddr) : "off",
     "initial-cluster": [...config.initialCluster].map(([n, a]) => `${n}=${a}`).join(","),
@@ -487,6 +508,10 @@ function loadTls(
 
 export function fmt(hp: HostPort): string {
   return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+}
+
+function sameHostPort(a: HostPort, b: HostPort): boolean {
+  return a.host === b.host && a.port === b.port;
 }
 
 export function parseHostPort(raw: string, flag: string): HostPort {

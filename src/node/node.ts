@@ -1,5 +1,6 @@
 // Node mode: one Berth member. Wires the durable Raft log, the replicated key/value store, the peer network and
 // the client listener together, and shuts down gracefully (leadership handed over first) on SIGTERM.
+import { isIP } from "node:net";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { Agent } from "../agent/agent.ts";
@@ -75,8 +76,9 @@ export class BerthNode {
     this.transport = new PeerTransport({
       selfId: c.name,
       secret: Buffer.from(c.clusterSecret),
-      listenHost: c.peerAddr.host,
-      listenPort: c.peerAddr.port,
+      listenHost: c.peerListenAddr.host,
+      listenPort: c.peerListenAddr.port,
+      dialFrom: dialSource(c.peerListenAddr.host),
       tls: c.peerTls ? { cert: c.peerTls.cert, key: c.peerTls.key, ca: c.peerTls.ca ?? "" } : null,
       onMessage: (m) => {
         this.scheduling.heardFrom(m.from);
@@ -176,9 +178,9 @@ export class BerthNode {
       this.scheduling.onLeaderChange(lead);
     });
 
-    if (!c.peerTls && !isLoopback(c.peerAddr.host))
+    if (!c.peerTls && !isLoopback(c.peerListenAddr.host))
       this.log(
-        `[peer] warning: --peer-addr ${fmt(c.peerAddr)} is reachable from the network without peer TLS: ` +
+        `[peer] warning: the peer listener ${fmt(c.peerListenAddr)} is reachable from the network without peer TLS: ` +
           "the cluster secret keeps strangers out, but Raft traffic (all keys and values) crosses it in " +
           "plaintext; see --peer-cert-file, --peer-key-file and --peer-trusted-ca-file",
       );
@@ -245,7 +247,8 @@ export class BerthNode {
       `berth ${VERSION} node ${c.name} serving clients on ${fmt(c.clientAddr)}` +
         (c.httpAddr ? ` and HTTP${c.clientTls ? "S" : ""} (etcd v2 API) on ${fmt(c.httpAddr)}` : "") +
         (c.clientTls ? ` with TLS${c.clientCertAuth ? " and client certificates" : ""}` : "") +
-        `, peers on ${fmt(c.peerAddr)}${c.peerTls ? " with TLS" : ""}` +
+        `, peers on ${fmt(c.peerListenAddr)}${c.peerTls ? " with TLS" : ""}` +
+        (fmt(c.peerListenAddr) === fmt(c.peerAddr) ? "" : ` (known to the cluster as ${fmt(c.peerAddr)})`) +
         ` (data in ${c.dataDir}; at most ${clientLimit} client connections)`,
     );
     const runtime = runtimeOptionsNote();
@@ -355,6 +358,11 @@ export class BerthNode {
       }
     }
   }
+}
+
+/** Outbound peer connections leave from the listener's IP (not from a wildcard or a host name). */
+function dialSource(listenHost: string): string | undefined {
+  return isIP(listenHost) !== 0 && listenHost !== "0.0.0.0" && listenHost !== "::" ? listenHost : undefined;
 }
 
 /**

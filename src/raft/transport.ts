@@ -18,6 +18,8 @@ export interface PeerTransportOptions {
   secret: Buffer;
   listenHost: string;
   listenPort: number;
+  /** Local address outbound dials leave from (an IP of this machine), so peers see the expected source. */
+  dialFrom?: string;
   /**
    * Peer TLS: this member's certificate and key (presented both when accepting and when dialing) and the CA
    * every peer's certificate must chain to. The cluster-secret challenge still runs inside the TLS session.
@@ -325,6 +327,7 @@ export class PeerTransport implements RaftTransport {
       timeoutMs: this.dialTimeoutMs,
       maxFrameBytes: PEER_MAX_FRAME,
       tls: this.opts.tls ?? null,
+      localAddress: this.opts.dialFrom,
     });
     if (this.stopped || p.removed) {
       conn.close("the peer was removed");

@@ -19,6 +19,8 @@ export interface ConnectOptions {
   streamBufferLimit?: number;
   /** Speak TLS: verify the node against `ca` (else the system CAs) and present `cert`/`key` when given. */
   tls?: WireTls | null;
+  /** The local IP the connection leaves from (default: the system's choice). */
+  localAddress?: string;
 }
 
 /** TLS material (PEM) for either side. The Berth handshake (and the cluster secret) still runs on top. */
@@ -80,8 +82,9 @@ export function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello
           key: tls.key,
           servername: tls.servername ?? (isIp(opts.host) ? undefined : opts.host),
           rejectUnauthorized: true,
+          localAddress: opts.localAddress,
         })
-      : netConnect({ host: opts.host, port: opts.port, noDelay: true });
+      : netConnect({ host: opts.host, port: opts.port, noDelay: true, localAddress: opts.localAddress });
     let connected = false;
     /** A TLS alert that arrives after the TLS handshake (a refused client certificate, in TLS 1.3). */
     let tlsError: string | null = null;

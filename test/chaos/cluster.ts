@@ -1,6 +1,6 @@
 // A cluster of real dist/berth node processes whose peer traffic all goes through fault-injecting proxies.
-// Every node lists itself with its real --peer-addr and every other member with the proxy of the directed link
-// (self -> other). Processes are tracked by PID and SIGKILLed on stop(), on process exit, and on failure.
+// Every node is known by its proxy's address and listens behind it (--peer-listen-addr), see src/chaos/proxy.ts.
+// Processes are tracked by PID and SIGKILLed on stop(), on process exit, and on failure.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -72,15 +72,13 @@ export class ChaosCluster {
         });
       }
       c.net = await PeerNetwork.create(c.nodes);
+      // Every member is known by its proxy's address (the same list for all); each listens behind its proxy.
+      const initial = c.nodes.map((m) => `${m.name}=${c.net.addressOf(m.name)}`).join(",");
       for (const n of c.nodes) {
-        const initial = c.nodes
-          .map((m) =>
-            m === n ? `${m.name}=${m.host}:${m.peerPort}` : `${m.name}=${c.net.addressFor(n.name, m.name)}`,
-          )
-          .join(",");
         c.spawn(n, [
           `--name=${n.name}`,
-          `--peer-addr=${n.host}:${n.peerPort}`,
+          `--peer-addr=${c.net.addressOf(n.name)}`,
+          `--peer-listen-addr=${n.host}:${n.peerPort}`,
           `--client-addr=${n.host}:${n.clientPort}`,
           "--http-addr=off",
           `--cluster-secret-file=${c.secretFile}`,

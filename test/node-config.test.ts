@@ -1,0 +1,51 @@
+// Node configuration resolved from flags and the data directory's node.json: the peer listen address
+// (--peer-listen-addr) apart from the address the cluster knows the member by (--peer-addr).
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { UsageError } from "../src/cli/exit-codes.ts";
+import { resolveNodeConfig, saveNodeConfig } from "../src/node/config.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function dataDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "berth-config-"));
+  dirs.push(d);
+  return join(d, "n1");
+}
+
+describe("--peer-listen-addr", () => {
+  it("defaults to --peer-addr and is then not stored", () => {
+    const dir = dataDir();
+    const c = resolveNodeConfig({ name: "n1", "data-dir": dir, "peer-addr": "127.0.0.1:7001" });
+    expect(c.peerListenAddr).toEqual(c.peerAddr);
+    saveNodeConfig(c);
+    expect(JSON.parse(readFileSync(join(dir, "node.json"), "utf8"))).not.toHaveProperty("peer-listen-addr");
+  });
+
+  it("listens apart from the advertised address and is remembered for restarts", () => {
+    const dir = dataDir();
+    const c = resolveNodeConfig({
+      name: "n1",
+      "data-dir": dir,
+      "peer-addr": "127.0.0.1:7001",
+      "peer-listen-addr": "127.0.0.1:7101",
+    });
+    expect(c.peerAddr).toEqual({ host: "127.0.0.1", port: 7001 });
+    expect(c.peerListenAddr).toEqual({ host: "127.0.0.1", port: 7101 });
+    saveNodeConfig(c);
+    const again = resolveNodeConfig({ "data-dir": dir });
+    expect(again.peerAddr).toEqual(c.peerAddr);
+    expect(again.peerListenAddr).toEqual(c.peerListenAddr);
+  });
+
+  it("refuses a malformed value naming the flag", () => {
+    const bad = () => resolveNodeConfig({ name: "n1", "data-dir": dataDir(), "peer-listen-addr": "nowhere" });
+    expect(bad).toThrow(UsageError);
+    expect(bad).toThrow(/--peer-listen-addr/);
+  });
+});
