@@ -425,10 +425,10 @@ const WARMUP_S = Number(process.env.BENCH_WARMUP ?? 4);
  * The same unmeasured load for every system before its first row: Berth's JIT compiles its hot paths meanwhile
  * (without it, the first rows also measure compilation, which a long-running node pays once).
  */
-async function warmUp(urls: string[]): Promise<void> {
+async function warmUp(run: (w: Workload, seconds: number) => Promise<LoadResult>): Promise<void> {
   if (WARMUP_S <= 0) return;
-  await runHttp(urls, { label: "warm-up", kind: "put", inFlight: 64 }, WARMUP_S / 2);
-  await runHttp(urls, { label: "warm-up", kind: "qget", inFlight: 64 }, WARMUP_S / 2);
+  await run({ label: "warm-up", kind: "put", inFlight: 64 }, WARMUP_S / 2);
+  await run({ label: "warm-up", kind: "qget", inFlight: 64 }, WARMUP_S / 2);
 }
 
 /** user+sys CPU seconds of a process from /proc (Linux; 0 elsewhere). */
@@ -501,7 +501,7 @@ export async function benchCompare(opts: {
   const ready = async (c: Cluster) => {
     await waitReady(c);
     await prefill(c.httpUrls);
-    await warmUp(c.httpUrls);
+    await warmUp((w, seconds) => runHttp(c.httpUrls, w, seconds));
   };
   try {
     const etcd = ONLY_BERTH ? null : await startEtcd(etcdBin, parent);
@@ -547,10 +547,7 @@ export async function benchCompare(opts: {
         for (const addr of berth.clientAddrs)
           clients.push(await BerthClient.connect({ endpoints: [addr], timeoutMs: 10_000, name: "bench" }));
         // The msgpack paths (the client here, the client API in the nodes) get their own warm-up.
-        if (WARMUP_S > 0) {
-          await runMsgpack(clients, { label: "warm-up", kind: "put", inFlight: 64 }, WARMUP_S / 2);
-          await runMsgpack(clients, { label: "warm-up", kind: "qget", inFlight: 64 }, WARMUP_S / 2);
-        }
+        await warmUp((w, seconds) => runMsgpack(clients, w, seconds));
         for (const [i, w] of WORKLOADS.entries()) {
           rows[i]!.berthMsgpack = await measured(berth, () => runMsgpack(clients, w, opts.seconds));
           log(`berth-mpack ${w.label}: ${fmt(rows[i]!.berthMsgpack)}`);

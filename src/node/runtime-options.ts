@@ -25,17 +25,21 @@ export async function reexecWithRuntimeOptions(): Promise<void> {
   } catch {
     return;
   }
-  const env: Record<string, string | undefined> = { ...process.env };
-  for (const k of missing) env[k] = OPTIONS[k];
-  env[MARK] = missing.map((k) => `${k}=${OPTIONS[k]}`).join(" ");
+  const set = missing.map((k) => `${k}=${OPTIONS[k]}`);
+  const env = [
+    ...Object.entries(process.env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])),
+    ...set,
+    `${MARK}=${set.join(" ")}`,
+  ];
   const { dlopen, ptr } = await import("bun:ffi");
-  const open = () => dlopen("libc.so.6", { execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" } });
-  let libc: ReturnType<typeof open>;
-  try {
-    libc = open();
-  } catch {
-    return; // not glibc: run as is
-  }
+  const libc = (() => {
+    try {
+      return dlopen("libc.so.6", { execve: { args: ["ptr", "ptr", "ptr"], returns: "i32" } });
+    } catch {
+      return null; // not glibc: run as is
+    }
+  })();
+  if (!libc) return;
   const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
   // The strings must stay referenced until execve: the pointer arrays hold only their addresses.
   const keep: Buffer[] = [];
@@ -49,7 +53,7 @@ export async function reexecWithRuntimeOptions(): Promise<void> {
     return t;
   };
   const argvTable = table(argv);
-  const envTable = table(Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`])));
+  const envTable = table(env);
   // By its path, not /proc/self/exe, so the process keeps its name ("berth" in ps, top and the journal).
   const path = readlinkSync("/proc/self/exe");
   const exe = cstr(path.endsWith(" (deleted)") ? "/proc/self/exe" : path);
