@@ -3,16 +3,40 @@ import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 
-/** A free TCP port on `host` (bound and released; good enough with per-test hosts and random ports). */
+/** Ports handed out by this process, never handed out twice. */
+const handedOut = new Set<number>();
+
+/** The kernel's ephemeral range starts here: outgoing connections (and port-0 listeners) take ports above it. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 11_000) return low;
+  } catch {}
+  return 32_768;
+}
+
+/**
+ * A free TCP port on `host` for a process started later. It is picked below the ephemeral range: a port the
+ * kernel chose for us would be free to hand to any outgoing connection (a node's, a proxy's) between this
+ * check and the node's listen, and the node would fail with EADDRINUSE.
+ */
 export async function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, host, () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolvePort(port));
+  const low = 10_000;
+  const high = ephemeralLow();
+  for (let attempt = 0; ; attempt++) {
+    const port = low + Math.floor(Math.random() * (high - low));
+    if (handedOut.has(port)) continue;
+    const free = await new Promise<boolean>((resolveFree) => {
+      const srv = createServer();
+      srv.once("error", () => resolveFree(false));
+      srv.listen(port, host, () => srv.close(() => resolveFree(true)));
     });
-  });
+    if (free) {
+      handedOut.add(port);
+      return port;
+    }
+    if (attempt > 1000) throw new Error(`no free port on ${host} between ${low} and ${high}`);
+  }
 }
 
 /** Unit processes outlive a SIGKILLed node (own process groups); the agent records them for this cleanup. */
