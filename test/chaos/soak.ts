@@ -1,11 +1,12 @@
 // Soak: `npm run soak -- --minutes N` (default 30; not in CI). Five real nodes behind fault-injecting proxies run
 // the chaos KV load and nemesis continuously, plus unit churn (units submitted, launched and destroyed). Every node's
 // RSS (VmRSS) and open fd count are sampled (every 30 s, every 5 s for runs of 5 minutes or less) and printed as a
-// table; at the end the growth (average of the first third of the samples vs the last third) gets a verdict, and
-// the KV history is checked for linearizability in windows: each window's clients use fresh keys, so every
-// window's history is independent and checked on its own.
+// table; at the end the growth gets a verdict (src/chaos/growth.ts: warm-up left out, then the last third of the
+// samples against the first), and the KV history is checked for linearizability in windows: each window's
+// clients use fresh keys, so every window's history is independent and checked on its own.
 // n4 and n5 are never killed or paused (only partitioned), so their samples cover the whole run in one process.
 import { readdirSync, readFileSync } from "node:fs";
+import { growthOf, WARMUP_SHARE } from "../../src/chaos/growth.ts";
 import type { Operation } from "../../src/chaos/history.ts";
 import { checkHistory } from "../../src/chaos/linearizability.ts";
 import { BerthClient } from "../../src/client/client.ts";
@@ -51,8 +52,6 @@ function readFds(pid: number): number | null {
     return null;
   }
 }
-
-const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
 
 async function main(): Promise<number> {
   const rand = prng(seed);
@@ -226,25 +225,28 @@ async function main(): Promise<number> {
       `unit churn: ${churn.submitted} launched, ${churn.destroyed} destroyed, ${churn.errors} errors`,
     );
     let flat = true;
-    console.log("growth (avg of first third vs last third of samples):");
+    console.log(
+      `growth (first ${WARMUP_SHARE * 100}% of each process's samples left out as warm-up; avg of the first vs the last third of the rest):`,
+    );
     for (const n of names) {
       const pids = new Set(samples.map((s) => s.pid[n]).filter((p) => p !== null));
       // Samples of the node's last process only: a restart resets memory, which would hide growth.
       const lastPid = samples[samples.length - 1]!.pid[n];
       const own = samples.filter((s) => s.pid[n] === lastPid && s.rssKb[n] !== null);
-      const t = Math.max(1, Math.floor(own.length / 3));
-      const rss0 = avg(own.slice(0, t).map((s) => s.rssKb[n]!));
-      const rss1 = avg(own.slice(-t).map((s) => s.rssKb[n]!));
-      const fd0 = avg(own.slice(0, t).map((s) => s.fds[n] ?? 0));
-      const fd1 = avg(own.slice(-t).map((s) => s.fds[n] ?? 0));
-      const g = (rss1 - rss0) / rss0;
-      const judged = own.length >= 6;
-      const nodeFlat = !judged || (g < RSS_LIMIT && fd1 - fd0 < FD_LIMIT);
-      if (judged && !nodeFlat) flat = false;
+      const rss = growthOf(own.map((s) => [s.at, s.rssKb[n]! / 1024] as const));
+      const fds = growthOf(own.map((s) => [s.at, s.fds[n] ?? 0] as const));
+      const head = `  ${n}: ${pids.size} process(es); last one over ${own.length} samples:`;
+      if (!rss || !fds) {
+        console.log(`${head} too few samples to judge`);
+        continue;
+      }
+      const nodeFlat = rss.change < RSS_LIMIT && fds.later - fds.earlier < FD_LIMIT;
+      if (!nodeFlat) flat = false;
+      const signed = (x: number, digits: number) => `${x >= 0 ? "+" : ""}${x.toFixed(digits)}`;
       console.log(
-        `  ${n}: ${pids.size} process(es); last one over ${own.length} samples: RSS ${(rss0 / 1024).toFixed(1)}M -> ` +
-          `${(rss1 / 1024).toFixed(1)}M (${(g * 100).toFixed(1)}%), fds ${fd0.toFixed(1)} -> ${fd1.toFixed(1)} ` +
-          `(${fd1 - fd0 >= 0 ? "+" : ""}${(fd1 - fd0).toFixed(1)})  ${judged ? (nodeFlat ? "flat" : "GROWING") : "too few samples to judge"}`,
+        `${head} RSS ${rss.earlier.toFixed(1)}M -> ${rss.later.toFixed(1)}M (${signed(rss.change * 100, 1)}%, ` +
+          `slope ${signed(rss.slopePerHour, 1)} MB/h), fds ${fds.earlier.toFixed(1)} -> ${fds.later.toFixed(1)} ` +
+          `(${signed(fds.later - fds.earlier, 1)})  ${nodeFlat ? "flat" : "GROWING"}`,
       );
     }
     console.log(
