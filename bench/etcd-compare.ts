@@ -12,8 +12,10 @@ import { freePort } from "../test/support/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 // Diagnostics: BERTH_BIN picks another binary (A/B runs); BENCH_ONLY=berth skips etcd and msgpack; BENCH_ROWS=1,16 keeps
-// only those PUT in-flight rows; BENCH_ROUNDS=N splits each row into N alternating turns per system (default 3).
+// only those PUT in-flight rows; BENCH_ROUNDS=N splits each row into N alternating turns per system (default 3);
+// BENCH_DIR=/dev/shm puts both clusters' data on tmpfs (no fsync wait: what is left is CPU and scheduling).
 const BERTH = process.env.BERTH_BIN ?? join(ROOT, "dist/berth");
+const DATA_PARENT = process.env.BENCH_DIR ?? tmpdir();
 const ONLY_BERTH = process.env.BENCH_ONLY === "berth";
 const HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
 const VALUE = "v".repeat(256);
@@ -482,7 +484,7 @@ export async function benchCompare(opts: {
   const etcdBin = ONLY_BERTH ? "" : ensureEtcd();
   ensureBerth();
   // A temp dir on the same disk for both (os.tmpdir() here is the root disk; see bench/fsync.ts).
-  const parent = mkdtempSync(join(process.env.BENCH_DIR ?? tmpdir(), "berth-etcd-compare-"));
+  const parent = mkdtempSync(join(DATA_PARENT, "berth-etcd-compare-"));
   const rows: CompareRow[] = WORKLOADS.map((w) => ({
     label: w.label,
     inFlight: w.inFlight,
@@ -640,7 +642,8 @@ export function compareHeader(seconds: number): string {
     `the 3 members; same node:http keep-alive load generator for etcd and berth-http; berth-msgpack = BerthClient, ` +
     `one connection per member; each cluster gets the same ${WARMUP_S} s of unmeasured puts and gets first (the ` +
     `msgpack rows ${WARMUP_S} s more of their own); both ` +
-    `clusters stay up and each row runs in ${ROUNDS} alternating turns per system (etcd, berth, berth, etcd, ...)`
+    `clusters stay up and each row runs in ${ROUNDS} alternating turns per system (etcd, berth, berth, etcd, ...); ` +
+    `data directories under ${DATA_PARENT}`
   );
 }
 
