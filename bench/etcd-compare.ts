@@ -60,7 +60,7 @@ export function etcdInstalledOrInstallable(): boolean {
   return which("apt-get") !== null && process.getuid?.() === 0;
 }
 
-function ensureEtcd(): string {
+export function ensureEtcd(): string {
   const found = which("etcd");
   if (found) return found;
   if (!etcdInstalledOrInstallable()) throw new Error("etcd is not installed and apt-get is unavailable");
@@ -79,7 +79,7 @@ function ensureEtcd(): string {
   return after;
 }
 
-function ensureBerth(): void {
+export function ensureBerth(): void {
   if (existsSync(BERTH)) return;
   console.log("dist/berth missing: running `npm run build`...");
   execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "inherit" });
@@ -114,7 +114,7 @@ async function killAll(procs: ChildProcess[]): Promise<void> {
   );
 }
 
-interface Cluster {
+export interface Cluster {
   name: string;
   /** http://HOST:PORT of each member's etcd-v2 API */
   httpUrls: string[];
@@ -131,13 +131,13 @@ function tailLogs(c: Cluster): string {
     .join("\n");
 }
 
-async function stopCluster(c: Cluster | null): Promise<void> {
+export async function stopCluster(c: Cluster | null): Promise<void> {
   if (!c) return;
   await killAll(c.procs);
   rmSync(c.dir, { recursive: true, force: true });
 }
 
-async function startEtcd(etcdBin: string, parent: string): Promise<Cluster> {
+export async function startEtcd(etcdBin: string, parent: string): Promise<Cluster> {
   const dir = mkdtempSync(join(parent, "etcd-"));
   const members = [];
   for (const [i, host] of HOSTS.entries())
@@ -177,7 +177,7 @@ async function startEtcd(etcdBin: string, parent: string): Promise<Cluster> {
   return c;
 }
 
-async function startBerth(parent: string): Promise<Cluster> {
+export async function startBerth(parent: string): Promise<Cluster> {
   const dir = mkdtempSync(join(parent, "berth-"));
   const secretFile = join(dir, "secret");
   writeFileSync(secretFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
@@ -227,7 +227,7 @@ async function startBerth(parent: string): Promise<Cluster> {
 }
 
 /** Waits until a PUT through every member's HTTP API succeeds (so a leader exists and each member forwards). */
-async function waitReady(c: Cluster, timeoutMs = 30_000): Promise<void> {
+export async function waitReady(c: Cluster, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const agent = new Agent({ keepAlive: false });
   let last = "";
@@ -356,7 +356,7 @@ function mergeRounds(rounds: LoadResult[]): LoadResult {
   return merged;
 }
 
-interface Workload {
+export interface Workload {
   label: string;
   kind: "put" | "qget";
   inFlight: number;
@@ -377,7 +377,12 @@ const WORKLOADS = ROWS
 const PUT_BODY = `value=${VALUE}`;
 
 /** One run of a workload; an agent passed in keeps its connections for the next turn (not destroyed here). */
-async function runHttp(urls: string[], w: Workload, seconds: number, shared?: Agent): Promise<LoadResult> {
+export async function runHttp(
+  urls: string[],
+  w: Workload,
+  seconds: number,
+  shared?: Agent,
+): Promise<LoadResult> {
   const agent = shared ?? new Agent({ keepAlive: true, maxSockets: w.inFlight });
   const op: Op = async (m, seq) => {
     const key = `bench/k${seq % KEYSPACE}`;

@@ -1,9 +1,10 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
-// Usage: bun bench/run.ts [raft] [placement] [etcd] [sched] [agent] [--seconds N] [--units N]
+// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [--seconds N] [--units N]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { benchAgent, formatAgent } from "./agent.ts";
+import { benchBusy, busyHeader, formatBusy } from "./busy.ts";
 import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare } from "./etcd-compare.ts";
 import { measureFdatasync } from "./fsync.ts";
 import { benchPlacement } from "./placement.ts";
@@ -106,4 +107,11 @@ if (wanted.includes("etcd") || (wanted.length === 0 && etcdInstalledOrInstallabl
   console.log(
     "\netcd comparison skipped: etcd is not installed and cannot be installed here (needs root and apt-get)",
   );
+}
+
+if (run("busy")) {
+  const busySeconds = 3 * seconds;
+  const rows = await benchBusy({ seconds: busySeconds });
+  console.log(`\n${busyHeader(busySeconds)}\n`);
+  console.log(table(...formatBusy(rows)));
 }
