@@ -1,5 +1,6 @@
-// Node mode re-executes itself with JavaScriptCore's FTL tier off (src/node/runtime-options.ts): the same process
-// (PID) must come back serving, with the option in its environment, and an operator's own value must win.
+// Node mode re-executes itself with JavaScriptCore's FTL tier off and mimalloc's hole purging slowed
+// (src/node/runtime-options.ts): the same process (PID) must come back serving, with the options in its environment,
+// and an operator's own values must win.
 import { readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { TestCluster } from "./support/cluster.ts";
@@ -32,10 +33,23 @@ describe("node runtime options", () => {
     expect(n1.proc!.exitCode).toBeNull();
   });
 
-  it("leaves an operator's own setting alone", async () => {
-    c = await TestCluster.start(1, { launcher: ["env", "BUN_JSC_useFTLJIT=true"] });
+  it("slows the allocator's hole purging to once per 10 s, in the same re-execution", async () => {
+    c = await TestCluster.start(1);
     const n1 = c.node("n1");
-    expect(environOf(n1.proc!.pid!).BUN_JSC_useFTLJIT).toBe("true");
+    expect(environOf(n1.proc!.pid!).MIMALLOC_PURGE_HOLES_MIN_INTERVAL).toBe("10000");
+    expect(readFileSync(n1.logFile, "utf8")).toContain(
+      "runtime options: BUN_JSC_useFTLJIT=false MIMALLOC_PURGE_HOLES_MIN_INTERVAL=10000",
+    );
+  });
+
+  it("leaves an operator's own settings alone", async () => {
+    c = await TestCluster.start(1, {
+      launcher: ["env", "BUN_JSC_useFTLJIT=true", "MIMALLOC_PURGE_HOLES_MIN_INTERVAL=100"],
+    });
+    const n1 = c.node("n1");
+    const env = environOf(n1.proc!.pid!);
+    expect(env.BUN_JSC_useFTLJIT).toBe("true");
+    expect(env.MIMALLOC_PURGE_HOLES_MIN_INTERVAL).toBe("100");
     expect(readFileSync(n1.logFile, "utf8")).not.toContain("runtime options:");
     expect(await c.cli(["kv", "get", "/nokey"])).toMatchObject({ code: 4 });
   });

@@ -1,15 +1,26 @@
-// JavaScriptCore options for node mode, which JSC reads from the environment only when the process starts: so a
-// node re-executes itself (execve: same PID, same file descriptors, systemd sees nothing) with them set.
+// Runtime options for node mode (JavaScriptCore's and the memory allocator's), read from the environment only when
+// the process starts: so a node re-executes itself (execve: same PID, same file descriptors, systemd sees nothing)
+// with them set.
 //
 // Why FTL is off: JSC's top tier compiles a hot function in 10-40 ms of a JIT thread's CPU, and keeps doing so for
 // a minute or more of traffic. On a small machine that is a core taken from the members' event loops at random
 // moments, which is where Berth's p99 at low concurrency came from (bench/etcd-compare.ts, PUT x1: 4.7 -> 2.9 ms,
 // x16: 11.9 -> 9.6 ms, same throughput at every row). The DFG tier compiles in under a millisecond.
+//
+// Why mimalloc's hole purging is slowed to once per 10 s: by default Bun's allocator thread ("mi-scavenger") sweeps
+// the event loop's heap for free holes to give back to the system as often as every 100 ms, and that thread was
+// what most often held a core while a member's event loop waited for one (perf sched at PUT x1). Every 10 s took the share of
+// x1 requests over 2 ms from 1.29% to 0.85% and p99 from 2.32 to 1.81 ms (A/B, 4 rounds), while a member's memory
+// still goes back down after a burst (RSS 20 s after a minute of load: 115-121 MB, against 103-115 MB; with hole
+// purging off altogether it stayed at 142-167 MB).
 import { readFileSync, readlinkSync } from "node:fs";
 
 /** Set by the re-executed process, so it never loops; also tells the node to mention it in its log. */
 const MARK = "BERTH_RUNTIME_OPTIONS";
-const OPTIONS: Record<string, string> = { BUN_JSC_useFTLJIT: "false" };
+const OPTIONS: Record<string, string> = {
+  BUN_JSC_useFTLJIT: "false",
+  MIMALLOC_PURGE_HOLES_MIN_INTERVAL: "10000",
+};
 
 /**
  * Re-executes this process with OPTIONS in its environment, unless they are already there (an operator's own
