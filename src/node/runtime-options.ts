@@ -9,10 +9,10 @@
 //
 // Why mimalloc's hole purging is slowed to once per 10 s: by default Bun's allocator thread ("mi-scavenger") sweeps
 // the event loop's heap for free holes to give back to the system as often as every 100 ms, and that thread was
-// what most often held a core while a member's event loop waited for one (perf sched at PUT x1). Every 10 s took the share of
-// x1 requests over 2 ms from 1.29% to 0.85% and p99 from 2.32 to 1.81 ms (A/B, 4 rounds), while a member's memory
-// still goes back down after a burst (RSS 20 s after a minute of load: 115-121 MB, against 103-115 MB; with hole
-// purging off altogether it stayed at 142-167 MB).
+// what most often held a core while a member's event loop waited for one (perf sched at PUT x1). Every 10 s took
+// the share of x1 requests over 2 ms from 1.29% to 0.85% and p99 from 2.32 to 1.81 ms (A/B, 4 rounds), while a
+// member's memory still goes back down after a burst (RSS 20 s after a minute of load: 115-121 MB, against 103-115
+// MB; with hole purging off altogether it stayed at 142-167 MB).
 import { readFileSync, readlinkSync } from "node:fs";
 
 /** Set by the re-executed process, so it never loops; also tells the node to mention it in its log. */
