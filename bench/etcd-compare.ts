@@ -356,7 +356,7 @@ function mergeRounds(rounds: LoadResult[]): LoadResult {
   return merged;
 }
 
-export interface Workload {
+interface Workload {
   label: string;
   kind: "put" | "qget";
   inFlight: number;

@@ -36,6 +36,13 @@ describe("node runtime options", () => {
     expect(n1.proc!.exitCode).toBeNull();
   });
 
+  it("is an option the allocator really takes: mimalloc itself reports the new hole purging interval", async () => {
+    // MIMALLOC_VERBOSE makes mimalloc print its options at start: once before the re-execution, once after.
+    c = await TestCluster.start(1, { launcher: ["env", "MIMALLOC_VERBOSE=1"] });
+    const log = readFileSync(c.node("n1").logFile, "utf8");
+    expect(log).toContain("option 'purge_holes_min_interval': 10000");
+  });
+
   it("leaves an operator's own settings alone", async () => {
     c = await TestCluster.start(1, {
       launcher: ["env", "BUN_JSC_useFTLJIT=true", "MIMALLOC_PURGE_HOLES_MIN_INTERVAL=100"],
