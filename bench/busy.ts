@@ -14,6 +14,7 @@ import {
   ensureBerth,
   ensureEtcd,
   etcdInstalledOrInstallable,
+  killStarted,
   type LoadResult,
   runHttp,
   startBerth,
@@ -52,7 +53,12 @@ export async function benchBusy(opts: { seconds: number }): Promise<BusyRow[]> {
   const parent = mkdtempSync(join(tmpdir(), "berth-bench-busy-"));
   const hogs = startHogs(2 * opts.seconds + 300); // two clusters' start-up and runs, with room to spare
   const killHogs = () => stopHogs(hogs);
-  const onSignal = () => process.exit(130); // the exit hooks stop the loops and the clusters' members
+  const onSignal = () => {
+    killHogs();
+    killStarted();
+    rmSync(parent, { recursive: true, force: true });
+    process.exit(130);
+  };
   process.on("exit", killHogs);
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);

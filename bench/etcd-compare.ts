@@ -95,10 +95,13 @@ function track(proc: ChildProcess): void {
   proc.on("exit", () => started.delete(proc));
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.on("exit", () => {
-      for (const p of started) if (p.pid) p.kill("SIGKILL");
-    });
+    process.on("exit", killStarted);
   }
+}
+
+/** SIGKILLs every process this file started that is still running (on exit, or when a bench is interrupted). */
+export function killStarted(): void {
+  for (const p of started) if (p.pid) p.kill("SIGKILL");
 }
 
 async function killAll(procs: ChildProcess[]): Promise<void> {
@@ -499,7 +502,7 @@ export async function benchCompare(opts: {
   }));
   const clusters: Cluster[] = [];
   const onSignal = () => {
-    for (const p of started) if (p.pid) p.kill("SIGKILL");
+    killStarted();
     rmSync(parent, { recursive: true, force: true });
     process.exit(130);
   };
