@@ -54,8 +54,7 @@ export async function benchBusy(opts: { seconds: number }): Promise<BusyRow[]> {
   const hogs = startHogs(2 * opts.seconds + 300); // two clusters' start-up and runs, with room to spare
   const killHogs = () => stopHogs(hogs);
   const onSignal = () => {
-    killHogs();
-    killStarted();
+    killStarted(); // the members, before their data goes; the exit hook stops the busy loops
     rmSync(parent, { recursive: true, force: true });
     process.exit(130);
   };
