@@ -327,6 +327,31 @@ describe("PeerTransport", () => {
     await until(() => n1.unreachable.includes("n2"));
   });
 
+  it("a request in flight to a peer that leaves the cluster still gets its answer; nothing new is sent there", async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const arrived: string[] = [];
+    const onRequest = async (method: string) => {
+      arrived.push(method);
+      await released;
+      return `${method} done`;
+    };
+    const [n1, n2, n3] = await trio({ onRequest });
+    const answer = n1.t.request("n2", "leader.remove", { name: "n2" }, 5000);
+    await until(() => arrived.length === 1);
+    // Removing the leader through a follower: the follower applies the removal before the leader's answer is back.
+    n1.t.setPeers(new Map([["n3", n3.addr]]));
+    n1.t.send([msg("n1", "n2")]);
+    await until(() => n1.unreachable.includes("n2"));
+    release();
+    expect(await answer).toBe("leader.remove done");
+    expect(n2.got).toEqual([]);
+    const after = await rejection(n1.t.request("n2", "leader.put", null, 1000));
+    expect(after.code).toBe("unreachable");
+  });
+
   it("setPeers closes connections to removed peers and stop() is idempotent", async () => {
     const [n1, n2] = await trio();
     await sendUntil(n1.t, msg("n1", "n2"), () => n2.got.length > 0);

@@ -55,6 +55,12 @@ const PEER_MAX_FRAME = 128 * 1024 * 1024;
 /** Messages held while the first dial of a connection is in flight (beyond that they are dropped). */
 const MAX_HELD = 1024;
 const SNAP_TIMEOUT_MS = 60_000;
+/**
+ * How long the connection to a peer that left the cluster (or moved) stays open for the answers to requests already
+ * sent on it. Removing the leader through a follower needs this: the leader answers the forwarded removal just as
+ * the follower applies it and lets go of the leader.
+ */
+const RETIRE_GRACE_MS = 10_000;
 /** reportUnreachable at most this often per peer (every dropped heartbeat would otherwise call it). */
 const UNREACHABLE_REPORT_MS = 250;
 /** Repeated log lines (refused handshakes, unreachable peers) at most once per key per minute. */
@@ -82,6 +88,8 @@ export class PeerTransport implements RaftTransport {
   private readonly logged = new Map<string, number>();
   /** When reportUnreachable was last called, per peer. */
   private readonly lastReport = new Map<NodeId, number>();
+  /** Connections of peers that left or moved, open only until the requests sent on them are answered: why they close. */
+  private readonly retiring = new Map<Connection, string>();
   private stopped = false;
   private readonly dialTimeoutMs: number;
   private readonly maxBuffered: number;
@@ -122,6 +130,7 @@ export class PeerTransport implements RaftTransport {
     this.stopped = true;
     for (const p of this.peers.values()) this.dropPeer(p, "the transport is stopping");
     this.peers.clear();
+    for (const conn of [...this.retiring.keys()]) this.finishRetiring(conn);
     for (const set of this.inbound.values()) for (const c of set) c.close("the node is shutting down");
     this.inbound.clear();
     const l = this.listener;
@@ -132,7 +141,7 @@ export class PeerTransport implements RaftTransport {
   setPeers(peers: Map<NodeId, string>): void {
     for (const [id, p] of this.peers) {
       if (!peers.has(id) || id === this.opts.selfId) {
-        this.dropPeer(p, `${id} left the cluster`);
+        this.dropPeer(p, `${id} left the cluster`, { drain: true });
         this.peers.delete(id);
       }
     }
@@ -140,7 +149,7 @@ export class PeerTransport implements RaftTransport {
       if (id === this.opts.selfId) continue;
       const p = this.peers.get(id);
       if (p && p.addr === addr) continue;
-      if (p) this.dropPeer(p, `${id} moved to ${addr}`);
+      if (p) this.dropPeer(p, `${id} moved to ${addr}`, { drain: true });
       this.peers.set(id, newPeer(id, addr));
     }
   }
@@ -177,7 +186,11 @@ export class PeerTransport implements RaftTransport {
     // Closed in the meantime: the request would not leave this node, which is what "unreachable" promises.
     if (conn.closed)
       throw new PeerUnreachableError(`the connection to ${peer} closed: ${conn.closeError?.message}`);
-    return conn.request(method, params, { timeoutMs: remaining });
+    try {
+      return await conn.request(method, params, { timeoutMs: remaining });
+    } finally {
+      if (this.retiring.has(conn) && conn.pendingRequests === 0) this.finishRetiring(conn);
+    }
   }
 
   // ---- Sending --------------------------------------------------------------------------------------------
@@ -350,11 +363,26 @@ export class PeerTransport implements RaftTransport {
     return conn;
   }
 
-  private dropPeer(p: Peer, reason: string): void {
+  /** Stops sending to a peer; with `drain`, its connection closes once the requests sent on it are answered. */
+  private dropPeer(p: Peer, reason: string, { drain = false } = {}): void {
     p.removed = true;
     p.held = [];
-    p.conn?.close(reason);
+    const conn = p.conn;
     p.conn = null;
+    if (!conn) return;
+    if (!drain || conn.pendingRequests === 0) {
+      conn.close(reason);
+      return;
+    }
+    this.retiring.set(conn, reason);
+    setTimeout(() => this.finishRetiring(conn), RETIRE_GRACE_MS).unref?.();
+  }
+
+  private finishRetiring(conn: Connection): void {
+    const reason = this.retiring.get(conn);
+    if (reason === undefined) return;
+    this.retiring.delete(conn);
+    conn.close(reason);
   }
 
   // ---- Receiving ------------------------------------------------------------------------------------------
