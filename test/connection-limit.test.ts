@@ -3,7 +3,7 @@
 // into EMFILE, where the listener spins. Real processes of the built binary.
 import { readdirSync, readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { BerthClient } from "../src/client/client.ts";
 import { ConnectionBudget, defaultClientConnectionLimit } from "../src/node/connection-budget.ts";
 import { makeTestCerts } from "./support/certs.ts";
@@ -116,6 +116,7 @@ describe("client connection limit", () => {
 describe("client connection limit with TLS", () => {
   it("turns TLS connections away before the handshake, with one log line for the lot", async () => {
     const certs = makeTestCerts();
+    onTestFinished(() => certs.cleanup());
     cluster = await TestCluster.start(1, {
       extraArgs: [
         `--cert-file=${certs.nodeCert}`,
