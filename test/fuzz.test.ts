@@ -188,6 +188,9 @@ describe("a real node under fuzzed input", () => {
             const res = await fetch(url, {
               method,
               signal: ctl.signal,
+              // The server's own answer is under test. Following a 301 (Go's ServeMux cleaning "//") would turn a
+              // POST with wait=true into a GET long poll.
+              redirect: "manual",
               headers: { "content-type": "application/x-www-form-urlencoded" },
               body:
                 method === "GET" || method === "HEAD"
@@ -205,7 +208,8 @@ describe("a real node under fuzzed input", () => {
           }
         },
       ),
-      { numRuns: 300 },
+      // Found by CI: a POST to an unclean path with wait=true (the 301 must be the answer, not a redirected GET).
+      { numRuns: 300, examples: [["POST", "/v2/keys//", [["wait", "true"]], []]] },
     );
     await stillServes();
   }, 90_000);
