@@ -10,6 +10,8 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 # A private Docker engine and a local busybox image for the [Container] unit tests (test/agent-docker.test.ts).
 command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need+=(busybox-static)
+# A private OpenSSH server (and ssh-keygen, ssh-keyscan, ssh-agent) for the --tunnel tests (test/tunnel.test.ts).
+[ -x /usr/sbin/sshd ] && command -v ssh-keyscan >/dev/null || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

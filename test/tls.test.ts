@@ -2,7 +2,8 @@
 // certificates on the client (msgpack) and HTTP listeners, the berth CLI, curl and Debian's etcdctl over TLS, a
 // member with the wrong secret kept out, and listeners on non-loopback addresses refused before they bind.
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BerthClient } from "../src/client/client.ts";
@@ -10,6 +11,7 @@ import { connect } from "../src/wire/client.ts";
 import { listen } from "../src/wire/server.ts";
 import { makeTestCerts, type TestCerts } from "./support/certs.ts";
 import { berth, freePort, TestCluster } from "./support/cluster.ts";
+import { TestSshd } from "./support/sshd.ts";
 
 describe("TLS and cluster-secret security", () => {
   let certs: TestCerts;
@@ -80,6 +82,43 @@ describe("TLS and cluster-secret security", () => {
     const health = await cluster.cli(["cluster", "health"]);
     expect(health.code).toBe(0);
     expect(health.stdout).toContain("cluster is healthy");
+  });
+
+  it("TLS runs end to end through an SSH --tunnel (the SSH server only forwards the encrypted stream)", async () => {
+    const endpoint = cluster.endpoint("n2");
+    const sshd = await TestSshd.start([endpoint]);
+    const home = mkdtempSync(join(tmpdir(), "berth-tunnel-home-"));
+    try {
+      const knownHosts = join(home, "known_hosts");
+      writeFileSync(knownHosts, `${sshd.hostKeyLine()}\n`);
+      const tunnel = [
+        `--tunnel=${sshd.target}`,
+        `--ssh-identity=${sshd.clientKeyFile}`,
+        `--known-hosts-file=${knownHosts}`,
+      ];
+      const env = { HOME: home, SSH_AUTH_SOCK: "" };
+      const get = await berth(
+        ["kv", "get", "/tls/k", `--endpoint=${endpoint}`, ...tunnel, ...tlsClientArgs],
+        { env },
+      );
+      expect({ code: get.code, out: get.stdout, err: get.stderr }).toEqual({
+        code: 0,
+        out: "secret-value\n",
+        err: "",
+      });
+      // Without the CA the node's certificate is not trusted, tunnel or not.
+      const untrusted = await berth(
+        ["kv", "get", "/tls/k", `--endpoint=${endpoint}`, ...tunnel, ...tlsClientArgs.slice(1)],
+        {
+          env,
+        },
+      );
+      expect(untrusted.code).toBe(3);
+      expect(untrusted.stderr).toContain("--ca-file");
+    } finally {
+      await sshd.stop();
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it("the members' settings are kept in node.json", () => {

@@ -6,6 +6,7 @@ import type { WireTls } from "../wire/client.ts";
 import { CliError, EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import type { OutputFormat } from "./output.ts";
+import { openTunnel, TUNNEL_FLAGS } from "./tunnel-flags.ts";
 
 export const CLIENT_FLAGS: FlagSpec[] = [
   {
@@ -53,6 +54,7 @@ export const CLIENT_FLAGS: FlagSpec[] = [
     value: "FILE",
     env: "BERTH_KEY_FILE",
   },
+  ...TUNNEL_FLAGS,
 ];
 
 /** TLS settings from --ca-file/--cert-file/--key-file; null (plaintext) when none is given. */
@@ -101,10 +103,18 @@ export async function withClient(
   const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];
   if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one HOST:PORT");
   const tls = clientTls(flags);
+  const tunnel = await openTunnel(flags);
   let client: BerthClient;
   try {
-    client = await BerthClient.connect({ endpoints, timeoutMs, name: "cli", tls });
+    client = await BerthClient.connect({
+      endpoints,
+      timeoutMs,
+      name: "cli",
+      tls,
+      dial: tunnel?.dial.bind(tunnel),
+    });
   } catch (err) {
+    tunnel?.close();
     throw toCliError(err);
   }
   try {
@@ -113,6 +123,7 @@ export async function withClient(
     throw toCliError(err);
   } finally {
     client.close();
+    tunnel?.close();
   }
 }
 

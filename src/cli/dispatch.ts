@@ -1,4 +1,5 @@
 import { VERSION } from "../version.ts";
+import { CLIENT_FLAGS } from "./client-command.ts";
 import { type Command, type CommandEntry, isGroup } from "./command.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";
 import { flagHelp, parseArgs } from "./flags.ts";
@@ -7,7 +8,7 @@ const EXIT_CODE_HELP = `Exit codes: 0 ok, 1 error, 2 usage, 3 cluster unavailabl
 
 /** Runs `berth ARGS...` against the command tree; returns the process exit code. */
 export async function dispatch(argv: string[], commands: CommandEntry[]): Promise<number> {
-  const [first, ...rest] = argv;
+  const [first, ...rest] = hoistLeadingFlags(argv);
   if (first === undefined || first === "help" || first === "--help" || first === "-h") {
     if (first === "help" && rest.length > 0) return dispatch([...rest, "--help"], commands);
     process.stdout.write(topHelp(commands));
@@ -28,6 +29,27 @@ export async function dispatch(argv: string[], commands: CommandEntry[]): Promis
   } catch (err) {
     return reportError(err);
   }
+}
+
+/**
+ * `berth --tunnel core@host list-machines` (fleetctl's order): client flags given before the command are moved
+ * after it, where every command parses them.
+ */
+function hoistLeadingFlags(argv: string[]): string[] {
+  let i = 0;
+  while (
+    i < argv.length &&
+    argv[i]!.startsWith("-") &&
+    !["--help", "-h", "--version", "-v", "--"].includes(argv[i]!)
+  ) {
+    const arg = argv[i]!;
+    const name = arg.replace(/^--?/, "").split("=")[0]!;
+    const spec = CLIENT_FLAGS.find((f) => f.name === name || f.short === name);
+    const takesValue = spec !== undefined && spec.type !== "boolean" && !arg.includes("=");
+    i += takesValue ? 2 : 1;
+  }
+  if (i === 0 || i >= argv.length) return argv;
+  return [...argv.slice(i), ...argv.slice(0, i)];
 }
 
 function resolve(

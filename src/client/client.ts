@@ -1,6 +1,6 @@
 // The client library used by the CLI and the console: one msgpack connection to any node, typed requests, and
 // server-pushed streams. Several endpoints are tried in turn until one answers.
-import { connect, type WireTls } from "../wire/client.ts";
+import { type ConnectOptions, connect, type WireTls } from "../wire/client.ts";
 import type { Connection } from "../wire/connection.ts";
 import type { ClientMethods, ClientStreams } from "./protocol.ts";
 
@@ -12,6 +12,8 @@ export interface ClientOptions {
   name?: string;
   /** Connect with TLS: `ca` verifies the nodes, `cert`/`key` identify this client (--client-cert-auth nodes). */
   tls?: WireTls | null;
+  /** Opens the byte stream to an endpoint instead of TCP, e.g. SshTunnel.dial (endpoints as the tunnel host sees them). */
+  dial?: ConnectOptions["dial"];
 }
 
 /** No endpoint could be reached; `attempts` says why for each. */
@@ -50,6 +52,7 @@ export class BerthClient {
           name: opts.name ?? "cli",
           timeoutMs: opts.timeoutMs,
           tls: opts.tls ?? null,
+          dial: opts.dial,
         });
         return new BerthClient(conn, endpoint, opts.timeoutMs);
       } catch (err) {

@@ -1,7 +1,8 @@
 // Connecting side: opens a TCP (or TLS) connection and runs the handshake; the result is an established Connection.
-import { connect as netConnect, type Socket } from "node:net";
+import { connect as netConnect } from "node:net";
+import type { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
-import { Connection, formatAddress } from "./connection.ts";
+import { type ByteStream, Connection, formatAddress } from "./connection.ts";
 import { UnavailableError, type WireError, WireTimeoutError } from "./errors.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Hello, handshake, type Role } from "./handshake.ts";
 
@@ -21,6 +22,8 @@ export interface ConnectOptions {
   tls?: WireTls | null;
   /** The local IP the connection leaves from (default: the system's choice). */
   localAddress?: string;
+  /** Opens the byte stream to host:port instead of a TCP connection (e.g. a channel through an SSH tunnel). */
+  dial?: (host: string, port: number) => Promise<Duplex>;
 }
 
 /** TLS material (PEM) for either side. The Berth handshake (and the cluster secret) still runs on top. */
@@ -66,14 +69,16 @@ const REASONS: Record<string, string> = {
   ETIMEDOUT: "connection timed out",
 };
 
-export function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello: Hello }> {
+export async function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello: Hello }> {
   const label = formatAddress(opts.host, opts.port);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
+  const tunnelled = opts.dial ? await dialWithin(opts.dial, opts.host, opts.port, timeoutMs, label) : null;
   return new Promise((resolve, reject) => {
     const tls = opts.tls ?? null;
-    const socket: Socket = tls
+    const socket: ByteStream = tls
       ? tlsConnect({
+          socket: tunnelled ?? undefined,
           host: opts.host,
           port: opts.port,
           noDelay: true,
@@ -84,15 +89,19 @@ export function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello
           rejectUnauthorized: true,
           localAddress: opts.localAddress,
         })
-      : netConnect({ host: opts.host, port: opts.port, noDelay: true, localAddress: opts.localAddress });
+      : (tunnelled ??
+        netConnect({ host: opts.host, port: opts.port, noDelay: true, localAddress: opts.localAddress }));
     let connected = false;
     /** A TLS alert that arrives after the TLS handshake (a refused client certificate, in TLS 1.3). */
     let tlsError: string | null = null;
-    const timer = setTimeout(() => {
-      if (connected) return;
-      socket.destroy();
-      reject(new WireTimeoutError(`connecting to ${label} timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
+    const timer = setTimeout(
+      () => {
+        if (connected) return;
+        socket.destroy();
+        reject(new WireTimeoutError(`connecting to ${label} timed out after ${timeoutMs} ms`));
+      },
+      Math.max(1, deadline - Date.now()),
+    );
     socket.once("error", (err: NodeJS.ErrnoException) => {
       if (connected) return;
       clearTimeout(timer);
@@ -100,7 +109,7 @@ export function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello
       const why = (err.code && REASONS[err.code]) ?? (tls ? describeTlsError(err) : err.message);
       reject(new UnavailableError(`cannot connect to ${label}: ${why}`));
     });
-    socket.once(tls ? "secureConnect" : "connect", () => {
+    const onConnected = () => {
       connected = true;
       clearTimeout(timer);
       socket.on("error", (err: NodeJS.ErrnoException) => {
@@ -144,8 +153,38 @@ export function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello
                   : err,
           ),
       );
-    });
+    };
+    // A tunnelled stream is open already (unless TLS still has to run over it).
+    if (tunnelled && !tls) queueMicrotask(onConnected);
+    else socket.once(tls ? "secureConnect" : "connect", onConnected);
   });
+}
+
+/** The dialled stream, or an UnavailableError that names the endpoint; bounded by the connect timeout. */
+async function dialWithin(
+  dial: NonNullable<ConnectOptions["dial"]>,
+  host: string,
+  port: number,
+  timeoutMs: number,
+  label: string,
+): Promise<Duplex> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      dial(host, port),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new WireTimeoutError(`connecting to ${label} timed out after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } catch (err) {
+    if (err instanceof WireTimeoutError) throw err;
+    throw new UnavailableError(`cannot connect to ${label}: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function isIp(host: string): boolean {

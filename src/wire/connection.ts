@@ -16,6 +16,7 @@
 // Request ids and stream ids are chosen by the side that sends the request or opens the stream; the reply kinds
 // differ, so both directions share the numbers without confusion.
 import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { ConnectionClosedError, RemoteError, type WireErrorBody, WireTimeoutError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME, encodeBody, FrameDecoder, FrameError } from "./frame.ts";
 
@@ -106,6 +107,10 @@ interface Pending {
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
+/** A TCP or TLS socket, or another byte stream to a node (a channel through an SSH tunnel). */
+export type ByteStream = Duplex &
+  Partial<Pick<Socket, "setNoDelay" | "setKeepAlive" | "remoteAddress" | "remotePort">>;
+
 export class Connection {
   readonly remoteAddress: string;
   readonly label: string;
@@ -135,7 +140,7 @@ export class Connection {
   private heldFrames: unknown[] | null = null;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: ByteStream,
     opts: ConnectionOptions = {},
   ) {
     this.remoteAddress = formatAddress(socket.remoteAddress, socket.remotePort);
@@ -146,8 +151,8 @@ export class Connection {
     this.maxServedStreams = opts.maxServedStreams ?? Number.POSITIVE_INFINITY;
     this.decoder = opts.decoder ?? new FrameDecoder(this.maxFrameBytes);
     this.decoder.maxFrameBytes = this.maxFrameBytes;
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 15_000);
+    socket.setNoDelay?.(true);
+    socket.setKeepAlive?.(true, 15_000);
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     socket.on("error", (err) => {
       this.socketError = err.message;

@@ -10,9 +10,8 @@
 // "auth_failed", "wrong_role", "handshake_failed". Hello frames must keep this shape in every protocol version, so
 // mismatched binaries can still tell each other apart.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Socket } from "node:net";
 import { PROTOCOL_VERSION, VERSION } from "../version.ts";
-import { ERROR_FRAME_METHOD } from "./connection.ts";
+import { type ByteStream, ERROR_FRAME_METHOD } from "./connection.ts";
 import {
   AuthError,
   HandshakeError,
@@ -65,7 +64,7 @@ export interface HandshakeResult {
  * which resumes it); on failure an error frame was sent, the socket is closing, and the promise rejects with an
  * error whose `code` says why.
  */
-export function handshake(socket: Socket, opts: HandshakeOptions): Promise<HandshakeResult> {
+export function handshake(socket: ByteStream, opts: HandshakeOptions): Promise<HandshakeResult> {
   return new Promise((resolve, reject) => {
     const decoder = new FrameDecoder(HANDSHAKE_MAX_FRAME);
     const myNonce = randomBytes(NONCE_BYTES);

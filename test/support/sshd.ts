@@ -1,0 +1,113 @@
+// A private OpenSSH server on a loopback port for the tunnel tests: its own host key, one authorized client key,
+// forwarding limited to the given destinations (so a test can tell traffic went through it). Started by PID,
+// killed by PID, its directory removed.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, waitFor } from "./processes.ts";
+
+export const SSHD = "/usr/sbin/sshd";
+
+export class TestSshd {
+  private proc: ChildProcess | null = null;
+  private log = "";
+
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  get hostKeyFile(): string {
+    return join(this.dir, "host_ed25519");
+  }
+  /** The private key sshd accepts for root. */
+  get clientKeyFile(): string {
+    return join(this.dir, "client_ed25519");
+  }
+  get target(): string {
+    return `root@127.0.0.1:${this.port}`;
+  }
+  get output(): string {
+    return this.log;
+  }
+
+  /** Starts sshd on 127.0.0.1; only `permitOpen` (HOST:PORT) may be reached through it. */
+  static async start(permitOpen: string[]): Promise<TestSshd> {
+    const dir = mkdtempSync(join(tmpdir(), "berth-sshd-"));
+    const s = new TestSshd(dir, await freePort("127.0.0.1"));
+    keygen(s.hostKeyFile);
+    keygen(s.clientKeyFile);
+    writeFileSync(join(dir, "authorized_keys"), readFileSync(`${s.clientKeyFile}.pub`), { mode: 0o600 });
+    writeFileSync(
+      join(dir, "sshd_config"),
+      [
+        `Port ${s.port}`,
+        "ListenAddress 127.0.0.1",
+        `HostKey ${s.hostKeyFile}`,
+        `PidFile ${join(dir, "sshd.pid")}`,
+        `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+        "UsePAM no",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "StrictModes no",
+        "AllowTcpForwarding yes",
+        `PermitOpen ${permitOpen.join(" ")}`,
+        "LogLevel DEBUG1", // logs each direct-tcpip channel with its target
+        "",
+      ].join("\n"),
+    );
+    mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // privilege separation directory
+    const proc = spawn(SSHD, ["-D", "-e", "-f", join(dir, "sshd_config")], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    s.proc = proc;
+    proc.stderr?.on("data", (d) => {
+      s.log += d;
+    });
+    try {
+      await waitFor(`sshd on port ${s.port}`, () => s.hostKeyLine() !== "", 10_000, 100);
+    } catch (err) {
+      await s.stop();
+      throw new Error(`${(err as Error).message}\n${s.log}`);
+    }
+    return s;
+  }
+
+  /** What the real ssh-keyscan reads from this server (`-H`: with the host name hashed). */
+  hostKeyLine(hashed = false): string {
+    try {
+      return execFileSync(
+        "ssh-keyscan",
+        [...(hashed ? ["-H"] : []), "-t", "ed25519", "-p", String(this.port), "127.0.0.1"],
+        { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000 },
+      ).trim();
+    } catch {
+      return "";
+    }
+  }
+
+  /** The host key's SHA256 fingerprint as ssh-keygen prints it. */
+  fingerprint(): string {
+    const out = execFileSync("ssh-keygen", ["-l", "-E", "sha256", "-f", `${this.hostKeyFile}.pub`], {
+      encoding: "utf8",
+    });
+    return out.split(/\s+/)[1]!;
+  }
+
+  async stop(): Promise<void> {
+    const p = this.proc;
+    this.proc = null;
+    if (p && p.exitCode === null) {
+      const exited = new Promise((r) => p.once("exit", r));
+      p.kill("SIGTERM"); // by the PID of the process this file spawned
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function keygen(file: string): void {
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "berth-test", "-f", file]);
+}
