@@ -98,7 +98,7 @@ Try, from another terminal:
   curl -L -X PUT http://127.0.0.1:2379/v2/keys/message -d value="value2"
   ETCDCTL_API=2 etcdctl --endpoints http://127.0.0.2:2379 get /message
   dist/berth list-machines
-  printf '[Service]\nExecStart=/bin/sh -c "while true; do echo Hello World; sleep 1; done"\n[X-Fleet]\nConflicts=hello@*\n' > hello@.service
+  printf '[Service]\\nExecStart=/bin/sh -c "while true; do echo Hello World; sleep 1; done"\\n[X-Fleet]\\nConflicts=hello@*\\n' > hello@.service
   dist/berth start hello@1 hello@2 hello@3
   dist/berth list-units
 `);
@@ -111,7 +111,7 @@ if (noConsole) {
     stdio: "inherit",
   });
   consoleProc.on("exit", (code) => {
-    if (code === 2) console.log("(the console is not available in this build; Ctrl-C stops the cluster)");
-    else stopAll();
+    if (code === 0 || stopping) stopAll();
+    else console.log(`(the console exited with ${code}; the cluster keeps running, Ctrl-C stops it)`);
   });
 }

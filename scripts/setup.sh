@@ -12,6 +12,8 @@ command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need+=(busybox-static)
 # A private OpenSSH server (and ssh-keygen, ssh-keyscan, ssh-agent) for the --tunnel tests (test/tunnel.test.ts).
 [ -x /usr/sbin/sshd ] && command -v ssh-keyscan >/dev/null || need+=(openssh-server)
+# A real terminal for the console tests (test/console.test.ts).
+command -v tmux >/dev/null || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

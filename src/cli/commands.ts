@@ -1,3 +1,4 @@
+import { consoleCommand } from "../tui/console-command.ts";
 import { clusterCommands } from "./cluster.ts";
 import type { CommandEntry } from "./command.ts";
 import { journal } from "./journal.ts";
@@ -16,4 +17,5 @@ export const COMMANDS: CommandEntry[] = [
   status,
   journal,
   listMachines,
+  consoleCommand,
 ];

@@ -1,0 +1,74 @@
+// `berth console`: the full-screen view of the cluster (Ink). It connects like every client subcommand
+// (--endpoint, TLS flags, --tunnel) and keeps reconnecting to whichever endpoint answers; Ink and React are
+// loaded only here, so the one-shot subcommands do not pay for them.
+import { createElement } from "react";
+import { CLIENT_FLAGS, clientTls } from "../cli/client-command.ts";
+import type { Command } from "../cli/command.ts";
+import { EXIT, UsageError } from "../cli/exit-codes.ts";
+import { openTunnel } from "../cli/tunnel-flags.ts";
+import { BerthClient } from "../client/client.ts";
+import { ConsoleSource } from "./source.ts";
+
+const ALT_SCREEN_ON = "\x1b[?1049h";
+const ALT_SCREEN_OFF = "\x1b[?1049l";
+
+export const consoleCommand: Command = {
+  name: "console",
+  summary: "full-screen live view of machines, units, keys and members, with keyboard actions",
+  usage: "[--refresh DURATION]",
+  description: `
+Shows the cluster live (polled every --refresh): machines, units with their state on each machine, the key/value
+tree, and the members with the leader and their health. Keys: 1-4 or Tab switch views, arrows or j/k move, Enter
+opens a unit's status and journal or a key directory, Esc goes back, s/x/u/d start, stop, unload and destroy the
+selected unit, d deletes the selected key, r refreshes, ? lists the keys, q quits. Reaches any node, directly
+(--endpoint) or through SSH (--tunnel, BERTH_TUNNEL); when the connection drops it reconnects to whichever
+endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv ls.`,
+  flags: [
+    {
+      name: "refresh",
+      type: "duration",
+      description: "how often to poll the cluster",
+      env: "BERTH_CONSOLE_REFRESH",
+      default: 1000,
+    },
+    ...CLIENT_FLAGS,
+  ],
+  async run(parsed) {
+    const flags = parsed.flags;
+    if (!process.stdin.isTTY || !process.stdout.isTTY)
+      throw new UsageError(
+        "berth console needs a terminal; in scripts use list-machines, list-units or kv ls",
+      );
+    const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];
+    if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one HOST:PORT");
+    const refreshMs = Math.max(100, Number(flags.refresh ?? 1000));
+    const timeoutMs = Number(flags["request-timeout"] ?? 5000);
+    const tls = clientTls(flags);
+    const tunnel = await openTunnel(flags);
+    const source = new ConsoleSource({
+      refreshMs,
+      connect: () =>
+        BerthClient.connect({ endpoints, timeoutMs, name: "console", tls, dial: tunnel?.dial.bind(tunnel) }),
+    });
+    const label = tunnel ? ` via ${tunnel.label}` : "";
+
+    const [{ render }, { App }] = await Promise.all([import("ink"), import("./app.tsx")]);
+    const restoreScreen = () => process.stdout.write(ALT_SCREEN_OFF);
+    process.stdout.write(ALT_SCREEN_ON);
+    process.once("exit", restoreScreen);
+    const instance = render(createElement(App, { source, label }), { exitOnCtrlC: false });
+    const quit = () => instance.unmount();
+    process.once("SIGTERM", quit);
+    process.once("SIGHUP", quit);
+    source.start();
+    try {
+      await instance.waitUntilExit();
+    } finally {
+      source.stop();
+      tunnel?.close();
+      restoreScreen();
+      process.off("exit", restoreScreen);
+    }
+    return EXIT.ok;
+  },
+};

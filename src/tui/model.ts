@@ -1,0 +1,242 @@
+// What the console shows, as plain data: the cluster as last polled, and the rows of each view. Pure (no Ink, no
+// sockets), so the views' contents are tested without a terminal.
+
+import { formatJournalLine } from "../cli/journal.ts";
+import { metadataText } from "../cli/unit-support.ts";
+import type {
+  MachineInfo,
+  MemberHealth,
+  MemberInfo,
+  UnitInfo,
+  UnitStateRow,
+  UnitStatus,
+} from "../client/protocol.ts";
+import type { KvNode } from "../kv/types.ts";
+
+export type ViewName = "machines" | "units" | "keys" | "members";
+export const VIEWS: { name: ViewName; title: string; key: string }[] = [
+  { name: "machines", title: "Machines", key: "1" },
+  { name: "units", title: "Units", key: "2" },
+  { name: "keys", title: "Keys", key: "3" },
+  { name: "members", title: "Members", key: "4" },
+];
+
+/** The cluster as the console last saw it. */
+export interface ClusterSnapshot {
+  machines: MachineInfo[];
+  units: UnitInfo[];
+  states: UnitStateRow[];
+  members: MemberInfo[];
+  health: MemberHealth[];
+  /** The directory the Keys view shows, and its children (null: it does not exist). */
+  keyDir: string;
+  keys: KvNode[] | null;
+  /** The status of the unit the detail pane shows, or why there is none; null before the first answer. */
+  detail: UnitStatus[] | string | null;
+  updatedAt: number;
+}
+
+export const EMPTY_SNAPSHOT: ClusterSnapshot = {
+  machines: [],
+  units: [],
+  states: [],
+  members: [],
+  health: [],
+  keyDir: "/",
+  keys: [],
+  detail: null,
+  updatedAt: 0,
+};
+
+export interface Column {
+  title: string;
+  /** Grows to fill the width left by the others (one per table). */
+  flex?: boolean;
+}
+
+export interface Row {
+  /** What actions act on: a unit name, a key, a machine id, a member name. */
+  id: string;
+  cells: string[];
+  /** "good" (up, active), "bad" (lost, failed), or neutral. */
+  tone?: "good" | "bad" | "warn";
+  /** A directory in the Keys view (Enter opens it). */
+  dir?: boolean;
+}
+
+export interface TableData {
+  columns: Column[];
+  rows: Row[];
+}
+
+export function machinesTable(s: ClusterSnapshot): TableData {
+  const rows = [...s.machines]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((m) => ({
+      id: m.id,
+      cells: [`${m.id.slice(0, 8)}...`, m.name, m.publicIp ?? "-", m.state, metadataText(m.metadata)],
+      tone: m.state === "up" ? ("good" as const) : ("bad" as const),
+    }));
+  return {
+    columns: [
+      { title: "MACHINE" },
+      { title: "NAME" },
+      { title: "IP" },
+      { title: "STATE" },
+      { title: "METADATA", flex: true },
+    ],
+    rows,
+  };
+}
+
+/**
+ * Every unit the cluster knows, one row per machine it is loaded on (as list-units), and one row for a unit that
+ * runs nowhere (not scheduled, or waiting for a machine: SUB says why).
+ */
+export function unitsTable(s: ClusterSnapshot): TableData {
+  const byId = new Map(s.machines.map((m) => [m.id, m]));
+  const rows: Row[] = [];
+  for (const u of [...s.units].sort((a, b) => a.name.localeCompare(b.name))) {
+    const machineName = (id: string) => byId.get(id)?.name ?? id;
+    const states = s.states
+      .filter((r) => r.name === u.name && r.machine !== "")
+      .sort((a, b) => machineName(a.machine).localeCompare(machineName(b.machine)));
+    const current = u.global ? "global" : (u.current ?? "-");
+    if (states.length === 0) {
+      const sub = u.unplaceable ? `unplaceable: ${u.unplaceable}` : "-";
+      rows.push({
+        id: u.name,
+        cells: [u.name, u.desired, current, "-", "-", sub],
+        tone: u.unplaceable ? "warn" : undefined,
+      });
+      continue;
+    }
+    for (const r of states) {
+      const m = byId.get(r.machine);
+      const machine = `${r.machine.slice(0, 8)}...${m ? `/${m.name}` : ""}`;
+      const sub = r.note ? `${r.sub} (${r.note})` : r.sub;
+      rows.push({
+        id: u.name,
+        cells: [u.name, u.desired, current, machine, r.active, sub],
+        tone: activeTone(r.active),
+      });
+    }
+  }
+  return {
+    columns: [
+      { title: "UNIT" },
+      { title: "DESIRED" },
+      { title: "STATE" },
+      { title: "MACHINE" },
+      { title: "ACTIVE" },
+      { title: "SUB", flex: true },
+    ],
+    rows,
+  };
+}
+
+export function keysTable(s: ClusterSnapshot, now: number): TableData {
+  const rows: Row[] = (s.keys ?? [])
+    .filter((n) => n.key !== undefined)
+    .sort((a, b) => Number(!!b.dir) - Number(!!a.dir) || a.key.localeCompare(b.key))
+    .map((n) => ({
+      id: n.key,
+      dir: n.dir === true,
+      cells: [
+        `${baseName(n.key)}${n.dir ? "/" : ""}`,
+        n.dir ? "(directory)" : oneLine(n.value ?? ""),
+        n.expiration ? `${Math.max(0, Math.ceil((Date.parse(n.expiration) - now) / 1000))}s` : "-",
+        String(n.modifiedIndex),
+      ],
+    }));
+  return {
+    columns: [{ title: "KEY" }, { title: "VALUE", flex: true }, { title: "TTL" }, { title: "MODIFIED" }],
+    rows,
+  };
+}
+
+export function membersTable(s: ClusterSnapshot): TableData {
+  const health = new Map(s.health.map((h) => [h.name, h]));
+  const rows = [...s.members]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((m) => {
+      const h = health.get(m.name);
+      const state = h ? (h.healthy ? "healthy" : `unhealthy: ${h.detail}`) : "-";
+      return {
+        id: m.name,
+        cells: [
+          m.name,
+          m.isLeader ? "leader" : m.role === "learner" ? "learner" : "follower",
+          m.peerAddr,
+          m.clientAddr ?? "-",
+          state,
+        ],
+        tone: h ? (h.healthy ? ("good" as const) : ("bad" as const)) : undefined,
+      };
+    });
+  return {
+    columns: [
+      { title: "NAME" },
+      { title: "ROLE" },
+      { title: "PEER" },
+      { title: "CLIENT" },
+      { title: "HEALTH", flex: true },
+    ],
+    rows,
+  };
+}
+
+export function tableFor(view: ViewName, s: ClusterSnapshot, now: number): TableData {
+  switch (view) {
+    case "machines":
+      return machinesTable(s);
+    case "units":
+      return unitsTable(s);
+    case "keys":
+      return keysTable(s, now);
+    case "members":
+      return membersTable(s);
+  }
+}
+
+/** The lines of the unit detail pane: systemctl-status-like, then the journal's last lines. */
+export function detailLines(status: UnitStatus[]): string[] {
+  const out: string[] = [];
+  for (const st of status) {
+    const a = st.state;
+    out.push(`● ${st.name}${st.description ? ` - ${st.description}` : ""}`);
+    out.push(
+      `   Machine: ${st.machine.slice(0, 8)}.../${st.machineName}${st.publicIp ? ` (${st.publicIp})` : ""}`,
+    );
+    out.push(
+      `    Active: ${a.active} (${a.sub})${a.since ? ` since ${new Date(a.since).toISOString()}` : ""}`,
+    );
+    if (a.mainPid) out.push(`  Main PID: ${a.mainPid}${st.mainCommand ? ` (${st.mainCommand})` : ""}`);
+    if (a.error) out.push(`     Error: ${a.error}`);
+    out.push("");
+    for (const j of st.journal) out.push(formatJournalLine(j));
+    out.push("");
+  }
+  return out;
+}
+
+export function parentDir(dir: string): string {
+  if (dir === "/" || dir === "") return "/";
+  const i = dir.replace(/\/+$/, "").lastIndexOf("/");
+  return i <= 0 ? "/" : dir.slice(0, i);
+}
+
+function baseName(key: string): string {
+  return key.slice(key.lastIndexOf("/") + 1);
+}
+
+function oneLine(v: string): string {
+  return v.replace(/\s+/g, " ");
+}
+
+function activeTone(active: string): Row["tone"] {
+  if (active === "active") return "good";
+  if (active === "failed") return "bad";
+  if (active === "activating" || active === "deactivating") return "warn";
+  return undefined;
+}

@@ -1,0 +1,174 @@
+// The console's view of the cluster: one client connection (re)opened as needed, polled every refresh interval,
+// and the actions the console's keys trigger. Listeners get a new state after every poll or change.
+import type { BerthClient } from "../client/client.ts";
+import type { DesiredState, UnitStatus } from "../client/protocol.ts";
+import type { KvNode } from "../kv/types.ts";
+import { type ClusterSnapshot, EMPTY_SNAPSHOT } from "./model.ts";
+
+export interface SourceState {
+  snapshot: ClusterSnapshot;
+  /** The endpoint of the open connection, or null while there is none. */
+  endpoint: string | null;
+  /** Why the last connection attempt or poll failed (cleared by the next success). */
+  error: string | null;
+}
+
+export interface SourceOptions {
+  connect: () => Promise<BerthClient>;
+  refreshMs: number;
+}
+
+export class ConsoleSource {
+  private client: BerthClient | null = null;
+  private state: SourceState = { snapshot: EMPTY_SNAPSHOT, endpoint: null, error: null };
+  private readonly listeners = new Set<(s: SourceState) => void>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private polling: Promise<void> | null = null;
+  private stopped = false;
+  private keyDir = "/";
+  private detailUnit: string | null = null;
+
+  constructor(private readonly opts: SourceOptions) {}
+
+  get current(): SourceState {
+    return this.state;
+  }
+
+  onChange(listener: (s: SourceState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  start(): void {
+    void this.pollLoop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.client?.close();
+    this.client = null;
+  }
+
+  /** Shows `dir` in the Keys view (polled from now on). */
+  setKeyDir(dir: string): void {
+    this.keyDir = dir;
+    this.update({ snapshot: { ...this.state.snapshot, keyDir: dir, keys: [] } });
+    void this.refresh();
+  }
+
+  /** The unit whose status the detail pane shows, or null. */
+  setDetail(unit: string | null): void {
+    this.detailUnit = unit;
+    this.update({ snapshot: { ...this.state.snapshot, detail: null } });
+    if (unit) void this.refresh();
+  }
+
+  /** Polls now (also after an action, so its effect shows at once). */
+  async refresh(): Promise<void> {
+    if (!this.polling)
+      this.polling = this.poll().finally(() => {
+        this.polling = null;
+      });
+    await this.polling;
+  }
+
+  async setDesired(names: string[], desired: DesiredState): Promise<void> {
+    await this.withClient((c) => c.call("units.setDesired", { names, desired }));
+  }
+
+  async destroy(names: string[]): Promise<void> {
+    await this.withClient((c) => c.call("units.destroy", { names }));
+  }
+
+  async deleteKey(key: string, dir: boolean): Promise<void> {
+    await this.withClient((c) =>
+      c.call("kv.write", { method: "DELETE", key, ...(dir ? { dir: true, recursive: true } : {}) }),
+    );
+  }
+
+  private async withClient<T>(fn: (c: BerthClient) => Promise<T>): Promise<T> {
+    const client = this.client ?? (await this.connect());
+    const result = await fn(client);
+    void this.refresh();
+    return result;
+  }
+
+  private async pollLoop(): Promise<void> {
+    if (this.stopped) return;
+    await this.refresh();
+    if (!this.stopped) this.timer = setTimeout(() => void this.pollLoop(), this.opts.refreshMs);
+  }
+
+  private async connect(): Promise<BerthClient> {
+    const client = await this.opts.connect();
+    if (this.stopped) {
+      client.close();
+      throw new Error("the console is closing");
+    }
+    this.client = client;
+    this.update({ endpoint: client.endpoint, error: null });
+    return client;
+  }
+
+  private async poll(): Promise<void> {
+    try {
+      const c = this.client ?? (await this.connect());
+      const keyDir = this.keyDir;
+      const detailUnit = this.detailUnit;
+      const [machines, units, states, members, health, keys, detail] = await Promise.all([
+        c.call("machines.list", {}),
+        c.call("units.list", {}),
+        c.call("units.states", {}),
+        c.call("cluster.members", {}),
+        c.call("cluster.health", {}),
+        listDir(c, keyDir),
+        detailUnit ? unitStatus(c, detailUnit) : Promise.resolve(null),
+      ]);
+      if (keyDir !== this.keyDir || detailUnit !== this.detailUnit) return; // moved on meanwhile
+      this.update({
+        snapshot: { machines, units, states, members, health, keyDir, keys, detail, updatedAt: Date.now() },
+        error: null,
+      });
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      // A connection that failed is dropped; the next poll opens a new one (to whichever endpoint answers).
+      if (e.code === "unavailable" || e.code === "timeout" || this.client === null) {
+        this.client?.close();
+        this.client = null;
+        this.update({ endpoint: null, error: e.message ?? String(err) });
+      } else this.update({ error: e.message ?? String(err) });
+    }
+  }
+
+  private update(patch: Partial<SourceState>): void {
+    this.state = { ...this.state, ...patch };
+    for (const l of this.listeners) l(this.state);
+  }
+}
+
+/** The children of `dir` (null when it does not exist); a key's own node when `dir` is a key. */
+async function listDir(c: BerthClient, dir: string): Promise<KvNode[] | null> {
+  try {
+    const r = await c.call("kv.get", { key: dir, sorted: true });
+    const node = r.event.node;
+    return node.dir ? (node.nodes ?? []) : [node];
+  } catch (err) {
+    if (
+      (err as { code?: string }).code === "kv" &&
+      (err as { data?: { errorCode?: number } }).data?.errorCode === 100
+    )
+      return null;
+    throw err;
+  }
+}
+
+/** The unit's status, or why there is none (not loaded, gone, its machine unreachable) for the pane to show. */
+async function unitStatus(c: BerthClient, name: string): Promise<UnitStatus[] | string> {
+  try {
+    return await c.call("units.status", { names: [name] });
+  } catch (err) {
+    // A lost connection fails the poll's other requests too, which reconnects.
+    return (err as Error).message ?? String(err);
+  }
+}

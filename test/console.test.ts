@@ -1,0 +1,143 @@
+// `berth console` in a real terminal (tmux) against a real 3-node cluster: the views show what the CLI sees and
+// follow changes, keys start/stop/destroy units and delete keys, it reconnects when its node is killed, it works
+// through an SSH --tunnel, and it quits cleanly.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { BINARY, berth, TestCluster } from "./support/cluster.ts";
+import { TestSshd } from "./support/sshd.ts";
+import { TestTerminal } from "./support/terminal.ts";
+
+describe("berth console", () => {
+  let cluster: TestCluster;
+  let term: TestTerminal | null = null;
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start(3);
+  }, 60_000);
+  afterEach(() => {
+    term?.stop();
+    term = null;
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  const open = (extra: string[] = [], env: Record<string, string> = {}) => {
+    term = TestTerminal.start(
+      [BINARY, "console", `--endpoint=${cluster.endpoints()}`, "--refresh=300ms", ...extra],
+      {
+        env,
+      },
+    );
+    return term;
+  };
+
+  it("shows machines, units, keys and members live, and acts on units and keys", async () => {
+    const t = open();
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up[\s\S]*n2\s+127\.0\.0\.2\s+up[\s\S]*n3\s+127\.0\.0\.3\s+up/);
+    await t.waitForScreen("machines 3/3 up");
+
+    // A unit submitted elsewhere appears; s starts it, Enter shows its status and journal.
+    const file = join(cluster.dir, "hello.service");
+    writeFileSync(
+      file,
+      '[Unit]\nDescription=Hello\n[Service]\nExecStart=/bin/sh -c "while true; do echo Hello World; sleep 0.2; done"\n',
+    );
+    expect((await cluster.cli(["submit", file])).code).toBe(0);
+    t.keys("2");
+    await t.waitForScreen(/hello\.service\s+inactive\s+inactive\s+-\s+-\s+-/);
+    t.keys("s");
+    await t.waitForScreen(/hello\.service\s+launched\s+launched\s+\w{8}\.\.\.\/n\d\s+active\s+running/);
+    await t.waitForScreen("started hello.service");
+    t.keys("Enter");
+    await t.waitForScreen(/Active: active \(running\)[\s\S]*hello\.service\[\d+\]: Hello World/);
+    t.keys("Escape");
+    // (a key right after Escape would arrive as Alt+key, as in any terminal)
+    await t.waitForScreen(/UNIT\s+DESIRED/);
+    t.keys("x");
+    await t.waitForScreen(/hello\.service\s+loaded\s+loaded\s+\w{8}\.\.\.\/n\d\s+inactive\s+dead/);
+    const units = await cluster.cli(["list-units", "--no-legend"]);
+    expect(units.stdout).toMatch(/hello\.service\s+\S+\s+inactive\s+dead/);
+    t.keys("d");
+    await t.waitForScreen("Destroy hello.service? (y/n)");
+    t.keys("y");
+    await t.waitForScreen("no units (berth submit UNIT)");
+    expect((await cluster.cli(["list-unit-files", "--no-legend"])).stdout).not.toContain("hello.service");
+
+    // Keys: a directory opens with Enter; d deletes the selected key after the question; Esc goes up.
+    for (const [k, v] of [
+      ["/console/a", "first"],
+      ["/console/b", "second"],
+    ])
+      expect((await cluster.cli(["kv", "set", k!, v!])).code).toBe(0);
+    t.keys("3");
+    await t.waitForScreen(/console\/\s+\(directory\)/);
+    t.keys("g", "Enter");
+    await t.waitForScreen(/a\s+first[\s\S]*b\s+second/);
+    t.keys("d");
+    await t.waitForScreen("Delete /console/a? (y/n)");
+    t.keys("n");
+    await t.waitForScreen("cancelled");
+    t.keys("d");
+    t.keys("y");
+    await t.waitForScreen("deleted /console/a");
+    expect((await cluster.cli(["kv", "get", "/console/a"])).code).toBe(4);
+    expect((await cluster.cli(["kv", "get", "/console/b"])).stdout).toBe("second\n");
+    // A change made elsewhere shows up without a key press.
+    expect((await cluster.cli(["kv", "set", "/console/c", "third"])).code).toBe(0);
+    await t.waitForScreen(/c\s+third/);
+    t.keys("Escape");
+    await t.waitForScreen(/console\/\s+\(directory\)/);
+
+    t.keys("4");
+    await t.waitForScreen(/n\d\s+leader\s+127\.0\.0\.\d:\d+\s+127\.0\.0\.\d:\d+\s+healthy/);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  }, 90_000);
+
+  it("needs a terminal: without one it exits 2 and says what to use instead", async () => {
+    const r = await berth(["console", `--endpoint=${cluster.endpoints()}`]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("needs a terminal");
+  });
+
+  it("works through an SSH --tunnel", async () => {
+    const endpoint = cluster.endpoint("n2");
+    const sshd = await TestSshd.start([endpoint]);
+    const home = mkdtempSync(join(tmpdir(), "berth-tunnel-home-"));
+    try {
+      const knownHosts = join(home, "known_hosts");
+      writeFileSync(knownHosts, `${sshd.hostKeyLine()}\n`);
+      term = TestTerminal.start(
+        [
+          BINARY,
+          "console",
+          `--tunnel=${sshd.target}`,
+          `--endpoint=${endpoint}`,
+          `--ssh-identity=${sshd.clientKeyFile}`,
+          `--known-hosts-file=${knownHosts}`,
+        ],
+        { env: { HOME: home, SSH_AUTH_SOCK: "" } },
+      );
+      await term.waitForScreen(`${endpoint} via ${sshd.target}`);
+      await term.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+      term.keys("q");
+      expect(await term.exitCode()).toBe(0);
+    } finally {
+      await sshd.stop();
+      rmSync(home, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it("reconnects to another endpoint when its node is killed, and shows that machine lost", async () => {
+    const t = open();
+    await t.waitForScreen(`${cluster.endpoint("n1")}  leader`);
+    await cluster.kill("n1");
+    await t.waitForScreen(/127\.0\.0\.[23]:\d+ {2}leader/);
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+lost/, 30_000);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  }, 60_000);
+});
