@@ -94,10 +94,10 @@ export function outputFormat(flags: FlagValues, extra: string[] = []): OutputFor
 }
 
 /** Connects, runs `fn`, maps failures to exit codes, and always closes the connection. */
-export async function withClient(
+export async function withClient<T = number>(
   flags: FlagValues,
-  fn: (ctx: ClientContext) => Promise<number>,
-): Promise<number> {
+  fn: (ctx: ClientContext) => Promise<T>,
+): Promise<T> {
   const output = outputFormat(flags, ["extended"]);
   const timeoutMs = Number(flags["request-timeout"] ?? 5000);
   const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];

@@ -5,6 +5,7 @@ import { journal } from "./journal.ts";
 import { kvCommands } from "./kv.ts";
 import { listMachines } from "./machines.ts";
 import { nodeCommand } from "./node-command.ts";
+import { ssh } from "./ssh.ts";
 import { status } from "./status.ts";
 import { unitCommands } from "./units.ts";
 
@@ -17,5 +18,6 @@ export const COMMANDS: CommandEntry[] = [
   status,
   journal,
   listMachines,
+  ssh,
   consoleCommand,
 ];

@@ -81,7 +81,7 @@ export async function openTunnel(flags: FlagValues): Promise<SshTunnel | null> {
   }
 }
 
-function expandHome(path: string): string {
+export function expandHome(path: string): string {
   return path === "~" || path.startsWith("~/") ? join(homedir(), path.slice(1)) : path;
 }
 

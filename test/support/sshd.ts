@@ -11,7 +11,6 @@ export const SSHD = "/usr/sbin/sshd";
 
 export class TestSshd {
   private proc: ChildProcess | null = null;
-  private log = "";
 
   private constructor(
     readonly dir: string,
@@ -28,11 +27,16 @@ export class TestSshd {
   get target(): string {
     return `root@127.0.0.1:${this.port}`;
   }
+  /** sshd's log so far. */
   get output(): string {
-    return this.log;
+    try {
+      return readFileSync(join(this.dir, "sshd.log"), "utf8");
+    } catch {
+      return "";
+    }
   }
 
-  /** Starts sshd on 127.0.0.1; only `permitOpen` (HOST:PORT) may be reached through it. */
+  /** Starts sshd on 127.0.0.1; only `permitOpen` (HOST:PORT, or "self": this sshd) may be reached through it. */
   static async start(permitOpen: string[]): Promise<TestSshd> {
     const dir = mkdtempSync(join(tmpdir(), "berth-sshd-"));
     const s = new TestSshd(dir, await freePort("127.0.0.1"));
@@ -53,24 +57,22 @@ export class TestSshd {
         "PermitRootLogin prohibit-password",
         "StrictModes no",
         "AllowTcpForwarding yes",
-        `PermitOpen ${permitOpen.join(" ")}`,
+        `PermitOpen ${permitOpen.map((p) => (p === "self" ? `127.0.0.1:${s.port}` : p)).join(" ")}`,
         "LogLevel DEBUG1", // logs each direct-tcpip channel with its target
         "",
       ].join("\n"),
     );
     mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // privilege separation directory
-    const proc = spawn(SSHD, ["-D", "-e", "-f", join(dir, "sshd_config")], {
-      stdio: ["ignore", "ignore", "pipe"],
+    // -E: the log goes to a file (with -e, a session's own debug lines would reach the client's stderr).
+    const proc = spawn(SSHD, ["-D", "-E", join(dir, "sshd.log"), "-f", join(dir, "sshd_config")], {
+      stdio: "ignore",
     });
     s.proc = proc;
-    proc.stderr?.on("data", (d) => {
-      s.log += d;
-    });
     try {
       await waitFor(`sshd on port ${s.port}`, () => s.hostKeyLine() !== "", 10_000, 100);
     } catch (err) {
       await s.stop();
-      throw new Error(`${(err as Error).message}\n${s.log}`);
+      throw new Error(`${(err as Error).message}\n${s.output}`);
     }
     return s;
   }
