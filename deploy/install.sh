@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs a Berth node on this machine: the binary, the systemd unit, /etc/berth/node.env and the cluster secret,
+# then enables and starts it (what the Vagrantfile runs on each VM; by hand on any systemd machine, as root).
+#
+#   install.sh --name core-01 --peer-ip 172.17.8.101 \
+#     --initial-cluster core-01=172.17.8.101:7001,core-02=172.17.8.102:7001,core-03=172.17.8.103:7001 \
+#     --secret-file ./cluster-secret [--metadata region=eu,disk=ssd] [--binary dist/berth] [--root DIR] [--no-start]
+#
+# The peer port (7001) listens on --peer-ip, where only members proving the cluster secret are answered; the
+# client (4001) and HTTP (2379) ports stay on loopback: reach them from elsewhere with `berth --tunnel`.
+# --root installs under DIR instead of / (and implies --no-start).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+name="" peer_ip="" initial="" secret_file="" metadata="" binary="$here/../dist/berth" root="" start=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --name) name="$2"; shift 2 ;;
+    --peer-ip) peer_ip="$2"; shift 2 ;;
+    --initial-cluster) initial="$2"; shift 2 ;;
+    --secret-file) secret_file="$2"; shift 2 ;;
+    --metadata) metadata="$2"; shift 2 ;;
+    --binary) binary="$2"; shift 2 ;;
+    --root) root="$2"; start=0; shift 2 ;;
+    --no-start) start=0; shift ;;
+    *) echo "install.sh: unknown argument $1 (see the comment at the top)" >&2; exit 2 ;;
+  esac
+done
+for v in name peer_ip initial secret_file; do
+  [ -n "${!v}" ] || { echo "install.sh: --${v//_/-} is required" >&2; exit 2; }
+done
+[ -x "$binary" ] || { echo "install.sh: $binary is not an executable (npm run build)" >&2; exit 2; }
+[ -s "$secret_file" ] || { echo "install.sh: $secret_file is missing or empty" >&2; exit 2; }
+
+install -D -m 0755 "$binary" "$root/usr/local/bin/berth"
+install -D -m 0644 "$here/berth-node.service" "$root/etc/systemd/system/berth-node.service"
+install -D -m 0600 "$secret_file" "$root/etc/berth/cluster-secret"
+umask 077
+cat > "$root/etc/berth/node.env" <<ENV
+# Settings of \`berth node\` on this machine (BERTH_* variables; see \`berth node --help\`).
+BERTH_NAME=$name
+BERTH_DATA_DIR=/var/lib/berth
+BERTH_PEER_ADDR=$peer_ip:7001
+BERTH_CLIENT_ADDR=127.0.0.1:4001
+BERTH_HTTP_ADDR=127.0.0.1:2379
+BERTH_INITIAL_CLUSTER=$initial
+BERTH_CLUSTER_SECRET_FILE=/etc/berth/cluster-secret
+BERTH_PUBLIC_IP=$peer_ip
+BERTH_METADATA=$metadata
+ENV
+
+if [ "$start" = 1 ]; then
+  systemctl daemon-reload
+  systemctl enable --now berth-node.service
+  echo "berth-node started on $name ($peer_ip); \`journalctl -u berth-node\` shows its log"
+else
+  echo "installed under ${root:-/} (not started)"
+fi
