@@ -14,6 +14,8 @@ command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 [ -x /usr/sbin/sshd ] && command -v ssh-keyscan >/dev/null || need+=(openssh-server)
 # A real terminal for the console tests (test/console.test.ts).
 command -v tmux >/dev/null || need+=(tmux)
+# systemd-analyze checks the deployment's unit file (test/deploy.test.ts).
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null

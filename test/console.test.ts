@@ -38,6 +38,16 @@ describe("berth console", () => {
     const t = open();
     await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up[\s\S]*n2\s+127\.0\.0\.2\s+up[\s\S]*n3\s+127\.0\.0\.3\s+up/);
     await t.waitForScreen("machines 3/3 up");
+    // "/" filters the rows; Esc brings them back.
+    t.keys("/", "n2", "Enter");
+    await t.waitForScreen(
+      (screen) =>
+        screen.includes("/n2\n") &&
+        /n2\s+127\.0\.0\.2\s+up/.test(screen) &&
+        !/n[13]\s+127\.0\.0\.[13]/.test(screen),
+    );
+    t.keys("Escape");
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
 
     // A unit submitted elsewhere appears; s starts it, Enter shows its status and journal.
     const file = join(cluster.dir, "hello.service");
@@ -55,6 +65,15 @@ describe("berth console", () => {
     await t.waitForScreen(/Active: active \(running\)[\s\S]*hello\.service\[\d+\]: Hello World/);
     t.keys("Escape");
     // (a key right after Escape would arrive as Alt+key, as in any terminal)
+    await t.waitForScreen(/UNIT\s+DESIRED/);
+    // l follows the journal live: new lines keep coming.
+    t.keys("l");
+    const first = await t.waitForScreen(
+      /hello\.service\[\d+\]: Hello World[\s\S]*-- following hello\.service/,
+    );
+    const lastLine = (screen: string) => screen.match(/^.*Hello World$/gm)?.at(-1);
+    await t.waitForScreen((screen) => lastLine(screen) !== lastLine(first));
+    t.keys("Escape");
     await t.waitForScreen(/UNIT\s+DESIRED/);
     t.keys("x");
     await t.waitForScreen(/hello\.service\s+loaded\s+loaded\s+\w{8}\.\.\.\/n\d\s+inactive\s+dead/);

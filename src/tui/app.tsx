@@ -4,14 +4,21 @@
 // s/x/u/d act on units, d deletes keys (after a y/n question), r refreshes, ? shows help, q quits.
 import { Box, type Key, Text, useApp, useInput, useStdout } from "ink";
 import { type SetStateAction, useCallback, useEffect, useRef, useState } from "react";
+import { formatJournalLine } from "../cli/journal.ts";
 import type { DesiredState } from "../client/protocol.ts";
-import { detailLines, parentDir, type Row, tableFor, VIEWS, type ViewName } from "./model.ts";
+import { detailLines, parentDir, type Row, type TableData, tableFor, VIEWS, type ViewName } from "./model.ts";
 import type { ConsoleSource, SourceState } from "./source.ts";
 import { Table, windowStart } from "./table.tsx";
 
 interface Message {
   text: string;
   tone: "info" | "error";
+}
+
+/** A pane over the table: a unit's status, its live journal, or a key's value. */
+interface Detail {
+  kind: "unit" | "journal" | "key";
+  id: string;
 }
 
 interface Question {
@@ -25,6 +32,8 @@ const HELP = [
   "Enter           unit: status and journal; key: open the directory or show the value",
   "Esc, ←, h, Backspace   back (keys: the parent directory)",
   "s / x / u       start / stop / unload the unit (fleetctl start, stop, unload)",
+  "l               follow the unit's journal live (journal -f)",
+  "/               filter the rows (Enter keeps the filter, Esc clears it)",
   "d               destroy the unit / delete the key (asks first)",
   "r               refresh now",
   "q, Ctrl-C       quit",
@@ -45,7 +54,10 @@ export function App(props: { source: ConsoleSource; label: string }) {
     keys: 0,
     members: 0,
   });
-  const [detail, setDetail, detailRef] = useLatest<{ kind: "unit" | "key"; id: string } | null>(null);
+  const [detail, setDetail, detailRef] = useLatest<Detail | null>(null);
+  /** `/` filters the current view's rows (by any cell); typing goes to the filter until Enter or Esc. */
+  const [filter, setFilter, filterRef] = useLatest("");
+  const [editingFilter, setEditingFilter, editingFilterRef] = useLatest(false);
   const [question, setQuestion, questionRef] = useLatest<Question | null>(null);
   const [message, setMessage] = useState<Message | null>(null);
   const [help, setHelp, helpRef] = useLatest(false);
@@ -62,7 +74,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
   }, [stdout]);
 
   const now = Date.now();
-  const table = tableFor(view, state.snapshot, now);
+  const table = filtered(tableFor(view, state.snapshot, now), filter);
   const sel = Math.min(selected[view], Math.max(0, table.rows.length - 1));
 
   const act = (what: Promise<string>) => {
@@ -75,10 +87,13 @@ export function App(props: { source: ConsoleSource; label: string }) {
   const setDesired = (name: string, desired: DesiredState, verb: string) =>
     act(source.setDesired([name], desired).then(() => `${verb} ${name}`));
 
-  const openDetail = (d: { kind: "unit" | "key"; id: string } | null) => {
+  const openDetail = (d: Detail | null) => {
     setDetail(d);
     source.setDetail(d?.kind === "unit" ? d.id : null);
+    if (d?.kind === "journal") source.follow(d.id);
+    else source.stopFollowing();
   };
+
   const openKeyDir = (dir: string) => {
     source.setKeyDir(dir);
     setSelected((s) => ({ ...s, keys: 0 }));
@@ -97,7 +112,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
     const view = viewRef.current;
     const detail = detailRef.current;
     const question = questionRef.current;
-    const rows = tableFor(view, source.current.snapshot, Date.now()).rows;
+    const rows = filtered(tableFor(view, source.current.snapshot, Date.now()), filterRef.current).rows;
     const last = Math.max(0, rows.length - 1);
     const sel = Math.min(selectedRef.current[view], last);
     const row: Row | undefined = rows[sel];
@@ -105,6 +120,19 @@ export function App(props: { source: ConsoleSource; label: string }) {
     const move = (delta: number) => select(sel + delta);
 
     if (key.ctrl && input === "c") return exit();
+    if (editingFilterRef.current) {
+      if (key.return) return setEditingFilter(false);
+      if (key.escape) {
+        setFilter("");
+        return setEditingFilter(false);
+      }
+      if (key.backspace || key.delete) return setFilter((f) => f.slice(0, -1));
+      if (input && !key.ctrl && !key.meta) {
+        setFilter((f) => f + input);
+        select(0);
+      }
+      return;
+    }
     if (question) {
       if (input === "y" || input === "Y") act(question.run());
       else setMessage({ text: "cancelled", tone: "info" });
@@ -120,14 +148,20 @@ export function App(props: { source: ConsoleSource; label: string }) {
       const next =
         goTo?.name ?? VIEWS[(VIEWS.findIndex((v) => v.name === view) + (key.shift ? 3 : 1)) % 4]!.name;
       openDetail(null);
+      setFilter("");
       setView(next);
       return;
+    }
+    if (input === "/" && !detail) {
+      setFilter("");
+      return setEditingFilter(true);
     }
     const back = key.escape || key.leftArrow || key.backspace || key.delete || input === "h";
     if (detail) {
       if (back || key.return) openDetail(null);
       return;
     }
+    if (key.escape && filterRef.current) return setFilter("");
     if (back && view === "keys") return openKeyDir(parentDir(source.current.snapshot.keyDir));
     if (key.upArrow || input === "k") return move(-1);
     if (key.downArrow || input === "j") return move(1);
@@ -145,6 +179,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
       if (input === "s") return setDesired(row.id, "launched", "started");
       if (input === "x") return setDesired(row.id, "loaded", "stopped");
       if (input === "u") return setDesired(row.id, "inactive", "unloaded");
+      if (input === "l") return openDetail({ kind: "journal", id: row.id });
       if (input === "d")
         return setQuestion({
           text: `Destroy ${row.id}? (y/n)`,
@@ -185,6 +220,9 @@ export function App(props: { source: ConsoleSource; label: string }) {
           </Text>
         ))}
         {view === "keys" ? <Text color="cyan">{`  ${s.keyDir}`}</Text> : null}
+        {filter || editingFilter ? (
+          <Text color="yellow">{`  /${filter}${editingFilter ? "▏" : ""}`}</Text>
+        ) : null}
       </Box>
       <Box flexDirection="column" height={bodyHeight} marginTop={1}>
         {help ? (
@@ -228,14 +266,15 @@ export function App(props: { source: ConsoleSource; label: string }) {
   );
 }
 
-function DetailPane(props: {
-  detail: { kind: "unit" | "key"; id: string };
-  state: SourceState;
-  height: number;
-}) {
+function DetailPane(props: { detail: Detail; state: SourceState; height: number }) {
   const { detail, state } = props;
   let lines: string[];
-  if (detail.kind === "key") {
+  if (detail.kind === "journal") {
+    const j = state.journal;
+    const body = j ? j.lines.map(formatJournalLine) : [];
+    const tail = j?.ended ? [`-- ${j.ended} --`] : [`-- following ${detail.id} (Esc: back) --`];
+    lines = [...body.slice(-(props.height - tail.length)), ...tail];
+  } else if (detail.kind === "key") {
     const node = state.snapshot.keys?.find((n) => n.key === detail.id);
     lines = node
       ? [
@@ -261,6 +300,13 @@ function DetailPane(props: {
   );
 }
 
+/** The rows whose cells contain `filter` (case-insensitive). */
+function filtered(table: TableData, filter: string): TableData {
+  if (!filter) return table;
+  const f = filter.toLowerCase();
+  return { ...table, rows: table.rows.filter((r) => r.cells.some((c) => c.toLowerCase().includes(f))) };
+}
+
 function emptyText(view: ViewName, state: SourceState): string {
   if (!state.snapshot.updatedAt) return state.error ? "no data yet" : "loading…";
   return {
@@ -274,9 +320,10 @@ function emptyText(view: ViewName, state: SourceState): string {
 function footer(view: ViewName, detail: boolean): string {
   if (detail) return "Esc back  q quit";
   const common = "1-4 view  ↑↓ move  r refresh  ? help  q quit";
-  if (view === "units") return `Enter status  s start  x stop  u unload  d destroy  ${common}`;
-  if (view === "keys") return `Enter open  Esc up  d delete  ${common}`;
-  return common;
+  if (view === "units")
+    return `Enter status  l journal  s start  x stop  u unload  d destroy  / filter  ${common}`;
+  if (view === "keys") return `Enter open  Esc up  d delete  / filter  ${common}`;
+  return `/ filter  ${common}`;
 }
 
 /** useState whose latest value is also readable at once through a ref (set synchronously by the setter). */

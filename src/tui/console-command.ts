@@ -19,8 +19,9 @@ export const consoleCommand: Command = {
   description: `
 Shows the cluster live (polled every --refresh): machines, units with their state on each machine, the key/value
 tree, and the members with the leader and their health. Keys: 1-4 or Tab switch views, arrows or j/k move, Enter
-opens a unit's status and journal or a key directory, Esc goes back, s/x/u/d start, stop, unload and destroy the
-selected unit, d deletes the selected key, r refreshes, ? lists the keys, q quits. Reaches any node, directly
+opens a unit's status and journal or a key directory, Esc goes back, l follows a unit's journal live, / filters
+the rows, s/x/u/d start, stop, unload and destroy the selected unit, d deletes the selected key, r refreshes,
+? lists the keys, q quits. Reaches any node, directly
 (--endpoint) or through SSH (--tunnel, BERTH_TUNNEL); when the connection drops it reconnects to whichever
 endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv ls.`,
   flags: [

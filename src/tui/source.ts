@@ -1,12 +1,24 @@
 // The console's view of the cluster: one client connection (re)opened as needed, polled every refresh interval,
 // and the actions the console's keys trigger. Listeners get a new state after every poll or change.
-import type { BerthClient } from "../client/client.ts";
-import type { DesiredState, UnitStatus } from "../client/protocol.ts";
+import type { BerthClient, Subscription } from "../client/client.ts";
+import type { DesiredState, JournalLine, UnitStatus } from "../client/protocol.ts";
 import type { KvNode } from "../kv/types.ts";
 import { type ClusterSnapshot, EMPTY_SNAPSHOT } from "./model.ts";
 
+/** A unit's journal as followed live (the `l` pane). */
+export interface FollowedJournal {
+  unit: string;
+  lines: JournalLine[];
+  /** Why following stopped (the unit's machine went away, the connection dropped), or null while it goes on. */
+  ended: string | null;
+}
+
+/** Lines kept of a followed journal. */
+const JOURNAL_KEEP = 1000;
+
 export interface SourceState {
   snapshot: ClusterSnapshot;
+  journal: FollowedJournal | null;
   /** The endpoint of the open connection, or null while there is none. */
   endpoint: string | null;
   /** Why the last connection attempt or poll failed (cleared by the next success). */
@@ -20,7 +32,10 @@ export interface SourceOptions {
 
 export class ConsoleSource {
   private client: BerthClient | null = null;
-  private state: SourceState = { snapshot: EMPTY_SNAPSHOT, endpoint: null, error: null };
+  private state: SourceState = { snapshot: EMPTY_SNAPSHOT, journal: null, endpoint: null, error: null };
+  private following: Subscription<JournalLine> | null = null;
+  /** Identifies the current follow(): a stream that was replaced must not touch the state any more. */
+  private followToken: object | null = null;
   private readonly listeners = new Set<(s: SourceState) => void>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   private polling: Promise<void> | null = null;
@@ -44,6 +59,7 @@ export class ConsoleSource {
   }
 
   stop(): void {
+    this.stopFollowing();
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.client?.close();
@@ -62,6 +78,50 @@ export class ConsoleSource {
     this.detailUnit = unit;
     this.update({ snapshot: { ...this.state.snapshot, detail: null } });
     if (unit) void this.refresh();
+  }
+
+  /** Follows `unit`'s journal (its last 100 lines, then each new one) until stopFollowing(). */
+  follow(unit: string): void {
+    this.stopFollowing();
+    const token = {};
+    this.followToken = token;
+    const journal: FollowedJournal = { unit, lines: [], ended: null };
+    this.update({ journal });
+    let showing = false;
+    // One render per burst of lines, not per line.
+    const show = () => {
+      if (showing) return;
+      showing = true;
+      setTimeout(() => {
+        showing = false;
+        if (this.followToken === token) this.update({ journal: { ...journal, lines: [...journal.lines] } });
+      }, 50);
+    };
+    void (async () => {
+      try {
+        const client = this.client ?? (await this.connect());
+        if (this.followToken !== token) return;
+        const sub = client.subscribe("units.journal.follow", { name: unit, lines: 100 });
+        this.following = sub;
+        for await (const line of sub) {
+          journal.lines.push(line);
+          if (journal.lines.length > JOURNAL_KEEP)
+            journal.lines.splice(0, journal.lines.length - JOURNAL_KEEP);
+          show();
+        }
+        journal.ended = "the journal stream ended";
+      } catch (err) {
+        journal.ended = (err as Error).message ?? String(err);
+      }
+      if (this.followToken === token) this.update({ journal: { ...journal, lines: [...journal.lines] } });
+    })();
+  }
+
+  stopFollowing(): void {
+    this.followToken = null;
+    this.following?.close();
+    this.following = null;
+    if (this.state.journal) this.update({ journal: null });
   }
 
   /** Polls now (also after an action, so its effect shows at once). */

@@ -58,14 +58,24 @@ export class TestTerminal {
     this.tmux("send-keys", "-t", "t", ...keys);
   }
 
-  async waitForScreen(what: string | RegExp, timeoutMs = 15_000): Promise<string> {
+  /** Waits until the screen contains `what` (text), matches it (RegExp) or satisfies it (function). */
+  async waitForScreen(
+    what: string | RegExp | ((screen: string) => boolean),
+    timeoutMs = 15_000,
+  ): Promise<string> {
     let last = "";
     try {
       return await waitFor(
         `the screen to show ${what}`,
         () => {
           last = this.screen();
-          return (typeof what === "string" ? last.includes(what) : what.test(last)) ? last : null;
+          const ok =
+            typeof what === "string"
+              ? last.includes(what)
+              : typeof what === "function"
+                ? what(last)
+                : what.test(last);
+          return ok ? last : null;
         },
         timeoutMs,
         100,
