@@ -1,6 +1,6 @@
 // The console's views as data (no terminal): rows of each view from a cluster snapshot, column fitting, scrolling.
 import { describe, expect, it } from "vitest";
-import type { MachineInfo, UnitInfo, UnitStateRow } from "../src/client/protocol.ts";
+import type { MachineInfo, UnitStateRow } from "../src/client/protocol.ts";
 import {
   EMPTY_SNAPSHOT,
   keysTable,
@@ -10,6 +10,7 @@ import {
   unitsTable,
 } from "../src/tui/model.ts";
 import { columnWidths, fitCell, windowStart } from "../src/tui/table.tsx";
+import { unitInfo } from "./support/fixtures.ts";
 
 const M1 = "aaaaaaaa11111111aaaaaaaa11111111";
 const M2 = "bbbbbbbb22222222bbbbbbbb22222222";
@@ -17,17 +18,6 @@ const machines: MachineInfo[] = [
   { id: M2, name: "n2", publicIp: "10.0.0.2", metadata: {}, state: "lost" },
   { id: M1, name: "n1", publicIp: "10.0.0.1", metadata: { zone: "b", disk: "ssd" }, state: "up" },
 ];
-const unit = (name: string, over: Partial<UnitInfo> = {}): UnitInfo => ({
-  name,
-  hash: "0".repeat(40),
-  desired: "launched",
-  current: "launched",
-  global: false,
-  machines: [],
-  description: null,
-  unplaceable: null,
-  ...over,
-});
 const state = (name: string, machine: string, active: string, sub: string, note?: string): UnitStateRow => ({
   name,
   machine,
@@ -56,10 +46,10 @@ describe("console views", () => {
       ...EMPTY_SNAPSHOT,
       machines,
       units: [
-        unit("web@2.service", { desired: "inactive", current: "inactive" }),
-        unit("web@1.service"),
-        unit("db.service", { current: "inactive", unplaceable: "no machine has disk=hdd" }),
-        unit("logger.service", { global: true, current: null }),
+        unitInfo("web@2.service", { desired: "inactive", current: "inactive" }),
+        unitInfo("web@1.service"),
+        unitInfo("db.service", { current: "inactive", unplaceable: "no machine has disk=hdd" }),
+        unitInfo("logger.service", { global: true, current: null }),
       ],
       states: [
         state("web@1.service", M1, "active", "running"),

@@ -1,8 +1,7 @@
 // `berth console` in a real terminal (tmux) against a real 3-node cluster: the views show what the CLI sees and
 // follow changes, keys start/stop/destroy units and delete keys, it reconnects when its node is killed, it works
 // through an SSH --tunnel, and it quits cleanly.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BINARY, berth, TestCluster } from "./support/cluster.ts";
@@ -125,28 +124,16 @@ describe("berth console", () => {
   it("works through an SSH --tunnel", async () => {
     const endpoint = cluster.endpoint("n2");
     const sshd = await TestSshd.start([endpoint]);
-    const home = mkdtempSync(join(tmpdir(), "berth-tunnel-home-"));
     try {
-      const knownHosts = join(home, "known_hosts");
-      writeFileSync(knownHosts, `${sshd.hostKeyLine()}\n`);
-      term = TestTerminal.start(
-        [
-          BINARY,
-          "console",
-          `--tunnel=${sshd.target}`,
-          `--endpoint=${endpoint}`,
-          `--ssh-identity=${sshd.clientKeyFile}`,
-          `--known-hosts-file=${knownHosts}`,
-        ],
-        { env: { HOME: home, SSH_AUTH_SOCK: "" } },
-      );
+      term = TestTerminal.start([BINARY, "console", `--endpoint=${endpoint}`, ...sshd.tunnelFlags()], {
+        env: sshd.clientEnv(),
+      });
       await term.waitForScreen(`${endpoint} via ${sshd.target}`);
       await term.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
       term.keys("q");
       expect(await term.exitCode()).toBe(0);
     } finally {
       await sshd.stop();
-      rmSync(home, { recursive: true, force: true });
     }
   }, 60_000);
 

@@ -1,29 +1,23 @@
 // `berth ssh` (fleetctl ssh) with the system's OpenSSH client against a real OpenSSH server on 127.0.0.1: machines
 // by member name or id prefix, the machine of a unit, the remote exit code, through --tunnel, and the lookup rules.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pickMachine } from "../src/cli/ssh.ts";
-import type { MachineInfo, UnitInfo } from "../src/client/protocol.ts";
+import type { MachineInfo } from "../src/client/protocol.ts";
 import { berth, TestCluster } from "./support/cluster.ts";
+import { unitInfo } from "./support/fixtures.ts";
 import { TestSshd } from "./support/sshd.ts";
 
 describe("berth ssh (real OpenSSH client and server)", () => {
   let cluster: TestCluster;
   let sshd: TestSshd;
-  let home: string;
-  let knownHosts: string;
   let ids: Map<string, string>;
 
   beforeAll(async () => {
     cluster = await TestCluster.start(2);
     // The machines' SSH server, also the bastion for --tunnel (which carries the cluster lookup too).
     sshd = await TestSshd.start(["self", cluster.endpoint("n1"), cluster.endpoint("n2")]);
-    home = mkdtempSync(join(tmpdir(), "berth-ssh-home-"));
-    knownHosts = join(home, "known_hosts");
-    // ssh looks the machine up as [127.0.0.1]:PORT, which is what ssh-keyscan -p writes.
-    writeFileSync(knownHosts, `${sshd.hostKeyLine()}\n`);
     const list = await cluster.cli(["list-machines", "-o", "json"]);
     ids = new Map((JSON.parse(list.stdout) as MachineInfo[]).map((m) => [m.name, m.id]));
   }, 60_000);
@@ -31,18 +25,17 @@ describe("berth ssh (real OpenSSH client and server)", () => {
   afterAll(async () => {
     await sshd?.stop();
     await cluster?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
   });
 
   const sshFlags = () => [
     `--ssh-port=${sshd.port}`,
     "--ssh-username=root",
     `--ssh-identity=${sshd.clientKeyFile}`,
-    `--known-hosts-file=${knownHosts}`,
+    `--known-hosts-file=${sshd.knownHostsFile}`,
   ];
   const run = (args: string[], extra: string[] = []) =>
     berth(["ssh", ...sshFlags(), ...extra, `--endpoint=${cluster.endpoints()}`, ...args], {
-      env: { HOME: home, SSH_AUTH_SOCK: "" },
+      env: sshd.clientEnv(),
     });
 
   it("runs a command on a machine named by member name or id prefix, and exits with its exit code", async () => {
@@ -81,7 +74,7 @@ describe("berth ssh (real OpenSSH client and server)", () => {
   });
 
   it("refuses an unknown host key in scripts (BatchMode), writing nothing; says what is unknown", async () => {
-    const empty = join(home, "empty_known_hosts");
+    const empty = join(sshd.home, "empty_known_hosts");
     writeFileSync(empty, "");
     const r = await berth(
       [
@@ -95,11 +88,11 @@ describe("berth ssh (real OpenSSH client and server)", () => {
         "--",
         "true",
       ],
-      { env: { HOME: home, SSH_AUTH_SOCK: "" } },
+      { env: sshd.clientEnv() },
     );
     expect(r.code).toBe(255);
     expect(r.stderr).toContain("Host key verification failed");
-    expect(existsSync(join(home, ".ssh", "known_hosts"))).toBe(false);
+    expect(existsSync(join(sshd.home, ".ssh", "known_hosts"))).toBe(false);
 
     const nothing = await run(["no-such-thing", "--", "true"]);
     expect(nothing.code).toBe(4);
@@ -117,22 +110,11 @@ describe("berth ssh: which machine an argument names", () => {
     state: "up",
   });
   const machines = [m("aa11", "n1"), m("aa22", "n2"), m("bb33", "n3")];
-  const u = (name: string, over: Partial<UnitInfo>): UnitInfo => ({
-    name,
-    hash: "",
-    desired: "launched",
-    current: "launched",
-    global: false,
-    machines: [],
-    description: null,
-    unplaceable: null,
-    ...over,
-  });
   const units = [
-    u("web.service", { machines: ["bb33"] }),
-    u("n1.service", { machines: ["aa22"] }),
-    u("logs.service", { global: true }),
-    u("idle.service", { current: "inactive" }),
+    unitInfo("web.service", { machines: ["bb33"] }),
+    unitInfo("n1.service", { machines: ["aa22"] }),
+    unitInfo("logs.service", { global: true }),
+    unitInfo("idle.service", { current: "inactive" }),
   ];
 
   it("takes member names, unique id prefixes and units (with or without .service)", () => {

@@ -2,8 +2,7 @@
 // certificates on the client (msgpack) and HTTP listeners, the berth CLI, curl and Debian's etcdctl over TLS, a
 // member with the wrong secret kept out, and listeners on non-loopback addresses refused before they bind.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BerthClient } from "../src/client/client.ts";
@@ -87,37 +86,21 @@ describe("TLS and cluster-secret security", () => {
   it("TLS runs end to end through an SSH --tunnel (the SSH server only forwards the encrypted stream)", async () => {
     const endpoint = cluster.endpoint("n2");
     const sshd = await TestSshd.start([endpoint]);
-    const home = mkdtempSync(join(tmpdir(), "berth-tunnel-home-"));
     try {
-      const knownHosts = join(home, "known_hosts");
-      writeFileSync(knownHosts, `${sshd.hostKeyLine()}\n`);
-      const tunnel = [
-        `--tunnel=${sshd.target}`,
-        `--ssh-identity=${sshd.clientKeyFile}`,
-        `--known-hosts-file=${knownHosts}`,
-      ];
-      const env = { HOME: home, SSH_AUTH_SOCK: "" };
-      const get = await berth(
-        ["kv", "get", "/tls/k", `--endpoint=${endpoint}`, ...tunnel, ...tlsClientArgs],
-        { env },
-      );
+      const env = sshd.clientEnv();
+      const args = ["kv", "get", "/tls/k", `--endpoint=${endpoint}`, ...sshd.tunnelFlags()];
+      const get = await berth([...args, ...tlsClientArgs], { env });
       expect({ code: get.code, out: get.stdout, err: get.stderr }).toEqual({
         code: 0,
         out: "secret-value\n",
         err: "",
       });
       // Without the CA the node's certificate is not trusted, tunnel or not.
-      const untrusted = await berth(
-        ["kv", "get", "/tls/k", `--endpoint=${endpoint}`, ...tunnel, ...tlsClientArgs.slice(1)],
-        {
-          env,
-        },
-      );
+      const untrusted = await berth([...args, ...tlsClientArgs.slice(1)], { env });
       expect(untrusted.code).toBe(3);
       expect(untrusted.stderr).toContain("--ca-file");
     } finally {
       await sshd.stop();
-      rmSync(home, { recursive: true, force: true });
     }
   });
 

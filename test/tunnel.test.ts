@@ -12,7 +12,7 @@ import { keygen, TestSshd } from "./support/sshd.ts";
 describe("berth --tunnel (real OpenSSH server)", () => {
   let cluster: TestCluster;
   let sshd: TestSshd;
-  /** HOME of the CLI runs: no ~/.ssh of the machine's user leaks in. */
+  /** HOME of the CLI runs (sshd.home), and the known_hosts in it with the server's key. */
   let home: string;
   let knownHosts: string;
   let endpoint: string;
@@ -24,19 +24,17 @@ describe("berth --tunnel (real OpenSSH server)", () => {
     const n1 = cluster.node("n1");
     endpoint = `${n1.host}:${n1.clientPort}`;
     sshd = await TestSshd.start([endpoint]);
-    home = mkdtempSync(join(tmpdir(), "berth-tunnel-home-"));
-    knownHosts = join(home, "known_hosts");
-    writeFileSync(knownHosts, `${sshd.hostKeyLine()}\n`);
+    home = sshd.home;
+    knownHosts = sshd.knownHostsFile;
     withKey = [`--ssh-identity=${sshd.clientKeyFile}`, `--known-hosts-file=${knownHosts}`];
   }, 60_000);
 
   afterAll(async () => {
     await sshd?.stop();
     await cluster?.stop();
-    if (home) rmSync(home, { recursive: true, force: true });
   });
 
-  const env = (extra: Record<string, string> = {}) => ({ HOME: home, SSH_AUTH_SOCK: "", ...extra });
+  const env = (extra: Record<string, string> = {}) => sshd.clientEnv(extra);
   const viaTunnel = (args: string[], extra: string[] = [], envExtra: Record<string, string> = {}) =>
     berth([...args, `--tunnel=${sshd.target}`, `--endpoint=${endpoint}`, ...extra], { env: env(envExtra) });
 

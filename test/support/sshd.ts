@@ -27,6 +27,26 @@ export class TestSshd {
   get target(): string {
     return `root@127.0.0.1:${this.port}`;
   }
+  /** A HOME for client runs (no ~/.ssh of the machine's user leaks in), removed with the server. */
+  get home(): string {
+    return join(this.dir, "home");
+  }
+  /** In `home`: a known_hosts file holding this server's key, as ssh-keyscan reads it. */
+  get knownHostsFile(): string {
+    return join(this.home, "known_hosts");
+  }
+  /** The environment of a client run: `home`, no ssh-agent. */
+  clientEnv(extra: Record<string, string> = {}): Record<string, string> {
+    return { HOME: this.home, SSH_AUTH_SOCK: "", ...extra };
+  }
+  /** --tunnel through this server, with its authorized key and `knownHostsFile`. */
+  tunnelFlags(): string[] {
+    return [
+      `--tunnel=${this.target}`,
+      `--ssh-identity=${this.clientKeyFile}`,
+      `--known-hosts-file=${this.knownHostsFile}`,
+    ];
+  }
   /** sshd's log so far. */
   get output(): string {
     try {
@@ -74,6 +94,8 @@ export class TestSshd {
       await s.stop();
       throw new Error(`${(err as Error).message}\n${s.output}`);
     }
+    mkdirSync(s.home);
+    writeFileSync(s.knownHostsFile, `${s.hostKeyLine()}\n`);
     return s;
   }
 
