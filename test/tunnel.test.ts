@@ -78,7 +78,7 @@ describe("berth --tunnel (real OpenSSH server)", () => {
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
   });
 
-  it("accepts a host key recorded hashed (ssh-keyscan -H), and one from ~/.ssh/known_hosts", async () => {
+  it("accepts a host key recorded hashed (ssh-keyscan -H), and one from ~/.ssh/known_hosts with ~/.ssh keys", async () => {
     const hashed = join(home, "hashed_known_hosts");
     writeFileSync(hashed, `${sshd.hostKeyLine(true)}\n`);
     expect(readFileSync(hashed, "utf8")).toMatch(/^\|1\|/);
@@ -93,15 +93,20 @@ describe("berth --tunnel (real OpenSSH server)", () => {
     try {
       execFileSync("mkdir", ["-p", join(sshHome, ".ssh")]);
       writeFileSync(join(sshHome, ".ssh", "known_hosts"), `${sshd.hostKeyLine()}\n`);
-      const b = await berth(
-        [
-          "list-machines",
-          `--tunnel=${sshd.target}`,
-          `--endpoint=${endpoint}`,
-          `--ssh-identity=${sshd.clientKeyFile}`,
-        ],
-        { env: { HOME: sshHome, SSH_AUTH_SOCK: "" } },
-      );
+      // No --ssh-identity: OpenSSH's default key files, skipping one that needs a passphrase.
+      execFileSync("ssh-keygen", [
+        "-q",
+        "-t",
+        "ecdsa",
+        "-N",
+        "passphrase",
+        "-f",
+        join(sshHome, ".ssh", "id_ecdsa"),
+      ]);
+      writeFileSync(join(sshHome, ".ssh", "id_rsa"), readFileSync(sshd.clientKeyFile));
+      const b = await berth(["list-machines", `--tunnel=${sshd.target}`, `--endpoint=${endpoint}`], {
+        env: { HOME: sshHome, SSH_AUTH_SOCK: "" },
+      });
       expect(b.stderr).toBe("");
       expect(b.code).toBe(0);
       // Nothing was written: the key was known.

@@ -93,37 +93,52 @@ export function outputFormat(flags: FlagValues, extra: string[] = []): OutputFor
   return o as OutputFormat | "extended";
 }
 
+/** How to reach the cluster as the flags say (endpoints, TLS, --tunnel); the tunnel is opened here. */
+export interface ClusterConnector {
+  /** Connects to the first endpoint that answers (again after a drop: the console reconnects). */
+  connect(): Promise<BerthClient>;
+  timeoutMs: number;
+  /** " via user@host:port" through a tunnel, else "". */
+  via: string;
+  /** Closes the tunnel, if any. */
+  close(): void;
+}
+
+export async function clusterConnector(flags: FlagValues, name: string): Promise<ClusterConnector> {
+  const timeoutMs = Number(flags["request-timeout"] ?? 5000);
+  const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];
+  if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one HOST:PORT");
+  const tls = clientTls(flags);
+  const tunnel = await openTunnel(flags);
+  return {
+    connect: () => BerthClient.connect({ endpoints, timeoutMs, name, tls, dial: tunnel?.dial.bind(tunnel) }),
+    timeoutMs,
+    via: tunnel ? ` via ${tunnel.label}` : "",
+    close: () => tunnel?.close(),
+  };
+}
+
 /** Connects, runs `fn`, maps failures to exit codes, and always closes the connection. */
 export async function withClient<T = number>(
   flags: FlagValues,
   fn: (ctx: ClientContext) => Promise<T>,
 ): Promise<T> {
   const output = outputFormat(flags, ["extended"]);
-  const timeoutMs = Number(flags["request-timeout"] ?? 5000);
-  const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];
-  if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one HOST:PORT");
-  const tls = clientTls(flags);
-  const tunnel = await openTunnel(flags);
+  const cluster = await clusterConnector(flags, "cli");
   let client: BerthClient;
   try {
-    client = await BerthClient.connect({
-      endpoints,
-      timeoutMs,
-      name: "cli",
-      tls,
-      dial: tunnel?.dial.bind(tunnel),
-    });
+    client = await cluster.connect();
   } catch (err) {
-    tunnel?.close();
+    cluster.close();
     throw toCliError(err);
   }
   try {
-    return await fn({ client, output, timeoutMs });
+    return await fn({ client, output, timeoutMs: cluster.timeoutMs });
   } catch (err) {
     throw toCliError(err);
   } finally {
     client.close();
-    tunnel?.close();
+    cluster.close();
   }
 }
 

@@ -3,7 +3,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { defaultIdentityFiles, SshTunnel, TunnelError } from "../tunnel/ssh-tunnel.ts";
+import { SshTunnel, TunnelError } from "../tunnel/ssh-tunnel.ts";
 import { CliError, EXIT } from "./exit-codes.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 
@@ -68,7 +68,8 @@ export async function openTunnel(flags: FlagValues): Promise<SshTunnel | null> {
       strictHostKeyChecking: flags["strict-host-key-checking"] !== false,
       knownHostsFile: expandHome(String(flags["known-hosts-file"] ?? "~/.berth/known_hosts")),
       extraKnownHostsFiles: [join(homedir(), ".ssh", "known_hosts")],
-      identityFiles: identities?.length ? identities.map(expandHome) : defaultIdentityFiles(),
+      identityFiles: (identities ?? []).map(expandHome),
+      defaultIdentities: !identities?.length,
       confirmNewHost: process.stdin.isTTY && process.stderr.isTTY ? askOnTerminal : undefined,
     });
   } catch (err) {

@@ -1,12 +1,9 @@
 // `berth console`: the full-screen view of the cluster (Ink). It connects like every client subcommand
 // (--endpoint, TLS flags, --tunnel) and keeps reconnecting to whichever endpoint answers; Ink and React are
 // loaded only here, so the one-shot subcommands do not pay for them.
-import { createElement } from "react";
-import { CLIENT_FLAGS, clientTls } from "../cli/client-command.ts";
+import { CLIENT_FLAGS, clusterConnector } from "../cli/client-command.ts";
 import type { Command } from "../cli/command.ts";
 import { EXIT, UsageError } from "../cli/exit-codes.ts";
-import { openTunnel } from "../cli/tunnel-flags.ts";
-import { BerthClient } from "../client/client.ts";
 import { ConsoleSource } from "./source.ts";
 
 const ALT_SCREEN_ON = "\x1b[?1049h";
@@ -40,24 +37,19 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       throw new UsageError(
         "berth console needs a terminal; in scripts use list-machines, list-units or kv ls",
       );
-    const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];
-    if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one HOST:PORT");
     const refreshMs = Math.max(100, Number(flags.refresh ?? 1000));
-    const timeoutMs = Number(flags["request-timeout"] ?? 5000);
-    const tls = clientTls(flags);
-    const tunnel = await openTunnel(flags);
-    const source = new ConsoleSource({
-      refreshMs,
-      connect: () =>
-        BerthClient.connect({ endpoints, timeoutMs, name: "console", tls, dial: tunnel?.dial.bind(tunnel) }),
-    });
-    const label = tunnel ? ` via ${tunnel.label}` : "";
+    const cluster = await clusterConnector(flags, "console");
+    const source = new ConsoleSource({ refreshMs, connect: cluster.connect });
 
-    const [{ render }, { App }] = await Promise.all([import("ink"), import("./app.tsx")]);
+    const [{ render }, { createElement }, { App }] = await Promise.all([
+      import("ink"),
+      import("react"),
+      import("./app.tsx"),
+    ]);
     const restoreScreen = () => process.stdout.write(ALT_SCREEN_OFF);
     process.stdout.write(ALT_SCREEN_ON);
     process.once("exit", restoreScreen);
-    const instance = render(createElement(App, { source, label }), { exitOnCtrlC: false });
+    const instance = render(createElement(App, { source, label: cluster.via }), { exitOnCtrlC: false });
     const quit = () => instance.unmount();
     process.once("SIGTERM", quit);
     process.once("SIGHUP", quit);
@@ -66,7 +58,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       await instance.waitUntilExit();
     } finally {
       source.stop();
-      tunnel?.close();
+      cluster.close();
       restoreScreen();
       process.off("exit", restoreScreen);
     }

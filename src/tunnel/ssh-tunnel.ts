@@ -7,7 +7,8 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import type { Duplex } from "node:stream";
-import { type AuthenticationType, Client, type ConnectConfig, utils } from "ssh2";
+// ssh2 is loaded when a tunnel is opened: every other subcommand (and `berth node`) starts without it.
+import type { AuthenticationType, Client, ConnectConfig } from "ssh2";
 import { checkHostKey, fingerprint, keyTypeOf, knownHostLine, parseKnownHosts } from "./known-hosts.ts";
 
 export interface TunnelOptions {
@@ -23,8 +24,10 @@ export interface TunnelOptions {
   knownHostsFile: string;
   /** Also read (never written), e.g. ~/.ssh/known_hosts. */
   extraKnownHostsFiles?: string[];
-  /** Private keys (OpenSSH or PEM, unencrypted) tried after the agent. */
+  /** Private keys (OpenSSH or PEM, unencrypted) tried after the agent; one that cannot be used is an error. */
   identityFiles?: string[];
+  /** Also try OpenSSH's default keys (~/.ssh/id_ed25519, id_ecdsa, id_rsa), those that exist and need no passphrase. */
+  defaultIdentities?: boolean;
   /** The ssh-agent's socket (default SSH_AUTH_SOCK). */
   agentSocket?: string;
   /** Asked when the host is not known; without it (no terminal) an unknown host is refused. */
@@ -53,18 +56,7 @@ export function parseTarget(target: string): { user: string | null; host: string
   return { user, host: m[1]!, port };
 }
 
-/** The identity files OpenSSH tries by default, those that exist and need no passphrase (the agent has the rest). */
-export function defaultIdentityFiles(home = homedir()): string[] {
-  return ["id_ed25519", "id_ecdsa", "id_rsa"]
-    .map((f) => join(home, ".ssh", f))
-    .filter((p) => {
-      try {
-        return !(utils.parseKey(readFileSync(p)) instanceof Error);
-      } catch {
-        return false;
-      }
-    });
-}
+const DEFAULT_IDENTITIES = ["id_ed25519", "id_ecdsa", "id_rsa"];
 
 export class SshTunnel {
   private closed = false;
@@ -82,13 +74,14 @@ export class SshTunnel {
     const { user, host, port } = parseTarget(opts.target);
     const username = user ?? opts.username ?? userInfo().username;
     const label = `${username}@${host}:${port}`;
-    const auth = authMethods(username, opts);
+    const ssh2 = await import("ssh2");
+    const auth = authMethods(username, opts, ssh2.utils.parseKey);
     if (auth.length === 0)
       throw new TunnelError(
         `no SSH credentials for ${label}: start an ssh-agent with your key (SSH_AUTH_SOCK) or pass --ssh-identity`,
         "refused",
       );
-    const ssh = new Client();
+    const ssh = new ssh2.Client();
     let hostKeyProblem: string | null = null;
     const config: ConnectConfig = {
       host,
@@ -156,10 +149,23 @@ export class SshTunnel {
   }
 }
 
-function authMethods(username: string, opts: TunnelOptions): ConnectConfig["authHandler"] & object[] {
+type ParseKey = typeof import("ssh2").utils.parseKey;
+
+function authMethods(
+  username: string,
+  opts: TunnelOptions,
+  parseKey: ParseKey,
+): ConnectConfig["authHandler"] & object[] {
   const methods: { type: AuthenticationType; username: string; agent?: string; key?: Buffer }[] = [];
   const agent = opts.agentSocket ?? process.env.SSH_AUTH_SOCK;
   if (agent && existsSync(agent)) methods.push({ type: "agent", username, agent });
+  if (opts.defaultIdentities) {
+    for (const f of DEFAULT_IDENTITIES) {
+      const key = readIfExists(join(homedir(), ".ssh", f));
+      // An encrypted default key is the agent's business (ssh would ask for its passphrase): skipped here.
+      if (key && !(parseKey(key) instanceof Error)) methods.push({ type: "publickey", username, key });
+    }
+  }
   for (const file of opts.identityFiles ?? []) {
     let key: Buffer;
     try {
@@ -167,7 +173,7 @@ function authMethods(username: string, opts: TunnelOptions): ConnectConfig["auth
     } catch (err) {
       throw new TunnelError(`--ssh-identity ${file}: ${(err as Error).message}`, "usage");
     }
-    const parsed = utils.parseKey(key);
+    const parsed = parseKey(key);
     if (parsed instanceof Error) {
       // An encrypted key cannot be used without a prompt: say so rather than fail later with "not accepted".
       throw new TunnelError(`${file}: ${parsed.message} (encrypted keys: add them to an ssh-agent)`, "usage");
@@ -175,6 +181,14 @@ function authMethods(username: string, opts: TunnelOptions): ConnectConfig["auth
     methods.push({ type: "publickey", username, key });
   }
   return methods as ConnectConfig["authHandler"] & object[];
+}
+
+function readIfExists(path: string): Buffer | null {
+  try {
+    return readFileSync(path);
+  } catch {
+    return null;
+  }
 }
 
 /** null when the key may be used; otherwise why not, in OpenSSH's terms. */
