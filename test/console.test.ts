@@ -65,6 +65,20 @@ describe("berth console", () => {
     t.keys("Escape");
     // (a key right after Escape would arrive as Alt+key, as in any terminal)
     await t.waitForScreen(/UNIT\s+DESIRED/);
+    // Enter on a machine lists its units: the unit's machine has it, another machine has none.
+    const where = /hello\.service\s+launched\s+launched\s+(\w{8})\.\.\.\/(n\d)/.exec(t.screen())!;
+    const other = ["n1", "n2", "n3"].find((n) => n !== where[2])!;
+    for (const [machine, expected] of [
+      [where[2]!, /hello\.service\s+launched/],
+      [other, /nothing matches \/\w{8}/],
+    ] as const) {
+      t.keys("1");
+      await t.waitForScreen(/MACHINE\s+NAME/);
+      t.keys("g", ...Array(Number(machine.slice(1)) - 1).fill("j"), "Enter");
+      await t.waitForScreen((screen) => screen.includes("UNIT") && expected.test(screen));
+    }
+    t.keys("2");
+    await t.waitForScreen(/hello\.service\s+launched/);
     // l follows the journal live: new lines keep coming.
     t.keys("l");
     const first = await t.waitForScreen(

@@ -29,7 +29,7 @@ interface Question {
 const HELP = [
   "1 2 3 4, Tab     machines, units, keys, members",
   "↑ ↓ j k, PgUp PgDn, g G   move",
-  "Enter           unit: status and journal; key: open the directory or show the value",
+  "Enter           machine: its units; unit: status and journal; key: open the directory or show the value",
   "Esc, ←, h, Backspace   back (keys: the parent directory)",
   "s / x / u       start / stop / unload the unit (fleetctl start, stop, unload)",
   "l               follow the unit's journal live (journal -f)",
@@ -171,6 +171,12 @@ export function App(props: { source: ConsoleSource; label: string }) {
     if (input === "G" || key.end) return select(last);
     if (!row) return;
     if (key.return) {
+      if (view === "machines") {
+        // The machine's units: the Units view filtered by its id prefix (as its MACHINE column shows it).
+        setView("units");
+        setFilter(row.id.slice(0, 8));
+        return;
+      }
       if (view === "units") return openDetail({ kind: "unit", id: row.id });
       if (view === "keys") return row.dir ? openKeyDir(row.id) : openDetail({ kind: "key", id: row.id });
       return;
@@ -238,7 +244,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
             height={bodyHeight}
             selected={sel}
             start={windowStartRef.current}
-            empty={emptyText(view, state)}
+            empty={filter ? `nothing matches /${filter} (Esc clears the filter)` : emptyText(view, state)}
           />
         )}
       </Box>
@@ -323,6 +329,7 @@ function footer(view: ViewName, detail: boolean): string {
   if (view === "units")
     return `Enter status  l journal  s start  x stop  u unload  d destroy  / filter  ${common}`;
   if (view === "keys") return `Enter open  Esc up  d delete  / filter  ${common}`;
+  if (view === "machines") return `Enter units  / filter  ${common}`;
   return `/ filter  ${common}`;
 }
 
