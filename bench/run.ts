@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
-// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [--seconds N] [--units N]
+// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [tunnel] [--seconds N] [--units N]
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,7 @@ import { benchPlacement } from "./placement.ts";
 import { benchRaft } from "./raft.ts";
 import { measureWireRtt } from "./rtt.ts";
 import { benchSchedE2E, formatSchedE2E } from "./sched-e2e.ts";
+import { benchTunnel, formatTunnel } from "./tunnel.ts";
 
 const args = process.argv.slice(2);
 const secondsArg = args.indexOf("--seconds");
@@ -96,6 +97,14 @@ if (run("agent")) {
   );
   const r = await benchAgent({ progress: (l) => console.error(`  [agent] ${l}`) });
   console.log(table(...formatAgent(r)));
+}
+
+if (run("tunnel")) {
+  console.log(
+    `\n--tunnel: one node (dist/berth), 256-byte values, directly and through a private OpenSSH server on loopback ` +
+      `(ssh2 client, one SSH connection), ${seconds} s per row\n`,
+  );
+  console.log(table(...formatTunnel(await benchTunnel({ seconds }))));
 }
 
 // The etcd comparison: run when asked for by name, or in the default run when etcd is installed or installable.
