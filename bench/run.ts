@@ -1,8 +1,9 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
 // Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [tunnel] [--seconds N] [--units N]
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SSHD } from "../test/support/sshd.ts";
 import { benchAgent, formatAgent } from "./agent.ts";
 import { benchBusy, busyHeader, formatBusy } from "./busy.ts";
 import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare } from "./etcd-compare.ts";
@@ -99,7 +100,9 @@ if (run("agent")) {
   console.log(table(...formatAgent(r)));
 }
 
-if (run("tunnel")) {
+if (wanted.length === 0 && !existsSync(SSHD)) {
+  console.log(`\n--tunnel bench skipped: no OpenSSH server (${SSHD}); \`npm run setup\` installs it`);
+} else if (run("tunnel")) {
   console.log(
     `\n--tunnel: one node (dist/berth), 256-byte values, directly and through a private OpenSSH server on loopback ` +
       `(ssh2 client, one SSH connection), ${seconds} s per row\n`,
