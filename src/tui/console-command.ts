@@ -41,6 +41,10 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     const cluster = await clusterConnector(flags, "console");
     const source = new ConsoleSource({ refreshMs, connect: cluster.connect });
 
+    // Ink draws only the final frame when CI or CONTINUOUS_INTEGRATION is set (is-in-ci, read when Ink loads);
+    // the console runs on a terminal (checked above), where it must draw live whatever the environment says.
+    delete process.env.CI;
+    delete process.env.CONTINUOUS_INTEGRATION;
     const [{ render }, { createElement }, { App }] = await Promise.all([
       import("ink"),
       import("react"),
