@@ -5,9 +5,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pickMachine } from "../src/cli/ssh.ts";
 import type { MachineInfo } from "../src/client/protocol.ts";
-import { berth, TestCluster } from "./support/cluster.ts";
+import { BINARY, berth, TestCluster } from "./support/cluster.ts";
 import { unitInfo } from "./support/fixtures.ts";
 import { TestSshd } from "./support/sshd.ts";
+import { TestTerminal } from "./support/terminal.ts";
 
 describe("berth ssh (real OpenSSH client and server)", () => {
   let cluster: TestCluster;
@@ -64,6 +65,20 @@ describe("berth ssh (real OpenSSH client and server)", () => {
     const refused = await run(["-u", "on-n2", "--", "true"]);
     expect(refused.code).toBe(255);
     expect(refused.stderr).toMatch(/127\.0\.0\.2.*Connection refused/);
+  });
+
+  it("opens an interactive shell on a terminal when no COMMAND is given", async () => {
+    const t = TestTerminal.start([BINARY, "ssh", ...sshFlags(), `--endpoint=${cluster.endpoints()}`, "n1"], {
+      env: sshd.clientEnv(),
+    });
+    try {
+      t.keys("echo interactive-$((6*7))", "Enter");
+      await t.waitForScreen("interactive-42");
+      t.keys("exit 3", "Enter");
+      expect(await t.exitCode()).toBe(3);
+    } finally {
+      t.stop();
+    }
   });
 
   it("goes through --tunnel with the same identity and host key settings", async () => {
