@@ -129,6 +129,26 @@ describe("berth console", () => {
     expect(await t.exitCode()).toBe(0);
   }, 90_000);
 
+  it("shows changes as they happen (watches on the store), not only at the refresh interval", async () => {
+    const t = open(["--refresh=10m"]);
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+    t.keys("3");
+    await t.waitForScreen(/KEY\s+VALUE/);
+    expect((await cluster.cli(["kv", "set", "/pushed/now", "1"])).code).toBe(0);
+    await t.waitForScreen(/pushed\/\s+\(directory\)/, 5000);
+    t.keys("2");
+    const file = join(cluster.dir, "pushed.service");
+    writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+    expect((await cluster.cli(["start", file])).code).toBe(0);
+    await t.waitForScreen(
+      /pushed\.service\s+launched\s+launched\s+\w{8}\.\.\.\/n\d\s+active\s+running/,
+      5000,
+    );
+    expect((await cluster.cli(["destroy", "pushed.service"])).code).toBe(0);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
+
   it("needs a terminal: without one it exits 2 and says what to use instead", async () => {
     const r = await berth(["console", `--endpoint=${cluster.endpoints()}`]);
     expect(r.code).toBe(2);

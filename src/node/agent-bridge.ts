@@ -9,6 +9,7 @@ import type { KvStore } from "../kv/store.ts";
 import { KvError } from "../kv/types.ts";
 import {
   type AgentReport,
+  REGISTRY_DIR,
   type RegistryView,
   readRegistry,
   readUnitFile,
@@ -43,7 +44,7 @@ export class AgentBridge {
   private readonly cancelWatch: () => void;
 
   constructor(private readonly d: AgentBridgeDeps) {
-    const w = d.store.watch("/_berth", { recursive: true, stream: true }, (e) => {
+    const w = d.store.watch(REGISTRY_DIR, { recursive: true, stream: true }, (e) => {
       const key = e.node.key;
       if (
         key.startsWith(`${SCHEDULE_DIR}/`) ||

@@ -4,7 +4,7 @@ import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { Engine } from "../sched/engine.ts";
 import { Liveness } from "../sched/liveness.ts";
-import { MACHINES_DIR, machineInfoKey, readRegistry, UNITS_DIR } from "../sched/registry.ts";
+import { MACHINES_DIR, machineInfoKey, REGISTRY_DIR, readRegistry, UNITS_DIR } from "../sched/registry.ts";
 import type { KvService } from "./kv-service.ts";
 import { machineRecord } from "./machine.ts";
 import { UnitService } from "./unit-service.ts";
@@ -42,7 +42,7 @@ export class Scheduling {
       livenessEveryMs: Math.max(50, Math.min(250, d.agentTtlMs / 8)),
     });
     // Registry changes wake the engine at once (its own schedule writes do not: they change nothing to plan).
-    d.store.watch("/_berth", { recursive: true, stream: true }, (e) => {
+    d.store.watch(REGISTRY_DIR, { recursive: true, stream: true }, (e) => {
       const key = e.node.key;
       if (key.startsWith(`${UNITS_DIR}/`) || key.startsWith(`${MACHINES_DIR}/`)) void this.engine.trigger();
     });

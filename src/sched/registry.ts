@@ -10,11 +10,13 @@
 import type { DesiredState, MachineInfo } from "../client/protocol.ts";
 import type { KvStore, TreeNode } from "../kv/store.ts";
 
-export const UNIT_FILES_DIR = "/_berth/unit-files";
-export const UNITS_DIR = "/_berth/units";
-export const SCHEDULE_DIR = "/_berth/schedule";
-export const MACHINES_DIR = "/_berth/machines";
-export const STATES_DIR = "/_berth/states";
+/** Everything below is the cluster's own (hidden from listings by the leading "_"). */
+export const REGISTRY_DIR = "/_berth";
+export const UNIT_FILES_DIR = `${REGISTRY_DIR}/unit-files`;
+export const UNITS_DIR = `${REGISTRY_DIR}/units`;
+export const SCHEDULE_DIR = `${REGISTRY_DIR}/schedule`;
+export const MACHINES_DIR = `${REGISTRY_DIR}/machines`;
+export const STATES_DIR = `${REGISTRY_DIR}/states`;
 
 export const unitFileKey = (hash: string) => `${UNIT_FILES_DIR}/${hash}`;
 export const unitKey = (name: string) => `${UNITS_DIR}/${name}`;
@@ -88,9 +90,9 @@ class RegistryModel {
 
   private changed(path: string): void {
     if (this.full) return;
-    if (!path.startsWith(`${BERTH_DIR}/`)) {
+    if (!path.startsWith(`${REGISTRY_DIR}/`)) {
       // The root (a restore) or /_berth itself: anything may have changed.
-      if (path === "/" || path === BERTH_DIR) this.full = true;
+      if (path === "/" || path === REGISTRY_DIR) this.full = true;
       return;
     }
     const dirty = (dir: string, set: Set<string>): boolean => {
@@ -173,8 +175,6 @@ class RegistryModel {
     }
   }
 }
-
-const BERTH_DIR = "/_berth";
 
 /**
  * Re-reads the changed names of one map (hidden names are never listed, as in a get). Entries are replaced, never

@@ -14,7 +14,7 @@ export const consoleCommand: Command = {
   summary: "full-screen live view of machines, units, keys and members, with keyboard actions",
   usage: "[--refresh DURATION]",
   description: `
-Shows the cluster live (polled every --refresh): machines, units with their state on each machine, the key/value
+Shows the cluster live (updated as the store changes, and polled every --refresh for liveness and health): machines, units with their state on each machine, the key/value
 tree, and the members with the leader and their health. Keys: 1-4 or Tab switch views, arrows or j/k move, Enter
 opens a unit's status and journal or a key directory, Esc goes back, l follows a unit's journal live, / filters
 the rows, s/x/u/d start, stop, unload and destroy the selected unit, d deletes the selected key, r refreshes,
@@ -25,7 +25,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     {
       name: "refresh",
       type: "duration",
-      description: "how often to poll the cluster",
+      description: "how often to poll the cluster (changes to units and keys show at once anyway)",
       env: "BERTH_CONSOLE_REFRESH",
       default: 1000,
     },

@@ -1,8 +1,11 @@
-// The console's view of the cluster: one client connection (re)opened as needed, polled every refresh interval,
-// and the actions the console's keys trigger. Listeners get a new state after every poll or change.
+// The console's view of the cluster: one client connection (re)opened as needed, polled every refresh interval
+// and at once when the store changes (two kv.watch streams on that connection: the cluster's own records under
+// /_berth, and the user's keys), and the actions the console's keys trigger. Listeners get a new state after
+// every poll or change.
 import type { BerthClient, Subscription } from "../client/client.ts";
 import type { DesiredState, JournalLine, UnitStatus } from "../client/protocol.ts";
 import type { KvNode } from "../kv/types.ts";
+import { REGISTRY_DIR } from "../sched/registry.ts";
 import { type ClusterSnapshot, EMPTY_SNAPSHOT } from "./model.ts";
 
 /** A unit's journal as followed live (the `l` pane). */
@@ -39,6 +42,9 @@ export class ConsoleSource {
   private readonly listeners = new Set<(s: SourceState) => void>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   private polling: Promise<void> | null = null;
+  /** A change was seen while a poll ran: poll again when it ends. */
+  private dirty = false;
+  private changeTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   private keyDir = "/";
   private detailUnit: string | null = null;
@@ -62,6 +68,7 @@ export class ConsoleSource {
     this.stopFollowing();
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.changeTimer) clearTimeout(this.changeTimer);
     this.client?.close();
     this.client = null;
   }
@@ -129,6 +136,10 @@ export class ConsoleSource {
     if (!this.polling)
       this.polling = this.poll().finally(() => {
         this.polling = null;
+        if (this.dirty && !this.stopped) {
+          this.dirty = false;
+          this.changed();
+        }
       });
     await this.polling;
   }
@@ -168,7 +179,33 @@ export class ConsoleSource {
     }
     this.client = client;
     this.update({ endpoint: client.endpoint, error: null });
+    for (const key of [REGISTRY_DIR, "/"]) void this.watchChanges(client, key);
     return client;
+  }
+
+  /** Refreshes soon after each change under `key`, for as long as `client` is the connection. */
+  private async watchChanges(client: BerthClient, key: string): Promise<void> {
+    try {
+      const sub = client.subscribe("kv.watch", { key, recursive: true, forever: true });
+      for await (const _ of sub) {
+        if (this.client !== client) return sub.close();
+        this.changed();
+      }
+    } catch {
+      // The connection went away: the next poll reconnects, and watches again.
+    }
+  }
+
+  /** Coalesces a burst of changes into one poll (and one more if they keep coming while it runs). */
+  private changed(): void {
+    if (this.polling) {
+      this.dirty = true;
+      return;
+    }
+    this.changeTimer ??= setTimeout(() => {
+      this.changeTimer = null;
+      void this.refresh();
+    }, 30);
   }
 
   private async poll(): Promise<void> {
