@@ -155,7 +155,7 @@ describe("berth console", () => {
     expect(r.stderr).toContain("needs a terminal");
   });
 
-  it("works through an SSH --tunnel", async () => {
+  it("works through an SSH --tunnel, and opens a new SSH connection when the first one drops", async () => {
     const endpoint = cluster.endpoint("n2");
     const sshd = await TestSshd.start([endpoint]);
     try {
@@ -164,6 +164,12 @@ describe("berth console", () => {
       });
       await term.waitForScreen(`${endpoint} via ${sshd.target}`);
       await term.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+      // The SSH connection drops: the console opens a new one and carries on.
+      term.keys("3");
+      await term.waitForScreen(/KEY\s+VALUE/);
+      expect(sshd.dropConnections()).toBeGreaterThan(0);
+      expect((await cluster.cli(["kv", "set", "/after-ssh-drop", "yes"])).code).toBe(0);
+      await term.waitForScreen(/after-ssh-drop\s+yes/);
       term.keys("q");
       expect(await term.exitCode()).toBe(0);
     } finally {

@@ -59,79 +59,40 @@ export function parseTarget(target: string): { user: string | null; host: string
 const DEFAULT_IDENTITIES = ["id_ed25519", "id_ecdsa", "id_rsa"];
 
 export class SshTunnel {
+  /** close() was called: no more dials. */
   private closed = false;
+  /** The SSH connection dropped (the server restarted, the network blinked): the next dial reconnects. */
+  private lost = false;
+  private reconnecting: Promise<void> | null = null;
 
   private constructor(
-    private readonly ssh: Client,
+    private ssh: Client,
     readonly label: string,
+    private readonly opts: TunnelOptions,
   ) {
-    ssh.on("close", () => {
-      this.closed = true;
-    });
+    this.watch(ssh);
   }
 
   static async open(opts: TunnelOptions): Promise<SshTunnel> {
-    const { user, host, port } = parseTarget(opts.target);
-    const username = user ?? opts.username ?? userInfo().username;
-    const label = `${username}@${host}:${port}`;
-    const ssh2 = await import("ssh2");
-    const auth = authMethods(username, opts, ssh2.utils.parseKey);
-    if (auth.length === 0)
-      throw new TunnelError(
-        `no SSH credentials for ${label}: start an ssh-agent with your key (SSH_AUTH_SOCK) or pass --ssh-identity`,
-        "refused",
-      );
-    const ssh = new ssh2.Client();
-    let hostKeyProblem: string | null = null;
-    const config: ConnectConfig = {
-      host,
-      port,
-      username,
-      readyTimeout: opts.timeoutMs,
-      keepaliveInterval: 15_000,
-      authHandler: auth,
-      hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
-        verifyHostKey(opts, host, port, key).then(
-          (problem) => {
-            hostKeyProblem = problem;
-            verify(problem === null);
-          },
-          (err) => {
-            hostKeyProblem = (err as Error).message;
-            verify(false);
-          },
-        );
-      },
-    };
-    await new Promise<void>((resolve, reject) => {
-      const fail = (err: Error & { level?: string; code?: string }) => {
-        ssh.end();
-        if (hostKeyProblem) return reject(new TunnelError(hostKeyProblem, "refused"));
-        if (err.level === "client-authentication")
-          return reject(
-            new TunnelError(
-              `SSH authentication as ${username} to ${host}:${port} failed: no key was accepted`,
-              "refused",
-            ),
-          );
-        const why = err.code === "ECONNREFUSED" ? "connection refused (is sshd running there?)" : err.message;
-        reject(new TunnelError(`cannot open the SSH tunnel to ${host}:${port}: ${why}`, "unavailable"));
-      };
-      ssh.once("ready", () => {
-        ssh.off("error", fail);
-        ssh.on("error", () => {}); // later errors end the connection: channels see it as a close
-        resolve();
-      });
-      ssh.once("error", fail);
-      ssh.connect(config);
-    });
-    return new SshTunnel(ssh, label);
+    const { ssh, label } = await connectSsh(opts);
+    return new SshTunnel(ssh, label, opts);
   }
 
   /** A byte stream to `host:port` as the SSH server reaches it. */
-  dial(host: string, port: number): Promise<Duplex> {
-    if (this.closed)
-      return Promise.reject(new TunnelError(`the SSH tunnel to ${this.label} is closed`, "unavailable"));
+  async dial(host: string, port: number): Promise<Duplex> {
+    if (this.closed) throw new TunnelError(`the SSH tunnel to ${this.label} is closed`, "unavailable");
+    if (this.lost) {
+      this.reconnecting ??= connectSsh(this.opts)
+        .then(({ ssh }) => {
+          this.ssh = ssh;
+          this.lost = false;
+          this.watch(ssh);
+        })
+        .finally(() => {
+          this.reconnecting = null;
+        });
+      await this.reconnecting;
+    }
     return new Promise((resolve, reject) => {
       this.ssh.forwardOut("127.0.0.1", 0, host, port, (err, channel) => {
         if (err)
@@ -147,6 +108,71 @@ export class SshTunnel {
     this.closed = true;
     this.ssh.end();
   }
+
+  private watch(ssh: Client): void {
+    ssh.on("close", () => {
+      if (ssh === this.ssh) this.lost = true;
+    });
+  }
+}
+
+/** One authenticated SSH connection, its host key checked; TunnelErrors say what failed. */
+async function connectSsh(opts: TunnelOptions): Promise<{ ssh: Client; label: string }> {
+  const { user, host, port } = parseTarget(opts.target);
+  const username = user ?? opts.username ?? userInfo().username;
+  const label = `${username}@${host}:${port}`;
+  const ssh2 = await import("ssh2");
+  const auth = authMethods(username, opts, ssh2.utils.parseKey);
+  if (auth.length === 0)
+    throw new TunnelError(
+      `no SSH credentials for ${label}: start an ssh-agent with your key (SSH_AUTH_SOCK) or pass --ssh-identity`,
+      "refused",
+    );
+  const ssh = new ssh2.Client();
+  let hostKeyProblem: string | null = null;
+  const config: ConnectConfig = {
+    host,
+    port,
+    username,
+    readyTimeout: opts.timeoutMs,
+    keepaliveInterval: 15_000,
+    authHandler: auth,
+    hostVerifier: (key: Buffer, verify: (ok: boolean) => void) => {
+      verifyHostKey(opts, host, port, key).then(
+        (problem) => {
+          hostKeyProblem = problem;
+          verify(problem === null);
+        },
+        (err) => {
+          hostKeyProblem = (err as Error).message;
+          verify(false);
+        },
+      );
+    },
+  };
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: Error & { level?: string; code?: string }) => {
+      ssh.end();
+      if (hostKeyProblem) return reject(new TunnelError(hostKeyProblem, "refused"));
+      if (err.level === "client-authentication")
+        return reject(
+          new TunnelError(
+            `SSH authentication as ${username} to ${host}:${port} failed: no key was accepted`,
+            "refused",
+          ),
+        );
+      const why = err.code === "ECONNREFUSED" ? "connection refused (is sshd running there?)" : err.message;
+      reject(new TunnelError(`cannot open the SSH tunnel to ${host}:${port}: ${why}`, "unavailable"));
+    };
+    ssh.once("ready", () => {
+      ssh.off("error", fail);
+      ssh.on("error", () => {}); // later errors end the connection: channels see it as a close
+      resolve();
+    });
+    ssh.once("error", fail);
+    ssh.connect(config);
+  });
+  return { ssh, label };
 }
 
 type ParseKey = typeof import("ssh2").utils.parseKey;

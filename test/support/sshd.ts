@@ -1,7 +1,7 @@
 // A private OpenSSH server on a loopback port for the tunnel tests: its own host key, one authorized client key,
 // forwarding limited to the given destinations (so a test can tell traffic went through it). Started by PID,
 // killed by PID, its directory removed.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -118,6 +118,17 @@ export class TestSshd {
       encoding: "utf8",
     });
     return out.split(/\s+/)[1]!;
+  }
+
+  /** Ends every client connection (the per-connection sshd processes), as a network drop would; keeps listening. */
+  dropConnections(): number {
+    const pid = this.proc?.pid;
+    if (!pid) return 0;
+    const children = spawnSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
+      .stdout.split(/\s+/)
+      .filter(Boolean);
+    for (const child of children) process.kill(Number(child), "SIGTERM"); // children of the sshd this file started
+    return children.length;
   }
 
   async stop(): Promise<void> {
