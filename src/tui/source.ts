@@ -77,14 +77,14 @@ export class ConsoleSource {
   setKeyDir(dir: string): void {
     this.keyDir = dir;
     this.update({ snapshot: { ...this.state.snapshot, keyDir: dir, keys: [] } });
-    void this.refresh();
+    this.changed();
   }
 
   /** The unit whose status the detail pane shows, or null. */
   setDetail(unit: string | null): void {
     this.detailUnit = unit;
     this.update({ snapshot: { ...this.state.snapshot, detail: null } });
-    if (unit) void this.refresh();
+    if (unit) this.changed();
   }
 
   /** Follows `unit`'s journal (its last 100 lines, then each new one) until stopFollowing(). */
@@ -161,7 +161,7 @@ export class ConsoleSource {
   private async withClient<T>(fn: (c: BerthClient) => Promise<T>): Promise<T> {
     const client = this.client ?? (await this.connect());
     const result = await fn(client);
-    void this.refresh();
+    this.changed();
     return result;
   }
 
@@ -196,7 +196,10 @@ export class ConsoleSource {
     }
   }
 
-  /** Coalesces a burst of changes into one poll (and one more if they keep coming while it runs). */
+  /**
+   * Polls soon: a burst of changes (or of key presses) becomes one poll, and one more after a poll already
+   * running, whose answers may predate the change.
+   */
   private changed(): void {
     if (this.polling) {
       this.dirty = true;
