@@ -4,7 +4,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BINARY, berth, TestCluster } from "./support/cluster.ts";
+import { BINARY, berth, freePort, TestCluster } from "./support/cluster.ts";
 import { TestSshd } from "./support/sshd.ts";
 import { TestTerminal } from "./support/terminal.ts";
 
@@ -147,6 +147,16 @@ describe("berth console", () => {
     expect((await cluster.cli(["destroy", "pushed.service"])).code).toBe(0);
     t.keys("q");
     expect(await t.exitCode()).toBe(0);
+  });
+
+  it("says so while no endpoint answers (and still quits cleanly)", async () => {
+    const nowhere = `127.0.0.1:${await freePort()}`;
+    term = TestTerminal.start([BINARY, "console", `--endpoint=${nowhere}`, "--refresh=200ms"]);
+    await term.waitForScreen(
+      /not connected[\s\S]*cannot reach the cluster: .*connection refused.*\(retrying\)/,
+    );
+    term.keys("q");
+    expect(await term.exitCode()).toBe(0);
   });
 
   it("needs a terminal: without one it exits 2 and says what to use instead", async () => {
