@@ -136,6 +136,13 @@ describe("berth console", () => {
     await t.waitForScreen(/KEY\s+VALUE/);
     expect((await cluster.cli(["kv", "set", "/pushed/now", "1"])).code).toBe(0);
     await t.waitForScreen(/pushed\/\s+\(directory\)/, 5000);
+    // The watch follows the directory the view opens (found with the filter; opening it clears the filter).
+    t.keys("/", "pushed", "Enter");
+    await t.waitForScreen((screen) => /pushed\/\s+\(directory\)/.test(screen) && !/console\//.test(screen));
+    t.keys("Enter");
+    await t.waitForScreen(/now\s+1/);
+    expect((await cluster.cli(["kv", "set", "/pushed/later", "2"])).code).toBe(0);
+    await t.waitForScreen(/later\s+2/, 5000);
     t.keys("2");
     const file = join(cluster.dir, "pushed.service");
     writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");

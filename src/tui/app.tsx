@@ -96,6 +96,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
 
   const openKeyDir = (dir: string) => {
     source.setKeyDir(dir);
+    setFilter(""); // a filter typed for one directory's names means nothing in the next
     setSelected((s) => ({ ...s, keys: 0 }));
   };
 

@@ -1,7 +1,7 @@
 // The console's view of the cluster: one client connection (re)opened as needed, polled every refresh interval
 // and at once when the store changes (two kv.watch streams on that connection: the cluster's own records under
-// /_berth, and the user's keys), and the actions the console's keys trigger. Listeners get a new state after
-// every poll or change.
+// /_berth, and the key directory the Keys view shows), and the actions the console's keys trigger. Listeners get
+// a new state after every poll or change.
 import type { BerthClient, Subscription } from "../client/client.ts";
 import type { DesiredState, JournalLine, UnitStatus } from "../client/protocol.ts";
 import type { KvNode } from "../kv/types.ts";
@@ -47,6 +47,8 @@ export class ConsoleSource {
   private changeTimer: ReturnType<typeof setTimeout> | null = null;
   private stopped = false;
   private keyDir = "/";
+  /** The watch on `keyDir`, replaced when another directory is opened. */
+  private keyWatch: Subscription<unknown> | null = null;
   private detailUnit: string | null = null;
 
   constructor(private readonly opts: SourceOptions) {}
@@ -77,6 +79,7 @@ export class ConsoleSource {
   setKeyDir(dir: string): void {
     this.keyDir = dir;
     this.update({ snapshot: { ...this.state.snapshot, keyDir: dir, keys: [] } });
+    if (this.client) this.watchKeys(this.client);
     this.changed();
   }
 
@@ -179,20 +182,50 @@ export class ConsoleSource {
     }
     this.client = client;
     this.update({ endpoint: client.endpoint, error: null });
-    for (const key of [REGISTRY_DIR, "/"]) void this.watchChanges(client, key);
+    void this.watchChanges(client, REGISTRY_DIR, () => true);
+    this.watchKeys(client);
     return client;
   }
 
-  /** Refreshes soon after each change under `key`, for as long as `client` is the connection. */
-  private async watchChanges(client: BerthClient, key: string): Promise<void> {
-    try {
-      const sub = client.subscribe("kv.watch", { key, recursive: true, forever: true });
-      for await (const _ of sub) {
-        if (this.client !== client) return sub.close();
-        this.changed();
+  private watchKeys(client: BerthClient): void {
+    this.keyWatch?.close();
+    const dir = this.keyDir;
+    void this.watchChanges(
+      client,
+      dir,
+      () => this.keyDir === dir,
+      (sub) => {
+        this.keyWatch = sub;
+      },
+    );
+  }
+
+  /**
+   * Polls soon after each change under `key`, while `client` is the connection and `wanted()` holds. A watch that
+   * ends while still wanted (the node dropped a stream that fell behind) is opened again.
+   */
+  private async watchChanges(
+    client: BerthClient,
+    key: string,
+    wanted: () => boolean,
+    opened: (sub: Subscription<unknown>) => void = () => {},
+  ): Promise<void> {
+    const current = () => !this.stopped && this.client === client && wanted();
+    while (current()) {
+      let sub: Subscription<unknown> | null = null;
+      try {
+        sub = client.subscribe("kv.watch", { key, recursive: true, forever: true });
+        opened(sub);
+        for await (const _ of sub) {
+          if (!current()) break;
+          this.changed();
+        }
+      } catch {
+        // The connection went away: the next poll reconnects, and watches again.
+      } finally {
+        sub?.close();
       }
-    } catch {
-      // The connection went away: the next poll reconnects, and watches again.
+      if (current()) await new Promise((r) => setTimeout(r, 500));
     }
   }
 
