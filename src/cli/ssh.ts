@@ -3,15 +3,13 @@
 // client, so the terminal, agent and the user's ssh configuration behave as with ssh itself; --tunnel becomes a
 // ProxyCommand through the same bastion, with the same identity and host key settings as the tunnel's.
 import { spawn } from "node:child_process";
-import { homedir } from "node:os";
-import { join } from "node:path";
 import type { MachineInfo, UnitInfo } from "../client/protocol.ts";
 import { parseTarget } from "../tunnel/ssh-tunnel.ts";
 import { CLIENT_FLAGS, withClient } from "./client-command.ts";
 import type { Command } from "./command.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";
 import type { FlagValues } from "./flags.ts";
-import { expandHome } from "./tunnel-flags.ts";
+import { sshSettings } from "./tunnel-flags.ts";
 
 export const ssh: Command = {
   name: "ssh",
@@ -124,23 +122,23 @@ export function sshArgs(flags: FlagValues, host: string, port: number, command: 
 }
 
 function commonOptions(flags: FlagValues): string[] {
+  const ssh = sshSettings(flags);
   const out: string[] = [];
-  for (const f of (flags["ssh-identity"] as string[] | undefined) ?? []) out.push("-i", expandHome(f));
-  if (flags["strict-host-key-checking"] === false)
+  for (const f of ssh.identityFiles) out.push("-i", f);
+  if (!ssh.strictHostKeyChecking)
     out.push("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR");
   else {
     // ssh reads every file listed and adds new keys to the first: keys accepted by ssh or by --tunnel both count.
-    const berthFile = expandHome(String(flags["known-hosts-file"] ?? "~/.berth/known_hosts"));
-    out.push("-o", `UserKnownHostsFile=${join(homedir(), ".ssh", "known_hosts")} ${berthFile}`);
+    out.push("-o", `UserKnownHostsFile=${ssh.userKnownHostsFile} ${ssh.knownHostsFile}`);
     if (!process.stdin.isTTY) out.push("-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes");
   }
-  const timeout = Number(flags["ssh-timeout"] ?? 10_000);
-  out.push("-o", `ConnectTimeout=${Math.max(1, Math.ceil(timeout / 1000))}`);
+  out.push("-o", `ConnectTimeout=${Math.max(1, Math.ceil(ssh.timeoutMs / 1000))}`);
   return out;
 }
 
 function userFlag(flags: FlagValues): string[] {
-  return flags["ssh-username"] ? ["-l", String(flags["ssh-username"])] : [];
+  const { username } = sshSettings(flags);
+  return username ? ["-l", username] : [];
 }
 
 function shellQuote(s: string): string {

@@ -55,21 +55,36 @@ export const TUNNEL_FLAGS: FlagSpec[] = [
   },
 ];
 
+/** The SSH settings the flags give, as the tunnel (ssh2) and `berth ssh` (OpenSSH's client) both use them. */
+export function sshSettings(flags: FlagValues) {
+  const identities = ((flags["ssh-identity"] as string[] | undefined) ?? []).map(expandHome);
+  return {
+    username: flags["ssh-username"] ? String(flags["ssh-username"]) : undefined,
+    timeoutMs: Number(flags["ssh-timeout"]),
+    strictHostKeyChecking: flags["strict-host-key-checking"] !== false,
+    /** Berth's own file (read, and appended to when a new host is trusted), then the user's OpenSSH one. */
+    knownHostsFile: expandHome(String(flags["known-hosts-file"])),
+    userKnownHostsFile: join(homedir(), ".ssh", "known_hosts"),
+    /** Explicit keys; none given means OpenSSH's default ones. */
+    identityFiles: identities,
+  };
+}
+
 /** The SSH tunnel --tunnel asks for, or null; failures become CliErrors (3: unreachable, 1: refused, 2: bad flag). */
 export async function openTunnel(flags: FlagValues): Promise<SshTunnel | null> {
   const target = flags.tunnel ? String(flags.tunnel) : "";
   if (target === "") return null;
-  const identities = flags["ssh-identity"] as string[] | undefined;
+  const ssh = sshSettings(flags);
   try {
     return await SshTunnel.open({
       target,
-      username: flags["ssh-username"] ? String(flags["ssh-username"]) : undefined,
-      timeoutMs: Number(flags["ssh-timeout"] ?? 10_000),
-      strictHostKeyChecking: flags["strict-host-key-checking"] !== false,
-      knownHostsFile: expandHome(String(flags["known-hosts-file"] ?? "~/.berth/known_hosts")),
-      extraKnownHostsFiles: [join(homedir(), ".ssh", "known_hosts")],
-      identityFiles: (identities ?? []).map(expandHome),
-      defaultIdentities: !identities?.length,
+      username: ssh.username,
+      timeoutMs: ssh.timeoutMs,
+      strictHostKeyChecking: ssh.strictHostKeyChecking,
+      knownHostsFile: ssh.knownHostsFile,
+      extraKnownHostsFiles: [ssh.userKnownHostsFile],
+      identityFiles: ssh.identityFiles,
+      defaultIdentities: ssh.identityFiles.length === 0,
       confirmNewHost: process.stdin.isTTY && process.stderr.isTTY ? askOnTerminal : undefined,
     });
   } catch (err) {
@@ -82,7 +97,7 @@ export async function openTunnel(flags: FlagValues): Promise<SshTunnel | null> {
   }
 }
 
-export function expandHome(path: string): string {
+function expandHome(path: string): string {
   return path === "~" || path.startsWith("~/") ? join(homedir(), path.slice(1)) : path;
 }
 
