@@ -8,7 +8,7 @@ import type { BerthClient } from "../src/client/client.ts";
 import { RemoteError } from "../src/wire/errors.ts";
 import { encodeFrame, FrameDecoder } from "../src/wire/frame.ts";
 import { handshake } from "../src/wire/handshake.ts";
-import { clientFor, TestCluster } from "./support/cluster.ts";
+import { clientFor, TestCluster, waitFor } from "./support/cluster.ts";
 
 let c: TestCluster;
 let good: BerthClient;
@@ -159,7 +159,14 @@ describe("bad input on the client port", () => {
       ["kv.write", null],
       ["cluster.remove", { name: 42 }],
     ];
-    const before = (await good.call("node.status", {})).commitIndex;
+    // The node's own start-up writes (member attributes, machine record and state) come first: wait for a
+    // commit index that holds still for half a second.
+    const commitIndex = async () => (await good.call("node.status", {})).commitIndex;
+    const before = await waitFor("the node at rest", async () => {
+      const a = await commitIndex();
+      await new Promise((r) => setTimeout(r, 500));
+      return (await commitIndex()) === a ? a : null;
+    });
     const wrong: string[] = [];
     for (const [method, params] of bad) {
       const e = await call.call(good, method, params).then(
