@@ -2,6 +2,12 @@
 // agent's desired set, and what the agent reports is written back under /_berth/states/<unit>/<machine>, only
 // when it changed. A machine that was cut off and comes back catches up with its replica, sees its units
 // scheduled elsewhere, and stops them.
+//
+// The agent acts only on current state: every reconcile first passes a linearizable read point (ReadIndex through
+// the leader) and then reads the registry, so what it acts on includes everything the cluster committed before the
+// pass began. A node restarted from its data directory replays a log that may be far behind (its units moved away
+// while it was down); a node that rejoins after a partition applies the missed entries in batches. Neither starts,
+// stops or restarts anything on the way: until a read point is confirmed the agent only waits.
 
 import type { Agent, UnitSpec, UnitState } from "../agent/agent.ts";
 import type { KvWriteRequest } from "../client/protocol.ts";
@@ -25,6 +31,10 @@ export interface AgentBridgeDeps {
   store: KvStore;
   agent: Agent;
   write(req: KvWriteRequest): Promise<unknown>;
+  /** Resolves once the local replica has applied everything committed before the call (ReadIndex). */
+  sync(): Promise<void>;
+  /** This replica's applied Raft index (for the log line saying what the agent caught up to). */
+  appliedIndex(): number;
   logger: (line: string) => void;
 }
 
@@ -32,6 +42,9 @@ export interface AgentBridgeDeps {
 const RECONCILE_DELAY_MS = 50;
 /** Report writes that failed (no leader) are retried after this long. */
 const RETRY_MS = 200;
+/** A read point that failed (no leader, no quorum) is tried again after this long, doubling up to the maximum. */
+const SYNC_RETRY_MS = 100;
+const SYNC_RETRY_MAX_MS = 2000;
 /** Reports written at once (a machine starting hundreds of units must not report them one round trip each). */
 const REPORT_CONCURRENCY = 64;
 
@@ -40,6 +53,11 @@ export class AgentBridge {
   private flushing = false;
   private stopped = false;
   private reconcileQueued = false;
+  private reconciling = false;
+  private reconcileAgain = false;
+  /** When this bridge started waiting for its first read point; null once the agent has acted on current state. */
+  private waitingSince: number | null = Date.now();
+  private announced = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly cancelWatch: () => void;
 
@@ -90,13 +108,68 @@ export class AgentBridge {
     // Coalesce a burst of registry changes (a thousand units started at once) into one agent pass.
     setTimeout(() => {
       this.reconcileQueued = false;
+      void this.reconcile();
+    }, RECONCILE_DELAY_MS);
+  }
+
+  /** One agent pass on the registry as of a confirmed read point; changes arriving meanwhile get another pass. */
+  private async reconcile(): Promise<void> {
+    if (this.reconciling) {
+      this.reconcileAgain = true;
+      return;
+    }
+    this.reconciling = true;
+    try {
+      await this.confirmCurrent();
       if (this.stopped) return;
       const view = readRegistry(this.d.store);
       this.d.agent.reconcile(this.desiredUnits(view));
       // Units the agent forgot (no longer scheduled here) leave no report behind.
       for (const [unit, perMachine] of view.states)
         if (perMachine.has(this.d.machineId)) this.queueReport(unit);
-    }, RECONCILE_DELAY_MS);
+    } catch (err) {
+      this.d.logger(`[agent] reconcile failed: ${(err as Error).stack ?? err}`);
+    } finally {
+      this.reconciling = false;
+    }
+    if (this.reconcileAgain) {
+      this.reconcileAgain = false;
+      this.queueReconcile();
+    }
+  }
+
+  /** Waits (retrying without end, as the agent must not act on a replica that may be stale) for a read point. */
+  private async confirmCurrent(): Promise<void> {
+    if (this.waitingSince !== null && !this.announced) {
+      this.announced = true;
+      this.d.logger(
+        "[agent] waiting for the cluster to confirm the local replica is current before acting on units",
+      );
+    }
+    let delay = SYNC_RETRY_MS;
+    let failed = false;
+    for (;;) {
+      try {
+        await this.d.sync();
+        break;
+      } catch (err) {
+        if (this.stopped) return;
+        if (!failed)
+          this.d.logger(
+            `[agent] no read point from the cluster yet, still waiting: ${(err as Error).message}`,
+          );
+        failed = true;
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, SYNC_RETRY_MAX_MS);
+      }
+    }
+    if (this.waitingSince !== null) {
+      this.d.logger(
+        `[agent] caught up with the cluster at applied index ${this.d.appliedIndex()} ` +
+          `${Date.now() - this.waitingSince} ms after start; acting on units now`,
+      );
+      this.waitingSince = null;
+    } else if (failed) this.d.logger("[agent] the cluster answers again; acting on units");
   }
 
   private queueReport(unit: string): void {

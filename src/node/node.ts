@@ -268,6 +268,8 @@ export class BerthNode {
       store: this.store,
       agent: this.agent,
       write: (req) => this.kv.write(req),
+      sync: () => this.kv.sync(),
+      appliedIndex: () => this.driver.status().applied,
       logger: this.log,
     });
     this.agentBridge.start();
