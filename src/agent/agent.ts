@@ -119,6 +119,8 @@ export class Agent {
   };
   private readonly listeners: ((s: UnitState) => void)[] = [];
   private closed = false;
+  /** Set by fence(): nothing is loaded, started or restarted until unfence(). */
+  private fenced = false;
   private readonly groups: GroupRecord;
   /** Containers a previous agent left running, found on the first reconcile: unit → container id. */
   private sweep: Promise<Map<string, string>> | null = null;
@@ -144,7 +146,7 @@ export class Agent {
   }
 
   reconcile(specs: UnitSpec[]): void {
-    if (this.closed) return;
+    if (this.closed || this.fenced) return;
     if (this.sweep === null) this.sweep = this.sweepContainers(specs);
     const seen = new Set<string>();
     for (const spec of specs) {
@@ -235,6 +237,29 @@ export class Agent {
     this.journalStore.flush();
   }
 
+  /**
+   * The machine's lease on its units ran out (see lease.ts): every unit is killed now — SIGKILL to its processes,
+   * `docker kill` for its container, no ExecStop and no restart — and forgotten. Reconciles are ignored until
+   * unfence(); the next one then starts what is (still) scheduled here afresh.
+   */
+  async fence(): Promise<void> {
+    this.fenced = true;
+    const runners: UnitRunner[] = [];
+    for (const slot of this.slots.values()) {
+      slot.want = null;
+      if (slot.runner !== null) runners.push(slot.runner);
+    }
+    this.slots.clear();
+    this.rebuildGraph();
+    await Promise.all(runners.map((r) => r.kill()));
+    // Processes no runner knows any more (a runner mid-start, or one a previous agent left) die too.
+    this.groups.killLeftovers((l) => this.logger(l));
+  }
+
+  unfence(): void {
+    this.fenced = false;
+  }
+
   /** Resolves once every unit has converged on what the last reconcile asked for (for tests and shutdown). */
   async settled(): Promise<void> {
     // A unit waiting for another (to start, or to stop first) is driven again when that one changes: settled once
@@ -299,6 +324,7 @@ export class Agent {
 
   /** One convergence step; sets slot.dirty when another step is needed. */
   private async step(slot: Slot): Promise<void> {
+    if (this.fenced) return;
     const want = slot.want;
     const runner = slot.runner;
     if (runner !== null && (want === null || want.hash !== runner.hash)) {

@@ -29,4 +29,5 @@ export class BrokenUnit implements UnitRunner {
   }
   start(): void {}
   async stop(): Promise<void> {}
+  async kill(): Promise<void> {}
 }

@@ -502,6 +502,14 @@ export class ContainerRunner extends UnitLifecycle {
     this.enterDead(reason);
   }
 
+  /** docker kill and remove in one call; the container's logs stop with it. */
+  protected async killEverything(): Promise<void> {
+    const id = this.containerId;
+    if (id === null) return;
+    this.detachLogs();
+    await this.removeQuietly(id);
+  }
+
   /** Stops the container if it still runs (docker stop: SIGTERM, SIGKILL after TimeoutStopSec), then removes it. */
   private async stopAndRemove(docker: Docker, id: string): Promise<void> {
     const exit = this.exit;

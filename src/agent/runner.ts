@@ -197,6 +197,14 @@ export class ServiceRunner extends UnitLifecycle {
     this.enterDead(reason);
   }
 
+  protected async killEverything(): Promise<void> {
+    const groups = [this.mainPgid, this.control?.pgid ?? null].filter((g): g is number => g !== null);
+    // Stopped first, so nothing in a group forks a process the SIGKILL would miss.
+    for (const g of groups) killGroup(g, "SIGSTOP");
+    for (const g of groups) killGroup(g, "SIGKILL");
+    await Promise.all(groups.map((g) => this.waitGone(g, null, FINAL_KILL_WAIT_MS)));
+  }
+
   /** SIGTERM (+SIGCONT) to the main process group, SIGKILL once `deadline` passes (result: timeout). */
   private async killMain(deadline: number): Promise<void> {
     const pgid = this.mainPgid;

@@ -48,6 +48,8 @@ export abstract class UnitLifecycle implements UnitRunner {
   private startTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly startLimit: StartLimit;
   private lastEmitted = "";
+  /** Set by kill(): this runner never starts, stops gracefully or restarts again. */
+  private killed = false;
 
   constructor(
     readonly hash: string,
@@ -74,6 +76,8 @@ export abstract class UnitLifecycle implements UnitRunner {
   protected extraState(): Partial<UnitState> {
     return {};
   }
+  /** Kills every process (or the container) of the run at once: the fence's path, no ExecStop. */
+  protected abstract killEverything(): Promise<void>;
   /** Anything besides active/sub/mainPid whose change is worth an onChange event. */
   protected changeKey(): string {
     return "";
@@ -139,6 +143,7 @@ export abstract class UnitLifecycle implements UnitRunner {
   // Start
 
   start(): void {
+    if (this.killed) return;
     if (this.stopping !== null) {
       this.startAfterStop = true;
       return;
@@ -224,8 +229,28 @@ export abstract class UnitLifecycle implements UnitRunner {
     return this.teardown("stop");
   }
 
+  /**
+   * The machine's lease ran out: everything of the run dies now (SIGKILL, `docker kill`), with no ExecStop, no
+   * ExecStopPost and no restart, and the runner is done for good (the agent forgets it).
+   */
+  async kill(): Promise<void> {
+    this.killed = true;
+    this.stopRequested = true;
+    this.startAfterStop = false;
+    ++this.gen;
+    this.clearStartTimer();
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
+    this.log(`${this.name}: Killing every process of the unit: this machine's lease on its units ran out.`);
+    await this.killEverything().catch((e) =>
+      this.ctx.logger(`${this.name}: kill failed: ${(e as Error).message}`),
+    );
+    this.set("failed", "fenced", null);
+  }
+
   /** Runs the stop sequence as the one in flight; a start requested meanwhile follows once it is done. */
   protected teardown(reason: TeardownReason): Promise<void> {
+    if (this.killed) return Promise.resolve();
     const p = this.stopSequence(reason).catch((e) => {
       this.ctx.logger(`${this.name}: stop failed: ${(e as Error).stack ?? e}`);
       this.settle(this.result);

@@ -43,6 +43,8 @@ export interface UnitRunner {
   start(): void;
   /** Stops the unit (no restart follows); resolves once it is dead. Never rejects. */
   stop(): Promise<void>;
+  /** Kills everything of the unit at once (no ExecStop, no restart); the runner is not used again. Never rejects. */
+  kill(): Promise<void>;
 }
 
 export interface RunnerContext {

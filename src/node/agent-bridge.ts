@@ -10,6 +10,7 @@
 // stops or restarts anything on the way: until a read point is confirmed the agent only waits.
 
 import type { Agent, UnitSpec, UnitState } from "../agent/agent.ts";
+import { fenceForTtl, UnitLease } from "../agent/lease.ts";
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError } from "../kv/types.ts";
@@ -33,6 +34,8 @@ export interface AgentBridgeDeps {
   write(req: KvWriteRequest): Promise<unknown>;
   /** Resolves once the local replica has applied everything committed before the call (ReadIndex). */
   sync(): Promise<void>;
+  /** A machine silent this long is declared lost by the leader; the lease runs out well before. */
+  agentTtlMs: number;
   /** This replica's applied Raft index (for the log line saying what the agent caught up to). */
   appliedIndex(): number;
   logger: (line: string) => void;
@@ -60,6 +63,7 @@ export class AgentBridge {
   private announced = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly cancelWatch: () => void;
+  private readonly lease: UnitLease;
 
   constructor(private readonly d: AgentBridgeDeps) {
     const w = d.store.watch(REGISTRY_DIR, { recursive: true, stream: true }, (e) => {
@@ -75,14 +79,26 @@ export class AgentBridge {
     });
     this.cancelWatch = () => ("cancel" in w ? w.cancel() : undefined);
     d.agent.onStateChange((s) => this.queueReport(s.name));
+    this.lease = new UnitLease({
+      fenceMs: fenceForTtl(d.agentTtlMs),
+      readPoint: () => d.sync(),
+      onFence: () => void d.agent.fence(),
+      onRenewedAfterFence: () => {
+        d.agent.unfence();
+        this.queueReconcile();
+      },
+      logger: d.logger,
+    });
   }
 
   start(): void {
+    this.lease.start();
     this.queueReconcile();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.lease.stop();
     this.cancelWatch();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.d.agent.stop();

@@ -269,6 +269,7 @@ export class BerthNode {
       agent: this.agent,
       write: (req) => this.kv.write(req),
       sync: () => this.kv.sync(),
+      agentTtlMs: c.agentTtlMs,
       appliedIndex: () => this.driver.status().applied,
       logger: this.log,
     });
