@@ -1,13 +1,13 @@
 // Debian's real etcdctl (v2 mode) against a 3-node Berth cluster over the HTTP API. The expected output and exit
-// codes come from the same commands run against a real etcd 3.4 (shared/reference/etcdctl-v2-samples.txt); only
-// indexes, times and member ids are normalised.
+// codes come from the same commands run against a real etcd 3.4 (test/fixtures/etcdctl-v2-samples.txt); only
+// indexes, times and member ids are normalised. scripts/capture-etcd-fixtures.sh captures the fixtures.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestCluster } from "./support/cluster.ts";
 
-const SAMPLES = resolve(import.meta.dirname, "../../shared/reference/etcdctl-v2-samples.txt");
+const SAMPLES = resolve(import.meta.dirname, "fixtures/etcdctl-v2-samples.txt");
 
 interface Sample {
   args: string[];
@@ -97,7 +97,7 @@ describe("real etcdctl v2 against a Berth cluster", () => {
 
   it("exec-watch runs the command with ETCD_WATCH_* set", async () => {
     const w = spawnAsync(
-      // etcdctl's own argument parsing: without flags, the key comes last (see etcdctl-v2-traces.txt).
+      // etcdctl's own argument parsing: without flags, the key comes last (test/fixtures/etcdctl-v2-traces.txt).
       ["exec-watch", "sh", "-c", 'echo "$ETCD_WATCH_ACTION $ETCD_WATCH_KEY=$ETCD_WATCH_VALUE"', "--", "/x"],
       cluster.httpUrl("n1"),
     );
