@@ -106,9 +106,9 @@ start_cluster() {
     retry 300 "member $name published" published "$client" "$name"
   done
 }
-healthy() { curl -s "$(url "$1")/health" | grep -q '"health":"true"'; }
-version_decided() { curl -s "$(url "$1")/version" | grep -q '"etcdcluster":"[0-9]'; }
-published() { curl -s "$(url "$1")/v2/members" | grep -q "\"name\":\"$2\""; }
+healthy() { [[ $(curl -s "$(url "$1")/health") == *'"health":"true"'* ]]; }
+version_decided() { [[ $(curl -s "$(url "$1")/version") == *'"etcdcluster":"'[0-9]* ]]; }
+published() { [[ $(curl -s "$(url "$1")/v2/members") == *"\"name\":\"$2\""* ]]; }
 
 # retry TIMES WHAT COMMAND...: runs COMMAND (a function too) every 0.1 s until it succeeds.
 retry() {
@@ -123,15 +123,17 @@ id_of() { curl -s "$(url "$1")/v2/stats/self" | grep -o '"id":"[0-9a-f]*"' | cut
 
 # make_leader PORT: moves leadership to that member (the samples name b1 as leader and b2 as a follower).
 make_leader() {
-  local want=$1 port leader=""
+  local want=$1 leader
   retry 100 "a leader" has_leader
   leader=$(leader_port)
   if [ "$leader" != "$want" ]; then
+    echo "moving leadership from :$leader to :$want" >&2
     ETCDCTL_API=3 etcdctl --endpoints "$(url "$leader")" move-leader "$(id_of "$want")" >/dev/null
   fi
-  retry 100 "member :$want leading" test "$(leader_port)" = "$want"
+  retry 100 "member :$want leading" leads "$want"
 }
 has_leader() { leader_port >/dev/null; }
+leads() { [ "$(leader_port)" = "$1" ]; }
 leader_port() {
   local port
   for port in "${CLIENT_PORTS[@]}"; do [ "$(state_of "$port")" = StateLeader ] && echo "$port" && return 0; done
@@ -143,7 +145,7 @@ leader_port() {
 watchers() {
   local sum=0 port n
   for port in "${CLIENT_PORTS[@]}"; do
-    n=$(curl -s "$(url "$port")/v2/stats/store" | grep -o '"watchers":[0-9]*' | cut -d: -f2)
+    n=$(curl -s "$(url "$port")/v2/stats/store" | grep -o '"watchers":[0-9]*' | cut -d: -f2) || n=0
     sum=$((sum + ${n:-0}))
   done
   echo "$sum"
@@ -158,7 +160,7 @@ await_watcher() {
 }
 # await_value PORT KEY VALUE: the member at PORT has applied the write that set KEY to VALUE.
 await_value() { retry 100 "$2=$3 on :$1" has_value "$@"; }
-has_value() { curl -s "$(url "$1")/v2/keys/$2" | grep -q "\"value\":\"$3\""; }
+has_value() { [[ $(curl -s "$(url "$1")/v2/keys/$2") == *"\"value\":\"$3\""* ]]; }
 # A write just before a stats sample, to a hidden key no later case lists.
 recent_traffic() { curl -s -X PUT "$(url 23791)/v2/keys/_stats_probe" -d value=1 >/dev/null; }
 
