@@ -1,5 +1,5 @@
 // The etcd v2 HTTP API (src/node/http/) against a real KvStore applying commands in-process: request parsing,
-// status codes, headers and body bytes as etcd 3.4 sends them (see /work/shared/reference/etcd-v2-samples*.txt).
+// status codes, headers and body bytes as etcd 3.4 sends them (see test/fixtures/etcd-v2-samples*.txt).
 import { connect } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { KvResult, MemberInfo } from "../src/client/protocol.ts";

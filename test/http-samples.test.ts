@@ -1,8 +1,9 @@
-// Replays shared/reference/etcd-v2-samples.txt (raw `curl -si` answers of a real 3-member etcd 3.4.23) against a
+// Replays test/fixtures/etcd-v2-samples.txt (raw `curl -si` answers of a real 3-member etcd 3.4.23) against a
 // fresh 3-node Berth cluster, in the same order, and compares what a client can see: the status line, the names
 // and order of the headers, the values of the headers clients read, and the body byte for byte once indexes,
 // times, ids, addresses, member names and stats numbers are normalised (the stats documents keep etcd's field
-// names and order, including the rates etcd omits when they are zero).
+// names and order, including the rates etcd omits when they are zero). scripts/capture-etcd-fixtures.sh captures
+// the fixtures from a real etcd.
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
@@ -10,7 +11,7 @@ import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestCluster } from "./support/cluster.ts";
 
-const SAMPLES = resolve(import.meta.dirname, "../../shared/reference/etcd-v2-samples.txt");
+const SAMPLES = resolve(import.meta.dirname, "fixtures/etcd-v2-samples.txt");
 
 /** Headers Node adds on its own and clients do not rely on; Date differs every run. */
 const IGNORED_HEADERS = new Set(["date", "connection", "keep-alive"]);
@@ -77,7 +78,7 @@ function loadSamples(): Sample[] {
   return out;
 }
 
-const SINGLE = resolve(import.meta.dirname, "../../shared/reference/etcd-v2-samples-single-member.txt");
+const SINGLE = resolve(import.meta.dirname, "fixtures/etcd-v2-samples-single-member.txt");
 
 /**
  * The single-member file: `### curl ...` then the answer. Its command lines are not shell-quoted
