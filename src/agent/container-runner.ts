@@ -14,7 +14,6 @@ import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
 import { type ContainerConfig, LABEL_HASH, LABEL_MACHINE, LABEL_UNIT } from "./container-config.ts";
 import { exitText, failureResult, isClean } from "./exit-status.ts";
-import { pipeLines } from "./lines.ts";
 import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
 import type { ExitInfo, RunnerContext, StepRecord, UnitState } from "./unit-types.ts";
 
@@ -420,8 +419,8 @@ export class ContainerRunner extends UnitLifecycle {
     this.detachLogs();
     const out = new PassThrough();
     const err = new PassThrough();
-    pipeLines(out, (t) => this.log(t, "stdout"));
-    pipeLines(err, (t) => this.log(t, "stderr"));
+    this.output.read(out, "stdout");
+    this.output.read(err, "stderr");
     this.logsDone = (async () => {
       try {
         const stream = (await docker
