@@ -71,16 +71,19 @@ export function pipeLines(stream: Readable, sink: LineSink, limits: ReadLimits =
         return;
       }
       const nl = c.indexOf(NL, pos);
-      if (nl < 0) {
-        const rest = c.subarray(pos);
+      const room = limits.lineMaxBytes - partialBytes;
+      if (nl >= 0 && nl - pos <= room) {
+        emit(c.subarray(pos, nl));
+        pos = nl + 1;
+      } else if (c.length - pos < room) {
+        partial.push(c.subarray(pos));
+        partialBytes += c.length - pos;
         pos = c.length;
-        partial.push(rest);
-        partialBytes += rest.length;
-        if (partialBytes >= limits.lineMaxBytes) emit(Buffer.alloc(0));
-        break;
+      } else {
+        // The line reaches LineMax: it is cut there, and what follows is the next line.
+        emit(c.subarray(pos, pos + room));
+        pos += room;
       }
-      emit(c.subarray(pos, nl));
-      pos = nl + 1;
       lines++;
     }
     chunk = null;
