@@ -2,6 +2,7 @@
 // clock, the "Suppressed N messages" line, and the line reader's bounded work per event-loop turn.
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { DockerDemux } from "../src/agent/docker-demux.ts";
 import { DEFAULT_READ_LIMITS, pipeLines } from "../src/agent/lines.ts";
 import { LogRateLimit } from "../src/agent/log-rate-limit.ts";
 import { loadServiceConfig } from "../src/agent/service-config.ts";
@@ -147,5 +148,44 @@ describe("LogRateLimitIntervalSec= and LogRateLimitBurst=", () => {
     expect(load("LogRateLimitIntervalSec=0\n")).toMatchObject({ logRateLimitIntervalMs: 0 });
     expect(() => load("LogRateLimitBurst=many\n")).toThrow(/LogRateLimitBurst=many is not a number/);
     expect(() => load("LogRateLimitIntervalSec=soon\n")).toThrow(/LogRateLimitIntervalSec/);
+  });
+});
+
+describe("DockerDemux", () => {
+  const frame = (type: number, text: string) => {
+    const payload = Buffer.from(text);
+    const h = Buffer.alloc(8);
+    h[0] = type;
+    h.writeUInt32BE(payload.length, 4);
+    return Buffer.concat([h, payload]);
+  };
+
+  it("splits frames (cut anywhere) into stdout and stderr", async () => {
+    const out = new PassThrough();
+    const err = new PassThrough();
+    const d = new DockerDemux(out, err);
+    const all = Buffer.concat([frame(1, "out 1\n"), frame(2, "err 1\n"), frame(1, "out 2\n")]);
+    const cuts = [0, 3, 9, 17, all.length];
+    for (let i = 1; i < cuts.length; i++) d.write(all.subarray(cuts[i - 1], cuts[i]));
+    await new Promise<void>((r) => d.end(r));
+    expect(out.read()?.toString()).toBe("out 1\nout 2\n");
+    expect(err.read()?.toString()).toBe("err 1\n");
+  });
+
+  it("takes no more input while an output is full (the engine's stream is paused, nothing piles up)", async () => {
+    const out = new PassThrough({ highWaterMark: 16 });
+    const err = new PassThrough();
+    const d = new DockerDemux(out, err);
+    let taken = 0;
+    for (let i = 0; i < 10; i++) d.write(frame(1, "x".repeat(64)), () => taken++);
+    await turn();
+    // The first frame fills stdout: it is not taken as done, and nothing more is passed on, until stdout drains.
+    expect(taken).toBe(0);
+    expect(out.readableLength).toBeLessThanOrEqual(64);
+    let read = 0;
+    out.on("data", (c: Buffer) => (read += c.length));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(taken).toBe(10);
+    expect(read).toBe(640);
   });
 });
