@@ -103,9 +103,9 @@ if (run("agent")) {
 
 if (run("flood")) {
   console.log(
-    "\nA unit flooding its journal: `yes` (default rate limit, 10000 lines / 30 s) on one node of 3 real nodes " +
+    "\nA unit flooding its journal: `yes` (default rate limit, 10000 lines / 30 s) on a follower of 3 real nodes " +
       "(dist/berth, tick 50 ms, agent TTL 5 s), linearizable kv gets through that node every 20 ms: 10 s without " +
-      "the unit (a third of it per node), then 60 s with it\n",
+      "the unit, then 60 s with it\n",
   );
   const r = await benchFlood({ progress: (l) => console.error(`  [flood] ${l}`) });
   console.log(table(...formatFlood(r)));
