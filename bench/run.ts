@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
-// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [tunnel] [--seconds N] [--units N]
+// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [flood] [tunnel] [--seconds N] [--units N]
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +7,7 @@ import { SSHD } from "../test/support/sshd.ts";
 import { benchAgent, formatAgent } from "./agent.ts";
 import { benchBusy, busyHeader, formatBusy } from "./busy.ts";
 import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare } from "./etcd-compare.ts";
+import { benchFlood, floodFooter, formatFlood } from "./flood.ts";
 import { measureFdatasync } from "./fsync.ts";
 import { benchPlacement } from "./placement.ts";
 import { benchRaft } from "./raft.ts";
@@ -98,6 +99,17 @@ if (run("agent")) {
   );
   const r = await benchAgent({ progress: (l) => console.error(`  [agent] ${l}`) });
   console.log(table(...formatAgent(r)));
+}
+
+if (run("flood")) {
+  console.log(
+    "\nA unit flooding its journal: `yes` (default rate limit, 10000 lines / 30 s) on a follower of 3 real nodes " +
+      "(dist/berth, tick 50 ms, agent TTL 5 s), linearizable kv gets through that node every 20 ms: 10 s without " +
+      "the unit, then 60 s with it\n",
+  );
+  const r = await benchFlood({ progress: (l) => console.error(`  [flood] ${l}`) });
+  console.log(table(...formatFlood(r)));
+  console.log(floodFooter(r));
 }
 
 if (wanted.length === 0 && !existsSync(SSHD)) {

@@ -13,8 +13,8 @@ import { constants as osConstants } from "node:os";
 import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
 import { type ContainerConfig, LABEL_HASH, LABEL_MACHINE, LABEL_UNIT } from "./container-config.ts";
+import { DockerDemux } from "./docker-demux.ts";
 import { exitText, failureResult, isClean } from "./exit-status.ts";
-import { pipeLines } from "./lines.ts";
 import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
 import type { ExitInfo, RunnerContext, StepRecord, UnitState } from "./unit-types.ts";
 
@@ -420,8 +420,10 @@ export class ContainerRunner extends UnitLifecycle {
     this.detachLogs();
     const out = new PassThrough();
     const err = new PassThrough();
-    pipeLines(out, (t) => this.log(t, "stdout"));
-    pipeLines(err, (t) => this.log(t, "stderr"));
+    this.output.read(out, "stdout");
+    this.output.read(err, "stderr");
+    const demux = new DockerDemux(out, err);
+    demux.on("error", () => {}); // written to after detachLogs destroyed it: nothing left to do
     this.logsDone = (async () => {
       try {
         const stream = (await docker
@@ -432,16 +434,25 @@ export class ContainerRunner extends UnitLifecycle {
           return;
         }
         this.logStream = stream;
-        docker.modem.demuxStream(stream, out, err);
+        stream.pipe(demux);
         await new Promise<void>((resolve) => {
-          stream.on("end", resolve);
-          stream.on("close", resolve);
+          // At its end, the output is all in once the demultiplexer has passed every frame on; a stream cut
+          // short (detachLogs, an engine gone) leaves what it still holds behind.
+          let ended = false;
+          stream.on("end", () => {
+            ended = true;
+          });
+          demux.on("finish", resolve);
+          stream.on("close", () => {
+            if (!ended) resolve();
+          });
           stream.on("error", () => resolve());
         });
       } catch (e) {
         if (statusOf(e) !== 404)
           this.log(`${this.name}: Cannot follow the container's output: ${dockerErrorText(e)}`);
       } finally {
+        demux.destroy();
         out.end();
         err.end();
       }

@@ -13,7 +13,6 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { type CompiledExec, parseEnvironmentFile, resolveArgv, shortSignalName } from "./exec-line.ts";
 import { exitText, isClean } from "./exit-status.ts";
-import { pipeLines } from "./lines.ts";
 import { groupAlive, groupRssBytes, killGroup, lookupGroup, lookupUser } from "./proc.ts";
 import type { ServiceConfig } from "./service-config.ts";
 import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
@@ -416,8 +415,8 @@ export class ServiceRunner extends UnitLifecycle {
       this.ctx.groups?.add(pgid, this.name);
       void proc.exit.then(() => this.ctx.groups?.remove(pgid));
     }
-    if (child.stdout) pipeLines(child.stdout, (t) => this.log(t, "stdout", child.pid));
-    if (child.stderr) pipeLines(child.stderr, (t) => this.log(t, "stderr", child.pid));
+    if (child.stdout) this.output.read(child.stdout, "stdout", child.pid);
+    if (child.stderr) this.output.read(child.stderr, "stderr", child.pid);
     return proc;
   }
 }

@@ -21,6 +21,7 @@ import {
   parseEnvironmentFileRef,
   parseTimespan,
 } from "./exec-line.ts";
+import { DEFAULT_LOG_RATE_LIMIT_BURST, DEFAULT_LOG_RATE_LIMIT_INTERVAL_MS } from "./log-rate-limit.ts";
 
 export type ServiceType = "simple" | "exec" | "oneshot";
 export type RestartPolicy =
@@ -59,6 +60,9 @@ export interface ServiceConfig {
   timeoutStopMs: number;
   startLimitIntervalMs: number;
   startLimitBurst: number;
+  /** LogRateLimitIntervalSec=/LogRateLimitBurst= (systemd.exec(5)): the journal's rate limit; 0 turns it off. */
+  logRateLimitIntervalMs: number;
+  logRateLimitBurst: number;
   environment: Record<string, string>;
   environmentFiles: EnvFileRef[];
   workingDirectory: { path: string; optional: boolean } | null;
@@ -174,11 +178,11 @@ export function serviceConfigOf(
   const both = span("TimeoutSec", timeoutSec, DEFAULT_TIMEOUT_MS, true);
   const intervalRaw = get(file, "Unit", "StartLimitIntervalSec") ?? one("StartLimitInterval");
   const burstRaw = get(file, "Unit", "StartLimitBurst") ?? one("StartLimitBurst");
-  let burst = DEFAULT_START_LIMIT_BURST;
-  if (burstRaw !== undefined) {
-    if (!/^\d+$/.test(burstRaw)) fail(`StartLimitBurst=${burstRaw} is not a number`);
-    burst = Number(burstRaw);
-  }
+  const count = (key: string, v: string | undefined, dflt: number): number => {
+    if (v === undefined) return dflt;
+    if (!/^\d+$/.test(v)) fail(`${key}=${v} is not a number`);
+    return Number(v);
+  };
   const env = wrap("Environment", () => parseEnvironment(getAll(file, S, "Environment"), ctx));
   const wd = one("WorkingDirectory");
   let workingDirectory: ServiceConfig["workingDirectory"] = null;
@@ -208,7 +212,14 @@ export function serviceConfigOf(
     timeoutStartMs: span("TimeoutStartSec", one("TimeoutStartSec"), both, true),
     timeoutStopMs: span("TimeoutStopSec", one("TimeoutStopSec"), both, true),
     startLimitIntervalMs: span("StartLimitIntervalSec", intervalRaw, DEFAULT_START_LIMIT_INTERVAL_MS, false),
-    startLimitBurst: burst,
+    startLimitBurst: count("StartLimitBurst", burstRaw, DEFAULT_START_LIMIT_BURST),
+    logRateLimitIntervalMs: span(
+      "LogRateLimitIntervalSec",
+      one("LogRateLimitIntervalSec"),
+      DEFAULT_LOG_RATE_LIMIT_INTERVAL_MS,
+      false,
+    ),
+    logRateLimitBurst: count("LogRateLimitBurst", one("LogRateLimitBurst"), DEFAULT_LOG_RATE_LIMIT_BURST),
     environment: env.env,
     environmentFiles: getAll(file, S, "EnvironmentFile").map((v) =>
       wrap("EnvironmentFile", () => parseEnvironmentFileRef(v, ctx)),

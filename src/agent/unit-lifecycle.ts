@@ -8,6 +8,7 @@ import { exitText, failureResult, isClean } from "./exit-status.ts";
 import type { JournalLine } from "./journal.ts";
 import { StartLimit, shouldRestart } from "./restart-rules.ts";
 import type { ServiceConfig } from "./service-config.ts";
+import { UnitOutput } from "./unit-output.ts";
 import type {
   ActiveState,
   ExecStep,
@@ -47,6 +48,8 @@ export abstract class UnitLifecycle implements UnitRunner {
   private restartTimer: ReturnType<typeof setTimeout> | null = null;
   private startTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly startLimit: StartLimit;
+  /** The unit's stdout/stderr into the journal, rate-limited (LogRateLimitIntervalSec=/LogRateLimitBurst=). */
+  protected readonly output: UnitOutput;
   private lastEmitted = "";
   /** Set by kill(): this runner never starts, stops gracefully or restarts again. */
   private killed = false;
@@ -60,6 +63,12 @@ export abstract class UnitLifecycle implements UnitRunner {
     this.name = svc.name;
     this.since = ctx.now();
     this.startLimit = new StartLimit(svc.startLimitIntervalMs, svc.startLimitBurst);
+    this.output = new UnitOutput(
+      this.name,
+      { intervalMs: svc.logRateLimitIntervalMs, burst: svc.logRateLimitBurst },
+      (l) => this.log(l.text, l.stream, l.pid),
+      ctx.now,
+    );
     for (const w of warnings) this.log(`${this.name}: ${w}`);
   }
 
