@@ -1,8 +1,11 @@
-// Process groups the agent started, recorded in its data directory. A node killed with SIGKILL leaves its unit
-// processes behind (they run in their own groups); the next agent start kills what is still recorded, so a unit is
-// never left running twice. Each group is recorded with its leader's start time, so a reused pid is left alone.
+// Process groups and unit cgroups the agent started, recorded in its data directory. A node killed with SIGKILL
+// leaves its unit processes behind (they run in their own groups); the next agent start kills what is still
+// recorded, so a unit is never left running twice. Each process group is recorded with its leader's start time, so
+// a reused pid is left alone; a unit's cgroup is the agent's own, so whatever is in it is killed (children that
+// left the process group with setsid too).
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { killGroup } from "./proc.ts";
+import { UnitCgroup } from "./unit-cgroup.ts";
 
 interface Entry {
   unit: string;
@@ -10,8 +13,15 @@ interface Entry {
   startTime: string | null;
 }
 
+interface Saved {
+  groups: Record<string, Entry>;
+  cgroups: Record<string, string[]>;
+}
+
 export class GroupRecord {
   private readonly groups = new Map<number, Entry>();
+  /** Unit → the directories of its cgroup (one per hierarchy), while the group exists. */
+  private readonly cgroups = new Map<string, string[]>();
   private saveQueued = false;
 
   constructor(private readonly file: string) {}
@@ -23,6 +33,15 @@ export class GroupRecord {
 
   remove(pgid: number): void {
     if (this.groups.delete(pgid)) this.saveSoon();
+  }
+
+  addCgroup(unit: string, dirs: string[]): void {
+    this.cgroups.set(unit, dirs);
+    this.saveSoon();
+  }
+
+  removeCgroup(unit: string): void {
+    if (this.cgroups.delete(unit)) this.saveSoon();
   }
 
   /**
@@ -38,17 +57,35 @@ export class GroupRecord {
     });
   }
 
-  /** Kills (SIGKILL) every recorded group whose leader is still the process that was recorded. */
+  /**
+   * Kills (SIGKILL) every process in a recorded cgroup, and every recorded process group whose leader is still the
+   * process that was recorded. The emptied cgroups are removed.
+   */
   killLeftovers(log: (line: string) => void): number {
     if (!existsSync(this.file)) return 0;
-    let recorded: Record<string, Entry> = {};
+    let recorded: Saved = { groups: {}, cgroups: {} };
     try {
-      recorded = JSON.parse(readFileSync(this.file, "utf8")) as Record<string, Entry>;
+      const raw = JSON.parse(readFileSync(this.file, "utf8")) as Saved | Record<string, Entry>;
+      // Before cgroups were recorded, the file held the process groups alone.
+      recorded =
+        "groups" in raw && "cgroups" in raw
+          ? (raw as Saved)
+          : { groups: raw as Record<string, Entry>, cgroups: {} };
     } catch {
       log(`${this.file} is unreadable; no leftover processes can be checked`);
     }
     let killed = 0;
-    for (const [pid, e] of Object.entries(recorded)) {
+    for (const [unit, dirs] of Object.entries(recorded.cgroups)) {
+      const cg = new UnitCgroup(dirs);
+      const n = cg.pids().length;
+      if (n > 0) {
+        cg.killAll();
+        killed++;
+        log(`killed ${n} processes of ${unit} in ${cg.path}, left running by a previous agent`);
+      }
+      if (!cg.removeSync()) log(`${cg.path} could not be removed: something in it outlived SIGKILL`);
+    }
+    for (const [pid, e] of Object.entries(recorded.groups)) {
       const pgid = Number(pid);
       const now = startTimeOf(pgid);
       if (now === null || now !== e.startTime) continue;
@@ -58,6 +95,7 @@ export class GroupRecord {
       }
     }
     this.groups.clear();
+    this.cgroups.clear();
     this.save();
     return killed;
   }
@@ -66,7 +104,11 @@ export class GroupRecord {
   private save(): void {
     const tmp = `${this.file}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.groups)));
+      const saved: Saved = {
+        groups: Object.fromEntries(this.groups),
+        cgroups: Object.fromEntries(this.cgroups),
+      };
+      writeFileSync(tmp, JSON.stringify(saved));
       renameSync(tmp, this.file);
     } catch {}
   }
