@@ -179,20 +179,29 @@ describe("unit cgroups elsewhere", () => {
   it("where no cgroup can be made, a stop still reaches the session and the main process's children", async () => {
     const root = tmp(); // a plain directory: making a "group" there makes no cgroup
     const { agent, dir } = makeAgent(undefined, { cgroups: { kind: "v2", dir: root } });
-    // A child in a process group of its own (job control), still in the main process's session.
+    // One child in a process group of its own, still in the main process's session; one that left the session
+    // (setsid) while its parent, a child of the main process, waits for it.
     const main = script(
       dir,
       "main.sh",
-      `set -m\n/bin/sh -c 'echo $$ > ${dir}/child.pid; exec sleep 1000' &\nwait`,
+      [
+        `perl -e 'setpgrp(0, 0); exec @ARGV' /bin/sh -c 'echo $$ > ${dir}/pg.pid; exec sleep 1000' &`,
+        `/bin/sh -c 'setsid /bin/sh -c "echo \\$\\$ > ${dir}/sid.pid; exec sleep 1000"; :' &`,
+        "wait",
+      ].join("\n"),
     );
-    agent.reconcile([spec("fallback.service", `[Service]\nExecStart=${main}\n`)]);
+    const text = `[Service]\nExecStart=${main}\n`;
+    agent.reconcile([spec("fallback.service", text)]);
     const s = await waitState(agent, "fallback.service", "active", "running");
-    const child = await pidIn(join(dir, "child.pid"));
+    const pg = await pidIn(join(dir, "pg.pid"));
+    const sid = await pidIn(join(dir, "sid.pid"));
     expect(agent.unitCgroup("fallback.service")).toBeNull();
     expect(readdirSync(root)).toEqual([]);
-    expect(sessionOf(child)).toBe(s.mainPid);
-    agent.reconcile([spec("fallback.service", `[Service]\nExecStart=${main}\n`, "loaded")]);
+    expect(sessionOf(pg)).toBe(s.mainPid);
+    expect(sessionOf(sid)).toBe(sid);
+    agent.reconcile([spec("fallback.service", text, "loaded")]);
     await waitState(agent, "fallback.service", "inactive", "dead");
-    expect(alive(child)).toBe(false);
+    expect(alive(pg)).toBe(false);
+    expect(alive(sid)).toBe(false);
   });
 });

@@ -276,8 +276,10 @@ export class ServiceRunner extends UnitLifecycle {
     }
     const pgid = this.mainPgid;
     if (pgid === null) return;
+    // Found before the signal: a child is found through its parent only while that parent lives.
+    const rest = sessionProcesses(pgid);
     killGroup(pgid, sig);
-    for (const pid of sessionProcesses(pgid)) {
+    for (const pid of rest) {
       try {
         process.kill(pid, sig);
       } catch {}
