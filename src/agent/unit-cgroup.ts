@@ -84,13 +84,19 @@ function ownDir(m: Mount): string | null {
   return join(m.point, path.slice(root.length));
 }
 
+/** mountOf's answers: mounts do not move under a running node, and reading mountinfo costs more than a move. */
+const mountCache = new Map<string, Mount | null>();
+
 /** The mount a directory lies in (the longest mount point that holds it). */
 function mountOf(dir: string): Mount | null {
+  const cached = mountCache.get(dir);
+  if (cached !== undefined) return cached;
   let best: Mount | null = null;
   for (const m of mounts()) {
     const inside = dir === m.point || dir.startsWith(m.point.endsWith("/") ? m.point : `${m.point}/`);
     if (inside && (best === null || m.point.length > best.point.length)) best = m;
   }
+  if (best !== null) mountCache.set(dir, best);
   return best;
 }
 
