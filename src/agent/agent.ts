@@ -150,7 +150,10 @@ export class Agent {
     this.now = opts.now ?? Date.now;
     this.journalStore = new Journal(join(opts.dataDir, "journal"));
     mkdirSync(opts.dataDir, { recursive: true });
-    this.groups = new GroupRecord(join(opts.dataDir, "process-groups.json"));
+    this.groups = new GroupRecord(
+      join(opts.dataDir, "process-groups.json"),
+      join(opts.dataDir, "unit-cgroups.json"),
+    );
     this.groups.killLeftovers((l) => this.logger(l));
     const placement = opts.cgroups === undefined ? detectPlacement() : opts.cgroups;
     this.cgroups = UnitCgroups.open(placement, agentKey(opts.dataDir), this.logger);

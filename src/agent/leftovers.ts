@@ -13,18 +13,17 @@ interface Entry {
   startTime: string | null;
 }
 
-interface Saved {
-  groups: Record<string, Entry>;
-  cgroups: Record<string, string[]>;
-}
-
 export class GroupRecord {
+  /** Process group → its unit; saved to `file` as { "<pgid>": Entry } (tests and benches read it too). */
   private readonly groups = new Map<number, Entry>();
-  /** Unit → the directories of its cgroup (one per hierarchy), while the group exists. */
+  /** Unit → the directories of its cgroup (one per hierarchy) while the group exists; saved to `cgroupFile`. */
   private readonly cgroups = new Map<string, string[]>();
   private saveQueued = false;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly cgroupFile: string,
+  ) {}
 
   add(pgid: number, unit: string): void {
     this.groups.set(pgid, { unit, startTime: startTimeOf(pgid) });
@@ -58,24 +57,12 @@ export class GroupRecord {
   }
 
   /**
-   * Kills (SIGKILL) every process in a recorded cgroup, and every recorded process group whose leader is still the
-   * process that was recorded. The emptied cgroups are removed.
+   * Kills (SIGKILL) every process in a recorded cgroup, then removes the group, and every recorded process group
+   * whose leader is still the process that was recorded.
    */
   killLeftovers(log: (line: string) => void): number {
-    if (!existsSync(this.file)) return 0;
-    let recorded: Saved = { groups: {}, cgroups: {} };
-    try {
-      const raw = JSON.parse(readFileSync(this.file, "utf8")) as Saved | Record<string, Entry>;
-      // Before cgroups were recorded, the file held the process groups alone.
-      recorded =
-        "groups" in raw && "cgroups" in raw
-          ? (raw as Saved)
-          : { groups: raw as Record<string, Entry>, cgroups: {} };
-    } catch {
-      log(`${this.file} is unreadable; no leftover processes can be checked`);
-    }
     let killed = 0;
-    for (const [unit, dirs] of Object.entries(recorded.cgroups)) {
+    for (const [unit, dirs] of Object.entries(readRecord<string[]>(this.cgroupFile, log))) {
       const cg = new UnitCgroup(dirs);
       const n = cg.pids().length;
       if (n > 0) {
@@ -85,7 +72,7 @@ export class GroupRecord {
       }
       if (!cg.removeSync()) log(`${cg.path} could not be removed: something in it outlived SIGKILL`);
     }
-    for (const [pid, e] of Object.entries(recorded.groups)) {
+    for (const [pid, e] of Object.entries(readRecord<Entry>(this.file, log))) {
       const pgid = Number(pid);
       const now = startTimeOf(pgid);
       if (now === null || now !== e.startTime) continue;
@@ -102,16 +89,27 @@ export class GroupRecord {
 
   /** Best effort: losing the record (disk full, directory gone) only loses the cleanup after a crash. */
   private save(): void {
-    const tmp = `${this.file}.tmp`;
-    try {
-      const saved: Saved = {
-        groups: Object.fromEntries(this.groups),
-        cgroups: Object.fromEntries(this.cgroups),
-      };
-      writeFileSync(tmp, JSON.stringify(saved));
-      renameSync(tmp, this.file);
-    } catch {}
+    writeAtomically(this.file, Object.fromEntries(this.groups));
+    writeAtomically(this.cgroupFile, Object.fromEntries(this.cgroups));
   }
+}
+
+function readRecord<T>(file: string, log: (line: string) => void): Record<string, T> {
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, T>;
+  } catch {
+    log(`${file} is unreadable; no leftover processes can be checked`);
+    return {};
+  }
+}
+
+function writeAtomically(file: string, value: object): void {
+  const tmp = `${file}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify(value));
+    renameSync(tmp, file);
+  } catch {}
 }
 
 function startTimeOf(pid: number): string | null {
