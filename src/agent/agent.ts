@@ -34,6 +34,13 @@ import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
 import { ServiceRunner } from "./runner.ts";
 import { loadServiceConfig, unitKindOf } from "./service-config.ts";
+import {
+  agentKey,
+  type CgroupPlacement,
+  detectPlacement,
+  type UnitCgroup,
+  UnitCgroups,
+} from "./unit-cgroup.ts";
 import type { ActiveState, RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
 
 export type { JournalLine } from "./journal.ts";
@@ -54,6 +61,8 @@ export interface AgentOptions {
   now?: () => number;
   /** The Docker engine's unix socket that [Container] units run against (the node's --docker-socket). */
   dockerSocket?: string;
+  /** Where unit cgroups go (tests); by default the node's own cgroup, found as unit-cgroup.ts describes; null: none. */
+  cgroups?: CgroupPlacement | null;
 }
 
 interface Slot {
@@ -122,6 +131,8 @@ export class Agent {
   /** Set by fence(): nothing is loaded, started or restarted until unfence(). */
   private fenced = false;
   private readonly groups: GroupRecord;
+  /** A cgroup per service unit; null where none can be made. */
+  private readonly cgroups: UnitCgroups | null;
   /** Containers a previous agent left running, found on the first reconcile: unit → container id. */
   private sweep: Promise<Map<string, string>> | null = null;
   private readonly adoption: Adoption = {
@@ -141,8 +152,13 @@ export class Agent {
     this.now = opts.now ?? Date.now;
     this.journalStore = new Journal(join(opts.dataDir, "journal"));
     mkdirSync(opts.dataDir, { recursive: true });
-    this.groups = new GroupRecord(join(opts.dataDir, "process-groups.json"));
+    this.groups = new GroupRecord(
+      join(opts.dataDir, "process-groups.json"),
+      join(opts.dataDir, "unit-cgroups.json"),
+    );
     this.groups.killLeftovers((l) => this.logger(l));
+    const placement = opts.cgroups === undefined ? detectPlacement() : opts.cgroups;
+    this.cgroups = UnitCgroups.open(placement, agentKey(opts.dataDir), this.logger);
   }
 
   reconcile(specs: UnitSpec[]): void {
@@ -223,6 +239,12 @@ export class Agent {
     return this.journalStore.follow(name, onLine);
   }
 
+  /** A service unit's cgroup (freeze, thaw, kill every process), for a supervisor; null where it has none. */
+  unitCgroup(name: string): UnitCgroup | null {
+    const r = this.slots.get(name)?.runner;
+    return r instanceof ServiceRunner ? r.unitCgroup() : null;
+  }
+
   /** Stops every unit (ExecStop semantics) and refuses further reconciles. */
   async stop(): Promise<void> {
     this.closed = true;
@@ -234,6 +256,7 @@ export class Agent {
     await this.settled();
     // A runner may have been mid-start when the drivers finished: make sure nothing is left.
     await Promise.all([...this.slots.values()].map((s) => s.runner?.stop()));
+    this.cgroups?.close();
     this.journalStore.flush();
   }
 
@@ -612,6 +635,7 @@ export class Agent {
         else this.emit(s);
       },
       groups: this.groups,
+      cgroups: this.cgroups,
     };
     try {
       if (typeof spec.text !== "string") throw new UnitFileError("unit text is missing", 0, spec.name);

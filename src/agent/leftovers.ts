@@ -1,8 +1,11 @@
-// Process groups the agent started, recorded in its data directory. A node killed with SIGKILL leaves its unit
-// processes behind (they run in their own groups); the next agent start kills what is still recorded, so a unit is
-// never left running twice. Each group is recorded with its leader's start time, so a reused pid is left alone.
+// Process groups and unit cgroups the agent started, recorded in its data directory. A node killed with SIGKILL
+// leaves its unit processes behind (they run in their own groups); the next agent start kills what is still
+// recorded, so a unit is never left running twice. Each process group is recorded with its leader's start time, so
+// a reused pid is left alone; a unit's cgroup is the agent's own, so whatever is in it is killed (children that
+// left the process group with setsid too).
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { killGroup } from "./proc.ts";
+import { UnitCgroup } from "./unit-cgroup.ts";
 
 interface Entry {
   unit: string;
@@ -11,10 +14,16 @@ interface Entry {
 }
 
 export class GroupRecord {
+  /** Process group → its unit; saved to `file` as { "<pgid>": Entry } (tests and benches read it too). */
   private readonly groups = new Map<number, Entry>();
+  /** Unit → the directories of its cgroup (one per hierarchy) while the group exists; saved to `cgroupFile`. */
+  private readonly cgroups = new Map<string, string[]>();
   private saveQueued = false;
 
-  constructor(private readonly file: string) {}
+  constructor(
+    private readonly file: string,
+    private readonly cgroupFile: string,
+  ) {}
 
   add(pgid: number, unit: string): void {
     this.groups.set(pgid, { unit, startTime: startTimeOf(pgid) });
@@ -23,6 +32,15 @@ export class GroupRecord {
 
   remove(pgid: number): void {
     if (this.groups.delete(pgid)) this.saveSoon();
+  }
+
+  addCgroup(unit: string, dirs: string[]): void {
+    this.cgroups.set(unit, dirs);
+    this.saveSoon();
+  }
+
+  removeCgroup(unit: string): void {
+    if (this.cgroups.delete(unit)) this.saveSoon();
   }
 
   /**
@@ -38,17 +56,23 @@ export class GroupRecord {
     });
   }
 
-  /** Kills (SIGKILL) every recorded group whose leader is still the process that was recorded. */
+  /**
+   * Kills (SIGKILL) every process in a recorded cgroup, then removes the group, and every recorded process group
+   * whose leader is still the process that was recorded.
+   */
   killLeftovers(log: (line: string) => void): number {
-    if (!existsSync(this.file)) return 0;
-    let recorded: Record<string, Entry> = {};
-    try {
-      recorded = JSON.parse(readFileSync(this.file, "utf8")) as Record<string, Entry>;
-    } catch {
-      log(`${this.file} is unreadable; no leftover processes can be checked`);
-    }
     let killed = 0;
-    for (const [pid, e] of Object.entries(recorded)) {
+    for (const [unit, dirs] of Object.entries(readRecord<string[]>(this.cgroupFile, log))) {
+      const cg = new UnitCgroup(dirs);
+      const n = cg.pids().length;
+      if (n > 0) {
+        cg.killAll();
+        killed++;
+        log(`killed ${n} processes of ${unit} in ${cg.path}, left running by a previous agent`);
+      }
+      if (!cg.removeSync()) log(`${cg.path} could not be removed: something in it outlived SIGKILL`);
+    }
+    for (const [pid, e] of Object.entries(readRecord<Entry>(this.file, log))) {
       const pgid = Number(pid);
       const now = startTimeOf(pgid);
       if (now === null || now !== e.startTime) continue;
@@ -58,18 +82,34 @@ export class GroupRecord {
       }
     }
     this.groups.clear();
+    this.cgroups.clear();
     this.save();
     return killed;
   }
 
   /** Best effort: losing the record (disk full, directory gone) only loses the cleanup after a crash. */
   private save(): void {
-    const tmp = `${this.file}.tmp`;
-    try {
-      writeFileSync(tmp, JSON.stringify(Object.fromEntries(this.groups)));
-      renameSync(tmp, this.file);
-    } catch {}
+    writeAtomically(this.file, Object.fromEntries(this.groups));
+    writeAtomically(this.cgroupFile, Object.fromEntries(this.cgroups));
   }
+}
+
+function readRecord<T>(file: string, log: (line: string) => void): Record<string, T> {
+  if (!existsSync(file)) return {};
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, T>;
+  } catch {
+    log(`${file} is unreadable; no leftover processes can be checked`);
+    return {};
+  }
+}
+
+function writeAtomically(file: string, value: object): void {
+  const tmp = `${file}.tmp`;
+  try {
+    writeFileSync(tmp, JSON.stringify(value));
+    renameSync(tmp, file);
+  } catch {}
 }
 
 function startTimeOf(pid: number): string | null {

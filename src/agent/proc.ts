@@ -153,3 +153,59 @@ export function lookupGroup(group: string, groupPath = "/etc/group"): number | n
   }
   return null;
 }
+
+/**
+ * Where a unit has no cgroup: the live processes of the group and session `leader` started (the runner makes every
+ * process it spawns the leader of both), and their descendants while these still have their parent. A child that
+ * called setsid and whose parent has exited is out of reach: only a cgroup finds that one.
+ */
+export function sessionProcesses(leader: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const children = new Map<number, number[]>();
+  const found = new Set<number>();
+  const live = new Set<number>();
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    // After the command name: state, ppid, pgrp, session.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const pid = Number(e);
+    if (f[0] !== "Z") live.add(pid);
+    const ppid = Number(f[1]);
+    children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    if (Number(f[2]) === leader || Number(f[3]) === leader) found.add(pid);
+  }
+  const queue = [...found];
+  while (queue.length > 0) {
+    for (const c of children.get(queue.pop()!) ?? []) {
+      if (!found.has(c)) {
+        found.add(c);
+        queue.push(c);
+      }
+    }
+  }
+  return [...found].filter((p) => live.has(p) && p !== process.pid);
+}
+
+/** Resident memory of the given processes, from /proc; null when none of them is left. */
+export function rssBytesOf(pids: number[]): number | null {
+  let sum = 0;
+  let any = false;
+  for (const pid of pids) {
+    try {
+      sum += Number(readFileSync(`/proc/${pid}/statm`, "utf8").split(" ")[1]) * PAGE_SIZE;
+      any = true;
+    } catch {}
+  }
+  return any ? sum : null;
+}

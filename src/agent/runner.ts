@@ -3,8 +3,11 @@
 //   start:  [start limit] → start-pre (ExecStartPre…) → start (ExecStart) → start-post (ExecStartPost…) → running
 //           (Type=simple: active as soon as the main process is spawned; Type=oneshot: every ExecStart= in order,
 //           then active/exited with RemainAfterExit=yes, else straight on to stop)
-//   stop:   stop (ExecStop…) → stop-sigterm (SIGTERM to the process group) → stop-sigkill after TimeoutStopSec →
+//   stop:   stop (ExecStop…) → stop-sigterm (KillSignal= per KillMode=) → stop-sigkill after TimeoutStopSec →
 //           stop-post (ExecStopPost…) → dead / failed → auto-restart (RestartSec) → start again, per Restart=
+//
+// Every process of a run is born in the unit's cgroup (unit-cgroup.ts), so children that call setsid are found and
+// killed too. Where the agent has no cgroups, a run is the main process's group and session and their children.
 //
 // Start limits, timeouts, Restart= and the state the agent sees are UnitLifecycle's (unit-lifecycle.ts); this
 // file spawns, watches and kills the processes.
@@ -13,8 +16,17 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { type CompiledExec, parseEnvironmentFile, resolveArgv, shortSignalName } from "./exec-line.ts";
 import { exitText, isClean } from "./exit-status.ts";
-import { groupAlive, groupRssBytes, killGroup, lookupGroup, lookupUser } from "./proc.ts";
+import {
+  groupAlive,
+  groupRssBytes,
+  killGroup,
+  lookupGroup,
+  lookupUser,
+  rssBytesOf,
+  sessionProcesses,
+} from "./proc.ts";
 import type { ServiceConfig } from "./service-config.ts";
+import type { UnitCgroup } from "./unit-cgroup.ts";
 import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
 import type { ExecStep, ExitInfo, RunnerContext, ServiceResult, StepRecord } from "./unit-types.ts";
 
@@ -37,6 +49,8 @@ export class ServiceRunner extends UnitLifecycle {
   private mainPgid: number | null = null;
   private main: Proc | null = null;
   private control: { proc: Proc; pgid: number | null } | null = null;
+  /** The unit's cgroup, from the first start until it is removed (empty) after a stop; null where none exists. */
+  private cgroup: UnitCgroup | null = null;
   private env: Record<string, string> = {};
 
   constructor(
@@ -50,6 +64,8 @@ export class ServiceRunner extends UnitLifecycle {
   protected memoryReader(): () => number | null {
     const running = this.mainPgid !== null && (this.active === "active" || this.active === "activating");
     const pgid = running ? this.mainPgid : null;
+    const cgroup = this.cgroup;
+    if (cgroup !== null && running) return () => rssBytesOf(cgroup.pids());
     return () => (pgid === null ? null : groupRssBytes(pgid));
   }
 
@@ -61,6 +77,10 @@ export class ServiceRunner extends UnitLifecycle {
     this.lastMainExit = null;
     this.mainExitedDuringStart = null;
     this.log(`Starting ${this.desc}...`);
+    if (this.cgroup === null) {
+      this.cgroup = this.ctx.cgroups?.group(this.name) ?? null;
+      if (this.cgroup !== null) this.ctx.groups?.addCgroup(this.name, this.cgroup.dirs);
+    }
     try {
       this.env = this.buildEnv();
     } catch (e) {
@@ -158,7 +178,7 @@ export class ServiceRunner extends UnitLifecycle {
     const runExecStop = reason === "stop" || reason === "exited";
     if (killControl && this.control !== null) {
       this.set("deactivating", this.stopRequested ? "stop" : "stop-sigterm");
-      await this.terminate(this.control.pgid, this.control.proc, Date.now() + cfg.timeoutStopMs, false);
+      await this.terminate(this.control.pgid, this.control.proc, Date.now() + cfg.timeoutStopMs);
     }
     if (runExecStop && cfg.execStop.length > 0) {
       this.set("deactivating", "stop");
@@ -193,52 +213,134 @@ export class ServiceRunner extends UnitLifecycle {
     }
     this.mainPgid = null;
     this.main = null;
+    await this.removeCgroup();
     this.enterDead(reason);
   }
 
+  /** The fence: every process of the run dies now (its cgroup, else its process groups and session, stopped first). */
   protected async killEverything(): Promise<void> {
-    const groups = [this.mainPgid, this.control?.pgid ?? null].filter((g): g is number => g !== null);
-    // Stopped first, so nothing in a group forks a process the SIGKILL would miss.
-    for (const g of groups) killGroup(g, "SIGSTOP");
-    for (const g of groups) killGroup(g, "SIGKILL");
-    await Promise.all(groups.map((g) => this.waitGone(g, null, FINAL_KILL_WAIT_MS)));
+    if (this.cgroup !== null) this.cgroup.killAll();
+    else {
+      this.signalUnit("SIGSTOP");
+      const control = this.control?.pgid ?? null;
+      if (control !== null) killGroup(control, "SIGKILL");
+      this.signalUnit("SIGKILL");
+    }
+    await this.waitUntil(() => !this.unitAlive(), FINAL_KILL_WAIT_MS);
   }
 
-  /** SIGTERM (+SIGCONT) to the main process group, SIGKILL once `deadline` passes (result: timeout). */
+  /**
+   * Stops what is left of the run, per KillMode= (systemd.kill(5)): KillSignal= (+SIGCONT) to every process of the
+   * unit (control-group) or to the main process (mixed, process); once `deadline` passes (result: timeout) SIGKILL
+   * to every process (control-group, mixed) or to the main one (process). Mixed kills the rest as soon as the main
+   * process is gone. KillMode=none, or SendSIGKILL=no at the deadline, leaves the processes running.
+   */
   private async killMain(deadline: number): Promise<void> {
+    const { killMode: mode, killSignal, sendSigkill } = this.cfg;
+    const main = this.main;
+    const mainPid = main?.pid ?? null;
+    const wholeUnit = mode === "control-group" || mode === "mixed";
+    if (mode === "none" || (main === null && !(wholeUnit && this.unitAlive()))) return;
+    this.set("deactivating", "stop-sigterm");
+    const toMain = (sig: NodeJS.Signals): void => {
+      if (mainPid === null) return;
+      try {
+        process.kill(mainPid, sig);
+      } catch {}
+    };
+    if (mode === "control-group") {
+      this.signalUnit(killSignal);
+      this.signalUnit("SIGCONT");
+    } else {
+      toMain(killSignal);
+      toMain("SIGCONT");
+    }
+    const gone = (): boolean =>
+      (main === null || main.exited !== null) && (mode !== "control-group" || !this.unitAlive());
+    const inTime = await this.waitUntil(gone, deadline - Date.now());
+    if (!inTime) {
+      this.stopTimedOut();
+      if (!sendSigkill) return;
+      this.set("deactivating", "stop-sigkill");
+    }
+    if (mode === "process") {
+      if (!inTime) toMain("SIGKILL");
+    } else if (this.cgroup !== null) this.cgroup.killAll();
+    else this.signalUnit("SIGKILL");
+    const dead = (): boolean =>
+      (main === null || main.exited !== null) && (mode === "process" || !this.unitAlive());
+    await this.waitUntil(dead, FINAL_KILL_WAIT_MS);
+  }
+
+  /** Is anything of this run still running: its cgroup, else the main process's group and session. */
+  private unitAlive(): boolean {
+    if (this.cgroup !== null) return this.cgroup.alive();
+    const pgid = this.mainPgid;
+    return pgid !== null && (groupAlive(pgid) || sessionProcesses(pgid).length > 0);
+  }
+
+  /** Sends a signal to every process of the run (see unitAlive). */
+  private signalUnit(sig: NodeJS.Signals): void {
+    if (this.cgroup !== null) {
+      this.cgroup.signal(sig);
+      return;
+    }
     const pgid = this.mainPgid;
     if (pgid === null) return;
-    const main = this.main;
-    if (!groupAlive(pgid) && main === null) return;
-    await this.terminate(pgid, main, deadline, true);
+    // Found before the signal: a child is found through its parent only while that parent lives.
+    const rest = sessionProcesses(pgid);
+    killGroup(pgid, sig);
+    for (const pid of rest) {
+      try {
+        process.kill(pid, sig);
+      } catch {}
+    }
   }
 
-  /** Terminates a process group: SIGTERM, then SIGKILL at the deadline. `track` reflects it in the sub state. */
-  private async terminate(pgid: number | null, proc: Proc | null, deadline: number, track: boolean) {
+  /**
+   * After a stop: what ExecStopPost= left behind is killed (control-group, mixed), then the emptied cgroup is
+   * removed; it is kept (and stays recorded) while KillMode= left processes in it.
+   */
+  private async removeCgroup(): Promise<void> {
+    const cg = this.cgroup;
+    if (cg === null) return;
+    const wholeUnit = this.cfg.killMode === "control-group" || this.cfg.killMode === "mixed";
+    if (wholeUnit) cg.killAll();
+    else if (cg.alive()) return;
+    if (!(await cg.remove())) return;
+    if (this.cgroup === cg) this.cgroup = null;
+    this.ctx.groups?.removeCgroup(this.name);
+  }
+
+  /** The unit's cgroup, for a supervisor that freezes or kills a whole unit (null where it has none). */
+  unitCgroup(): UnitCgroup | null {
+    return this.cgroup;
+  }
+
+  private async waitUntil(done: () => boolean, ms: number): Promise<boolean> {
+    const until = Date.now() + Math.max(0, ms);
+    for (;;) {
+      if (done()) return true;
+      if (Date.now() >= until) return false;
+      await sleep(Math.min(20, Math.max(1, until - Date.now())));
+    }
+  }
+
+  /** Terminates a control process's group: SIGTERM, then SIGKILL at the deadline. */
+  private async terminate(pgid: number | null, proc: Proc | null, deadline: number) {
     if (pgid === null) {
       if (proc !== null) await proc.exit;
       return;
     }
-    if (track) this.set("deactivating", "stop-sigterm");
     killGroup(pgid, "SIGTERM");
     killGroup(pgid, "SIGCONT");
     if (await this.waitGone(pgid, proc, deadline - Date.now())) return;
-    if (track) {
-      this.stopTimedOut();
-      this.set("deactivating", "stop-sigkill");
-    }
     killGroup(pgid, "SIGKILL");
     await this.waitGone(pgid, proc, FINAL_KILL_WAIT_MS);
   }
 
-  private async waitGone(pgid: number, proc: Proc | null, ms: number): Promise<boolean> {
-    const until = Date.now() + Math.max(0, ms);
-    for (;;) {
-      const procDone = proc === null || proc.exited !== null;
-      if (procDone && !groupAlive(pgid)) return true;
-      if (Date.now() >= until) return false;
-      await sleep(Math.min(20, Math.max(1, until - Date.now())));
-    }
+  private waitGone(pgid: number, proc: Proc | null, ms: number): Promise<boolean> {
+    return this.waitUntil(() => (proc === null || proc.exited !== null) && !groupAlive(pgid), ms);
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -291,7 +393,7 @@ export class ServiceRunner extends UnitLifecycle {
       ]);
       if (raced === null) {
         timedOut = true;
-        await this.terminate(pgid, proc, Date.now(), false);
+        await this.terminate(pgid, proc, Date.now());
         e = await proc.exit;
       } else e = raced;
     } else e = await proc.exit;
@@ -313,7 +415,7 @@ export class ServiceRunner extends UnitLifecycle {
     };
   }
 
-  /** Spawns one Exec line in its own process group, its output going to the journal line by line. */
+  /** Spawns one Exec line in its own process group and the unit's cgroup, its output going to the journal. */
   private spawnProc(step: ExecStep, cmd: CompiledExec, extraEnv: Record<string, string>): Proc {
     const record: StepRecord = {
       step,
@@ -368,15 +470,18 @@ export class ServiceRunner extends UnitLifecycle {
     }
     let child: ChildProcess;
     try {
-      child = spawn(cmd.path, argv.slice(1), {
-        argv0: argv[0] ?? cmd.path,
-        cwd,
-        env,
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-        ...(uid !== undefined ? { uid } : {}),
-        ...(gid !== undefined ? { gid } : {}),
-      });
+      // detached: the child leads a new session and process group (setsid).
+      const start = (): ChildProcess =>
+        spawn(cmd.path, argv.slice(1), {
+          argv0: argv[0] ?? cmd.path,
+          cwd,
+          env,
+          detached: true,
+          stdio: ["ignore", "pipe", "pipe"],
+          ...(uid !== undefined ? { uid } : {}),
+          ...(gid !== undefined ? { gid } : {}),
+        });
+      child = this.cgroup !== null ? this.cgroup.spawnInside(start) : start();
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       return failed(

@@ -1,5 +1,6 @@
 // A unit file's [Service] section turned into what the runner needs (systemd.service(5), systemd.exec(5),
 // systemd.unit(5) for the start rate limit). Pure: throws UnitFileError for what systemd would refuse to load.
+import { constants } from "node:os";
 import {
   expandSpecifiers,
   get,
@@ -24,6 +25,9 @@ import {
 import { DEFAULT_LOG_RATE_LIMIT_BURST, DEFAULT_LOG_RATE_LIMIT_INTERVAL_MS } from "./log-rate-limit.ts";
 
 export type ServiceType = "simple" | "exec" | "oneshot";
+/** systemd.kill(5): which processes a stop signals. */
+export type KillMode = "control-group" | "mixed" | "process" | "none";
+const KILL_MODES: readonly KillMode[] = ["control-group", "mixed", "process", "none"];
 export type RestartPolicy =
   | "no"
   | "on-success"
@@ -68,6 +72,10 @@ export interface ServiceConfig {
   workingDirectory: { path: string; optional: boolean } | null;
   user: string | null;
   group: string | null;
+  /** KillMode=, KillSignal= and SendSIGKILL= (systemd.kill(5)). */
+  killMode: KillMode;
+  killSignal: NodeJS.Signals;
+  sendSigkill: boolean;
   warnings: string[];
 }
 
@@ -197,6 +205,13 @@ export function serviceConfigOf(
   }
   const user = one("User");
   const group = one("Group");
+  const killMode = one("KillMode") ?? "control-group";
+  if (!(KILL_MODES as readonly string[]).includes(killMode)) {
+    fail(`KillMode=${killMode} is not one of ${KILL_MODES.join(", ")}`);
+  }
+  const killSignalRaw = one("KillSignal") ?? "SIGTERM";
+  const killSignal = killSignalRaw.startsWith("SIG") ? killSignalRaw : `SIG${killSignalRaw}`;
+  if (!(killSignal in constants.signals)) fail(`KillSignal=${killSignalRaw} is not a signal name`);
   return {
     name,
     description: expandDescription(file, ctx) ?? name,
@@ -227,6 +242,9 @@ export function serviceConfigOf(
     workingDirectory,
     user: user === undefined || user === "" ? null : wrap("User", () => expandSpecifiers(user, ctx)),
     group: group === undefined || group === "" ? null : wrap("Group", () => expandSpecifiers(group, ctx)),
+    killMode: killMode as KillMode,
+    killSignal: killSignal as NodeJS.Signals,
+    sendSigkill: bool("SendSIGKILL", true),
     warnings: env.warnings,
   };
 }

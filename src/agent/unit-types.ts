@@ -1,5 +1,7 @@
 // The shapes every unit runner shares with the agent: what a unit reports and what it is given to run.
+
 import type { Journal } from "./journal.ts";
+import type { UnitCgroups } from "./unit-cgroup.ts";
 
 export type ActiveState = "active" | "inactive" | "activating" | "deactivating" | "failed";
 export type ExecStep = "ExecStartPre" | "ExecStart" | "ExecStartPost" | "ExecStop" | "ExecStopPost";
@@ -52,8 +54,15 @@ export interface RunnerContext {
   now: () => number;
   logger: (line: string) => void;
   onChange: (s: UnitState) => void;
-  /** Where spawned process groups are recorded, so a restarted agent can kill what a crash left behind. */
-  groups?: { add(pgid: number, unit: string): void; remove(pgid: number): void };
+  /** Where spawned process groups and unit cgroups are recorded, so a restarted agent can kill what a crash left behind. */
+  groups?: {
+    add(pgid: number, unit: string): void;
+    remove(pgid: number): void;
+    addCgroup(unit: string, dirs: string[]): void;
+    removeCgroup(unit: string): void;
+  };
+  /** The agent's unit cgroups; null or missing where none can be made (units are then tracked by session). */
+  cgroups?: UnitCgroups | null;
 }
 
 /** systemd's service results (`Result=` / "Failed with result '…'"). */

@@ -4,8 +4,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach } from "vitest";
-import { Agent, type UnitSpec, type UnitState } from "../../src/agent/agent.ts";
+import { Agent, type AgentOptions, type UnitSpec, type UnitState } from "../../src/agent/agent.ts";
 import { processState } from "../../src/agent/proc.ts";
+import { detectPlacement } from "../../src/agent/unit-cgroup.ts";
+import { sweepAgentCgroups } from "./cgroups.ts";
 
 /** A long-running main process that exits promptly on SIGTERM. */
 export const SLEEPER = "/bin/sh -c 'while :; do sleep 0.05; done'";
@@ -31,8 +33,11 @@ export const spec = (
 export interface AgentHarness {
   /** A temp dir removed after the test. */
   tmp(): string;
-  /** An agent on `dir` (machine m1abc), stopped after the test; `events` collects its state changes. */
-  makeAgent(dir?: string): { agent: Agent; dir: string; events: UnitState[] };
+  /**
+   * An agent on `dir` (machine m1abc), stopped after the test, its unit cgroups removed; `events` collects its
+   * state changes. `extra` adds agent options.
+   */
+  makeAgent(dir?: string, extra?: Partial<AgentOptions>): { agent: Agent; dir: string; events: UnitState[] };
   /** For a test that stops `agent` itself: it is not stopped again after the test. */
   release(agent: Agent): void;
   /** A process group to SIGKILL after the test (main processes are tracked already). */
@@ -46,6 +51,8 @@ export function agentHarness(opts: { tmpPrefix: string; waitMs: number }): Agent
   const agents: Agent[] = [];
   const dirs: string[] = [];
   const pgids = new Set<number>();
+  /** Data directories of the agents made, with where their unit cgroups go. */
+  const cgroupOwners: { dataDir: string; placement: AgentOptions["cgroups"] }[] = [];
 
   afterEach(async () => {
     await Promise.all(agents.splice(0).map((a) => a.stop()));
@@ -56,6 +63,7 @@ export function agentHarness(opts: { tmpPrefix: string; waitMs: number }): Agent
       } catch {}
     }
     pgids.clear();
+    for (const o of cgroupOwners.splice(0)) sweepAgentCgroups(o.placement ?? null, o.dataDir);
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
@@ -65,8 +73,13 @@ export function agentHarness(opts: { tmpPrefix: string; waitMs: number }): Agent
     return d;
   };
 
-  const makeAgent = (dir = tmp()) => {
-    const agent = new Agent({ machineId: "m1abc", hostname: "node-1", dataDir: join(dir, "data") });
+  const makeAgent = (dir = tmp(), extra: Partial<AgentOptions> = {}) => {
+    const dataDir = join(dir, "data");
+    cgroupOwners.push({
+      dataDir,
+      placement: extra.cgroups === undefined ? detectPlacement() : extra.cgroups,
+    });
+    const agent = new Agent({ machineId: "m1abc", hostname: "node-1", dataDir, ...extra });
     const events: UnitState[] = [];
     agent.onStateChange((s) => {
       events.push(s);

@@ -2,6 +2,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { detectPlacement } from "../../src/agent/unit-cgroup.ts";
+import { sweepAgentCgroups } from "./cgroups.ts";
 
 /** Ports handed out by this process, never handed out twice. */
 const handedOut = new Set<number>();
@@ -39,8 +41,12 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   }
 }
 
-/** Unit processes outlive a SIGKILLed node (own process groups); the agent records them for this cleanup. */
+/**
+ * Unit processes outlive a SIGKILLed node (own process groups, own cgroups); the agent records the groups for this
+ * cleanup, and its cgroups are emptied and removed (the node's are under this process's own cgroup).
+ */
 export function killUnitProcesses(dataDir: string): void {
+  sweepAgentCgroups(detectPlacement(), join(dataDir, "agent"));
   const file = join(dataDir, "agent", "process-groups.json");
   if (!existsSync(file)) return;
   try {
