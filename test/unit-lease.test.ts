@@ -1,7 +1,7 @@
-// The machine's lease on its units (src/agent/lease.ts) on a simulated clock: renewed by read points, fenced when
-// none comes for the fence time, not fenced by a stall the cluster confirms right after, and lifted again.
+// The machine's lease on its units (src/agent/lease.ts) on a simulated clock: renewed by the node's read points,
+// fenced when none comes for the fence time, not fenced by a stall the cluster confirms right after, lifted again.
 import { describe, expect, it } from "vitest";
-import { STALL_CONFIRM_MS, UnitLease } from "../src/agent/lease.ts";
+import { LeaseRenewer, STALL_CONFIRM_MS, UnitLease } from "../src/agent/lease.ts";
 
 /** Virtual time: timers fire in order as the test advances the clock. */
 class SimClock {
@@ -43,18 +43,21 @@ function setup(fenceMs = 1200) {
   const events: string[] = [];
   /** Whether the cluster answers read points (each answered at once). */
   let answering = true;
+  const readPoint = () => (answering ? Promise.resolve() : new Promise<void>(() => {}));
   const lease = new UnitLease({
     fenceMs,
     clock,
-    readPoint: () => (answering ? Promise.resolve() : new Promise<void>(() => {})),
+    readPoint,
     onFence: () => events.push(`fence@${clock.t}`),
     onRenewedAfterFence: () => events.push(`renewed@${clock.t}`),
     logger: () => {},
   });
+  const renewer = new LeaseRenewer({ fenceMs, clock, readPoint, renewed: (at) => lease.renewed(at) });
   return {
     clock,
     events,
     lease,
+    renewer,
     setAnswering: (a: boolean) => {
       answering = a;
     },
@@ -63,8 +66,8 @@ function setup(fenceMs = 1200) {
 
 describe("unit lease", () => {
   it("holds while read points come, fences within the fence time once they stop, and lifts when they return", async () => {
-    const { clock, events, lease, setAnswering } = setup(1200);
-    lease.start();
+    const { clock, events, lease, renewer, setAnswering } = setup(1200);
+    renewer.start();
     await clock.advance(5000);
     expect(events).toEqual([]);
     const cut = clock.t;
@@ -73,7 +76,7 @@ describe("unit lease", () => {
     expect(events).toHaveLength(1);
     const fencedAt = Number(events[0]!.split("@")[1]);
     // The last read point was issued at most one renewal period before the cut; the fence falls 1200 ms after it.
-    expect(fencedAt).toBeGreaterThan(cut + 1200 - lease.renewEveryMs - 1);
+    expect(fencedAt).toBeGreaterThan(cut + 1200 - renewer.renewEveryMs - 1);
     expect(fencedAt).toBeLessThanOrEqual(cut + 1200);
     expect(lease.isFenced()).toBe(true);
     setAnswering(true);
@@ -83,23 +86,23 @@ describe("unit lease", () => {
   });
 
   it("never fences before a first read point", async () => {
-    const { clock, events, lease, setAnswering } = setup();
+    const { clock, events, renewer, setAnswering } = setup();
     setAnswering(false);
-    lease.start();
+    renewer.start();
     await clock.advance(10_000);
     expect(events).toEqual([]);
   });
 
   it("after a stall past the lease, fences only when the cluster does not confirm within the bound", async () => {
     const a = setup();
-    a.lease.start();
+    a.renewer.start();
     await a.clock.advance(2000);
     a.clock.stall(7000);
     await a.clock.advance(2000);
     expect(a.events).toEqual([]);
 
     const b = setup();
-    b.lease.start();
+    b.renewer.start();
     await b.clock.advance(2000);
     b.setAnswering(false);
     const stalledAt = b.clock.t;
@@ -108,9 +111,24 @@ describe("unit lease", () => {
     expect(b.events).toEqual([`fence@${stalledAt + 7000 + STALL_CONFIRM_MS}`]);
   });
 
-  it("stops renewing and fencing when stopped", async () => {
-    const { clock, events, lease, setAnswering } = setup();
-    lease.start();
+  it("a renewal that was already stale when it arrived is not taken for a stall of this process", async () => {
+    const { clock, events, lease } = setup(1200);
+    lease.renewed(0);
+    await clock.advance(1000);
+    lease.renewed(100); // a read point issued at 100 answered now: valid until 1300
+    await clock.advance(5000);
+    expect(events).toEqual(["fence@1300"]);
+    // A read point issued long ago (before a pause of the node) and answered now proves nothing for now: it fences
+    // at once, with no stall of this process assumed (which would have asked the cluster again and carried on).
+    const stale = setup(1200);
+    stale.lease.renewed(-5000);
+    await stale.clock.advance(2000);
+    expect(stale.events).toEqual(["fence@0"]);
+  });
+
+  it("stops fencing when stopped", async () => {
+    const { clock, events, lease, renewer, setAnswering } = setup();
+    renewer.start();
     await clock.advance(1000);
     lease.stop();
     setAnswering(false);

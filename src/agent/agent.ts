@@ -41,6 +41,7 @@ import {
   type UnitCgroup,
   UnitCgroups,
 } from "./unit-cgroup.ts";
+import type { UnitHost } from "./unit-host.ts";
 import type { ActiveState, RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
 
 export type { JournalLine } from "./journal.ts";
@@ -111,7 +112,7 @@ type DepStatus = "ok" | "pending" | "down" | { failed: string };
 
 const EMPTY: readonly string[] = [];
 
-export class Agent {
+export class Agent implements UnitHost {
   readonly journalStore: Journal;
   private readonly opts: AgentOptions;
   private readonly logger: (l: string) => void;
@@ -127,6 +128,7 @@ export class Agent {
     scc: new Map(),
   };
   private readonly listeners: ((s: UnitState) => void)[] = [];
+  private readonly forgetListeners: ((name: string) => void)[] = [];
   private closed = false;
   /** Set by fence(): nothing is loaded, started or restarted until unfence(). */
   private fenced = false;
@@ -227,6 +229,14 @@ export class Agent {
     return slot?.runner ? this.view(slot, slot.runner.state()) : null;
   }
 
+  onForget(cb: (name: string) => void): void {
+    this.forgetListeners.push(cb);
+  }
+
+  async status(name: string): Promise<UnitState | null> {
+    return this.state(name);
+  }
+
   onStateChange(cb: (s: UnitState) => void): void {
     this.listeners.push(cb);
   }
@@ -272,9 +282,11 @@ export class Agent {
       slot.want = null;
       if (slot.runner !== null) runners.push(slot.runner);
     }
+    const names = [...this.slots.keys()];
     this.slots.clear();
     this.rebuildGraph();
     await Promise.all(runners.map((r) => r.kill()));
+    for (const name of names) for (const cb of this.forgetListeners) cb(name);
     // Processes no runner knows any more (a runner mid-start, or one a previous agent left) die too.
     this.groups.killLeftovers((l) => this.logger(l));
   }
@@ -313,6 +325,12 @@ export class Agent {
       if (typeof s?.name === "string" && s.desired === "launched") wanted.set(s.name, String(s.hash));
     }
     return sweepContainers(this.dockerSocket, this.opts.machineId, wanted, this.logger);
+  }
+
+  private forget(slot: Slot): void {
+    if (this.slots.get(slot.name) !== slot) return;
+    this.slots.delete(slot.name);
+    for (const cb of this.forgetListeners) cb(slot.name);
   }
 
   private emit(s: UnitState): void {
@@ -357,14 +375,14 @@ export class Agent {
       slot.runner = null;
       slot.launched = false;
       if (slot.want === null) {
-        if (this.slots.get(slot.name) === slot) this.slots.delete(slot.name);
+        this.forget(slot);
         return;
       }
       slot.dirty = true;
       return;
     }
     if (want === null) {
-      if (this.slots.get(slot.name) === slot) this.slots.delete(slot.name);
+      this.forget(slot);
       return;
     }
     if (runner === null) {

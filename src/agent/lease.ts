@@ -1,4 +1,6 @@
 // The machine's lease on its units: how long this machine may keep running them without news from the cluster.
+// The node renews it (LeaseRenewer: read points) and the supervisor that runs the units holds it (UnitLease:
+// expiry and the fence); both measure time on CLOCK_MONOTONIC, which the two processes share.
 //
 // A read point (ReadIndex through the leader) issued at time q and confirmed proves the leader heard from this
 // machine after q, so no leader can declare it lost before q + agent TTL. The lease therefore runs until
@@ -9,13 +11,33 @@
 // different: the time passed for the leader too, or it did not, and only the cluster can tell. Killing at once
 // would restart every unit after every stall; instead the units get one short chance to confirm a read point
 // (STALL_CONFIRM_MS) before the fence falls. That window is the bound on a double run after a whole-VM pause.
+import { readFileSync } from "node:fs";
+
 export interface LeaseClock {
   now(): number;
   setTimer(fn: () => void, ms: number): () => void;
 }
 
+/**
+ * Milliseconds since boot: the same instant reads the same (within 20 ms) in every process of the host. Bun's
+ * process.hrtime counts from the process's own start, so the boot time is read once (/proc/uptime, 10 ms steps)
+ * and the process's monotonic performance.now() added to it.
+ */
+export function monotonicMs(): number {
+  return bootOffset() + performance.now();
+}
+
+let offset: number | null = null;
+function bootOffset(): number {
+  if (offset === null) {
+    const uptimeMs = Number(readFileSync("/proc/uptime", "utf8").split(" ")[0]) * 1000;
+    offset = uptimeMs - performance.now();
+  }
+  return offset;
+}
+
 export const realClock: LeaseClock = {
-  now: () => performance.now(),
+  now: monotonicMs,
   setTimer: (fn, ms) => {
     const t = setTimeout(fn, ms);
     return () => clearTimeout(t);
@@ -25,7 +47,7 @@ export const realClock: LeaseClock = {
 export interface LeaseOptions {
   /** How long a confirmed read point lets the units run. */
   fenceMs: number;
-  /** Asks the cluster for a read point; resolves once confirmed, rejects (or never settles) when it is not. */
+  /** After a stall: asks for a read point now; resolves once confirmed, rejects (or never settles) when not. */
   readPoint(): Promise<void>;
   /** The lease ran out: kill every unit now. */
   onFence(): void;
@@ -55,31 +77,23 @@ export class UnitLease {
   private fenced = false;
   private stopped = false;
   private cancelExpiry: (() => void) | null = null;
-  private cancelRenew: (() => void) | null = null;
-  private inFlight = false;
 
   constructor(private readonly o: LeaseOptions) {
     this.clock = o.clock ?? realClock;
   }
 
-  /** How often a read point is asked for: several chances before the lease runs out. */
-  get renewEveryMs(): number {
-    return Math.max(50, Math.min(500, this.o.fenceMs / 4));
-  }
-
-  /** Starts asking for read points; the units are not fenced before a first lease was held. */
-  start(): void {
-    this.renewSoon(0);
-  }
-
   stop(): void {
     this.stopped = true;
     this.cancelExpiry?.();
-    this.cancelRenew?.();
   }
 
   isFenced(): boolean {
     return this.fenced;
+  }
+
+  /** Units may run now: a lease is held and has not run out. */
+  valid(): boolean {
+    return !this.fenced && this.until > this.clock.now();
   }
 
   /** A read point issued at `issuedAt` was confirmed. */
@@ -88,7 +102,9 @@ export class UnitLease {
     const until = issuedAt + this.o.fenceMs;
     if (until <= this.until) return;
     this.until = until;
-    if (this.fenced && until > this.clock.now()) {
+    // Lifted only by a renewal with a good part of the fence ahead: a read point issued long before and answered
+    // only now would lift it for a moment and fence again, restarting every unit twice.
+    if (this.fenced && until - this.clock.now() >= this.o.fenceMs / 2) {
       this.fenced = false;
       this.o.logger("[lease] the cluster answers again: units may run");
       this.o.onRenewedAfterFence();
@@ -99,13 +115,15 @@ export class UnitLease {
   private armExpiry(): void {
     this.cancelExpiry?.();
     const due = this.until;
-    this.cancelExpiry = this.clock.setTimer(() => this.expire(due), Math.max(0, due - this.clock.now()));
+    // A renewal that arrives already expired (its read point was slow) fires at once: that is not a stall.
+    const firesAt = Math.max(due, this.clock.now());
+    this.cancelExpiry = this.clock.setTimer(() => this.expire(due, firesAt), firesAt - this.clock.now());
   }
 
-  private expire(due: number): void {
+  private expire(due: number, firesAt: number): void {
     this.cancelExpiry = null;
     if (this.stopped || this.fenced || due !== this.until) return;
-    const late = this.clock.now() - due;
+    const late = this.clock.now() - firesAt;
     if (late < STALL_MS) return this.fence(`no read point from the cluster for ${this.o.fenceMs} ms`);
     // This process was stopped past the lease: one quick confirmation before concluding anything.
     this.o.logger(
@@ -134,13 +152,48 @@ export class UnitLease {
     this.o.logger(`[lease] fencing: ${why}; killing every unit before the cluster may run them elsewhere`);
     this.o.onFence();
   }
+}
 
-  private renewSoon(ms: number): void {
+export interface RenewerOptions {
+  fenceMs: number;
+  /** Asks the cluster for a read point; resolves once confirmed, rejects (or never settles) when it is not. */
+  readPoint(): Promise<void>;
+  /** A read point issued at `issuedAt` (LeaseClock time) was confirmed. */
+  renewed(issuedAt: number): void;
+  clock?: LeaseClock;
+}
+
+/** The node's side: a read point every renewEveryMs, each reported with the time it was issued. */
+export class LeaseRenewer {
+  private readonly clock: LeaseClock;
+  private cancelNext: (() => void) | null = null;
+  private inFlight = false;
+  private stopped = false;
+
+  constructor(private readonly o: RenewerOptions) {
+    this.clock = o.clock ?? realClock;
+  }
+
+  /** Several chances to renew before the lease runs out. */
+  get renewEveryMs(): number {
+    return Math.max(50, Math.min(500, this.o.fenceMs / 4));
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.cancelNext?.();
+  }
+
+  private schedule(ms: number): void {
     if (this.stopped) return;
-    this.cancelRenew = this.clock.setTimer(() => {
-      this.cancelRenew = null;
+    this.cancelNext = this.clock.setTimer(() => {
+      this.cancelNext = null;
       this.renewOnce();
-      this.renewSoon(this.renewEveryMs);
+      this.schedule(this.renewEveryMs);
     }, ms);
   }
 
@@ -152,16 +205,14 @@ export class UnitLease {
     const release = this.clock.setTimer(() => {
       this.inFlight = false;
     }, this.o.fenceMs);
+    const done = (ok: boolean) => {
+      release();
+      this.inFlight = false;
+      if (ok && !this.stopped) this.o.renewed(issuedAt);
+    };
     this.o.readPoint().then(
-      () => {
-        release();
-        this.inFlight = false;
-        this.renewed(issuedAt);
-      },
-      () => {
-        release();
-        this.inFlight = false;
-      },
+      () => done(true),
+      () => done(false),
     );
   }
 }

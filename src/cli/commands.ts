@@ -7,11 +7,13 @@ import { listMachines } from "./machines.ts";
 import { nodeCommand } from "./node-command.ts";
 import { ssh } from "./ssh.ts";
 import { status } from "./status.ts";
+import { superviseCommand } from "./supervise-command.ts";
 import { unitCommands } from "./units.ts";
 
 /** Every subcommand of `berth`, in the order help lists them. */
 export const COMMANDS: CommandEntry[] = [
   nodeCommand,
+  superviseCommand,
   kvCommands,
   clusterCommands,
   ...unitCommands,

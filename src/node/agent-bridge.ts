@@ -1,7 +1,8 @@
-// Connects this machine's agent to the registry: the units scheduled here (read from the local replica) become the
-// agent's desired set, and what the agent reports is written back under /_berth/states/<unit>/<machine>, only
-// when it changed. A machine that was cut off and comes back catches up with its replica, sees its units
-// scheduled elsewhere, and stops them.
+// Connects this machine's agent (in the unit supervisor) to the registry: the units scheduled here (read from the
+// local replica) become the agent's desired set, and what the agent reports is written back under
+// /_berth/states/<unit>/<machine>, only when it changed. A machine that was cut off and comes back catches up with
+// its replica, sees its units scheduled elsewhere, and stops them. The bridge also renews the machine's lease on
+// its units (lease.ts) with a read point every renewal period, and with the read point of every reconcile.
 //
 // The agent acts only on current state: every reconcile first passes a linearizable read point (ReadIndex through
 // the leader) and then reads the registry, so what it acts on includes everything the cluster committed before the
@@ -9,8 +10,9 @@
 // while it was down); a node that rejoins after a partition applies the missed entries in batches. Neither starts,
 // stops or restarts anything on the way: until a read point is confirmed the agent only waits.
 
-import type { Agent, UnitSpec, UnitState } from "../agent/agent.ts";
-import { fenceForTtl, UnitLease } from "../agent/lease.ts";
+import type { UnitSpec, UnitState } from "../agent/agent.ts";
+import { fenceForTtl, LeaseRenewer, monotonicMs } from "../agent/lease.ts";
+import type { LeasedUnitHost } from "../agent/unit-host.ts";
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError } from "../kv/types.ts";
@@ -30,7 +32,7 @@ import {
 export interface AgentBridgeDeps {
   machineId: string;
   store: KvStore;
-  agent: Agent;
+  units: LeasedUnitHost;
   write(req: KvWriteRequest): Promise<unknown>;
   /** Resolves once the local replica has applied everything committed before the call (ReadIndex). */
   sync(): Promise<void>;
@@ -63,7 +65,7 @@ export class AgentBridge {
   private announced = false;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly cancelWatch: () => void;
-  private readonly lease: UnitLease;
+  private readonly renewer: LeaseRenewer;
 
   constructor(private readonly d: AgentBridgeDeps) {
     const w = d.store.watch(REGISTRY_DIR, { recursive: true, stream: true }, (e) => {
@@ -78,30 +80,29 @@ export class AgentBridge {
       if (key.startsWith(`${STATES_DIR}/`) && key.endsWith(`/${d.machineId}`)) this.queueReport(unitOf(key));
     });
     this.cancelWatch = () => ("cancel" in w ? w.cancel() : undefined);
-    d.agent.onStateChange((s) => this.queueReport(s.name));
-    this.lease = new UnitLease({
+    d.units.onStateChange((s) => this.queueReport(s.name));
+    d.units.onForget((name) => this.queueReport(name));
+    d.units.onUnfenced(() => this.queueReconcile());
+    d.units.onReset(() => this.queueReconcile());
+    this.renewer = new LeaseRenewer({
       fenceMs: fenceForTtl(d.agentTtlMs),
       readPoint: () => d.sync(),
-      onFence: () => void d.agent.fence(),
-      onRenewedAfterFence: () => {
-        d.agent.unfence();
-        this.queueReconcile();
-      },
-      logger: d.logger,
+      renewed: (issuedAt) => d.units.renewLease(issuedAt),
     });
   }
 
   start(): void {
-    this.lease.start();
+    this.renewer.start();
     this.queueReconcile();
   }
 
-  async stop(): Promise<void> {
+  /** Lets go of the units without stopping them: the supervisor keeps them for the next node, or fences them. */
+  stop(): void {
     this.stopped = true;
-    this.lease.stop();
+    this.renewer.stop();
     this.cancelWatch();
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await this.d.agent.stop();
+    this.d.units.close();
   }
 
   /** The units scheduled on this machine, as the agent wants them. */
@@ -136,10 +137,13 @@ export class AgentBridge {
     }
     this.reconciling = true;
     try {
-      await this.confirmCurrent();
-      if (this.stopped) return;
+      const issuedAt = await this.confirmCurrent();
+      // Not connected to the supervisor yet: its states are unknown. The connection brings another pass (onReset).
+      if (this.stopped || !this.d.units.connected()) return;
+      // The supervisor runs units only under a lease: this read point renews it before the units it allows.
+      this.d.units.renewLease(issuedAt);
       const view = readRegistry(this.d.store);
-      this.d.agent.reconcile(this.desiredUnits(view));
+      this.d.units.reconcile(this.desiredUnits(view));
       // Units the agent forgot (no longer scheduled here) leave no report behind.
       for (const [unit, perMachine] of view.states)
         if (perMachine.has(this.d.machineId)) this.queueReport(unit);
@@ -154,8 +158,11 @@ export class AgentBridge {
     }
   }
 
-  /** Waits (retrying without end, as the agent must not act on a replica that may be stale) for a read point. */
-  private async confirmCurrent(): Promise<void> {
+  /**
+   * Waits (retrying without end, as the agent must not act on a replica that may be stale) for a read point;
+   * returns when the one that succeeded was issued.
+   */
+  private async confirmCurrent(): Promise<number> {
     if (this.waitingSince !== null && !this.announced) {
       this.announced = true;
       this.d.logger(
@@ -164,12 +171,14 @@ export class AgentBridge {
     }
     let delay = SYNC_RETRY_MS;
     let failed = false;
+    let issuedAt: number;
     for (;;) {
       try {
+        issuedAt = monotonicMs();
         await this.d.sync();
         break;
       } catch (err) {
-        if (this.stopped) return;
+        if (this.stopped) return 0;
         if (!failed)
           this.d.logger(
             `[agent] no read point from the cluster yet, still waiting: ${(err as Error).message}`,
@@ -186,6 +195,7 @@ export class AgentBridge {
       );
       this.waitingSince = null;
     } else if (failed) this.d.logger("[agent] the cluster answers again; acting on units");
+    return issuedAt;
   }
 
   private queueReport(unit: string): void {
@@ -235,7 +245,9 @@ export class AgentBridge {
   }
 
   private async report(unit: string): Promise<void> {
-    const state = this.d.agent.state(unit);
+    // A unit missing from an empty mirror is not a unit gone: the connection's states come with another pass.
+    if (!this.d.units.connected()) return;
+    const state = this.d.units.state(unit);
     const key = stateKey(unit, this.d.machineId);
     const current = this.d.store.get(key, { recursive: false, sorted: false }, Date.now());
     const stored = current instanceof KvError ? null : (current.node.value ?? null);

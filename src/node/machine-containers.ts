@@ -6,9 +6,9 @@
 // answers quickly; a labelled container the agent does not run (a leftover) is listed too, with unit state "-".
 import { existsSync } from "node:fs";
 import type Docker from "dockerode";
-import type { Agent } from "../agent/agent.ts";
 import { LABEL_MACHINE, LABEL_UNIT } from "../agent/container-config.ts";
 import { connectDocker, dockerErrorText } from "../agent/container-runner.ts";
+import type { UnitHost } from "../agent/unit-host.ts";
 import type { MachineContainer, MachineContainers, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { readRegistry } from "../sched/registry.ts";
@@ -23,7 +23,7 @@ export interface MachineContainersDeps {
   /** Linearizable read barrier (so a machine that just joined is asked too). */
   sync(): Promise<void>;
   /** This machine's agent (null while the node is starting). */
-  agent(): Agent | null;
+  agent(): UnitHost | null;
   peers: PeerRequester;
   timeoutMs: number;
   /** The node's --docker-socket. */

@@ -1,9 +1,10 @@
 // Node mode: one Berth member. Wires the durable Raft log, the replicated key/value store, the peer network and
 // the client listener together, and shuts down gracefully (leadership handed over first) on SIGTERM.
 import { isIP } from "node:net";
-import { hostname } from "node:os";
 import { join } from "node:path";
-import { Agent } from "../agent/agent.ts";
+import { fenceForTtl } from "../agent/lease.ts";
+import { SupervisorLink } from "../agent/supervisor-link.ts";
+import type { UnitHost } from "../agent/unit-host.ts";
 import type { NodeStatus } from "../client/protocol.ts";
 import { KvStore } from "../kv/store.ts";
 import { RaftDriver } from "../raft/driver.ts";
@@ -53,7 +54,7 @@ export class BerthNode {
   private router!: LeaderRouter;
   private scheduling!: Scheduling;
   private agentBridge: AgentBridge | null = null;
-  private agent: Agent | null = null;
+  private agent: UnitHost | null = null;
   private unitStatus!: UnitStatusService;
   private machineContainers!: MachineContainersService;
   machineId = "";
@@ -256,17 +257,19 @@ export class BerthNode {
       this.log(`runtime options: ${runtime} (set by berth at start; setting them yourself overrides)`);
     void this.publishAttributes();
     void this.scheduling.register();
-    this.agent = new Agent({
+    const units = new SupervisorLink({
+      agentDir: join(c.dataDir, "agent"),
       machineId: this.machineId,
-      hostname: hostname(),
-      dataDir: join(c.dataDir, "agent"),
       dockerSocket: c.dockerSocket,
-      logger: (l) => this.log(`[agent] ${l}`),
+      fenceMs: fenceForTtl(c.agentTtlMs),
+      readPoint: () => this.kv.sync(),
+      logger: this.log,
     });
+    this.agent = units;
     this.agentBridge = new AgentBridge({
       machineId: this.machineId,
       store: this.store,
-      agent: this.agent,
+      units,
       write: (req) => this.kv.write(req),
       sync: () => this.kv.sync(),
       agentTtlMs: c.agentTtlMs,
@@ -274,6 +277,7 @@ export class BerthNode {
       logger: this.log,
     });
     this.agentBridge.start();
+    units.start();
   }
 
   status(): NodeStatus {
@@ -299,7 +303,8 @@ export class BerthNode {
     if (this.driver?.isLeader()) await this.handOverLeadership();
     this.expirer?.stop();
     await this.scheduling?.stop();
-    await this.agentBridge?.stop();
+    // The units stay with their supervisor: a node restart moves nothing (see src/agent/supervisor.ts).
+    this.agentBridge?.stop();
     await this.clientListener?.close();
     await this.httpApi?.close();
     await this.driver?.stop();

@@ -3,7 +3,8 @@
 // node over the cluster's peer connections ("agent.status" / "agent.journal"). Following a journal on another
 // machine polls its "agent.journal" with a cursor; following one here subscribes to the agent's journal.
 import { readFileSync } from "node:fs";
-import type { Agent, JournalLine as AgentJournalLine } from "../agent/agent.ts";
+import type { JournalLine as AgentJournalLine } from "../agent/agent.ts";
+import type { UnitHost } from "../agent/unit-host.ts";
 import type { AgentUnitState, JournalLine, MachineInfo, UnitStatus } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { readRegistry } from "../sched/registry.ts";
@@ -21,7 +22,7 @@ export interface UnitStatusDeps {
   sync(): Promise<void>;
   description(hash: string): string | null;
   /** This machine's agent (null while the node is starting). */
-  agent(): Agent | null;
+  agent(): UnitHost | null;
   peers: PeerRequester;
   timeoutMs: number;
   /** How often a follow of a journal on another machine polls it. */
@@ -176,7 +177,7 @@ export class UnitStatusService {
     const name = str(p, "name");
     const lines = count(p.lines, STATUS_JOURNAL_LINES);
     const agent = this.requireAgent();
-    const state = (agent.states().find((s) => s.name === name) as AgentUnitState | undefined) ?? null;
+    const state = ((await agent.status(name)) as AgentUnitState | null) ?? null;
     const journal = (await agent.journal(name, { lines })).map(toLine);
     return {
       state,
@@ -263,7 +264,7 @@ export class UnitStatusService {
     }
   }
 
-  private requireAgent(): Agent {
+  private requireAgent(): UnitHost {
     const a = this.d.agent();
     if (a === null)
       throw new ServiceError("unavailable", `the agent of ${this.d.selfName} is not running yet`);

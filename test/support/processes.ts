@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { supervisorPid } from "../../src/agent/supervisor.ts";
 import { detectPlacement } from "../../src/agent/unit-cgroup.ts";
 import { sweepAgentCgroups } from "./cgroups.ts";
 
@@ -46,6 +47,13 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
  * cleanup, and its cgroups are emptied and removed (the node's are under this process's own cgroup).
  */
 export function killUnitProcesses(dataDir: string): void {
+  // The supervisor first, so it starts nothing again; its units are then orphans in their groups.
+  const supervisor = supervisorPid(join(dataDir, "agent"));
+  if (supervisor !== null) {
+    try {
+      process.kill(supervisor, "SIGKILL");
+    } catch {}
+  }
   sweepAgentCgroups(detectPlacement(), join(dataDir, "agent"));
   const file = join(dataDir, "agent", "process-groups.json");
   if (!existsSync(file)) return;

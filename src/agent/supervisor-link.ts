@@ -1,0 +1,216 @@
+// The node's end of the supervisor (supervisor.ts): connects to the one running for this data directory, or
+// starts it (`berth supervise`, detached, so it outlives the node), and presents it as a UnitHost. Unit states
+// are mirrored from the supervisor's pushes, so state()/states() answer at once. When the supervisor goes away the
+// link starts a new one (which kills what the old one left, as a restarted agent does) and says so (onReset).
+import { spawn } from "node:child_process";
+import { connect as netConnect, type Socket } from "node:net";
+import { join } from "node:path";
+import { Connection } from "../wire/connection.ts";
+import type { JournalLine, UnitSpec, UnitState } from "./agent.ts";
+import { SUPERVISOR_MAX_FRAME, SUPERVISOR_SOCKET } from "./supervisor.ts";
+import type { UnitHost } from "./unit-host.ts";
+
+export interface LinkOptions {
+  agentDir: string;
+  machineId: string;
+  dockerSocket?: string;
+  fenceMs: number;
+  /** A linearizable read point through the cluster (the supervisor asks after a stall of its own). */
+  readPoint(): Promise<void>;
+  logger: (line: string) => void;
+  /** The command that starts a supervisor (default: this binary's `supervise`). */
+  command?: string[];
+}
+
+/** How long a supervisor just started may take to answer. */
+const START_TIMEOUT_MS = 10_000;
+const RETRY_MS = 50;
+
+export class SupervisorLink implements UnitHost {
+  private conn: Connection | null = null;
+  private readonly mirror = new Map<string, UnitState>();
+  private readonly stateCbs: ((s: UnitState) => void)[] = [];
+  private readonly forgetCbs: ((name: string) => void)[] = [];
+  private readonly unfencedCbs: (() => void)[] = [];
+  private readonly resetCbs: (() => void)[] = [];
+  private closed = false;
+
+  constructor(private readonly o: LinkOptions) {}
+
+  /**
+   * Connects (starting a supervisor when none answers), and again whenever the connection is lost; each time the
+   * unit states are mirrored, onReset listeners hear of it.
+   */
+  start(): void {
+    void this.reopen();
+  }
+
+  /** Leaves the units running: the supervisor keeps them for the next node (or fences them). */
+  close(): void {
+    this.closed = true;
+    this.conn?.close();
+  }
+
+  connected(): boolean {
+    return this.conn !== null && !this.conn.closed;
+  }
+
+  reconcile(specs: UnitSpec[]): void {
+    this.conn?.notify("reconcile", { specs });
+  }
+
+  renewLease(issuedAt: number): void {
+    this.conn?.notify("lease", { issuedAt });
+  }
+
+  state(name: string): UnitState | null {
+    return this.mirror.get(name) ?? null;
+  }
+
+  states(): UnitState[] {
+    return [...this.mirror.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async status(name: string): Promise<UnitState | null> {
+    return (await this.live().request("status", { name }, { timeoutMs: 10_000 })) as UnitState | null;
+  }
+
+  async journal(name: string, opts: { lines: number }): Promise<JournalLine[]> {
+    return (await this.live().request(
+      "journal",
+      { name, lines: opts.lines },
+      { timeoutMs: 30_000 },
+    )) as JournalLine[];
+  }
+
+  followJournal(name: string, onLine: (l: JournalLine) => void): () => void {
+    const stream = this.live().openStream<JournalLine>("journal.follow", { name });
+    void (async () => {
+      try {
+        for await (const l of stream) onLine(l);
+      } catch {}
+    })();
+    return () => stream.close();
+  }
+
+  onStateChange(cb: (s: UnitState) => void): void {
+    this.stateCbs.push(cb);
+  }
+
+  onForget(cb: (name: string) => void): void {
+    this.forgetCbs.push(cb);
+  }
+
+  /** The lease is held again after a fence: the units should be reconciled afresh. */
+  onUnfenced(cb: () => void): void {
+    this.unfencedCbs.push(cb);
+  }
+
+  /** A new supervisor took over (the old one died, with its units): reconcile afresh. */
+  onReset(cb: () => void): void {
+    this.resetCbs.push(cb);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+
+  private live(): Connection {
+    if (this.conn === null || this.conn.closed) throw new Error("the unit supervisor is not connected");
+    return this.conn;
+  }
+
+  private async connect(): Promise<void> {
+    const path = join(this.o.agentDir, SUPERVISOR_SOCKET);
+    let socket = await dial(path).catch(() => null);
+    if (socket === null) {
+      this.spawnSupervisor();
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      while (socket === null) {
+        if (Date.now() > deadline)
+          throw new Error(`the unit supervisor did not answer on ${path} within ${START_TIMEOUT_MS} ms`);
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+        socket = await dial(path).catch(() => null);
+      }
+    }
+    const conn = new Connection(socket, { label: "supervisor", maxFrameBytes: SUPERVISOR_MAX_FRAME });
+    conn.serve({
+      request: async (method) => {
+        if (method === "readPoint") return this.o.readPoint().then(() => true);
+        throw new Error(`unknown node method "${method}"`);
+      },
+      notify: (method, params) => {
+        if (method === "state") this.setState(params as UnitState);
+        else if (method === "forget") this.forget((params as { name: string }).name);
+        else if (method === "unfenced") for (const cb of this.unfencedCbs) cb();
+        else if (method === "log") this.o.logger(`[agent] ${(params as { line: string }).line}`);
+      },
+    });
+    const hello = (await conn.request("hello", {}, { timeoutMs: START_TIMEOUT_MS })) as {
+      pid: number;
+      states: UnitState[];
+    };
+    this.conn = conn;
+    const held = new Set(hello.states.map((s) => s.name));
+    for (const name of [...this.mirror.keys()]) if (!held.has(name)) this.forget(name);
+    for (const s of hello.states) this.setState(s);
+    this.o.logger(
+      `[agent] unit supervisor ${hello.pid} connected, holding ${hello.states.length} unit${hello.states.length === 1 ? "" : "s"}`,
+    );
+    conn.onClose((err) => {
+      if (this.closed) return;
+      this.o.logger(`[agent] unit supervisor connection lost (${err.message}); reconnecting`);
+      void this.reopen();
+    });
+    for (const cb of this.resetCbs) cb();
+  }
+
+  private async reopen(): Promise<void> {
+    for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
+      try {
+        await this.connect();
+        return;
+      } catch (err) {
+        this.o.logger(`[agent] unit supervisor not reachable: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** Starts `berth supervise` in its own session, so neither the node's exit nor its terminal's signals reach it. */
+  private spawnSupervisor(): void {
+    const o = this.o;
+    const [cmd, ...pre] = o.command ?? [process.execPath];
+    const args = [
+      ...pre,
+      "supervise",
+      `--agent-dir=${o.agentDir}`,
+      `--machine-id=${o.machineId}`,
+      `--fence=${o.fenceMs}ms`,
+      ...(o.dockerSocket ? [`--docker-socket=${o.dockerSocket}`] : []),
+    ];
+    const child = spawn(cmd!, args, { detached: true, stdio: "ignore" });
+    child.on("error", (err) => o.logger(`[agent] cannot start the unit supervisor: ${err.message}`));
+    child.unref();
+    o.logger(`[agent] started unit supervisor ${child.pid}`);
+  }
+
+  private setState(s: UnitState): void {
+    this.mirror.set(s.name, s);
+    for (const cb of this.stateCbs) cb(s);
+  }
+
+  private forget(name: string): void {
+    if (!this.mirror.delete(name)) return;
+    for (const cb of this.forgetCbs) cb(name);
+  }
+}
+
+function dial(path: string): Promise<Socket> {
+  return new Promise((resolveDial, reject) => {
+    const s = netConnect(path);
+    s.once("connect", () => {
+      s.removeListener("error", reject);
+      resolveDial(s);
+    });
+    s.once("error", reject);
+  });
+}

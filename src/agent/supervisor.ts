@@ -1,0 +1,192 @@
+// The supervisor: one process per node (`berth supervise`, started by the node) that owns the machine's units,
+// so a node restart (SIGTERM, an upgrade, a crash) leaves them running and the returning node adopts them. It
+// runs the Agent and holds the machine's lease (lease.ts): the node renews it with read points; when no renewal
+// came for the fence time — the node is gone, or cut off from a quorum — the supervisor kills every unit before
+// any leader may give them to another machine.
+//
+// The node talks to it over a unix socket in the agent's directory (owner-only: mode 0600), one framed msgpack
+// connection (src/wire) at a time; a newer connection replaces an older one (the old node is gone).
+//   node → supervisor: request hello → {pid, states}; notify reconcile {specs}; notify lease {issuedAt};
+//                      request status {name}; request journal {name, lines}; stream journal.follow {name}
+//   supervisor → node: notify state; notify forget {name}; notify unfenced; notify log {line};
+//                      request readPoint (after a stall of this process: is the lease still good?)
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { Connection } from "../wire/connection.ts";
+import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
+import { UnitLease } from "./lease.ts";
+
+export interface SupervisorOptions {
+  /** The node's agent directory (DATA_DIR/agent): socket, pid file, journal, records. */
+  agentDir: string;
+  machineId: string;
+  hostname: string;
+  dockerSocket?: string;
+  fenceMs: number;
+}
+
+export const SUPERVISOR_SOCKET = "supervisor.sock";
+export const SUPERVISOR_PID_FILE = "supervisor.pid";
+/** With no node connected and no unit held for this long, the supervisor exits (a node starts a new one). */
+const IDLE_EXIT_MS = 10_000;
+/** Frames on the node's connection may carry every unit file of the machine at once. */
+export const SUPERVISOR_MAX_FRAME = 256 * 1024 * 1024;
+
+/** A state as sent to the node: without the memory figure, which costs a read (status() has it). */
+export function wireState(s: UnitState): UnitState {
+  const { memoryBytes: _memory, ...rest } = s;
+  return { ...rest, memoryBytes: null };
+}
+
+/** Runs until idle (no node, no unit) or SIGTERM (every unit stopped as by `berth stop`). */
+export async function runSupervisor(o: SupervisorOptions): Promise<void> {
+  mkdirSync(o.agentDir, { recursive: true, mode: 0o700 });
+  const socketPath = join(o.agentDir, SUPERVISOR_SOCKET);
+  if (await answers(socketPath)) throw new Error(`a supervisor already answers on ${socketPath}`);
+  let node: Connection | null = null;
+  const log = (line: string): void => {
+    if (node !== null && !node.closed) node.notify("log", { line });
+    else appendFileSync(join(o.agentDir, "supervisor.log"), `${new Date().toISOString()} ${line}\n`);
+  };
+  const agent = new Agent({
+    machineId: o.machineId,
+    hostname: o.hostname,
+    dataDir: o.agentDir,
+    dockerSocket: o.dockerSocket,
+    logger: log,
+  });
+  const lease = new UnitLease({
+    fenceMs: o.fenceMs,
+    readPoint: () =>
+      node === null || node.closed
+        ? Promise.reject(new Error("no node connected"))
+        : node.request("readPoint", {}, { timeoutMs: o.fenceMs }).then(() => {}),
+    onFence: () => void agent.fence(),
+    onRenewedAfterFence: () => {
+      agent.unfence();
+      node?.notify("unfenced", {});
+    },
+    logger: log,
+  });
+  agent.onStateChange((s) => node?.notify("state", wireState(s)));
+  agent.onForget((name) => node?.notify("forget", { name }));
+
+  const serve = (socket: Socket): void => {
+    const conn = new Connection(socket, { label: "node", maxFrameBytes: SUPERVISOR_MAX_FRAME });
+    if (node !== null) node.close();
+    node = conn;
+    conn.onClose(() => {
+      if (node === conn) node = null;
+    });
+    conn.serve({
+      request: async (method, params) => {
+        const p = (params ?? {}) as { name?: string; lines?: number };
+        if (method === "hello") return { pid: process.pid, states: agent.states().map(wireState) };
+        if (method === "status") return agent.status(String(p.name));
+        if (method === "journal") return agent.journal(String(p.name), { lines: Number(p.lines ?? 10) });
+        throw new Error(`unknown supervisor method "${method}"`);
+      },
+      notify: (method, params) => {
+        if (method === "lease") lease.renewed(Number((params as { issuedAt: number }).issuedAt));
+        else if (method === "reconcile") {
+          // Units run only under a lease: a node never reconciles without one, but a stale message must not
+          // start what no lease covers.
+          if (lease.valid()) agent.reconcile((params as { specs: UnitSpec[] }).specs);
+          else log("a reconcile arrived without a valid lease; ignored");
+        }
+      },
+      stream: (method, params, sink) => {
+        if (method !== "journal.follow") return sink.end({ code: "unknown_method", message: method });
+        const stop = agent.followJournal(String((params as { name?: string }).name), (l) => sink.push(l));
+        sink.onClose(stop);
+      },
+    });
+  };
+
+  const server = await listenOwnerOnly(socketPath, serve);
+  writeFileSync(join(o.agentDir, SUPERVISOR_PID_FILE), `${process.pid}\n`);
+  log(`supervisor ${process.pid} serving ${socketPath} (fence ${o.fenceMs} ms)`);
+
+  let idleSince = Date.now();
+  await new Promise<void>((resolveExit) => {
+    const idleCheck = setInterval(() => {
+      const busy = (node !== null && !node.closed) || agent.states().length > 0;
+      if (busy) idleSince = Date.now();
+      else if (Date.now() - idleSince >= IDLE_EXIT_MS) {
+        log("no node and no unit: supervisor exits");
+        done();
+      }
+    }, 1000);
+    const onSignal = (sig: string) => {
+      log(`${sig} received: stopping every unit`);
+      void agent.stop().finally(done);
+    };
+    const done = () => {
+      clearInterval(idleCheck);
+      lease.stop();
+      resolveExit();
+    };
+    process.once("SIGTERM", () => onSignal("SIGTERM"));
+    process.once("SIGINT", () => onSignal("SIGINT"));
+  });
+  server.close();
+  try {
+    unlinkSync(socketPath);
+  } catch {}
+  try {
+    unlinkSync(join(o.agentDir, SUPERVISOR_PID_FILE));
+  } catch {}
+}
+
+/** The pid of the supervisor running for `agentDir`, or null (none, or the pid now belongs to another process). */
+export function supervisorPid(agentDir: string): number | null {
+  try {
+    const pid = Number(readFileSync(join(agentDir, SUPERVISOR_PID_FILE), "utf8").trim());
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return cmdline.includes("supervise") && cmdline.includes(`--agent-dir=${agentDir}`) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+/** True when something accepts connections on `path` (a live supervisor). */
+export function answers(path: string): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return new Promise((resolveAnswer) => {
+    const s = netConnect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolveAnswer(true);
+    });
+    s.once("error", () => resolveAnswer(false));
+  });
+}
+
+/** Listens on a unix socket only its owner can connect to (a stale socket file of a dead supervisor is replaced). */
+async function listenOwnerOnly(path: string, onSocket: (s: Socket) => void): Promise<Server> {
+  try {
+    unlinkSync(path);
+  } catch {}
+  const server = createServer(onSocket);
+  // The socket file is created with the umask's mode: none for group and others from the first instant.
+  const umask = process.umask(0o077);
+  try {
+    await new Promise<void>((resolveListen, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => resolveListen());
+    });
+  } finally {
+    process.umask(umask);
+  }
+  chmodSync(path, 0o600);
+  return server;
+}

@@ -1,0 +1,124 @@
+// Units belong to each node's supervisor, not to the node process: a node restarted in place (SIGTERM, SIGKILL)
+// finds its units still running and adopts them, and a node that stays away has its units killed by the lease's
+// fence before the cluster runs them elsewhere. Units are at-most-once probes: each start appends to a file, and a
+// copy that finds the unit's lock taken records a double run.
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SUPERVISOR_SOCKET } from "../src/agent/supervisor.ts";
+import { TestCluster, waitFor } from "./support/cluster.ts";
+
+interface UnitRow {
+  name: string;
+  machine: string;
+  active: string;
+}
+
+const UNITS = Array.from({ length: 20 }, (_, i) => `probe@${i + 1}.service`);
+
+describe("the unit supervisor", () => {
+  let cluster: TestCluster;
+  let dir: string;
+  const json = async <T>(args: string[]): Promise<T> => {
+    const r = await cluster.cli([...args, "--output=json"], cluster.endpoints(), 30_000);
+    if (r.code !== 0) throw new Error(`berth ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
+  };
+  const rows = () => json<UnitRow[]>(["list-units"]);
+  const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8") : "");
+  const starts = () => read("starts").trim().split("\n").filter(Boolean).length;
+  const allActive = async () => {
+    const r = await rows();
+    return r.length === UNITS.length && r.every((x) => x.active === "active") ? r : null;
+  };
+  const machineNames = async () =>
+    new Map((await json<{ id: string; name: string }[]>(["list-machines"])).map((m) => [m.id, m.name]));
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "berth-supervisor-"));
+    const probe = join(dir, "probe.sh");
+    writeFileSync(
+      probe,
+      `#!/bin/sh\necho "$1 $$" >> ${join(dir, "starts")}\n` +
+        `flock -n ${join(dir, "lock-")}$1 sleep 100000 || { echo "$1 double run" >> ${join(dir, "doubles")}; exit 1; }\n`,
+    );
+    chmodSync(probe, 0o755);
+    writeFileSync(join(dir, "probe@.service"), `[Service]\nExecStart=${probe} %i\n`);
+    cluster = await TestCluster.start(3, { extraArgs: ["--agent-ttl=5s"] });
+    const r = await cluster.cli(
+      ["start", ...UNITS.map((u) => join(dir, u)), "--no-block"],
+      cluster.endpoints(),
+      60_000,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    await waitFor("20 probes active", allActive, 60_000, 250);
+  }, 120_000);
+  afterAll(async () => {
+    await cluster?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("serves the node on a socket only its owner may use", () => {
+    const mode = statSync(join(cluster.node("n1").dataDir, "agent", SUPERVISOR_SOCKET)).mode & 0o777;
+    expect(mode.toString(8)).toBe("600");
+  });
+
+  it("keeps every unit running (same processes) while each node restarts in place, one by one", async () => {
+    for (const n of cluster.nodes) {
+      await cluster.kill(n.name, "SIGTERM");
+      cluster.spawn(n);
+      await cluster.waitHealthy(30_000);
+      await waitFor(`${n.name} adopted its units`, () =>
+        /acting on units now/.test(readFileSync(n.logFile, "utf8").split("SIGTERM received").at(-1)!),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(read("doubles")).toBe("");
+    expect(
+      starts(),
+      `${read("starts")}\n${cluster.nodes.map((n) => readFileSync(n.logFile, "utf8")).join("\n")}`,
+    ).toBe(UNITS.length);
+    expect(await allActive(), JSON.stringify(await rows())).not.toBeNull();
+  }, 120_000);
+
+  it("keeps the units of a node SIGKILLed and started again at once", async () => {
+    const names = await machineNames();
+    const victim = names.get((await rows()).find((r) => r.name === UNITS[0])!.machine)!;
+    await cluster.kill(victim, "SIGKILL");
+    cluster.spawn(cluster.node(victim));
+    await cluster.waitHealthy(30_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(read("doubles")).toBe("");
+    expect(
+      starts(),
+      `${read("starts")}\n${cluster.nodes.map((n) => readFileSync(n.logFile, "utf8")).join("\n")}`,
+    ).toBe(UNITS.length);
+    expect(await allActive(), JSON.stringify(await rows())).not.toBeNull();
+  }, 60_000);
+
+  it("kills the units of a node that stays away before they run elsewhere", async () => {
+    const names = await machineNames();
+    const before = await rows();
+    const victimId = before.find((r) => r.name === UNITS[0])!.machine;
+    const victim = names.get(victimId)!;
+    const moving = before.filter((r) => r.machine === victimId).length;
+    await cluster.kill(victim, "SIGKILL");
+    await waitFor(
+      "the victim's units active on the other machines",
+      async () => {
+        const r = await allActive();
+        return r?.every((x) => x.machine !== victimId);
+      },
+      60_000,
+      250,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(read("doubles"), cluster.logs()).toBe("");
+    expect(starts()).toBe(UNITS.length + moving);
+    const supervisorLog = readFileSync(join(cluster.node(victim).dataDir, "agent", "supervisor.log"), "utf8");
+    expect(supervisorLog).toMatch(/\[lease\] fencing/);
+    cluster.spawn(cluster.node(victim));
+    await cluster.waitHealthy(30_000);
+  }, 90_000);
+});
