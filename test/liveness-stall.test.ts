@@ -10,11 +10,7 @@ const TTL = 2000;
 function setup() {
   let real = 1_000_000;
   const clock = new StallClock({ periodMs: PERIOD, settleMs: PERIOD, real: () => real });
-  const liveness = new Liveness(
-    TTL,
-    () => clock.now(),
-    () => clock.settling(),
-  );
+  const liveness = new Liveness(TTL, () => clock.now());
   /** The process runs normally for `ms`: its timer ticks on time. */
   const run = (ms: number, each?: () => void) => {
     for (let t = 0; t < ms; t += PERIOD) {
@@ -41,7 +37,6 @@ describe("StallClock", () => {
     const t0 = clock.now();
     run(10 * PERIOD);
     expect(clock.now() - t0).toBe(10 * PERIOD);
-    expect(clock.settling()).toBe(false);
   });
 
   it("does not advance over a pause, even when asked before the late tick has run", () => {
@@ -49,25 +44,29 @@ describe("StallClock", () => {
     run(PERIOD);
     const t0 = clock.now();
     freeze(7000);
-    // Right after the thaw, other timers may run before the tick: the clock stopped where the tick was due.
-    expect(clock.now() - t0).toBe(PERIOD);
-    expect(clock.settling()).toBe(true);
+    // Right after the thaw, other timers may run before the tick: the clock stopped where it was last read.
+    expect(clock.now() - t0).toBe(0);
     expect(clock.tick()).toBe(7000 - PERIOD);
-    expect(clock.now() - t0).toBe(PERIOD);
+    expect(clock.now() - t0).toBe(0);
   });
 
-  it("holds verdicts for one settle period after a stall, and not after a routine lag", () => {
-    const { clock, freeze, late } = setup();
+  it("counts a routine lag up to the due tick, and after a stall stands still for one settle period", () => {
+    const { clock, run, freeze, late } = setup();
     const t0 = clock.now();
-    expect(late(40)).toBe(40); // excused, but no stall
+    expect(late(40)).toBe(40); // not counted, but no stall
     expect(clock.now() - t0).toBe(PERIOD);
-    expect(clock.settling()).toBe(false);
-    expect(late(600)).toBe(600);
-    expect(clock.settling()).toBe(true);
-    freeze(PERIOD - 1); // time passes, no tick due yet
-    expect(clock.settling()).toBe(true);
+    run(PERIOD);
+    expect(clock.now() - t0).toBe(2 * PERIOD);
+    expect(late(600)).toBe(600); // a stall: not even the period before it counts past the last reading
+    const t1 = clock.now();
+    expect(t1 - t0).toBe(2 * PERIOD);
+    freeze(PERIOD - 1); // the sockets are being read
+    expect(clock.now()).toBe(t1);
     freeze(1);
-    expect(clock.settling()).toBe(false);
+    clock.tick();
+    expect(clock.now()).toBe(t1);
+    run(PERIOD);
+    expect(clock.now()).toBe(t1 + PERIOD);
   });
 });
 
@@ -89,12 +88,14 @@ describe("Liveness on a stall clock", () => {
   it("keeps the previous leader's exemption from the grace, and does not count a stall against it either", () => {
     const { liveness, run, freeze } = setup();
     run(1000, () => liveness.heardFrom("old-leader")); // a follower hears only from its leader
-    freeze(7000); // the host paused; after the thaw an election makes this node the leader
+    freeze(7000); // the host paused; after the thaw the old leader is gone for good, and an election takes 1 s
+    run(1000);
+    // The late tick's period and the settle period after it do not count.
+    expect(liveness.silentFor("old-leader")).toBe(1000 - 2 * PERIOD);
     liveness.grantGrace("old-leader");
+    run(TTL - 3 * PERIOD);
     expect(liveness.alive("old-leader")).toBe(true);
-    run(TTL - PERIOD);
-    expect(liveness.alive("old-leader")).toBe(true);
-    run(PERIOD); // a full TTL of time this node could watch, without a word: it is lost
+    run(PERIOD); // a TTL of time this node could watch since its last message
     expect(liveness.alive("old-leader")).toBe(false);
     expect(liveness.alive("never-heard")).toBe(true); // the others' grace began at the election
   });
@@ -115,10 +116,25 @@ describe("Liveness on a stall clock", () => {
     run(TTL - PERIOD);
     freeze(3000); // n3's messages from before the thaw may still wait in the socket
     expect(liveness.alive("n3")).toBe(true);
-    run(PERIOD);
-    expect(liveness.alive("n3")).toBe(true); // settling: the socket has not necessarily been read yet
+    run(PERIOD); // the late tick
+    expect(liveness.alive("n3")).toBe(true);
+    run(PERIOD); // the settle period: the socket has not necessarily been read yet
+    expect(liveness.alive("n3")).toBe(true);
     run(PERIOD);
     expect(liveness.alive("n3")).toBe(false); // read since, and still nothing
+  });
+
+  it("keeps a machine lost before the observer's stall lost while the observer catches up", () => {
+    const { liveness, run, freeze } = setup();
+    liveness.heardFrom("n3");
+    run(TTL);
+    expect(liveness.alive("n3")).toBe(false);
+    freeze(3000);
+    expect(liveness.alive("n3")).toBe(false);
+    run(PERIOD);
+    expect(liveness.alive("n3")).toBe(false); // not "back" for the settle period, then lost again
+    liveness.heardFrom("n3");
+    expect(liveness.alive("n3")).toBe(true); // but back as soon as it is heard
   });
 
   it("on a loaded machine excuses the measured event-loop lag, and a silent machine is still found out", () => {

@@ -38,8 +38,8 @@ export class Scheduling {
   constructor(private readonly d: SchedulingDeps) {
     this.units = new UnitService(d.store, d.kv);
     const livenessEveryMs = Math.max(50, Math.min(250, d.agentTtlMs / 8));
-    // A stall of at least one liveness period holds verdicts for one more period: the check after it runs only
-    // once the sockets were read.
+    // After a stall of at least one liveness period, silences stand still for one more period: the check after
+    // that runs only once the sockets were read.
     const clock = new StallClock({
       periodMs: livenessEveryMs,
       settleMs: livenessEveryMs,
@@ -53,11 +53,7 @@ export class Scheduling {
         );
     }, livenessEveryMs);
     this.stallTimer.unref();
-    this.liveness = new Liveness(
-      d.agentTtlMs,
-      () => clock.now(),
-      () => clock.settling(),
-    );
+    this.liveness = new Liveness(d.agentTtlMs, () => clock.now());
     this.engine = new Engine({
       readView: () => readRegistry(d.store),
       catalog: this.units.catalog,

@@ -11,8 +11,6 @@ export class Liveness {
   constructor(
     private readonly ttlMs: number,
     private readonly now: () => number,
-    /** True while this process is catching up after a stall: nobody is declared lost until it has read its sockets. */
-    private readonly settling: () => boolean = () => false,
   ) {}
 
   heardFrom(name: string): void {
@@ -30,7 +28,7 @@ export class Liveness {
   }
 
   alive(name: string): boolean {
-    return this.silentFor(name) < this.ttlMs || this.settling();
+    return this.silentFor(name) < this.ttlMs;
   }
 
   /** Milliseconds since `name` was last heard from (or since the grace period began). */
