@@ -5,6 +5,7 @@ import type { KvStore } from "../kv/store.ts";
 import { Engine } from "../sched/engine.ts";
 import { Liveness } from "../sched/liveness.ts";
 import { MACHINES_DIR, machineInfoKey, REGISTRY_DIR, readRegistry, UNITS_DIR } from "../sched/registry.ts";
+import { StallClock } from "../sched/stall-clock.ts";
 import type { KvService } from "./kv-service.ts";
 import { machineRecord } from "./machine.ts";
 import { UnitService } from "./unit-service.ts";
@@ -22,24 +23,44 @@ export interface SchedulingDeps {
   logger: (line: string) => void;
 }
 
+/** Stalls this long are logged (shorter lags, routine on a loaded machine, are excused quietly). */
+const STALL_LOG_MS = 1000;
+
 export class Scheduling {
   readonly units: UnitService;
   private readonly liveness: Liveness;
   private readonly engine: Engine;
+  private readonly stallTimer: ReturnType<typeof setInterval>;
   private stopped = false;
   /** The leader this node last followed: the one member whose silence it has been timing all along. */
   private lastOtherLeader: string | null = null;
 
   constructor(private readonly d: SchedulingDeps) {
     this.units = new UnitService(d.store, d.kv);
-    this.liveness = new Liveness(d.agentTtlMs, Date.now);
+    const livenessEveryMs = Math.max(50, Math.min(250, d.agentTtlMs / 8));
+    // After a stall of at least one liveness period, silences stand still for one more period: the check after
+    // that runs only once the sockets were read.
+    const clock = new StallClock({
+      periodMs: livenessEveryMs,
+      settleMs: livenessEveryMs,
+      real: () => performance.now(),
+    });
+    this.stallTimer = setInterval(() => {
+      const lag = clock.tick();
+      if (lag >= STALL_LOG_MS)
+        d.logger(
+          `[liveness] this process could not run for ${Math.round(lag)} ms: not counted as anybody's silence`,
+        );
+    }, livenessEveryMs);
+    this.stallTimer.unref();
+    this.liveness = new Liveness(d.agentTtlMs, () => clock.now());
     this.engine = new Engine({
       readView: () => readRegistry(d.store),
       catalog: this.units.catalog,
       write: (req) => d.writeAsLeader(req),
       alive: (name) => name === d.name || this.liveness.alive(name),
       logger: (l) => d.logger(`[engine] ${l}`),
-      livenessEveryMs: Math.max(50, Math.min(250, d.agentTtlMs / 8)),
+      livenessEveryMs,
     });
     // Registry changes wake the engine at once (its own schedule writes do not: they change nothing to plan).
     d.store.watch(REGISTRY_DIR, { recursive: true, stream: true }, (e) => {
@@ -85,6 +106,7 @@ export class Scheduling {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.stallTimer);
     await this.engine.stop();
   }
 }

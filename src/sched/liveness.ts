@@ -1,6 +1,8 @@
 // Machine liveness as the leader sees it: every message a member sends over its peer connection counts as a
 // heartbeat, so staying alive costs no Raft write (fleet's per-machine TTL writes were its scaling limit). Only
 // the transitions (a machine lost, a machine back) go through the log, written by the engine.
+// Silence is timed on a clock that stops while this process cannot run (StallClock): a stall of the observer (or of
+// the whole host) is not the others' silence.
 export class Liveness {
   private readonly heard = new Map<string, number>();
   private graceFrom = 0;
