@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import type Docker from "dockerode";
 import type { Agent } from "../agent/agent.ts";
 import { LABEL_MACHINE, LABEL_UNIT } from "../agent/container-config.ts";
-import { connectDocker, dockerErrorText } from "../agent/container-runner.ts";
+import { connectDocker, dockerErrorText } from "../agent/docker-engine.ts";
 import type { MachineContainer, MachineContainers, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { readRegistry } from "../sched/registry.ts";
