@@ -321,7 +321,7 @@ ExecStart=${docker} run --name cli1 --network none local/busybox /bin/sh -c "tra
     expect(() => process.kill(cliPid, 0)).toThrow();
   }, 60_000);
 
-  it("an engine crash: the unit shows engine-lost while it is down, then restarts once the engine has stopped its container", async () => {
+  it("an engine crash: a unit shows engine-lost while it is down and restarts once the engine has stopped its container; one started meanwhile waits", async () => {
     const a = makeAgent();
     a.reconcile([spec("crash.service", unit("", "Restart=always\n"))]);
     const first = (await until("running", () => running(a, "crash.service"))).containerId!;
@@ -334,6 +334,15 @@ ExecStart=${docker} run --name cli1 --network none local/busybox /bin/sh -c "tra
       15_000,
     );
     expect(lost).toMatchObject({ active: "active", mainPid: null, containerId: first });
+    // A unit started meanwhile waits for the engine it has seen before, rather than failing at once.
+    a.reconcile([
+      spec("crash.service", unit("", "Restart=always\n")),
+      spec("late.service", unit("", "TimeoutStartSec=60\n")),
+    ]);
+    await until("late waiting", async () =>
+      (await texts(a, "late.service")).some((l) => l.endsWith("; waiting for it to answer.")),
+    );
+    expect(stateOf(a, "late.service")).toMatchObject({ active: "activating", sub: "start" });
 
     await d.restart(); // without live-restore, the engine stops the containers it finds running
     const again = await until(
@@ -351,6 +360,9 @@ ExecStart=${docker} run --name cli1 --network none local/busybox /bin/sh -c "tra
       `crash.service: Docker engine is back; container ${first.slice(0, 12)} is no longer running.`,
     );
     expect(log).toContain("crash.service: Main process exited, code=exited, status=0/SUCCESS");
+    expect(await until("late running", () => running(a, "late.service"), 30_000)).toMatchObject({
+      restarts: 0,
+    });
   }, 60_000);
 
   it("the seed's docker-CLI process unit runs unchanged", async () => {

@@ -452,9 +452,11 @@ export class ContainerRunner extends UnitLifecycle {
       } catch (err) {
         if (!engineGone(err)) return this.lostTrack(id, err);
         if (!current()) return null;
-        this.log(
-          `${this.name}: Lost the Docker engine (${dockerErrorText(err)}); reading container ${id.slice(0, 12)} again once it answers.`,
-        );
+        const why =
+          err instanceof EngineUnreachable
+            ? err.message
+            : `Docker engine at unix://${this.opts.socketPath} went away: ${dockerErrorText(err)}`;
+        this.log(`${this.name}: ${why}; reading container ${id.slice(0, 12)} again once it answers.`);
       }
       // Still active (no exit was seen, and with live-restore the container does run on), but not "running": that
       // cannot be seen now, and the PID the engine gave may be reused once the container is gone. A sub-state of
