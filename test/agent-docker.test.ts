@@ -263,6 +263,108 @@ const t = setInterval(() => {
     expect(log2).toMatch(/Docker engine at unix:\/\/.*nope\.sock is unreachable: /);
   }, 20_000);
 
+  it("an engine restart is noticed: Restart=always runs a new container, a unit without Restart= fails, a docker-run unit ends", async () => {
+    const docker = which("docker")!;
+    const a = makeAgent();
+    // dockerd stops running containers with SIGTERM when it shuts down (no live-restore): both trap it.
+    const trapped = (code: number, service: string) =>
+      `[Container]\nImage=local/busybox\nNetwork=none\nExec=/bin/sh -c "trap 'exit ${code}' TERM; while true; do sleep 0.2; done"\n[Service]\n${service}`;
+    const cli = `[Service]
+Environment=DOCKER_HOST=unix://${d.socket}
+ExecStartPre=-${docker} rm -f cli1
+ExecStart=${docker} run --name cli1 --network none local/busybox /bin/sh -c "trap 'exit 0' TERM; while true; do sleep 0.2; done"
+`;
+    a.reconcile([
+      spec("always.service", trapped(0, "Restart=always\n")),
+      spec("once.service", trapped(3, "")),
+      spec("cli.service", cli),
+    ]);
+    const first = (await until("always running", () => running(a, "always.service"))).containerId!;
+    await until("once running", () => running(a, "once.service"));
+    const cliPid = (
+      await until("cli running", () =>
+        stateOf(a, "cli.service")?.sub === "running" ? stateOf(a, "cli.service") : undefined,
+      )
+    ).mainPid!;
+    await until("cli container up", () => ps("name=cli1").some((l) => l.endsWith(" running")));
+
+    await d.restart();
+
+    const again = await until(
+      "always running again in a new container",
+      () => {
+        const s = running(a, "always.service");
+        return s && s.containerId !== first ? s : undefined;
+      },
+      30_000,
+    );
+    expect(again.restarts).toBe(1);
+    expect(ps(`id=${again.containerId}`)).toEqual([`${again.containerId} running`]);
+    expect(ps(`id=${first}`)).toEqual([]); // the one dockerd stopped was removed
+    const once = await until(
+      "once failed",
+      () => (stateOf(a, "once.service")?.active === "failed" ? stateOf(a, "once.service") : undefined),
+      30_000,
+    );
+    expect(once).toMatchObject({ sub: "failed", containerId: null, restarts: 0 });
+    const log = await texts(a, "once.service");
+    expect(log).toContain("once.service: Main process exited, code=exited, status=3/NOTIMPLEMENTED");
+    expect(log).toContain("once.service: Failed with result 'exit-code'.");
+    expect(ps("label=berth.unit=once.service")).toEqual([]);
+    // The docker-run unit is a process unit: its `docker` client ends when the engine goes away.
+    const cliState = await until(
+      "cli unit ended",
+      () => (stateOf(a, "cli.service")?.active !== "active" ? stateOf(a, "cli.service") : undefined),
+      30_000,
+    );
+    expect(["inactive", "failed"]).toContain(cliState.active);
+    expect(() => process.kill(cliPid, 0)).toThrow();
+  }, 60_000);
+
+  it("an engine crash: a unit shows engine-lost while it is down and restarts once the engine has stopped its container; one started meanwhile waits", async () => {
+    const a = makeAgent();
+    a.reconcile([spec("crash.service", unit("", "Restart=always\n"))]);
+    const first = (await until("running", () => running(a, "crash.service"))).containerId!;
+
+    await d.crash();
+    // No exit was seen, so the unit stays active; but it cannot say the container is running.
+    const lost = await until(
+      "engine-lost",
+      () => (stateOf(a, "crash.service")?.sub === "engine-lost" ? stateOf(a, "crash.service") : undefined),
+      15_000,
+    );
+    expect(lost).toMatchObject({ active: "active", mainPid: null, containerId: first });
+    // A unit started meanwhile waits for the engine it has seen before, rather than failing at once.
+    a.reconcile([
+      spec("crash.service", unit("", "Restart=always\n")),
+      spec("late.service", unit("", "TimeoutStartSec=60\n")),
+    ]);
+    await until("late waiting", async () =>
+      (await texts(a, "late.service")).some((l) => l.endsWith("; waiting for it to answer.")),
+    );
+    expect(stateOf(a, "late.service")).toMatchObject({ active: "activating", sub: "start" });
+
+    await d.restart(); // without live-restore, the engine stops the containers it finds running
+    const again = await until(
+      "running again in a new container",
+      () => {
+        const s = running(a, "crash.service");
+        return s && s.containerId !== first ? s : undefined;
+      },
+      30_000,
+    );
+    expect(again.restarts).toBe(1);
+    expect(ps(`id=${first}`)).toEqual([]);
+    const log = await texts(a, "crash.service");
+    expect(log).toContain(
+      `crash.service: Docker engine is back; container ${first.slice(0, 12)} is no longer running.`,
+    );
+    expect(log).toContain("crash.service: Main process exited, code=exited, status=0/SUCCESS");
+    expect(await until("late running", () => running(a, "late.service"), 30_000)).toMatchObject({
+      restarts: 0,
+    });
+  }, 60_000);
+
   it("the seed's docker-CLI process unit runs unchanged", async () => {
     const docker = which("docker")!;
     const a = makeAgent();

@@ -4,7 +4,8 @@
 //
 //   start:  [start limit] → adopt (a labelled container a previous agent left running) or
 //           remove leftovers → image (pulled only when missing) → create → start → running
-//   watch:  container wait → exit status (128+n = killed by signal n) → remove → auto-restart per Restart=
+//   watch:  container wait → exit status (128+n = killed by signal n) → remove → auto-restart per Restart=;
+//           an engine that goes away: engine-lost until it answers again, then the container is read afresh
 //   stop:   docker stop (SIGTERM, SIGKILL after TimeoutStopSec) → remove → dead / failed
 //
 // Start limits, timeouts, Restart= and the state the agent sees are UnitLifecycle's (unit-lifecycle.ts); this
@@ -14,12 +15,21 @@ import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
 import { type ContainerConfig, LABEL_HASH, LABEL_MACHINE, LABEL_UNIT } from "./container-config.ts";
 import { DockerDemux } from "./docker-demux.ts";
+import {
+  connectDocker,
+  dockerErrorText,
+  EngineUnreachable,
+  engineAnswered,
+  engineGone,
+  reconnectDocker,
+  statusOf,
+  waitContainer,
+} from "./docker-engine.ts";
 import { exitText, failureResult, isClean } from "./exit-status.ts";
 import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
 import type { ExitInfo, RunnerContext, StepRecord, UnitState } from "./unit-types.ts";
 
 export const DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock";
-const PING_TIMEOUT_MS = 5_000;
 /** How long state() may report a memory figure before it is refreshed (in the background). */
 const MEMORY_REFRESH_MS = 2_000;
 /** After a container exits, how long to wait for its last log lines before reporting the exit. */
@@ -32,61 +42,6 @@ const range = (ports: string): [number, number] => {
 };
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Why a Docker call failed, in words (dockerode errors carry statusCode and json.message). */
-export function dockerErrorText(e: unknown): string {
-  const err = e as { statusCode?: number; json?: { message?: string }; message?: string; code?: string };
-  if (err?.json?.message) return err.json.message;
-  return String(err?.message ?? e)
-    .replace(/^\(HTTP code \d+\) [^-]*- /, "")
-    .trim();
-}
-
-const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number })?.statusCode;
-
-class EngineUnreachable extends Error {}
-
-const clients = new Map<string, Promise<Docker>>();
-
-/** A dockerode client for a unix socket (dockerode is loaded on first use: it is big). */
-function clientFor(socketPath: string): Promise<Docker> {
-  let c = clients.get(socketPath);
-  if (c === undefined) {
-    c = import("dockerode").then((m) => new m.default({ socketPath }));
-    clients.set(socketPath, c);
-    c.catch(() => clients.delete(socketPath));
-  }
-  return c;
-}
-
-/** The client once the engine answers a ping; throws EngineUnreachable with the reason otherwise. */
-export async function connectDocker(socketPath: string): Promise<Docker> {
-  let docker: Docker;
-  try {
-    docker = await clientFor(socketPath);
-  } catch (e) {
-    throw new EngineUnreachable(`cannot load the Docker client (dockerode): ${(e as Error).message}`);
-  }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      docker.ping(),
-      new Promise((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer within ${PING_TIMEOUT_MS} ms`)),
-          PING_TIMEOUT_MS,
-        );
-      }),
-    ]);
-  } catch (e) {
-    throw new EngineUnreachable(
-      `Docker engine at unix://${socketPath} is unreachable: ${dockerErrorText(e)}`,
-    );
-  } finally {
-    clearTimeout(timer);
-  }
-  return docker;
-}
 
 const SIGNAL_BY_NUMBER = new Map<number, string>(
   Object.entries(osConstants.signals).map(([name, n]) => [n as number, name.replace(/^SIG/, "")]),
@@ -172,8 +127,8 @@ export class ContainerRunner extends UnitLifecycle {
   private firstStart = true;
   private docker: Docker | null = null;
   private containerId: string | null = null;
-  /** Resolves with the exit of the container being watched. */
-  private exit: Promise<ExitInfo> | null = null;
+  /** Resolves with the exit of the container being watched (null: the run ended before it was known). */
+  private exit: Promise<ExitInfo | null> | null = null;
   private logStream: NodeJS.ReadableStream | null = null;
   private logsDone: Promise<void> = Promise.resolve();
   private memoryBytes: number | null = null;
@@ -193,7 +148,7 @@ export class ContainerRunner extends UnitLifecycle {
   // State
 
   protected memoryReader(): () => number | null {
-    const running = this.containerId !== null && this.active === "active";
+    const running = this.containerId !== null && this.sub === "running";
     if (running) this.refreshMemory();
     const memory = running ? this.memoryBytes : null;
     return () => memory;
@@ -239,9 +194,9 @@ export class ContainerRunner extends UnitLifecycle {
     this.firstStart = false;
     this.set("activating", "start");
     try {
-      const docker = await connectDocker(this.opts.socketPath);
+      const docker = await this.connect(gen);
+      if (docker === null || gen !== this.gen) return;
       this.docker = docker;
-      if (gen !== this.gen) return;
       let adopted: Docker.ContainerInspectInfo | null = null;
       if (firstStart && this.opts.adoption !== undefined) {
         const id = await this.opts.adoption.take(this.name, this.hash);
@@ -282,8 +237,10 @@ export class ContainerRunner extends UnitLifecycle {
       this.steps.set("ExecStart", record);
       // Adopted: re-attach from now on (what it wrote while no agent watched is in `docker logs`).
       this.attachLogs(docker, id, adopted !== null ? Math.floor(Date.now() / 1000) : 0);
-      this.exit = this.watch(docker, id, record);
-      void this.exit.then((e) => this.onContainerExit(id, e, gen));
+      this.exit = this.watch(id, record);
+      void this.exit.then((e) => {
+        if (e !== null) this.onContainerExit(id, e, gen);
+      });
       this.memoryAt = 0;
       this.clearStartTimer();
       this.set("active", "running", info.State.Pid || null);
@@ -293,6 +250,21 @@ export class ContainerRunner extends UnitLifecycle {
       const msg = e instanceof EngineUnreachable ? e.message : dockerErrorText(e);
       this.log(`${this.name}: ${msg}`);
       return this.failStart(gen, "resources");
+    }
+  }
+
+  /**
+   * The engine's client for a start. An engine that answered before but not now is most likely being restarted
+   * (and Restart= has just brought this unit back after the engine stopped its container): the start waits for
+   * it, within TimeoutStartSec=, rather than failing at once. null when the start was called off meanwhile.
+   */
+  private async connect(gen: number): Promise<Docker | null> {
+    try {
+      return await connectDocker(this.opts.socketPath);
+    } catch (e) {
+      if (!engineAnswered(this.opts.socketPath)) throw e;
+      this.log(`${this.name}: ${(e as Error).message}; waiting for it to answer.`);
+      return reconnectDocker(this.opts.socketPath, () => gen === this.gen);
     }
   }
 
@@ -465,27 +437,74 @@ export class ContainerRunner extends UnitLifecycle {
     s?.destroy?.();
   }
 
-  /** Resolves with the container's exit (waiting through the engine; an engine that goes away is an exit too). */
-  private async watch(docker: Docker, id: string, record: StepRecord): Promise<ExitInfo> {
-    let e: ExitInfo;
-    try {
-      const r = (await docker.getContainer(id).wait()) as { StatusCode: number };
-      let code = r.StatusCode;
-      let oom = false;
-      try {
-        const info = await docker.getContainer(id).inspect();
-        code = info.State.ExitCode;
-        oom = info.State.OOMKilled;
-      } catch {}
-      e = containerExit(code);
-      if (oom) this.log(`${this.name}: A process of this unit has been killed by the OOM killer.`);
-    } catch (err) {
-      this.log(`${this.name}: Lost track of container ${id.slice(0, 12)}: ${dockerErrorText(err)}`);
-      e = statusOf(err) === 404 ? { code: "killed", status: "KILL" } : { code: "exited", status: 255 };
-    }
+  /** Resolves with the container's exit once it is known and its last output is in; null if the run ended first. */
+  private async watch(id: string, record: StepRecord): Promise<ExitInfo | null> {
+    const e = await this.exitOf(id);
+    if (e === null) return null;
     await Promise.race([this.logsDone, sleep(LOG_DRAIN_MS)]);
     Object.assign(record, { code: e.code, status: e.status, at: this.ctx.now() });
     return e;
+  }
+
+  /**
+   * The container's exit as the engine tells it, through engine restarts: when the engine cannot be reached, the
+   * unit waits for it to answer again and then reads the container afresh (still running: watched again; exited
+   * or gone: that is the exit, and Restart= applies). null when the run ended meanwhile (a stop).
+   */
+  private async exitOf(id: string): Promise<ExitInfo | null> {
+    const current = () => this.containerId === id && this.stopping === null;
+    for (;;) {
+      try {
+        await waitContainer(this.opts.socketPath, id);
+        // wait's status is not the whole story: inspect has the exit code and the OOM flag.
+        const info = await this.docker!.getContainer(id).inspect();
+        if (!info.State.Running) return this.exitFrom(info);
+        continue;
+      } catch (err) {
+        if (!engineGone(err)) return this.lostTrack(id, err);
+        if (!current()) return null;
+        const why =
+          err instanceof EngineUnreachable
+            ? err.message
+            : `Docker engine at unix://${this.opts.socketPath} went away: ${dockerErrorText(err)}`;
+        this.log(`${this.name}: ${why}; reading container ${id.slice(0, 12)} again once it answers.`);
+      }
+      // Still active (no exit was seen, and with live-restore the container does run on), but not "running": that
+      // cannot be seen now, and the PID the engine gave may be reused once the container is gone. A sub-state of
+      // its own says why, and lasts only until the engine answers.
+      this.set("active", "engine-lost", null);
+      this.detachLogs();
+      const docker = await reconnectDocker(this.opts.socketPath, current);
+      if (docker === null) return null;
+      this.docker = docker;
+      let info: Docker.ContainerInspectInfo;
+      try {
+        info = await docker.getContainer(id).inspect();
+      } catch (err) {
+        if (engineGone(err) && current()) continue;
+        return current() ? this.lostTrack(id, err) : null;
+      }
+      if (!current()) return null;
+      if (!info.State.Running) {
+        this.log(`${this.name}: Docker engine is back; container ${id.slice(0, 12)} is no longer running.`);
+        return this.exitFrom(info);
+      }
+      this.log(`${this.name}: Docker engine is back; container ${id.slice(0, 12)} is still running.`);
+      this.attachLogs(docker, id, Math.floor(Date.now() / 1000));
+      this.set("active", "running", info.State.Pid || null);
+    }
+  }
+
+  private exitFrom(info: Docker.ContainerInspectInfo): ExitInfo {
+    if (info.State.OOMKilled)
+      this.log(`${this.name}: A process of this unit has been killed by the OOM killer.`);
+    return containerExit(info.State.ExitCode);
+  }
+
+  /** The engine answered, but not about this container's exit (removed behind our back, or an error). */
+  private lostTrack(id: string, err: unknown): ExitInfo {
+    this.log(`${this.name}: Lost track of container ${id.slice(0, 12)}: ${dockerErrorText(err)}`);
+    return statusOf(err) === 404 ? { code: "killed", status: "KILL" } : { code: "exited", status: 255 };
   }
 
   // -------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import type Docker from "dockerode";
 import { LABEL_MACHINE, LABEL_UNIT } from "../agent/container-config.ts";
-import { connectDocker, dockerErrorText } from "../agent/container-runner.ts";
+import { connectDocker, dockerErrorText } from "../agent/docker-engine.ts";
 import type { UnitHost } from "../agent/unit-host.ts";
 import type { MachineContainer, MachineContainers, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
