@@ -1,5 +1,5 @@
 // The whole host stalls (a VM migration, a swap storm): every node process and every unit process of a 3-node
-// cluster is frozen with SIGSTOP for longer than the agent TTL, then thawed. Nothing was lost, so nothing may move:
+// cluster (and each node's unit supervisor) is frozen with SIGSTOP for longer than the agent TTL, then thawed. Nothing was lost, so nothing may move:
 // the leader must not count its own stall as the other machines' silence. Checked in the schedule, in the nodes'
 // logs (no machine declared lost) and in the OS (the same unit processes, none restarted).
 import { execFileSync } from "node:child_process";
@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { supervisorPid } from "../src/agent/supervisor.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
 
 const TTL_MS = 2000;
@@ -37,6 +38,7 @@ function unitProcesses(marker: string): Map<string, { pid: number; pgid: number 
 describe("a stall of the whole host longer than the agent TTL", () => {
   let cluster: TestCluster;
   let dir: string;
+  let supervisors: number[] = [];
   const marker = `berth-stall-${process.pid}-`;
   const rows = async (): Promise<UnitRow[]> => {
     const r = await cluster.cli(["list-units", "--output=json"]);
@@ -62,6 +64,10 @@ describe("a stall of the whole host longer than the agent TTL", () => {
         process.kill(-p.pgid, "SIGCONT");
       } catch {}
     for (const n of cluster?.nodes ?? []) if (n.proc?.pid) n.proc.kill("SIGCONT");
+    for (const pid of supervisors)
+      try {
+        process.kill(pid, "SIGCONT");
+      } catch {}
     await cluster?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -77,13 +83,19 @@ describe("a stall of the whole host longer than the agent TTL", () => {
     const procsBefore = unitProcesses(marker);
     expect([...procsBefore.keys()].sort()).toEqual(UNITS);
 
-    // Freeze the nodes first (so no agent sees its units stop), then every unit's process group; thaw in reverse.
+    // Freeze the unit supervisors and nodes first (so no agent sees its units stop), then every unit's process
+    // group; thaw the units, then the nodes, then the supervisors (whose lease ran out meanwhile: they must ask
+    // the cluster, not fence).
     const nodePids = cluster.nodes.map((n) => n.proc!.pid!);
+    supervisors = cluster.nodes.map((n) => supervisorPid(join(n.dataDir, "agent"))!);
+    expect(supervisors.every((pid) => pid > 0)).toBe(true);
+    for (const pid of supervisors) process.kill(pid, "SIGSTOP");
     for (const pid of nodePids) process.kill(pid, "SIGSTOP");
     for (const p of procsBefore.values()) process.kill(-p.pgid, "SIGSTOP");
     await new Promise((r) => setTimeout(r, FREEZE_MS));
     for (const p of procsBefore.values()) process.kill(-p.pgid, "SIGCONT");
     for (const pid of nodePids) process.kill(pid, "SIGCONT");
+    for (const pid of supervisors) process.kill(pid, "SIGCONT");
 
     // Long enough for a wrong verdict to be acted on: machine lost, units rescheduled, started elsewhere.
     await new Promise((r) => setTimeout(r, 3 * TTL_MS));
