@@ -17,9 +17,17 @@ import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BerthClient } from "../src/client/client.ts";
-import type { ClientMethods, UnitInfo, UnitStateRow } from "../src/client/protocol.ts";
+import type { ClientMethods, UnitInfo } from "../src/client/protocol.ts";
+import { type AgentReport, STATES_DIR } from "../src/sched/registry.ts";
 import { freePort, waitFor } from "../test/support/processes.ts";
-import { allUnitProcs, DoubleRunWatch, killGroups, UNIT_TAG_VAR, unitProcsOf } from "./unit-procs.ts";
+import {
+  allUnitProcs,
+  DoubleRunWatch,
+  killGroups,
+  UNIT_TAG_VAR,
+  type UnitProc,
+  unitProcsOf,
+} from "./unit-procs.ts";
 
 const BINARY = process.env.BERTH_BINARY ?? resolve(import.meta.dirname, "../dist/berth");
 const TEMPLATE = "bench@.service";
@@ -64,6 +72,8 @@ export interface SchedCrashResult {
   p50Ms: number;
   maxMs: number;
   activated: number;
+  /** "[lease] fencing" lines of the survivors from the crash until its units were active elsewhere. */
+  survivorFences: number;
   /** Restart (spawn) -> the node's "[agent] caught up with the cluster ..." line, by the line's timestamp. */
   returnMs: number | null;
   /** The X of "... X ms after start" in that line (counted by the node from its agent bridge's start). */
@@ -174,17 +184,21 @@ class BenchCluster {
 
   /**
    * A machine crash: the node is stopped first (SIGSTOP, so from then on it does nothing, as a dead machine), its
-   * unit processes (its children, and the groups it recorded) are SIGKILLed, then the node. Returns the time of the
-   * SIGSTOP and how many unit processes were killed.
+   * unit processes (its children, and any in the groups it recorded) are SIGKILLed, then the node. Only processes
+   * carrying this run's tag are touched (a recorded group id may belong to someone else by now). Returns the time
+   * of the SIGSTOP and how many unit processes were killed.
    */
   async crash(n: BenchNode): Promise<{ t0: number; killed: number }> {
     const p = n.proc!;
     p.kill("SIGSTOP");
     const t0 = Date.now();
-    const children = unitProcsOf(p.pid!, this.tag);
-    killGroups(new Set([...children.map((u) => u.pgid), ...recordedGroups([n])]));
+    const recorded = recordedGroups([n]);
+    const procs = new Map<number, UnitProc>();
+    for (const u of unitProcsOf(p.pid!, this.tag)) procs.set(u.pid, u);
+    for (const u of allUnitProcs(this.tag)) if (recorded.has(u.pgid)) procs.set(u.pid, u);
+    killGroups(new Set([...procs.values()].map((u) => u.pgid)));
     await this.kill(n, "SIGKILL");
-    return { t0, killed: children.length };
+    return { t0, killed: procs.size };
   }
 
   /** The leader every live node agrees on. */
@@ -214,8 +228,8 @@ class BenchCluster {
   }
 
   /**
-   * Graceful stop (SIGTERM: the agents stop their units), then SIGKILL of every recorded unit process group and of
-   * every process carrying this run's tag (a SIGKILLed node leaves its units running by design). Returns the unit
+   * Graceful stop (SIGTERM: the agents stop their units), then SIGKILL of the group of every process carrying this
+   * run's tag (a SIGKILLed node leaves its units running by design). Returns the unit
    * processes the graceful stop left behind in the stopped nodes' groups, and those still alive after the final
    * SIGKILL (both should be 0). Once only: a signal arriving during a run and the run's own cleanup share it.
    */
@@ -229,7 +243,6 @@ class BenchCluster {
     await Promise.all(this.nodes.map((n) => this.kill(n, "SIGTERM", 30_000)));
     const gracefulGroups = recordedGroups(graceful);
     const afterGraceful = allUnitProcs(this.tag).filter((p) => gracefulGroups.has(p.pgid)).length;
-    killGroups(recordedGroups(this.nodes));
     killGroups(allUnitProcs(this.tag).map((p) => p.pgid));
     await sleep(200);
     const afterKill = allUnitProcs(this.tag).length;
@@ -345,6 +358,50 @@ async function killAndMeasure(c: BenchCluster, victimName: string): Promise<Sche
   };
 }
 
+/** src/agent/lease.ts's line when a machine's lease ran out and it killed every unit it runs. */
+const FENCING = /\[lease\] fencing:/;
+
+const countLines = (text: string, re: RegExp) => text.split("\n").filter((l) => re.test(l)).length;
+
+/**
+ * Every "active" report the agents write (/_berth/states/<unit>/<machine>) about a state change after this call,
+ * the first one per key, as watch streams
+ * from the given nodes deliver them: applied there, read without a read point, so a cluster busy re-electing does
+ * not hide reports the way a polled units.states (which waits for one) would.
+ */
+async function watchReports(
+  c: BenchCluster,
+  nodes: BenchNode[],
+): Promise<{ active: Map<string, AgentReport>; close(): void }> {
+  const active = new Map<string, AgentReport>();
+  const from = Date.now();
+  const clients = await Promise.all(nodes.map((n) => c.client([n], 5000)));
+  const subs = clients.map((cl) =>
+    cl.subscribe("kv.watch", { key: STATES_DIR, recursive: true, forever: true }),
+  );
+  for (const sub of subs)
+    void (async () => {
+      try {
+        for await (const r of sub) {
+          const node = r.event.node;
+          if (!node?.key || typeof node.value !== "string") continue;
+          try {
+            const rep = JSON.parse(node.value) as AgentReport;
+            const key = node.key.slice(STATES_DIR.length + 1);
+            if (rep.active === "active" && rep.since >= from && !active.has(key)) active.set(key, rep);
+          } catch {}
+        }
+      } catch {}
+    })();
+  return {
+    active,
+    close: () => {
+      for (const sub of subs) sub.close();
+      for (const cl of clients) cl.close();
+    },
+  };
+}
+
 /** One parameterless call through a connection of its own (to any of `nodes`). */
 async function call<M extends "units.list" | "machines.list">(
   c: BenchCluster,
@@ -367,29 +424,29 @@ async function crashAndMeasure(c: BenchCluster, victimName: string): Promise<Sch
   const before = await call(c, "units.list", survivors);
   const moving = new Set(before.filter((u) => u.machines.includes(victimId)).map((u) => u.name));
 
-  const { t0, killed } = await c.crash(victim);
+  const fencesBefore = survivors.map((n) => countLines(c.log(n), FENCING));
+  const reports = await watchReports(c, survivors);
+  let t0 = 0;
+  let killed = 0;
   const done = new Map<string, number>();
-  await waitFor(
-    `units of ${victimName} active elsewhere`,
-    async () => {
-      const cl = await c.client(survivors, 2000);
-      try {
-        for (;;) {
-          const rows: UnitStateRow[] = await cl.call("units.states", {}, 2000);
-          for (const r of rows)
-            if (moving.has(r.name) && !done.has(r.name) && r.machine !== victimId && r.active === "active")
-              done.set(r.name, r.since - t0);
-          if (done.size === moving.size) return true;
-          if (Date.now() - t0 > 120_000) return false;
-          await sleep(50);
+  try {
+    ({ t0, killed } = await c.crash(victim));
+    await waitFor(
+      `units of ${victimName} active elsewhere`,
+      () => {
+        for (const [key, r] of reports.active) {
+          const [unit, machine] = key.split("/") as [string, string];
+          if (moving.has(unit) && !done.has(unit) && machine !== victimId && r.since >= t0)
+            done.set(unit, r.since - t0);
         }
-      } finally {
-        cl.close();
-      }
-    },
-    130_000,
-    50,
-  );
+        return done.size === moving.size;
+      },
+      120_000,
+      50,
+    );
+  } finally {
+    reports.close();
+  }
   const times = [...done.values()];
 
   // The machine comes back with its data dir; its agent may act only once it has caught up.
@@ -409,14 +466,21 @@ async function crashAndMeasure(c: BenchCluster, victimName: string): Promise<Sch
     p50Ms: pct(times, 50),
     maxMs: Math.max(...times),
     activated: done.size,
+    survivorFences: survivors.reduce(
+      (sum, n, i) => sum + countLines(c.log(n), FENCING) - fencesBefore[i]!,
+      0,
+    ),
     returnMs: caught.ms,
     returnStatedMs: Number(caught.m[2]),
     returnIndex: Number(caught.m[1]),
   };
 }
 
-/** All machines up and every unit launched: each crash starts from 3 machines and a settled cluster. */
-async function settle(c: BenchCluster, units: number): Promise<void> {
+/**
+ * All machines up and every unit launched: each crash starts from 3 machines and a settled cluster. Then each unit
+ * should have exactly one process; a difference is reported (the double-run scan names any unit running twice).
+ */
+async function settle(c: BenchCluster, units: number, progress: (l: string) => void): Promise<void> {
   await waitFor(
     "all machines up and every unit launched",
     async () => {
@@ -429,6 +493,10 @@ async function settle(c: BenchCluster, units: number): Promise<void> {
     200,
   );
   await sleep(1000);
+  const procs = allUnitProcs(c.tag);
+  const distinct = new Set(procs.map((p) => p.unit)).size;
+  if (procs.length !== units || distinct !== units)
+    progress(`settled with ${procs.length} unit processes for ${distinct} distinct units (${units} units)`);
 }
 
 /** The leader when asked for and it runs units, else the follower running the most units. */
@@ -605,7 +673,7 @@ export async function benchSchedE2E(
     if (!Number.isNaN(result.launchedMs) && crashes > 0) {
       // Every node back (a node SIGKILLed above kills the unit processes it left behind when it starts again).
       for (const node of c.nodes) if (!c.live().includes(node)) c.spawn(node);
-      await settle(c, n);
+      await settle(c, n, progress);
       watch.start();
       for (let i = 0; i < crashes; i++) {
         // Alternately a follower and the leader, so each kind is measured crashes/2 times.
@@ -614,7 +682,7 @@ export async function benchSchedE2E(
         const r = await crashAndMeasure(c, victim);
         result.crashes.push(r);
         progress(`crash ${i + 1}: ${JSON.stringify(r)}`);
-        await settle(c, n);
+        await settle(c, n, progress);
       }
       watch.stop();
       watch.scan();
@@ -694,6 +762,15 @@ function crashRows(r: SchedBenchResult, s: (ms: number) => string): (string | nu
       "",
     ]);
   }
+  const fences = r.crashes.reduce((sum, k) => sum + k.survivorFences, 0);
+  const fenced = r.crashes.filter((k) => k.survivorFences > 0).length;
+  rows.push([
+    `survivors' leases run out, killing all their units (in ${fenced} of the crashes)`,
+    fences,
+    "",
+    "",
+    fences === 0 ? "" : "CASCADE",
+  ]);
   const d = r.doubleRuns;
   rows.push([
     `units running twice at once during the crashes (${d.scans} scans, ${d.processesPerScan.join("-")} unit processes each)`,

@@ -12,17 +12,17 @@ export interface UnitProc {
   unit: string;
 }
 
-/** The process group of a live process, or null for a process that is gone or a zombie. */
-function pgidOf(pid: number): number | null {
+/** Process group and start time (clock ticks after boot) of a live process; null for one gone or a zombie. */
+function statOf(pid: number): { pgid: number; start: string } | null {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "latin1");
   } catch {
     return null;
   }
-  // pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'.
+  // pid (comm) state ppid pgrp ... starttime (field 22): comm may hold spaces and ')', so split after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return fields[0] === "Z" ? null : Number(fields[2]);
+  return fields[0] === "Z" ? null : { pgid: Number(fields[2]), start: fields[19]! };
 }
 
 function unitOf(pid: number, tag: string): string | null {
@@ -37,21 +37,37 @@ function unitOf(pid: number, tag: string): string | null {
   return null;
 }
 
-function procOf(pid: number, tag: string): UnitProc | null {
-  const unit = unitOf(pid, tag);
-  if (unit === null) return null;
-  const pgid = pgidOf(pid);
-  return pgid === null ? null : { pid, pgid, unit };
+/**
+ * The unit a process's environment named, by pid and start time (a pid reused later is another process): what a
+ * unit process inherited stays, and reading environments is the expensive part of a scan. Only hits are kept: a
+ * child the node just forked holds the node's environment until it executes the unit's command.
+ */
+type UnitCache = Map<number, { start: string; unit: string }>;
+
+function procOf(pid: number, tag: string, cache?: UnitCache): UnitProc | null {
+  const st = statOf(pid);
+  if (st === null) return null;
+  const known = cache?.get(pid);
+  let unit = known?.start === st.start ? known.unit : null;
+  if (unit === null) {
+    // Read after the stat: a process that exited in between has no environment left to read.
+    unit = unitOf(pid, tag);
+    if (unit !== null) cache?.set(pid, { start: st.start, unit });
+  }
+  return unit === null ? null : { pid, pgid: st.pgid, unit };
 }
 
 /** Every live unit process of this run on the machine, whoever its parent is now. */
-export function allUnitProcs(tag: string): UnitProc[] {
+export function allUnitProcs(tag: string, cache?: UnitCache): UnitProc[] {
   const found: UnitProc[] = [];
+  const seen = new Set<number>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const p = procOf(Number(entry), tag);
+    seen.add(Number(entry));
+    const p = procOf(Number(entry), tag, cache);
     if (p) found.push(p);
   }
+  if (cache) for (const pid of cache.keys()) if (!seen.has(pid)) cache.delete(pid);
   return found;
 }
 
@@ -92,6 +108,7 @@ export class DoubleRunWatch {
   fewest = 0;
   most = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly cache: UnitCache = new Map();
 
   constructor(
     private readonly tag: string,
@@ -110,7 +127,7 @@ export class DoubleRunWatch {
   scan(): void {
     this.scans++;
     const count = new Map<string, number>();
-    const procs = allUnitProcs(this.tag);
+    const procs = allUnitProcs(this.tag, this.cache);
     for (const p of procs) count.set(p.unit, (count.get(p.unit) ?? 0) + 1);
     this.fewest = this.scans === 1 ? procs.length : Math.min(this.fewest, procs.length);
     this.most = Math.max(this.most, procs.length);
