@@ -2,9 +2,10 @@
 // Raft tick 100 ms): N units submitted and started on a 3-node cluster, the time until all are launched, then the
 // time from SIGKILLing a node (a follower, then the leader; its unit processes keep running) to its units being
 // launched elsewhere. Then machine crashes, repeated (default 10, alternating follower and leader): the node AND its
-// unit processes SIGKILLed, the time until every one of its units is active elsewhere (as its new machine's agent
-// reports it), then the victim restarted with its data dir and the time from its process start to its agent's first
-// action on current state; meanwhile every unit process is scanned for a unit running twice at once.
+// unit processes SIGKILLed, the time until every one of its units is active elsewhere (the `since` its new machine's
+// agent reports, read from kv.watch streams on the survivors), then the victim restarted with its data dir and the
+// time from its process start to its agent's first action on current state; meanwhile every unit process is scanned
+// for a unit running twice at once.
 // Goal (issue): "with the defaults, a unit runs again on another machine within 6 s of its machine dying", and no
 // double run at all.
 // Run directly: bun bench/sched-e2e.ts [--units N] [--crashes N] [--no-leader-kill] [--keep-logs]
@@ -94,7 +95,7 @@ export interface SchedBenchResult {
   crashes: SchedCrashResult[];
   /** Scans of every unit process during the crashes, and the units seen running twice at once. */
   doubleRuns: { scans: number; units: string[]; processesPerScan: [number, number] };
-  /** `sleep 100000` processes left by the nodes stopped with SIGTERM, and left after the final cleanup. */
+  /** Unit processes left by the nodes stopped with SIGTERM, and left after the final cleanup. */
   leftovers: { afterGraceful: number; afterKill: number };
   logDir: string | null;
 }
@@ -229,9 +230,9 @@ class BenchCluster {
 
   /**
    * Graceful stop (SIGTERM: the agents stop their units), then SIGKILL of the group of every process carrying this
-   * run's tag (a SIGKILLed node leaves its units running by design). Returns the unit
-   * processes the graceful stop left behind in the stopped nodes' groups, and those still alive after the final
-   * SIGKILL (both should be 0). Once only: a signal arriving during a run and the run's own cleanup share it.
+   * run's tag (a SIGKILLed node leaves its units running by design). Returns the unit processes the graceful stop
+   * left behind in the stopped nodes' groups, and those still alive after the final SIGKILL (both should be 0).
+   * Once only: a signal arriving during a run and the run's own cleanup share it.
    */
   stop(keepLogs: boolean): Promise<{ afterGraceful: number; afterKill: number }> {
     this.stopping ??= this.stopOnce(keepLogs);
@@ -365,9 +366,9 @@ const countLines = (text: string, re: RegExp) => text.split("\n").filter((l) => 
 
 /**
  * Every "active" report the agents write (/_berth/states/<unit>/<machine>) about a state change after this call,
- * the first one per key, as watch streams
- * from the given nodes deliver them: applied there, read without a read point, so a cluster busy re-electing does
- * not hide reports the way a polled units.states (which waits for one) would.
+ * the first one per key, as watch streams from the given nodes deliver them: applied there and read without a read
+ * point, so a cluster busy re-electing does not hide reports the way a polled units.states (which waits for one)
+ * would; a unit active for a moment and then killed by its machine's lease still counts from that moment.
  */
 async function watchReports(
   c: BenchCluster,
