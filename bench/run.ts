@@ -85,7 +85,9 @@ if (run("placement")) {
 
 if (run("sched")) {
   console.log(
-    `\nScheduling end to end: ${units} units on 3 real nodes (dist/berth, defaults: agent TTL 5 s, tick 100 ms)\n`,
+    `\nScheduling end to end: ${units} units on 3 real nodes (dist/berth, defaults: agent TTL 5 s, tick 100 ms); ` +
+      "a SIGKILLed node leaves its units running, a machine lost takes them with it (node and unit processes " +
+      "SIGKILLed, then the node restarted with its data dir; active = the `since` its new machine's agent reports)\n",
   );
   const r = await benchSchedE2E({ units, progress: (l) => console.error(`  [sched] ${l}`) });
   console.log(table(...formatSchedE2E(r)));

@@ -1,24 +1,43 @@
 // End-to-end scheduling benchmark on real node processes (dist/berth), with Berth's defaults (agent TTL 5 s,
 // Raft tick 100 ms): N units submitted and started on a 3-node cluster, the time until all are launched, then the
-// time from SIGKILLing a machine (a follower, then the leader) to its units being launched elsewhere.
-// Goal (issue): "with the defaults, a unit runs again on another machine within 6 s of its machine dying".
-// Run directly: bun bench/sched-e2e.ts [--units N] [--no-leader-kill] [--keep-logs] [--launch-timeout SECONDS]
-// Unit processes are `sleep 100000`; every node is stopped and every unit process killed at the end, also on failure.
+// time from SIGKILLing a node (a follower, then the leader; its unit processes keep running) to its units being
+// launched elsewhere. Then machine crashes, repeated (default 10, alternating follower and leader): the node AND its
+// unit processes SIGKILLed, the time until every one of its units is active elsewhere (the `since` its new machine's
+// agent reports, read from kv.watch streams on the survivors), then the victim restarted with its data dir and the
+// time from its process start to its agent's first action on current state; meanwhile every unit process is scanned
+// for a unit running twice at once.
+// Goal (issue): "with the defaults, a unit runs again on another machine within 6 s of its machine dying", and no
+// double run at all.
+// Run directly: bun bench/sched-e2e.ts [--units N] [--crashes N] [--no-leader-kill] [--keep-logs]
+//   [--launch-timeout SECONDS]
+// Unit processes are `sleep 100000`; every node is stopped and every unit process killed at the end, also on failure
+// and on SIGINT/SIGTERM/SIGHUP.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BerthClient } from "../src/client/client.ts";
-import type { UnitInfo } from "../src/client/protocol.ts";
+import type { ClientMethods, UnitInfo } from "../src/client/protocol.ts";
+import { type AgentReport, STATES_DIR } from "../src/sched/registry.ts";
 import { freePort, waitFor } from "../test/support/processes.ts";
+import {
+  allUnitProcs,
+  DoubleRunWatch,
+  killGroups,
+  UNIT_TAG_VAR,
+  type UnitProc,
+  unitProcsOf,
+} from "./unit-procs.ts";
 
 const BINARY = process.env.BERTH_BINARY ?? resolve(import.meta.dirname, "../dist/berth");
 const TEMPLATE = "bench@.service";
-const TEMPLATE_TEXT = `[Unit]
+/** The tag names this run's unit processes (bench/unit-procs.ts). */
+const templateText = (tag: string) => `[Unit]
 Description=Berth benchmark unit %i
 
 [Service]
+Environment=${UNIT_TAG_VAR}=${tag}:%i
 ExecStart=/bin/sh -c 'exec sleep 100000'
 `;
 
@@ -43,6 +62,26 @@ export interface SchedKillResult {
   relaunched: number;
 }
 
+/** One machine crash: the node and its unit processes SIGKILLed, then the node restarted with its data dir. */
+export interface SchedCrashResult {
+  victim: string;
+  wasLeader: boolean;
+  units: number;
+  /** Unit processes SIGKILLed with the node (its units: equal to `units`). */
+  processesKilled: number;
+  /** Kill -> each unit active on another machine, by the `since` its new machine's agent reports. */
+  p50Ms: number;
+  maxMs: number;
+  activated: number;
+  /** "[lease] fencing" lines of the survivors from the crash until its units were active elsewhere. */
+  survivorFences: number;
+  /** Restart (spawn) -> the node's "[agent] caught up with the cluster ..." line, by the line's timestamp. */
+  returnMs: number | null;
+  /** The X of "... X ms after start" in that line (counted by the node from its agent bridge's start). */
+  returnStatedMs: number | null;
+  returnIndex: number | null;
+}
+
 export interface SchedBenchResult {
   units: number;
   submitMs: number;
@@ -53,7 +92,10 @@ export interface SchedBenchResult {
   /** Units launched when the launch phase ended (all of them, unless it timed out). */
   launchedCount: number;
   kills: SchedKillResult[];
-  /** `sleep 100000` processes left by the nodes stopped with SIGTERM, and left after the final cleanup. */
+  crashes: SchedCrashResult[];
+  /** Scans of every unit process during the crashes, and the units seen running twice at once. */
+  doubleRuns: { scans: number; units: string[]; processesPerScan: [number, number] };
+  /** Unit processes left by the nodes stopped with SIGTERM, and left after the final cleanup. */
   leftovers: { afterGraceful: number; afterKill: number };
   logDir: string | null;
 }
@@ -73,7 +115,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class BenchCluster {
   readonly dir = mkdtempSync(join(tmpdir(), "berth-bench-sched-"));
   readonly nodes: BenchNode[] = [];
+  /** Names this run's unit processes in their environment. */
+  readonly tag = randomBytes(6).toString("hex");
   private readonly secretFile = join(this.dir, "secret");
+  private stopping: Promise<{ afterGraceful: number; afterKill: number }> | null = null;
 
   async start(size: number): Promise<void> {
     writeFileSync(this.secretFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
@@ -138,6 +183,25 @@ class BenchCluster {
     n.proc = null;
   }
 
+  /**
+   * A machine crash: the node is stopped first (SIGSTOP, so from then on it does nothing, as a dead machine), its
+   * unit processes (its children, and any in the groups it recorded) are SIGKILLed, then the node. Only processes
+   * carrying this run's tag are touched (a recorded group id may belong to someone else by now). Returns the time
+   * of the SIGSTOP and how many unit processes were killed.
+   */
+  async crash(n: BenchNode): Promise<{ t0: number; killed: number }> {
+    const p = n.proc!;
+    p.kill("SIGSTOP");
+    const t0 = Date.now();
+    const recorded = recordedGroups([n]);
+    const procs = new Map<number, UnitProc>();
+    for (const u of unitProcsOf(p.pid!, this.tag)) procs.set(u.pid, u);
+    for (const u of allUnitProcs(this.tag)) if (recorded.has(u.pgid)) procs.set(u.pid, u);
+    killGroups(new Set([...procs.values()].map((u) => u.pgid)));
+    await this.kill(n, "SIGKILL");
+    return { t0, killed: procs.size };
+  }
+
   /** The leader every live node agrees on. */
   async leader(timeoutMs = 30_000): Promise<string> {
     return waitFor(
@@ -165,33 +229,24 @@ class BenchCluster {
   }
 
   /**
-   * Graceful stop (SIGTERM: the agents stop their units), then SIGKILL of every recorded unit process group
-   * (a SIGKILLed node leaves its units running by design). Returns the unit processes the graceful stop left
-   * behind, and those still alive after the final SIGKILL (both should be 0).
+   * Graceful stop (SIGTERM: the agents stop their units), then SIGKILL of the group of every process carrying this
+   * run's tag (a SIGKILLed node leaves its units running by design). Returns the unit processes the graceful stop
+   * left behind in the stopped nodes' groups, and those still alive after the final SIGKILL (both should be 0).
+   * Once only: a signal arriving during a run and the run's own cleanup share it.
    */
-  async stop(keepLogs: boolean): Promise<{ afterGraceful: number; afterKill: number }> {
+  stop(keepLogs: boolean): Promise<{ afterGraceful: number; afterKill: number }> {
+    this.stopping ??= this.stopOnce(keepLogs);
+    return this.stopping;
+  }
+
+  private async stopOnce(keepLogs: boolean): Promise<{ afterGraceful: number; afterKill: number }> {
     const graceful = this.live();
     await Promise.all(this.nodes.map((n) => this.kill(n, "SIGTERM", 30_000)));
-    const groupsOf = (ns: BenchNode[]) => {
-      const pgids = new Set<number>();
-      for (const n of ns) {
-        const file = join(n.dataDir, "agent", "process-groups.json");
-        if (!existsSync(file)) continue;
-        try {
-          for (const g of Object.keys(JSON.parse(readFileSync(file, "utf8")) as object)) pgids.add(Number(g));
-        } catch {}
-      }
-      return pgids;
-    };
-    const afterGraceful = ourSleeps(groupsOf(graceful));
-    const all = groupsOf(this.nodes);
-    for (const g of all) {
-      try {
-        process.kill(-g, "SIGKILL");
-      } catch {}
-    }
+    const gracefulGroups = recordedGroups(graceful);
+    const afterGraceful = allUnitProcs(this.tag).filter((p) => gracefulGroups.has(p.pgid)).length;
+    killGroups(allUnitProcs(this.tag).map((p) => p.pgid));
     await sleep(200);
-    const afterKill = ourSleeps(all);
+    const afterKill = allUnitProcs(this.tag).length;
     if (keepLogs) {
       for (const n of this.nodes) rmSync(n.dataDir, { recursive: true, force: true });
     } else rmSync(this.dir, { recursive: true, force: true });
@@ -199,26 +254,34 @@ class BenchCluster {
   }
 }
 
-/** `sleep 100000` processes in the given process groups (ps). */
-function ourSleeps(pgids: Set<number>): number {
-  const r = Bun.spawnSync(["ps", "-eo", "pgid=,args="]);
-  let count = 0;
-  for (const line of r.stdout.toString().split("\n")) {
-    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
-    if (m && m[2]!.trim() === "sleep 100000" && pgids.has(Number(m[1]))) count++;
+/** The unit process groups the nodes' agents recorded in their data dirs. */
+function recordedGroups(ns: BenchNode[]): Set<number> {
+  const pgids = new Set<number>();
+  for (const n of ns) {
+    const file = join(n.dataDir, "agent", "process-groups.json");
+    if (!existsSync(file)) continue;
+    try {
+      for (const g of Object.keys(JSON.parse(readFileSync(file, "utf8")) as object)) pgids.add(Number(g));
+    } catch {}
   }
-  return count;
+  return pgids;
 }
 
-/** Milliseconds from `sinceMs` to the first log line (ISO timestamp first) matching `re`, after `sinceMs`. */
-function logTime(text: string, re: RegExp, sinceMs: number): number | null {
+/** The first log line (ISO timestamp first) matching `re` after `sinceMs`: ms from `sinceMs`, and the match. */
+function logMatch(text: string, re: RegExp, sinceMs: number): { ms: number; m: RegExpExecArray } | null {
   for (const line of text.split("\n")) {
-    if (!re.test(line)) continue;
+    const m = re.exec(line);
+    if (!m) continue;
     const t = Date.parse(line.slice(0, 24));
-    if (t >= sinceMs - 5) return t - sinceMs;
+    if (t >= sinceMs - 5) return { ms: t - sinceMs, m };
   }
   return null;
 }
+
+const logTime = (text: string, re: RegExp, sinceMs: number) => logMatch(text, re, sinceMs)?.ms ?? null;
+
+/** src/node/agent-bridge.ts's line once its first read point is confirmed (the agent acts from then on). */
+const CAUGHT_UP = /\[agent\] caught up with the cluster at applied index (\d+) (\d+) ms after start/;
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -296,10 +359,166 @@ async function killAndMeasure(c: BenchCluster, victimName: string): Promise<Sche
   };
 }
 
+/** src/agent/lease.ts's line when a machine's lease ran out and it killed every unit it runs. */
+const FENCING = /\[lease\] fencing:/;
+
+const countLines = (text: string, re: RegExp) => text.split("\n").filter((l) => re.test(l)).length;
+
+/**
+ * Every "active" report the agents write (/_berth/states/<unit>/<machine>) about a state change after this call,
+ * the first one per key, as watch streams from the given nodes deliver them: applied there and read without a read
+ * point, so a cluster busy re-electing does not hide reports the way a polled units.states (which waits for one)
+ * would; a unit active for a moment and then killed by its machine's lease still counts from that moment.
+ */
+async function watchReports(
+  c: BenchCluster,
+  nodes: BenchNode[],
+): Promise<{ active: Map<string, AgentReport>; close(): void }> {
+  const active = new Map<string, AgentReport>();
+  const from = Date.now();
+  const clients = await Promise.all(nodes.map((n) => c.client([n], 5000)));
+  const subs = clients.map((cl) =>
+    cl.subscribe("kv.watch", { key: STATES_DIR, recursive: true, forever: true }),
+  );
+  for (const sub of subs)
+    void (async () => {
+      try {
+        for await (const r of sub) {
+          const node = r.event.node;
+          if (!node?.key || typeof node.value !== "string") continue;
+          try {
+            const rep = JSON.parse(node.value) as AgentReport;
+            const key = node.key.slice(STATES_DIR.length + 1);
+            if (rep.active === "active" && rep.since >= from && !active.has(key)) active.set(key, rep);
+          } catch {}
+        }
+      } catch {}
+    })();
+  return {
+    active,
+    close: () => {
+      for (const sub of subs) sub.close();
+      for (const cl of clients) cl.close();
+    },
+  };
+}
+
+/** One parameterless call through a connection of its own (to any of `nodes`). */
+async function call<M extends "units.list" | "machines.list">(
+  c: BenchCluster,
+  method: M,
+  nodes = c.live(),
+): Promise<ClientMethods[M][1]> {
+  const cl = await c.client(nodes);
+  try {
+    return await cl.call(method, {});
+  } finally {
+    cl.close();
+  }
+}
+
+async function crashAndMeasure(c: BenchCluster, victimName: string): Promise<SchedCrashResult> {
+  const victimId = (await call(c, "machines.list")).find((m) => m.name === victimName)!.id;
+  const leaderBefore = await c.leader();
+  const victim = c.node(victimName);
+  const survivors = c.live().filter((n) => n !== victim);
+  const before = await call(c, "units.list", survivors);
+  const moving = new Set(before.filter((u) => u.machines.includes(victimId)).map((u) => u.name));
+
+  const fencesBefore = survivors.map((n) => countLines(c.log(n), FENCING));
+  const reports = await watchReports(c, survivors);
+  let t0 = 0;
+  let killed = 0;
+  const done = new Map<string, number>();
+  try {
+    ({ t0, killed } = await c.crash(victim));
+    await waitFor(
+      `units of ${victimName} active elsewhere`,
+      () => {
+        for (const [key, r] of reports.active) {
+          const [unit, machine] = key.split("/") as [string, string];
+          if (moving.has(unit) && !done.has(unit) && machine !== victimId && r.since >= t0)
+            done.set(unit, r.since - t0);
+        }
+        return done.size === moving.size;
+      },
+      120_000,
+      50,
+    );
+  } finally {
+    reports.close();
+  }
+  const times = [...done.values()];
+
+  // The machine comes back with its data dir; its agent may act only once it has caught up.
+  const spawnedAt = Date.now();
+  c.spawn(victim);
+  const caught = await waitFor(
+    `${victimName}'s agent caught up after its restart`,
+    () => logMatch(c.log(victim), CAUGHT_UP, spawnedAt),
+    120_000,
+    50,
+  );
+  return {
+    victim: victimName,
+    wasLeader: victimName === leaderBefore,
+    units: moving.size,
+    processesKilled: killed,
+    p50Ms: pct(times, 50),
+    maxMs: Math.max(...times),
+    activated: done.size,
+    survivorFences: survivors.reduce(
+      (sum, n, i) => sum + countLines(c.log(n), FENCING) - fencesBefore[i]!,
+      0,
+    ),
+    returnMs: caught.ms,
+    returnStatedMs: Number(caught.m[2]),
+    returnIndex: Number(caught.m[1]),
+  };
+}
+
+/**
+ * All machines up and every unit launched: each crash starts from 3 machines and a settled cluster. Then each unit
+ * should have exactly one process; a difference is reported (the double-run scan names any unit running twice).
+ */
+async function settle(c: BenchCluster, units: number, progress: (l: string) => void): Promise<void> {
+  await waitFor(
+    "all machines up and every unit launched",
+    async () => {
+      const machines = await call(c, "machines.list");
+      if (machines.length !== c.nodes.length || machines.some((m) => m.state !== "up")) return false;
+      const list = (await call(c, "units.list")).filter((u) => u.name !== TEMPLATE);
+      return list.length === units && list.every((u) => u.current === "launched");
+    },
+    180_000,
+    200,
+  );
+  await sleep(1000);
+  const procs = allUnitProcs(c.tag);
+  const distinct = new Set(procs.map((p) => p.unit)).size;
+  if (procs.length !== units || distinct !== units)
+    progress(`settled with ${procs.length} unit processes for ${distinct} distinct units (${units} units)`);
+}
+
+/** The leader when asked for and it runs units, else the follower running the most units. */
+async function pickVictim(c: BenchCluster, leaderWanted: boolean): Promise<string> {
+  const leader = await c.leader();
+  const machines = await call(c, "machines.list");
+  const perMachine = new Map<string, number>();
+  for (const u of await call(c, "units.list"))
+    for (const id of u.machines) perMachine.set(id, (perMachine.get(id) ?? 0) + 1);
+  const unitsOf = (name: string) => perMachine.get(machines.find((m) => m.name === name)?.id ?? "") ?? 0;
+  if (leaderWanted && unitsOf(leader) > 0) return leader;
+  const followers = c.nodes.filter((n) => n.name !== leader).map((n) => n.name);
+  return followers.sort((a, b) => unitsOf(b) - unitsOf(a))[0]!;
+}
+
 export async function benchSchedE2E(
   opts: {
     units?: number;
     leaderKill?: boolean;
+    /** Machine crashes to measure (node and unit processes SIGKILLed, then the node restarted); 0: none. */
+    crashes?: number;
     keepLogs?: boolean;
     launchTimeoutMs?: number;
     progress?: (l: string) => void;
@@ -310,10 +529,15 @@ export async function benchSchedE2E(
   const progress = opts.progress ?? (() => {});
   if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
   const c = new BenchCluster();
-  const onSignal = () => {
-    void c.stop(false).finally(() => process.exit(130));
+  // Interrupted: the same cleanup (once, however many signals come), then the conventional exit status.
+  const signals = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 } as const;
+  const onSignal = (sig: keyof typeof signals) => {
+    progress(`${sig}: stopping the nodes and their units`);
+    void c.stop(opts.keepLogs ?? false).finally(() => process.exit(signals[sig]));
   };
-  process.once("SIGINT", onSignal);
+  for (const sig of Object.keys(signals) as (keyof typeof signals)[]) process.on(sig, onSignal);
+  const crashes = opts.crashes ?? 10;
+  const watch = new DoubleRunWatch(c.tag);
   let result: Omit<SchedBenchResult, "leftovers"> | null = null;
   let leftovers = { afterGraceful: -1, afterKill: -1 };
   try {
@@ -329,7 +553,7 @@ export async function benchSchedE2E(
       progress(`cluster up in ${c.dir}; submitting ${n} units`);
       const names = Array.from({ length: n }, (_, i) => `bench@${i + 1}.service`);
       const t0 = performance.now();
-      await cl.call("units.submit", { units: [{ name: TEMPLATE, text: TEMPLATE_TEXT }] });
+      await cl.call("units.submit", { units: [{ name: TEMPLATE, text: templateText(c.tag) }] });
       for (let i = 0; i < n; i += 250)
         await cl.call("units.submit", { units: names.slice(i, i + 250).map((name) => ({ name })) });
       const submitMs = performance.now() - t0;
@@ -410,6 +634,8 @@ export async function benchSchedE2E(
         launchedMs: launchedAt === null ? Number.NaN : launchedAt - t1,
         launchedCount,
         kills: [],
+        crashes: [],
+        doubleRuns: { scans: 0, units: [], processesPerScan: [0, 0] },
         logDir: opts.keepLogs ? c.dir : null,
       };
     } finally {
@@ -444,18 +670,44 @@ export async function benchSchedE2E(
         progress(`leader kill: ${JSON.stringify(result.kills[1])}`);
       }
     }
+
+    if (!Number.isNaN(result.launchedMs) && crashes > 0) {
+      // Every node back (a node SIGKILLed above kills the unit processes it left behind when it starts again).
+      for (const node of c.nodes) if (!c.live().includes(node)) c.spawn(node);
+      await settle(c, n, progress);
+      watch.start();
+      for (let i = 0; i < crashes; i++) {
+        // Alternately a follower and the leader, so each kind is measured crashes/2 times.
+        const victim = await pickVictim(c, i % 2 === 1);
+        progress(`crash ${i + 1}/${crashes}: SIGKILL ${victim} and its unit processes`);
+        const r = await crashAndMeasure(c, victim);
+        result.crashes.push(r);
+        progress(`crash ${i + 1}: ${JSON.stringify(r)}`);
+        await settle(c, n, progress);
+      }
+      watch.stop();
+      watch.scan();
+    }
   } finally {
-    process.off("SIGINT", onSignal);
+    watch.stop();
     leftovers = await c.stop(opts.keepLogs ?? false);
+    for (const sig of Object.keys(signals) as (keyof typeof signals)[]) process.off(sig, onSignal);
   }
-  return { ...result!, leftovers };
+  const doubleRuns = {
+    scans: watch.scans,
+    units: [...watch.doubled.keys()],
+    processesPerScan: [watch.fewest, watch.most] as [number, number],
+  };
+  return { ...result!, doubleRuns, leftovers };
 }
 
 if (import.meta.main) {
   const args = process.argv.slice(2);
   const ui = args.indexOf("--units");
+  const ci = args.indexOf("--crashes");
   const r = await benchSchedE2E({
     units: ui >= 0 ? Number(args[ui + 1]) : 1000,
+    crashes: ci >= 0 ? Number(args[ci + 1]) : undefined,
     leaderKill: !args.includes("--no-leader-kill"),
     keepLogs: args.includes("--keep-logs"),
     launchTimeoutMs: args.includes("--launch-timeout")
@@ -464,6 +716,71 @@ if (import.meta.main) {
     progress: (l) => console.error(`[sched-e2e] ${l}`),
   });
   console.log(JSON.stringify(r, null, 2));
+}
+
+/** The machine-crash rows: per crash the time until its last unit is active elsewhere, p50 and max over crashes. */
+function crashRows(r: SchedBenchResult, s: (ms: number) => string): (string | number)[][] {
+  if (r.crashes.length === 0) return [];
+  const rows: (string | number)[][] = [];
+  const span = (xs: number[]) =>
+    Math.min(...xs) === Math.max(...xs) ? `${xs[0]}` : `${Math.min(...xs)}-${Math.max(...xs)}`;
+  const row = (label: string, cs: SchedCrashResult[]) => {
+    if (cs.length === 0) return;
+    const lasts = cs.map((k) => k.maxMs);
+    const met = Math.max(...lasts) <= 6000 ? "met" : "MISSED";
+    rows.push([
+      label,
+      span(cs.map((k) => k.units)),
+      s(pct(lasts, 50)),
+      s(Math.max(...lasts)),
+      `max <= 6 s: ${met}`,
+    ]);
+  };
+  const followers = r.crashes.filter((k) => !k.wasLeader);
+  const leaders = r.crashes.filter((k) => k.wasLeader);
+  row(
+    `machine lost (node + its units SIGKILLed) -> all its units active elsewhere, ${r.crashes.length} crashes`,
+    r.crashes,
+  );
+  row(`  of which the follower's (${followers.length})`, followers);
+  row(`  of which the leader's (${leaders.length})`, leaders);
+  const back = r.crashes.flatMap((k) => (k.returnMs === null ? [] : [k]));
+  if (back.length > 0) {
+    const ms = back.map((k) => k.returnMs!);
+    const stated = back.map((k) => k.returnStatedMs!);
+    rows.push([
+      `returning node: process start -> its agent acts (log line), ${back.length} restarts`,
+      "",
+      s(pct(ms, 50)),
+      s(Math.max(...ms)),
+      "",
+    ]);
+    rows.push([
+      "  the same, as the node states it (from its agent's start)",
+      "",
+      s(pct(stated, 50)),
+      s(Math.max(...stated)),
+      "",
+    ]);
+  }
+  const fences = r.crashes.reduce((sum, k) => sum + k.survivorFences, 0);
+  const fenced = r.crashes.filter((k) => k.survivorFences > 0).length;
+  rows.push([
+    `survivors' leases run out, killing all their units (in ${fenced} of the crashes)`,
+    fences,
+    "",
+    "",
+    fences === 0 ? "" : "CASCADE",
+  ]);
+  const d = r.doubleRuns;
+  rows.push([
+    `units running twice at once during the crashes (${d.scans} scans, ${d.processesPerScan.join("-")} unit processes each)`,
+    d.units.length,
+    "",
+    "",
+    `none: ${d.units.length === 0 ? "met" : "MISSED"}`,
+  ]);
+  return rows;
 }
 
 /** Headers and rows for bench/run.ts's table(): one row per phase, with the goal next to the number. */
@@ -494,6 +811,7 @@ export function formatSchedE2E(r: SchedBenchResult): [string[], (string | number
       `max <= 6 s: ${met}`,
     ]);
   }
+  rows.push(...crashRows(r, s));
   rows.push([
     "unit processes left after SIGTERM stop / after cleanup",
     `${r.leftovers.afterGraceful} / ${r.leftovers.afterKill}`,
