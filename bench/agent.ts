@@ -30,6 +30,7 @@ import {
   type PrivateDocker,
   startPrivateDocker,
 } from "../test/support/docker.ts";
+import { stopSupervisor } from "../test/support/processes.ts";
 
 const BINARY = process.env.BERTH_BINARY ?? resolve(import.meta.dirname, "../dist/berth");
 const SCHEDULE_DIR = "/_berth/schedule";
@@ -165,7 +166,10 @@ class Cluster {
     });
   }
 
-  /** SIGTERM (the agents stop their units and containers), SIGKILL after 30 s, then every recorded group. */
+  /**
+   * SIGTERM to the nodes, then to their supervisors (which stop their units and containers), SIGKILL after 30 s,
+   * then every recorded group.
+   */
   async stop(keepLogs: boolean): Promise<number> {
     await Promise.all(
       this.nodes.map(async (n) => {
@@ -178,6 +182,7 @@ class Cluster {
         clearTimeout(t);
       }),
     );
+    await Promise.all(this.nodes.map((n) => stopSupervisor(n.dataDir)));
     const groups = new Set<number>();
     for (const n of this.nodes) {
       const file = join(n.dataDir, "agent", "process-groups.json");

@@ -20,7 +20,7 @@ import { join, resolve } from "node:path";
 import { BerthClient } from "../src/client/client.ts";
 import type { ClientMethods, UnitInfo } from "../src/client/protocol.ts";
 import { type AgentReport, STATES_DIR } from "../src/sched/registry.ts";
-import { freePort, waitFor } from "../test/support/processes.ts";
+import { freePort, stopSupervisor, waitFor } from "../test/support/processes.ts";
 import {
   allUnitProcs,
   DoubleRunWatch,
@@ -193,6 +193,8 @@ class BenchCluster {
     const p = n.proc!;
     p.kill("SIGSTOP");
     const t0 = Date.now();
+    // The machine's unit supervisor dies with it (its units are found below through the recorded groups).
+    await stopSupervisor(n.dataDir, "SIGKILL");
     const recorded = recordedGroups([n]);
     const procs = new Map<number, UnitProc>();
     for (const u of unitProcsOf(p.pid!, this.tag)) procs.set(u.pid, u);
@@ -229,7 +231,7 @@ class BenchCluster {
   }
 
   /**
-   * Graceful stop (SIGTERM: the agents stop their units), then SIGKILL of the group of every process carrying this
+   * Graceful stop (SIGTERM to the nodes, then to their supervisors, which stop their units), then SIGKILL of the group of every process carrying this
    * run's tag (a SIGKILLed node leaves its units running by design). Returns the unit processes the graceful stop
    * left behind in the stopped nodes' groups, and those still alive after the final SIGKILL (both should be 0).
    * Once only: a signal arriving during a run and the run's own cleanup share it.
@@ -242,6 +244,8 @@ class BenchCluster {
   private async stopOnce(keepLogs: boolean): Promise<{ afterGraceful: number; afterKill: number }> {
     const graceful = this.live();
     await Promise.all(this.nodes.map((n) => this.kill(n, "SIGTERM", 30_000)));
+    // The units outlive their node in its supervisor; stopping the supervisor stops them as `berth stop` would.
+    await Promise.all(this.nodes.map((n) => stopSupervisor(n.dataDir)));
     const gracefulGroups = recordedGroups(graceful);
     const afterGraceful = allUnitProcs(this.tag).filter((p) => gracefulGroups.has(p.pgid)).length;
     killGroups(allUnitProcs(this.tag).map((p) => p.pgid));

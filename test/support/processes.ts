@@ -66,6 +66,34 @@ export function killUnitProcesses(dataDir: string): void {
   } catch {}
 }
 
+/**
+ * Signals the unit supervisor of the node with this data directory and waits until it is gone: SIGTERM stops its
+ * units as `berth stop` would (the whole machine shut down cleanly), SIGKILL leaves them as orphans.
+ */
+export async function stopSupervisor(
+  dataDir: string,
+  signal: NodeJS.Signals = "SIGTERM",
+  timeoutMs = 30_000,
+) {
+  const pid = supervisorPid(join(dataDir, "agent"));
+  if (pid === null) return;
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  process.kill(pid, "SIGKILL");
+}
+
 /** Polls `fn` until it returns a truthy value (or stops throwing); fails with the last problem after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,
