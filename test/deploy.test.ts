@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BINARY, berth, freePort, waitFor } from "./support/cluster.ts";
+import { killUnitProcesses } from "./support/processes.ts";
 
 const DEPLOY = resolve(import.meta.dirname, "../deploy");
 const INSTALL = join(DEPLOY, "install.sh");
@@ -13,11 +14,13 @@ const INSTALL = join(DEPLOY, "install.sh");
 describe("deployment files", () => {
   const dir = mkdtempSync(join(tmpdir(), "berth-deploy-"));
   const started: ChildProcess[] = [];
+  const dataDirs: string[] = [];
   afterAll(async () => {
     for (const p of started) if (p.exitCode === null) p.kill("SIGKILL"); // by the PIDs this test started
     await Promise.all(
       started.map((p) => (p.exitCode === null ? new Promise((r) => p.once("exit", r)) : null)),
     );
+    for (const d of dataDirs) killUnitProcesses(d); // their unit supervisors, by the PIDs they recorded
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -34,10 +37,12 @@ describe("deployment files", () => {
       `ExecStart=${BINARY}`,
     );
     expect(unit).toContain(`ExecStart=${BINARY} node`);
+    // Only the node is signalled on stop and restart: its supervisor and units outlive it (test/supervisor.test.ts).
+    expect(unit).toMatch(/^KillMode=process$/m);
     const ok = verify(unit);
     expect(ok.stderr).toBe("");
     expect(ok.status).toBe(0);
-    const bad = verify(unit.replace("KillMode=mixed", "KillMode=sometimes"));
+    const bad = verify(unit.replace("KillMode=process", "KillMode=sometimes"));
     expect(bad.stderr).toContain("Failed to parse kill mode");
   });
 
@@ -120,9 +125,11 @@ describe("deployment files", () => {
       const env = parseEnv(readFileSync(join(root, "etc/berth/node.env"), "utf8"));
       const clientPort = await freePort(ips[i]);
       clientPorts.push(clientPort);
+      const dataDir = join(root, env.BERTH_DATA_DIR!);
+      dataDirs.push(dataDir);
       const local: Record<string, string> = {
         ...env,
-        BERTH_DATA_DIR: join(root, env.BERTH_DATA_DIR!),
+        BERTH_DATA_DIR: dataDir,
         BERTH_CLUSTER_SECRET_FILE: join(root, env.BERTH_CLUSTER_SECRET_FILE!),
         BERTH_PEER_ADDR: env.BERTH_PEER_ADDR!.replace(":7001", `:${peerPort}`),
         BERTH_INITIAL_CLUSTER: env.BERTH_INITIAL_CLUSTER!.replaceAll(":7001", `:${peerPort}`),

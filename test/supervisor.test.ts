@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SUPERVISOR_SOCKET } from "../src/agent/supervisor.ts";
+import { SUPERVISOR_SOCKET, supervisorPid } from "../src/agent/supervisor.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
 
 interface UnitRow {
@@ -116,8 +116,13 @@ describe("the unit supervisor", () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect(read("doubles"), cluster.logs()).toBe("");
     expect(starts()).toBe(UNITS.length + moving);
-    const supervisorLog = readFileSync(join(cluster.node(victim).dataDir, "agent", "supervisor.log"), "utf8");
-    expect(supervisorLog).toMatch(/\[lease\] fencing/);
+    const agentDir = join(cluster.node(victim).dataDir, "agent");
+    expect(readFileSync(join(agentDir, "supervisor.log"), "utf8")).toMatch(/\[lease\] fencing/);
+    // With no node and no unit left, the supervisor goes too.
+    await waitFor("the victim's supervisor gone", () => supervisorPid(agentDir) === null, 30_000, 250);
+    expect(readFileSync(join(agentDir, "supervisor.log"), "utf8")).toMatch(
+      /no node and no unit: supervisor exits/,
+    );
     cluster.spawn(cluster.node(victim));
     await cluster.waitHealthy(30_000);
   }, 90_000);

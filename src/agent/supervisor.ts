@@ -133,6 +133,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     const done = () => {
       clearInterval(idleCheck);
       lease.stop();
+      agent.journalStore.flush();
       resolveExit();
     };
     process.once("SIGTERM", () => onSignal("SIGTERM"));

@@ -38,6 +38,7 @@ for the fence time (the node gone, or cut off from a quorum), and exits once no 
       fenceMs,
       dockerSocket: typeof f["docker-socket"] === "string" ? f["docker-socket"] : undefined,
     });
-    return EXIT.ok;
+    // Done: whatever the agent still holds open (timers, engine connections) must not keep the process alive.
+    process.exit(EXIT.ok);
   },
 };
