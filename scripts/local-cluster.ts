@@ -5,6 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { supervisorPid } from "../src/agent/supervisor.ts";
 
 const root = resolve(import.meta.dir, "..");
 const binary = join(root, "dist", "berth");
@@ -77,6 +78,11 @@ function stopAll(): void {
     if (running.length === 0 || Date.now() > deadline) {
       for (const c of running) c.kill("SIGKILL");
       clearInterval(wait);
+      // The units outlive their nodes in each node's supervisor: the whole local data center stops with them.
+      for (const n of NODES) {
+        const pid = supervisorPid(join(work, n.name, "agent"));
+        if (pid !== null) process.kill(pid, "SIGTERM");
+      }
       console.log("cluster stopped");
       process.exit(0);
     }
