@@ -37,14 +37,39 @@ function statOf(pid: number): { state: string; pgid: number } | null {
   }
 }
 
-/** State letter of one process ("R", "S", "Z", ...), or null when it does not exist. */
-export function processState(pid: number): string | null {
+/**
+ * The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses): [0] state, [1] ppid,
+ * [2] pgrp, [3] session, ... [21] rss in pages; null when the process does not exist.
+ */
+function statFields(pid: number | string): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? null;
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   } catch {
     return null;
   }
+}
+
+/** Every process on the host with its stat fields, from one scan of /proc; null when /proc is not readable. */
+function scanProcesses(): { pid: number; fields: string[] }[] | null {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return null;
+  }
+  const out: { pid: number; fields: string[] }[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    const fields = statFields(e);
+    if (fields !== null) out.push({ pid: Number(e), fields });
+  }
+  return out;
+}
+
+/** State letter of one process ("R", "S", "Z", ...), or null when it does not exist. */
+export function processState(pid: number): string | null {
+  return statFields(pid)?.[0] ?? null;
 }
 
 interface Member {
@@ -55,27 +80,13 @@ interface Member {
 
 /** Every process on the host by process group, from one scan of /proc; null when /proc is not readable. */
 function scanGroups(): Map<number, Member[]> | null {
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return null;
-  }
+  const all = scanProcesses();
+  if (all === null) return null;
   const groups = new Map<number, Member[]>();
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    // The command name (field 2) may hold spaces and parentheses: parse after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // fields[0] is field 3 (state); pgrp is field 5, rss field 24.
+  for (const { pid, fields } of all) {
     const pgid = Number(fields[2]);
     const list = groups.get(pgid) ?? [];
-    list.push({ pid: Number(e), state: fields[0]!, rssBytes: Number(fields[21]) * PAGE_SIZE });
+    list.push({ pid, state: fields[0]!, rssBytes: Number(fields[21]) * PAGE_SIZE });
     groups.set(pgid, list);
   }
   return groups;
@@ -160,26 +171,10 @@ export function lookupGroup(group: string, groupPath = "/etc/group"): number | n
  * called setsid and whose parent has exited is out of reach: only a cgroup finds that one.
  */
 export function sessionProcesses(leader: number): number[] {
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return [];
-  }
   const children = new Map<number, number[]>();
   const found = new Set<number>();
   const live = new Set<number>();
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, "utf8");
-    } catch {
-      continue;
-    }
-    // After the command name: state, ppid, pgrp, session.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const pid = Number(e);
+  for (const { pid, fields: f } of scanProcesses() ?? []) {
     if (f[0] !== "Z") live.add(pid);
     const ppid = Number(f[1]);
     children.set(ppid, [...(children.get(ppid) ?? []), pid]);
