@@ -126,6 +126,17 @@ describe("unit lease", () => {
     expect(stale.events).toEqual(["fence@0"]);
   });
 
+  it("reads a renewal that waited behind a busy turn before fencing", async () => {
+    const { clock, events, lease } = setup(1200);
+    lease.renewed(0);
+    // Due in the same turn as the expiry, queued after it (input not yet read when the expiry timer runs).
+    clock.setTimer(() => lease.renewed(1100), 1200);
+    await clock.advance(2000);
+    expect(events).toEqual([]);
+    await clock.advance(1000);
+    expect(events).toEqual(["fence@2300"]);
+  });
+
   it("stops fencing when stopped", async () => {
     const { clock, events, lease, renewer, setAnswering } = setup();
     renewer.start();

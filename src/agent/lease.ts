@@ -124,7 +124,15 @@ export class UnitLease {
     this.cancelExpiry = null;
     if (this.stopped || this.fenced || due !== this.until) return;
     const late = this.clock.now() - firesAt;
-    if (late < STALL_MS) return this.fence(`no read point from the cluster for ${this.o.fenceMs} ms`);
+    if (late < STALL_MS) {
+      // Renewals may be waiting unread behind a busy turn (a burst of unit starts): read them first.
+      this.cancelExpiry = this.clock.setTimer(() => {
+        this.cancelExpiry = null;
+        if (!this.stopped && !this.fenced && due === this.until)
+          this.fence(`no read point from the cluster for ${this.o.fenceMs} ms`);
+      }, 0);
+      return;
+    }
     // This process was stopped past the lease: one quick confirmation before concluding anything.
     this.o.logger(
       `[lease] this process was stalled for about ${Math.round(late)} ms; confirming with the cluster`,
