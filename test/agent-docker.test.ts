@@ -321,6 +321,29 @@ ExecStart=${docker} run --name cli1 --network none local/busybox /bin/sh -c "tra
     expect(() => process.kill(cliPid, 0)).toThrow();
   }, 60_000);
 
+  it("the fence kills a [Container] unit's container and the container a docker-run unit started, through the engine", async () => {
+    const docker = which("docker")!;
+    const a = makeAgent();
+    const cli = `[Service]
+ExecStartPre=-${docker} -H unix://${d.socket} rm -f fenced-cli
+ExecStart=${docker} -H unix://${d.socket} run --network none --name fenced-cli local/busybox sleep 1000
+`;
+    a.reconcile([spec("box.service", unit("")), spec("cli.service", cli)]);
+    const box = (await until("box running", () => running(a, "box.service"))).containerId!;
+    await until("cli running", () => stateOf(a, "cli.service")?.sub === "running");
+    await until("its container up", () => ps("name=fenced-cli").some((l) => l.endsWith(" running")));
+    await a.fence();
+    expect(ps(`id=${box}`)).toEqual([]);
+    // Killing the docker client alone leaves its container running in the engine.
+    expect(ps("name=fenced-cli").filter((l) => l.endsWith(" running"))).toEqual([]);
+    expect(a.states()).toEqual([]);
+    // Fenced: a reconcile changes nothing until the lease is back.
+    a.reconcile([spec("box.service", unit(""))]);
+    await sleep(300);
+    expect(a.states()).toEqual([]);
+    d.cli("rm", "-f", "fenced-cli");
+  }, 60_000);
+
   it("an engine crash: a unit shows engine-lost while it is down and restarts once the engine has stopped its container; one started meanwhile waits", async () => {
     const a = makeAgent();
     a.reconcile([spec("crash.service", unit("", "Restart=always\n"))]);

@@ -14,6 +14,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
+import { dockerRunTarget, killDockerRunContainer } from "./docker-run.ts";
 import { type CompiledExec, parseEnvironmentFile, resolveArgv, shortSignalName } from "./exec-line.ts";
 import { exitText, isClean } from "./exit-status.ts";
 import {
@@ -217,8 +218,13 @@ export class ServiceRunner extends UnitLifecycle {
     this.enterDead(reason);
   }
 
-  /** The fence: every process of the run dies now (its cgroup, else its process groups and session, stopped first). */
+  /**
+   * The fence: every process of the run dies now (its cgroup, else its process groups and session, stopped first),
+   * and the container its `docker run` started, which the engine runs apart from the unit's processes.
+   */
   protected async killEverything(): Promise<void> {
+    const main = this.cfg.execStart[0];
+    const container = main ? dockerRunTarget(resolveArgv(main, this.env), this.env) : null;
     if (this.cgroup !== null) this.cgroup.killAll();
     else {
       this.signalUnit("SIGSTOP");
@@ -226,6 +232,7 @@ export class ServiceRunner extends UnitLifecycle {
       if (control !== null) killGroup(control, "SIGKILL");
       this.signalUnit("SIGKILL");
     }
+    if (container !== null) await killDockerRunContainer(container, (l) => this.log(`${this.name}: ${l}`));
     await this.waitUntil(() => !this.unitAlive(), FINAL_KILL_WAIT_MS);
   }
 
