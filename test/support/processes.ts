@@ -39,17 +39,24 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   }
 }
 
+/** The process groups of unit processes the agent of this data directory recorded (see src/agent/leftovers.ts). */
+export function recordedGroups(dataDir: string): number[] {
+  const file = join(dataDir, "agent", "process-groups.json");
+  if (!existsSync(file)) return [];
+  try {
+    return Object.keys(JSON.parse(readFileSync(file, "utf8")) as object).map(Number);
+  } catch {
+    return [];
+  }
+}
+
 /** Unit processes outlive a SIGKILLed node (own process groups); the agent records them for this cleanup. */
 export function killUnitProcesses(dataDir: string): void {
-  const file = join(dataDir, "agent", "process-groups.json");
-  if (!existsSync(file)) return;
-  try {
-    for (const pgid of Object.keys(JSON.parse(readFileSync(file, "utf8")) as object)) {
-      try {
-        process.kill(-Number(pgid), "SIGKILL");
-      } catch {}
-    }
-  } catch {}
+  for (const pgid of recordedGroups(dataDir)) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {}
+  }
 }
 
 /** Polls `fn` until it returns a truthy value (or stops throwing); fails with the last problem after `timeoutMs`. */
