@@ -38,7 +38,7 @@ export class ProbeKit {
 d=$(dirname "$0")
 if [ "$3" = stdin ]; then hold="cat"; else hold="sleep 100000"; fi
 flock -n -E ${TAKEN} "$d/locks/$1" $hold
-if [ $? -eq ${TAKEN} ]; then echo "$(date +%s.%N) $1 double run (pid $$)" >> "$d/doubles"; exit 1; fi
+if [ $? -eq ${TAKEN} ]; then t=$(date +%s.%N); case $t in *N) t=$(date +%s);; esac; echo "$t $1 double run (pid $$)" >> "$d/doubles"; exit 1; fi
 `,
     );
     chmodSync(this.script, 0o755);

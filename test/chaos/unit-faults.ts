@@ -38,6 +38,8 @@ export interface UnitNemesisOptions {
   /** Machine id of a node (containers are labelled with it). */
   machineOf: (node: string) => string;
   docker: PrivateDocker | null;
+  /** Nodes worth hitting more often than chance would (those running the rarer probes). */
+  favourites?: () => Promise<string[]>;
   flood: { start(): Promise<void>; stop(): Promise<void> };
   fault: (kind: FaultKind, detail: string) => void;
   note: (line: string) => void;
@@ -71,10 +73,13 @@ export async function runUnitNemesis(o: UnitNemesisOptions): Promise<void> {
   const order = [...o.kinds].sort(() => rand() - 0.5);
   const names = cluster.nodes.map((n) => n.name);
   const between = (lo: number, hi: number) => Math.round(ttlMs * (lo + rand() * (hi - lo)));
+  const pick = (xs: string[]) => xs[Math.floor(rand() * xs.length)]!;
+  /** The leader a third of the time, a favourite a third of the time, else any node. */
   const victim = async (): Promise<string> => {
-    const leader = await leaderName(cluster);
-    const v = leader && rand() < 0.4 ? leader : names[Math.floor(rand() * names.length)]!;
-    return v;
+    const r = rand();
+    const leader = r < 1 / 3 ? await leaderName(cluster) : null;
+    const favourites = r >= 1 / 3 && r < 2 / 3 ? ((await o.favourites?.()) ?? []) : [];
+    return leader ?? (favourites.length > 0 ? pick(favourites) : pick(names));
   };
   const label = async (v: string) => `${v}${v === (await leaderName(cluster)) ? " (leader)" : ""}`;
   for (let i = 0; performance.now() < o.endAt; i++) {

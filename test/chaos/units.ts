@@ -380,6 +380,14 @@ export async function runUnitsChaos(opts: UnitsChaosOptions = {}): Promise<Units
         endAt: performance.now() + nemesisSec * 1000,
         machineOf: (node) => machineIds.get(node) ?? "?",
         docker,
+        favourites: async () => {
+          const nameOf = new Map([...machineIds].map(([name, id]) => [id, name]));
+          const rows = await call<UnitStateRow[]>("units.states", {});
+          return rows
+            .filter((r) => r.name === dockerRunUnit || r.name === containerUnit)
+            .map((r) => nameOf.get(r.machine))
+            .filter((n): n is string => n !== undefined);
+        },
         flood: {
           start: async () => {
             const text = `[Service]\nExecStart=/usr/bin/yes ${marker(token)}\n`;
