@@ -81,7 +81,10 @@ export async function runUnitNemesis(o: UnitNemesisOptions): Promise<void> {
     const favourites = r >= 1 / 3 && r < 2 / 3 ? ((await o.favourites?.()) ?? []) : [];
     return leader ?? (favourites.length > 0 ? pick(favourites) : pick(names));
   };
-  const label = async (v: string) => `${v}${v === (await leaderName(cluster)) ? " (leader)" : ""}`;
+  const label = async (v: string) =>
+    `${v}${v === (await leaderName(cluster)) ? " (leader)" : ""}${
+      ((await o.favourites?.()) ?? []).includes(v) ? " (runs a docker probe)" : ""
+    }`;
   for (let i = 0; performance.now() < o.endAt; i++) {
     await sleep(500 + rand() * 1000);
     if (performance.now() >= o.endAt) break;
