@@ -45,6 +45,14 @@ export interface UnitNemesisOptions {
   note: (line: string) => void;
 }
 
+/** Host PIDs of the inits of the containers a machine runs: [Container] units and docker-run probes. */
+function machineContainers(d: PrivateDocker, machine: string): number[] {
+  return [
+    ...containerInits(d, `label=berth.machine=${machine}`),
+    ...containerInits(d, `label=berth-probe=${machine}`),
+  ];
+}
+
 /** Host PIDs of the init processes of running containers (each leads its own process group), by label filter. */
 function containerInits(d: PrivateDocker, filter?: string): number[] {
   const ids = d
@@ -99,18 +107,14 @@ export async function runUnitNemesis(o: UnitNemesisOptions): Promise<void> {
         await cluster.kill(v);
         if (kind === "crash") {
           killUnitProcesses(cluster.node(v).dataDir);
-          if (o.docker) {
-            const m = o.machineOf(v);
-            signalGroups(
-              [
-                ...containerInits(o.docker, `label=berth.machine=${m}`),
-                ...containerInits(o.docker, `label=berth-probe=${m}`),
-              ],
-              "SIGKILL",
-            );
-          }
-        }
-        await sleep(hold);
+          // A crashed machine's engine runs nothing; this shared one may still be starting a container the node
+          // asked for just before it died, so its containers are killed again until the machine is back.
+          const end = performance.now() + hold;
+          do {
+            if (o.docker) signalGroups(machineContainers(o.docker, o.machineOf(v)), "SIGKILL");
+            await sleep(Math.min(200, Math.max(0, end - performance.now())));
+          } while (performance.now() < end);
+        } else await sleep(hold);
         cluster.restart(v);
         o.note(`restart ${v}`);
         break;

@@ -417,7 +417,9 @@ export async function runUnitsChaos(opts: UnitsChaosOptions = {}): Promise<Units
       // "<epoch seconds> <lock> double run (pid N)" → the time since the cluster started, to set beside the faults.
       const doubles = probes.doubles().map((l) => {
         const [at, ...rest] = l.split(" ");
-        return `+${((Number(at) * 1000 - wallT0) / 1000).toFixed(1)}s ${rest.join(" ")}`;
+        // busybox's date (in the containers) has whole seconds only: "~", up to 1 s early.
+        const approx = at!.includes(".") ? "" : "~";
+        return `${approx}+${((Number(at) * 1000 - wallT0) / 1000).toFixed(1)}s ${rest.join(" ")}`;
       });
       const ok = final.problems.length === 0 && doubles.length === 0;
       if (!ok) keepDir = true;
