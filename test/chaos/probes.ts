@@ -12,6 +12,8 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  type Stats,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -49,16 +51,26 @@ if [ $? -eq ${TAKEN} ]; then t=$(date +%s.%N); case $t in *N) t=$(date +%s);; es
     return `${this.script} ${lock} ${marker}`;
   }
 
-  /** A docker-run unit in fleet's style, whose container lives as long as the unit's `docker run` client: the
-   * client's stdin is a pipe from the unit's own `sleep`, the container holds the lock until its stdin closes. */
+  /** The shell command of a docker-run probe on `machine`: the `docker run` client's stdin is a pipe from the
+   * probe's own `sleep`, and the container holds the lock until its stdin closes, so the container lives as long
+   * as the unit's processes (a SIGKILLed client alone would leave it running). */
+  dockerRunCommand(socket: string, name: string, machine: string): string {
+    return `sleep 100000 | ${which("docker")} -H unix://${socket} run -i --rm --name ${this.containerName(name, machine)} --label berth-probe=${machine} --network none -v ${this.dir}:/probe ${PROBE_IMAGE} /bin/sh /probe/probe.sh ${name} - stdin`;
+  }
+
+  containerName(name: string, machine: string): string {
+    return `probe-${name.replace(/[@.]/g, "-")}-${machine}`;
+  }
+
+  /** A docker-run unit in fleet's style (see dockerRunCommand). */
   dockerRunService(socket: string, name: string, marker: string): string {
-    const container = `probe-${name.replace(/[@.]/g, "-")}-%m`;
+    const container = this.containerName(name, "%m");
     const docker = `${which("docker")} -H unix://${socket}`;
     return `[Unit]
 Description=docker-run probe
 [Service]
 ExecStartPre=-${docker} rm -f ${container}
-ExecStart=/bin/sh -c "sleep 100000 | ${docker} run -i --rm --name ${container} --label berth-probe=%m --network none -v ${this.dir}:/probe ${PROBE_IMAGE} /bin/sh /probe/probe.sh ${name} - stdin" ${marker}
+ExecStart=/bin/sh -c "${this.dockerRunCommand(socket, name, "%m")}" ${marker}
 ExecStop=-${docker} stop -t 2 ${container}
 Restart=on-failure
 RestartSec=1
@@ -73,7 +85,7 @@ Description=[Container] probe
 [Container]
 Image=${PROBE_IMAGE}
 Network=none
-ContainerName=probe-${name.replace(/[@.]/g, "-")}-%m
+ContainerName=${this.containerName(name, "%m")}
 Volume=${this.dir}:/probe
 Exec=/bin/sh /probe/probe.sh ${name} ${marker}
 [Service]
@@ -89,17 +101,22 @@ TimeoutStopSec=2
     return existsSync(f) ? readFileSync(f, "utf8").trim().split("\n").filter(Boolean) : [];
   }
 
-  /** Whether some process holds the lock now (one lock holder = the probe runs). */
+  /**
+   * Whether some process holds the lock now (one lock holder = the probe runs), read from /proc/locks: taking the
+   * lock to find out would make a probe starting at that moment record a double run.
+   */
   held(lock: string): boolean {
+    let st: Stats;
     try {
-      execFileSync("flock", ["-n", "-E", String(TAKEN), join(this.dir, "locks", lock), "true"], {
-        stdio: "ignore",
-      });
+      st = statSync(join(this.dir, "locks", lock));
+    } catch {
       return false;
-    } catch (err) {
-      if ((err as { status?: number }).status === TAKEN) return true;
-      throw err;
     }
+    // /proc/locks names the file as major:minor:inode, the device numbers in hex (Linux's new_encode_dev).
+    const dev = `${((st.dev >> 8) & 0xfff).toString(16).padStart(2, "0")}:${((st.dev & 0xff) | ((st.dev >> 12) & 0xfff00)).toString(16).padStart(2, "0")}:${st.ino}`;
+    return readFileSync("/proc/locks", "utf8")
+      .split("\n")
+      .some((l) => / FLOCK /.test(l) && !/->/.test(l) && l.split(/\s+/)[5] === dev);
   }
 
   remove(): void {
