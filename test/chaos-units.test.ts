@@ -11,7 +11,7 @@ describe("chaos: units", () => {
     timeout: 180_000,
   }, async () => {
     // runUnitsChaos kills every node, unit process and container it started in its own finally block.
-    const report = await runUnitsChaos({ nemesisSec: 30, faults: PASSING_KINDS, log: () => {} });
+    const report = await runUnitsChaos({ nemesisSec: 45, faults: PASSING_KINDS, log: () => {} });
     console.log(report.summary);
     expect(report.doubles, report.summary).toEqual([]);
     expect(report.problems, report.summary).toEqual([]);
