@@ -1,11 +1,15 @@
 // The faults of the units chaos run, one at a time, each kind switchable. Holds are in units of the agent TTL: a
 // fault meant to move units lasts past it, one meant to leave them in place ends well before it.
 //   kill       node SIGKILLed and back within 0.15-0.3 TTL; its unit processes keep running meanwhile
-//   orphan     node-only crash: node SIGKILLed for 1.5-2 TTL, its unit processes left running (they move elsewhere)
-//   crash      machine crash: node, its unit processes and its containers SIGKILLed; back after 1.5-2 TTL
+//   orphan     node-only crash: node SIGKILLed for 1.5-2 TTL, its unit processes (and unit supervisor, in builds
+//              that have one) left running while the units move elsewhere
+//   crash      machine crash: node, supervisor (killUnitProcesses), unit processes and containers SIGKILLed; back
+//              after 1.5-2 TTL
 //   partition  one machine cut off from the others for 1.5-2 TTL
-//   freeze     every node, unit process and container of the cluster SIGSTOPped for TTL + 2 s
+//   freeze     every node, supervisor, unit process and container of the cluster SIGSTOPped for TTL + 2 s
 //   flood      a unit printing as fast as it can (`yes`), launched for 2 TTL, then destroyed
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { PrivateDocker } from "../support/docker.ts";
 import { killUnitProcesses, recordedGroups } from "../support/processes.ts";
 import type { ChaosCluster } from "./cluster.ts";
@@ -65,6 +69,29 @@ function containerInits(d: PrivateDocker, filter?: string): number[] {
     .split("\n")
     .map(Number)
     .filter((p) => p > 0);
+}
+
+/**
+ * The unit supervisor of a node (`berth supervise --agent-dir=DATA_DIR/agent`), where the build has one: found by
+ * its command line, so this harness runs the same with and without it.
+ */
+function supervisors(dataDir: string): number[] {
+  const flag = `--agent-dir=${join(dataDir, "agent")}`;
+  const pids: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0").includes(flag)) pids.push(Number(e));
+    } catch {}
+  }
+  return pids;
+}
+
+function signalPids(pids: number[], signal: NodeJS.Signals): void {
+  for (const pid of pids)
+    try {
+      process.kill(pid, signal);
+    } catch {}
 }
 
 function signalGroups(pgids: number[], signal: NodeJS.Signals): void {
@@ -131,16 +158,23 @@ export async function runUnitNemesis(o: UnitNemesisOptions): Promise<void> {
       }
       case "freeze": {
         const hold = ttlMs + 2000;
+        const sups = cluster.nodes.flatMap((n) => supervisors(n.dataDir));
         const groups = [
           ...cluster.nodes.flatMap((n) => recordedGroups(n.dataDir)),
           ...(o.docker ? containerInits(o.docker) : []),
         ];
-        o.fault(kind, `${names.length} nodes and ${groups.length} unit process groups for ${hold} ms`);
+        o.fault(
+          kind,
+          `${names.length} nodes, ${sups.length} supervisors and ${groups.length} unit process groups for ${hold} ms`,
+        );
+        // Supervisors and nodes first, so none sees its units stop; thawed in the reverse order.
+        signalPids(sups, "SIGSTOP");
         for (const n of names) cluster.pause(n);
         signalGroups(groups, "SIGSTOP");
         await sleep(hold);
         signalGroups(groups, "SIGCONT");
         for (const n of names) cluster.resume(n);
+        signalPids(sups, "SIGCONT");
         o.note("thaw");
         break;
       }

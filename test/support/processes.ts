@@ -39,6 +39,43 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
   }
 }
 
+/** Unit processes outlive a SIGKILLed node (own process groups); the agent records them for this cleanup. */
+export function killUnitProcesses(dataDir: string): void {
+  const file = join(dataDir, "agent", "process-groups.json");
+  if (!existsSync(file)) return;
+  try {
+    for (const pgid of Object.keys(JSON.parse(readFileSync(file, "utf8")) as object)) {
+      try {
+        process.kill(-Number(pgid), "SIGKILL");
+      } catch {}
+    }
+  } catch {}
+}
+
+/** Polls `fn` until it returns a truthy value (or stops throwing); fails with the last problem after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
+  timeoutMs = 15_000,
+  intervalMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(
+    `${what}: not done after ${timeoutMs} ms (last: ${last instanceof Error ? last.message : String(last)})`,
+  );
+}
+
 /** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or null when there is no such process. */
 function startTimeOf(pid: number): string | null {
   try {
@@ -64,37 +101,4 @@ export function recordedGroups(dataDir: string): number[] {
   } catch {
     return [];
   }
-}
-
-/** Unit processes outlive a SIGKILLed node (own process groups); the agent records them for this cleanup. */
-export function killUnitProcesses(dataDir: string): void {
-  for (const pgid of recordedGroups(dataDir)) {
-    try {
-      process.kill(-pgid, "SIGKILL");
-    } catch {}
-  }
-}
-
-/** Polls `fn` until it returns a truthy value (or stops throwing); fails with the last problem after `timeoutMs`. */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
-  timeoutMs = 15_000,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown = null;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v as T;
-      last = v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(
-    `${what}: not done after ${timeoutMs} ms (last: ${last instanceof Error ? last.message : String(last)})`,
-  );
 }
