@@ -124,6 +124,27 @@ TimeoutStopSec=2
   }
 }
 
+/**
+ * Running containers of the engine (by label filter): the host PID of each one's init (which leads its own process
+ * group) and the machine it runs for (label berth.machine of a [Container] unit, berth-probe of a docker-run
+ * probe). A container that is gone by the time it is inspected is left out.
+ */
+export function runningContainers(d: PrivateDocker, filter?: string): { pid: number; machine: string }[] {
+  const ids = d
+    .cli("ps", "-q", ...(filter ? ["--filter", filter] : []))
+    .split("\n")
+    .filter(Boolean);
+  const fmt = '{{.State.Pid}} {{index .Config.Labels "berth.machine"}}{{index .Config.Labels "berth-probe"}}';
+  const out: { pid: number; machine: string }[] = [];
+  for (const id of ids) {
+    try {
+      const [pid, machine = ""] = d.cli("inspect", "--format", fmt, id).split(" ");
+      if (Number(pid) > 0) out.push({ pid: Number(pid), machine });
+    } catch {}
+  }
+  return out;
+}
+
 /** Imports an image of busybox plus flock(1) and the libraries it loads (no pulls: the host's own files). */
 export function buildProbeImage(d: PrivateDocker): void {
   const rootfs = join(d.dir, "probe-rootfs");

@@ -14,6 +14,7 @@ import type { PrivateDocker } from "../support/docker.ts";
 import { killUnitProcesses, recordedGroups } from "../support/processes.ts";
 import type { ChaosCluster } from "./cluster.ts";
 import { leaderName, sleep } from "./harness.ts";
+import { runningContainers } from "./probes.ts";
 
 export const FAULT_KINDS = ["kill", "orphan", "crash", "partition", "freeze", "flood"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -52,23 +53,9 @@ export interface UnitNemesisOptions {
 /** Host PIDs of the inits of the containers a machine runs: [Container] units and docker-run probes. */
 function machineContainers(d: PrivateDocker, machine: string): number[] {
   return [
-    ...containerInits(d, `label=berth.machine=${machine}`),
-    ...containerInits(d, `label=berth-probe=${machine}`),
-  ];
-}
-
-/** Host PIDs of the init processes of running containers (each leads its own process group), by label filter. */
-function containerInits(d: PrivateDocker, filter?: string): number[] {
-  const ids = d
-    .cli("ps", "-q", ...(filter ? ["--filter", filter] : []))
-    .split("\n")
-    .filter(Boolean);
-  if (ids.length === 0) return [];
-  return d
-    .cli("inspect", "--format", "{{.State.Pid}}", ...ids)
-    .split("\n")
-    .map(Number)
-    .filter((p) => p > 0);
+    ...runningContainers(d, `label=berth.machine=${machine}`),
+    ...runningContainers(d, `label=berth-probe=${machine}`),
+  ].map((c) => c.pid);
 }
 
 /**
@@ -161,7 +148,7 @@ export async function runUnitNemesis(o: UnitNemesisOptions): Promise<void> {
         const sups = cluster.nodes.flatMap((n) => supervisors(n.dataDir));
         const groups = [
           ...cluster.nodes.flatMap((n) => recordedGroups(n.dataDir)),
-          ...(o.docker ? containerInits(o.docker) : []),
+          ...(o.docker ? runningContainers(o.docker).map((c) => c.pid) : []),
         ];
         o.fault(
           kind,

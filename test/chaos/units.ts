@@ -15,7 +15,7 @@ import type { MachineInfo, UnitInfo, UnitStateRow } from "../../src/client/proto
 import { type PrivateDocker, requireDocker, startPrivateDocker } from "../support/docker.ts";
 import { ChaosCluster } from "./cluster.ts";
 import { prng, sleep } from "./harness.ts";
-import { buildProbeImage, ProbeKit } from "./probes.ts";
+import { buildProbeImage, ProbeKit, runningContainers } from "./probes.ts";
 import { FAULT_KINDS, type FaultKind, parseKinds, runUnitNemesis } from "./unit-faults.ts";
 
 export interface UnitsChaosOptions {
@@ -206,14 +206,9 @@ export async function runUnitsChaos(opts: UnitsChaosOptions = {}): Promise<Units
     const containerOwners = (machines: MachineInfo[]): Map<number, string> => {
       const owners = new Map<number, string>();
       if (!docker) return owners;
-      const ids = docker.cli("ps", "-q").split("\n").filter(Boolean);
-      if (ids.length === 0) return owners;
-      const fmt =
-        '{{.State.Pid}} {{index .Config.Labels "berth.machine"}}{{index .Config.Labels "berth-probe"}}';
-      for (const line of docker.cli("inspect", "--format", fmt, ...ids).split("\n")) {
-        const [pid, machine] = line.split(" ");
-        const name = machines.find((m) => m.id === machine)?.name;
-        if (name) owners.set(Number(pid), name);
+      for (const c of runningContainers(docker)) {
+        const name = machines.find((m) => m.id === c.machine)?.name;
+        if (name) owners.set(c.pid, name);
       }
       return owners;
     };
