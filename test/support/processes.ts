@@ -117,3 +117,30 @@ export async function waitFor<T>(
     `${what}: not done after ${timeoutMs} ms (last: ${last instanceof Error ? last.message : String(last)})`,
   );
 }
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or null when there is no such process. */
+function startTimeOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The live process groups of unit processes the agent of this data directory recorded (src/agent/leftovers.ts):
+ * only those whose leader is still the recorded process, as the record outlives the groups and pids are reused.
+ */
+export function recordedGroups(dataDir: string): number[] {
+  const file = join(dataDir, "agent", "process-groups.json");
+  if (!existsSync(file)) return [];
+  try {
+    const recorded = JSON.parse(readFileSync(file, "utf8")) as Record<string, { startTime?: string | null }>;
+    return Object.entries(recorded)
+      .filter(([pgid, e]) => e?.startTime != null && startTimeOf(Number(pgid)) === e.startTime)
+      .map(([pgid]) => Number(pgid));
+  } catch {
+    return [];
+  }
+}
