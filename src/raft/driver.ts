@@ -4,16 +4,7 @@
 import { Packr } from "msgpackr";
 import { decodeConfChange } from "./conf-change.ts";
 import { bootstrapLog, ProposalError, Raft, type RaftConfig, type Ready } from "./raft.ts";
-import {
-  type ConfChange,
-  EMPTY_HARD_STATE,
-  type Entry,
-  type HardState,
-  type Message,
-  type NodeId,
-  type RaftStorage,
-  type Snapshot,
-} from "./types.ts";
+import type { ConfChange, Entry, Message, NodeId, RaftStorage, Snapshot } from "./types.ts";
 
 /** The application replicated by the log. apply() must be deterministic: every replica runs the same entries. */
 export interface StateMachine {
@@ -110,9 +101,6 @@ export class RaftDriver {
   /** Tick at which each read context was sent; a context unanswered for two election timeouts is failed. */
   private readSentAt = new Map<string, number>();
   private ticks = 0;
-  /** The hard state last made durable, and a newer one whose only change (the commit index) awaits a save. */
-  private persistedHard: HardState = EMPTY_HARD_STATE;
-  private unsavedHard: HardState | null = null;
   /** Reads confirmed at an index, served once the state machine has applied it. */
   private readsAwaitingApply: {
     index: number;
@@ -162,7 +150,6 @@ export class RaftDriver {
       random: o.random ?? Math.random,
       logger: o.logger,
     };
-    this.persistedHard = hardState;
     this.raft = new Raft(config, { hardState, snapshot, entries });
     this.ticker = setInterval(() => this.enqueue({ kind: "tick" }), o.tickMs);
     this.schedule();
@@ -250,8 +237,6 @@ export class RaftDriver {
     if (this.ticker) clearInterval(this.ticker);
     while (this.processing) await new Promise((r) => setTimeout(r, 1));
     await this.snapshotWrite?.catch(() => {});
-    if (this.unsavedHard) await this.opts.storage.save(this.unsavedHard, []).catch(() => {});
-    this.unsavedHard = null;
     const err = new Error("the node is shutting down");
     for (const p of this.proposals.values()) p.reject(err);
     this.proposals.clear();
@@ -509,23 +494,13 @@ export class RaftDriver {
   }
 
   /**
-   * Entries, term and vote must be on disk before anyone hears of them; a new commit index need not (etcd's
-   * MustSync): it is kept and written with the next save, so a lone commit costs no fdatasync. After a crash the
-   * node just learns the commit index again from the leader.
+   * Entries, term and vote must be on disk before anyone hears of them; a new commit index need not be synced
+   * (the Ready's mustSync): it is written without an fdatasync, so a lone commit costs no flush, yet a restarted
+   * node (a single voter above all, which no leader can tell) replays what it committed before a process crash.
    */
   private async persist(rd: Ready): Promise<void> {
-    const hs = rd.hardState ?? null;
-    const mustSync =
-      rd.entries.length > 0 ||
-      (hs !== null && (hs.term !== this.persistedHard.term || hs.vote !== this.persistedHard.vote));
-    if (!mustSync) {
-      if (hs) this.unsavedHard = hs;
-      return;
-    }
-    const toSave = hs ?? this.unsavedHard;
-    await this.opts.storage.save(toSave, rd.entries);
-    if (toSave) this.persistedHard = toSave;
-    this.unsavedHard = null;
+    if (!rd.hardState && rd.entries.length === 0) return;
+    await this.opts.storage.save(rd.hardState, rd.entries, rd.mustSync);
   }
 
   private onSoftState(ss: NonNullable<Ready["softState"]>): void {

@@ -2,7 +2,8 @@
 // time and are lost when the node crashes before they complete, and state machines that check Raft's safety as
 // entries are applied. Unlike raft-sim.ts (which drives the pure core itself) this exercises the driver's own
 // pipeline: applying while the disk write is in flight, followers committing before the leader's write is done,
-// lone commit indexes kept unsaved, background snapshots, compaction and snapshot install.
+// lone commit indexes written without a sync, linearizable reads, background snapshots, compaction and snapshot
+// install.
 //
 // Every random choice comes from the seeded PRNG, but the timers are real, so the interleavings differ from run
 // to run: a seed names a scenario, not an exact execution. A failing seed is re-run a few times to reproduce.
@@ -296,6 +297,8 @@ export class DriverCluster {
     /** Entries applied before this node's own copy was durable (the driver's pipelining paths). */
     leaderEarlyApplies: 0,
     followerEarlyApplies: 0,
+    /** Linearizable reads (readBarrier) that completed, each checked against the writes acknowledged before it. */
+    reads: 0,
     /** Proposals answered NotLeader / dropped / timed out. */
     notLeader: 0,
     droppedProposals: 0,
@@ -538,6 +541,32 @@ export class DriverCluster {
     return Promise.race([answer, timeout]);
   }
 
+  /**
+   * A linearizable read through `node`: once its readBarrier resolves, its state machine must hold every write
+   * acknowledged before the read began. True when it completed on the same incarnation.
+   */
+  async readVia(node: SimNode, timeoutMs: number): Promise<boolean> {
+    const driver = node.driver;
+    if (!driver) return false;
+    const inc = node.incarnation;
+    const before = [...this.acked];
+    const answer = driver.readBarrier().then(
+      () => {
+        if (node.incarnation !== inc || node.driver !== driver) return false;
+        this.stats.reads++;
+        const have = new Set(node.sm!.applied.map((a) => a[2]));
+        const missing = before.filter((cmd) => !have.has(cmd));
+        if (missing.length > 0)
+          this.checker.fail(
+            `stale read on ${node.id}: misses ${missing.join(",")}, acknowledged before it began`,
+          );
+        return true;
+      },
+      () => false,
+    );
+    return Promise.race([answer, this.timers.sleep(timeoutMs).then(() => false)]);
+  }
+
   private async client(c: number): Promise<void> {
     let seq = 0;
     while (this.clientsRunning) {
@@ -549,6 +578,16 @@ export class DriverCluster {
     }
   }
 
+  /** Reads in a loop, retrying at once after a failure (as right after a restart); its own PRNG keeps the writers'. */
+  private async reader(): Promise<void> {
+    const rand = prng(this.opts.seed ^ 0x5eed);
+    while (this.clientsRunning) {
+      const target = this.leader() ?? pick(rand, this.live());
+      const ok = target ? await this.readVia(target, 150) : false;
+      await this.timers.sleep(ok ? 1 + rand() * 5 : rand());
+    }
+  }
+
   // ---- Scenario -------------------------------------------------------------------------------------------
 
   /** Starts the cluster, then clients and random faults for `faultMs`. */
@@ -556,6 +595,7 @@ export class DriverCluster {
     for (const id of this.nodes.keys()) this.start(id);
     this.clientsRunning = true;
     for (let c = 0; c < (this.opts.clients ?? 5); c++) this.clientLoops.push(this.client(c));
+    this.clientLoops.push(this.reader());
     const end = Date.now() + this.opts.faultMs;
     while (Date.now() < end && this.checker.violations.length === 0) {
       await this.timers.sleep(10 + this.rand() * 50);
