@@ -310,8 +310,7 @@ export class Raft {
       this.log.appliedTo(rd.snapshot.meta.index);
     }
     const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry) {
-      this.log.stableTo(lastEntry.index);
+    if (lastEntry && this.log.stableTo(lastEntry.index, lastEntry.term)) {
       if (this.role === "leader") {
         // The leader's own log counts towards a quorum only once it is durable.
         this.progress.get(this.id)?.maybeUpdate(lastEntry.index);
