@@ -40,6 +40,18 @@ export interface DriverOptions {
   maxSizePerMsg?: number;
   logger?: (line: string) => void;
   random?: () => number;
+  /**
+   * Called once when the driver stops for good: storage failed (a StorageFailure) or the code is wrong (anything
+   * else). The driver has already logged it as "fatal: ..."; without this option the error is rethrown.
+   */
+  onFatal?: (err: Error) => void;
+}
+
+/** A storage operation failed: the node can no longer promise durability, so it stops rather than lie. */
+export class StorageFailure extends Error {
+  constructor(op: string, cause: unknown) {
+    super(`${op}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
 }
 
 export class NotLeaderError extends Error {
@@ -113,7 +125,8 @@ export class RaftDriver {
   /** A snapshot being written in the background (see maybeSnapshot). */
   private snapshotWrite: Promise<void> | null = null;
   private leaderListeners: ((lead: NodeId | null, term: number) => void)[] = [];
-  private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join">> & DriverOptions;
+  private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join" | "onFatal">> &
+    DriverOptions;
 
   constructor(opts: DriverOptions) {
     this.opts = {
@@ -300,15 +313,27 @@ export class RaftDriver {
         this.drainInbox();
       }
     } catch (err) {
-      // A failed disk write leaves us unable to promise durability: stop rather than lie.
-      this.opts.logger?.(`fatal: ${(err as Error).stack ?? err}`);
-      this.stopped = true;
-      process.exitCode = 1;
-      throw err;
+      this.fatal(err);
     } finally {
       this.processing = false;
     }
     if (this.inbox.length > 0) this.schedule();
+  }
+
+  /**
+   * Stops the node for good and says why: a storage failure, or an internal error (a bug, such as an exception
+   * from the state machine), which is not a disk problem and must not be reported as one.
+   */
+  private fatal(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.stopped = true;
+    const what =
+      e instanceof StorageFailure
+        ? "storage failed; stopping rather than promise durability it cannot give"
+        : "internal error (a bug, not a storage failure); stopping";
+    this.opts.logger?.(`fatal: ${what}: ${e.stack ?? e}`);
+    if (!this.opts.onFatal) throw e;
+    this.opts.onFatal(e);
   }
 
   private drainInbox(): void {
@@ -406,7 +431,7 @@ export class RaftDriver {
     if (rd.snapshot) {
       // Never two snapshot writes at once; the local one is superseded (its compaction is skipped).
       if (this.snapshotWrite) await this.snapshotWrite.catch(() => {});
-      await o.storage.saveSnapshot(rd.snapshot);
+      await onDisk("saveSnapshot", o.storage.saveSnapshot(rd.snapshot));
       this.restoreSnapshot(rd.snapshot);
     }
     // Committed entries are durable on a majority already: apply them (and answer their clients) while this
@@ -500,7 +525,7 @@ export class RaftDriver {
    */
   private async persist(rd: Ready): Promise<void> {
     if (!rd.hardState && rd.entries.length === 0) return;
-    await this.opts.storage.save(rd.hardState, rd.entries, rd.mustSync);
+    await onDisk("save", this.opts.storage.save(rd.hardState, rd.entries, rd.mustSync));
   }
 
   private onSoftState(ss: NonNullable<Ready["softState"]>): void {
@@ -604,15 +629,10 @@ export class RaftDriver {
       meta: { index, term: this.raft.log.term(index)!, confState: this.raft.confState() },
       data: packr.pack(envelope),
     };
-    const fatal = (err: Error) => {
-      // As in a pass: a failed disk write leaves us unable to promise durability, so stop rather than lie.
-      if (this.stopped) return;
-      o.logger?.(`fatal: ${err.stack ?? err}`);
-      this.stopped = true;
-      process.exitCode = 1;
-      throw err;
+    const fatal = (err: unknown) => {
+      if (!this.stopped) this.fatal(err);
     };
-    const write = o.storage.saveSnapshot(snapshot);
+    const write = onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot));
     this.snapshotWrite = write;
     write.then(
       () =>
@@ -624,7 +644,7 @@ export class RaftDriver {
             if (index <= this.snapshotIndex) return;
             raft.compact(snapshot, o.snapshotCatchUpEntries);
             this.snapshotIndex = index;
-            o.storage.compact(raft.log.snapshotIndex).catch(fatal);
+            onDisk("compact", o.storage.compact(raft.log.snapshotIndex)).catch(fatal);
             o.logger?.(
               `snapshot at index ${index} (${snapshot.data.length} bytes); log compacted to ${raft.log.snapshotIndex}`,
             );
@@ -633,6 +653,13 @@ export class RaftDriver {
       fatal,
     );
   }
+}
+
+/** Marks a storage operation's failure as such (see fatal()). */
+function onDisk<T>(op: string, p: Promise<T>): Promise<T> {
+  return p.catch((err: unknown) => {
+    throw new StorageFailure(op, err);
+  });
 }
 
 function keyOf(context: Uint8Array): string {
