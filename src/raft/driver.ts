@@ -2,6 +2,7 @@
 // Inputs (messages, proposals, reads, ticks) queue in an inbox that one processing pass drains; while a pass
 // waits for the disk, new inputs accumulate, so proposals and acknowledgements are batched by load alone.
 import { Packr } from "msgpackr";
+import { type DriverClock, realClock } from "./clock.ts";
 import { decodeConfChange } from "./conf-change.ts";
 import { bootstrapLog, ProposalError, Raft, type RaftConfig, type Ready } from "./raft.ts";
 import type { ConfChange, Entry, Message, NodeId, RaftStorage, Snapshot } from "./types.ts";
@@ -40,6 +41,8 @@ export interface DriverOptions {
   maxSizePerMsg?: number;
   logger?: (line: string) => void;
   random?: () => number;
+  /** Time and the event loop (the real ones by default; a simulation passes virtual ones). */
+  clock?: DriverClock;
   /**
    * Called once when the driver stops for good: storage failed (a StorageFailure) or the code is wrong (anything
    * else). The driver has already logged it as "fatal: ..."; without this option the error is rethrown.
@@ -101,12 +104,15 @@ export class RaftDriver {
   private raft!: Raft;
   private inbox: InboxItem[] = [];
   private processing = false;
+  /** Waiting for the pass under way to end (stop()). */
+  private passDone: (() => void)[] = [];
   private scheduled = false;
   /** Set while a Ready's entries are being written (see stepAcksWhilePersisting). */
   private persisting = false;
   private midFlightScheduled = false;
   private stopped = false;
-  private ticker: ReturnType<typeof setInterval> | null = null;
+  private stopTicker: (() => void) | null = null;
+  private readonly clock: DriverClock;
   private proposals = new Map<number, PendingProposal>();
   /** Reads whose context was handed to Raft, keyed by context; each context covers a batch of reads. */
   private readsAwaitingIndex = new Map<string, { resolve: () => void; reject: (e: Error) => void }[]>();
@@ -125,7 +131,7 @@ export class RaftDriver {
   /** A snapshot being written in the background (see maybeSnapshot). */
   private snapshotWrite: Promise<void> | null = null;
   private leaderListeners: ((lead: NodeId | null, term: number) => void)[] = [];
-  private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join" | "onFatal">> &
+  private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join" | "onFatal" | "clock">> &
     DriverOptions;
 
   constructor(opts: DriverOptions) {
@@ -139,6 +145,7 @@ export class RaftDriver {
       maxSizePerMsg: 1024 * 1024,
       ...opts,
     };
+    this.clock = opts.clock ?? realClock;
   }
 
   /** Loads durable state, replays it into the state machine and starts the clock. */
@@ -164,7 +171,7 @@ export class RaftDriver {
       logger: o.logger,
     };
     this.raft = new Raft(config, { hardState, snapshot, entries });
-    this.ticker = setInterval(() => this.enqueue({ kind: "tick" }), o.tickMs);
+    this.stopTicker = this.clock.every(o.tickMs, () => this.enqueue({ kind: "tick" }));
     this.schedule();
     return { notes: report.notes };
   }
@@ -247,8 +254,8 @@ export class RaftDriver {
   /** Stops the clock and fails what is still waiting. The storage is closed by its owner. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
-    while (this.processing) await new Promise((r) => setTimeout(r, 1));
+    this.stopTicker?.();
+    if (this.processing) await new Promise<void>((r) => this.passDone.push(r));
     await this.snapshotWrite?.catch(() => {});
     const err = new Error("the node is shutting down");
     for (const p of this.proposals.values()) p.reject(err);
@@ -281,7 +288,7 @@ export class RaftDriver {
   }
 
   /**
-   * A pass normally starts on the next turn of the event loop (setImmediate), so inputs arriving together are
+   * A pass normally starts on the next turn of the event loop (clock.defer), so inputs arriving together are
    * handled together and a busy node still lets timers and I/O run between passes. A message from a peer starts
    * it as soon as the I/O callback that delivered it returns (a microtask; every frame of that read is already in
    * the inbox): an acknowledgement or append waiting behind the rest of the loop's I/O callbacks costs latency
@@ -297,7 +304,7 @@ export class RaftDriver {
       void this.process();
     };
     if (soon) queueMicrotask(run);
-    else setImmediate(run);
+    else this.clock.defer(run);
   }
 
   private async process(): Promise<void> {
@@ -316,6 +323,7 @@ export class RaftDriver {
       this.fatal(err);
     } finally {
       this.processing = false;
+      for (const done of this.passDone.splice(0)) done();
     }
     if (this.inbox.length > 0) this.schedule();
   }
@@ -444,7 +452,8 @@ export class RaftDriver {
     });
     try {
       // The write(2) and fdatasync are issued a few microtasks into save(): let them leave before applying.
-      if (rd.entries.length > 0 && rd.committedEntries.length > 0) await new Promise((r) => setImmediate(r));
+      if (rd.entries.length > 0 && rd.committedEntries.length > 0)
+        await new Promise((r) => this.clock.defer(() => r(undefined)));
       for (const e of rd.committedEntries) if (e.index > this.appliedIndex) this.applyEntry(e);
       for (const rs of rd.readStates) {
         const batch = this.readsAwaitingIndex.get(keyOf(rs.context));
