@@ -183,6 +183,45 @@ describe("log replication", () => {
     for (const id of ["a", "b", "c"]) expect(c.applied.get(id)).toEqual(want);
   });
 
+  it("entries replaced while they were being written are handed to storage again (stableTo checks the term)", () => {
+    const c = new Manual(["a", "b", "c"]);
+    const b = c.get("b");
+    const entry = (term: number, index: number) => ({
+      term,
+      index,
+      type: "normal" as const,
+      data: enc.encode(`${term}.${index}`),
+    });
+    b.step({
+      type: "app",
+      from: "a",
+      to: "b",
+      term: 2,
+      index: 3,
+      logTerm: 1,
+      entries: [entry(2, 4), entry(2, 5)],
+      commit: 3,
+    });
+    const writing = b.ready();
+    expect(writing.entries.map((e) => e.index)).toEqual([4, 5]);
+    // While 4..5 are on their way to the disk, a new leader replaces entry 5 (inputs may be stepped meanwhile).
+    b.step({
+      type: "app",
+      from: "c",
+      to: "b",
+      term: 3,
+      index: 4,
+      logTerm: 2,
+      entries: [entry(3, 5)],
+      commit: 3,
+    });
+    b.advance(writing);
+    // Entry 5 of term 2 is durable, but the log now holds entry 5 of term 3: that one must still be written.
+    const next = b.ready();
+    expect(next.entries.map((e) => `${e.term}.${e.index}`)).toContain("3.5");
+    expect(next.mustSync).toBe(true);
+  });
+
   it("followers refuse proposals with the leader's id", () => {
     const c = new Manual(["a", "b", "c"]);
     c.elect("a");

@@ -137,6 +137,35 @@ describe("PeerTransport", () => {
     expect([...hb.context!]).toEqual([9, 8, 7]);
   });
 
+  it("drops malformed messages and ones claiming another sender, and says why; well-formed ones still arrive", async () => {
+    const [n1, n2] = await trio();
+    const entry = (index: number, data: unknown = new Uint8Array(1)) => ({
+      term: 1,
+      index,
+      type: "normal",
+      data,
+    });
+    const bad = [
+      // A snap without its snapshot would throw inside the receiver's Raft pass.
+      msg("n1", "n2", { type: "snap" }),
+      msg("n1", "n2", { type: "app", index: 4, logTerm: 1, entries: [entry(5), entry(7)] as never }),
+      msg("n1", "n2", { type: "app", index: 4, logTerm: 1, entries: [entry(5, "text")] as never }),
+      msg("n1", "n2", { term: -1 }),
+      msg("n1", "n2", { type: "nonsense" as never }),
+      msg("n3", "n2", { index: 99 }),
+    ];
+    n1.t.send(bad);
+    await sendUntil(n1.t, msg("n1", "n2", { index: 1 }), () => n2.got.length > 0);
+    // The snap travels as a request of its own: the receiver refused it.
+    await until(() => n1.snapshots.length === 1);
+    expect(n1.snapshots).toEqual([["n2", false]]);
+    expect(new Set(n2.got.map((m) => m.index))).toEqual(new Set([1]));
+    const logs = n2.logs.join("\n");
+    // One line per sender and interval (rate-limited), naming the first problem seen.
+    expect(logs).toMatch(/dropped a malformed message from n1: /);
+    expect(logs).toMatch(/claiming to be from n3, sent by n1/);
+  });
+
   it("sends snapshots as requests and reports the outcome", async () => {
     const [n1, n2] = await trio();
     const snapData = new Uint8Array(200_000).map((_, i) => i & 255);

@@ -113,6 +113,11 @@ export class BerthNode {
       electionTicks: c.electionTicks,
       snapshotEvery: c.snapshotEvery,
       logger: (l) => this.log(`[raft] ${l}`),
+      // The driver has logged why it stopped; the process ends with a failure status (the error goes unhandled).
+      onFatal: (err) => {
+        process.exitCode = 1;
+        throw err;
+      },
     });
     const router = new LeaderRouter({
       selfId: c.name,

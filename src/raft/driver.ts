@@ -2,18 +2,10 @@
 // Inputs (messages, proposals, reads, ticks) queue in an inbox that one processing pass drains; while a pass
 // waits for the disk, new inputs accumulate, so proposals and acknowledgements are batched by load alone.
 import { Packr } from "msgpackr";
+import { type DriverClock, realClock } from "./clock.ts";
 import { decodeConfChange } from "./conf-change.ts";
 import { bootstrapLog, ProposalError, Raft, type RaftConfig, type Ready } from "./raft.ts";
-import {
-  type ConfChange,
-  EMPTY_HARD_STATE,
-  type Entry,
-  type HardState,
-  type Message,
-  type NodeId,
-  type RaftStorage,
-  type Snapshot,
-} from "./types.ts";
+import type { ConfChange, Entry, Message, NodeId, RaftStorage, Snapshot } from "./types.ts";
 
 /** The application replicated by the log. apply() must be deterministic: every replica runs the same entries. */
 export interface StateMachine {
@@ -49,6 +41,20 @@ export interface DriverOptions {
   maxSizePerMsg?: number;
   logger?: (line: string) => void;
   random?: () => number;
+  /** Time and the event loop (the real ones by default; a simulation passes virtual ones). */
+  clock?: DriverClock;
+  /**
+   * Called once when the driver stops for good: storage failed (a StorageFailure) or the code is wrong (anything
+   * else). The driver has already logged it as "fatal: ..."; without this option the error is rethrown.
+   */
+  onFatal?: (err: Error) => void;
+}
+
+/** A storage operation failed: the node can no longer promise durability, so it stops rather than lie. */
+export class StorageFailure extends Error {
+  constructor(op: string, cause: unknown) {
+    super(`${op}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
 }
 
 export class NotLeaderError extends Error {
@@ -98,21 +104,21 @@ export class RaftDriver {
   private raft!: Raft;
   private inbox: InboxItem[] = [];
   private processing = false;
+  /** Waiting for the pass under way to end (stop()). */
+  private passDone: (() => void)[] = [];
   private scheduled = false;
   /** Set while a Ready's entries are being written (see stepAcksWhilePersisting). */
   private persisting = false;
   private midFlightScheduled = false;
   private stopped = false;
-  private ticker: ReturnType<typeof setInterval> | null = null;
+  private stopTicker: (() => void) | null = null;
+  private readonly clock: DriverClock;
   private proposals = new Map<number, PendingProposal>();
   /** Reads whose context was handed to Raft, keyed by context; each context covers a batch of reads. */
   private readsAwaitingIndex = new Map<string, { resolve: () => void; reject: (e: Error) => void }[]>();
   /** Tick at which each read context was sent; a context unanswered for two election timeouts is failed. */
   private readSentAt = new Map<string, number>();
   private ticks = 0;
-  /** The hard state last made durable, and a newer one whose only change (the commit index) awaits a save. */
-  private persistedHard: HardState = EMPTY_HARD_STATE;
-  private unsavedHard: HardState | null = null;
   /** Reads confirmed at an index, served once the state machine has applied it. */
   private readsAwaitingApply: {
     index: number;
@@ -125,7 +131,8 @@ export class RaftDriver {
   /** A snapshot being written in the background (see maybeSnapshot). */
   private snapshotWrite: Promise<void> | null = null;
   private leaderListeners: ((lead: NodeId | null, term: number) => void)[] = [];
-  private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join">> & DriverOptions;
+  private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join" | "onFatal" | "clock">> &
+    DriverOptions;
 
   constructor(opts: DriverOptions) {
     this.opts = {
@@ -138,6 +145,7 @@ export class RaftDriver {
       maxSizePerMsg: 1024 * 1024,
       ...opts,
     };
+    this.clock = opts.clock ?? realClock;
   }
 
   /** Loads durable state, replays it into the state machine and starts the clock. */
@@ -162,9 +170,8 @@ export class RaftDriver {
       random: o.random ?? Math.random,
       logger: o.logger,
     };
-    this.persistedHard = hardState;
     this.raft = new Raft(config, { hardState, snapshot, entries });
-    this.ticker = setInterval(() => this.enqueue({ kind: "tick" }), o.tickMs);
+    this.stopTicker = this.clock.every(o.tickMs, () => this.enqueue({ kind: "tick" }));
     this.schedule();
     return { notes: report.notes };
   }
@@ -247,11 +254,9 @@ export class RaftDriver {
   /** Stops the clock and fails what is still waiting. The storage is closed by its owner. */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
-    while (this.processing) await new Promise((r) => setTimeout(r, 1));
+    this.stopTicker?.();
+    if (this.processing) await new Promise<void>((r) => this.passDone.push(r));
     await this.snapshotWrite?.catch(() => {});
-    if (this.unsavedHard) await this.opts.storage.save(this.unsavedHard, []).catch(() => {});
-    this.unsavedHard = null;
     const err = new Error("the node is shutting down");
     for (const p of this.proposals.values()) p.reject(err);
     this.proposals.clear();
@@ -283,7 +288,7 @@ export class RaftDriver {
   }
 
   /**
-   * A pass normally starts on the next turn of the event loop (setImmediate), so inputs arriving together are
+   * A pass normally starts on the next turn of the event loop (clock.defer), so inputs arriving together are
    * handled together and a busy node still lets timers and I/O run between passes. A message from a peer starts
    * it as soon as the I/O callback that delivered it returns (a microtask; every frame of that read is already in
    * the inbox): an acknowledgement or append waiting behind the rest of the loop's I/O callbacks costs latency
@@ -299,7 +304,7 @@ export class RaftDriver {
       void this.process();
     };
     if (soon) queueMicrotask(run);
-    else setImmediate(run);
+    else this.clock.defer(run);
   }
 
   private async process(): Promise<void> {
@@ -315,15 +320,28 @@ export class RaftDriver {
         this.drainInbox();
       }
     } catch (err) {
-      // A failed disk write leaves us unable to promise durability: stop rather than lie.
-      this.opts.logger?.(`fatal: ${(err as Error).stack ?? err}`);
-      this.stopped = true;
-      process.exitCode = 1;
-      throw err;
+      this.fatal(err);
     } finally {
       this.processing = false;
+      for (const done of this.passDone.splice(0)) done();
     }
     if (this.inbox.length > 0) this.schedule();
+  }
+
+  /**
+   * Stops the node for good and says why: a storage failure, or an internal error (a bug, such as an exception
+   * from the state machine), which is not a disk problem and must not be reported as one.
+   */
+  private fatal(err: unknown): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.stopped = true;
+    const what =
+      e instanceof StorageFailure
+        ? "storage failed; stopping rather than promise durability it cannot give"
+        : "internal error (a bug, not a storage failure); stopping";
+    this.opts.logger?.(`fatal: ${what}: ${e.stack ?? e}`);
+    if (!this.opts.onFatal) throw e;
+    this.opts.onFatal(e);
   }
 
   private drainInbox(): void {
@@ -421,7 +439,7 @@ export class RaftDriver {
     if (rd.snapshot) {
       // Never two snapshot writes at once; the local one is superseded (its compaction is skipped).
       if (this.snapshotWrite) await this.snapshotWrite.catch(() => {});
-      await o.storage.saveSnapshot(rd.snapshot);
+      await onDisk("saveSnapshot", o.storage.saveSnapshot(rd.snapshot));
       this.restoreSnapshot(rd.snapshot);
     }
     // Committed entries are durable on a majority already: apply them (and answer their clients) while this
@@ -434,7 +452,8 @@ export class RaftDriver {
     });
     try {
       // The write(2) and fdatasync are issued a few microtasks into save(): let them leave before applying.
-      if (rd.entries.length > 0 && rd.committedEntries.length > 0) await new Promise((r) => setImmediate(r));
+      if (rd.entries.length > 0 && rd.committedEntries.length > 0)
+        await new Promise((r) => this.clock.defer(() => r(undefined)));
       for (const e of rd.committedEntries) if (e.index > this.appliedIndex) this.applyEntry(e);
       for (const rs of rd.readStates) {
         const batch = this.readsAwaitingIndex.get(keyOf(rs.context));
@@ -509,23 +528,13 @@ export class RaftDriver {
   }
 
   /**
-   * Entries, term and vote must be on disk before anyone hears of them; a new commit index need not (etcd's
-   * MustSync): it is kept and written with the next save, so a lone commit costs no fdatasync. After a crash the
-   * node just learns the commit index again from the leader.
+   * Entries, term and vote must be on disk before anyone hears of them; a new commit index need not be synced
+   * (the Ready's mustSync): it is written without an fdatasync, so a lone commit costs no flush, yet a restarted
+   * node (a single voter above all, which no leader can tell) replays what it committed before a process crash.
    */
   private async persist(rd: Ready): Promise<void> {
-    const hs = rd.hardState ?? null;
-    const mustSync =
-      rd.entries.length > 0 ||
-      (hs !== null && (hs.term !== this.persistedHard.term || hs.vote !== this.persistedHard.vote));
-    if (!mustSync) {
-      if (hs) this.unsavedHard = hs;
-      return;
-    }
-    const toSave = hs ?? this.unsavedHard;
-    await this.opts.storage.save(toSave, rd.entries);
-    if (toSave) this.persistedHard = toSave;
-    this.unsavedHard = null;
+    if (!rd.hardState && rd.entries.length === 0) return;
+    await onDisk("save", this.opts.storage.save(rd.hardState, rd.entries, rd.mustSync));
   }
 
   private onSoftState(ss: NonNullable<Ready["softState"]>): void {
@@ -629,15 +638,10 @@ export class RaftDriver {
       meta: { index, term: this.raft.log.term(index)!, confState: this.raft.confState() },
       data: packr.pack(envelope),
     };
-    const fatal = (err: Error) => {
-      // As in a pass: a failed disk write leaves us unable to promise durability, so stop rather than lie.
-      if (this.stopped) return;
-      o.logger?.(`fatal: ${err.stack ?? err}`);
-      this.stopped = true;
-      process.exitCode = 1;
-      throw err;
+    const fatal = (err: unknown) => {
+      if (!this.stopped) this.fatal(err);
     };
-    const write = o.storage.saveSnapshot(snapshot);
+    const write = onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot));
     this.snapshotWrite = write;
     write.then(
       () =>
@@ -649,7 +653,7 @@ export class RaftDriver {
             if (index <= this.snapshotIndex) return;
             raft.compact(snapshot, o.snapshotCatchUpEntries);
             this.snapshotIndex = index;
-            o.storage.compact(raft.log.snapshotIndex).catch(fatal);
+            onDisk("compact", o.storage.compact(raft.log.snapshotIndex)).catch(fatal);
             o.logger?.(
               `snapshot at index ${index} (${snapshot.data.length} bytes); log compacted to ${raft.log.snapshotIndex}`,
             );
@@ -658,6 +662,13 @@ export class RaftDriver {
       fatal,
     );
   }
+}
+
+/** Marks a storage operation's failure as such (see fatal()). */
+function onDisk<T>(op: string, p: Promise<T>): Promise<T> {
+  return p.catch((err: unknown) => {
+    throw new StorageFailure(op, err);
+  });
 }
 
 function keyOf(context: Uint8Array): string {

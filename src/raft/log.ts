@@ -140,9 +140,15 @@ export class RaftLog {
     return Math.min(this.unstableFrom - 1, this.lastIndex());
   }
 
-  /** Storage has taken everything up to `index` (the unstable entries of a Ready). */
-  stableTo(index: number): void {
+  /**
+   * Storage has taken everything up to the entry at `index` of `term` (the last unstable entry of a Ready). Ignored
+   * when the log no longer holds that entry: a conflicting append replaced it while it was being written, and the
+   * replacement still has to be handed to storage (etcd's unstable.stableTo does the same).
+   */
+  stableTo(index: number, term: number): boolean {
+    if (this.term(index) !== term) return false;
     this.unstableFrom = Math.max(this.unstableFrom, index + 1);
+    return true;
   }
 
   /** Committed entries not yet handed to the application. */

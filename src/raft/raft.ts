@@ -64,7 +64,14 @@ export function bootstrapLog(
 export interface Ready {
   /** Set when the leader or role changed since the last Ready. */
   softState: { lead: NodeId | null; role: Role; term: number } | null;
+  /** Set when the hard state changed since the last Ready: hand it to storage (with `entries`, if any). */
   hardState: HardState | null;
+  /**
+   * Whether this Ready's hard state and entries must be synced before messagesAfterPersist go out (etcd's
+   * MustSync): new entries, term or vote. A hard state whose only change is the commit index need not be: it is
+   * written without a sync, and a node that lost it learns it again (a leader by committing an entry of its term).
+   */
+  mustSync: boolean;
   /** Entries to append durably (may replace a suffix of the stored log). */
   entries: Entry[];
   /** A snapshot from the leader to store durably and load into the state machine. */
@@ -259,10 +266,13 @@ export class Raft {
     const hs = this.hardState();
     const ss = this.softState();
     const snapshot = this.log.pendingSnapshot;
+    const entries = this.log.unstableEntries();
     const rd: Ready = {
       softState: sameSoftState(ss, this.prevSoftState) ? null : ss,
       hardState: sameHardState(hs, this.prevHardState) ? null : hs,
-      entries: this.log.unstableEntries(),
+      mustSync:
+        entries.length > 0 || hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote,
+      entries,
       snapshot,
       committedEntries: this.log.nextCommitted(),
       messages: [],
@@ -300,8 +310,7 @@ export class Raft {
       this.log.appliedTo(rd.snapshot.meta.index);
     }
     const lastEntry = rd.entries[rd.entries.length - 1];
-    if (lastEntry) {
-      this.log.stableTo(lastEntry.index);
+    if (lastEntry && this.log.stableTo(lastEntry.index, lastEntry.term)) {
       if (this.role === "leader") {
         // The leader's own log counts towards a quorum only once it is durable.
         this.progress.get(this.id)?.maybeUpdate(lastEntry.index);
@@ -778,19 +787,22 @@ export class Raft {
   // ---- Linearizable reads (ReadIndex) -------------------------------------------------------------------
 
   private handleReadIndex(from: NodeId, context: Uint8Array): void {
-    if (this.voters.size === 1 && this.voters.has(this.id)) {
-      this.answerRead(from, this.log.committed, context);
-      return;
-    }
-    // Until an entry of this term commits, the leader's commit index may lag what was committed before it.
+    // Until an entry of this term commits, the leader's commit index may lag what was committed before it: a
+    // restarted single voter, too, may have lost the commit index of writes it acknowledged (it is not synced).
     const ready = this.log.term(this.log.committed) === this.term;
     this.readOnly.add(from, context, this.log.committed, ready);
-    if (ready) this.broadcastHeartbeat(context);
+    if (ready) this.confirmLeadership(context);
   }
 
   private releaseReadsAwaitingCommit(): void {
     const context = this.readOnly.startAwaiting(this.log.committed);
-    if (context) this.broadcastHeartbeat(context);
+    if (context) this.confirmLeadership(context);
+  }
+
+  /** Asks a quorum to confirm this leader for the reads up to `context`; a single voter is its own quorum. */
+  private confirmLeadership(context: Uint8Array): void {
+    if (this.quorum() === 1 && this.voters.has(this.id)) this.ackRead(this.id, context);
+    else this.broadcastHeartbeat(context);
   }
 
   private ackRead(from: NodeId, context: Uint8Array): void {

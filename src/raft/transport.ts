@@ -11,6 +11,7 @@ import { WireError } from "../wire/errors.ts";
 import type { Hello } from "../wire/handshake.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import type { RaftTransport } from "./driver.ts";
+import { messageProblem } from "./message-check.ts";
 import type { Message, NodeId } from "./types.ts";
 
 export interface PeerTransportOptions {
@@ -424,8 +425,21 @@ export class PeerTransport implements RaftTransport {
     });
   }
 
-  private deliverRemote(m: unknown, from: string): boolean {
-    if (this.stopped || !isMessage(m)) return false;
+  private deliverRemote(raw: unknown, from: string): boolean {
+    if (this.stopped) return false;
+    const problem = messageProblem(raw);
+    if (problem) {
+      this.logLimited(`malformed:${from}`, `dropped a malformed message from ${from}: ${problem}`);
+      return false;
+    }
+    const m = raw as Message;
+    if (m.from !== from) {
+      this.logLimited(
+        `impersonated:${from}`,
+        `dropped a ${m.type} message claiming to be from ${m.from}, sent by ${from}`,
+      );
+      return false;
+    }
     if (m.to !== this.opts.selfId) {
       this.logLimited(`misaddressed:${from}`, `dropped a ${m.type} message for ${m.to} from ${from}`);
       return false;
@@ -496,15 +510,4 @@ export function parseAddr(addr: string): { host: string; port: number } {
 
 function hostOf(remote: string): string {
   return parseAddr(remote).host;
-}
-
-function isMessage(m: unknown): m is Message {
-  if (!m || typeof m !== "object") return false;
-  const o = m as Partial<Message>;
-  return (
-    typeof o.type === "string" &&
-    typeof o.from === "string" &&
-    typeof o.to === "string" &&
-    typeof o.term === "number"
-  );
 }

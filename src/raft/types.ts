@@ -96,7 +96,6 @@ export interface RecoveryReport {
   truncatedBytes: number;
 }
 
-/** Durable storage behind the driver. Every method returns only once data is on disk (fsync). */
 /** What a storage holds durably: the state a node restarts from. */
 export interface StoredState {
   hardState: HardState;
@@ -105,13 +104,16 @@ export interface StoredState {
   report: RecoveryReport;
 }
 
+/** Durable storage behind the driver. Every method returns only once data is on disk (fsync), but see save(). */
 export interface RaftStorage {
   load(): Promise<StoredState>;
   /**
    * Persist the hard state (when given) and entries. Entries are contiguous; when the first one's index is at or
    * below the last stored index, the stored suffix from that index on is replaced (a follower's conflicting tail).
+   * With `sync` false (a Ready that need not be synced: only its commit index changed) the data is written but not
+   * flushed: it survives the process, not necessarily the machine; the next synced save flushes it.
    */
-  save(hardState: HardState | null, entries: Entry[]): Promise<void>;
+  save(hardState: HardState | null, entries: Entry[], sync?: boolean): Promise<void>;
   /** Persist a snapshot; afterwards the log up to snap.meta.index may be dropped. */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   /** Drop log segments that hold only entries at or below `index` (which a saved snapshot covers). */

@@ -2,10 +2,11 @@
 // time and are lost when the node crashes before they complete, and state machines that check Raft's safety as
 // entries are applied. Unlike raft-sim.ts (which drives the pure core itself) this exercises the driver's own
 // pipeline: applying while the disk write is in flight, followers committing before the leader's write is done,
-// lone commit indexes kept unsaved, background snapshots, compaction and snapshot install.
+// lone commit indexes written without a sync, linearizable reads, background snapshots, compaction and snapshot
+// install.
 //
-// Every random choice comes from the seeded PRNG, but the timers are real, so the interleavings differ from run
-// to run: a seed names a scenario, not an exact execution. A failing seed is re-run a few times to reproduce.
+// Every random choice comes from the seeded PRNG and every timer (the drivers' clocks and passes included) runs on
+// one virtual clock, so a seed names an exact execution: a failing seed replays identically.
 import {
   NotLeaderError,
   ProposalDroppedError,
@@ -24,6 +25,7 @@ import type {
 } from "../../src/raft/types.ts";
 import { EMPTY_HARD_STATE } from "../../src/raft/types.ts";
 import { pick, prng } from "./prng.ts";
+import { VirtualClock } from "./virtual-clock.ts";
 
 export interface DriverSimOptions {
   seed: number;
@@ -36,36 +38,6 @@ export interface DriverSimOptions {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-// ---- Timers ---------------------------------------------------------------------------------------------
-
-/** Every timer of a run, so the run can end without leaving any behind. */
-class Timers {
-  private live = new Set<ReturnType<typeof setTimeout>>();
-  /** Once set, sleeps resolve at once: used while shutting down so nothing waits on a cleared timer. */
-  fast = false;
-
-  after(ms: number, fn: () => void): void {
-    if (this.fast) {
-      queueMicrotask(fn);
-      return;
-    }
-    const t = setTimeout(() => {
-      this.live.delete(t);
-      fn();
-    }, ms);
-    this.live.add(t);
-  }
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((r) => this.after(ms, r));
-  }
-
-  clear(): void {
-    for (const t of this.live) clearTimeout(t);
-    this.live.clear();
-  }
-}
 
 // ---- Storage --------------------------------------------------------------------------------------------
 
@@ -128,7 +100,7 @@ class SimStorage implements RaftStorage {
 
   constructor(
     private readonly disk: Disk,
-    private readonly timers: Timers,
+    private readonly clock: VirtualClock,
     private readonly delay: () => number,
   ) {}
 
@@ -153,7 +125,7 @@ class SimStorage implements RaftStorage {
 
   saveSnapshot(snapshot: Snapshot): Promise<void> {
     // Like FileRaftStorage: the snapshot's own file is written beside the log appends, then recorded in order.
-    return this.timers.sleep(this.delay()).then(() => this.serial(0, () => this.disk.saveSnapshot(snapshot)));
+    return this.clock.sleep(this.delay()).then(() => this.serial(0, () => this.disk.saveSnapshot(snapshot)));
   }
 
   compact(index: number): Promise<void> {
@@ -164,7 +136,7 @@ class SimStorage implements RaftStorage {
 
   private serial(ms: number, write: () => void): Promise<void> {
     const done = this.tail.then(async () => {
-      if (ms > 0) await this.timers.sleep(ms);
+      if (ms > 0) await this.clock.sleep(ms);
       if (!this.dead) write();
     });
     this.tail = done;
@@ -296,14 +268,18 @@ export class DriverCluster {
     /** Entries applied before this node's own copy was durable (the driver's pipelining paths). */
     leaderEarlyApplies: 0,
     followerEarlyApplies: 0,
+    /** Linearizable reads (readBarrier) that completed, each checked against the writes acknowledged before it. */
+    reads: 0,
     /** Proposals answered NotLeader / dropped / timed out. */
     notLeader: 0,
     droppedProposals: 0,
     timedOut: 0,
   };
-  private readonly timers = new Timers();
+  /** Virtual time: every timer of the run, the drivers' included, so a seed replays the run exactly. */
+  readonly clock: VirtualClock;
   private readonly events: string[] = [];
-  private readonly t0 = Date.now();
+  /** Every event, message delivery and apply of the run, folded into one number (FNV-1a), and their count. */
+  readonly trace = { hash: 0x811c9dc5, lines: 0 };
   private cut = new Set<string>();
   private dropRate = 0;
   private slowLeaderDisk = false;
@@ -316,6 +292,10 @@ export class DriverCluster {
 
   constructor(readonly opts: DriverSimOptions) {
     this.rand = prng(opts.seed);
+    this.clock = new VirtualClock((err) =>
+      this.checker.fail(`a simulated event threw: ${(err as Error).stack}`),
+    );
+    this.clock.start();
     this.checker = new Checker((l) => this.event(l));
     // Tiny messages (one entry each) and short windows make replication take many round trips.
     this.maxSizePerMsg = this.rand() < 0.5 ? 1 : 64 * 1024;
@@ -336,8 +316,17 @@ export class DriverCluster {
   }
 
   event(line: string): void {
-    this.events.push(`${String(Date.now() - this.t0).padStart(5)}ms ${line}`);
+    const stamped = `${String(this.clock.now.toFixed(3)).padStart(9)}ms ${line}`;
+    this.traced(stamped);
+    this.events.push(stamped);
     if (this.events.length > 400) this.events.splice(0, 200);
+  }
+
+  private traced(line: string): void {
+    let h = this.trace.hash;
+    for (let i = 0; i < line.length; i++) h = Math.imul(h ^ line.charCodeAt(i), 0x01000193) >>> 0;
+    this.trace.hash = h;
+    this.trace.lines++;
   }
 
   tail(n = 40): string {
@@ -363,8 +352,11 @@ export class DriverCluster {
     const node = this.nodes.get(id)!;
     if (node.driver) return;
     const inc = ++node.incarnation;
-    const storage = new SimStorage(node.disk, this.timers, () => this.diskDelay(node));
-    const sm = new SimStateMachine(id, this.checker, (index) => this.countEarly(node, index));
+    const storage = new SimStorage(node.disk, this.clock, () => this.diskDelay(node));
+    const sm = new SimStateMachine(id, this.checker, (index) => {
+      this.traced(`${this.clock.now} ${id} applies ${index}`);
+      this.countEarly(node, index);
+    });
     const transport: RaftTransport = {
       send: (ms) => {
         if (node.incarnation === inc && node.driver) this.send(ms);
@@ -385,6 +377,7 @@ export class DriverCluster {
       maxSizePerMsg: this.maxSizePerMsg,
       maxInflightMsgs: this.maxInflightMsgs,
       random: prng(Math.floor(this.rand() * 2 ** 32)),
+      clock: this.clock,
       logger: (l) => this.onDriverLog(id, l),
     });
     driver.onLeaderChange((lead, term) => {
@@ -445,7 +438,7 @@ export class DriverCluster {
       const copies = this.rand() < 0.02 ? 2 : 1;
       for (let c = 0; c < copies; c++) {
         const delay = this.rand() < 0.05 ? 5 + this.rand() * 15 : this.rand() * 3;
-        this.timers.after(delay, () => this.deliver(m));
+        this.clock.after(delay, () => this.deliver(m));
       }
     }
   }
@@ -460,6 +453,9 @@ export class DriverCluster {
       else if (this.rand() < 0.2) from?.reportUnreachable(m.to);
       return;
     }
+    this.traced(
+      `${this.clock.now} ${m.type} ${m.from}>${m.to} t${m.term} i${m.index} c${m.commit} n${m.entries?.length}`,
+    );
     // A copy, as if it crossed the wire: no node shares objects with another.
     to.step(structuredClone(m));
     if (m.type === "snap") from?.reportSnapshot(m.to, true);
@@ -531,11 +527,37 @@ export class DriverCluster {
     void answer.then(() => {
       answered = true;
     });
-    const timeout = this.timers.sleep(timeoutMs).then(() => {
+    const timeout = this.clock.sleep(timeoutMs).then(() => {
       if (!answered) this.stats.timedOut++;
       return false;
     });
     return Promise.race([answer, timeout]);
+  }
+
+  /**
+   * A linearizable read through `node`: once its readBarrier resolves, its state machine must hold every write
+   * acknowledged before the read began. True when it completed on the same incarnation.
+   */
+  async readVia(node: SimNode, timeoutMs: number): Promise<boolean> {
+    const driver = node.driver;
+    if (!driver) return false;
+    const inc = node.incarnation;
+    const before = [...this.acked];
+    const answer = driver.readBarrier().then(
+      () => {
+        if (node.incarnation !== inc || node.driver !== driver) return false;
+        this.stats.reads++;
+        const have = new Set(node.sm!.applied.map((a) => a[2]));
+        const missing = before.filter((cmd) => !have.has(cmd));
+        if (missing.length > 0)
+          this.checker.fail(
+            `stale read on ${node.id}: misses ${missing.join(",")}, acknowledged before it began`,
+          );
+        return true;
+      },
+      () => false,
+    );
+    return Promise.race([answer, this.clock.sleep(timeoutMs).then(() => false)]);
   }
 
   private async client(c: number): Promise<void> {
@@ -545,7 +567,17 @@ export class DriverCluster {
       // Every attempt is a new command: a retried one could be applied twice, which the checks forbid.
       const ok = target ? await this.proposeVia(target, `c${c}-${++seq}`, 150) : false;
       // Without an answer, wait a little (as a client would) rather than spin while there is no leader.
-      await this.timers.sleep(ok ? this.rand() * 3 : 5 + this.rand() * 10);
+      await this.clock.sleep(ok ? this.rand() * 3 : 5 + this.rand() * 10);
+    }
+  }
+
+  /** Reads in a loop, retrying at once after a failure (as right after a restart); its own PRNG keeps the writers'. */
+  private async reader(): Promise<void> {
+    const rand = prng(this.opts.seed ^ 0x5eed);
+    while (this.clientsRunning) {
+      const target = this.leader() ?? pick(rand, this.live());
+      const ok = target ? await this.readVia(target, 150) : false;
+      await this.clock.sleep(ok ? 1 + rand() * 5 : rand());
     }
   }
 
@@ -556,9 +588,10 @@ export class DriverCluster {
     for (const id of this.nodes.keys()) this.start(id);
     this.clientsRunning = true;
     for (let c = 0; c < (this.opts.clients ?? 5); c++) this.clientLoops.push(this.client(c));
-    const end = Date.now() + this.opts.faultMs;
-    while (Date.now() < end && this.checker.violations.length === 0) {
-      await this.timers.sleep(10 + this.rand() * 50);
+    this.clientLoops.push(this.reader());
+    const end = this.clock.now + this.opts.faultMs;
+    while (this.clock.now < end && this.checker.violations.length === 0) {
+      await this.clock.sleep(10 + this.rand() * 50);
       this.randomFault();
     }
     this.clientsRunning = false;
@@ -576,27 +609,27 @@ export class DriverCluster {
 
   /** Liveness: within `ms`, a leader commits a fresh write. */
   async checkProgress(seed: number, ms: number): Promise<void> {
-    const end = Date.now() + ms;
+    const end = this.clock.now + ms;
     let n = 0;
-    while (Date.now() < end) {
+    while (this.clock.now < end) {
       const leader = this.leader();
       if (leader && (await this.proposeVia(leader, `final-${seed}-${++n}`, 300))) return;
-      await this.timers.sleep(20);
+      await this.clock.sleep(20);
     }
     throw new Error(`no progress after healing: ${this.describe()}`);
   }
 
   /** Waits until every node has applied the same last index, then checks they agree and kept every ack. */
   async checkConverged(ms: number): Promise<void> {
-    const end = Date.now() + ms;
+    const end = this.clock.now + ms;
     for (;;) {
       const leader = this.leader();
       const commit = leader?.driver?.commitAndTerm().commit ?? -1;
       const nodes = this.live();
       const last = new Set(nodes.map((n) => n.sm!.lastIndex()));
       if (leader && last.size === 1 && nodes.every((n) => n.driver!.hasApplied(commit))) break;
-      if (Date.now() > end) throw new Error(`replicas did not converge: ${this.describe()}`);
-      await this.timers.sleep(20);
+      if (this.clock.now > end) throw new Error(`replicas did not converge: ${this.describe()}`);
+      await this.clock.sleep(20);
     }
     const [first, ...rest] = this.live();
     const ref = JSON.stringify(first!.sm!.applied);
@@ -623,7 +656,6 @@ export class DriverCluster {
   /** Stops every driver and timer so the test process can exit. */
   async dispose(): Promise<void> {
     this.clientsRunning = false;
-    this.timers.fast = true;
     for (const n of this.nodes.values()) {
       const driver = n.driver;
       if (!driver) continue;
@@ -633,7 +665,7 @@ export class DriverCluster {
       this.stopping.push(n.started!.then(() => driver.stop()).catch(() => {}));
     }
     await Promise.all([...this.stopping, ...this.clientLoops]);
-    this.timers.clear();
+    await this.clock.halt();
   }
 }
 

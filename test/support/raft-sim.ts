@@ -16,6 +16,8 @@ export interface SimOptions {
   membershipChanges?: boolean;
   /** Take a snapshot when this many entries were applied since the last one. */
   snapshotEvery?: number;
+  /** Chance that a read arrives while a Ready's entries are being written. */
+  readDuringWriteRate?: number;
 }
 
 interface Disk {
@@ -32,6 +34,8 @@ interface SimNode {
   applied: string[];
   appliedIndex: number;
   snapshotAt: number;
+  /** A hard state written without a sync (a lone commit index): on disk only once a synced write follows. */
+  unsynced: HardState | null;
 }
 
 interface InFlight {
@@ -91,6 +95,7 @@ export class SimCluster {
       applied: [],
       appliedIndex: 0,
       snapshotAt: 0,
+      unsynced: null,
     };
     this.nodes.set(id, node);
     this.start(node);
@@ -143,6 +148,8 @@ export class SimCluster {
     const node = this.nodes.get(id)!;
     if (!node.raft) return;
     node.raft = null;
+    // As after a power loss: what was written without a sync is gone.
+    node.unsynced = null;
     this.stats.crashes++;
     for (const [v, p] of this.pending) if (p.node === id) this.pending.delete(v);
   }
@@ -165,7 +172,10 @@ export class SimCluster {
 
   healAndRestartAll(): void {
     this.heal();
-    for (const n of this.nodes.values()) if (!n.raft && this.isMemberSomewhere(n.id)) this.restart(n.id);
+    // With every node down (a single voter crashed) there is nobody to ask: restart them all.
+    const noneLive = this.live().length === 0;
+    for (const n of this.nodes.values())
+      if (!n.raft && (noneLive || this.isMemberSomewhere(n.id))) this.restart(n.id);
   }
 
   private isMemberSomewhere(id: NodeId): boolean {
@@ -217,14 +227,18 @@ export class SimCluster {
   readAnywhere(): void {
     const target = pick(this.rand, this.live());
     if (!target) return;
+    this.readAt(target);
+    this.process(target);
+  }
+
+  private readAt(node: SimNode): void {
     const ctx = `r${++this.readSeq}`;
     try {
-      target.raft!.readIndex(encoder.encode(ctx));
-      this.reads.push({ invokedAt: this.now, node: target.id, index: -1, ctx, done: false });
+      node.raft!.readIndex(encoder.encode(ctx));
+      this.reads.push({ invokedAt: this.now, node: node.id, index: -1, ctx, done: false });
     } catch (e) {
       if (!(e instanceof ProposalError)) throw e;
     }
-    this.process(target);
   }
 
   /** Proposes one membership change through the current leader, if there is one. */
@@ -312,6 +326,9 @@ export class SimCluster {
         this.crash(node.id);
         return;
       }
+      // A client's read may arrive while the write is in flight (the driver steps inputs meanwhile).
+      const readRate = this.opts.readDuringWriteRate ?? 0;
+      if (readRate > 0 && rd.entries.length > 0 && this.rand() < readRate) this.readAt(node);
       this.persist(node, rd);
       for (const m of rd.messagesAfterPersist) this.send(m, true);
       this.apply(node, rd);
@@ -356,7 +373,13 @@ export class SimCluster {
       const first = rd.entries[0]!.index;
       disk.entries = disk.entries.filter((e) => e.index < first).concat(rd.entries);
     }
-    if (rd.hardState) disk.hardState = { ...rd.hardState };
+    if (!rd.mustSync) {
+      if (rd.hardState) node.unsynced = { ...rd.hardState };
+      return;
+    }
+    const hs = rd.hardState ?? node.unsynced;
+    if (hs) disk.hardState = { ...hs };
+    node.unsynced = null;
   }
 
   private apply(node: SimNode, rd: Ready): void {

@@ -1,8 +1,9 @@
 // Durable Raft storage: a segmented write-ahead log plus snapshot files.
 //
 // wal/<seq 16>-<firstIndex 16>.wal holds records [u32 length][u32 crc32c][u8 type][payload], little-endian, where
-// length counts the payload and the crc covers type + payload. A save() is one write and one fdatasync, so a
-// crash leaves at most one torn batch at the tail of the last segment, which load() discards. Anything else that
+// length counts the payload and the crc covers type + payload. A save() is one write and one fdatasync (none for
+// a save that need not be synced: a lone commit index, flushed by the next synced save), so a crash leaves at most
+// one torn batch at the tail of the last segment, which load() discards. Anything else that
 // fails its checksum (a bad record with valid ones after it, or in an older segment) throws: it was acknowledged.
 //
 // Segments are preallocated (as etcd's WAL is): created as segmentBytes of zeros, synced, and written in place at
@@ -301,7 +302,7 @@ export class FileRaftStorage implements RaftStorage {
     return this.serial(() => this.recover());
   }
 
-  save(hardState: HardState | null, entries: Entry[]): Promise<void> {
+  save(hardState: HardState | null, entries: Entry[], sync = true): Promise<void> {
     return this.serial(async () => {
       await this.ensureLoaded();
       if (!hardState && entries.length === 0) return;
@@ -320,7 +321,7 @@ export class FileRaftStorage implements RaftStorage {
       if (carry) w.hardState(carry, carryVote);
       if (hardState) w.hardState(hardState, votes);
       for (const e of entries) w.entry(e);
-      await this.append(w.buf);
+      await this.append(w.buf, sync);
       if (hardState) this.hardState = { ...hardState };
       const last = entries[entries.length - 1];
       if (last) {
@@ -425,10 +426,10 @@ export class FileRaftStorage implements RaftStorage {
     });
   }
 
-  private async append(buf: Buffer): Promise<void> {
+  private async append(buf: Buffer, sync = true): Promise<void> {
     try {
       await writeAll(this.fh!, buf, this.writeOff);
-      await this.fh!.datasync();
+      if (sync) await this.fh!.datasync();
       this.writeOff += buf.length;
     } catch (err) {
       this.broken = err as Error;

@@ -31,7 +31,7 @@ export class MemoryRaftStorage implements RaftStorage {
     };
   }
 
-  async save(hardState: HardState | null, entries: Entry[]): Promise<void> {
+  async save(hardState: HardState | null, entries: Entry[], _sync = true): Promise<void> {
     this.checkOpen();
     if (hardState) this.hardState = { ...hardState };
     const first = entries[0];

@@ -1,0 +1,85 @@
+// RaftDriver on its own (one member, memory storage): how it stops when something goes wrong, and what it says.
+import { afterEach, describe, expect, it } from "vitest";
+import { RaftDriver, type StateMachine, StorageFailure } from "../src/raft/driver.ts";
+import { MemoryRaftStorage } from "../src/raft/storage/memory.ts";
+import type { Entry } from "../src/raft/types.ts";
+
+const enc = new TextEncoder();
+const drivers: RaftDriver[] = [];
+afterEach(async () => {
+  for (const d of drivers.splice(0)) await d.stop();
+});
+
+class Recorder implements StateMachine {
+  applied: string[] = [];
+  failOn: string | null = null;
+  apply(e: Entry): unknown {
+    const cmd = new TextDecoder().decode(e.data);
+    if (cmd === this.failOn) throw new TypeError(`cannot apply ${cmd}`);
+    this.applied.push(cmd);
+    return e.index;
+  }
+  snapshot(): Uint8Array {
+    return new Uint8Array(0);
+  }
+  restore(): void {}
+}
+
+async function singleMember(storage = new MemoryRaftStorage()) {
+  const logs: string[] = [];
+  const fatal: Error[] = [];
+  const sm = new Recorder();
+  const driver = new RaftDriver({
+    id: "n1",
+    storage,
+    transport: { send: () => {}, setPeers: () => {} },
+    stateMachine: sm,
+    initialCluster: new Map([["n1", "mem://n1"]]),
+    tickMs: 2,
+    logger: (l) => logs.push(l),
+    onFatal: (e) => fatal.push(e),
+  });
+  drivers.push(driver);
+  await driver.start();
+  const end = Date.now() + 5000;
+  while (!driver.isLeader()) {
+    if (Date.now() > end) throw new Error("no leader");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return { driver, sm, logs, fatal };
+}
+
+describe("RaftDriver: a fatal error", () => {
+  it("from the state machine is reported as an internal error, not as a storage failure", async () => {
+    const { driver, sm, logs, fatal } = await singleMember();
+    await driver.propose(enc.encode("a"));
+    sm.failOn = "b";
+    const b = driver.propose(enc.encode("b")).catch((e: Error) => e.message);
+    await until(() => fatal.length > 0);
+    expect(fatal[0]).toBeInstanceOf(TypeError);
+    const line = logs.find((l) => l.startsWith("fatal"))!;
+    expect(line).toMatch(/^fatal: internal error \(a bug, not a storage failure\)/);
+    expect(line).toContain("cannot apply b");
+    await driver.stop();
+    expect(await b).toMatch(/shutting down/);
+    expect(await driver.propose(enc.encode("c")).catch((e: Error) => e.message)).toMatch(/shutting down/);
+  });
+
+  it("from storage is reported as a storage failure", async () => {
+    const storage = new MemoryRaftStorage();
+    const { driver, logs, fatal } = await singleMember(storage);
+    storage.save = () => Promise.reject(new Error("EIO: i/o error"));
+    void driver.propose(enc.encode("a")).catch(() => {});
+    await until(() => fatal.length > 0);
+    expect(fatal[0]).toBeInstanceOf(StorageFailure);
+    expect(logs.find((l) => l.startsWith("fatal"))).toMatch(/^fatal: storage failed.*save: EIO: i\/o error/s);
+  });
+});
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
