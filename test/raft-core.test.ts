@@ -222,6 +222,46 @@ describe("log replication", () => {
     expect(next.mustSync).toBe(true);
   });
 
+  it("with the write asynchronous: a follower applies what the leader committed while its own copy is being written, and acknowledges only durable entries", () => {
+    const c = new Manual(["a", "b", "c"]);
+    c.elect("a");
+    c.propose("a", "v1");
+    c.deliverAll();
+    const [a, b, cc] = [c.get("a"), c.get("b"), c.get("c")];
+    a.propose([enc.encode("v2")]);
+    const rdA = a.ready();
+    a.advance(rdA);
+    const appTo = (id: NodeId) => rdA.messages.find((m) => m.type === "app" && m.to === id)!;
+    b.step(appTo("b"));
+    const writing = b.ready();
+    expect(writing.entries.map((e) => dec.decode(e.data))).toEqual(["v2"]);
+    expect(writing.messagesAfterPersist.map((m) => m.type)).toEqual(["appResp"]);
+    // c acknowledges; the leader commits v2 and says so to b, whose write of v2 is still in flight.
+    cc.step(appTo("c"));
+    const rdC = cc.ready();
+    cc.advance(rdC);
+    for (const m of rdC.messagesAfterPersist) a.step(m);
+    const rdA2 = a.ready();
+    a.advance(rdA2);
+    const commitToB = rdA2.messages.find((m) => m.type === "app" && m.to === "b")!;
+    expect(commitToB.commit).toBe(writing.entries[0]!.index);
+    b.step(commitToB);
+    expect(b.hasReadyWhileWriting()).toBe(true);
+    const meanwhile = b.readyWhileWriting();
+    expect(meanwhile.committedEntries.map((e) => dec.decode(e.data))).toEqual(["v2"]);
+    expect(meanwhile.entries).toEqual([]);
+    expect(meanwhile.hardState).toBeNull();
+    // Its answer to the commit message acknowledges v2, which is not durable yet: it waits for the next write.
+    expect(meanwhile.messagesAfterPersist).toEqual([]);
+    expect(meanwhile.messages).toEqual([]);
+    b.applied(meanwhile);
+    expect(b.hasReadyWhileWriting()).toBe(false);
+    b.persisted(writing);
+    const next = b.ready();
+    expect(next.committedEntries).toEqual([]);
+    expect(next.messagesAfterPersist.map((m) => m.type)).toEqual(["appResp"]);
+  });
+
   it("followers refuse proposals with the leader's id", () => {
     const c = new Manual(["a", "b", "c"]);
     c.elect("a");

@@ -5,7 +5,7 @@ import { Packr } from "msgpackr";
 import { type DriverClock, realClock } from "./clock.ts";
 import { decodeConfChange } from "./conf-change.ts";
 import { bootstrapLog, ProposalError, Raft, type RaftConfig, type Ready } from "./raft.ts";
-import type { ConfChange, Entry, Message, NodeId, RaftStorage, Snapshot } from "./types.ts";
+import type { ConfChange, Entry, HardState, Message, NodeId, RaftStorage, Snapshot } from "./types.ts";
 
 /** The application replicated by the log. apply() must be deterministic: every replica runs the same entries. */
 export interface StateMachine {
@@ -90,7 +90,8 @@ type InboxItem =
   | { kind: "confChange"; cc: ConfChange; resolve: (v: unknown) => void; reject: (e: Error) => void }
   | { kind: "read"; resolve: () => void; reject: (e: Error) => void }
   | { kind: "tick" }
-  | { kind: "call"; fn: (raft: Raft) => void };
+  | { kind: "call"; fn: (raft: Raft) => void }
+  | { kind: "persisted"; rd: Ready };
 
 const packr = new Packr({ useRecords: false });
 
@@ -107,9 +108,10 @@ export class RaftDriver {
   /** Waiting for the pass under way to end (stop()). */
   private passDone: (() => void)[] = [];
   private scheduled = false;
-  /** Set while a Ready's entries are being written (see stepAcksWhilePersisting). */
-  private persisting = false;
-  private midFlightScheduled = false;
+  /** The write of the last Ready, while it is in flight (one at a time; see process()). */
+  private writing: Promise<void> | null = null;
+  /** The latest lone commit index being written (see writeCommitIndex). */
+  private commitWrite: Promise<void> | null = null;
   private stopped = false;
   private stopTicker: (() => void) | null = null;
   private readonly clock: DriverClock;
@@ -256,6 +258,8 @@ export class RaftDriver {
     this.stopped = true;
     this.stopTicker?.();
     if (this.processing) await new Promise<void>((r) => this.passDone.push(r));
+    await this.writing;
+    await this.commitWrite;
     await this.snapshotWrite?.catch(() => {});
     const err = new Error("the node is shutting down");
     for (const p of this.proposals.values()) p.reject(err);
@@ -273,17 +277,6 @@ export class RaftDriver {
       return;
     }
     this.inbox.push(item);
-    if (this.persisting && !this.midFlightScheduled && item.kind === "message") {
-      const t = item.m.type;
-      if (t === "appResp" || t === "app") {
-        this.midFlightScheduled = true;
-        queueMicrotask(() => {
-          this.midFlightScheduled = false;
-          if (this.raft.role === "leader") this.stepAcksWhilePersisting();
-          else this.applyLeaderCommitWhilePersisting();
-        });
-      }
-    }
     this.schedule(soon);
   }
 
@@ -307,15 +300,31 @@ export class RaftDriver {
     else this.clock.defer(run);
   }
 
+  /**
+   * One pass: step what is in the inbox, then act on Raft's Readies until it has nothing more to do. A Ready's
+   * write (entries, hard state) runs in the background; while it is in flight, passes go on stepping inputs and
+   * act on what needs no write (readyWhileWriting: leader appends and commit updates, committed entries, reads),
+   * and the next write starts once it is done. So a leader's followers, and its clients, do not wait for its own
+   * disk (proposals stepped meanwhile go to followers at once), and the entries that arrive during a write are
+   * written together by the next one.
+   */
   private async process(): Promise<void> {
     if (this.processing || this.stopped) return;
     this.processing = true;
     try {
       this.drainInbox();
-      while (this.raft.hasReady() && !this.stopped) {
-        const rd = this.raft.ready();
-        await this.handleReady(rd);
-        this.raft.advance(rd);
+      for (;;) {
+        if (this.stopped) break;
+        if (this.writing) {
+          if (!this.raft.hasReadyWhileWriting()) break;
+          const rd = this.raft.readyWhileWriting();
+          if (rd.softState) this.onSoftState(rd.softState);
+          if (rd.messages.length > 0) this.opts.transport.send(rd.messages);
+          this.applyReady(rd);
+        } else {
+          if (!this.raft.hasReady()) break;
+          await this.handleReady(this.raft.ready());
+        }
         this.maybeSnapshot();
         this.drainInbox();
       }
@@ -377,6 +386,10 @@ export class RaftDriver {
             () => {},
             () => item.fn(this.raft),
           );
+          break;
+        case "persisted":
+          this.writing = null;
+          this.raft.persisted(item.rd);
           break;
       }
     }
@@ -442,99 +455,64 @@ export class RaftDriver {
       await onDisk("saveSnapshot", o.storage.saveSnapshot(rd.snapshot));
       this.restoreSnapshot(rd.snapshot);
     }
-    // Committed entries are durable on a majority already: apply them (and answer their clients) while this
-    // Ready's new entries are being written, not after (etcd hands them to its applier before saving). The write
-    // is started first so the disk works while the state machine does. Entries applied early by a previous pass
-    // (see stepAcksWhilePersisting) are skipped.
-    this.persisting = true;
-    const saving = this.persist(rd).finally(() => {
-      this.persisting = false;
-    });
-    try {
+    if (!rd.mustSync) {
+      // Nothing here must be durable first (at most a new commit index, written in the background, in order).
+      if (rd.hardState) this.writeCommitIndex(rd.hardState);
+      this.raft.persisted(rd);
+      if (rd.messagesAfterPersist.length > 0) o.transport.send(rd.messagesAfterPersist);
+    } else {
+      this.startWrite(rd);
       // The write(2) and fdatasync are issued a few microtasks into save(): let them leave before applying.
       if (rd.entries.length > 0 && rd.committedEntries.length > 0)
         await new Promise((r) => this.clock.defer(() => r(undefined)));
-      for (const e of rd.committedEntries) if (e.index > this.appliedIndex) this.applyEntry(e);
-      for (const rs of rd.readStates) {
-        const batch = this.readsAwaitingIndex.get(keyOf(rs.context));
-        if (!batch) continue;
-        this.readsAwaitingIndex.delete(keyOf(rs.context));
-        this.readSentAt.delete(keyOf(rs.context));
-        this.readsAwaitingApply.push({ index: rs.index, batch });
-      }
-      this.serveReads();
-    } finally {
-      await saving;
     }
-    if (rd.messagesAfterPersist.length > 0) o.transport.send(rd.messagesAfterPersist);
+    // Committed entries are durable on a majority already: apply them (and answer their clients) while this
+    // Ready's new entries are being written, not after (etcd hands them to its applier before saving).
+    this.applyReady(rd);
   }
 
   /**
-   * While the leader's own write is in flight, followers' append acknowledgements of the current term are stepped
-   * as they arrive: a quorum of durable copies may not include the leader's (etcd counts the leader's own entries
-   * only once they are stable too, and commits without it). Newly committed normal entries are applied at once;
-   * a membership change waits for the next pass. Raft itself is not asked for a Ready until the write is done.
+   * Starts writing `rd`'s entries and hard state. Once they are durable, the messages that had to wait for them
+   * (acknowledgements, votes) go out at once, and the next pass tells Raft (which may then commit, as a leader).
    */
-  private stepAcksWhilePersisting(): void {
-    if (!this.persisting || this.stopped || this.raft.role !== "leader") return;
-    const term = this.raft.term;
-    let stepped = false;
-    const rest: InboxItem[] = [];
-    for (const item of this.inbox) {
-      if (item.kind === "message" && item.m.type === "appResp" && item.m.term === term) {
-        this.raft.step(item.m);
-        stepped = true;
-      } else rest.push(item);
-    }
-    if (!stepped) return;
-    this.inbox = rest;
-    // Commit updates and the appends the acknowledgements opened room for go out now, not after the write.
-    const out = this.raft.takeLeaderMessages();
-    if (out.length > 0) this.opts.transport.send(out);
-    this.applyEarly(this.raft.log.committed);
+  private startWrite(rd: Ready): void {
+    const write = onDisk("save", this.opts.storage.save(rd.hardState, rd.entries, rd.mustSync));
+    this.writing = write.then(
+      () => {
+        if (rd.messagesAfterPersist.length > 0) this.opts.transport.send(rd.messagesAfterPersist);
+        this.enqueue({ kind: "persisted", rd }, true);
+      },
+      (err: unknown) => {
+        if (!this.stopped) this.fatal(err);
+      },
+    );
   }
 
   /**
-   * A follower whose own write is in flight looks (without stepping them) at the current leader's appends that
-   * wait in the inbox: where one's previous entry matches our log, our log equals the leader's up to there (Log
-   * Matching), so entries up to min(its commit, that index) are committed and can be applied now, as stepping the
-   * append after the write would do (and forwarded writes waiting for this replica to apply are answered sooner).
+   * A hard state whose only change is the commit index needs no fdatasync and nothing waits for it: it is written
+   * behind the writes before it (storage keeps them in order), so a lone commit costs no flush and no wait, yet a
+   * restarted node (a single voter above all, which no leader can tell) replays what it committed before a
+   * process crash.
    */
-  private applyLeaderCommitWhilePersisting(): void {
-    if (!this.persisting || this.stopped || this.raft.role !== "follower") return;
-    const log = this.raft.log;
-    let upTo = 0;
-    for (const item of this.inbox) {
-      if (item.kind !== "message") continue;
-      const m = item.m;
-      if (m.type !== "app" || m.term !== this.raft.term || m.from !== this.raft.lead) continue;
-      const prev = m.index ?? 0;
-      if (prev > upTo && log.matchTerm(prev, m.logTerm ?? 0))
-        upTo = Math.max(upTo, Math.min(m.commit ?? 0, prev));
-    }
-    this.applyEarly(upTo);
+  private writeCommitIndex(hs: HardState): void {
+    const write = onDisk("save", this.opts.storage.save(hs, [], false));
+    this.commitWrite = write.catch((err: unknown) => {
+      if (!this.stopped) this.fatal(err);
+    });
   }
 
-  /** Applies the committed normal entries up to `upTo` ahead of the next pass; a membership change waits for it. */
-  private applyEarly(upTo: number): void {
-    const log = this.raft.log;
-    const end = Math.min(upTo, log.lastIndex());
-    if (end <= this.appliedIndex || this.appliedIndex < log.firstIndex() - 1) return;
-    for (const e of log.slice(this.appliedIndex + 1, end + 1)) {
-      if (e.type === "conf") break;
-      this.applyEntry(e);
+  /** Applies `rd`'s committed entries, serves the reads they unblock, and tells Raft. */
+  private applyReady(rd: Ready): void {
+    for (const e of rd.committedEntries) if (e.index > this.appliedIndex) this.applyEntry(e);
+    for (const rs of rd.readStates) {
+      const batch = this.readsAwaitingIndex.get(keyOf(rs.context));
+      if (!batch) continue;
+      this.readsAwaitingIndex.delete(keyOf(rs.context));
+      this.readSentAt.delete(keyOf(rs.context));
+      this.readsAwaitingApply.push({ index: rs.index, batch });
     }
     this.serveReads();
-  }
-
-  /**
-   * Entries, term and vote must be on disk before anyone hears of them; a new commit index need not be synced
-   * (the Ready's mustSync): it is written without an fdatasync, so a lone commit costs no flush, yet a restarted
-   * node (a single voter above all, which no leader can tell) replays what it committed before a process crash.
-   */
-  private async persist(rd: Ready): Promise<void> {
-    if (!rd.hardState && rd.entries.length === 0) return;
-    await onDisk("save", this.opts.storage.save(rd.hardState, rd.entries, rd.mustSync));
+    this.raft.applied(rd);
   }
 
   private onSoftState(ss: NonNullable<Ready["softState"]>): void {

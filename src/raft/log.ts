@@ -11,10 +11,14 @@ export class RaftLog {
   /** entries[k] has index snapshotIndex + 1 + k. */
   private entries: Entry[] = [];
   committed = 0;
-  /** Highest index handed out to the application in committed entries. */
+  /** Highest index the application has applied. */
   applied = 0;
-  /** Entries from this index on have not been handed to storage yet. */
+  /** Highest index handed out to the application in committed entries (applied, or being applied). */
+  private applying = 0;
+  /** Entries from this index on are not known to be durable. */
   private unstableFrom = 1;
+  /** Entries up to here were handed to storage in a Ready (durable, or being written). */
+  private handedOutTo = 0;
   /** A snapshot received from the leader that storage and the state machine have not taken yet. */
   pendingSnapshot: Snapshot | null = null;
 
@@ -25,8 +29,10 @@ export class RaftLog {
     }
     this.entries = entries.filter((e) => e.index > this.snapshotIndex);
     this.unstableFrom = this.lastIndex() + 1;
+    this.handedOutTo = this.lastIndex();
     this.committed = Math.max(committed, this.snapshotIndex);
     this.applied = this.snapshotIndex;
+    this.applying = this.snapshotIndex;
   }
 
   firstIndex(): number {
@@ -97,6 +103,7 @@ export class RaftLog {
     this.entries.length = first - this.snapshotIndex - 1;
     for (const e of entries) this.entries.push(e);
     this.unstableFrom = Math.min(this.unstableFrom, first);
+    this.handedOutTo = Math.min(this.handedOutTo, first - 1);
     return this.lastIndex();
   }
 
@@ -131,8 +138,14 @@ export class RaftLog {
 
   /** Entries not yet handed to storage. */
   unstableEntries(): Entry[] {
-    if (this.unstableFrom > this.lastIndex()) return [];
-    return this.slice(this.unstableFrom, this.lastIndex() + 1);
+    const from = Math.max(this.unstableFrom, this.handedOutTo + 1);
+    if (from > this.lastIndex()) return [];
+    return this.slice(from, this.lastIndex() + 1);
+  }
+
+  /** The entries up to `index` were handed to storage: the next Ready starts after them. */
+  handedOut(index: number): void {
+    this.handedOutTo = Math.max(this.handedOutTo, index);
   }
 
   /** The last index storage holds durably. */
@@ -151,15 +164,25 @@ export class RaftLog {
     return true;
   }
 
-  /** Committed entries not yet handed to the application. */
+  /** Whether nextCommitted() has entries. None while a snapshot is pending: the application must take it first. */
+  hasNextCommitted(): boolean {
+    if (this.pendingSnapshot) return false;
+    return this.committed >= Math.max(this.applying + 1, this.applied + 1, this.firstIndex());
+  }
+
+  /** Committed entries not yet handed to the application; they count as handed out from now on. */
   nextCommitted(maxBytes = Number.POSITIVE_INFINITY): Entry[] {
-    const lo = Math.max(this.applied + 1, this.firstIndex());
+    if (this.pendingSnapshot) return [];
+    const lo = Math.max(this.applying + 1, this.applied + 1, this.firstIndex());
     if (this.committed < lo) return [];
-    return this.slice(lo, this.committed + 1, maxBytes);
+    const out = this.slice(lo, this.committed + 1, maxBytes);
+    this.applying = out[out.length - 1]?.index ?? this.applying;
+    return out;
   }
 
   appliedTo(index: number): void {
     if (index > this.applied) this.applied = index;
+    if (index > this.applying) this.applying = index;
   }
 
   /** Replaces the whole log with a snapshot the leader sent. */
@@ -169,6 +192,7 @@ export class RaftLog {
     this.entries = [];
     this.committed = snapshot.meta.index;
     this.unstableFrom = snapshot.meta.index + 1;
+    this.handedOutTo = snapshot.meta.index;
     this.pendingSnapshot = snapshot;
   }
 

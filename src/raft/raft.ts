@@ -245,77 +245,107 @@ export class Raft {
 
   // ---- Outputs ------------------------------------------------------------------------------------------
 
+  // Two ways to drive the core. Synchronously: ready(), persist, send, apply, advance(), with nothing stepped in
+  // between. Or with the write asynchronous: ready() hands out the write; while it is in flight, inputs are stepped
+  // and readyWhileWriting() gives what needs no write (applied() acknowledges it); persisted() reports the write
+  // done, and only then is ready() called again. Storage writes are never more than one at a time.
+
   hasReady(): boolean {
     return (
-      this.appendsPending ||
+      this.hasReadyWhileWriting() ||
       this.outbox.length > 0 ||
-      this.readStates.length > 0 ||
       this.log.unstableEntries().length > 0 ||
       this.log.pendingSnapshot !== null ||
-      this.log.committed > this.log.applied ||
-      !sameHardState(this.hardState(), this.prevHardState) ||
-      !sameSoftState(this.softState(), this.prevSoftState)
+      !sameHardState(this.hardState(), this.prevHardState)
     );
   }
 
+  /** Everything to do next: the write (entries, hard state, snapshot) and what is sent and applied around it. */
   ready(): Ready {
+    const rd = this.readyWhileWriting();
+    const hs = this.hardState();
+    const entries = this.log.unstableEntries();
+    rd.hardState = sameHardState(hs, this.prevHardState) ? null : hs;
+    rd.mustSync =
+      entries.length > 0 || hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
+    rd.entries = entries;
+    rd.snapshot = this.log.pendingSnapshot;
+    // What remains must wait for this write: votes, acknowledgements, a candidate's requests.
+    rd.messagesAfterPersist = this.outbox;
+    this.outbox = [];
+    const last = entries[entries.length - 1];
+    if (last) this.log.handedOut(last.index);
+    if (rd.hardState) this.prevHardState = hs;
+    return rd;
+  }
+
+  hasReadyWhileWriting(): boolean {
+    return (
+      this.appendsPending ||
+      this.readStates.length > 0 ||
+      this.log.hasNextCommitted() ||
+      !sameSoftState(this.softState(), this.prevSoftState) ||
+      (this.role === "leader" && this.outbox.some((m) => LEADER_MESSAGES.has(m.type)))
+    );
+  }
+
+  /**
+   * What may be done while a write is in flight: the leader's messages (appends may run ahead of the leader's own
+   * disk, Raft §10.2.1, and a quorum of followers commits without it), committed entries (durable on a quorum,
+   * whether or not this node's copy is yet) and read states. Entries, hard state and every other message wait for
+   * the next ready().
+   */
+  readyWhileWriting(): Ready {
     if (this.appendsPending) {
       this.appendsPending = false;
       this.broadcastAppend();
     }
-    const hs = this.hardState();
     const ss = this.softState();
-    const snapshot = this.log.pendingSnapshot;
-    const entries = this.log.unstableEntries();
     const rd: Ready = {
       softState: sameSoftState(ss, this.prevSoftState) ? null : ss,
-      hardState: sameHardState(hs, this.prevHardState) ? null : hs,
-      mustSync:
-        entries.length > 0 || hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote,
-      entries,
-      snapshot,
+      hardState: null,
+      mustSync: false,
+      entries: [],
+      snapshot: null,
       committedEntries: this.log.nextCommitted(),
       messages: [],
       messagesAfterPersist: [],
       readStates: this.readStates,
     };
-    for (const m of this.outbox) {
-      if (this.role === "leader" && LEADER_MESSAGES.has(m.type)) rd.messages.push(m);
-      else rd.messagesAfterPersist.push(m);
+    if (this.role === "leader") {
+      const rest: Message[] = [];
+      for (const m of this.outbox) (LEADER_MESSAGES.has(m.type) ? rd.messages : rest).push(m);
+      this.outbox = rest;
     }
-    this.outbox = [];
     this.readStates = [];
     this.prevSoftState = ss;
-    if (rd.hardState) this.prevHardState = hs;
     return rd;
-  }
-
-  /**
-   * The leader's messages produced since the last ready() (appends, commit updates), taken out of the next Ready
-   * so the driver can send them while that Ready's write is still in flight; other messages stay queued.
-   */
-  takeLeaderMessages(): Message[] {
-    if (this.role !== "leader" || this.outbox.length === 0) return [];
-    const out: Message[] = [];
-    const rest: Message[] = [];
-    for (const m of this.outbox) (LEADER_MESSAGES.has(m.type) ? out : rest).push(m);
-    this.outbox = rest;
-    return out;
   }
 
   /** The driver has persisted, sent and applied what `rd` asked for. */
   advance(rd: Ready): void {
-    if (rd.snapshot) {
-      this.log.pendingSnapshot = null;
-      this.log.appliedTo(rd.snapshot.meta.index);
-    }
+    this.persisted(rd);
+    this.applied(rd);
+  }
+
+  /** `rd`'s entries and hard state are durable (its messagesAfterPersist may go). */
+  persisted(rd: Ready): void {
     const lastEntry = rd.entries[rd.entries.length - 1];
+    // Ignored when a conflicting append replaced that entry while it was being written.
     if (lastEntry && this.log.stableTo(lastEntry.index, lastEntry.term)) {
       if (this.role === "leader") {
         // The leader's own log counts towards a quorum only once it is durable.
         this.progress.get(this.id)?.maybeUpdate(lastEntry.index);
         if (this.maybeCommit()) this.appendsPending = true;
       }
+    }
+  }
+
+  /** The application has taken `rd`'s snapshot and applied its committed entries. */
+  applied(rd: Ready): void {
+    if (rd.snapshot) {
+      this.log.pendingSnapshot = null;
+      this.log.appliedTo(rd.snapshot.meta.index);
     }
     for (const e of rd.committedEntries) {
       this.log.appliedTo(e.index);
