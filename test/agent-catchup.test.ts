@@ -1,11 +1,11 @@
 // A node restarted from its data directory acts only on current state: its log still says it runs a unit that
 // moved away while it was down, and it must not start that unit (a second copy) before the leader has confirmed
-// what is current. The unit is an at-most-once probe: it holds an exclusive file lock while it runs, and a copy
-// that finds the lock taken records a double run.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// what is current. The unit is an at-most-once probe (test/chaos/probes.ts): it holds an exclusive file lock while
+// it runs, and a copy that finds the lock taken records a double run.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProbeKit } from "./chaos/probes.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
 import { killUnitProcesses } from "./support/processes.ts";
 
@@ -17,7 +17,7 @@ interface UnitRow {
 
 describe("a restarted node acts only after catching up", () => {
   let cluster: TestCluster;
-  let dir: string;
+  let probes: ProbeKit;
   const json = async <T>(args: string[]): Promise<T> => {
     const r = await cluster.cli([...args, "--output=json"]);
     if (r.code !== 0) throw new Error(`berth ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
@@ -25,18 +25,15 @@ describe("a restarted node acts only after catching up", () => {
   };
   const probeRow = async () =>
     (await json<UnitRow[]>(["list-units"])).find((r) => r.name === "probe.service");
-  const doubles = () => (existsSync(join(dir, "doubles")) ? readFileSync(join(dir, "doubles"), "utf8") : "");
+  const doubles = () => probes.doubles().join("\n");
   const logOf = (name: string) => readFileSync(cluster.node(name).logFile, "utf8");
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "berth-catchup-"));
-    const probe = join(dir, "probe.sh");
+    probes = new ProbeKit();
     writeFileSync(
-      probe,
-      `#!/bin/sh\nflock -n ${join(dir, "lock")} sleep 100000 || { echo "double run at $(date +%s.%N)" >> ${join(dir, "doubles")}; exit 1; }\n`,
+      join(probes.dir, "probe.service"),
+      `[Service]\nExecStart=${probes.execStart("probe", "-")}\n`,
     );
-    chmodSync(probe, 0o755);
-    writeFileSync(join(dir, "probe.service"), `[Service]\nExecStart=${probe}\n`);
     // The survivors are paused below for less than the TTL: this test is about the returning node, not about what
     // a paused leader makes of the silence of others when it resumes.
     cluster = await TestCluster.start(3, { extraArgs: ["--agent-ttl=6s"] });
@@ -44,13 +41,13 @@ describe("a restarted node acts only after catching up", () => {
   afterAll(async () => {
     for (const n of cluster?.nodes ?? []) n.proc?.kill("SIGCONT");
     await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    probes?.remove();
   });
 
   it("starts nothing while the leader is unreachable, then leaves the moved unit where it runs", async () => {
-    expect((await cluster.cli(["start", join(dir, "probe.service")], cluster.endpoints(), 30_000)).code).toBe(
-      0,
-    );
+    expect(
+      (await cluster.cli(["start", join(probes.dir, "probe.service")], cluster.endpoints(), 30_000)).code,
+    ).toBe(0);
     const machines = await json<{ id: string; name: string }[]>(["list-machines"]);
     const first = (await waitFor("probe.service active", async () => {
       const r = await probeRow();

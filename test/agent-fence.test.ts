@@ -1,12 +1,12 @@
 // A machine cut off from the cluster kills its units before the leader may run them elsewhere (the lease's
 // fence), so the unit never runs twice; once the partition heals, it runs exactly once. The unit is an
-// at-most-once probe: it holds an exclusive file lock while it runs, and a copy that finds it taken records a
-// double run.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// at-most-once probe (test/chaos/probes.ts): it holds an exclusive file lock while it runs, and a copy that finds
+// it taken records a double run.
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ChaosCluster } from "./chaos/cluster.ts";
+import { ProbeKit } from "./chaos/probes.ts";
 import { berth, waitFor } from "./support/cluster.ts";
 
 interface UnitRow {
@@ -17,7 +17,7 @@ interface UnitRow {
 
 describe("the fence of a partitioned machine", () => {
   let cluster: ChaosCluster;
-  let dir: string;
+  let probes: ProbeKit;
   /** Nodes asked by the CLI (a cut-off node answers reads with "no quorum"). */
   let asked: string[] = [];
   const cli = async <T>(args: string[], timeoutMs = 10_000): Promise<T> => {
@@ -27,29 +27,24 @@ describe("the fence of a partitioned machine", () => {
     return (r.stdout.trim() === "" ? null : JSON.parse(r.stdout)) as T;
   };
   const probeRow = async () => (await cli<UnitRow[]>(["list-units"])).find((r) => r.name === "probe.service");
-  const doubles = () => (existsSync(join(dir, "doubles")) ? readFileSync(join(dir, "doubles"), "utf8") : "");
-  const starts = () => readFileSync(join(dir, "starts"), "utf8").trim().split("\n");
+  const doubles = () => probes.doubles().join("\n");
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "berth-fence-"));
-    const probe = join(dir, "probe.sh");
+    probes = new ProbeKit();
     writeFileSync(
-      probe,
-      `#!/bin/sh\necho "$$" >> ${join(dir, "starts")}\n` +
-        `flock -n ${join(dir, "lock")} sleep 100000 || { echo "double run at $(date +%s.%N)" >> ${join(dir, "doubles")}; exit 1; }\n`,
+      join(probes.dir, "probe.service"),
+      `[Service]\nExecStart=${probes.execStart("probe", "-")}\n`,
     );
-    chmodSync(probe, 0o755);
-    writeFileSync(join(dir, "probe.service"), `[Service]\nExecStart=${probe}\n`);
     cluster = await ChaosCluster.start(3, { extraArgs: ["--agent-ttl=3s"] });
     asked = cluster.nodes.map((n) => n.name);
   }, 60_000);
   afterAll(async () => {
     await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    probes?.remove();
   });
 
   it("kills the cut-off copy before the unit starts elsewhere, and runs it once after healing", async () => {
-    await cli(["start", join(dir, "probe.service")], 30_000);
+    await cli(["start", join(probes.dir, "probe.service")], 30_000);
     const machines = await cli<{ id: string; name: string }[]>(["list-machines"]);
     const first = (await waitFor("probe.service active", async () => {
       const r = await probeRow();
@@ -80,7 +75,7 @@ describe("the fence of a partitioned machine", () => {
     );
     await new Promise((r) => setTimeout(r, 1500));
     expect(doubles(), cluster.logs()).toBe("");
-    expect(starts()).toHaveLength(2);
+    expect(probes.starts()).toBe(2);
     expect((await probeRow())?.active).toBe("active");
   }, 90_000);
 });

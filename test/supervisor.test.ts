@@ -1,12 +1,12 @@
 // Units belong to each node's supervisor, not to the node process: a node restarted in place (SIGTERM, SIGKILL)
 // finds its units still running and adopts them, and a node that stays away has its units killed by the lease's
-// fence before the cluster runs them elsewhere. Units are at-most-once probes: each start appends to a file, and a
-// copy that finds the unit's lock taken records a double run.
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// fence before the cluster runs them elsewhere. Units are at-most-once probes (test/chaos/probes.ts): each start
+// is recorded, and a copy that finds the unit's lock taken records a double run.
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SUPERVISOR_SOCKET, supervisorPid } from "../src/agent/supervisor.ts";
+import { ProbeKit } from "./chaos/probes.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
 
 interface UnitRow {
@@ -19,15 +19,15 @@ const UNITS = Array.from({ length: 20 }, (_, i) => `probe@${i + 1}.service`);
 
 describe("the unit supervisor", () => {
   let cluster: TestCluster;
-  let dir: string;
+  let probes: ProbeKit;
   const json = async <T>(args: string[]): Promise<T> => {
     const r = await cluster.cli([...args, "--output=json"], cluster.endpoints(), 30_000);
     if (r.code !== 0) throw new Error(`berth ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
     return JSON.parse(r.stdout) as T;
   };
   const rows = () => json<UnitRow[]>(["list-units"]);
-  const read = (f: string) => (existsSync(join(dir, f)) ? readFileSync(join(dir, f), "utf8") : "");
-  const starts = () => read("starts").trim().split("\n").filter(Boolean).length;
+  const doubles = () => probes.doubles().join("\n");
+  const starts = () => probes.starts();
   const allActive = async () => {
     const r = await rows();
     return r.length === UNITS.length && r.every((x) => x.active === "active") ? r : null;
@@ -36,18 +36,14 @@ describe("the unit supervisor", () => {
     new Map((await json<{ id: string; name: string }[]>(["list-machines"])).map((m) => [m.id, m.name]));
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "berth-supervisor-"));
-    const probe = join(dir, "probe.sh");
+    probes = new ProbeKit();
     writeFileSync(
-      probe,
-      `#!/bin/sh\necho "$1 $$" >> ${join(dir, "starts")}\n` +
-        `flock -n ${join(dir, "lock-")}$1 sleep 100000 || { echo "$1 double run" >> ${join(dir, "doubles")}; exit 1; }\n`,
+      join(probes.dir, "probe@.service"),
+      `[Service]\nExecStart=${probes.execStart("%i", "-")}\n`,
     );
-    chmodSync(probe, 0o755);
-    writeFileSync(join(dir, "probe@.service"), `[Service]\nExecStart=${probe} %i\n`);
     cluster = await TestCluster.start(3, { extraArgs: ["--agent-ttl=5s"] });
     const r = await cluster.cli(
-      ["start", ...UNITS.map((u) => join(dir, u)), "--no-block"],
+      ["start", ...UNITS.map((u) => join(probes.dir, u)), "--no-block"],
       cluster.endpoints(),
       60_000,
     );
@@ -56,7 +52,7 @@ describe("the unit supervisor", () => {
   }, 120_000);
   afterAll(async () => {
     await cluster?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    probes?.remove();
   });
 
   it("serves the node on a socket only its owner may use", () => {
@@ -74,11 +70,8 @@ describe("the unit supervisor", () => {
       );
     }
     await new Promise((r) => setTimeout(r, 2000));
-    expect(read("doubles")).toBe("");
-    expect(
-      starts(),
-      `${read("starts")}\n${cluster.nodes.map((n) => readFileSync(n.logFile, "utf8")).join("\n")}`,
-    ).toBe(UNITS.length);
+    expect(doubles()).toBe("");
+    expect(starts(), cluster.logs()).toBe(UNITS.length);
     expect(await allActive(), JSON.stringify(await rows())).not.toBeNull();
   }, 120_000);
 
@@ -89,11 +82,8 @@ describe("the unit supervisor", () => {
     cluster.spawn(cluster.node(victim));
     await cluster.waitHealthy(30_000);
     await new Promise((r) => setTimeout(r, 2000));
-    expect(read("doubles")).toBe("");
-    expect(
-      starts(),
-      `${read("starts")}\n${cluster.nodes.map((n) => readFileSync(n.logFile, "utf8")).join("\n")}`,
-    ).toBe(UNITS.length);
+    expect(doubles()).toBe("");
+    expect(starts(), cluster.logs()).toBe(UNITS.length);
     expect(await allActive(), JSON.stringify(await rows())).not.toBeNull();
   }, 60_000);
 
@@ -114,7 +104,7 @@ describe("the unit supervisor", () => {
       250,
     );
     await new Promise((r) => setTimeout(r, 1000));
-    expect(read("doubles"), cluster.logs()).toBe("");
+    expect(doubles(), cluster.logs()).toBe("");
     expect(starts()).toBe(UNITS.length + moving);
     const agentDir = join(cluster.node(victim).dataDir, "agent");
     expect(readFileSync(join(agentDir, "supervisor.log"), "utf8")).toMatch(/\[lease\] fencing/);

@@ -1,6 +1,6 @@
 // At-most-once probes: units that hold an exclusive file lock (flock(1)) while they run. A copy that finds its
 // lock taken appends a line to the `doubles` file and exits 1, so any overlap of two runs of one unit is recorded
-// whatever happens to the cluster afterwards. The same script runs on the host (process units) and inside
+// whatever happens to the cluster afterwards. Every start is appended to the `starts` file (restarts show there). The same script runs on the host (process units) and inside
 // containers (the probe directory is bind-mounted at /probe; the image carries flock and its libraries), so a
 // container copy and a host copy of a unit exclude each other too.
 import { execFileSync } from "node:child_process";
@@ -38,6 +38,7 @@ export class ProbeKit {
       this.script,
       `#!/bin/sh
 d=$(dirname "$0")
+echo "$1 $$" >> "$d/starts"
 if [ "$3" = stdin ]; then hold="cat"; else hold="sleep 100000"; fi
 flock -n -E ${TAKEN} "$d/locks/$1" $hold
 if [ $? -eq ${TAKEN} ]; then t=$(date +%s.%N); case $t in *N) t=$(date +%s);; esac; echo "$t $1 double run (pid $$)" >> "$d/doubles"; exit 1; fi
@@ -93,6 +94,13 @@ Restart=on-failure
 RestartSec=1
 TimeoutStopSec=2
 `;
+  }
+
+  /** How many times probes started (all of them, or those of one lock). */
+  starts(lock?: string): number {
+    const f = join(this.dir, "starts");
+    const lines = existsSync(f) ? readFileSync(f, "utf8").trim().split("\n").filter(Boolean) : [];
+    return lock === undefined ? lines.length : lines.filter((l) => l.split(" ")[0] === lock).length;
   }
 
   /** Every double run recorded so far, one line each. */
