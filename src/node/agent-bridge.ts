@@ -11,7 +11,7 @@
 // stops or restarts anything on the way: until a read point is confirmed the agent only waits.
 
 import type { UnitSpec, UnitState } from "../agent/agent.ts";
-import { fenceForTtl, LeaseRenewer, monotonicMs } from "../agent/lease.ts";
+import { LeaseRenewer, monotonicMs } from "../agent/lease.ts";
 import type { LeasedUnitHost } from "../agent/unit-host.ts";
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
@@ -36,8 +36,8 @@ export interface AgentBridgeDeps {
   write(req: KvWriteRequest): Promise<unknown>;
   /** Resolves once the local replica has applied everything committed before the call (ReadIndex). */
   sync(): Promise<void>;
-  /** A machine silent this long is declared lost by the leader; the lease runs out well before. */
-  agentTtlMs: number;
+  /** How long a lease renewal lets the units run (lease.ts's fenceForTtl of the agent TTL). */
+  fenceMs: number;
   /** This replica's applied Raft index (for the log line saying what the agent caught up to). */
   appliedIndex(): number;
   logger: (line: string) => void;
@@ -85,7 +85,7 @@ export class AgentBridge {
     d.units.onUnfenced(() => this.queueReconcile());
     d.units.onReset(() => this.queueReconcile());
     this.renewer = new LeaseRenewer({
-      fenceMs: fenceForTtl(d.agentTtlMs),
+      fenceMs: d.fenceMs,
       readPoint: () => d.sync(),
       renewed: (issuedAt) => d.units.renewLease(issuedAt),
     });

@@ -262,11 +262,12 @@ export class BerthNode {
       this.log(`runtime options: ${runtime} (set by berth at start; setting them yourself overrides)`);
     void this.publishAttributes();
     void this.scheduling.register();
+    const fenceMs = fenceForTtl(c.agentTtlMs);
     const units = new SupervisorLink({
       agentDir: join(c.dataDir, "agent"),
       machineId: this.machineId,
       dockerSocket: c.dockerSocket,
-      fenceMs: fenceForTtl(c.agentTtlMs),
+      fenceMs,
       readPoint: () => this.kv.sync(),
       logger: this.log,
     });
@@ -277,7 +278,7 @@ export class BerthNode {
       units,
       write: (req) => this.kv.write(req),
       sync: () => this.kv.sync(),
-      agentTtlMs: c.agentTtlMs,
+      fenceMs,
       appliedIndex: () => this.driver.status().applied,
       logger: this.log,
     });
