@@ -75,23 +75,20 @@ export async function stopSupervisor(
   signal: NodeJS.Signals = "SIGTERM",
   timeoutMs = 30_000,
 ) {
-  const pid = supervisorPid(join(dataDir, "agent"));
+  const agentDir = join(dataDir, "agent");
+  const pid = supervisorPid(agentDir);
   if (pid === null) return;
   try {
     process.kill(pid, signal);
   } catch {
     return;
   }
+  // Gone once it is no longer a running supervisor: a zombie (its node, the parent, may be stopped and cannot reap
+  // it) has no command line any more.
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return;
-    }
+  while (Date.now() < deadline && supervisorPid(agentDir) === pid)
     await new Promise((r) => setTimeout(r, 20));
-  }
-  process.kill(pid, "SIGKILL");
+  if (supervisorPid(agentDir) === pid) process.kill(pid, "SIGKILL");
 }
 
 /** Polls `fn` until it returns a truthy value (or stops throwing); fails with the last problem after `timeoutMs`. */
