@@ -1,7 +1,8 @@
 // The node's end of the supervisor (supervisor.ts): connects to the one running for this data directory, or
 // starts it (`berth supervise`, detached, so it outlives the node), and presents it as a UnitHost. Unit states
 // are mirrored from the supervisor's pushes, so state()/states() answer at once. When the supervisor goes away the
-// link starts a new one (which kills what the old one left, as a restarted agent does) and says so (onReset).
+// link starts a new one (which kills what the old one left, as a restarted agent does); every connection is
+// announced (onReset), so the node reconciles afresh.
 import { spawn } from "node:child_process";
 import { connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
@@ -106,7 +107,7 @@ export class SupervisorLink implements UnitHost {
     this.unfencedCbs.push(cb);
   }
 
-  /** A new supervisor took over (the old one died, with its units): reconcile afresh. */
+  /** Connected, the first time or again (perhaps to a new supervisor, holding nothing): reconcile afresh. */
   onReset(cb: () => void): void {
     this.resetCbs.push(cb);
   }
