@@ -4,7 +4,7 @@
 // a reused pid is left alone; a unit's cgroup is the agent's own, so whatever is in it is killed (children that
 // left the process group with setsid too).
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { killGroup } from "./proc.ts";
+import { killGroup, processStartTime } from "./proc.ts";
 import { UnitCgroup } from "./unit-cgroup.ts";
 
 interface Entry {
@@ -26,7 +26,7 @@ export class GroupRecord {
   ) {}
 
   add(pgid: number, unit: string): void {
-    this.groups.set(pgid, { unit, startTime: startTimeOf(pgid) });
+    this.groups.set(pgid, { unit, startTime: processStartTime(pgid) });
     this.saveSoon();
   }
 
@@ -74,7 +74,7 @@ export class GroupRecord {
     }
     for (const [pid, e] of Object.entries(readRecord<Entry>(this.file, log))) {
       const pgid = Number(pid);
-      const now = startTimeOf(pgid);
+      const now = processStartTime(pgid);
       if (now === null || now !== e.startTime) continue;
       if (killGroup(pgid, "SIGKILL")) {
         killed++;
@@ -110,14 +110,4 @@ function writeAtomically(file: string, value: object): void {
     writeFileSync(tmp, JSON.stringify(value));
     renameSync(tmp, file);
   } catch {}
-}
-
-function startTimeOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may hold spaces and parentheses: count fields after its closing ")".
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
 }

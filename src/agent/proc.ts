@@ -67,6 +67,11 @@ function scanProcesses(): { pid: number; fields: string[] }[] | null {
   return out;
 }
 
+/** Field 22 of /proc/PID/stat: start time in clock ticks since boot, which tells a process from a reused pid. */
+export function processStartTime(pid: number): string | null {
+  return statFields(pid)?.[19] ?? null;
+}
+
 /** State letter of one process ("R", "S", "Z", ...), or null when it does not exist. */
 export function processState(pid: number): string | null {
   return statFields(pid)?.[0] ?? null;

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { processStartTime } from "../../src/agent/proc.ts";
 import { supervisorPid } from "../../src/agent/supervisor.ts";
 import { detectPlacement } from "../../src/agent/unit-cgroup.ts";
 import { sweepAgentCgroups } from "./cgroups.ts";
@@ -115,16 +116,6 @@ export async function waitFor<T>(
   );
 }
 
-/** Field 22 of /proc/PID/stat (start time in clock ticks since boot), or null when there is no such process. */
-function startTimeOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The live process groups of unit processes the agent of this data directory recorded (src/agent/leftovers.ts):
  * only those whose leader is still the recorded process, as the record outlives the groups and pids are reused.
@@ -135,7 +126,7 @@ export function recordedGroups(dataDir: string): number[] {
   try {
     const recorded = JSON.parse(readFileSync(file, "utf8")) as Record<string, { startTime?: string | null }>;
     return Object.entries(recorded)
-      .filter(([pgid, e]) => e?.startTime != null && startTimeOf(Number(pgid)) === e.startTime)
+      .filter(([pgid, e]) => e?.startTime != null && processStartTime(Number(pgid)) === e.startTime)
       .map(([pgid]) => Number(pgid));
   } catch {
     return [];
