@@ -157,8 +157,8 @@ export class UnitLease {
   private fence(why: string): void {
     if (this.stopped || this.fenced) return;
     this.fenced = true;
-    this.o.logger(`[lease] fencing: ${why}; killing every unit before the cluster may run them elsewhere`);
     this.o.onFence();
+    this.o.logger(`[lease] fencing: ${why}; killing every unit before the cluster may run them elsewhere`);
   }
 }
 

@@ -53,9 +53,12 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   const socketPath = join(o.agentDir, SUPERVISOR_SOCKET);
   if (await answers(socketPath)) throw new Error(`a supervisor already answers on ${socketPath}`);
   let node: Connection | null = null;
+  // Never throws: a full disk or a removed directory must not stop a fence or the exit that follows it.
   const log = (line: string): void => {
-    if (node !== null && !node.closed) node.notify("log", { line });
-    else appendFileSync(join(o.agentDir, "supervisor.log"), `${new Date().toISOString()} ${line}\n`);
+    try {
+      if (node !== null && !node.closed) node.notify("log", { line });
+      else appendFileSync(join(o.agentDir, "supervisor.log"), `${new Date().toISOString()} ${line}\n`);
+    } catch {}
   };
   const agent = new Agent({
     machineId: o.machineId,
