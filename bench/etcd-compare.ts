@@ -3,12 +3,12 @@
 // Usage: bun bench/etcd-compare.ts [--seconds N]
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BerthClient } from "../src/client/client.ts";
-import { freePort } from "../test/support/processes.ts";
+import { freePort, stopSupervisor } from "../test/support/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 // Diagnostics: BERTH_BIN picks another binary (A/B runs); BENCH_ONLY=berth skips etcd and msgpack; BENCH_ROWS=1,16 keeps
@@ -137,6 +137,8 @@ function tailLogs(c: Cluster): string {
 export async function stopCluster(c: Cluster | null): Promise<void> {
   if (!c) return;
   await killAll(c.procs);
+  // Berth members leave their unit supervisors (which run no unit here) behind.
+  for (const member of readdirSync(c.dir)) await stopSupervisor(join(c.dir, member), "SIGKILL");
   rmSync(c.dir, { recursive: true, force: true });
 }
 
