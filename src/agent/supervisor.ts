@@ -35,7 +35,7 @@ export interface SupervisorOptions {
 }
 
 export const SUPERVISOR_SOCKET = "supervisor.sock";
-export const SUPERVISOR_PID_FILE = "supervisor.pid";
+const SUPERVISOR_PID_FILE = "supervisor.pid";
 /** With no node connected and no unit held for this long, the supervisor exits (a node starts a new one). */
 const IDLE_EXIT_MS = 10_000;
 /** Frames on the node's connection may carry every unit file of the machine at once. */
@@ -163,7 +163,7 @@ export function supervisorPid(agentDir: string): number | null {
 }
 
 /** True when something accepts connections on `path` (a live supervisor). */
-export function answers(path: string): Promise<boolean> {
+function answers(path: string): Promise<boolean> {
   if (!existsSync(path)) return Promise.resolve(false);
   return new Promise((resolveAnswer) => {
     const s = netConnect(path);
