@@ -86,7 +86,7 @@ if (run("placement")) {
 if (run("sched")) {
   console.log(
     `\nScheduling end to end: ${units} units on 3 real nodes (dist/berth, defaults: agent TTL 5 s, tick 100 ms); ` +
-      "a SIGKILLed node leaves its units running, a machine lost takes them with it (node and unit processes " +
+      "a SIGKILLed node and supervisor leave their units running, a machine lost takes them with it (node and unit processes " +
       "SIGKILLed, then the node restarted with its data dir; active = the `since` its new machine's agent reports)\n",
   );
   const r = await benchSchedE2E({ units, progress: (l) => console.error(`  [sched] ${l}`) });

@@ -1,6 +1,7 @@
 // End-to-end scheduling benchmark on real node processes (dist/berth), with Berth's defaults (agent TTL 5 s,
 // Raft tick 100 ms): N units submitted and started on a 3-node cluster, the time until all are launched, then the
-// time from SIGKILLing a node (a follower, then the leader; its unit processes keep running) to its units being
+// time from SIGKILLing a node and its unit supervisor (a follower, then the leader; its unit processes keep
+// running) to its units being
 // launched elsewhere. Then machine crashes, repeated (default 10, alternating follower and leader): the node AND its
 // unit processes SIGKILLed, the time until every one of its units is active elsewhere (the `since` its new machine's
 // agent reports, read from kv.watch streams on the survivors), then the victim restarted with its data dir and the
@@ -315,7 +316,11 @@ async function killAndMeasure(c: BenchCluster, victimName: string): Promise<Sche
   const moving = new Set(before.filter((u) => u.machines.includes(victimId)).map((u) => u.name));
 
   const t0 = Date.now();
-  await c.kill(c.node(victimName), "SIGKILL");
+  // Node and supervisor both: a supervisor alone keeps the machine alive (its units would never move).
+  await Promise.all([
+    c.kill(c.node(victimName), "SIGKILL"),
+    stopSupervisor(c.node(victimName).dataDir, "SIGKILL"),
+  ]);
   const done = new Map<string, number>();
   // Poll the survivors (no leader for a while after a leader kill: errors are retried).
   await waitFor(
@@ -803,7 +808,7 @@ export function formatSchedE2E(r: SchedBenchResult): [string[], (string | number
     ],
   ];
   for (const k of r.kills) {
-    const who = `${k.victim} (${k.wasLeader ? "leader" : "follower"}) SIGKILLed`;
+    const who = `${k.victim} (${k.wasLeader ? "leader" : "follower"}) node+supervisor SIGKILLed`;
     if (k.newLeaderMs !== null) rows.push([`${who} -> new leader`, "", s(k.newLeaderMs), "", ""]);
     rows.push([`${who} -> declared lost`, "", k.lostMs === null ? "-" : s(k.lostMs), "", ""]);
     const met = k.maxMs <= 6000 ? "met" : "MISSED";

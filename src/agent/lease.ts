@@ -171,6 +171,11 @@ export interface RenewerOptions {
   clock?: LeaseClock;
 }
 
+/** How often a lease is renewed: several chances before it runs out. */
+export function renewEveryMs(fenceMs: number): number {
+  return Math.max(50, Math.min(500, fenceMs / 4));
+}
+
 /** The node's side: a read point every renewEveryMs, each reported with the time it was issued. */
 export class LeaseRenewer {
   private readonly clock: LeaseClock;
@@ -182,9 +187,8 @@ export class LeaseRenewer {
     this.clock = o.clock ?? realClock;
   }
 
-  /** Several chances to renew before the lease runs out. */
   get renewEveryMs(): number {
-    return Math.max(50, Math.min(500, this.o.fenceMs / 4));
+    return renewEveryMs(this.o.fenceMs);
   }
 
   start(): void {

@@ -8,6 +8,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
 import { Connection } from "../wire/connection.ts";
 import type { JournalLine, UnitSpec, UnitState } from "./agent.ts";
+import type { ClusterAccess } from "./machine-keepalive.ts";
 import { SUPERVISOR_MAX_FRAME, SUPERVISOR_SOCKET } from "./supervisor.ts";
 import type { UnitHost } from "./unit-host.ts";
 
@@ -18,6 +19,8 @@ export interface LinkOptions {
   fenceMs: number;
   /** A linearizable read point through the cluster (the supervisor asks after a stall of its own). */
   readPoint(): Promise<void>;
+  /** What the supervisor needs to keep the machine alive while the node is away (null: not known yet). */
+  clusterAccess(): ClusterAccess | null;
   logger: (line: string) => void;
   /** The command that starts a supervisor (default: this binary's `supervise`). */
   command?: string[];
@@ -62,6 +65,12 @@ export class SupervisorLink implements UnitHost {
 
   renewLease(issuedAt: number): void {
     this.conn?.notify("lease", { issuedAt });
+  }
+
+  /** Hands the supervisor the cluster's current members (after a membership change; also on every connect). */
+  refreshClusterAccess(): void {
+    const access = this.o.clusterAccess();
+    if (access !== null) this.conn?.notify("cluster", access);
   }
 
   state(name: string): UnitState | null {
@@ -150,6 +159,7 @@ export class SupervisorLink implements UnitHost {
       states: UnitState[];
     };
     this.conn = conn;
+    this.refreshClusterAccess();
     const held = new Set(hello.states.map((s) => s.name));
     for (const name of [...this.mirror.keys()]) if (!held.has(name)) this.forget(name);
     for (const s of hello.states) this.setState(s);

@@ -2,12 +2,15 @@
 // so a node restart (SIGTERM, an upgrade, a crash) leaves them running and the returning node adopts them. It
 // runs the Agent and holds the machine's lease (lease.ts): the node renews it with read points; when no renewal
 // came for the fence time — the node is gone, or cut off from a quorum — the supervisor kills every unit before
-// any leader may give them to another machine.
+// any leader may give them to another machine. While the node is away (or its renewals are late) the supervisor
+// speaks for the machine itself (machine-keepalive.ts): the leader keeps hearing from the machine and confirms the
+// lease, so a node restart of any length moves nothing; "machine lost" means node and supervisor both silent.
 //
 // The node talks to it over a unix socket in the agent's directory (owner-only: mode 0600), one framed msgpack
 // connection (src/wire) at a time; a newer connection replaces an older one (the old node is gone).
 //   node → supervisor: request hello → {pid, states}; notify reconcile {specs}; notify lease {issuedAt};
-//                      request status {name}; request journal {name, lines}; stream journal.follow {name}
+//                      notify cluster {ClusterAccess}; request status {name}; request journal {name, lines};
+//                      stream journal.follow {name}
 //   supervisor → node: notify state; notify forget {name}; notify unfenced; notify log {line};
 //                      request readPoint (after a stall of this process: is the lease still good?)
 import {
@@ -23,7 +26,8 @@ import { createServer, connect as netConnect, type Server, type Socket } from "n
 import { join } from "node:path";
 import { Connection } from "../wire/connection.ts";
 import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
-import { UnitLease } from "./lease.ts";
+import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
+import { type ClusterAccess, MachineKeepalive } from "./machine-keepalive.ts";
 
 export interface SupervisorOptions {
   /** The node's agent directory (DATA_DIR/agent): socket, pid file, journal, records. */
@@ -67,12 +71,14 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     dockerSocket: o.dockerSocket,
     logger: log,
   });
+  const keepalive = new MachineKeepalive(Math.max(200, Math.round(o.fenceMs / 3)));
+  const nodeReadPoint = (): Promise<void> =>
+    node === null || node.closed
+      ? Promise.reject(new Error("no node connected"))
+      : node.request("readPoint", {}, { timeoutMs: o.fenceMs }).then(() => {});
   const lease = new UnitLease({
     fenceMs: o.fenceMs,
-    readPoint: () =>
-      node === null || node.closed
-        ? Promise.reject(new Error("no node connected"))
-        : node.request("readPoint", {}, { timeoutMs: o.fenceMs }).then(() => {}),
+    readPoint: () => nodeReadPoint().catch(() => keepalive.once(o.fenceMs)),
     onFence: () => void agent.fence(),
     onRenewedAfterFence: () => {
       agent.unfence();
@@ -99,7 +105,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
         throw new Error(`unknown supervisor method "${method}"`);
       },
       notify: (method, params) => {
-        if (method === "lease") lease.renewed(Number((params as { issuedAt: number }).issuedAt));
+        if (method === "lease") {
+          nodeRenewedAt = monotonicMs();
+          lease.renewed(Number((params as { issuedAt: number }).issuedAt));
+        } else if (method === "cluster") keepalive.setAccess(params as ClusterAccess);
         else if (method === "reconcile") {
           // Units run only under a lease: a node never reconciles without one, but a stale message must not
           // start what no lease covers.
@@ -119,6 +128,40 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   writeFileSync(join(o.agentDir, SUPERVISOR_PID_FILE), `${process.pid}\n`);
   log(`supervisor ${process.pid} serving ${socketPath} (fence ${o.fenceMs} ms)`);
 
+  // Speaking for the machine: when no node renewed the lease for half the fence (gone, restarting, stalled).
+  let nodeRenewedAt = Number.NEGATIVE_INFINITY;
+  let speaking = false;
+  let asking = false;
+  let failing = false;
+  const speakForMachine = setInterval(() => {
+    const nodeRenews = node !== null && !node.closed && monotonicMs() - nodeRenewedAt < o.fenceMs / 2;
+    if (nodeRenews || asking || !keepalive.hasAccess()) {
+      if (nodeRenews && speaking) log("the node renews the lease again");
+      speaking = speaking && !nodeRenews;
+      return;
+    }
+    if (!speaking) log("the node does not renew the lease: keeping the machine alive with the cluster");
+    speaking = true;
+    asking = true;
+    const issuedAt = monotonicMs();
+    keepalive
+      .once(o.fenceMs)
+      .then(
+        () => {
+          if (failing) log("[lease] the cluster confirms this machine again");
+          failing = false;
+          lease.renewed(issuedAt);
+        },
+        (err) => {
+          if (!failing) log(`[lease] ${(err as Error).message}`);
+          failing = true;
+        },
+      )
+      .finally(() => {
+        asking = false;
+      });
+  }, renewEveryMs(o.fenceMs));
+
   let idleSince = Date.now();
   await new Promise<void>((resolveExit) => {
     const idleCheck = setInterval(() => {
@@ -135,6 +178,8 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     };
     const done = () => {
       clearInterval(idleCheck);
+      clearInterval(speakForMachine);
+      keepalive.close();
       lease.stop();
       agent.journalStore.flush();
       resolveExit();

@@ -3,8 +3,8 @@
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { fenceForTtl } from "../agent/lease.ts";
+import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive.ts";
 import { SupervisorLink } from "../agent/supervisor-link.ts";
-import type { UnitHost } from "../agent/unit-host.ts";
 import type { NodeStatus } from "../client/protocol.ts";
 import { KvStore } from "../kv/store.ts";
 import { RaftDriver } from "../raft/driver.ts";
@@ -54,7 +54,9 @@ export class BerthNode {
   private router!: LeaderRouter;
   private scheduling!: Scheduling;
   private agentBridge: AgentBridge | null = null;
-  private agent: UnitHost | null = null;
+  private agent: SupervisorLink | null = null;
+  /** The cluster's members and their peer addresses, as Raft last set them. */
+  private members = new Map<string, string>();
   private unitStatus!: UnitStatusService;
   private machineContainers!: MachineContainersService;
   machineId = "";
@@ -104,7 +106,11 @@ export class BerthNode {
           this.raftStats.sent(messages);
           peers.send(messages);
         },
-        setPeers: (p) => peers.setPeers(p),
+        setPeers: (p) => {
+          peers.setPeers(p);
+          this.members = p;
+          this.agent?.refreshClusterAccess();
+        },
       },
       stateMachine: machine,
       initialCluster: c.initialCluster,
@@ -147,6 +153,10 @@ export class BerthNode {
       kv: this.kv,
       writeAsLeader: (req) =>
         this.driver.isLeader() ? this.kv.write(req) : Promise.reject(new Error("no longer the leader")),
+      leadership: () => {
+        const s = this.driver.status();
+        return { leader: s.lead, term: s.term };
+      },
       logger: this.log,
     });
     this.unitStatus = new UnitStatusService({
@@ -269,6 +279,7 @@ export class BerthNode {
       dockerSocket: c.dockerSocket,
       fenceMs,
       readPoint: () => this.kv.sync(),
+      clusterAccess: () => this.clusterAccess(),
       logger: this.log,
     });
     this.agent = units;
@@ -332,9 +343,26 @@ export class BerthNode {
       await new Promise((r) => setTimeout(r, 20));
   }
 
+  /** What this machine's unit supervisor needs to speak for it while the node is away. */
+  private clusterAccess(): ClusterAccess | null {
+    const c = this.config;
+    if (this.members.size === 0) return null;
+    return {
+      member: c.name,
+      peers: Object.fromEntries([...this.members].filter(([id]) => id !== c.name)),
+      secret: c.clusterSecret,
+      tls: c.peerTls
+        ? { cert: `${c.peerTls.cert}`, key: `${c.peerTls.key}`, ca: `${c.peerTls.ca ?? ""}` }
+        : null,
+      dialFrom: dialSource(c.peerListenAddr.host),
+    };
+  }
+
   private servePeerRequest(method: string, params: unknown): Promise<unknown> {
     if (method.startsWith("leader."))
       return this.router.serveForwarded(method.slice("leader.".length), params);
+    // A unit supervisor keeping its machine alive while its node is away.
+    if (method === KEEPALIVE_METHOD) return this.scheduling.keepalive(params);
     // `berth status` / `berth journal` asked on another node for a unit running here.
     if (method === "agent.status") return this.unitStatus.agentStatus(params);
     if (method === "agent.journal") return this.unitStatus.agentJournal(params);

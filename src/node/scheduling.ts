@@ -6,6 +6,7 @@ import { Engine } from "../sched/engine.ts";
 import { Liveness } from "../sched/liveness.ts";
 import { MACHINES_DIR, machineInfoKey, REGISTRY_DIR, readRegistry, UNITS_DIR } from "../sched/registry.ts";
 import { StallClock } from "../sched/stall-clock.ts";
+import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
 import { machineRecord } from "./machine.ts";
 import { UnitService } from "./unit-service.ts";
@@ -20,6 +21,8 @@ export interface SchedulingDeps {
   kv: KvService;
   /** Writes as the leader (the engine runs only there, so no forwarding is involved). */
   writeAsLeader(req: KvWriteRequest): Promise<unknown>;
+  /** Who leads, as this replica knows, and in which term. */
+  leadership(): { leader: string | null; term: number };
   logger: (line: string) => void;
 }
 
@@ -72,6 +75,25 @@ export class Scheduling {
   /** Any message from a member over the peer network counts as its machine's heartbeat. */
   heardFrom(member: string): void {
     this.liveness.heardFrom(member);
+  }
+
+  /**
+   * A unit supervisor speaks for its machine while the node is away (src/agent/machine-keepalive.ts): the machine
+   * is alive. The answer comes only from the leader, and only after a read point confirmed that it still led
+   * after hearing the machine, so the supervisor may renew its lease from the moment it asked.
+   */
+  async keepalive(params: unknown): Promise<{ leader: string }> {
+    const member = (params as { member?: unknown } | null)?.member;
+    if (typeof member !== "string" || member === "") throw badRequest("keepalive needs a member name");
+    const { leader, term } = this.d.leadership();
+    const notLeader = (now: string | null) =>
+      new ServiceError("not_leader", `${this.d.name} is not the leader`, { leader: now });
+    if (leader !== this.d.name) throw notLeader(leader);
+    this.liveness.heardFrom(member);
+    await this.d.kv.sync();
+    const after = this.d.leadership();
+    if (after.leader !== this.d.name || after.term !== term) throw notLeader(after.leader);
+    return { leader: this.d.name };
   }
 
   onLeaderChange(leader: string | null): void {
