@@ -14,6 +14,8 @@ command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 [ -x /usr/sbin/sshd ] && command -v ssh-keyscan >/dev/null || need+=(openssh-server)
 # A real terminal for the console tests (test/console.test.ts).
 command -v tmux >/dev/null || need+=(tmux)
+# libfaketime sets one member's clock a day ahead (test/clock-skew.test.ts).
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(libfaketime)
 # systemd-analyze checks the deployment's unit file (test/deploy.test.ts).
 command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then

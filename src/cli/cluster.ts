@@ -1,5 +1,6 @@
 // `berth cluster ...`: membership and health, like `etcdctl member` and `etcdctl cluster-health`.
 import type { MemberInfo } from "../client/protocol.ts";
+import { describeSkew, SKEW_BOUND_MS } from "../node/cluster-clock.ts";
 import { CLIENT_FLAGS, type ClientContext, withClient } from "./client-command.ts";
 import type { Command, CommandGroup } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
@@ -44,23 +45,35 @@ const members: Command = {
 
 const health: Command = {
   name: "health",
-  summary: "ask every member whether it is healthy (exit 3 when any is not)",
+  summary: "ask every member whether it is healthy (exit 3 when any is not, 1 when clocks disagree)",
   usage: "",
+  description: `
+Asks every member for its status. Exit status: 0 every member healthy; 3 a member unhealthy or unreachable; 1
+every member healthy, but a member's clock is more than ${SKEW_BOUND_MS / 1000} s off the cluster's time (the median
+of the members' clocks, which TTLs follow: fix that member's time synchronisation).`,
   flags: CLIENT_FLAGS,
   run: (parsed) =>
     withClient(parsed.flags, async (ctx) => {
       positional(parsed, []);
       const report = await ctx.client.call("cluster.health", {});
       const healthy = report.length > 0 && report.every((m) => m.healthy);
-      if (ctx.output === "json") printJson({ healthy, members: report });
+      const skewed = report.filter((m) => Math.abs(m.clockSkewMs ?? 0) > SKEW_BOUND_MS);
+      if (ctx.output === "json") printJson({ healthy, clocksAgree: skewed.length === 0, members: report });
       else {
-        for (const m of report)
+        for (const m of report) {
+          const clock =
+            Math.abs(m.clockSkewMs ?? 0) > SKEW_BOUND_MS
+              ? `; its clock is ${describeSkew(m.clockSkewMs!)} the cluster's`
+              : "";
           process.stdout.write(
-            `member ${m.name} is ${m.healthy ? "healthy" : "unhealthy"}: ${m.detail}${m.clientAddr ? ` (${m.clientAddr})` : ""}\n`,
+            `member ${m.name} is ${m.healthy ? "healthy" : "unhealthy"}: ${m.detail}${clock}${m.clientAddr ? ` (${m.clientAddr})` : ""}\n`,
           );
-        process.stdout.write(`cluster is ${healthy ? "healthy" : "unhealthy"}\n`);
+        }
+        process.stdout.write(
+          `cluster is ${healthy ? "healthy" : "unhealthy"}${skewed.length > 0 ? `, but the clock of ${skewed.map((m) => m.name).join(", ")} is off` : ""}\n`,
+        );
       }
-      return healthy ? EXIT.ok : EXIT.unavailable;
+      return !healthy ? EXIT.unavailable : skewed.length > 0 ? EXIT.error : EXIT.ok;
     }),
 };
 
@@ -88,7 +101,11 @@ With --learner it stays a non-voting member (it follows the log and runs units).
 };
 
 /** A membership change by member name: the answer is the new member list. */
-function memberChange(name: string, summary: string, method: "cluster.promote" | "cluster.remove"): Command {
+function memberChange(
+  name: string,
+  summary: string,
+  method: "cluster.promote" | "cluster.remove" | "cluster.move-leader",
+): Command {
   return {
     name,
     summary,
@@ -104,6 +121,11 @@ function memberChange(name: string, summary: string, method: "cluster.promote" |
 }
 
 const promote = memberChange("promote", "make a learner a voting member", "cluster.promote");
+const moveLeader = memberChange(
+  "move-leader",
+  "hand the leadership to another voter (etcdctl move-leader)",
+  "cluster.move-leader",
+);
 const remove = memberChange(
   "remove",
   "remove a member (a leader that removes itself steps down first)",
@@ -138,5 +160,5 @@ const status: Command = {
 export const clusterCommands: CommandGroup = {
   name: "cluster",
   summary: "members, health and membership changes",
-  subcommands: [members, health, add, promote, remove, status],
+  subcommands: [members, health, add, promote, remove, moveLeader, status],
 };

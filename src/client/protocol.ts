@@ -64,6 +64,8 @@ export interface MemberHealth {
   clientAddr: string | null;
   healthy: boolean;
   detail: string;
+  /** The member's clock minus the cluster's time (the median of the members' clocks), as the answering node measured it. */
+  clockSkewMs?: number;
   raftIndex?: number;
   raftTerm?: number;
 }
@@ -220,6 +222,7 @@ export interface ClientMethods {
   "cluster.add": [{ name: string; peerAddr: string; learner?: boolean }, MemberInfo[]];
   "cluster.remove": [{ name: string }, MemberInfo[]];
   "cluster.promote": [{ name: string }, MemberInfo[]];
+  "cluster.move-leader": [{ name: string }, MemberInfo[]];
   "node.status": [Record<string, never>, NodeStatus];
   /** Stores unit files (desired state inactive). Same content again is a no-op; other content needs `replace`. */
   "units.submit": [{ units: UnitSubmission[]; replace?: boolean }, UnitInfo[]];

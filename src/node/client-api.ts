@@ -48,6 +48,8 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
           return d.cluster.remove(str(p, "name"));
         case "cluster.promote":
           return d.cluster.promote(str(p, "name"));
+        case "cluster.move-leader":
+          return d.cluster.moveLeader(str(p, "name"));
         case "node.status":
           return d.status();
         case "units.submit":

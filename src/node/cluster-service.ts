@@ -33,6 +33,8 @@ export interface ClusterDeps {
   /** Asks another member for its status through its client address. */
   probe(clientAddr: string, timeoutMs: number): Promise<NodeStatus>;
   status(): NodeStatus;
+  /** Each member's clock minus the cluster's time, as this member measured them (cluster-clock.ts). */
+  clockSkews(): Map<string, number>;
   /** How long `cluster add` waits for a new learner to catch up before promoting it. */
   catchUpTimeoutMs: number;
 }
@@ -44,6 +46,7 @@ export class ClusterService {
     );
     d.router.register("cluster.remove", (p) => this.removeAsLeader(p as { name: string }));
     d.router.register("cluster.promote", (p) => this.promoteAsLeader(p as { name: string }));
+    d.router.register("cluster.move-leader", (p) => this.moveLeaderAsLeader(p as { name: string }));
   }
 
   members(): MemberInfo[] {
@@ -65,9 +68,15 @@ export class ClusterService {
   }
 
   async health(timeoutMs: number): Promise<MemberHealth[]> {
+    const skews = this.d.clockSkews();
     return Promise.all(
       this.members().map(async (m): Promise<MemberHealth> => {
-        const base = { name: m.name, clientAddr: m.clientAddr };
+        const skew = skews.get(m.name);
+        const base = {
+          name: m.name,
+          clientAddr: m.clientAddr,
+          ...(skew === undefined ? {} : { clockSkewMs: Math.round(skew) }),
+        };
         if (m.name === this.d.selfName) return { ...base, ...judge(this.d.status()) };
         if (!m.clientAddr) return { ...base, healthy: false, detail: "has not published a client address" };
         try {
@@ -87,6 +96,11 @@ export class ClusterService {
 
   remove(name: string): Promise<MemberInfo[]> {
     return this.d.router.call("cluster.remove", { name }) as Promise<MemberInfo[]>;
+  }
+
+  /** Hands leadership to another voter (etcdctl move-leader); answers once it leads. */
+  moveLeader(name: string): Promise<MemberInfo[]> {
+    return this.d.router.call("cluster.move-leader", { name }) as Promise<MemberInfo[]>;
   }
 
   promote(name: string): Promise<MemberInfo[]> {
@@ -139,6 +153,25 @@ export class ClusterService {
     if (role === null) throw new ServiceError("not_found", `${p.name} is not a member`);
     if (role === "voter") return this.members();
     await this.d.driver.proposeConfChange({ type: "promote", id: p.name });
+    return this.members();
+  }
+
+  private async moveLeaderAsLeader(p: { name: string }): Promise<MemberInfo[]> {
+    const role = this.isMember(p.name);
+    if (role === null) throw new ServiceError("not_found", `${p.name} is not a member`);
+    if (role === "learner") throw badRequest(`${p.name} is a learner; only a voter can lead`);
+    if (p.name !== this.d.selfName) {
+      this.d.driver.transferLeadership(p.name);
+      const deadline = Date.now() + this.d.catchUpTimeoutMs;
+      while (this.d.driver.leader() !== p.name) {
+        if (Date.now() > deadline)
+          throw new ServiceError(
+            "timeout",
+            `${p.name} did not take the leadership (is it up to date and reachable?)`,
+          );
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
     return this.members();
   }
 

@@ -8,6 +8,8 @@ export interface ExpiryDeps {
   isLeader(): boolean;
   propose(data: Uint8Array): Promise<unknown>;
   now(): number;
+  /** False while the cluster's time is not known yet (see cluster-clock.ts): nothing expires meanwhile. */
+  clockReady?(): boolean;
   logger?: (line: string) => void;
 }
 
@@ -20,9 +22,10 @@ export class TtlExpirer {
 
   constructor(private readonly deps: ExpiryDeps) {}
 
-  /** Re-plans after any change: a write, a restore, or a leadership change. */
-  replan(): void {
+  /** Re-plans after any change: a write, a restore, or a leadership change; `force` after the clock moved. */
+  replan(force = false): void {
     if (this.stopped || this.inFlight) return;
+    if (force) this.disarm();
     const next = this.deps.isLeader() ? this.deps.store.nextExpiration() : null;
     if (next === this.armedFor) return;
     this.disarm();
@@ -49,6 +52,10 @@ export class TtlExpirer {
     this.armedFor = null;
     const next = this.deps.store.nextExpiration();
     if (!this.deps.isLeader() || next === null) return;
+    if (this.deps.clockReady?.() === false) {
+      this.timer = setTimeout(() => this.fire(), 200);
+      return;
+    }
     const now = this.deps.now();
     if (next > now) return this.replan();
     this.inFlight = true;

@@ -13,12 +13,25 @@ export interface Watch {
   cancel(): void;
 }
 
+/** The wall clock TTLs are measured on: the cluster's (cluster-clock.ts), not this member's alone. */
+export interface TtlClock {
+  now(): number;
+  /** Resolves once the cluster's time is known (or after `timeoutMs`, with the best estimate). */
+  whenSettled(timeoutMs: number): Promise<void>;
+}
+
+const LOCAL_CLOCK: TtlClock = { now: Date.now, whenSettled: () => Promise.resolve() };
+
+/** How long a write may wait for the cluster's time right after this member started leading. */
+const CLOCK_SETTLE_MS = 2000;
+
 export class KvService {
   constructor(
     private readonly store: KvStore,
     private readonly driver: RaftDriver,
     private readonly router: LeaderRouter,
     private readonly timeoutMs: number,
+    private readonly clock: TtlClock = LOCAL_CLOCK,
   ) {
     router.register("kv.write", (params) => this.writeAsLeader(params as KvWriteRequest));
   }
@@ -28,7 +41,7 @@ export class KvService {
     const result = this.store.get(
       params.key,
       { recursive: !!params.recursive, sorted: !!params.sorted },
-      Date.now(),
+      this.clock.now(),
     );
     if (isKvError(result)) throw kvFailure(result);
     return this.wrap(result);
@@ -65,7 +78,8 @@ export class KvService {
   }
 
   private async writeAsLeader(req: KvWriteRequest): Promise<KvResult> {
-    const result = await this.driver.propose(encodeCommand(commandFor(req, Date.now())));
+    await this.clock.whenSettled(CLOCK_SETTLE_MS);
+    const result = await this.driver.propose(encodeCommand(commandFor(req, this.clock.now())));
     if (result instanceof KvError) throw kvFailure(result);
     if (result instanceof Error) throw result;
     return this.wrap(result as KvEvent);

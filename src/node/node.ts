@@ -15,6 +15,7 @@ import { connect, type WireTls } from "../wire/client.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import { AgentBridge } from "./agent-bridge.ts";
 import { serveClient } from "./client-api.ts";
+import { ClusterClock } from "./cluster-clock.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
 import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
 import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
@@ -55,6 +56,7 @@ export class BerthNode {
   private scheduling!: Scheduling;
   private agentBridge: AgentBridge | null = null;
   private agent: SupervisorLink | null = null;
+  private clock!: ClusterClock;
   /** The cluster's members and their peer addresses, as Raft last set them. */
   private members = new Map<string, string>();
   private unitStatus!: UnitStatusService;
@@ -132,7 +134,16 @@ export class BerthNode {
       timeoutMs: c.requestTimeoutMs,
     });
     this.router = router;
-    this.kv = new KvService(this.store, this.driver, router, c.requestTimeoutMs);
+    this.clock = new ClusterClock({
+      self: c.name,
+      members: () => [...new Set([c.name, ...this.members.keys()])],
+      askTime: async (member, timeoutMs) =>
+        Number(await this.transport.request(member, CLOCK_METHOD, {}, timeoutMs)),
+      wallNow: Date.now,
+      logger: this.log,
+      onShift: () => this.expirer?.replan(true),
+    });
+    this.kv = new KvService(this.store, this.driver, router, c.requestTimeoutMs, this.clock);
     this.cluster = new ClusterService({
       selfName: c.name,
       store: this.store,
@@ -141,6 +152,7 @@ export class BerthNode {
       kv: this.kv,
       probe: (addr, ms) => probeStatus(addr, ms, clientSideTls(c)),
       status: () => this.status(),
+      clockSkews: () => this.clock.skews(),
       catchUpTimeoutMs: Math.max(30_000, c.requestTimeoutMs),
     });
     this.scheduling = new Scheduling({
@@ -183,7 +195,8 @@ export class BerthNode {
       store: this.store,
       isLeader: () => this.driver.isLeader(),
       propose: (data) => this.driver.propose(data),
-      now: Date.now,
+      now: () => this.clock.now(),
+      clockReady: () => this.clock.settled(),
       logger: (l) => this.log(`[ttl] ${l}`),
     });
     machine.onChange(() => this.expirer.replan());
@@ -201,6 +214,7 @@ export class BerthNode {
           "plaintext; see --peer-cert-file, --peer-key-file and --peer-trusted-ca-file",
       );
     await this.transport.start();
+    this.clock.start();
     const { notes } = await this.driver.start();
     for (const n of notes) this.log(`[wal] recovery: ${n}`);
     // Clients and the HTTP API share one TLS setup (etcd's --cert-file/--key-file/--client-cert-auth).
@@ -319,6 +333,7 @@ export class BerthNode {
     this.stopping = true;
     if (this.driver?.isLeader()) await this.handOverLeadership();
     this.expirer?.stop();
+    this.clock?.stop();
     await this.scheduling?.stop();
     // The units stay with their supervisor: a node restart moves nothing (see src/agent/supervisor.ts).
     this.agentBridge?.stop();
@@ -361,6 +376,8 @@ export class BerthNode {
   private servePeerRequest(method: string, params: unknown): Promise<unknown> {
     if (method.startsWith("leader."))
       return this.router.serveForwarded(method.slice("leader.".length), params);
+    // Another member measuring how far our clocks are apart (cluster-clock.ts).
+    if (method === CLOCK_METHOD) return Promise.resolve(Date.now());
     // A unit supervisor keeping its machine alive while its node is away.
     if (method === KEEPALIVE_METHOD) return this.scheduling.keepalive(params);
     // `berth status` / `berth journal` asked on another node for a unit running here.
@@ -403,6 +420,9 @@ export class BerthNode {
 }
 
 /** Outbound peer connections leave from the listener's IP (not from a wildcard or a host name). */
+/** A peer request answered with this member's wall clock (Date.now()). */
+const CLOCK_METHOD = "clock.now";
+
 function dialSource(listenHost: string): string | undefined {
   return isIP(listenHost) !== 0 && listenHost !== "0.0.0.0" && listenHost !== "::" ? listenHost : undefined;
 }

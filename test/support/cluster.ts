@@ -58,6 +58,8 @@ export interface TestNode {
   logFile: string;
   proc: ChildProcess | null;
   extraArgs: string[];
+  /** Extra environment for this node's process (e.g. libfaketime). */
+  env?: Record<string, string>;
 }
 
 export class TestCluster {
@@ -155,7 +157,10 @@ export class TestCluster {
         ];
     const log = openSync(node.logFile, "a");
     const [cmd, ...pre] = [...this.launcher, BINARY];
-    const proc = spawn(cmd!, [...pre, ...args], { stdio: ["ignore", log, log] });
+    const proc = spawn(cmd!, [...pre, ...args], {
+      stdio: ["ignore", log, log],
+      env: { ...process.env, ...node.env },
+    });
     running.add(proc);
     proc.on("exit", () => running.delete(proc));
     node.proc = proc;
