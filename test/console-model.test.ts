@@ -101,7 +101,7 @@ describe("console views", () => {
     ]);
   });
 
-  it("members: the leader and each member's health", () => {
+  it("members: the leader and each member's health, a wrong clock as a warning", () => {
     const t = membersTable({
       ...EMPTY_SNAPSHOT,
       members: [
@@ -124,12 +124,16 @@ describe("console views", () => {
           isLeader: false,
         },
       ],
-      health: [{ name: "n1", clientAddr: null, healthy: false, detail: "unreachable" }],
+      health: [
+        { name: "n1", clientAddr: null, healthy: false, detail: "unreachable" },
+        { name: "n2", clientAddr: "c2", healthy: true, detail: "leader is n2", clockSkewMs: 86_400_000 },
+      ],
     });
     expect(t.rows.map((r) => r.cells)).toEqual([
       ["n1", "learner", "p1", "-", "unhealthy: unreachable"],
-      ["n2", "leader", "p2", "c2", "-"],
+      ["n2", "leader", "p2", "c2", "healthy; clock 86400.0 s ahead of the cluster's"],
     ]);
+    expect(t.rows.map((r) => r.tone)).toEqual(["bad", "warn"]);
   });
 
   it("parent directories", () => {

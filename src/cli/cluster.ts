@@ -1,6 +1,6 @@
 // `berth cluster ...`: membership and health, like `etcdctl member` and `etcdctl cluster-health`.
+import { describeSkew, reportedSkew, SKEW_BOUND_MS } from "../client/clock-skew.ts";
 import type { MemberInfo } from "../client/protocol.ts";
-import { describeSkew, SKEW_BOUND_MS } from "../node/cluster-clock.ts";
 import { CLIENT_FLAGS, type ClientContext, withClient } from "./client-command.ts";
 import type { Command, CommandGroup } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
@@ -57,14 +57,12 @@ of the members' clocks, which TTLs follow: fix that member's time synchronisatio
       positional(parsed, []);
       const report = await ctx.client.call("cluster.health", {});
       const healthy = report.length > 0 && report.every((m) => m.healthy);
-      const skewed = report.filter((m) => Math.abs(m.clockSkewMs ?? 0) > SKEW_BOUND_MS);
+      const skewed = report.filter((m) => reportedSkew(m.clockSkewMs) !== null);
       if (ctx.output === "json") printJson({ healthy, clocksAgree: skewed.length === 0, members: report });
       else {
         for (const m of report) {
-          const clock =
-            Math.abs(m.clockSkewMs ?? 0) > SKEW_BOUND_MS
-              ? `; its clock is ${describeSkew(m.clockSkewMs!)} the cluster's`
-              : "";
+          const skew = reportedSkew(m.clockSkewMs);
+          const clock = skew === null ? "" : `; its clock is ${describeSkew(skew)} the cluster's`;
           process.stdout.write(
             `member ${m.name} is ${m.healthy ? "healthy" : "unhealthy"}: ${m.detail}${clock}${m.clientAddr ? ` (${m.clientAddr})` : ""}\n`,
           );

@@ -5,7 +5,8 @@
 // the median of all members' clocks, its own included, as the cluster's time: one wrong clock among three moves
 // nothing. Two members can only meet halfway.
 //
-// Skew beyond SKEW_BOUND_MS is logged, and reported by `berth cluster health`.
+// Skew beyond SKEW_BOUND_MS is logged, and reported by `berth cluster health` and the console.
+import { describeSkew, SKEW_BOUND_MS } from "../client/clock-skew.ts";
 
 export interface ClusterClockDeps {
   self: string;
@@ -20,8 +21,6 @@ export interface ClusterClockDeps {
   setTimer?(fn: () => void, ms: number): () => void;
 }
 
-/** Clocks further apart than this are reported (etcd warns past 1 s too). */
-export const SKEW_BOUND_MS = 1000;
 const PROBE_EVERY_MS = 1000;
 const PROBE_TIMEOUT_MS = 1000;
 /** Samples kept per member: the one with the shortest round trip is the estimate. */
@@ -172,9 +171,4 @@ export class ClusterClock {
     t.unref?.();
     return () => clearTimeout(t);
   }
-}
-
-/** "86400.0 s ahead of" / "2.5 s behind". */
-export function describeSkew(skewMs: number): string {
-  return `${(Math.abs(skewMs) / 1000).toFixed(1)} s ${skewMs > 0 ? "ahead of" : "behind"}`;
 }

@@ -3,6 +3,7 @@
 
 import { formatJournalLine } from "../cli/journal.ts";
 import { metadataText } from "../cli/unit-support.ts";
+import { describeSkew, reportedSkew } from "../client/clock-skew.ts";
 import type {
   MachineInfo,
   MemberHealth,
@@ -161,7 +162,9 @@ export function membersTable(s: ClusterSnapshot): TableData {
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((m) => {
       const h = health.get(m.name);
-      const state = h ? (h.healthy ? "healthy" : `unhealthy: ${h.detail}`) : "-";
+      const skew = reportedSkew(h?.clockSkewMs);
+      const clock = skew === null ? "" : `; clock ${describeSkew(skew)} the cluster's`;
+      const state = h ? `${h.healthy ? "healthy" : `unhealthy: ${h.detail}`}${clock}` : "-";
       return {
         id: m.name,
         cells: [
@@ -171,7 +174,13 @@ export function membersTable(s: ClusterSnapshot): TableData {
           m.clientAddr ?? "-",
           state,
         ],
-        tone: h ? (h.healthy ? ("good" as const) : ("bad" as const)) : undefined,
+        tone: h
+          ? !h.healthy
+            ? ("bad" as const)
+            : skew === null
+              ? ("good" as const)
+              : ("warn" as const)
+          : undefined,
       };
     });
   return {
