@@ -1,0 +1,165 @@
+// Peer authentication against an impostor, with real nodes (dist/berth) on loopback: a member is SIGKILLed and a
+// process without the cluster secret (or with a wrong one) listens on its peer address, answering the members'
+// dials and dialling them itself. It must receive no Raft message and no forwarded request, and nothing it sends
+// (a write for the leader to commit, a huge term to force elections) may reach Raft.
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { NodeStatus } from "../src/client/protocol.ts";
+import { connect } from "../src/wire/client.ts";
+import type { Connection } from "../src/wire/connection.ts";
+import { type Listener, listen } from "../src/wire/server.ts";
+import { clientFor, currentLeader, TestCluster, waitFor } from "./support/cluster.ts";
+
+const HUGE_TERM = 1_000_000;
+
+/** A process on a member's peer address, calling itself that member; records what reaches it. */
+class Impostor {
+  /** Handshakes the members started with it (completed on its side or not). */
+  attempts = 0;
+  /** Raft messages and requests it received. */
+  readonly received: unknown[] = [];
+  private listener: Listener | null = null;
+  private readonly conns: Connection[] = [];
+
+  constructor(
+    private readonly name: string,
+    private readonly secret: Buffer | null,
+  ) {}
+
+  async listen(host: string, port: number): Promise<void> {
+    this.listener = await listen({
+      host,
+      port,
+      secret: this.secret,
+      role: "peer",
+      name: this.name,
+      onConnection: (conn, hello) => {
+        this.attempts++;
+        this.attack(conn, hello.name);
+      },
+      onRefused: () => {
+        this.attempts++;
+      },
+    });
+  }
+
+  /** Dials a member as `name`; returns why it was refused (or "accepted"). */
+  async dial(host: string, port: number): Promise<string> {
+    try {
+      const { conn, hello } = await connect({
+        host,
+        port,
+        secret: this.secret,
+        role: "peer",
+        name: this.name,
+        timeoutMs: 3000,
+      });
+      this.attack(conn, hello.name);
+      return "accepted";
+    } catch (err) {
+      return `${(err as { code?: string }).code}: ${(err as Error).message}`;
+    }
+  }
+
+  /** What the review's impostor did: record everything, send a huge term and a write for the leader. */
+  private attack(conn: Connection, member: string): void {
+    this.conns.push(conn);
+    conn.serve({
+      notify: (method, params) => this.received.push({ method, params }),
+      request: (method, params) => {
+        this.received.push({ method, params });
+        return true;
+      },
+    });
+    try {
+      conn.notify("raft", [
+        { type: "heartbeatResp", from: this.name, to: member, term: HUGE_TERM },
+        { type: "vote", from: this.name, to: member, term: HUGE_TERM, logTerm: HUGE_TERM, index: 1e9 },
+      ]);
+      conn
+        .request("leader.kv.write", { method: "PUT", key: "/impostor", value: "owned" }, { timeoutMs: 3000 })
+        .catch(() => {});
+    } catch {
+      // the member closed the connection already
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.conns) c.close("impostor done");
+    await this.listener?.close();
+  }
+}
+
+describe("peer authentication against an impostor on a down member's address", () => {
+  let cluster: TestCluster;
+  let victim: string;
+  let before: NodeStatus;
+
+  const status = async (name: string): Promise<NodeStatus> => {
+    const c = await clientFor(cluster, name);
+    try {
+      return (await c.call("node.status", {}, 3000)) as NodeStatus;
+    } finally {
+      c.close();
+    }
+  };
+  const live = () => cluster.nodes.filter((n) => n.name !== victim);
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start(3);
+    const leader = await currentLeader(cluster);
+    // A follower goes down: the leader keeps dialling its address to replicate to it.
+    victim = cluster.nodes.find((n) => n.name !== leader)!.name;
+    await cluster.kill(victim);
+    before = await status(leader);
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  for (const variant of [
+    { what: "no secret", secret: null, refusal: /cannot reach \w+: .*does not hold the cluster secret/ },
+    // (The leader logs a refused dial once a minute per peer and reason: this second variant's refusal is not logged.)
+    { what: "a wrong secret", secret: Buffer.from("a-wrong-cluster-secret-0123456789"), refusal: null },
+  ]) {
+    it(`with ${variant.what}: no replicated data or forwarded request reaches it, and nothing it sends reaches Raft`, async () => {
+      const v = cluster.node(victim);
+      const impostor = new Impostor(victim, variant.secret);
+      await impostor.listen(v.host, v.peerPort);
+      try {
+        // Writes while it listens: the leader has entries to replicate to the "member" on that address.
+        for (let i = 0; i < 3; i++) {
+          const r = await cluster.cli(
+            ["kv", "set", `/during-${i}`, "replicated"],
+            cluster.endpoint(before.leader!),
+          );
+          expect(r.code).toBe(0);
+        }
+        // The leader dials it again and again (backing off up to 1 s): let it try a few times.
+        await waitFor(
+          "three dials from the members, or anything received",
+          () => impostor.attempts >= 3 || impostor.received.length > 0,
+          15_000,
+        );
+        // It dials the members too, as the down member.
+        const dials = await Promise.all(live().map((n) => impostor.dial(n.host, n.peerPort)));
+        for (const d of dials) expect(d).toMatch(/^auth_failed: .*cluster secret/);
+        // Give anything it sent time to show: a round of heartbeats and more.
+        await new Promise((r) => setTimeout(r, 500));
+
+        expect(impostor.received).toEqual([]);
+        if (variant.refusal)
+          expect(readFileSync(cluster.node(before.leader!).logFile, "utf8")).toMatch(variant.refusal);
+        for (const n of live()) {
+          const s = await status(n.name);
+          expect({ leader: s.leader, term: s.term }).toEqual({ leader: before.leader, term: before.term });
+        }
+        const got = await cluster.cli(["kv", "get", "/impostor"], cluster.endpoint(before.leader!));
+        expect(got.code).not.toBe(0);
+        expect(got.stderr).toMatch(/not found/i);
+      } finally {
+        await impostor.close();
+      }
+    }, 40_000);
+  }
+});
