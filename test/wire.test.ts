@@ -623,7 +623,7 @@ describe("handshake", () => {
     raw.socket.write(encodeFrame(hello({ role: "peer", auth: true, version: "0.9.0" })));
     await raw.closed;
     expect(errorFrame(raw.frames)?.message).toMatch(
-      /runs berth 0\.9\.0, which proves the cluster secret the older/,
+      /runs a berth \(0\.9\.0\) that proves the cluster secret the older, one-sided way/,
     );
     expect(s.accepted).toHaveLength(0);
   });

@@ -169,8 +169,8 @@ export function handshake(socket: ByteStream, opts: HandshakeOptions): Promise<H
         if (needProof && peer.proofScheme !== PROOF_SCHEME)
           return fail(
             new AuthError(
-              `${opts.label} runs berth ${peer.version}, which proves the cluster secret the older, one-sided ` +
-                `way; run berth ${VERSION} or later on every member`,
+              `${opts.label} runs a berth (${peer.version}) that proves the cluster secret the older, one-sided ` +
+                "way; run the same berth binary on every member",
             ),
             true,
           );
