@@ -572,6 +572,62 @@ describe("handshake", () => {
     expect(s.refused[0]!.code).toBe("auth_failed");
   });
 
+  it("a connector holding the secret refuses a node that does not ask for it, before reading anything from it", async () => {
+    // An impostor on a member's peer address: no secret, answers "no auth" and sends at once.
+    const got: unknown[] = [];
+    const s = await server(null, { secret: null, role: "peer", name: "n3" });
+    s.nextConnection().then((c) => {
+      c.serve({ notify: (_m, p) => got.push(p), request: (_m, p) => got.push(p) });
+      c.notify("raft", [{ type: "vote", from: "n3", to: "a", term: 1000 }]);
+      c.request("leader.kv.write", { key: "/owned" }).catch(() => {});
+    });
+    const err = await rejection(dial(s.l, { secret, role: "peer", name: "a" }));
+    expect(err).toBeInstanceOf(AuthError);
+    expect(err.message).toMatch(/does not hold the cluster secret, so it cannot prove it is a member/);
+    await sleep(50);
+    expect(got).toEqual([]);
+  });
+
+  it("a member's proof cannot vouch for another name: a relay renaming both ends is refused on both sides", async () => {
+    // The impostor listens on a down member's address (n3) and relays the dialer's handshake to a live member (n1),
+    // calling itself n3 on both sides. Proofs bound to nonces and sides alone would let it through.
+    const n1 = await server({ request: () => "replicated data" }, { secret, role: "peer", name: "n1" });
+    const rename = (f: unknown) =>
+      f && typeof f === "object" && (f as { magic?: unknown }).magic === "berth" ? { ...f, name: "n3" } : f;
+    const port = await fakeNode((dialer) => {
+      const upstream = rawSocket(n1.l.address.port);
+      const fromDialer = new FrameDecoder();
+      const fromUpstream = new FrameDecoder();
+      dialer.on("data", (chunk) => {
+        for (const f of fromDialer.push(chunk)) upstream.socket.write(encodeFrame(rename(f)));
+      });
+      upstream.socket.on("data", (chunk) => {
+        for (const f of fromUpstream.push(chunk)) dialer.write(encodeFrame(rename(f)));
+      });
+      upstream.socket.on("close", () => dialer.destroy());
+      dialer.on("close", () => upstream.socket.destroy());
+    });
+    const err = await rejection(
+      connect({ host: "127.0.0.1", port, secret, role: "peer", name: "a", timeoutMs: 2000 }),
+    );
+    expect(err).toBeInstanceOf(AuthError);
+    expect(err.message).toMatch(/did not prove knowledge of the cluster secret/);
+    await until(() => n1.refused.length === 1);
+    expect(n1.refused[0]!.code).toBe("auth_failed");
+    expect(n1.accepted).toHaveLength(0);
+  });
+
+  it("refuses a peer of a release whose proofs bind no names, saying so", async () => {
+    const s = await server({}, { secret, role: "peer" });
+    const raw = rawSocket(s.l.address.port);
+    raw.socket.write(encodeFrame(hello({ role: "peer", auth: true, version: "0.9.0" })));
+    await raw.closed;
+    expect(errorFrame(raw.frames)?.message).toMatch(
+      /runs a berth \(0\.9\.0\) that proves the cluster secret the older, one-sided way/,
+    );
+    expect(s.accepted).toHaveLength(0);
+  });
+
   it("refuses a connector of the other role on both sides", async () => {
     const s = await server({}, { role: "peer" });
     const err = await rejection(dial(s.l, { role: "client" }));

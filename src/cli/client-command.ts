@@ -2,6 +2,7 @@
 // node's error into a one-line message with a meaningful exit code.
 import { readFileSync } from "node:fs";
 import { BerthClient } from "../client/client.ts";
+import { certificateProblem } from "../wire/certificate-problem.ts";
 import type { WireTls } from "../wire/client.ts";
 import { CliError, EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
@@ -72,9 +73,16 @@ export function clientTls(flags: FlagValues): WireTls | null {
       throw new UsageError(`--${flag} ${path}: ${(e as Error).message}`);
     }
   };
+  /** A certificate file, refused here with what is wrong rather than by the TLS library with a decoding error. */
+  const readCert = (flag: string, path: string) => {
+    const pem = read(flag, path);
+    const problem = certificateProblem(pem);
+    if (problem) throw new UsageError(`--${flag} ${path} ${problem}`);
+    return pem;
+  };
   return {
-    ca: ca ? read("ca-file", ca) : undefined,
-    cert: cert ? read("cert-file", cert) : undefined,
+    ca: ca ? readCert("ca-file", ca) : undefined,
+    cert: cert ? readCert("cert-file", cert) : undefined,
     key: key ? read("key-file", key) : undefined,
   };
 }

@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { UsageError } from "../cli/exit-codes.ts";
 import { convert, type FlagSpec, type FlagValues } from "../cli/flags.ts";
+import { certificateProblem } from "../wire/certificate-problem.ts";
 
 export interface NodeConfig {
   name: string;
@@ -473,11 +474,17 @@ function loadTls(
   const cert = read(flags.cert, certPath);
   const key = read(flags.key, keyPath);
   const ca = caPath ? read(flags.ca, caPath) : null;
+  const certCheck = certificateProblem(cert);
+  if (certCheck) throw new UsageError(`--${flags.cert} ${certPath} ${certCheck}`);
+  const caCheck = ca && certificateProblem(ca);
+  if (caCheck) throw new UsageError(`--${flags.ca} ${caPath} ${caCheck}`);
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);
   } catch (e) {
-    throw new UsageError(`--${flags.cert} ${certPath} is not a PEM certificate: ${(e as Error).message}`);
+    throw new UsageError(
+      `--${flags.cert} ${certPath} cannot be read as a certificate: ${(e as Error).message}`,
+    );
   }
   let privateKey: ReturnType<typeof createPrivateKey>;
   try {
@@ -493,7 +500,9 @@ function loadTls(
     try {
       new X509Certificate(ca);
     } catch (e) {
-      throw new UsageError(`--${flags.ca} ${caPath} is not a PEM certificate: ${(e as Error).message}`);
+      throw new UsageError(
+        `--${flags.ca} ${caPath} cannot be read as a certificate: ${(e as Error).message}`,
+      );
     }
   }
   return {

@@ -9,7 +9,7 @@ import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Hello, handshake, type Role } from "
 export interface ConnectOptions {
   host: string;
   port: number;
-  /** Used when the node requires the cluster secret (peer addresses); null for client addresses. */
+  /** Proved to the node, which must prove it back or is refused (peer addresses); null for client addresses. */
   secret: Buffer | null;
   role: Role;
   /** This side's name, shown to the node ("n2", "cli", "console"). */

@@ -1,11 +1,15 @@
 // The handshake that opens every Berth connection, before any envelope (see connection.ts) flows.
 //
-//   both sides   → hello {magic: "berth", protocol, version, role, name, nonce (32 random bytes), auth}
-//                  (`auth`: the acceptor requires the cluster secret / the connector has one)
-//   if the acceptor requires the secret, both sides → {proof: HMAC-SHA256(secret, "berth-auth" || side || role ||
-//                  their nonce || my nonce)}, side being "accept" or "connect" (so a proof cannot be reflected
-//                  back at its author), each verified with timingSafeEqual
+//   both sides   → hello {magic: "berth", protocol, version, role, name, nonce (32 random bytes), auth, proofScheme}
+//                  (`auth`: this side holds the cluster secret; acceptors holding it require it of connectors)
+//   if either side holds the secret, both sides → {proof: HMAC-SHA256(secret, "berth-auth-2" || side || role ||
+//                  connector name || acceptor name || connector nonce || acceptor nonce)}, side being "accept" or
+//                  "connect", each verified with timingSafeEqual. The side keeps a proof from being reflected back
+//                  at its author; the names keep a member's proof from vouching for another name (an impostor on
+//                  a down member's address relaying a live member's handshake).
 //   acceptor     → {ok: true} once it accepted the connector (the connector waits for it)
+// Authentication is mutual: a connector holding the secret refuses an acceptor that does not prove it (one that
+// says "no auth" is refused, never trusted), and an acceptor holding it refuses a connector that does not.
 // Either side may instead send the error frame [3, "error", {code, message}] and close: codes "version_mismatch",
 // "auth_failed", "wrong_role", "handshake_failed". Hello frames must keep this shape in every protocol version, so
 // mismatched binaries can still tell each other apart.
@@ -32,6 +36,8 @@ export interface Hello {
   name: string;
   nonce: Uint8Array;
   auth: boolean;
+  /** The proof this side computes (see the top of this file); absent from binaries whose proofs bound no names. */
+  proofScheme?: number;
 }
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
@@ -39,13 +45,14 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5000;
 const HANDSHAKE_MAX_FRAME = 64 * 1024;
 const NONCE_BYTES = 32;
 const LINGER_MS = 1000;
+const PROOF_SCHEME = 2;
 
 export interface HandshakeOptions {
   side: "accept" | "connect";
   /** accept: the role this address serves; connect: the role this side connects as. */
   role: Role;
   name: string;
-  /** accept: required of connectors when set; connect: used when the acceptor requires it. */
+  /** When set, this side proves it and requires the other side to prove it too (both sides). */
   secret: Buffer | null;
   timeoutMs: number;
   /** How the other end is named in messages ("host:port"). */
@@ -76,6 +83,7 @@ export function handshake(socket: ByteStream, opts: HandshakeOptions): Promise<H
       name: opts.name,
       nonce: myNonce,
       auth: opts.secret !== null && opts.secret.length > 0,
+      proofScheme: PROOF_SCHEME,
     };
     const useSecret = mine.auth ? opts.secret : null;
     let peer: Hello | null = null;
@@ -140,13 +148,33 @@ export function handshake(socket: ByteStream, opts: HandshakeOptions): Promise<H
         const err = checkHello(f, mine, opts);
         if (err) return fail(err, true);
         peer = f as Hello;
-        needProof = opts.side === "accept" ? mine.auth : peer.auth;
+        // An acceptor holding the secret requires it; a connector holding it requires it back, whatever the
+        // acceptor says: a process on a member's address that answers "no auth" must not get Raft traffic.
+        needProof = opts.side === "accept" ? mine.auth : mine.auth || peer.auth;
         if (needProof && !useSecret)
           return fail(
             new AuthError(`${opts.label} requires the cluster secret, and none was configured here`),
             true,
           );
-        if (needProof) send({ proof: proof(useSecret!, opts.side, opts.role, peer.nonce, myNonce) });
+        if (needProof && !peer.auth)
+          return fail(
+            new AuthError(
+              opts.side === "accept"
+                ? `${opts.label} does not hold the cluster secret (is it a member of this cluster?)`
+                : `the endpoint at ${opts.label} does not hold the cluster secret, so it cannot prove it is a ` +
+                    "member (a stranger on a member's address?)",
+            ),
+            true,
+          );
+        if (needProof && peer.proofScheme !== PROOF_SCHEME)
+          return fail(
+            new AuthError(
+              `${opts.label} runs a berth (${peer.version}) that proves the cluster secret the older, one-sided ` +
+                "way; run the same berth binary on every member",
+            ),
+            true,
+          );
+        if (needProof) send({ proof: proof(useSecret!, opts.side, opts.role, ends(opts.side, mine, peer)) });
         else if (opts.side === "accept") {
           send({ ok: true });
           return succeed(rest);
@@ -157,7 +185,7 @@ export function handshake(socket: ByteStream, opts: HandshakeOptions): Promise<H
       if (needProof && !proofOk) {
         const got = m && typeof m === "object" ? m.proof : undefined;
         const other = opts.side === "accept" ? "connect" : "accept";
-        const expected = proof(useSecret!, other, opts.role, myNonce, peer.nonce);
+        const expected = proof(useSecret!, other, opts.role, ends(opts.side, mine, peer));
         if (
           !(got instanceof Uint8Array) ||
           got.length !== expected.length ||
@@ -267,19 +295,33 @@ function checkHello(f: unknown, mine: Hello, opts: HandshakeOptions): WireError 
   return null;
 }
 
-/** What `side` sends to prove it knows the secret: bound to both nonces, its side and the role. */
+/** The two hellos as connector and acceptor, whichever side this is. */
+function ends(side: "accept" | "connect", mine: Hello, peer: Hello): { connector: Hello; acceptor: Hello } {
+  return side === "connect" ? { connector: mine, acceptor: peer } : { connector: peer, acceptor: mine };
+}
+
+/** What `side` sends to prove it knows the secret: bound to its side, the role, both names and both nonces. */
 function proof(
   secret: Buffer,
   side: string,
   role: string,
-  theirNonce: Uint8Array,
-  myNonce: Uint8Array,
+  { connector, acceptor }: { connector: Hello; acceptor: Hello },
 ): Buffer {
   return createHmac("sha256", secret)
-    .update("berth-auth")
+    .update("berth-auth-2")
     .update(side)
     .update(role)
-    .update(theirNonce)
-    .update(myNonce)
+    .update(lengthPrefixed(connector.name))
+    .update(lengthPrefixed(acceptor.name))
+    .update(connector.nonce)
+    .update(acceptor.nonce)
     .digest();
+}
+
+/** A name with its length in front, so the boundary between the two names cannot move. */
+function lengthPrefixed(s: string): Buffer {
+  const bytes = Buffer.from(s, "utf8");
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(bytes.length);
+  return Buffer.concat([len, bytes]);
 }
