@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { UnitState } from "../src/agent/agent.ts";
 import { monotonicMs } from "../src/agent/lease.ts";
-import { runSupervisor, SUPERVISOR_SOCKET } from "../src/agent/supervisor.ts";
+import { runSupervisor, SUPERVISOR_PROTOCOL, SUPERVISOR_SOCKET } from "../src/agent/supervisor.ts";
 import { detectPlacement } from "../src/agent/unit-cgroup.ts";
 import { Connection } from "../src/wire/connection.ts";
 import { sweepAgentCgroups } from "./support/cgroups.ts";
@@ -48,7 +48,9 @@ describe("berth supervise", () => {
           if (method === "state") states.set((params as UnitState).name, params as UnitState);
         },
       });
-      await conn.request("hello", {}, { timeoutMs: 5000 });
+      const hello = (await conn.request("hello", {}, { timeoutMs: 5000 })) as { protocol?: number };
+      // Versioned: a node upgraded in place can tell what the running supervisor speaks.
+      expect(hello.protocol).toBe(SUPERVISOR_PROTOCOL);
       conn.notify("lease", { issuedAt: monotonicMs() });
       conn.notify("reconcile", {
         specs: [

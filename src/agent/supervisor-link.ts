@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Connection } from "../wire/connection.ts";
 import type { JournalLine, UnitSpec, UnitState } from "./agent.ts";
 import type { ClusterAccess } from "./machine-keepalive.ts";
-import { SUPERVISOR_MAX_FRAME, SUPERVISOR_SOCKET } from "./supervisor.ts";
+import { SUPERVISOR_MAX_FRAME, SUPERVISOR_PROTOCOL, SUPERVISOR_SOCKET } from "./supervisor.ts";
 import type { UnitHost } from "./unit-host.ts";
 
 export interface LinkOptions {
@@ -157,15 +157,26 @@ export class SupervisorLink implements UnitHost {
     const hello = (await conn.request("hello", {}, { timeoutMs: START_TIMEOUT_MS })) as {
       pid: number;
       states: UnitState[];
+      /** Absent before the protocol was versioned (protocol 0). */
+      protocol?: number;
+      version?: string;
     };
     this.conn = conn;
     this.refreshClusterAccess();
     const held = new Set(hello.states.map((s) => s.name));
     for (const name of [...this.mirror.keys()]) if (!held.has(name)) this.forget(name);
     for (const s of hello.states) this.setState(s);
+    const protocol = hello.protocol ?? 0;
     this.o.logger(
-      `[agent] unit supervisor ${hello.pid} connected, holding ${hello.states.length} unit${hello.states.length === 1 ? "" : "s"}`,
+      `[agent] unit supervisor ${hello.pid} (berth ${hello.version ?? "before 0.1"}, protocol ${protocol}) connected, holding ${hello.states.length} unit${hello.states.length === 1 ? "" : "s"}`,
     );
+    if (protocol !== SUPERVISOR_PROTOCOL)
+      this.o.logger(
+        `[agent] warning: the unit supervisor speaks protocol ${protocol}, this node ${SUPERVISOR_PROTOCOL}: ` +
+          `what the ${protocol < SUPERVISOR_PROTOCOL ? "supervisor" : "node"} does not know is ignored (an older ` +
+          "supervisor does not keep the machine alive while the node is away); it is replaced by this node's once " +
+          "it exits, e.g. after `berth stop` of every unit or a SIGTERM to it",
+      );
     conn.onClose((err) => {
       if (this.closed) return;
       this.o.logger(`[agent] unit supervisor connection lost (${err.message}); reconnecting`);

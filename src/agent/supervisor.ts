@@ -24,6 +24,7 @@ import {
 } from "node:fs";
 import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
+import { VERSION } from "../version.ts";
 import { Connection } from "../wire/connection.ts";
 import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
 import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
@@ -39,6 +40,12 @@ export interface SupervisorOptions {
 }
 
 export const SUPERVISOR_SOCKET = "supervisor.sock";
+/**
+ * The node ↔ supervisor protocol. A node upgraded in place talks to the supervisor of the previous binary (the
+ * units live there), so messages only ever get added: unknown notifications are ignored on both sides. Bump this
+ * when a message changes meaning; the node then says which side is older.
+ */
+export const SUPERVISOR_PROTOCOL = 1;
 const SUPERVISOR_PID_FILE = "supervisor.pid";
 /** With no node connected and no unit held for this long, the supervisor exits (a node starts a new one). */
 const IDLE_EXIT_MS = 10_000;
@@ -99,7 +106,13 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     conn.serve({
       request: async (method, params) => {
         const p = (params ?? {}) as { name?: string; lines?: number };
-        if (method === "hello") return { pid: process.pid, states: agent.states().map(wireState) };
+        if (method === "hello")
+          return {
+            pid: process.pid,
+            states: agent.states().map(wireState),
+            protocol: SUPERVISOR_PROTOCOL,
+            version: VERSION,
+          };
         if (method === "status") return agent.status(String(p.name));
         if (method === "journal") return agent.journal(String(p.name), { lines: Number(p.lines ?? 10) });
         throw new Error(`unknown supervisor method "${method}"`);
