@@ -6,6 +6,7 @@ import { keyLimitError } from "../kv/path.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
+import { registryWriteProblem } from "../sched/registry-records.ts";
 import { badRequest, isKvError, kvFailure, unavailable, withTimeout } from "./errors.ts";
 import { commandFor } from "./kv-requests.ts";
 import type { LeaderRouter } from "./leader-router.ts";
@@ -46,6 +47,10 @@ export class KvService {
     // Before anything is proposed, on the node the client asked (the store refuses the same keys when applying).
     const tooBig = req.method === "DELETE" ? null : keyLimitError(req.key);
     if (tooBig !== null) throw kvFailure(new KvError(209, tooBig, this.store.index));
+    // The scheduler's own records (every writer passes here: clients, HTTP, the node's services): 106, as etcd
+    // answers a write under its own /_etcd.
+    const notARecord = registryWriteProblem(req);
+    if (notARecord !== null) throw kvFailure(new KvError(106, notARecord, this.store.index));
     const result = (await this.router.call("kv.write", req)) as KvResult;
     // Read-your-writes on this node (as etcd answers only once the member that took the write applied it):
     // a forwarded write is answered after this replica caught up, or after the timeout at worst.
