@@ -233,6 +233,8 @@ export interface ClientMethods {
   "units.cat": [{ name: string }, { name: string; text: string }];
   "units.states": [Record<string, never>, UnitStateRow[]];
   "machines.list": [Record<string, never>, MachineInfo[]];
+  /** Records under /_berth left out of the scheduler's view because they could not be read (key, why). */
+  "registry.problems": [Record<string, never>, { key: string; problem: string }[]];
   /** Unknown units: not_found; a unit placed nowhere (or not known to its machine's agent): not_loaded. */
   "units.status": [{ names: string[] }, UnitStatus[]];
   /** The last `lines` lines (default 10) of a unit's journal, from the machine running it. */

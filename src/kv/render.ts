@@ -1,6 +1,7 @@
 // Turning tree nodes into etcd's NodeExtern documents, with its field order and omitempty rules.
+import { joinKey } from "./path.ts";
 import type { TreeNode } from "./tree.ts";
-import { isHiddenNode } from "./tree.ts";
+import { isHiddenNode, pathOf } from "./tree.ts";
 import type { KvNode } from "./types.ts";
 
 /** Go's time.Time.Format(time.RFC3339Nano) in UTC for a ms timestamp: trailing zeros of the fraction trimmed. */
@@ -30,10 +31,16 @@ function addExpiration(doc: KvNode, n: TreeNode, now: number): void {
   if (ttl !== 0) doc.ttl = ttl;
 }
 
-function visibleChildren(n: TreeNode, recursive: boolean, sorted: boolean, now: number): KvNode[] {
+function visibleChildren(
+  n: TreeNode,
+  path: string,
+  recursive: boolean,
+  sorted: boolean,
+  now: number,
+): KvNode[] {
   const out: KvNode[] = [];
   for (const child of (n.children as Map<string, TreeNode>).values()) {
-    if (!isHiddenNode(child)) out.push(repr(child, recursive, sorted, now));
+    if (!isHiddenNode(child)) out.push(repr(child, recursive, sorted, now, joinKey(path, child.name)));
   }
   if (sorted) out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   return out;
@@ -41,15 +48,22 @@ function visibleChildren(n: TreeNode, recursive: boolean, sorted: boolean, now: 
 
 /**
  * etcd's node.Repr: a file with its value, a directory with its children only when recursive. Properties are
- * created in NodeExtern order (key, value, dir, expiration, ttl, nodes, modifiedIndex, createdIndex).
+ * created in NodeExtern order (key, value, dir, expiration, ttl, nodes, modifiedIndex, createdIndex). `path` is
+ * the node's key when the caller has it (a listing builds each child's from its parent's).
  */
-export function repr(n: TreeNode, recursive: boolean, sorted: boolean, now: number): KvNode {
-  const doc = { key: n.path } as KvNode;
+export function repr(
+  n: TreeNode,
+  recursive: boolean,
+  sorted: boolean,
+  now: number,
+  path = pathOf(n),
+): KvNode {
+  const doc = { key: path } as KvNode;
   if (n.children === null) doc.value = n.value;
   else doc.dir = true;
   addExpiration(doc, n, now);
   if (n.children !== null && recursive) {
-    const nodes = visibleChildren(n, true, sorted, now);
+    const nodes = visibleChildren(n, path, true, sorted, now);
     if (nodes.length > 0) doc.nodes = nodes; // omitempty
   }
   doc.modifiedIndex = n.modifiedIndex;
@@ -60,15 +74,16 @@ export function repr(n: TreeNode, recursive: boolean, sorted: boolean, now: numb
 /** etcd's loadInternalNode (what a get returns): a directory always lists one level of children. */
 export function reprForGet(n: TreeNode, recursive: boolean, sorted: boolean, now: number): KvNode {
   // The root is the one node etcd shows without key and indexes (its path and indexes are Go zero values).
-  const doc = (n.path === "/" ? {} : { key: n.path }) as KvNode;
+  const path = pathOf(n);
+  const doc = (path === "/" ? {} : { key: path }) as KvNode;
   if (n.children === null) doc.value = n.value;
   else doc.dir = true;
   addExpiration(doc, n, now);
   if (n.children !== null) {
-    const nodes = visibleChildren(n, recursive, sorted, now);
+    const nodes = visibleChildren(n, path, recursive, sorted, now);
     if (nodes.length > 0) doc.nodes = nodes;
   }
-  if (n.path === "/") return doc;
+  if (path === "/") return doc;
   doc.modifiedIndex = n.modifiedIndex;
   doc.createdIndex = n.createdIndex;
   return doc;

@@ -4,9 +4,9 @@
 import { Packr } from "msgpackr";
 import type { KvCommand } from "./commands.ts";
 import { EventHistory, type HistoryEntry } from "./history.ts";
-import { cleanKey, joinKey, segments } from "./path.ts";
+import { cleanKey, joinKey, keyLimitError, segments } from "./path.ts";
 import { eventNode, repr, reprForGet } from "./render.ts";
-import { nameOf, newNode, type TreeNode, TtlHeap } from "./tree.ts";
+import { newNode, pathOf, type TreeNode, TtlHeap } from "./tree.ts";
 
 export type { TreeNode } from "./tree.ts";
 
@@ -44,20 +44,28 @@ const STAT_OF: Record<Exclude<KvCommand["op"], "expire">, [StatName, StatName]> 
   cad: ["compareAndDeleteSuccess", "compareAndDeleteFail"],
 };
 
-/** Snapshot layout (version 1): nodes flat in pre-order so a deep or wide tree never recurses while encoding. */
+/**
+ * Snapshot layout (version 2): nodes flat in pre-order so a deep or wide tree never recurses while encoding, each
+ * with its depth and own name, so the size is linear in the data (version 1 held every node's full path:
+ * quadratic in a key's depth; still restored).
+ */
 interface SnapshotDoc {
-  v: 1;
+  v: 2;
   index: number;
-  /** [path, dir (1|0), value, createdIndex, modifiedIndex, expireTime | null], parents before children. */
-  nodes: [string, number, string, number, number, number | null][];
+  /** [depth (1 = below the root), name, dir (1|0), value, createdIndex, modifiedIndex, expireTime | null]. */
+  nodes: [number, string, number, string, number, number, number | null][];
   history: [KvEvent, number][];
   stats: number[];
 }
 
+/** Version 1: [path, dir, value, createdIndex, modifiedIndex, expireTime], parents before children. */
+type SnapshotNodeV1 = [string, number, string, number, number, number | null];
+type SnapshotV1 = { v: 1; nodes: SnapshotNodeV1[] };
+
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 export class KvStore {
-  private root: TreeNode = newNode("/", true, "", 0, null, null);
+  private root: TreeNode = newNode("", true, "", 0, null, null);
   private currentIndex = 0;
   private ttlHeap = new TtlHeap();
   private hub = new WatcherHub(new EventHistory(EVENT_HISTORY_SIZE));
@@ -71,7 +79,7 @@ export class KvStore {
 
   apply(cmd: KvCommand): KvEvent | KvEvent[] | KvError {
     if (cmd.op === "expire") return this.expire(cmd.now);
-    const result = this.applyWrite(cmd);
+    const result = this.overLimit(cmd) ?? this.applyWrite(cmd);
     const [ok, fail] = STAT_OF[cmd.op];
     this.bump(result instanceof KvError ? fail : ok);
     return result;
@@ -135,18 +143,20 @@ export class KvStore {
 
   snapshot(): Uint8Array {
     const nodes: SnapshotDoc["nodes"] = [];
-    const stack: TreeNode[] = [...(this.root.children as Map<string, TreeNode>).values()].reverse();
+    const stack: [TreeNode, number][] = [];
+    const pushChildren = (dir: TreeNode, depth: number): void => {
+      // Pushed in reverse so children pop in order; a loop, not a spread: a directory may hold 100k keys.
+      const kids = [...(dir.children as Map<string, TreeNode>).values()];
+      for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i] as TreeNode, depth]);
+    };
+    pushChildren(this.root, 1);
     while (stack.length > 0) {
-      const n = stack.pop() as TreeNode;
-      nodes.push([n.path, n.children ? 1 : 0, n.value, n.createdIndex, n.modifiedIndex, n.expireTime]);
-      if (n.children) {
-        // Pushed in reverse so children pop in order; a loop, not a spread: a directory may hold 100k keys.
-        const kids = [...n.children.values()];
-        for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i] as TreeNode);
-      }
+      const [n, depth] = stack.pop() as [TreeNode, number];
+      nodes.push([depth, n.name, n.children ? 1 : 0, n.value, n.createdIndex, n.modifiedIndex, n.expireTime]);
+      if (n.children) pushChildren(n, depth + 1);
     }
     const doc: SnapshotDoc = {
-      v: 1,
+      v: 2,
       index: this.currentIndex,
       nodes,
       history: this.hub.history.entries().map((h) => [h.event, h.refresh ? 1 : 0]),
@@ -160,20 +170,36 @@ export class KvStore {
    * they are caught up from the restored history and then continue with new events.
    */
   restore(data: Uint8Array): void {
-    const doc = packr.unpack(data) as SnapshotDoc;
-    if (doc?.v !== 1) throw new Error("not a key/value store snapshot");
+    const doc = packr.unpack(data) as SnapshotDoc | (Omit<SnapshotDoc, "v" | "nodes"> & SnapshotV1);
+    if (doc?.v !== 1 && doc?.v !== 2) throw new Error("not a key/value store snapshot");
     this.ttlHeap.clear();
-    this.root = newNode("/", true, "", 0, null, null);
-    const byPath = new Map<string, TreeNode>([["/", this.root]]);
-    for (const [path, dir, value, created, modified, expireTime] of doc.nodes) {
-      const parentPath = path.slice(0, Math.max(1, path.lastIndexOf("/")));
-      const parent = byPath.get(parentPath);
-      if (!parent?.children) throw new Error(`snapshot node ${path} has no parent directory`);
-      const n = newNode(path, dir === 1, value, created, parent, expireTime ?? null);
+    this.root = newNode("", true, "", 0, null, null);
+    const add = (parent: TreeNode | undefined, name: string, node: SnapshotNodeV1, where: () => string) => {
+      if (!parent?.children) throw new Error(`snapshot node ${where()} has no parent directory`);
+      const [, dir, value, created, modified, expireTime] = node;
+      const n = newNode(name, dir === 1, value, created, parent, expireTime ?? null);
       n.modifiedIndex = modified;
-      parent.children.set(nameOf(n), n);
-      if (n.children) byPath.set(path, n);
+      parent.children.set(name, n);
       if (n.expireTime !== null) this.ttlHeap.push(n);
+      return n;
+    };
+    if (doc.v === 1) {
+      const byPath = new Map<string, TreeNode>([["/", this.root]]);
+      for (const node of doc.nodes) {
+        const path = node[0];
+        const slash = path.lastIndexOf("/");
+        const n = add(byPath.get(path.slice(0, Math.max(1, slash))), path.slice(slash + 1), node, () => path);
+        if (n.children) byPath.set(path, n);
+      }
+    } else {
+      // chain[d] is the directory the next node of depth d + 1 goes into (pre-order: its latest one).
+      const chain: TreeNode[] = [this.root];
+      for (const [depth, name, ...rest] of doc.nodes) {
+        const parent = depth >= 1 && depth <= chain.length ? chain[depth - 1] : undefined;
+        const n = add(parent, name, [name, ...rest], () => `${name} (depth ${depth})`);
+        chain.length = depth;
+        chain.push(n);
+      }
     }
     this.currentIndex = doc.index;
     this.hub.history.reset(doc.history.map(([event, r]): HistoryEntry => ({ event, refresh: r === 1 })));
@@ -256,10 +282,10 @@ export class KvStore {
       const children = d.children as Map<string, TreeNode>;
       const child = children.get(seg);
       if (child) {
-        if (!child.children) return this.error(104, child.path);
+        if (!child.children) return this.error(104, pathOf(child));
         d = child;
       } else {
-        const made = newNode(joinKey(d.path, seg), true, "", next, d, null);
+        const made = newNode(seg, true, "", next, d, null);
         children.set(seg, made);
         d = made;
       }
@@ -273,7 +299,7 @@ export class KvStore {
       prevNode = repr(existing, false, false, now);
       this.detach(existing); // a replaced file is not announced as deleted (etcd passes no callback)
     }
-    const n = newNode(path, dir, value, next, d, expireTime);
+    const n = newNode(name, dir, value, next, d, expireTime);
     children.set(name, n);
     if (expireTime !== null) this.ttlHeap.push(n);
     this.currentIndex = next;
@@ -348,8 +374,8 @@ export class KvStore {
     if (n instanceof KvError) return n;
     if (recursive) dir = true;
     if (n.children) {
-      if (!dir) return this.error(102, n.path);
-      if (n.children.size > 0 && !recursive) return this.error(108, n.path);
+      if (!dir) return this.error(102, path);
+      if (n.children.size > 0 && !recursive) return this.error(108, path);
     }
     const next = this.currentIndex + 1;
     const e: KvEvent = {
@@ -393,7 +419,7 @@ export class KvStore {
       const next = this.currentIndex + 1;
       const e: KvEvent = {
         action: "expire",
-        node: eventNode(n.path, n.children ? { dir: true } : {}, null, next, n.createdIndex),
+        node: eventNode(pathOf(n), n.children ? { dir: true } : {}, null, next, n.createdIndex),
         prevNode: repr(n, false, false, now),
       };
       this.removeAndNotify(n, e);
@@ -408,21 +434,32 @@ export class KvStore {
   /** Removes `n` and everything below it, telling watchers on each removed path, then publishes `e`. */
   private removeAndNotify(n: TreeNode, e: KvEvent): void {
     const delivered = new Set<object>();
-    const removeTree = (node: TreeNode): void => {
-      if (node.children) for (const child of [...node.children.values()]) removeTree(child);
+    const removeTree = (node: TreeNode, path: string): void => {
+      if (node.children)
+        for (const child of [...node.children.values()]) removeTree(child, joinKey(path, child.name));
       this.detach(node);
-      this.hub.notifyPath(e, node.path, true, delivered);
+      this.hub.notifyPath(e, path, true, delivered);
     };
-    removeTree(n);
+    removeTree(n, e.node.key);
     this.currentIndex = e.node.modifiedIndex;
-    this.changed(n.path);
+    this.changed(e.node.key);
     this.hub.notify(e, delivered);
   }
 
   private detach(n: TreeNode): void {
-    const name = nameOf(n);
-    if (n.parent?.children?.get(name) === n) n.parent.children.delete(name);
+    if (n.parent?.children?.get(n.name) === n) n.parent.children.delete(n.name);
     this.ttlHeap.remove(n);
+  }
+
+  /**
+   * A write whose key is over the limits is refused here too, not only before it is proposed: an entry written
+   * by an older version (or a bug) is answered with an error on every replica instead of building its tree.
+   * Deletes are exempt: they build nothing, and they can remove an over-limit key an older version stored.
+   */
+  private overLimit(cmd: Exclude<KvCommand, { op: "expire" }>): KvError | null {
+    if (cmd.op === "delete" || cmd.op === "cad") return null;
+    const why = keyLimitError(cmd.key);
+    return why === null ? null : this.error(209, why);
   }
 
   /** etcd's node.UpdateTTL: null makes the node permanent. */
@@ -440,10 +477,13 @@ export class KvStore {
   /** etcd's internalGet: 104 names the file met on the way, 100 the first missing path. */
   private lookup(path: string): TreeNode | KvError {
     let cur = this.root;
-    for (const seg of segments(path)) {
-      if (!cur.children) return this.error(104, cur.path);
-      const child = cur.children.get(seg);
-      if (!child) return this.error(100, joinKey(cur.path, seg));
+    const segs = segments(path);
+    // The causes name a prefix of `path`, built only on failure (building each level's path costs depth squared).
+    const prefix = (levels: number) => `/${segs.slice(0, levels).join("/")}`;
+    for (let i = 0; i < segs.length; i++) {
+      if (!cur.children) return this.error(104, prefix(i));
+      const child = cur.children.get(segs[i] as string);
+      if (!child) return this.error(100, prefix(i + 1));
       cur = child;
     }
     return cur;

@@ -1,7 +1,11 @@
 // The in-memory node tree and the TTL heap (etcd's node.go and ttl_key_heap.go).
 
 export interface TreeNode {
-  path: string;
+  /**
+   * The node's own segment ("" for the root). Not the full path: a chain of N levels would then hold N paths of
+   * up to N segments, memory quadratic in the key (pathOf builds the path when one is needed).
+   */
+  name: string;
   /** Files only; "" for directories. */
   value: string;
   /** null for files: a directory is exactly a node with a children map (etcd's IsDir). */
@@ -16,7 +20,7 @@ export interface TreeNode {
 }
 
 export function newNode(
-  path: string,
+  name: string,
   dir: boolean,
   value: string,
   index: number,
@@ -24,7 +28,7 @@ export function newNode(
   expireTime: number | null,
 ): TreeNode {
   return {
-    path,
+    name,
     value: dir ? "" : value,
     children: dir ? new Map() : null,
     parent,
@@ -35,13 +39,16 @@ export function newNode(
   };
 }
 
-export function nameOf(node: TreeNode): string {
-  return node.path.slice(node.path.lastIndexOf("/") + 1);
+/** The node's key, built from the names up to the root ("/" for the root itself). */
+export function pathOf(node: TreeNode): string {
+  const names: string[] = [];
+  for (let n: TreeNode | null = node; n?.parent; n = n.parent) names.push(n.name);
+  return `/${names.reverse().join("/")}`;
 }
 
 /** etcd's IsHidden: the node's own name starts with "_". */
 export function isHiddenNode(node: TreeNode): boolean {
-  return nameOf(node).startsWith("_");
+  return node.name.startsWith("_");
 }
 
 /**
@@ -97,7 +104,8 @@ export class TtlHeap {
     const y = this.items[b] as TreeNode;
     const dx = x.expireTime as number;
     const dy = y.expireTime as number;
-    return dx < dy || (dx === dy && x.path < y.path);
+    // Paths are built only on a tie (keys written in the same millisecond with the same TTL).
+    return dx < dy || (dx === dy && pathOf(x) < pathOf(y));
   }
 
   private swap(a: number, b: number): void {

@@ -5,6 +5,18 @@
 /** Largest value accepted (etcd's default request limit is 1.5 MiB; ours is documented as 1 MiB). */
 export const MAX_VALUE_BYTES = 1024 * 1024;
 
+/**
+ * Largest key, in UTF-8 bytes as the client sent it (before cleaning). etcd v2 names none (its requests are bounded
+ * at 1.5 MiB); 8 KiB is twice Linux's PATH_MAX, far above any fleet, confd or Kubernetes-era key.
+ */
+export const MAX_KEY_BYTES = 8 * 1024;
+
+/**
+ * Most levels a key may name (segments after cleaning; an in-order POST adds one). Real trees are a few to a few
+ * dozen deep; each level is a directory node, so the cap bounds what one write can add to the tree.
+ */
+export const MAX_KEY_DEPTH = 256;
+
 /** Events kept for watches that start from an older index (etcd keeps 1000). */
 export const EVENT_HISTORY_SIZE = 1000;
 

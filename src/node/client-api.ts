@@ -66,6 +66,8 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
           return d.units.states();
         case "machines.list":
           return d.units.machines();
+        case "registry.problems":
+          return d.units.problems();
         case "machines.containers":
           return need(d.machineContainers, method).containers(optStr(p, "machine"));
         case "units.status":

@@ -5,13 +5,12 @@ import type { MemberHealth, MemberInfo, NodeStatus } from "../client/protocol.ts
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent } from "../kv/types.ts";
 import type { RaftDriver } from "../raft/driver.ts";
-import { REGISTRY_DIR } from "../sched/registry.ts";
+import { CLUSTER_ID_KEY, MEMBERS_DIR } from "../sched/registry.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
 import type { LeaderRouter } from "./leader-router.ts";
 
-export const MEMBERS_DIR = `${REGISTRY_DIR}/members`;
-export const CLUSTER_ID_KEY = `${REGISTRY_DIR}/cluster-id`;
+export { CLUSTER_ID_KEY, MEMBERS_DIR };
 
 export interface MemberAttributes {
   clientAddr: string;

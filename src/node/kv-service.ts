@@ -2,9 +2,11 @@
 // writes routed to the leader, and watches served from this node's own replica.
 import type { KvGetParams, KvResult, KvWatchParams, KvWriteRequest } from "../client/protocol.ts";
 import { encodeCommand } from "../kv/commands.ts";
+import { keyLimitError } from "../kv/path.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
+import { registryWriteProblem } from "../sched/registry-records.ts";
 import { badRequest, isKvError, kvFailure, unavailable, withTimeout } from "./errors.ts";
 import { commandFor } from "./kv-requests.ts";
 import type { LeaderRouter } from "./leader-router.ts";
@@ -55,6 +57,13 @@ export class KvService {
   /** Any node accepts a write; the leader stamps it with its clock and appends it to the log. */
   async write(req: KvWriteRequest): Promise<KvResult> {
     validateWrite(req);
+    // Before anything is proposed, on the node the client asked (the store refuses the same keys when applying).
+    const tooBig = req.method === "DELETE" ? null : keyLimitError(req.key);
+    if (tooBig !== null) throw kvFailure(new KvError(209, tooBig, this.store.index));
+    // The scheduler's own records (every writer passes here: clients, HTTP, the node's services): 106, as etcd
+    // answers a write under its own /_etcd.
+    const notARecord = registryWriteProblem(req);
+    if (notARecord !== null) throw kvFailure(new KvError(106, notARecord, this.store.index));
     const result = (await this.router.call("kv.write", req)) as KvResult;
     // Read-your-writes on this node (as etcd answers only once the member that took the write applied it):
     // a forwarded write is answered after this replica caught up, or after the timeout at worst.

@@ -18,6 +18,7 @@ import {
   unitFileKey,
   unitKey,
 } from "../sched/registry.ts";
+import type { RegistryProblem } from "../sched/registry-records.ts";
 import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../sched/unit-file.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
@@ -142,6 +143,12 @@ export class UnitService {
   async machines(): Promise<MachineInfo[]> {
     await this.kv.sync();
     return [...readRegistry(this.store).machines.values()].sort((a, b) => cmp(a.id, b.id));
+  }
+
+  /** The registry records left out because they could not be read. */
+  async problems(): Promise<RegistryProblem[]> {
+    await this.kv.sync();
+    return readRegistry(this.store).problems;
   }
 
   private prepare(u: UnitSubmission, view: RegistryView): CanonicalUnit {

@@ -12,6 +12,7 @@ import {
   scheduleKey,
   stateKey,
 } from "./registry.ts";
+import type { RegistryProblem } from "./registry-records.ts";
 import { parseUnitName } from "./unit-file.ts";
 
 export interface EngineDeps {
@@ -38,6 +39,8 @@ export class Engine {
   private stopped = true;
   private timers: ReturnType<typeof setInterval>[] = [];
   private lastAlive = new Map<string, boolean>();
+  /** Unreadable registry records already logged (key -> why), so each is logged once, not every pass. */
+  private logged = new Map<string, string>();
   /** Resolves when the current pass (and any pass it queued) is over; for tests and shutdown. */
   private idle: Promise<void> = Promise.resolve();
 
@@ -95,6 +98,7 @@ export class Engine {
 
   private async pass(): Promise<void> {
     const view = this.d.readView();
+    this.logProblems(view.problems);
     const writes: KvWriteRequest[] = [];
 
     // 1. Machines: who is alive now, and the transitions to record.
@@ -156,6 +160,14 @@ export class Engine {
           writes.push({ method: "DELETE", key: stateKey(unit, machine) });
 
     await this.apply(writes);
+  }
+
+  /** The registry leaves unreadable records out of the view; the pass goes on without them, and says so. */
+  private logProblems(problems: RegistryProblem[]): void {
+    const now = new Map(problems.map((p) => [p.key, p.problem]));
+    for (const [key, problem] of now)
+      if (this.logged.get(key) !== problem) this.d.logger?.(`skipping registry record ${key}: ${problem}`);
+    this.logged = now;
   }
 
   private async apply(writes: KvWriteRequest[]): Promise<void> {

@@ -7,8 +7,21 @@
 //   /_berth/machines/<id>/info        {"id","name","publicIp","metadata"}    written by each node for itself
 //   /_berth/machines/<id>/state       "up" | "lost"                          written by the leader's engine
 //   /_berth/states/<name>/<machine>   the agent's report for that unit        written by that machine's agent
+//   /_berth/members/<member name>     {"clientAddr","httpAddr","version"}    written by each node for itself
+//   /_berth/cluster-id                the cluster's id                        written once by the first leader
+//
+// A record that does not have its shape (registry-records.ts) is left out of the view and listed in its problems.
 import type { DesiredState, MachineInfo } from "../client/protocol.ts";
 import type { KvStore, TreeNode } from "../kv/store.ts";
+import {
+  type Checked,
+  checkAgentReport,
+  checkMachineRecord,
+  checkMachineState,
+  checkScheduleRecord,
+  checkUnitRecord,
+  type RegistryProblem,
+} from "./registry-records.ts";
 
 /** Everything below is the cluster's own (hidden from listings by the leading "_"). */
 export const REGISTRY_DIR = "/_berth";
@@ -17,6 +30,8 @@ export const UNITS_DIR = `${REGISTRY_DIR}/units`;
 export const SCHEDULE_DIR = `${REGISTRY_DIR}/schedule`;
 export const MACHINES_DIR = `${REGISTRY_DIR}/machines`;
 export const STATES_DIR = `${REGISTRY_DIR}/states`;
+export const MEMBERS_DIR = `${REGISTRY_DIR}/members`;
+export const CLUSTER_ID_KEY = `${REGISTRY_DIR}/cluster-id`;
 
 export const unitFileKey = (hash: string) => `${UNIT_FILES_DIR}/${hash}`;
 export const unitKey = (name: string) => `${UNITS_DIR}/${name}`;
@@ -54,6 +69,8 @@ export interface RegistryView {
   machines: Map<string, MachineInfo>;
   /** unit -> machine -> report */
   states: Map<string, Map<string, AgentReport>>;
+  /** Records left out because they could not be read, by key. */
+  problems: RegistryProblem[];
 }
 
 /**
@@ -83,6 +100,9 @@ class RegistryModel {
   private schedule = new Map<string, ScheduleRecord>();
   private machines = new Map<string, MachineInfo>();
   private states = new Map<string, Map<string, AgentReport>>();
+  /** key -> why its record was left out; kept key by key like the maps. */
+  private readonly problems = new Map<string, string>();
+  private readonly report = (key: string, problem: string) => this.problems.set(key, problem);
 
   constructor(private readonly store: KvStore) {
     store.onChange((path) => this.changed(path));
@@ -119,7 +139,16 @@ class RegistryModel {
       schedule: new Map(this.schedule),
       machines: new Map(this.machines),
       states: new Map(this.states),
+      problems: [...this.problems]
+        .map(([key, problem]) => ({ key, problem }))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)),
     };
+  }
+
+  /** Forgets the problems of keys about to be read again. */
+  private forget(prefix: string): void {
+    for (const key of this.problems.keys())
+      if (key === prefix || key.startsWith(`${prefix}/`)) this.problems.delete(key);
   }
 
   private rebuild(): void {
@@ -128,49 +157,56 @@ class RegistryModel {
     this.dirtySchedule.clear();
     this.dirtyStates.clear();
     this.dirtyMachines = false;
+    this.problems.clear();
     const store = this.store;
+    const report = this.report;
     this.units = new Map();
     for (const [name, n] of children(store, UNITS_DIR)) {
-      const rec = unitRecord(n);
+      const rec = record(n, unitKey(name), checkUnitRecord, report);
       if (rec) this.units.set(name, rec);
     }
     this.schedule = new Map();
     for (const [name, n] of children(store, SCHEDULE_DIR)) {
-      const rec = scheduleRecord(n);
+      const rec = record(n, scheduleKey(name), checkScheduleRecord, report);
       if (rec) this.schedule.set(name, rec);
     }
-    this.machines = readMachines(store);
+    this.machines = readMachines(store, report);
     this.states = new Map();
     for (const [unit, unitDir] of children(store, STATES_DIR)) {
-      const perMachine = reports(unitDir);
+      const perMachine = reports(unit, unitDir, report);
       if (perMachine.size > 0) this.states.set(unit, perMachine);
     }
   }
 
   private catchUp(): void {
     const store = this.store;
+    const report = this.report;
     if (this.dirtyUnits.size > 0) {
-      this.units = update(this.units, this.dirtyUnits, (name) =>
-        unitRecord(store.peek(`${UNITS_DIR}/${name}`)),
-      );
+      this.units = update(this.units, this.dirtyUnits, (name) => {
+        this.forget(unitKey(name));
+        return record(store.peek(unitKey(name)), unitKey(name), checkUnitRecord, report);
+      });
       this.dirtyUnits.clear();
     }
     if (this.dirtySchedule.size > 0) {
-      this.schedule = update(this.schedule, this.dirtySchedule, (name) =>
-        scheduleRecord(store.peek(`${SCHEDULE_DIR}/${name}`)),
-      );
+      this.schedule = update(this.schedule, this.dirtySchedule, (name) => {
+        this.forget(scheduleKey(name));
+        return record(store.peek(scheduleKey(name)), scheduleKey(name), checkScheduleRecord, report);
+      });
       this.dirtySchedule.clear();
     }
     if (this.dirtyStates.size > 0) {
       this.states = update(this.states, this.dirtyStates, (unit) => {
+        this.forget(`${STATES_DIR}/${unit}`);
         const dir = store.peek(`${STATES_DIR}/${unit}`);
-        const perMachine = dir ? reports(dir) : null;
+        const perMachine = dir ? reports(unit, dir, report) : null;
         return perMachine && perMachine.size > 0 ? perMachine : null;
       });
       this.dirtyStates.clear();
     }
     if (this.dirtyMachines) {
-      this.machines = readMachines(store);
+      this.forget(MACHINES_DIR);
+      this.machines = readMachines(store, report);
       this.dirtyMachines = false;
     }
   }
@@ -198,36 +234,56 @@ function update<T>(
   return new Map([...map].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
 }
 
-function unitRecord(n: Readonly<TreeNode> | null): UnitRecord | null {
-  const rec = n ? parsed<UnitRecord>(n) : null;
-  return rec && typeof rec.hash === "string" ? rec : null;
+type Report = (key: string, problem: string) => void;
+
+/** The record a node holds, or null (reported unless the node is simply missing). */
+function record<T>(
+  n: Readonly<TreeNode> | null | undefined,
+  key: string,
+  check: (value: string) => Checked<T>,
+  report: Report,
+): T | null {
+  if (!n) return null;
+  if (n.children !== null) {
+    report(key, "a directory where a record belongs");
+    return null;
+  }
+  const c = checked(n, check);
+  if ("record" in c) return c.record;
+  report(key, c.problem);
+  return null;
 }
 
-function scheduleRecord(n: Readonly<TreeNode> | null): ScheduleRecord | null {
-  const rec = n ? parsed<ScheduleRecord>(n) : null;
-  return rec && Array.isArray(rec.machines) ? rec : null;
-}
-
-function readMachines(store: KvStore): Map<string, MachineInfo> {
+function readMachines(store: KvStore, report: Report): Map<string, MachineInfo> {
   const machines = new Map<string, MachineInfo>();
-  for (const [, dir] of children(store, MACHINES_DIR)) {
-    if (dir.children === null) continue;
-    const info = dir.children.get("info");
-    const stateNode = dir.children.get("state");
-    const rec = info ? parsed<MachineRecord>(info) : null;
+  for (const [id, dir] of children(store, MACHINES_DIR)) {
+    if (dir.children === null) {
+      report(`${MACHINES_DIR}/${id}`, "a record where a machine's directory belongs");
+      continue;
+    }
+    const rec = record(
+      dir.children.get("info"),
+      machineInfoKey(id),
+      (v) => checkMachineRecord(v, id),
+      report,
+    );
     if (!rec) continue;
-    const state = stateNode && stateNode.children === null ? stateNode.value : undefined;
-    machines.set(rec.id, { ...rec, state: state === "lost" ? "lost" : "up" });
+    // A machine with no state yet is up (the engine records it); one with an unreadable state is reported as up.
+    const state = record(dir.children.get("state"), machineStateKey(id), checkMachineState, report);
+    machines.set(rec.id, { ...rec, state: state ?? "up" });
   }
   return machines;
 }
 
 /** machine -> report of one unit's directory under /_berth/states. */
-function reports(unitDir: Readonly<TreeNode>): Map<string, AgentReport> {
+function reports(unit: string, unitDir: Readonly<TreeNode>, report: Report): Map<string, AgentReport> {
   const perMachine = new Map<string, AgentReport>();
-  if (unitDir.children === null) return perMachine;
+  if (unitDir.children === null) {
+    report(`${STATES_DIR}/${unit}`, "a record where a unit's directory of reports belongs");
+    return perMachine;
+  }
   for (const [machine, n] of sortedVisible(unitDir)) {
-    const rep = parsed<AgentReport>(n);
+    const rep = record(n, stateKey(unit, machine), checkAgentReport, report);
     if (rep) perMachine.set(machine, rep);
   }
   return perMachine;
@@ -257,25 +313,15 @@ function sortedVisible(n: Readonly<TreeNode>): [string, Readonly<TreeNode>][] {
 }
 
 /**
- * Parsed records by tree node: a node keeps its object while it is unchanged (a replaced key is a new node, an
+ * Checked records by tree node: a node keeps its object while it is unchanged (a replaced key is a new node, an
  * updated one a new modifiedIndex). Callers share the parsed objects and must not modify them.
  */
-const parseCache = new WeakMap<object, { index: number; value: unknown }>();
+const parseCache = new WeakMap<object, { index: number; value: Checked<unknown> }>();
 
-function parsed<T>(n: Readonly<TreeNode>): T | null {
-  if (n.children !== null) return null;
+function checked<T>(n: Readonly<TreeNode>, check: (value: string) => Checked<T>): Checked<T> {
   const hit = parseCache.get(n);
-  if (hit !== undefined && hit.index === n.modifiedIndex) return hit.value as T | null;
-  const value = parseJson<T>(n.value);
+  if (hit !== undefined && hit.index === n.modifiedIndex) return hit.value as Checked<T>;
+  const value = check(n.value);
   parseCache.set(n, { index: n.modifiedIndex, value });
   return value;
-}
-
-function parseJson<T>(text: string | undefined): T | null {
-  if (text === undefined) return null;
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    return null;
-  }
 }
