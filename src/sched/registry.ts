@@ -3,9 +3,11 @@
 //
 //   /_berth/unit-files/<sha1>         canonical unit file text (content-addressed, written once)
 //   /_berth/units/<name>              {"hash","desired"}                     written by clients (through a node)
-//   /_berth/schedule/<name>           {"machines":[ids],"reason"?}           written by the leader's engine
+//   /_berth/schedule/<name>           {"machines":[ids],"reason"?,"leaving"?:[ids]}  written by the leader's engine
 //   /_berth/machines/<id>/info        {"id","name","publicIp","metadata"}    written by each node for itself
 //   /_berth/machines/<id>/state       "up" | "lost"                          written by the leader's engine
+//   /_berth/machines/<id>/drain       {"since"}                              written by `berth machine drain`
+//   /_berth/machines/<id>/acted       store index (decimal)                  written by that machine's agent bridge
 //   /_berth/states/<name>/<machine>   the agent's report for that unit        written by that machine's agent
 import type { DesiredState, MachineInfo } from "../client/protocol.ts";
 import type { KvStore, TreeNode } from "../kv/store.ts";
@@ -23,6 +25,8 @@ export const unitKey = (name: string) => `${UNITS_DIR}/${name}`;
 export const scheduleKey = (name: string) => `${SCHEDULE_DIR}/${name}`;
 export const machineInfoKey = (id: string) => `${MACHINES_DIR}/${id}/info`;
 export const machineStateKey = (id: string) => `${MACHINES_DIR}/${id}/state`;
+export const machineDrainKey = (id: string) => `${MACHINES_DIR}/${id}/drain`;
+export const machineActedKey = (id: string) => `${MACHINES_DIR}/${id}/acted`;
 export const stateKey = (unit: string, machine: string) => `${STATES_DIR}/${unit}/${machine}`;
 
 export interface UnitRecord {
@@ -34,6 +38,24 @@ export interface ScheduleRecord {
   machines: string[];
   /** Why the unit could not be placed (the last time the engine tried). */
   reason?: string;
+  /**
+   * Live machines the unit was unscheduled from that may still be stopping it (the handoff, see engine.ts): the
+   * unit is placed on another machine only once each of them has acted on this record (its acted index reached
+   * the record's modifiedIndex) or is lost.
+   */
+  leaving?: string[];
+}
+
+/** The machines a schedule record waits for (only well-formed ids: the record may have been written by hand). */
+export function leavingOf(rec: ScheduleRecord | null | undefined): string[] {
+  const l = rec?.leaving;
+  return Array.isArray(l) ? l.filter((m): m is string => typeof m === "string") : [];
+}
+
+/** A machine `berth machine drain` took out of placement: it gets no units and its units move off. */
+export interface DrainRecord {
+  /** When the drain was asked for (ms since the epoch, the clock of the node that took the request). */
+  since: number;
 }
 
 export type MachineRecord = Omit<MachineInfo, "state">;
@@ -54,6 +76,10 @@ export interface RegistryView {
   machines: Map<string, MachineInfo>;
   /** unit -> machine -> report */
   states: Map<string, Map<string, AgentReport>>;
+  /** Machines being drained (machine id -> record). */
+  drains: Map<string, DrainRecord>;
+  /** machine id -> the store index of the registry its agent last acted on, when a handoff waited for it. */
+  acted: Map<string, number>;
 }
 
 /**
@@ -83,6 +109,7 @@ class RegistryModel {
   private schedule = new Map<string, ScheduleRecord>();
   private machines = new Map<string, MachineInfo>();
   private states = new Map<string, Map<string, AgentReport>>();
+  private facts: MachineFacts = { drains: new Map(), acted: new Map() };
 
   constructor(private readonly store: KvStore) {
     store.onChange((path) => this.changed(path));
@@ -119,6 +146,8 @@ class RegistryModel {
       schedule: new Map(this.schedule),
       machines: new Map(this.machines),
       states: new Map(this.states),
+      drains: new Map(this.facts.drains),
+      acted: new Map(this.facts.acted),
     };
   }
 
@@ -140,6 +169,7 @@ class RegistryModel {
       if (rec) this.schedule.set(name, rec);
     }
     this.machines = readMachines(store);
+    this.facts = readMachineFacts(store);
     this.states = new Map();
     for (const [unit, unitDir] of children(store, STATES_DIR)) {
       const perMachine = reports(unitDir);
@@ -171,6 +201,7 @@ class RegistryModel {
     }
     if (this.dirtyMachines) {
       this.machines = readMachines(store);
+      this.facts = readMachineFacts(store);
       this.dirtyMachines = false;
     }
   }
@@ -220,6 +251,26 @@ function readMachines(store: KvStore): Map<string, MachineInfo> {
     machines.set(rec.id, { ...rec, state: state === "lost" ? "lost" : "up" });
   }
   return machines;
+}
+
+interface MachineFacts {
+  drains: Map<string, DrainRecord>;
+  acted: Map<string, number>;
+}
+
+/** The drain and acted records of every machine directory (kept apart from readMachines: a machine's info). */
+function readMachineFacts(store: KvStore): MachineFacts {
+  const facts: MachineFacts = { drains: new Map(), acted: new Map() };
+  for (const [id, dir] of children(store, MACHINES_DIR)) {
+    if (dir.children === null) continue;
+    const drain = dir.children.get("drain");
+    const rec = drain ? parsed<DrainRecord>(drain) : null;
+    if (rec && typeof rec.since === "number") facts.drains.set(id, rec);
+    const acted = dir.children.get("acted");
+    const index = acted && acted.children === null ? Number(acted.value) : Number.NaN;
+    if (Number.isSafeInteger(index) && index > 0) facts.acted.set(id, index);
+  }
+  return facts;
 }
 
 /** machine -> report of one unit's directory under /_berth/states. */
