@@ -8,7 +8,7 @@
 // first, placed elsewhere once that machine has acted on it.
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { UnitCatalog } from "./catalog.ts";
-import { handoff } from "./handoff.ts";
+import { handoff, waitingReason } from "./handoff.ts";
 import { type Assignment, applyPlan, reconcile, type UnitView } from "./placement.ts";
 import {
   leavingOf,
@@ -163,8 +163,7 @@ export class Engine {
       });
       const machines = h.machines;
       let reason = view.units.get(name)?.desired === "inactive" ? undefined : reasons.get(name);
-      if (h.waiting && machines.length === 0)
-        reason = `waiting for ${h.leaving.map(machineName).join(", ")} to stop it`;
+      if (h.waiting && machines.length === 0) reason = waitingReason(h.leaving.map(machineName));
       const leaving = h.leaving.length > 0 ? { leaving: h.leaving } : {};
       const want: ScheduleRecord | null =
         machines.length > 0 || reason || h.leaving.length > 0

@@ -55,3 +55,12 @@ export function handoff(i: HandoffInput): HandoffDecision {
     return { machines: i.next.filter((m) => prevSet.has(m)), leaving, waiting: true };
   return { machines: i.next, leaving, waiting: false };
 }
+
+/** The reason a schedule record gives while the unit waits for machines (named) to stop it. */
+export function waitingReason(machines: string[]): string {
+  return `waiting for ${machines.join(", ")} to stop it`;
+}
+
+export function isWaitingReason(reason: string | undefined): boolean {
+  return reason?.startsWith("waiting for ") === true;
+}
