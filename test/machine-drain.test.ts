@@ -100,5 +100,27 @@ describe("berth machine drain / undrain", () => {
     const rows = await allActive([...first, ...more]);
     expect(rows.filter((r) => r.machine === victim.id).map((r) => r.name)).toEqual(more);
     expect(probes.doubles(), cluster.logs()).toEqual([]);
+
+    // --no-block returns at once; a --timeout that runs out exits 3 naming what is left; the drain goes on.
+    const started = await json<{ machine: Machine; units: string[] }>([
+      "machine",
+      "drain",
+      victim.name,
+      "--no-block",
+    ]);
+    expect(started.machine.state).toBe("draining");
+    expect(started.units).toEqual(more);
+    const short = await cluster.cli(["machine", "drain", victim.name, "--timeout=100ms"]);
+    expect(short.code, short.stderr).toBe(3);
+    expect(short.stderr).toMatch(/still holds \d unit\(s\) after 0.1 s: probe@/);
+    const done = await cluster.cli(
+      ["machine", "drain", victim.name, "--timeout=25s"],
+      cluster.endpoints(),
+      30_000,
+    );
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toMatch(/drained: it holds no units/);
+    const last = await allActive([...first, ...more]);
+    expect(last.filter((r) => r.machine === victim.id)).toEqual([]);
   }, 60_000);
 });

@@ -71,13 +71,14 @@ async function waitDrained(ctx: ClientContext, machine: string, limitMs: number)
   for (;;) {
     await new Promise((r) => setTimeout(r, DRAIN_TIMING.pollMs));
     const s = await status(ctx.client, machine);
-    if (s.units.length === 0) return report(ctx, s);
+    // "up" again: someone lifted the drain meanwhile (a lost machine stays "lost" and its units move anyway).
     if (s.machine.state === "up") {
       if (ctx.output === "json") printJson(s);
       throw new CliError(
         `${who(s)} was undrained before its units had left; it still holds ${unitList(s.units)}`,
       );
     }
+    if (s.units.length === 0) return report(ctx, s);
     if (Date.now() >= deadline) {
       if (ctx.output === "json") printJson(s);
       throw new CliError(
