@@ -161,18 +161,12 @@ export class UnitService {
   async drain(machine: string, drain: boolean): Promise<DrainStatus> {
     await this.kv.sync();
     const m = resolveMachine(readRegistry(this.store).machines.values(), machine);
-    const draining = readRegistry(this.store).drains.has(m.id);
-    if (drain && !draining)
-      await this.kv
-        .write({
-          method: "PUT",
-          key: machineDrainKey(m.id),
-          value: JSON.stringify({ since: Date.now() }),
-          prevExist: false,
-        })
-        .catch(ignoreExists);
-    else if (!drain && draining)
-      await this.kv.write({ method: "DELETE", key: machineDrainKey(m.id) }).catch(ignoreMissing);
+    const key = machineDrainKey(m.id);
+    // A record that does not parse (written by hand) counts as no drain: drain overwrites it, undrain removes it.
+    if (drain && !readRegistry(this.store).drains.has(m.id))
+      await this.kv.write({ method: "PUT", key, value: JSON.stringify({ since: Date.now() }) });
+    else if (!drain && this.store.peek(key) !== null)
+      await this.kv.write({ method: "DELETE", key, recursive: true }).catch(ignoreMissing);
     return this.drainOf(m.id);
   }
 
