@@ -9,9 +9,12 @@ import { commandFor } from "../src/node/kv-requests.ts";
 import { canonicalUnit, UnitCatalog } from "../src/sched/catalog.ts";
 import { Engine } from "../src/sched/engine.ts";
 import {
+  machineActedKey,
+  machineDrainKey,
   machineInfoKey,
   readRegistry,
   readUnitFile,
+  scheduleKey,
   stateKey,
   unitFileKey,
   unitKey,
@@ -36,6 +39,7 @@ function setup() {
       return write(req);
     },
     alive: (name) => alive.has(name),
+    scheduleIndex: (unit) => store.peek(scheduleKey(unit))?.modifiedIndex ?? 0,
     reconcileEveryMs: 3_600_000,
     livenessEveryMs: 3_600_000,
   });
@@ -55,7 +59,9 @@ function setup() {
     for (const [name, s] of readRegistry(store).schedule) out[name] = s.reason ?? s.machines;
     return out;
   };
-  return { store, engine, writes, write, alive, addMachine, addUnit, schedule };
+  /** What a machine's agent bridge writes once it has acted on the registry as it is now. */
+  const act = (id: string) => write({ method: "PUT", key: machineActedKey(id), value: String(store.index) });
+  return { store, engine, writes, write, alive, addMachine, addUnit, schedule, act };
 }
 
 let current: ReturnType<typeof setup> | null = null;
@@ -150,6 +156,11 @@ describe("scheduling engine", () => {
     });
     await t.write({ method: "DELETE", key: unitKey("one.service") });
     await t.engine.trigger();
+    // Unscheduled at once; the records remember the machines that may still be stopping them (see the handoff
+    // tests) until those machines have acted on it.
+    expect(t.schedule()).toEqual({ "one.service": [], "two.service": [] });
+    for (const m of MACHINES) await t.act(m.id);
+    await t.engine.trigger();
     expect(t.schedule()).toEqual({});
   });
 
@@ -163,6 +174,100 @@ describe("scheduling engine", () => {
     await t.addMachine(MACHINES[1]!);
     await t.engine.trigger();
     expect(t.schedule()["agent.service"]).toEqual([MACHINES[0]!.id, MACHINES[1]!.id].sort());
+  });
+});
+
+describe("handoff between live machines", () => {
+  const record = (t: ReturnType<typeof setup>, unit: string) => readRegistry(t.store).schedule.get(unit);
+
+  it("drains a machine: its units are unscheduled there first and placed elsewhere only once it has acted and reports no copy", async () => {
+    const t = fresh();
+    for (const m of MACHINES) await t.addMachine(m);
+    for (const i of [1, 2, 3]) await t.addUnit(`app@${i}.service`, SERVICE);
+    await t.addUnit("agent.service", `${SERVICE}[X-Fleet]\nGlobal=true\n`);
+    t.engine.start();
+    await t.engine.trigger();
+    const a = MACHINES[0]!;
+    const onA = Object.entries(t.schedule())
+      .filter(([n, m]) => n.startsWith("app@") && (m as string[]).includes(a.id))
+      .map(([n]) => n);
+    expect(onA.length).toBe(1);
+    const unit = onA[0]!;
+    // A's agent runs the unit (and may be starting it again right now, its report not yet written).
+    await t.write({ method: "PUT", key: stateKey(unit, a.id), value: '{"active":"active"}' });
+
+    await t.write({ method: "PUT", key: machineDrainKey(a.id), value: JSON.stringify({ since: 1 }) });
+    await t.engine.trigger();
+    const waiting = record(t, unit)!;
+    expect(waiting.machines).toEqual([]);
+    expect(waiting.leaving).toEqual([a.id]);
+    expect(waiting.reason).toBe(`waiting for ${a.name} to stop it`);
+    // The global unit just stops there: every other machine runs its own copy anyway.
+    expect(t.schedule()["agent.service"]).toEqual([MACHINES[1]!.id, MACHINES[2]!.id]);
+    expect(record(t, "agent.service")!.leaving).toBeUndefined();
+
+    // A acted on a view older than the unscheduling: still waiting.
+    const unscheduledAt = t.store.peek(scheduleKey(unit))!.modifiedIndex;
+    await t.write({ method: "PUT", key: machineActedKey(a.id), value: String(unscheduledAt - 1) });
+    await t.engine.trigger();
+    expect(record(t, unit)!.machines).toEqual([]);
+    // Acted on it, but its report still shows a copy: still waiting.
+    await t.act(a.id);
+    await t.engine.trigger();
+    expect(record(t, unit)!.machines).toEqual([]);
+    // The copy is gone: placed on another machine, and nothing waits any more.
+    await t.write({ method: "DELETE", key: stateKey(unit, a.id) });
+    await t.engine.trigger();
+    const moved = record(t, unit)!;
+    expect(moved.machines.length).toBe(1);
+    expect(moved.machines[0]).not.toBe(a.id);
+    expect(moved.leaving).toBeUndefined();
+    expect(Object.values(t.schedule()).flat()).not.toContain(a.id);
+
+    // A draining machine gets no new unit; undrained it may, and nothing moves back by itself.
+    await t.addUnit("late.service", SERVICE);
+    await t.engine.trigger();
+    expect(t.schedule()["late.service"]).not.toContain(a.id);
+    const before = t.schedule();
+    await t.write({ method: "DELETE", key: machineDrainKey(a.id) });
+    await t.engine.trigger();
+    const after = t.schedule();
+    expect(after["agent.service"]).toEqual(MACHINES.map((m) => m.id).sort());
+    delete after["agent.service"];
+    delete before["agent.service"];
+    expect(after).toEqual(before);
+    await t.addUnit("later.service", SERVICE);
+    await t.engine.trigger();
+    expect(t.schedule()["later.service"]).toEqual([a.id]);
+  });
+
+  it("holds back every move between live machines the same way, and none for a machine that is lost", async () => {
+    const t = fresh();
+    const [a, b] = [MACHINES[0]!, MACHINES[1]!];
+    await t.addMachine(a, { disk: "ssd" });
+    await t.addMachine(b, { disk: "hdd" });
+    await t.addUnit("db.service", `${SERVICE}[X-Fleet]\nMachineMetadata=disk=ssd\n`);
+    t.engine.start();
+    await t.engine.trigger();
+    expect(t.schedule()["db.service"]).toEqual([a.id]);
+
+    // The machines' metadata change places: the unit must move from a to b, both alive.
+    await t.addMachine(a, { disk: "hdd" });
+    await t.addMachine(b, { disk: "ssd" });
+    await t.engine.trigger();
+    expect(record(t, "db.service")).toMatchObject({ machines: [], leaving: [a.id] });
+    await t.act(a.id);
+    await t.engine.trigger();
+    expect(record(t, "db.service")).toEqual({ machines: [b.id] });
+
+    // b is lost before it acts on the next move: its lease fence covers it, the unit moves at once.
+    await t.addMachine(a, { disk: "ssd" });
+    await t.addMachine(b, { disk: "hdd" });
+    await t.engine.trigger();
+    expect(record(t, "db.service")).toMatchObject({ machines: [], leaving: [b.id] });
+    t.alive.delete(b.name);
+    await t.engine.trigger();
+    expect(record(t, "db.service")).toEqual({ machines: [a.id] });
   });
 });
 

@@ -116,6 +116,7 @@ describe("the engine with malformed records in the registry", () => {
       catalog: new UnitCatalog((h) => readUnitFile(store, h)),
       write: async (req) => put(store, req),
       alive: (name) => name === "a" || name === "b",
+      scheduleIndex: (unit) => store.peek(scheduleKey(unit))?.modifiedIndex ?? 0,
       logger: (l) => logs.push(l),
       reconcileEveryMs: 3_600_000,
       livenessEveryMs: 3_600_000,
@@ -157,6 +158,9 @@ describe("writes under /_berth", () => {
       { method: "POST", key: "/_berth/units", value: "{}" },
       { method: "PUT", key: machineStateKey(A), value: "down" },
       { method: "PUT", key: CLUSTER_ID_KEY, value: "" },
+      { method: "PUT", key: `/_berth/machines/${A}/drain`, value: "{}" },
+      { method: "PUT", key: `/_berth/machines/${A}/acted`, value: "-3" },
+      { method: "PUT", key: scheduleKey("web.service"), value: '{"machines":[],"leaving":"a"}' },
     ] as KvWriteRequest[])
       expect(refused(w), w.key).toMatch(/^\/_berth.*: .*\. \/_berth is Berth's scheduler registry/);
   });
@@ -194,6 +198,13 @@ describe("writes under /_berth", () => {
         value: JSON.stringify({ clientAddr: "127.0.0.1:1", httpAddr: null, version: "1" }),
       },
       { method: "PUT", key: CLUSTER_ID_KEY, value: "0858a80da6de7ae5", prevExist: false },
+      { method: "PUT", key: `/_berth/machines/${A}/drain`, value: '{"since":1}' },
+      { method: "PUT", key: `/_berth/machines/${A}/acted`, value: "42" },
+      {
+        method: "PUT",
+        key: scheduleKey("web.service"),
+        value: JSON.stringify({ machines: [], reason: "waiting", leaving: [A] }),
+      },
       { method: "PUT", key: unitKey("web.service"), refresh: true, ttl: 5 },
       { method: "DELETE", key: "/_berth/anything/at/all", recursive: true },
       { method: "PUT", key: "/_berthday", value: "x" },

@@ -3,6 +3,7 @@ import { clusterCommands } from "./cluster.ts";
 import type { CommandEntry } from "./command.ts";
 import { journal } from "./journal.ts";
 import { kvCommands } from "./kv.ts";
+import { machineCommands } from "./machine.ts";
 import { listMachines } from "./machines.ts";
 import { nodeCommand } from "./node-command.ts";
 import { ssh } from "./ssh.ts";
@@ -20,6 +21,7 @@ export const COMMANDS: CommandEntry[] = [
   status,
   journal,
   listMachines,
+  machineCommands,
   ssh,
   consoleCommand,
 ];

@@ -16,7 +16,8 @@ export const listMachines: Command = {
   summary: "list the machines in the cluster with their public IP and metadata",
   usage: "[--fields KEY,...] [--no-legend] [-l|--full] | --containers [MACHINE]",
   description: `Columns (fleetctl's): MACHINE IP METADATA; more with --fields: name (the node's member name) and
-state (up, or lost while its agent does not report). MACHINE is the first 8 hex digits and "..." (the full id
+state (up; lost while its node does not answer; draining
+while \`berth machine drain\` moves its units off, drained once it holds none). MACHINE is the first 8 hex digits and "..." (the full id
 with --full); METADATA is k=v pairs sorted by key, comma-joined, "-" when empty.
 A machine record under /_berth that cannot be read (written there by hand, around berth's checks) is left
 out and named in a warning on stderr; the exit status stays 0.

@@ -119,7 +119,18 @@ export interface MachineInfo {
   name: string;
   publicIp: string | null;
   metadata: Record<string, string>;
-  state: "up" | "lost";
+  /** up, or lost while its node does not answer; draining (`berth machine drain`: it still holds units) and
+   * drained (it holds none) in machines.list answers. A lost machine is "lost", drained or not. */
+  state: MachineState;
+}
+
+export type MachineState = "up" | "lost" | "draining" | "drained";
+
+/** `berth machine drain|undrain`: the machine, and the units it still holds (scheduled there, being stopped there,
+ * or reported by its agent). */
+export interface DrainStatus {
+  machine: MachineInfo;
+  units: string[];
 }
 
 /** One row of `list-units`: what the agent of one machine reports for one unit. */
@@ -235,6 +246,10 @@ export interface ClientMethods {
   "machines.list": [Record<string, never>, MachineInfo[]];
   /** Records under /_berth left out of the scheduler's view because they could not be read (key, why). */
   "registry.problems": [Record<string, never>, { key: string; problem: string }[]];
+  /** Drains (drain: true) or undrains a machine (id, id prefix or member name); idempotent. */
+  "machines.drain": [{ machine: string; drain: boolean }, DrainStatus];
+  /** Where a machine's drain stands (the units it still holds). */
+  "machines.drainStatus": [{ machine: string }, DrainStatus];
   /** Unknown units: not_found; a unit placed nowhere (or not known to its machine's agent): not_loaded. */
   "units.status": [{ names: string[] }, UnitStatus[]];
   /** The last `lines` lines (default 10) of a unit's journal, from the machine running it. */

@@ -9,6 +9,12 @@
 // pass began. A node restarted from its data directory replays a log that may be far behind (its units moved away
 // while it was down); a node that rejoins after a partition applies the missed entries in batches. Neither starts,
 // stops or restarts anything on the way: until a read point is confirmed the agent only waits.
+//
+// Handoffs (src/sched/handoff.ts): when a schedule record waits for this machine to stop a unit (its `leaving`
+// names this machine), the bridge tells the engine once it has acted on that record: after the reconcile on a
+// view that no longer gives it the unit, a round trip to the supervisor finds the unit no longer held (so the
+// reconcile was taken and the unit is stopped) and its report is gone; then it writes the store index of that
+// view to /_berth/machines/<id>/acted. Only then may the engine start the unit on another machine.
 
 import type { UnitSpec, UnitState } from "../agent/agent.ts";
 import { LeaseRenewer, monotonicMs } from "../agent/lease.ts";
@@ -18,6 +24,8 @@ import type { KvStore } from "../kv/store.ts";
 import { KvError } from "../kv/types.ts";
 import {
   type AgentReport,
+  leavingOf,
+  machineActedKey,
   REGISTRY_DIR,
   type RegistryView,
   readRegistry,
@@ -52,6 +60,9 @@ const SYNC_RETRY_MS = 100;
 const SYNC_RETRY_MAX_MS = 2000;
 /** Reports written at once (a machine starting hundreds of units must not report them one round trip each). */
 const REPORT_CONCURRENCY = 64;
+/** While a handoff waits for a unit to stop here, the agent is reconciled again this often (a reconcile the
+ * supervisor ignored, without a valid lease, is sent again). */
+const HANDOFF_RETRY_MS = 1000;
 
 export class AgentBridge {
   private readonly pendingReports = new Set<string>();
@@ -66,6 +77,12 @@ export class AgentBridge {
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly cancelWatch: () => void;
   private readonly renewer: LeaseRenewer;
+  /** What this machine owes the engine: the units handed off from here, and the store index of the view that
+   * no longer gives them to it (written as acted once they are stopped here). */
+  private owed: { index: number; units: string[] } | null = null;
+  private acting = false;
+  private actAgain = false;
+  private handoffTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly d: AgentBridgeDeps) {
     const w = d.store.watch(REGISTRY_DIR, { recursive: true, stream: true }, (e) => {
@@ -77,11 +94,17 @@ export class AgentBridge {
       )
         this.queueReconcile();
       // Someone else removed our report (the engine, while we were thought lost): report again.
-      if (key.startsWith(`${STATES_DIR}/`) && key.endsWith(`/${d.machineId}`)) this.queueReport(unitOf(key));
+      if (key.startsWith(`${STATES_DIR}/`) && key.endsWith(`/${d.machineId}`)) {
+        this.queueReport(unitOf(key));
+        if (this.owed?.units.includes(unitOf(key))) void this.settleOwed();
+      }
     });
     this.cancelWatch = () => ("cancel" in w ? w.cancel() : undefined);
     d.units.onStateChange((s) => this.queueReport(s.name));
-    d.units.onForget((name) => this.queueReport(name));
+    d.units.onForget((name) => {
+      this.queueReport(name);
+      if (this.owed?.units.includes(name)) void this.settleOwed();
+    });
     d.units.onUnfenced(() => this.queueReconcile());
     d.units.onReset(() => this.queueReconcile());
     this.renewer = new LeaseRenewer({
@@ -102,6 +125,7 @@ export class AgentBridge {
     this.renewer.stop();
     this.cancelWatch();
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.handoffTimer) clearTimeout(this.handoffTimer);
     this.d.units.close();
   }
 
@@ -143,7 +167,9 @@ export class AgentBridge {
       // The supervisor runs units only under a lease: this read point renews it before the units it allows.
       this.d.units.renewLease(issuedAt);
       const view = readRegistry(this.d.store);
+      const index = this.d.store.index;
       this.d.units.reconcile(this.desiredUnits(view));
+      this.owe(view, index);
       // Units the agent forgot (no longer scheduled here) leave no report behind.
       for (const [unit, perMachine] of view.states)
         if (perMachine.has(this.d.machineId)) this.queueReport(unit);
@@ -156,6 +182,60 @@ export class AgentBridge {
       this.reconcileAgain = false;
       this.queueReconcile();
     }
+  }
+
+  /** Notes the handoffs waiting for this machine in the view just reconciled (at store index `index`). */
+  private owe(view: RegistryView, index: number): void {
+    const me = this.d.machineId;
+    const units: string[] = [];
+    for (const [name, rec] of view.schedule) if (leavingOf(rec).includes(me)) units.push(name);
+    this.owed = units.length > 0 && index > (view.acted.get(me) ?? 0) ? { index, units } : null;
+    if (this.owed !== null) void this.settleOwed();
+  }
+
+  /** Writes the acted index once none of the owed units is held or reported here any more. */
+  private async settleOwed(): Promise<void> {
+    if (this.acting) {
+      this.actAgain = true;
+      return;
+    }
+    this.acting = true;
+    try {
+      do {
+        this.actAgain = false;
+        const owed = this.owed;
+        if (owed === null || this.stopped) return;
+        // Asked after the reconcile, in order on the same connection: the supervisor has taken it, so a unit it
+        // does not hold now will not be started here again unless the registry gives it back.
+        const held = await Promise.all(owed.units.map((u) => this.d.units.status(u)));
+        const reported = owed.units.filter((u) => this.d.store.peek(stateKey(u, this.d.machineId)) !== null);
+        if (held.some((s) => s !== null) || reported.length > 0) {
+          for (const u of reported) this.queueReport(u);
+          this.retryHandoff();
+          continue;
+        }
+        if (this.owed !== owed) continue;
+        await this.d.write({
+          method: "PUT",
+          key: machineActedKey(this.d.machineId),
+          value: String(owed.index),
+        });
+        if (this.owed === owed) this.owed = null;
+      } while (this.actAgain);
+    } catch (err) {
+      this.d.logger(`[agent] recording a handoff failed, retrying: ${(err as Error).message}`);
+      this.retryHandoff();
+    } finally {
+      this.acting = false;
+    }
+  }
+
+  private retryHandoff(): void {
+    if (this.handoffTimer || this.stopped) return;
+    this.handoffTimer = setTimeout(() => {
+      this.handoffTimer = null;
+      if (this.owed !== null) this.queueReconcile();
+    }, HANDOFF_RETRY_MS);
   }
 
   /**

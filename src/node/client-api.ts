@@ -68,6 +68,10 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
           return d.units.machines();
         case "registry.problems":
           return d.units.problems();
+        case "machines.drain":
+          return d.units.drain(str(p, "machine"), drainFlag(p));
+        case "machines.drainStatus":
+          return d.units.drainStatus(str(p, "machine"));
         case "machines.containers":
           return need(d.machineContainers, method).containers(optStr(p, "machine"));
         case "units.status":
@@ -151,6 +155,11 @@ function submissions(p: Record<string, unknown>): UnitSubmission[] {
       throw badRequest(`units[${i}].text must be a string`);
     return typeof text === "string" ? { name, text } : { name };
   });
+}
+
+function drainFlag(p: Record<string, unknown>): boolean {
+  if (typeof p.drain !== "boolean") throw badRequest(`"drain" must be true or false`);
+  return p.drain;
 }
 
 function desiredState(p: Record<string, unknown>): DesiredState {

@@ -13,8 +13,9 @@ import type { MachineContainer, MachineContainers, MachineInfo } from "../client
 import type { KvStore } from "../kv/store.ts";
 import { readRegistry } from "../sched/registry.ts";
 import { RemoteError } from "../wire/errors.ts";
-import { badRequest, ServiceError } from "./errors.ts";
+import { ServiceError } from "./errors.ts";
 import type { PeerRequester } from "./leader-router.ts";
+import { resolveMachine } from "./machine.ts";
 
 export interface MachineContainersDeps {
   selfName: string;
@@ -51,15 +52,7 @@ export class MachineContainersService {
     let machines = [...readRegistry(this.d.store).machines.values()].sort((a, b) =>
       a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
     );
-    if (machine !== undefined && machine !== "") {
-      const want = machine.replace(/\.\.\.$/, "");
-      const exact = machines.filter((m) => m.id === want || m.name === want);
-      const picked = exact.length > 0 ? exact : machines.filter((m) => m.id.startsWith(want));
-      if (picked.length === 0) throw new ServiceError("not_found", `Machine ${machine} does not exist.`);
-      if (picked.length > 1)
-        throw badRequest(`Machine ${machine} is ambiguous: ${picked.map((m) => m.id).join(", ")}`);
-      machines = picked;
-    }
+    if (machine !== undefined && machine !== "") machines = [resolveMachine(machines, machine)];
     return Promise.all(machines.map((m) => this.ofMachine(m)));
   }
 

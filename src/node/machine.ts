@@ -3,7 +3,9 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { MachineInfo } from "../client/protocol.ts";
 import type { MachineRecord } from "../sched/registry.ts";
+import { badRequest, ServiceError } from "./errors.ts";
 
 const ID_RE = /^[0-9a-f]{32}$/;
 
@@ -27,4 +29,17 @@ export function machineRecord(
   metadata: Record<string, string>,
 ): MachineRecord {
   return { id, name, publicIp: publicIp || null, metadata };
+}
+
+/** The machine a user named: its full id, its member name, an id prefix, or one of those ending in "..." (as
+ * list-machines prints it). not_found when none matches, bad_request when a prefix matches several. */
+export function resolveMachine<M extends MachineInfo>(machines: Iterable<M>, arg: string): M {
+  const all = [...machines];
+  const want = arg.replace(/\.\.\.$/, "");
+  const exact = all.filter((m) => m.id === want || m.name === want);
+  const picked = exact.length > 0 ? exact : want === "" ? [] : all.filter((m) => m.id.startsWith(want));
+  if (picked.length === 0) throw new ServiceError("not_found", `Machine ${arg} does not exist.`);
+  if (picked.length > 1)
+    throw badRequest(`Machine ${arg} is ambiguous: ${picked.map((m) => m.id).join(", ")}`);
+  return picked[0]!;
 }

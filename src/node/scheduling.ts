@@ -4,7 +4,14 @@ import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { Engine } from "../sched/engine.ts";
 import { Liveness } from "../sched/liveness.ts";
-import { MACHINES_DIR, machineInfoKey, REGISTRY_DIR, readRegistry, UNITS_DIR } from "../sched/registry.ts";
+import {
+  MACHINES_DIR,
+  machineInfoKey,
+  REGISTRY_DIR,
+  readRegistry,
+  scheduleKey,
+  UNITS_DIR,
+} from "../sched/registry.ts";
 import { StallClock } from "../sched/stall-clock.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
@@ -61,6 +68,7 @@ export class Scheduling {
       readView: () => readRegistry(d.store),
       catalog: this.units.catalog,
       write: (req) => d.writeAsLeader(req),
+      scheduleIndex: (unit) => d.store.peek(scheduleKey(unit))?.modifiedIndex ?? 0,
       alive: (name) => name === d.name || this.liveness.alive(name),
       logger: (l) => d.logger(`[engine] ${l}`),
       livenessEveryMs,

@@ -3,6 +3,7 @@
 // written, so a bad file is refused with its line number and nothing half-parsed is stored.
 import type {
   DesiredState,
+  DrainStatus,
   MachineInfo,
   UnitInfo,
   UnitStateRow,
@@ -10,7 +11,10 @@ import type {
 } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { type CanonicalUnit, canonicalUnit, UnitCatalog } from "../sched/catalog.ts";
+import { isWaitingReason } from "../sched/handoff.ts";
 import {
+  leavingOf,
+  machineDrainKey,
   type RegistryView,
   readRegistry,
   readUnitFile,
@@ -22,6 +26,7 @@ import type { RegistryProblem } from "../sched/registry-records.ts";
 import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../sched/unit-file.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
+import { resolveMachine } from "./machine.ts";
 
 export class UnitService {
   readonly catalog: UnitCatalog;
@@ -134,7 +139,11 @@ export class UnitService {
           sub: "dead",
           mainPid: null,
           since: 0,
-          note: `cannot be placed: ${sched.reason}`,
+          // A unit moving between machines waits for the old one to stop it: not a placement failure.
+          note:
+            isWaitingReason(sched.reason) && leavingOf(sched).length > 0
+              ? sched.reason
+              : `cannot be placed: ${sched.reason}`,
         });
     }
     return rows.sort((a, b) => cmp(a.name, b.name) || cmp(a.machine, b.machine));
@@ -142,7 +151,36 @@ export class UnitService {
 
   async machines(): Promise<MachineInfo[]> {
     await this.kv.sync();
-    return [...readRegistry(this.store).machines.values()].sort((a, b) => cmp(a.id, b.id));
+    const view = readRegistry(this.store);
+    return [...view.machines.values()].map((m) => withDrainState(m, view)).sort((a, b) => cmp(a.id, b.id));
+  }
+
+  /**
+   * `berth machine drain|undrain`: records (or lifts) the drain of a machine; the leader's engine then moves its
+   * units off, each through the handoff (src/sched/handoff.ts). Lifting it moves nothing back.
+   */
+  async drain(machine: string, drain: boolean): Promise<DrainStatus> {
+    await this.kv.sync();
+    const m = resolveMachine(readRegistry(this.store).machines.values(), machine);
+    const key = machineDrainKey(m.id);
+    // A record that does not parse (written by hand) counts as no drain: drain overwrites it, undrain removes it.
+    if (drain && !readRegistry(this.store).drains.has(m.id))
+      await this.kv.write({ method: "PUT", key, value: JSON.stringify({ since: Date.now() }) });
+    else if (!drain && this.store.peek(key) !== null)
+      await this.kv.write({ method: "DELETE", key, recursive: true }).catch(ignoreMissing);
+    return this.drainOf(m.id);
+  }
+
+  async drainStatus(machine: string): Promise<DrainStatus> {
+    await this.kv.sync();
+    return this.drainOf(resolveMachine(readRegistry(this.store).machines.values(), machine).id);
+  }
+
+  private drainOf(id: string): DrainStatus {
+    const view = readRegistry(this.store);
+    const m = view.machines.get(id);
+    if (!m) throw new ServiceError("not_found", `Machine ${id} does not exist.`);
+    return { machine: withDrainState(m, view), units: heldBy(id, view) };
   }
 
   /** The registry records left out because they could not be read. */
@@ -199,7 +237,11 @@ export class UnitService {
         global,
         machines,
         description: this.catalog.description(rec.hash),
-        unplaceable: machines.length === 0 ? (sched?.reason ?? null) : null,
+        // Waiting for another machine to stop it is not a placement failure (start keeps waiting then).
+        unplaceable:
+          machines.length === 0 && !(isWaitingReason(sched?.reason) && leavingOf(sched).length > 0)
+            ? (sched?.reason ?? null)
+            : null,
       });
     }
     return out.sort((a, b) => cmp(a.name, b.name));
@@ -216,6 +258,21 @@ function currentState(
   const rep = reports?.get(machines[0]!);
   if (rec.desired === "launched" && rep?.hash === rec.hash && rep.active === "active") return "launched";
   return "loaded";
+}
+
+/** The units a machine still holds: scheduled there, being stopped there (a handoff waits for it), or reported. */
+function heldBy(id: string, view: RegistryView): string[] {
+  const held = new Set<string>();
+  for (const [name, s] of view.schedule)
+    if (s.machines.includes(id) || leavingOf(s).includes(id)) held.add(name);
+  for (const [name, perMachine] of view.states) if (perMachine.has(id)) held.add(name);
+  return [...held].sort(cmp);
+}
+
+/** A machine as list-machines shows it: a live machine being drained is draining until it holds nothing. */
+function withDrainState(m: MachineInfo, view: RegistryView): MachineInfo {
+  if (m.state === "lost" || !view.drains.has(m.id)) return m;
+  return { ...m, state: heldBy(m.id, view).length > 0 ? "draining" : "drained" };
 }
 
 /** Writes in flight at once for one request (each write is one Raft entry; the log batches them). */
@@ -235,6 +292,11 @@ async function inParallel<T>(items: T[], fn: (item: T) => Promise<unknown>): Pro
   };
   await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, items.length) }, worker));
   if (failure !== null) throw failure;
+}
+
+function ignoreMissing(err: unknown): void {
+  const data = (err as { data?: { errorCode?: number } }).data;
+  if (data?.errorCode !== 100) throw err;
 }
 
 function ignoreExists(err: unknown): void {

@@ -2,10 +2,16 @@
 // decides which machines are alive, asks the pure placement for the minimal plan, and writes only what changed
 // (schedule keys, machine up/lost transitions, states of lost machines). Passes are triggered by registry changes
 // and liveness transitions, and also run on a timer as a safety net; they never overlap.
+//
+// A draining machine (`berth machine drain`) is alive but offered to no unit, so the placement moves its units
+// off; like every move between two live machines, each goes through the handoff (handoff.ts): unscheduled there
+// first, placed elsewhere once that machine has acted on it.
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { UnitCatalog } from "./catalog.ts";
+import { handoff, waitingReason } from "./handoff.ts";
 import { type Assignment, applyPlan, reconcile, type UnitView } from "./placement.ts";
 import {
+  leavingOf,
   machineStateKey,
   type RegistryView,
   type ScheduleRecord,
@@ -19,6 +25,8 @@ export interface EngineDeps {
   readView(): RegistryView;
   catalog: UnitCatalog;
   write(req: KvWriteRequest): Promise<unknown>;
+  /** The store index a unit's schedule record was last written at (0 when it has none), from readView's store. */
+  scheduleIndex(unit: string): number;
   /** Whether the machine of this member name is alive (the leader's own machine always is). */
   alive(name: string): boolean;
   logger?: (line: string) => void;
@@ -118,19 +126,23 @@ export class Engine {
     // 2. Units the placement sees (templates are never scheduled; unusable files are reported as unplaceable).
     const units: UnitView[] = [];
     const reasons = new Map<string, string>();
+    const globals = new Set<string>();
     for (const [name, rec] of view.units) {
       if (parseUnitName(name).isTemplate) continue;
       const xfleet = this.d.catalog.options(name, rec.hash);
       if (xfleet instanceof Error) reasons.set(name, xfleet.message);
-      else units.push({ name, desired: rec.desired, xfleet });
+      else {
+        units.push({ name, desired: rec.desired, xfleet });
+        if (xfleet.global) globals.add(name);
+      }
     }
     const current: Assignment[] = [];
     for (const [unit, s] of view.schedule) for (const machine of s.machines) current.push({ unit, machine });
 
-    // 3. The plan, and the schedule it leads to.
+    // 3. The plan, and the schedule it leads to (draining machines are offered nothing).
     const plan = reconcile({
       machines: [...view.machines.values()]
-        .filter((m) => alive.has(m.id))
+        .filter((m) => alive.has(m.id) && !view.drains.has(m.id))
         .map((m) => ({ id: m.id, metadata: m.metadata })),
       units,
       current,
@@ -139,18 +151,33 @@ export class Engine {
     const next = new Map<string, string[]>();
     for (const a of applyPlan(current, plan)) next.set(a.unit, [...(next.get(a.unit) ?? []), a.machine]);
 
-    // 4. Schedule keys that differ from what is stored.
+    // 4. Schedule keys that differ from what is stored, each move between live machines as a handoff.
     const names = new Set([...view.units.keys(), ...view.schedule.keys()]);
+    const machineName = (id: string) => view.machines.get(id)?.name || id.slice(0, 8);
     for (const name of names) {
-      const machines = (next.get(name) ?? []).sort();
-      const reason = view.units.get(name)?.desired === "inactive" ? undefined : reasons.get(name);
-      const want: ScheduleRecord | null =
-        machines.length > 0 || reason ? { machines, ...(reason ? { reason } : {}) } : null;
       const have = view.schedule.get(name) ?? null;
+      const h = handoff({
+        global: globals.has(name),
+        stored: have,
+        storedIndex: have ? this.d.scheduleIndex(name) : 0,
+        next: (next.get(name) ?? []).sort(),
+        alive,
+        acted: view.acted,
+        reports: view.states.get(name),
+      });
+      const machines = h.machines;
+      let reason = view.units.get(name)?.desired === "inactive" ? undefined : reasons.get(name);
+      if (h.waiting && machines.length === 0) reason = waitingReason(h.leaving.map(machineName));
+      const leaving = h.leaving.length > 0 ? { leaving: h.leaving } : {};
+      const want: ScheduleRecord | null =
+        machines.length > 0 || reason || h.leaving.length > 0
+          ? { machines, ...(reason ? { reason } : {}), ...leaving }
+          : null;
       if (sameSchedule(have, want)) continue;
       if (want) writes.push({ method: "PUT", key: scheduleKey(name), value: JSON.stringify(want) });
       else writes.push({ method: "DELETE", key: scheduleKey(name) });
-      if (want && !have?.reason && want.reason) this.d.logger?.(`cannot place ${name}: ${want.reason}`);
+      if (want && !have?.reason && want.reason && !h.waiting)
+        this.d.logger?.(`cannot place ${name}: ${want.reason}`);
     }
 
     // 5. Reports from lost machines are stale: their units have moved (a machine that returns reports anew).
@@ -189,6 +216,11 @@ export class Engine {
 function sameSchedule(a: ScheduleRecord | null, b: ScheduleRecord | null): boolean {
   if (a === null || b === null) return a === b;
   if ((a.reason ?? "") !== (b.reason ?? "")) return false;
-  const am = [...a.machines].sort();
-  return am.length === b.machines.length && am.every((m, i) => m === b.machines[i]);
+  return sameIds(a.machines, b.machines) && sameIds(leavingOf(a), b.leaving ?? []);
+}
+
+/** Whether two id lists hold the same ids (`b` sorted). */
+function sameIds(a: string[], b: string[]): boolean {
+  const as = [...a].sort();
+  return as.length === b.length && as.every((m, i) => m === b[i]);
 }

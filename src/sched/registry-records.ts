@@ -46,6 +46,11 @@ export function checkScheduleRecord(value: string): Checked<ScheduleRecord> {
     if (!Array.isArray(o.machines) || o.machines.some((m) => typeof m !== "string"))
       return '"machines" must be a list of machine ids';
     if (o.reason !== undefined && typeof o.reason !== "string") return '"reason" must be a string';
+    if (
+      o.leaving !== undefined &&
+      (!Array.isArray(o.leaving) || o.leaving.some((m) => typeof m !== "string"))
+    )
+      return '"leaving" must be a list of machine ids';
     return null;
   });
 }
@@ -63,6 +68,19 @@ export function checkMachineRecord(value: string, id: string): Checked<MachineRe
 
 export function checkMachineState(value: string): Checked<"up" | "lost"> {
   return value === "up" || value === "lost" ? { record: value } : { problem: 'must be "up" or "lost"' };
+}
+
+/** `berth machine drain`'s mark on a machine. */
+export function checkDrainRecord(value: string): Checked<{ since: number }> {
+  return checkJson(value, (o) => (typeof o.since === "number" ? null : '"since" must be a number'));
+}
+
+/** The store index a machine's agent last acted on (a decimal integer). */
+export function checkActedIndex(value: string): Checked<number> {
+  const index = Number(value);
+  return /^[1-9][0-9]*$/.test(value) && Number.isSafeInteger(index)
+    ? { record: index }
+    : { problem: "must be a store index (a positive whole number)" };
 }
 
 export function checkAgentReport(value: string): Checked<AgentReport> {
@@ -131,6 +149,8 @@ function recordCheck(key: string): ((value: string) => Checked<unknown>) | null 
   if (parts.length === 3 && !(parts[2] ?? "").startsWith("_")) {
     if (dir === MACHINES_DIR && parts[2] === "info") return (v) => checkMachineRecord(v, name);
     if (dir === MACHINES_DIR && parts[2] === "state") return checkMachineState;
+    if (dir === MACHINES_DIR && parts[2] === "drain") return checkDrainRecord;
+    if (dir === MACHINES_DIR && parts[2] === "acted") return checkActedIndex;
     if (dir === STATES_DIR && isValidUnitName(name)) return checkAgentReport;
   }
   return null;

@@ -3,9 +3,11 @@
 //
 //   /_berth/unit-files/<sha1>         canonical unit file text (content-addressed, written once)
 //   /_berth/units/<name>              {"hash","desired"}                     written by clients (through a node)
-//   /_berth/schedule/<name>           {"machines":[ids],"reason"?}           written by the leader's engine
+//   /_berth/schedule/<name>           {"machines":[ids],"reason"?,"leaving"?:[ids]}  written by the leader's engine
 //   /_berth/machines/<id>/info        {"id","name","publicIp","metadata"}    written by each node for itself
 //   /_berth/machines/<id>/state       "up" | "lost"                          written by the leader's engine
+//   /_berth/machines/<id>/drain       {"since"}                              written by `berth machine drain`
+//   /_berth/machines/<id>/acted       store index (decimal)                  written by that machine's agent bridge
 //   /_berth/states/<name>/<machine>   the agent's report for that unit        written by that machine's agent
 //   /_berth/members/<member name>     {"clientAddr","httpAddr","version"}    written by each node for itself
 //   /_berth/cluster-id                the cluster's id                        written once by the first leader
@@ -15,7 +17,9 @@ import type { DesiredState, MachineInfo } from "../client/protocol.ts";
 import type { KvStore, TreeNode } from "../kv/store.ts";
 import {
   type Checked,
+  checkActedIndex,
   checkAgentReport,
+  checkDrainRecord,
   checkMachineRecord,
   checkMachineState,
   checkScheduleRecord,
@@ -38,6 +42,8 @@ export const unitKey = (name: string) => `${UNITS_DIR}/${name}`;
 export const scheduleKey = (name: string) => `${SCHEDULE_DIR}/${name}`;
 export const machineInfoKey = (id: string) => `${MACHINES_DIR}/${id}/info`;
 export const machineStateKey = (id: string) => `${MACHINES_DIR}/${id}/state`;
+export const machineDrainKey = (id: string) => `${MACHINES_DIR}/${id}/drain`;
+export const machineActedKey = (id: string) => `${MACHINES_DIR}/${id}/acted`;
 export const stateKey = (unit: string, machine: string) => `${STATES_DIR}/${unit}/${machine}`;
 
 export interface UnitRecord {
@@ -49,6 +55,24 @@ export interface ScheduleRecord {
   machines: string[];
   /** Why the unit could not be placed (the last time the engine tried). */
   reason?: string;
+  /**
+   * Live machines the unit was unscheduled from that may still be stopping it (the handoff, see engine.ts): the
+   * unit is placed on another machine only once each of them has acted on this record (its acted index reached
+   * the record's modifiedIndex) or is lost.
+   */
+  leaving?: string[];
+}
+
+/** The machines a schedule record waits for (only well-formed ids: the record may have been written by hand). */
+export function leavingOf(rec: ScheduleRecord | null | undefined): string[] {
+  const l = rec?.leaving;
+  return Array.isArray(l) ? l.filter((m): m is string => typeof m === "string") : [];
+}
+
+/** A machine `berth machine drain` took out of placement: it gets no units and its units move off. */
+export interface DrainRecord {
+  /** When the drain was asked for (ms since the epoch, the clock of the node that took the request). */
+  since: number;
 }
 
 export type MachineRecord = Omit<MachineInfo, "state">;
@@ -71,6 +95,10 @@ export interface RegistryView {
   states: Map<string, Map<string, AgentReport>>;
   /** Records left out because they could not be read, by key. */
   problems: RegistryProblem[];
+  /** Machines being drained (machine id -> record). */
+  drains: Map<string, DrainRecord>;
+  /** machine id -> the store index of the registry its agent last acted on, when a handoff waited for it. */
+  acted: Map<string, number>;
 }
 
 /**
@@ -103,6 +131,7 @@ class RegistryModel {
   /** key -> why its record was left out; kept key by key like the maps. */
   private readonly problems = new Map<string, string>();
   private readonly report = (key: string, problem: string) => this.problems.set(key, problem);
+  private facts: MachineFacts = { drains: new Map(), acted: new Map() };
 
   constructor(private readonly store: KvStore) {
     store.onChange((path) => this.changed(path));
@@ -142,6 +171,8 @@ class RegistryModel {
       problems: [...this.problems]
         .map(([key, problem]) => ({ key, problem }))
         .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)),
+      drains: new Map(this.facts.drains),
+      acted: new Map(this.facts.acted),
     };
   }
 
@@ -171,6 +202,7 @@ class RegistryModel {
       if (rec) this.schedule.set(name, rec);
     }
     this.machines = readMachines(store, report);
+    this.facts = readMachineFacts(store, report);
     this.states = new Map();
     for (const [unit, unitDir] of children(store, STATES_DIR)) {
       const perMachine = reports(unit, unitDir, report);
@@ -207,6 +239,7 @@ class RegistryModel {
     if (this.dirtyMachines) {
       this.forget(MACHINES_DIR);
       this.machines = readMachines(store, report);
+      this.facts = readMachineFacts(store, report);
       this.dirtyMachines = false;
     }
   }
@@ -273,6 +306,24 @@ function readMachines(store: KvStore, report: Report): Map<string, MachineInfo> 
     machines.set(rec.id, { ...rec, state: state ?? "up" });
   }
   return machines;
+}
+
+interface MachineFacts {
+  drains: Map<string, DrainRecord>;
+  acted: Map<string, number>;
+}
+
+/** The drain and acted records of every machine directory (kept apart from readMachines: a machine's info). */
+function readMachineFacts(store: KvStore, report: Report): MachineFacts {
+  const facts: MachineFacts = { drains: new Map(), acted: new Map() };
+  for (const [id, dir] of children(store, MACHINES_DIR)) {
+    if (dir.children === null) continue;
+    const drain = record(dir.children.get("drain"), `${MACHINES_DIR}/${id}/drain`, checkDrainRecord, report);
+    if (drain) facts.drains.set(id, drain);
+    const acted = record(dir.children.get("acted"), `${MACHINES_DIR}/${id}/acted`, checkActedIndex, report);
+    if (acted !== null) facts.acted.set(id, acted);
+  }
+  return facts;
 }
 
 /** machine -> report of one unit's directory under /_berth/states. */

@@ -202,7 +202,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
 
   const s = state.snapshot;
   const leader = s.members.find((m) => m.isLeader)?.name ?? "-";
-  const up = s.machines.filter((m) => m.state === "up").length;
+  const up = s.machines.filter((m) => m.state !== "lost").length;
   const bodyHeight = Math.max(3, size.rows - 6);
   windowStartRef.current = windowStart(sel, bodyHeight - 1, windowStartRef.current, table.rows.length);
 

@@ -76,7 +76,7 @@ export function machinesTable(s: ClusterSnapshot): TableData {
     .map((m) => ({
       id: m.id,
       cells: [`${m.id.slice(0, 8)}...`, m.name, m.publicIp ?? "-", m.state, metadataText(m.metadata)],
-      tone: m.state === "up" ? ("good" as const) : ("bad" as const),
+      tone: m.state === "up" ? ("good" as const) : m.state === "lost" ? ("bad" as const) : ("warn" as const),
     }));
   return {
     columns: [
