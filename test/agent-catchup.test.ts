@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProbeKit } from "./chaos/probes.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
-import { killUnitProcesses } from "./support/processes.ts";
 
 interface UnitRow {
   name: string;
@@ -56,8 +55,7 @@ describe("a restarted node acts only after catching up", () => {
     const victim = machines.find((m) => m.id === first.machine)!.name;
 
     // The victim's machine crashes (node and units); the probe moves to a survivor.
-    await cluster.kill(victim);
-    killUnitProcesses(cluster.node(victim).dataDir);
+    await cluster.crash(victim);
     await waitFor(
       "probe.service active on a survivor",
       async () => {

@@ -197,7 +197,7 @@ describe("berth console", () => {
   it("reconnects to another endpoint when its node is killed, and shows that machine lost", async () => {
     const t = open();
     await t.waitForScreen(`${cluster.endpoint("n1")}  leader`);
-    await cluster.kill("n1");
+    await cluster.crash("n1");
     await t.waitForScreen(/127\.0\.0\.[23]:\d+ {2}leader/);
     await t.waitForScreen(/n1\s+127\.0\.0\.1\s+lost/, 30_000);
     t.keys("q");

@@ -177,6 +177,16 @@ describe("scheduling engine", () => {
   });
 });
 
+/** An agent's report of a running copy (with every field the registry's schema asks for). */
+const RUNNING_REPORT = JSON.stringify({
+  hash: "0".repeat(40),
+  load: "loaded",
+  active: "active",
+  sub: "running",
+  mainPid: 7,
+  since: 1,
+});
+
 describe("handoff between live machines", () => {
   const record = (t: ReturnType<typeof setup>, unit: string) => readRegistry(t.store).schedule.get(unit);
 
@@ -194,7 +204,7 @@ describe("handoff between live machines", () => {
     expect(onA.length).toBe(1);
     const unit = onA[0]!;
     // A's agent runs the unit (and may be starting it again right now, its report not yet written).
-    await t.write({ method: "PUT", key: stateKey(unit, a.id), value: '{"active":"active"}' });
+    await t.write({ method: "PUT", key: stateKey(unit, a.id), value: RUNNING_REPORT });
 
     await t.write({ method: "PUT", key: machineDrainKey(a.id), value: JSON.stringify({ since: 1 }) });
     await t.engine.trigger();

@@ -83,7 +83,7 @@ describe("a 6-machine cluster with 3 voters", () => {
         ["n4", "n5", "n6"].includes(machines.find((m) => m.id === r.machine)!.name),
     )!;
     const victim = machines.find((m) => m.id === learnerRow.machine)!;
-    await cluster.kill(victim.name);
+    await cluster.crash(victim.name);
     // solo.service is not in the way of anything; if it ran on the victim it moves, else it stays put.
     await waitFor(
       "no unit left on the dead learner",

@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SUPERVISOR_SOCKET } from "../src/agent/supervisor.ts";
 import { ProbeKit } from "./chaos/probes.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
-import { killUnitProcesses } from "./support/processes.ts";
 
 interface UnitRow {
   name: string;
@@ -113,8 +112,7 @@ describe("the unit supervisor", () => {
     const victim = names.get(victimId)!;
     const moving = before.filter((r) => r.machine === victimId).length;
     const startsBefore = starts();
-    await cluster.kill(victim, "SIGKILL");
-    killUnitProcesses(cluster.node(victim).dataDir);
+    await cluster.crash(victim);
     await waitFor(
       "the victim's units active on the other machines",
       async () => {

@@ -107,7 +107,7 @@ describe("units on a 3-node cluster", () => {
     expect(d.stdout).toContain("Destroyed hello-world@4.service");
   }, 60_000);
 
-  it("moves the units of a SIGKILLed machine to the survivors, and says which cannot follow", async () => {
+  it("moves the units of a crashed machine to the survivors, and says which cannot follow", async () => {
     writeFileSync(
       join(dir, "mover.service"),
       "[Service]\nExecStart=/bin/sh -c 'while true; do sleep 1; done'\n",
@@ -119,7 +119,7 @@ describe("units on a 3-node cluster", () => {
     const before = await rows();
     const victim = machines.find((m) => m.id === before.find((r) => r.name === "mover.service")!.machine)!;
     const stranded = before.find((r) => r.name.startsWith("hello-world@") && r.machine === victim.id)!.name;
-    await cluster.kill(victim.name);
+    await cluster.crash(victim.name);
     const after = await waitFor(
       "mover.service running on a survivor",
       async () => {

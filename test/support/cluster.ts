@@ -176,6 +176,15 @@ export class TestCluster {
     n.proc = null;
   }
 
+  /**
+   * The machine crashes: node, unit supervisor and unit processes SIGKILLed. (A node killed alone leaves its units
+   * with the supervisor, which keeps the machine alive: its units do not move.)
+   */
+  async crash(name: string): Promise<void> {
+    await this.kill(name, "SIGKILL");
+    killUnitProcesses(this.node(name).dataDir);
+  }
+
   async restart(name: string): Promise<void> {
     await this.kill(name);
     this.spawn(this.node(name));
