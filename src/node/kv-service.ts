@@ -5,7 +5,7 @@ import { encodeCommand } from "../kv/commands.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
-import { badRequest, isKvError, kvFailure, unavailable, withTimeout } from "./errors.ts";
+import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "./errors.ts";
 import { commandFor } from "./kv-requests.ts";
 import type { LeaderRouter } from "./leader-router.ts";
 
@@ -42,6 +42,9 @@ export class KvService {
   /** Any node accepts a write; the leader stamps it with its clock and appends it to the log. */
   async write(req: KvWriteRequest): Promise<KvResult> {
     validateWrite(req);
+    // A member whose disk is full refuses writes at once (the leader also refuses proposals then: see the driver).
+    const full = this.driver.diskFull();
+    if (full !== null) throw noSpace(full);
     const result = (await this.router.call("kv.write", req)) as KvResult;
     // Read-your-writes on this node (as etcd answers only once the member that took the write applied it):
     // a forwarded write is answered after this replica caught up, or after the timeout at worst.

@@ -299,6 +299,7 @@ export class BerthNode {
       etcdIndex: this.store.index,
       clusterId: this.clusterId(),
       startedAt: this.startedAt.toISOString(),
+      ...(this.driver.diskFull() !== null && { diskFull: this.driver.diskFull()! }),
     };
   }
 
