@@ -1,5 +1,6 @@
 // Node mode: one Berth member. Wires the durable Raft log, the replicated key/value store, the peer network and
 // the client listener together, and shuts down gracefully (leadership handed over first) on SIGTERM.
+import { mkdirSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { fenceForTtl } from "../agent/lease.ts";
@@ -18,6 +19,7 @@ import { serveClient } from "./client-api.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
 import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
 import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import { ServiceError } from "./errors.ts";
 import { TtlExpirer } from "./expiry.ts";
 import { type HttpApi, startHttpApi } from "./http/index.ts";
@@ -59,6 +61,7 @@ export class BerthNode {
   private machineContainers!: MachineContainersService;
   machineId = "";
   private stopping = false;
+  private dataDirLock: DataDirLock | null = null;
 
   constructor(
     readonly config: NodeConfig,
@@ -67,6 +70,9 @@ export class BerthNode {
 
   async start(): Promise<void> {
     const c = this.config;
+    // Nothing in the data directory is touched before this node holds it (a second node there exits here).
+    mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
+    this.dataDirLock = await lockDataDir(c.dataDir);
     saveNodeConfig(c);
     this.machineId = loadMachineId(c.dataDir);
     this.storage = await FileRaftStorage.open(join(c.dataDir, "raft"), {
@@ -317,6 +323,7 @@ export class BerthNode {
     await this.driver?.stop();
     await this.transport?.stop();
     await this.storage?.close();
+    await this.dataDirLock?.release();
     this.log(`node ${this.config.name} stopped`);
   }
 
