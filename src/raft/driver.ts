@@ -369,7 +369,8 @@ export class RaftDriver {
         this.drainInbox();
       }
     } catch (err) {
-      this.fatal(err);
+      // A snapshot install held up by a full disk ends so when the node stops: nothing failed.
+      if (!(this.stopped && isNoSpace(err))) this.fatal(err);
     } finally {
       this.processing = false;
       for (const done of this.passDone.splice(0)) done();
