@@ -74,6 +74,7 @@ describe("toCliError", () => {
     });
     expect(cas.exitCode).toBe(EXIT.conflict);
     expect(toCliError({ code: "unavailable", message: "no leader" }).exitCode).toBe(EXIT.unavailable);
+    expect(toCliError({ code: "no_space", message: "disk full" }).exitCode).toBe(EXIT.noSpace);
     expect(toCliError({ code: "timeout", message: "slow" }).exitCode).toBe(EXIT.unavailable);
     expect(toCliError({ code: "bad_request", message: "bad" }).exitCode).toBe(EXIT.usage);
     expect(toCliError(new Error("boom")).exitCode).toBe(EXIT.error);

@@ -1,6 +1,6 @@
 // Node configuration resolved from flags and the data directory's node.json: the peer listen address
 // (--peer-listen-addr) apart from the address the cluster knows the member by (--peer-addr).
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -47,5 +47,24 @@ describe("--peer-listen-addr", () => {
     const bad = () => resolveNodeConfig({ name: "n1", "data-dir": dataDir(), "peer-listen-addr": "nowhere" });
     expect(bad).toThrow(UsageError);
     expect(bad).toThrow(/--peer-listen-addr/);
+  });
+});
+
+describe("what the data directory keeps", () => {
+  it("is written only by saveNodeConfig (resolving touches nothing), and only when it changes", () => {
+    const dir = dataDir();
+    const c = resolveNodeConfig({ name: "n1", "data-dir": dir, "peer-addr": "127.0.0.1:7001" });
+    expect(existsSync(dir)).toBe(false);
+    saveNodeConfig(c);
+    expect(readFileSync(join(dir, "cluster-secret"), "utf8")).toBe(`${c.clusterSecret}\n`);
+    const files = ["node.json", "cluster-secret"].map((f) => join(dir, f));
+    const stamp = () => files.map((f) => `${statSync(f).ino}@${statSync(f).mtimeMs}`);
+    const before = stamp();
+    // A restart with the same settings rewrites nothing (on a full disk it could not); new settings replace it.
+    saveNodeConfig(resolveNodeConfig({ "data-dir": dir }));
+    expect(stamp()).toEqual(before);
+    saveNodeConfig(resolveNodeConfig({ "data-dir": dir, "client-addr": "127.0.0.1:4101" }));
+    expect(JSON.parse(readFileSync(files[0]!, "utf8"))["client-addr"]).toBe("127.0.0.1:4101");
+    expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 });

@@ -262,6 +262,31 @@ describe("log replication", () => {
     expect(next.messagesAfterPersist.map((m) => m.type)).toEqual(["appResp"]);
   });
 
+  it("with its write held up (a full disk), a follower answers heartbeats and forwards reads, and acknowledges nothing", () => {
+    const c = new Manual(["a", "b", "c"]);
+    c.elect("a");
+    c.deliverAll();
+    const [a, b] = [c.get("a"), c.get("b")];
+    a.propose([enc.encode("v1")]);
+    const rdA = a.ready();
+    a.advance(rdA);
+    b.step(rdA.messages.find((m) => m.type === "app" && m.to === "b")!);
+    const writing = b.ready();
+    expect(writing.messagesAfterPersist.map((m) => m.type)).toEqual(["appResp"]);
+    // The write does not complete. Without answers to its heartbeats the leader's check-quorum would depose it.
+    b.step({ type: "heartbeat", from: "a", to: "b", term: a.term, commit: 0, context: enc.encode("r1") });
+    b.readIndex(enc.encode("r2"));
+    expect(b.hasReadyWhileWriting()).toBe(true);
+    const meanwhile = b.readyWhileWriting();
+    expect(meanwhile.messages.map((m) => [m.type, m.to])).toEqual([
+      ["heartbeatResp", "a"],
+      ["readIndex", "a"],
+    ]);
+    expect(meanwhile.messagesAfterPersist).toEqual([]);
+    b.applied(meanwhile);
+    expect(b.hasReadyWhileWriting()).toBe(false);
+  });
+
   it("followers refuse proposals with the leader's id", () => {
     const c = new Manual(["a", "b", "c"]);
     c.elect("a");

@@ -173,6 +173,8 @@ export function toCliError(err: unknown): CliError {
     case "timeout":
     case "version_mismatch":
       return new CliError(message, EXIT.unavailable);
+    case "no_space":
+      return new CliError(message, EXIT.noSpace);
     case "bad_request":
       return new CliError(message, EXIT.usage);
     case "not_found":

@@ -4,7 +4,7 @@ import { type Command, type CommandEntry, isGroup } from "./command.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";
 import { flagHelp, parseArgs } from "./flags.ts";
 
-const EXIT_CODE_HELP = `Exit codes: 0 ok, 1 error, 2 usage, 3 cluster unavailable or timed out, 4 not found, 5 precondition failed.`;
+const EXIT_CODE_HELP = `Exit codes: 0 ok, 1 error, 2 usage, 3 cluster unavailable or timed out, 4 not found, 5 precondition failed, 6 no space left on a member's disk (writes refused).`;
 
 /** Runs `berth ARGS...` against the command tree; returns the process exit code. */
 export async function dispatch(argv: string[], commands: CommandEntry[]): Promise<number> {

@@ -11,6 +11,8 @@ export const EXIT = {
   notFound: 4,
   /** A precondition failed: compare-and-swap mismatch, key already exists, unit content differs. */
   conflict: 5,
+  /** A member's disk is full: the cluster refuses writes until space frees (reads go on). */
+  noSpace: 6,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -1,5 +1,6 @@
 // `berth node`: run a cluster member in the foreground (under systemd on every machine).
 import { NODE_FLAGS, resolveNodeConfig } from "../node/config.ts";
+import { DataDirLockedError } from "../node/data-dir-lock.ts";
 import { BerthNode } from "../node/node.ts";
 import type { Command } from "./command.ts";
 import { EXIT } from "./exit-codes.ts";
@@ -40,6 +41,7 @@ Example:
       await node.start();
     } catch (err) {
       log(`cannot start: ${(err as Error).message}`);
+      if (err instanceof DataDirLockedError) return EXIT.error; // nothing was started, nothing is touched
       await node.stop().catch(() => {});
       return EXIT.error;
     }

@@ -81,6 +81,8 @@ export interface NodeStatus {
   etcdIndex: number;
   clusterId: string;
   startedAt: string;
+  /** Set while the member's disk is full and it refuses writes (error no_space). */
+  diskFull?: string;
 }
 
 // ---- Units and machines (fleet's model: desired state set by clients, placement by the leader's engine,
@@ -272,6 +274,7 @@ export interface ClientStreams {
 export type ErrorCode =
   | "kv"
   | "unavailable"
+  | "no_space"
   | "timeout"
   | "bad_request"
   | "not_found"

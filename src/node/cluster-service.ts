@@ -201,6 +201,13 @@ export class ClusterService {
 }
 
 function judge(s: NodeStatus): { healthy: boolean; detail: string; raftIndex: number; raftTerm: number } {
+  if (s.diskFull)
+    return {
+      healthy: false,
+      detail: `disk full, refusing writes: ${s.diskFull}`,
+      raftIndex: s.commitIndex,
+      raftTerm: s.term,
+    };
   const healthy = s.leader !== null;
   return {
     healthy,

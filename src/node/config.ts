@@ -1,7 +1,17 @@
 // Node configuration: flags, then BERTH_* variables, then a --config file, then what the data directory
 // remembers from the first start, then defaults. Invalid values are refused with the flag's name.
 import { createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { UsageError } from "../cli/exit-codes.ts";
@@ -433,7 +443,35 @@ export function saveNodeConfig(config: NodeConfig): void {
     "client-cert-auth": config.clientCertAuth,
     "insecure-listen": config.insecureListen,
   };
-  writeFileSync(join(config.dataDir, SAVED_FILE), `${JSON.stringify(saved, null, 2)}\n`);
+  writeIfChanged(join(config.dataDir, SAVED_FILE), `${JSON.stringify(saved, null, 2)}\n`, 0o644);
+  writeIfChanged(join(config.dataDir, SECRET_FILE), `${config.clusterSecret}\n`, 0o600);
+}
+
+/**
+ * Replaces a small file whole (written beside it, synced, renamed over it), and only when its content changes: a
+ * restart on a full disk rewrites nothing, and a write that fails leaves the old file and no temporary one.
+ */
+function writeIfChanged(path: string, content: string, mode: number): void {
+  try {
+    if (readFileSync(path, "utf8") === content) return;
+  } catch {
+    // missing or unreadable: write it
+  }
+  const tmp = `${path}.tmp`;
+  try {
+    rmSync(tmp, { force: true }); // a leftover would keep its own mode
+    const fd = openSync(tmp, "w", mode);
+    try {
+      writeSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new Error(`cannot write ${path}: ${(err as Error).message}`);
+  }
 }
 
 /** 127.0.0.0/8, ::1, ::ffff:127.x and "localhost": addresses other machines cannot reach. */
@@ -634,8 +672,5 @@ function loadSecret(config: NodeConfig, file: string | undefined): string {
   } else {
     throw new UsageError("--cluster-secret-file is required when the cluster has several members");
   }
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  writeFileSync(kept, `${secret}\n`, { mode: 0o600 });
-  chmodSync(kept, 0o600);
-  return secret;
+  return secret; // kept in the data directory by saveNodeConfig, once the node holds the directory's lock
 }

@@ -20,6 +20,14 @@ export function unavailable(message: string): ServiceError {
   return new ServiceError("unavailable", message);
 }
 
+/** This member's disk is full: it refuses writes until space frees (etcd's NOSPACE alarm); reads go on. */
+export function noSpace(why: string): ServiceError {
+  return new ServiceError(
+    "no_space",
+    `no space left on this member's disk (${why}): writes are refused until space frees; reads go on`,
+  );
+}
+
 export function badRequest(message: string): ServiceError {
   return new ServiceError("bad_request", message);
 }

@@ -115,6 +115,7 @@ export function httpDeps(s: HttpDepsSources): HttpDeps {
     },
     storeStats: () => s.store.stats(),
     versions: () => ETCD_API_VERSION,
-    health: () => s.driver.leader() !== null,
+    // As etcd's /health while an alarm (NOSPACE) is raised: false while this member's disk is full.
+    health: () => s.driver.leader() !== null && s.driver.diskFull() === null,
   };
 }

@@ -7,7 +7,7 @@ import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
 import { registryWriteProblem } from "../sched/registry-records.ts";
-import { badRequest, isKvError, kvFailure, unavailable, withTimeout } from "./errors.ts";
+import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "./errors.ts";
 import { commandFor } from "./kv-requests.ts";
 import type { LeaderRouter } from "./leader-router.ts";
 
@@ -64,6 +64,9 @@ export class KvService {
     // answers a write under its own /_etcd.
     const notARecord = registryWriteProblem(req);
     if (notARecord !== null) throw kvFailure(new KvError(106, notARecord, this.store.index));
+    // A member whose disk is full refuses writes at once (the leader also refuses proposals then: see the driver).
+    const full = this.driver.diskFull();
+    if (full !== null) throw noSpace(full);
     const result = (await this.router.call("kv.write", req)) as KvResult;
     // Read-your-writes on this node (as etcd answers only once the member that took the write applied it):
     // a forwarded write is answered after this replica caught up, or after the timeout at worst.

@@ -1,5 +1,6 @@
 // Node mode: one Berth member. Wires the durable Raft log, the replicated key/value store, the peer network and
 // the client listener together, and shuts down gracefully (leadership handed over first) on SIGTERM.
+import { mkdirSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { fenceForTtl } from "../agent/lease.ts";
@@ -19,6 +20,7 @@ import { ClusterClock } from "./cluster-clock.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
 import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
 import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
+import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import { ServiceError } from "./errors.ts";
 import { TtlExpirer } from "./expiry.ts";
 import { type HttpApi, startHttpApi } from "./http/index.ts";
@@ -63,6 +65,7 @@ export class BerthNode {
   private machineContainers!: MachineContainersService;
   machineId = "";
   private stopping = false;
+  private dataDirLock: DataDirLock | null = null;
 
   constructor(
     readonly config: NodeConfig,
@@ -71,6 +74,9 @@ export class BerthNode {
 
   async start(): Promise<void> {
     const c = this.config;
+    // Nothing in the data directory is touched before this node holds it (a second node there exits here).
+    mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
+    this.dataDirLock = await lockDataDir(c.dataDir);
     saveNodeConfig(c);
     this.machineId = loadMachineId(c.dataDir);
     this.storage = await FileRaftStorage.open(join(c.dataDir, "raft"), {
@@ -324,6 +330,7 @@ export class BerthNode {
       etcdIndex: this.store.index,
       clusterId: this.clusterId(),
       startedAt: this.startedAt.toISOString(),
+      ...(this.driver.diskFull() !== null && { diskFull: this.driver.diskFull()! }),
     };
   }
 
@@ -342,6 +349,7 @@ export class BerthNode {
     await this.driver?.stop();
     await this.transport?.stop();
     await this.storage?.close();
+    await this.dataDirLock?.release();
     this.log(`node ${this.config.name} stopped`);
   }
 

@@ -5,7 +5,21 @@ import { Packr } from "msgpackr";
 import { type DriverClock, realClock } from "./clock.ts";
 import { decodeConfChange } from "./conf-change.ts";
 import { bootstrapLog, ProposalError, Raft, type RaftConfig, type Ready } from "./raft.ts";
-import type { ConfChange, Entry, HardState, Message, NodeId, RaftStorage, Snapshot } from "./types.ts";
+import {
+  type ConfChange,
+  type Entry,
+  type HardState,
+  type Message,
+  type NodeId,
+  type RaftStorage,
+  type Snapshot,
+  StorageFullError,
+} from "./types.ts";
+
+/** How often a write refused for lack of space is tried again (writes resume within this of space freeing). */
+const NO_SPACE_RETRY_MS = 500;
+/** Ticks to wait before trying again a snapshot that found the disk full. */
+const SNAPSHOT_RETRY_TICKS = 50;
 
 /** The application replicated by the log. apply() must be deterministic: every replica runs the same entries. */
 export interface StateMachine {
@@ -62,6 +76,14 @@ export class NotLeaderError extends Error {
   constructor(readonly leader: NodeId | null) {
     super(leader ? `not the leader (the leader is ${leader})` : "no leader is elected at the moment");
   }
+}
+
+/**
+ * This node's disk is full (etcd's NOSPACE alarm): it refuses proposals at once, and serves reads and heartbeats,
+ * until the write held up succeeds.
+ */
+export class NoSpaceError extends Error {
+  readonly code = "no_space";
 }
 
 /** A proposal whose slot was taken by another leader's entry: it was not applied. */
@@ -132,6 +154,10 @@ export class RaftDriver {
   private snapshotIndex = 0;
   /** A snapshot being written in the background (see maybeSnapshot). */
   private snapshotWrite: Promise<void> | null = null;
+  /** No snapshot is taken before this tick (one found the disk full). */
+  private snapshotRetryTick = 0;
+  /** Why the write under way is held up: the disk is full. Proposals are refused while it is set. */
+  private noSpace: StorageFullError | null = null;
   private leaderListeners: ((lead: NodeId | null, term: number) => void)[] = [];
   private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join" | "onFatal" | "clock">> &
     DriverOptions;
@@ -186,11 +212,25 @@ export class RaftDriver {
 
   /** Proposes one state-machine command; resolves with apply()'s result once committed and applied here. */
   propose(data: Uint8Array): Promise<unknown> {
+    if (this.noSpace) return Promise.reject(this.noSpaceError());
     return new Promise((resolve, reject) => this.enqueue({ kind: "propose", data, resolve, reject }));
   }
 
   proposeConfChange(cc: ConfChange): Promise<unknown> {
+    if (this.noSpace) return Promise.reject(this.noSpaceError());
     return new Promise((resolve, reject) => this.enqueue({ kind: "confChange", cc, resolve, reject }));
+  }
+
+  /** Why this node refuses writes, while its disk is full; null otherwise. */
+  diskFull(): string | null {
+    return this.noSpace?.message ?? null;
+  }
+
+  private noSpaceError(): NoSpaceError {
+    return new NoSpaceError(
+      `no space left on member ${this.opts.id}'s disk (${this.noSpace?.message}): writes are refused until ` +
+        "space frees; reads go on",
+    );
   }
 
   /**
@@ -329,7 +369,8 @@ export class RaftDriver {
         this.drainInbox();
       }
     } catch (err) {
-      this.fatal(err);
+      // A snapshot install held up by a full disk ends so when the node stops: nothing failed.
+      if (!(this.stopped && isNoSpace(err))) this.fatal(err);
     } finally {
       this.processing = false;
       for (const done of this.passDone.splice(0)) done();
@@ -452,7 +493,8 @@ export class RaftDriver {
     if (rd.snapshot) {
       // Never two snapshot writes at once; the local one is superseded (its compaction is skipped).
       if (this.snapshotWrite) await this.snapshotWrite.catch(() => {});
-      await onDisk("saveSnapshot", o.storage.saveSnapshot(rd.snapshot));
+      const snapshot = rd.snapshot;
+      await this.untilStored("saveSnapshot", () => o.storage.saveSnapshot(snapshot));
       this.restoreSnapshot(rd.snapshot);
     }
     if (!rd.mustSync) {
@@ -476,7 +518,9 @@ export class RaftDriver {
    * (acknowledgements, votes) go out at once, and the next pass tells Raft (which may then commit, as a leader).
    */
   private startWrite(rd: Ready): void {
-    const write = onDisk("save", this.opts.storage.save(rd.hardState, rd.entries, rd.mustSync));
+    const write = this.untilStored("save", () =>
+      this.opts.storage.save(rd.hardState, rd.entries, rd.mustSync),
+    );
     this.writing = write.then(
       () => {
         if (rd.messagesAfterPersist.length > 0) this.opts.transport.send(rd.messagesAfterPersist);
@@ -497,8 +541,39 @@ export class RaftDriver {
   private writeCommitIndex(hs: HardState): void {
     const write = onDisk("save", this.opts.storage.save(hs, [], false));
     this.commitWrite = write.catch((err: unknown) => {
-      if (!this.stopped) this.fatal(err);
+      // Without room for it, the commit index goes with the next hard state written.
+      if (!this.stopped && !isNoSpace(err)) this.fatal(err);
     });
+  }
+
+  /**
+   * Runs a storage write until it succeeds. While the disk is full the write is held up (nothing else is written
+   * meanwhile, so nothing is acknowledged that is not on disk), proposals are refused (NoSpaceError), everything
+   * needing no write goes on (heartbeats, reads), and the write is tried again every NO_SPACE_RETRY_MS.
+   */
+  private async untilStored(op: string, write: () => Promise<void>): Promise<void> {
+    for (;;) {
+      try {
+        await onDisk(op, write());
+        if (this.noSpace) this.opts.logger?.("disk space available again: accepting writes");
+        this.noSpace = null;
+        return;
+      } catch (err) {
+        const cause = (err as Error).cause;
+        if (this.stopped || !(cause instanceof StorageFullError)) throw err;
+        if (!this.noSpace)
+          this.opts.logger?.(
+            `disk full (${cause.message}): refusing writes until space frees; reads and heartbeats go on`,
+          );
+        this.noSpace = cause;
+        await new Promise<void>((r) => {
+          const stop = this.clock.every(NO_SPACE_RETRY_MS, () => {
+            stop();
+            r();
+          });
+        });
+      }
+    }
   }
 
   /** Applies `rd`'s committed entries, serves the reads they unblock, and tells Raft. */
@@ -610,6 +685,7 @@ export class RaftDriver {
   private maybeSnapshot(): void {
     const o = this.opts;
     if (this.snapshotWrite || this.appliedIndex - this.snapshotIndex < o.snapshotEvery) return;
+    if (this.ticks < this.snapshotRetryTick) return;
     const index = this.appliedIndex;
     const envelope: SnapshotEnvelope = { peers: [...this.peers], app: o.stateMachine.snapshot() };
     const snapshot: Snapshot = {
@@ -617,7 +693,12 @@ export class RaftDriver {
       data: packr.pack(envelope),
     };
     const fatal = (err: unknown) => {
-      if (!this.stopped) this.fatal(err);
+      if (this.stopped) return;
+      if (!isNoSpace(err)) return this.fatal(err);
+      // The log keeps everything the snapshot would have covered: try again later.
+      o.logger?.(`snapshot at index ${index} skipped: ${(err as Error).message}`);
+      this.snapshotRetryTick = this.ticks + SNAPSHOT_RETRY_TICKS;
+      if (this.snapshotWrite === write) this.snapshotWrite = null;
     };
     const write = onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot));
     this.snapshotWrite = write;
@@ -647,6 +728,11 @@ function onDisk<T>(op: string, p: Promise<T>): Promise<T> {
   return p.catch((err: unknown) => {
     throw new StorageFailure(op, err);
   });
+}
+
+/** A storage failure caused by a full disk (see StorageFullError). */
+function isNoSpace(err: unknown): boolean {
+  return (err as Error | null)?.cause instanceof StorageFullError;
 }
 
 function keyOf(context: Uint8Array): string {

@@ -95,6 +95,10 @@ export class ProposalError extends Error {
 }
 
 const LEADER_MESSAGES = new Set<MessageType>(["app", "heartbeat", "snap", "timeoutNow", "readIndexResp"]);
+/** What a follower may send while its write is in flight: messages that claim nothing about its log or vote. So a
+ * write held up for long (a full disk) neither starves the leader's check-quorum and read confirmations, which would
+ * start elections, nor this node's reads. */
+const FOLLOWER_MESSAGES = new Set<MessageType>(["heartbeatResp", "readIndex"]);
 
 /** Raft's pure state machine: ticks, messages and proposals in; a Ready of effects out. No I/O, clock or randomness. */
 export class Raft {
@@ -285,13 +289,14 @@ export class Raft {
       this.readStates.length > 0 ||
       this.log.hasNextCommitted() ||
       !sameSoftState(this.softState(), this.prevSoftState) ||
-      (this.role === "leader" && this.outbox.some((m) => LEADER_MESSAGES.has(m.type)))
+      this.outbox.some((m) => this.sendableWhileWriting(m))
     );
   }
 
   /**
    * What may be done while a write is in flight: the leader's messages (appends may run ahead of the leader's own
-   * disk, Raft §10.2.1, and a quorum of followers commits without it), committed entries (durable on a quorum,
+   * disk, Raft §10.2.1, and a quorum of followers commits without it), a follower's answers to heartbeats and its
+   * read requests (FOLLOWER_MESSAGES), committed entries (durable on a quorum,
    * whether or not this node's copy is yet) and read states. Entries, hard state and every other message wait for
    * the next ready().
    */
@@ -312,14 +317,17 @@ export class Raft {
       messagesAfterPersist: [],
       readStates: this.readStates,
     };
-    if (this.role === "leader") {
-      const rest: Message[] = [];
-      for (const m of this.outbox) (LEADER_MESSAGES.has(m.type) ? rd.messages : rest).push(m);
-      this.outbox = rest;
-    }
+    const rest: Message[] = [];
+    for (const m of this.outbox) (this.sendableWhileWriting(m) ? rd.messages : rest).push(m);
+    this.outbox = rest;
     this.readStates = [];
     this.prevSoftState = ss;
     return rd;
+  }
+
+  private sendableWhileWriting(m: Message): boolean {
+    if (this.role === "leader") return LEADER_MESSAGES.has(m.type);
+    return this.role === "follower" && FOLLOWER_MESSAGES.has(m.type);
   }
 
   /** The driver has persisted, sent and applied what `rd` asked for. */

@@ -104,6 +104,17 @@ export interface StoredState {
   report: RecoveryReport;
 }
 
+/** The disk holding the log or snapshots is full (ENOSPC, EDQUOT). Unlike other I/O errors the storage stays
+ * usable: the failed call left nothing behind, and retrying it succeeds once space frees. */
+export class StorageFullError extends Error {
+  readonly code = "no_space";
+}
+
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
 /** Durable storage behind the driver. Every method returns only once data is on disk (fsync), but see save(). */
 export interface RaftStorage {
   load(): Promise<StoredState>;
@@ -116,6 +127,8 @@ export interface RaftStorage {
   save(hardState: HardState | null, entries: Entry[], sync?: boolean): Promise<void>;
   /** Persist a snapshot; afterwards the log up to snap.meta.index may be dropped. */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
+  // save() and saveSnapshot() reject with StorageFullError when the disk has no room: nothing of that call is
+  // stored, no partial record or temporary file is left, and the same call may be made again once space frees.
   /** Drop log segments that hold only entries at or below `index` (which a saved snapshot covers). */
   compact(index: number): Promise<void>;
   close(): Promise<void>;

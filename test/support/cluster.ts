@@ -72,6 +72,8 @@ export class TestCluster {
   httpScheme: "http" | "https" = "http";
   /** A command the binary runs under (e.g. ["prlimit", "--nofile=512:512", "--"]). */
   launcher: string[] = [];
+  /** Where the members' data directories go (default: this.dir); their logs stay in this.dir. */
+  dataRoot = "";
 
   private constructor() {
     this.dir = mkdtempSync(join(tmpdir(), "berth-test-"));
@@ -87,6 +89,8 @@ export class TestCluster {
       cliArgs?: string[];
       httpScheme?: "http" | "https";
       launcher?: string[];
+      /** A directory for the data directories, e.g. a small file system the test mounted (the test removes it). */
+      dataRoot?: string;
     } = {},
   ): Promise<TestCluster> {
     if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
@@ -94,6 +98,7 @@ export class TestCluster {
     c.cliArgs = opts.cliArgs ?? [];
     c.launcher = opts.launcher ?? [];
     c.httpScheme = opts.httpScheme ?? "http";
+    c.dataRoot = opts.dataRoot ?? c.dir;
     for (let i = 1; i <= size; i++) await c.define(`n${i}`, `127.0.0.${i}`, opts.extraArgs ?? []);
     const initial = c.nodes.map((n) => `${n.name}=${n.host}:${n.peerPort}`).join(",");
     for (const n of c.nodes) c.spawn(n, [`--initial-cluster=${initial}`]);
@@ -108,7 +113,7 @@ export class TestCluster {
       peerPort: await freePort(host),
       clientPort: await freePort(host),
       httpPort: await freePort(host),
-      dataDir: join(this.dir, name),
+      dataDir: join(this.dataRoot || this.dir, name),
       logFile: join(this.dir, `${name}.log`),
       proc: null,
       extraArgs,

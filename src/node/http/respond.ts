@@ -126,10 +126,17 @@ export function sendKvError(
 /** What etcd 3.4's server.Do fails with when there is no leader or the proposal does not commit in time. */
 export const RAFT_TIMEOUT_CAUSE = "etcdserver: request timed out";
 
+/** etcd's ErrNoSpace (its NOSPACE alarm): a write refused because a member's disk is full. */
+export const NO_SPACE_CAUSE = "etcdserver: mvcc: database space exceeded";
+
 /** Maps anything a KV call throws to etcd's key error answer (writeKeyError). */
 export function sendKeyFailure(ctx: HttpContext, res: HttpResponse, err: unknown) {
   const kv = asKvError(err);
   if (kv) return sendKvError(ctx, res, kv.errorCode, kv.cause, kv.index);
+  if (codeOf(err) === "no_space") {
+    ctx.log(`http: v2 response error: ${(err as Error).message}`);
+    return sendKvError(ctx, res, 300, NO_SPACE_CAUSE, 0);
+  }
   if (["unavailable", "timeout", "not_leader"].includes(codeOf(err))) {
     ctx.log(`http: v2 response error: ${(err as Error).message}`);
     return sendKvError(ctx, res, 300, RAFT_TIMEOUT_CAUSE, 0);

@@ -16,6 +16,11 @@
 // stale records behind it) and corruption in any other. Segments written before preallocation (no zero tail, the
 // file ends at the last record) load unchanged; the last one is extended with zeros when opened for writing.
 //
+// A full disk is not a broken one (etcd's NOSPACE): an append that runs out of space is undone (the blocks it added
+// given back, what it wrote in place zeroed, so no torn record is left for the next load) and rejects with
+// StorageFullError; a segment or snapshot that cannot be created leaves no file behind; preallocation is skipped,
+// not required, when there is no room for a whole segment. The same call succeeds once space frees.
+//
 // snap/<term 16>-<index 16>.snap holds ["BSN1"][u32 crc32c of the rest][u32 meta length][meta JSON][data]; the
 // newest two are kept so a corrupt newest one can fall back to its predecessor.
 import { constants as fsc, writeSync } from "node:fs";
@@ -30,7 +35,7 @@ import type {
   SnapshotMeta,
   StoredState,
 } from "../types.ts";
-import { EMPTY_HARD_STATE } from "../types.ts";
+import { EMPTY_HARD_STATE, isNoSpace, StorageFullError } from "../types.ts";
 import { crc32c } from "./crc32c.ts";
 import { createZeroFile, lastNonZero, zeroFill } from "./prealloc.ts";
 
@@ -269,6 +274,8 @@ export class FileRaftStorage implements RaftStorage {
   private fh: FileHandle | null = null;
   /** Where the next record goes in the current segment: the end of its log, not of the (preallocated) file. */
   private writeOff = 0;
+  /** Size of the current segment's file before the append under way: what a failed append truncates back to. */
+  private allocated = 0;
   /** The next segment being zero-filled in the background: its path once ready, null if that failed. */
   private spare: Promise<string | null> | null = null;
   private lastIndex = 0;
@@ -358,14 +365,20 @@ export class FileRaftStorage implements RaftStorage {
 
   private async writeSnapshotFile(name: string, snapshot: Snapshot): Promise<void> {
     const tmp = join(this.snapDir, `${name}.tmp`);
-    const fh = await open(tmp, "w");
     try {
-      await writeAll(fh, encodeSnapshot(snapshot), 0);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      const fh = await open(tmp, "w");
+      try {
+        await writeAll(fh, encodeSnapshot(snapshot), 0);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await rename(tmp, join(this.snapDir, name));
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => {});
+      if (isNoSpace(err)) throw new StorageFullError(`snap: no space for ${name}: ${(err as Error).message}`);
+      throw err;
     }
-    await rename(tmp, join(this.snapDir, name));
     await fsyncDir(this.snapDir);
   }
 
@@ -430,12 +443,29 @@ export class FileRaftStorage implements RaftStorage {
     try {
       await writeAll(this.fh!, buf, this.writeOff);
       if (sync) await this.fh!.datasync();
-      this.writeOff += buf.length;
     } catch (err) {
+      if (isNoSpace(err) && (await this.undoAppend(buf.length)))
+        throw new StorageFullError(`wal: no space for ${buf.length} bytes: ${(err as Error).message}`);
       this.broken = err as Error;
       throw err;
     }
+    this.writeOff += buf.length;
+    this.allocated = Math.max(this.allocated, this.writeOff);
     this.prepareSpare();
+  }
+
+  /** After an append ran out of space: gives back the blocks it added and zeroes what it wrote in place, durably,
+   * so nothing of it is read as a record, nor left behind a later, shorter write. False if that failed too. */
+  private async undoAppend(length: number): Promise<boolean> {
+    const fh = this.fh!;
+    try {
+      await fh.truncate(Math.max(this.allocated, this.writeOff));
+      await zeroFill(fh, this.writeOff, Math.min(this.allocated, this.writeOff + length));
+      await fh.datasync();
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Starts zero-filling the next segment once the current one is half full, so rotation only renames it. */
@@ -444,37 +474,62 @@ export class FileRaftStorage implements RaftStorage {
     const path = join(this.walDir, SPARE_NAME);
     this.spare = createZeroFile(path, this.segmentBytes).then(
       () => path,
-      (err: Error) => {
+      async (err: Error) => {
+        await rm(path, { force: true }).catch(() => {}); // a partial spare must not hold on to the space it took
         this.logger(`wal: preparing the next segment failed (${err.message}); rotation will create it`);
         return null;
       },
     );
   }
 
+  /** The current segment stays open until the next one exists: a rotation that fails changes nothing. */
   private async rotate(firstIndex: number): Promise<void> {
     const prev = this.segments[this.segments.length - 1];
-    await this.fh?.close();
-    this.fh = null;
+    const old = this.fh;
     await this.createSegment((prev?.seq ?? 0) + 1, firstIndex);
+    await old?.close();
   }
 
   private async createSegment(seq: number, firstIndex: number): Promise<void> {
     const name = segmentName(seq, firstIndex);
     const path = join(this.walDir, name);
+    let created: { fh: FileHandle; size: number } | null = null;
+    try {
+      created = await this.newSegmentFile(path);
+      await fsyncDir(this.walDir);
+    } catch (err) {
+      await created?.fh.close().catch(() => {});
+      await rm(path, { force: true }).catch(() => {});
+      if (isNoSpace(err))
+        throw new StorageFullError(`wal: no space for segment ${name}: ${(err as Error).message}`);
+      throw err;
+    }
+    this.fh = created.fh;
+    this.segments.push({ seq, firstIndex, name, maxIndex: -1, end: 0 });
+    this.writeOff = 0;
+    this.allocated = created.size;
+  }
+
+  /** Preallocated when a whole segment fits (zero-filled and synced under the spare name first, so it never appears
+   * half-allocated); otherwise empty, growing as it is written, rather than no segment and no writes at all. */
+  private async newSegmentFile(path: string): Promise<{ fh: FileHandle; size: number }> {
     if (this.preallocate) {
-      // Zero-filled and synced under the spare name first, so the segment never appears half-allocated.
       const ready = await this.spare;
       this.spare = null;
       const spare = join(this.walDir, SPARE_NAME);
-      if (ready === null) await createZeroFile(spare, this.segmentBytes);
-      await rename(spare, path);
-      this.fh = await open(path, "r+");
-    } else {
-      this.fh = await open(path, "wx+");
+      try {
+        if (ready === null) await createZeroFile(spare, this.segmentBytes);
+        await rename(spare, path);
+        return { fh: await open(path, "r+"), size: this.segmentBytes };
+      } catch (err) {
+        await rm(spare, { force: true }).catch(() => {});
+        if (!isNoSpace(err)) throw err;
+        this.logger(
+          `wal: no room to preallocate a segment (${(err as Error).message}); it grows as it is written`,
+        );
+      }
     }
-    await fsyncDir(this.walDir);
-    this.segments.push({ seq, firstIndex, name, maxIndex: -1, end: 0 });
-    this.writeOff = 0;
+    return { fh: await open(path, "wx+"), size: 0 };
   }
 
   // ---- recovery ----
@@ -510,10 +565,21 @@ export class FileRaftStorage implements RaftStorage {
       this.fh = await open(join(this.walDir, last.name), "r+");
       this.writeOff = last.end;
       const { size } = await this.fh.stat();
+      this.allocated = size;
       if (this.preallocate && size < this.segmentBytes) {
-        // Written before preallocation, or cut short: extend it, so saves from here on overwrite in place.
-        await zeroFill(this.fh, size, this.segmentBytes);
-        await this.fh.sync();
+        // Written before preallocation, or cut short: extend it, so saves from here on overwrite in place. Without
+        // room for that the node still starts (a full disk must not make it crash-loop): the segment grows instead.
+        try {
+          await zeroFill(this.fh, size, this.segmentBytes);
+          await this.fh.sync();
+          this.allocated = this.segmentBytes;
+        } catch (err) {
+          if (!isNoSpace(err)) throw err;
+          await this.fh.truncate(size);
+          note(
+            `wal: no room to extend ${last.name} to ${this.segmentBytes} bytes; it grows as it is written`,
+          );
+        }
       }
     } else {
       await this.createSegment(1, Math.max(replay.lastIndex, snapIndex) + 1);
