@@ -61,8 +61,14 @@ describe("HeadReader", () => {
   });
 
   it("refuses whitespace between a field name and its colon (RFC 9112 5.1), so it cannot hide a Transfer-Encoding", () => {
-    for (const line of ["Transfer-Encoding : chunked", "Transfer-Encoding\t: chunked", "Content-Length : 5"]) {
-      const r = new HeadReader(1 << 20).push(Buffer.from(`POST /v2/keys/a HTTP/1.1\r\nHost: x\r\n${line}\r\n\r\n`));
+    for (const line of [
+      "Transfer-Encoding : chunked",
+      "Transfer-Encoding\t: chunked",
+      "Content-Length : 5",
+    ]) {
+      const r = new HeadReader(1 << 20).push(
+        Buffer.from(`POST /v2/keys/a HTTP/1.1\r\nHost: x\r\n${line}\r\n\r\n`),
+      );
       expect(r).toEqual({ kind: "bad", status: 400 });
     }
     const folded = new HeadReader(1 << 20).push(Buffer.from("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n"));

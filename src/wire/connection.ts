@@ -534,7 +534,10 @@ export class Connection {
     try {
       body = encodeBody([RES_OK, id, result]);
     } catch (err) {
-      this.respondError(id, { code: "internal", message: `cannot encode the result: ${(err as Error).message}` });
+      this.respondError(id, {
+        code: "internal",
+        message: `cannot encode the result: ${(err as Error).message}`,
+      });
       return;
     }
     if (body.length <= this.maxFrameBytes) return this.enqueue(body);
@@ -566,7 +569,10 @@ export class Connection {
       this.pending.delete(id);
       if (p.timer) clearTimeout(p.timer);
       p.reject(
-        new RemoteError("too_large", `the answer passed the limit of ${this.maxResponseBytes} bytes; dropped`),
+        new RemoteError(
+          "too_large",
+          `the answer passed the limit of ${this.maxResponseBytes} bytes; dropped`,
+        ),
       );
       return;
     }

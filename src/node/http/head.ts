@@ -22,7 +22,6 @@ const LF = 10;
 /** RFC 9110 token characters: a field name (or method) with anything else, e.g. "Transfer-Encoding :", is refused. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Control characters other than horizontal tab may not appear in a field value (Go: "invalid header value"). */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters refused
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 export class HeadReader {

@@ -197,7 +197,8 @@ class Conn {
         this.socket.pause();
       }
     } else {
-      this.input = this.input === null || this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
+      this.input =
+        this.input === null || this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
       this.pump();
     }
     this.account();

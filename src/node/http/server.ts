@@ -4,10 +4,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { ConnectionGate, ConnectionSlot } from "../../wire/server.ts";
+import { InFlightBytes } from "./in-flight.ts";
 import { handleKeys } from "./keys.ts";
 import { handleMachines, handleMembers } from "./members.ts";
 import { cleanPath, EscapeError, goUnescape } from "./params.ts";
-import { InFlightBytes } from "./in-flight.ts";
 import {
   BODY_DEADLINE_MS,
   HEAD_DEADLINE_MS,
