@@ -1,6 +1,7 @@
-// A node's client connections (msgpack and HTTP together) are capped: past the cap a new connection is closed at
-// once (HTTP with a 503), so a flood can neither use up the file descriptors the node needs nor drive accept(2)
-// into EMFILE, where the listener spins. Real processes of the built binary.
+// A node's client connections are capped on each listener (msgpack, HTTP): past the cap a new connection takes the
+// place of the oldest idle one, or is closed at once (HTTP with a 503) when none is idle, so a flood can neither use
+// up the file descriptors the node needs nor drive accept(2) into EMFILE, where the listener spins. Real processes
+// of the built binary.
 import { readdirSync, readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
@@ -54,12 +55,18 @@ const put = (key: string) =>
   `PUT /v2/keys/${key} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nConnection: close\r\n\r\nvalue=1`;
 
 describe("client connection limit", () => {
-  it("refuses connections over --max-client-connections on both ports, and serves again once some close", async () => {
+  it("refuses connections over --max-client-connections when none is idle; each port has its own limit", async () => {
     cluster = await TestCluster.start(1, { extraArgs: ["--max-client-connections=6"] });
     const n = cluster.node("n1");
-    // The health checks' CLI connections may still be closing: fill the budget until a request is refused.
-    const idle: Socket[] = [];
-    for (let i = 0; i < 6; i++) idle.push(await hold(n.host, n.httpPort));
+    // Six long polls: connections being answered, which no newcomer may push out.
+    const polls: Socket[] = [];
+    for (let i = 0; i < 6; i++) {
+      const s = await hold(n.host, n.httpPort);
+      const headers = new Promise((r) => s.once("data", r)); // flushed at once: the poll is being answered
+      s.write(`GET /v2/keys/poll${i}?wait=true HTTP/1.1\r\nHost: x\r\n\r\n`);
+      await headers;
+      polls.push(s);
+    }
     let answer = "";
     await waitFor(
       "a request refused for lack of connections",
@@ -70,38 +77,40 @@ describe("client connection limit", () => {
       5000,
     );
     expect(answer).toContain("too many connections");
-    // The msgpack port shares the budget.
+    // The msgpack port has its own limit: clients get in, until six hold its places.
+    const clients: BerthClient[] = [];
+    onTestFinished(() => {
+      for (const c of clients) c.close();
+    });
+    for (let i = 0; i < 6; i++)
+      clients.push(await BerthClient.connect({ endpoints: [`${n.host}:${n.clientPort}`], timeoutMs: 2000 }));
     await expect(
       BerthClient.connect({ endpoints: [`${n.host}:${n.clientPort}`], timeoutMs: 2000 }),
     ).rejects.toThrow();
-    for (const s of idle.splice(0, 3)) s.destroy();
+    for (const s of polls.splice(0, 3)) s.destroy();
     await waitFor(
       "a write on a new connection",
       async () => (await rawHttp(n.host, n.httpPort, put("after"))).startsWith("HTTP/1.1 201"),
       5000,
     );
-    const client = await BerthClient.connect({ endpoints: [`${n.host}:${n.clientPort}`], timeoutMs: 2000 });
-    try {
-      expect((await client.call("kv.get", { key: "/after" })).event.node.value).toBe("1");
-    } finally {
-      client.close();
-    }
-    expect(readFileSync(n.logFile, "utf8")).toMatch(
-      /refused \d+ client connection\(s\).*--max-client-connections/,
-    );
+    expect((await clients[0]!.call("kv.get", { key: "/after" })).event.node.value).toBe("1");
+    const log = readFileSync(n.logFile, "utf8");
+    expect(log).toMatch(/\[http\] refused \d+ HTTP connection\(s\).*--max-client-connections/);
+    expect(log).toMatch(/\[client\] refused \d+ client connection\(s\).*--max-client-connections/);
   }, 60_000);
 
   it("under a low file descriptor limit, a flood of connections neither stops nor stalls the node", async () => {
-    // 512 descriptors: the default cap leaves a reserve of 256 for the log, snapshots, peers and units.
+    // 512 descriptors: the default caps (128 per port) leave a reserve of 256 for the log, snapshots, peers and units.
     cluster = await TestCluster.start(1, { launcher: ["prlimit", "--nofile=512:512", "--"] });
     const n = cluster.node("n1");
     const pid = n.proc!.pid!;
-    expect(readFileSync(n.logFile, "utf8")).toContain("at most 256 client connections");
+    expect(readFileSync(n.logFile, "utf8")).toContain("at most 128 connections on each client port");
     const flood: Promise<Socket>[] = [];
     for (let i = 0; i < 700; i++) flood.push(hold(n.host, i % 2 === 0 ? n.httpPort : n.clientPort));
     await Promise.all(flood);
-    // Over the cap, a request is answered at once (503), not left hanging behind a spinning listener.
-    expect(await rawHttp(n.host, n.httpPort, put("flooded"), 5000)).toMatch(/^HTTP\/1\.1 503/);
+    // Over the cap, a request takes an idle connection's place and is answered, not left hanging behind a
+    // spinning listener.
+    expect(await rawHttp(n.host, n.httpPort, put("flooded"), 5000)).toMatch(/^HTTP\/1\.1 201/);
     expect(readdirSync(`/proc/${pid}/fd`).length).toBeLessThan(512);
     for (const s of held.splice(0)) s.destroy();
     await waitFor(
@@ -114,7 +123,7 @@ describe("client connection limit", () => {
 });
 
 describe("client connection limit with TLS", () => {
-  it("turns TLS connections away before the handshake, with one log line for the lot", async () => {
+  it("makes room among TLS connections before their handshake, with one log line for the lot", async () => {
     const certs = makeTestCerts();
     onTestFinished(() => certs.cleanup());
     cluster = await TestCluster.start(1, {
@@ -133,48 +142,59 @@ describe("client connection limit with TLS", () => {
       httpScheme: "https",
     });
     const n = cluster.node("n1");
-    // Idle TCP connections: three take the slots, the rest are turned away (on both ports).
+    // Idle TCP connections: on the client port each takes the place of the oldest idle one. (Bun's HTTPS listener
+    // reports a connection only once its TLS handshake is done: the idle ones there are not counted.)
     for (let i = 0; i < 40; i++) await hold(n.host, i % 2 ? n.clientPort : n.httpPort);
     await new Promise((r) => setTimeout(r, 500));
     for (const s of held.splice(0)) s.destroy();
     expect((await cluster.cli(["kv", "set", "/after", "1"])).code).toBe(0);
     const log = readFileSync(n.logFile, "utf8");
-    expect(log.match(/refused \d+ client connection\(s\)/g)).toHaveLength(1);
-    // Only the admitted connections (given up by the test mid-handshake) can show up as failed handshakes.
+    expect(log.match(/closed \d+ idle client connection\(s\) to make room/g)).toHaveLength(1);
+    // Only the connections left at the end (given up by the test mid-handshake) can show up as failed handshakes.
     expect((log.match(/TLS handshake failed/g) ?? []).length).toBeLessThanOrEqual(3);
   }, 60_000);
 });
 
 describe("ConnectionBudget", () => {
-  it("hands out `limit` slots, refuses the next ones with a rate-limited log line, and reuses released slots", () => {
+  it("hands out `limit` slots, makes room by closing the oldest idle one, refuses when none is idle", () => {
     let t = 0;
     const lines: string[] = [];
+    const evicted: string[] = [];
     const b = new ConnectionBudget(
       2,
+      "client",
       (l) => lines.push(l),
       () => t,
     );
-    expect([b.tryAcquire("a"), b.tryAcquire("b"), b.tryAcquire("c"), b.tryAcquire("d")]).toEqual([
-      true,
-      true,
-      false,
-      false,
-    ]);
+    const take = (name: string) => b.acquire(name, () => evicted.push(name));
+    const a = take("a")!;
+    const c = take("c")!;
+    a.idle(true);
+    c.idle(true);
+    a.idle(false);
+    a.idle(true); // idle again: now younger than c
+    expect(take("d")).not.toBeNull();
+    expect(evicted).toEqual(["c"]);
     expect(lines).toEqual([
-      "refused 1 client connection(s) (latest from c): 2 are open, the --max-client-connections limit",
+      "closed 1 idle client connection(s) to make room (latest from d): 2 are open, the --max-client-connections limit",
     ]);
+    c.release(); // the evicted connection closing later frees nothing more
+    a.idle(false);
+    expect(take("e")).toBeNull();
+    expect(b.count).toBe(2);
     t = 10_000;
-    expect(b.tryAcquire("e")).toBe(false);
-    expect(lines[1]).toMatch(/^refused 2 client connection\(s\) \(latest from e\)/);
-    b.release();
-    expect(b.tryAcquire("f")).toBe(true);
+    expect(take("f")).toBeNull();
+    expect(lines[1]).toMatch(/^refused 2 client connection\(s\) \(latest from f\)/);
+    a.release();
+    expect(take("g")).not.toBeNull();
+    expect(b.count).toBe(2);
   });
 
-  it("by default leaves a quarter of the descriptor limit (at least 256) to the rest of the node", () => {
+  it("by default leaves a quarter of the descriptor limit (at least 256) to the rest of the node, shared by two ports", () => {
     expect(defaultClientConnectionLimit(null)).toBe(10_000);
-    expect(defaultClientConnectionLimit(1024)).toBe(768);
-    expect(defaultClientConnectionLimit(20_000)).toBe(10_000);
-    expect(defaultClientConnectionLimit(8192)).toBe(6144);
+    expect(defaultClientConnectionLimit(1024)).toBe(384);
+    expect(defaultClientConnectionLimit(40_000)).toBe(10_000);
+    expect(defaultClientConnectionLimit(8192)).toBe(3072);
     expect(defaultClientConnectionLimit(200)).toBe(16);
   });
 });

@@ -484,6 +484,20 @@ describe("malformed input", () => {
     expect(await conn.request("small", new Uint8Array(10))).toBe(10);
   });
 
+  it("sends an answer larger than a frame in parts, which the asking side joins (others go on meanwhile)", async () => {
+    const big = randomBytes(100_000);
+    const { conn } = await pair(
+      { request: (m, p) => (m === "big" ? { blob: big, n: 7 } : p) },
+      { maxFrameBytes: 1024 },
+      { maxFrameBytes: 1024 },
+    );
+    const [answer, small] = await Promise.all([conn.request("big", null), conn.request("echo", "hi")]);
+    expect(Buffer.compare((answer as { blob: Buffer }).blob, big)).toBe(0);
+    expect((answer as { n: number }).n).toBe(7);
+    expect(small).toBe("hi");
+    expect(await conn.request("echo", "after")).toBe("after");
+  });
+
   it("an oversized frame closes the connection with a clear reason; the listener keeps accepting", async () => {
     const s = await server({ request: (_m, p) => (p as Uint8Array).length }, { maxFrameBytes: 1024 });
     const { conn } = await dial(s.l);

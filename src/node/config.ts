@@ -176,7 +176,7 @@ export const NODE_FLAGS: FlagSpec[] = [
     name: "max-client-connections",
     type: "number",
     description:
-      "client and HTTP connections open at once; more are closed on arrival (default 10000, less when the file descriptor limit is low)",
+      "connections open at once on each of the client and HTTP ports; past it a newcomer replaces the oldest idle one (in its handshake, or HTTP with no request being answered), or is closed (default 10000, less when the file descriptor limit is low)",
     env: "BERTH_MAX_CLIENT_CONNECTIONS",
   },
   {

@@ -233,9 +233,9 @@ export class BerthNode {
         }
       : null;
     const clientLimit = c.maxClientConnections ?? defaultClientConnectionLimit(openFileLimit());
-    const gate = new ConnectionBudget(clientLimit, (l) => this.log(`[client] ${l}`));
+    // Each listener has its own limit: a flood on the HTTP port leaves msgpack clients (the CLI) alone.
     this.clientListener = await listen({
-      gate,
+      gate: new ConnectionBudget(clientLimit, "client", (l) => this.log(`[client] ${l}`)),
       // One client connection cannot hold unbounded work: past these it is read more slowly, or refused streams.
       maxServedRequests: CLIENT_MAX_SERVED_REQUESTS,
       maxServedStreams: CLIENT_MAX_STREAMS,
@@ -261,7 +261,7 @@ export class BerthNode {
     });
     if (c.httpAddr) {
       this.httpApi = await startHttpApi({
-        gate,
+        gate: new ConnectionBudget(clientLimit, "HTTP", (l) => this.log(`[http] ${l}`)),
         host: c.httpAddr.host,
         port: c.httpAddr.port,
         peerTls: c.peerTls !== null,
@@ -285,7 +285,7 @@ export class BerthNode {
         (c.clientTls ? ` with TLS${c.clientCertAuth ? " and client certificates" : ""}` : "") +
         `, peers on ${fmt(c.peerListenAddr)}${c.peerTls ? " with TLS" : ""}` +
         (fmt(c.peerListenAddr) === fmt(c.peerAddr) ? "" : ` (known to the cluster as ${fmt(c.peerAddr)})`) +
-        ` (data in ${c.dataDir}; at most ${clientLimit} client connections)`,
+        ` (data in ${c.dataDir}; at most ${clientLimit} connections on each client port)`,
     );
     const runtime = runtimeOptionsNote();
     if (runtime)

@@ -13,12 +13,14 @@
 //   [6, sid, error | null]           stream end (producer → consumer), after every buffered item
 //   [7, sid, n]                      more credit (consumer → producer), sent once half the window is consumed
 //   [8, sid]                         stream cancel (consumer → producer)
+//   [9, id, bytes, last]             part of a response too large for one frame: the receiver joins the parts'
+//                                    bytes and decodes them as the response envelope ([1, id, …] or [2, id, …])
 // Request ids and stream ids are chosen by the side that sends the request or opens the stream; the reply kinds
 // differ, so both directions share the numbers without confusion.
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { ConnectionClosedError, RemoteError, type WireErrorBody, WireTimeoutError } from "./errors.ts";
-import { DEFAULT_MAX_FRAME, encodeBody, FrameDecoder, FrameError } from "./frame.ts";
+import { DEFAULT_MAX_FRAME, decodeBody, encodeBody, FrameDecoder, FrameError } from "./frame.ts";
 
 const REQ = 0;
 const RES_OK = 1;
@@ -29,6 +31,14 @@ const S_ITEM = 5;
 const S_END = 6;
 const S_CREDIT = 7;
 const S_CANCEL = 8;
+const RES_PART = 9;
+
+/**
+ * Largest response sent and accepted in parts (kind 9) when it does not fit in one frame: a big `kv ls -r` is
+ * answered, not refused, and the frame limit still bounds what one frame makes the receiver buffer. Only answers
+ * to this side's own requests are joined, so a node never buffers parts a client sends it.
+ */
+export const MAX_RESPONSE_BYTES = 1 << 30;
 
 /** Method name of the error frame (a notify sent just before closing). */
 export const ERROR_FRAME_METHOD = "error";
@@ -74,6 +84,8 @@ export interface ConnectionOptions {
   maxServedRequests?: number;
   /** Streams the other side may keep open at once (default: no limit); more are ended with "too_many_streams". */
   maxServedStreams?: number;
+  /** Largest response sent or accepted in parts (default MAX_RESPONSE_BYTES). */
+  maxResponseBytes?: number;
 }
 
 /** The producer's end of a stream. */
@@ -119,6 +131,10 @@ export class Connection {
   private readonly streamBufferLimit: number;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Parts received of responses too large for one frame, by request id. */
+  private readonly parts = new Map<number, Buffer[]>();
+  private partBytes = 0;
+  private readonly maxResponseBytes: number;
   private readonly clientStreams = new Map<number, ClientStreamImpl>();
   private readonly sinks = new Map<number, SinkImpl>();
   private handlers: Handlers | null = null;
@@ -149,6 +165,7 @@ export class Connection {
     this.streamBufferLimit = opts.streamBufferLimit ?? 1024;
     this.maxServedRequests = opts.maxServedRequests ?? Number.POSITIVE_INFINITY;
     this.maxServedStreams = opts.maxServedStreams ?? Number.POSITIVE_INFINITY;
+    this.maxResponseBytes = opts.maxResponseBytes ?? MAX_RESPONSE_BYTES;
     this.decoder = opts.decoder ?? new FrameDecoder(this.maxFrameBytes);
     this.decoder.maxFrameBytes = this.maxFrameBytes;
     socket.setNoDelay?.(true);
@@ -288,6 +305,11 @@ export class Connection {
         "frame_too_large",
         `message of ${body.length} bytes exceeds the frame limit of ${this.maxFrameBytes} bytes`,
       );
+    this.enqueue(body);
+  }
+
+  /** Queues one encoded envelope. */
+  private enqueue(body: Buffer): void {
     this.out.push(body);
     this.outBytes += body.length + 4;
     if (!this.flushScheduled) {
@@ -433,6 +455,9 @@ export class Connection {
         else p.reject(toRemoteError(m[2]));
         return;
       }
+      case RES_PART:
+        this.receivePart(m[1] as number, m[2], m[3] === true);
+        return;
       case S_ITEM:
         this.clientStreams.get(m[1] as number)?.deliver(m[2]);
         return;
@@ -504,14 +529,71 @@ export class Connection {
   }
 
   private respond(id: number, result: unknown): void {
+    if (this.closedError) return;
+    let body: Buffer;
     try {
-      this.send([RES_OK, id, result]);
+      body = encodeBody([RES_OK, id, result]);
     } catch (err) {
       this.respondError(id, {
         code: "internal",
         message: `cannot encode the result: ${(err as Error).message}`,
       });
+      return;
     }
+    if (body.length <= this.maxFrameBytes) return this.enqueue(body);
+    if (body.length > this.maxResponseBytes) {
+      this.respondError(id, {
+        code: "too_large",
+        message: `the result of ${body.length} bytes exceeds the limit of ${this.maxResponseBytes} bytes`,
+      });
+      return;
+    }
+    // Too large for one frame: in parts, queued back to back (kind 9 headers take far less than 64 bytes).
+    const step = this.maxFrameBytes - 64;
+    for (let at = 0; at < body.length; at += step) {
+      const end = Math.min(body.length, at + step);
+      this.send([RES_PART, id, body.subarray(at, end), end === body.length]);
+    }
+  }
+
+  /** One part of a response too large for a frame; the last one completes it. */
+  private receivePart(id: number, bytes: unknown, last: boolean): void {
+    const p = this.pending.get(id);
+    const parts = this.parts.get(id) ?? [];
+    this.parts.delete(id);
+    for (const b of parts) this.partBytes -= b.length;
+    if (!p || !Buffer.isBuffer(bytes)) return; // timed out (or not ours): drop what came
+    parts.push(bytes);
+    const size = parts.reduce((n, b) => n + b.length, 0);
+    if (this.partBytes + size > this.maxResponseBytes) {
+      this.pending.delete(id);
+      if (p.timer) clearTimeout(p.timer);
+      p.reject(
+        new RemoteError(
+          "too_large",
+          `the answer passed the limit of ${this.maxResponseBytes} bytes; dropped`,
+        ),
+      );
+      return;
+    }
+    if (!last) {
+      this.parts.set(id, parts);
+      this.partBytes += size;
+      return;
+    }
+    let envelope: unknown;
+    try {
+      envelope = decodeBody(Buffer.concat(parts, size));
+    } catch (err) {
+      this.closeWithError("frame_undecodable", (err as Error).message);
+      return;
+    }
+    const m = envelope as unknown[];
+    if (!Array.isArray(m) || (m[0] !== RES_OK && m[0] !== RES_ERR) || m[1] !== id) {
+      this.closeWithError("bad_envelope", "the parts of a response joined into something else");
+      return;
+    }
+    this.dispatch(m);
   }
 
   private respondError(id: number, body: WireErrorBody): void {
@@ -579,6 +661,8 @@ export class Connection {
     }
     this.out = [];
     this.outBytes = 0;
+    this.parts.clear();
+    this.partBytes = 0;
     const pending = [...this.pending.values()];
     this.pending.clear();
     for (const p of pending) {

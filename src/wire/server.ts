@@ -34,10 +34,18 @@ export interface ListenOptions {
   maxServedStreams?: number;
 }
 
-/** A shared limit on open connections (see src/node/connection-budget.ts). */
-export interface ConnectionGate {
-  tryAcquire(remote: string): boolean;
+/** A listener's place for one connection (see src/node/connection-budget.ts). */
+export interface ConnectionSlot {
+  /** Whether nothing is being served on the connection now: at the limit, idle connections make room, oldest first. */
+  idle(yes: boolean): void;
+  /** The connection closed (again or after an eviction: no effect). */
   release(): void;
+}
+
+/** A limit on a listener's open connections, counted from accept to close. */
+export interface ConnectionGate {
+  /** A slot for a new connection, or null: close it. `evict` closes the connection if it is made room for later. */
+  acquire(remote: string, evict: () => void): ConnectionSlot | null;
 }
 
 export interface Listener {
@@ -52,29 +60,44 @@ export function listen(opts: ListenOptions): Promise<Listener> {
   const conns = new Set<Connection>();
   const sockets = new Set<Socket>();
   const established = new WeakSet<Socket>();
-  let handshaking = 0;
+  /** Sockets in the handshake, the oldest first: at maxHandshakes the oldest makes room for a newcomer. */
+  const handshaking = new Set<Socket>();
   let closing = false;
   const maxHandshakes = opts.maxHandshakes ?? 256;
   const tls = opts.tls ?? null;
   /** Raw TCP sockets still in the TLS handshake (destroyed when the listener closes). */
   const raw = new Set<Socket>();
-  /** Remotes the gate turned away: their aborted TLS handshakes are not reported once more each. */
+  /** Remotes the gate turned away or closed: their aborted TLS handshakes are not reported once more each. */
   const turnedAway = new Set<string>();
+  /** Gate slots by remote address (with TLS the slot is taken for the raw socket, before the TLS one exists). */
+  const slots = new Map<string, ConnectionSlot>();
+  const forget = (remote: string) => {
+    if (!tls) return;
+    if (turnedAway.size >= 1024) turnedAway.clear();
+    turnedAway.add(remote);
+  };
   /** Takes a gate slot for a freshly accepted TCP socket, released when it closes; false: destroyed. */
   const admit = (s: Socket): boolean => {
     const gate = opts.gate;
     if (!gate) return true;
     const remote = formatAddress(s.remoteAddress, s.remotePort);
-    if (!gate.tryAcquire(remote)) {
-      if (tls) {
-        if (turnedAway.size >= 1024) turnedAway.clear();
-        turnedAway.add(remote);
-      }
-      s.on("error", () => {});
+    s.on("error", () => {});
+    const slot = gate.acquire(remote, () => {
+      forget(remote);
+      s.destroy();
+    });
+    if (!slot) {
+      forget(remote);
       s.destroy();
       return false;
     }
-    s.once("close", () => gate.release());
+    // Idle until the handshake is done: a connection that never completes it may be closed to make room.
+    slot.idle(true);
+    slots.set(remote, slot);
+    s.once("close", () => {
+      slot.release();
+      if (slots.get(remote) === slot) slots.delete(remote);
+    });
     return true;
   };
   const onSocket = (socket: Socket) => {
@@ -84,16 +107,18 @@ export function listen(opts: ListenOptions): Promise<Listener> {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {}); // reported through the handshake or the Connection
-    if (closing || handshaking >= maxHandshakes) {
-      opts.onRefused?.(
-        closing ? "the listener is closing" : "too many handshakes in progress",
-        remote,
-        "busy",
-      );
+    if (closing) {
+      opts.onRefused?.("the listener is closing", remote, "busy");
       socket.destroy();
       return;
     }
-    handshaking++;
+    if (handshaking.size >= maxHandshakes) {
+      // Idle sockets must not lock clients out: the one that has waited longest goes (its handshake fails).
+      const oldest = handshaking.values().next().value as Socket;
+      handshaking.delete(oldest);
+      oldest.destroy();
+    }
+    handshaking.add(socket);
     handshake(socket, {
       side: "accept",
       role: opts.role,
@@ -103,11 +128,12 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       label: remote,
     }).then(
       ({ hello, decoder, frames }) => {
-        handshaking--;
+        handshaking.delete(socket);
         if (closing) {
           socket.destroy();
           return;
         }
+        slots.get(remote)?.idle(false);
         const conn = new Connection(socket, {
           decoder,
           initialFrames: frames,
@@ -127,7 +153,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
         }
       },
       (err: WireError) => {
-        handshaking--;
+        handshaking.delete(socket);
         opts.onRefused?.(err.message, remote, err.code);
       },
     );
@@ -152,7 +178,6 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       if (!admit(s)) return;
       raw.add(s);
       s.once("close", () => raw.delete(s));
-      s.on("error", () => {});
     });
     tlsServer.on("tlsClientError", (err: NodeJS.ErrnoException, s: Socket) => {
       if (turnedAway.delete(formatAddress(s.remoteAddress, s.remotePort))) return;

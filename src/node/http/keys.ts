@@ -17,6 +17,12 @@ import type { HttpContext, HttpRequest, HttpResponse, HttpWatch } from "./types.
 
 const KEY_METHODS = ["HEAD", "GET", "PUT", "POST", "DELETE"];
 
+/**
+ * A stream=true watcher whose client reads slower than events come is cut off once this much waits for its socket
+ * (as etcd v2 drops a watcher whose event buffer is full): a client that never reads held 275 MB of a node.
+ */
+export const WATCH_BUFFER_BYTES = 4 << 20;
+
 /** What etcd answers when a proposal exceeds its request size limit. */
 const TOO_LARGE_CAUSE = "etcdserver: request is too large";
 
@@ -115,6 +121,13 @@ function watch(ctx: HttpContext, res: HttpResponse, r: KeyRequest) {
     if (finished) return;
     res.write(`${JSON.stringify(ev.event)}\n`);
     if (!r.stream) finish();
+    else if (res.bufferedBytes > WATCH_BUFFER_BYTES) {
+      ctx.log(
+        `http: cut off a stream watcher of ${r.key}: its client left more than ${WATCH_BUFFER_BYTES} bytes unread`,
+      );
+      res.destroy(); // no clean end: the client would have to read everything before it
+      finish();
+    }
   };
   const onEvent = (ev: KvResult) => {
     if (ready) write(ev);

@@ -6,7 +6,9 @@
 // handlers write the headers in wire order; nothing here reorders them or adds any but the framing ones.
 import { STATUS_CODES } from "node:http";
 import type { Socket, TCPSocketListener } from "bun";
-import type { ConnectionGate } from "../../wire/server.ts";
+import type { ConnectionGate, ConnectionSlot } from "../../wire/server.ts";
+import { HeadReader, type RequestHead } from "./head.ts";
+import { InFlightBytes } from "./in-flight.ts";
 import { MAX_FORM_BYTES } from "./params.ts";
 import type { BodyResult, HttpRequest, HttpResponse } from "./types.ts";
 
@@ -25,6 +27,12 @@ const BAD_REQUEST =
 /** Sent to a connection over the node's client connection limit, which is then closed. */
 export const TOO_MANY_CONNECTIONS =
   "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n503 Service Unavailable: too many connections";
+/** Sent when the request data all connections hold would pass the server's budget (InFlightBytes). */
+const OVERLOADED =
+  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\n\r\n503 Service Unavailable: too much request data in flight";
+/** Sent when a request head or body does not arrive by its deadline. */
+const REQUEST_TIMEOUT =
+  "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n408 Request Timeout";
 const HEADERS_TOO_LARGE =
   "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n431 Request Header Fields Too Large";
 
@@ -52,6 +60,7 @@ export function startRawHttp(
   gate: ConnectionGate | null = null,
 ): Promise<RawHttpApi> {
   const conns = new Set<Conn>();
+  const inFlight = new InFlightBytes(MAX_IN_FLIGHT_BYTES);
   const listener: TCPSocketListener<Conn | undefined> = Bun.listen<Conn | undefined>({
     hostname: host,
     port,
@@ -68,12 +77,16 @@ export function startRawHttp(
     data: undefined,
     socket: {
       open(socket) {
-        if (gate && !gate.tryAcquire(`${socket.remoteAddress}`)) {
-          socket.end(TOO_MANY_CONNECTIONS);
-          return;
+        let slot: ConnectionSlot | null = null;
+        if (gate) {
+          slot = gate.acquire(`${socket.remoteAddress}`, () => socket.data?.destroy());
+          if (!slot) {
+            socket.end(TOO_MANY_CONNECTIONS);
+            return;
+          }
         }
         socket.setNoDelay(true);
-        const c = new Conn(socket, handle, log);
+        const c = new Conn(socket, handle, log, slot, inFlight);
         socket.data = c;
         conns.add(c);
       },
@@ -91,8 +104,7 @@ export function startRawHttp(
         if (c) {
           conns.delete(c);
           c.onClose();
-          gate?.release();
-          socket.data = undefined; // a second close event must not release the slot again
+          socket.data = undefined;
         }
       },
       error(socket, e) {
@@ -114,6 +126,19 @@ export function startRawHttp(
 
 /** etcd's HTTP server reads a request within 5 minutes (Go's ReadTimeout); ours also bounds idle keep-alives. */
 const IDLE_SECONDS = 300;
+/**
+ * A request head must be complete this long after its first byte, and its body this long after the head (Go's
+ * ReadHeaderTimeout and ReadTimeout): the idle timeout alone restarts with every byte, so a client trickling a
+ * byte at a time held its connection (and its memory) for ever. Past the deadline: 408 and close.
+ */
+export const HEAD_DEADLINE_MS = 10_000;
+export const BODY_DEADLINE_MS = 60_000;
+/**
+ * Request bytes held at once by all connections of the server: heads and bodies not yet complete, pipelined input,
+ * and bodies of requests being answered. Each body may be up to MAX_BODY_BYTES (10 MiB); without this budget a
+ * few thousand unfinished bodies took the node's memory. A connection whose input would pass it gets a 503.
+ */
+export const MAX_IN_FLIGHT_BYTES = 64 << 20;
 
 enum State {
   Head,
@@ -125,11 +150,21 @@ enum State {
 
 class Conn {
   private input: Buffer | null = null;
+  /** Input received while a request is answered, joined once reading resumes. */
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
+  private readonly head = new HeadReader(MAX_HEADER_BYTES);
+  /** Bytes of request data this connection counts against the server's budget. */
+  private reserved = 0;
+  /** The deadline of the head or body being read (null: none is being read). */
+  private readTimer: ReturnType<typeof setTimeout> | null = null;
   private state = State.Head;
   private busy = false;
   private closed = false;
   private peerEnded = false;
   private out: Buffer[] = [];
+  /** Bytes in `out`. */
+  outBytes = 0;
   private current: Exchange | null = null;
   // The request being read.
   private pending: Exchange | null = null;
@@ -142,20 +177,70 @@ class Conn {
     private readonly socket: Socket<Conn | undefined>,
     private readonly handle: Handler,
     private readonly log: (l: string) => void,
+    /** Its place under the listener's connection limit: idle (may make room for a newcomer) unless answering. */
+    private readonly slot: ConnectionSlot | null,
+    private readonly inFlight: InFlightBytes,
   ) {
-    // Between requests (and while a request's head and body arrive) a connection may sit for this long at most,
-    // so idle or trickling clients cannot hold file descriptors forever.
+    // Between requests a connection may sit for this long at most, so idle clients cannot hold file descriptors
+    // forever (a request being read has its own deadline).
     socket.timeout(IDLE_SECONDS);
+    slot?.idle(true);
   }
 
   onData(chunk: Buffer): void {
     if (this.closed || this.state === State.Drop) return;
-    this.input = this.input === null || this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
-    if (this.busy && this.input.length > MAX_PIPELINED_BYTES && !this.readPaused) {
-      this.readPaused = true;
-      this.socket.pause();
+    if (this.busy) {
+      this.queued.push(chunk);
+      this.queuedBytes += chunk.length;
+      if (this.queuedBytes > MAX_PIPELINED_BYTES && !this.readPaused) {
+        this.readPaused = true;
+        this.socket.pause();
+      }
+    } else {
+      this.input =
+        this.input === null || this.input.length === 0 ? chunk : Buffer.concat([this.input, chunk]);
+      this.pump();
     }
-    this.pump();
+    this.account();
+  }
+
+  /** Brings this connection's share of the in-flight budget to what it holds now; over the budget: 503, close. */
+  private account(): void {
+    if (this.closed) return;
+    const held =
+      this.queuedBytes +
+      (this.input?.length ?? 0) +
+      this.head.bufferedBytes +
+      this.size +
+      (this.current?.body.length ?? 0);
+    if (held > this.reserved && !this.inFlight.take(held - this.reserved)) {
+      this.log(
+        `refused a request from ${this.socket.remoteAddress}: the server holds ${this.inFlight.used} bytes of unfinished requests, its limit is ${this.inFlight.limit}`,
+      );
+      this.fail(OVERLOADED);
+      this.releaseBudget();
+      return;
+    }
+    if (held < this.reserved) this.inFlight.give(this.reserved - held);
+    this.reserved = held;
+  }
+
+  private releaseBudget(): void {
+    this.inFlight.give(this.reserved);
+    this.reserved = 0;
+  }
+
+  /** Starts (or replaces) the deadline of what is being read; past it: 408 and close. */
+  private deadline(ms: number | null): void {
+    if (this.readTimer !== null) clearTimeout(this.readTimer);
+    this.readTimer = null;
+    if (ms === null || this.closed) return;
+    this.readTimer = setTimeout(() => {
+      this.readTimer = null;
+      if (this.closed || this.busy || this.state === State.Drop) return;
+      this.fail(REQUEST_TIMEOUT);
+      this.account();
+    }, ms);
   }
 
   onDrain(): void {
@@ -163,10 +248,14 @@ class Conn {
       const b = this.out[0] as Buffer;
       const n = this.socket.write(b);
       if (n < b.length) {
-        if (n > 0) this.out[0] = b.subarray(n);
+        if (n > 0) {
+          this.out[0] = b.subarray(n);
+          this.outBytes -= n;
+        }
         return;
       }
       this.out.shift();
+      this.outBytes -= b.length;
     }
     if (this.out.length === 0 && this.closeWhenFlushed) this.socket.end();
   }
@@ -182,7 +271,13 @@ class Conn {
   onClose(): void {
     if (this.closed) return;
     this.closed = true;
+    this.deadline(null);
+    this.slot?.release();
+    this.releaseBudget();
+    this.queued = [];
+    this.queuedBytes = 0;
     this.out = [];
+    this.outBytes = 0;
     const cur = this.current;
     this.current = null;
     cur?.res.closed();
@@ -201,20 +296,29 @@ class Conn {
   send(data: string | Buffer): void {
     if (this.closed) return;
     if (this.out.length > 0) {
-      this.out.push(typeof data === "string" ? Buffer.from(data, "utf8") : data);
+      const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+      this.out.push(buf);
+      this.outBytes += buf.length;
       return;
     }
     const n = this.socket.write(data);
     const len = typeof data === "string" ? Buffer.byteLength(data) : data.length;
     if (n < len) {
       const buf = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-      this.out.push(buf.subarray(Math.max(n, 0)));
+      const rest = buf.subarray(Math.max(n, 0));
+      this.out.push(rest);
+      this.outBytes += rest.length;
     }
   }
 
   private fail(answer: string): void {
     this.state = State.Drop;
     this.input = null;
+    this.queued = [];
+    this.queuedBytes = 0;
+    this.chunks = [];
+    this.size = 0;
+    this.deadline(null);
     this.send(answer);
     this.endAfterFlush();
   }
@@ -233,17 +337,33 @@ class Conn {
     if (ex.closeAfter || this.peerEnded) {
       this.state = State.Drop;
       this.input = null;
+      this.queued = [];
+      this.queuedBytes = 0;
+      this.account();
       this.endAfterFlush();
       return;
     }
+    this.slot?.idle(true);
     if (this.readPaused) {
       this.readPaused = false;
       this.socket.resume();
     }
-    if (this.input !== null && this.input.length > 0) queueMicrotask(() => this.pump());
+    this.account();
+    if ((this.input !== null && this.input.length > 0) || this.queuedBytes > 0)
+      queueMicrotask(() => {
+        this.pump();
+        this.account();
+      });
   }
 
   private pump(): void {
+    if (this.busy || this.closed) return;
+    if (this.queuedBytes > 0) {
+      const parts = this.input === null ? this.queued : [this.input, ...this.queued];
+      this.input = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+      this.queued = [];
+      this.queuedBytes = 0;
+    }
     while (!this.busy && !this.closed && this.input !== null && this.input.length > 0) {
       if (this.state === State.Head) {
         if (!this.readHead()) return;
@@ -278,54 +398,27 @@ class Conn {
     this.chunks.push(b);
   }
 
-  /** Parses a request head; false when more input is needed (or the connection failed). */
+  /** Reads request head input; false when more input is needed (or the connection failed). */
   private readHead(): boolean {
-    let input = this.input as Buffer;
-    // Go and Node skip empty lines before a request line.
-    let skip = 0;
-    while (skip < input.length && (input[skip] === 13 || input[skip] === 10)) skip++;
-    if (skip > 0) {
-      input = input.subarray(skip);
-      this.input = input;
-      if (input.length === 0) return false;
-    }
-    const end = input.indexOf("\r\n\r\n");
-    if (end < 0) {
-      if (input.length > MAX_HEADER_BYTES) this.fail(HEADERS_TOO_LARGE);
+    const r = this.head.push(this.input as Buffer);
+    this.input = null;
+    if (r.kind === "more") {
+      if (this.readTimer === null && this.head.bufferedBytes > 0) this.deadline(HEAD_DEADLINE_MS);
       return false;
     }
-    if (end > MAX_HEADER_BYTES) {
-      this.fail(HEADERS_TOO_LARGE);
+    if (r.kind === "bad") {
+      this.fail(r.status === 431 ? HEADERS_TOO_LARGE : BAD_REQUEST);
       return false;
     }
-    const head = input.toString("utf8", 0, end);
-    this.input = end + 4 === input.length ? null : input.subarray(end + 4);
-    const lines = head.split("\r\n");
-    const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) (\S+) HTTP\/1\.(\d)$/.exec(lines[0] as string);
-    if (!m) {
-      this.fail(BAD_REQUEST);
-      return false;
-    }
-    const headers = new Map<string, string>();
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i] as string;
-      const colon = line.indexOf(":");
-      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
-        this.fail(BAD_REQUEST);
-        return false;
-      }
-      const name = line.slice(0, colon).toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      const prev = headers.get(name);
-      if (prev !== undefined && name === "content-length" && prev !== value) {
-        this.fail(BAD_REQUEST);
-        return false;
-      }
-      headers.set(name, prev === undefined || name === "content-length" ? value : `${prev}, ${value}`);
-    }
-    const http10 = m[3] === "0";
+    this.input = r.rest;
+    return this.startRequest(r.head);
+  }
+
+  /** Sets up the exchange for a parsed head: dispatched now, or once its body is read. */
+  private startRequest({ method, target, http10, headers }: RequestHead): boolean {
+    this.deadline(null);
     const connection = (headers.get("connection") ?? "").toLowerCase();
-    const ex = new Exchange(this, m[1] as string, m[2] as string, headers, http10);
+    const ex = new Exchange(this, method, target, headers, http10);
     ex.closeAfter = http10 ? true : /(^|,)\s*close\s*(,|$)/.test(connection);
     ex.requestedClose = !http10 && ex.closeAfter;
     this.pending = ex;
@@ -369,7 +462,8 @@ class Conn {
       this.state = n > 0 ? State.Body : State.Head;
       bodyExpected = n > 0;
     }
-    if (!bodyExpected) this.dispatch();
+    if (bodyExpected) this.deadline(BODY_DEADLINE_MS);
+    else this.dispatch();
     return true;
   }
 
@@ -433,6 +527,8 @@ class Conn {
     this.size = 0;
     this.busy = true;
     this.current = ex;
+    this.deadline(null);
+    this.slot?.idle(false);
     this.socket.timeout(0); // an answer may take long (a long poll); only idle connections time out
     try {
       this.handle(ex, ex.res);
@@ -535,6 +631,10 @@ class RawResponse implements HttpResponse {
       data += this.chunked ? `${Buffer.byteLength(chunk).toString(16)}\r\n${chunk}\r\n` : chunk;
     }
     if (data !== "") this.ex.conn.send(data);
+  }
+
+  get bufferedBytes(): number {
+    return this.ex.conn.outBytes;
   }
 
   end(body?: Buffer | string): void {

@@ -3,11 +3,18 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
-import type { ConnectionGate } from "../../wire/server.ts";
+import type { ConnectionGate, ConnectionSlot } from "../../wire/server.ts";
+import { InFlightBytes } from "./in-flight.ts";
 import { handleKeys } from "./keys.ts";
 import { handleMachines, handleMembers } from "./members.ts";
 import { cleanPath, EscapeError, goUnescape } from "./params.ts";
-import { startRawHttp, TOO_MANY_CONNECTIONS } from "./raw.ts";
+import {
+  BODY_DEADLINE_MS,
+  HEAD_DEADLINE_MS,
+  MAX_IN_FLIGHT_BYTES,
+  startRawHttp,
+  TOO_MANY_CONNECTIONS,
+} from "./raw.ts";
 import { corsHeaders, notFound, send, sendKeyFailure } from "./respond.ts";
 import { handleHealth, handleStats, handleVersion } from "./stats.ts";
 import type { BodyResult, HttpContext, HttpDeps, HttpRequest, HttpResponse } from "./types.ts";
@@ -36,7 +43,7 @@ export async function startHttpApi(opts: {
   tls?: HttpTls | null;
   /** Whether peers speak TLS (for the peer URLs in member lists). */
   peerTls?: boolean;
-  /** The node's client connection limit, shared with the msgpack listener. */
+  /** The limit on this listener's connections. */
   gate?: ConnectionGate | null;
 }): Promise<HttpApi> {
   const ctx: HttpContext = {
@@ -62,8 +69,16 @@ async function startNodeHttp(
   tls: HttpTls | null,
   gate: ConnectionGate | null,
 ): Promise<HttpApi> {
-  const onRequest = (req: IncomingMessage, res: ServerResponse) =>
-    handle(new NodeRequest(req), new NodeResponse(res));
+  const inFlight = new InFlightBytes(MAX_IN_FLIGHT_BYTES);
+  const slots = new WeakMap<Socket, ConnectionSlot>();
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const slot = slots.get(req.socket);
+    if (slot) {
+      slot.idle(false);
+      res.once("close", () => slot.idle(!req.socket.destroyed));
+    }
+    handle(new NodeRequest(req, inFlight), new NodeResponse(res));
+  };
   const server = tls
     ? createHttpsServer(
         {
@@ -76,10 +91,19 @@ async function startNodeHttp(
         onRequest,
       )
     : createServer(onRequest);
+  // The raw server's deadlines (Node answers 408 past them).
+  server.headersTimeout = HEAD_DEADLINE_MS;
+  server.requestTimeout = HEAD_DEADLINE_MS + BODY_DEADLINE_MS;
   if (gate)
     server.on("connection", (socket: Socket) => {
-      if (!gate.tryAcquire(`${socket.remoteAddress}`)) socket.end(TOO_MANY_CONNECTIONS);
-      else socket.once("close", () => gate.release());
+      const slot = gate.acquire(`${socket.remoteAddress}`, () => socket.destroy());
+      if (!slot) {
+        socket.end(TOO_MANY_CONNECTIONS);
+        return;
+      }
+      slot.idle(true);
+      slots.set(socket, slot);
+      socket.once("close", () => slot.release());
     });
   if (tls)
     server.on("tlsClientError", (e: Error, s: { remoteAddress?: string }) =>
@@ -106,7 +130,10 @@ async function startNodeHttp(
 }
 
 class NodeRequest implements HttpRequest {
-  constructor(private readonly req: IncomingMessage) {}
+  constructor(
+    private readonly req: IncomingMessage,
+    private readonly inFlight: InFlightBytes,
+  ) {}
   get method(): string {
     return this.req.method ?? "GET";
   }
@@ -128,27 +155,41 @@ class NodeRequest implements HttpRequest {
       req.resume();
       return Promise.resolve({ ok: false, tooLarge: true });
     }
+    const inFlight = this.inFlight;
     return new Promise((resolve, reject) => {
       const chunks: Buffer[] = [];
       let size = 0;
       let done = false;
+      // The body counts against the server's in-flight budget while it is read.
+      const finish = () => {
+        done = true;
+        inFlight.give(size);
+      };
       req.on("data", (chunk: Buffer) => {
         if (done) return;
-        size += chunk.length;
-        if (size > limit) {
-          done = true;
+        if (size + chunk.length > limit) {
+          finish();
           resolve({ ok: false, tooLarge: true });
           return;
         }
+        if (!inFlight.take(chunk.length)) {
+          finish();
+          reject(new Error("too much request data in flight"));
+          req.socket.destroy();
+          return;
+        }
+        size += chunk.length;
         chunks.push(chunk);
       });
       req.on("end", () => {
-        if (!done) resolve({ ok: true, body: Buffer.concat(chunks) });
-        done = true;
+        if (done) return;
+        finish();
+        resolve({ ok: true, body: Buffer.concat(chunks) });
       });
       req.on("error", (e) => {
-        if (!done) reject(e);
-        done = true;
+        if (done) return;
+        finish();
+        reject(e);
       });
     });
   }
@@ -170,6 +211,9 @@ class NodeResponse implements HttpResponse {
   }
   write(chunk: string): void {
     this.res.write(chunk);
+  }
+  get bufferedBytes(): number {
+    return this.res.writableLength + (this.res.socket?.writableLength ?? 0);
   }
   end(body?: Buffer | string): void {
     if (body === undefined) this.res.end();

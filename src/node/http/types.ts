@@ -71,6 +71,8 @@ export interface HttpResponse {
   /** Sends the headers now (long polls), without waiting for body bytes. */
   flushHeaders(): void;
   write(chunk: string): void;
+  /** Bytes written and not yet taken by the socket (a client that does not read makes this grow). */
+  readonly bufferedBytes: number;
   end(body?: Buffer | string): void;
   /** Called once when the client goes away or the response ends. */
   onClose(fn: () => void): void;
