@@ -225,7 +225,8 @@ export class TestCluster {
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => this.kill(n.name)));
     for (const n of this.nodes) killUnitProcesses(n.dataDir);
-    rmSync(this.dir, { recursive: true, force: true });
+    // A SIGKILLed process may still hold a file open for a moment: retried rather than failing the test.
+    rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
 }
 

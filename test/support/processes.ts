@@ -1,5 +1,5 @@
 // Process and port helpers shared by the tests, the chaos harness and the benchmarks.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { processStartTime } from "../../src/agent/proc.ts";
@@ -48,11 +48,13 @@ export async function freePort(host = "127.0.0.1"): Promise<number> {
  * cleanup, and its cgroups are emptied and removed (the node's are under this process's own cgroup).
  */
 export function killUnitProcesses(dataDir: string): void {
-  // The supervisor first, so it starts nothing again; its units are then orphans in their groups.
-  const supervisor = supervisorPid(join(dataDir, "agent"));
-  if (supervisor !== null) {
+  // The supervisor first, so it starts nothing again; its units are then orphans in their groups. One started
+  // just before its node was killed may not have written its pid file yet: found by its command line then.
+  const agentDir = join(dataDir, "agent");
+  for (const pid of new Set([supervisorPid(agentDir), ...supervisorsByCommandLine(agentDir)])) {
+    if (pid === null) continue;
     try {
-      process.kill(supervisor, "SIGKILL");
+      process.kill(pid, "SIGKILL");
     } catch {}
   }
   sweepAgentCgroups(detectPlacement(), join(dataDir, "agent"));
@@ -65,6 +67,19 @@ export function killUnitProcesses(dataDir: string): void {
       } catch {}
     }
   } catch {}
+}
+
+/** Processes running `berth supervise --agent-dir=<agentDir>`, whether or not they wrote their pid file yet. */
+function supervisorsByCommandLine(agentDir: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const argv = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0");
+      if (argv.includes("supervise") && argv.includes(`--agent-dir=${agentDir}`)) found.push(Number(entry));
+    } catch {}
+  }
+  return found;
 }
 
 /**
