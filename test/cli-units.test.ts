@@ -356,7 +356,7 @@ describe("verify", () => {
     const name = await file("notaunit.txt", HELLO);
     const r = await berthLocal("verify", xf, name);
     expect(r.code).toBe(EXIT.usage);
-    expect(r.stderr).toContain(`${xf}: [X-Fleet] Global=true can only be combined with MachineMetadata`);
+    expect(r.stderr).toContain(`${xf}:4: [X-Fleet] Global=true can only be combined with MachineMetadata`);
     expect(r.stderr).toMatch(/notaunit\.txt: invalid unit name "notaunit\.txt": unknown type suffix/);
     const j = await berthLocal("verify", "--output", "json", xf);
     const doc = JSON.parse(j.stdout);
