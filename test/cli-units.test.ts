@@ -425,6 +425,17 @@ describe("submit", () => {
     expect(submitted()).toEqual([]);
   });
 
+  it("refuses what the agent would refuse (the same validator): file, line, exit 2, nothing sent", async () => {
+    const good = await file("good.service", HELLO);
+    const bad = await file("forking.service", "[Service]\nExecStart=/bin/true\nType=forking2\n");
+    const r = await berth("submit", good, bad);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toBe(
+      `Error: ${bad}:3: Type=forking2 is not supported (supported: simple, exec, oneshot)\n`,
+    );
+    expect(submitted()).toEqual([]);
+  });
+
   it("invalid unit names are usage errors", async () => {
     const r = await berth("submit", "bad name!.service");
     expect(r.code).toBe(EXIT.usage);

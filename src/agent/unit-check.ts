@@ -3,6 +3,7 @@
 // sections, keys and specifiers against systemd's (sched/unit-keys.ts) and the same service/container compilation,
 // so a file verify accepts is never refused by the agent on its machine. Errors are UnitFileError with the line.
 import {
+  instanceName,
   parseUnitName,
   type SpecifierContext,
   type UnitFile,
@@ -48,15 +49,16 @@ export interface UnitCheck {
 
 /**
  * Everything the cluster and the agent would refuse in a unit file, checked before it is sent: syntax, sections,
- * keys, specifiers, the service or container settings the agent compiles, and the [X-Fleet] options. A template is
- * checked under its own name (%i empty). Units of other types than .service are checked as far as Berth knows
+ * keys, specifiers, the service or container settings the agent compiles, and the [X-Fleet] options. Units of other types than .service are checked as far as Berth knows
  * them and accepted with a warning, since the agent does not run them yet. `ctx` stands in for the machine
  * (hostname, machine id); the local machine's values are used for the other specifiers.
  */
 export function checkUnit(name: string, text: string, ctx: Omit<SpecifierContext, "unitName">): UnitCheck {
-  const { type } = parseUnitName(name);
+  const { type, isTemplate } = parseUnitName(name);
   const { file, warnings } = parseCheckedUnit(name, text);
-  const sctx: SpecifierContext = { ...withHost(ctx), unitName: name };
+  // A template is checked as its instance "1" would be (fleet's MachineMetadata=hostname=%i needs an instance).
+  const unitName = isTemplate ? instanceName(name, "1") : name;
+  const sctx: SpecifierContext = { ...withHost(ctx), unitName };
   if (type !== "service") {
     warnings.push({
       line: 0,
@@ -70,6 +72,6 @@ export function checkUnit(name: string, text: string, ctx: Omit<SpecifierContext
     warnings.push(...cfg.warnings.map((message) => ({ line: 0, message })));
   }
   // As the scheduler reads them: only the unit's name is known there (see sched/catalog.ts).
-  xfleetOf(file, { unitName: name });
+  xfleetOf(file, { unitName });
   return { file, warnings };
 }

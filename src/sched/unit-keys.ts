@@ -72,20 +72,26 @@ function suggestion(name: string, known: readonly string[], show = (k: string) =
   const lower = name.toLowerCase();
   const hit =
     known.find((k) => k.toLowerCase() === lower) ??
-    known.find((k) => Math.abs(k.length - name.length) <= 1 && editDistance(k, name) <= 1);
+    known.find((k) => Math.abs(k.length - name.length) <= 1 && editDistance(k, name) <= 1) ??
+    known.find((k) => name.length >= 6 && editDistance(k, name) <= 2);
   return hit === undefined ? "" : ` (did you mean ${show(hit)}?)`;
 }
 
+/** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours cost 1. */
 function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i <= a.length; i++) {
-    const row = [i];
     for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
-    prev = row;
   }
-  return prev[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** `X-` sections and keys are the user's own: systemd ignores them, and so does this check. */
