@@ -29,6 +29,7 @@ import {
   sweepContainers,
 } from "./container-runner.ts";
 import { noDeps, type UnitDeps, unitDepsOf } from "./deps.ts";
+import { hostSpecifierValues } from "./host-specifiers.ts";
 import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
 import { ServiceRunner } from "./runner.ts";
@@ -198,6 +199,7 @@ export class Agent implements UnitHost {
             ? unitDepsOf(spec.name, spec.text, {
                 hostname: this.opts.hostname,
                 machineId: this.opts.machineId,
+                host: hostSpecifierValues(this.opts.hostname),
               })
             : noDeps(spec.name);
         for (const w of slot.deps.warnings) this.logger(`${spec.name}: ${w}`);
