@@ -110,6 +110,25 @@ describe("Berth and systemd-analyze agree on what is unknown", () => {
     }
   });
 
+  it("the committed table is systemd's own list of sections and keys (systemd --dump-configuration-items)", () => {
+    const bin = ["/usr/lib/systemd/systemd", "/lib/systemd/systemd"].find(
+      (b) => spawnSync(b, ["--version"]).status === 0,
+    );
+    expect(bin, "systemd's binary").toBeDefined();
+    const dump = spawnSync(bin!, ["--dump-configuration-items"], { encoding: "utf8" }).stdout;
+    const sections: Record<string, string[]> = {};
+    let current: string[] = [];
+    for (const line of dump.split("\n")) {
+      const header = /^\[(.+)\]$/.exec(line);
+      if (header) current = sections[header[1]!] ??= [];
+      else if (line.includes("=")) {
+        const key = line.slice(0, line.indexOf("="));
+        if (!current.includes(key)) current.push(key);
+      }
+    }
+    expect(sections).toEqual(SYSTEMD_SECTION_KEYS);
+  });
+
   // For a unit type: a file setting every key systemd lists for its sections to the empty value (a reset, which
   // every key accepts), plus what makes it loadable.
   const everyKey = (sections: string[], extra: Record<string, string>): string =>
