@@ -356,7 +356,7 @@ describe("verify", () => {
     const name = await file("notaunit.txt", HELLO);
     const r = await berthLocal("verify", xf, name);
     expect(r.code).toBe(EXIT.usage);
-    expect(r.stderr).toContain(`${xf}: [X-Fleet] Global=true can only be combined with MachineMetadata`);
+    expect(r.stderr).toContain(`${xf}:4: [X-Fleet] Global=true can only be combined with MachineMetadata`);
     expect(r.stderr).toMatch(/notaunit\.txt: invalid unit name "notaunit\.txt": unknown type suffix/);
     const j = await berthLocal("verify", "--output", "json", xf);
     const doc = JSON.parse(j.stdout);
@@ -422,6 +422,17 @@ describe("submit", () => {
     const r = await berth("submit", good, bad);
     expect(r.code).toBe(EXIT.usage);
     expect(r.stderr).toBe(`Error: ${bad}:3: malformed section header "[Oops"\n`);
+    expect(submitted()).toEqual([]);
+  });
+
+  it("refuses what the agent would refuse (the same validator): file, line, exit 2, nothing sent", async () => {
+    const good = await file("good.service", HELLO);
+    const bad = await file("forking.service", "[Service]\nExecStart=/bin/true\nType=forking2\n");
+    const r = await berth("submit", good, bad);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toBe(
+      `Error: ${bad}:3: Type=forking2 is not supported (supported: simple, exec, oneshot)\n`,
+    );
     expect(submitted()).toEqual([]);
   });
 

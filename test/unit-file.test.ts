@@ -1,11 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { SYSTEMD_SPECIFIERS } from "../src/sched/systemd-keys.ts";
 import {
   expandSpecifiers,
   expandUnitFile,
   get,
   getAll,
   instanceName,
+  KNOWN_SPECIFIERS,
   parseBoolean,
   parsePrefixes,
   parseUnitFile,
@@ -389,16 +391,39 @@ describe("specifiers", () => {
     expect(expandSpecifiers(value, ctx)).toBe(expected);
   });
 
+  it("takes the machine's values from the context: %s %h %t ...", () => {
+    const host = { s: "/bin/bash", h: "/root", t: "/run", u: "root" };
+    expect(expandSpecifiers("%s -c true; %h %t %u", { unitName: "a.service", host })).toBe(
+      "/bin/bash -c true; /root /run root",
+    );
+  });
+
+  it("%j %J %f %d: last dash component, file name, credentials", () => {
+    const ctx = { unitName: "web-front\\x2dend@var-log.service" };
+    expect(expandSpecifiers("%j|%J|%f|%d", ctx)).toBe(
+      "front\\x2dend|front-end|/var/log|/run/credentials/web-front\\x2dend@var-log.service",
+    );
+    expect(expandSpecifiers("%f", { unitName: "a-b.service" })).toBe("/a/b");
+  });
+
+  it("knows exactly systemd's specifiers (the table generated from systemd)", () => {
+    expect([...KNOWN_SPECIFIERS].sort()).toEqual([...SYSTEMD_SPECIFIERS].sort());
+  });
+
   it("gives an empty instance for plain units and templates", () => {
     expect(expandSpecifiers("[%i]", { unitName: "web.service" })).toBe("[]");
     expect(expandSpecifiers("[%i][%p]", { unitName: "web@.service" })).toBe("[][web]");
   });
 
   it.each([
-    ["%t", "unknown specifier"],
-    ["%x", "unknown specifier"],
-    ["%H", "hostname"],
-    ["%m", "machine id"],
+    ["%x", 'unknown specifier "%x"'],
+    ["%Z", 'unknown specifier "%Z"'],
+    ["%5d", 'unknown specifier "%5"'],
+    ["%t", 'specifier "%t" needs a value'],
+    ["%s", 'specifier "%s" needs a value'],
+    ["%H", 'specifier "%H" needs a value'],
+    ["%m", 'specifier "%m" needs a value'],
+    ["%y", 'specifier "%y" (the unit file\'s path) is not supported'],
   ])("%s throws (%s)", (value, reason) => {
     expect(() => expandSpecifiers(value, { unitName: "web.service" })).toThrow(UnitFileError);
     expect(() => expandSpecifiers(value, { unitName: "web.service" })).toThrow(reason);
@@ -511,17 +536,23 @@ describe("xfleetOf", () => {
     ["MachineMetadata=k=", "not key=value"],
     [
       "Bogus=1",
-      'unknown [X-Fleet] key "Bogus" (known: MachineID, MachineOf, MachineMetadata, Conflicts, Global, Replaces)',
+      '[X-Fleet] unknown key "Bogus" (known: MachineID, MachineOf, MachineMetadata, Conflicts, Global, Replaces)',
     ],
-    ["MachineOf=db@%t.service", "unknown specifier"],
+    ["MachineOf=db@%Z.service", "unknown specifier"],
   ])("%j is refused (%s)", (body, reason) => {
     expect(() => x(body)).toThrow(UnitFileError);
     expect(() => x(body)).toThrow(reason);
   });
 
-  it("names the unit in the error", () => {
+  it("names the unit and the line in the error", () => {
     expect(() => x("Global=true\nMachineOf=a.service", "g.service")).toThrow(
-      /^g\.service: \[X-Fleet\] Global/,
+      /^g\.service:3: \[X-Fleet\] Global/,
+    );
+    expect(() => x("X-ConditionMachineID=m1\nMachineMetadata=a=b", "g.service")).toThrow(
+      /^g\.service:3: \[X-Fleet\] MachineID cannot be combined with MachineMetadata/,
+    );
+    expect(() => x("Global=1\nBogus=2", "g.service")).toThrow(
+      /^g\.service:3: \[X-Fleet\] unknown key "Bogus"/,
     );
   });
 

@@ -20,9 +20,8 @@
 // and never started (systemd would break the cycle by dropping a job at random); the others proceed.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { parseUnitFile, UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import { UnitFileError, UnitNameError } from "../sched/unit-file.ts";
 import { BrokenUnit } from "./broken-unit.ts";
-import { loadContainerConfig } from "./container-config.ts";
 import {
   type Adoption,
   ContainerRunner,
@@ -30,10 +29,10 @@ import {
   sweepContainers,
 } from "./container-runner.ts";
 import { noDeps, type UnitDeps, unitDepsOf } from "./deps.ts";
+import { hostSpecifierValues } from "./host-specifiers.ts";
 import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
 import { ServiceRunner } from "./runner.ts";
-import { loadServiceConfig, unitKindOf } from "./service-config.ts";
 import {
   agentKey,
   type CgroupPlacement,
@@ -41,6 +40,7 @@ import {
   type UnitCgroup,
   UnitCgroups,
 } from "./unit-cgroup.ts";
+import { compileUnit } from "./unit-check.ts";
 import type { UnitHost } from "./unit-host.ts";
 import type { ActiveState, RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
 
@@ -199,6 +199,7 @@ export class Agent implements UnitHost {
             ? unitDepsOf(spec.name, spec.text, {
                 hostname: this.opts.hostname,
                 machineId: this.opts.machineId,
+                host: hostSpecifierValues(this.opts.hostname),
               })
             : noDeps(spec.name);
         for (const w of slot.deps.warnings) this.logger(`${spec.name}: ${w}`);
@@ -656,34 +657,38 @@ export class Agent implements UnitHost {
       cgroups: this.cgroups,
     };
     try {
-      if (typeof spec.text !== "string") throw new UnitFileError("unit text is missing", 0, spec.name);
-      if (unitKindOf(parseUnitFile(spec.text, spec.name)) === "container") {
-        const ccfg = loadContainerConfig(spec.name, spec.text, {
-          hostname: this.opts.hostname,
-          machineId: this.opts.machineId,
-        });
-        return new ContainerRunner(spec.hash, ccfg, ctx, {
+      if (typeof spec.text !== "string") throw new UnitFileError("unit text is missing");
+      // The same code `berth verify` runs (unit-check.ts), so what it accepts loads here.
+      const unit = compileUnit(spec.name, spec.text, {
+        hostname: this.opts.hostname,
+        machineId: this.opts.machineId,
+      });
+      if (unit.kind === "container") {
+        return new ContainerRunner(spec.hash, unit.config, ctx, {
           socketPath: this.dockerSocket,
           machineId: this.opts.machineId,
           adoption: this.adoption,
         });
       }
-      const cfg = loadServiceConfig(spec.name, spec.text, {
-        hostname: this.opts.hostname,
-        machineId: this.opts.machineId,
-      });
-      return new ServiceRunner(spec.hash, cfg, ctx);
+      return new ServiceRunner(spec.hash, unit.config, ctx);
     } catch (e) {
+      // Named once, as `berth verify` says it: `NAME:LINE: reason` (the line of the text `berth cat` shows).
+      const line = e instanceof UnitFileError ? e.line : 0;
       const msg =
-        e instanceof UnitFileError || e instanceof UnitNameError ? e.message : `${(e as Error).message ?? e}`;
+        e instanceof UnitFileError
+          ? e.reason
+          : e instanceof UnitNameError
+            ? e.message
+            : `${(e as Error).message ?? e}`;
       this.journalStore.append({
         at: this.now(),
         unit: spec.name,
         stream: "berth",
-        text: `${spec.name}: ${msg}`,
+        text: `${spec.name}${line > 0 ? `:${line}` : ""}: ${msg}`,
       });
-      this.logger(`${spec.name}: failed to load: ${msg}`);
-      return new BrokenUnit(spec.name, String(spec.hash), msg, this.now());
+      const error = line > 0 ? `line ${line}: ${msg}` : msg;
+      this.logger(`${spec.name}: failed to load: ${error}`);
+      return new BrokenUnit(spec.name, String(spec.hash), error, this.now());
     }
   }
 }

@@ -6,12 +6,20 @@ import {
   expandSpecifiers,
   get,
   getAll,
+  lineOf,
   type SpecifierContext,
   splitCommandLine,
+  type UnitFile,
   UnitFileError,
 } from "../sched/unit-file.ts";
 import { parseEnvironment } from "./exec-line.ts";
-import { parseRunnableUnit, type ServiceConfig, serviceConfigOf, unitKindOf } from "./service-config.ts";
+import {
+  parseRunnableUnit,
+  type ServiceConfig,
+  serviceConfigOf,
+  unitKindOf,
+  warningText,
+} from "./service-config.ts";
 
 export interface PortBinding {
   hostIp: string;
@@ -109,20 +117,26 @@ export function loadContainerConfig(
   text: string,
   ctx: Omit<SpecifierContext, "unitName">,
 ): ContainerConfig {
-  const file = parseRunnableUnit(name, text);
-  const sctx: SpecifierContext = { ...ctx, unitName: name };
-  const fail = (reason: string): never => {
-    throw new UnitFileError(reason, 0, name);
+  const { file, warnings } = parseRunnableUnit(name, text);
+  const cfg = containerConfigOf(name, file, { ...ctx, unitName: name });
+  return { ...cfg, warnings: [...warnings.map(warningText), ...cfg.warnings] };
+}
+
+/** The container unit of a parsed file (its keys already checked): throws UnitFileError with the line. */
+export function containerConfigOf(name: string, file: UnitFile, sctx: SpecifierContext): ContainerConfig {
+  const C = "Container";
+  // Errors point at the key's assignment (the one with `value` when given), else at the [Container] header.
+  const fail = (reason: string, key?: string, value?: string): never => {
+    throw new UnitFileError(reason, lineOf(file, C, key, value), name);
   };
   if (unitKindOf(file) !== "container") fail("no [Container] section");
   const service = serviceConfigOf(name, file, sctx, { container: true });
-  const C = "Container";
-  const wrap = <T>(key: string, f: () => T): T => {
+  const wrap = <T>(key: string, f: () => T, value?: string): T => {
     try {
       return f();
     } catch (e) {
       if (e instanceof UnitFileError)
-        return fail(e.reason.startsWith(`${key}=`) ? e.reason : `${key}=: ${e.reason}`);
+        return fail(e.reason.startsWith(`${key}=`) ? e.reason : `${key}=: ${e.reason}`, key, value);
       throw e;
     }
   };
@@ -131,7 +145,7 @@ export function loadContainerConfig(
     return v === undefined ? undefined : wrap(key, () => expandSpecifiers(v, sctx));
   };
   const all = (key: string): string[] =>
-    getAll(file, C, key).map((v) => wrap(key, () => expandSpecifiers(v, sctx)));
+    getAll(file, C, key).map((v) => wrap(key, () => expandSpecifiers(v, sctx), v));
   const warnings = [...service.warnings];
   for (const key of file.sections.get(C)?.keys() ?? []) {
     if (!KNOWN_KEYS.has(key)) warnings.push(`[Container] ${key}= is not supported, ignoring`);
@@ -142,11 +156,12 @@ export function loadContainerConfig(
   }
 
   const image = one("Image");
-  if (image === undefined || image === "") fail("[Container] has no Image=");
+  if (image === undefined || image === "") fail("[Container] has no Image=", "Image");
   const execRaw = one("Exec");
   const exec = execRaw === undefined ? null : wrap("Exec", () => splitCommandLine(execRaw));
   const containerName = one("ContainerName") || defaultContainerName(name);
-  if (!NAME_RE.test(containerName)) fail(`ContainerName=${containerName} is not a valid container name`);
+  if (!NAME_RE.test(containerName))
+    fail(`ContainerName=${containerName} is not a valid container name`, "ContainerName");
   // Environment= in [Container] is the container's environment (not the [Service] one).
   const env = wrap("Environment", () => parseEnvironment(getAll(file, C, "Environment"), sctx));
   warnings.push(...env.warnings);
@@ -154,8 +169,9 @@ export function loadContainerConfig(
   const volumes = all("Volume").map((v) => {
     const parts = v.split(":");
     if (v === "" || parts.length > 3 || parts.some((p) => p === ""))
-      fail(`Volume=${v}: expected [src:]dst[:options]`);
-    if (parts.length === 1 && !v.startsWith("/")) fail(`Volume=${v}: a container path must be absolute`);
+      fail(`Volume=${v}: expected [src:]dst[:options]`, "Volume");
+    if (parts.length === 1 && !v.startsWith("/"))
+      fail(`Volume=${v}: a container path must be absolute`, "Volume");
     return v;
   });
   const networkRaw = one("Network");
@@ -179,7 +195,7 @@ export function loadContainerConfig(
   }
   const pullRaw = one("Pull") ?? "missing";
   if (!["missing", "never", "always", "newer"].includes(pullRaw)) {
-    fail(`Pull=${pullRaw} is not one of missing, never, always, newer`);
+    fail(`Pull=${pullRaw} is not one of missing, never, always, newer`, "Pull");
   }
   const pull = (pullRaw === "newer" ? "always" : pullRaw) as ContainerConfig["pull"];
   return {

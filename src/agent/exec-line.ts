@@ -254,7 +254,11 @@ const TIME_UNITS: Record<string, number> = {
  * systemd's parse_sec, in milliseconds: a bare number is seconds; otherwise a sum of number+unit parts
  * ("1min 30s", "2h30min", "500ms", "0.5s"); "infinity" is Infinity. Throws UnitFileError.
  */
-export function parseTimespan(value: string, key = "time span"): number {
+export function parseTimespan(value: string, key?: string): number {
+  const invalid = (): never => {
+    const what = key === undefined ? JSON.stringify(value) : `${key}=${value}`;
+    throw new UnitFileError(`${what} is not a time span (such as 30, 5s, 1min 30s, 500ms, infinity)`);
+  };
   const v = value.trim();
   if (v === "infinity") return Number.POSITIVE_INFINITY;
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
@@ -266,12 +270,12 @@ export function parseTimespan(value: string, key = "time span"): number {
     re.lastIndex = pos;
     const m = re.exec(v);
     const unit = m === null ? undefined : TIME_UNITS[m[2]!];
-    if (m === null || unit === undefined) throw new UnitFileError(`invalid ${key} ${JSON.stringify(value)}`);
+    if (m === null || unit === undefined) return invalid();
     total += Number(m[1]) * unit;
     pos = re.lastIndex;
     parts++;
   }
-  if (parts === 0) throw new UnitFileError(`invalid ${key} ${JSON.stringify(value)}`);
+  if (parts === 0) return invalid();
   return total;
 }
 

@@ -5,14 +5,17 @@ import {
   expandSpecifiers,
   get,
   getAll,
+  lineOf,
   parseBoolean,
-  parseUnitFile,
+  parseUnitFileWithWarnings,
   parseUnitName,
   type SpecifierContext,
   type UnitFile,
   UnitFileError,
+  type UnitFileWarning,
   UnitNameError,
 } from "../sched/unit-file.ts";
+import { checkKnownKeys } from "../sched/unit-keys.ts";
 import { expandDescription } from "./deps.ts";
 import {
   type CompiledExec,
@@ -103,16 +106,36 @@ export function loadServiceConfig(
   text: string,
   ctx: Omit<SpecifierContext, "unitName">,
 ): ServiceConfig {
-  return serviceConfigOf(name, parseRunnableUnit(name, text), { ...ctx, unitName: name });
+  const { file, warnings } = parseRunnableUnit(name, text);
+  const cfg = serviceConfigOf(name, file, { ...ctx, unitName: name });
+  return { ...cfg, warnings: [...warnings.map(warningText), ...cfg.warnings] };
+}
+
+/** A parsed unit file whose sections, keys and specifiers are known to systemd, with what to warn about. */
+export interface CheckedUnitFile {
+  file: UnitFile;
+  warnings: UnitFileWarning[];
+}
+
+/** Parses a unit file and checks its sections, keys and specifiers against systemd's (sched/unit-keys.ts). */
+export function parseCheckedUnit(name: string, text: string): CheckedUnitFile {
+  const { type } = parseUnitName(name);
+  const { file, warnings } = parseUnitFileWithWarnings(text, name);
+  return { file, warnings: [...warnings, ...checkKnownKeys(file, type, name)] };
 }
 
 /** Parses a unit file the agent could run: a .service unit, and an instance rather than a template. */
-export function parseRunnableUnit(name: string, text: string): UnitFile {
+export function parseRunnableUnit(name: string, text: string): CheckedUnitFile {
   const unitName = parseUnitName(name);
   if (unitName.type !== "service")
     throw new UnitFileError(`only .service units can be run here, not .${unitName.type}`, 0, name);
   if (unitName.isTemplate) throw new UnitNameError(name, "a template cannot be run, only its instances");
-  return parseUnitFile(text, name);
+  return parseCheckedUnit(name, text);
+}
+
+/** A warning as the agent logs it after the unit's name. */
+export function warningText(w: UnitFileWarning): string {
+  return w.line > 0 ? `line ${w.line}: ${w.message}` : w.message;
 }
 
 /**
@@ -125,21 +148,25 @@ export function serviceConfigOf(
   ctx: SpecifierContext,
   opts: { container?: boolean } = {},
 ): ServiceConfig {
-  const fail = (reason: string): never => {
-    throw new UnitFileError(reason, 0, name);
-  };
   const S = "Service";
+  // Errors point at the key's (last) assignment, else at the section's header.
+  const fail = (reason: string, key?: string, section = S, value?: string): never => {
+    throw new UnitFileError(reason, lineOf(file, section, key, value), name);
+  };
   const one = (key: string): string | undefined => get(file, S, key);
-  const wrap = <T>(key: string, f: () => T): T => {
+  const wrap = <T>(key: string, f: () => T, section = S, value?: string): T => {
     try {
       return f();
     } catch (e) {
-      if (e instanceof UnitFileError) return fail(`${key}=: ${e.reason}`);
+      if (e instanceof UnitFileError) {
+        const reason = e.reason.startsWith(`${key}=`) ? e.reason : `${key}=: ${e.reason}`;
+        return fail(reason, key, section, value);
+      }
       throw e;
     }
   };
   const execs = (key: string): CompiledExec[] =>
-    getAll(file, S, key).map((v) => wrap(key, () => compileExec(v, ctx)));
+    getAll(file, S, key).map((v) => wrap(key, () => compileExec(v, ctx), S, v));
 
   const container = opts.container === true;
   if (!container && unitKindOf(file) === "container") {
@@ -150,7 +177,7 @@ export function serviceConfigOf(
   // Quadlet's generated services are Type=notify; for a container the type says nothing the runner uses.
   const typeRaw = container ? "simple" : (one("Type") ?? "simple");
   if (typeRaw !== "simple" && typeRaw !== "exec" && typeRaw !== "oneshot") {
-    fail(`Type=${typeRaw} is not supported (supported: simple, exec, oneshot)`);
+    fail(`Type=${typeRaw} is not supported (supported: simple, exec, oneshot)`, "Type");
   }
   const type = typeRaw as ServiceType;
   const execStart = execs("ExecStart");
@@ -161,6 +188,7 @@ export function serviceConfigOf(
   if (type !== "oneshot" && execStart.length > 1) {
     fail(
       "Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.",
+      "ExecStart",
     );
   }
   if (type === "oneshot" && execStart.length === 0 && execStop.length === 0) {
@@ -171,27 +199,47 @@ export function serviceConfigOf(
     const v = one(key);
     if (v === undefined) return dflt;
     const b = parseBoolean(v);
-    if (b === undefined) fail(`${key}=${v} is not a boolean`);
+    if (b === undefined) fail(`${key}=${v} is not a boolean`, key);
     return b!;
   };
   const restartRaw = one("Restart") ?? "no";
   if (!(RESTART_POLICIES as readonly string[]).includes(restartRaw)) {
-    fail(`Restart=${restartRaw} is not one of ${RESTART_POLICIES.join(", ")}`);
+    fail(`Restart=${restartRaw} is not one of ${RESTART_POLICIES.join(", ")}`, "Restart");
   }
-  const span = (key: string, v: string | undefined, dflt: number, zeroIsInfinite: boolean): number => {
+  const span = (
+    key: string,
+    v: string | undefined,
+    dflt: number,
+    zeroIsInfinite: boolean,
+    section = S,
+  ): number => {
     if (v === undefined) return dflt;
-    return wrap(key, () => (zeroIsInfinite ? timeout(v, key) : parseTimespan(v, key)));
+    return wrap(key, () => (zeroIsInfinite ? timeout(v, key) : parseTimespan(v, key)), section);
   };
   const timeoutSec = one("TimeoutSec");
   const both = span("TimeoutSec", timeoutSec, DEFAULT_TIMEOUT_MS, true);
-  const intervalRaw = get(file, "Unit", "StartLimitIntervalSec") ?? one("StartLimitInterval");
-  const burstRaw = get(file, "Unit", "StartLimitBurst") ?? one("StartLimitBurst");
-  const count = (key: string, v: string | undefined, dflt: number): number => {
-    if (v === undefined) return dflt;
-    if (!/^\d+$/.test(v)) fail(`${key}=${v} is not a number`);
+  // [Unit] is where systemd reads the start limit now; [Service] (and StartLimitInterval=) are older spellings.
+  const limitKey = (...keys: [string, string][]): [string, string] | undefined =>
+    keys.find(([section, key]) => get(file, section, key) !== undefined);
+  const intervalAt = limitKey(
+    ["Unit", "StartLimitIntervalSec"],
+    ["Unit", "StartLimitInterval"],
+    [S, "StartLimitInterval"],
+  );
+  const burstAt = limitKey(["Unit", "StartLimitBurst"], [S, "StartLimitBurst"]);
+  const count = (at: [string, string] | undefined, dflt: number): number => {
+    if (at === undefined) return dflt;
+    const [section, key] = at;
+    const v = get(file, section, key)!;
+    if (!/^\d+$/.test(v)) fail(`${key}=${v} is not a number`, key, section);
     return Number(v);
   };
-  const env = wrap("Environment", () => parseEnvironment(getAll(file, S, "Environment"), ctx));
+  const env = { env: {} as Record<string, string>, warnings: [] as string[] };
+  for (const v of getAll(file, S, "Environment")) {
+    const one = wrap("Environment", () => parseEnvironment([v], ctx), S, v);
+    Object.assign(env.env, one.env);
+    env.warnings.push(...one.warnings);
+  }
   const wd = one("WorkingDirectory");
   let workingDirectory: ServiceConfig["workingDirectory"] = null;
   if (wd !== undefined) {
@@ -200,18 +248,20 @@ export function serviceConfigOf(
       const p = optional ? wd.slice(1) : wd;
       return p === "~" ? p : expandSpecifiers(p, ctx);
     });
-    if (path !== "~" && !path.startsWith("/")) fail(`WorkingDirectory=${wd} is not an absolute path`);
+    if (path !== "~" && !path.startsWith("/"))
+      fail(`WorkingDirectory=${wd} is not an absolute path`, "WorkingDirectory");
     workingDirectory = { path, optional };
   }
   const user = one("User");
   const group = one("Group");
   const killMode = one("KillMode") ?? "control-group";
   if (!(KILL_MODES as readonly string[]).includes(killMode)) {
-    fail(`KillMode=${killMode} is not one of ${KILL_MODES.join(", ")}`);
+    fail(`KillMode=${killMode} is not one of ${KILL_MODES.join(", ")}`, "KillMode");
   }
   const killSignalRaw = one("KillSignal") ?? "SIGTERM";
   const killSignal = killSignalRaw.startsWith("SIG") ? killSignalRaw : `SIG${killSignalRaw}`;
-  if (!(killSignal in constants.signals)) fail(`KillSignal=${killSignalRaw} is not a signal name`);
+  if (!(killSignal in constants.signals))
+    fail(`KillSignal=${killSignalRaw} is not a signal name`, "KillSignal");
   return {
     name,
     description: expandDescription(file, ctx) ?? name,
@@ -226,18 +276,27 @@ export function serviceConfigOf(
     restartMs: span("RestartSec", one("RestartSec"), DEFAULT_RESTART_MS, false),
     timeoutStartMs: span("TimeoutStartSec", one("TimeoutStartSec"), both, true),
     timeoutStopMs: span("TimeoutStopSec", one("TimeoutStopSec"), both, true),
-    startLimitIntervalMs: span("StartLimitIntervalSec", intervalRaw, DEFAULT_START_LIMIT_INTERVAL_MS, false),
-    startLimitBurst: count("StartLimitBurst", burstRaw, DEFAULT_START_LIMIT_BURST),
+    startLimitIntervalMs: span(
+      intervalAt?.[1] ?? "StartLimitIntervalSec",
+      intervalAt === undefined ? undefined : get(file, ...intervalAt),
+      DEFAULT_START_LIMIT_INTERVAL_MS,
+      false,
+      intervalAt?.[0],
+    ),
+    startLimitBurst: count(burstAt, DEFAULT_START_LIMIT_BURST),
     logRateLimitIntervalMs: span(
       "LogRateLimitIntervalSec",
       one("LogRateLimitIntervalSec"),
       DEFAULT_LOG_RATE_LIMIT_INTERVAL_MS,
       false,
     ),
-    logRateLimitBurst: count("LogRateLimitBurst", one("LogRateLimitBurst"), DEFAULT_LOG_RATE_LIMIT_BURST),
+    logRateLimitBurst: count(
+      one("LogRateLimitBurst") === undefined ? undefined : [S, "LogRateLimitBurst"],
+      DEFAULT_LOG_RATE_LIMIT_BURST,
+    ),
     environment: env.env,
     environmentFiles: getAll(file, S, "EnvironmentFile").map((v) =>
-      wrap("EnvironmentFile", () => parseEnvironmentFileRef(v, ctx)),
+      wrap("EnvironmentFile", () => parseEnvironmentFileRef(v, ctx), S, v),
     ),
     workingDirectory,
     user: user === undefined || user === "" ? null : wrap("User", () => expandSpecifiers(user, ctx)),

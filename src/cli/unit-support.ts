@@ -2,10 +2,11 @@
 // instance → local template rule), globs over registry names, machine legends and --fields parsing.
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
+import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
+import { checkUnit } from "../agent/unit-check.ts";
 import type { MachineInfo, UnitInfo } from "../client/protocol.ts";
 import {
-  parseUnitFileWithWarnings,
   parseUnitName,
   serializeUnitFile,
   templateOf,
@@ -14,7 +15,6 @@ import {
   UnitFileError,
   type UnitName,
   UnitNameError,
-  xfleetOf,
 } from "../sched/unit-file.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";
 import type { Column } from "./output.ts";
@@ -47,19 +47,19 @@ export interface Verified {
 }
 
 /**
- * Parses and validates unit text as the cluster will ([X-Fleet] options with the unit's own name for specifiers).
- * Throws UsageError `DISPLAY:LINE: reason` (or `DISPLAY: reason` when not tied to a line).
+ * Checks unit text with the agent's own code (agent/unit-check.ts): syntax, systemd's sections, keys and
+ * specifiers, the settings the agent compiles and the [X-Fleet] options. Throws UsageError `DISPLAY:LINE: reason`
+ * (or `DISPLAY: reason` when not tied to a line); warnings read `DISPLAY:LINE: warning: ...`.
  */
 export function verifyText(text: string, unitName: string, display: string): Verified {
+  const at = (line: number): string => (line > 0 ? `${display}:${line}` : display);
   try {
-    const { file, warnings } = parseUnitFileWithWarnings(text);
-    xfleetOf(file, { unitName });
-    return { file, warnings: warnings.map((w) => `${display}:${w.line}: warning: ${w.message}`) };
+    // The machine is not known yet: a stand-in hostname and machine id only let %H and %m expand.
+    const { file, warnings } = checkUnit(unitName, text, { hostname: hostname(), machineId: "0".repeat(32) });
+    return { file, warnings: warnings.map((w) => `${at(w.line)}: warning: ${w.message}`) };
   } catch (err) {
-    if (err instanceof UnitFileError)
-      throw new UsageError(
-        err.line > 0 ? `${display}:${err.line}: ${err.reason}` : `${display}: ${err.reason}`,
-      );
+    if (err instanceof UnitFileError) throw new UsageError(`${at(err.line)}: ${err.reason}`);
+    if (err instanceof UnitNameError) throw new UsageError(`${display}: ${err.message}`);
     throw err;
   }
 }

@@ -287,10 +287,13 @@ function printInfos(infos: Iterable<UnitInfo>): void {
 
 const verify: Command = {
   name: "verify",
-  summary: "check unit files locally (syntax, unit name, [X-Fleet] options) without a cluster",
+  summary: "check unit files locally, with the agent's own checks, without a cluster",
   usage: "FILE...",
-  description: `Prints "FILE: ok" per valid file, or the first error with its line number on stderr.
-Exit 0 when every file is valid, 2 otherwise.`,
+  description: `Checks what the agent on the unit's machine would refuse (the same code): syntax, the unit name,
+sections, keys and specifiers systemd does not know, the settings Berth runs (Type=, Restart=, ExecStart=, ...)
+and the [X-Fleet] options. Prints "FILE: ok" per valid file, or the first error as FILE:LINE: reason on stderr;
+keys systemd knows but Berth ignores are warnings (FILE:LINE: warning: ...). Exit 0 when every file is valid, 2
+otherwise.`,
   flags: [CLIENT_FLAGS.find((f) => f.name === "output")!],
   run: async (parsed) => {
     const output = outputFormat(parsed.flags);

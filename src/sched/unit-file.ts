@@ -58,6 +58,10 @@ export interface UnitFile {
    * each key's values in order after resets (a single-valued key uses the last one).
    */
   readonly sections: Map<string, Map<string, string[]>>;
+  /** Where each assignment of `options` was written (1-based, parallel to it), when parsed from text. */
+  readonly lines?: readonly number[];
+  /** Where each section's first header was written, when parsed from text. */
+  readonly sectionLines?: ReadonlyMap<string, number>;
 }
 
 export interface UnitFileWarning {
@@ -65,8 +69,15 @@ export interface UnitFileWarning {
   message: string;
 }
 
-/** A unit file from its assignments in order; `sectionNames` adds sections that have no assignment. */
-export function unitFile(options: UnitOption[], sectionNames: string[] = []): UnitFile {
+/**
+ * A unit file from its assignments in order; `sectionNames` adds sections that have no assignment. `where` keeps
+ * the source lines (of each option, of each section header) for messages.
+ */
+export function unitFile(
+  options: UnitOption[],
+  sectionNames: string[] = [],
+  where: { lines?: readonly number[]; sectionLines?: ReadonlyMap<string, number> } = {},
+): UnitFile {
   const sections = new Map<string, Map<string, string[]>>();
   for (const s of sectionNames) if (!sections.has(s)) sections.set(s, new Map());
   for (const { section, key, value } of options) {
@@ -77,7 +88,22 @@ export function unitFile(options: UnitOption[], sectionNames: string[] = []): Un
     }
     addValue(keys, key, value);
   }
-  return { options, sections };
+  return { options, sections, ...where };
+}
+
+/**
+ * The source line of a key's effective (last) assignment (with `value`: the last one with that value), else of
+ * the section's header; 0 when the file was not parsed from text or has neither.
+ */
+export function lineOf(file: UnitFile, section: string, key?: string, value?: string): number {
+  if (key !== undefined && file.lines !== undefined) {
+    for (let i = file.options.length - 1; i >= 0; i--) {
+      const o = file.options[i]!;
+      if (o.section === section && o.key === key && (value === undefined || o.value === value))
+        return file.lines[i] ?? 0;
+    }
+  }
+  return file.sectionLines?.get(section) ?? 0;
 }
 
 export function emptyUnitFile(): UnitFile {
@@ -174,7 +200,9 @@ export function parseUnitFileWithWarnings(
 ): { file: UnitFile; warnings: UnitFileWarning[] } {
   const warnings: UnitFileWarning[] = [];
   const options: UnitOption[] = [];
+  const lines: number[] = [];
   const sectionNames: string[] = [];
+  const sectionLines = new Map<string, number>();
   let current: string | null = null;
   for (const { text: rawLine, line } of logicalLines(text, warnings)) {
     const fail = (reason: string): never => {
@@ -185,6 +213,7 @@ export function parseUnitFileWithWarnings(
     if (l.startsWith("[")) {
       current = parseSectionHeader(l, fail);
       sectionNames.push(current);
+      if (!sectionLines.has(current)) sectionLines.set(current, line);
       continue;
     }
     const eq = l.indexOf("=");
@@ -194,8 +223,9 @@ export function parseUnitFileWithWarnings(
     if (!NAME_RE.test(key)) fail(`invalid character in key ${JSON.stringify(key)}`);
     if (current === null) fail(`key ${JSON.stringify(key)} outside of any section`);
     options.push({ section: current!, key, value: strip(l.slice(eq + 1)) });
+    lines.push(line);
   }
-  return { file: unitFile(options, sectionNames), warnings };
+  return { file: unitFile(options, sectionNames, { lines, sectionLines }), warnings };
 }
 
 export function parseUnitFile(text: string, name?: string): UnitFile {
@@ -490,7 +520,27 @@ export interface SpecifierContext {
   unitName: string;
   hostname?: string;
   machineId?: string;
+  /**
+   * The other values systemd takes from the machine and its service manager, by specifier letter (%s the
+   * manager's user's shell, %b the boot id, %t /run, ...: HOST_SPECIFIERS). The agent fills them from the machine
+   * it runs on; a specifier whose value is missing is an error.
+   */
+  host?: Readonly<Record<string, string>>;
 }
+
+/** Specifiers systemd takes from the machine or the service manager rather than from the unit's name. */
+export const HOST_SPECIFIERS = "abghlmoqstuvwABCEGHLMSTUVW";
+/** Specifiers systemd knows that Berth cannot give a value: the unit file's path, the deprecated cgroup paths. */
+const UNSUPPORTED_SPECIFIERS: Record<string, string> = {
+  y: "the unit file's path",
+  Y: "the unit file's directory",
+  c: "the unit's cgroup path (deprecated in systemd)",
+  r: "the slice's cgroup path (deprecated in systemd)",
+  R: "the root cgroup path (deprecated in systemd)",
+};
+const NAME_SPECIFIERS = "nNpPiIjJfd";
+/** Every specifier letter Berth knows: systemd's (src/sched/systemd-keys.ts, checked by a test), `%` included. */
+export const KNOWN_SPECIFIERS = `${NAME_SPECIFIERS}${HOST_SPECIFIERS}${Object.keys(UNSUPPORTED_SPECIFIERS).join("")}%`;
 
 /** systemd's unit_name_unescape: `-` → `/`, `\xNN` → byte (bytes decoded as UTF-8). */
 export function unescapeUnitNamePart(s: string): string {
@@ -510,41 +560,52 @@ export function unescapeUnitNamePart(s: string): string {
   return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
-/** The text of one specifier, or undefined when the letter is not a known specifier. */
+/** The text of one specifier, or undefined when systemd does not know the letter (systemd.unit(5), "Specifiers"). */
 function specifierValue(spec: string, ctx: SpecifierContext): string | undefined {
-  const need = (v: string | undefined, what: string): string => {
-    if (v === undefined)
-      throw new UnitFileError(`specifier needs the ${what}, which is not known here`, 0, ctx.unitName);
-    return v;
-  };
   const name = ctx.unitName;
+  const prefix = (): string => parseUnitName(name).prefix;
+  // %j: the prefix's last dash-separated component, as systemd's specifier_last_component.
+  const lastComponent = (): string => prefix().slice(prefix().lastIndexOf("-") + 1);
   switch (spec) {
     case "n":
       return parseUnitName(name) && name;
     case "N":
       return parseUnitName(name) && name.slice(0, name.lastIndexOf("."));
     case "p":
-      return parseUnitName(name).prefix;
+      return prefix();
     case "P":
-      return unescapeUnitNamePart(parseUnitName(name).prefix);
+      return unescapeUnitNamePart(prefix());
     case "i":
       return parseUnitName(name).instance ?? "";
     case "I":
       return unescapeUnitNamePart(parseUnitName(name).instance ?? "");
-    case "H":
-      return need(ctx.hostname, "hostname (%H)");
-    case "m":
-      return need(ctx.machineId, "machine id (%m)");
+    case "j":
+      return lastComponent();
+    case "J":
+      return unescapeUnitNamePart(lastComponent());
+    case "f": {
+      // systemd's specifier_filename: the unescaped instance (or prefix), as an absolute path.
+      const u = parseUnitName(name);
+      const p = unescapeUnitNamePart(u.instance || u.prefix);
+      return p.startsWith("/") ? p : `/${p}`;
+    }
+    case "d":
+      return `/run/credentials/${name}`;
     case "%":
       return "%";
-    default:
-      return undefined;
   }
+  const unsupported = UNSUPPORTED_SPECIFIERS[spec];
+  if (unsupported !== undefined)
+    throw new UnitFileError(`specifier "%${spec}" (${unsupported}) is not supported`);
+  if (!HOST_SPECIFIERS.includes(spec)) return undefined;
+  const value = spec === "H" ? ctx.hostname : spec === "m" ? ctx.machineId : ctx.host?.[spec];
+  if (value === undefined) throw new UnitFileError(`specifier "%${spec}" needs a value not known here`);
+  return value;
 }
 
 /**
- * Expands %n %N %p %P %i %I %H %m %% in a value. An unknown specifier throws; a lone `%` at the very end stays
- * literal, as systemd's specifier_printf leaves it.
+ * Expands systemd's specifiers (%n %i %H %s %t ... %%) in a value. An unknown specifier throws; a lone `%` at the
+ * very end stays literal, as systemd's specifier_printf leaves it.
  */
 export function expandSpecifiers(value: string, ctx: SpecifierContext): string {
   if (!value.includes("%")) return value;
@@ -560,14 +621,13 @@ export function expandSpecifiers(value: string, ctx: SpecifierContext): string {
     try {
       text = specifierValue(spec, ctx);
     } catch (e) {
-      if (e instanceof UnitNameError) throw new UnitFileError(e.message, 0, ctx.unitName);
+      if (e instanceof UnitNameError) throw new UnitFileError(e.message);
+      if (e instanceof UnitFileError) throw new UnitFileError(`${e.reason} in ${JSON.stringify(value)}`);
       throw e;
     }
     if (text === undefined) {
       throw new UnitFileError(
-        `unknown specifier "%${spec}" in ${JSON.stringify(value)} (known: %n %N %p %P %i %I %H %m %%)`,
-        0,
-        ctx.unitName,
+        `unknown specifier "%${spec}" in ${JSON.stringify(value)} (write "%%" for a literal "%")`,
       );
     }
     out += text;
@@ -580,6 +640,7 @@ export function expandUnitFile(file: UnitFile, ctx: SpecifierContext): UnitFile 
   return unitFile(
     file.options.map((o) => ({ ...o, value: expandSpecifiers(o.value, ctx) })),
     [...file.sections.keys()],
+    { lines: file.lines, sectionLines: file.sectionLines },
   );
 }
 
@@ -639,17 +700,24 @@ export function parseBoolean(value: string): boolean | undefined {
 function collectXFleet(
   file: UnitFile,
   ctx: SpecifierContext,
-  fail: (r: string) => never,
+  fail: (r: string, key?: string) => never,
 ): Map<XFleetKey, string[]> {
   const out = new Map<XFleetKey, string[]>(XFLEET_KEYS.map((k) => [k, []]));
   for (const [rawKey, values] of file.sections.get(XFLEET_SECTION) ?? []) {
     const key = (XFLEET_KEYS as readonly string[]).includes(rawKey)
       ? (rawKey as XFleetKey)
       : XFLEET_ALIASES[rawKey];
-    if (key === undefined) fail(`unknown [X-Fleet] key "${rawKey}" (known: ${XFLEET_KEYS.join(", ")})`);
+    if (key === undefined) fail(`unknown key "${rawKey}" (known: ${XFLEET_KEYS.join(", ")})`, rawKey);
     const list = out.get(key!)!;
     for (const v of values) {
-      for (const part of splitFleetMultivalue(v)) list.push(expandSpecifiers(part, ctx));
+      for (const part of splitFleetMultivalue(v)) {
+        try {
+          list.push(expandSpecifiers(part, ctx));
+        } catch (e) {
+          if (e instanceof UnitFileError) fail(`${rawKey}=: ${e.reason}`, rawKey);
+          throw e;
+        }
+      }
     }
   }
   return out;
@@ -660,13 +728,14 @@ function splitWords(values: string[]): string[] {
   return [...new Set(values.flatMap((v) => v.split(/\s+/)).filter((v) => v !== ""))];
 }
 
-function parseMetadata(values: string[], fail: (r: string) => never): Record<string, string[]> {
+function parseMetadata(values: string[], fail: (r: string, key?: string) => never): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const pair of values) {
     const eq = pair.indexOf("=");
     const k = eq < 0 ? "" : pair.slice(0, eq);
     const v = eq < 0 ? "" : pair.slice(eq + 1);
-    if (k === "" || v === "") fail(`MachineMetadata value ${JSON.stringify(pair)} is not key=value`);
+    if (k === "" || v === "")
+      fail(`MachineMetadata value ${JSON.stringify(pair)} is not key=value`, "MachineMetadata");
     const list = out[k] ?? [];
     if (!list.includes(v)) list.push(v);
     out[k] = list;
@@ -674,17 +743,17 @@ function parseMetadata(values: string[], fail: (r: string) => never): Record<str
   return out;
 }
 
-function parseGlobal(values: string[], fail: (r: string) => never): boolean {
+function parseGlobal(values: string[], fail: (r: string, key?: string) => never): boolean {
   const last = values[values.length - 1];
   if (last === undefined) return false;
   const b = parseBoolean(last);
   if (b === undefined)
-    fail(`Global=${JSON.stringify(last)} is not a boolean (yes/no, true/false, 1/0, on/off)`);
+    fail(`Global=${JSON.stringify(last)} is not a boolean (yes/no, true/false, 1/0, on/off)`, "Global");
   return b!;
 }
 
 /** fleet's ValidateOptions: combinations the scheduler cannot honour. */
-function validateXFleet(x: XFleetOptions, fail: (r: string) => never): void {
+function validateXFleet(x: XFleetOptions, fail: (r: string, key?: string) => never): void {
   const has = {
     MachineID: x.machineId !== undefined,
     MachineOf: x.machineOf.length > 0,
@@ -693,20 +762,21 @@ function validateXFleet(x: XFleetOptions, fail: (r: string) => never): void {
     Replaces: x.replaces.length > 0,
   };
   for (const other of ["MachineOf", "MachineMetadata", "Conflicts", "Replaces"] as const) {
-    if (has.MachineID && has[other]) fail(`MachineID cannot be combined with ${other}`);
+    if (has.MachineID && has[other]) fail(`MachineID cannot be combined with ${other}`, other);
   }
   if (x.global) {
     for (const other of ["MachineID", "MachineOf", "Replaces"] as const) {
       if (has[other])
-        fail(`Global=true can only be combined with MachineMetadata and Conflicts, not ${other}`);
+        fail(`Global=true can only be combined with MachineMetadata and Conflicts, not ${other}`, other);
     }
   }
-  if (has.Conflicts && has.Replaces) fail("Conflicts cannot be combined with Replaces");
+  if (has.Conflicts && has.Replaces) fail("Conflicts cannot be combined with Replaces", "Replaces");
   for (const peer of x.machineOf) {
     const glob = [...x.conflicts, ...x.replaces].find((g) => globMatch(g, peer));
     if (glob !== undefined) {
       fail(
         `unresolvable requirements: MachineOf=${peer} matches the unit's own Conflicts/Replaces "${glob}"`,
+        "MachineOf",
       );
     }
   }
@@ -718,8 +788,13 @@ function validateXFleet(x: XFleetOptions, fail: (r: string) => never): void {
  * malformed values and combinations fleet refuses.
  */
 export function xfleetOf(file: UnitFile, ctx: SpecifierContext): XFleetOptions {
-  const fail = (reason: string): never => {
-    throw new UnitFileError(`[X-Fleet] ${reason}`, 0, ctx.unitName);
+  // The line of the key named (an alias's spelling included), else of the [X-Fleet] header.
+  const fail = (reason: string, key?: string): never => {
+    const spellings = Object.entries(XFLEET_ALIASES)
+      .filter(([, k]) => k === key)
+      .map(([alias]) => alias);
+    const line = Math.max(...[key, ...spellings].map((k) => lineOf(file, XFLEET_SECTION, k)));
+    throw new UnitFileError(`[X-Fleet] ${reason}`, line, ctx.unitName);
   };
   const raw = collectXFleet(file, ctx, fail);
   const machineIds = [
@@ -730,7 +805,8 @@ export function xfleetOf(file: UnitFile, ctx: SpecifierContext): XFleetOptions {
         .filter((v) => v !== ""),
     ),
   ];
-  if (machineIds.length > 1) fail(`MachineID given several different values (${machineIds.join(", ")})`);
+  if (machineIds.length > 1)
+    fail(`MachineID given several different values (${machineIds.join(", ")})`, "MachineID");
   const x: XFleetOptions = {
     machineOf: [
       ...new Set(
