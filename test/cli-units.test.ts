@@ -561,12 +561,15 @@ describe("load and start", () => {
 });
 
 describe("stop, unload, destroy", () => {
-  it("stop sets loaded and waits; unknown names exit 4 with nothing changed", async () => {
+  it("stop sets loaded and waits; unknown names are reported, the others stopped, exit 4", async () => {
     fake.put("hello.service", HELLO, "launched", M1);
     const missing = await berth("stop", "hello.service", "nope.service");
     expect(missing.code).toBe(EXIT.notFound);
-    expect(missing.stderr).toBe("Error: unit not found in the cluster: nope.service\n");
-    expect(fake.units.get("hello.service")?.desired).toBe("launched");
+    expect(missing.stderr).toBe(
+      "Unit nope.service not found in the cluster\nSuccessfully stopped units [hello.service].\n",
+    );
+    expect(fake.units.get("hello.service")?.desired).toBe("loaded");
+    fake.put("hello.service", HELLO, "launched", M1);
     const r = await berth("stop", "hello");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("Unit hello.service loaded on 113f16a7.../172.17.8.103\n");
