@@ -100,7 +100,7 @@ export async function waitForUnits(
     return machineLegend(id, machines);
   };
   const announced = new Set<string>();
-  const exitedSince = new Map<string, number>();
+  const endSeen = new Map<string, string>();
   const unplaceableSince = new Map<string, number>();
   const started = Date.now();
   const deadline = attempts === 0 ? Number.POSITIVE_INFINITY : started + attempts * WAIT_TIMING.attemptMs;
@@ -141,24 +141,21 @@ export async function waitForUnits(
           }
           if (current === undefined) break;
           const why = startFailure(current, await legend(machine!));
-          if (why !== null) {
-            err(`Unit ${name} ${why}`);
-            pending.delete(name);
-            fail(EXIT.error);
-            continue;
-          }
-          // Seen twice with the same timestamp: not the moment between a stop and the start that follows it.
-          if (exited(current)) {
-            if (exitedSince.get(name) === current.since) {
+          const gone = exited(current);
+          // An end counts once seen on two polls in a row with the same timestamp: not the moment between a run
+          // and its automatic restart (Restart=), or between a stop and the start that follows it.
+          if (why !== null || gone) {
+            const key = `${current.active} ${current.since}`;
+            if (endSeen.get(name) === key) {
               err(
-                `Unit ${name} exited on ${await legend(machine!)} right after its start (inactive/dead); see berth status ${name}`,
+                `Unit ${name} ${why ?? `exited on ${await legend(machine!)} right after its start (inactive/dead); see berth status ${name}`}`,
               );
               pending.delete(name);
               fail(EXIT.error);
               continue;
             }
-            exitedSince.set(name, current.since);
-          } else exitedSince.delete(name);
+            endSeen.set(name, key);
+          } else endSeen.delete(name);
           reached =
             announced.has(name) &&
             (current.active === "active" || (current.oneshot === true && current.active === "inactive"));
