@@ -55,8 +55,21 @@ class FakeCluster {
     { id: M1, name: "n1", publicIp: "172.17.8.103", metadata: { region: "us", az: "b" }, state: "up" },
   ];
   calls: { method: string; params: unknown }[] = [];
+  /** Answers to units.setDesired held back this long (ms), one entry per call; the change is made at once. */
+  slowAnswers: number[] = [];
+  /** Units whose agent reports them failed once launched. */
+  failing = new Set<string>();
 
   handle(method: string, params: unknown): unknown {
+    const delay = method === "units.setDesired" ? this.slowAnswers.shift() : undefined;
+    if (delay !== undefined) {
+      const answer = this.answer(method, params);
+      return new Promise((r) => setTimeout(() => r(answer), delay));
+    }
+    return this.answer(method, params);
+  }
+
+  answer(method: string, params: unknown): unknown {
     this.calls.push({ method, params });
     const p = params as Record<string, unknown>;
     switch (method) {
@@ -183,6 +196,21 @@ class FakeCluster {
       const on = u.global ? this.machines.map((m) => m.id) : u.machine ? [u.machine] : [];
       for (const machine of on) {
         const running = u.global || this.current(u) === "launched";
+        if (this.failing.has(u.name) && this.current(u) === "launched") {
+          rows.push({
+            name: u.name,
+            machine,
+            hash: u.hash,
+            load: "loaded",
+            active: "failed",
+            sub: "failed",
+            mainPid: null,
+            since: 1,
+            launched: true,
+            result: "exit-code",
+          });
+          continue;
+        }
         rows.push({
           name: u.name,
           machine,
@@ -544,6 +572,26 @@ describe("load and start", () => {
     expect(r.stderr).toMatch(
       /Unit slow\.service did not become launched after 1 attempt \(current state loaded\)/,
     );
+  });
+
+  it("a request that timed out is sent again, not reported as a failure: the cluster did the work", async () => {
+    fake.put("hello.service", HELLO, "inactive", null);
+    fake.slowAnswers = [500];
+    const r = await berth("load", "--request-timeout=200ms", "hello.service");
+    expect(r.stderr).toBe("No answer within 200 ms for 1 units; sending them again\n");
+    expect(r.stdout).toBe("Unit hello.service loaded on 113f16a7.../172.17.8.103\n");
+    expect(r.code).toBe(0);
+  });
+
+  it("a failed unit ends the wait with its reason once two polls agree", async () => {
+    fake.put("hello.service", HELLO, "loaded", M1);
+    fake.failing.add("hello.service");
+    const r = await berth("start", "--block-attempts=5", "hello.service");
+    expect(r.stdout).toBe("Unit hello.service launched on 113f16a7.../172.17.8.103\n");
+    expect(r.stderr).toBe(
+      "Unit hello.service failed on 113f16a7.../172.17.8.103: failed (Result: exit-code)\n",
+    );
+    expect(r.code).toBe(EXIT.error);
   });
 
   it("conflicting and bad blocking flags are usage errors", async () => {

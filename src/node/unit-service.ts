@@ -95,7 +95,10 @@ export class UnitService {
     const destroyed = names.filter((name) => view.units.has(name));
     const stopped = stopDependents(view, destroyed, this.depsCache, this.fileOf);
     await this.writeDesired(view, stopped, "loaded");
-    await inParallel(destroyed, (name) => this.kv.write({ method: "DELETE", key: unitKey(name) }));
+    // A unit already gone was destroyed by a concurrent request (a client resending one that timed out).
+    await inParallel(destroyed, (name) =>
+      this.kv.write({ method: "DELETE", key: unitKey(name) }).catch(ignoreMissing),
+    );
     return stopped.length > 0 ? { destroyed, stopped } : { destroyed };
   }
 
@@ -103,13 +106,20 @@ export class UnitService {
     const changing = names.filter((name) => view.units.get(name)!.desired !== desired);
     await inParallel(changing, (name) => {
       const rec = view.units.get(name)!;
-      return this.kv.write({
-        method: "PUT",
-        key: unitKey(name),
-        value: JSON.stringify({ ...rec, desired }),
-        // Compare-and-swap on what was read, so a concurrent --replace is not undone.
-        prevValue: JSON.stringify(rec),
-      });
+      return this.kv
+        .write({
+          method: "PUT",
+          key: unitKey(name),
+          value: JSON.stringify({ ...rec, desired }),
+          // Compare-and-swap on what was read, so a concurrent --replace is not undone.
+          prevValue: JSON.stringify(rec),
+        })
+        .catch(async (err) => {
+          // Lost to a concurrent request that set the same state (a client resending one that timed out): done.
+          if (etcdCode(err) !== 101) throw err;
+          await this.kv.sync();
+          if (readRegistry(this.store).units.get(name)?.desired !== desired) throw err;
+        });
     });
   }
 
@@ -324,9 +334,16 @@ async function inParallel<T>(items: T[], fn: (item: T) => Promise<unknown>): Pro
   if (failure !== null) throw failure;
 }
 
+function etcdCode(err: unknown): number | undefined {
+  return (err as { data?: { errorCode?: number } }).data?.errorCode;
+}
+
 function ignoreExists(err: unknown): void {
-  const data = (err as { data?: { errorCode?: number } }).data;
-  if (data?.errorCode !== 105) throw err;
+  if (etcdCode(err) !== 105) throw err;
+}
+
+function ignoreMissing(err: unknown): void {
+  if (etcdCode(err) !== 100) throw err;
 }
 
 function cmp(a: string, b: string): number {
