@@ -198,6 +198,7 @@ async function inBatches<T>(
   what: string,
   send: (batch: T[]) => Promise<void>,
 ): Promise<void> {
+  let nextLine = Date.now() + 1000;
   for (let i = 0; i < items.length; i += size) {
     const batch = items.slice(i, i + size);
     for (let attempt = 1; ; attempt++) {
@@ -209,8 +210,12 @@ async function inBatches<T>(
         err(`No answer within ${ctx.timeoutMs} ms for ${batch.length} units; sending them again`);
       }
     }
-    if (items.length > size && ctx.output === "table")
-      err(`${what} ${Math.min(i + size, items.length)} of ${items.length} units`);
+    const sent = Math.min(i + size, items.length);
+    // About once a second, and when done.
+    if (items.length > size && ctx.output === "table" && (Date.now() >= nextLine || sent === items.length)) {
+      err(`${what} ${sent} of ${items.length} units`);
+      nextLine = Date.now() + 1000;
+    }
   }
 }
 
@@ -547,16 +552,26 @@ async function waitGone(ctx: ClientContext, names: string[], attempts: number): 
   if (names.length === 0) return EXIT.ok;
   const wanted = new Set(names);
   const deadline = attempts === 0 ? Number.POSITIVE_INFINITY : Date.now() + attempts * WAIT_TIMING.attemptMs;
+  let nextProgress = Date.now() + WAIT_TIMING.progressMs;
+  const stillStopping = async (left: UnitStateRow[]): Promise<void> => {
+    const machines = new Map((await ctx.client.call("machines.list", {})).map((m) => [m.id, m]));
+    for (const r of left.slice(0, 10))
+      err(
+        `Unit ${r.name} is still stopping on ${machineLegend(r.machine, machines)}: ${r.active} (${r.sub})`,
+      );
+    if (left.length > 10) err(`... and ${left.length - 10} more`);
+  };
   for (;;) {
     const left = (await ctx.client.call("units.states", {})).filter((r) => wanted.has(r.name));
     if (left.length === 0) return EXIT.ok;
     if (Date.now() + WAIT_TIMING.pollMs > deadline) {
-      const machines = new Map((await ctx.client.call("machines.list", {})).map((m) => [m.id, m]));
-      for (const r of left)
-        err(
-          `Unit ${r.name} is still stopping on ${machineLegend(r.machine, machines)}: ${r.active} (${r.sub})`,
-        );
+      await stillStopping(left);
       return EXIT.unavailable;
+    }
+    // A machine whose node is away stops nothing until it is back (or lost): say what the wait is for.
+    if (Date.now() >= nextProgress) {
+      nextProgress = Date.now() + WAIT_TIMING.progressMs;
+      await stillStopping(left);
     }
     await new Promise((r) => setTimeout(r, WAIT_TIMING.pollMs));
   }
