@@ -313,3 +313,26 @@ describe("cycles and specifiers", () => {
     expect(await journalText(agent, "db@7.service")).toContain("Starting DB 7...");
   });
 });
+
+describe("explicit stops (systemd's stop job)", () => {
+  it("stops a unit set to loaded although a running unit Wants= it; a fresh start of that unit pulls it in again", async () => {
+    const { agent, dir } = makeAgent();
+    const app = (desired: "launched" | "loaded") =>
+      spec("app.service", svc(dir, "app", "Wants=cache.service\nAfter=cache.service\n"), desired);
+    const cache = (desired: "launched" | "loaded") => spec("cache.service", svc(dir, "cache", ""), desired);
+    agent.reconcile([app("launched"), cache("launched")]);
+    await waitState(agent, "app.service", "active", "running");
+    const appPid = agent.state("app.service")?.mainPid;
+    agent.reconcile([app("launched"), cache("loaded")]);
+    await waitState(agent, "cache.service", "inactive", "dead");
+    await agent.settled();
+    expect(agent.state("cache.service")).toMatchObject({ active: "inactive", launched: false });
+    expect(agent.state("app.service")).toMatchObject({ active: "active", mainPid: appPid, launched: true });
+    // app stopped and started again: its start pulls cache in, as `systemctl start app` would.
+    agent.reconcile([app("loaded"), cache("loaded")]);
+    await waitState(agent, "app.service", "inactive", "dead");
+    agent.reconcile([app("launched"), cache("loaded")]);
+    await waitState(agent, "app.service", "active", "running");
+    expect(agent.state("cache.service")?.active).toBe("active");
+  });
+});

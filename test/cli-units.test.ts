@@ -55,8 +55,21 @@ class FakeCluster {
     { id: M1, name: "n1", publicIp: "172.17.8.103", metadata: { region: "us", az: "b" }, state: "up" },
   ];
   calls: { method: string; params: unknown }[] = [];
+  /** Answers to units.setDesired held back this long (ms), one entry per call; the change is made at once. */
+  slowAnswers: number[] = [];
+  /** Units whose agent reports them failed once launched. */
+  failing = new Set<string>();
 
   handle(method: string, params: unknown): unknown {
+    const delay = method === "units.setDesired" ? this.slowAnswers.shift() : undefined;
+    if (delay !== undefined) {
+      const answer = this.answer(method, params);
+      return new Promise((r) => setTimeout(() => r(answer), delay));
+    }
+    return this.answer(method, params);
+  }
+
+  answer(method: string, params: unknown): unknown {
     this.calls.push({ method, params });
     const p = params as Record<string, unknown>;
     switch (method) {
@@ -183,6 +196,21 @@ class FakeCluster {
       const on = u.global ? this.machines.map((m) => m.id) : u.machine ? [u.machine] : [];
       for (const machine of on) {
         const running = u.global || this.current(u) === "launched";
+        if (this.failing.has(u.name) && this.current(u) === "launched") {
+          rows.push({
+            name: u.name,
+            machine,
+            hash: u.hash,
+            load: "loaded",
+            active: "failed",
+            sub: "failed",
+            mainPid: null,
+            since: 1,
+            launched: true,
+            result: "exit-code",
+          });
+          continue;
+        }
         rows.push({
           name: u.name,
           machine,
@@ -557,6 +585,26 @@ describe("load and start", () => {
     );
   });
 
+  it("a request that timed out is sent again, not reported as a failure: the cluster did the work", async () => {
+    fake.put("hello.service", HELLO, "inactive", null);
+    fake.slowAnswers = [500];
+    const r = await berth("load", "--request-timeout=200ms", "hello.service");
+    expect(r.stderr).toBe("No answer within 200 ms for 1 units; sending them again\n");
+    expect(r.stdout).toBe("Unit hello.service loaded on 113f16a7.../172.17.8.103\n");
+    expect(r.code).toBe(0);
+  });
+
+  it("a failed unit ends the wait with its reason once two polls agree", async () => {
+    fake.put("hello.service", HELLO, "loaded", M1);
+    fake.failing.add("hello.service");
+    const r = await berth("start", "--block-attempts=5", "hello.service");
+    expect(r.stdout).toBe("Unit hello.service launched on 113f16a7.../172.17.8.103\n");
+    expect(r.stderr).toBe(
+      "Unit hello.service failed on 113f16a7.../172.17.8.103: failed (Result: exit-code)\n",
+    );
+    expect(r.code).toBe(EXIT.error);
+  });
+
   it("conflicting and bad blocking flags are usage errors", async () => {
     expect((await berth("start", "--no-block", "--block-attempts", "2", "x")).code).toBe(EXIT.usage);
     expect((await berth("start", "--block-attempts", "-1", "x")).code).toBe(EXIT.usage);
@@ -572,12 +620,15 @@ describe("load and start", () => {
 });
 
 describe("stop, unload, destroy", () => {
-  it("stop sets loaded and waits; unknown names exit 4 with nothing changed", async () => {
+  it("stop sets loaded and waits; unknown names are reported, the others stopped, exit 4", async () => {
     fake.put("hello.service", HELLO, "launched", M1);
     const missing = await berth("stop", "hello.service", "nope.service");
     expect(missing.code).toBe(EXIT.notFound);
-    expect(missing.stderr).toBe("Error: unit not found in the cluster: nope.service\n");
-    expect(fake.units.get("hello.service")?.desired).toBe("launched");
+    expect(missing.stderr).toBe(
+      "Unit nope.service not found in the cluster\nSuccessfully stopped units [hello.service].\n",
+    );
+    expect(fake.units.get("hello.service")?.desired).toBe("loaded");
+    fake.put("hello.service", HELLO, "launched", M1);
     const r = await berth("stop", "hello");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe("Unit hello.service loaded on 113f16a7.../172.17.8.103\n");

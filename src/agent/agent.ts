@@ -87,6 +87,11 @@ interface Slot {
   /** The downSeq of each required unit when this one was last started. */
   seen: Map<string, number>;
   kicked: boolean;
+  /**
+   * Stopped explicitly (desired launched → loaded): units already running no longer pull it in with Wants=/Requires=
+   * (systemd's stop job), until one of them starts afresh or it is started again.
+   */
+  stopped: boolean;
 }
 
 type Overlay = { kind: "waiting"; on: string[] } | { kind: "failed"; reason: string; since?: number };
@@ -187,9 +192,12 @@ export class Agent implements UnitHost {
           lastActive: null,
           seen: new Map(),
           kicked: false,
+          stopped: false,
         };
         this.slots.set(spec.name, slot);
       }
+      if (spec.desired === "launched") slot.stopped = false;
+      else if (slot.want?.desired === "launched") slot.stopped = true;
       slot.want = spec;
       const key = `${spec.hash}\n${spec.text}`;
       if (slot.depsKey !== key) {
@@ -394,7 +402,8 @@ export class Agent implements UnitHost {
       this.emitSlot(slot, slot.runner.state());
     }
     const r = slot.runner!;
-    const launch = this.graph.launch.has(slot.name);
+    let launch = this.graph.launch.has(slot.name);
+    if (launch && !slot.launched && this.pullAgain(slot)) launch = this.graph.launch.has(slot.name);
     if (launch && !slot.launched) {
       const gate = this.startGate(slot);
       if (gate !== null) {
@@ -409,9 +418,12 @@ export class Agent implements UnitHost {
       }
       slot.launched = true;
       r.start();
+      // Reported even when the start changed nothing the runner shows (already running, or a broken unit).
+      this.emit(this.view(slot, r.state()));
     } else if (slot.launched && (!launch || this.mustStop(slot))) {
       if (this.stopBlocked(slot)) return;
       slot.launched = false;
+      this.emit(this.view(slot, r.state()));
       await r.stop();
       // Stopped for a dependency: wait for it (or fail) and start again when it is back.
       if (this.graph.launch.has(slot.name)) slot.dirty = true;
@@ -454,13 +466,16 @@ export class Agent implements UnitHost {
         }
       }
       if (slot.want === null) continue;
+      // A unit stopped explicitly is not pulled in again by the units already running (see Slot.stopped).
+      const pulled = (b: string): boolean => !(slot.launched && this.present(b)!.stopped);
       for (const b of slot.deps.requires) {
         if (b === a || this.present(b) === undefined) continue;
         add(requires, a, b);
         add(requiredBy, b, a);
-        add(pulls, a, b);
+        if (pulled(b)) add(pulls, a, b);
       }
-      for (const b of slot.deps.wants) if (b !== a && this.present(b) !== undefined) add(pulls, a, b);
+      for (const b of slot.deps.wants)
+        if (b !== a && this.present(b) !== undefined && pulled(b)) add(pulls, a, b);
     }
     const launch = new Set<string>();
     const todo: string[] = [];
@@ -491,6 +506,27 @@ export class Agent implements UnitHost {
       for (const n of comp) scc.set(n, i);
     });
     this.graph = { after, afterRev, requires, requiredBy, launch, cycle, scc };
+  }
+
+  /**
+   * A unit about to start pulls in what it requires and wants again, even units stopped explicitly (systemd's start
+   * job does). True when that changed the graph.
+   */
+  private pullAgain(slot: Slot): boolean {
+    let changed = false;
+    for (const b of [...slot.deps.requires, ...slot.deps.wants]) {
+      const bs = this.present(b);
+      if (bs === undefined || !bs.stopped) continue;
+      bs.stopped = false;
+      changed = true;
+    }
+    if (!changed) return false;
+    this.rebuildGraph();
+    for (const b of [...slot.deps.requires, ...slot.deps.wants]) {
+      const bs = this.present(b);
+      if (bs !== undefined) this.kick(bs);
+    }
+    return true;
   }
 
   /** What a unit that `name` depends on is up to, from the dependent's point of view. */
@@ -602,6 +638,9 @@ export class Agent implements UnitHost {
 
   /** A unit's state as its runner reports it, with what its dependencies make of it while it does not run. */
   private view(slot: Slot, s: UnitState): UnitState {
+    // Set on the runner's fresh state object (a spread would read its memory figure every time).
+    s.launched = slot.launched;
+    if (slot.deps.oneshot) s.oneshot = true;
     const o = slot.overlay;
     if (o === null || (s.active !== "inactive" && s.active !== "failed")) return s;
     if (o.kind === "waiting") return { ...s, waitingFor: [...o.on] };

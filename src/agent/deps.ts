@@ -21,6 +21,8 @@ export interface UnitDeps {
   requires: string[];
   /** Wants=: pulled in, nothing more. */
   wants: string[];
+  /** PartOf=: an explicit stop of these stops this unit too (the cluster sets its desired state, unit-service.ts). */
+  partOf: string[];
   /** Description= with specifiers expanded (the unit name when there is none). */
   description: string;
   /** Type=oneshot without RemainAfterExit=: "inactive" after a successful run is its finished state. */
@@ -29,7 +31,16 @@ export interface UnitDeps {
 }
 
 export function noDeps(name: string): UnitDeps {
-  return { after: [], before: [], requires: [], wants: [], description: name, oneshot: false, warnings: [] };
+  return {
+    after: [],
+    before: [],
+    requires: [],
+    wants: [],
+    partOf: [],
+    description: name,
+    oneshot: false,
+    warnings: [],
+  };
 }
 
 /** Description= with %i, %n, %p… expanded; the raw text when a specifier cannot be expanded. */
@@ -87,6 +98,7 @@ export function unitDepsOf(name: string, text: string, ctx: Omit<SpecifierContex
     before: list("Before"),
     requires: list("Requires", "BindsTo"),
     wants: list("Wants"),
+    partOf: list("PartOf"),
     description: expandDescription(file, sctx) ?? name,
     oneshot: !file.sections.has("Container") && type === "oneshot" && !rae,
     warnings,

@@ -113,6 +113,8 @@ export abstract class UnitLifecycle implements UnitRunner {
         return memory;
       },
       restarts: this.restarts,
+      // Why the last run failed (exit-code, signal, timeout, start-limit-hit), as systemctl's "Result:".
+      ...(this.active === "failed" ? { result: this.result } : {}),
       ...this.extraState(),
     };
   }

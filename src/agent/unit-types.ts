@@ -31,6 +31,10 @@ export interface UnitState {
   result?: string;
   /** Units this one's start waits for (After=/Requires= on units of this machine that are not up yet). */
   waitingFor?: string[];
+  /** Set by the agent: whether it has issued the unit's start (and not taken it back since). */
+  launched?: boolean;
+  /** Set by the agent for Type=oneshot without RemainAfterExit=: inactive after a successful run is done. */
+  oneshot?: boolean;
   /** Container units only: the running container's id (null while none runs) and its image. */
   containerId?: string | null;
   image?: string;

@@ -16,7 +16,7 @@ import {
   type UnitName,
   UnitNameError,
 } from "../sched/unit-file.ts";
-import { CliError, EXIT, UsageError } from "./exit-codes.ts";
+import { UsageError } from "./exit-codes.ts";
 import type { Column } from "./output.ts";
 
 /**
@@ -182,10 +182,10 @@ export function globMatches(pattern: string, name: string): boolean {
 }
 
 /**
- * Resolves arguments (names, mangled as fleetctl does, or globs, taken as they are) against the registry. Any
- * argument that matches nothing is an error (exit 4) and nothing is returned, so nothing is changed.
+ * Resolves arguments (names, mangled as fleetctl does, or globs, taken as they are) against the registry: the units
+ * they name, and the arguments that name none (fleetctl skips those; the commands report them and go on).
  */
-export function resolveKnown(args: string[], units: UnitInfo[]): UnitInfo[] {
+export function resolveKnown(args: string[], units: UnitInfo[]): { units: UnitInfo[]; missing: string[] } {
   const byName = new Map(units.map((u) => [u.name, u]));
   const picked = new Map<string, UnitInfo>();
   const missing: string[] = [];
@@ -203,12 +203,7 @@ export function resolveKnown(args: string[], units: UnitInfo[]): UnitInfo[] {
     if (u) picked.set(name, u);
     else missing.push(name);
   }
-  if (missing.length > 0)
-    throw new CliError(
-      `unit${missing.length === 1 ? "" : "s"} not found in the cluster: ${missing.join(", ")}`,
-      EXIT.notFound,
-    );
-  return [...picked.values()];
+  return { units: [...picked.values()], missing };
 }
 
 /** Filters rows by optional glob/name arguments (list commands). */

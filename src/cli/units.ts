@@ -27,12 +27,9 @@ import {
   verifyLocal,
   verifyText,
 } from "./unit-support.ts";
+import { PROGRESS_MIN, WAIT_TIMING, type WaitGoal, waitForUnits } from "./unit-wait.ts";
 
-/**
- * How start/load/stop/unload wait (fleetctl: poll every 250 ms, one "attempt" = 2 s). An unplaceable unit is given
- * up on once the engine has reported it unplaceable continuously for unplaceableGraceMs. Tests shorten these.
- */
-export const WAIT_TIMING = { pollMs: 250, attemptMs: 2000, unplaceableGraceMs: 4000 };
+export { WAIT_TIMING };
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 const err = (s: string) => process.stderr.write(`${s}\n`);
@@ -179,104 +176,89 @@ async function lazySubmit(
     );
   }
   for (const w of warnings) err(w);
-  const submitted =
-    toSend.length > 0 ? await ctx.client.call("units.submit", { units: toSend, replace }, ctx.timeoutMs) : [];
+  const submitted: UnitInfo[] = [];
+  await inBatches(ctx, toSend, BATCH.submit, "Submitted", async (batch) => {
+    submitted.push(...(await ctx.client.call("units.submit", { units: batch, replace }, ctx.timeoutMs)));
+  });
   return { names, submitted };
 }
 
-type WaitOutcome = { code: number; final: Map<string, UnitInfo> };
+/** Units per units.submit call and names per units.setDesired call: each stays well within --request-timeout. */
+const BATCH = { submit: 100, names: 500 };
 
 /**
- * Waits until every unit's current state is `target` (for launched: and its agent reports it active), printing
- * `Unit X <target> [on <machine>]` as each gets there. attempts: 0 = until done, N = N attempts of attemptMs. A
- * unit the engine cannot place is given up on (`Unit X cannot be placed: <reason>`, exit 1) instead of waiting
- * forever; units still pending after the attempts end the wait with exit 3.
+ * Sends `items` in batches, saying how far it got when there is more than one. A batch whose answer timed out is
+ * sent again (twice at most): it may have been done anyway, and both calls are idempotent, so work the cluster did
+ * is never reported as a failure.
  */
-async function waitForState(
+async function inBatches<T>(
   ctx: ClientContext,
-  units: UnitInfo[],
-  target: DesiredState,
-  attempts: number,
-  verb: string,
-): Promise<WaitOutcome> {
-  const final = new Map(units.map((u) => [u.name, u]));
-  const pending = new Set<string>();
-  for (const u of units) {
-    if (u.global) {
-      if (ctx.output === "table") out(`Triggered global unit ${u.name} ${verb}`);
-    } else if (attempts < 0) {
-      if (ctx.output === "table") out(`Triggered unit ${u.name} ${verb}`);
-    } else pending.add(u.name);
-  }
-  let code: number = EXIT.ok;
-  if (pending.size === 0) return { code, final };
-  let machines: Map<string, MachineInfo> | null = null;
-  const unplaceableSince = new Map<string, number>();
-  const started = Date.now();
-  const deadline = attempts === 0 ? Number.POSITIVE_INFINITY : started + attempts * WAIT_TIMING.attemptMs;
-  let lastReason = new Map<string, string>();
-  for (;;) {
-    const list = await listUnits(ctx.client);
-    const states = target === "launched" ? await ctx.client.call("units.states", {}) : [];
-    const now = Date.now();
-    lastReason = new Map();
-    for (const name of [...pending]) {
-      const u = list.get(name);
-      if (!u) {
-        err(`Unit ${name} disappeared from the cluster while waiting for it to be ${target}`);
-        pending.delete(name);
-        code = Math.max(code, EXIT.notFound);
-        continue;
+  items: T[],
+  size: number,
+  what: string,
+  send: (batch: T[]) => Promise<void>,
+): Promise<void> {
+  let nextLine = Date.now() + 1000;
+  for (let i = 0; i < items.length; i += size) {
+    const batch = items.slice(i, i + size);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await send(batch);
+        break;
+      } catch (e) {
+        if ((e as { code?: string }).code !== "timeout" || attempt >= 3) throw e;
+        err(`No answer within ${ctx.timeoutMs} ms for ${batch.length} units; sending them again`);
       }
-      final.set(name, u);
-      const machine = u.machines[0];
-      const reached =
-        u.current === target &&
-        (target !== "launched" ||
-          states.some((s) => s.name === name && s.machine === machine && s.active === "active"));
-      if (reached) {
-        pending.delete(name);
-        if (ctx.output === "table") {
-          let line = `Unit ${name} ${target}`;
-          if (machine !== undefined && target !== "inactive") {
-            if (!machines?.has(machine)) machines = await machineMap(ctx.client);
-            line += ` on ${machineLegend(machine, machines)}`;
-          }
-          out(line);
-        }
-        continue;
-      }
-      if (u.unplaceable && target !== "inactive" && u.machines.length === 0) {
-        lastReason.set(name, u.unplaceable);
-        const since = unplaceableSince.get(name) ?? now;
-        unplaceableSince.set(name, since);
-        if (now - since >= WAIT_TIMING.unplaceableGraceMs) {
-          err(`Unit ${name} cannot be placed: ${u.unplaceable}`);
-          pending.delete(name);
-          code = Math.max(code, EXIT.error);
-        }
-      } else unplaceableSince.delete(name);
     }
-    if (pending.size === 0) break;
-    if (Date.now() + WAIT_TIMING.pollMs > deadline) {
-      for (const name of pending) {
-        const reason = lastReason.get(name);
-        if (reason !== undefined) {
-          err(`Unit ${name} cannot be placed: ${reason}`);
-          code = Math.max(code, EXIT.error);
-        } else {
-          const u = final.get(name);
-          err(
-            `Unit ${name} did not become ${target} after ${attempts} attempt${attempts === 1 ? "" : "s"} (current state ${u?.current ?? "-"})`,
-          );
-          code = code === EXIT.ok ? EXIT.unavailable : code;
-        }
-      }
-      break;
+    const sent = Math.min(i + size, items.length);
+    // About once a second, and when done.
+    if (items.length > size && ctx.output === "table" && (Date.now() >= nextLine || sent === items.length)) {
+      err(`${what} ${sent} of ${items.length} units`);
+      nextLine = Date.now() + 1000;
     }
-    await new Promise((r) => setTimeout(r, WAIT_TIMING.pollMs));
   }
-  return { code, final };
+}
+
+/**
+ * Sets the desired state of `names` (in batches) and returns the documents of every unit it changed: those named,
+ * and the launched units a stop takes along (Requires=/BindsTo=/PartOf= on them), which are announced on stderr.
+ */
+async function setDesired(
+  ctx: ClientContext,
+  names: string[],
+  desired: DesiredState,
+): Promise<Map<string, UnitInfo>> {
+  const byName = new Map<string, UnitInfo>();
+  await inBatches(ctx, names, BATCH.names, "Accepted", async (batch) => {
+    for (const u of await ctx.client.call("units.setDesired", { names: batch, desired }, ctx.timeoutMs))
+      byName.set(u.name, u);
+  });
+  if (names.length > PROGRESS_MIN && ctx.output === "table")
+    err(`All ${names.length} units accepted by the cluster (desired state ${desired})`);
+  const named = new Set(names);
+  announceStopped(
+    ctx,
+    [...byName.keys()].filter((n) => !named.has(n)),
+  );
+  return byName;
+}
+
+function announceStopped(ctx: ClientContext, dependents: string[]): void {
+  if (ctx.output !== "table") return;
+  for (const d of dependents)
+    err(`Stopping ${d} too: it is bound to a unit being stopped (Requires=, BindsTo= or PartOf=)`);
+}
+
+/** Names the arguments that matched no unit (stderr); their exit code, 4, comes once the others are done. */
+function reportMissing(missing: string[]): number {
+  for (const m of missing) err(`Unit ${m} not found in the cluster`);
+  return missing.length > 0 ? EXIT.notFound : EXIT.ok;
+}
+
+/** The exit code of a command that did several things: the gravest (4, then 1, then 3). */
+function worst(...codes: number[]): number {
+  const rank = (c: number): number => [EXIT.ok, EXIT.unavailable, EXIT.error, EXIT.notFound].indexOf(c as 0);
+  return codes.reduce((a, b) => (rank(b) > rank(a) ? b : a), EXIT.ok as number);
 }
 
 function printInfos(infos: Iterable<UnitInfo>): void {
@@ -365,15 +347,22 @@ locally first: an invalid file prints its line number and nothing is sent (exit 
 };
 
 function activateCommand(name: "load" | "start", target: DesiredState, summary: string): Command {
+  const goal: WaitGoal = target === "launched" ? "launched" : "loaded";
   return {
     name,
     summary,
     usage: "[--no-block|--block-attempts N] [--replace] UNIT...",
     description: `Submits units the cluster does not have (as \`berth submit\`), sets their desired state to ${target} and
-waits until they are ${target === "launched" ? "running where they were placed (agent state active)" : "loaded where they were placed"}, printing
-"Unit X ${target} on <machine>.../<ip>". A unit that cannot be placed is reported ("Unit X cannot be placed:
-<reason>", exit 1) instead of blocking forever. Templates (web@.service) cannot be ${name === "start" ? "started" : "loaded"}.
-Exit 3 when --block-attempts ran out first.`,
+waits until they are ${target === "launched" ? 'running where they were placed: "Unit X launched on <machine>.../<ip>" once its agent issued the start, then until it is active' : 'loaded where they were placed, printing "Unit X loaded on <machine>.../<ip>"'}.
+Instead of blocking forever, a unit that cannot be placed ("Unit X cannot be placed: <reason>")${
+      target === "launched"
+        ? `, fails, exits right after
+its start, is refused by its agent or hits its start limit ("Unit X failed on <machine>: failed (Result: exit-code)")`
+        : ""
+    } ends the
+wait with exit 1. Many units: progress on stderr, and when --block-attempts runs out first, why the first ten are
+not there yet and "N of M ${goal}" (exit 3); what the cluster accepted stays accepted. Templates (web@.service)
+cannot be ${name === "start" ? "started" : "loaded"}.`,
     flags: [NO_BLOCK, BLOCK_ATTEMPTS, REPLACE, ...CLIENT_FLAGS],
     run: async (parsed) => {
       const attempts = blockAttempts(parsed);
@@ -385,20 +374,17 @@ Exit 3 when --block-attempts ran out first.`,
         const { names } = await lazySubmit(ctx, parsed.positionals, name, parsed.flags.replace === true);
         let units = await listUnits(ctx.client);
         const change = names.filter((n) => units.get(n)?.desired !== target);
-        if (change.length > 0) {
-          for (const u of await ctx.client.call("units.setDesired", { names: change, desired: target }))
-            units.set(u.name, u);
-        }
+        for (const u of (await setDesired(ctx, change, target)).values()) units.set(u.name, u);
         const missing = names.filter((n) => !units.has(n));
         if (missing.length > 0) {
           units = await listUnits(ctx.client);
           const still = names.filter((n) => !units.has(n));
           if (still.length > 0) throw new CliError(`units not found: ${still.join(", ")}`, EXIT.notFound);
         }
-        const { code, final } = await waitForState(
+        const { code, final } = await waitForUnits(
           ctx,
           names.map((n) => units.get(n)!),
-          target,
+          goal,
           attempts,
           name,
         );
@@ -416,14 +402,37 @@ const load = activateCommand(
 );
 const start = activateCommand("start", "launched", "submit and load if needed, then start units");
 
-// ---- stop / unload / destroy -------------------------------------------------------------------------------
+// ---- stop / unload / destroy / restart ---------------------------------------------------------------------
+
+const PARTIAL = `Arguments that name no unit (or globs matching nothing) are reported ("Unit X not found in the cluster")
+and the others are still done; the exit code is then 4.`;
+
+/** Which of `units` a stop changes; reports (and counts) those it cannot stop, as fleetctl's stop. */
+function stoppable(units: UnitInfo[]): { stopping: UnitInfo[]; code: number } {
+  const stopping: UnitInfo[] = [];
+  let code: number = EXIT.ok;
+  for (const u of units) {
+    if (!u.global) {
+      if (u.current === "inactive" || u.current === null) {
+        err(`Unable to stop unit ${u.name} in state inactive`);
+        code = EXIT.error;
+        continue;
+      }
+      if (u.current === "loaded" && u.desired === "loaded") continue;
+    }
+    stopping.push(u);
+  }
+  return { stopping, code };
+}
 
 const stop: Command = {
   name: "stop",
   summary: "stop units (desired state loaded): they stay loaded where they were placed",
   usage: "[--no-block|--block-attempts N] UNIT|GLOB...",
-  description: `Unknown names (or globs matching nothing) are an error (exit 4) and nothing is changed. A unit that
-is not loaded anywhere cannot be stopped (exit 1, fleetctl's "Unable to stop unit X in state inactive").`,
+  description: `Waits until each unit no longer runs on its machine ("Unit X loaded on <machine>"). As systemd, a stop
+takes along the launched units of the same machine with Requires=, BindsTo= or PartOf= on a stopped unit (stderr
+names them); their desired state becomes loaded too. A unit that is not loaded anywhere cannot be stopped (exit 1,
+fleetctl's "Unable to stop unit X in state inactive"); the others still are. ${PARTIAL}`,
   flags: [NO_BLOCK, BLOCK_ATTEMPTS, ...CLIENT_FLAGS],
   run: async (parsed) => {
     const attempts = blockAttempts(parsed);
@@ -432,18 +441,13 @@ is not loaded anywhere cannot be stopped (exit 1, fleetctl's "Unable to stop uni
       return EXIT.ok;
     }
     return withClient(parsed.flags, async (ctx) => {
-      const units = resolveKnown(parsed.positionals, [...(await listUnits(ctx.client)).values()]);
-      const stopping: UnitInfo[] = [];
-      for (const u of units) {
-        if (!u.global) {
-          if (u.current === "inactive" || u.current === null) {
-            err(`Unable to stop unit ${u.name} in state inactive`);
-            return EXIT.error;
-          } else if (u.current === "loaded" && u.desired === "loaded") continue;
-        }
-        stopping.push(u);
-      }
-      return finishTransition(ctx, stopping, "loaded", attempts, "stop", "stopped");
+      const { units, missing } = resolveKnown(parsed.positionals, [
+        ...(await listUnits(ctx.client)).values(),
+      ]);
+      const notFound = reportMissing(missing);
+      const { stopping, code } = stoppable(units);
+      const done = await finishTransition(ctx, stopping, "loaded", attempts, "stop", "stopped");
+      return worst(done, code, notFound);
     });
   },
 };
@@ -452,8 +456,9 @@ const unload: Command = {
   name: "unload",
   summary: "stop and unload units (desired state inactive): they are placed nowhere",
   usage: "[--no-block|--block-attempts N] UNIT|GLOB...",
-  description: `Unknown names (or globs matching nothing) are an error (exit 4) and nothing is changed. Unlike
-fleetctl, a unit waiting to be placed (current state inactive, desired loaded/launched) is unloaded too.`,
+  description: `Waits until each unit runs nowhere ("Unit X inactive"). Units bound to an unloaded one are stopped as
+by \`berth stop\`. Unlike fleetctl, a unit waiting to be placed (current state inactive, desired loaded/launched) is
+unloaded too. ${PARTIAL}`,
   flags: [NO_BLOCK, BLOCK_ATTEMPTS, ...CLIENT_FLAGS],
   run: async (parsed) => {
     const attempts = blockAttempts(parsed);
@@ -462,33 +467,41 @@ fleetctl, a unit waiting to be placed (current state inactive, desired loaded/la
       return EXIT.ok;
     }
     return withClient(parsed.flags, async (ctx) => {
-      const units = resolveKnown(parsed.positionals, [...(await listUnits(ctx.client)).values()]);
+      const { units, missing } = resolveKnown(parsed.positionals, [
+        ...(await listUnits(ctx.client)).values(),
+      ]);
+      const notFound = reportMissing(missing);
       const unloading = units.filter(
         (u) => !(u.desired === "inactive" && u.current !== "loaded" && u.current !== "launched"),
       );
-      return finishTransition(ctx, unloading, "inactive", attempts, "unload", "unloaded");
+      const done = await finishTransition(ctx, unloading, "inactive", attempts, "unload", "unloaded");
+      return worst(done, notFound);
     });
   },
 };
 
+/** Sets `target` on the units and waits for them (and for the units a stop took along, which end up stopped). */
 async function finishTransition(
   ctx: ClientContext,
   units: UnitInfo[],
-  target: DesiredState,
+  target: "loaded" | "inactive",
   attempts: number,
   verb: string,
   done: string,
 ): Promise<number> {
   const byName = new Map(units.map((u) => [u.name, u]));
-  if (units.length > 0) {
-    for (const u of await ctx.client.call("units.setDesired", {
-      names: units.map((u) => u.name),
-      desired: target,
-    }))
-      byName.set(u.name, u);
-  }
-  const { code, final } = await waitForState(ctx, [...byName.values()], target, attempts, verb);
-  if (ctx.output === "json") printInfos(final.values());
+  const changed = await setDesired(
+    ctx,
+    units.map((u) => u.name),
+    target,
+  );
+  const along = [...changed.values()].filter((u) => !byName.has(u.name));
+  for (const u of units) byName.set(u.name, changed.get(u.name) ?? u);
+  const goal: WaitGoal = target === "loaded" ? "stopped" : "inactive";
+  const main = await waitForUnits(ctx, [...byName.values()], goal, attempts, verb);
+  const dep = await waitForUnits(ctx, along, "stopped", attempts, verb);
+  const code = worst(main.code, dep.code);
+  if (ctx.output === "json") printInfos([...main.final.values(), ...dep.final.values()]);
   else if (units.length > 0 && code === EXIT.ok && attempts >= 0)
     err(`Successfully ${done} units [${units.map((u) => u.name).join(" ")}].`);
   return code;
@@ -497,23 +510,125 @@ async function finishTransition(
 const destroy: Command = {
   name: "destroy",
   summary: "remove units from the cluster (stopped and unloaded wherever they run)",
-  usage: "UNIT|GLOB...",
-  description: `Prints "Destroyed X" per unit. Unknown names (or globs matching nothing) are an error (exit 4) and
-nothing is destroyed. --no-block and --block-attempts are accepted for fleetctl compatibility; the units are gone
-from the cluster when the command returns.`,
+  usage: "[--no-block|--block-attempts N] UNIT|GLOB...",
+  description: `Prints "Destroyed X" per unit once it is gone from the cluster, then waits until no machine runs it any
+more (a destroyed unit stays in \`list-units\`, SUB "... (destroyed)", until its agent has stopped it); units bound to
+it (Requires=, BindsTo=, PartOf=) are stopped as by \`berth stop\`. --no-block returns at once; when
+--block-attempts runs out first: "Unit X is still stopping on <machine>", exit 3. ${PARTIAL}`,
   flags: [NO_BLOCK, BLOCK_ATTEMPTS, ...CLIENT_FLAGS],
   run: async (parsed) => {
-    blockAttempts(parsed);
+    const attempts = blockAttempts(parsed);
     if (parsed.positionals.length === 0) {
       err("No units given");
       return EXIT.ok;
     }
     return withClient(parsed.flags, async (ctx) => {
-      const units = resolveKnown(parsed.positionals, [...(await listUnits(ctx.client)).values()]);
-      const r = await ctx.client.call("units.destroy", { names: units.map((u) => u.name) });
-      if (ctx.output === "json") printJson(r);
-      else for (const n of r.destroyed) out(`Destroyed ${n}`);
+      const { units, missing } = resolveKnown(parsed.positionals, [
+        ...(await listUnits(ctx.client)).values(),
+      ]);
+      let code = reportMissing(missing);
+      const destroyed: string[] = [];
+      const stopped: string[] = [];
+      await inBatches(ctx, units, BATCH.names, "Destroyed", async (batch) => {
+        const r = await ctx.client.call("units.destroy", { names: batch.map((u) => u.name) }, ctx.timeoutMs);
+        destroyed.push(...r.destroyed);
+        stopped.push(...(r.stopped ?? []));
+      });
+      if (ctx.output === "json") printJson(stopped.length > 0 ? { destroyed, stopped } : { destroyed });
+      else for (const n of destroyed) out(`Destroyed ${n}`);
+      announceStopped(ctx, stopped);
+      if (attempts >= 0) {
+        code = worst(code, await waitGone(ctx, destroyed, attempts));
+        if (stopped.length > 0) {
+          const along = await listUnits(ctx.client);
+          const infos = stopped.map((n) => along.get(n)).filter((u) => u !== undefined);
+          code = worst(code, (await waitForUnits(ctx, infos, "stopped", attempts, "stop")).code);
+        }
+      }
+      return code;
+    });
+  },
+};
+
+/** Waits until no agent reports any of the destroyed units (each has stopped and been forgotten); exit 3 if not. */
+async function waitGone(ctx: ClientContext, names: string[], attempts: number): Promise<number> {
+  if (names.length === 0) return EXIT.ok;
+  const wanted = new Set(names);
+  const deadline = attempts === 0 ? Number.POSITIVE_INFINITY : Date.now() + attempts * WAIT_TIMING.attemptMs;
+  let nextProgress = Date.now() + WAIT_TIMING.progressMs;
+  const stillStopping = async (left: UnitStateRow[]): Promise<void> => {
+    const machines = new Map((await ctx.client.call("machines.list", {})).map((m) => [m.id, m]));
+    for (const r of left.slice(0, 10))
+      err(
+        `Unit ${r.name} is still stopping on ${machineLegend(r.machine, machines)}: ${r.active} (${r.sub})`,
+      );
+    if (left.length > 10) err(`... and ${left.length - 10} more`);
+  };
+  for (;;) {
+    const left = (await ctx.client.call("units.states", {})).filter((r) => wanted.has(r.name));
+    if (left.length === 0) return EXIT.ok;
+    if (Date.now() + WAIT_TIMING.pollMs > deadline) {
+      await stillStopping(left);
+      return EXIT.unavailable;
+    }
+    // A machine whose node is away stops nothing until it is back (or lost): say what the wait is for.
+    if (Date.now() >= nextProgress) {
+      nextProgress = Date.now() + WAIT_TIMING.progressMs;
+      await stillStopping(left);
+    }
+    await new Promise((r) => setTimeout(r, WAIT_TIMING.pollMs));
+  }
+}
+
+const restart: Command = {
+  name: "restart",
+  summary: "stop, then start units, one at a time (a stopped unit is started)",
+  usage: "[--block-attempts N] UNIT|GLOB...",
+  description: `As fleetctl restart: for each unit in turn, stops it and waits until it no longer runs ("Unit X loaded
+on <machine>"), then starts it and waits as \`berth start\` does ("Unit X launched on <machine>"). A unit that is
+loaded but not running is just started; one not loaded anywhere cannot be (exit 1, "Unable to restart unit X in
+state inactive"). Units the stop took along (Requires=, BindsTo=, PartOf=) are started again with it, as systemd's
+restart does. The first unit that fails to stop or start ends the command (exit 1). Global units are stopped and
+started without waiting. ${PARTIAL}`,
+  flags: [BLOCK_ATTEMPTS, ...CLIENT_FLAGS],
+  run: async (parsed) => {
+    const attempts = blockAttempts(parsed);
+    if (parsed.positionals.length === 0) {
+      err("No units given");
       return EXIT.ok;
+    }
+    return withClient(parsed.flags, async (ctx) => {
+      const { units, missing } = resolveKnown(parsed.positionals, [
+        ...(await listUnits(ctx.client)).values(),
+      ]);
+      let code = reportMissing(missing);
+      for (const unit of units) {
+        const u = (await listUnits(ctx.client)).get(unit.name) ?? unit;
+        if (!u.global && (u.current === "inactive" || u.current === null)) {
+          err(`Unable to restart unit ${u.name} in state inactive`);
+          code = worst(code, EXIT.error);
+          continue;
+        }
+        const wait = u.global ? -1 : attempts;
+        let along: UnitInfo[] = [];
+        if (u.global || u.current === "launched" || u.desired === "launched") {
+          const changed = await setDesired(ctx, [u.name], "loaded");
+          along = [...changed.values()].filter((x) => x.name !== u.name);
+          const stopped = await waitForUnits(ctx, [...changed.values()], "stopped", wait, "stop");
+          if (stopped.code !== EXIT.ok) return worst(code, stopped.code);
+        }
+        const names = [u.name, ...along.map((x) => x.name)];
+        const started = await setDesired(ctx, names, "launched");
+        const r = await waitForUnits(
+          ctx,
+          names.map((n) => started.get(n)!),
+          "launched",
+          wait,
+          "restart",
+        );
+        if (r.code !== EXIT.ok) return worst(code, r.code);
+      }
+      return code;
     });
   },
 };
@@ -678,6 +793,7 @@ export const unitCommands: Command[] = [
   stop,
   unload,
   destroy,
+  restart,
   cat,
   listUnitFiles,
   listUnits_,

@@ -145,8 +145,17 @@ export interface UnitStateRow {
   sub: string;
   mainPid: number | null;
   since: number;
-  /** Set when the state could not be reported by a live agent (machine lost) or the unit is waiting to be placed. */
+  /** Set when the state could not be reported by a live agent (machine lost) or the unit is waiting to be placed;
+   * "destroyed" for a destroyed unit its agent has not finished stopping. */
   note?: string;
+  /** Whether the agent issued the unit's start; missing from older nodes' reports. */
+  launched?: boolean;
+  /** Why it failed (systemd's Result=), when failed. */
+  result?: string;
+  /** Why it could not be loaded, or the failed dependency. */
+  error?: string;
+  /** Type=oneshot without RemainAfterExit=: inactive after its start means it ran. */
+  oneshot?: boolean;
 }
 
 // ---- Unit status and journal (served from the agent of the machine running the unit, through any node).
@@ -239,9 +248,12 @@ export interface ClientMethods {
   "node.status": [Record<string, never>, NodeStatus];
   /** Stores unit files (desired state inactive). Same content again is a no-op; other content needs `replace`. */
   "units.submit": [{ units: UnitSubmission[]; replace?: boolean }, UnitInfo[]];
-  /** Sets the desired state of known units (error not_found naming the unknown ones, nothing changed then). */
+  /** Sets the desired state of known units (error not_found naming the unknown ones, nothing changed then). Going
+   * down (loaded, inactive) also stops the launched units bound to them (Requires=/BindsTo=/PartOf= on the same
+   * machine): those are in the result too, desired loaded. */
   "units.setDesired": [{ names: string[]; desired: DesiredState }, UnitInfo[]];
-  "units.destroy": [{ names: string[] }, { destroyed: string[] }];
+  /** `stopped`: units bound to a destroyed one (Requires=/BindsTo=/PartOf=), now desired loaded. */
+  "units.destroy": [{ names: string[] }, { destroyed: string[]; stopped?: string[] }];
   "units.list": [Record<string, never>, UnitInfo[]];
   "units.cat": [{ name: string }, { name: string; text: string }];
   "units.states": [Record<string, never>, UnitStateRow[]];

@@ -341,8 +341,25 @@ export class AgentBridge {
   }
 }
 
+/** Longest error text kept in a report (a unit file's error names a line; a report is rewritten on each change). */
+const REPORT_ERROR_CHARS = 300;
+
 function toReport(s: UnitState): AgentReport {
-  return { hash: s.hash, load: s.load, active: s.active, sub: s.sub, mainPid: s.mainPid, since: s.since };
+  const r: AgentReport = {
+    hash: s.hash,
+    load: s.load,
+    active: s.active,
+    sub: s.sub,
+    mainPid: s.mainPid,
+    since: s.since,
+  };
+  // What a waiting `berth start` needs to tell "started", "failed and why" and "exited" apart.
+  if (s.launched !== undefined) r.launched = s.launched;
+  if (s.active === "failed" && s.result !== undefined) r.result = s.result;
+  if (s.error !== undefined && (s.load === "error" || s.active === "failed"))
+    r.error = s.error.slice(0, REPORT_ERROR_CHARS);
+  if (s.oneshot === true) r.oneshot = true;
+  return r;
 }
 
 function unitOf(key: string): string {

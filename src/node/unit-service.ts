@@ -1,6 +1,8 @@
 // The unit operations clients call on any node (fleetctl's submit, load, start, stop, unload, destroy, cat,
 // list-unit-files, list-units, list-machines). Every unit file is parsed and validated here, before anything is
 // written, so a bad file is refused with its line number and nothing half-parsed is stored.
+
+import { unitDepsOf } from "../agent/deps.ts";
 import type {
   DesiredState,
   DrainStatus,
@@ -13,6 +15,7 @@ import type { KvStore } from "../kv/store.ts";
 import { type CanonicalUnit, canonicalUnit, UnitCatalog } from "../sched/catalog.ts";
 import { isWaitingReason } from "../sched/handoff.ts";
 import {
+  type AgentReport,
   leavingOf,
   machineDrainKey,
   type RegistryView,
@@ -30,6 +33,8 @@ import { resolveMachine } from "./machine.ts";
 
 export class UnitService {
   readonly catalog: UnitCatalog;
+  private readonly depsCache = new DepsCache();
+  private readonly fileOf = (hash: string): string | null => readUnitFile(this.store, hash);
 
   constructor(
     private readonly store: KvStore,
@@ -78,27 +83,50 @@ export class UnitService {
           `templates cannot be ${desired}: ${templates.join(", ")} (start an instance, e.g. web@1)`,
         );
     }
-    const changing = names.filter((name) => view.units.get(name)!.desired !== desired);
-    await inParallel(changing, (name) => {
-      const rec = view.units.get(name)!;
-      return this.kv.write({
-        method: "PUT",
-        key: unitKey(name),
-        value: JSON.stringify({ ...rec, desired }),
-        // Compare-and-swap on what was read, so a concurrent --replace is not undone.
-        prevValue: JSON.stringify(rec),
-      });
-    });
-    return this.infos(names);
+    // Stopping a unit stops what is bound to it (systemd's stop propagation), here by their desired state, so
+    // that no reconcile starts them again. They go first: the agent then never sees them run without it.
+    const dependents = desired === "launched" ? [] : stopDependents(view, names, this.depsCache, this.fileOf);
+    await this.writeDesired(view, dependents, "loaded");
+    await this.writeDesired(view, names, desired);
+    return this.infos([...names, ...dependents]);
   }
 
-  /** fleet ignores unknown names here; the result says which units were destroyed. */
-  async destroy(names: string[]): Promise<{ destroyed: string[] }> {
+  /**
+   * fleet ignores unknown names here; the result says which units were destroyed. Units bound to a destroyed one
+   * (Requires=/BindsTo=/PartOf= on its machine) are stopped (desired state loaded), as by a stop of it.
+   */
+  async destroy(names: string[]): Promise<{ destroyed: string[]; stopped?: string[] }> {
     await this.kv.sync();
     const view = readRegistry(this.store);
     const destroyed = names.filter((name) => view.units.has(name));
-    await inParallel(destroyed, (name) => this.kv.write({ method: "DELETE", key: unitKey(name) }));
-    return { destroyed };
+    const stopped = stopDependents(view, destroyed, this.depsCache, this.fileOf);
+    await this.writeDesired(view, stopped, "loaded");
+    // A unit already gone was destroyed by a concurrent request (a client resending one that timed out).
+    await inParallel(destroyed, (name) =>
+      this.kv.write({ method: "DELETE", key: unitKey(name) }).catch(ignoreMissing),
+    );
+    return stopped.length > 0 ? { destroyed, stopped } : { destroyed };
+  }
+
+  private async writeDesired(view: RegistryView, names: string[], desired: DesiredState): Promise<void> {
+    const changing = names.filter((name) => view.units.get(name)!.desired !== desired);
+    await inParallel(changing, (name) => {
+      const rec = view.units.get(name)!;
+      return this.kv
+        .write({
+          method: "PUT",
+          key: unitKey(name),
+          value: JSON.stringify({ ...rec, desired }),
+          // Compare-and-swap on what was read, so a concurrent --replace is not undone.
+          prevValue: JSON.stringify(rec),
+        })
+        .catch(async (err) => {
+          // Lost to a concurrent request that set the same state (a client resending one that timed out): done.
+          if (etcdCode(err) !== 101) throw err;
+          await this.kv.sync();
+          if (readRegistry(this.store).units.get(name)?.desired !== desired) throw err;
+        });
+    });
   }
 
   async list(): Promise<UnitInfo[]> {
@@ -145,6 +173,11 @@ export class UnitService {
               ? sched.reason
               : `cannot be placed: ${sched.reason}`,
         });
+    }
+    // A destroyed unit stays listed while its agent still reports it (until it has stopped and been forgotten).
+    for (const [name, perMachine] of view.states) {
+      if (view.units.has(name)) continue;
+      for (const [machine, rep] of perMachine) rows.push({ name, machine, ...rep, note: "destroyed" });
     }
     return rows.sort((a, b) => cmp(a.name, b.name) || cmp(a.machine, b.machine));
   }
@@ -248,16 +281,87 @@ export class UnitService {
   }
 }
 
-/** fleet's derived state: inactive until scheduled, launched once the target's agent reports it active. */
+/**
+ * fleet's derived state: inactive until scheduled, launched once the target's agent has issued the start (whatever
+ * became of it since: `berth start` and the agent's state say that); from nodes whose reports do not say whether
+ * it issued the start, once it reports the unit active.
+ */
 function currentState(
   rec: UnitRecord,
   machines: string[],
-  reports: Map<string, { hash: string; active: string }> | undefined,
+  reports: Map<string, AgentReport> | undefined,
 ): DesiredState {
   if (machines.length === 0) return "inactive";
   const rep = reports?.get(machines[0]!);
-  if (rec.desired === "launched" && rep?.hash === rec.hash && rep.active === "active") return "launched";
-  return "loaded";
+  if (rec.desired !== "launched" || rep?.hash !== rec.hash) return "loaded";
+  const launched = rep.launched ?? rep.active === "active";
+  return launched ? "launched" : "loaded";
+}
+
+/**
+ * The units that an explicit stop of `names` stops too, as systemd propagates a stop job: launched units on the
+ * same machine with Requires=, BindsTo= or PartOf= on one of them, and on those in turn. Global units are left
+ * alone (their desired state is every machine's). Dependencies are read with the machine's id for %m; %H expands
+ * to nothing here (the cluster does not know the machines' host names).
+ */
+function stopDependents(
+  view: RegistryView,
+  names: string[],
+  cache: DepsCache,
+  fileOf: (hash: string) => string | null,
+): string[] {
+  const placed = (name: string): string | undefined => {
+    const machines = view.schedule.get(name)?.machines ?? [];
+    return machines.length === 1 ? machines[0] : undefined;
+  };
+  // machine + "\n" + unit → the launched units of that machine bound to it
+  const boundTo = new Map<string, string[]>();
+  for (const [name, rec] of view.units) {
+    if (rec.desired !== "launched") continue;
+    const machine = placed(name);
+    if (machine === undefined) continue;
+    const text = fileOf(rec.hash);
+    if (text === null) continue;
+    for (const target of cache.bindings(name, rec.hash, machine, text)) {
+      const key = `${machine}\n${target}`;
+      const list = boundTo.get(key);
+      if (list === undefined) boundTo.set(key, [name]);
+      else list.push(name);
+    }
+  }
+  if (boundTo.size === 0) return [];
+  const out: string[] = [];
+  const seen = new Set(names);
+  const todo = [...names];
+  while (todo.length > 0) {
+    const name = todo.pop()!;
+    const machine = placed(name);
+    if (machine === undefined) continue;
+    for (const d of boundTo.get(`${machine}\n${name}`) ?? []) {
+      if (seen.has(d)) continue;
+      seen.add(d);
+      out.push(d);
+      todo.push(d);
+    }
+  }
+  return out.sort(cmp);
+}
+
+/** Requires=/BindsTo=/PartOf= targets per unit file and machine, parsed once (bounded: cleared when full). */
+class DepsCache {
+  private readonly map = new Map<string, string[]>();
+
+  bindings(name: string, hash: string, machine: string, text: string): string[] {
+    const key = `${name}\n${hash}\n${machine}`;
+    let hit = this.map.get(key);
+    if (hit === undefined) {
+      const deps = unitDepsOf(name, text, { hostname: "", machineId: machine });
+      hit = [...deps.requires, ...deps.partOf];
+      if (this.map.size >= 100_000) this.map.clear();
+      this.map.set(key, hit);
+    }
+    return hit;
+  }
 }
 
 /** The units a machine still holds: scheduled there, being stopped there (a handoff waits for it), or reported. */
@@ -294,14 +398,16 @@ async function inParallel<T>(items: T[], fn: (item: T) => Promise<unknown>): Pro
   if (failure !== null) throw failure;
 }
 
-function ignoreMissing(err: unknown): void {
-  const data = (err as { data?: { errorCode?: number } }).data;
-  if (data?.errorCode !== 100) throw err;
+function etcdCode(err: unknown): number | undefined {
+  return (err as { data?: { errorCode?: number } }).data?.errorCode;
 }
 
 function ignoreExists(err: unknown): void {
-  const data = (err as { data?: { errorCode?: number } }).data;
-  if (data?.errorCode !== 105) throw err;
+  if (etcdCode(err) !== 105) throw err;
+}
+
+function ignoreMissing(err: unknown): void {
+  if (etcdCode(err) !== 100) throw err;
 }
 
 function cmp(a: string, b: string): number {

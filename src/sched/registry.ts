@@ -85,6 +85,14 @@ export interface AgentReport {
   sub: string;
   mainPid: number | null;
   since: number;
+  /** Whether the agent has issued the unit's start (fleet's "launched"); missing in reports of older nodes. */
+  launched?: boolean;
+  /** Why it failed (systemd's Result=: exit-code, signal, timeout, start-limit-hit, dependency). */
+  result?: string;
+  /** Why it could not be loaded or started (the unit file's error, the failed dependency). */
+  error?: string;
+  /** Type=oneshot without RemainAfterExit=: inactive after its start means it ran. */
+  oneshot?: boolean;
 }
 
 export interface RegistryView {

@@ -34,6 +34,7 @@ export const BERTH_KEYS: Readonly<Record<string, readonly string[]>> = {
     "Before",
     "Requires",
     "BindsTo",
+    "PartOf",
     "Wants",
     "StartLimitIntervalSec",
     "StartLimitInterval",
