@@ -36,10 +36,6 @@ export function compileExec(value: string, ctx: SpecifierContext): CompiledExec 
 
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-export function isValidEnvName(name: string): boolean {
-  return ENV_NAME_RE.test(name);
-}
-
 /**
  * systemd's replace_env for one word: `${NAME}` (also `${NAME:-default}` and `${NAME:+alternate}`) is replaced
  * inside the word, `$$` is a literal `$`; any other `$` stays as it is. An unset variable expands to "".

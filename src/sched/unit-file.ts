@@ -106,10 +106,6 @@ export function lineOf(file: UnitFile, section: string, key?: string, value?: st
   return file.sectionLines?.get(section) ?? 0;
 }
 
-export function emptyUnitFile(): UnitFile {
-  return unitFile([]);
-}
-
 /** The effective value of a single-valued key: the last assignment, as systemd does. */
 export function get(file: UnitFile, section: string, key: string): string | undefined {
   const values = file.sections.get(section)?.get(key);
