@@ -2,8 +2,8 @@
 // and properties over histories produced by a simulated linearizable register.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { Operation, OpStatus } from "../src/chaos/history.ts";
-import { checkHistory, formatHistory } from "../src/chaos/linearizability.ts";
+import type { Operation, OpStatus } from "./chaos/history.ts";
+import { checkHistory, formatHistory } from "./chaos/linearizability.ts";
 
 let nextId = 0;
 

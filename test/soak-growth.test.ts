@@ -1,7 +1,7 @@
-// The soak's growth verdict (src/chaos/growth.ts): a warm-up followed by a flat band is not growth; a steady climb
+// The soak's growth verdict (test/chaos/growth.ts): a warm-up followed by a flat band is not growth; a steady climb
 // is, however long the run.
 import { describe, expect, it } from "vitest";
-import { growthOf } from "../src/chaos/growth.ts";
+import { growthOf } from "./chaos/growth.ts";
 
 /** One sample every 30 s for `minutes`, value from `f(minute)`. */
 function series(minutes: number, f: (minute: number) => number): [number, number][] {

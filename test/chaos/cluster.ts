@@ -1,12 +1,12 @@
 // A cluster of real dist/berth node processes whose peer traffic all goes through fault-injecting proxies.
-// Every node is known by its proxy's address and listens behind it (--peer-listen-addr), see src/chaos/proxy.ts.
+// Every node is known by its proxy's address and listens behind it (--peer-listen-addr), see test/chaos/proxy.ts.
 // Processes are tracked by PID and SIGKILLed on stop(), on process exit, and on failure.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { PeerNetwork } from "../../src/chaos/proxy.ts";
+import { PeerNetwork } from "./proxy.ts";
 import { BerthClient } from "../../src/client/client.ts";
 import { freePort, killUnitProcesses } from "../support/processes.ts";
 

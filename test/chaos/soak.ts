@@ -1,14 +1,14 @@
 // Soak: `npm run soak -- --minutes N` (default 30; not in CI). Five real nodes behind fault-injecting proxies run
 // the chaos KV load and nemesis continuously, plus unit churn (units submitted, launched and destroyed). Every node's
 // RSS (VmRSS) and open fd count are sampled (every 30 s, every 5 s for runs of 5 minutes or less) and printed as a
-// table; at the end the growth gets a verdict (src/chaos/growth.ts: warm-up left out, then the last third of the
+// table; at the end the growth gets a verdict (test/chaos/growth.ts: warm-up left out, then the last third of the
 // samples against the first), and the KV history is checked for linearizability in windows: each window's
 // clients use fresh keys, so every window's history is independent and checked on its own.
 // n4 and n5 are never killed or paused (only partitioned), so their samples cover the whole run in one process.
 import { readdirSync, readFileSync } from "node:fs";
-import { growthOf, WARMUP_SHARE } from "../../src/chaos/growth.ts";
-import type { Operation } from "../../src/chaos/history.ts";
-import { checkHistory } from "../../src/chaos/linearizability.ts";
+import { growthOf, WARMUP_SHARE } from "./growth.ts";
+import type { Operation } from "./history.ts";
+import { checkHistory } from "./linearizability.ts";
 import { BerthClient } from "../../src/client/client.ts";
 import { ChaosCluster } from "./cluster.ts";
 import { prng, registerOp, runNemesis, sleep } from "./harness.ts";
