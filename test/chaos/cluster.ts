@@ -6,9 +6,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { PeerNetwork } from "./proxy.ts";
 import { BerthClient } from "../../src/client/client.ts";
 import { freePort, killUnitProcesses } from "../support/processes.ts";
+import { PeerNetwork } from "./proxy.ts";
 
 export const BINARY = resolve(import.meta.dirname, "../../dist/berth");
 

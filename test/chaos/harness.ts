@@ -3,13 +3,13 @@
 // linearizability checker, a watch-completeness check and a TTL-expiry check.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Operation, OpKind, OpStatus } from "./history.ts";
-import { type CheckResult, checkHistory, formatHistory } from "./linearizability.ts";
-import type { BlockMode } from "./proxy.ts";
 import { BerthClient } from "../../src/client/client.ts";
 import type { KvResult, KvWriteRequest } from "../../src/client/protocol.ts";
 import type { KvNode } from "../../src/kv/types.ts";
 import { ChaosCluster } from "./cluster.ts";
+import type { Operation, OpKind, OpStatus } from "./history.ts";
+import { type CheckResult, checkHistory, formatHistory } from "./linearizability.ts";
+import type { BlockMode } from "./proxy.ts";
 
 export interface ChaosOptions {
   timeSec: number;

@@ -6,12 +6,12 @@
 // clients use fresh keys, so every window's history is independent and checked on its own.
 // n4 and n5 are never killed or paused (only partitioned), so their samples cover the whole run in one process.
 import { readdirSync, readFileSync } from "node:fs";
-import { growthOf, WARMUP_SHARE } from "./growth.ts";
-import type { Operation } from "./history.ts";
-import { checkHistory } from "./linearizability.ts";
 import { BerthClient } from "../../src/client/client.ts";
 import { ChaosCluster } from "./cluster.ts";
+import { growthOf, WARMUP_SHARE } from "./growth.ts";
 import { prng, registerOp, runNemesis, sleep } from "./harness.ts";
+import type { Operation } from "./history.ts";
+import { checkHistory } from "./linearizability.ts";
 import { killMarked } from "./units.ts";
 
 function flag(name: string): string | undefined {
