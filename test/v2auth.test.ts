@@ -161,7 +161,7 @@ describe("real etcdctl v2 user/role/auth against Berth, and every member enforci
     }
   }, 60_000);
 
-  it("users made on one member authenticate on every member, and a disabled member set refuses nobody", async () => {
+  it("users and roles made through one member are enforced by every member (Basic auth, guest, root-only /v2/auth)", async () => {
     expect(etcdctl(["user", "add", "root:rootpw"], "n1").status).toBe(0);
     expect(etcdctl(["role", "add", "app"], "n1").status).toBe(0);
     expect(etcdctl(["role", "grant", "--path", "/app/*", "--readwrite", "app"], "n1").status).toBe(0);
