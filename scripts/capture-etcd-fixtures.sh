@@ -8,6 +8,8 @@
 #   etcdctl-v2-traces.txt              etcdctl v2 runs against that same cluster, after the curl cases
 #   etcd-v2-samples-single-member.txt  `curl -si` answers of a single member (s1)
 #   etcdctl-v2-samples.txt             etcdctl v2 output and exit code per command, against a fresh single member
+#   etcd-v2-auth-samples.txt           `curl -si` answers of /v2/auth and Basic auth on keys, a fresh single member
+#   etcdctl-v2-auth-samples.txt        etcdctl v2 user/role/auth output and exit codes, a fresh single member
 # A new case goes where its file's order wants it; the tests pick up every block of a file.
 #
 # Where a case depends on timing, the script waits for the state the case needs instead of trusting a sleep: a
@@ -15,6 +17,8 @@
 # a read on a follower waits until the follower has applied the write, and a stats sample comes right after a
 # write (etcd omits its append rates when the last append is over a second old). TTL expiries keep their sleeps,
 # which leave at least 1.5 s over the TTL.
+#
+# CAPTURE_ONLY=auth re-captures only the two v2 auth files (the others stay as they are).
 #
 # The members are stopped by PID and the temporary dirs removed on exit, including on failure; the fixtures are
 # replaced only when every case ran.
@@ -211,6 +215,24 @@ trace_case() {
   printf '%s\n$ %s\n---\n' "$LINE" "$1" >>"$f"
   run_into "$f" "${2:-$1}"
   printf '[exit %s]\n' "$RC" >>"$f"
+}
+
+# auth_case TITLE COMMAND: a block of etcd-v2-auth-samples.txt (the etcd-v2-samples.txt format).
+auth_case() {
+  local f="$TMP_OUT/etcd-v2-auth-samples.txt"
+  printf '%s\n### %s\n$ %s\n%s\n' "$LINE" "$1" "$2" "$DASHES" >>"$f"
+  run_into "$f" "$2"
+  echo >>"$f"
+}
+
+# auth_ctl_case ARGS [STDIN]: a block of etcdctl-v2-auth-samples.txt, `etcdctl ARGS` against the single member,
+# with STDIN (a password etcdctl asks for) piped in when given.
+auth_ctl_case() {
+  local f="$TMP_OUT/etcdctl-v2-auth-samples.txt"
+  printf '### etcdctl %s\n' "$1" >>"$f"
+  [ -n "${2:-}" ] && printf '<<< %s\n' "$2" >>"$f"
+  run_into "$f" "echo '${2:-}' | etcdctl --endpoints $(url 33791) $1"
+  printf '[exit %s]\n\n' "$RC" >>"$f"
 }
 
 # ---- The cases -------------------------------------------------------------------------------------------
@@ -426,6 +448,172 @@ single_member_etcdctl() {
     "no_watchers; etcdctl --endpoints $S watch /w & W=\$!; await_watcher; etcdctl --endpoints $S set /w hello >/dev/null; wait \$W"
 }
 
+# The v2 auth API on a fresh single member: users, roles, enable/disable, root and guest, Basic auth on keys.
+# Request bodies are JSON without spaces (the replay splits the command line on blanks outside quotes).
+single_member_auth() {
+  local f="$TMP_OUT/etcd-v2-auth-samples.txt" A=http://127.0.0.1:33791
+  local J="-H 'Content-Type: application/json'" R="-u root:rootpw" U="-u alice:alicepw"
+  {
+    echo "# etcd $VERSION v2 auth API raw responses, captured $(date -u -Iseconds) with curl $CURL_VERSION"
+    echo "# One member on 127.0.0.1: client :33791 (s1), --enable-v2=true, fresh data dir. Cases run in order."
+  } >"$f"
+  auth_case "auth state at first (disabled)" "curl -si $A/v2/auth/enable"
+  auth_case "no users yet" "curl -si $A/v2/auth/users"
+  auth_case "roles: only root" "curl -si $A/v2/auth/roles"
+  auth_case "enable without a root user (409)" "curl -si -X PUT $A/v2/auth/enable"
+  auth_case "create root" "curl -si -X PUT $A/v2/auth/users/root $J -d '{\"user\":\"root\",\"password\":\"rootpw\"}'"
+  auth_case "get root (root role attached)" "curl -si $A/v2/auth/users/root"
+  auth_case "empty password (400)" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":\"alice\",\"password\":\"\"}'"
+  auth_case "name differs from the URL (400)" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":\"bob\",\"password\":\"x\"}'"
+  auth_case "invalid JSON (400)" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":'"
+  auth_case "create alice" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":\"alice\",\"password\":\"alicepw\"}'"
+  auth_case "get alice (no roles)" "curl -si $A/v2/auth/users/alice"
+  auth_case "unchanged user (400)" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":\"alice\"}'"
+  auth_case "get a missing user (404)" "curl -si $A/v2/auth/users/nobody"
+  auth_case "create role writer with permissions" "curl -si -X PUT $A/v2/auth/roles/writer $J -d '{\"role\":\"writer\",\"permissions\":{\"kv\":{\"read\":[\"/app/*\"],\"write\":[\"/app/*\"]}}}'"
+  auth_case "create writer again (409)" "curl -si -X PUT $A/v2/auth/roles/writer $J -d '{\"role\":\"writer\"}'"
+  auth_case "create role reader without permissions" "curl -si -X PUT $A/v2/auth/roles/reader $J -d '{\"role\":\"reader\"}'"
+  auth_case "get reader" "curl -si $A/v2/auth/roles/reader"
+  auth_case "grant reader read /pub/* and /exact" "curl -si -X PUT $A/v2/auth/roles/reader $J -d '{\"role\":\"reader\",\"grant\":{\"kv\":{\"read\":[\"/pub/*\",\"/exact\"]}}}'"
+  auth_case "grant a duplicate permission (409)" "curl -si -X PUT $A/v2/auth/roles/reader $J -d '{\"role\":\"reader\",\"grant\":{\"kv\":{\"read\":[\"/pub/*\"]}}}'"
+  auth_case "revoke a permission never granted (ignored: unchanged, 400)" "curl -si -X PUT $A/v2/auth/roles/reader $J -d '{\"role\":\"reader\",\"revoke\":{\"kv\":{\"write\":[\"/nothing\"]}}}'"
+  auth_case "grant write /exact" "curl -si -X PUT $A/v2/auth/roles/reader $J -d '{\"role\":\"reader\",\"grant\":{\"kv\":{\"write\":[\"/exact\"]}}}'"
+  auth_case "revoke write /exact" "curl -si -X PUT $A/v2/auth/roles/reader $J -d '{\"role\":\"reader\",\"revoke\":{\"kv\":{\"write\":[\"/exact\"]}}}'"
+  auth_case "permissions and grant together (400)" "curl -si -X PUT $A/v2/auth/roles/reader $J -d '{\"role\":\"reader\",\"permissions\":{\"kv\":{\"read\":[\"/a\"]}},\"grant\":{\"kv\":{\"read\":[\"/b\"]}}}'"
+  auth_case "update a missing role (404)" "curl -si -X PUT $A/v2/auth/roles/nosuch $J -d '{\"role\":\"nosuch\",\"grant\":{\"kv\":{\"read\":[\"/b\"]}}}'"
+  auth_case "role name differs from the URL (400)" "curl -si -X PUT $A/v2/auth/roles/reader $J -d '{\"role\":\"other\"}'"
+  auth_case "create role root (403)" "curl -si -X PUT $A/v2/auth/roles/root $J -d '{\"role\":\"root\"}'"
+  auth_case "grant to role root (403)" "curl -si -X PUT $A/v2/auth/roles/root $J -d '{\"role\":\"root\",\"grant\":{\"kv\":{\"read\":[\"/b\"]}}}'"
+  auth_case "delete role root (403)" "curl -si -X DELETE $A/v2/auth/roles/root"
+  auth_case "get role root" "curl -si $A/v2/auth/roles/root"
+  auth_case "get a missing role (404)" "curl -si $A/v2/auth/roles/nosuch"
+  auth_case "grant alice writer and reader" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":\"alice\",\"grant\":[\"writer\",\"reader\"]}'"
+  auth_case "grant alice writer again (409)" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":\"alice\",\"grant\":[\"writer\"]}'"
+  auth_case "revoke a role alice does not have (409)" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":\"alice\",\"revoke\":[\"nosuch\"]}'"
+  auth_case "roles and grant together (400)" "curl -si -X PUT $A/v2/auth/users/alice $J -d '{\"user\":\"alice\",\"roles\":[\"writer\"],\"grant\":[\"reader\"]}'"
+  auth_case "update a missing user (404)" "curl -si -X PUT $A/v2/auth/users/nobody $J -d '{\"user\":\"nobody\",\"grant\":[\"writer\"]}'"
+  auth_case "create bob with roles" "curl -si -X PUT $A/v2/auth/users/bob $J -d '{\"user\":\"bob\",\"password\":\"bobpw\",\"roles\":[\"reader\"]}'"
+  auth_case "create bob again with roles (409)" "curl -si -X PUT $A/v2/auth/users/bob $J -d '{\"user\":\"bob\",\"password\":\"bobpw\",\"roles\":[\"reader\"]}'"
+  auth_case "change bob's password" "curl -si -X PUT $A/v2/auth/users/bob $J -d '{\"user\":\"bob\",\"password\":\"bobpw2\"}'"
+  auth_case "get alice (roles expanded)" "curl -si $A/v2/auth/users/alice"
+  auth_case "list users" "curl -si $A/v2/auth/users"
+  auth_case "list roles (no guest yet)" "curl -si $A/v2/auth/roles"
+  auth_case "enable" "curl -si -X PUT $A/v2/auth/enable"
+  auth_case "enable again as root (409)" "curl -si -X PUT $R $A/v2/auth/enable"
+  auth_case "auth state, anonymous (GET needs no root)" "curl -si $A/v2/auth/enable"
+  auth_case "guest role created with /* read and write" "curl -si $R $A/v2/auth/roles/guest"
+  auth_case "list roles as root" "curl -si $R $A/v2/auth/roles"
+  auth_case "list users anonymous (401)" "curl -si $A/v2/auth/users"
+  auth_case "list users with a wrong password (401)" "curl -si -u root:wrong $A/v2/auth/users"
+  auth_case "list users as a user without the root role (401)" "curl -si $U $A/v2/auth/users"
+  auth_case "a malformed Authorization header (401)" "curl -si -H 'Authorization: Basic !!!' $A/v2/auth/users"
+  auth_case "get alice as root" "curl -si $R $A/v2/auth/users/alice"
+  auth_case "delete root while enabled (403)" "curl -si -X DELETE $R $A/v2/auth/users/root"
+  auth_case "guest writes a key (guest role has /*)" "curl -si -X PUT $A/v2/keys/open -d value=1"
+  auth_case "guest reads it" "curl -si $A/v2/keys/open"
+  auth_case "revoke guest's /* read and write" "curl -si -X PUT $R $A/v2/auth/roles/guest $J -d '{\"role\":\"guest\",\"revoke\":{\"kv\":{\"read\":[\"/*\"],\"write\":[\"/*\"]}}}'"
+  auth_case "guest read refused (401, errorCode 110)" "curl -si $A/v2/keys/open"
+  auth_case "guest write refused (401)" "curl -si -X PUT $A/v2/keys/open -d value=2"
+  auth_case "guest recursive read of / refused (401)" "curl -si '$A/v2/keys/?recursive=true'"
+  auth_case "wrong password on a key (401)" "curl -si -u alice:nope $A/v2/keys/open"
+  auth_case "unknown user on a key (401)" "curl -si -u mallory:x $A/v2/keys/open"
+  auth_case "alice writes under /app/ (writer)" "curl -si -X PUT $U $A/v2/keys/app/x -d value=1"
+  auth_case "alice reads it" "curl -si $U $A/v2/keys/app/x"
+  auth_case "alice reads /app/ recursively" "curl -si $U '$A/v2/keys/app/?recursive=true'"
+  auth_case "alice reads /app recursively (the pattern /app/* does not cover /app: 401)" "curl -si $U '$A/v2/keys/app?recursive=true'"
+  auth_case "alice writes outside her prefixes (401)" "curl -si -X PUT $U $A/v2/keys/open -d value=3"
+  auth_case "alice reads /pub/a (reader: allowed, not found)" "curl -si $U $A/v2/keys/pub/a"
+  auth_case "alice writes /pub/a (read only: 401)" "curl -si -X PUT $U $A/v2/keys/pub/a -d value=1"
+  auth_case "alice reads /exact (exact pattern)" "curl -si $U $A/v2/keys/exact"
+  auth_case "alice reads /exact/below (exact pattern does not cover it: 401)" "curl -si $U $A/v2/keys/exact/below"
+  auth_case "alice deletes /app recursively (the pattern /app/* does not cover /app: 401)" "curl -si -X DELETE $U '$A/v2/keys/app?recursive=true'"
+  auth_case "alice deletes /app/x" "curl -si -X DELETE $U $A/v2/keys/app/x"
+  auth_case "root reads anything" "curl -si $R $A/v2/keys/open"
+  auth_case "bob's old password (401)" "curl -si -u bob:bobpw $A/v2/keys/pub/a"
+  auth_case "bob's new password" "curl -si -u bob:bobpw2 $A/v2/keys/pub/a"
+  auth_case "alice watches /app/w (allowed: headers come at once), then root writes it" \
+    "no_watchers; curl -si $U '$A/v2/keys/app/w?wait=true' & W=\$!; await_watcher; curl -s -X PUT $R $A/v2/keys/app/w -d value=w >/dev/null; wait \$W"
+  auth_case "guest watch refused (401)" "curl -si '$A/v2/keys/open?wait=true'"
+  auth_case "members read anonymous (GET needs no root)" "curl -si $A/v2/members"
+  auth_case "members write anonymous (401)" "curl -si -X POST $A/v2/members $J -d '{\"peerURLs\":[\"http://127.0.0.1:1\"]}'"
+  auth_case "members write as alice (401)" "curl -si -X DELETE $U $A/v2/members/1234"
+  auth_case "stats need no credentials" "curl -si $A/v2/stats/store"
+  auth_case "disable anonymous (401)" "curl -si -X DELETE $A/v2/auth/enable"
+  auth_case "disable as alice (401)" "curl -si -X DELETE $U $A/v2/auth/enable"
+  auth_case "disable as root" "curl -si -X DELETE $R $A/v2/auth/enable"
+  auth_case "disable again (409)" "curl -si -X DELETE $A/v2/auth/enable"
+  auth_case "guest role stays after disabling" "curl -si $A/v2/auth/roles/guest"
+  auth_case "anonymous key read works again" "curl -si $A/v2/keys/open"
+  auth_case "a wrong password on a key while disabled (ignored)" "curl -si -u alice:nope $A/v2/keys/open"
+  auth_case "delete alice" "curl -si -X DELETE $A/v2/auth/users/alice"
+  auth_case "delete alice again (404)" "curl -si -X DELETE $A/v2/auth/users/alice"
+  auth_case "delete role reader" "curl -si -X DELETE $A/v2/auth/roles/reader"
+  auth_case "delete a missing role (404)" "curl -si -X DELETE $A/v2/auth/roles/reader"
+  auth_case "bob keeps a role that no longer exists" "curl -si $A/v2/auth/users"
+  auth_case "delete root while disabled" "curl -si -X DELETE $A/v2/auth/users/root"
+  auth_case "POST on users (405)" "curl -si -X POST $A/v2/auth/users"
+  auth_case "PATCH on enable (405)" "curl -si -X PATCH $A/v2/auth/enable"
+  auth_case "a nested user path (400)" "curl -si $A/v2/auth/users/a/b"
+  auth_case "users/ with a trailing slash (the list)" "curl -si $A/v2/auth/users/"
+  auth_case "an unknown auth path (404)" "curl -si $A/v2/auth/other"
+}
+
+# etcdctl user/role/auth on a fresh single member.
+single_member_auth_etcdctl() {
+  local f="$TMP_OUT/etcdctl-v2-auth-samples.txt"
+  echo "# Output and exit code of etcdctl $VERSION (ETCDCTL_API=2) user/role/auth against etcd $VERSION, one member on loopback." >"$f"
+  echo >>"$f"
+  auth_ctl_case "user list"
+  auth_ctl_case "auth enable"
+  auth_ctl_case "user add root:rootpw"
+  auth_ctl_case "user add root:rootpw"
+  auth_ctl_case "user add carol:carolpw"
+  auth_ctl_case "user add dave" davepw
+  auth_ctl_case "user passwd dave" davepw2
+  auth_ctl_case "role add ops"
+  auth_ctl_case "role add ops"
+  auth_ctl_case "role add root"
+  auth_ctl_case "role grant --path /ops/* --readwrite ops"
+  auth_ctl_case "role grant --path /pub/* --read ops"
+  auth_ctl_case "role grant --path /pub/* --read ops"
+  auth_ctl_case "role grant --path /x ops"
+  auth_ctl_case "role get ops"
+  auth_ctl_case "role list"
+  auth_ctl_case "user grant --roles ops carol"
+  auth_ctl_case "user grant --roles ops dave"
+  auth_ctl_case "user grant --roles nosuch carol"
+  auth_ctl_case "user get carol"
+  auth_ctl_case "user list"
+  auth_ctl_case "auth enable"
+  auth_ctl_case "user list"
+  auth_ctl_case "--username root:rootpw user list"
+  auth_ctl_case "--username root:wrong user list"
+  auth_ctl_case "--username carol:carolpw set /ops/a 1"
+  auth_ctl_case "--username carol:carolpw get /ops/a"
+  auth_ctl_case "--username carol:carolpw set /other 1"
+  auth_ctl_case "--username carol:carolpw get /pub/none"
+  auth_ctl_case "--username dave:davepw get /ops/a"
+  auth_ctl_case "--username dave:davepw2 get /ops/a"
+  auth_ctl_case "--username root:rootpw role revoke --path /pub/* --read ops"
+  auth_ctl_case "--username root:rootpw role get ops"
+  auth_ctl_case "--username root:rootpw user revoke --roles ops carol"
+  auth_ctl_case "--username root:rootpw user revoke --roles ops carol"
+  auth_ctl_case "--username root:rootpw user get carol"
+  auth_ctl_case "--username root:rootpw user remove root"
+  auth_ctl_case "--username root:rootpw auth disable"
+  auth_ctl_case "auth disable"
+  auth_ctl_case "role remove ops"
+  auth_ctl_case "role remove ops"
+  auth_ctl_case "role remove root"
+  auth_ctl_case "user remove carol"
+  auth_ctl_case "user remove carol"
+  auth_ctl_case "user get carol"
+  auth_ctl_case "role list"
+  auth_ctl_case "user remove dave"
+  auth_ctl_case "user list"
+  auth_ctl_case "user remove root"
+}
+
 # ---- Main ------------------------------------------------------------------------------------------------
 
 install_etcd
@@ -435,19 +623,29 @@ case "$VERSION" in 3.4.*) ;; *) echo "capture-etcd-fixtures: warning: etcd $VERS
 TMP_OUT=$(mktemp -d /tmp/etcd-fixtures.XXXXXX)
 trap 'cleanup; rm -rf "$TMP_OUT"' EXIT
 
-echo "3 members (b1 b2 b3)..." >&2
-start_cluster b1:23791:23801 b2:23792:23802 b3:23793:23803
-make_leader 23791
-three_members
-three_member_traces
-cleanup
+if [ "${CAPTURE_ONLY:-}" != auth ]; then
+  echo "3 members (b1 b2 b3)..." >&2
+  start_cluster b1:23791:23801 b2:23792:23802 b3:23793:23803
+  make_leader 23791
+  three_members
+  three_member_traces
+  cleanup
 
-echo "single member (s1)..." >&2
+  echo "single member (s1)..." >&2
+  start_cluster s1:33791:33801
+  single_member
+  cleanup
+  start_cluster s1:33791:33801
+  single_member_etcdctl
+  cleanup
+fi
+
+echo "single member, v2 auth (s1)..." >&2
 start_cluster s1:33791:33801
-single_member
+single_member_auth
 cleanup
 start_cluster s1:33791:33801
-single_member_etcdctl
+single_member_auth_etcdctl
 cleanup
 
 mkdir -p "$OUT"

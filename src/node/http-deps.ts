@@ -7,6 +7,7 @@ import { formatId } from "./http/respond.ts";
 import type { HttpDeps } from "./http/types.ts";
 import type { KvService } from "./kv-service.ts";
 import type { RaftTrafficStats } from "./raft-stats.ts";
+import type { AuthStore } from "./v2auth/store.ts";
 
 /** The etcd release whose v2 API Berth speaks; clients parse /version as semver. */
 export const ETCD_API_VERSION = { etcdserver: "3.4.23", etcdcluster: "3.4.0" };
@@ -27,6 +28,8 @@ export interface HttpDepsSources {
   cluster: ClusterService;
   clusterId(): string;
   raftStats: RaftTrafficStats;
+  /** The v2 auth users and roles (the same store the msgpack API's KeyAccess reads). */
+  auth: AuthStore;
 }
 
 /** Go's time.Duration.String() for a non-negative duration in nanoseconds: "9.892316548s", "1m5.2s", "2h0m1s". */
@@ -117,5 +120,6 @@ export function httpDeps(s: HttpDepsSources): HttpDeps {
     versions: () => ETCD_API_VERSION,
     // As etcd's /health while an alarm (NOSPACE) is raised: false while this member's disk is full.
     health: () => s.driver.leader() !== null && s.driver.diskFull() === null,
+    auth: s.auth,
   };
 }

@@ -2,7 +2,7 @@
 // writes routed to the leader, and watches served from this node's own replica.
 import type { KvGetParams, KvResult, KvWatchParams, KvWriteRequest } from "../client/protocol.ts";
 import { encodeCommand } from "../kv/commands.ts";
-import { keyLimitError } from "../kv/path.ts";
+import { cleanKey, keyLimitError } from "../kv/path.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
@@ -10,6 +10,7 @@ import { registryWriteProblem } from "../sched/registry-records.ts";
 import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "./errors.ts";
 import { commandFor } from "./kv-requests.ts";
 import type { LeaderRouter } from "./leader-router.ts";
+import { AUTH_PREFIX, isAuthKey } from "./v2auth/prefix.ts";
 
 export interface Watch {
   cancel(): void;
@@ -39,6 +40,7 @@ export class KvService {
   }
 
   async get(params: KvGetParams): Promise<KvResult> {
+    this.refuseAuthKey(params.key);
     if (params.consistency !== "local") await this.readBarrier();
     const result = this.store.get(
       params.key,
@@ -57,6 +59,18 @@ export class KvService {
   /** Any node accepts a write; the leader stamps it with its clock and appends it to the log. */
   async write(req: KvWriteRequest): Promise<KvResult> {
     validateWrite(req);
+    this.refuseAuthKey(req.key);
+    return this.submit(req);
+  }
+
+  /** A write of a v2 auth record (the one writer allowed under AUTH_PREFIX: src/node/v2auth/store.ts). */
+  async writeAuthRecord(req: KvWriteRequest): Promise<KvResult> {
+    validateWrite(req);
+    if (!isAuthKey(req.key)) throw badRequest(`${req.key} is not under ${AUTH_PREFIX}`);
+    return this.submit(req);
+  }
+
+  private async submit(req: KvWriteRequest): Promise<KvResult> {
     // Before anything is proposed, on the node the client asked (the store refuses the same keys when applying).
     const tooBig = req.method === "DELETE" ? null : keyLimitError(req.key);
     if (tooBig !== null) throw kvFailure(new KvError(209, tooBig, this.store.index));
@@ -80,6 +94,7 @@ export class KvService {
    * when `sinceIndex` is older than the kept history.
    */
   watch(params: KvWatchParams, onEvent: (r: KvResult) => void): Watch {
+    this.refuseAuthKey(params.key);
     const w = this.store.watch(
       params.key,
       { recursive: !!params.recursive, stream: !!params.forever, sinceIndex: params.sinceIndex },
@@ -87,6 +102,21 @@ export class KvService {
     );
     if (isKvError(w)) throw kvFailure(w);
     return w;
+  }
+
+  /**
+   * The v2 auth records are nobody's keys: refused to every kv caller, reads included (they hold password
+   * hashes), with etcd's answer for a key under its own reserved prefix (106, as /_berth's records get).
+   */
+  private refuseAuthKey(key: unknown): void {
+    if (typeof key === "string" && isAuthKey(key))
+      throw kvFailure(
+        new KvError(
+          106,
+          `${cleanKey(key)}: ${AUTH_PREFIX} holds the v2 auth users and roles; use /v2/auth (etcdctl user, role, auth)`,
+          this.store.index,
+        ),
+      );
   }
 
   private async writeAsLeader(req: KvWriteRequest): Promise<KvResult> {

@@ -34,6 +34,7 @@ import { RaftTrafficStats } from "./raft-stats.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
 import { Scheduling } from "./scheduling.ts";
 import { UnitStatusService } from "./unit-status.ts";
+import { AuthStore } from "./v2auth/store.ts";
 
 export type Logger = (line: string) => void;
 
@@ -53,6 +54,8 @@ export class BerthNode {
   private httpApi: HttpApi | null = null;
   private readonly store = new KvStore();
   private kv!: KvService;
+  /** etcd's v2 users and roles: /v2/auth, Basic auth on the HTTP API, and (via createKeyAccess) the msgpack API. */
+  v2auth!: AuthStore;
   private cluster!: ClusterService;
   private router!: LeaderRouter;
   private scheduling!: Scheduling;
@@ -150,6 +153,12 @@ export class BerthNode {
       onShift: () => this.expirer?.replan(true),
     });
     this.kv = new KvService(this.store, this.driver, router, c.requestTimeoutMs, this.clock);
+    const kv = this.kv;
+    this.v2auth = new AuthStore({
+      peek: (key) => this.store.peek(key),
+      write: (req) => kv.writeAuthRecord(req),
+      sync: () => kv.sync(),
+    });
     this.cluster = new ClusterService({
       selfName: c.name,
       store: this.store,
@@ -276,6 +285,7 @@ export class BerthNode {
           cluster: this.cluster,
           clusterId: () => this.clusterId(),
           raftStats: this.raftStats,
+          auth: this.v2auth,
         }),
       });
     }

@@ -2,6 +2,7 @@
 // (wait=true long polls answered with the first event; stream=true keeps sending one JSON document per line).
 import type { KvResult } from "../../client/protocol.ts";
 import { MAX_VALUE_BYTES } from "../../kv/types.ts";
+import { hasKeyAccess, sendKeyNoAuth } from "../v2auth/http.ts";
 import { type KeyRequest, parseForm, parseKeyRequest, RequestError, toWriteRequest } from "./params.ts";
 import {
   allowMethod,
@@ -47,6 +48,10 @@ export async function handleKeys(
     if (e instanceof RequestError) return sendKvError(ctx, res, e.code, e.cause, 0);
     throw e;
   }
+
+  // etcd checks credentials once the request parsed, against the key as the URL gives it.
+  const auth = ctx.deps.auth;
+  if (auth && !(await hasKeyAccess(auth, req, keyPath, r.recursive))) return sendKeyNoAuth(ctx, res);
 
   if (method === "GET" && r.wait) return watch(ctx, res, r);
   if (method === "GET" || method === "HEAD") {

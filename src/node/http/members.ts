@@ -1,6 +1,7 @@
 // /v2/members and /v2/machines: etcd's membersHandler on top of Berth's membership (member names and
 // host:port addresses become etcd members with URLs; ids print as etcd prints them).
 import type { MemberInfo } from "../../client/protocol.ts";
+import { hasWriteRootAccess, sendNoAuth } from "../v2auth/http.ts";
 import { mediaType } from "./params.ts";
 import {
   allowMethod,
@@ -98,6 +99,11 @@ export async function handleMembers(
   if (!allowMethod(res, method, ["GET", "POST", "DELETE", "PUT"])) {
     req.discard();
     return;
+  }
+  // etcd's hasWriteRootAccess: anybody may read the members, changes need the root role when auth is on.
+  if (ctx.deps.auth && !(await hasWriteRootAccess(ctx.deps.auth, req))) {
+    req.discard();
+    return sendNoAuth(res);
   }
   const cid = clusterIdHeader(ctx);
   const sub = path.slice("/v2/members".length).replace(/^\//, "");

@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { ConnectionGate, ConnectionSlot } from "../../wire/server.ts";
+import { handleAuth } from "../v2auth/http.ts";
 import { InFlightBytes } from "./in-flight.ts";
 import { handleKeys } from "./keys.ts";
 import { handleMachines, handleMembers } from "./members.ts";
@@ -302,6 +303,8 @@ async function route(ctx: HttpContext, req: HttpRequest, res: HttpResponse): Pro
   if (path === "/v2/keys" || path.startsWith("/v2/keys/"))
     return handleKeys(ctx, req, res, path.slice("/v2/keys".length), rawQuery);
   if (path === "/v2/members" || path.startsWith("/v2/members/")) return handleMembers(ctx, req, res, path);
+  if (ctx.deps.auth && path.startsWith("/v2/auth/") && (await handleAuth(ctx, ctx.deps.auth, req, res, path)))
+    return;
   if (path === "/v2/machines") return handleMachines(ctx, req, res);
   if (path === "/v2/stats/store") return handleStats(ctx, req, res, "store");
   if (path === "/v2/stats/self") return handleStats(ctx, req, res, "self");

@@ -7,6 +7,7 @@ import type {
   KvWriteRequest,
   MemberInfo,
 } from "../../client/protocol.ts";
+import type { AuthStore } from "../v2auth/store.ts";
 
 export interface HttpWatch {
   cancel(): void;
@@ -36,6 +37,8 @@ export interface HttpDeps {
   versions(): { etcdserver: string; etcdcluster: string };
   /** true when a leader is known and the node is making progress. */
   health(): boolean | Promise<boolean>;
+  /** etcd's v2 users and roles (/v2/auth, Basic auth); absent: no /v2/auth, every request allowed. */
+  auth?: AuthStore;
 }
 
 export interface HttpContext {
