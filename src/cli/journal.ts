@@ -113,7 +113,11 @@ does not know exits 4; one that is not loaded on any machine exits 1.`,
       default: 10,
     },
     { name: "follow", short: "f", type: "boolean", description: "keep printing new lines until interrupted" },
-    ...CLIENT_FLAGS,
+    ...CLIENT_FLAGS.map((f) =>
+      f.name === "output"
+        ? { ...f, description: "journalctl's mode: short, cat, json or verbose", default: "short" }
+        : f,
+    ),
     IGNORED_SSH_PORT,
   ],
   run: async (parsed) => {

@@ -279,6 +279,11 @@ export interface ClientMethods {
   "registry.problems": [Record<string, never>, { key: string; problem: string }[]];
   /** Drains (drain: true) or undrains a machine (id, id prefix or member name); idempotent. */
   "machines.drain": [{ machine: string; drain: boolean }, DrainStatus];
+  /** Changes a machine's metadata at run time (keys set, keys removed, or every change dropped with reset). */
+  "machines.setMetadata": [
+    { machine: string; set?: Record<string, string>; unset?: string[]; reset?: boolean },
+    MachineInfo,
+  ];
   /** Where a machine's drain stands (the units it still holds). */
   "machines.drainStatus": [{ machine: string }, DrainStatus];
   /** Unknown units: not_found; a unit placed nowhere (or not known to its machine's agent): not_loaded. */
