@@ -128,7 +128,8 @@ export abstract class UnitLifecycle implements UnitRunner {
     this.active = active;
     this.sub = sub;
     this.mainPid = mainPid;
-    const key = `${active}/${sub}/${mainPid}/${this.changeKey()}`;
+    // The result too: a unit failed by its exit and then by its start limit is failed/failed both times.
+    const key = `${active}/${sub}/${mainPid}/${this.result}/${this.changeKey()}`;
     if (key === this.lastEmitted) return;
     this.lastEmitted = key;
     try {
@@ -175,7 +176,8 @@ export abstract class UnitLifecycle implements UnitRunner {
       this.log(`${this.name}: Start request repeated too quickly.`);
       this.log(`${this.name}: Failed with result 'start-limit-hit'.`);
       this.log(`Failed to start ${this.desc}.`);
-      this.set("failed", "start-limit-hit", null);
+      // systemd: sub-state failed, the reason in Result= ("failed (Result: start-limit-hit)" in status).
+      this.set("failed", "failed", null);
       return;
     }
     const gen = ++this.gen;
