@@ -2,10 +2,11 @@
 // --machine/--unit, durations in --help, list tables padded with tabs, list-units listing units on machines only
 // (a MachineOf= follower whose unit was destroyed leaves it), list-machines live by default, and machine
 // metadata changed at run time with units placed again against it.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CONTAINER_KEYS } from "../src/agent/container-config.ts";
 import { berth, TestCluster, waitFor } from "./support/cluster.ts";
 
 interface Row {
@@ -201,4 +202,25 @@ describe("fleetctl's interface", () => {
     );
     expect(all.stdout.split("\n").filter(Boolean).sort()).toEqual(["n1\tup", "n2\tup", "n3\tlost"]);
   }, 40_000);
+});
+
+describe("README: Docker units", () => {
+  it("the complete [Container] example verifies without a warning, and names every key the agent runs", async () => {
+    const readme = readFileSync(join(import.meta.dirname, "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Docker units"));
+    const example = /```ini\n([\s\S]*?)```/.exec(section)?.[1];
+    expect(example).toBeDefined();
+    const dir = mkdtempSync(join(tmpdir(), "berth-fleet2-readme-"));
+    try {
+      writeFileSync(join(dir, "web@.service"), example!);
+      const r = await berth(["verify", join(dir, "web@.service")]);
+      expect(r.stderr).toBe("");
+      expect(r.code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const key of CONTAINER_KEYS) expect(section).toContain(`\`${key}=`);
+    expect(section).toContain("/var/run/docker.sock");
+    expect(section).toContain("Environment=DOCKER_HOST=");
+  });
 });
