@@ -81,9 +81,7 @@ describe("berth console", () => {
     await t.waitForScreen(/hello\.service\s+launched/);
     // l follows the journal live: new lines keep coming.
     t.keys("l");
-    const first = await t.waitForScreen(
-      / sh\[\d+\]: Hello World[\s\S]*-- following hello\.service/,
-    );
+    const first = await t.waitForScreen(/ sh\[\d+\]: Hello World[\s\S]*-- following hello\.service/);
     const lastLine = (screen: string) => screen.match(/^.*Hello World$/gm)?.at(-1);
     await t.waitForScreen((screen) => lastLine(screen) !== lastLine(first));
     t.keys("Escape");
