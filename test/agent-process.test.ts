@@ -219,7 +219,7 @@ describe("Agent with real processes", () => {
     expect(stateOf(agent, "clean.service")).toMatchObject({ active: "inactive", sub: "dead", restarts: 0 });
   });
 
-  it("hits the start limit: failed with sub start-limit-hit", async () => {
+  it("hits the start limit: failed/failed with result start-limit-hit (systemd's states)", async () => {
     const { agent } = makeAgent();
     agent.reconcile([
       spec(
@@ -227,7 +227,8 @@ describe("Agent with real processes", () => {
         `[Unit]\nStartLimitIntervalSec=10s\nStartLimitBurst=3\n[Service]\nExecStart=/bin/sh -c 'exit 1'\nRestart=always\nRestartSec=20ms\n`,
       ),
     ]);
-    const s = await waitState(agent, "flap.service", "failed", "start-limit-hit", 4000);
+    const s = await waitState(agent, "flap.service", "failed", "failed", 4000);
+    expect(s.result).toBe("start-limit-hit");
     expect(s.restarts).toBe(3);
     const j = (await agent.journal("flap.service", { lines: 50 })).map((l) => l.text);
     expect(j.filter((l) => l === "Starting flap.service...")).toHaveLength(3);

@@ -727,16 +727,28 @@ describe("list-unit-files", () => {
     const g = hashOf(`${HELLO}\n[X-Fleet]\nGlobal=true\n`).slice(0, 7);
     const m = hashOf(MARS).slice(0, 7);
     expect(r.stdout).toBe(
+      // fleetctl's tabwriter (minwidth 0, tabwidth 8, padding 1, '\t'): a column is its widest cell plus one,
+      // rounded up to a multiple of 8, and filled with tabs.
       [
-        "UNIT           HASH     DSTATE    STATE     TARGET",
-        `g.service      ${g}  launched  -         global`,
-        `hello.service  ${h}  launched  launched  113f16a7.../172.17.8.103`,
-        `mars.service   ${m}  launched  inactive  -`,
-        `two.service    ${h}  loaded    loaded    2addf739...`,
-        `web@.service   ${w}  inactive  inactive  -`,
+        "UNIT\t\tHASH\tDSTATE\t\tSTATE\t\tTARGET",
+        `g.service\t${g}\tlaunched\t-\t\tglobal`,
+        `hello.service\t${h}\tlaunched\tlaunched\t113f16a7.../172.17.8.103`,
+        `mars.service\t${m}\tlaunched\tinactive\t-`,
+        `two.service\t${h}\tloaded\t\tloaded\t\t2addf739...`,
+        `web@.service\t${w}\tinactive\tinactive\t-`,
         "",
       ].join("\n"),
     );
+    // `cut -f1` takes the first column.
+    expect(r.stdout.split("\n").map((l) => l.split("\t")[0])).toEqual([
+      "UNIT",
+      "g.service",
+      "hello.service",
+      "mars.service",
+      "two.service",
+      "web@.service",
+      "",
+    ]);
   });
 
   it("--fields, --full, --no-legend, filters, reason, tmachine warning", async () => {
@@ -752,14 +764,14 @@ describe("list-unit-files", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
       [
-        `hello.service  ${hashOf(HELLO)}  false  Hello World  ${M1}/172.17.8.103  -`,
-        `mars.service   ${hashOf(MARS)}  false  -            ${"-".padEnd(47)}no machine has metadata region=mars`,
+        `hello.service\t${hashOf(HELLO)}\tfalse\tHello World\t${M1}/172.17.8.103\t-`,
+        `mars.service\t${hashOf(MARS)}\tfalse\t-\t\t-\t\t\t\t\t\tno machine has metadata region=mars`,
         "",
       ].join("\n"),
     );
     const t = await berth("list-unit-files", "--fields", "unit,tmachine", "two.service");
     expect(t.stderr).toBe('WARNING: The "tmachine" field is deprecated. Use "target" instead\n');
-    expect(t.stdout).toBe("UNIT         TMACHINE\ntwo.service  2addf739...\n");
+    expect(t.stdout).toBe("UNIT\t\tTMACHINE\ntwo.service\t2addf739...\n");
   });
 
   it("bad --fields are usage errors; json prints the documents", async () => {
@@ -782,7 +794,7 @@ describe("list-unit-files", () => {
 });
 
 describe("list-units", () => {
-  it("one row per unit per machine, sorted, plus a row for unplaceable units", async () => {
+  it("one row per unit per machine, sorted; --all adds a row for unplaceable units", async () => {
     fake.put("hello.service", HELLO, "launched", M1);
     fake.put("two.service", HELLO, "loaded", M2);
     fake.put("g.service", `${HELLO}\n[X-Fleet]\nGlobal=true\n`, "launched", null);
@@ -791,25 +803,30 @@ describe("list-units", () => {
     fake.put("idle.service", HELLO, "inactive", null);
     const r = await berth("list-units");
     expect(r.code).toBe(0);
+    // As fleet: units on machines only (scripts counting rows count units that are somewhere).
     expect(r.stdout).toBe(
       [
-        "UNIT           MACHINE                   ACTIVE    SUB",
-        "g.service      113f16a7.../172.17.8.103  active    running",
-        "g.service      2addf739...               active    running",
-        "hello.service  113f16a7.../172.17.8.103  active    running",
-        "mars.service   -                         inactive  unplaceable: no machine has metadata region=mars",
-        "two.service    2addf739...               inactive  dead",
+        "UNIT\t\tMACHINE\t\t\t\tACTIVE\t\tSUB",
+        "g.service\t113f16a7.../172.17.8.103\tactive\t\trunning",
+        "g.service\t2addf739...\t\t\tactive\t\trunning",
+        "hello.service\t113f16a7.../172.17.8.103\tactive\t\trunning",
+        "two.service\t2addf739...\t\t\tinactive\tdead",
         "",
       ].join("\n"),
     );
+    const all = await berth("list-units", "--all", "--no-legend", "mars");
+    expect(all.stdout).toBe(
+      "mars.service\t-\tinactive\tdead (cannot be placed: no machine has metadata region=mars)\n",
+    );
     const f = await berth("list-units", "--fields", "unit,load,hash,machine", "-l", "--no-legend", "hello");
-    expect(f.stdout).toBe(`hello.service  loaded  ${hashOf(HELLO)}  ${M1}/172.17.8.103\n`);
-    const j = await berth("list-units", "-o", "json", "mars.service");
+    expect(f.stdout).toBe(`hello.service\tloaded\t${hashOf(HELLO)}\t${M1}/172.17.8.103\n`);
+    expect(JSON.parse((await berth("list-units", "-o", "json", "mars.service")).stdout)).toEqual([]);
+    const j = await berth("list-units", "--all", "-o", "json", "mars.service");
     expect(JSON.parse(j.stdout)).toEqual([
       expect.objectContaining({
         name: "mars.service",
-        machine: "",
-        note: "unplaceable: no machine has metadata region=mars",
+        machine: "-",
+        note: "cannot be placed: no machine has metadata region=mars",
       }),
     ]);
     expect((await berth("list-units", "--fields", "unit,tmachine")).code).toBe(EXIT.usage);
@@ -817,7 +834,7 @@ describe("list-units", () => {
 
   it("an empty cluster prints only the header", async () => {
     const r = await berth("list-units");
-    expect(r.stdout).toBe("UNIT  MACHINE  ACTIVE  SUB\n");
+    expect(r.stdout).toBe("UNIT\tMACHINE\tACTIVE\tSUB\n");
     expect((await berth("list-units", "--no-legend")).stdout).toBe("");
   });
 });
@@ -828,9 +845,9 @@ describe("list-machines", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
       [
-        "MACHINE      IP            METADATA",
-        "113f16a7...  172.17.8.103  az=b,region=us",
-        "2addf739...  -             -",
+        "MACHINE\t\tIP\t\tMETADATA",
+        "113f16a7...\t172.17.8.103\taz=b,region=us",
+        "2addf739...\t-\t\t-",
         "",
       ].join("\n"),
     );
@@ -838,7 +855,7 @@ describe("list-machines", () => {
 
   it("-l / --full, --no-legend, --fields, json", async () => {
     const r = await berth("list-machines", "-l", "--no-legend", "--fields", "machine,name,state");
-    expect(r.stdout).toBe(`${M1}  n1  up\n${M2}  n2  up\n`);
+    expect(r.stdout).toBe(`${M1}\tn1\tup\n${M2}\tn2\tup\n`);
     expect((await berth("list-machines", "--full", "--no-legend", "--fields", "machine")).stdout).toBe(
       `${M1}\n${M2}\n`,
     );

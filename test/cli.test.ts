@@ -82,7 +82,7 @@ describe("toCliError", () => {
 });
 
 describe("renderTable", () => {
-  it("aligns columns fleetctl-style and truncates unless full", () => {
+  it("pads columns with tabs as fleetctl's tabwriter (0, 8, 1, '\\t', 0) and truncates unless full", () => {
     const rows = [
       { a: "1", b: "short" },
       { a: "22", b: "a-rather-long-value" },
@@ -91,7 +91,16 @@ describe("renderTable", () => {
       { header: "ID", value: (r: (typeof rows)[0]) => r.a },
       { header: "VALUE", value: (r: (typeof rows)[0]) => r.b, maxWidth: 8 },
     ];
-    expect(renderTable(rows, cols)).toBe("ID  VALUE\n1   short\n22  a-rather...");
-    expect(renderTable(rows, cols, { full: true }).split("\n")[2]).toBe("22  a-rather-long-value");
+    expect(renderTable(rows, cols)).toBe("ID\tVALUE\n1\tshort\n22\ta-rather...");
+    expect(renderTable(rows, cols, { full: true }).split("\n")[2]).toBe("22\ta-rather-long-value");
+    // Widths as Go's tabwriter computes them: widest cell + 1, rounded up to 8; a cell of exactly 7 takes one tab,
+    // one of 8 takes two columns' worth (16) for everyone.
+    const wide = [{ a: "1234567" }, { a: "12345678" }];
+    const three = [
+      { header: "A", value: (r: (typeof wide)[0]) => r.a },
+      { header: "B", value: () => "x" },
+    ];
+    expect(renderTable([wide[0]!], three, { legend: false })).toBe("1234567\tx");
+    expect(renderTable(wide, three, { legend: false })).toBe("1234567\t\tx\n12345678\tx");
   });
 });

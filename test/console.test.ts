@@ -61,7 +61,7 @@ describe("berth console", () => {
     await t.waitForScreen(/hello\.service\s+launched\s+launched\s+\w{8}\.\.\.\/n\d\s+active\s+running/);
     await t.waitForScreen("started hello.service");
     t.keys("Enter");
-    await t.waitForScreen(/Active: active \(running\)[\s\S]*hello\.service\[\d+\]: Hello World/);
+    await t.waitForScreen(/Active: active \(running\)[\s\S]* sh\[\d+\]: Hello World/);
     t.keys("Escape");
     // (a key right after Escape would arrive as Alt+key, as in any terminal)
     await t.waitForScreen(/UNIT\s+DESIRED/);
@@ -81,9 +81,7 @@ describe("berth console", () => {
     await t.waitForScreen(/hello\.service\s+launched/);
     // l follows the journal live: new lines keep coming.
     t.keys("l");
-    const first = await t.waitForScreen(
-      /hello\.service\[\d+\]: Hello World[\s\S]*-- following hello\.service/,
-    );
+    const first = await t.waitForScreen(/ sh\[\d+\]: Hello World[\s\S]*-- following hello\.service/);
     const lastLine = (screen: string) => screen.match(/^.*Hello World$/gm)?.at(-1);
     await t.waitForScreen((screen) => lastLine(screen) !== lastLine(first));
     t.keys("Escape");

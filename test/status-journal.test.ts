@@ -1,22 +1,28 @@
 // `berth status` and `berth journal` on a real 3-node cluster, always asked of a node that is NOT the unit's
 // machine, so the request has to travel to the agent that runs it over the peer connections.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BINARY, TestCluster, waitFor } from "./support/cluster.ts";
 
-const UNIT = "hello-status.service";
+// A template's instance: %i must show expanded in status; two ExecStartPre lines must both show; the main
+// process keeps a child, so the unit's cgroup holds two processes.
+const TEMPLATE = "hello-status@.service";
+const UNIT = "hello-status@7.service";
 const TEXT = `[Unit]
-Description=Hello Status
+Description=Hello Status %i
 
 [Service]
 ExecStartPre=-/bin/false
-ExecStart=/bin/sh -c "trap 'exit 0' INT TERM; while true; do echo Hello World; sleep 0.2; done"
+ExecStartPre=/bin/echo pre %i
+ExecStart=/bin/sh -c "trap 'exit 0' INT TERM; sleep 1000 & while true; do echo Hello World; sleep 0.2; done"
 `;
 
-const LINE = /^[A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} hello-status\.service\[\d+\]: Hello World$/;
+const HOST = hostname().replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** journalctl's short form: the host name, then the program's name and pid (sh, not the unit's name). */
+const LINE = new RegExp(`^[A-Z][a-z]{2} \\d{2} \\d{2}:\\d{2}:\\d{2} ${HOST} sh\\[\\d+\\]: Hello World$`);
 
 describe("status and journal through any node", () => {
   let cluster: TestCluster;
@@ -27,10 +33,11 @@ describe("status and journal through any node", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "berth-status-"));
-    writeFileSync(join(dir, UNIT), TEXT);
+    writeFileSync(join(dir, TEMPLATE), TEXT);
     writeFileSync(join(dir, "idle.service"), "[Service]\nExecStart=/bin/sleep 1000\n");
     cluster = await TestCluster.start(3);
     const r = await cluster.cli(["start", join(dir, UNIT)], cluster.endpoints(), 30_000);
+    if (r.code !== 0) throw new Error(`start failed: ${r.stdout}${r.stderr}\n${cluster.logs()}`);
     if (r.code !== 0) throw new Error(`start failed: ${r.stdout}${r.stderr}\n${cluster.logs()}`);
     const units = JSON.parse((await cluster.cli(["list-units", "--output=json"])).stdout) as {
       name: string;
@@ -61,29 +68,47 @@ describe("status and journal through any node", () => {
   });
 
   it("prints status as systemctl does, from another node", async () => {
-    const r = await cluster.cli(["status", UNIT], cluster.endpoint(other));
+    const r = await cluster.cli(["status", UNIT, "--ssh-port=2222"], cluster.endpoint(other));
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const lines = r.stdout.split("\n");
-    expect(lines[0]).toBe(`● ${UNIT} - Hello Status`);
-    expect(r.stdout).toMatch(/^ {3}Loaded: loaded$/m);
+    expect(lines[0]).toBe(`● ${UNIT} - Hello Status 7`);
+    expect(r.stdout).toMatch(new RegExp(`^ {3}Loaded: loaded \\(/_berth/units/${UNIT}\\)$`, "m"));
     expect(r.stdout).toMatch(
       /^ {3}Active: active \(running\) since \w{3} \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}( \S+)?; (\d+ms|\d+s|\d+min \d+s) ago$/m,
     );
-    expect(r.stdout).toMatch(
-      /^ {2}Process: \d+ ExecStartPre=\/bin\/false \(code=exited, status=1\/FAILURE\)$/m,
+    // One Process: line per Exec line, in order, with specifiers expanded.
+    const processes = lines.filter((l) => l.startsWith("  Process: "));
+    expect(processes).toHaveLength(2);
+    expect(processes[0]).toMatch(
+      /^ {2}Process: \d+ ExecStartPre=\/bin\/false \(code=exited, status=1\/FAILURE\)$/,
+    );
+    expect(processes[1]).toMatch(
+      /^ {2}Process: \d+ ExecStartPre=\/bin\/echo pre 7 \(code=exited, status=0\/SUCCESS\)$/,
     );
     expect(r.stdout).toMatch(/^ Main PID: \d+ \(sh\)$/m);
     expect(r.stdout).toMatch(/^ {3}Memory: [\d.]+[BKMG]$/m);
+    // The unit's cgroup and its processes by pid: the shell and the sleep it started.
+    const pid = /Main PID: (\d+)/.exec(r.stdout)![1];
+    const cg = lines.findIndex((l) => l.startsWith("   CGroup: "));
+    expect(cg).toBeGreaterThan(0);
+    expect(lines[cg]).toMatch(new RegExp(`^ {3}CGroup: /\\S+/${UNIT.replace(/[.@]/g, "\\$&")}$`));
+    const tree = lines.slice(cg + 1).filter((l) => /^ {11}[├└]─/.test(l));
+    expect(tree.map((l) => l.replace(/^ {11}[├└]─\d+ /, ""))).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^\/bin\/sh -c trap/), "sleep 1000"]),
+    );
+    expect(tree.some((l) => l.includes(`─${pid} /bin/sh -c`))).toBe(true);
+    expect(tree.at(-1)).toMatch(/^ {11}└─/);
     expect(r.stdout).toMatch(/^ {2}Machine: [0-9a-f]{8}\.\.\./m);
     const blank = lines.indexOf("");
     expect(blank).toBeGreaterThan(0);
     const log = lines.slice(blank + 1).filter((l) => l !== "");
     expect(log.length).toBe(10);
     for (const l of log)
-      expect(l).toMatch(/^[A-Z][a-z]{2} \d{2} \d{2}:\d{2}:\d{2} (berth|hello-status\.service\[\d+\]): /);
+      expect(l).toMatch(
+        new RegExp(`^[A-Z][a-z]{2} \\d{2} \\d{2}:\\d{2}:\\d{2} ${HOST} (berth|sh|echo)\\[\\d+\\]: `),
+      );
     expect(log.at(-1)).toMatch(LINE);
-    const pid = /Main PID: (\d+)/.exec(r.stdout)![1];
     expect(log.at(-1)).toContain(`[${pid}]`);
   });
 
@@ -106,22 +131,47 @@ describe("status and journal through any node", () => {
     expect(two.stdout.match(/^● /gm)).toHaveLength(1);
   });
 
-  it("prints exactly N journal lines, as journalctl's short output, and JSON lines", async () => {
-    const r = await cluster.cli(["journal", "-n", "3", UNIT], cluster.endpoint(other));
+  it("prints exactly N journal lines, as journalctl's short output, and journalctl's other modes", async () => {
+    const r = await cluster.cli(["journal", "-n", "3", UNIT, "--ssh-port", "2222"], cluster.endpoint(other));
     expect(r.code).toBe(0);
     const lines = r.stdout.split("\n").filter((l) => l !== "");
     expect(lines).toHaveLength(3);
     for (const l of lines) expect(l).toMatch(LINE);
+    const cat = await cluster.cli(["journal", "-n", "2", "-o", "cat", UNIT], cluster.endpoint(other));
+    expect(cat.stdout).toBe("Hello World\nHello World\n");
+    // -o json: journalctl's field names, string values.
     const j = await cluster.cli(["journal", "--lines=2", UNIT, "--output=json"], cluster.endpoint(other));
     const docs = j.stdout
       .trim()
       .split("\n")
       .map((l) => JSON.parse(l));
     expect(docs).toHaveLength(2);
-    expect(docs[0]).toMatchObject({ unit: UNIT, stream: "stdout", text: "Hello World" });
-    // Berth's own line about the failed ExecStartPre is in the journal too.
+    expect(docs[0]).toMatchObject({
+      MESSAGE: "Hello World",
+      _HOSTNAME: hostname(),
+      SYSLOG_IDENTIFIER: "sh",
+      _SYSTEMD_UNIT: UNIT,
+      _TRANSPORT: "stdout",
+      PRIORITY: "6",
+    });
+    expect(docs[0]._PID).toMatch(/^\d+$/);
+    expect(docs[0].__REALTIME_TIMESTAMP).toMatch(/^\d{16}$/);
+    const v = await cluster.cli(["journal", "-n", "1", "-o", "verbose", UNIT], cluster.endpoint(other));
+    const vl = v.stdout.trimEnd().split("\n");
+    expect(vl[0]).toMatch(/^\w{3} \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}( \S+)?$/);
+    expect(vl).toContain("    MESSAGE=Hello World");
+    expect(vl).toContain(`    _SYSTEMD_UNIT=${UNIT}`);
+    const bad = await cluster.cli(["journal", "-o", "table2", UNIT], cluster.endpoint(other));
+    expect(bad.code).toBe(2);
+    // Berth's own lines are the service manager's: berth[PID], PID being the process that runs the agent.
     const all = await cluster.cli(["journal", "-n", "1000", UNIT], cluster.endpoint(other));
-    expect(all.stdout).toMatch(/ berth: .*status=1\/FAILURE/);
+    expect(all.stdout).toMatch(new RegExp(`^.{15} ${HOST} berth\\[\\d+\\]: .*status=1/FAILURE`, "m"));
+    expect(all.stdout).toMatch(new RegExp(`^.{15} ${HOST} echo\\[\\d+\\]: pre 7$`, "m"));
+    const ownerPid = readFileSync(
+      join(cluster.node(owner).dataDir, "agent", "supervisor.pid"),
+      "utf8",
+    ).trim();
+    expect(all.stdout).toContain(` berth[${ownerPid}]: `);
   });
 
   it("follows the journal live from another node until Ctrl-C, which exits 0", async () => {
@@ -178,6 +228,20 @@ describe("status and journal through any node", () => {
     expect(nj.code).toBe(1);
     expect(nj.stderr).toContain("does not appear to be loaded");
   });
+
+  it("a unit that hits its start limit: SUB failed in list-units, the Result in status", async () => {
+    writeFileSync(
+      join(dir, "flap.service"),
+      "[Unit]\nStartLimitIntervalSec=30\nStartLimitBurst=3\n[Service]\nExecStart=/bin/false\nRestart=always\nRestartSec=100ms\n",
+    );
+    const start = await cluster.cli(["start", join(dir, "flap.service")], cluster.endpoints(), 30_000);
+    expect(start.code).toBe(1);
+    const lu = await cluster.cli(["list-units", "--no-legend", "flap.service"]);
+    expect(lu.stdout).toMatch(/^flap\.service\t+[0-9a-f]{8}\.\.\.\S*\t+failed\t+failed\n$/);
+    const st = await cluster.cli(["status", "flap.service"], cluster.endpoint(other));
+    expect(st.stdout).toMatch(/^ {3}Active: failed \(Result: start-limit-hit\) since /m);
+    expect((await cluster.cli(["destroy", "flap.service"])).code).toBe(0);
+  }, 40_000);
 
   it("names the machine when it cannot be reached (last: kills the unit's machine)", async () => {
     await cluster.kill(owner);

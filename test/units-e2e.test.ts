@@ -131,8 +131,10 @@ describe("units on a 3-node cluster", () => {
       200,
     );
     // The stranded instance conflicts with the two others, which hold the two surviving machines: it and its
-    // sidekick (MachineOf) wait, and list-units says why.
-    const strandedRow = after.find((r) => r.name === stranded) as UnitRow & { note?: string };
+    // sidekick (MachineOf) wait; as in fleet they are on no machine and leave list-units, and --all says why.
+    expect(after.some((r) => r.name === stranded)).toBe(false);
+    const all = await json<(UnitRow & { note?: string })[]>(["list-units", "--all"]);
+    const strandedRow = all.find((r) => r.name === stranded)!;
     expect(strandedRow.note).toMatch(/cannot be placed/);
     expect(after.some((r) => r.machine === victim.id)).toBe(false);
     await cluster.restart(victim.name);

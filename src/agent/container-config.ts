@@ -55,7 +55,8 @@ export const LABEL_UNIT = "berth.unit";
 export const LABEL_HASH = "berth.hash";
 export const LABEL_MACHINE = "berth.machine";
 
-const KNOWN_KEYS = new Set([
+/** The [Container] keys the agent runs (the README's Docker section names each). */
+export const CONTAINER_KEYS = [
   "Image",
   "Exec",
   "ContainerName",
@@ -67,7 +68,8 @@ const KNOWN_KEYS = new Set([
   "Pull",
   "User",
   "WorkingDir",
-]);
+] as const;
+const KNOWN_KEYS = new Set<string>(CONTAINER_KEYS);
 
 /** Quadlet's default name is `systemd-%N`; Berth's is `berth-<unit name without suffix>` (@ → -). */
 export function defaultContainerName(unitName: string): string {

@@ -11,8 +11,13 @@ export interface JournalLine {
   /** "berth" for the agent's own lines about the unit. */
   stream: "stdout" | "stderr" | "berth";
   text: string;
-  /** The process that wrote the line (stdout/stderr of an Exec step, or a container's main process). */
+  /** The process that wrote the line (stdout/stderr of an Exec step, or a container's main process); for "berth"
+   * lines the process that runs the agent (the supervisor), as systemd's own lines carry systemd[1]. */
   pid?: number;
+  /** journald's SYSLOG_IDENTIFIER: the basename of the Exec line's program ("sh"), "berth" for the agent's lines. */
+  ident?: string;
+  /** The machine's host name: set by the node that reads the journal, not stored. */
+  hostname?: string;
 }
 
 export const DEFAULT_JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
@@ -51,12 +56,16 @@ export class Journal {
     for (const text of parts) {
       const entry: JournalLine = { ...line, text };
       const log = this.logOf(line.unit);
+      // The agent's own lines come from this process (the supervisor running the agent).
+      const pid = line.pid ?? (line.stream === "berth" ? process.pid : undefined);
       const stored = {
         at: entry.at,
         stream: entry.stream,
         text: entry.text,
-        ...(line.pid ? { pid: line.pid } : {}),
+        ...(pid ? { pid } : {}),
+        ...(line.ident ? { ident: line.ident } : {}),
       };
+      if (pid) entry.pid = pid;
       const json = `${JSON.stringify(stored)}\n`;
       log.pending.push(json);
       log.pendingBytes += Buffer.byteLength(json);
@@ -143,8 +152,18 @@ export class Journal {
           stream: JournalLine["stream"];
           text: string;
           pid?: number;
+          ident?: string;
         };
-        return [{ at: e.at, unit, stream: e.stream, text: e.text, ...(e.pid ? { pid: e.pid } : {}) }];
+        return [
+          {
+            at: e.at,
+            unit,
+            stream: e.stream,
+            text: e.text,
+            ...(e.pid ? { pid: e.pid } : {}),
+            ...(e.ident ? { ident: e.ident } : {}),
+          },
+        ];
       } catch {
         return [];
       }

@@ -14,6 +14,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
+import { basename } from "node:path";
 import { dockerRunTarget, killDockerRunContainer } from "./docker-run.ts";
 import { type CompiledExec, parseEnvironmentFile, resolveArgv, shortSignalName } from "./exec-line.ts";
 import { exitText, isClean } from "./exit-status.ts";
@@ -29,7 +30,14 @@ import {
 import type { ServiceConfig } from "./service-config.ts";
 import type { UnitCgroup } from "./unit-cgroup.ts";
 import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
-import type { ExecStep, ExitInfo, RunnerContext, ServiceResult, StepRecord } from "./unit-types.ts";
+import type {
+  ExecStep,
+  ExitInfo,
+  RunnerContext,
+  ServiceResult,
+  StepRecord,
+  UnitState,
+} from "./unit-types.ts";
 
 interface Proc {
   pid: number | null;
@@ -60,6 +68,18 @@ export class ServiceRunner extends UnitLifecycle {
     ctx: RunnerContext,
   ) {
     super(hash, cfg, ctx, cfg.warnings);
+  }
+
+  /** The program (basename of the Exec line's path) each recent process ran: the identifier of its journal lines. */
+  private readonly programs = new Map<number, string>();
+
+  protected override identOf(pid: number | null): string | undefined {
+    return pid === null ? undefined : this.programs.get(pid);
+  }
+
+  /** The unit's cgroup directory while it has one: `berth status` lists its processes (systemctl's CGroup:). */
+  protected override extraState(): Partial<UnitState> {
+    return this.cgroup !== null ? { cgroup: this.cgroup.path } : {};
   }
 
   protected memoryReader(): () => number | null {
@@ -426,13 +446,14 @@ export class ServiceRunner extends UnitLifecycle {
   private spawnProc(step: ExecStep, cmd: CompiledExec, extraEnv: Record<string, string>): Proc {
     const record: StepRecord = {
       step,
-      command: cmd.command,
+      // As systemctl shows it: the words after specifier expansion (%i of a template instance filled in).
+      command: cmd.argv.join(" "),
       pid: null,
       code: null,
       status: null,
       at: this.ctx.now(),
     };
-    this.steps.set(step, record);
+    this.steps.set(cmd, record);
     const failed = (status: number, why: string): Proc => {
       this.log(`${this.name}: Failed at step ${why} spawning ${cmd.path}`);
       const e: ExitInfo = { code: "exited", status };
@@ -526,6 +547,11 @@ export class ServiceRunner extends UnitLifecycle {
     if (pgid !== null) {
       this.ctx.groups?.add(pgid, this.name);
       void proc.exit.then(() => this.ctx.groups?.remove(pgid));
+    }
+    if (child.pid !== undefined) {
+      // Lines may arrive after the exit: keep the last few runs' programs, not every pid ever seen.
+      if (this.programs.size >= 64) this.programs.delete(this.programs.keys().next().value!);
+      this.programs.set(child.pid, basename(cmd.path));
     }
     if (child.stdout) this.output.read(child.stdout, "stdout", child.pid);
     if (child.stderr) this.output.read(child.stderr, "stderr", child.pid);

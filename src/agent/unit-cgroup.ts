@@ -393,3 +393,39 @@ function removeDirs(base: string): void {
   // rmdir fails (EBUSY, ENOTEMPTY) on a group that still has processes or children: those stay.
   if (tryRmdir(base)) tryRmdir(join(base, ".."));
 }
+
+/**
+ * The processes of a unit's group by pid, each with its command line as systemctl's CGroup: tree shows it
+ * (argv joined by spaces; a kernel thread or a zombie's name in brackets). Read by whoever asks for a status,
+ * from the group's directory the agent reports. Missing group: [].
+ */
+export function groupProcesses(dir: string): { pid: number; command: string }[] {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, "cgroup.procs"), "utf8");
+  } catch {
+    return [];
+  }
+  const pids = text
+    .split("\n")
+    .filter((l) => l !== "")
+    .map(Number)
+    .filter((pid) => Number.isInteger(pid) && pid > 0 && processState(pid) !== "Z")
+    .sort((a, b) => a - b);
+  return pids.map((pid) => ({ pid, command: commandLine(pid) }));
+}
+
+function commandLine(pid: number): string {
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    while (argv.length > 0 && argv[argv.length - 1] === "") argv.pop();
+    if (argv.length > 0) return argv.join(" ");
+  } catch {
+    // gone meanwhile: its name, if still readable
+  }
+  try {
+    return `[${readFileSync(`/proc/${pid}/comm`, "utf8").trim()}]`;
+  } catch {
+    return "[?]";
+  }
+}

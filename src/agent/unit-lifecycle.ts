@@ -11,7 +11,6 @@ import type { ServiceConfig } from "./service-config.ts";
 import { UnitOutput } from "./unit-output.ts";
 import type {
   ActiveState,
-  ExecStep,
   ExitInfo,
   RunnerContext,
   ServiceResult,
@@ -37,7 +36,8 @@ export abstract class UnitLifecycle implements UnitRunner {
   protected active: ActiveState = "inactive";
   protected sub = "dead";
   protected mainPid: number | null = null;
-  protected readonly steps = new Map<ExecStep, StepRecord>();
+  /** The last run of each Exec line (keyed by the line, so every ExecStartPre= keeps its own), in first-run order. */
+  protected readonly steps = new Map<unknown, StepRecord>();
   protected gen = 0;
   protected result: ServiceResult = "success";
   protected stopping: Promise<void> | null = null;
@@ -87,6 +87,10 @@ export abstract class UnitLifecycle implements UnitRunner {
   }
   /** Kills every process (or the container) of the run at once: the fence's path, no ExecStop. */
   protected abstract killEverything(): Promise<void>;
+  /** journald's SYSLOG_IDENTIFIER for output of process `pid` (the program's basename); undefined: none known. */
+  protected identOf(_pid: number | null): string | undefined {
+    return undefined;
+  }
   /** Anything besides active/sub/mainPid whose change is worth an onChange event. */
   protected changeKey(): string {
     return "";
@@ -124,7 +128,8 @@ export abstract class UnitLifecycle implements UnitRunner {
     this.active = active;
     this.sub = sub;
     this.mainPid = mainPid;
-    const key = `${active}/${sub}/${mainPid}/${this.changeKey()}`;
+    // The result too: a unit failed by its exit and then by its start limit is failed/failed both times.
+    const key = `${active}/${sub}/${mainPid}/${this.result}/${this.changeKey()}`;
     if (key === this.lastEmitted) return;
     this.lastEmitted = key;
     try {
@@ -142,6 +147,8 @@ export abstract class UnitLifecycle implements UnitRunner {
   protected log(text: string, stream: JournalLine["stream"] = "berth", pid?: number | null): void {
     const line: JournalLine = { at: this.ctx.now(), unit: this.name, stream, text };
     if (pid) line.pid = pid;
+    const ident = stream === "berth" ? "berth" : this.identOf(pid ?? null);
+    if (ident) line.ident = ident;
     this.ctx.journal.append(line);
     if (stream === "berth") this.ctx.logger(text);
   }
@@ -169,7 +176,8 @@ export abstract class UnitLifecycle implements UnitRunner {
       this.log(`${this.name}: Start request repeated too quickly.`);
       this.log(`${this.name}: Failed with result 'start-limit-hit'.`);
       this.log(`Failed to start ${this.desc}.`);
-      this.set("failed", "start-limit-hit", null);
+      // systemd: sub-state failed, the reason in Result= ("failed (Result: start-limit-hit)" in status).
+      this.set("failed", "failed", null);
       return;
     }
     const gen = ++this.gen;

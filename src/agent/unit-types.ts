@@ -35,6 +35,8 @@ export interface UnitState {
   launched?: boolean;
   /** Set by the agent for Type=oneshot without RemainAfterExit=: inactive after a successful run is done. */
   oneshot?: boolean;
+  /** Process units: the directory of the unit's cgroup while it has one (unit-cgroup.ts). */
+  cgroup?: string;
   /** Container units only: the running container's id (null while none runs) and its image. */
   containerId?: string | null;
   image?: string;

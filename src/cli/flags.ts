@@ -73,11 +73,40 @@ export function parseArgs(argv: string[], specs: FlagSpec[], command: string): P
   }
   for (const s of specs) {
     if (flags[s.name] !== undefined) continue;
-    const fromEnv = s.env ? process.env[s.env] : undefined;
-    if (fromEnv !== undefined && fromEnv !== "") flags[s.name] = convert(s, fromEnv, s.env);
+    const env = fromEnvironment(s);
+    if (env !== null) flags[s.name] = convert(s, env.value, env.variable);
     else if (s.default !== undefined) flags[s.name] = s.default;
   }
   return { flags, positionals };
+}
+
+/** The settings fleetctl read from FLEETCTL_<X>: Berth reads them too, as aliases of BERTH_<X> (which wins). */
+const FLEETCTL_ALIASES = new Set([
+  "ENDPOINT",
+  "TUNNEL",
+  "SSH_USERNAME",
+  "STRICT_HOST_KEY_CHECKING",
+  "KNOWN_HOSTS_FILE",
+  "SSH_TIMEOUT",
+  "REQUEST_TIMEOUT",
+  "CA_FILE",
+  "CERT_FILE",
+  "KEY_FILE",
+]);
+
+/** The variables a flag is read from, in order: its BERTH_<X>, then fleetctl's FLEETCTL_<X> where fleetctl had one. */
+export function envNames(spec: FlagSpec): string[] {
+  if (!spec.env) return [];
+  const rest = spec.env.startsWith("BERTH_") ? spec.env.slice("BERTH_".length) : "";
+  return FLEETCTL_ALIASES.has(rest) ? [spec.env, `FLEETCTL_${rest}`] : [spec.env];
+}
+
+function fromEnvironment(spec: FlagSpec): { value: string; variable: string } | null {
+  for (const variable of envNames(spec)) {
+    const value = process.env[variable];
+    if (value !== undefined && value !== "") return { value, variable };
+  }
+  return null;
 }
 
 /** Converts one raw value; `source` names where it came from (a flag, a variable, a config key) in errors. */
@@ -127,8 +156,8 @@ export function flagHelp(specs: FlagSpec[]): string {
       `--${s.name}` +
       (s.type === "boolean" ? "" : ` ${s.value ?? s.type.toUpperCase()}`);
     const extra = [
-      s.default !== undefined && s.default !== false ? `default ${String(s.default)}` : "",
-      s.env ? `env ${s.env}` : "",
+      s.default !== undefined && s.default !== false ? `default ${defaultText(s)}` : "",
+      s.env ? `env ${envNames(s).join(" or ")}` : "",
     ]
       .filter(Boolean)
       .join(", ");
@@ -136,4 +165,21 @@ export function flagHelp(specs: FlagSpec[]): string {
   });
   const width = Math.max(0, ...rows.map((r) => r[0]!.length));
   return rows.map(([a, b]) => `  ${a!.padEnd(width)}  ${b}`).join("\n");
+}
+
+/** A default as the user would type it: durations as durations (5s, not 5000), lists comma-joined. */
+function defaultText(s: FlagSpec): string {
+  if (s.type === "duration" && typeof s.default === "number") return formatDuration(s.default);
+  return Array.isArray(s.default) ? s.default.join(",") : String(s.default);
+}
+
+/** Milliseconds as the largest unit parseDuration reads back exactly: 5000 → 5s, 250 → 250ms, 120000 → 2m. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const)
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
 }

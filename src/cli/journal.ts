@@ -5,7 +5,8 @@ import type { JournalLine } from "../client/protocol.ts";
 import { CLIENT_FLAGS, withClient } from "./client-command.ts";
 import type { Command } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
-import { printJson } from "./output.ts";
+import { systemdTime } from "./status.ts";
+import { IGNORED_SSH_PORT } from "./tunnel-flags.ts";
 import { checkName, mangle } from "./unit-support.ts";
 
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -17,21 +18,91 @@ export function shortTime(ms: number): string {
   return `${MONTHS[d.getMonth()]} ${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-/** One journal line as `journalctl -o short` prints it (without the host name). */
-export function formatJournalLine(l: JournalLine): string {
-  const who = l.stream === "berth" ? "berth" : l.pid ? `${l.unit}[${l.pid}]` : l.unit;
-  return `${shortTime(l.at)} ${who}: ${l.text}`;
+/** journalctl's output modes `berth journal -o` takes ("table", every command's default, is short). */
+export type JournalMode = "short" | "cat" | "json" | "verbose";
+const MODES: JournalMode[] = ["short", "cat", "json", "verbose"];
+
+export function journalMode(output: unknown): JournalMode {
+  const o = String(output ?? "short");
+  if (o === "table") return "short";
+  if ((MODES as string[]).includes(o)) return o as JournalMode;
+  throw new UsageError(`--output must be one of ${MODES.join(", ")} (journalctl's modes); not "${o}"`);
+}
+
+/** journalctl's identifier: the program's (SYSLOG_IDENTIFIER), "berth" for the agent's own lines. */
+function identifier(l: JournalLine): string {
+  if (l.stream === "berth") return "berth";
+  return l.ident ?? l.unit;
+}
+
+/**
+ * The journal fields of a line, named as journalctl -o json names them (all values strings, timestamps in µs).
+ * A unit's output is _TRANSPORT=stdout with _SYSTEMD_UNIT; the agent's lines about the unit are what systemd's own
+ * lines are: _TRANSPORT=journal, UNIT=, SYSLOG_IDENTIFIER=berth and the pid of the process running the agent.
+ */
+export function journalFields(l: JournalLine, host = l.hostname): Record<string, string> {
+  const f: Record<string, string> = {
+    __REALTIME_TIMESTAMP: String(l.at * 1000),
+    _HOSTNAME: host ?? "",
+    PRIORITY: "6",
+    SYSLOG_FACILITY: "3",
+    SYSLOG_IDENTIFIER: identifier(l),
+  };
+  if (l.pid) f._PID = String(l.pid);
+  if (l.stream === "berth") {
+    f._TRANSPORT = "journal";
+    f.UNIT = l.unit;
+  } else {
+    f._TRANSPORT = "stdout";
+    f._SYSTEMD_UNIT = l.unit;
+    f.BERTH_STREAM = l.stream;
+  }
+  f.MESSAGE = l.text;
+  if (!host) delete f._HOSTNAME;
+  return f;
+}
+
+/** journalctl -o verbose's timestamp: `Mon 2026-12-07 00:57:09.123000 UTC`. */
+function verboseTime(ms: number): string {
+  const base = systemdTime(ms);
+  const frac = `.${String(ms % 1000).padStart(3, "0")}000`;
+  // Insert the microseconds after the seconds, before the zone.
+  return base.replace(/(\d{2}:\d{2}:\d{2})/, `$1${frac}`);
+}
+
+/** One journal line as `journalctl -o MODE` prints it (short: `Nov 25 12:00:00 core-01 sh[1240]: Hello`). */
+export function formatJournalLine(l: JournalLine, mode: JournalMode = "short", host = l.hostname): string {
+  switch (mode) {
+    case "cat":
+      return l.text;
+    case "json":
+      return JSON.stringify(journalFields(l, host));
+    case "verbose": {
+      const f = journalFields(l, host);
+      return [verboseTime(l.at), ...Object.entries(f).map(([k, v]) => `    ${k}=${v}`)].join("\n");
+    }
+    case "short": {
+      const who = l.pid ? `${identifier(l)}[${l.pid}]` : identifier(l);
+      return `${shortTime(l.at)}${host ? ` ${host}` : ""} ${who}: ${l.text}`;
+    }
+  }
 }
 
 export const journal: Command = {
   name: "journal",
   summary: "print the journal (log lines) of a unit from the machine it runs on",
-  usage: "[-n|--lines N] [-f|--follow] UNIT",
+  usage: "[-n|--lines N] [-f|--follow] [-o short|cat|json|verbose] UNIT",
   description: `Prints the last N lines (default 10) of the unit's output and of Berth's own lines about it, as
-journalctl's short output ("Nov 25 12:00:00 hello.service[1240]: Hello World"). Works through any node: the request
-reaches the machine running the unit over the cluster's own connections. With --follow, new lines are printed as
-they are written until Ctrl-C (exit 0). With --output json, one JSON document per line. A unit the cluster does not
-know exits 4; one that is not loaded on any machine exits 1.`,
+journalctl does on the unit's machine. --output takes journalctl's modes: short (the default): "Nov 25 12:00:00
+core-01 sh[1240]: Hello World", the machine's host name and the program's name and pid (SYSLOG_IDENTIFIER[_PID]),
+Berth's own lines about the unit as "berth[PID]:" (the process running the agent), as systemd's are "systemd[1]:";
+cat: the message alone; json: one JSON object per line with journalctl's field names and string values
+(__REALTIME_TIMESTAMP in µs, _HOSTNAME, PRIORITY, SYSLOG_FACILITY, SYSLOG_IDENTIFIER, _PID, _TRANSPORT, and
+_SYSTEMD_UNIT and BERTH_STREAM (stdout, stderr) for the unit's output or UNIT for Berth's lines, MESSAGE): -o json no
+longer prints Berth's own {at, unit, stream, text} documents; verbose: each entry's time, then one FIELD=value
+per line. Works through any node: the request reaches the machine running the unit over the cluster's own
+connections. With --follow, new lines are printed as they are written until Ctrl-C (exit 0). A unit the cluster
+does not know exits 4; one that is not loaded on any machine exits 1.`,
   flags: [
     {
       name: "lines",
@@ -42,7 +113,12 @@ know exits 4; one that is not loaded on any machine exits 1.`,
       default: 10,
     },
     { name: "follow", short: "f", type: "boolean", description: "keep printing new lines until interrupted" },
-    ...CLIENT_FLAGS,
+    ...CLIENT_FLAGS.map((f) =>
+      f.name === "output"
+        ? { ...f, description: "journalctl's mode: short, cat, json or verbose", default: "short" }
+        : f,
+    ),
+    IGNORED_SSH_PORT,
   ],
   run: async (parsed) => {
     if (parsed.positionals.length !== 1) throw new UsageError("One unit name must be provided");
@@ -50,9 +126,10 @@ know exits 4; one that is not loaded on any machine exits 1.`,
     checkName(name);
     const lines = Number(parsed.flags.lines ?? 10);
     if (!Number.isInteger(lines) || lines < 0) throw new UsageError("--lines must be a whole number ≥ 0");
-    return withClient(parsed.flags, async (ctx) => {
-      const print = (l: JournalLine) =>
-        ctx.output === "json" ? printJson(l) : process.stdout.write(`${formatJournalLine(l)}\n`);
+    const mode = journalMode(parsed.flags.output);
+    // -o is journalctl's here; the connection itself needs none of it.
+    return withClient({ ...parsed.flags, output: "table" }, async (ctx) => {
+      const print = (l: JournalLine) => process.stdout.write(`${formatJournalLine(l, mode)}\n`);
       if (parsed.flags.follow !== true) {
         for (const l of await ctx.client.call("units.journal", { name, lines })) print(l);
         return EXIT.ok;

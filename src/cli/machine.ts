@@ -9,6 +9,7 @@ import type { Command, CommandGroup } from "./command.ts";
 import { CliError, EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
 import type { Parsed } from "./flags.ts";
 import { printJson } from "./output.ts";
+import { metadataText } from "./unit-support.ts";
 
 /** How drain polls while it waits, and its default limit (tests shorten the poll). */
 export const DRAIN_TIMING = { pollMs: 250, defaultTimeoutMs: 5 * 60_000 };
@@ -122,8 +123,57 @@ Units that moved away stay where they run now. Exit 4 when MACHINE does not exis
     }),
 };
 
+const setMetadata: Command = {
+  name: "set-metadata",
+  summary: "change a machine's metadata while its node runs; units are placed again against it",
+  usage: "MACHINE [KEY=VALUE...] [--unset KEY,...] [--reset]",
+  description: `Sets (KEY=VALUE) or removes (--unset KEY) metadata of MACHINE (id, id prefix or member name) without
+restarting its node. The leader places units against the new metadata at once: a unit whose MachineMetadata= the
+machine no longer matches moves to a machine that matches (stopped here before it starts there, as a drain moves
+it), and units waiting for such a machine start on it. list-machines shows the metadata placement uses.
+
+The change is kept in the cluster (/_berth/machines/<id>/metadata), not in the node's flags: it survives
+restarts of the node and wins over --metadata / BERTH_METADATA for the keys it sets or removes (the node's other
+keys still come from its flags). --reset drops every change made here first: the machine has its node's own
+metadata again. Exit 4 when MACHINE does not exist, 2 for a malformed KEY=VALUE. --output json prints the
+machine.
+
+Examples:
+  berth machine set-metadata core-02 disk=ssd region=us-east
+  berth machine set-metadata core-02 --unset disk
+  berth machine set-metadata core-02 --reset`,
+  flags: [
+    { name: "unset", type: "list", value: "KEY,...", description: "remove these keys" },
+    {
+      name: "reset",
+      type: "boolean",
+      description: "drop every run-time change first (back to the node's flags)",
+    },
+    ...CLIENT_FLAGS,
+  ],
+  run: (parsed) =>
+    withClient(parsed.flags, async (ctx) => {
+      const [machine, ...pairs] = parsed.positionals;
+      if (!machine) throw new UsageError("machine set-metadata takes a MACHINE and KEY=VALUE pairs");
+      const set: Record<string, string> = {};
+      for (const p of pairs) {
+        const eq = p.indexOf("=");
+        if (eq <= 0) throw new UsageError(`"${p}" must be KEY=VALUE`);
+        set[p.slice(0, eq)] = p.slice(eq + 1);
+      }
+      const unset = (parsed.flags.unset as string[] | undefined) ?? [];
+      const reset = parsed.flags.reset === true;
+      if (pairs.length === 0 && unset.length === 0 && !reset)
+        throw new UsageError("nothing to change: give KEY=VALUE pairs, --unset KEY or --reset");
+      const m = await ctx.client.call("machines.setMetadata", { machine, set, unset, reset });
+      if (ctx.output === "json") printJson(m);
+      else out(`Machine ${m.id.slice(0, 8)}... (${m.name || "?"}) metadata: ${metadataText(m.metadata)}`);
+      return EXIT.ok;
+    }),
+};
+
 export const machineCommands: CommandGroup = {
   name: "machine",
-  summary: "drain a machine (move its units off) or undrain it",
-  subcommands: [drain, undrain],
+  summary: "drain a machine (move its units off) or undrain it; change its metadata",
+  subcommands: [drain, undrain, setMetadata],
 };

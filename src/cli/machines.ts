@@ -14,11 +14,13 @@ const CONTAINER_FIELDS = "machine,container,image,unit,status";
 export const listMachines: Command = {
   name: "list-machines",
   summary: "list the machines in the cluster with their public IP and metadata",
-  usage: "[--fields KEY,...] [--no-legend] [-l|--full] | --containers [MACHINE]",
-  description: `Columns (fleetctl's): MACHINE IP METADATA; more with --fields: name (the node's member name) and
-state (up; lost while its node does not answer; draining
-while \`berth machine drain\` moves its units off, drained once it holds none). MACHINE is the first 8 hex digits and "..." (the full id
-with --full); METADATA is k=v pairs sorted by key, comma-joined, "-" when empty.
+  usage: "[--all] [--fields KEY,...] [--no-legend] [-l|--full] | --containers [MACHINE]",
+  description: `The live machines, as fleetctl lists them; --all adds the lost ones (their nodes do not answer).
+Columns (fleetctl's): MACHINE IP METADATA, tab-separated as fleetctl's (cut -f1 takes MACHINE); more with
+--fields: name (the node's member name) and state (up; draining while \`berth machine drain\` moves its units
+off, drained once it holds none: both are live and listed; lost, with --all). MACHINE is the first 8 hex digits
+and "..." (the full id with --full); METADATA is k=v pairs sorted by key, comma-joined, "-" when empty.
+--output json prints the same machines (every one with --all), each with its state.
 A machine record under /_berth that cannot be read (written there by hand, around berth's checks) is left
 out and named in a warning on stderr; the exit status stays 0.
 
@@ -36,6 +38,7 @@ containers (and "error" / "engineError" where a machine or its Docker engine did
       value: "KEY,...",
       description: `columns to print (default ${MACHINE_FIELDS}; valid: ip,machine,metadata,name,state)`,
     },
+    { name: "all", type: "boolean", description: "list lost machines too (state lost)" },
     { name: "no-legend", type: "boolean", description: "omit the header line" },
     { name: "full", short: "l", type: "boolean", description: "do not ellipsize machine ids" },
     {
@@ -62,9 +65,9 @@ containers (and "error" / "engineError" where a machine or its Docker engine did
         state: { header: "STATE", value: (m) => m.state },
       };
       const { columns } = pickColumns(parsed.flags.fields as string | undefined, MACHINE_FIELDS, all);
-      const machines = (await ctx.client.call("machines.list", {})).sort((a, b) =>
-        a.id < b.id ? -1 : a.id > b.id ? 1 : 0,
-      );
+      const machines = (await ctx.client.call("machines.list", {}))
+        .filter((m) => parsed.flags.all === true || m.state !== "lost")
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       if (ctx.output === "json") printJson(machines);
       else {
         const table = renderTable(machines, columns, {

@@ -9,7 +9,15 @@ export interface Column<T> {
   maxWidth?: number;
 }
 
-/** fleetctl-style table: upper-case headers, columns separated by tabs-worth of spaces. */
+/** fleetctl's tabwriter settings: `tabwriter.NewWriter(os.Stdout, 0, 8, 1, '\t', 0)` (fleetctl/fleetctl.go). */
+const TAB_WIDTH = 8;
+const PADDING = 1;
+
+/**
+ * A table as fleetctl prints it: upper-case headers, each cell but the last followed by tabs, as Go's tabwriter
+ * pads with '\t' (a column is as wide as its widest cell plus one, rounded up to a multiple of 8). So `cut -f1`
+ * and `awk -F'\t'` take a column, and a terminal lines them up.
+ */
 export function renderTable<T>(
   rows: T[],
   columns: Column<T>[],
@@ -23,13 +31,18 @@ export function renderTable<T>(
   );
   const header = columns.map((c) => c.header);
   const all = opts.legend === false ? cells : [header, ...cells];
-  const widths = columns.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+  const textWidth = (v: string) => [...v].length;
+  const widths = columns.map((_, i) => {
+    const w = Math.max(...all.map((r) => textWidth(r[i]!))) + PADDING;
+    return Math.ceil(w / TAB_WIDTH) * TAB_WIDTH;
+  });
   return all
     .map((r) =>
       r
-        .map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i]! + 2)))
-        .join("")
-        .trimEnd(),
+        .map((v, i) =>
+          i === r.length - 1 ? v : v + "\t".repeat(Math.ceil((widths[i]! - textWidth(v)) / TAB_WIDTH)),
+        )
+        .join(""),
     )
     .join("\n");
 }

@@ -14,10 +14,12 @@ import { sshSettings } from "./tunnel-flags.ts";
 export const ssh: Command = {
   name: "ssh",
   summary: "open a shell (or run a command) on a machine, or on the machine running a unit",
-  usage: "[-A|--forward-agent] [--ssh-port N] [-m|--machine|-u|--unit] MACHINE|UNIT [-- COMMAND...]",
+  usage:
+    "[-A|--forward-agent] [--ssh-port N] (-m|--machine MACHINE | -u|--unit UNIT | MACHINE|UNIT) [-- COMMAND...]",
   description: `
 MACHINE is a machine id prefix (unique, as list-machines shows it) or a member name; UNIT is a unit loaded on one
-machine. When an argument is both, -m or -u says which. Connects to the machine's public IP with the system's ssh
+machine. When an argument is both, -m or -u says which: \`-m ID\`, \`--machine=ID\`, \`-u NAME\`, \`--unit=NAME\`
+(fleetctl's forms). Connects to the machine's public IP with the system's ssh
 client as --ssh-username (default: your user name), with the ssh-agent, --ssh-identity files and known_hosts as
 for --tunnel; through --tunnel when given. With COMMAND, runs it and exits with its exit code (255: ssh itself
 failed); without, opens an interactive shell.
@@ -40,19 +42,28 @@ Examples:
       env: "BERTH_SSH_PORT",
       default: 22,
     },
-    { name: "machine", short: "m", type: "boolean", description: "the argument is a machine" },
-    { name: "unit", short: "u", type: "boolean", description: "the argument is a unit" },
+    {
+      name: "machine",
+      short: "m",
+      type: "string",
+      value: "MACHINE",
+      description: "the machine to connect to",
+    },
+    {
+      name: "unit",
+      short: "u",
+      type: "string",
+      value: "UNIT",
+      description: "connect to the machine running UNIT",
+    },
     ...CLIENT_FLAGS,
   ],
   async run(parsed) {
-    const [target, ...command] = parsed.positionals;
-    if (!target) throw new UsageError("ssh needs a MACHINE or UNIT (see `berth ssh --help`)");
     const flags = parsed.flags;
-    if (flags.machine === true && flags.unit === true) throw new UsageError("-m and -u exclude each other");
+    const { target, only, command } = sshTarget(flags, parsed.positionals);
     const port = Number(flags["ssh-port"]);
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       throw new UsageError(`--ssh-port ${port}: not a port`);
-    const only = flags.machine === true ? "machine" : flags.unit === true ? "unit" : null;
     const machine = await withClient(flags, async ({ client }) => {
       const [machines, units] = await Promise.all([
         client.call("machines.list", {}),
@@ -65,6 +76,24 @@ Examples:
     return runSsh(sshArgs(flags, machine.publicIp, port, command));
   },
 };
+
+/** What to connect to: -m/--machine ID or -u/--unit NAME (fleetctl's), else the first argument; the rest is the command. */
+export function sshTarget(
+  flags: FlagValues,
+  positionals: string[],
+): { target: string; only: "machine" | "unit" | null; command: string[] } {
+  const machine = typeof flags.machine === "string" ? flags.machine : undefined;
+  const unit = typeof flags.unit === "string" ? flags.unit : undefined;
+  if (machine !== undefined && unit !== undefined) throw new UsageError("-m and -u exclude each other");
+  const named = machine ?? unit;
+  if (named !== undefined) {
+    if (named === "") throw new UsageError(`--${machine !== undefined ? "machine" : "unit"} needs a value`);
+    return { target: named, only: machine !== undefined ? "machine" : "unit", command: positionals };
+  }
+  const [target, ...command] = positionals;
+  if (!target) throw new UsageError("ssh needs a MACHINE or UNIT (see `berth ssh --help`)");
+  return { target, only: null, command };
+}
 
 /** fleetctl's lookup: a unique machine id prefix (or, in Berth, a member name), or a unit's one machine. */
 export function pickMachine(

@@ -8,6 +8,7 @@ import type { Command } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
 import { formatJournalLine } from "./journal.ts";
 import { printJson } from "./output.ts";
+import { IGNORED_SSH_PORT } from "./tunnel-flags.ts";
 import { checkName, machineLegend, mangle } from "./unit-support.ts";
 
 const DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -81,9 +82,14 @@ export function renderStatus(u: UnitStatus, machines: Map<string, MachineInfo>, 
   const s: AgentUnitState = u.state;
   const lines: string[] = [];
   lines.push(`● ${u.name}${u.description ? ` - ${u.description}` : ""}`);
-  lines.push(`   Loaded: ${s.load === "error" ? `error (Reason: ${s.error ?? "unknown"})` : s.load}`);
+  const where = u.path ? ` (${u.path})` : "";
+  lines.push(
+    `   Loaded: ${s.load === "error" ? `error (Reason: ${s.error ?? "unknown"})` : `${s.load}${where}`}`,
+  );
   const since = s.since > 0 ? ` since ${systemdTime(s.since)}; ${relativeTime(s.since, now)}` : "";
-  lines.push(`   Active: ${s.active} (${s.sub})${since}`);
+  // systemctl: "failed (Result: exit-code)", the sub-state otherwise.
+  const detail = s.active === "failed" && s.result ? `Result: ${s.result}` : s.sub;
+  lines.push(`   Active: ${s.active} (${detail})${since}`);
   for (const step of s.steps) {
     // Exec lines that finished; the running main process is the "Main PID:" line.
     if (step.code === null) continue;
@@ -91,10 +97,17 @@ export function renderStatus(u: UnitStatus, machines: Map<string, MachineInfo>, 
   }
   if (s.mainPid !== null) lines.push(` Main PID: ${s.mainPid}${u.mainCommand ? ` (${u.mainCommand})` : ""}`);
   if (s.memoryBytes !== null) lines.push(`   Memory: ${formatBytes(s.memoryBytes)}`);
+  const procs = u.processes ?? [];
+  if (s.cgroup || procs.length > 0) {
+    lines.push(`   CGroup: ${s.cgroup ?? "-"}`);
+    procs.forEach((p, i) => {
+      lines.push(`           ${i === procs.length - 1 ? "└─" : "├─"}${p.pid} ${p.command}`);
+    });
+  }
   lines.push(`  Machine: ${machines.has(u.machine) ? machineLegend(u.machine, machines) : legendOf(u)}`);
   if (u.journal.length > 0) {
     lines.push("");
-    for (const l of u.journal) lines.push(formatJournalLine(l));
+    for (const l of u.journal) lines.push(formatJournalLine(l, "short", u.hostname));
   }
   return lines.join("\n");
 }
@@ -107,12 +120,15 @@ export const status: Command = {
   name: "status",
   summary: "show the state of units as `systemctl status` does, from the machines they run on",
   usage: "UNIT...",
-  description: `For each unit: Loaded, Active (since when), the Exec lines that ran ("Process:" with code and
-status), Main PID and Memory, the machine it runs on, and its last 10 journal lines. Works through any node: the
+  description: `For each unit, as systemctl status: the description (specifiers such as %i expanded), Loaded (with
+the unit's key in the cluster's registry), Active (since when; "failed (Result: start-limit-hit)" and the like
+when it failed), one "Process:" line per Exec line that ran (its last run, with code and status), Main PID,
+Memory, CGroup (the unit's cgroup on its machine and its processes, by pid), the machine it runs on, and its
+last 10 journal lines (journalctl's short form, with the machine's host name). Works through any node: the
 request reaches the machine running the unit over the cluster's own connections. Units are separated by a blank
 line. A unit the cluster does not know exits 4 ("Unit X does not exist."), one not loaded on any machine exits 1
-("Unit X does not appear to be loaded."); a machine that cannot be reached exits 3.`,
-  flags: CLIENT_FLAGS,
+("Unit X does not appear to be loaded.", and why when the cluster cannot place it); a machine that cannot be reached exits 3.`,
+  flags: [...CLIENT_FLAGS, IGNORED_SSH_PORT],
   run: async (parsed) => {
     if (parsed.positionals.length === 0) throw new UsageError("One or more unit names must be provided");
     const names: string[] = [];

@@ -115,3 +115,13 @@ async function askOnTerminal(question: string): Promise<boolean> {
     rl.close();
   }
 }
+
+/** fleetctl's status and journal ran systemctl/journalctl over SSH on the unit's machine and took --ssh-port for
+ * it; Berth asks the machine over the cluster's own connections, so the flag is accepted (scripts keep working)
+ * and has no effect. */
+export const IGNORED_SSH_PORT: FlagSpec = {
+  name: "ssh-port",
+  type: "number",
+  value: "N",
+  description: "accepted for fleetctl's scripts and ignored: no SSH is needed here",
+};

@@ -716,40 +716,61 @@ function cmp(a: string, b: string): number {
 
 const UNITS_FIELDS = "unit,machine,active,sub";
 
+const UNPLACED = "cannot be placed: ";
+
 /**
- * The rows of `list-units`: the agents' reports, sorted by unit then machine, plus — where fleet was silent — one
- * row per unit the engine cannot place: MACHINE "-", LOAD "-", ACTIVE "inactive", SUB "unplaceable: <reason>"
- * (in JSON: machine "" and note "unplaceable: <reason>"). A row with a note from the node (e.g. machine lost)
- * shows it after SUB in parentheses.
+ * The rows of `list-units`: the agents' reports, sorted by unit then machine, as fleet listed them (units on
+ * machines: scripts that count rows keep working). With `all`, also one row per unit the engine cannot place:
+ * MACHINE "-", ACTIVE "inactive", SUB "dead (cannot be placed: <reason>)" (in JSON: machine "-" and the note).
+ * A unit moving between machines ("waiting for core-02 to stop it") is listed either way.
  */
-export function unitRows(states: UnitStateRow[], units: UnitInfo[]): UnitStateRow[] {
-  const rows = [...states];
+export function unitRows(states: UnitStateRow[], units: UnitInfo[], all = false): UnitStateRow[] {
+  const rows = states.filter((r) => all || !isUnplaced(r));
   const withRow = new Set(states.map((s) => s.name));
-  for (const u of units) {
+  for (const u of all ? units : []) {
     if (u.unplaceable !== null && !withRow.has(u.name))
       rows.push({
         name: u.name,
-        machine: "",
+        machine: "-",
         hash: u.hash,
         load: "-",
         active: "inactive",
-        sub: `unplaceable: ${u.unplaceable}`,
+        sub: "dead",
         mainPid: null,
         since: 0,
-        note: `unplaceable: ${u.unplaceable}`,
+        note: `${UNPLACED}${u.unplaceable}`,
       });
   }
   return rows.sort((a, b) => cmp(a.name, b.name) || cmp(a.machine, b.machine));
 }
 
+/** A row for a unit on no machine because the engine cannot place it (not one that is moving). */
+function isUnplaced(r: UnitStateRow): boolean {
+  return !onMachine(r.machine) && (r.note === undefined || r.note.startsWith(UNPLACED));
+}
+
+const onMachine = (machine: string): boolean => machine !== "" && machine !== "-";
+
 const listUnits_: Command = {
   name: "list-units",
   summary: "list the state of units on the machines they are loaded on (one row per unit and machine)",
-  usage: "[--fields KEY,...] [--no-legend] [-l|--full] [UNIT|GLOB...]",
-  description: `Columns (fleetctl's): UNIT MACHINE ACTIVE SUB; more with --fields: load, hash. MACHINE is
-<machine>.../<ip> (full id with --full). Unlike fleetctl, a unit the cluster cannot place gets a row with MACHINE
-"-", ACTIVE "inactive" and SUB "unplaceable: <reason>". Arguments filter by name or glob.`,
-  flags: [fieldsFlag(UNITS_FIELDS, "active,hash,load,machine,sub,unit"), NO_LEGEND, FULL_L, ...CLIENT_FLAGS],
+  usage: "[--all] [--fields KEY,...] [--no-legend] [-l|--full] [UNIT|GLOB...]",
+  description: `One row per unit and machine it is on, as fleetctl lists them; columns (fleetctl's, tab-separated
+as fleetctl's: cut -f1 takes UNIT): UNIT MACHINE ACTIVE SUB; more with --fields: load, hash. MACHINE is
+<machine>.../<ip> (full id with --full). SUB is the agent's (running, exited, dead, failed, auto-restart...) and,
+in parentheses, what the cluster adds: "machine lost", "destroyed" (until its machine has stopped it), "waiting
+for core-02 to stop it" (a unit moving between machines, MACHINE "-"). A unit the cluster cannot place is on no
+machine and not listed (as in fleet, e.g. a MachineOf= follower whose unit was destroyed); --all lists it with
+MACHINE "-", ACTIVE "inactive", SUB "dead (cannot be placed: <reason>)"; list-unit-files --fields unit,reason and
+status say why too. Why a unit failed is in status ("failed (Result: start-limit-hit)"). Arguments filter by name
+or glob.`,
+  flags: [
+    { name: "all", type: "boolean", description: "list units that cannot be placed too (MACHINE -)" },
+    fieldsFlag(UNITS_FIELDS, "active,hash,load,machine,sub,unit"),
+    NO_LEGEND,
+    FULL_L,
+    ...CLIENT_FLAGS,
+  ],
   run: (parsed) =>
     withClient(parsed.flags, async (ctx) => {
       const full = parsed.flags.full === true;
@@ -758,12 +779,12 @@ const listUnits_: Command = {
         unit: { header: "UNIT", value: (r) => r.name },
         machine: {
           header: "MACHINE",
-          value: (r) => (r.machine ? machineLegend(r.machine, machines, full) : "-"),
+          value: (r) => (onMachine(r.machine) ? machineLegend(r.machine, machines, full) : "-"),
         },
         active: { header: "ACTIVE", value: (r) => r.active || "-" },
         sub: {
           header: "SUB",
-          value: (r) => (r.machine === "" || !r.note ? r.sub || "-" : `${r.sub || "-"} (${r.note})`),
+          value: (r) => (r.note ? `${r.sub || "-"} (${r.note})` : r.sub || "-"),
         },
         load: { header: "LOAD", value: (r) => r.load || "-" },
         hash: { header: "HASH", value: (r) => hashText(r.hash, full) },
@@ -773,12 +794,16 @@ const listUnits_: Command = {
         ctx.client.call("units.states", {}),
         ctx.client.call("units.list", {}),
       ]);
-      const rows = filterByArgs(unitRows(states, units), parsed.positionals, (r) => r.name);
+      const rows = filterByArgs(
+        unitRows(states, units, parsed.flags.all === true),
+        parsed.positionals,
+        (r) => r.name,
+      );
       if (ctx.output === "json") {
         printJson(rows);
         return EXIT.ok;
       }
-      if (rows.some((r) => r.machine !== "")) machines = await machineMap(ctx.client);
+      if (rows.some((r) => onMachine(r.machine))) machines = await machineMap(ctx.client);
       const table = renderTable(rows, columns, { legend: parsed.flags["no-legend"] !== true, full: true });
       if (table !== "") out(table);
       return EXIT.ok;

@@ -185,6 +185,17 @@ export interface AgentUnitState {
   memoryBytes: number | null;
   restarts: number;
   error?: string;
+  /** Why it failed (systemd's Result=: exit-code, signal, timeout, start-limit-hit, dependency...), when failed. */
+  result?: string;
+  /** The directory of the unit's cgroup on its machine, while it has one. */
+  cgroup?: string;
+}
+
+/** One process of a unit, as systemctl's CGroup: tree lists it. */
+export interface UnitProcess {
+  pid: number;
+  /** The command line (argv joined by spaces), or the command name in brackets when it has none. */
+  command: string;
 }
 
 /** `berth status`: one entry per unit and machine it is scheduled on. */
@@ -199,6 +210,12 @@ export interface UnitStatus {
   state: AgentUnitState;
   /** The main process's command name (/proc/PID/comm on its machine), when it runs. */
   mainCommand: string | null;
+  /** The unit's processes (its cgroup's, else the main process), by pid; missing from older nodes' answers. */
+  processes?: UnitProcess[];
+  /** Where the unit's file lives: its key in the cluster's registry (systemctl's "Loaded: loaded (PATH; ...)"). */
+  path?: string;
+  /** The machine's host name, for journal lines (missing from older nodes' answers). */
+  hostname?: string;
   /** The last 10 journal lines. */
   journal: JournalLine[];
 }
@@ -262,6 +279,11 @@ export interface ClientMethods {
   "registry.problems": [Record<string, never>, { key: string; problem: string }[]];
   /** Drains (drain: true) or undrains a machine (id, id prefix or member name); idempotent. */
   "machines.drain": [{ machine: string; drain: boolean }, DrainStatus];
+  /** Changes a machine's metadata at run time (keys set, keys removed, or every change dropped with reset). */
+  "machines.setMetadata": [
+    { machine: string; set?: Record<string, string>; unset?: string[]; reset?: boolean },
+    MachineInfo,
+  ];
   /** Where a machine's drain stands (the units it still holds). */
   "machines.drainStatus": [{ machine: string }, DrainStatus];
   /** Unknown units: not_found; a unit placed nowhere (or not known to its machine's agent): not_loaded. */

@@ -72,6 +72,8 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
           return d.units.drain(str(p, "machine"), drainFlag(p));
         case "machines.drainStatus":
           return d.units.drainStatus(str(p, "machine"));
+        case "machines.setMetadata":
+          return d.units.setMetadata(p);
         case "machines.containers":
           return need(d.machineContainers, method).containers(optStr(p, "machine"));
         case "units.status":

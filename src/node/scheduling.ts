@@ -121,9 +121,9 @@ export class Scheduling {
     while (!this.stopped) {
       try {
         await d.kv.sync();
-        const current = readRegistry(d.store).machines.get(d.machineId);
-        const { state: _state, ...stored } = current ?? { state: "" };
-        if (current && JSON.stringify(stored) === record) return;
+        // The record as stored: the registry's view applies run-time metadata changes (machine-metadata.ts) on top.
+        const stored = d.store.peek(machineInfoKey(d.machineId));
+        if (stored && stored.children === null && stored.value === record) return;
         await d.kv.write({ method: "PUT", key: machineInfoKey(d.machineId), value: record });
         d.logger(`[machine] registered machine ${d.machineId} (${d.name})`);
         return;

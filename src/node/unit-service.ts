@@ -30,6 +30,7 @@ import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } fro
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
 import { resolveMachine } from "./machine.ts";
+import { setMachineMetadata } from "./machine-metadata.ts";
 
 export class UnitService {
   readonly catalog: UnitCatalog;
@@ -202,6 +203,12 @@ export class UnitService {
     else if (!drain && this.store.peek(key) !== null)
       await this.kv.write({ method: "DELETE", key, recursive: true }).catch(ignoreMissing);
     return this.drainOf(m.id);
+  }
+
+  /** `berth machine set-metadata` (machine-metadata.ts): the machine with its metadata as placement now sees it. */
+  async setMetadata(params: unknown): Promise<MachineInfo> {
+    const m = await setMachineMetadata(this.store, this.kv, params);
+    return withDrainState(m, readRegistry(this.store));
   }
 
   async drainStatus(machine: string): Promise<DrainStatus> {

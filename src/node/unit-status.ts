@@ -3,11 +3,20 @@
 // node over the cluster's peer connections ("agent.status" / "agent.journal"). Following a journal on another
 // machine polls its "agent.journal" with a cursor; following one here subscribes to the agent's journal.
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import type { JournalLine as AgentJournalLine } from "../agent/agent.ts";
+import { groupProcesses } from "../agent/unit-cgroup.ts";
 import type { UnitHost } from "../agent/unit-host.ts";
-import type { AgentUnitState, JournalLine, MachineInfo, UnitStatus } from "../client/protocol.ts";
+import type {
+  AgentUnitState,
+  JournalLine,
+  MachineInfo,
+  UnitProcess,
+  UnitStatus,
+} from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
-import { readRegistry } from "../sched/registry.ts";
+import { readRegistry, unitKey } from "../sched/registry.ts";
+import { expandSpecifiers } from "../sched/unit-file.ts";
 import type { StreamSink } from "../wire/connection.ts";
 import { RemoteError } from "../wire/errors.ts";
 import { badRequest, ServiceError } from "./errors.ts";
@@ -39,6 +48,9 @@ export interface AgentStatusResult {
   state: AgentUnitState | null;
   mainCommand: string | null;
   journal: JournalLine[];
+  /** Missing from older nodes' answers. */
+  processes?: UnitProcess[];
+  hostname?: string;
 }
 
 export interface AgentJournalResult {
@@ -87,13 +99,16 @@ export class UnitStatusService {
         if (r.state === null) throw notLoaded(name);
         out.push({
           name,
-          description: this.d.description(rec.hash),
+          description: expandedDescription(this.d.description(rec.hash), name, t.machine, r.hostname),
           machine: t.machine,
           machineName: t.memberName,
           publicIp: t.info?.publicIp ?? null,
           state: r.state,
           mainCommand: r.mainCommand,
           journal: r.journal,
+          ...(r.processes ? { processes: r.processes } : {}),
+          ...(r.hostname ? { hostname: r.hostname } : {}),
+          path: unitKey(name),
         });
       }
     }
@@ -183,6 +198,8 @@ export class UnitStatusService {
       state,
       mainCommand: state?.mainPid ? commandOf(state.mainPid) : null,
       journal,
+      processes: state ? processesOf(state) : [],
+      hostname: hostname(),
     };
   }
 
@@ -216,8 +233,10 @@ export class UnitStatusService {
   /** The machines a unit is scheduled on; none is an error (fleet's "does not appear to be loaded"). */
   private targets(name: string): Target[] {
     const view = readRegistry(this.d.store);
-    const machines = view.schedule.get(name)?.machines ?? [];
-    if (machines.length === 0) throw notLoaded(name);
+    const sched = view.schedule.get(name);
+    const machines = sched?.machines ?? [];
+    if (machines.length === 0)
+      throw notLoaded(name, view.units.get(name)?.desired === "inactive" ? undefined : sched?.reason);
     return machines.map((machine) => {
       const info = view.machines.get(machine);
       const memberName = info?.name ?? "";
@@ -272,15 +291,45 @@ export class UnitStatusService {
   }
 }
 
-/** A journal line as clients get it (the pid only when the line came from a process's output). */
+/** A journal line as clients get it, with this machine's host name (journalctl's _HOSTNAME). */
 function toLine(l: AgentJournalLine): JournalLine {
   const line: JournalLine = { at: l.at, unit: l.unit, stream: l.stream, text: l.text };
   if (l.pid) line.pid = l.pid;
+  if (l.ident) line.ident = l.ident;
+  line.hostname = hostname();
   return line;
 }
 
-function notLoaded(name: string): ServiceError {
-  return new ServiceError("not_loaded", `Unit ${name} does not appear to be loaded.`);
+/** A unit's processes: its cgroup's, else (no cgroups on this machine) its main process alone. */
+function processesOf(state: AgentUnitState): UnitProcess[] {
+  if (state.cgroup) return groupProcesses(state.cgroup);
+  if (state.mainPid === null) return [];
+  const command = commandOf(state.mainPid);
+  return command === null ? [] : [{ pid: state.mainPid, command }];
+}
+
+/** Description= as systemctl shows it: specifiers expanded (%i of a template's instance); as written when one
+ * needs a value only the unit's machine has. */
+function expandedDescription(
+  text: string | null,
+  unitName: string,
+  machineId: string,
+  host: string | undefined,
+): string | null {
+  if (text === null) return null;
+  try {
+    return expandSpecifiers(text, { unitName, machineId, ...(host ? { hostname: host } : {}) });
+  } catch {
+    return text;
+  }
+}
+
+/** fleet's message; for a unit the engine cannot place (or is moving), why: the reason list-units --all shows. */
+function notLoaded(name: string, reason?: string): ServiceError {
+  return new ServiceError(
+    "not_loaded",
+    `Unit ${name} does not appear to be loaded.${reason ? ` It is not placed on any machine: ${reason}` : ""}`,
+  );
 }
 
 /** /proc/PID/comm, as systemctl shows it after "Main PID:". */

@@ -11,6 +11,7 @@ import {
   MACHINES_DIR,
   type MachineRecord,
   MEMBERS_DIR,
+  type MetadataOverride,
   REGISTRY_DIR,
   SCHEDULE_DIR,
   type ScheduleRecord,
@@ -62,6 +63,15 @@ export function checkMachineRecord(value: string, id: string): Checked<MachineRe
     if (typeof o.name !== "string") return '"name" must be a string';
     if (o.publicIp !== null && typeof o.publicIp !== "string") return '"publicIp" must be a string or null';
     if (!isStringMap(o.metadata)) return '"metadata" must be a map of strings';
+    return null;
+  });
+}
+
+export function checkMetadataOverride(value: string): Checked<MetadataOverride> {
+  return checkJson(value, (o) => {
+    if (!isStringMap(o.set)) return '"set" must be a map of strings';
+    if (!Array.isArray(o.unset) || o.unset.some((k) => typeof k !== "string"))
+      return '"unset" must be a list of keys';
     return null;
   });
 }
@@ -151,6 +161,7 @@ function recordCheck(key: string): ((value: string) => Checked<unknown>) | null 
     if (dir === MACHINES_DIR && parts[2] === "state") return checkMachineState;
     if (dir === MACHINES_DIR && parts[2] === "drain") return checkDrainRecord;
     if (dir === MACHINES_DIR && parts[2] === "acted") return checkActedIndex;
+    if (dir === MACHINES_DIR && parts[2] === "metadata") return checkMetadataOverride;
     if (dir === STATES_DIR && isValidUnitName(name)) return checkAgentReport;
   }
   return null;

@@ -22,6 +22,7 @@ import {
   checkDrainRecord,
   checkMachineRecord,
   checkMachineState,
+  checkMetadataOverride,
   checkScheduleRecord,
   checkUnitRecord,
   type RegistryProblem,
@@ -44,6 +45,7 @@ export const machineInfoKey = (id: string) => `${MACHINES_DIR}/${id}/info`;
 export const machineStateKey = (id: string) => `${MACHINES_DIR}/${id}/state`;
 export const machineDrainKey = (id: string) => `${MACHINES_DIR}/${id}/drain`;
 export const machineActedKey = (id: string) => `${MACHINES_DIR}/${id}/acted`;
+export const machineMetadataKey = (id: string) => `${MACHINES_DIR}/${id}/metadata`;
 export const stateKey = (unit: string, machine: string) => `${STATES_DIR}/${unit}/${machine}`;
 
 export interface UnitRecord {
@@ -76,6 +78,27 @@ export interface DrainRecord {
 }
 
 export type MachineRecord = Omit<MachineInfo, "state">;
+
+/**
+ * Metadata changed at run time (`berth machine set-metadata`), kept apart from the record the node publishes
+ * from its flags: keys set here win over the node's, keys in `unset` are removed from them. It stays when the
+ * node restarts, until `set-metadata --reset` removes it.
+ */
+export interface MetadataOverride {
+  set: Record<string, string>;
+  unset: string[];
+}
+
+/** The machine's metadata as placement sees it: the node's own with the run-time changes applied. */
+export function effectiveMetadata(
+  own: Record<string, string>,
+  o: MetadataOverride | null,
+): Record<string, string> {
+  if (o === null) return own;
+  const out: Record<string, string> = { ...own };
+  for (const k of o.unset) delete out[k];
+  return Object.assign(out, o.set);
+}
 
 /** What an agent reports for one unit on its machine. */
 export interface AgentReport {
@@ -311,7 +334,17 @@ function readMachines(store: KvStore, report: Report): Map<string, MachineInfo> 
     if (!rec) continue;
     // A machine with no state yet is up (the engine records it); one with an unreadable state is reported as up.
     const state = record(dir.children.get("state"), machineStateKey(id), checkMachineState, report);
-    machines.set(rec.id, { ...rec, state: state ?? "up" });
+    const override = record(
+      dir.children.get("metadata"),
+      machineMetadataKey(id),
+      checkMetadataOverride,
+      report,
+    );
+    machines.set(rec.id, {
+      ...rec,
+      metadata: effectiveMetadata(rec.metadata, override),
+      state: state ?? "up",
+    });
   }
   return machines;
 }

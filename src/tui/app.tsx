@@ -278,7 +278,7 @@ function DetailPane(props: { detail: Detail; state: SourceState; height: number 
   let lines: string[];
   if (detail.kind === "journal") {
     const j = state.journal;
-    const body = j ? j.lines.map(formatJournalLine) : [];
+    const body = j ? j.lines.map((l) => formatJournalLine(l)) : [];
     const tail = j?.ended ? [`-- ${j.ended} --`] : [`-- following ${detail.id} (Esc: back) --`];
     lines = [...body.slice(-(props.height - tail.length)), ...tail];
   } else if (detail.kind === "key") {

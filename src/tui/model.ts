@@ -114,7 +114,9 @@ export function unitsTable(s: ClusterSnapshot): TableData {
     }
     for (const r of states) {
       const m = byId.get(r.machine);
-      const machine = `${r.machine.slice(0, 8)}...${m ? `/${m.name}` : ""}`;
+      // A unit on no machine (cannot be placed, or moving) has machine "-": shown as it is, not as "-...".
+      const machine =
+        r.machine === "" || r.machine === "-" ? "-" : `${r.machine.slice(0, 8)}...${m ? `/${m.name}` : ""}`;
       const sub = r.note ? `${r.sub} (${r.note})` : r.sub;
       rows.push({
         id: u.name,
