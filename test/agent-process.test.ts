@@ -165,8 +165,12 @@ describe("Agent with real processes", () => {
     const ok = await waitState(agent, "pre-ok.service", "active", "running");
     expect(ok.steps.find((s) => s.step === "ExecStartPre")).toMatchObject({ code: "exited", status: 3 });
     const bad = await waitState(agent, "pre-bad.service", "failed", "failed");
-    const pre = bad.steps.find((s) => s.step === "ExecStartPre")!;
-    expect(pre).toMatchObject({ code: "exited", status: 1, command: "/bin/sh -c 'exit 1'" });
+    // One step per Exec line (status shows a Process: line for each): the second ExecStartPre failed.
+    const pres = bad.steps.filter((s) => s.step === "ExecStartPre");
+    // As systemctl status shows them: the argv joined by spaces.
+    expect(pres.map((s) => s.command)).toEqual(["/bin/true", "/bin/sh -c exit 1"]);
+    const pre = pres[1]!;
+    expect(pre).toMatchObject({ code: "exited", status: 1 });
     expect(pre.pid).toBeGreaterThan(0);
     expect(bad.steps.find((s) => s.step === "ExecStart")).toBeUndefined();
     expect(bad.mainPid).toBeNull();
