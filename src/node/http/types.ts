@@ -7,6 +7,7 @@ import type {
   KvWriteRequest,
   MemberInfo,
 } from "../../client/protocol.ts";
+import type { Caller, KeyAccess } from "../access.ts";
 
 export interface HttpWatch {
   cancel(): void;
@@ -40,6 +41,10 @@ export interface HttpDeps {
 
 export interface HttpContext {
   deps: HttpDeps;
+  /** etcd v2's users and roles (auth disabled: keys open to everybody). */
+  keys: KeyAccess;
+  /** Who sent the request: guest, unless it authenticates (Basic auth, src/node/v2auth/). */
+  callerOf(req: HttpRequest): Caller;
   log: (line: string) => void;
   /** URL schemes members are advertised with (etcdctl dials the client URLs it is given). */
   schemes: { client: "http" | "https"; peer: "http" | "https" };
