@@ -173,7 +173,7 @@ describe("berth console", () => {
   });
 
   it("works through an SSH --tunnel, and opens a new SSH connection when the first one drops", async () => {
-    const endpoint = cluster.endpoint("n2");
+    const endpoint = cluster.tcpEndpoint("n2");
     const sshd = await TestSshd.start([endpoint]);
     try {
       term = TestTerminal.start([BINARY, "console", `--endpoint=${endpoint}`, ...sshd.tunnelFlags()], {
