@@ -130,7 +130,9 @@ export class TestCluster {
 
   /** The node's unix socket (DATA_DIR/berth.sock): the test runs as root, so it is admin there (src/node/access.ts). */
   endpoint(name: string): string {
-    return `unix://${join(this.node(name).dataDir, "berth.sock")}`;
+    const n = this.node(name);
+    const flag = n.extraArgs.find((a) => a.startsWith("--client-socket="));
+    return `unix://${flag ? flag.slice("--client-socket=".length) : join(n.dataDir, "berth.sock")}`;
   }
 
   /** The node's TCP client port: anonymous (a guest), or the user of a TLS client certificate. */
