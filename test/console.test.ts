@@ -198,7 +198,7 @@ describe("berth console", () => {
     const t = open();
     await t.waitForScreen(`${cluster.endpoint("n1")}  leader`);
     await cluster.crash("n1");
-    await t.waitForScreen(/127\.0\.0\.[23]:\d+ {2}leader/);
+    await t.waitForScreen(/\/n[23]\/berth\.sock {2}leader/);
     await t.waitForScreen(/n1\s+127\.0\.0\.1\s+lost/, 30_000);
     t.keys("q");
     expect(await t.exitCode()).toBe(0);
