@@ -51,7 +51,7 @@ export async function handleKeys(
 
   try {
     authorize(
-      ctx.callerOf(req),
+      await ctx.callerOf(req),
       { kind: method === "GET" || method === "HEAD" ? "read" : "write", key: r.key },
       ctx.keys,
     );

@@ -124,7 +124,7 @@ export async function handleMembers(
 
   // Membership is Berth's own: etcd's root user only (etcd's writeNoAuth answer), never a guest.
   const denied = refusal(
-    ctx.callerOf(req),
+    await ctx.callerOf(req),
     { kind: "membership", what: "changing the membership" },
     ctx.keys,
   );

@@ -48,7 +48,7 @@ export async function startHttpApi(opts: {
   gate?: ConnectionGate | null;
   /** Key permissions and who a request comes from (default: auth disabled, everybody guest). */
   keys?: KeyAccess;
-  callerOf?: (req: HttpRequest) => Caller;
+  callerOf?: (req: HttpRequest) => Caller | Promise<Caller>;
 }): Promise<HttpApi> {
   const ctx: HttpContext = {
     deps: opts.deps,

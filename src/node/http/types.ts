@@ -43,8 +43,8 @@ export interface HttpContext {
   deps: HttpDeps;
   /** etcd v2's users and roles (auth disabled: keys open to everybody). */
   keys: KeyAccess;
-  /** Who sent the request: guest, unless it authenticates (Basic auth, src/node/v2auth/). */
-  callerOf(req: HttpRequest): Caller;
+  /** Who sent the request: guest, unless it authenticates (Basic auth, src/node/v2auth/: may check a password). */
+  callerOf(req: HttpRequest): Caller | Promise<Caller>;
   log: (line: string) => void;
   /** URL schemes members are advertised with (etcdctl dials the client URLs it is given). */
   schemes: { client: "http" | "https"; peer: "http" | "https" };
