@@ -160,7 +160,8 @@ class Cluster {
 
   client(timeoutMs = 30_000): Promise<BerthClient> {
     return BerthClient.connect({
-      endpoints: this.nodes.map((n) => `${n.host}:${n.clientPort}`),
+      // The unix sockets: unit operations need admin.
+      endpoints: this.nodes.map((n) => `unix://${join(n.dataDir, "berth.sock")}`),
       timeoutMs,
       name: "bench-agent",
     });

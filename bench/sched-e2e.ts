@@ -165,8 +165,9 @@ class BenchCluster {
     return this.nodes.filter((n) => n.proc && n.proc.exitCode === null && n.proc.signalCode === null);
   }
 
+  /** The node's unix socket: unit operations need admin. */
   endpoint(n: BenchNode): string {
-    return `${n.host}:${n.clientPort}`;
+    return `unix://${join(n.dataDir, "berth.sock")}`;
   }
 
   client(nodes = this.live(), timeoutMs = 300_000): Promise<BerthClient> {

@@ -47,7 +47,7 @@ export async function benchTunnel(opts: {
   seconds: number;
 }): Promise<{ rows: TunnelRow[]; cli: [number, number] }> {
   const cluster = await TestCluster.start(1);
-  const endpoint = cluster.endpoint("n1");
+  const endpoint = cluster.tcpEndpoint("n1");
   const sshd = await TestSshd.start([endpoint]);
   try {
     await cluster.cli(["kv", "set", "/bench/tunnel", "x".repeat(256)]);

@@ -18,7 +18,10 @@ const NODES = ["n1", "n2", "n3"].map((name, i) => ({
   peer: `127.0.0.${i + 1}:7001`,
   client: `127.0.0.${i + 1}:4001`,
   http: `127.0.0.${i + 1}:2379`,
+  // Each node's unix socket (its default, DATA_DIR/berth.sock): the CLI is admin there, as root on a member.
+  socket: `unix://${join(work, name, "berth.sock")}`,
 }));
+const endpoints = NODES.map((n) => n.socket).join(",");
 
 function newestSource(dir: string): number {
   let newest = 0;
@@ -95,9 +98,10 @@ console.log(`Berth: 3 nodes started (data and logs in ${work})`);
 for (const n of NODES)
   console.log(`  ${n.name}  peers ${n.peer}  clients ${n.client}  http ${n.http}  log logs/${n.name}.log`);
 console.log(`
-Try, from another terminal:
+Try, from another terminal (the nodes' unix sockets make the CLI admin: units need it):
+  export BERTH_ENDPOINT=${endpoints}
   dist/berth kv set /key1 value1
-  dist/berth kv get /key1 --endpoint 127.0.0.2:4001
+  dist/berth kv get /key1 --endpoint 127.0.0.2:4001     # the TCP port: anonymous, keys only
   dist/berth kv set /key3 value3 --ttl 15
   dist/berth kv ls --recursive
   dist/berth cluster members
@@ -113,7 +117,7 @@ if (noConsole) {
   console.log("Ctrl-C stops the cluster.");
 } else {
   // The console takes over the terminal; when it exits, the cluster stops.
-  const consoleProc = spawn(binary, ["console", "--endpoint", NODES.map((n) => n.client).join(",")], {
+  const consoleProc = spawn(binary, ["console", "--endpoint", endpoints], {
     stdio: "inherit",
   });
   consoleProc.on("exit", (code) => {

@@ -171,7 +171,7 @@ describe("berth console", () => {
   });
 
   it("works through an SSH --tunnel, and opens a new SSH connection when the first one drops", async () => {
-    const endpoint = cluster.endpoint("n2");
+    const endpoint = cluster.tcpEndpoint("n2");
     const sshd = await TestSshd.start([endpoint]);
     try {
       term = TestTerminal.start([BINARY, "console", `--endpoint=${endpoint}`, ...sshd.tunnelFlags()], {
@@ -196,7 +196,7 @@ describe("berth console", () => {
     const t = open();
     await t.waitForScreen(`${cluster.endpoint("n1")}  leader`);
     await cluster.crash("n1");
-    await t.waitForScreen(/127\.0\.0\.[23]:\d+ {2}leader/);
+    await t.waitForScreen(/\/n[23]\/berth\.sock {2}leader/);
     await t.waitForScreen(/n1\s+127\.0\.0\.1\s+lost/, 30_000);
     t.keys("q");
     expect(await t.exitCode()).toBe(0);

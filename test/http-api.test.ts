@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { KvResult, MemberInfo } from "../src/client/protocol.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError, type KvEvent } from "../src/kv/types.ts";
+import { ADMIN } from "../src/node/access.ts";
 import { kvFailure, ServiceError } from "../src/node/errors.ts";
 import { type HttpApi, type HttpDeps, startHttpApi } from "../src/node/http/index.ts";
 import { commandFor } from "../src/node/kv-requests.ts";
@@ -96,7 +97,14 @@ let api: HttpApi;
 let base: string;
 
 beforeAll(async () => {
-  api = await startHttpApi({ host: "127.0.0.1", port: 0, deps, logger: (l) => logs.push(l) });
+  api = await startHttpApi({
+    host: "127.0.0.1",
+    port: 0,
+    deps,
+    logger: (l) => logs.push(l),
+    // As admin: the /v2/members writes below need it (test/authz.test.ts checks a guest is refused them).
+    callerOf: () => ADMIN,
+  });
   base = `http://127.0.0.1:${api.address.port}`;
 });
 

@@ -18,7 +18,7 @@ describe("berth ssh (real OpenSSH client and server)", () => {
   beforeAll(async () => {
     cluster = await TestCluster.start(2);
     // The machines' SSH server, also the bastion for --tunnel (which carries the cluster lookup too).
-    sshd = await TestSshd.start(["self", cluster.endpoint("n1"), cluster.endpoint("n2")]);
+    sshd = await TestSshd.start(["self", cluster.tcpEndpoint("n1"), cluster.tcpEndpoint("n2")]);
     const list = await cluster.cli(["list-machines", "-o", "json"]);
     ids = new Map((JSON.parse(list.stdout) as MachineInfo[]).map((m) => [m.name, m.id]));
   }, 60_000);
@@ -35,7 +35,7 @@ describe("berth ssh (real OpenSSH client and server)", () => {
     `--known-hosts-file=${sshd.knownHostsFile}`,
   ];
   const run = (args: string[], extra: string[] = []) =>
-    berth(["ssh", ...sshFlags(), ...extra, `--endpoint=${cluster.endpoints()}`, ...args], {
+    berth(["ssh", ...sshFlags(), ...extra, `--endpoint=${cluster.tcpEndpoints()}`, ...args], {
       env: sshd.clientEnv(),
     });
 
@@ -68,9 +68,12 @@ describe("berth ssh (real OpenSSH client and server)", () => {
   });
 
   it("opens an interactive shell on a terminal when no COMMAND is given", async () => {
-    const t = TestTerminal.start([BINARY, "ssh", ...sshFlags(), `--endpoint=${cluster.endpoints()}`, "n1"], {
-      env: sshd.clientEnv(),
-    });
+    const t = TestTerminal.start(
+      [BINARY, "ssh", ...sshFlags(), `--endpoint=${cluster.tcpEndpoints()}`, "n1"],
+      {
+        env: sshd.clientEnv(),
+      },
+    );
     try {
       t.keys("echo interactive-$((6*7))", "Enter");
       await t.waitForScreen("interactive-42");
@@ -98,7 +101,7 @@ describe("berth ssh (real OpenSSH client and server)", () => {
         "--ssh-username=root",
         `--ssh-identity=${sshd.clientKeyFile}`,
         `--known-hosts-file=${empty}`,
-        `--endpoint=${cluster.endpoints()}`,
+        `--endpoint=${cluster.tcpEndpoints()}`,
         "n1",
         "--",
         "true",

@@ -45,7 +45,7 @@ describe("TLS and cluster-secret security", () => {
 
   const status = async (name: string) => {
     const c = await BerthClient.connect({
-      endpoints: [cluster.endpoint(name)],
+      endpoints: [cluster.tcpEndpoint(name)],
       timeoutMs: 3000,
       name: "tls-test",
       tls: {
@@ -62,10 +62,10 @@ describe("TLS and cluster-secret security", () => {
   };
 
   it("berth kv set/get work over TLS with a client certificate (flags and BERTH_* variables)", async () => {
-    const set = await cluster.cli(["kv", "set", "/tls/k", "secret-value"]);
+    const set = await cluster.cli(["kv", "set", "/tls/k", "secret-value"], cluster.tcpEndpoints());
     expect(set.stderr).toBe("");
     expect(set.code).toBe(0);
-    const get = await berth(["kv", "get", "/tls/k", `--endpoint=${cluster.endpoint("n3")}`], {
+    const get = await berth(["kv", "get", "/tls/k", `--endpoint=${cluster.tcpEndpoint("n3")}`], {
       env: {
         BERTH_CA_FILE: certs.caCert,
         BERTH_CERT_FILE: certs.clientCert,
@@ -78,13 +78,13 @@ describe("TLS and cluster-secret security", () => {
       err: "",
     });
     // The members' health probes reach each other's TLS client listeners with the node certificate.
-    const health = await cluster.cli(["cluster", "health"]);
+    const health = await cluster.cli(["cluster", "health"], cluster.tcpEndpoints());
     expect(health.code).toBe(0);
     expect(health.stdout).toContain("cluster is healthy");
   });
 
   it("TLS runs end to end through an SSH --tunnel (the SSH server only forwards the encrypted stream)", async () => {
-    const endpoint = cluster.endpoint("n2");
+    const endpoint = cluster.tcpEndpoint("n2");
     const sshd = await TestSshd.start([endpoint]);
     try {
       const env = sshd.clientEnv();
@@ -119,7 +119,7 @@ describe("TLS and cluster-secret security", () => {
   });
 
   it("clients without the CA, without TLS or without a client certificate are refused with a clear error", async () => {
-    const ep = `--endpoint=${cluster.endpoint("n1")}`;
+    const ep = `--endpoint=${cluster.tcpEndpoint("n1")}`;
     const noCa = await berth([
       "kv",
       "get",
@@ -258,7 +258,7 @@ describe("TLS and cluster-secret security", () => {
       /refused a peer connection from [\d.]+:\d+: TLS: the client certificate was refused/,
     );
 
-    const members = await cluster.cli(["cluster", "members", "-o", "json"], cluster.endpoint("n1"));
+    const members = await cluster.cli(["cluster", "members", "-o", "json"], cluster.tcpEndpoint("n1"));
     expect(members.code).toBe(0);
     expect(members.stdout).toContain('"n1"');
     expect(members.stdout).not.toContain("n4");

@@ -1,7 +1,9 @@
 // What every client subcommand shares: --endpoint, --output, --request-timeout, connecting, and turning a
 // node's error into a one-line message with a meaningful exit code.
 import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
 import { BerthClient } from "../client/client.ts";
+import { DEFAULT_ENDPOINTS } from "../client/endpoint.ts";
 import { certificateProblem } from "../wire/certificate-problem.ts";
 import type { WireTls } from "../wire/client.ts";
 import { CliError, EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
@@ -13,10 +15,19 @@ export const CLIENT_FLAGS: FlagSpec[] = [
   {
     name: "endpoint",
     type: "list",
-    description: "node client addresses, tried in turn",
-    value: "HOST:PORT,...",
+    description:
+      "nodes to talk to, tried in turn: HOST:PORT (client port), unix:///PATH (a node's socket: admin); " +
+      "http(s):// is etcd's API, for etcdctl",
+    value: "ENDPOINT,...",
     env: "BERTH_ENDPOINT",
-    default: ["127.0.0.1:4001"],
+    default: DEFAULT_ENDPOINTS,
+  },
+  {
+    name: "username",
+    type: "string",
+    description: "act as this etcd v2 user (asks for the password when it is left out)",
+    value: "NAME[:PASSWORD]",
+    env: "BERTH_USERNAME",
   },
   {
     name: "output",
@@ -114,16 +125,53 @@ export interface ClusterConnector {
 
 export async function clusterConnector(flags: FlagValues, name: string): Promise<ClusterConnector> {
   const timeoutMs = Number(flags["request-timeout"] ?? 5000);
-  const endpoints = (flags.endpoint as string[] | undefined) ?? ["127.0.0.1:4001"];
-  if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one HOST:PORT");
+  const endpoints = (flags.endpoint as string[] | undefined) ?? DEFAULT_ENDPOINTS;
+  if (endpoints.length === 0) throw new UsageError("--endpoint needs at least one endpoint");
   const tls = clientTls(flags);
+  const login = flags.username ? await credentials(String(flags.username)) : undefined;
   const tunnel = await openTunnel(flags);
   return {
-    connect: () => BerthClient.connect({ endpoints, timeoutMs, name, tls, dial: tunnel?.dial.bind(tunnel) }),
+    connect: () =>
+      BerthClient.connect({
+        endpoints,
+        timeoutMs,
+        name,
+        tls,
+        login,
+        dial: tunnel?.dial.bind(tunnel),
+        dialUnix: tunnel?.dialUnix.bind(tunnel),
+      }),
     timeoutMs,
     via: tunnel ? ` via ${tunnel.label}` : "",
     close: () => tunnel?.close(),
   };
+}
+
+/** --username NAME[:PASSWORD]; without the password it is asked for on the terminal (as etcdctl does). */
+async function credentials(spec: string): Promise<{ name: string; password: string }> {
+  const i = spec.indexOf(":");
+  if (i === 0 || spec === "") throw new UsageError("--username must be NAME[:PASSWORD]");
+  if (i > 0) return { name: spec.slice(0, i), password: spec.slice(i + 1) };
+  if (!process.stdin.isTTY)
+    throw new UsageError(
+      `--username ${spec}: no terminal to ask for the password on; give --username ${spec}:PASSWORD`,
+    );
+  return { name: spec, password: await askPassword() };
+}
+
+function askPassword(): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    // Nothing typed is echoed: only the prompt is written.
+    (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s) => {
+      if (s.startsWith("Password")) process.stderr.write(s);
+    };
+    rl.question("Password: ", (answer) => {
+      rl.close();
+      process.stderr.write("\n");
+      resolve(answer);
+    });
+  });
 }
 
 /** Connects, runs `fn`, maps failures to exit codes, and always closes the connection. */
@@ -143,7 +191,7 @@ export async function withClient<T = number>(
   try {
     return await fn({ client, output, timeoutMs: cluster.timeoutMs });
   } catch (err) {
-    throw toCliError(err);
+    throw withSkipped(toCliError(err), client, err);
   } finally {
     client.close();
     cluster.close();
@@ -176,7 +224,11 @@ export function toCliError(err: unknown): CliError {
     case "no_space":
       return new CliError(message, EXIT.noSpace);
     case "bad_request":
+    case "bad_endpoint":
       return new CliError(message, EXIT.usage);
+    case "permission_denied":
+    case "auth_failed":
+      return new CliError(message, EXIT.denied);
     case "not_found":
       return new CliError(message, EXIT.notFound);
     case "conflict":
@@ -186,9 +238,19 @@ export function toCliError(err: unknown): CliError {
   }
 }
 
+/** A refusal on a fallback endpoint says why the ones before it (say the admin socket) were not used. */
+export function withSkipped(e: CliError, client: BerthClient, cause: unknown): CliError {
+  const code = (cause as { code?: string; data?: { errorCode?: number } })?.code;
+  const denied = code === "permission_denied" || (code === "kv" && e.exitCode === EXIT.denied);
+  if (!denied || client.skipped.length === 0) return e;
+  const tried = client.skipped.map((s) => `${s.endpoint}: ${s.error}`).join("; ");
+  return new CliError(`${e.message} (answered by ${client.endpoint} after ${tried})`, e.exitCode);
+}
+
 function exitForEtcdCode(code: number): ExitCode {
   if (code === 100) return EXIT.notFound;
   if (code === 101 || code === 105 || code === 108) return EXIT.conflict;
+  if (code === 110) return EXIT.denied;
   if (code >= 200 && code < 300) return EXIT.usage;
   if (code >= 300 && code < 400) return EXIT.unavailable;
   return EXIT.error;

@@ -13,6 +13,8 @@ export const EXIT = {
   conflict: 5,
   /** A member's disk is full: the cluster refuses writes until space frees (reads go on). */
   noSpace: 6,
+  /** The caller may not do this (Berth's own operations need admin or etcd's root), or --username was refused. */
+  denied: 7,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -1,11 +1,14 @@
 // The client library used by the CLI and the console: one msgpack connection to any node, typed requests, and
 // server-pushed streams. Several endpoints are tried in turn until one answers.
+import { connect as netConnect } from "node:net";
+import type { Duplex } from "node:stream";
 import { type ConnectOptions, connect, type WireTls } from "../wire/client.ts";
 import type { Connection } from "../wire/connection.ts";
+import { type Endpoint, EndpointError, httpEndpointRefusal, parseEndpoint } from "./endpoint.ts";
 import type { ClientMethods, ClientStreams } from "./protocol.ts";
 
 export interface ClientOptions {
-  /** HOST:PORT of nodes' client addresses, tried in order. */
+  /** Endpoints (src/client/endpoint.ts: HOST:PORT or unix:///PATH), tried in order. */
   endpoints: string[];
   timeoutMs: number;
   /** Shown to the node in the handshake (e.g. "cli", "console"). */
@@ -14,6 +17,10 @@ export interface ClientOptions {
   tls?: WireTls | null;
   /** Opens the byte stream to an endpoint instead of TCP, e.g. SshTunnel.dial (endpoints as the tunnel host sees them). */
   dial?: ConnectOptions["dial"];
+  /** Opens a unix socket's stream instead of connecting locally (SshTunnel.dialUnix: the socket on the SSH host). */
+  dialUnix?: (path: string) => Promise<Duplex>;
+  /** Act as this etcd v2 user (`--username`): logs in right after connecting. */
+  login?: { name: string; password: string };
 }
 
 /** No endpoint could be reached; `attempts` says why for each. */
@@ -39,28 +46,55 @@ export class BerthClient {
     private readonly timeoutMs: number,
   ) {}
 
+  /** Endpoints tried before the one that answered, and why each failed (e.g. a unix socket this user may not open). */
+  skipped: { endpoint: string; error: string }[] = [];
+
   static async connect(opts: ClientOptions): Promise<BerthClient> {
     const attempts: { endpoint: string; error: string }[] = [];
-    for (const endpoint of opts.endpoints) {
+    for (const text of opts.endpoints) {
+      let endpoint: Endpoint;
       try {
-        const { host, port } = splitHostPort(endpoint);
-        const { conn } = await connect({
-          host,
-          port,
+        endpoint = parseEndpoint(text);
+      } catch (err) {
+        throw new EndpointUsageError((err as Error).message);
+      }
+      if (endpoint.kind === "http") throw new EndpointUsageError(httpEndpointRefusal(endpoint.text));
+      let conn: Connection;
+      try {
+        ({ conn } = await connect({
+          ...(endpoint.kind === "tcp"
+            ? { host: endpoint.host, port: endpoint.port, tls: opts.tls ?? null, dial: opts.dial }
+            : // A unix socket is local (or reached through SSH): no TLS, the file's mode is the authentication.
+              {
+                host: endpoint.path,
+                port: 0,
+                label: endpoint.text,
+                tls: null,
+                dial: unixDialer(endpoint.path, opts),
+              }),
           secret: null,
           role: "client",
           name: opts.name ?? "cli",
           timeoutMs: opts.timeoutMs,
-          tls: opts.tls ?? null,
-          dial: opts.dial,
-        });
-        return new BerthClient(conn, endpoint, opts.timeoutMs);
+        }));
       } catch (err) {
         const e = err as { code?: string; message: string };
         // A node that refuses us for a reason other than being down (version, auth) is an answer, not a miss.
         if (e.code === "version_mismatch" || e.code === "auth_failed") throw err;
-        attempts.push({ endpoint, error: e.message });
+        attempts.push({ endpoint: endpoint.text, error: e.message });
+        continue;
       }
+      const client = new BerthClient(conn, endpoint.text, opts.timeoutMs);
+      client.skipped = attempts;
+      if (opts.login) {
+        try {
+          await client.call("auth.login", opts.login);
+        } catch (err) {
+          client.close();
+          throw err;
+        }
+      }
+      return client;
     }
     throw new UnreachableError(attempts);
   }
@@ -85,8 +119,28 @@ export class BerthClient {
   }
 }
 
-export function splitHostPort(endpoint: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(endpoint.trim());
-  if (!m) throw new Error(`endpoint "${endpoint}" must be HOST:PORT`);
-  return { host: m[1] ?? m[2]!, port: Number(m[3]) };
+/** An endpoint that is malformed or names something berth does not speak (http://): a usage error, not a miss. */
+export class EndpointUsageError extends EndpointError {
+  readonly code = "bad_endpoint";
+}
+
+const UNIX_REASONS: Record<string, string> = {
+  ENOENT: "no such socket (is a node running on this machine? see its --client-socket)",
+  ECONNREFUSED: "connection refused (no node is listening on it)",
+  EACCES: "permission denied (the socket is for root and the berth group)",
+  EPERM: "permission denied (the socket is for root and the berth group)",
+};
+
+/** Opens a unix socket, here or on the tunnel's host. */
+function unixDialer(path: string, opts: ClientOptions): () => Promise<Duplex> {
+  if (opts.dialUnix) return () => opts.dialUnix!(path);
+  return () =>
+    new Promise((resolve, reject) => {
+      const s = netConnect(path);
+      s.once("connect", () => resolve(s));
+      s.once("error", (err: NodeJS.ErrnoException) => {
+        s.destroy();
+        reject(new Error(UNIX_REASONS[err.code ?? ""] ?? err.message));
+      });
+    });
 }

@@ -263,6 +263,8 @@ export interface ClientMethods {
   "cluster.promote": [{ name: string }, MemberInfo[]];
   "cluster.move-leader": [{ name: string }, MemberInfo[]];
   "node.status": [Record<string, never>, NodeStatus];
+  /** The connection acts as this etcd v2 user from now on (auth_failed: unknown user or wrong password). */
+  "auth.login": [{ name: string; password: string }, { user: string | null }];
   /** Stores unit files (desired state inactive). Same content again is a no-op; other content needs `replace`. */
   "units.submit": [{ units: UnitSubmission[]; replace?: boolean }, UnitInfo[]];
   /** Sets the desired state of known units (error not_found naming the unknown ones, nothing changed then). Going
@@ -315,4 +317,6 @@ export type ErrorCode =
   | "conflict"
   | "not_loaded"
   | "unknown_method"
+  | "permission_denied"
+  | "auth_failed"
   | "internal";

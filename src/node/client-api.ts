@@ -9,6 +9,7 @@ import type {
   UnitSubmission,
 } from "../client/protocol.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
+import { authorize, type Caller, type KeyAccess, type Operation } from "./access.ts";
 import type { ClusterService } from "./cluster-service.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
@@ -27,12 +28,23 @@ export interface ClientApiDeps {
   machineContainers?: MachineContainersService;
   status(): NodeStatus;
   healthTimeoutMs: number;
+  /** etcd v2's users and roles: key permissions, `root`, and `auth.login`. */
+  keys: KeyAccess;
 }
 
-export function serveClient(conn: Connection, d: ClientApiDeps): void {
+/**
+ * Serves one connection for `caller` (admin on the unix socket; a certificate's user or guest on TCP); `auth.login`
+ * turns it into an etcd user's connection. Every method is authorized before it runs.
+ */
+export function serveClient(conn: Connection, d: ClientApiDeps, caller: Caller): void {
   conn.serve({
-    request: (method, params) => {
+    request: async (method, params) => {
       const p = asObject(params);
+      if (method === "auth.login") {
+        caller = await login(d.keys, p, caller);
+        return { user: caller.kind === "user" ? caller.name : null };
+      }
+      authorize(caller, operationOf(method, p), d.keys);
       switch (method) {
         case "kv.get":
           return d.kv.get(kvGetParams(p));
@@ -85,6 +97,13 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
       }
     },
     stream: (method, params, sink) => {
+      try {
+        authorize(caller, operationOf(method, asObject(params)), d.keys);
+      } catch (err) {
+        const e = err as ServiceError;
+        sink.end({ code: e.code, message: e.message, data: e.data });
+        return;
+      }
       if (method === "units.journal.follow" && d.unitStatus) {
         followJournal(d.unitStatus, params, sink);
         return;
@@ -101,6 +120,48 @@ export function serveClient(conn: Connection, d: ClientApiDeps): void {
       }
     },
   });
+}
+
+/** What a method does, for authorize(): the key it reads or writes, or the kind of Berth operation. */
+export function operationOf(method: string, p: Record<string, unknown>): Operation {
+  const key = typeof p.key === "string" ? p.key : "/";
+  // etcd: a recursive get, watch or delete needs a "*" permission pattern.
+  const recursive = p.recursive === true;
+  switch (method) {
+    case "kv.get":
+    case "kv.watch":
+      return { kind: "read", key, recursive };
+    case "kv.write":
+      return { kind: "write", key, recursive };
+    case "units.submit":
+      return { kind: "units", what: "submitting units" };
+    case "units.setDesired":
+      return { kind: "units", what: "loading, starting, stopping or unloading units" };
+    case "units.destroy":
+      return { kind: "units", what: "destroying units" };
+    case "machines.drain":
+      return { kind: "units", what: "draining or undraining a machine" };
+    case "cluster.add":
+    case "cluster.remove":
+    case "cluster.promote":
+    case "cluster.move-leader":
+      return { kind: "membership", what: `changing the membership (${method.slice("cluster.".length)})` };
+    default:
+      return { kind: "view" };
+  }
+}
+
+/** `berth --username NAME[:PASSWORD]`: the connection acts as that etcd user from now on. */
+async function login(keys: KeyAccess, p: Record<string, unknown>, current: Caller): Promise<Caller> {
+  const name = str(p, "name");
+  const password = typeof p.password === "string" ? p.password : "";
+  if (!(await keys.authenticate(name, password)))
+    throw new ServiceError(
+      "auth_failed",
+      `authentication as etcd user ${name} failed (unknown user or wrong password)`,
+    );
+  // An admin stays admin: logging in can only add rights (etcd's root has the same ones).
+  return current.kind === "admin" ? current : { kind: "user", name };
 }
 
 function watch(kv: KvService, params: KvWatchParams, sink: StreamSink): void {

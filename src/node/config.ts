@@ -26,6 +26,10 @@ export interface NodeConfig {
   /** Where the peer listener binds (--peer-listen-addr; default peerAddr), as etcd's listen vs advertise URLs. */
   peerListenAddr: HostPort;
   clientAddr: HostPort;
+  /** The unix socket admins reach the node on (absolute path), or null (--client-socket off). */
+  clientSocket: string | null;
+  /** --client-socket as given (saved so a restart keeps it), or null for the default DATA_DIR/berth.sock. */
+  clientSocketFlag: string | null;
   httpAddr: HostPort | null;
   /** Founding members: name -> peer address. Empty when joining an existing cluster. */
   initialCluster: Map<string, string>;
@@ -104,6 +108,14 @@ export const NODE_FLAGS: FlagSpec[] = [
     description: "address for berth clients (msgpack)",
     value: "HOST:PORT",
     env: "BERTH_CLIENT_ADDR",
+  },
+  {
+    name: "client-socket",
+    type: "string",
+    description:
+      'unix socket for berth clients (msgpack); who can open it is admin: mode 0660 root:berth when the group exists, else 0600 ("off" to disable; default DATA_DIR/berth.sock)',
+    value: "PATH",
+    env: "BERTH_CLIENT_SOCKET",
   },
   {
     name: "http-addr",
@@ -308,6 +320,18 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
       ? peerAddr
       : parseHostPort(String(listenRaw), "--peer-listen-addr");
   const clientAddr = parseHostPort(String(pick("client-addr")), "--client-addr");
+  const socketRaw = pick("client-socket");
+  const clientSocketFlag = socketRaw === undefined || socketRaw === "" ? null : String(socketRaw);
+  const clientSocket =
+    clientSocketFlag === "off"
+      ? null
+      : clientSocketFlag
+        ? resolve(clientSocketFlag)
+        : resolve(dataDir, "berth.sock");
+  if (clientSocket && Buffer.byteLength(clientSocket) > 107)
+    throw new UsageError(
+      `--client-socket ${clientSocket} is longer than a unix socket path may be (107 bytes); choose a shorter one`,
+    );
   const httpRaw = String(pick("http-addr"));
   const httpAddr = httpRaw === "off" || httpRaw === "" ? null : parseHostPort(httpRaw, "--http-addr");
   const join = Boolean(pick("join"));
@@ -381,6 +405,8 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     peerAddr,
     peerListenAddr,
     clientAddr,
+    clientSocket,
+    clientSocketFlag,
     httpAddr,
     initialCluster,
     join,
@@ -414,6 +440,7 @@ export function saveNodeConfig(config: NodeConfig): void {
       ? undefined
       : fmt(config.peerListenAddr),
     "client-addr": fmt(config.clientAddr),
+    "client-socket": config.clientSocketFlag === null ? undefined : (config.clientSocket ?? "off"),
     "http-addr": config.httpAddr ? fmt(config.httpAddr) : "off",
     "initial-cluster": [...config.initialCluster].map(([n, a]) => `${n}=${a}`).join(","),
     join: config.join,

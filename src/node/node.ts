@@ -1,8 +1,9 @@
 // Node mode: one Berth member. Wires the durable Raft log, the replicated key/value store, the peer network and
 // the client listener together, and shuts down gracefully (leadership handed over first) on SIGTERM.
 import { mkdirSync } from "node:fs";
-import { isIP } from "node:net";
+import { isIP, type Socket } from "node:net";
 import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
 import { fenceForTtl } from "../agent/lease.ts";
 import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive.ts";
 import { SupervisorLink } from "../agent/supervisor-link.ts";
@@ -14,8 +15,10 @@ import { PeerTransport } from "../raft/transport.ts";
 import { VERSION } from "../version.ts";
 import { connect, type WireTls } from "../wire/client.ts";
 import { type Listener, listen } from "../wire/server.ts";
+import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "./access.ts";
 import { AgentBridge } from "./agent-bridge.ts";
-import { serveClient } from "./client-api.ts";
+import { type ClientApiDeps, serveClient } from "./client-api.ts";
+import { prepareSocketPath, restrictSocket, withOwnerOnlyUmask } from "./client-socket.ts";
 import { ClusterClock } from "./cluster-clock.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
 import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
@@ -34,6 +37,8 @@ import { RaftTrafficStats } from "./raft-stats.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
 import { Scheduling } from "./scheduling.ts";
 import { UnitStatusService } from "./unit-status.ts";
+import { createKeyAccess } from "./v2auth/access.ts";
+import { httpCaller } from "./v2auth/http.ts";
 import { AuthStore } from "./v2auth/store.ts";
 
 export type Logger = (line: string) => void;
@@ -51,6 +56,10 @@ export class BerthNode {
   private driver!: RaftDriver;
   private expirer!: TtlExpirer;
   private clientListener: Listener | null = null;
+  /** The unix socket: who can open it is admin (see src/node/access.ts). */
+  private socketListener: Listener | null = null;
+  /** etcd v2's users and roles for key permissions (v2auth's store; AUTH_DISABLED only before start). */
+  keys: KeyAccess = AUTH_DISABLED;
   private httpApi: HttpApi | null = null;
   private readonly store = new KvStore();
   private kv!: KvService;
@@ -159,6 +168,7 @@ export class BerthNode {
       write: (req) => kv.writeAuthRecord(req),
       sync: () => kv.sync(),
     });
+    this.keys = createKeyAccess(this.v2auth);
     this.cluster = new ClusterService({
       selfName: c.name,
       store: this.store,
@@ -257,17 +267,27 @@ export class BerthNode {
       onRefused: (reason, remote, code) => {
         if (code === "tls_failed") this.log(`[client] refused a client connection from ${remote}: ${reason}`);
       },
-      onConnection: (conn) =>
-        serveClient(conn, {
-          kv: this.kv,
-          cluster: this.cluster,
-          units: this.scheduling.units,
-          unitStatus: this.unitStatus,
-          machineContainers: this.machineContainers,
-          status: () => this.status(),
-          healthTimeoutMs: Math.min(2000, c.requestTimeoutMs),
-        }),
+      onConnection: (conn, _hello, socket) => serveClient(conn, this.clientApiDeps(), this.tcpCaller(socket)),
     });
+    let socketMode = "";
+    if (c.clientSocket) {
+      const path = c.clientSocket;
+      await prepareSocketPath(path);
+      this.socketListener = await withOwnerOnlyUmask(() =>
+        listen({
+          host: "",
+          port: 0,
+          path,
+          maxServedRequests: CLIENT_MAX_SERVED_REQUESTS,
+          maxServedStreams: CLIENT_MAX_STREAMS,
+          secret: null,
+          role: "client",
+          name: c.name,
+          onConnection: (conn) => serveClient(conn, this.clientApiDeps(), ADMIN),
+        }),
+      );
+      socketMode = restrictSocket(path);
+    }
     if (c.httpAddr) {
       this.httpApi = await startHttpApi({
         gate: new ConnectionBudget(clientLimit, "HTTP", (l) => this.log(`[http] ${l}`)),
@@ -276,6 +296,8 @@ export class BerthNode {
         peerTls: c.peerTls !== null,
         tls: clientTls,
         logger: (l) => this.log(`[http] ${l}`),
+        keys: this.keys,
+        callerOf: (req) => httpCaller(this.v2auth, req),
         deps: httpDeps({
           name: c.name,
           startedAt: this.startedAt,
@@ -293,6 +315,7 @@ export class BerthNode {
       `berth ${VERSION} node ${c.name} serving clients on ${fmt(c.clientAddr)}` +
         (c.httpAddr ? ` and HTTP${c.clientTls ? "S" : ""} (etcd v2 API) on ${fmt(c.httpAddr)}` : "") +
         (c.clientTls ? ` with TLS${c.clientCertAuth ? " and client certificates" : ""}` : "") +
+        (c.clientSocket ? `, admins on unix://${c.clientSocket} (${socketMode})` : "") +
         `, peers on ${fmt(c.peerListenAddr)}${c.peerTls ? " with TLS" : ""}` +
         (fmt(c.peerListenAddr) === fmt(c.peerAddr) ? "" : ` (known to the cluster as ${fmt(c.peerAddr)})`) +
         ` (data in ${c.dataDir}; at most ${clientLimit} connections on each client port)`,
@@ -327,6 +350,26 @@ export class BerthNode {
     units.start();
   }
 
+  private clientApiDeps(): ClientApiDeps {
+    return {
+      kv: this.kv,
+      cluster: this.cluster,
+      units: this.scheduling.units,
+      unitStatus: this.unitStatus,
+      machineContainers: this.machineContainers,
+      status: () => this.status(),
+      healthTimeoutMs: Math.min(2000, this.config.requestTimeoutMs),
+      keys: this.keys,
+    };
+  }
+
+  /** A TCP client is guest, or with --client-cert-auth the etcd user its certificate's CN names (as etcd). */
+  private tcpCaller(socket: Socket): Caller {
+    if (!this.config.clientCertAuth) return GUEST;
+    const cn = (socket as Partial<TLSSocket>).getPeerCertificate?.()?.subject?.CN;
+    return typeof cn === "string" && cn !== "" ? { kind: "user", name: cn } : GUEST;
+  }
+
   status(): NodeStatus {
     const s = this.driver.status();
     return {
@@ -355,6 +398,7 @@ export class BerthNode {
     // The units stay with their supervisor: a node restart moves nothing (see src/agent/supervisor.ts).
     this.agentBridge?.stop();
     await this.clientListener?.close();
+    await this.socketListener?.close();
     await this.httpApi?.close();
     await this.driver?.stop();
     await this.transport?.stop();

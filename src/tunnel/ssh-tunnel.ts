@@ -79,7 +79,30 @@ export class SshTunnel {
   }
 
   /** A byte stream to `host:port` as the SSH server reaches it. */
-  async dial(host: string, port: number): Promise<Duplex> {
+  dial(host: string, port: number): Promise<Duplex> {
+    return this.channel(`${host}:${port}`, (ssh, cb) => ssh.forwardOut("127.0.0.1", 0, host, port, cb));
+  }
+
+  /**
+   * A byte stream to the unix socket `path` on the SSH server (OpenSSH's streamlocal forwarding, as fleetctl
+   * --tunnel ran `fleetctl fd-forward`): sshd opens it as the SSH user, so that user's access to it decides.
+   */
+  dialUnix(path: string): Promise<Duplex> {
+    return this.channel(
+      path,
+      (ssh, cb) => ssh.openssh_forwardOutStreamLocal(path, cb),
+      (why) =>
+        /open failed|connect failed|prohibited/i.test(why)
+          ? `${why}: the SSH user cannot open it (it is for root and the berth group), or no node listens there`
+          : why,
+    );
+  }
+
+  private async channel(
+    what: string,
+    open: (ssh: Client, cb: (err: Error | undefined, channel: Duplex) => void) => void,
+    explain: (why: string) => string = (why) => why,
+  ): Promise<Duplex> {
     if (this.closed) throw new TunnelError(`the SSH tunnel to ${this.label} is closed`, "unavailable");
     if (this.lost) {
       this.reconnecting ??= connectSsh(this.opts)
@@ -94,10 +117,10 @@ export class SshTunnel {
       await this.reconnecting;
     }
     return new Promise((resolve, reject) => {
-      this.ssh.forwardOut("127.0.0.1", 0, host, port, (err, channel) => {
+      open(this.ssh, (err, channel) => {
         if (err)
           return reject(
-            new TunnelError(`${this.label} cannot reach ${host}:${port}: ${err.message}`, "unavailable"),
+            new TunnelError(`${this.label} cannot reach ${what}: ${explain(err.message)}`, "unavailable"),
           );
         resolve(channel);
       });

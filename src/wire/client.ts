@@ -22,6 +22,8 @@ export interface ConnectOptions {
   tls?: WireTls | null;
   /** The local IP the connection leaves from (default: the system's choice). */
   localAddress?: string;
+  /** How errors name the endpoint (default host:port), e.g. unix:///run/berth/berth.sock. */
+  label?: string;
   /** Opens the byte stream to host:port instead of a TCP connection (e.g. a channel through an SSH tunnel). */
   dial?: (host: string, port: number) => Promise<Duplex>;
 }
@@ -70,7 +72,7 @@ const REASONS: Record<string, string> = {
 };
 
 export async function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello: Hello }> {
-  const label = formatAddress(opts.host, opts.port);
+  const label = opts.label ?? formatAddress(opts.host, opts.port);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
   const tunnelled = opts.dial ? await dialWithin(opts.dial, opts.host, opts.port, timeoutMs, label) : null;

@@ -11,13 +11,16 @@ export interface ListenOptions {
   host: string;
   /** 0 picks a free port (see Listener.address). */
   port: number;
+  /** Listen on this unix socket path instead of host:port (the caller prepares the path and sets its mode). */
+  path?: string;
   /** When set, connectors must prove they know it (mutual challenge-response). */
   secret: Buffer | null;
   /** The kind of connection this address serves; connectors of the other role are refused. */
   role: Role;
   /** This node's name, sent in the hello. */
   name: string;
-  onConnection(conn: Connection, peerHello: Hello): void;
+  /** `socket`: the accepted stream (a TLSSocket with TLS: its peer certificate names the client). */
+  onConnection(conn: Connection, peerHello: Hello, socket: Socket): void;
   /** A connection refused during the handshake (wrong secret, version, role, timeout...). */
   onRefused?(reason: string, remoteAddress: string, code: string): void;
   handshakeTimeoutMs?: number;
@@ -103,7 +106,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
   const onSocket = (socket: Socket) => {
     // With TLS the slot was taken when the TCP connection arrived (see the "connection" handler below).
     if (!tls && !admit(socket)) return;
-    const remote = formatAddress(socket.remoteAddress, socket.remotePort);
+    const remote = opts.path ?? formatAddress(socket.remoteAddress, socket.remotePort);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {}); // reported through the handshake or the Connection
@@ -147,7 +150,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
         established.add(socket);
         conn.onClose(() => conns.delete(conn));
         try {
-          opts.onConnection(conn, hello);
+          opts.onConnection(conn, hello, socket);
         } finally {
           socket.resume();
         }
@@ -196,17 +199,19 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       reject(
         new WireError(
           err.code === "EADDRINUSE" ? "address_in_use" : "listen_failed",
-          `cannot listen on ${formatAddress(opts.host, opts.port)}: ${err.message}`,
+          `cannot listen on ${opts.path ?? formatAddress(opts.host, opts.port)}: ${err.message}`,
         ),
       );
     };
     server.once("error", onListenError);
-    server.listen(opts.port, opts.host, () => {
+    const listening = () => {
       server.off("error", onListenError);
       server.on("error", () => {});
       const a = server.address();
       const address =
-        a && typeof a === "object" ? { host: a.address, port: a.port } : { host: opts.host, port: opts.port };
+        a && typeof a === "object"
+          ? { host: a.address, port: a.port }
+          : { host: opts.path ?? opts.host, port: opts.path ? 0 : opts.port };
       resolve({
         address,
         get connectionCount() {
@@ -228,6 +233,8 @@ export function listen(opts: ListenOptions): Promise<Listener> {
             for (const s of sockets) if (!established.has(s)) s.destroy();
           }),
       });
-    });
+    };
+    if (opts.path !== undefined) server.listen(opts.path, listening);
+    else server.listen(opts.port, opts.host, listening);
   });
 }

@@ -102,9 +102,9 @@ export class ChaosCluster {
     return n;
   }
 
+  /** The node's unix socket: admin (unit operations need it), as root on a member. */
   endpoint(name: string): string {
-    const n = this.node(name);
-    return `${n.host}:${n.clientPort}`;
+    return `unix://${join(this.node(name).dataDir, "berth.sock")}`;
   }
 
   /** Only the first start takes flags; a restart needs the data dir alone (node.json remembers the rest). */

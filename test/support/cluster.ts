@@ -128,7 +128,15 @@ export class TestCluster {
     return n;
   }
 
+  /** The node's unix socket (DATA_DIR/berth.sock): the test runs as root, so it is admin there (src/node/access.ts). */
   endpoint(name: string): string {
+    const n = this.node(name);
+    const flag = n.extraArgs.find((a) => a.startsWith("--client-socket="));
+    return `unix://${flag ? flag.slice("--client-socket=".length) : join(n.dataDir, "berth.sock")}`;
+  }
+
+  /** The node's TCP client port: anonymous (a guest), or the user of a TLS client certificate. */
+  tcpEndpoint(name: string): string {
     const n = this.node(name);
     return `${n.host}:${n.clientPort}`;
   }
@@ -138,8 +146,14 @@ export class TestCluster {
     return `${this.httpScheme}://${n.host}:${n.httpPort}`;
   }
 
+  /** Every node's unix socket: what `cli()` uses, so tests act as admin as root on a member does. */
   endpoints(): string {
-    return this.nodes.map((n) => `${n.host}:${n.clientPort}`).join(",");
+    return this.nodes.map((n) => this.endpoint(n.name)).join(",");
+  }
+
+  /** Every node's TCP client port (anonymous clients, TLS). */
+  tcpEndpoints(): string {
+    return this.nodes.map((n) => this.tcpEndpoint(n.name)).join(",");
   }
 
   /** Starts (or restarts) a node. First starts pass the full flag set; restarts need only the data dir. */

@@ -2,7 +2,7 @@
 // forwarding limited to the given destinations (so a test can tell traffic went through it). Started by PID,
 // killed by PID, its directory removed.
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, waitFor } from "./processes.ts";
@@ -56,13 +56,24 @@ export class TestSshd {
     }
   }
 
-  /** Starts sshd on 127.0.0.1; only `permitOpen` (HOST:PORT, or "self": this sshd) may be reached through it. */
-  static async start(permitOpen: string[]): Promise<TestSshd> {
+  /** --tunnel as another user of this machine (see start's `anyUser`). */
+  targetFor(user: string): string {
+    return `${user}@127.0.0.1:${this.port}`;
+  }
+
+  /**
+   * Starts sshd on 127.0.0.1; only `permitOpen` (HOST:PORT, or "self": this sshd) may be reached through it.
+   * `anyUser`: every user of the machine may log in with the client key (sshd reads the keys file as that user).
+   */
+  static async start(permitOpen: string[], opts: { anyUser?: boolean } = {}): Promise<TestSshd> {
     const dir = mkdtempSync(join(tmpdir(), "berth-sshd-"));
+    if (opts.anyUser) chmodSync(dir, 0o711);
     const s = new TestSshd(dir, await freePort("127.0.0.1"));
     keygen(s.hostKeyFile);
     keygen(s.clientKeyFile);
-    writeFileSync(join(dir, "authorized_keys"), readFileSync(`${s.clientKeyFile}.pub`), { mode: 0o600 });
+    writeFileSync(join(dir, "authorized_keys"), readFileSync(`${s.clientKeyFile}.pub`), {
+      mode: opts.anyUser ? 0o644 : 0o600,
+    });
     writeFileSync(
       join(dir, "sshd_config"),
       [

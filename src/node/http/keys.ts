@@ -2,6 +2,7 @@
 // (wait=true long polls answered with the first event; stream=true keeps sending one JSON document per line).
 import type { KvResult } from "../../client/protocol.ts";
 import { MAX_VALUE_BYTES } from "../../kv/types.ts";
+import { authorize } from "../access.ts";
 import { hasKeyAccess, sendKeyNoAuth } from "../v2auth/http.ts";
 import { type KeyRequest, parseForm, parseKeyRequest, RequestError, toWriteRequest } from "./params.ts";
 import {
@@ -53,6 +54,15 @@ export async function handleKeys(
   const auth = ctx.deps.auth;
   if (auth && !(await hasKeyAccess(auth, req, keyPath, r.recursive))) return sendKeyNoAuth(ctx, res);
 
+  try {
+    authorize(
+      await ctx.callerOf(req),
+      { kind: method === "GET" || method === "HEAD" ? "read" : "write", key: r.key },
+      ctx.keys,
+    );
+  } catch (e) {
+    return sendKeyFailure(ctx, res, e);
+  }
   if (method === "GET" && r.wait) return watch(ctx, res, r);
   if (method === "GET" || method === "HEAD") {
     let result: KvResult;

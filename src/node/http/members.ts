@@ -1,6 +1,7 @@
 // /v2/members and /v2/machines: etcd's membersHandler on top of Berth's membership (member names and
 // host:port addresses become etcd members with URLs; ids print as etcd prints them).
 import type { MemberInfo } from "../../client/protocol.ts";
+import { refusal } from "../access.ts";
 import { hasWriteRootAccess, sendNoAuth } from "../v2auth/http.ts";
 import { mediaType } from "./params.ts";
 import {
@@ -125,6 +126,18 @@ export async function handleMembers(
       return json(200, toEtcdMember(leader, ctx.schemes));
     }
     return sendHttpError(res, 404, "Not found", cid);
+  }
+
+  // Membership is Berth's own: etcd's root user only (etcd's writeNoAuth answer), never a guest.
+  const denied = refusal(
+    await ctx.callerOf(req),
+    { kind: "membership", what: "changing the membership" },
+    ctx.keys,
+  );
+  if (denied !== null) {
+    req.discard();
+    ctx.log(`http: refused a member ${method === "POST" ? "add" : "change"}: ${denied}`);
+    return sendHttpError(res, 401, "Insufficient credentials", cid);
   }
 
   if (method === "POST") {

@@ -4,6 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import type { ConnectionGate, ConnectionSlot } from "../../wire/server.ts";
+import { AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "../access.ts";
 import { handleAuth } from "../v2auth/http.ts";
 import { InFlightBytes } from "./in-flight.ts";
 import { handleKeys } from "./keys.ts";
@@ -46,9 +47,14 @@ export async function startHttpApi(opts: {
   peerTls?: boolean;
   /** The limit on this listener's connections. */
   gate?: ConnectionGate | null;
+  /** Key permissions and who a request comes from (default: auth disabled, everybody guest). */
+  keys?: KeyAccess;
+  callerOf?: (req: HttpRequest) => Caller | Promise<Caller>;
 }): Promise<HttpApi> {
   const ctx: HttpContext = {
     deps: opts.deps,
+    keys: opts.keys ?? AUTH_DISABLED,
+    callerOf: opts.callerOf ?? (() => GUEST),
     log: opts.logger ?? (() => {}),
     schemes: { client: opts.tls ? "https" : "http", peer: opts.peerTls ? "https" : "http" },
   };

@@ -7,6 +7,7 @@ import type {
   KvWriteRequest,
   MemberInfo,
 } from "../../client/protocol.ts";
+import type { Caller, KeyAccess } from "../access.ts";
 import type { AuthStore } from "../v2auth/store.ts";
 
 export interface HttpWatch {
@@ -43,6 +44,10 @@ export interface HttpDeps {
 
 export interface HttpContext {
   deps: HttpDeps;
+  /** etcd v2's users and roles (auth disabled: keys open to everybody). */
+  keys: KeyAccess;
+  /** Who sent the request: guest, unless it authenticates (Basic auth, src/node/v2auth/: may check a password). */
+  callerOf(req: HttpRequest): Caller | Promise<Caller>;
   log: (line: string) => void;
   /** URL schemes members are advertised with (etcdctl dials the client URLs it is given). */
   schemes: { client: "http" | "https"; peer: "http" | "https" };

@@ -2,17 +2,9 @@
 // with auth enabled a user needs a role whose read/write patterns cover the key (any pattern for a single key,
 // only "*" patterns for a recursive request), the root role covers everything, and an anonymous caller gets the
 // guest role's patterns. Shared by the HTTP API (Basic auth) and the msgpack API (KeyAccess, wired by access.ts).
+import type { KeyAccess } from "../access.ts";
 import { GUEST, ROOT, roleAllows, type User } from "./model.ts";
 import type { AuthStore } from "./store.ts";
-
-/** The contract with the client API's authorization (src/node/access.ts); see AUTHZ.md. */
-export interface KeyAccess {
-  enabled(): boolean;
-  authenticate(name: string, password: string): Promise<boolean>;
-  /** `user` null = anonymous (guest). `recursive` (a recursive get, delete or watch) needs a "*" pattern. */
-  allowed(user: string | null, key: string, access: "read" | "write", recursive?: boolean): boolean;
-  isRoot(user: string): boolean;
-}
 
 /** etcd's hasKeyPrefixAccess for an authenticated user, or hasGuestAccess for `null`. */
 export function userMayAccess(

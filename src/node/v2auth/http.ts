@@ -1,6 +1,8 @@
 // /v2/auth (etcd 3.4's authHandler) and the credential checks the other routes make: HTTP Basic auth, the root
 // role for /v2/auth and member changes, key permissions for /v2/keys. Answers carry etcd's shapes: a user or role
 // document plus a newline, {"message": ...} without one for errors, 401 "Insufficient credentials".
+
+import { type Caller, GUEST as GUEST_CALLER } from "../access.ts";
 import {
   allowMethod,
   asKvError,
@@ -37,6 +39,16 @@ async function basicUser(store: AuthStore, req: HttpRequest): Promise<User | nul
   const creds = parseBasicAuth(req.header("authorization") ?? "");
   if (creds === null) return null;
   return store.authenticate(creds.name, creds.password);
+}
+
+/**
+ * Who an HTTP request is for Berth's own rules (src/node/access.ts): with auth enabled, the user its Basic
+ * credentials prove; otherwise (auth disabled, as etcd ignores credentials then, or no or bad credentials) a guest.
+ */
+export async function httpCaller(store: AuthStore, req: HttpRequest): Promise<Caller> {
+  if (!store.enabled()) return GUEST_CALLER;
+  const user = await basicUser(store, req);
+  return user === null ? GUEST_CALLER : { kind: "user", name: user.user };
 }
 
 /** etcd's hasRootAccess: auth disabled, or Basic credentials of a user with the root role. */
