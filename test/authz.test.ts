@@ -200,4 +200,47 @@ describe("authorization with real users", () => {
     expect(r.code).toBe(7);
     expect(r.stderr).toContain("authentication as etcd user root failed");
   });
+
+  it("with etcd auth enabled, --username on the client port gets the user's roles, root gets every right (last: enables auth)", async () => {
+    const http = cluster.httpUrl("n1");
+    const put = async (path: string, body: unknown, auth?: string) => {
+      const r = await fetch(`${http}${path}`, {
+        method: "PUT",
+        headers: {
+          "content-type": "application/json",
+          ...(auth ? { authorization: `Basic ${Buffer.from(auth).toString("base64")}` } : {}),
+        },
+        body: body === null ? undefined : JSON.stringify(body),
+      });
+      expect(r.status, `${path}: ${await r.clone().text()}`).toBeLessThan(300);
+    };
+    await put("/v2/auth/users/root", { user: "root", password: "rootpw" });
+    await put("/v2/auth/roles/app-reader", {
+      role: "app-reader",
+      permissions: { kv: { read: ["/app/*"], write: [] } },
+    });
+    await put("/v2/auth/users/alice", { user: "alice", password: "alicepw" });
+    await put("/v2/auth/users/alice", { user: "alice", grant: ["app-reader"] });
+    expect((await runAs("nobody", ["kv", "set", "/app/x", "v", `--endpoint=${tcp}`])).code).toBe(0);
+    await put("/v2/auth/enable", null);
+    // etcd gives the guest role every key when auth is enabled: take it back.
+    await put(
+      "/v2/auth/roles/guest",
+      { role: "guest", revoke: { kv: { read: ["/*"], write: ["/*"] } } },
+      "root:rootpw",
+    );
+
+    const as = (args: string[]) => runAs("nobody", [...args, `--endpoint=${tcp}`]);
+    expect((await as(["kv", "get", "/app/x"])).code).toBe(7);
+    const read = await as(["kv", "get", "/app/x", "--username=alice:alicepw"]);
+    expect(read.code, read.stderr).toBe(0);
+    expect(read.stdout.trim()).toBe("v");
+    expect((await as(["kv", "set", "/app/x", "w", "--username=alice:alicepw"])).code).toBe(7);
+    expect((await as(["kv", "get", "/other", "--username=alice:alicepw"])).code).toBe(7);
+    const root = await as(["kv", "set", "/app/x", "w", "--username=root:rootpw"]);
+    expect(root.code, root.stderr).toBe(0);
+    // etcd's root is admin for Berth too: the registry and unit operations.
+    const units = await as(["list-unit-files", "--username=root:rootpw"]);
+    expect(units.code, units.stderr).toBe(0);
+  }, 30_000);
 });

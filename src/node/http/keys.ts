@@ -54,10 +54,15 @@ export async function handleKeys(
   const auth = ctx.deps.auth;
   if (auth && !(await hasKeyAccess(auth, req, keyPath, r.recursive))) return sendKeyNoAuth(ctx, res);
 
+  // Berth's own rules on top (writes under /_berth need admin or root), with the key as etcd checks it.
   try {
     authorize(
       await ctx.callerOf(req),
-      { kind: method === "GET" || method === "HEAD" ? "read" : "write", key: r.key },
+      {
+        kind: method === "GET" || method === "HEAD" ? "read" : "write",
+        key: keyPath,
+        recursive: r.recursive,
+      },
       ctx.keys,
     );
   } catch (e) {
