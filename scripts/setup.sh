@@ -23,7 +23,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # npm packages, including bun (its postinstall fetches nothing: the binary ships in an npm package).
-if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a symlink (a git worktree sharing another checkout's install) is left alone: npm ci would
+# empty the directory it points to, under every checkout that shares it, and a fresh worktree's package-lock.json
+# is always newer than the shared install.
+if [ -L node_modules ]; then
+  :
+elif [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 node_modules/.bin/bun --version >/dev/null 2>&1 || node node_modules/bun/install.js
