@@ -7,6 +7,12 @@ SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v etcdctl >/dev/null || need+=(etcd-client)
+# A real etcd 3.4 member next to Berth for python-etcd's auth tests (test/python-etcd-auth.test.ts), run by Debian's
+# python3 with Debian's urllib3 and dnspython (python-etcd's own dependencies; nothing comes from pip).
+command -v etcd >/dev/null || need+=(etcd-server)
+[ -x /usr/bin/python3 ] || need+=(python3)
+/usr/bin/python3 -c 'import urllib3' 2>/dev/null || need+=(python3-urllib3)
+/usr/bin/python3 -c 'import dns.resolver' 2>/dev/null || need+=(python3-dnspython)
 # A private Docker engine and a local busybox image for the [Container] unit tests (test/agent-docker.test.ts).
 command -v dockerd >/dev/null || [ -x /usr/sbin/dockerd ] || need+=(docker.io)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need+=(busybox-static)
@@ -19,11 +25,23 @@ command -v tmux >/dev/null || need+=(tmux)
 # systemd-analyze checks the deployment's unit file (test/deploy.test.ts).
 command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
+  # etcd-server's postinst would start a system-wide etcd on :2379 through its init script; a policy-rc.d that says
+  # no (the usual one in containers) keeps it from doing so, and is removed again if this script added it.
+  policy=/usr/sbin/policy-rc.d added=""
+  if [ ! -e $policy ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null && $SUDO chmod +x $policy && added=1
+  fi
+  trap '[ -n "$added" ] && $SUDO rm -f $policy' EXIT
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # npm packages, including bun (its postinstall fetches nothing: the binary ships in an npm package).
-if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a symlink (a git worktree sharing another checkout's install) is left alone: npm ci would
+# empty the directory it points to, under every checkout that shares it, and a fresh worktree's package-lock.json
+# is always newer than the shared install.
+if [ -L node_modules ]; then
+  :
+elif [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 node_modules/.bin/bun --version >/dev/null 2>&1 || node node_modules/bun/install.js
