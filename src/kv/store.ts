@@ -55,6 +55,47 @@ interface SnapshotDoc {
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+/** Nodes encoded per snapshot part: some 10-30 ms of work at a time. */
+const NODES_PER_PART = 10_000;
+
+/**
+ * The msgpack encoding of a SnapshotDoc, written piece by piece (msgpack is concatenative: a map or an array is
+ * its header followed by its items), so that unpacking the concatenation gives the whole document. Its own
+ * packer, as the bytes a packer returns are only valid until that packer's next call: each part is copied.
+ */
+function* encodeSnapshotDoc(
+  index: number,
+  nodes: SnapshotDoc["nodes"],
+  history: SnapshotDoc["history"],
+  stats: number[],
+): Generator<Uint8Array> {
+  const p = new Packr({ useRecords: false, mapsAsObjects: true });
+  const pack = (v: unknown) => new Uint8Array(p.pack(v));
+  const head = Buffer.alloc(5);
+  head[0] = 0xdd; // array 32
+  head.writeUInt32BE(nodes.length, 1);
+  yield Buffer.concat([
+    Buffer.from([0x85]),
+    pack("v"),
+    pack(1),
+    pack("index"),
+    pack(index),
+    pack("nodes"),
+    head,
+  ]);
+  for (let i = 0; i < nodes.length; i += NODES_PER_PART) {
+    const slice = p.pack(nodes.slice(i, i + NODES_PER_PART));
+    yield new Uint8Array(slice.subarray(arrayHeaderLength(slice[0]!)));
+  }
+  yield Buffer.concat([pack("history"), pack(history), pack("stats"), pack(stats)]);
+}
+
+function arrayHeaderLength(first: number): number {
+  if (first >= 0x90 && first <= 0x9f) return 1;
+  if (first === 0xdc) return 3;
+  if (first === 0xdd) return 5;
+  throw new Error(`not a msgpack array (0x${first.toString(16)})`);
+}
 
 export class KvStore {
   private root: TreeNode = newNode("/", true, "", 0, null, null);
@@ -134,6 +175,16 @@ export class KvStore {
   }
 
   snapshot(): Uint8Array {
+    return Buffer.concat([...this.snapshotParts()]);
+  }
+
+  /**
+   * The snapshot as a sequence of byte strings whose concatenation is exactly snapshot()'s bytes. The state is
+   * captured when this is called (a flat copy of every node's fields: cheap next to encoding it); the parts are
+   * encoded only as they are taken, so a caller can spread the encoding over several turns of the event loop
+   * while the store goes on changing.
+   */
+  snapshotParts(): Iterable<Uint8Array> {
     const nodes: SnapshotDoc["nodes"] = [];
     const stack: TreeNode[] = [...(this.root.children as Map<string, TreeNode>).values()].reverse();
     while (stack.length > 0) {
@@ -145,14 +196,12 @@ export class KvStore {
         for (let i = kids.length - 1; i >= 0; i--) stack.push(kids[i] as TreeNode);
       }
     }
-    const doc: SnapshotDoc = {
-      v: 1,
-      index: this.currentIndex,
-      nodes,
-      history: this.hub.history.entries().map((h) => [h.event, h.refresh ? 1 : 0]),
-      stats: STAT_NAMES.map((n) => this.counters.get(n) ?? 0),
-    };
-    return packr.pack(doc);
+    const index = this.currentIndex;
+    const history: SnapshotDoc["history"] = this.hub.history
+      .entries()
+      .map((h) => [h.event, h.refresh ? 1 : 0]);
+    const stats = STAT_NAMES.map((n) => this.counters.get(n) ?? 0);
+    return encodeSnapshotDoc(index, nodes, history, stats);
   }
 
   /**

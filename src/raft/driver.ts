@@ -10,7 +10,12 @@ import type { ConfChange, Entry, HardState, Message, NodeId, RaftStorage, Snapsh
 /** The application replicated by the log. apply() must be deterministic: every replica runs the same entries. */
 export interface StateMachine {
   apply(entry: Entry): unknown;
-  snapshot(): Uint8Array;
+  /**
+   * The state as of the last applied entry: bytes, or parts whose concatenation is the bytes. The state must be
+   * captured by the call itself; parts are taken one at a time between turns of the event loop, while entries go
+   * on being applied, so encoding a large state never holds the loop for long.
+   */
+  snapshot(): Uint8Array | Iterable<Uint8Array>;
   restore(data: Uint8Array): void;
 }
 
@@ -603,31 +608,35 @@ export class RaftDriver {
   }
 
   /**
-   * Takes the state machine's snapshot here, in the pass, but writes it in the background: the pipeline goes on
-   * while its fsyncs run (the storage keeps log appends flowing meanwhile). Once it is durable, a later pass hands
-   * it to Raft and compacts the log. One snapshot is written at a time.
+   * Captures the state machine's snapshot here, in the pass, then encodes and writes it in the background: the
+   * encoding in slices between turns of the event loop (heartbeats and appends go on meanwhile), the file while
+   * the storage keeps log appends flowing. Once it is durable, a later pass hands it to Raft and compacts the
+   * log. One snapshot is built at a time.
    */
   private maybeSnapshot(): void {
     const o = this.opts;
     if (this.snapshotWrite || this.appliedIndex - this.snapshotIndex < o.snapshotEvery) return;
     const index = this.appliedIndex;
-    const envelope: SnapshotEnvelope = { peers: [...this.peers], app: o.stateMachine.snapshot() };
-    const snapshot: Snapshot = {
-      meta: { index, term: this.raft.log.term(index)!, confState: this.raft.confState() },
-      data: packr.pack(envelope),
-    };
+    const meta = { index, term: this.raft.log.term(index)!, confState: this.raft.confState() };
+    const captured = o.stateMachine.snapshot();
+    const parts = captured instanceof Uint8Array ? [captured] : captured;
+    const peers = [...this.peers];
     const fatal = (err: unknown) => {
       if (!this.stopped) this.fatal(err);
     };
-    const write = onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot));
-    this.snapshotWrite = write;
+    const write = this.encodeInSlices(peers, parts).then((data) => {
+      const snapshot: Snapshot = { meta, data };
+      return onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot)).then(() => snapshot);
+    });
+    const done = write.then(() => {});
+    this.snapshotWrite = done;
     write.then(
-      () =>
+      (snapshot) =>
         // Raft's log is compacted inside a pass, like every other change to its state.
         this.enqueue({
           kind: "call",
           fn: (raft) => {
-            if (this.snapshotWrite === write) this.snapshotWrite = null;
+            if (this.snapshotWrite === done) this.snapshotWrite = null;
             if (index <= this.snapshotIndex) return;
             raft.compact(snapshot, o.snapshotCatchUpEntries);
             this.snapshotIndex = index;
@@ -640,6 +649,48 @@ export class RaftDriver {
       fatal,
     );
   }
+
+  /** The envelope's bytes from the application's parts, taking a part at a time and yielding in between. */
+  private async encodeInSlices(peers: [NodeId, string][], parts: Iterable<Uint8Array>): Promise<Uint8Array> {
+    const app: Uint8Array[] = [];
+    let size = 0;
+    let sliceStart = Date.now();
+    for (const part of parts) {
+      app.push(part);
+      size += part.length;
+      if (Date.now() - sliceStart >= ENCODE_SLICE_MS) {
+        await new Promise((r) => this.clock.defer(() => r(undefined)));
+        sliceStart = Date.now();
+      }
+    }
+    return encodeEnvelope(peers, app, size);
+  }
+}
+
+/** Encoding work done per turn of the event loop while a snapshot is built (a heartbeat interval is 100 ms). */
+const ENCODE_SLICE_MS = 20;
+
+/**
+ * msgpack of a SnapshotEnvelope { peers, app } with `app` given as parts: the same bytes packr.pack would give
+ * (a map header, then each key and value; app as a bin 32), without first joining the parts into one array.
+ */
+function encodeEnvelope(peers: [NodeId, string][], app: Uint8Array[], size: number): Uint8Array {
+  const pack = (v: unknown) => new Uint8Array(packr.pack(v)); // a packer's bytes live until its next call
+  const head = Buffer.concat([
+    Buffer.from([0x82]),
+    pack("peers"),
+    pack(peers),
+    pack("app"),
+    Buffer.from([0xc6, size >>> 24, (size >>> 16) & 0xff, (size >>> 8) & 0xff, size & 0xff]),
+  ]);
+  const out = new Uint8Array(head.length + size);
+  out.set(head, 0);
+  let at = head.length;
+  for (const part of app) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
 }
 
 /** Marks a storage operation's failure as such (see fatal()). */
