@@ -39,7 +39,10 @@ export async function sendSnapshotInChunks(conn: Connection, m: Message, chunkBy
   for (let offset = 0; offset < data.length; offset += chunkBytes) {
     const chunk = data.subarray(offset, offset + chunkBytes);
     crc = crc32c(chunk, crc);
-    inFlight.push(conn.request(SNAP_CHUNK, { id, offset, data: chunk }, opts));
+    const sent = conn.request(SNAP_CHUNK, { id, offset, data: chunk }, opts);
+    // When the connection drops, every unanswered chunk fails; only the first is awaited (and rethrown).
+    sent.catch(() => {});
+    inFlight.push(sent);
     if (inFlight.length >= SNAP_WINDOW) await inFlight.shift();
   }
   await Promise.all(inFlight);
