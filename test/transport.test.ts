@@ -244,6 +244,16 @@ describe("PeerTransport", () => {
     expect(partFiles("n2")).toEqual([]);
   });
 
+  it("a receiver going away mid-transfer fails the transfer at the sender, which reports it", async () => {
+    const [n1, n2] = await trio({ maxFrameBytes: 64 * 1024 });
+    n1.t.send([snapTo("n1", "n2", randomBytes(16 * 1024 * 1024))]);
+    await until(() => partFiles("n2").length === 1, 10_000);
+    await n2.t.stop();
+    await until(() => n1.snapshots.length === 1);
+    expect(n1.snapshots).toEqual([["n2", false]]);
+    expect(partFiles("n2")).toEqual([]);
+  });
+
   it("removes the snapshot files a killed process left behind when it starts", async () => {
     mkdirSync(join(scratch, "n7"), { recursive: true });
     writeFileSync(join(scratch, "n7", "1700000000000-1.part"), "half a snapshot");

@@ -68,6 +68,8 @@ const badRequest = (message: string) => Object.assign(new Error(message), { code
 /** The receiving side: one transfer per sending peer at a time, each in its own file under `dir`. */
 export class SnapshotReceiver {
   private readonly incoming = new Map<string, Incoming>();
+  /** Files of abandoned transfers being removed. */
+  private readonly removing = new Set<Promise<void>>();
   private cleaned: Promise<void> | null = null;
   private seq = 0;
 
@@ -121,9 +123,10 @@ export class SnapshotReceiver {
       if (t.conn === conn) void this.abandon(from, t, "connection closed");
   }
 
-  /** Abandons every transfer (the transport stops). */
+  /** Abandons every transfer (the transport stops); resolves once their files are gone. */
   async stop(): Promise<void> {
     await Promise.all([...this.incoming].map(([from, t]) => this.abandon(from, t)));
+    await Promise.all(this.removing);
   }
 
   private async begin(conn: Connection, from: string, p: Record<string, unknown>): Promise<void> {
@@ -163,9 +166,17 @@ export class SnapshotReceiver {
     this.incoming.delete(from);
     clearTimeout(t.idle);
     if (why) this.logger?.(`snapshot transfer from ${from} abandoned: ${why}`);
-    await t.writes.catch(() => {});
-    await t.fh.close().catch(() => {});
-    await rm(t.path, { force: true });
+    const removed = (async () => {
+      await t.writes.catch(() => {});
+      await t.fh.close().catch(() => {});
+      await rm(t.path, { force: true });
+    })();
+    this.removing.add(removed);
+    try {
+      await removed;
+    } finally {
+      this.removing.delete(removed);
+    }
   }
 
   /** Creates the directory and removes what a killed process left in it (once per receiver). */
