@@ -65,7 +65,7 @@ const DEFAULT_DIAL_TIMEOUT_MS = 3000;
 /** A connection with more than this queued is treated as stuck: messages are dropped rather than buffered. */
 const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
 /** Peer frames carry log entries and snapshot chunks; only authenticated peers get past the handshake limit. */
-export const PEER_MAX_FRAME = 128 * 1024 * 1024;
+const PEER_MAX_FRAME = 128 * 1024 * 1024;
 /** Snapshot chunks are at most this large (smaller when the frame limit is lowered). */
 const SNAP_CHUNK_MAX = 4 * 1024 * 1024;
 /** Messages held while the first dial of a connection is in flight (beyond that they are dropped). */
