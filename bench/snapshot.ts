@@ -1,7 +1,8 @@
 // Large stores and snapshots, against real dist/berth processes on loopback (issue 17, point 4):
 // - fill: a 3-member cluster (100 ms ticks, as in production) takes N small keys from 64 concurrent writers while
-//   every member snapshots every 10,000 entries. Counted: elections (any "became leader" after the first), and
-//   the slowest answer to a `node.status` asked of each member every 100 ms (what a snapshot holds the loop for).
+//   every member snapshots every 10,000 entries. Counted: elections (any "became leader" after the first), the
+//   slowest answer to a `node.status` asked of each member every 100 ms (from the bench process, itself busy with
+//   the writers), and the stalls of 1 s or more the members log themselves.
 // - catchup: a one-member cluster is filled to B bytes of values, then a second member joins and must catch up
 //   from a snapshot (streamed in chunks: the store is larger than a peer frame of 128 MiB).
 import { readFileSync } from "node:fs";
@@ -34,7 +35,8 @@ async function write(
   writers: number,
   key: (i: number) => string,
   value: (i: number) => string,
-): Promise<number> {
+): Promise<{ seconds: number; retries: number }> {
+  let retries = 0;
   const clients = await Promise.all(Array.from({ length: 4 }, () => client(c, leader)));
   let next = 0;
   const start = performance.now();
@@ -44,14 +46,24 @@ async function write(
         const cl = clients[w % clients.length]!;
         while (next < count) {
           const i = next++;
-          await cl.call("kv.write", { method: "PUT", key: key(i), value: value(i) }, 30_000);
+          // A PUT can be retried as it is. A write can time out (5 s) while a large snapshot's fsync holds the
+          // disk the log's fdatasync waits for.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await cl.call("kv.write", { method: "PUT", key: key(i), value: value(i) }, 30_000);
+              break;
+            } catch (err) {
+              retries++;
+              if (attempt === 5) throw err;
+            }
+          }
         }
       }),
     );
   } finally {
     for (const cl of clients) cl.close();
   }
-  return (performance.now() - start) / 1000;
+  return { seconds: (performance.now() - start) / 1000, retries };
 }
 
 /** Asks every member for its status every 100 ms; the slowest answer per member is its longest stall. */
@@ -90,10 +102,15 @@ const peakRssMiB = (c: TestCluster, name: string) => {
 export interface FillResult {
   keys: number;
   seconds: number;
+  /** Writes that failed (timed out) and were sent again. */
+  retries: number;
   elections: number;
   snapshots: number;
   lastSnapshotMiB: number;
   worstStallMs: number;
+  /** Stalls of 1 s or more the members logged themselves ("could not run for N ms"), and the longest. */
+  loggedStalls: number;
+  worstLoggedStallMs: number;
   peakRssMiB: number;
 }
 
@@ -103,7 +120,7 @@ export async function benchSnapshotFill(keys: number): Promise<FillResult> {
     const leader = await leaderOf(c);
     const probe = probeStalls(c);
     const value = "x".repeat(100);
-    const seconds = await write(
+    const { seconds, retries } = await write(
       c,
       leader,
       keys,
@@ -113,15 +130,19 @@ export async function benchSnapshotFill(keys: number): Promise<FillResult> {
     );
     const stalls = await probe.stop();
     const logs = c.nodes.map((n) => logOf(c, n.name)).join("\n");
+    const logged = [...logs.matchAll(/could not run for (\d+) ms/g)].map((m) => Number(m[1]));
     const sizes = [...logs.matchAll(/snapshot at index \d+ \((\d+) bytes\)/g)].map((m) => Number(m[1]));
     return {
       keys,
       seconds,
+      retries,
       // The first leader of the cluster is not an election caused by the fill.
       elections: count(logs, /became leader at term/g) - 1,
       snapshots: sizes.length,
       lastSnapshotMiB: Math.round((sizes.at(-1) ?? 0) / 1048576),
       worstStallMs: Math.round(Math.max(...stalls.values())),
+      loggedStalls: logged.length,
+      worstLoggedStallMs: Math.max(0, ...logged),
       peakRssMiB: Math.max(...c.nodes.map((n) => peakRssMiB(c, n.name))),
     };
   } finally {
@@ -132,6 +153,7 @@ export async function benchSnapshotFill(keys: number): Promise<FillResult> {
 export interface CatchUpResult {
   storeMiB: number;
   fillSeconds: number;
+  fillRetries: number;
   catchUpSeconds: number;
   viaSnapshot: boolean;
   leaderPeakRssMiB: number;
@@ -144,7 +166,7 @@ export async function benchSnapshotCatchUp(bytes: number): Promise<CatchUpResult
   try {
     const keys = Math.ceil(bytes / VALUE_BYTES);
     const body = "v".repeat(VALUE_BYTES - 16);
-    const fillSeconds = await write(
+    const fill = await write(
       c,
       "n1",
       keys,
@@ -179,7 +201,8 @@ export async function benchSnapshotCatchUp(bytes: number): Promise<CatchUpResult
     );
     return {
       storeMiB: Math.round((keys * VALUE_BYTES) / 1048576),
-      fillSeconds,
+      fillSeconds: fill.seconds,
+      fillRetries: fill.retries,
       catchUpSeconds: (performance.now() - start) / 1000,
       viaSnapshot: /restoring snapshot/.test(logOf(c, "n2")),
       leaderPeakRssMiB: peakRssMiB(c, "n1"),
