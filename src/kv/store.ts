@@ -66,8 +66,9 @@ interface CapturedNodes {
   expires: (number | null)[];
 }
 
-/** Nodes encoded per snapshot part: some 10-30 ms of work at a time. */
+/** A snapshot part ends after this many nodes or this many characters of paths and values (some 10-30 ms). */
 const NODES_PER_PART = 10_000;
+const CHARS_PER_PART = 1024 * 1024;
 
 /**
  * The msgpack encoding of a SnapshotDoc, written piece by piece (msgpack is concatenative: a map or an array is
@@ -95,14 +96,18 @@ function* encodeSnapshotDoc(
     pack("nodes"),
     head,
   ]);
-  for (let start = 0; start < count; start += NODES_PER_PART) {
-    const rows: SnapshotDoc["nodes"] = [];
-    for (let i = start; i < Math.min(count, start + NODES_PER_PART); i++) {
-      const n = at.nodes[i] as TreeNode;
-      rows.push([n.path, n.children ? 1 : 0, at.values[i]!, n.createdIndex, at.modified[i]!, at.expires[i]!]);
-    }
+  let rows: SnapshotDoc["nodes"] = [];
+  let chars = 0;
+  for (let i = 0; i < count; i++) {
+    const n = at.nodes[i] as TreeNode;
+    const value = at.values[i] as string;
+    rows.push([n.path, n.children ? 1 : 0, value, n.createdIndex, at.modified[i]!, at.expires[i]!]);
+    chars += n.path.length + value.length;
+    if (rows.length < NODES_PER_PART && chars < CHARS_PER_PART && i < count - 1) continue;
     const slice = p.pack(rows);
     yield new Uint8Array(slice.subarray(arrayHeaderLength(slice[0]!)));
+    rows = [];
+    chars = 0;
   }
   yield Buffer.concat([pack("history"), pack(history), pack("stats"), pack(stats)]);
 }

@@ -650,47 +650,55 @@ export class RaftDriver {
     );
   }
 
-  /** The envelope's bytes from the application's parts, taking a part at a time and yielding in between. */
+  /** The envelope's bytes from the application's parts: taken, then copied together, yielding in between. */
   private async encodeInSlices(peers: [NodeId, string][], parts: Iterable<Uint8Array>): Promise<Uint8Array> {
+    let sliceStart = Date.now();
+    const pause = async () => {
+      if (Date.now() - sliceStart < ENCODE_SLICE_MS) return;
+      await new Promise((r) => this.clock.defer(() => r(undefined)));
+      sliceStart = Date.now();
+    };
     const app: Uint8Array[] = [];
     let size = 0;
-    let sliceStart = Date.now();
     for (const part of parts) {
       app.push(part);
       size += part.length;
-      if (Date.now() - sliceStart >= ENCODE_SLICE_MS) {
-        await new Promise((r) => this.clock.defer(() => r(undefined)));
-        sliceStart = Date.now();
-      }
+      await pause();
     }
-    return encodeEnvelope(peers, app, size);
+    const head = envelopeHead(peers, size);
+    const out = new Uint8Array(Buffer.allocUnsafeSlow(head.length + size).buffer, 0, head.length + size);
+    out.set(head, 0);
+    let at = head.length;
+    for (let i = 0; i < app.length; i++) {
+      out.set(app[i]!, at);
+      at += app[i]!.length;
+      app[i] = EMPTY; // copied: let it go
+      await pause();
+    }
+    return out;
   }
 }
 
 /** Encoding work done per turn of the event loop while a snapshot is built (a heartbeat interval is 100 ms). */
 const ENCODE_SLICE_MS = 20;
+const EMPTY = new Uint8Array(0);
 
 /**
- * msgpack of a SnapshotEnvelope { peers, app } with `app` given as parts: the same bytes packr.pack would give
- * (a map header, then each key and value; app as a bin 32), without first joining the parts into one array.
+ * The start of the msgpack of a SnapshotEnvelope { peers, app } whose app is `appSize` bytes: what packr.pack
+ * would write before app's bytes (a map header, peers, then app as a bin 32), so the app's parts can follow it
+ * without first being joined into one array.
  */
-function encodeEnvelope(peers: [NodeId, string][], app: Uint8Array[], size: number): Uint8Array {
+function envelopeHead(peers: [NodeId, string][], appSize: number): Uint8Array {
   const pack = (v: unknown) => new Uint8Array(packr.pack(v)); // a packer's bytes live until its next call
-  const head = Buffer.concat([
+  const n = appSize;
+  if (n > 0xffffffff) throw new Error(`a snapshot of ${n} bytes is over msgpack's 4 GiB limit for one value`);
+  return Buffer.concat([
     Buffer.from([0x82]),
     pack("peers"),
     pack(peers),
     pack("app"),
-    Buffer.from([0xc6, size >>> 24, (size >>> 16) & 0xff, (size >>> 8) & 0xff, size & 0xff]),
+    Buffer.from([0xc6, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]),
   ]);
-  const out = new Uint8Array(head.length + size);
-  out.set(head, 0);
-  let at = head.length;
-  for (const part of app) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** Marks a storage operation's failure as such (see fatal()). */
