@@ -105,7 +105,7 @@ export class PeerTransport implements RaftTransport {
   private readonly lastReport = new Map<NodeId, number>();
   /** Connections of peers that left or moved, open only until the requests sent on them are answered: why they close. */
   private readonly retiring = new Map<Connection, string>();
-  /** Peers a snapshot is being sent to (one transfer each at a time: a new snap message waits for its end). */
+  /** Peers a snapshot is being sent to: one transfer each at a time (a snap message meanwhile is dropped). */
   private readonly sendingSnapshot = new Set<NodeId>();
   private readonly receiver: SnapshotReceiver;
   private stopped = false;
