@@ -73,6 +73,7 @@ async function startMember(name: string, dir: string, initial: Map<string, strin
     onMessage: (m) => driver.step(m),
     reportUnreachable: (id) => driver.reportUnreachable(id),
     reportSnapshot: (id, ok) => driver.reportSnapshot(id, ok),
+    snapshotDir: join(dir, name, "snap-recv"),
   });
   driver = new RaftDriver({
     id: name,

@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
 // Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [flood] [tunnel] [--seconds N] [--units N]
+//        bun bench/run.ts snapshot [--keys N] [--store-mib N]   (only when named: minutes, and GiBs of memory)
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +14,7 @@ import { benchPlacement } from "./placement.ts";
 import { benchRaft } from "./raft.ts";
 import { measureWireRtt } from "./rtt.ts";
 import { benchSchedE2E, formatSchedE2E } from "./sched-e2e.ts";
+import { benchSnapshotCatchUp, benchSnapshotFill } from "./snapshot.ts";
 import { benchTunnel, formatTunnel } from "./tunnel.ts";
 
 const args = process.argv.slice(2);
@@ -20,10 +22,11 @@ const secondsArg = args.indexOf("--seconds");
 const seconds = secondsArg >= 0 ? Number(args[secondsArg + 1]) : 3;
 const unitsArg = args.indexOf("--units");
 const units = unitsArg >= 0 ? Number(args[unitsArg + 1]) : 1000;
-const wanted = args.filter(
-  (a, i) =>
-    !a.startsWith("--") && (secondsArg < 0 || i !== secondsArg + 1) && (unitsArg < 0 || i !== unitsArg + 1),
-);
+const numberArg = (flag: string, fallback: number) => {
+  const i = args.indexOf(flag);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const wanted = args.filter((a, i) => !a.startsWith("--") && !args[i - 1]?.startsWith("--"));
 const run = (name: string) => wanted.length === 0 || wanted.includes(name);
 
 function table(headers: string[], rows: (string | number)[][]): string {
@@ -140,4 +143,79 @@ if (run("busy")) {
   const rows = await benchBusy({ seconds: busySeconds });
   console.log(`\n${busyHeader(busySeconds)}\n`);
   console.log(table(...formatBusy(rows)));
+}
+
+if (wanted.includes("snapshot")) {
+  const keys = numberArg("--keys", 1_000_000);
+  const storeMiB = numberArg("--store-mib", 1024);
+  // --keys 0 or --store-mib 0 leaves that half out.
+  const fill = keys > 0 ? await benchSnapshotFill(keys) : null;
+  if (fill) {
+    console.log(
+      `\nSnapshots during a fill: 3 members (100 ms ticks, 1 s election timeout), ${keys} keys of 100 bytes from 64 writers, ` +
+        "a snapshot every 10,000 entries on every member\n",
+    );
+    console.log(
+      table(
+        [
+          "keys",
+          "seconds",
+          "retried writes",
+          "elections",
+          "snapshots",
+          "last MiB",
+          "slowest status ms",
+          "stalls >= 1 s",
+          "peak RSS MiB",
+          "goal",
+        ],
+        [
+          [
+            fill.keys,
+            f(fill.seconds, 1),
+            fill.retries,
+            fill.elections,
+            fill.snapshots,
+            fill.lastSnapshotMiB,
+            fill.worstStallMs,
+            fill.loggedStalls ? `${fill.loggedStalls} (max ${fill.worstLoggedStallMs} ms)` : "0",
+            fill.peakRssMiB,
+            "0 elections",
+          ],
+        ],
+      ),
+    );
+  }
+  const cu = storeMiB > 0 ? await benchSnapshotCatchUp(storeMiB * 1024 * 1024) : null;
+  if (cu) {
+    console.log(
+      `\nA new member catching up: one member holding ${cu.storeMiB} MiB of 16 KiB values, then a second joins\n`,
+    );
+    console.log(
+      table(
+        [
+          "store MiB",
+          "fill s",
+          "retried writes",
+          "catch-up s",
+          "via snapshot",
+          "leader RSS MiB",
+          "member RSS MiB",
+          "goal",
+        ],
+        [
+          [
+            cu.storeMiB,
+            f(cu.fillSeconds, 1),
+            cu.fillRetries,
+            f(cu.catchUpSeconds, 1),
+            cu.viaSnapshot ? "yes" : "no",
+            cu.leaderPeakRssMiB,
+            cu.memberPeakRssMiB,
+            "catches up from >= 1 GiB",
+          ],
+        ],
+      ),
+    );
+  }
 }

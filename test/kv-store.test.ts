@@ -784,6 +784,30 @@ describe("snapshot and restore", () => {
     return s;
   }
 
+  it("snapshot parts hold the state of the moment they were asked for, however the store changes while they are taken", () => {
+    const a = populated();
+    // Enough keys for several parts (10,000 nodes each).
+    run(
+      a,
+      Array.from({ length: 25_000 }, (_, i) => set(`/many/k${i}`, `v${i}`)),
+    );
+    const before = a.snapshot();
+    const parts = a.snapshotParts()[Symbol.iterator]();
+    const taken = [parts.next().value!];
+    run(a, [
+      set("/many/k1", "changed"),
+      del("/many/k20000"),
+      set("/new", "x"),
+      del("/a", { recursive: true }),
+    ]);
+    for (let p = parts.next(); !p.done; p = parts.next()) taken.push(p.value);
+    expect(taken.length).toBeGreaterThan(3);
+    const b = new KvStore();
+    b.restore(Buffer.concat(taken));
+    expect(b.snapshot()).toEqual(before);
+    expect(b.index).toBe(a.index - 4);
+  });
+
   it("restores the same tree, index, expirations, history and stats", async () => {
     const a = populated();
     const b = new KvStore();

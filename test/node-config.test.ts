@@ -68,3 +68,19 @@ describe("what the data directory keeps", () => {
     expect(readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
   });
 });
+
+describe("--peer-max-frame", () => {
+  it("defaults to 128 MiB, is remembered for restarts, and refuses what leaves no room for a snapshot chunk", () => {
+    const dir = dataDir();
+    expect(resolveNodeConfig({ name: "n1", "data-dir": dir }).peerMaxFrameBytes).toBe(128 * 1024 * 1024);
+    const c = resolveNodeConfig({ name: "n1", "data-dir": dir, "peer-max-frame": "65536" });
+    expect(c.peerMaxFrameBytes).toBe(65536);
+    saveNodeConfig(c);
+    expect(resolveNodeConfig({ "data-dir": dir }).peerMaxFrameBytes).toBe(65536);
+    for (const v of ["1000", "65536.5", String(2 * 1024 * 1024 * 1024)]) {
+      const bad = () => resolveNodeConfig({ name: "n1", "data-dir": dataDir(), "peer-max-frame": v });
+      expect(bad).toThrow(UsageError);
+      expect(bad).toThrow(/--peer-max-frame/);
+    }
+  });
+});

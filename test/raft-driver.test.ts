@@ -1,4 +1,5 @@
 // RaftDriver on its own (one member, memory storage): how it stops when something goes wrong, and what it says.
+import { unpack } from "msgpackr";
 import { afterEach, describe, expect, it } from "vitest";
 import { RaftDriver, type StateMachine, StorageFailure } from "../src/raft/driver.ts";
 import { MemoryRaftStorage } from "../src/raft/storage/memory.ts";
@@ -19,17 +20,21 @@ class Recorder implements StateMachine {
     this.applied.push(cmd);
     return e.index;
   }
-  snapshot(): Uint8Array {
+  snapshot(): Uint8Array | Iterable<Uint8Array> {
     return new Uint8Array(0);
   }
   restore(): void {}
 }
 
-async function singleMember(storage = new MemoryRaftStorage()) {
+async function singleMember(
+  storage = new MemoryRaftStorage(),
+  sm: Recorder = new Recorder(),
+  snapshotEvery?: number,
+) {
   const logs: string[] = [];
   const fatal: Error[] = [];
-  const sm = new Recorder();
   const driver = new RaftDriver({
+    snapshotEvery,
     id: "n1",
     storage,
     transport: { send: () => {}, setPeers: () => {} },
@@ -73,6 +78,48 @@ describe("RaftDriver: a fatal error", () => {
     await until(() => fatal.length > 0);
     expect(fatal[0]).toBeInstanceOf(StorageFailure);
     expect(logs.find((l) => l.startsWith("fatal"))).toMatch(/^fatal: storage failed.*save: EIO: i\/o error/s);
+  });
+});
+
+describe("RaftDriver: snapshots", () => {
+  it("are encoded a part at a time, the event loop running in between, while the state goes on changing", async () => {
+    // Each part costs 30 ms of CPU; a turn of the event loop is counted on every setImmediate.
+    let turns = 0;
+    let counting = true;
+    const count = () => {
+      turns++;
+      if (counting) setImmediate(count);
+    };
+    count();
+    const seenAtPart: number[] = [];
+    class Parts extends Recorder {
+      override snapshot(): Iterable<Uint8Array> {
+        const captured = this.applied.length;
+        return (function* () {
+          for (let i = 0; i < 4; i++) {
+            const until = Date.now() + 30;
+            while (Date.now() < until) {}
+            seenAtPart.push(turns);
+            yield enc.encode(`${captured}:${i};`);
+          }
+        })();
+      }
+    }
+    const storage = new MemoryRaftStorage();
+    const sm = new Parts();
+    // The snapshot is taken at index 3 (the founding conf entry, the leader's empty entry, w0): w1 and w2 are
+    // applied while it is being encoded, and are not in it.
+    const { driver, logs } = await singleMember(storage, sm, 3);
+    for (let i = 0; i < 3; i++) await driver.propose(enc.encode(`w${i}`));
+    await until(() => logs.some((l) => l.startsWith("snapshot at index 3 ")));
+    counting = false;
+    expect(sm.applied).toEqual(["w0", "w1", "w2"]);
+    expect(seenAtPart).toHaveLength(4);
+    for (let i = 1; i < 4; i++) expect(seenAtPart[i]).toBeGreaterThan(seenAtPart[i - 1]!);
+    const { snapshot } = await storage.load();
+    const env = unpack(snapshot!.data) as { peers: [string, string][]; app: Uint8Array };
+    expect(env.peers).toEqual([["n1", "mem://n1"]]);
+    expect(new TextDecoder().decode(env.app)).toBe("1:0;1:1;1:2;1:3;");
   });
 });
 

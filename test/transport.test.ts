@@ -1,7 +1,11 @@
 // PeerTransport over real loopback sockets: delivery, binary payloads, snapshots, unreachable peers, reconnects,
 // request forwarding and authentication.
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { PeerTransport, type PeerTransportOptions, PeerUnreachableError } from "../src/raft/transport.ts";
 import type { Message, NodeId } from "../src/raft/types.ts";
 
@@ -22,6 +26,9 @@ const started: PeerTransport[] = [];
 afterEach(async () => {
   for (const t of started.splice(0)) await t.stop();
 });
+/** Where the members write the snapshots they receive. */
+const scratch = mkdtempSync(join(tmpdir(), "berth-transport-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 async function member(
   id: string,
@@ -38,6 +45,7 @@ async function member(
     reportSnapshot: (p, ok) => m.snapshots.push([p, ok]),
     logger: (l) => m.logs.push(l),
     dialTimeoutMs: 1000,
+    snapshotDir: join(scratch, id),
     ...opts,
   });
   await m.t.start();
@@ -184,6 +192,73 @@ describe("PeerTransport", () => {
     expect(snap.snapshot!.meta.index).toBe(10);
     expect(snap.snapshot!.data).toBeInstanceOf(Uint8Array);
     expect(Buffer.from(snap.snapshot!.data).equals(Buffer.from(snapData))).toBe(true);
+  });
+
+  const snapTo = (from: string, to: string, data: Uint8Array) =>
+    msg(from, to, {
+      type: "snap",
+      snapshot: {
+        meta: { index: 10, term: 2, confState: { voters: ["n1", "n2", "n3"], learners: [] } },
+        data,
+      },
+    });
+  /** Snapshot files a member is receiving into. */
+  const partFiles = (id: string) => readdirSync(join(scratch, id)).filter((n) => n.endsWith(".part"));
+  const received = (m: Member) => m.got.filter((x) => x.type === "snap");
+
+  it("sends a snapshot larger than the frame limit in chunks; it arrives whole and leaves no file", async () => {
+    const [n1, n2] = await trio({ maxFrameBytes: 64 * 1024 });
+    const data = randomBytes(1024 * 1024);
+    n1.t.send([snapTo("n1", "n2", data)]);
+    await until(() => n1.snapshots.length === 1);
+    expect(n1.snapshots).toEqual([["n2", true]]);
+    expect(received(n2)).toHaveLength(1);
+    expect(Buffer.from(received(n2)[0]!.snapshot!.data).equals(data)).toBe(true);
+    expect(partFiles("n2")).toEqual([]);
+  });
+
+  it("sends one snapshot to a peer at a time: asking again meanwhile does not start (or encode) another", async () => {
+    const [n1, n2] = await trio({ maxFrameBytes: 64 * 1024 });
+    const data = randomBytes(4 * 1024 * 1024);
+    n1.t.send([snapTo("n1", "n2", data)]);
+    n1.t.send([snapTo("n1", "n2", data)]);
+    await until(() => n1.snapshots.length > 0);
+    await sleep(100);
+    expect(n1.snapshots).toEqual([["n2", true]]);
+    expect(received(n2)).toHaveLength(1);
+  });
+
+  it("a transfer cut short (the sender goes away) leaves no file, and the next one arrives whole", async () => {
+    const [n1, n2, n3] = await trio({ maxFrameBytes: 64 * 1024 });
+    const data = randomBytes(16 * 1024 * 1024);
+    n1.t.send([snapTo("n1", "n2", data)]);
+    await until(() => partFiles("n2").length === 1, 10_000);
+    await n1.t.stop();
+    await until(() => partFiles("n2").length === 0);
+    expect(received(n2)).toEqual([]);
+    expect(n2.logs.join("\n")).toMatch(/snapshot transfer from n1 abandoned: connection closed/);
+    n3.t.send([snapTo("n3", "n2", data)]);
+    await until(() => n3.snapshots.length === 1, 10_000);
+    expect(n3.snapshots).toEqual([["n2", true]]);
+    expect(Buffer.from(received(n2)[0]!.snapshot!.data).equals(data)).toBe(true);
+    expect(partFiles("n2")).toEqual([]);
+  });
+
+  it("a receiver going away mid-transfer fails the transfer at the sender, which reports it", async () => {
+    const [n1, n2] = await trio({ maxFrameBytes: 64 * 1024 });
+    n1.t.send([snapTo("n1", "n2", randomBytes(16 * 1024 * 1024))]);
+    await until(() => partFiles("n2").length === 1, 10_000);
+    await n2.t.stop();
+    await until(() => n1.snapshots.length === 1);
+    expect(n1.snapshots).toEqual([["n2", false]]);
+    expect(partFiles("n2")).toEqual([]);
+  });
+
+  it("removes the snapshot files a killed process left behind when it starts", async () => {
+    mkdirSync(join(scratch, "n7"), { recursive: true });
+    writeFileSync(join(scratch, "n7", "1700000000000-1.part"), "half a snapshot");
+    await member("n7");
+    expect(partFiles("n7")).toEqual([]);
   });
 
   it("reports unreachable peers (no listener, unknown address) and failed snapshots", async () => {

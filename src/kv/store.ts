@@ -63,6 +63,79 @@ type SnapshotNodeV1 = [string, number, string, number, number, number | null];
 type SnapshotV1 = { v: 1; nodes: SnapshotNodeV1[] };
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+/**
+ * The nodes of a snapshot in pre-order, as they were when it was taken. A node's name, kind and creation index
+ * never change once it exists, so only the fields writes change are copied (in columns: no object per node), with
+ * each node's depth (1 = below the root).
+ */
+interface CapturedNodes {
+  nodes: TreeNode[];
+  depths: number[];
+  values: string[];
+  modified: number[];
+  expires: (number | null)[];
+}
+
+/** A snapshot part ends after this many nodes or this many characters of paths and values (some 10-30 ms). */
+const NODES_PER_PART = 10_000;
+const CHARS_PER_PART = 1024 * 1024;
+
+/**
+ * The msgpack encoding of a SnapshotDoc, written piece by piece (msgpack is concatenative: a map or an array is
+ * its header followed by its items), so that unpacking the concatenation gives the whole document. Its own
+ * packer, as the bytes a packer returns are only valid until that packer's next call: each part is copied.
+ */
+function* encodeSnapshotDoc(
+  index: number,
+  at: CapturedNodes,
+  history: SnapshotDoc["history"],
+  stats: number[],
+): Generator<Uint8Array> {
+  const p = new Packr({ useRecords: false, mapsAsObjects: true });
+  const pack = (v: unknown) => new Uint8Array(p.pack(v));
+  const count = at.nodes.length;
+  const head = Buffer.alloc(5);
+  head[0] = 0xdd; // array 32
+  head.writeUInt32BE(count, 1);
+  yield Buffer.concat([
+    Buffer.from([0x85]),
+    pack("v"),
+    pack(2),
+    pack("index"),
+    pack(index),
+    pack("nodes"),
+    head,
+  ]);
+  let rows: SnapshotDoc["nodes"] = [];
+  let chars = 0;
+  for (let i = 0; i < count; i++) {
+    const n = at.nodes[i] as TreeNode;
+    const value = at.values[i] as string;
+    rows.push([
+      at.depths[i]!,
+      n.name,
+      n.children ? 1 : 0,
+      value,
+      n.createdIndex,
+      at.modified[i]!,
+      at.expires[i]!,
+    ]);
+    chars += n.name.length + value.length;
+    if (rows.length < NODES_PER_PART && chars < CHARS_PER_PART && i < count - 1) continue;
+    const slice = p.pack(rows);
+    yield new Uint8Array(slice.subarray(arrayHeaderLength(slice[0]!)));
+    rows = [];
+    chars = 0;
+  }
+  yield Buffer.concat([pack("history"), pack(history), pack("stats"), pack(stats)]);
+}
+
+function arrayHeaderLength(first: number): number {
+  if (first >= 0x90 && first <= 0x9f) return 1;
+  if (first === 0xdc) return 3;
+  if (first === 0xdd) return 5;
+  throw new Error(`not a msgpack array (0x${first.toString(16)})`);
+}
 
 export class KvStore {
   private root: TreeNode = newNode("", true, "", 0, null, null);
@@ -142,27 +215,39 @@ export class KvStore {
   }
 
   snapshot(): Uint8Array {
-    const nodes: SnapshotDoc["nodes"] = [];
-    const stack: [TreeNode, number][] = [];
-    const pushChildren = (dir: TreeNode, depth: number): void => {
-      // Pushed in reverse so children pop in order; a loop, not a spread: a directory may hold 100k keys.
-      const kids = [...(dir.children as Map<string, TreeNode>).values()];
-      for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i] as TreeNode, depth]);
-    };
-    pushChildren(this.root, 1);
-    while (stack.length > 0) {
-      const [n, depth] = stack.pop() as [TreeNode, number];
-      nodes.push([depth, n.name, n.children ? 1 : 0, n.value, n.createdIndex, n.modifiedIndex, n.expireTime]);
-      if (n.children) pushChildren(n, depth + 1);
+    return Buffer.concat([...this.snapshotParts()]);
+  }
+
+  /**
+   * The snapshot as a sequence of byte strings whose concatenation is exactly snapshot()'s bytes. The state is
+   * captured when this is called (a flat copy of every node's fields: cheap next to encoding it); the parts are
+   * encoded only as they are taken, so a caller can spread the encoding over several turns of the event loop
+   * while the store goes on changing.
+   */
+  snapshotParts(): Iterable<Uint8Array> {
+    const at: CapturedNodes = { nodes: [], depths: [], values: [], modified: [], expires: [] };
+    // Pre-order without recursion (a tree may be deep): a stack of the directories' iterators.
+    const open: Iterator<TreeNode>[] = [(this.root.children as Map<string, TreeNode>).values()];
+    while (open.length > 0) {
+      const next = (open[open.length - 1] as Iterator<TreeNode>).next();
+      if (next.done) {
+        open.pop();
+        continue;
+      }
+      const n = next.value;
+      at.nodes.push(n);
+      at.depths.push(open.length);
+      at.values.push(n.value);
+      at.modified.push(n.modifiedIndex);
+      at.expires.push(n.expireTime);
+      if (n.children) open.push(n.children.values());
     }
-    const doc: SnapshotDoc = {
-      v: 2,
-      index: this.currentIndex,
-      nodes,
-      history: this.hub.history.entries().map((h) => [h.event, h.refresh ? 1 : 0]),
-      stats: STAT_NAMES.map((n) => this.counters.get(n) ?? 0),
-    };
-    return packr.pack(doc);
+    const index = this.currentIndex;
+    const history: SnapshotDoc["history"] = this.hub.history
+      .entries()
+      .map((h) => [h.event, h.refresh ? 1 : 0]);
+    const stats = STAT_NAMES.map((n) => this.counters.get(n) ?? 0);
+    return encodeSnapshotDoc(index, at, history, stats);
   }
 
   /**

@@ -42,6 +42,8 @@ export interface NodeConfig {
   electionTicks: number;
   snapshotEvery: number;
   walSegmentBytes: number;
+  /** The largest frame accepted from a peer (--peer-max-frame): bounds log appends and snapshot chunks. */
+  peerMaxFrameBytes: number;
   requestTimeoutMs: number;
   /** Explicit --max-client-connections, or null for the default derived from the file descriptor limit. */
   maxClientConnections: number | null;
@@ -185,6 +187,14 @@ export const NODE_FLAGS: FlagSpec[] = [
     env: "BERTH_WAL_SEGMENT_SIZE",
   },
   {
+    name: "peer-max-frame",
+    type: "number",
+    description:
+      "largest message accepted from a peer, in bytes (log appends are cut to a quarter of it, snapshots sent in chunks of half of it, at most 4 MiB)",
+    value: "BYTES",
+    env: "BERTH_PEER_MAX_FRAME",
+  },
+  {
     name: "max-client-connections",
     type: "number",
     description:
@@ -280,9 +290,17 @@ const DEFAULTS: FlagValues = {
   "election-ticks": 10,
   "snapshot-count": 10_000,
   "wal-segment-size": 64 * 1024 * 1024,
+  "peer-max-frame": 128 * 1024 * 1024,
   "request-timeout": 5000,
   "docker-socket": "/var/run/docker.sock",
 };
+
+/** Room for a snapshot chunk and a useful append beside a message's own fields. */
+function peerMaxFrame(n: number): number {
+  if (!Number.isInteger(n) || n < 64 * 1024 || n > 1024 * 1024 * 1024)
+    throw new UsageError("--peer-max-frame must be a whole number of bytes from 65536 to 1073741824");
+  return n;
+}
 
 function maxConnections(v: unknown, num: (key: string) => number): number | null {
   if (v === undefined) return null;
@@ -418,6 +436,7 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     electionTicks,
     snapshotEvery: num("snapshot-count"),
     walSegmentBytes: num("wal-segment-size"),
+    peerMaxFrameBytes: peerMaxFrame(num("peer-max-frame")),
     requestTimeoutMs: ms("request-timeout"),
     maxClientConnections: maxConnections(pick("max-client-connections"), num),
     dockerSocket: String(pick("docker-socket")),
@@ -454,6 +473,7 @@ export function saveNodeConfig(config: NodeConfig): void {
     "election-ticks": config.electionTicks,
     "snapshot-count": config.snapshotEvery,
     "wal-segment-size": config.walSegmentBytes,
+    "peer-max-frame": config.peerMaxFrameBytes,
     "request-timeout": config.requestTimeoutMs,
     "max-client-connections": config.maxClientConnections ?? undefined,
     "docker-socket": config.dockerSocket,

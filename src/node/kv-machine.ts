@@ -26,8 +26,9 @@ export class KvStateMachine implements StateMachine {
     return result;
   }
 
-  snapshot(): Uint8Array {
-    return this.store.snapshot();
+  /** Captured now, encoded part by part as the driver takes the parts (see RaftDriver.buildSnapshot). */
+  snapshot(): Iterable<Uint8Array> {
+    return this.store.snapshotParts();
   }
 
   restore(data: Uint8Array): void {

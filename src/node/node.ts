@@ -115,6 +115,8 @@ export class BerthNode {
       },
       reportSnapshot: (id, ok) => this.driver.reportSnapshot(id, ok),
       logger: (l) => this.log(`[peer] ${l}`),
+      snapshotDir: join(c.dataDir, "raft", "snap-recv"),
+      maxFrameBytes: c.peerMaxFrameBytes,
     });
     const peers = this.transport;
     this.driver = new RaftDriver({
@@ -136,6 +138,8 @@ export class BerthNode {
       initialCluster: c.initialCluster,
       join: c.join,
       tickMs: c.tickMs,
+      // An append must fit a peer frame beside its own fields.
+      maxSizePerMsg: Math.min(1024 * 1024, Math.floor(c.peerMaxFrameBytes / 4)),
       electionTicks: c.electionTicks,
       snapshotEvery: c.snapshotEvery,
       logger: (l) => this.log(`[raft] ${l}`),

@@ -24,7 +24,12 @@ const SNAPSHOT_RETRY_TICKS = 50;
 /** The application replicated by the log. apply() must be deterministic: every replica runs the same entries. */
 export interface StateMachine {
   apply(entry: Entry): unknown;
-  snapshot(): Uint8Array;
+  /**
+   * The state as of the last applied entry: bytes, or parts whose concatenation is the bytes. The state must be
+   * captured by the call itself; parts are taken one at a time between turns of the event loop, while entries go
+   * on being applied, so encoding a large state never holds the loop for long.
+   */
+  snapshot(): Uint8Array | Iterable<Uint8Array>;
   restore(data: Uint8Array): void;
 }
 
@@ -678,37 +683,41 @@ export class RaftDriver {
   }
 
   /**
-   * Takes the state machine's snapshot here, in the pass, but writes it in the background: the pipeline goes on
-   * while its fsyncs run (the storage keeps log appends flowing meanwhile). Once it is durable, a later pass hands
-   * it to Raft and compacts the log. One snapshot is written at a time.
+   * Captures the state machine's snapshot here, in the pass, then encodes and writes it in the background: the
+   * encoding in slices between turns of the event loop (heartbeats and appends go on meanwhile), the file while
+   * the storage keeps log appends flowing. Once it is durable, a later pass hands it to Raft and compacts the
+   * log. One snapshot is built at a time.
    */
   private maybeSnapshot(): void {
     const o = this.opts;
     if (this.snapshotWrite || this.appliedIndex - this.snapshotIndex < o.snapshotEvery) return;
     if (this.ticks < this.snapshotRetryTick) return;
     const index = this.appliedIndex;
-    const envelope: SnapshotEnvelope = { peers: [...this.peers], app: o.stateMachine.snapshot() };
-    const snapshot: Snapshot = {
-      meta: { index, term: this.raft.log.term(index)!, confState: this.raft.confState() },
-      data: packr.pack(envelope),
-    };
+    const meta = { index, term: this.raft.log.term(index)!, confState: this.raft.confState() };
+    const captured = o.stateMachine.snapshot();
+    const parts = captured instanceof Uint8Array ? [captured] : captured;
+    const peers = [...this.peers];
     const fatal = (err: unknown) => {
       if (this.stopped) return;
       if (!isNoSpace(err)) return this.fatal(err);
       // The log keeps everything the snapshot would have covered: try again later.
       o.logger?.(`snapshot at index ${index} skipped: ${(err as Error).message}`);
       this.snapshotRetryTick = this.ticks + SNAPSHOT_RETRY_TICKS;
-      if (this.snapshotWrite === write) this.snapshotWrite = null;
+      if (this.snapshotWrite === done) this.snapshotWrite = null;
     };
-    const write = onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot));
-    this.snapshotWrite = write;
+    const write = this.encodeInSlices(peers, parts).then((data) => {
+      const snapshot: Snapshot = { meta, data };
+      return onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot)).then(() => snapshot);
+    });
+    const done = write.then(() => {});
+    this.snapshotWrite = done;
     write.then(
-      () =>
+      (snapshot) =>
         // Raft's log is compacted inside a pass, like every other change to its state.
         this.enqueue({
           kind: "call",
           fn: (raft) => {
-            if (this.snapshotWrite === write) this.snapshotWrite = null;
+            if (this.snapshotWrite === done) this.snapshotWrite = null;
             if (index <= this.snapshotIndex) return;
             raft.compact(snapshot, o.snapshotCatchUpEntries);
             this.snapshotIndex = index;
@@ -721,6 +730,56 @@ export class RaftDriver {
       fatal,
     );
   }
+
+  /** The envelope's bytes from the application's parts: taken, then copied together, yielding in between. */
+  private async encodeInSlices(peers: [NodeId, string][], parts: Iterable<Uint8Array>): Promise<Uint8Array> {
+    let sliceStart = Date.now();
+    const pause = async () => {
+      if (Date.now() - sliceStart < ENCODE_SLICE_MS) return;
+      await new Promise((r) => this.clock.defer(() => r(undefined)));
+      sliceStart = Date.now();
+    };
+    const app: Uint8Array[] = [];
+    let size = 0;
+    for (const part of parts) {
+      app.push(part);
+      size += part.length;
+      await pause();
+    }
+    const head = envelopeHead(peers, size);
+    const out = new Uint8Array(Buffer.allocUnsafeSlow(head.length + size).buffer, 0, head.length + size);
+    out.set(head, 0);
+    let at = head.length;
+    for (let i = 0; i < app.length; i++) {
+      out.set(app[i]!, at);
+      at += app[i]!.length;
+      app[i] = EMPTY; // copied: let it go
+      await pause();
+    }
+    return out;
+  }
+}
+
+/** Encoding work done per turn of the event loop while a snapshot is built (a heartbeat interval is 100 ms). */
+const ENCODE_SLICE_MS = 20;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The start of the msgpack of a SnapshotEnvelope { peers, app } whose app is `appSize` bytes: what packr.pack
+ * would write before app's bytes (a map header, peers, then app as a bin 32), so the app's parts can follow it
+ * without first being joined into one array.
+ */
+function envelopeHead(peers: [NodeId, string][], appSize: number): Uint8Array {
+  const pack = (v: unknown) => new Uint8Array(packr.pack(v)); // a packer's bytes live until its next call
+  const n = appSize;
+  if (n > 0xffffffff) throw new Error(`a snapshot of ${n} bytes is over msgpack's 4 GiB limit for one value`);
+  return Buffer.concat([
+    Buffer.from([0x82]),
+    pack("peers"),
+    pack(peers),
+    pack("app"),
+    Buffer.from([0xc6, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]),
+  ]);
 }
 
 /** Marks a storage operation's failure as such (see fatal()). */

@@ -1,10 +1,12 @@
 // The Raft peer network: authenticated msgpack connections between members (src/wire), one outbound connection
 // per peer, dialled lazily. Raft tolerates loss, so send() never blocks or throws: messages to a peer that cannot
 // take them are dropped and the driver is told (reportUnreachable), which makes the leader probe instead of
-// pipelining. Snapshots travel as requests so the driver learns whether they arrived (reportSnapshot).
+// pipelining. Snapshots travel in chunks as requests (snapshot-transfer.ts), one transfer per peer at a time, so
+// the driver learns whether they arrived (reportSnapshot).
 //
-// On the wire: notify "raft" with Message[] (either direction's connection), request "raft.snap" with one
-// snapshot Message, and any other request is a forwarded client operation handed to onRequest(method, params, from).
+// On the wire: notify "raft" with Message[] (either direction's connection), requests "raft.snap.begin|chunk|end"
+// for a snapshot ("raft.snap" with one whole snapshot Message is still accepted from older members), and any
+// other request is a forwarded client operation handed to onRequest(method, params, from).
 import { connect } from "../wire/client.ts";
 import type { Connection } from "../wire/connection.ts";
 import { WireError } from "../wire/errors.ts";
@@ -12,6 +14,13 @@ import type { Hello } from "../wire/handshake.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import type { RaftTransport } from "./driver.ts";
 import { messageProblem } from "./message-check.ts";
+import {
+  SNAP_BEGIN,
+  SNAP_CHUNK,
+  SNAP_END,
+  SnapshotReceiver,
+  sendSnapshotInChunks,
+} from "./snapshot-transfer.ts";
 import type { Message, NodeId } from "./types.ts";
 
 export interface PeerTransportOptions {
@@ -32,6 +41,10 @@ export interface PeerTransportOptions {
   reportUnreachable(id: NodeId): void;
   reportSnapshot(id: NodeId, ok: boolean): void;
   logger?(line: string): void;
+  /** Where snapshots being received are written (removed once complete, or abandoned). */
+  snapshotDir: string;
+  /** The largest frame a peer may send (log entries, snapshot chunks); snapshots go in chunks of half of it. */
+  maxFrameBytes?: number;
   /** Overrides for tests. */
   dialTimeoutMs?: number;
   maxBufferedBytes?: number;
@@ -51,11 +64,12 @@ const BACKOFF_MAX_MS = 1000;
 const DEFAULT_DIAL_TIMEOUT_MS = 3000;
 /** A connection with more than this queued is treated as stuck: messages are dropped rather than buffered. */
 const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
-/** Peer frames carry log entries and whole snapshots; only authenticated peers get past the handshake limit. */
+/** Peer frames carry log entries and snapshot chunks; only authenticated peers get past the handshake limit. */
 const PEER_MAX_FRAME = 128 * 1024 * 1024;
+/** Snapshot chunks are at most this large (smaller when the frame limit is lowered). */
+const SNAP_CHUNK_MAX = 4 * 1024 * 1024;
 /** Messages held while the first dial of a connection is in flight (beyond that they are dropped). */
 const MAX_HELD = 1024;
-const SNAP_TIMEOUT_MS = 60_000;
 /**
  * How long the connection to a peer that left the cluster (or moved) stays open for the answers to requests already
  * sent on it. Removing the leader through a follower needs this: the leader answers the forwarded removal just as
@@ -91,13 +105,19 @@ export class PeerTransport implements RaftTransport {
   private readonly lastReport = new Map<NodeId, number>();
   /** Connections of peers that left or moved, open only until the requests sent on them are answered: why they close. */
   private readonly retiring = new Map<Connection, string>();
+  /** Peers a snapshot is being sent to: one transfer each at a time (a snap message meanwhile is dropped). */
+  private readonly sendingSnapshot = new Set<NodeId>();
+  private readonly receiver: SnapshotReceiver;
   private stopped = false;
   private readonly dialTimeoutMs: number;
   private readonly maxBuffered: number;
+  private readonly maxFrame: number;
 
   constructor(private readonly opts: PeerTransportOptions) {
     this.dialTimeoutMs = opts.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
     this.maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
+    this.maxFrame = opts.maxFrameBytes ?? PEER_MAX_FRAME;
+    this.receiver = new SnapshotReceiver(opts.snapshotDir, opts.selfId, opts.logger);
   }
 
   get address(): { host: string; port: number } {
@@ -108,13 +128,14 @@ export class PeerTransport implements RaftTransport {
   async start(): Promise<void> {
     if (this.listener) return;
     this.stopped = false;
+    await this.receiver.start();
     this.listener = await listen({
       host: this.opts.listenHost,
       port: this.opts.listenPort,
       secret: this.opts.secret,
       role: "peer",
       name: this.opts.selfId,
-      maxFrameBytes: PEER_MAX_FRAME,
+      maxFrameBytes: this.maxFrame,
       tls: this.opts.tls ? { ...this.opts.tls, requestCert: true } : null,
       onConnection: (conn, hello) => this.onInbound(conn, hello),
       onRefused: (reason, remote, code) => {
@@ -137,6 +158,7 @@ export class PeerTransport implements RaftTransport {
     const l = this.listener;
     this.listener = null;
     await l?.close();
+    await this.receiver.stop();
   }
 
   setPeers(peers: Map<NodeId, string>): void {
@@ -241,14 +263,19 @@ export class PeerTransport implements RaftTransport {
 
   private async sendSnapshot(m: Message): Promise<void> {
     const id = m.to;
+    // Raft asks again when a transfer outlasts its patience; the one under way carries on (and reports) instead.
+    if (this.sendingSnapshot.has(id)) return;
+    this.sendingSnapshot.add(id);
     let ok = false;
     try {
       const conn = await this.connection(id, Date.now() + this.dialTimeoutMs);
-      await conn.request(SNAP_REQUEST, m, { timeoutMs: SNAP_TIMEOUT_MS });
+      await sendSnapshotInChunks(conn, m, Math.min(SNAP_CHUNK_MAX, Math.floor(this.maxFrame / 2)));
       ok = true;
     } catch (err) {
       this.logLimited(`snap:${id}`, `sending a snapshot to ${id} failed: ${(err as Error).message}`);
       this.unreachable(id, (err as Error).message);
+    } finally {
+      this.sendingSnapshot.delete(id);
     }
     if (!this.stopped) this.opts.reportSnapshot(id, ok);
   }
@@ -339,7 +366,7 @@ export class PeerTransport implements RaftTransport {
       role: "peer",
       name: this.opts.selfId,
       timeoutMs: this.dialTimeoutMs,
-      maxFrameBytes: PEER_MAX_FRAME,
+      maxFrameBytes: this.maxFrame,
       tls: this.opts.tls ?? null,
       localAddress: this.opts.dialFrom,
     });
@@ -407,12 +434,19 @@ export class PeerTransport implements RaftTransport {
 
   /** Both directions' connections carry Raft messages and requests; `from` is the authenticated peer name. */
   private serve(conn: Connection, from: string): void {
+    conn.onClose(() => this.receiver.connectionClosed(conn));
     conn.serve({
       notify: (method, params) => {
         if (method !== RAFT_NOTIFY || !Array.isArray(params)) return;
         for (const m of params) this.deliverRemote(m, from);
       },
-      request: (method, params) => {
+      request: async (method, params) => {
+        if (method === SNAP_BEGIN || method === SNAP_CHUNK || method === SNAP_END) {
+          const r = await this.receiver.handle(conn, from, method, params);
+          if ("done" in r && !this.deliverRemote(r.done, from))
+            throw Object.assign(new Error("malformed snapshot message"), { code: "bad_request" });
+          return true;
+        }
         if (method === SNAP_REQUEST) {
           if (!this.deliverRemote(params, from))
             throw Object.assign(new Error("malformed snapshot message"), { code: "bad_request" });
