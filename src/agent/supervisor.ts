@@ -22,10 +22,11 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { createServer, connect as netConnect, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { VERSION } from "../version.ts";
 import { Connection } from "../wire/connection.ts";
+import { socketAnswers, withOwnerOnlyUmask } from "../wire/unix-socket.ts";
 import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
 import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
 import { type ClusterAccess, MachineKeepalive } from "./machine-keepalive.ts";
@@ -62,7 +63,8 @@ export function wireState(s: UnitState): UnitState {
 export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   mkdirSync(o.agentDir, { recursive: true, mode: 0o700 });
   const socketPath = join(o.agentDir, SUPERVISOR_SOCKET);
-  if (await answers(socketPath)) throw new Error(`a supervisor already answers on ${socketPath}`);
+  if (existsSync(socketPath) && (await socketAnswers(socketPath)))
+    throw new Error(`a supervisor already answers on ${socketPath}`);
   let node: Connection | null = null;
   // Never throws: a full disk or a removed directory must not stop a fence or the exit that follows it.
   const log = (line: string): void => {
@@ -220,35 +222,19 @@ export function supervisorPid(agentDir: string): number | null {
   }
 }
 
-/** True when something accepts connections on `path` (a live supervisor). */
-function answers(path: string): Promise<boolean> {
-  if (!existsSync(path)) return Promise.resolve(false);
-  return new Promise((resolveAnswer) => {
-    const s = netConnect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolveAnswer(true);
-    });
-    s.once("error", () => resolveAnswer(false));
-  });
-}
-
 /** Listens on a unix socket only its owner can connect to (a stale socket file of a dead supervisor is replaced). */
 async function listenOwnerOnly(path: string, onSocket: (s: Socket) => void): Promise<Server> {
   try {
     unlinkSync(path);
   } catch {}
   const server = createServer(onSocket);
-  // The socket file is created with the umask's mode: none for group and others from the first instant.
-  const umask = process.umask(0o077);
-  try {
-    await new Promise<void>((resolveListen, reject) => {
-      server.once("error", reject);
-      server.listen(path, () => resolveListen());
-    });
-  } finally {
-    process.umask(umask);
-  }
+  await withOwnerOnlyUmask(
+    () =>
+      new Promise<void>((resolveListen, reject) => {
+        server.once("error", reject);
+        server.listen(path, () => resolveListen());
+      }),
+  );
   chmodSync(path, 0o600);
   return server;
 }

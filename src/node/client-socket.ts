@@ -2,8 +2,8 @@
 // admin, as with Docker's socket, so its mode is the grant: 0660 owned by the node's user and the group `berth`
 // when that group exists (and the node may hand the socket to it), else 0600.
 import { chmodSync, chownSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from "node:fs";
-import { connect } from "node:net";
 import { dirname } from "node:path";
+import { socketAnswers } from "../wire/unix-socket.ts";
 
 /** The group whose members are admin through the socket. */
 export const ADMIN_GROUP = "berth";
@@ -36,32 +36,11 @@ export async function prepareSocketPath(path: string): Promise<void> {
     return; // nothing there
   }
   if (!isSocket) throw new Error(`${path} exists and is not a socket: remove it or choose --client-socket`);
-  if (await answers(path))
+  if (await socketAnswers(path))
     throw new Error(
       `${path} is in use by another process (another berth node?): choose another --client-socket`,
     );
   unlinkSync(path);
-}
-
-function answers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
-/** Runs `listen` with a umask that leaves the new socket file to its owner alone until restrictSocket() opens it. */
-export async function withOwnerOnlyUmask<T>(listen: () => Promise<T>): Promise<T> {
-  const old = process.umask(0o177);
-  try {
-    return await listen();
-  } finally {
-    process.umask(old);
-  }
 }
 
 /** Gives the socket its final mode; says what it is ("0660, group berth" or "0600"). */
