@@ -1,12 +1,11 @@
 // Who may do what, with real users against a real node: `nobody` (runuser) over the loopback TCP port and HTTP, a
 // member of the `berth` group and a user outside it on the node's unix socket, directly and through a real sshd
 // (--tunnel, streamlocal forwarding). The independent review's attacks must fail; anonymous key access must not.
-import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { groupId } from "../src/node/client-socket.ts";
-import { BINARY, type RunResult, TestCluster } from "./support/cluster.ts";
+import { BINARY, type RunResult, runProcess, TestCluster } from "./support/cluster.ts";
 import { TestSshd } from "./support/sshd.ts";
 import { createUser, ensureGroup, removeCreated } from "./support/system-users.ts";
 
@@ -19,19 +18,7 @@ function runAs(user: string, args: string[]): Promise<RunResult> {
 }
 
 function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
+  return runProcess(cmd, args, { env });
 }
 
 describe("authorization with real users", () => {

@@ -6,7 +6,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BINARY, berth, freePort, type RunResult, TestCluster, waitFor } from "./support/cluster.ts";
+import {
+  BINARY,
+  berth,
+  freePort,
+  type RunResult,
+  runProcess,
+  TestCluster,
+  waitFor,
+} from "./support/cluster.ts";
 import { keygen, TestSshd } from "./support/sshd.ts";
 
 describe("berth --tunnel (real OpenSSH server)", () => {
@@ -262,19 +270,6 @@ function runWithInput(
   input: string,
   env: Record<string, string>,
 ): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    // The question comes first; answer once the binary had time to ask it.
-    setTimeout(() => child.stdin.end(input), 1500);
-  });
+  // The question comes first; answer once the binary had time to ask it.
+  return runProcess(cmd, args, { env, input, inputDelayMs: 1500 });
 }

@@ -23,12 +23,23 @@ export interface RunResult {
 }
 
 /** Runs the real binary to completion. */
-export function berth(
-  args: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
-): Promise<RunResult> {
+export function berth(args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return runProcess(BINARY, args, opts);
+}
+
+export interface RunOptions {
+  env?: Record<string, string>;
+  /** Killed (SIGKILL) after this long; default 20 s. */
+  timeoutMs?: number;
+  /** Written to stdin (then closed), after `inputDelayMs` (a question the program asks first). */
+  input?: string;
+  inputDelayMs?: number;
+}
+
+/** Runs a program to completion, collecting its output; killed with the test process if that ends first. */
+export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(BINARY, args, {
+    const child = spawn(cmd, args, {
       env: { ...process.env, ...opts.env },
       stdio: ["pipe", "pipe", "pipe"],
     });
@@ -44,7 +55,9 @@ export function berth(
       running.delete(child);
       resolveRun({ code: code ?? (signal ? 128 : -1), stdout, stderr });
     });
-    child.stdin.end(opts.input ?? "");
+    const end = () => child.stdin.end(opts.input ?? "");
+    if (opts.inputDelayMs) setTimeout(end, opts.inputDelayMs);
+    else end();
   });
 }
 
