@@ -29,6 +29,7 @@ import { Connection } from "../wire/connection.ts";
 import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
 import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
 import { type ClusterAccess, MachineKeepalive } from "./machine-keepalive.ts";
+import { runtimeNotifySocket } from "./notify-socket.ts";
 
 export interface SupervisorOptions {
   /** The node's agent directory (DATA_DIR/agent): socket, pid file, journal, records. */
@@ -77,6 +78,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     dataDir: o.agentDir,
     dockerSocket: o.dockerSocket,
     logger: log,
+    notifySocket: await runtimeNotifySocket(log),
   });
   const keepalive = new MachineKeepalive(Math.max(200, Math.round(o.fenceMs / 3)));
   const nodeReadPoint = (): Promise<void> =>
