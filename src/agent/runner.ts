@@ -490,6 +490,7 @@ export class ServiceRunner extends UnitLifecycle {
   protected async killEverything(): Promise<void> {
     this.clearWatchdog();
     this.closeNotifySocket();
+    this.wake();
     const main = this.cfg.execStart[0];
     const container = main ? dockerRunTarget(resolveArgv(main, this.env), this.env) : null;
     if (this.cgroup !== null) this.cgroup.killAll();
