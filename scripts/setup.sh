@@ -24,6 +24,9 @@ command -v tmux >/dev/null || need+=(tmux)
 [ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || need+=(libfaketime)
 # systemd-analyze checks the deployment's unit file (test/deploy.test.ts).
 command -v systemd-analyze >/dev/null || need+=(systemd)
+# systemd-notify and socat send sd_notify messages to Type=notify units (test/service-notify.test.ts).
+command -v systemd-notify >/dev/null || need+=(systemd)
+command -v socat >/dev/null || need+=(socat)
 if [ ${#need[@]} -gt 0 ]; then
   # etcd-server's postinst would start a system-wide etcd on :2379 through its init script; a policy-rc.d that says
   # no (the usual one in containers) keeps it from doing so, and is removed again if this script added it.

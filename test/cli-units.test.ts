@@ -459,7 +459,7 @@ describe("submit", () => {
     const r = await berth("submit", good, bad);
     expect(r.code).toBe(EXIT.usage);
     expect(r.stderr).toBe(
-      `Error: ${bad}:3: Type=forking2 is not supported (supported: simple, exec, oneshot)\n`,
+      `Error: ${bad}:3: Type=forking2 is not supported (supported: simple, exec, oneshot, forking, notify)\n`,
     );
     expect(submitted()).toEqual([]);
   });

@@ -32,6 +32,7 @@ import { noDeps, type UnitDeps, unitDepsOf } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
 import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
+import type { NotifySocketOpener } from "./notify-socket.ts";
 import { ServiceRunner } from "./runner.ts";
 import {
   agentKey,
@@ -64,6 +65,8 @@ export interface AgentOptions {
   dockerSocket?: string;
   /** Where unit cgroups go (tests); by default the node's own cgroup, found as unit-cgroup.ts describes; null: none. */
   cgroups?: CgroupPlacement | null;
+  /** Opens notify sockets for Type=notify and WatchdogSec= units (runtimeNotifySocket); none: they cannot start. */
+  notifySocket?: NotifySocketOpener | null;
 }
 
 interface Slot {
@@ -694,6 +697,7 @@ export class Agent implements UnitHost {
       },
       groups: this.groups,
       cgroups: this.cgroups,
+      notifySocket: this.opts.notifySocket ?? null,
     };
     try {
       if (typeof spec.text !== "string") throw new UnitFileError("unit text is missing");

@@ -77,6 +77,12 @@ export function processState(pid: number): string | null {
   return statFields(pid)?.[0] ?? null;
 }
 
+/** The parent's PID, from /proc/PID/stat; null when the process is gone. */
+export function parentPid(pid: number): number | null {
+  const f = statFields(pid);
+  return f === null ? null : Number(f[1]);
+}
+
 interface Member {
   pid: number;
   state: string;

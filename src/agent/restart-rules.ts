@@ -13,7 +13,9 @@ export function shouldRestart(policy: RestartPolicy, r: ServiceResult): boolean 
     case "on-failure":
       return r !== "success";
     case "on-abnormal":
-      return r === "signal" || r === "timeout";
+      return r === "signal" || r === "timeout" || r === "watchdog";
+    case "on-watchdog":
+      return r === "watchdog";
     case "on-abort":
       return r === "signal";
     default:

@@ -2,7 +2,10 @@
 //
 //   start:  [start limit] → start-pre (ExecStartPre…) → start (ExecStart) → start-post (ExecStartPost…) → running
 //           (Type=simple: active as soon as the main process is spawned; Type=oneshot: every ExecStart= in order,
-//           then active/exited with RemainAfterExit=yes, else straight on to stop)
+//           then active/exited with RemainAfterExit=yes, else straight on to stop; Type=forking: once the started
+//           process exits, its daemon found by PIDFile= or GuessMainPID= (main-pid.ts) being the main process;
+//           Type=notify: once the main process sends READY=1 to its notify socket (notify-socket.ts))
+//   running: WatchdogSec= → stop-watchdog (WatchdogSignal=, SIGKILL after TimeoutStopSec) when no WATCHDOG=1 came
 //   stop:   stop (ExecStop…) → stop-sigterm (KillSignal= per KillMode=) → stop-sigkill after TimeoutStopSec →
 //           stop-post (ExecStopPost…) → dead / failed → auto-restart (RestartSec) → start again, per Restart=
 //
@@ -18,6 +21,8 @@ import { basename } from "node:path";
 import { dockerRunTarget, killDockerRunContainer } from "./docker-run.ts";
 import { type CompiledExec, parseEnvironmentFile, resolveArgv, shortSignalName } from "./exec-line.ts";
 import { exitText, isClean } from "./exit-status.ts";
+import { guessMainPid, readPidFile, runs } from "./main-pid.ts";
+import { type NotifyMessage, type NotifySocket, notifyFields } from "./notify-socket.ts";
 import {
   groupAlive,
   groupRssBytes,
@@ -43,6 +48,8 @@ interface Proc {
   pid: number | null;
   exit: Promise<ExitInfo>;
   exited: ExitInfo | null;
+  /** A Type=forking daemon (not Berth's child: its exit status is unknown), or none found (pid null). */
+  foreign?: boolean;
 }
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -61,6 +68,16 @@ export class ServiceRunner extends UnitLifecycle {
   /** The unit's cgroup, from the first start until it is removed (empty) after a stop; null where none exists. */
   private cgroup: UnitCgroup | null = null;
   private env: Record<string, string> = {};
+  /** The run's notify socket (NotifyAccess= other than none), closed when the run is over. */
+  private notify: NotifySocket | null = null;
+  /** The last STATUS= accepted; kept after the run, until the next start. */
+  private statusText: string | null = null;
+  /** Wakes a Type=notify start waiting for READY=1 (also on the main process's exit). */
+  private wakeStart: (() => void) | null = null;
+  private ready = false;
+  private watchdogTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The watchdog fired in this run: the stop skips ExecStop=, as systemd's stop-watchdog does. */
+  private watchdogFired = false;
 
   constructor(
     hash: string,
@@ -79,7 +96,14 @@ export class ServiceRunner extends UnitLifecycle {
 
   /** The unit's cgroup directory while it has one: `berth status` lists its processes (systemctl's CGroup:). */
   protected override extraState(): Partial<UnitState> {
-    return this.cgroup !== null ? { cgroup: this.cgroup.path } : {};
+    return {
+      ...(this.cgroup !== null ? { cgroup: this.cgroup.path } : {}),
+      ...(this.statusText !== null ? { statusText: this.statusText } : {}),
+    };
+  }
+
+  protected override changeKey(): string {
+    return this.statusText ?? "";
   }
 
   protected memoryReader(): () => number | null {
@@ -97,6 +121,9 @@ export class ServiceRunner extends UnitLifecycle {
     const cfg = this.cfg;
     this.lastMainExit = null;
     this.mainExitedDuringStart = null;
+    this.statusText = null;
+    this.ready = false;
+    this.watchdogFired = false;
     this.log(`Starting ${this.desc}...`);
     if (this.cgroup === null) {
       this.cgroup = this.ctx.cgroups?.group(this.name) ?? null;
@@ -108,6 +135,14 @@ export class ServiceRunner extends UnitLifecycle {
       this.set("activating", "start-pre");
       this.log(`${this.name}: Failed to load environment files: ${(e as Error).message}`);
       return this.failStart(gen, "resources");
+    }
+    if (cfg.notifyAccess !== "none") {
+      const why = this.openNotifySocket();
+      if (why !== null) {
+        this.set("activating", "start-pre");
+        this.log(`${this.name}: ${why}`);
+        return this.failStart(gen, "resources");
+      }
     }
 
     if (cfg.execStartPre.length > 0) this.set("activating", "start-pre");
@@ -124,9 +159,21 @@ export class ServiceRunner extends UnitLifecycle {
         if (gen !== this.gen) return;
         if (!r.ok) return this.failStart(gen, r.result);
       }
+    } else if (cfg.type === "forking") {
+      this.set("activating", "start");
+      // The started process is the main one until it exits; then its daemon is.
+      const r = await this.runControl("ExecStart", cfg.execStart[0]!, gen, { asMain: true });
+      if (gen !== this.gen) return;
+      if (!r.ok) return this.failStart(gen, r.result);
+      const found = await this.findForkedMain(gen);
+      if (gen !== this.gen) return;
+      if (found === "gone") return this.failStart(gen, "resources");
+      this.adoptMain(found, gen);
     } else {
       const cmd = cfg.execStart[0]!;
-      const proc = this.spawnProc("ExecStart", cmd, {});
+      const watchdog: Record<string, string> =
+        cfg.watchdogMs > 0 ? { WATCHDOG_USEC: String(cfg.watchdogMs * 1000) } : {};
+      const proc = this.spawnProc("ExecStart", cmd, watchdog);
       if (proc.pid === null) {
         const e = await proc.exit;
         this.log(`${this.name}: Main process exited, ${exitText(e)}`);
@@ -135,6 +182,21 @@ export class ServiceRunner extends UnitLifecycle {
       this.main = proc;
       this.mainPgid = proc.pid;
       void proc.exit.then((e) => this.onMainExit(proc, e, gen));
+      this.armWatchdog(gen);
+      if (cfg.type === "notify") {
+        this.set("activating", "start", proc.pid);
+        await this.untilReadyOrExit();
+        if (gen !== this.gen) return;
+        // Set by onMainExit meanwhile (the compiler cannot see it).
+        const e = this.mainExitedDuringStart as ExitInfo | null;
+        if (!this.ready && e !== null) {
+          this.log(`${this.name}: Main process exited, ${exitText(e)}`);
+          return this.failStart(
+            gen,
+            isClean(e, true) ? "protocol" : e.code === "exited" ? "exit-code" : "signal",
+          );
+        }
+      }
       this.set(
         cfg.execStartPost.length > 0 ? "activating" : "active",
         cfg.execStartPost.length > 0 ? "start-post" : "running",
@@ -177,12 +239,192 @@ export class ServiceRunner extends UnitLifecycle {
     if (this.main === proc) this.main = null;
     this.lastMainExit = e;
     if (this.mainPid === proc.pid) this.set(this.active, this.sub, null);
-    if (gen !== this.gen || this.stopping !== null) return;
+    this.clearWatchdog();
+    if (gen !== this.gen || this.stopping !== null) return this.wake();
     if (this.active === "activating") {
       this.mainExitedDuringStart = e;
+      return this.wake();
+    }
+    if (proc.foreign) {
+      // Not Berth's child: systemd too only sees that it is gone, and stops the unit as a success.
+      this.log(
+        proc.pid !== null
+          ? `${this.name}: Main process ${proc.pid} is gone (not a child of Berth, its exit status is unknown).`
+          : `${this.name}: The unit's last process is gone.`,
+      );
+      void this.teardown("exited");
       return;
     }
     this.mainExited(e, this.cfg.type !== "oneshot");
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Type=forking
+
+  /**
+   * The daemon after the started process exited: PIDFile= (waited for until the start timeout, as systemd does),
+   * else GuessMainPID= from the cgroup; null when none is known (the unit then runs while its cgroup has processes),
+   * "gone" when the PID file names no running process.
+   */
+  private async findForkedMain(gen: number): Promise<number | null | "gone"> {
+    const path = this.cfg.pidFile;
+    if (path !== null) {
+      let pid = readPidFile(path);
+      while (pid === null) {
+        await sleep(20);
+        if (gen !== this.gen) return null;
+        pid = readPidFile(path);
+      }
+      if (runs(pid)) return pid;
+      this.log(`${this.name}: New main PID ${pid} does not exist or is a zombie.`);
+      return "gone";
+    }
+    if (!this.cfg.guessMainPid || this.cgroup === null) return null;
+    const pid = guessMainPid(this.cgroup.pids());
+    if (pid === null)
+      this.log(`${this.name}: Supervising the unit without a main PID (none could be guessed).`);
+    return pid;
+  }
+
+  /** Watches the forked daemon (by polling: it is not our child), or the unit's processes when none is known. */
+  private adoptMain(pid: number | null, gen: number): void {
+    const proc: Proc = {
+      pid,
+      exit: Promise.resolve({ code: "exited", status: 0 }),
+      exited: null,
+      foreign: true,
+    };
+    const gone = pid !== null ? () => !runs(pid) : () => !this.unitAlive();
+    proc.exit = (async () => {
+      while (!gone()) await sleep(50);
+      proc.exited = { code: "exited", status: 0 };
+      return proc.exited;
+    })();
+    this.main = proc;
+    if (pid !== null) this.mainPgid = pid;
+    void proc.exit.then((e) => this.onMainExit(proc, e, gen));
+    this.armWatchdog(gen);
+    const post = this.cfg.execStartPost.length > 0;
+    this.set(post ? "activating" : "active", post ? "start-post" : "running", pid);
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Notify socket (sd_notify) and watchdog
+
+  /** Opens the run's notify socket into NOTIFY_SOCKET; returns why it cannot, or null. */
+  private openNotifySocket(): string | null {
+    this.notify?.close();
+    this.notify = null;
+    const open = this.ctx.notifySocket;
+    const what = `Type=${this.cfg.type}, NotifyAccess=${this.cfg.notifyAccess}`;
+    if (!open) return `${what} needs a notify socket, which only Berth's binary offers (through Bun's FFI).`;
+    try {
+      this.notify = open((m) => this.onNotify(m));
+    } catch (e) {
+      return `Failed to open the notify socket: ${(e as Error).message}`;
+    }
+    this.env.NOTIFY_SOCKET = this.notify.address;
+    return null;
+  }
+
+  private closeNotifySocket(): void {
+    this.notify?.close();
+    this.notify = null;
+  }
+
+  /** Why a message from `pid` is refused (systemd's words), or null when NotifyAccess= lets it in. */
+  private notifyRefusal(pid: number | null): string | null {
+    const access = this.cfg.notifyAccess;
+    const from = `Got notification message from PID ${pid ?? "?"}`;
+    const main = this.mainPid;
+    const control = this.control?.proc.pid ?? null;
+    if (pid === null) return `${from}, without credentials: ignoring it.`;
+    if (access === "none") return `${from}, but reception is disabled.`;
+    if (access === "main" || access === "exec") {
+      if (pid === main || (access === "exec" && pid === control)) return null;
+      const who = access === "main" ? "main PID" : "main PID and control PID";
+      return `${from}, but reception only permitted for ${who}${main === null ? " which is currently not known" : ` ${main}`}`;
+    }
+    if (pid === main || pid === control) return null;
+    const ofUnit =
+      this.cgroup !== null
+        ? this.cgroup.pids().includes(pid)
+        : this.mainPgid !== null && sessionProcesses(this.mainPgid).includes(pid);
+    return ofUnit ? null : `${from}, which is not a process of the unit: ignoring it.`;
+  }
+
+  private onNotify(m: NotifyMessage): void {
+    const refused = this.notifyRefusal(m.pid);
+    if (refused !== null) {
+      this.log(`${this.name}: ${refused}`);
+      return;
+    }
+    const f = notifyFields(m.text);
+    const status = f.get("STATUS");
+    if (status !== undefined) {
+      this.statusText = status === "" ? null : status;
+      this.set(this.active, this.sub);
+    }
+    if (f.get("READY") === "1" && !this.ready) {
+      this.ready = true;
+      this.wake();
+    }
+    const dog = f.get("WATCHDOG");
+    if (dog === "1") this.armWatchdog(this.gen);
+    else if (dog === "trigger") this.onWatchdogTimeout(this.gen);
+  }
+
+  private untilReadyOrExit(): Promise<void> {
+    if (this.ready || this.mainExitedDuringStart !== null) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.wakeStart = resolve;
+    });
+  }
+
+  private wake(): void {
+    const w = this.wakeStart;
+    this.wakeStart = null;
+    w?.();
+  }
+
+  /** (Re)starts the watchdog: WatchdogSec= from now. */
+  private armWatchdog(gen: number): void {
+    this.clearWatchdog();
+    if (this.cfg.watchdogMs <= 0) return;
+    this.watchdogTimer = setTimeout(() => this.onWatchdogTimeout(gen), this.cfg.watchdogMs);
+  }
+
+  private clearWatchdog(): void {
+    if (this.watchdogTimer !== null) clearTimeout(this.watchdogTimer);
+    this.watchdogTimer = null;
+  }
+
+  /** No WATCHDOG=1 in time: WatchdogSignal= per KillMode=, SIGKILL after TimeoutStopSec=; the exit does the rest. */
+  private onWatchdogTimeout(gen: number): void {
+    this.clearWatchdog();
+    if (gen !== this.gen || this.stopping !== null || this.watchdogFired) return;
+    this.watchdogFired = true;
+    this.log(`${this.name}: Watchdog timeout (limit ${this.cfg.watchdogMs / 1000}s)!`);
+    if (this.result === "success") this.result = "watchdog";
+    this.set("deactivating", "stop-watchdog");
+    const main = this.main;
+    const sig = this.cfg.watchdogSignal;
+    if (this.cfg.killMode === "control-group" || main?.pid == null) this.signalUnit(sig);
+    else {
+      try {
+        process.kill(main.pid, sig);
+      } catch {}
+    }
+    void (async () => {
+      const inTime = await this.waitUntil(
+        () => main === null || main.exited !== null,
+        this.cfg.timeoutStopMs,
+      );
+      if (inTime || gen !== this.gen || !this.cfg.sendSigkill) return;
+      this.log(`${this.name}: State 'stop-watchdog' timed out. Killing.`);
+      if (this.cgroup !== null) this.cgroup.killAll();
+      else this.signalUnit("SIGKILL");
+    })();
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -196,7 +438,9 @@ export class ServiceRunner extends UnitLifecycle {
     const cfg = this.cfg;
     const gen = this.gen;
     const killControl = reason === "start-timeout" || reason === "stop-while-starting";
-    const runExecStop = reason === "stop" || reason === "exited";
+    const runExecStop = (reason === "stop" || reason === "exited") && !this.watchdogFired;
+    this.clearWatchdog();
+    this.wake();
     if (killControl && this.control !== null) {
       this.set("deactivating", this.stopRequested ? "stop" : "stop-sigterm");
       await this.terminate(this.control.pgid, this.control.proc, Date.now() + cfg.timeoutStopMs);
@@ -234,6 +478,7 @@ export class ServiceRunner extends UnitLifecycle {
     }
     this.mainPgid = null;
     this.main = null;
+    this.closeNotifySocket();
     await this.removeCgroup();
     this.enterDead(reason);
   }
@@ -243,6 +488,9 @@ export class ServiceRunner extends UnitLifecycle {
    * and the container its `docker run` started, which the engine runs apart from the unit's processes.
    */
   protected async killEverything(): Promise<void> {
+    this.clearWatchdog();
+    this.closeNotifySocket();
+    this.wake();
     const main = this.cfg.execStart[0];
     const container = main ? dockerRunTarget(resolveArgv(main, this.env), this.env) : null;
     if (this.cgroup !== null) this.cgroup.killAll();

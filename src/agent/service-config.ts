@@ -27,7 +27,11 @@ import {
 } from "./exec-line.ts";
 import { DEFAULT_LOG_RATE_LIMIT_BURST, DEFAULT_LOG_RATE_LIMIT_INTERVAL_MS } from "./log-rate-limit.ts";
 
-export type ServiceType = "simple" | "exec" | "oneshot";
+export type ServiceType = "simple" | "exec" | "oneshot" | "forking" | "notify";
+const SERVICE_TYPES: readonly ServiceType[] = ["simple", "exec", "oneshot", "forking", "notify"];
+/** NotifyAccess= (systemd.service(5)): whose sd_notify messages count; the sender is the datagram's credentials. */
+export type NotifyAccess = "none" | "main" | "exec" | "all";
+const NOTIFY_ACCESS: readonly NotifyAccess[] = ["none", "main", "exec", "all"];
 /** systemd.kill(5): which processes a stop signals. */
 export type KillMode = "control-group" | "mixed" | "process" | "none";
 const KILL_MODES: readonly KillMode[] = ["control-group", "mixed", "process", "none"];
@@ -79,6 +83,14 @@ export interface ServiceConfig {
   killMode: KillMode;
   killSignal: NodeJS.Signals;
   sendSigkill: boolean;
+  /** Type=forking: PIDFile= (absolute; a relative path is under /run, as in systemd) and GuessMainPID=. */
+  pidFile: string | null;
+  guessMainPid: boolean;
+  /** NotifyAccess= (default main for Type=notify or with WatchdogSec=, else none). */
+  notifyAccess: NotifyAccess;
+  /** WatchdogSec=: 0 = off. WatchdogSignal= is sent when no WATCHDOG=1 came for that long (default SIGABRT). */
+  watchdogMs: number;
+  watchdogSignal: NodeJS.Signals;
   warnings: string[];
 }
 
@@ -176,8 +188,11 @@ export function serviceConfigOf(
 
   // Quadlet's generated services are Type=notify; for a container the type says nothing the runner uses.
   const typeRaw = container ? "simple" : (one("Type") ?? "simple");
-  if (typeRaw !== "simple" && typeRaw !== "exec" && typeRaw !== "oneshot") {
-    fail(`Type=${typeRaw} is not supported (supported: simple, exec, oneshot)`, "Type");
+  if (typeRaw === "dbus") {
+    fail("Type=dbus is not supported: Berth runs no D-Bus to watch for BusName= (use Type=notify)", "Type");
+  }
+  if (!(SERVICE_TYPES as readonly string[]).includes(typeRaw)) {
+    fail(`Type=${typeRaw} is not supported (supported: ${SERVICE_TYPES.join(", ")})`, "Type");
   }
   const type = typeRaw as ServiceType;
   const execStart = execs("ExecStart");
@@ -258,10 +273,32 @@ export function serviceConfigOf(
   if (!(KILL_MODES as readonly string[]).includes(killMode)) {
     fail(`KillMode=${killMode} is not one of ${KILL_MODES.join(", ")}`, "KillMode");
   }
-  const killSignalRaw = one("KillSignal") ?? "SIGTERM";
-  const killSignal = killSignalRaw.startsWith("SIG") ? killSignalRaw : `SIG${killSignalRaw}`;
-  if (!(killSignal in constants.signals))
-    fail(`KillSignal=${killSignalRaw} is not a signal name`, "KillSignal");
+  const signal = (key: string, dflt: string): NodeJS.Signals => {
+    const raw = one(key) ?? dflt;
+    const sig = raw.startsWith("SIG") ? raw : `SIG${raw}`;
+    if (!(sig in constants.signals)) fail(`${key}=${raw} is not a signal name`, key);
+    return sig as NodeJS.Signals;
+  };
+  const killSignal = signal("KillSignal", "SIGTERM");
+  const watchdogMs = span("WatchdogSec", one("WatchdogSec"), 0, false);
+  const notifyRaw = one("NotifyAccess");
+  if (notifyRaw !== undefined && !(NOTIFY_ACCESS as readonly string[]).includes(notifyRaw)) {
+    fail(`NotifyAccess=${notifyRaw} is not one of ${NOTIFY_ACCESS.join(", ")}`, "NotifyAccess");
+  }
+  // systemd: main by default when the unit is told to notify (Type=notify) or to ping (WatchdogSec=).
+  const notifyAccess = (notifyRaw ??
+    (type === "notify" || (watchdogMs > 0 && Number.isFinite(watchdogMs)) ? "main" : "none")) as NotifyAccess;
+  if (type === "notify" && notifyAccess === "none") {
+    fail("Type=notify with NotifyAccess=none can never become ready", "NotifyAccess");
+  }
+  const pidFileRaw = one("PIDFile");
+  const pidFile =
+    pidFileRaw === undefined || pidFileRaw === ""
+      ? null
+      : wrap("PIDFile", () => {
+          const p = expandSpecifiers(pidFileRaw, ctx);
+          return p.startsWith("/") ? p : `/run/${p}`;
+        });
   return {
     name,
     description: expandDescription(file, ctx) ?? name,
@@ -302,8 +339,13 @@ export function serviceConfigOf(
     user: user === undefined || user === "" ? null : wrap("User", () => expandSpecifiers(user, ctx)),
     group: group === undefined || group === "" ? null : wrap("Group", () => expandSpecifiers(group, ctx)),
     killMode: killMode as KillMode,
-    killSignal: killSignal as NodeJS.Signals,
+    killSignal,
     sendSigkill: bool("SendSIGKILL", true),
+    pidFile,
+    guessMainPid: bool("GuessMainPID", true),
+    notifyAccess,
+    watchdogMs: Number.isFinite(watchdogMs) ? watchdogMs : 0,
+    watchdogSignal: signal("WatchdogSignal", "SIGABRT"),
     warnings: env.warnings,
   };
 }

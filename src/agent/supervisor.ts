@@ -30,6 +30,7 @@ import { socketAnswers, withOwnerOnlyUmask } from "../wire/unix-socket.ts";
 import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
 import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
 import { type ClusterAccess, MachineKeepalive } from "./machine-keepalive.ts";
+import { runtimeNotifySocket } from "./notify-socket.ts";
 
 export interface SupervisorOptions {
   /** The node's agent directory (DATA_DIR/agent): socket, pid file, journal, records. */
@@ -79,6 +80,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     dataDir: o.agentDir,
     dockerSocket: o.dockerSocket,
     logger: log,
+    notifySocket: await runtimeNotifySocket(log),
   });
   const keepalive = new MachineKeepalive(Math.max(200, Math.round(o.fenceMs / 3)));
   const nodeReadPoint = (): Promise<void> =>

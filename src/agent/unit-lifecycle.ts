@@ -217,7 +217,8 @@ export abstract class UnitLifecycle implements UnitRunner {
   /** The main process (or container) ended on its own: note why, then take the run down. */
   protected mainExited(e: ExitInfo, daemon: boolean): void {
     this.log(`${this.name}: Main process exited, ${exitText(e)}`);
-    if (!isClean(e, daemon)) this.result = failureResult(e);
+    // A result set before (the watchdog's) is the reason, not the signal it sent.
+    if (!isClean(e, daemon) && this.result === "success") this.result = failureResult(e);
     void this.teardown("exited");
   }
 

@@ -1,6 +1,7 @@
 // The shapes every unit runner shares with the agent: what a unit reports and what it is given to run.
 
 import type { Journal } from "./journal.ts";
+import type { NotifySocketOpener } from "./notify-socket.ts";
 import type { UnitCgroups } from "./unit-cgroup.ts";
 
 export type ActiveState = "active" | "inactive" | "activating" | "deactivating" | "failed";
@@ -35,6 +36,8 @@ export interface UnitState {
   launched?: boolean;
   /** Set by the agent for Type=oneshot without RemainAfterExit=: inactive after a successful run is done. */
   oneshot?: boolean;
+  /** The last STATUS= the unit sent over its notify socket (systemctl's "Status:"). */
+  statusText?: string;
   /** Process units: the directory of the unit's cgroup while it has one (unit-cgroup.ts). */
   cgroup?: string;
   /** Container units only: the running container's id (null while none runs) and its image. */
@@ -69,10 +72,22 @@ export interface RunnerContext {
   };
   /** The agent's unit cgroups; null or missing where none can be made (units are then tracked by session). */
   cgroups?: UnitCgroups | null;
+  /** Opens a unit's notify socket (NOTIFY_SOCKET); null or missing where this runtime has none (notify-socket.ts). */
+  notifySocket?: NotifySocketOpener | null;
 }
 
 /** systemd's service results (`Result=` / "Failed with result '…'"). */
-export type ServiceResult = "success" | "exit-code" | "signal" | "timeout" | "resources" | "start-limit-hit";
+export type ServiceResult =
+  | "success"
+  | "exit-code"
+  | "signal"
+  | "timeout"
+  | "resources"
+  | "start-limit-hit"
+  /** No WATCHDOG=1 within WatchdogSec=. */
+  | "watchdog"
+  /** Type=notify: the main process exited cleanly without sending READY=1. */
+  | "protocol";
 
 export interface ExitInfo {
   code: "exited" | "killed";

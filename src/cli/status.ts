@@ -96,6 +96,7 @@ export function renderStatus(u: UnitStatus, machines: Map<string, MachineInfo>, 
     lines.push(`  Process: ${stepText(step)}`);
   }
   if (s.mainPid !== null) lines.push(` Main PID: ${s.mainPid}${u.mainCommand ? ` (${u.mainCommand})` : ""}`);
+  if (s.statusText) lines.push(`   Status: "${s.statusText}"`);
   if (s.memoryBytes !== null) lines.push(`   Memory: ${formatBytes(s.memoryBytes)}`);
   const procs = u.processes ?? [];
   if (s.cgroup || procs.length > 0) {

@@ -189,6 +189,8 @@ export interface AgentUnitState {
   result?: string;
   /** The directory of the unit's cgroup on its machine, while it has one. */
   cgroup?: string;
+  /** The last STATUS= the unit sent over its notify socket (sd_notify). */
+  statusText?: string;
 }
 
 /** One process of a unit, as systemctl's CGroup: tree lists it. */

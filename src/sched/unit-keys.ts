@@ -65,6 +65,11 @@ export const BERTH_KEYS: Readonly<Record<string, readonly string[]>> = {
     "KillMode",
     "KillSignal",
     "SendSIGKILL",
+    "PIDFile",
+    "GuessMainPID",
+    "NotifyAccess",
+    "WatchdogSec",
+    "WatchdogSignal",
   ],
 };
 

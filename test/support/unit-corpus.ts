@@ -25,8 +25,14 @@ export const BAD: Record<string, [number, string]> = {
     4,
     "Service has no ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.",
   ],
-  "type-forking2.service": [3, "Type=forking2 is not supported (supported: simple, exec, oneshot)"],
-  "type-forking.service": [3, "Type=forking is not supported (supported: simple, exec, oneshot)"],
+  "type-forking2.service": [
+    3,
+    "Type=forking2 is not supported (supported: simple, exec, oneshot, forking, notify)",
+  ],
+  "type-dbus.service": [
+    3,
+    "Type=dbus is not supported: Berth runs no D-Bus to watch for BusName= (use Type=notify)",
+  ],
   "restart-sometimes.service": [
     3,
     "Restart=sometimes is not one of no, on-success, on-failure, on-abnormal, on-watchdog, on-abort, always",
@@ -73,7 +79,7 @@ export const BAD: Record<string, [number, string]> = {
 
 /** Bad files systemd itself accepts: Berth refuses them for what it does not implement, or for fleet's rules. */
 export const BERTH_ONLY = new Set([
-  "type-forking.service",
+  "type-dbus.service",
   "fragment-specifier.service",
   "xfleet-global-machineof.service",
   "xfleet-unknown-key.service",
