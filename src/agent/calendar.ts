@@ -390,10 +390,6 @@ function mktime(w: Wall, tz: string | undefined): number {
   return valid.length > 0 ? Math.min(...valid) : naive - before;
 }
 
-function instantOf(w: Wall, tz: string | undefined): number {
-  return mktime(w, tz);
-}
-
 /**
  * systemd's tm_within_bounds: -1 past the last year or when normalising would go backwards; 0 when the fields
  * needed carrying over (c then holds the normalised time, the unit below the first changed one reset); 1 when
@@ -403,14 +399,22 @@ function withinBounds(c: Wall, tz: string | undefined): -1 | 0 | 1 {
   if (c.y > YEAR_MAX) return -1;
   const t = wallOf(mktime(c, tz), tz);
   t.us = c.us;
-  let cmp: number;
-  const sign = (a: number, b: number): number => Math.sign(a - b);
-  if ((cmp = sign(t.y, c.y)) !== 0) t.mo = 1;
-  else if ((cmp = sign(t.mo, c.mo)) !== 0) t.d = 1;
-  else if ((cmp = sign(t.d, c.d)) !== 0) t.h = 0;
-  else if ((cmp = sign(t.h, c.h)) !== 0) t.mi = 0;
-  else if ((cmp = sign(t.mi, c.mi)) !== 0) t.s = 0;
-  else cmp = sign(t.s, c.s);
+  // The first field normalising changed decides; the one below it restarts (3-33 is 4-2: 4-1 must not be skipped).
+  const order = [
+    ["y", "mo", 1],
+    ["mo", "d", 1],
+    ["d", "h", 0],
+    ["h", "mi", 0],
+    ["mi", "s", 0],
+    ["s", null, 0],
+  ] as const;
+  let cmp = 0;
+  for (const [field, below, reset] of order) {
+    cmp = Math.sign(t[field] - c[field]);
+    if (cmp === 0) continue;
+    if (below !== null) t[below] = reset;
+    break;
+  }
   if (cmp < 0) return -1;
   if (cmp > 0) Object.assign(c, t);
   return cmp === 0 ? 1 : 0;
@@ -452,6 +456,8 @@ function weekdayOf(w: Wall): number {
   return (new Date(Date.UTC(w.y, w.mo - 1, w.d)).getUTCDay() + 6) % 7;
 }
 
+const BELOW = { mo: "d", d: "h", h: "mi", mi: "s" } as const;
+
 /** systemd gives up after this many steps (MAX_CALENDAR_ITERATIONS): the expression never elapses. */
 const MAX_STEPS = 1000;
 
@@ -464,80 +470,75 @@ export function nextElapse(spec: CalendarSpec, afterMs: number): number | null {
     for (const f of order.slice(order.indexOf(from))) c[f] = f === "mo" || f === "d" ? 1 : 0;
     c.us = 0;
   };
+  // One field: its next matching value (the fields below restart when it changed); "next" to carry on, "retry"
+  // to start over from the normalised time, "carry" when the field has no match left (the one above moves on).
+  const advance = (
+    chain: Chain,
+    field: "mo" | "d" | "h" | "mi",
+    eom: boolean,
+  ): "next" | "retry" | "carry" => {
+    const r = matchChain(chain, c[field], eom ? { y: c.y, mo: c.mo } : null);
+    if (r === null) return "carry";
+    if (r[1]) {
+      c[field] = r[0];
+      zero(BELOW[field]);
+    }
+    const b = withinBounds(c, tz);
+    return b < 0 ? "carry" : b === 0 ? "retry" : "next";
+  };
   for (let step = 0; step < MAX_STEPS; step++) {
     // Normalise (mktime works in whole milliseconds: the microseconds below are carried by hand).
     const subMs = c.us % 1000;
     c = wallOf(mktime(c, tz), tz);
     c.us += subMs;
-    let r = matchChain(spec.year, c.y, null);
-    if (r === null) return null;
-    if (r[1]) {
-      c.y = r[0];
+    const y = matchChain(spec.year, c.y, null);
+    if (y === null) return null;
+    if (y[1]) {
+      c.y = y[0];
       zero("mo");
     }
     if (withinBounds(c, tz) <= 0) return null;
-    r = matchChain(spec.month, c.mo, null);
-    if (r !== null && r[1]) {
-      c.mo = r[0];
-      zero("d");
-    }
-    let b: number;
-    if (r === null || (b = withinBounds(c, tz)) < 0) {
+    let a = advance(spec.month, "mo", false);
+    if (a === "carry") {
       c.y++;
       zero("mo");
-      continue;
     }
-    if (b === 0) continue;
-    r = matchChain(spec.day, c.d, spec.endOfMonth ? { y: c.y, mo: c.mo } : null);
-    if (r !== null && r[1]) {
-      c.d = r[0];
-      zero("h");
-    }
-    if (r === null || (b = withinBounds(c, tz)) < 0) {
+    if (a !== "next") continue;
+    a = advance(spec.day, "d", spec.endOfMonth);
+    if (a === "carry") {
       c.mo++;
       zero("d");
-      continue;
     }
-    if (b === 0) continue;
+    if (a !== "next") continue;
     if ((spec.weekdays & (1 << weekdayOf(c))) === 0) {
       c.d++;
       zero("h");
       continue;
     }
-    r = matchChain(spec.hour, c.h, null);
-    if (r !== null && r[1]) {
-      c.h = r[0];
-      zero("mi");
-    }
-    if (r === null || (b = withinBounds(c, tz)) < 0) {
+    a = advance(spec.hour, "h", false);
+    if (a === "carry") {
       c.d++;
       zero("h");
-      continue;
     }
-    if (b === 0) continue;
-    r = matchChain(spec.minute, c.mi, null);
-    if (r !== null && r[1]) {
-      c.mi = r[0];
-      zero("s");
-    }
-    if (r === null || (b = withinBounds(c, tz)) < 0) {
+    if (a !== "next") continue;
+    a = advance(spec.minute, "mi", false);
+    if (a === "carry") {
       c.h++;
       zero("mi");
-      continue;
     }
-    if (b === 0) continue;
-    r = matchChain(spec.second, c.s * USEC + c.us, null);
-    if (r !== null) {
-      c.s = Math.floor(r[0] / USEC);
-      c.us = r[0] % USEC;
+    if (a !== "next") continue;
+    const sec = matchChain(spec.second, c.s * USEC + c.us, null);
+    if (sec !== null) {
+      c.s = Math.floor(sec[0] / USEC);
+      c.us = sec[0] % USEC;
     }
-    if (r === null || (b = withinBounds(c, tz)) < 0) {
+    const b = sec === null ? -1 : withinBounds(c, tz);
+    if (b < 0) {
       c.mi++;
       zero("s");
-      continue;
     }
-    if (b === 0) continue;
-    return instantOf(c, tz);
+    if (b <= 0) continue;
+    return mktime(c, tz);
   }
   return null;
 }
