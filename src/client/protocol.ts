@@ -189,6 +189,8 @@ export interface AgentUnitState {
   result?: string;
   /** The directory of the unit's cgroup on its machine, while it has one. */
   cgroup?: string;
+  /** Timer units: the unit it starts, its next elapse and last trigger (ms since the epoch, or null). */
+  timer?: { unit: string; nextElapse: number | null; lastTrigger: number | null; persistent: boolean };
 }
 
 /** One process of a unit, as systemctl's CGroup: tree lists it. */
