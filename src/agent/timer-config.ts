@@ -12,6 +12,7 @@ import {
   UnitFileError,
   UnitNameError,
 } from "../sched/unit-file.ts";
+import { defaultTriggeredUnit } from "../sched/triggers.ts";
 import { type CalendarSpec, CalendarSpecError, parseCalendarSpec } from "./calendar.ts";
 import { expandDescription } from "./deps.ts";
 import { parseTimespan } from "./exec-line.ts";
@@ -45,27 +46,6 @@ export interface TimerConfig {
   randomizedDelayMs: number;
   /** RemainAfterElapse= (default yes): an elapsed timer with nothing left to wait for stays active ("elapsed"). */
   remainAfterElapse: boolean;
-}
-
-/** The unit a timer triggers by default: its own name with .service (web@1.timer → web@1.service). */
-export function defaultTriggeredUnit(timer: string): string {
-  return `${timer.slice(0, timer.lastIndexOf("."))}.service`;
-}
-
-/**
- * The unit a timer unit file triggers, with specifiers expanded; undefined when the file does not say a valid
- * one (the check that refuses such a file is timerConfigOf's).
- */
-export function triggeredUnitOf(timer: string, file: UnitFile): string | undefined {
-  const u = get(file, "Timer", "Unit");
-  if (u === undefined) return defaultTriggeredUnit(timer);
-  try {
-    const name = expandSpecifiers(u, { unitName: timer });
-    parseUnitName(name);
-    return name;
-  } catch {
-    return undefined;
-  }
 }
 
 export function timerConfigOf(name: string, file: UnitFile, ctx: SpecifierContext): TimerConfig {
