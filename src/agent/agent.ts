@@ -13,6 +13,8 @@
 //                           stopped too (first, when A is after B). Unlike systemd, whose job would be over, A starts
 //                           again once B is active again: the desired state still says A should run.
 //   Wants=B                 B is started along with A; what becomes of B does not affect A.
+//   WantedBy=/RequiredBy=   ([Install]) T's Wants=/Requires= of this unit (install.ts).
+// A .timer unit (timer-runner.ts) starts its unit through trigger(): launched until it is inactive again.
 // Only units present on this machine (in the last reconcile) count: a reference to anything else — a system unit
 // Berth does not manage (After=docker.service, Requires=network-online.target), or a Berth unit scheduled elsewhere
 // — is ignored rather than failed or waited on, since the agent has no way to tell the two apart or to start either.

@@ -1,5 +1,7 @@
 // A .timer unit's [Timer] section turned into what the timer runner needs (systemd.timer(5)). Pure: throws
 // UnitFileError (with the line) for what systemd would refuse to load.
+
+import { defaultTriggeredUnit } from "../sched/triggers.ts";
 import {
   expandSpecifiers,
   get,
@@ -12,7 +14,6 @@ import {
   UnitFileError,
   UnitNameError,
 } from "../sched/unit-file.ts";
-import { defaultTriggeredUnit } from "../sched/triggers.ts";
 import { type CalendarSpec, CalendarSpecError, parseCalendarSpec } from "./calendar.ts";
 import { expandDescription } from "./deps.ts";
 import { parseTimespan } from "./exec-line.ts";

@@ -9,7 +9,7 @@
 //   /_berth/machines/<id>/drain       {"since"}                              written by `berth machine drain`
 //   /_berth/machines/<id>/acted       store index (decimal)                  written by that machine's agent bridge
 //   /_berth/states/<name>/<machine>   the agent's report for that unit        written by that machine's agent
-//   /_berth/timers/<name>             {"lastTrigger"}  a Persistent= timer's   written by the agent bridge of its machine
+//   /_berth/timers/<name>             {"lastTrigger"}                        written by the bridge of the timer's machine
 //   /_berth/members/<member name>     {"clientAddr","httpAddr","version"}    written by each node for itself
 //   /_berth/cluster-id                the cluster's id                        written once by the first leader
 //
