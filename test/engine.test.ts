@@ -190,6 +190,42 @@ const RUNNING_REPORT = JSON.stringify({
 describe("handoff between live machines", () => {
   const record = (t: ReturnType<typeof setup>, unit: string) => readRegistry(t.store).schedule.get(unit);
 
+  it("places the service a timer starts on the timer's machine (an implicit MachineOf), and moves them together", async () => {
+    const t = fresh();
+    for (const m of MACHINES) await t.addMachine(m);
+    // Spread over the machines unless something keeps them together: three timers, their services loaded only.
+    for (const i of [1, 2, 3]) {
+      await t.addUnit(`job@${i}.timer`, "[Timer]\nOnCalendar=daily\n[X-Fleet]\nConflicts=job@*.timer\n");
+      await t.addUnit(`job@${i}.service`, SERVICE, "loaded");
+    }
+    await t.addUnit("rotate.timer", "[Timer]\nOnCalendar=hourly\nUnit=logrotate.service\n");
+    await t.addUnit("logrotate.service", SERVICE, "loaded");
+    t.engine.start();
+    await t.engine.trigger();
+    let s = t.schedule();
+    for (const i of [1, 2, 3]) expect(s[`job@${i}.service`]).toEqual(s[`job@${i}.timer`]);
+    expect(s["logrotate.service"]).toEqual(s["rotate.timer"]);
+    expect(new Set([1, 2, 3].map((i) => (s[`job@${i}.timer`] as string[])[0])).size).toBe(3);
+
+    // Draining the timer's machine moves both, each through the handoff (neither starts elsewhere first).
+    const from = (s["rotate.timer"] as string[])[0]!;
+    for (const u of ["rotate.timer", "logrotate.service"])
+      await t.write({ method: "PUT", key: stateKey(u, from), value: RUNNING_REPORT });
+    await t.write({ method: "PUT", key: machineDrainKey(from), value: JSON.stringify({ since: 1 }) });
+    await t.engine.trigger();
+    for (const u of ["rotate.timer", "logrotate.service"]) {
+      expect(record(t, u)!.machines).toEqual([]);
+      expect(record(t, u)!.leaving).toEqual([from]);
+    }
+    await t.act(from);
+    for (const u of ["rotate.timer", "logrotate.service"])
+      await t.write({ method: "DELETE", key: stateKey(u, from) });
+    await t.engine.trigger();
+    s = t.schedule();
+    expect(s["rotate.timer"]).not.toContain(from);
+    expect(s["logrotate.service"]).toEqual(s["rotate.timer"]);
+  });
+
   it("drains a machine: its units are unscheduled there first and placed elsewhere only once it has acted and reports no copy", async () => {
     const t = fresh();
     for (const m of MACHINES) await t.addMachine(m);

@@ -153,7 +153,7 @@ describe("Berth and systemd-analyze agree on what is unknown", () => {
       expect(berth).toMatchObject({ ok: true });
       if (berth.ok && name === "all.service") {
         const warned = berth.warnings.map((w) => w.message.replace(/=.*/, "")).sort();
-        const ignored = ["Unit", "Service"].flatMap((s) =>
+        const ignored = ["Unit", "Service", "Install"].flatMap((s) =>
           SYSTEMD_SECTION_KEYS[s]!.filter((k) => !BERTH_KEYS[s]!.includes(k)),
         );
         expect(warned).toEqual(ignored.sort());

@@ -86,8 +86,10 @@ describe("fleet's unit files and ordinary systemd keys are accepted", () => {
       expect(r.stderr).toContain(w);
     // [Install] and the keys Berth implements raise nothing.
     expect(r.stderr).not.toMatch(/WantedBy|TimeoutStartSec|ExecStartPre|RestartSec/);
+    // Timers run now: backup.timer verifies without a warning; a .socket is still accepted with one.
+    expect(r.stderr).not.toContain("backup.timer");
     expect(r.stderr).toContain(
-      `${join(FIXTURES, "good", "backup.timer")}: warning: Berth runs only .service units: the agent will not start a .timer unit`,
+      `${join(FIXTURES, "good", "web.socket")}: warning: Berth runs .service, .timer and .target units: the agent will not start a .socket unit`,
     );
     for (const key of ["LimitNOFILE", "CPUQuota", "Nice"]) expect(BERTH_KEYS.Service).not.toContain(key);
   });

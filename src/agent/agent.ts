@@ -13,6 +13,8 @@
 //                           stopped too (first, when A is after B). Unlike systemd, whose job would be over, A starts
 //                           again once B is active again: the desired state still says A should run.
 //   Wants=B                 B is started along with A; what becomes of B does not affect A.
+//   WantedBy=/RequiredBy=   ([Install]) T's Wants=/Requires= of this unit (install.ts).
+// A .timer unit (timer-runner.ts) starts its unit through trigger(): launched until it is inactive again.
 // Only units present on this machine (in the last reconcile) count: a reference to anything else — a system unit
 // Berth does not manage (After=docker.service, Requires=network-online.target), or a Berth unit scheduled elsewhere
 // — is ignored rather than failed or waited on, since the agent has no way to tell the two apart or to start either.
@@ -30,10 +32,13 @@ import {
 } from "./container-runner.ts";
 import { noDeps, type UnitDeps, unitDepsOf } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
+import { withInstallEdges } from "./install.ts";
 import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
 import type { NotifySocketOpener } from "./notify-socket.ts";
 import { ServiceRunner } from "./runner.ts";
+import { TargetRunner } from "./target-runner.ts";
+import { machineBootTime, TimerRunner } from "./timer-runner.ts";
 import {
   agentKey,
   type CgroupPlacement,
@@ -53,6 +58,8 @@ export interface UnitSpec {
   hash: string;
   text: string;
   desired: "loaded" | "launched";
+  /** Timers with Persistent=yes: their last trigger as the cluster recorded it (ms since the epoch). */
+  lastTrigger?: number;
 }
 
 export interface AgentOptions {
@@ -67,6 +74,8 @@ export interface AgentOptions {
   cgroups?: CgroupPlacement | null;
   /** Opens notify sockets for Type=notify and WatchdogSec= units (runtimeNotifySocket); none: they cannot start. */
   notifySocket?: NotifySocketOpener | null;
+  /** When the machine booted, ms since the epoch (OnBootSec=); by default from /proc/uptime. */
+  bootTime?: number;
 }
 
 interface Slot {
@@ -95,6 +104,8 @@ interface Slot {
    * (systemd's stop job), until one of them starts afresh or it is started again.
    */
   stopped: boolean;
+  /** Started by a timer (trigger()): launched until it is inactive again, as a systemd start job. */
+  triggered: boolean;
 }
 
 type Overlay = { kind: "waiting"; on: string[] } | { kind: "failed"; reason: string; since?: number };
@@ -136,6 +147,11 @@ export class Agent implements UnitHost {
     scc: new Map(),
   };
   private readonly listeners: ((s: UnitState) => void)[] = [];
+  /** Timers watching the units they start, by unit. */
+  private readonly unitWatchers = new Map<string, Set<(s: UnitState) => void>>();
+  /** Each unit's dependencies with the [Install] edges of the others (install.ts), as of the last rebuild. */
+  private effectiveDeps = new Map<string, UnitDeps>();
+  private readonly startupTime: number;
   private readonly forgetListeners: ((name: string) => void)[] = [];
   private closed = false;
   /** Set by fence(): nothing is loaded, started or restarted until unfence(). */
@@ -160,6 +176,7 @@ export class Agent implements UnitHost {
     this.opts = opts;
     this.logger = opts.logger ?? (() => {});
     this.now = opts.now ?? Date.now;
+    this.startupTime = this.now();
     this.journalStore = new Journal(join(opts.dataDir, "journal"));
     mkdirSync(opts.dataDir, { recursive: true });
     this.groups = new GroupRecord(
@@ -196,6 +213,7 @@ export class Agent implements UnitHost {
           seen: new Map(),
           kicked: false,
           stopped: false,
+          triggered: false,
         };
         this.slots.set(spec.name, slot);
       }
@@ -265,6 +283,25 @@ export class Agent implements UnitHost {
   unitCgroup(name: string): UnitCgroup | null {
     const r = this.slots.get(name)?.runner;
     return r instanceof ServiceRunner ? r.unitCgroup() : null;
+  }
+
+  /**
+   * Starts a unit of this machine for a timer (systemd's start job): it runs until it is inactive again, even when
+   * its desired state is only "loaded"; one that already ran (a oneshot, or one that failed) runs again. Returns
+   * true, or why it cannot be started.
+   */
+  trigger(name: string): true | string {
+    const slot = this.present(name);
+    if (slot === undefined) return "the unit is not loaded on this machine";
+    const st = slot.runner?.state();
+    if (st?.load === "error") return `the unit failed to load: ${st.error ?? "unknown error"}`;
+    slot.triggered = true;
+    slot.stopped = false;
+    if (slot.launched && st !== undefined && (st.active === "inactive" || st.active === "failed"))
+      slot.launched = false;
+    this.rebuildGraph();
+    this.kick(slot);
+    return true;
   }
 
   /** Stops every unit (ExecStop semantics) and refuses further reconciles. */
@@ -339,6 +376,19 @@ export class Agent implements UnitHost {
     return sweepContainers(this.dockerSocket, this.opts.machineId, wanted, this.logger);
   }
 
+  private watchUnit(name: string, cb: (s: UnitState) => void): () => void {
+    let set = this.unitWatchers.get(name);
+    if (set === undefined) {
+      set = new Set();
+      this.unitWatchers.set(name, set);
+    }
+    set.add(cb);
+    return () => {
+      set.delete(cb);
+      if (set.size === 0) this.unitWatchers.delete(name);
+    };
+  }
+
   private forget(slot: Slot): void {
     if (this.slots.get(slot.name) !== slot) return;
     this.slots.delete(slot.name);
@@ -346,6 +396,7 @@ export class Agent implements UnitHost {
   }
 
   private emit(s: UnitState): void {
+    for (const cb of this.unitWatchers.get(s.name) ?? []) cb(s);
     for (const cb of this.listeners) {
       try {
         cb(s);
@@ -453,16 +504,18 @@ export class Agent implements UnitHost {
       if (l === undefined) m.set(k, [v]);
       else if (!l.includes(v)) l.push(v);
     };
+    this.effectiveDeps = withInstallEdges(new Map([...this.slots].map(([n, s]) => [n, s.deps])));
     for (const slot of this.slots.values()) {
       const a = slot.name;
+      const deps = this.depsOf(slot);
       // Ordering also counts for units on their way out: they stop in order too.
-      for (const b of slot.deps.after) {
+      for (const b of deps.after) {
         if (b !== a && this.slots.has(b)) {
           add(after, a, b);
           add(afterRev, b, a);
         }
       }
-      for (const b of slot.deps.before) {
+      for (const b of deps.before) {
         if (b !== a && this.slots.has(b)) {
           add(after, b, a);
           add(afterRev, a, b);
@@ -471,20 +524,19 @@ export class Agent implements UnitHost {
       if (slot.want === null) continue;
       // A unit stopped explicitly is not pulled in again by the units already running (see Slot.stopped).
       const pulled = (b: string): boolean => !(slot.launched && this.present(b)!.stopped);
-      for (const b of slot.deps.requires) {
+      for (const b of deps.requires) {
         if (b === a || this.present(b) === undefined) continue;
         add(requires, a, b);
         add(requiredBy, b, a);
         if (pulled(b)) add(pulls, a, b);
       }
-      for (const b of slot.deps.wants)
-        if (b !== a && this.present(b) !== undefined && pulled(b)) add(pulls, a, b);
+      for (const b of deps.wants) if (b !== a && this.present(b) !== undefined && pulled(b)) add(pulls, a, b);
     }
     const launch = new Set<string>();
     const todo: string[] = [];
     if (!this.closed) {
       for (const slot of this.slots.values()) {
-        if (slot.want?.desired === "launched") {
+        if (slot.want?.desired === "launched" || (slot.want !== null && slot.triggered)) {
           launch.add(slot.name);
           todo.push(slot.name);
         }
@@ -517,7 +569,8 @@ export class Agent implements UnitHost {
    */
   private pullAgain(slot: Slot): boolean {
     let changed = false;
-    for (const b of [...slot.deps.requires, ...slot.deps.wants]) {
+    const deps = this.depsOf(slot);
+    for (const b of [...deps.requires, ...deps.wants]) {
       const bs = this.present(b);
       if (bs === undefined || !bs.stopped) continue;
       bs.stopped = false;
@@ -525,11 +578,15 @@ export class Agent implements UnitHost {
     }
     if (!changed) return false;
     this.rebuildGraph();
-    for (const b of [...slot.deps.requires, ...slot.deps.wants]) {
+    for (const b of [...deps.requires, ...deps.wants]) {
       const bs = this.present(b);
       if (bs !== undefined) this.kick(bs);
     }
     return true;
+  }
+
+  private depsOf(slot: Slot): UnitDeps {
+    return this.effectiveDeps.get(slot.name) ?? slot.deps;
   }
 
   /** What a unit that `name` depends on is up to, from the dependent's point of view. */
@@ -634,6 +691,19 @@ export class Agent implements UnitHost {
 
   private emitSlot(slot: Slot, s: UnitState): void {
     if (slot.lastActive === "active" && s.active !== "active") slot.downSeq++;
+    const down = (a: ActiveState | null): boolean => a === "inactive" || a === "failed";
+    if (
+      slot.triggered &&
+      slot.launched &&
+      down(s.active) &&
+      slot.lastActive !== null &&
+      !down(slot.lastActive)
+    ) {
+      // What a timer started has run: it stays as it is now (no stop), and runs again at the next trigger.
+      slot.triggered = false;
+      this.rebuildGraph();
+      this.kick(slot);
+    }
     slot.lastActive = s.active;
     this.emit(this.view(slot, s));
     this.kickDependents(slot);
@@ -706,6 +776,17 @@ export class Agent implements UnitHost {
         hostname: this.opts.hostname,
         machineId: this.opts.machineId,
       });
+      if (unit.kind === "timer") {
+        return new TimerRunner(spec.hash, unit.config, ctx, {
+          trigger: (name) => this.trigger(name),
+          watch: (name, cb) => this.watchUnit(name, cb),
+          unitState: (name) => this.state(name),
+          stamp: typeof spec.lastTrigger === "number" ? spec.lastTrigger : null,
+          bootTime: this.opts.bootTime ?? machineBootTime(),
+          startupTime: this.startupTime,
+        });
+      }
+      if (unit.kind === "target") return new TargetRunner(spec.name, spec.hash, ctx);
       if (unit.kind === "container") {
         return new ContainerRunner(spec.hash, unit.config, ctx, {
           socketPath: this.dockerSocket,

@@ -21,6 +21,10 @@ export interface UnitDeps {
   requires: string[];
   /** Wants=: pulled in, nothing more. */
   wants: string[];
+  /** [Install] WantedBy=: these units want this one (agent/install.ts turns it around). */
+  wantedBy: string[];
+  /** [Install] RequiredBy=: these units require this one. */
+  requiredBy: string[];
   /** PartOf=: an explicit stop of these stops this unit too (the cluster sets its desired state, unit-service.ts). */
   partOf: string[];
   /** Description= with specifiers expanded (the unit name when there is none). */
@@ -36,6 +40,8 @@ export function noDeps(name: string): UnitDeps {
     before: [],
     requires: [],
     wants: [],
+    wantedBy: [],
+    requiredBy: [],
     partOf: [],
     description: name,
     oneshot: false,
@@ -66,7 +72,8 @@ export function unitDepsOf(name: string, text: string, ctx: Omit<SpecifierContex
   const list = (...keys: string[]): string[] => {
     const out: string[] = [];
     for (const key of keys) {
-      for (const value of getAll(file, "Unit", key)) {
+      const section = key === "WantedBy" || key === "RequiredBy" ? "Install" : "Unit";
+      for (const value of getAll(file, section, key)) {
         // An empty assignment resets the list, as in systemd.
         if (value.trim() === "") {
           out.length = 0;
@@ -93,11 +100,20 @@ export function unitDepsOf(name: string, text: string, ctx: Omit<SpecifierContex
   };
   const type = get(file, "Service", "Type") ?? "simple";
   const rae = parseBoolean(get(file, "Service", "RemainAfterExit") ?? "no") ?? false;
+  const requires = list("Requires", "BindsTo");
+  const wants = list("Wants");
+  const after = list("After");
+  // A target starts after what it wants or requires (systemd.target(5), DefaultDependencies=yes): it is active
+  // once they are.
+  if (name.endsWith(".target") && (parseBoolean(get(file, "Unit", "DefaultDependencies") ?? "yes") ?? true))
+    for (const u of [...requires, ...wants]) if (!after.includes(u)) after.push(u);
   return {
-    after: list("After"),
+    after,
     before: list("Before"),
-    requires: list("Requires", "BindsTo"),
-    wants: list("Wants"),
+    requires,
+    wants,
+    wantedBy: list("WantedBy"),
+    requiredBy: list("RequiredBy"),
     partOf: list("PartOf"),
     description: expandDescription(file, sctx) ?? name,
     oneshot: !file.sections.has("Container") && type === "oneshot" && !rae,

@@ -10,7 +10,9 @@ import {
   type UnitFileWarning,
   xfleetOf,
 } from "../sched/unit-file.ts";
+import { RUN_TYPES } from "../sched/unit-keys.ts";
 import { type ContainerConfig, containerConfigOf, loadContainerConfig } from "./container-config.ts";
+import { expandDescription } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
 import {
   loadServiceConfig,
@@ -20,10 +22,13 @@ import {
   serviceConfigOf,
   unitKindOf,
 } from "./service-config.ts";
+import { type TimerConfig, timerConfigOf } from "./timer-config.ts";
 
 export type CompiledUnit =
   | { kind: "service"; config: ServiceConfig }
-  | { kind: "container"; config: ContainerConfig };
+  | { kind: "container"; config: ContainerConfig }
+  | { kind: "timer"; config: TimerConfig }
+  | { kind: "target"; description: string };
 
 /** The machine's values for the specifiers, unless the caller gave them. */
 function withHost(ctx: Omit<SpecifierContext, "unitName">): Omit<SpecifierContext, "unitName"> {
@@ -37,6 +42,13 @@ export function compileUnit(
   ctx: Omit<SpecifierContext, "unitName">,
 ): CompiledUnit {
   const hctx = withHost(ctx);
+  const { type, isTemplate } = parseUnitName(name);
+  if ((type === "timer" || type === "target") && !isTemplate) {
+    const { file } = parseCheckedUnit(name, text);
+    const sctx: SpecifierContext = { ...hctx, unitName: name };
+    if (type === "timer") return { kind: "timer", config: timerConfigOf(name, file, sctx) };
+    return { kind: "target", description: expandDescription(file, sctx) ?? name };
+  }
   if (unitKindOf(parseRunnableUnit(name, text).file) === "container")
     return { kind: "container", config: loadContainerConfig(name, text, hctx) };
   return { kind: "service", config: loadServiceConfig(name, text, hctx) };
@@ -49,8 +61,9 @@ export interface UnitCheck {
 
 /**
  * Everything the cluster and the agent would refuse in a unit file, checked before it is sent: syntax, sections,
- * keys, specifiers, the service or container settings the agent compiles, and the [X-Fleet] options. Units of other types than .service are checked as far as Berth knows
- * them and accepted with a warning, since the agent does not run them yet. `ctx` stands in for the machine
+ * keys, specifiers, the service, container or timer settings the agent compiles, and the [X-Fleet] options. Units
+ * of the types the agent does not run (.socket, .path, .mount) are checked as far as Berth knows them and accepted
+ * with a warning. `ctx` stands in for the machine
  * (hostname, machine id); the local machine's values are used for the other specifiers.
  */
 export function checkUnit(name: string, text: string, ctx: Omit<SpecifierContext, "unitName">): UnitCheck {
@@ -59,12 +72,13 @@ export function checkUnit(name: string, text: string, ctx: Omit<SpecifierContext
   // A template is checked as its instance "1" would be (fleet's MachineMetadata=hostname=%i needs an instance).
   const unitName = isTemplate ? instanceName(name, "1") : name;
   const sctx: SpecifierContext = { ...withHost(ctx), unitName };
-  if (type !== "service") {
+  if (type === "timer") timerConfigOf(name, file, sctx);
+  else if (!RUN_TYPES.has(type)) {
     warnings.push({
       line: 0,
-      message: `Berth runs only .service units: the agent will not start a .${type} unit`,
+      message: `Berth runs .service, .timer and .target units: the agent will not start a .${type} unit`,
     });
-  } else {
+  } else if (type === "service") {
     const cfg =
       unitKindOf(file) === "container"
         ? containerConfigOf(name, file, sctx)

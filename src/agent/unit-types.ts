@@ -40,9 +40,19 @@ export interface UnitState {
   statusText?: string;
   /** Process units: the directory of the unit's cgroup while it has one (unit-cgroup.ts). */
   cgroup?: string;
+  /** Timer units only: the unit it starts, its next elapse and last trigger (ms since the epoch, or null). */
+  timer?: TimerInfo;
   /** Container units only: the running container's id (null while none runs) and its image. */
   containerId?: string | null;
   image?: string;
+}
+
+export interface TimerInfo {
+  unit: string;
+  nextElapse: number | null;
+  lastTrigger: number | null;
+  /** Persistent=yes: the agent bridge keeps lastTrigger in the registry. */
+  persistent: boolean;
 }
 
 /** What the agent needs from a unit, whatever runs it (processes or a container). */

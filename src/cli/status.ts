@@ -90,6 +90,13 @@ export function renderStatus(u: UnitStatus, machines: Map<string, MachineInfo>, 
   // systemctl: "failed (Result: exit-code)", the sub-state otherwise.
   const detail = s.active === "failed" && s.result ? `Result: ${s.result}` : s.sub;
   lines.push(`   Active: ${s.active} (${detail})${since}`);
+  if (s.timer !== undefined) {
+    // systemctl: "Trigger: Tue 2026-12-08 00:00:00 UTC; 22h left" (n/a when nothing is left to wait for).
+    const next = s.timer.nextElapse;
+    const left = next === null ? "" : relativeTime(2 * now - next, now).replace(/ ago$/, " left");
+    lines.push(`  Trigger: ${next === null ? "n/a" : `${systemdTime(next)}; ${left}`}`);
+    lines.push(` Triggers: ● ${s.timer.unit}`);
+  }
   for (const step of s.steps) {
     // Exec lines that finished; the running main process is the "Main PID:" line.
     if (step.code === null) continue;

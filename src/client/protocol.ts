@@ -191,6 +191,8 @@ export interface AgentUnitState {
   cgroup?: string;
   /** The last STATUS= the unit sent over its notify socket (sd_notify). */
   statusText?: string;
+  /** Timer units: the unit it starts, its next elapse and last trigger (ms since the epoch, or null). */
+  timer?: { unit: string; nextElapse: number | null; lastTrigger: number | null; persistent: boolean };
 }
 
 /** One process of a unit, as systemctl's CGroup: tree lists it. */

@@ -29,10 +29,13 @@ import {
   REGISTRY_DIR,
   type RegistryView,
   readRegistry,
+  readTimerStamp,
   readUnitFile,
   SCHEDULE_DIR,
   STATES_DIR,
   stateKey,
+  type TimerStamp,
+  timerStampKey,
   UNIT_FILES_DIR,
   UNITS_DIR,
 } from "../sched/registry.ts";
@@ -138,7 +141,16 @@ export class AgentBridge {
       if (!rec || rec.desired === "inactive") continue;
       const text = readUnitFile(this.d.store, rec.hash);
       if (text === null) continue;
-      specs.push({ name, hash: rec.hash, text, desired: rec.desired === "launched" ? "launched" : "loaded" });
+      const spec: UnitSpec = {
+        name,
+        hash: rec.hash,
+        text,
+        desired: rec.desired === "launched" ? "launched" : "loaded",
+      };
+      // A Persistent= timer learns when it last fired, wherever that was (timer-runner.ts).
+      const stamp = readTimerStamp(this.d.store, name);
+      if (stamp !== null) spec.lastTrigger = stamp.lastTrigger;
+      specs.push(spec);
     }
     return specs;
   }
@@ -335,9 +347,19 @@ export class AgentBridge {
       if (stored !== null) await this.d.write({ method: "DELETE", key }).catch(ignoreMissing);
       return;
     }
+    await this.stamp(unit, state);
     const next = JSON.stringify(toReport(state));
     if (stored === next) return;
     await this.d.write({ method: "PUT", key, value: next });
+  }
+
+  /** A Persistent= timer's last trigger, kept in the registry when it is newer than the one there. */
+  private async stamp(unit: string, state: UnitState): Promise<void> {
+    const t = state.timer;
+    if (t === undefined || !t.persistent || t.lastTrigger === null) return;
+    if ((readTimerStamp(this.d.store, unit)?.lastTrigger ?? -1) >= t.lastTrigger) return;
+    const value: TimerStamp = { lastTrigger: t.lastTrigger };
+    await this.d.write({ method: "PUT", key: timerStampKey(unit), value: JSON.stringify(value) });
   }
 }
 

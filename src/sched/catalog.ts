@@ -1,6 +1,7 @@
 // Parsed unit files by content hash, and the [X-Fleet] options of each unit name: parsing happens once per
 // content (or per name, since specifiers depend on it), not on every reconcile.
 import { createHash } from "node:crypto";
+import { triggeredUnitOf } from "./triggers.ts";
 import { get, parseUnitFile, serializeUnitFile, type UnitFile, xfleetOf } from "./unit-file.ts";
 import type { XFleetOptions } from "./xfleet.ts";
 
@@ -55,6 +56,12 @@ export class UnitCatalog {
       this.xfleet.set(key, x);
     }
     return x;
+  }
+
+  /** The unit a trigger unit (.timer) starts on its machine (triggers.ts), or undefined. */
+  triggered(name: string, hash: string): string | undefined {
+    const f = this.file(hash);
+    return f instanceof Error ? undefined : triggeredUnitOf(name, f);
   }
 
   description(hash: string): string | null {

@@ -19,6 +19,7 @@ import {
   stateKey,
 } from "./registry.ts";
 import type { RegistryProblem } from "./registry-records.ts";
+import { withTriggerPlacement } from "./triggers.ts";
 import { parseUnitName } from "./unit-file.ts";
 
 export interface EngineDeps {
@@ -124,11 +125,14 @@ export class Engine {
     }
 
     // 2. Units the placement sees (templates are never scheduled; unusable files are reported as unplaceable).
-    const units: UnitView[] = [];
+    let units: UnitView[] = [];
     const reasons = new Map<string, string>();
     const globals = new Set<string>();
+    const triggered = new Map<string, string>();
     for (const [name, rec] of view.units) {
       if (parseUnitName(name).isTemplate) continue;
+      const t = this.d.catalog.triggered(name, rec.hash);
+      if (t !== undefined) triggered.set(name, t);
       const xfleet = this.d.catalog.options(name, rec.hash);
       if (xfleet instanceof Error) reasons.set(name, xfleet.message);
       else {
@@ -136,6 +140,8 @@ export class Engine {
         if (xfleet.global) globals.add(name);
       }
     }
+    // A unit a timer starts runs on the timer's machine (an implicit MachineOf=, triggers.ts).
+    units = withTriggerPlacement(units, triggered);
     const current: Assignment[] = [];
     for (const [unit, s] of view.schedule) for (const machine of s.machines) current.push({ unit, machine });
 

@@ -16,6 +16,8 @@ import {
   SCHEDULE_DIR,
   type ScheduleRecord,
   STATES_DIR,
+  TIMERS_DIR,
+  type TimerStamp,
   UNIT_FILES_DIR,
   UNITS_DIR,
   type UnitRecord,
@@ -103,6 +105,15 @@ export function checkAgentReport(value: string): Checked<AgentReport> {
   });
 }
 
+/** A Persistent= timer's last trigger. */
+export function checkTimerStamp(value: string): Checked<TimerStamp> {
+  return checkJson(value, (o) =>
+    typeof o.lastTrigger === "number" && Number.isFinite(o.lastTrigger) && o.lastTrigger >= 0
+      ? null
+      : '"lastTrigger" must be a time (ms since the epoch)',
+  );
+}
+
 function checkMemberAttributes(value: string): Checked<unknown> {
   return checkJson(value, (o) => {
     if (typeof o.clientAddr !== "string") return '"clientAddr" must be a string';
@@ -150,6 +161,7 @@ function recordCheck(key: string): ((value: string) => Checked<unknown>) | null 
     if (dir === UNITS_DIR && isValidUnitName(name)) return checkUnitRecord;
     if (dir === SCHEDULE_DIR && isValidUnitName(name)) return checkScheduleRecord;
     if (dir === MEMBERS_DIR) return checkMemberAttributes;
+    if (dir === TIMERS_DIR && isValidUnitName(name)) return checkTimerStamp;
     if (dir === UNIT_FILES_DIR && SHA1_RE.test(name))
       return (v) =>
         createHash("sha1").update(v).digest("hex") === name

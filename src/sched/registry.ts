@@ -9,6 +9,7 @@
 //   /_berth/machines/<id>/drain       {"since"}                              written by `berth machine drain`
 //   /_berth/machines/<id>/acted       store index (decimal)                  written by that machine's agent bridge
 //   /_berth/states/<name>/<machine>   the agent's report for that unit        written by that machine's agent
+//   /_berth/timers/<name>             {"lastTrigger"}                        written by the bridge of the timer's machine
 //   /_berth/members/<member name>     {"clientAddr","httpAddr","version"}    written by each node for itself
 //   /_berth/cluster-id                the cluster's id                        written once by the first leader
 //
@@ -24,6 +25,7 @@ import {
   checkMachineState,
   checkMetadataOverride,
   checkScheduleRecord,
+  checkTimerStamp,
   checkUnitRecord,
   type RegistryProblem,
 } from "./registry-records.ts";
@@ -36,6 +38,7 @@ export const SCHEDULE_DIR = `${REGISTRY_DIR}/schedule`;
 export const MACHINES_DIR = `${REGISTRY_DIR}/machines`;
 export const STATES_DIR = `${REGISTRY_DIR}/states`;
 export const MEMBERS_DIR = `${REGISTRY_DIR}/members`;
+export const TIMERS_DIR = `${REGISTRY_DIR}/timers`;
 export const CLUSTER_ID_KEY = `${REGISTRY_DIR}/cluster-id`;
 
 export const unitFileKey = (hash: string) => `${UNIT_FILES_DIR}/${hash}`;
@@ -46,6 +49,7 @@ export const machineStateKey = (id: string) => `${MACHINES_DIR}/${id}/state`;
 export const machineDrainKey = (id: string) => `${MACHINES_DIR}/${id}/drain`;
 export const machineActedKey = (id: string) => `${MACHINES_DIR}/${id}/acted`;
 export const machineMetadataKey = (id: string) => `${MACHINES_DIR}/${id}/metadata`;
+export const timerStampKey = (name: string) => `${TIMERS_DIR}/${name}`;
 export const stateKey = (unit: string, machine: string) => `${STATES_DIR}/${unit}/${machine}`;
 
 export interface UnitRecord {
@@ -69,6 +73,23 @@ export interface ScheduleRecord {
 export function leavingOf(rec: ScheduleRecord | null | undefined): string[] {
   const l = rec?.leaving;
   return Array.isArray(l) ? l.filter((m): m is string => typeof m === "string") : [];
+}
+
+/**
+ * A Persistent= timer's last trigger (systemd keeps it in /var/lib/systemd/timers/stamp-NAME): in the registry, so
+ * the machine the timer moves to knows which calendar events it missed.
+ */
+export interface TimerStamp {
+  /** ms since the epoch. */
+  lastTrigger: number;
+}
+
+/** The stamp of a timer, or null when it has none (or an unreadable one). */
+export function readTimerStamp(store: KvStore, name: string): TimerStamp | null {
+  const n = store.peek(timerStampKey(name));
+  if (!n || n.children !== null) return null;
+  const c = checkTimerStamp(n.value);
+  return "record" in c ? c.record : null;
 }
 
 /** A machine `berth machine drain` took out of placement: it gets no units and its units move off. */

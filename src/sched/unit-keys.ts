@@ -71,6 +71,31 @@ export const BERTH_KEYS: Readonly<Record<string, readonly string[]>> = {
     "WatchdogSec",
     "WatchdogSignal",
   ],
+  Timer: [
+    "OnCalendar",
+    "OnActiveSec",
+    "OnBootSec",
+    "OnStartupSec",
+    "OnUnitActiveSec",
+    "OnUnitInactiveSec",
+    "Persistent",
+    "AccuracySec",
+    "RandomizedDelaySec",
+    "RemainAfterElapse",
+    "Unit",
+  ],
+  // Honoured among the units of one machine (agent/install.ts): WantedBy=T is T's Wants=, RequiredBy=T its Requires=.
+  Install: ["WantedBy", "RequiredBy"],
+};
+
+/** The unit types the agent runs (the others are checked and accepted with a warning, not started). */
+export const RUN_TYPES: ReadonlySet<UnitType> = new Set(["service", "timer", "target"]);
+
+/** Why the other [Install] keys do nothing in a cluster (said in a warning, never ignored silently). */
+const INSTALL_IGNORED: Record<string, string> = {
+  Alias: "a unit has only the name it was submitted under",
+  Also: "units are enabled one by one, by starting them",
+  DefaultInstance: "a template is started by naming its instances",
 };
 
 /** A typo's likely meaning: the known name equal but for case, or one edit away. */
@@ -135,11 +160,17 @@ export function checkKnownKeys(file: UnitFile, type: UnitType, unitName?: string
     if (!known.includes(key)) {
       fail(`unknown key ${key}= in [${section}] (systemd ${SYSTEMD_VERSION})${suggestion(key, known)}`, line);
     }
-    // [Install] only matters to `systemctl enable`; a cluster starts units itself, as fleet did.
-    if (section === "Install" || type !== "service" || BERTH_KEYS[section]?.includes(key)) return;
+    if (!RUN_TYPES.has(type) || BERTH_KEYS[section]?.includes(key)) return;
     if (warned.has(`${section}.${key}`)) return;
     warned.add(`${section}.${key}`);
-    warnings.push({ line, message: `${key}= is a systemd option Berth does not implement, ignoring it` });
+    const why = section === "Install" ? INSTALL_IGNORED[key] : undefined;
+    warnings.push({
+      line,
+      message:
+        why === undefined
+          ? `${key}= is a systemd option Berth does not implement, ignoring it`
+          : `${key}= in [Install] does not apply in a cluster (${why}), ignoring it`,
+    });
   });
   return warnings;
 }
