@@ -1,11 +1,12 @@
 // Node configuration resolved from flags and the data directory's node.json: the peer listen address
 // (--peer-listen-addr) apart from the address the cluster knows the member by (--peer-addr).
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { UsageError } from "../src/cli/exit-codes.ts";
-import { resolveNodeConfig, saveNodeConfig } from "../src/node/config.ts";
+import { flagHelp } from "../src/cli/flags.ts";
+import { NODE_FLAGS, resolveNodeConfig, saveNodeConfig } from "../src/node/config.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -82,5 +83,42 @@ describe("--peer-max-frame", () => {
       expect(bad).toThrow(UsageError);
       expect(bad).toThrow(/--peer-max-frame/);
     }
+  });
+});
+
+describe("client and HTTP addresses by default", () => {
+  it("follow a loopback peer host, so members on 127.0.0.N of one machine do not collide", () => {
+    const c = resolveNodeConfig({ name: "n2", "data-dir": dataDir(), "peer-addr": "127.0.0.2:7001" });
+    expect(c.clientAddr).toEqual({ host: "127.0.0.2", port: 4001 });
+    expect(c.httpAddr).toEqual({ host: "127.0.0.2", port: 2379 });
+  });
+
+  it("stay on 127.0.0.1 for a peer address on the network (clients there need TLS or --insecure-listen)", () => {
+    const c = resolveNodeConfig({ name: "n1", "data-dir": dataDir(), "peer-addr": "10.1.2.3:7001" });
+    expect(c.clientAddr).toEqual({ host: "127.0.0.1", port: 4001 });
+    expect(c.httpAddr).toEqual({ host: "127.0.0.1", port: 2379 });
+  });
+
+  it("yield to --config and to node.json: the flag specs carry no defaults, help shows them", () => {
+    expect(NODE_FLAGS.filter((f) => f.default !== undefined).map((f) => f.name)).toEqual([]);
+    const dir = dataDir();
+    const file = join(dirs[dirs.length - 1]!, "config.json");
+    writeFileSync(file, JSON.stringify({ "client-addr": "127.0.0.9:5000", "http-addr": "off" }));
+    const c = resolveNodeConfig({ name: "n3", "data-dir": dir, "peer-addr": "127.0.0.3:7001", config: file });
+    expect(c.clientAddr).toEqual({ host: "127.0.0.9", port: 5000 });
+    expect(c.httpAddr).toBeNull();
+    saveNodeConfig(c);
+    const again = resolveNodeConfig({ "data-dir": dir });
+    expect(again.clientAddr).toEqual({ host: "127.0.0.9", port: 5000 });
+    expect(again.httpAddr).toBeNull();
+    const help = flagHelp(NODE_FLAGS);
+    for (const name of ["client-addr", "http-addr"])
+      expect(help).toMatch(
+        new RegExp(
+          `--${name} .*default the --peer-addr host if it is a loopback address, else 127.0.0.1; port`,
+        ),
+      );
+    expect(help).toMatch(/--peer-addr .*default 127\.0\.0\.1:7001/);
+    expect(help).toMatch(/--agent-ttl .*default 5s/);
   });
 });

@@ -16,8 +16,8 @@ export const CLIENT_FLAGS: FlagSpec[] = [
     name: "endpoint",
     type: "list",
     description:
-      "nodes to talk to, tried in turn: HOST:PORT (client port), unix:///PATH (a node's socket: admin); " +
-      "http(s):// is etcd's API, for etcdctl",
+      "nodes to talk to, tried in turn: HOST:PORT (client port), unix:///PATH (a node's socket: admin), " +
+      "http(s)://HOST:PORT (a node's HTTP port, etcd's API)",
     value: "ENDPOINT,...",
     env: "BERTH_ENDPOINT",
     default: DEFAULT_ENDPOINTS,

@@ -8,6 +8,11 @@ export interface FlagSpec {
   type: FlagType;
   description: string;
   default?: string | number | boolean | string[];
+  /**
+   * The default as help shows it, for a flag the command resolves itself (`berth node`: after --config and the
+   * data directory's node.json, or from another flag), so the parser must not fill it in.
+   */
+  shownDefault?: string;
   /** Environment variable consulted when the flag is absent. */
   env?: string;
   /** Placeholder shown in help, e.g. HOST:PORT. */
@@ -156,7 +161,11 @@ export function flagHelp(specs: FlagSpec[]): string {
       `--${s.name}` +
       (s.type === "boolean" ? "" : ` ${s.value ?? s.type.toUpperCase()}`);
     const extra = [
-      s.default !== undefined && s.default !== false ? `default ${defaultText(s)}` : "",
+      s.shownDefault !== undefined
+        ? `default ${s.shownDefault}`
+        : s.default !== undefined && s.default !== false
+          ? `default ${defaultText(s)}`
+          : "",
       s.env ? `env ${envNames(s).join(" or ")}` : "",
     ]
       .filter(Boolean)
@@ -168,9 +177,9 @@ export function flagHelp(specs: FlagSpec[]): string {
 }
 
 /** A default as the user would type it: durations as durations (5s, not 5000), lists comma-joined. */
-function defaultText(s: FlagSpec): string {
-  if (s.type === "duration" && typeof s.default === "number") return formatDuration(s.default);
-  return Array.isArray(s.default) ? s.default.join(",") : String(s.default);
+export function defaultText(s: FlagSpec, value = s.default): string {
+  if (s.type === "duration" && typeof value === "number") return formatDuration(value);
+  return Array.isArray(value) ? value.join(",") : String(value);
 }
 
 /** Milliseconds as the largest unit parseDuration reads back exactly: 5000 → 5s, 250 → 250ms, 120000 → 2m. */

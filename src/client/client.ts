@@ -4,11 +4,12 @@ import { connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { type ConnectOptions, connect, type WireTls } from "../wire/client.ts";
 import type { Connection } from "../wire/connection.ts";
-import { type Endpoint, EndpointError, httpEndpointRefusal, parseEndpoint } from "./endpoint.ts";
+import { type Endpoint, EndpointError, parseEndpoint } from "./endpoint.ts";
+import { httpUpgradeDialer } from "./http-dial.ts";
 import type { ClientMethods, ClientStreams } from "./protocol.ts";
 
 export interface ClientOptions {
-  /** Endpoints (src/client/endpoint.ts: HOST:PORT or unix:///PATH), tried in order. */
+  /** Endpoints (src/client/endpoint.ts: HOST:PORT, unix:///PATH or http(s)://HOST:PORT), tried in order. */
   endpoints: string[];
   timeoutMs: number;
   /** Shown to the node in the handshake (e.g. "cli", "console"). */
@@ -58,20 +59,32 @@ export class BerthClient {
       } catch (err) {
         throw new EndpointUsageError((err as Error).message);
       }
-      if (endpoint.kind === "http") throw new EndpointUsageError(httpEndpointRefusal(endpoint.text));
       let conn: Connection;
       try {
         ({ conn } = await connect({
           ...(endpoint.kind === "tcp"
             ? { host: endpoint.host, port: endpoint.port, tls: opts.tls ?? null, dial: opts.dial }
-            : // A unix socket is local (or reached through SSH): no TLS, the file's mode is the authentication.
-              {
-                host: endpoint.path,
-                port: 0,
-                label: endpoint.text,
-                tls: null,
-                dial: unixDialer(endpoint.path, opts),
-              }),
+            : endpoint.kind === "http"
+              ? // TLS (https://) and the user's credentials come before the switch, in the HTTP request.
+                {
+                  host: endpoint.host,
+                  port: endpoint.port,
+                  label: endpoint.text,
+                  tls: null,
+                  dial: httpUpgradeDialer(endpoint, {
+                    tls: opts.tls ?? null,
+                    dial: opts.dial,
+                    login: opts.login,
+                  }),
+                }
+              : // A unix socket is local (or reached through SSH): no TLS, the file's mode is the authentication.
+                {
+                  host: endpoint.path,
+                  port: 0,
+                  label: endpoint.text,
+                  tls: null,
+                  dial: unixDialer(endpoint.path, opts),
+                }),
           secret: null,
           role: "client",
           name: opts.name ?? "cli",
@@ -86,7 +99,7 @@ export class BerthClient {
       }
       const client = new BerthClient(conn, endpoint.text, opts.timeoutMs);
       client.skipped = attempts;
-      if (opts.login) {
+      if (opts.login && endpoint.kind !== "http") {
         try {
           await client.call("auth.login", opts.login);
         } catch (err) {

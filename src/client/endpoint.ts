@@ -2,12 +2,13 @@
 //   HOST:PORT            a node's msgpack client port (--client-addr): anonymous, or the etcd user of a client
 //                        certificate or --username
 //   unix:///PATH         a node's unix socket (--client-socket): admin, if you may open it
-//   http(s)://HOST:PORT  etcd's HTTP API (--http-addr), for etcdctl and curl: berth does not speak it, and says
-//                        which endpoint to use instead
+//   http(s)://HOST:PORT  a node's HTTP port (--http-addr, etcd's API): the connection switches to the msgpack
+//                        protocol with an HTTP Upgrade (src/wire/http-upgrade.ts); as whom the request says (guest,
+//                        Basic credentials of --username, a client certificate), never admin
 export type Endpoint =
   | { kind: "tcp"; text: string; host: string; port: number }
   | { kind: "unix"; text: string; path: string }
-  | { kind: "http"; text: string };
+  | { kind: "http"; text: string; host: string; port: number; secure: boolean };
 
 /** The unix socket of a node installed with deploy/install.sh (its systemd unit sets --client-socket). */
 export const DEPLOYED_SOCKET = "/run/berth/berth.sock";
@@ -25,18 +26,29 @@ export function parseEndpoint(text: string): Endpoint {
       throw new EndpointError(`endpoint "${text}": a unix socket is unix:///ABSOLUTE/PATH (three slashes)`);
     return { kind: "unix", text: t, path };
   }
-  if (/^https?:\/\//i.test(t)) return { kind: "http", text: t };
+  if (/^https?:\/\//i.test(t)) return parseHttpEndpoint(text, t);
   const m = /^(?:\[([^\]]+)\]|([^:/]+)):(\d{1,5})$/.exec(t);
   if (!m)
     throw new EndpointError(`endpoint "${text}" must be HOST:PORT, unix:///PATH or http(s)://HOST:PORT`);
   return { kind: "tcp", text: t, host: m[1] ?? m[2]!, port: Number(m[3]) };
 }
 
-/** Why berth cannot use an http(s):// endpoint, and what to give instead. */
-export function httpEndpointRefusal(text: string): string {
-  return (
-    `${text} is etcd's HTTP API (for etcdctl and curl); berth talks to a node's msgpack client port or its unix ` +
-    "socket instead: --endpoint HOST:PORT (the node's --client-addr, default 127.0.0.1:4001) or " +
-    `unix:///PATH (its --client-socket, ${DEPLOYED_SOCKET} when installed with deploy/install.sh)`
-  );
+/** http(s)://HOST[:PORT][/]: the port defaults as in URLs (80, 443); a path or query has no meaning here. */
+function parseHttpEndpoint(text: string, t: string): Endpoint {
+  let url: URL;
+  try {
+    url = new URL(t);
+  } catch {
+    throw new EndpointError(`endpoint "${text}" is not a URL: http(s)://HOST:PORT`);
+  }
+  if (
+    (url.pathname !== "/" && url.pathname !== "") ||
+    url.search !== "" ||
+    url.hash !== "" ||
+    url.username !== ""
+  )
+    throw new EndpointError(`endpoint "${text}" must be http(s)://HOST:PORT, without a path, query or user`);
+  const secure = url.protocol === "https:";
+  const port = url.port === "" ? (secure ? 443 : 80) : Number(url.port);
+  return { kind: "http", text: t, host: url.hostname.replace(/^\[|\]$/g, ""), port, secure };
 }

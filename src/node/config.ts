@@ -15,7 +15,7 @@ import {
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { UsageError } from "../cli/exit-codes.ts";
-import { convert, type FlagSpec, type FlagValues } from "../cli/flags.ts";
+import { convert, defaultText, type FlagSpec, type FlagValues } from "../cli/flags.ts";
 import { certificateProblem } from "../wire/certificate-problem.ts";
 
 export interface NodeConfig {
@@ -107,7 +107,7 @@ export const NODE_FLAGS: FlagSpec[] = [
   {
     name: "client-addr",
     type: "string",
-    description: "address for berth clients (msgpack)",
+    description: "address for berth clients (msgpack; HTTP requests there get the etcd-v2 API too)",
     value: "HOST:PORT",
     env: "BERTH_CLIENT_ADDR",
   },
@@ -115,7 +115,7 @@ export const NODE_FLAGS: FlagSpec[] = [
     name: "client-socket",
     type: "string",
     description:
-      'unix socket for berth clients (msgpack); who can open it is admin: mode 0660 root:berth when the group exists, else 0600 ("off" to disable; default DATA_DIR/berth.sock)',
+      'unix socket for berth clients (msgpack); who can open it is admin: mode 0660 root:berth when the group exists, else 0600 ("off" to disable)',
     value: "PATH",
     env: "BERTH_CLIENT_SOCKET",
   },
@@ -198,7 +198,7 @@ export const NODE_FLAGS: FlagSpec[] = [
     name: "max-client-connections",
     type: "number",
     description:
-      "connections open at once on each of the client and HTTP ports; past it a newcomer replaces the oldest idle one (in its handshake, or HTTP with no request being answered), or is closed (default 10000, less when the file descriptor limit is low)",
+      "connections open at once on each of the client and HTTP ports; past it a newcomer replaces the oldest idle one (in its handshake, or HTTP with no request being answered), or is closed",
     env: "BERTH_MAX_CLIENT_CONNECTIONS",
   },
   {
@@ -279,8 +279,6 @@ export const NODE_FLAGS: FlagSpec[] = [
 
 const DEFAULTS: FlagValues = {
   "peer-addr": "127.0.0.1:7001",
-  "client-addr": "127.0.0.1:4001",
-  "http-addr": "127.0.0.1:2379",
   join: false,
   "client-cert-auth": false,
   "insecure-listen": false,
@@ -294,6 +292,43 @@ const DEFAULTS: FlagValues = {
   "request-timeout": 5000,
   "docker-socket": "/var/run/docker.sock",
 };
+
+/** The client and HTTP ports when --client-addr / --http-addr are not given (etcd 2's 4001 and etcd's 2379). */
+const CLIENT_PORT = 4001;
+const HTTP_PORT = 2379;
+
+/**
+ * Where clients are served by default: the peer address's host when it is a loopback address (so members on
+ * 127.0.0.1, 127.0.0.2, 127.0.0.3 of one machine do not collide), else 127.0.0.1 (a network address would need TLS
+ * with client certificates, or --insecure-listen: see the check below).
+ */
+function defaultClientHost(peer: HostPort): string {
+  return isLoopback(peer.host) ? peer.host : "127.0.0.1";
+}
+
+/**
+ * Defaults as `berth node --help` shows them. They are not the specs' `default`s: a parsed default would hide
+ * --config and the data directory's node.json, which come after the flags (resolveNodeConfig).
+ */
+const SHOWN_DEFAULTS: Record<string, string> = {
+  name: "the host name up to its first dot",
+  "data-dir": "NAME.berth",
+  "peer-listen-addr": "--peer-addr",
+  "client-addr": `the --peer-addr host if it is a loopback address, else 127.0.0.1; port ${CLIENT_PORT}`,
+  "client-socket": "DATA_DIR/berth.sock",
+  "http-addr": `the --peer-addr host if it is a loopback address, else 127.0.0.1; port ${HTTP_PORT}`,
+  "initial-cluster": "this member alone, NAME=PEER-ADDR",
+  "cluster-secret-file": "the copy kept in DATA_DIR; a new random secret for a cluster of one",
+  "public-ip": "the --client-addr host",
+  "max-client-connections": "10000, less when the file descriptor limit is low",
+  metadata: "none",
+  config: "none",
+};
+for (const spec of NODE_FLAGS) {
+  const v = DEFAULTS[spec.name];
+  spec.shownDefault =
+    SHOWN_DEFAULTS[spec.name] ?? (v === undefined || v === false ? undefined : defaultText(spec, v));
+}
 
 /** Room for a snapshot chunk and a useful append beside a message's own fields. */
 function peerMaxFrame(n: number): number {
@@ -337,7 +372,12 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     listenRaw === undefined || listenRaw === ""
       ? peerAddr
       : parseHostPort(String(listenRaw), "--peer-listen-addr");
-  const clientAddr = parseHostPort(String(pick("client-addr")), "--client-addr");
+  const clientHost = defaultClientHost(peerAddr);
+  const clientRaw = pick("client-addr");
+  const clientAddr =
+    clientRaw === undefined || clientRaw === ""
+      ? { host: clientHost, port: CLIENT_PORT }
+      : parseHostPort(String(clientRaw), "--client-addr");
   const socketRaw = pick("client-socket");
   const clientSocketFlag = socketRaw === undefined || socketRaw === "" ? null : String(socketRaw);
   const clientSocket =
@@ -350,8 +390,13 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     throw new UsageError(
       `--client-socket ${clientSocket} is longer than a unix socket path may be (107 bytes); choose a shorter one`,
     );
-  const httpRaw = String(pick("http-addr"));
-  const httpAddr = httpRaw === "off" || httpRaw === "" ? null : parseHostPort(httpRaw, "--http-addr");
+  const httpRaw = pick("http-addr");
+  const httpAddr =
+    httpRaw === undefined
+      ? { host: clientHost, port: HTTP_PORT }
+      : httpRaw === "off" || httpRaw === ""
+        ? null
+        : parseHostPort(String(httpRaw), "--http-addr");
   const join = Boolean(pick("join"));
   const initialCluster = parseInitialCluster(String(pick("initial-cluster") ?? ""), name, peerAddr, join);
   const metadata = parseMetadata(String(pick("metadata") ?? ""));

@@ -3,7 +3,6 @@
 import { mkdirSync } from "node:fs";
 import { isIP, type Socket } from "node:net";
 import { join } from "node:path";
-import type { TLSSocket } from "node:tls";
 import { fenceForTtl } from "../agent/lease.ts";
 import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive.ts";
 import { SupervisorLink } from "../agent/supervisor-link.ts";
@@ -27,11 +26,13 @@ import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from ".
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import { ServiceError } from "./errors.ts";
 import { TtlExpirer } from "./expiry.ts";
+import { verifiedCertName } from "./http/client-cert.ts";
 import { type HttpApi, startHttpApi } from "./http/index.ts";
 import { httpDeps } from "./http-deps.ts";
 import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
 import { LeaderRouter } from "./leader-router.ts";
+import { listening } from "./listen-error.ts";
 import { loadMachineId } from "./machine.ts";
 import { MachineContainersService } from "./machine-containers.ts";
 import { RaftTrafficStats } from "./raft-stats.ts";
@@ -39,7 +40,7 @@ import { runtimeOptionsNote } from "./runtime-options.ts";
 import { Scheduling } from "./scheduling.ts";
 import { UnitStatusService } from "./unit-status.ts";
 import { createKeyAccess } from "./v2auth/access.ts";
-import { httpCaller } from "./v2auth/http.ts";
+import { httpCaller, upgradeCaller } from "./v2auth/http.ts";
 import { AuthStore } from "./v2auth/store.ts";
 
 export type Logger = (line: string) => void;
@@ -243,7 +244,8 @@ export class BerthNode {
           "the cluster secret keeps strangers out, but Raft traffic (all keys and values) crosses it in " +
           "plaintext; see --peer-cert-file, --peer-key-file and --peer-trusted-ca-file",
       );
-    await this.transport.start();
+    const peerFlag = fmt(c.peerListenAddr) === fmt(c.peerAddr) ? "--peer-addr" : "--peer-listen-addr";
+    await listening(peerFlag, fmt(c.peerListenAddr), () => this.transport.start());
     this.clock.start();
     const { notes } = await this.driver.start();
     for (const n of notes) this.log(`[wal] recovery: ${n}`);
@@ -258,51 +260,68 @@ export class BerthNode {
       : null;
     const clientLimit = c.maxClientConnections ?? defaultClientConnectionLimit(openFileLimit());
     // Each listener has its own limit: a flood on the HTTP port leaves msgpack clients (the CLI) alone.
-    this.clientListener = await listen({
-      gate: new ConnectionBudget(clientLimit, "client", (l) => this.log(`[client] ${l}`)),
-      // One client connection cannot hold unbounded work: past these it is read more slowly, or refused streams.
-      maxServedRequests: CLIENT_MAX_SERVED_REQUESTS,
-      maxServedStreams: CLIENT_MAX_STREAMS,
-      host: c.clientAddr.host,
-      port: c.clientAddr.port,
-      secret: null,
-      role: "client",
-      name: c.name,
-      tls: clientTls,
-      onRefused: (reason, remote, code) => {
-        if (code === "tls_failed") this.log(`[client] refused a client connection from ${remote}: ${reason}`);
-      },
-      onConnection: (conn, _hello, socket) => serveClient(conn, this.clientApiDeps(), this.tcpCaller(socket)),
-    });
+    this.clientListener = await listening("--client-addr", fmt(c.clientAddr), () =>
+      listen({
+        gate: new ConnectionBudget(clientLimit, "client", (l) => this.log(`[client] ${l}`)),
+        // One client connection cannot hold unbounded work: past these it is read more slowly, or refused streams.
+        maxServedRequests: CLIENT_MAX_SERVED_REQUESTS,
+        maxServedStreams: CLIENT_MAX_STREAMS,
+        host: c.clientAddr.host,
+        port: c.clientAddr.port,
+        secret: null,
+        role: "client",
+        name: c.name,
+        tls: clientTls,
+        onRefused: (reason, remote, code) => {
+          if (code === "tls_failed")
+            this.log(`[client] refused a client connection from ${remote}: ${reason}`);
+        },
+        onConnection: (conn, _hello, socket) =>
+          serveClient(conn, this.clientApiDeps(), this.tcpCaller(socket)),
+        // The client port also answers etcd's HTTP API, as etcd 2 served clients on both 2379 and 4001.
+        onHttp: (socket) => (this.httpApi ? this.httpApi.serve(socket) : socket.destroy()),
+      }),
+    );
     let socketMode = "";
     if (c.clientSocket) {
       const path = c.clientSocket;
       await prepareSocketPath(path);
-      this.socketListener = await withOwnerOnlyUmask(() =>
-        listen({
-          host: "",
-          port: 0,
-          path,
-          maxServedRequests: CLIENT_MAX_SERVED_REQUESTS,
-          maxServedStreams: CLIENT_MAX_STREAMS,
-          secret: null,
-          role: "client",
-          name: c.name,
-          onConnection: (conn) => serveClient(conn, this.clientApiDeps(), ADMIN),
-        }),
+      this.socketListener = await listening("--client-socket", path, () =>
+        withOwnerOnlyUmask(() =>
+          listen({
+            host: "",
+            port: 0,
+            path,
+            maxServedRequests: CLIENT_MAX_SERVED_REQUESTS,
+            maxServedStreams: CLIENT_MAX_STREAMS,
+            secret: null,
+            role: "client",
+            name: c.name,
+            onConnection: (conn) => serveClient(conn, this.clientApiDeps(), ADMIN),
+          }),
+        ),
       );
       socketMode = restrictSocket(path);
     }
-    if (c.httpAddr) {
-      this.httpApi = await startHttpApi({
+    // Without --http-addr the API still serves the client port's HTTP requests.
+    const httpAddr = c.httpAddr;
+    this.httpApi = await listening("--http-addr", httpAddr ? fmt(httpAddr) : "", () =>
+      startHttpApi({
         gate: new ConnectionBudget(clientLimit, "HTTP", (l) => this.log(`[http] ${l}`)),
-        host: c.httpAddr.host,
-        port: c.httpAddr.port,
+        ...(httpAddr && { host: httpAddr.host, port: httpAddr.port }),
         peerTls: c.peerTls !== null,
         tls: clientTls,
         logger: (l) => this.log(`[http] ${l}`),
         keys: this.keys,
         callerOf: (req) => httpCaller(this.v2auth, req),
+        // `--endpoint http://...`: the connection becomes a client connection of the caller the request names.
+        upgrader: {
+          caller: (req) => upgradeCaller(this.v2auth, req),
+          take: (stream, caller, remote) =>
+            this.clientListener?.adopt(stream, remote, (conn) =>
+              serveClient(conn, this.clientApiDeps(), caller),
+            ),
+        },
         deps: httpDeps({
           name: c.name,
           startedAt: this.startedAt,
@@ -314,8 +333,8 @@ export class BerthNode {
           raftStats: this.raftStats,
           auth: this.v2auth,
         }),
-      });
-    }
+      }),
+    );
     this.log(
       `berth ${VERSION} node ${c.name} serving clients on ${fmt(c.clientAddr)}` +
         (c.httpAddr ? ` and HTTP${c.clientTls ? "S" : ""} (etcd v2 API) on ${fmt(c.httpAddr)}` : "") +
@@ -371,8 +390,8 @@ export class BerthNode {
   /** A TCP client is guest, or with --client-cert-auth the etcd user its certificate's CN names (as etcd). */
   private tcpCaller(socket: Socket): Caller {
     if (!this.config.clientCertAuth) return GUEST;
-    const cn = (socket as Partial<TLSSocket>).getPeerCertificate?.()?.subject?.CN;
-    return typeof cn === "string" && cn !== "" ? { kind: "user", name: cn } : GUEST;
+    const cn = verifiedCertName(socket);
+    return cn !== null ? { kind: "user", name: cn } : GUEST;
   }
 
   status(): NodeStatus {

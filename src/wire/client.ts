@@ -3,7 +3,7 @@ import { connect as netConnect } from "node:net";
 import type { Duplex } from "node:stream";
 import { connect as tlsConnect } from "node:tls";
 import { type ByteStream, Connection, formatAddress } from "./connection.ts";
-import { UnavailableError, type WireError, WireTimeoutError } from "./errors.ts";
+import { UnavailableError, WireError, WireTimeoutError } from "./errors.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Hello, handshake, type Role } from "./handshake.ts";
 
 export interface ConnectOptions {
@@ -71,6 +71,11 @@ const REASONS: Record<string, string> = {
   ETIMEDOUT: "connection timed out",
 };
 
+/** Why a TCP connection failed, in words. */
+export function describeConnectError(err: NodeJS.ErrnoException): string {
+  return (err.code && REASONS[err.code]) ?? err.message;
+}
+
 export async function connect(opts: ConnectOptions): Promise<{ conn: Connection; hello: Hello }> {
   const label = opts.label ?? formatAddress(opts.host, opts.port);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -119,6 +124,8 @@ export async function connect(opts: ConnectOptions): Promise<{ conn: Connection;
         if (tls && !tlsError && /SSL|TLS|ALERT|certificate/i.test(`${err.code} ${err.message}`))
           tlsError = describeTlsError(err);
       });
+      // A dialled stream may come paused (an HTTP upgrade put its first bytes back): the handshake reads it.
+      queueMicrotask(() => socket.resume());
       handshake(socket, {
         side: "connect",
         role: opts.role,
@@ -182,7 +189,9 @@ async function dialWithin(
       }),
     ]);
   } catch (err) {
-    if (err instanceof WireTimeoutError) throw err;
+    // A refusal (wrong credentials) is an answer, and says so itself.
+    if (err instanceof WireTimeoutError || (err instanceof WireError && err.code === "auth_failed"))
+      throw err;
     throw new UnavailableError(`cannot connect to ${label}: ${(err as Error).message}`);
   } finally {
     clearTimeout(timer);

@@ -1,11 +1,13 @@
 // Accepting side: a TCP (or TLS) listener that runs the handshake on each socket and hands established connections
 // over. With TLS the Berth handshake (and the cluster secret, if any) runs inside the TLS session.
 import { createServer, type Server, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { createServer as createTlsServer } from "node:tls";
 import { describeTlsError, type WireTls } from "./client.ts";
 import { Connection, formatAddress } from "./connection.ts";
 import { WireError } from "./errors.ts";
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, type Hello, handshake, type Role } from "./handshake.ts";
+import { looksLikeHttp } from "./http-upgrade.ts";
 
 export interface ListenOptions {
   host: string;
@@ -35,6 +37,12 @@ export interface ListenOptions {
   /** Per connection: requests served at once and streams open at once (see ConnectionOptions). */
   maxServedRequests?: number;
   maxServedStreams?: number;
+  /**
+   * Connections whose first bytes are an HTTP request line are handed here (still unread: the bytes are put back)
+   * instead of running the handshake; the listener then waits for the connector's first bytes before it sends its
+   * hello (a Berth connector sends its own hello at once, so nothing waits longer).
+   */
+  onHttp?(socket: Socket): void;
 }
 
 /** A listener's place for one connection (see src/node/connection-budget.ts). */
@@ -55,6 +63,11 @@ export interface Listener {
   readonly address: { host: string; port: number };
   /** Established connections currently open. */
   readonly connectionCount: number;
+  /**
+   * Runs the handshake on a stream accepted elsewhere (an HTTP connection upgraded to the client protocol) and
+   * serves it as this listener's connections, closed with them; `onConnection` replaces the listener's.
+   */
+  adopt(stream: Duplex, remote: string, onConnection: ListenOptions["onConnection"]): void;
   /** Stops accepting and closes every connection (established and handshaking). */
   close(): Promise<void>;
 }
@@ -122,6 +135,29 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       oldest.destroy();
     }
     handshaking.add(socket);
+    if (opts.onHttp) sniff(socket, remote);
+    else runHandshake(socket, remote, opts.onConnection);
+  };
+  /** Waits for the connector's first bytes: an HTTP request goes to onHttp, anything else to the handshake. */
+  const sniff = (socket: Socket, remote: string) => {
+    const timer = setTimeout(() => socket.destroy(), opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    const stop = () => clearTimeout(timer);
+    socket.once("close", stop);
+    socket.once("data", (first: Buffer) => {
+      stop();
+      socket.pause();
+      socket.unshift(first);
+      if (!looksLikeHttp(first)) {
+        runHandshake(socket, remote, opts.onConnection);
+        socket.resume(); // paused above: its data listener alone would not restart it
+        return;
+      }
+      handshaking.delete(socket);
+      if (closing) socket.destroy();
+      else opts.onHttp?.(socket);
+    });
+  };
+  const runHandshake = (socket: Duplex, remote: string, onConnection: ListenOptions["onConnection"]) => {
     handshake(socket, {
       side: "accept",
       role: opts.role,
@@ -131,7 +167,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       label: remote,
     }).then(
       ({ hello, decoder, frames }) => {
-        handshaking.delete(socket);
+        handshaking.delete(socket as Socket);
         if (closing) {
           socket.destroy();
           return;
@@ -147,16 +183,16 @@ export function listen(opts: ListenOptions): Promise<Listener> {
           maxServedStreams: opts.maxServedStreams,
         });
         conns.add(conn);
-        established.add(socket);
+        established.add(socket as Socket);
         conn.onClose(() => conns.delete(conn));
         try {
-          opts.onConnection(conn, hello, socket);
+          onConnection(conn, hello, socket as Socket);
         } finally {
           socket.resume();
         }
       },
       (err: WireError) => {
-        handshaking.delete(socket);
+        handshaking.delete(socket as Socket);
         opts.onRefused?.(err.message, remote, err.code);
       },
     );
@@ -200,6 +236,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
         new WireError(
           err.code === "EADDRINUSE" ? "address_in_use" : "listen_failed",
           `cannot listen on ${opts.path ?? formatAddress(opts.host, opts.port)}: ${err.message}`,
+          { cause: err },
         ),
       );
     };
@@ -214,6 +251,17 @@ export function listen(opts: ListenOptions): Promise<Listener> {
           : { host: opts.path ?? opts.host, port: opts.path ? 0 : opts.port };
       resolve({
         address,
+        adopt(stream, remote, onConnection) {
+          if (closing) {
+            stream.destroy();
+            return;
+          }
+          sockets.add(stream as Socket);
+          stream.on("close", () => sockets.delete(stream as Socket));
+          stream.on("error", () => {});
+          runHandshake(stream, remote, onConnection);
+          stream.resume();
+        },
         get connectionCount() {
           return conns.size;
         },

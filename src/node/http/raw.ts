@@ -5,12 +5,16 @@
 // "Connection: close" after Go's extra headers, and Go's 400/431 answers to requests it cannot parse. The
 // handlers write the headers in wire order; nothing here reorders them or adds any but the framing ones.
 import { STATUS_CODES } from "node:http";
-import type { Socket, TCPSocketListener } from "bun";
+import type { Socket as NodeSocket } from "node:net";
+import { Duplex } from "node:stream";
+import type { TCPSocketListener } from "bun";
+import { isBerthUpgrade, SWITCHING_PROTOCOLS, UPGRADE_UNAUTHORIZED } from "../../wire/http-upgrade.ts";
 import type { ConnectionGate, ConnectionSlot } from "../../wire/server.ts";
+import { verifiedCertName } from "./client-cert.ts";
 import { HeadReader, type RequestHead } from "./head.ts";
 import { InFlightBytes } from "./in-flight.ts";
 import { MAX_FORM_BYTES } from "./params.ts";
-import type { BodyResult, HttpRequest, HttpResponse } from "./types.ts";
+import type { BodyResult, HttpRequest, HttpResponse, Upgrader } from "./types.ts";
 
 /** Go's DefaultMaxHeaderBytes plus the slack its reader allows. */
 const MAX_HEADER_BYTES = (1 << 20) + 4096;
@@ -48,22 +52,58 @@ export interface HttpTlsOptions {
 
 export interface RawHttpApi {
   address: { host: string; port: number };
+  /** Serves a node:net socket accepted elsewhere (the client port's HTTP requests). */
+  serve(socket: NodeSocket): void;
   close(): Promise<void>;
 }
 
+/** What a connection needs of its socket: Bun's own, or a node:net one (NodeSocketTransport). */
+interface RawSocket {
+  write(data: string | Buffer): number;
+  end(data?: string): unknown;
+  pause(): void;
+  resume(): void;
+  /** Closes the socket after this many idle seconds (0: never). */
+  timeout(seconds: number): void;
+  readonly remoteAddress: string;
+}
+
 export function startRawHttp(
-  host: string,
-  port: number,
+  listenAt: { host: string; port: number } | null,
   handle: Handler,
   log: (l: string) => void,
   tls: HttpTlsOptions | null = null,
   gate: ConnectionGate | null = null,
+  upgrader: Upgrader | null = null,
 ): Promise<RawHttpApi> {
   const conns = new Set<Conn>();
   const inFlight = new InFlightBytes(MAX_IN_FLIGHT_BYTES);
+  const serve = (socket: NodeSocket) => {
+    const c = new Conn(new NodeSocketTransport(socket), handle, log, null, inFlight, null, () =>
+      verifiedCertName(socket),
+    );
+    conns.add(c);
+    socket.on("data", (chunk: Buffer) => c.onData(chunk));
+    socket.on("drain", () => c.onDrain());
+    socket.on("end", () => c.onEnd());
+    socket.on("timeout", () => socket.destroy());
+    socket.on("error", (e) => log(`http: connection error: ${e.message}`));
+    socket.on("close", () => {
+      conns.delete(c);
+      c.onClose();
+    });
+    socket.resume();
+  };
+  const stopAll = () => {
+    // Long polls never end by themselves; dropping their connections also frees their watchers.
+    for (const c of conns) c.destroy();
+    conns.clear();
+  };
+  if (listenAt === null)
+    return Promise.resolve({ address: { host: "", port: 0 }, serve, close: async () => stopAll() });
   const listener: TCPSocketListener<Conn | undefined> = Bun.listen<Conn | undefined>({
-    hostname: host,
-    port,
+    hostname: listenAt.host,
+    port: listenAt.port,
     ...(tls && {
       tls: {
         cert: tls.cert,
@@ -86,7 +126,7 @@ export function startRawHttp(
           }
         }
         socket.setNoDelay(true);
-        const c = new Conn(socket, handle, log, slot, inFlight);
+        const c = new Conn(socket, handle, log, slot, inFlight, upgrader, () => verifiedCertName(socket));
         socket.data = c;
         conns.add(c);
       },
@@ -115,13 +155,38 @@ export function startRawHttp(
   });
   return Promise.resolve({
     address: { host: listener.hostname, port: listener.port },
+    serve,
     close: async () => {
       listener.stop(true);
-      // Long polls never end by themselves; dropping their connections also frees their watchers.
-      for (const c of conns) c.destroy();
-      conns.clear();
+      stopAll();
     },
   });
+}
+
+/** A node:net socket as a RawSocket: writes are refused (0) while it waits for 'drain', as Bun's are. */
+class NodeSocketTransport implements RawSocket {
+  constructor(private readonly s: NodeSocket) {}
+  write(data: string | Buffer): number {
+    if (this.s.writableNeedDrain || this.s.destroyed) return 0;
+    this.s.write(data);
+    return typeof data === "string" ? Buffer.byteLength(data) : data.length;
+  }
+  end(data?: string): void {
+    if (data === undefined) this.s.end();
+    else this.s.end(data);
+  }
+  pause(): void {
+    this.s.pause();
+  }
+  resume(): void {
+    this.s.resume();
+  }
+  timeout(seconds: number): void {
+    this.s.setTimeout(seconds * 1000);
+  }
+  get remoteAddress(): string {
+    return this.s.remoteAddress ?? "";
+  }
 }
 
 /** etcd's HTTP server reads a request within 5 minutes (Go's ReadTimeout); ours also bounds idle keep-alives. */
@@ -146,6 +211,8 @@ enum State {
   Chunked,
   /** Input is ignored: the connection closes once the current answer is out. */
   Drop,
+  /** Switching to the msgpack protocol: input waits for the stream it is handed to (Conn.tunnel). */
+  Upgrading,
 }
 
 class Conn {
@@ -173,13 +240,21 @@ class Conn {
   private size = 0;
   private chunkTrailers = false;
 
+  /** After a switch to the msgpack protocol: the stream the connection's bytes now flow through. */
+  private tunnel: Duplex | null = null;
+  /** A tunnel write waiting for the socket to take queued bytes. */
+  private drained: (() => void) | null = null;
+
   constructor(
-    private readonly socket: Socket<Conn | undefined>,
+    private readonly socket: RawSocket,
     private readonly handle: Handler,
     private readonly log: (l: string) => void,
     /** Its place under the listener's connection limit: idle (may make room for a newcomer) unless answering. */
     private readonly slot: ConnectionSlot | null,
     private readonly inFlight: InFlightBytes,
+    /** Takes over requests to switch to the msgpack protocol (the HTTP listener only). */
+    private readonly upgrader: Upgrader | null,
+    readonly certName: () => string | null,
   ) {
     // Between requests a connection may sit for this long at most, so idle clients cannot hold file descriptors
     // forever (a request being read has its own deadline).
@@ -188,6 +263,13 @@ class Conn {
   }
 
   onData(chunk: Buffer): void {
+    if (this.tunnel !== null) {
+      if (!this.tunnel.push(chunk)) {
+        this.readPaused = true;
+        this.socket.pause();
+      }
+      return;
+    }
     if (this.closed || this.state === State.Drop) return;
     if (this.busy) {
       this.queued.push(chunk);
@@ -258,11 +340,20 @@ class Conn {
       this.outBytes -= b.length;
     }
     if (this.out.length === 0 && this.closeWhenFlushed) this.socket.end();
+    if (this.out.length === 0 && this.drained !== null) {
+      const done = this.drained;
+      this.drained = null;
+      done();
+    }
   }
 
   /** The client closed its side: finish what is in hand (a long poll ends now), then close. */
   onEnd(): void {
     this.peerEnded = true;
+    if (this.tunnel !== null) {
+      this.tunnel.push(null);
+      return;
+    }
     const cur = this.current;
     if (cur === null) this.destroy();
     else if (cur.res.streaming) this.destroy();
@@ -281,6 +372,7 @@ class Conn {
     const cur = this.current;
     this.current = null;
     cur?.res.closed();
+    if (this.tunnel !== null && !this.tunnel.destroyed) this.tunnel.destroy();
   }
 
   destroy(): void {
@@ -419,6 +511,10 @@ class Conn {
     this.deadline(null);
     const connection = (headers.get("connection") ?? "").toLowerCase();
     const ex = new Exchange(this, method, target, headers, http10);
+    if (this.upgrader !== null && !http10 && isBerthUpgrade(method, target, (n) => headers.get(n))) {
+      this.upgrade(ex, this.upgrader);
+      return false;
+    }
     ex.closeAfter = http10 ? true : /(^|,)\s*close\s*(,|$)/.test(connection);
     ex.requestedClose = !http10 && ex.closeAfter;
     this.pending = ex;
@@ -465,6 +561,64 @@ class Conn {
     if (bodyExpected) this.deadline(BODY_DEADLINE_MS);
     else this.dispatch();
     return true;
+  }
+
+  /** Answers a request to switch to the msgpack protocol: 101 and the connection handed over, or 401 and close. */
+  private upgrade(ex: Exchange, upgrader: Upgrader): void {
+    this.state = State.Upgrading;
+    this.busy = true; // input arriving meanwhile is queued for the stream
+    this.deadline(null);
+    this.slot?.idle(false);
+    this.socket.timeout(0);
+    upgrader.caller(ex).then(
+      (caller) => {
+        if (this.closed) return;
+        if (caller === null) return this.fail(UPGRADE_UNAUTHORIZED);
+        this.send(SWITCHING_PROTOCOLS);
+        upgrader.take(this.detach(), caller, this.socket.remoteAddress);
+      },
+      (e: Error) => {
+        this.log(`http: upgrade from ${this.socket.remoteAddress} failed: ${e.message}`);
+        this.destroy();
+      },
+    );
+  }
+
+  /** The connection's bytes as a stream, from the input already received on. */
+  private detach(): Duplex {
+    const conn = this;
+    const socket = this.socket;
+    const stream = new Duplex({
+      read() {
+        if (conn.readPaused) {
+          conn.readPaused = false;
+          socket.resume();
+        }
+      },
+      write(chunk: Buffer, _encoding, done) {
+        conn.send(chunk);
+        if (conn.outBytes === 0) done();
+        else conn.drained = () => done();
+      },
+      final(done) {
+        socket.end();
+        done();
+      },
+      destroy(err, done) {
+        if (!conn.closed) conn.destroy();
+        done(err);
+      },
+    });
+    Object.assign(stream, { remoteAddress: socket.remoteAddress });
+    const rest = [this.input, ...this.queued].filter((b): b is Buffer => b !== null && b.length > 0);
+    this.input = null;
+    this.queued = [];
+    this.queuedBytes = 0;
+    this.account();
+    this.tunnel = stream;
+    for (const b of rest) stream.push(b);
+    if (this.peerEnded) stream.push(null);
+    return stream;
   }
 
   /** One step of a chunked request body; false when more input is needed. */
@@ -567,6 +721,10 @@ class Exchange implements HttpRequest {
   }
 
   discard(): void {}
+
+  clientCertName(): string | null {
+    return this.conn.certName();
+  }
 }
 
 class RawResponse implements HttpResponse {

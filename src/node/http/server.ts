@@ -3,9 +3,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
+import { isBerthUpgrade, SWITCHING_PROTOCOLS, UPGRADE_UNAUTHORIZED } from "../../wire/http-upgrade.ts";
 import type { ConnectionGate, ConnectionSlot } from "../../wire/server.ts";
 import { AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "../access.ts";
 import { handleAuth } from "../v2auth/http.ts";
+import { verifiedCertName } from "./client-cert.ts";
 import { InFlightBytes } from "./in-flight.ts";
 import { handleKeys } from "./keys.ts";
 import { handleMachines, handleMembers } from "./members.ts";
@@ -19,9 +21,9 @@ import {
 } from "./raw.ts";
 import { corsHeaders, notFound, send, sendKeyFailure } from "./respond.ts";
 import { handleHealth, handleStats, handleVersion } from "./stats.ts";
-import type { BodyResult, HttpContext, HttpDeps, HttpRequest, HttpResponse } from "./types.ts";
+import type { BodyResult, HttpContext, HttpDeps, HttpRequest, HttpResponse, Upgrader } from "./types.ts";
 
-export type { HttpDeps, HttpWatch } from "./types.ts";
+export type { HttpDeps, HttpWatch, Upgrader } from "./types.ts";
 
 /** HTTPS material: certificate and key, and with `requestCert` the CA client certificates must be signed by. */
 export interface HttpTls {
@@ -32,13 +34,20 @@ export interface HttpTls {
 }
 
 export interface HttpApi {
+  /** Where it listens (port 0 when it only serves connections handed to it). */
   address: { host: string; port: number };
+  /**
+   * Serves a connection accepted elsewhere, the same way (the client port's HTTP requests): plaintext HTTP bytes
+   * on it (a TLSSocket's: its verified certificate names the caller as on the HTTP port).
+   */
+  serve(socket: Socket): void;
   close(): Promise<void>;
 }
 
 export async function startHttpApi(opts: {
-  host: string;
-  port: number;
+  /** Where to listen; left out: no listener (`--http-addr off`), only serve(). */
+  host?: string;
+  port?: number;
   deps: HttpDeps;
   logger?: (l: string) => void;
   /** Serve HTTPS instead of HTTP. */
@@ -50,6 +59,8 @@ export async function startHttpApi(opts: {
   /** Key permissions and who a request comes from (default: auth disabled, everybody guest). */
   keys?: KeyAccess;
   callerOf?: (req: HttpRequest) => Caller | Promise<Caller>;
+  /** Takes over the listener's requests to switch to the msgpack client protocol (none: they get etcd's 404). */
+  upgrader?: Upgrader | null;
 }): Promise<HttpApi> {
   const ctx: HttpContext = {
     deps: opts.deps,
@@ -63,18 +74,20 @@ export async function startHttpApi(opts: {
   };
   // In the compiled binary, Bun's node:http layer costs far more per request than the handlers do: serve HTTP
   // on Bun's own TCP sockets there (same bytes on the wire), and keep node:http for Node.
+  const upgrader = opts.upgrader ?? null;
+  const listenAt = opts.host === undefined ? null : { host: opts.host, port: opts.port ?? 0 };
   if (typeof Bun !== "undefined" && process.env.BERTH_HTTP_NODE !== "1")
-    return startRawHttp(opts.host, opts.port, handle, ctx.log, opts.tls ?? null, opts.gate ?? null);
-  return startNodeHttp(opts.host, opts.port, handle, ctx.log, opts.tls ?? null, opts.gate ?? null);
+    return startRawHttp(listenAt, handle, ctx.log, opts.tls ?? null, opts.gate ?? null, upgrader);
+  return startNodeHttp(listenAt, handle, ctx.log, opts.tls ?? null, opts.gate ?? null, upgrader);
 }
 
 async function startNodeHttp(
-  host: string,
-  port: number,
+  listenAt: { host: string; port: number } | null,
   handle: (req: HttpRequest, res: HttpResponse) => void,
   log: (l: string) => void,
   tls: HttpTls | null,
   gate: ConnectionGate | null,
+  upgrader: Upgrader | null,
 ): Promise<HttpApi> {
   const inFlight = new InFlightBytes(MAX_IN_FLIGHT_BYTES);
   const slots = new WeakMap<Socket, ConnectionSlot>();
@@ -86,6 +99,16 @@ async function startNodeHttp(
     }
     handle(new NodeRequest(req, inFlight), new NodeResponse(res));
   };
+  // Connections handed over (serve(), and upgrades to anything but Berth's) are plaintext HTTP by then.
+  const inner = createServer(onRequest);
+  inner.headersTimeout = HEAD_DEADLINE_MS;
+  inner.requestTimeout = HEAD_DEADLINE_MS + BODY_DEADLINE_MS;
+  const serve = (socket: Socket) => {
+    inner.emit("connection", socket);
+    socket.resume();
+  };
+  const closeInner = () => inner.closeAllConnections();
+  if (listenAt === null) return { address: { host: "", port: 0 }, serve, close: async () => closeInner() };
   const server = tls
     ? createHttpsServer(
         {
@@ -116,9 +139,34 @@ async function startNodeHttp(
     server.on("tlsClientError", (e: Error, s: { remoteAddress?: string }) =>
       log(`http: TLS handshake with ${s.remoteAddress ?? "?"} failed: ${e.message}`),
     );
+  if (upgrader)
+    server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      const r = new NodeRequest(req, inFlight);
+      if (!isBerthUpgrade(req.method ?? "", req.url ?? "", (n) => r.header(n))) {
+        // Not ours: the request goes to etcd's API as it came (Node parsed its head already).
+        socket.unshift(Buffer.concat([Buffer.from(requestHead(req), "latin1"), head]));
+        return serve(socket);
+      }
+      slots.get(socket)?.idle(false);
+      upgrader.caller(r).then(
+        (caller) => {
+          if (caller === null) {
+            socket.end(UPGRADE_UNAUTHORIZED);
+            return;
+          }
+          socket.write(SWITCHING_PROTOCOLS);
+          if (head.length > 0) socket.unshift(head);
+          upgrader.take(socket, caller, socket.remoteAddress ?? "");
+        },
+        (e: Error) => {
+          log(`http: upgrade from ${socket.remoteAddress} failed: ${e.message}`);
+          socket.destroy();
+        },
+      );
+    });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => {
+    server.listen(listenAt.port, listenAt.host, () => {
       server.off("error", reject);
       resolve();
     });
@@ -127,13 +175,23 @@ async function startNodeHttp(
   const addr = server.address() as AddressInfo;
   return {
     address: { host: addr.address, port: addr.port },
+    serve,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         // Long polls never end by themselves; dropping their connections also frees their watchers.
         server.closeAllConnections();
+        closeInner();
       }),
   };
+}
+
+/** A parsed request head as it was sent (names as the client spelled them). */
+function requestHead(req: IncomingMessage): string {
+  let head = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
+    head += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+  return `${head}\r\n`;
 }
 
 class NodeRequest implements HttpRequest {
@@ -153,6 +211,9 @@ class NodeRequest implements HttpRequest {
   }
   discard(): void {
     this.req.resume();
+  }
+  clientCertName(): string | null {
+    return verifiedCertName(this.req.socket);
   }
   /** Reads the body, giving up (without buffering the rest) once it passes `limit` bytes. */
   readBody(limit: number): Promise<BodyResult> {

@@ -1,5 +1,7 @@
 // What the HTTP API needs from a node: a narrow set of functions, so the server can be tested with fakes and
 // the node decides where each answer comes from (KvService, ClusterService, Raft status).
+
+import type { Duplex } from "node:stream";
 import type {
   KvGetParams,
   KvResult,
@@ -68,6 +70,17 @@ export interface HttpRequest {
   readBody(limit: number): Promise<BodyResult>;
   /** The body is not wanted: drop it. */
   discard(): void;
+  /** The CN of the TLS client certificate the listener verified (--client-cert-auth), else null. */
+  clientCertName?(): string | null;
+}
+
+/**
+ * Takes over connections that ask to switch to Berth's msgpack client protocol (src/wire/http-upgrade.ts): who the
+ * request says the caller is (null: its credentials are wrong, 401), and the stream once 101 is sent.
+ */
+export interface Upgrader {
+  caller(req: HttpRequest): Promise<Caller | null>;
+  take(stream: Duplex, caller: Caller, remote: string): void;
 }
 
 /** A response as the handlers write it: raw header lists in wire order (the transport adds nothing but framing). */

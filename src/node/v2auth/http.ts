@@ -41,20 +41,44 @@ async function basicUser(store: AuthStore, req: HttpRequest): Promise<User | nul
   return store.authenticate(creds.name, creds.password);
 }
 
-/**
- * Who an HTTP request is for Berth's own rules (src/node/access.ts): with auth enabled, the user its Basic
- * credentials prove; otherwise (auth disabled, as etcd ignores credentials then, or no or bad credentials) a guest.
- */
-export async function httpCaller(store: AuthStore, req: HttpRequest): Promise<Caller> {
-  if (!store.enabled()) return GUEST_CALLER;
-  const user = await basicUser(store, req);
-  return user === null ? GUEST_CALLER : { kind: "user", name: user.user };
+/** etcd's userFromClientCertificate (--client-cert-auth): the user named by a verified certificate's CN, if any. */
+function certificateUser(store: AuthStore, req: HttpRequest): User | null {
+  const cn = req.clientCertName?.() ?? null;
+  if (cn === null) return null;
+  try {
+    return store.getUser(cn);
+  } catch {
+    return null;
+  }
 }
 
-/** etcd's hasRootAccess: auth disabled, or Basic credentials of a user with the root role. */
+/**
+ * Who an HTTP request is for Berth's own rules (src/node/access.ts): with auth enabled, the user its Basic
+ * credentials prove (none or bad: guest, as etcd ignores credentials while auth is disabled); without an
+ * Authorization header, the etcd user a verified client certificate's CN names (as on the msgpack port); else guest.
+ */
+export async function httpCaller(store: AuthStore, req: HttpRequest): Promise<Caller> {
+  if ((req.header("authorization") ?? "") !== "") {
+    if (!store.enabled()) return GUEST_CALLER;
+    const user = await basicUser(store, req);
+    return user === null ? GUEST_CALLER : { kind: "user", name: user.user };
+  }
+  const cn = req.clientCertName?.() ?? null;
+  return cn === null ? GUEST_CALLER : { kind: "user", name: cn };
+}
+
+/** The caller of an upgrade to the msgpack protocol (wire/http-upgrade.ts), or null: its credentials are wrong. */
+export async function upgradeCaller(store: AuthStore, req: HttpRequest): Promise<Caller | null> {
+  if (store.enabled() && (req.header("authorization") ?? "") !== "" && (await basicUser(store, req)) === null)
+    return null;
+  return httpCaller(store, req);
+}
+
+/** etcd's hasRootAccess: auth disabled, or a user with the root role (Basic credentials, else the certificate's). */
 export async function hasRootAccess(store: AuthStore, req: HttpRequest): Promise<boolean> {
   if (!store.enabled()) return true;
-  const user = await basicUser(store, req);
+  const user =
+    (req.header("authorization") ?? "") === "" ? certificateUser(store, req) : await basicUser(store, req);
   return user !== null && hasRootRole(user);
 }
 
@@ -64,7 +88,7 @@ export async function hasWriteRootAccess(store: AuthStore, req: HttpRequest): Pr
   return hasRootAccess(store, req);
 }
 
-/** etcd's hasKeyPrefixAccess: no Authorization header means guest; a bad one means nobody. */
+/** etcd's hasKeyPrefixAccess: no Authorization header means the certificate's user or guest; a bad one nobody. */
 export async function hasKeyAccess(
   store: AuthStore,
   req: HttpRequest,
@@ -73,7 +97,11 @@ export async function hasKeyAccess(
 ): Promise<boolean> {
   if (!store.enabled()) return true;
   const write = req.method !== "GET" && req.method !== "HEAD";
-  if ((req.header("authorization") ?? "") === "") return userMayAccess(store, null, key, write, false);
+  if ((req.header("authorization") ?? "") === "") {
+    // etcd: no header means the certificate's user (--client-cert-auth), else guest.
+    const user = certificateUser(store, req);
+    return userMayAccess(store, user, key, write, user === null ? false : recursive);
+  }
   const user = await basicUser(store, req);
   return user !== null && userMayAccess(store, user, key, write, recursive);
 }
