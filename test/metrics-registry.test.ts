@@ -80,13 +80,9 @@ describe("metrics registry", () => {
   });
 
   it("formats special values as Prometheus does", () => {
-    expect([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1.5, 1e-7].map(formatValue)).toEqual([
-      "NaN",
-      "+Inf",
-      "-Inf",
-      "1.5",
-      "1e-7",
-    ]);
+    expect(
+      [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1.5, 1e-7].map(formatValue),
+    ).toEqual(["NaN", "+Inf", "-Inf", "1.5", "1e-7"]);
   });
 });
 

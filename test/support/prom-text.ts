@@ -84,7 +84,10 @@ function parseLabels(text: string, at: string): Map<string, string> {
     const m = LABEL_RE.exec(rest);
     if (!m) throw new Error(`${at}: bad label list`);
     if (labels.has(m[1]!)) throw new Error(`${at}: label ${m[1]} repeats`);
-    labels.set(m[1]!, m[2]!.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c)));
+    labels.set(
+      m[1]!,
+      m[2]!.replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c)),
+    );
     rest = rest.slice(m[0].length);
     if (rest.startsWith(",")) rest = rest.slice(1);
     else if (rest !== "") throw new Error(`${at}: bad label list`);
@@ -97,7 +100,9 @@ export function seriesKey(name: string, labels: Map<string, string> | Record<str
   const entries = (labels instanceof Map ? [...labels] : Object.entries(labels)).sort(([a], [b]) =>
     a < b ? -1 : a > b ? 1 : 0,
   );
-  return entries.length === 0 ? name : `${name}{${entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(",")}}`;
+  return entries.length === 0
+    ? name
+    : `${name}{${entries.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(",")}}`;
 }
 
 /** Buckets per label set (le removed) cumulative, ending at +Inf equal to _count, and a _sum present. */
@@ -107,7 +112,10 @@ function checkHistogram(name: string, f: Family): void {
     if (!key.startsWith(`${name}_bucket`)) continue;
     const le = /le="([^"]*)"/.exec(key)?.[1];
     if (le === undefined) throw new Error(`${key}: bucket without le`);
-    const rest = key.replace(/,?le="[^"]*"/, "").replace("{,", "{").replace("{}", "");
+    const rest = key
+      .replace(/,?le="[^"]*"/, "")
+      .replace("{,", "{")
+      .replace("{}", "");
     const group = groups.get(rest) ?? [];
     group.push([le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le), value]);
     groups.set(rest, group);

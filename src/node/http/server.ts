@@ -18,7 +18,7 @@ import {
   TOO_MANY_CONNECTIONS,
 } from "./raw.ts";
 import { corsHeaders, notFound, send, sendKeyFailure } from "./respond.ts";
-import { handleHealth, handleStats, handleVersion } from "./stats.ts";
+import { handleHealth, handleMetrics, handleStats, handleVersion } from "./stats.ts";
 import type { BodyResult, HttpContext, HttpDeps, HttpRequest, HttpResponse } from "./types.ts";
 
 export type { HttpDeps, HttpWatch } from "./types.ts";
@@ -29,6 +29,12 @@ export interface HttpTls {
   key: string | Buffer;
   ca?: string | Buffer;
   requestCert?: boolean;
+}
+
+/** /metrics: the page, and where every request's method, status and duration go. */
+export interface HttpMetrics {
+  render(): Promise<string>;
+  observe(method: string, status: number, seconds: number): void;
 }
 
 export interface HttpApi {
@@ -50,6 +56,7 @@ export async function startHttpApi(opts: {
   /** Key permissions and who a request comes from (default: auth disabled, everybody guest). */
   keys?: KeyAccess;
   callerOf?: (req: HttpRequest) => Caller | Promise<Caller>;
+  metrics?: HttpMetrics;
 }): Promise<HttpApi> {
   const ctx: HttpContext = {
     deps: opts.deps,
@@ -57,8 +64,15 @@ export async function startHttpApi(opts: {
     callerOf: opts.callerOf ?? (() => GUEST),
     log: opts.logger ?? (() => {}),
     schemes: { client: opts.tls ? "https" : "http", peer: opts.peerTls ? "https" : "http" },
+    metrics: opts.metrics ?? null,
   };
+  const metrics = opts.metrics;
   const handle = (req: HttpRequest, res: HttpResponse) => {
+    if (metrics) {
+      // Measured until the answer ends or the client goes away (status 0: nothing was answered).
+      const started = performance.now();
+      res.onClose(() => metrics.observe(req.method, res.status, (performance.now() - started) / 1000));
+    }
     route(ctx, req, res).catch((e: unknown) => failed(ctx, req, res, e));
   };
   // In the compiled binary, Bun's node:http layer costs far more per request than the handlers do: serve HTTP
@@ -207,6 +221,9 @@ class NodeResponse implements HttpResponse {
   get headersSent(): boolean {
     return this.res.headersSent;
   }
+  get status(): number {
+    return this.res.headersSent ? this.res.statusCode : 0;
+  }
   get finished(): boolean {
     return this.res.writableEnded;
   }
@@ -317,6 +334,7 @@ async function route(ctx: HttpContext, req: HttpRequest, res: HttpResponse): Pro
   if (path === "/v2/stats/leader") return handleStats(ctx, req, res, "leader");
   if (path === "/version") return handleVersion(ctx, req, res);
   if (path === "/health") return handleHealth(ctx, req, res);
+  if (path === "/metrics" && ctx.metrics) return handleMetrics(ctx.metrics, req, res);
   req.discard();
   notFound(res);
 }
