@@ -131,7 +131,12 @@ export class HistogramChild {
 export class Histogram extends Metric<HistogramChild> {
   readonly type = "histogram";
   private readonly les: string[];
-  constructor(name: string, help: string, labelNames: readonly string[], readonly buckets: readonly number[]) {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    readonly buckets: readonly number[],
+  ) {
     super(name, help, labelNames);
     for (let i = 1; i < buckets.length; i++)
       if (!(buckets[i]! > buckets[i - 1]!)) throw new Error(`${name}: buckets must increase`);
@@ -184,7 +189,13 @@ export class Registry {
 
   /** The text exposition of every metric, in registration order. */
   async render(): Promise<string> {
-    await Promise.all(this.collectors.map((fn) => Promise.resolve().then(fn).catch(() => {})));
+    await Promise.all(
+      this.collectors.map((fn) =>
+        Promise.resolve()
+          .then(fn)
+          .catch(() => {}),
+      ),
+    );
     const out: string[] = [];
     for (const m of this.metrics.values()) m.render(out);
     out.push("");
