@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { NodeMetrics } from "../src/node/node-metrics.ts";
 import { RaftDriver, type StateMachine } from "../src/raft/driver.ts";
 import { FileRaftStorage } from "../src/raft/storage/file.ts";
 import { PeerTransport } from "../src/raft/transport.ts";
@@ -63,7 +64,11 @@ interface Member {
 }
 
 async function startMember(name: string, dir: string, initial: Map<string, string>): Promise<Member> {
-  const storage = await FileRaftStorage.open(join(dir, name));
+  // Observed as a node observes them (/metrics): the WAL fsync and snapshot histograms.
+  const metrics = new NodeMetrics([]);
+  const storage = await FileRaftStorage.open(join(dir, name), {
+    onFsync: (seconds) => metrics.walFsync.observe(seconds),
+  });
   let driver!: RaftDriver;
   const transport = new PeerTransport({
     selfId: name,
@@ -84,6 +89,7 @@ async function startMember(name: string, dir: string, initial: Map<string, strin
     tickMs: 50,
     electionTicks: 10,
     snapshotEvery: 1_000_000,
+    onSnapshotSaved: (seconds) => metrics.snapshotSave.observe(seconds),
   });
   await transport.start();
   await driver.start();

@@ -74,6 +74,25 @@ describe("UnitOutput", () => {
     vi.advanceTimersByTime(5000);
     expect(out).toEqual(["a", "Suppressed 1 messages from u.service", "c"]);
   });
+
+  it("adds up what it suppressed and says so after each Suppressed line (the node's metrics hear of it)", () => {
+    vi.useFakeTimers({ now: 0 });
+    const told: number[] = [];
+    const o: UnitOutput = new UnitOutput(
+      "u.service",
+      { intervalMs: 1000, burst: 1 },
+      () => {},
+      Date.now,
+      () => told.push(o.suppressed),
+    );
+    for (let i = 0; i < 4; i++) o.line("stdout", "x");
+    expect(o.suppressed).toBe(0); // counted once the window is over, as the journal line says
+    vi.advanceTimersByTime(1001);
+    o.line("stdout", "y");
+    o.line("stdout", "z");
+    vi.advanceTimersByTime(1001);
+    expect(told).toEqual([3, 4]);
+  });
 });
 
 describe("pipeLines", () => {

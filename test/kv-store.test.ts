@@ -954,3 +954,38 @@ describe("scale", () => {
     expect(getOk(t, "/big/99999").node.value).toBe("v");
   });
 });
+
+describe("key count (berth_store_keys)", () => {
+  /** Keys and directories below the root, counted by walking a recursive listing. */
+  function walked(s: KvStore, now: number): number {
+    const count = (n: { nodes?: unknown[] }): number =>
+      (n.nodes ?? []).reduce<number>((sum, c) => sum + 1 + count(c as { nodes?: unknown[] }), 0);
+    return count(getOk(s, "/", true, false, now).node as { nodes?: unknown[] });
+  }
+
+  it("follows creates (with their parent directories), replaces, recursive deletes, expiries and restores", () => {
+    const key = fc.constantFrom("/a", "/a/b", "/a/b/c", "/d", "/d/e", "/f");
+    const cmd = fc.oneof(
+      fc
+        .tuple(key, fc.boolean(), fc.option(fc.constantFrom(1, 2), { nil: null }))
+        .map(([k, dir, ttl]) => set(k, dir ? "" : "v", { dir, ttl })),
+      key.map((k) => create(k, "v")),
+      fc.tuple(key, fc.boolean()).map(([k, recursive]) => del(k, { recursive, dir: true })),
+      key.map((k) => del(k)),
+    );
+    fc.assert(
+      fc.property(fc.array(cmd, { maxLength: 30 }), fc.integer({ min: 0, max: 30 }), (cmds, expireAt) => {
+        const s = new KvStore();
+        cmds.forEach((c, i) => {
+          s.apply(c);
+          if (i === expireAt) s.apply(expire(T0 + 1500));
+          expect(s.keyCount).toBe(walked(s, T0 + (i >= expireAt ? 1500 : 0)));
+        });
+        const copy = new KvStore();
+        copy.restore(s.snapshot());
+        expect(copy.keyCount).toBe(s.keyCount);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -130,3 +130,54 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 2));
   }
 }
+
+describe("RaftDriver: what /metrics reads", () => {
+  it("counts proposals refused for want of a leader, and none while they commit", async () => {
+    const { driver } = await singleMember();
+    await driver.propose(enc.encode("a"));
+    expect(driver.proposalsFailed).toBe(0);
+    expect(driver.pendingProposals()).toBe(0);
+    // n2 never answers: n1 cannot be elected, and its proposals are refused.
+    const lonely = new RaftDriver({
+      id: "n1",
+      storage: new MemoryRaftStorage(),
+      transport: { send: () => {}, setPeers: () => {} },
+      stateMachine: new Recorder(),
+      initialCluster: new Map([
+        ["n1", "mem://n1"],
+        ["n2", "mem://n2"],
+      ]),
+      tickMs: 2,
+    });
+    drivers.push(lonely);
+    await lonely.start();
+    const refused = await Promise.allSettled([
+      lonely.propose(enc.encode("x")),
+      lonely.propose(enc.encode("y")),
+    ]);
+    expect(refused.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(lonely.proposalsFailed).toBe(2);
+  });
+
+  it("times each snapshot it saves", async () => {
+    const seconds: number[] = [];
+    const driver = new RaftDriver({
+      id: "n1",
+      storage: new MemoryRaftStorage(),
+      transport: { send: () => {}, setPeers: () => {} },
+      stateMachine: new Recorder(),
+      initialCluster: new Map([["n1", "mem://n1"]]),
+      tickMs: 2,
+      snapshotEvery: 5,
+      onSnapshotSaved: (s) => seconds.push(s),
+    });
+    drivers.push(driver);
+    await driver.start();
+    while (!driver.isLeader()) await new Promise((r) => setTimeout(r, 2));
+    for (let i = 0; i < 12; i++) await driver.propose(enc.encode(`w${i}`));
+    const end = Date.now() + 5000;
+    while (seconds.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    expect(seconds.length).toBeGreaterThanOrEqual(2);
+    for (const s of seconds) expect(s).toBeGreaterThanOrEqual(0);
+  });
+});

@@ -68,6 +68,8 @@ export abstract class UnitLifecycle implements UnitRunner {
       { intervalMs: svc.logRateLimitIntervalMs, burst: svc.logRateLimitBurst },
       (l) => this.log(l.text, l.stream, l.pid),
       ctx.now,
+      // The node's mirror hears of the new count (/metrics), at most once per rate-limit window.
+      () => this.emitState(),
     );
     for (const w of warnings) this.log(`${this.name}: ${w}`);
   }
@@ -117,6 +119,7 @@ export abstract class UnitLifecycle implements UnitRunner {
         return memory;
       },
       restarts: this.restarts,
+      journalSuppressed: this.output.suppressed,
       // Why the last run failed (exit-code, signal, timeout, start-limit-hit), as systemctl's "Result:".
       ...(this.active === "failed" ? { result: this.result } : {}),
       ...this.extraState(),
@@ -132,6 +135,10 @@ export abstract class UnitLifecycle implements UnitRunner {
     const key = `${active}/${sub}/${mainPid}/${this.result}/${this.changeKey()}`;
     if (key === this.lastEmitted) return;
     this.lastEmitted = key;
+    this.emitState();
+  }
+
+  private emitState(): void {
     try {
       this.ctx.onChange(this.state());
     } catch (e) {

@@ -14,12 +14,16 @@ export interface OutputLine {
 export class UnitOutput {
   private readonly limit: LogRateLimit;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  /** Lines dropped in every window that is over (what the "Suppressed N messages" lines added up to). */
+  suppressed = 0;
 
   constructor(
     private readonly unit: string,
     limits: { intervalMs: number; burst: number },
     private readonly write: (line: OutputLine) => void,
     private readonly now: () => number,
+    /** Called after each "Suppressed" line, once `suppressed` has grown. */
+    private readonly onSuppressed: () => void = () => {},
   ) {
     this.limit = new LogRateLimit(limits.intervalMs, limits.burst);
   }
@@ -47,7 +51,10 @@ export class UnitOutput {
 
   private report(): void {
     const n = this.limit.takeSuppressed(this.now());
-    if (n > 0) this.write({ stream: "berth", text: `Suppressed ${n} messages from ${this.unit}` });
+    if (n === 0) return;
+    this.suppressed += n;
+    this.write({ stream: "berth", text: `Suppressed ${n} messages from ${this.unit}` });
+    this.onSuppressed();
   }
 
   private reportAtWindowEnd(): void {

@@ -27,6 +27,8 @@ export interface UnitState {
   steps: StepRecord[];
   memoryBytes: number | null;
   restarts: number;
+  /** Journal lines the unit's rate limit dropped, counted once their window is over (absent: older supervisor). */
+  journalSuppressed?: number;
   error?: string;
   /** "dependency" when the unit could not start for one of its Requires= (error says which, and why). */
   result?: string;

@@ -139,6 +139,8 @@ function arrayHeaderLength(first: number): number {
 
 export class KvStore {
   private root: TreeNode = newNode("", true, "", 0, null, null);
+  /** Keys and directories in the tree, the root not counted (/metrics' berth_store_keys). */
+  private nodes = 0;
   private currentIndex = 0;
   private ttlHeap = new TtlHeap();
   private hub = new WatcherHub(new EventHistory(EVENT_HISTORY_SIZE));
@@ -207,6 +209,11 @@ export class KvStore {
     return this.ttlHeap.top()?.expireTime ?? null;
   }
 
+  /** Keys and directories in the store, hidden ones too (the root is not counted). */
+  get keyCount(): number {
+    return this.nodes;
+  }
+
   stats(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const name of STAT_NAMES) out[name] = this.counters.get(name) ?? 0;
@@ -259,12 +266,14 @@ export class KvStore {
     if (doc?.v !== 1 && doc?.v !== 2) throw new Error("not a key/value store snapshot");
     this.ttlHeap.clear();
     this.root = newNode("", true, "", 0, null, null);
+    this.nodes = 0;
     const add = (parent: TreeNode | undefined, name: string, node: SnapshotNodeV1, where: () => string) => {
       if (!parent?.children) throw new Error(`snapshot node ${where()} has no parent directory`);
       const [, dir, value, created, modified, expireTime] = node;
       const n = newNode(name, dir === 1, value, created, parent, expireTime ?? null);
       n.modifiedIndex = modified;
       parent.children.set(name, n);
+      this.nodes++;
       if (n.expireTime !== null) this.ttlHeap.push(n);
       return n;
     };
@@ -372,6 +381,7 @@ export class KvStore {
       } else {
         const made = newNode(seg, true, "", next, d, null);
         children.set(seg, made);
+        this.nodes++;
         d = made;
       }
     }
@@ -386,6 +396,7 @@ export class KvStore {
     }
     const n = newNode(name, dir, value, next, d, expireTime);
     children.set(name, n);
+    this.nodes++;
     if (expireTime !== null) this.ttlHeap.push(n);
     this.currentIndex = next;
     this.changed(path);
@@ -532,7 +543,10 @@ export class KvStore {
   }
 
   private detach(n: TreeNode): void {
-    if (n.parent?.children?.get(n.name) === n) n.parent.children.delete(n.name);
+    if (n.parent?.children?.get(n.name) === n) {
+      n.parent.children.delete(n.name);
+      this.nodes--;
+    }
     this.ttlHeap.remove(n);
   }
 

@@ -14,6 +14,7 @@ import type { ClusterService } from "./cluster-service.ts";
 import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
 import type { MachineContainersService } from "./machine-containers.ts";
+import type { RequestMetrics } from "./node-metrics.ts";
 import { asObject, optBool, optStr, str } from "./params.ts";
 import type { UnitService } from "./unit-service.ts";
 import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "./unit-status.ts";
@@ -30,72 +31,104 @@ export interface ClientApiDeps {
   healthTimeoutMs: number;
   /** etcd v2's users and roles: key permissions, `root`, and `auth.login`. */
   keys: KeyAccess;
+  /** Where each request's latency and outcome go (/metrics); absent: not measured. */
+  metrics?: RequestMetrics;
 }
+
+/** The request methods served here (the metrics label every other name "other"). */
+export const CLIENT_METHODS = [
+  "auth.login",
+  "kv.get",
+  "kv.write",
+  "cluster.members",
+  "cluster.health",
+  "cluster.add",
+  "cluster.remove",
+  "cluster.promote",
+  "cluster.move-leader",
+  "node.status",
+  "units.submit",
+  "units.setDesired",
+  "units.destroy",
+  "units.list",
+  "units.cat",
+  "units.states",
+  "machines.list",
+  "registry.problems",
+  "machines.drain",
+  "machines.drainStatus",
+  "machines.setMetadata",
+  "machines.containers",
+  "units.status",
+  "units.journal",
+] as const;
 
 /**
  * Serves one connection for `caller` (admin on the unix socket; a certificate's user or guest on TCP); `auth.login`
  * turns it into an etcd user's connection. Every method is authorized before it runs.
  */
 export function serveClient(conn: Connection, d: ClientApiDeps, caller: Caller): void {
+  const answer = async (method: string, params: unknown): Promise<unknown> => {
+    const p = asObject(params);
+    if (method === "auth.login") {
+      caller = await login(d.keys, p, caller);
+      return { user: caller.kind === "user" ? caller.name : null };
+    }
+    authorize(caller, operationOf(method, p), d.keys);
+    switch (method) {
+      case "kv.get":
+        return d.kv.get(kvGetParams(p));
+      case "kv.write":
+        return d.kv.write(p as unknown as KvWriteRequest);
+      case "cluster.members":
+        return d.cluster.members();
+      case "cluster.health":
+        return d.cluster.health(d.healthTimeoutMs);
+      case "cluster.add":
+        return d.cluster.add(str(p, "name"), str(p, "peerAddr"), p.learner === true);
+      case "cluster.remove":
+        return d.cluster.remove(str(p, "name"));
+      case "cluster.promote":
+        return d.cluster.promote(str(p, "name"));
+      case "cluster.move-leader":
+        return d.cluster.moveLeader(str(p, "name"));
+      case "node.status":
+        return d.status();
+      case "units.submit":
+        return d.units.submit(submissions(p), optBool(p, "replace") ?? false);
+      case "units.setDesired":
+        return d.units.setDesired(names(p), desiredState(p));
+      case "units.destroy":
+        return d.units.destroy(names(p));
+      case "units.list":
+        return d.units.list();
+      case "units.cat":
+        return d.units.cat(str(p, "name"));
+      case "units.states":
+        return d.units.states();
+      case "machines.list":
+        return d.units.machines();
+      case "registry.problems":
+        return d.units.problems();
+      case "machines.drain":
+        return d.units.drain(str(p, "machine"), drainFlag(p));
+      case "machines.drainStatus":
+        return d.units.drainStatus(str(p, "machine"));
+      case "machines.setMetadata":
+        return d.units.setMetadata(p);
+      case "machines.containers":
+        return need(d.machineContainers, method).containers(optStr(p, "machine"));
+      case "units.status":
+        return need(d.unitStatus, method).status(names(p));
+      case "units.journal":
+        return need(d.unitStatus, method).journal(str(p, "name"), count(p.lines, STATUS_JOURNAL_LINES));
+      default:
+        throw new ServiceError("unknown_method", `unknown method "${method}"`);
+    }
+  };
+  const metrics = d.metrics;
   conn.serve({
-    request: async (method, params) => {
-      const p = asObject(params);
-      if (method === "auth.login") {
-        caller = await login(d.keys, p, caller);
-        return { user: caller.kind === "user" ? caller.name : null };
-      }
-      authorize(caller, operationOf(method, p), d.keys);
-      switch (method) {
-        case "kv.get":
-          return d.kv.get(kvGetParams(p));
-        case "kv.write":
-          return d.kv.write(p as unknown as KvWriteRequest);
-        case "cluster.members":
-          return d.cluster.members();
-        case "cluster.health":
-          return d.cluster.health(d.healthTimeoutMs);
-        case "cluster.add":
-          return d.cluster.add(str(p, "name"), str(p, "peerAddr"), p.learner === true);
-        case "cluster.remove":
-          return d.cluster.remove(str(p, "name"));
-        case "cluster.promote":
-          return d.cluster.promote(str(p, "name"));
-        case "cluster.move-leader":
-          return d.cluster.moveLeader(str(p, "name"));
-        case "node.status":
-          return d.status();
-        case "units.submit":
-          return d.units.submit(submissions(p), optBool(p, "replace") ?? false);
-        case "units.setDesired":
-          return d.units.setDesired(names(p), desiredState(p));
-        case "units.destroy":
-          return d.units.destroy(names(p));
-        case "units.list":
-          return d.units.list();
-        case "units.cat":
-          return d.units.cat(str(p, "name"));
-        case "units.states":
-          return d.units.states();
-        case "machines.list":
-          return d.units.machines();
-        case "registry.problems":
-          return d.units.problems();
-        case "machines.drain":
-          return d.units.drain(str(p, "machine"), drainFlag(p));
-        case "machines.drainStatus":
-          return d.units.drainStatus(str(p, "machine"));
-        case "machines.setMetadata":
-          return d.units.setMetadata(p);
-        case "machines.containers":
-          return need(d.machineContainers, method).containers(optStr(p, "machine"));
-        case "units.status":
-          return need(d.unitStatus, method).status(names(p));
-        case "units.journal":
-          return need(d.unitStatus, method).journal(str(p, "name"), count(p.lines, STATUS_JOURNAL_LINES));
-        default:
-          throw new ServiceError("unknown_method", `unknown method "${method}"`);
-      }
-    },
+    request: metrics ? (method, params) => timed(metrics, answer, method, params) : answer,
     stream: (method, params, sink) => {
       try {
         authorize(caller, operationOf(method, asObject(params)), d.keys);
@@ -120,6 +153,30 @@ export function serveClient(conn: Connection, d: ClientApiDeps, caller: Caller):
       }
     },
   });
+}
+
+/** Runs a request, recording its latency by method and outcome ("ok" or the error's code). */
+async function timed(
+  metrics: RequestMetrics,
+  answer: (method: string, params: unknown) => Promise<unknown>,
+  method: string,
+  params: unknown,
+): Promise<unknown> {
+  const started = performance.now();
+  try {
+    const result = await answer(method, params);
+    metrics.observe(method, "ok", (performance.now() - started) / 1000);
+    return result;
+  } catch (err) {
+    metrics.observe(method, errorCode(err), (performance.now() - started) / 1000);
+    throw err;
+  }
+}
+
+/** A ServiceError's code (a short fixed word), or "internal" for anything else. */
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return err instanceof ServiceError && typeof code === "string" ? code : "internal";
 }
 
 /** What a method does, for authorize(): the key it reads or writes, or the kind of Berth operation. */

@@ -17,7 +17,7 @@ import { type Listener, listen } from "../wire/server.ts";
 import { withOwnerOnlyUmask } from "../wire/unix-socket.ts";
 import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "./access.ts";
 import { AgentBridge } from "./agent-bridge.ts";
-import { type ClientApiDeps, serveClient } from "./client-api.ts";
+import { CLIENT_METHODS, type ClientApiDeps, serveClient } from "./client-api.ts";
 import { prepareSocketPath, restrictSocket } from "./client-socket.ts";
 import { ClusterClock } from "./cluster-clock.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
@@ -35,6 +35,7 @@ import { LeaderRouter } from "./leader-router.ts";
 import { listening } from "./listen-error.ts";
 import { loadMachineId } from "./machine.ts";
 import { MachineContainersService } from "./machine-containers.ts";
+import { NodeMetrics } from "./node-metrics.ts";
 import { RaftTrafficStats } from "./raft-stats.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
 import { Scheduling } from "./scheduling.ts";
@@ -55,6 +56,10 @@ export class BerthNode {
   private storage!: FileRaftStorage;
   private transport!: PeerTransport;
   private readonly raftStats = new RaftTrafficStats();
+  /** /metrics on the HTTP listener. */
+  private readonly metrics = new NodeMetrics(CLIENT_METHODS);
+  private clientBudget: ConnectionBudget | null = null;
+  private httpBudget: ConnectionBudget | null = null;
   private driver!: RaftDriver;
   private expirer!: TtlExpirer;
   private clientListener: Listener | null = null;
@@ -96,6 +101,7 @@ export class BerthNode {
     this.storage = await FileRaftStorage.open(join(c.dataDir, "raft"), {
       segmentBytes: c.walSegmentBytes,
       logger: (l) => this.log(`[wal] ${l}`),
+      onFsync: (seconds) => this.metrics.walFsync.observe(seconds),
     });
     const machine = new KvStateMachine(this.store, (l) => this.log(`[kv] ${l}`));
     this.transport = new PeerTransport({
@@ -145,6 +151,7 @@ export class BerthNode {
       electionTicks: c.electionTicks,
       snapshotEvery: c.snapshotEvery,
       logger: (l) => this.log(`[raft] ${l}`),
+      onSnapshotSaved: (seconds) => this.metrics.snapshotSave.observe(seconds),
       // The driver has logged why it stopped; the process ends with a failure status (the error goes unhandled).
       onFatal: (err) => {
         process.exitCode = 1;
@@ -232,6 +239,7 @@ export class BerthNode {
     });
     machine.onChange(() => this.expirer.replan());
     this.driver.onLeaderChange((lead, term) => {
+      this.metrics.leaderChanged(lead);
       this.log(`[raft] leader is ${lead ?? "(none)"} at term ${term}`);
       this.expirer.replan();
       if (lead === c.name) void this.onBecameLeader();
@@ -244,6 +252,15 @@ export class BerthNode {
           "the cluster secret keeps strangers out, but Raft traffic (all keys and values) crosses it in " +
           "plaintext; see --peer-cert-file, --peer-key-file and --peer-trusted-ca-file",
       );
+    this.metrics.attach({
+      driver: this.driver,
+      store: this.store,
+      connections: () => [
+        ...(this.clientBudget ? [{ listener: "client", count: this.clientBudget.count }] : []),
+        ...(this.httpBudget ? [{ listener: "http", count: this.httpBudget.count }] : []),
+      ],
+      units: () => (this.agent ? { connected: this.agent.connected(), states: this.agent.states() } : null),
+    });
     const peerFlag = fmt(c.peerListenAddr) === fmt(c.peerAddr) ? "--peer-addr" : "--peer-listen-addr";
     await listening(peerFlag, fmt(c.peerListenAddr), () => this.transport.start());
     this.clock.start();
@@ -260,9 +277,11 @@ export class BerthNode {
       : null;
     const clientLimit = c.maxClientConnections ?? defaultClientConnectionLimit(openFileLimit());
     // Each listener has its own limit: a flood on the HTTP port leaves msgpack clients (the CLI) alone.
+    const clientBudget = new ConnectionBudget(clientLimit, "client", (l) => this.log(`[client] ${l}`));
+    this.clientBudget = clientBudget;
     this.clientListener = await listening("--client-addr", fmt(c.clientAddr), () =>
       listen({
-        gate: new ConnectionBudget(clientLimit, "client", (l) => this.log(`[client] ${l}`)),
+        gate: clientBudget,
         // One client connection cannot hold unbounded work: past these it is read more slowly, or refused streams.
         maxServedRequests: CLIENT_MAX_SERVED_REQUESTS,
         maxServedStreams: CLIENT_MAX_STREAMS,
@@ -305,9 +324,16 @@ export class BerthNode {
     }
     // Without --http-addr the API still serves the client port's HTTP requests.
     const httpAddr = c.httpAddr;
+    const httpBudget = new ConnectionBudget(clientLimit, "HTTP", (l) => this.log(`[http] ${l}`));
+    this.httpBudget = httpBudget;
+    const metrics = this.metrics;
     this.httpApi = await listening("--http-addr", httpAddr ? fmt(httpAddr) : "", () =>
       startHttpApi({
-        gate: new ConnectionBudget(clientLimit, "HTTP", (l) => this.log(`[http] ${l}`)),
+        gate: httpBudget,
+        metrics: {
+          render: () => metrics.registry.render(),
+          observe: (method, status, seconds) => metrics.http.observe(method, status, seconds),
+        },
         ...(httpAddr && { host: httpAddr.host, port: httpAddr.port }),
         peerTls: c.peerTls !== null,
         tls: clientTls,
@@ -360,6 +386,8 @@ export class BerthNode {
       logger: this.log,
     });
     this.agent = units;
+    units.onStateChange((s) => this.metrics.unitState(s));
+    units.onForget((name) => this.metrics.unitForgotten(name));
     this.agentBridge = new AgentBridge({
       machineId: this.machineId,
       store: this.store,
@@ -384,6 +412,7 @@ export class BerthNode {
       status: () => this.status(),
       healthTimeoutMs: Math.min(2000, this.config.requestTimeoutMs),
       keys: this.keys,
+      metrics: this.metrics.client,
     };
   }
 

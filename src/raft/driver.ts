@@ -67,6 +67,8 @@ export interface DriverOptions {
    * else). The driver has already logged it as "fatal: ..."; without this option the error is rethrown.
    */
   onFatal?: (err: Error) => void;
+  /** Told how long each snapshot of its own took to encode and make durable, in seconds (/metrics). */
+  onSnapshotSaved?: (seconds: number) => void;
 }
 
 /** A storage operation failed: the node can no longer promise durability, so it stops rather than lie. */
@@ -164,7 +166,14 @@ export class RaftDriver {
   /** Why the write under way is held up: the disk is full. Proposals are refused while it is set. */
   private noSpace: StorageFullError | null = null;
   private leaderListeners: ((lead: NodeId | null, term: number) => void)[] = [];
-  private readonly opts: Required<Omit<DriverOptions, "logger" | "random" | "join" | "onFatal" | "clock">> &
+  /**
+   * Proposals (commands and membership changes) that will not commit: refused (no leader here, disk full),
+   * superseded by a new leader, or overtaken by a leader's snapshot. Those failed by a shutdown are not counted.
+   */
+  proposalsFailed = 0;
+  private readonly opts: Required<
+    Omit<DriverOptions, "logger" | "random" | "join" | "onFatal" | "clock" | "onSnapshotSaved">
+  > &
     DriverOptions;
 
   constructor(opts: DriverOptions) {
@@ -217,12 +226,18 @@ export class RaftDriver {
 
   /** Proposes one state-machine command; resolves with apply()'s result once committed and applied here. */
   propose(data: Uint8Array): Promise<unknown> {
-    if (this.noSpace) return Promise.reject(this.noSpaceError());
+    if (this.noSpace) {
+      this.proposalsFailed++;
+      return Promise.reject(this.noSpaceError());
+    }
     return new Promise((resolve, reject) => this.enqueue({ kind: "propose", data, resolve, reject }));
   }
 
   proposeConfChange(cc: ConfChange): Promise<unknown> {
-    if (this.noSpace) return Promise.reject(this.noSpaceError());
+    if (this.noSpace) {
+      this.proposalsFailed++;
+      return Promise.reject(this.noSpaceError());
+    }
     return new Promise((resolve, reject) => this.enqueue({ kind: "confChange", cc, resolve, reject }));
   }
 
@@ -278,6 +293,11 @@ export class RaftDriver {
 
   onLeaderChange(listener: (lead: NodeId | null, term: number) => void): void {
     this.leaderListeners.push(listener);
+  }
+
+  /** Proposals waiting to be committed and applied here (etcd's proposals_pending). */
+  pendingProposals(): number {
+    return this.proposals.size;
   }
 
   status() {
@@ -422,7 +442,7 @@ export class RaftDriver {
           reads.push(item);
           break;
         case "confChange":
-          this.guard(item.reject, () => {
+          this.guard(this.countingFailure(item.reject, 1), () => {
             const at = this.raft.proposeConfChange(item.cc);
             this.proposals.set(at.index, { term: at.term, resolve: item.resolve, reject: item.reject });
           });
@@ -446,6 +466,7 @@ export class RaftDriver {
   /** One append for every proposal that arrived since the last pass. */
   private proposeBatch(batch: Extract<InboxItem, { kind: "propose" }>[]): void {
     const rejectAll = (e: Error) => {
+      this.proposalsFailed += batch.length;
       for (const p of batch) p.reject(e);
     };
     this.guard(rejectAll, () => {
@@ -476,6 +497,13 @@ export class RaftDriver {
     if (this.raft.lead === null && this.readsAwaitingIndex.delete(key)) {
       for (const w of waiters) w.reject(new NotLeaderError(null));
     }
+  }
+
+  private countingFailure(reject: (e: Error) => void, n: number): (e: Error) => void {
+    return (e) => {
+      this.proposalsFailed += n;
+      reject(e);
+    };
   }
 
   private guard(onError: (e: Error) => void, fn: () => void): void {
@@ -617,10 +645,12 @@ export class RaftDriver {
     if (!pending) return;
     this.proposals.delete(e.index);
     if (pending.term === e.term) pending.resolve(result);
-    else
+    else {
+      this.proposalsFailed++;
       pending.reject(
         new ProposalDroppedError("the proposal was superseded by a new leader; it was not applied"),
       );
+    }
   }
 
   private applyPeerChange(cc: ConfChange): void {
@@ -674,6 +704,7 @@ export class RaftDriver {
     for (const [index, p] of this.proposals) {
       if (index > snapshot.meta.index) continue;
       this.proposals.delete(index);
+      this.proposalsFailed++;
       p.reject(
         new ProposalOutcomeUnknownError(
           `a snapshot from the leader replaced entry ${index} before it was applied here; the write may or may not have taken effect`,
@@ -693,6 +724,7 @@ export class RaftDriver {
     if (this.snapshotWrite || this.appliedIndex - this.snapshotIndex < o.snapshotEvery) return;
     if (this.ticks < this.snapshotRetryTick) return;
     const index = this.appliedIndex;
+    const started = performance.now();
     const meta = { index, term: this.raft.log.term(index)!, confState: this.raft.confState() };
     const captured = o.stateMachine.snapshot();
     const parts = captured instanceof Uint8Array ? [captured] : captured;
@@ -707,7 +739,10 @@ export class RaftDriver {
     };
     const write = this.encodeInSlices(peers, parts).then((data) => {
       const snapshot: Snapshot = { meta, data };
-      return onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot)).then(() => snapshot);
+      return onDisk("saveSnapshot", o.storage.saveSnapshot(snapshot)).then(() => {
+        o.onSnapshotSaved?.((performance.now() - started) / 1000);
+        return snapshot;
+      });
     });
     const done = write.then(() => {});
     this.snapshotWrite = done;

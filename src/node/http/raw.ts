@@ -729,6 +729,7 @@ class Exchange implements HttpRequest {
 
 class RawResponse implements HttpResponse {
   headersSent = false;
+  status = 0;
   finished = false;
   /** Headers flushed ahead of a body that follows later (long polls). */
   streaming = false;
@@ -743,6 +744,7 @@ class RawResponse implements HttpResponse {
   writeHead(status: number, raw: string[]): void {
     if (this.headersSent) return;
     this.headersSent = true;
+    this.status = status;
     const ex = this.ex;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "status code"}\r\n`;
     let hasLength = false;

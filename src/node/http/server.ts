@@ -20,7 +20,7 @@ import {
   TOO_MANY_CONNECTIONS,
 } from "./raw.ts";
 import { corsHeaders, notFound, send, sendKeyFailure } from "./respond.ts";
-import { handleHealth, handleStats, handleVersion } from "./stats.ts";
+import { handleHealth, handleMetrics, handleStats, handleVersion } from "./stats.ts";
 import type { BodyResult, HttpContext, HttpDeps, HttpRequest, HttpResponse, Upgrader } from "./types.ts";
 
 export type { HttpDeps, HttpWatch, Upgrader } from "./types.ts";
@@ -31,6 +31,12 @@ export interface HttpTls {
   key: string | Buffer;
   ca?: string | Buffer;
   requestCert?: boolean;
+}
+
+/** /metrics: the page, and where every request's method, status and duration go. */
+export interface HttpMetrics {
+  render(): Promise<string>;
+  observe(method: string, status: number, seconds: number): void;
 }
 
 export interface HttpApi {
@@ -61,6 +67,7 @@ export async function startHttpApi(opts: {
   callerOf?: (req: HttpRequest) => Caller | Promise<Caller>;
   /** Takes over the listener's requests to switch to the msgpack client protocol (none: they get etcd's 404). */
   upgrader?: Upgrader | null;
+  metrics?: HttpMetrics;
 }): Promise<HttpApi> {
   const ctx: HttpContext = {
     deps: opts.deps,
@@ -68,8 +75,15 @@ export async function startHttpApi(opts: {
     callerOf: opts.callerOf ?? (() => GUEST),
     log: opts.logger ?? (() => {}),
     schemes: { client: opts.tls ? "https" : "http", peer: opts.peerTls ? "https" : "http" },
+    metrics: opts.metrics ?? null,
   };
+  const metrics = opts.metrics;
   const handle = (req: HttpRequest, res: HttpResponse) => {
+    if (metrics) {
+      // Measured until the answer ends or the client goes away (status 0: nothing was answered).
+      const started = performance.now();
+      res.onClose(() => metrics.observe(req.method, res.status, (performance.now() - started) / 1000));
+    }
     route(ctx, req, res).catch((e: unknown) => failed(ctx, req, res, e));
   };
   // In the compiled binary, Bun's node:http layer costs far more per request than the handlers do: serve HTTP
@@ -268,6 +282,9 @@ class NodeResponse implements HttpResponse {
   get headersSent(): boolean {
     return this.res.headersSent;
   }
+  get status(): number {
+    return this.res.headersSent ? this.res.statusCode : 0;
+  }
   get finished(): boolean {
     return this.res.writableEnded;
   }
@@ -378,6 +395,7 @@ async function route(ctx: HttpContext, req: HttpRequest, res: HttpResponse): Pro
   if (path === "/v2/stats/leader") return handleStats(ctx, req, res, "leader");
   if (path === "/version") return handleVersion(ctx, req, res);
   if (path === "/health") return handleHealth(ctx, req, res);
+  if (path === "/metrics" && ctx.metrics) return handleMetrics(ctx.metrics, req, res);
   req.discard();
   notFound(res);
 }

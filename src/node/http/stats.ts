@@ -1,4 +1,6 @@
-// /version, /health and /v2/stats/*: small JSON documents without the trailing newline etcd's key API adds.
+// /version, /health and /v2/stats/*: small JSON documents without the trailing newline etcd's key API adds;
+// /metrics in Prometheus's text format.
+import { PROMETHEUS_CONTENT_TYPE } from "../../metrics/registry.ts";
 import { allowMethod, corsHeaders, send, sendHttpError } from "./respond.ts";
 import type { HttpContext, HttpRequest, HttpResponse } from "./types.ts";
 
@@ -36,4 +38,16 @@ export async function handleHealth(ctx: HttpContext, req: HttpRequest, res: Http
   send(res, ok ? 200 : 503, corsHeaders(), JSON.stringify({ health: ok ? "true" : "false" }), {
     sniffed: "text/plain; charset=utf-8",
   });
+}
+
+/** Prometheus's text format; open to every caller like etcd's /metrics (it holds counts, never keys or values). */
+export async function handleMetrics(
+  metrics: { render(): Promise<string> },
+  req: HttpRequest,
+  res: HttpResponse,
+): Promise<void> {
+  req.discard();
+  if (!allowMethod(res, req.method, ["GET", "HEAD"])) return;
+  const page = await metrics.render();
+  send(res, 200, [["Content-Type", PROMETHEUS_CONTENT_TYPE]], page);
 }

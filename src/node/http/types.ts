@@ -53,6 +53,8 @@ export interface HttpContext {
   log: (line: string) => void;
   /** URL schemes members are advertised with (etcdctl dials the client URLs it is given). */
   schemes: { client: "http" | "https"; peer: "http" | "https" };
+  /** /metrics (null: not served). */
+  metrics: { render(): Promise<string> } | null;
 }
 
 /** What a request body read gives: the bytes, or the fact that it passed the limit (the rest is not buffered). */
@@ -86,6 +88,8 @@ export interface Upgrader {
 /** A response as the handlers write it: raw header lists in wire order (the transport adds nothing but framing). */
 export interface HttpResponse {
   readonly headersSent: boolean;
+  /** The status given to writeHead (0 before it). */
+  readonly status: number;
   readonly finished: boolean;
   /** Status and headers as [name, value, name, value, ...]; the body is sent by end() or write(). */
   writeHead(status: number, raw: string[]): void;
