@@ -200,8 +200,9 @@ describe("bad input on the client port", () => {
 
   it("answers garbage instead of a hello with an error frame and closes", async () => {
     const { socket, frames, closed } = await rawSocket();
-    socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    await within(closed, 5000, "node closes a socket that sends HTTP");
+    // (An HTTP request line is not garbage here: the client port serves etcd's HTTP API too.)
+    socket.write("SSH-2.0-OpenSSH_9.2p1 Debian\r\n");
+    await within(closed, 5000, "node closes a socket that sends another protocol");
     const err = errorFrame(frames);
     expect(err?.code).toBe("handshake_failed");
     expect(err?.message).toMatch(/not speaking the Berth protocol/);
