@@ -12,7 +12,6 @@
 //   - datadog's `--privileged` is left out: the test host, itself a container, cannot grant every capability.
 // Each machine has a host name of its own (a UTS namespace per node) and its own Docker engine, so `%H`,
 // `hostname` and the docs' fixed container names (apache1, dd-agent on every machine) mean what they meant there.
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -49,7 +48,7 @@ describe("fleet's documented examples", () => {
       .replace(/ -p \d+:\d+ /g, " --net=none ")
       .replace(/ busybox \/bin\/sh/g, " local/busybox /bin/sh")
       .replace(/ coreos\/apache \/usr\/sbin\/apache2ctl -D FOREGROUND$/m, ` local/busybox ${SERVE}`)
-      .replace(/ (coreos\/subgun|quay\.io\/coreos\/elb-presence)$/m, ` local/busybox ${SERVE}`)
+      .replace(/ (coreos\/subgun|quay\.io\/coreos\/elb-presence|nginx)$/m, ` local/busybox ${SERVE}`)
       .replace(
         /^datadog\/docker-dd-agent"$/m,
         `local/busybox /bin/sh -c 'trap \\"exit 0\\" INT TERM; while true; do sleep 1; done'"`,
@@ -82,10 +81,8 @@ describe("fleet's documented examples", () => {
       .split("\n")
       .map((l) => l.split(/\t+/));
   /** `list-units` rows without the header, as [unit, host name of its machine, active, sub]. */
-  const units = async (glob?: string) =>
-    (await table(["list-units", ...(glob ? [glob] : [])]))
-      .slice(1)
-      .map(([u, m, a, s]) => [u, host(m!), a, s]);
+  const units = async (...globs: string[]) =>
+    (await table(["list-units", ...globs])).slice(1).map(([u, m, a, s]) => [u, host(m!), a, s]);
   /** The host name of the machine a MACHINE legend (`0e0a1f59.../127.0.0.2`) names. */
   const host = (legend: string): string => {
     const ip = /\.\.\.\/127\.0\.0\.(\d)$/.exec(legend);
@@ -95,9 +92,28 @@ describe("fleet's documented examples", () => {
   /** Names of the containers running in a machine's engine. */
   const containers = (h: string): string[] =>
     engineOf(h).cli("ps", "--format", "{{.Names}}").split("\n").filter(Boolean).sort();
+  /** Where list-unit-files places each unit: the host name of its TARGET ("-" when nowhere, "global"). */
+  const targets = async (glob: string) =>
+    Object.fromEntries((await table(["list-unit-files", glob])).slice(1).map((r) => [r[0], host(r[4]!)]));
+  /** The reason list-unit-files gives for a unit it cannot place ("-" when it can). */
+  const reason = async (name: string) =>
+    (await cli(["list-unit-files", "--fields", "reason", "--no-legend", name])).stdout.trim();
+  /** A unit file from a doc's [X-Fleet] snippet, with a process to run (the snippets have no [Service]). */
+  const snippet = (name: string, xfleet: string, extra = ""): string =>
+    unit(name, `${extra}[Service]\nExecStart=${SERVE}\n\n[X-Fleet]\n${xfleet}\n`);
+  /** Machine ids by host name. */
+  const machineIds = async (): Promise<Record<string, string>> =>
+    Object.fromEntries(
+      (await table(["list-machines", "-l"])).slice(1).map(([m, ip]) => [host(`x.../${ip}`), m!]),
+    );
+  /** A GET of etcd's v2 API on the first node that answers (the test stops one). */
   const httpGet = async (path: string) => {
-    const r = await fetch(`${cluster.httpUrl("n1")}/v2/keys${path}`);
-    return { status: r.status, body: (await r.json()) as { node?: { value?: string; ttl?: number } } };
+    for (const n of cluster.nodes) {
+      const r = await fetch(`${cluster.httpUrl(n.name)}/v2/keys${path}`).catch(() => null);
+      if (r)
+        return { status: r.status, body: (await r.json()) as { node?: { value?: string; ttl?: number } } };
+    }
+    throw new Error("no node answered");
   };
 
   beforeAll(async () => {
@@ -263,5 +279,223 @@ describe("fleet's documented examples", () => {
       const files = await table(["list-unit-files", "apache*@1.service"]);
       expect(files.slice(1).map((f) => f[2])).toEqual(["loaded", "loaded"]);
     }, 30_000);
+
+    it("a failed machine's units start on another machine, its sidekick with it; the recovered machine runs neither", async () => {
+      const [{ 1: x }] = await units("apache@2.service");
+      const y = (await units("apache@1.service"))[0]![1]!;
+      const z = HOSTS.find((h) => h !== x && h !== y)!;
+      const n = cluster.nodes[HOSTS.indexOf(x!)]!.name;
+      // The machine dies: its node, supervisor and unit processes, and its Docker engine.
+      await cluster.crash(n);
+      await engineOf(x!).crash();
+      // apache@1 is loaded on y (Conflicts counts it): apache@2 can only go to z, and its discovery follows.
+      await waitFor(
+        "apache@2 and apache-discovery@2 running on the third machine",
+        async () => {
+          const rows = await units("apache*@2.service");
+          return rows.length === 2 && rows.every((r) => r[1] === z && r[2] === "active") ? rows : null;
+        },
+        30_000,
+        200,
+      );
+      await waitFor(`apache1 on ${z}`, async () => (containers(z).includes("apache1") ? true : null));
+      await waitFor("the announcement names the new machine", async () => {
+        const { body } = await httpGet("/services/website/apache@2");
+        return body.node?.value && JSON.parse(body.node.value).host === z ? true : null;
+      });
+      // The machine comes back: the units that moved stay where they are; it runs only what is its own (datadog).
+      await engineOf(x!).restart();
+      cluster.spawn(cluster.node(n));
+      await waitFor(
+        `datadog.service active on ${x} again`,
+        async () =>
+          (await units("datadog.service")).some((r) => r[1] === x && r[2] === "active") ? true : null,
+        30_000,
+        200,
+      );
+      expect((await units("apache*")).filter((r) => r[1] === x)).toEqual([]);
+      expect(containers(x!)).not.toContain("apache1");
+    }, 60_000);
+  });
+
+  describe("examples/example-deployment.md", () => {
+    it("submit stores both templates: list-unit-files shows them inactive and placed nowhere", async () => {
+      await cli(["submit", unit("subgun-presence@.service"), unit("subgun-http@.service")]);
+      expect(await table(["list-unit-files", "subgun*"])).toEqual([
+        ["UNIT", "HASH", "DSTATE", "STATE", "TARGET"],
+        ["subgun-http@.service", expect.stringMatching(/^[0-9a-f]{7}$/), "inactive", "inactive", "-"],
+        ["subgun-presence@.service", expect.stringMatching(/^[0-9a-f]{7}$/), "inactive", "inactive", "-"],
+      ]);
+    });
+
+    it("three instances of each: the http units on three machines, each presence unit beside its http unit", async () => {
+      const names = [
+        ...[1, 2, 3].map((i) => `subgun-presence@${i}.service`),
+        ...[1, 2, 3].map((i) => `subgun-http@${i}.service`),
+      ];
+      const r = await cli(["start", ...names.map((u) => join(dir, u))]);
+      const launched = Object.fromEntries(
+        r.stdout
+          .trimEnd()
+          .split("\n")
+          .map((l) => /^Unit (\S+) launched on (\S+)$/.exec(l)!)
+          .map((m) => [m[1], host(m[2]!)]),
+      );
+      expect(Object.keys(launched).sort()).toEqual([...names].sort());
+      const rows = await units("subgun*");
+      expect(rows.map((x) => [x[0], x[2], x[3]])).toEqual(
+        [...names].sort().map((u) => [u, "active", "running"]),
+      );
+      const where = Object.fromEntries(rows.map((x) => [x[0], x[1]]));
+      expect(where).toEqual(launched);
+      expect(new Set([1, 2, 3].map((i) => where[`subgun-http@${i}.service`])).size).toBe(3);
+      for (const i of [1, 2, 3]) {
+        const h = where[`subgun-http@${i}.service`]!;
+        expect(where[`subgun-presence@${i}.service`]).toBe(h);
+        await waitFor(`subgun-${i} and subgun-presence-${i} on ${h}`, async () => {
+          const c = containers(h);
+          return c.includes(`subgun-${i}`) && c.includes(`subgun-presence-${i}`) ? true : null;
+        });
+      }
+    }, 30_000);
+  });
+
+  describe("examples/service-discovery.md", () => {
+    // The unit the doc announces; the doc does not give it.
+    const NGINX1 = `[Unit]\nDescription=nginx1\n\n[Service]\nExecStartPre=-/usr/bin/docker kill nginx1
+ExecStartPre=-/usr/bin/docker rm nginx1\nExecStart=/usr/bin/docker run --rm --name nginx1 -p 8080:80 nginx
+ExecStop=/usr/bin/docker stop nginx1\n`;
+
+    it("the sidekick runs beside nginx1 and announces it with the machine's host name and a 60 s TTL", async () => {
+      await cli(["start", unit("nginx1.service", NGINX1), unit("nginx1-discovery.service")]);
+      const rows = await units("nginx1*");
+      expect(rows.map((r) => [r[0], r[2], r[3]])).toEqual([
+        ["nginx1-discovery.service", "active", "running"],
+        ["nginx1.service", "active", "running"],
+      ]);
+      expect(rows[0]![1]).toBe(rows[1]![1]);
+      const { body } = await waitFor("the announcement", async () => {
+        const r = await httpGet("/services/website/nginx1");
+        return r.status === 200 ? r : null;
+      });
+      expect(JSON.parse(body.node!.value!)).toEqual({ host: rows[1]![1], port: 8080, version: "52c7248a14" });
+      expect(body.node!.ttl).toBeGreaterThan(0);
+      expect(body.node!.ttl).toBeLessThanOrEqual(60);
+    }, 30_000);
+
+    it("when nginx1 is stopped the sidekick stops too (BindsTo); its `etcdctl delete` leaves the key to its TTL", async () => {
+      await cli(["stop", "nginx1.service"]);
+      expect((await units("nginx1*")).map((r) => [r[0], r[2], r[3]])).toEqual([
+        ["nginx1-discovery.service", "inactive", "dead"],
+        ["nginx1.service", "inactive", "dead"],
+      ]);
+      // etcdctl has no "delete" (v2's is "rm", as apache-discovery@ uses): the ExecStop fails and the
+      // announcement stays until its TTL runs out, as it would with fleet.
+      const journal = (await cli(["journal", "nginx1-discovery.service"])).stdout;
+      expect(journal).toContain("No help topic for 'delete'");
+      const { status, body } = await httpGet("/services/website/nginx1");
+      expect(status).toBe(200);
+      expect(body.node!.ttl).toBeGreaterThan(0);
+    }, 30_000);
+  });
+
+  describe("unit-files-and-scheduling.md", () => {
+    it("my_discovery.service (BindsTo=, MachineOf=my.service) runs beside my.service and stops with it", async () => {
+      await cli(["start", unit("my.service"), unit("my_discovery.service")]);
+      const rows = await units("my.service", "my_discovery.service");
+      expect(rows.map((r) => [r[0], r[2], r[3]])).toEqual([
+        ["my.service", "active", "running"],
+        ["my_discovery.service", "active", "running"],
+      ]);
+      expect(rows[0]![1]).toBe(rows[1]![1]);
+      // "Use fleetctl status my_discovery.service to explicitly identify the service and get its actual status."
+      expect((await cli(["status", "my_discovery.service"])).stdout).toMatch(/Active: active \(running\)/);
+      await cli(["stop", "my.service"]);
+      expect((await units("my.service", "my_discovery.service")).map((r) => r[2])).toEqual([
+        "inactive",
+        "inactive",
+      ]);
+      // Berth departs here: [Install] is not acted on, so starting my.service does not start my_discovery.service
+      // (under fleet, systemd's WantedBy=my.service did, whatever its desired state). See the README.
+      await cli(["start", "my.service"]);
+      expect((await units("my.service", "my_discovery.service")).map((r) => [r[0], r[2]])).toEqual([
+        ["my.service", "active"],
+        ["my_discovery.service", "inactive"],
+      ]);
+    }, 30_000);
+
+    it("MachineMetadata: AND across keys, OR within a key; Global=true runs on every machine that matches", async () => {
+      // The doc's machines: list-machines shows them as it does.
+      await cli([
+        "machine",
+        "set-metadata",
+        "n1",
+        "--reset",
+        "--unset",
+        "disk,platform,provider",
+        "region=us-east-1",
+        "diskType=SSD",
+      ]);
+      await cli(["machine", "set-metadata", "n2", "--unset", "disk,platform,provider", "region=us-east-1"]);
+      await cli([
+        "machine",
+        "set-metadata",
+        "n3",
+        "--unset",
+        "disk,platform,provider",
+        "region=us-west-1",
+        "diskType=SSD",
+      ]);
+      expect(
+        (await table(["list-machines"]))
+          .slice(1)
+          .map(([m, ip, md]) => [host(`${m}/${ip}`), md])
+          .sort(),
+      ).toEqual([
+        ["core-01", "diskType=SSD,region=us-east-1"],
+        ["core-02", "region=us-east-1"],
+        ["core-03", "diskType=SSD,region=us-west-1"],
+      ]);
+      const and = snippet("md-and.service", `MachineMetadata="region=us-east-1" "diskType=SSD"`);
+      const or = snippet(
+        "md-or.service",
+        "MachineMetadata=region=us-east-1\nMachineMetadata=region=us-west-1",
+      );
+      const both = snippet(
+        "md-both.service",
+        `MachineMetadata="region=us-east-1" "diskType=SSD"\nMachineMetadata=region=us-west-1`,
+      );
+      const grouped = snippet(
+        "md-grouped.service",
+        `MachineMetadata="region=us-east-1" "job=foo"\nMachineMetadata="region=us-west-1" "job=bar"`,
+      );
+      await cli(["load", and, or, both]);
+      await cli(["load", "--no-block", grouped]);
+      const t = await targets("md-*");
+      expect(t["md-and.service"]).toBe("core-01");
+      expect(HOSTS).toContain(t["md-or.service"]);
+      expect(["core-01", "core-03"]).toContain(t["md-both.service"]);
+      // (job=foo OR job=bar) AND (region=us-east-1 OR region=us-west-1): no machine has a job yet.
+      expect(t["md-grouped.service"]).toBe("-");
+      expect(await reason("md-grouped.service")).not.toBe("-");
+      await cli(["machine", "set-metadata", "n2", "job=bar"]);
+      await waitFor("md-grouped placed on core-02 once it has job=bar", async () =>
+        (await targets("md-grouped.service"))["md-grouped.service"] === "core-02" ? true : null,
+      );
+      // The doc's app.service: Global=true with the combined requirement runs on core-01 and core-03.
+      const app = snippet(
+        "app.service",
+        `Global=true\nMachineMetadata="region=us-east-1" "diskType=SSD"\nMachineMetadata=region=us-west-1`,
+      );
+      await cli(["start", app]);
+      await waitFor("app.service active on two machines", async () => {
+        const rows = await units("app.service");
+        return rows.length === 2 && rows.every((r) => r[2] === "active") ? true : null;
+      });
+      expect((await units("app.service")).map((r) => r.slice(1)).sort()).toEqual([
+        ["core-01", "active", "running"],
+        ["core-03", "active", "running"],
+      ]);
+    }, 40_000);
   });
 });
