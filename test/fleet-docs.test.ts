@@ -497,5 +497,73 @@ ExecStop=/usr/bin/docker stop nginx1\n`;
         ["core-03", "active", "running"],
       ]);
     }, 40_000);
+
+    it("MachineID: the full id from list-machines -l places a unit on that machine (Berth: a unique prefix too)", async () => {
+      const ids = await machineIds();
+      await cli(["load", snippet("pin-full.service", `MachineID=${ids["core-03"]}`)]);
+      expect(await targets("pin-full.service")).toEqual({ "pin-full.service": "core-03" });
+      // fleet left a unit with the short id of list-machines unplaceable for good; Berth takes a prefix that names
+      // one machine (README, "fleet's documentation, run").
+      await cli(["load", snippet("pin-short.service", `MachineID=${ids["core-03"]!.slice(0, 8)}`)]);
+      expect(await targets("pin-short.service")).toEqual({ "pin-short.service": "core-03" });
+    });
+
+    it("MachineOf: a follower waits for its target, is placed where the target is and follows it when it moves", async () => {
+      await cli(["load", "--no-block", snippet("follower.service", "MachineOf=leader.service")]);
+      expect(await targets("follower.service")).toEqual({ "follower.service": "-" });
+      expect(await reason("follower.service")).not.toBe("-");
+      await cli(["machine", "set-metadata", "n3", "role=leader"]);
+      await cli(["load", snippet("leader.service", "MachineMetadata=role=leader")]);
+      const placed = (h: string) => async () => {
+        const t = await targets("*er.service");
+        return t["leader.service"] === h && t["follower.service"] === h ? true : null;
+      };
+      await waitFor("the follower beside its leader on core-03", placed("core-03"));
+      await cli(["machine", "set-metadata", "n3", "--unset", "role"]);
+      await cli(["machine", "set-metadata", "n1", "role=leader"]);
+      await waitFor("leader and follower moved to core-01", placed("core-01"), 20_000, 200);
+    }, 30_000);
+
+    it("MachineOf cannot be bidirectional: neither unit can be placed", async () => {
+      await cli([
+        "load",
+        "--no-block",
+        snippet("mutual-a.service", "MachineOf=mutual-b.service"),
+        snippet("mutual-b.service", "MachineOf=mutual-a.service"),
+      ]);
+      expect(await targets("mutual-*")).toEqual({ "mutual-a.service": "-", "mutual-b.service": "-" });
+    });
+
+    it("MachineOf=%p.socket: foo.service goes where foo.socket is; bar.service has no bar.socket to follow", async () => {
+      await cli(["load", unit("foo.socket", "[Socket]\nListenStream=/run/foo.sock\n")]);
+      await cli(["load", snippet("foo.service", "MachineOf=%p.socket")]);
+      const t = await targets("foo.*");
+      expect(t["foo.service"]).toBe(t["foo.socket"]);
+      expect(HOSTS).toContain(t["foo.service"]);
+      await cli(["load", "--no-block", snippet("bar.service", "MachineOf=%p.socket")]);
+      expect(await targets("bar.service")).toEqual({ "bar.service": "-" });
+    });
+
+    it("Conflicts: a glob keeps units apart, also units without Conflicts of their own; Global with Conflicts", async () => {
+      await cli(["machine", "set-metadata", "n1", "location=chicago"]);
+      await cli(["machine", "set-metadata", "n2", "location=chicago"]);
+      // The doc's monitor.service (location=chicago, Conflicts=monitor*) twice: the two chicago machines.
+      const monitor = readFileSync(join(FLEET, "monitor.service"), "utf8");
+      await cli(["load", unit("monitor.service"), unit("monitor-2.service", monitor)]);
+      const t = await targets("monitor*");
+      expect([t["monitor.service"], t["monitor-2.service"]].sort()).toEqual(["core-01", "core-02"]);
+      await cli(["load", "--no-block", unit("monitor-3.service", monitor)]);
+      // monitoring.service has no Conflicts, but both chicago machines run a unit whose Conflicts= matches it.
+      await cli(["load", "--no-block", snippet("monitoring.service", "MachineMetadata=location=chicago")]);
+      expect(await targets("monitor*-3.service")).toEqual({ "monitor-3.service": "-" });
+      expect(await targets("monitoring.service")).toEqual({ "monitoring.service": "-" });
+      // Global=true with Conflicts=monitor*: only the machine without a monitor.
+      await cli(["start", snippet("watch.service", "Global=true\nConflicts=monitor*")]);
+      const rows = await waitFor("watch.service active", async () => {
+        const r = await units("watch.service");
+        return r.length > 0 && r.every((x) => x[2] === "active") ? r : null;
+      });
+      expect(rows).toEqual([["watch.service", "core-03", "active", "running"]]);
+    }, 30_000);
   });
 });
