@@ -358,6 +358,28 @@ describe("fleet's documented examples", () => {
         });
       }
     }, 30_000);
+    it("destroying subgun-http@3 takes subgun-presence@3 along: stopped (BindsTo), then out of list-units (MachineOf)", async () => {
+      const h = (await units("subgun-http@3.service"))[0]![1]!;
+      // Without waiting forever for its follower to be "loaded" again somewhere (it never will be).
+      const r = await cluster.cli(["destroy", "subgun-http@3.service"], cluster.endpoints(), 15_000);
+      expect(r.code).toBe(0);
+      // (The follower is reported once stopped: on its machine, or on none once the engine has unplaced it.)
+      expect(r.stdout).toMatch(
+        /^Destroyed subgun-http@3\.service\nUnit subgun-presence@3\.service (inactive|loaded on \S+)\n$/,
+      );
+      expect(r.stderr).toContain("Stopping subgun-presence@3.service too");
+      // Its follower has nowhere to go: as fleet's "automatically removed", it leaves list-units; --all says why.
+      await waitFor("subgun-presence@3 out of list-units", async () =>
+        (await units("subgun*@3.service")).length === 0 ? true : null,
+      );
+      const all = (await table(["list-units", "--all", "subgun*@3.service"])).slice(1);
+      expect(all).toEqual([
+        ["subgun-presence@3.service", "-", "inactive", expect.stringMatching(/^dead \(cannot be placed: /)],
+      ]);
+      await waitFor(`no subgun container left on ${h} for instance 3`, async () =>
+        containers(h).some((c) => c.endsWith("-3")) ? null : true,
+      );
+    }, 30_000);
   });
 
   describe("examples/service-discovery.md", () => {
