@@ -166,6 +166,13 @@ export async function waitForUnits(
           if (reached && table) out(`Unit ${name} loaded on ${await legend(machine!)}`);
           break;
         case "stopped":
+          if (machine === undefined && u.unplaceable !== null) {
+            // It lost its place while stopping (a MachineOf= follower taken along by the destroy of its unit): it
+            // is stopped once it runs nowhere, as it will never be loaded anywhere again.
+            reached = !runningAnywhere.has(name);
+            if (reached && table) out(`Unit ${name} inactive`);
+            break;
+          }
           reached = u.current === "loaded" && !(rep !== undefined && running(rep.active));
           if (reached && table) out(`Unit ${name} loaded on ${await legend(machine!)}`);
           break;

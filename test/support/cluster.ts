@@ -73,6 +73,8 @@ export interface TestNode {
   extraArgs: string[];
   /** Extra environment for this node's process (e.g. libfaketime). */
   env?: Record<string, string>;
+  /** The host name this node's machine has: the node runs in a UTS namespace of its own with it (%H, journal). */
+  hostname?: string;
 }
 
 export class TestCluster {
@@ -104,6 +106,8 @@ export class TestCluster {
       launcher?: string[];
       /** A directory for the data directories, e.g. a small file system the test mounted (the test removes it). */
       dataRoot?: string;
+      /** Per node (by index): its own flags after extraArgs, and a host name of its own (see TestNode.hostname). */
+      perNode?: { extraArgs?: string[]; hostname?: string }[];
     } = {},
   ): Promise<TestCluster> {
     if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
@@ -112,7 +116,14 @@ export class TestCluster {
     c.launcher = opts.launcher ?? [];
     c.httpScheme = opts.httpScheme ?? "http";
     c.dataRoot = opts.dataRoot ?? c.dir;
-    for (let i = 1; i <= size; i++) await c.define(`n${i}`, `127.0.0.${i}`, opts.extraArgs ?? []);
+    for (let i = 1; i <= size; i++) {
+      const own = opts.perNode?.[i - 1];
+      const n = await c.define(`n${i}`, `127.0.0.${i}`, [
+        ...(opts.extraArgs ?? []),
+        ...(own?.extraArgs ?? []),
+      ]);
+      if (own?.hostname) n.hostname = own.hostname;
+    }
     const initial = c.nodes.map((n) => `${n.name}=${n.host}:${n.peerPort}`).join(",");
     for (const n of c.nodes) c.spawn(n, [`--initial-cluster=${initial}`]);
     await c.waitHealthy();
@@ -188,7 +199,20 @@ export class TestCluster {
           ...node.extraArgs,
         ];
     const log = openSync(node.logFile, "a");
-    const [cmd, ...pre] = [...this.launcher, BINARY];
+    // unshare execs the shell, which sets the name and execs the launcher: the PID stays the node's.
+    const uts = node.hostname
+      ? [
+          "unshare",
+          "--uts",
+          "--",
+          "/bin/sh",
+          "-c",
+          'hostname "$1" && shift && exec "$@"',
+          "sh",
+          node.hostname,
+        ]
+      : [];
+    const [cmd, ...pre] = [...uts, ...this.launcher, BINARY];
     const proc = spawn(cmd!, [...pre, ...args], {
       stdio: ["ignore", log, log],
       env: { ...process.env, ...node.env },
