@@ -6,6 +6,7 @@ import { kvCommands } from "./kv.ts";
 import { machineCommands } from "./machine.ts";
 import { listMachines } from "./machines.ts";
 import { nodeCommand } from "./node-command.ts";
+import { backupCommand, snapshotCommands } from "./snapshot-command.ts";
 import { ssh } from "./ssh.ts";
 import { status } from "./status.ts";
 import { superviseCommand } from "./supervise-command.ts";
@@ -17,6 +18,8 @@ export const COMMANDS: CommandEntry[] = [
   superviseCommand,
   kvCommands,
   clusterCommands,
+  snapshotCommands,
+  backupCommand,
   ...unitCommands,
   status,
   journal,

@@ -298,6 +298,21 @@ export interface ClientMethods {
   "units.journal": [{ name: string; lines?: number }, JournalLine[]];
   /** The containers every machine's agent manages (or one machine's: id, id prefix or member name). */
   "machines.containers": [{ machine?: string }, MachineContainers[]];
+  /** The whole store at a linearizable read point of the answering member (admin or etcd root only). */
+  "snapshot.save": [Record<string, never>, SavedSnapshot];
+}
+
+/** `berth snapshot save`: the store's snapshot bytes (src/kv/store.ts) and where they were taken. */
+export interface SavedSnapshot {
+  clusterId: string;
+  /** The Raft index the state reflects. */
+  index: number;
+  term: number;
+  etcdIndex: number;
+  member: string;
+  version: string;
+  savedAt: number;
+  data: Uint8Array;
 }
 
 /** Streams: name -> [params, item]. */

@@ -23,6 +23,8 @@ export type Operation =
   | { kind: "units"; what: string }
   /** cluster add/remove/promote/move-leader; /v2/members writes. */
   | { kind: "membership"; what: string }
+  /** `berth snapshot save`: reads every key, hidden and auth records included. */
+  | { kind: "everything"; what: string }
   /** list-units, list-machines, status, journal, cluster members/health, node status. */
   | { kind: "view" };
 
@@ -67,6 +69,7 @@ export function refusal(caller: Caller, op: Operation, keys: KeyAccess): string 
       return null;
     case "units":
     case "membership":
+    case "everything":
       return privileged
         ? null
         : `${op.what} needs admin rights (${who(caller)} has none): ${HOW_TO_BE_ADMIN}`;

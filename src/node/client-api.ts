@@ -6,6 +6,7 @@ import type {
   KvWatchParams,
   KvWriteRequest,
   NodeStatus,
+  SavedSnapshot,
   UnitSubmission,
 } from "../client/protocol.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
@@ -31,6 +32,8 @@ export interface ClientApiDeps {
   healthTimeoutMs: number;
   /** etcd v2's users and roles: key permissions, `root`, and `auth.login`. */
   keys: KeyAccess;
+  /** `berth snapshot save` (absent: snapshot.save answers unknown_method). */
+  saveSnapshot?(): Promise<SavedSnapshot>;
   /** Where each request's latency and outcome go (/metrics); absent: not measured. */
   metrics?: RequestMetrics;
 }
@@ -61,6 +64,7 @@ export const CLIENT_METHODS = [
   "machines.containers",
   "units.status",
   "units.journal",
+  "snapshot.save",
 ] as const;
 
 /**
@@ -122,6 +126,8 @@ export function serveClient(conn: Connection, d: ClientApiDeps, caller: Caller):
         return need(d.unitStatus, method).status(names(p));
       case "units.journal":
         return need(d.unitStatus, method).journal(str(p, "name"), count(p.lines, STATUS_JOURNAL_LINES));
+      case "snapshot.save":
+        return need(d.saveSnapshot, method).call(d);
       default:
         throw new ServiceError("unknown_method", `unknown method "${method}"`);
     }
@@ -203,6 +209,9 @@ export function operationOf(method: string, p: Record<string, unknown>): Operati
     case "cluster.promote":
     case "cluster.move-leader":
       return { kind: "membership", what: `changing the membership (${method.slice("cluster.".length)})` };
+    case "snapshot.save":
+      // Every key: /_berth, every etcd user's keys and the v2 auth records (password hashes) too.
+      return { kind: "everything", what: "saving a snapshot of the whole store" };
     default:
       return { kind: "view" };
   }

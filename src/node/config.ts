@@ -660,7 +660,7 @@ export function parseHostPort(raw: string, flag: string): HostPort {
   return { host: m[1] ?? m[2]!, port };
 }
 
-function parseInitialCluster(
+export function parseInitialCluster(
   raw: string,
   self: string,
   peerAddr: HostPort,

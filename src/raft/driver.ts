@@ -817,6 +817,17 @@ function envelopeHead(peers: [NodeId, string][], appSize: number): Uint8Array {
   ]);
 }
 
+/** A snapshot's data as the driver stores it: the peer address book, then the application's bytes. */
+export function encodeSnapshotEnvelope(peers: Map<NodeId, string>, app: Uint8Array): Uint8Array {
+  return Buffer.concat([envelopeHead([...peers], app.length), app]);
+}
+
+/** The peer address book and the application's bytes of a stored snapshot (see encodeSnapshotEnvelope). */
+export function decodeSnapshotEnvelope(data: Uint8Array): { peers: Map<NodeId, string>; app: Uint8Array } {
+  const env = packr.unpack(data) as SnapshotEnvelope;
+  return { peers: new Map(env.peers), app: env.app };
+}
+
 /** Marks a storage operation's failure as such (see fatal()). */
 function onDisk<T>(op: string, p: Promise<T>): Promise<T> {
   return p.catch((err: unknown) => {

@@ -130,6 +130,12 @@ export class TestCluster {
     return c;
   }
 
+  /** A cluster with no members yet: the test defines and spawns them (e.g. on restored data directories). */
+  static empty(): TestCluster {
+    if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
+    return new TestCluster();
+  }
+
   async define(name: string, host: string, extraArgs: string[] = []): Promise<TestNode> {
     const node: TestNode = {
       name,
