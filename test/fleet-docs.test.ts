@@ -437,13 +437,24 @@ ExecStop=/usr/bin/docker stop nginx1\n`;
         "inactive",
         "inactive",
       ]);
-      // Berth departs here: [Install] is not acted on, so starting my.service does not start my_discovery.service
-      // (under fleet, systemd's WantedBy=my.service did, whatever its desired state). See the README.
+      // As under fleet (systemd's WantedBy=my.service): starting my.service starts my_discovery.service again, its
+      // [Install] edge acting on the machine whatever its desired state.
       await cli(["start", "my.service"]);
-      expect((await units("my.service", "my_discovery.service")).map((r) => [r[0], r[2]])).toEqual([
-        ["my.service", "active"],
-        ["my_discovery.service", "inactive"],
-      ]);
+      await waitFor(
+        "my_discovery.service started with my.service",
+        async () => {
+          const r = (await units("my.service", "my_discovery.service")).map((x) => [x[0], x[2]]);
+          return (
+            JSON.stringify(r) ===
+            JSON.stringify([
+              ["my.service", "active"],
+              ["my_discovery.service", "active"],
+            ])
+          );
+        },
+        15_000,
+        200,
+      );
     }, 30_000);
 
     it("MachineMetadata: AND across keys, OR within a key; Global=true runs on every machine that matches", async () => {
