@@ -45,8 +45,7 @@ const RULES: Rule[] = [
   { name: "src/kv imports no node code", from: /^src\/kv\//, forbids: (t) => t.startsWith("src/node/") },
   {
     name: "the CLI and the console reach the cluster through the client",
-    // `berth node` and `berth supervise` are the entry points of node mode: they compose it; `berth snapshot` and
-    // `berth backup` read and write data directories offline, with the node's storage and store. `berth snapshot` and
+    // `berth node` and `berth supervise` are the entry points of node mode: they compose it. `berth snapshot` and
     // `berth backup` read and write snapshot files and data directories offline, as node mode does.
     from: /^src\/(cli\/(?!node-command\.ts$|supervise-command\.ts$|snapshot-command\.ts$)|tui\/)/,
     forbids: (t) => /^src\/(node|raft|wire)\//.test(t) || t === "src/kv/store.ts",
