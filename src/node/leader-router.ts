@@ -1,7 +1,10 @@
 // Runs leader-only operations (writes, membership changes) from any node: locally when this node leads,
 // otherwise forwarded to the leader over the authenticated peer connections. Retries only where the operation
 // certainly did not happen (no leader yet, a deposed leader refused it, a proposal dropped by a new leader).
+// Where it may have happened (the leader's connection closed with the request on it), it fails at once rather
+// than wait out the timeout, and says so: the caller decides, as with etcd's "request timed out".
 import { NotLeaderError, ProposalDroppedError } from "../raft/driver.ts";
+import { ConnectionClosedError } from "../wire/errors.ts";
 import { ServiceError, unavailable, withTimeout } from "./errors.ts";
 
 export interface PeerRequester {
@@ -47,7 +50,7 @@ export class LeaderRouter {
       const lead = this.deps.leader();
       try {
         if (lead === this.deps.selfId) return await withTimeout(fn(params), remaining, method);
-        if (lead !== null) return await this.deps.peers.request(lead, `leader.${method}`, params, remaining);
+        if (lead !== null) return await this.forward(lead, method, params, remaining);
       } catch (err) {
         if (!retriable(err)) throw err;
         lastProblem = (err as Error).message;
@@ -55,6 +58,20 @@ export class LeaderRouter {
       await new Promise((r) => setTimeout(r, RETRY_MS));
     }
     throw unavailable(`${method} failed: ${lastProblem} (gave up after ${this.deps.timeoutMs} ms)`);
+  }
+
+  private async forward(lead: string, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+    try {
+      return await this.deps.peers.request(lead, `leader.${method}`, params, timeoutMs);
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) throw err;
+      // Sent, then the connection closed (a leader that died closes its sockets at once): it may have committed.
+      throw new ServiceError(
+        "timeout",
+        `${method}: the connection to the leader ${lead} closed before it answered (the leader may have failed); ` +
+          "the request may or may not have taken effect",
+      );
+    }
   }
 }
 

@@ -1,0 +1,57 @@
+// LeaderRouter: forwarded operations retried only where they certainly did not happen, and failed at once (not
+// after the timeout) when the leader's connection closed with the request on it.
+import { describe, expect, it } from "vitest";
+import { LeaderRouter } from "../src/node/leader-router.ts";
+import { PeerUnreachableError } from "../src/raft/transport.ts";
+import { ConnectionClosedError } from "../src/wire/errors.ts";
+
+const TIMEOUT_MS = 5000;
+
+function router(leader: () => string | null, request: (peer: string) => Promise<unknown>) {
+  const sent: string[] = [];
+  const r = new LeaderRouter({
+    selfId: "n2",
+    leader,
+    timeoutMs: TIMEOUT_MS,
+    peers: {
+      request: (peer) => {
+        sent.push(peer);
+        return request(peer);
+      },
+    },
+  });
+  r.register("put", async () => "applied here");
+  return { r, sent };
+}
+
+describe("LeaderRouter", () => {
+  it("a write that never left (no connection to the old leader) goes to the new leader at once", async () => {
+    let lead = "n1";
+    const { r, sent } = router(
+      () => lead,
+      async (peer) => {
+        if (peer === "n1") {
+          lead = "n3"; // the election the closed connection started is won meanwhile
+          throw new PeerUnreachableError("connection refused");
+        }
+        return "applied on n3";
+      },
+    );
+    expect(await r.call("put", {})).toBe("applied on n3");
+    expect(sent).toEqual(["n1", "n3"]);
+  });
+
+  it("a write in flight when the leader's connection closes fails at once, as possibly applied, and is not resent", async () => {
+    const { r, sent } = router(
+      () => "n1",
+      async () => {
+        throw new ConnectionClosedError("n1 closed the connection");
+      },
+    );
+    const err = (await r.call("put", {}).catch((e: unknown) => e)) as { code: string; message: string };
+    expect(err.code).toBe("timeout");
+    expect(err.message).toContain("may or may not have taken effect");
+    // Sent once: neither resent (it may have been applied) nor waited on until the timeout.
+    expect(sent).toEqual(["n1"]);
+  });
+});
