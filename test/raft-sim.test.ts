@@ -101,10 +101,16 @@ describe("a follower seeing its connection to the leader close", () => {
   const terms = (sim: SimCluster) => sim.live().map((n) => n.raft!.term);
 
   it("when the leader died: a new leader of the next term before any election timeout fires", () => {
-    for (const seed of seeds(120_000)) {
+    for (const seed of ONLY ?? Array.from({ length: 4 * SEEDS }, (_, i) => 120_000 + i)) {
       const sim = withLeader(seed, 3);
       const old = sim.leader()!;
       const term = old.raft!.term;
+      // Appends in flight when it dies: the survivors' logs may differ (then only the more up-to-date can win).
+      for (let i = 0; i < 1 + (seed % 4); i++) {
+        old.raft!.propose([new TextEncoder().encode(`last-${i}`)]);
+        sim.process(old);
+        sim.step(false);
+      }
       const crashedAt = sim.now;
       sim.crash(old.id);
       let next = sim.leader();

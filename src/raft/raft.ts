@@ -597,41 +597,36 @@ export class Raft {
       (this.vote === null && this.lead === null) ||
       // A pre-vote for a future term may be granted even though we voted in this one.
       (pre && m.term > this.term);
-    if (pre && canVote && this.yieldsPreVoteTo(m) === false) {
-      // Two pre-candidates with the same log would each win the other's pre-vote and split the real vote (both
-      // followers of a dead leader start at once): the lower id goes first. The other's campaign shows it no
-      // longer follows a leader, so ask it again (it may have ignored our first request while it still did).
-      this.send({ type: respType, to: m.from, reject: true });
-      this.send({
-        type: "preVote",
-        to: m.from,
-        term: this.term + 1,
-        index: this.log.lastIndex(),
-        logTerm: this.log.lastTerm(),
-      });
-      return;
-    }
-    if (canVote && this.log.isUpToDate(m.index ?? 0, m.logTerm ?? 0)) {
+    // Two pre-candidates with the same log would each win the other's pre-vote and split the real vote (both
+    // followers of a dead leader start at once): the lower id goes first.
+    const tieLost = pre && this.role === "preCandidate" && m.term === this.term + 1 && this.wins(m);
+    if (canVote && !tieLost && this.log.isUpToDate(m.index ?? 0, m.logTerm ?? 0)) {
       // Answer pre-votes with the term they asked about, so the candidate does not mistake it for a rejection.
       this.send({ type: respType, to: m.from, term: m.term });
       if (!pre) {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
-    } else {
-      this.send({ type: respType, to: m.from, reject: true });
+      return;
+    }
+    this.send({ type: respType, to: m.from, reject: true });
+    if (pre && this.role === "preCandidate" && m.term === this.term + 1) {
+      // It campaigns for the same term, so it follows no leader now: it may have ignored our request while it
+      // still did (in its lease). Ask again, or both would wait out an election timeout.
+      this.send({
+        type: "preVote",
+        to: m.from,
+        term: m.term,
+        index: this.log.lastIndex(),
+        logTerm: this.log.lastTerm(),
+      });
     }
   }
 
-  /**
-   * While pre-campaigning: whether to grant `m`'s pre-vote rather than compete with it. Only a tie (same last log
-   * entry) is decided by id; a more up-to-date log wins and a less up-to-date one loses as always. Null when we
-   * are not pre-campaigning.
-   */
-  private yieldsPreVoteTo(m: Message): boolean | null {
-    if (this.role !== "preCandidate" || m.term !== this.term + 1) return null;
+  /** Whether our pre-campaign goes before `m`'s: the same last entry, and the lower id. */
+  private wins(m: Message): boolean {
     const sameLog = (m.index ?? 0) === this.log.lastIndex() && (m.logTerm ?? 0) === this.log.lastTerm();
-    return !sameLog || m.from < this.id;
+    return sameLog && this.id < m.from;
   }
 
   private stepFollower(m: Message): void {
