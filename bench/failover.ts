@@ -2,7 +2,7 @@
 // sending PUTs round-robin over the members (2 s request timeout, the dead member included, as a client with the
 // member list does), the leader SIGKILLed, and the time from the kill to the first successful write that started
 // after it. A fresh cluster per run, alternating systems (Berth, then etcd 3.4 when installed).
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -136,6 +136,8 @@ export async function benchFailover(opts: {
           opts.progress?.(
             `${system} run ${run}: ${r.ms.toFixed(0)} ms (${r.failed} writes failed meanwhile)`,
           );
+          if (system === "berth" && r.ms >= FAILOVER_GOAL_MS)
+            for (const line of electionLines(c)) opts.progress?.(`  ${line}`);
         } finally {
           await stopCluster(c);
         }
@@ -157,6 +159,17 @@ export async function benchFailover(opts: {
       failedWrites: failed,
     };
   });
+}
+
+/** A slow run's election as the members logged it (Berth), to tell why. */
+function electionLines(c: Cluster): string[] {
+  const lines: string[] = [];
+  for (const log of c.logs) {
+    if (!existsSync(log)) continue;
+    for (const l of readFileSync(log, "utf8").split("\n"))
+      if (/pre-vote|became leader|connection to \S+ lost|stepping down/.test(l)) lines.push(l);
+  }
+  return lines.slice(-12);
 }
 
 export function formatFailover(rows: FailoverRow[]): [string[], (string | number)[][]] {

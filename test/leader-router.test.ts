@@ -1,6 +1,6 @@
 // LeaderRouter: forwarded operations retried only where they certainly did not happen, and failed at once (not
 // after the timeout) when the leader's connection closed with the request on it.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { LeaderRouter } from "../src/node/leader-router.ts";
 import { PeerUnreachableError } from "../src/raft/transport.ts";
 import { ConnectionClosedError } from "../src/wire/errors.ts";
@@ -53,5 +53,34 @@ describe("LeaderRouter", () => {
     expect(err.message).toContain("may or may not have taken effect");
     // Sent once: neither resent (it may have been applied) nor waited on until the timeout.
     expect(sent).toEqual(["n1"]);
+  });
+
+  it("a write waiting for a leader goes to the new one as soon as it is elected, not at the next poll", async () => {
+    vi.useFakeTimers();
+    try {
+      let lead: string | null = null;
+      let leaderChanged = () => {};
+      const r = new LeaderRouter({
+        selfId: "n2",
+        leader: () => lead,
+        timeoutMs: TIMEOUT_MS,
+        peers: { request: async (peer) => `applied on ${peer}` },
+        onLeaderChange: (listener) => {
+          leaderChanged = listener;
+        },
+      });
+      r.register("put", async () => "applied here");
+      let answer: unknown = null;
+      void r.call("put", {}).then((a) => {
+        answer = a;
+      });
+      await vi.advanceTimersByTimeAsync(10); // virtual time, short of the 50 ms poll
+      lead = "n3";
+      leaderChanged();
+      await vi.advanceTimersByTimeAsync(1);
+      expect(answer).toBe("applied on n3");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

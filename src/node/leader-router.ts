@@ -17,14 +17,24 @@ export interface RouterDeps {
   leader(): string | null;
   peers: PeerRequester;
   timeoutMs: number;
+  /** Registers a listener called whenever the known leader changes (a waiting request is retried at once). */
+  onLeaderChange?(listener: () => void): void;
 }
 
 const RETRY_MS = 50;
 
 export class LeaderRouter {
   private readonly local = new Map<string, (params: unknown) => Promise<unknown>>();
+  /** Requests waiting to retry: woken early when a leader is elected. */
+  private waiting = new Set<() => void>();
 
-  constructor(private readonly deps: RouterDeps) {}
+  constructor(private readonly deps: RouterDeps) {
+    deps.onLeaderChange?.(() => {
+      const wake = [...this.waiting];
+      this.waiting.clear();
+      for (const w of wake) w();
+    });
+  }
 
   /** Registers the leader-side implementation of `method` (also what forwarded requests run). */
   register(method: string, fn: (params: unknown) => Promise<unknown>): void {
@@ -55,9 +65,22 @@ export class LeaderRouter {
         if (!retriable(err)) throw err;
         lastProblem = (err as Error).message;
       }
-      await new Promise((r) => setTimeout(r, RETRY_MS));
+      await this.untilRetry();
     }
     throw unavailable(`${method} failed: ${lastProblem} (gave up after ${this.deps.timeoutMs} ms)`);
+  }
+
+  /** RETRY_MS, or less when the leader changes meanwhile. */
+  private untilRetry(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiting.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, RETRY_MS);
+      this.waiting.add(done);
+    });
   }
 
   private async forward(lead: string, method: string, params: unknown, timeoutMs: number): Promise<unknown> {

@@ -164,6 +164,7 @@ export class BerthNode {
       leader: () => this.driver.leader(),
       peers: this.transport,
       timeoutMs: c.requestTimeoutMs,
+      onLeaderChange: (listener) => this.driver.onLeaderChange(listener),
     });
     this.router = router;
     this.clock = new ClusterClock({
