@@ -257,7 +257,7 @@ export async function waitReady(c: Cluster, timeoutMs = 30_000): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // load generators
 
-function httpOnce(
+export function httpOnce(
   agent: Agent,
   base: string,
   method: "GET" | "PUT",

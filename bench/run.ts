@@ -1,5 +1,6 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
-// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [flood] [tunnel] [--seconds N] [--units N]
+// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [failover] [sched] [agent] [flood] [tunnel] [--seconds N]
+//        [--units N] [--runs N]
 //        bun bench/run.ts snapshot [--keys N] [--store-mib N]   (only when named: minutes, and GiBs of memory)
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,6 +9,7 @@ import { SSHD } from "../test/support/sshd.ts";
 import { benchAgent, formatAgent } from "./agent.ts";
 import { benchBusy, busyHeader, formatBusy } from "./busy.ts";
 import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare } from "./etcd-compare.ts";
+import { benchFailover, failoverHeader, formatFailover } from "./failover.ts";
 import { benchFlood, floodFooter, formatFlood } from "./flood.ts";
 import { measureFdatasync } from "./fsync.ts";
 import { benchPlacement } from "./placement.ts";
@@ -143,6 +145,13 @@ if (run("busy")) {
   const rows = await benchBusy({ seconds: busySeconds });
   console.log(`\n${busyHeader(busySeconds)}\n`);
   console.log(table(...formatBusy(rows)));
+}
+
+if (run("failover")) {
+  const runs = numberArg("--runs", 10);
+  const rows = await benchFailover({ runs, progress: (l) => console.error(`  [failover] ${l}`) });
+  console.log(`\n${failoverHeader(runs)}\n`);
+  console.log(table(...formatFailover(rows)));
 }
 
 if (wanted.includes("snapshot")) {

@@ -172,6 +172,63 @@ describe("RaftDriver: a single member that crashes", () => {
   }, 20_000);
 });
 
+describe("RaftDriver: a closed connection to the leader", () => {
+  const encode = (s: string) => new TextEncoder().encode(s);
+  /** The shortest election timeout of the simulated drivers (10 ticks of 5 ms). */
+  const ELECTION_TIMEOUT_MS = 50;
+  const terms = (sim: DriverCluster) => sim.live().map((n) => n.driver!.commitAndTerm().term);
+
+  it.concurrent.each([1, 2, 3, 4, 5, 6, 7, 8])(
+    "the leader crashed: writes commit again under a new leader before any election timeout (seed %i)",
+    async (seed) => {
+      const sim = new DriverCluster({ seed, nodes: 3, faultMs: 0 });
+      try {
+        for (const id of ["n1", "n2", "n3"]) sim.start(id);
+        const old = await waitFor(sim, () => sim.leader(), "a first leader");
+        await old.driver!.propose(encode("before"));
+        const term = old.driver!.commitAndTerm().term;
+        const crashedAt = sim.clock.now;
+        sim.crash(old.id);
+        const next = await waitFor(sim, () => sim.leader(), "a new leader", 1000);
+        await next.driver!.propose(encode("after"));
+        const replay = `seed ${seed}\n${sim.tail()}`;
+        expect(next.driver!.commitAndTerm().term, replay).toBe(term + 1);
+        expect(sim.clock.now - crashedAt, replay).toBeLessThan(ELECTION_TIMEOUT_MS);
+        expect(sim.checker.violations).toEqual([]);
+      } finally {
+        await sim.dispose();
+      }
+    },
+    20_000,
+  );
+
+  it.concurrent.each([1, 2, 3, 4])(
+    "the leader alive: a follower's reset connection causes no election (seed %i)",
+    async (seed) => {
+      const sim = new DriverCluster({ seed, nodes: 3, faultMs: 0 });
+      try {
+        for (const id of ["n1", "n2", "n3"]) sim.start(id);
+        const leader = await waitFor(sim, () => sim.leader(), "a first leader");
+        await leader.driver!.propose(encode("before"));
+        const before = terms(sim);
+        const follower = sim.live().find((n) => n !== leader)!;
+        for (let i = 0; i < 5; i++) {
+          sim.closeConnection(leader.id, follower.id);
+          await sim.clock.sleep(30);
+          await leader.driver!.propose(encode(`w${i}`));
+        }
+        await sim.clock.sleep(200);
+        expect(sim.tail(), "the follower saw the closes").toContain("leader connection closed: pre-vote");
+        expect(sim.leader()).toBe(leader);
+        expect(terms(sim), sim.tail()).toEqual(before);
+      } finally {
+        await sim.dispose();
+      }
+    },
+    20_000,
+  );
+});
+
 /** Polls `probe` on the simulation's virtual clock. */
 async function waitFor<T>(
   sim: DriverCluster,

@@ -85,3 +85,65 @@ describe("raft under a simulated faulty network", () => {
     expect(changes).toBeGreaterThan(seeds(0).length);
   });
 });
+
+describe("a follower seeing its connection to the leader close", () => {
+  /** The shortest election timeout in sim units (electionTick 10 x a tick every 10 units). */
+  const ELECTION_TIMEOUT_UNITS = 100;
+
+  function withLeader(seed: number, nodes: number): SimCluster {
+    const sim = new SimCluster({ seed, nodes, crashMidWriteRate: 0 });
+    for (let i = 0; i < 5000 && !sim.leader(); i++) sim.step(false);
+    sim.run(300, false, { proposeRate: 0.05 });
+    if (!sim.leader()) throw new Error(`seed ${seed}: no leader`);
+    return sim;
+  }
+
+  const terms = (sim: SimCluster) => sim.live().map((n) => n.raft!.term);
+
+  it("when the leader died: a new leader of the next term before any election timeout fires", () => {
+    for (const seed of ONLY ?? Array.from({ length: 4 * SEEDS }, (_, i) => 120_000 + i)) {
+      const sim = withLeader(seed, 3);
+      const old = sim.leader()!;
+      const term = old.raft!.term;
+      // Appends in flight when it dies: the survivors' logs may differ (then only the more up-to-date can win).
+      for (let i = 0; i < 1 + (seed % 4); i++) {
+        old.raft!.propose([new TextEncoder().encode(`last-${i}`)]);
+        sim.process(old);
+        sim.step(false);
+      }
+      const crashedAt = sim.now;
+      sim.crash(old.id);
+      let next = sim.leader();
+      while (!next && sim.now - crashedAt < 10 * ELECTION_TIMEOUT_UNITS) {
+        sim.step(false);
+        next = sim.leader();
+      }
+      const replay = `seed ${seed} (RAFT_SIM_SEED=${seed})`;
+      expect(next, replay).toBeDefined();
+      // Pre-vote, then one vote: the two survivors do not split it (the lower id goes first on a tie).
+      expect(next!.raft!.term, replay).toBe(term + 1);
+      expect(sim.now - crashedAt, replay).toBeLessThan(ELECTION_TIMEOUT_UNITS);
+    }
+  });
+
+  for (const nodes of [3, 5]) {
+    it(`${nodes} nodes, the leader alive: no election, no term change, writes go on`, () => {
+      for (const seed of seeds(130_000 + nodes * 1000)) {
+        const sim = withLeader(seed, nodes);
+        const leader = sim.leader()!;
+        const before = terms(sim);
+        const follower = sim.live().find((n) => n !== leader)!;
+        const acked = sim.acked.size;
+        for (let round = 0; round < 5; round++) {
+          sim.closeConnection(leader.id, follower.id);
+          sim.run(60, false, { proposeRate: 0.05 });
+        }
+        sim.run(300, false, { proposeRate: 0.05 });
+        const replay = `seed ${seed} (RAFT_SIM_SEED=${seed})`;
+        expect(sim.leader(), replay).toBe(leader);
+        expect(terms(sim), replay).toEqual(before);
+        expect(sim.acked.size, replay).toBeGreaterThan(acked);
+      }
+    });
+  }
+});

@@ -1,7 +1,10 @@
 // Runs leader-only operations (writes, membership changes) from any node: locally when this node leads,
 // otherwise forwarded to the leader over the authenticated peer connections. Retries only where the operation
 // certainly did not happen (no leader yet, a deposed leader refused it, a proposal dropped by a new leader).
+// Where it may have happened (the leader's connection closed with the request on it), it fails at once rather
+// than wait out the timeout, and says so: the caller decides, as with etcd's "request timed out".
 import { NotLeaderError, ProposalDroppedError } from "../raft/driver.ts";
+import { ConnectionClosedError } from "../wire/errors.ts";
 import { ServiceError, unavailable, withTimeout } from "./errors.ts";
 
 export interface PeerRequester {
@@ -14,14 +17,24 @@ export interface RouterDeps {
   leader(): string | null;
   peers: PeerRequester;
   timeoutMs: number;
+  /** Registers a listener called whenever the known leader changes (a waiting request is retried at once). */
+  onLeaderChange?(listener: () => void): void;
 }
 
 const RETRY_MS = 50;
 
 export class LeaderRouter {
   private readonly local = new Map<string, (params: unknown) => Promise<unknown>>();
+  /** Requests waiting to retry: woken early when a leader is elected. */
+  private waiting = new Set<() => void>();
 
-  constructor(private readonly deps: RouterDeps) {}
+  constructor(private readonly deps: RouterDeps) {
+    deps.onLeaderChange?.(() => {
+      const wake = [...this.waiting];
+      this.waiting.clear();
+      for (const w of wake) w();
+    });
+  }
 
   /** Registers the leader-side implementation of `method` (also what forwarded requests run). */
   register(method: string, fn: (params: unknown) => Promise<unknown>): void {
@@ -47,14 +60,41 @@ export class LeaderRouter {
       const lead = this.deps.leader();
       try {
         if (lead === this.deps.selfId) return await withTimeout(fn(params), remaining, method);
-        if (lead !== null) return await this.deps.peers.request(lead, `leader.${method}`, params, remaining);
+        if (lead !== null) return await this.forward(lead, method, params, remaining);
       } catch (err) {
         if (!retriable(err)) throw err;
         lastProblem = (err as Error).message;
       }
-      await new Promise((r) => setTimeout(r, RETRY_MS));
+      await this.untilRetry();
     }
     throw unavailable(`${method} failed: ${lastProblem} (gave up after ${this.deps.timeoutMs} ms)`);
+  }
+
+  /** RETRY_MS, or less when the leader changes meanwhile. */
+  private untilRetry(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiting.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, RETRY_MS);
+      this.waiting.add(done);
+    });
+  }
+
+  private async forward(lead: string, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+    try {
+      return await this.deps.peers.request(lead, `leader.${method}`, params, timeoutMs);
+    } catch (err) {
+      if (!(err instanceof ConnectionClosedError)) throw err;
+      // Sent, then the connection closed (a leader that died closes its sockets at once): it may have committed.
+      throw new ServiceError(
+        "timeout",
+        `${method}: the connection to the leader ${lead} closed before it answered (the leader may have failed); ` +
+          "the request may or may not have taken effect",
+      );
+    }
   }
 }
 

@@ -122,6 +122,7 @@ export class BerthNode {
         this.driver.reportUnreachable(id);
       },
       reportSnapshot: (id, ok) => this.driver.reportSnapshot(id, ok),
+      peerConnectionClosed: (id) => this.driver.peerConnectionClosed(id),
       logger: (l) => this.log(`[peer] ${l}`),
       snapshotDir: join(c.dataDir, "raft", "snap-recv"),
       maxFrameBytes: c.peerMaxFrameBytes,
@@ -163,6 +164,7 @@ export class BerthNode {
       leader: () => this.driver.leader(),
       peers: this.transport,
       timeoutMs: c.requestTimeoutMs,
+      onLeaderChange: (listener) => this.driver.onLeaderChange(listener),
     });
     this.router = router;
     this.clock = new ClusterClock({

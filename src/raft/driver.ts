@@ -287,6 +287,14 @@ export class RaftDriver {
     this.enqueue({ kind: "call", fn: (r) => r.reportUnreachable(id) });
   }
 
+  /**
+   * A connection to peer `id` closed (a socket that ended, not a timeout). If `id` leads, Raft pre-votes at once
+   * rather than after the election timeout (Raft.leaderConnectionLost says why that is safe).
+   */
+  peerConnectionClosed(id: NodeId): void {
+    this.enqueue({ kind: "call", fn: (r) => r.leaderConnectionLost(id) }, true);
+  }
+
   reportSnapshot(id: NodeId, ok: boolean): void {
     this.enqueue({ kind: "call", fn: (r) => r.reportSnapshot(id, ok) });
   }

@@ -205,6 +205,20 @@ export class Raft {
     if (this.role === "leader" && pr?.state === "replicate") pr.becomeProbe();
   }
 
+  /**
+   * The transport saw a connection to `id` close (a closed socket, not silence: a process that dies has its
+   * connections closed by the kernel at once). When `id` is our leader, stop trusting it and pre-vote now instead
+   * of waiting out the election timeout. Harmless to a leader that is in fact alive: a pre-vote raises no term,
+   * and voters that heard the leader within the election timeout ignore it (inLease), as the leader itself does;
+   * its next heartbeat makes us its follower again.
+   */
+  leaderConnectionLost(id: NodeId): void {
+    if (this.role !== "follower" || this.lead !== id || !this.config.preVote) return;
+    this.logLine(`leader connection closed: pre-vote (leader ${id}, term ${this.term})`);
+    this.electionElapsed = 0;
+    this.campaign("pre");
+  }
+
   /** The transport finished (or failed) sending a snapshot to `id`. */
   reportSnapshot(id: NodeId, ok: boolean): void {
     const pr = this.progress.get(id);
@@ -583,16 +597,36 @@ export class Raft {
       (this.vote === null && this.lead === null) ||
       // A pre-vote for a future term may be granted even though we voted in this one.
       (pre && m.term > this.term);
-    if (canVote && this.log.isUpToDate(m.index ?? 0, m.logTerm ?? 0)) {
+    // Two pre-candidates with the same log would each win the other's pre-vote and split the real vote (both
+    // followers of a dead leader start at once): the lower id goes first.
+    const tieLost = pre && this.role === "preCandidate" && m.term === this.term + 1 && this.wins(m);
+    if (canVote && !tieLost && this.log.isUpToDate(m.index ?? 0, m.logTerm ?? 0)) {
       // Answer pre-votes with the term they asked about, so the candidate does not mistake it for a rejection.
       this.send({ type: respType, to: m.from, term: m.term });
       if (!pre) {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
-    } else {
-      this.send({ type: respType, to: m.from, reject: true });
+      return;
     }
+    this.send({ type: respType, to: m.from, reject: true });
+    if (pre && this.role === "preCandidate" && m.term === this.term + 1) {
+      // It campaigns for the same term, so it follows no leader now: it may have ignored our request while it
+      // still did (in its lease). Ask again, or both would wait out an election timeout.
+      this.send({
+        type: "preVote",
+        to: m.from,
+        term: m.term,
+        index: this.log.lastIndex(),
+        logTerm: this.log.lastTerm(),
+      });
+    }
+  }
+
+  /** Whether our pre-campaign goes before `m`'s: the same last entry, and the lower id. */
+  private wins(m: Message): boolean {
+    const sameLog = (m.index ?? 0) === this.log.lastIndex() && (m.logTerm ?? 0) === this.log.lastTerm();
+    return sameLog && this.id < m.from;
   }
 
   private stepFollower(m: Message): void {

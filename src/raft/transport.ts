@@ -40,6 +40,11 @@ export interface PeerTransportOptions {
   onRequest?(method: string, params: unknown, from: string): Promise<unknown> | unknown;
   reportUnreachable(id: NodeId): void;
   reportSnapshot(id: NodeId, ok: boolean): void;
+  /**
+   * An open connection to or from a member closed (its socket ended or reset; never called for silence, nor when
+   * this side closed it). A process that dies closes its connections at once: the fast sign of a crashed leader.
+   */
+  peerConnectionClosed?(id: NodeId): void;
   logger?(line: string): void;
   /** Where snapshots being received are written (removed once complete, or abandoned). */
   snapshotDir: string;
@@ -386,7 +391,9 @@ export class PeerTransport implements RaftTransport {
     conn.onClose((e) => {
       if (p.conn !== conn) return;
       p.conn = null;
-      if (!p.removed && !this.stopped) this.opts.logger?.(`connection to ${p.id} lost: ${e.message}`);
+      if (p.removed || this.stopped) return;
+      this.opts.logger?.(`connection to ${p.id} lost: ${e.message}`);
+      this.connectionClosed(p.id);
     });
     return conn;
   }
@@ -428,6 +435,7 @@ export class PeerTransport implements RaftTransport {
       if (!s) return;
       s.delete(conn);
       if (s.size === 0) this.inbound.delete(hello.name);
+      if (!this.stopped) this.connectionClosed(hello.name);
     });
     this.serve(conn, hello.name);
   }
@@ -492,6 +500,14 @@ export class PeerTransport implements RaftTransport {
   }
 
   // ---- Reporting ------------------------------------------------------------------------------------------
+
+  private connectionClosed(id: NodeId): void {
+    try {
+      this.opts.peerConnectionClosed?.(id);
+    } catch {
+      // the driver's problem, not the network's
+    }
+  }
 
   private unreachable(id: NodeId, why: string): void {
     if (this.stopped) return;

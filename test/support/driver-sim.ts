@@ -281,6 +281,8 @@ export class DriverCluster {
   /** Every event, message delivery and apply of the run, folded into one number (FNV-1a), and their count. */
   readonly trace = { hash: 0x811c9dc5, lines: 0 };
   private cut = new Set<string>();
+  /** When the last message sent on each directed link ("a>b") arrives: a closed connection is seen after it. */
+  private linkBusyUntil = new Map<string, number>();
   private dropRate = 0;
   private slowLeaderDisk = false;
   private stopping: Promise<void>[] = [];
@@ -412,13 +414,31 @@ export class DriverCluster {
     Object.assign(node, { driver: null, storage: null, sm: null });
     // stop() only clears the abandoned driver's clock here: its storage writes no more and its messages are lost.
     this.stopping.push(node.started!.then(() => driver.stop()).catch(() => {}));
+    // A dead process's connections close at once (the kernel resets them); a partitioned peer sees nothing.
+    for (const n of this.live()) if (!this.cut.has(pairKey(id, n.id))) this.closeConnection(id, n.id);
+  }
+
+  /**
+   * `to` sees its connection to `from` close (a crash, or a reset link: `from` may live on), as TCP shows it: after
+   * what `from` had already sent it.
+   */
+  closeConnection(from: NodeId, to: NodeId): void {
+    const node = this.nodes.get(to)!;
+    const inc = node.incarnation;
+    const at = Math.max(this.clock.now, this.linkBusyUntil.get(`${from}>${to}`) ?? 0) + this.rand() * 2;
+    this.clock.after(at - this.clock.now, () => {
+      if (node.incarnation !== inc || !node.driver) return;
+      this.event(`${to}: connection to ${from} closed`);
+      node.driver.peerConnectionClosed(from);
+    });
   }
 
   private onDriverLog(id: NodeId, line: string): void {
     if (line.startsWith("fatal")) this.checker.fail(`${id} ${line.split("\n")[0]}`);
     if (line.includes("restoring snapshot")) this.stats.snapshotsInstalled++;
     if (line.startsWith("snapshot at")) this.stats.snapshotsTaken++;
-    if (line.startsWith("became") || line.includes("snapshot")) this.event(`${id}: ${line}`);
+    if (line.startsWith("became") || line.includes("snapshot") || line.includes("leader connection closed"))
+      this.event(`${id}: ${line}`);
   }
 
   /** Usually quick; a leader's writes are slow while that fault is on, so followers commit before it is durable. */
@@ -438,6 +458,8 @@ export class DriverCluster {
       const copies = this.rand() < 0.02 ? 2 : 1;
       for (let c = 0; c < copies; c++) {
         const delay = this.rand() < 0.05 ? 5 + this.rand() * 15 : this.rand() * 3;
+        const link = `${m.from}>${m.to}`;
+        this.linkBusyUntil.set(link, Math.max(this.linkBusyUntil.get(link) ?? 0, this.clock.now + delay));
         this.clock.after(delay, () => this.deliver(m));
       }
     }
@@ -480,7 +502,15 @@ export class DriverCluster {
     if (r < 0.18 && leader) {
       // Leaders are the interesting victims: their in-flight writes and early applies are what is under test.
       if (down.length < maxDown || this.rand() < 0.2) this.crash(leader.id);
-      else this.partition([leader.id]);
+      else if (this.rand() < 0.7) this.partition([leader.id]);
+      else {
+        // A follower's connection to the live leader resets: it must not depose it.
+        const follower = pick(
+          this.rand,
+          this.live().filter((n) => n !== leader),
+        );
+        if (follower) this.closeConnection(leader.id, follower.id);
+      }
     } else if (r < 0.3) {
       if (down.length < maxDown || this.rand() < 0.1) this.crash(pick(this.rand, ids));
     } else if (r < 0.55) {

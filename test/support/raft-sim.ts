@@ -18,6 +18,8 @@ export interface SimOptions {
   snapshotEvery?: number;
   /** Chance that a read arrives while a Ready's entries are being written. */
   readDuringWriteRate?: number;
+  /** Chance that a node crashes between sending a Ready's appends and persisting them (default 0.0005). */
+  crashMidWriteRate?: number;
 }
 
 interface Disk {
@@ -53,6 +55,8 @@ export class SimCluster {
   readonly rand: () => number;
   readonly nodes = new Map<NodeId, SimNode>();
   private network: InFlight[] = [];
+  /** Connections that will be seen closing: at `at`, `to` learns its connection to `from` closed. */
+  private closes: { at: number; to: NodeId; from: NodeId }[] = [];
   /** Unordered pairs "a|b" that cannot talk. */
   private cut = new Set<string>();
   now = 0;
@@ -152,6 +156,18 @@ export class SimCluster {
     node.unsynced = null;
     this.stats.crashes++;
     for (const [v, p] of this.pending) if (p.node === id) this.pending.delete(v);
+    // A dead process's connections close at once (the kernel resets them); a partitioned peer sees nothing.
+    for (const n of this.live()) if (!this.cut.has(pairKey(id, n.id))) this.closeConnection(id, n.id);
+  }
+
+  /**
+   * `to` sees its connection to `from` close (a crash, or a reset link: `from` may live on), as TCP shows it: after
+   * what `from` had already sent it.
+   */
+  closeConnection(from: NodeId, to: NodeId): void {
+    let at = this.now;
+    for (const f of this.network) if (f.m.from === from && f.m.to === to) at = Math.max(at, f.at);
+    this.closes.push({ at: at + Math.floor(this.rand() * 3), to, from });
   }
 
   restart(id: NodeId): void {
@@ -192,8 +208,17 @@ export class SimCluster {
     const leader = this.leader();
     if (r < 0.25 && leader) {
       // Leaders are the interesting victims: their uncommitted tails are what Raft's safety rules are about.
-      if (this.rand() < 0.5) this.crash(leader.id);
-      else this.partition([leader.id]);
+      const v = this.rand();
+      if (v < 0.4) this.crash(leader.id);
+      else if (v < 0.8) this.partition([leader.id]);
+      else {
+        // A follower's connection to the live leader resets: it must not depose it.
+        const follower = pick(
+          this.rand,
+          this.live().filter((n) => n !== leader),
+        );
+        if (follower) this.closeConnection(leader.id, follower.id);
+      }
     } else if (r < 0.4) {
       // Keep a majority of the original voters alive most of the time so progress is possible.
       if (liveVoters.length > Math.floor(this.opts.nodes / 2) + 1) this.crash(pick(this.rand, liveVoters).id);
@@ -272,6 +297,14 @@ export class SimCluster {
     const due = this.network.filter((f) => f.at <= this.now);
     this.network = this.network.filter((f) => f.at > this.now);
     for (const { m } of due) this.deliver(m);
+    const closed = this.closes.filter((c) => c.at <= this.now);
+    this.closes = this.closes.filter((c) => c.at > this.now);
+    for (const c of closed) {
+      const node = this.nodes.get(c.to);
+      if (!node?.raft) continue;
+      node.raft.leaderConnectionLost(c.from);
+      this.process(node);
+    }
     if (this.now % TICK_EVERY === 0) {
       for (const n of this.live()) {
         n.raft!.tick();
@@ -322,7 +355,7 @@ export class SimCluster {
       if (rd.softState) this.onSoftState(node, rd);
       for (const m of rd.messages) this.send(m, true);
       // A crash here loses this Ready's unpersisted entries, although the leader already sent them.
-      if (this.rand() < 0.0005 && rd.entries.length > 0) {
+      if (this.rand() < (this.opts.crashMidWriteRate ?? 0.0005) && rd.entries.length > 0) {
         this.crash(node.id);
         return;
       }

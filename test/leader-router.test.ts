@@ -1,0 +1,86 @@
+// LeaderRouter: forwarded operations retried only where they certainly did not happen, and failed at once (not
+// after the timeout) when the leader's connection closed with the request on it.
+import { describe, expect, it, vi } from "vitest";
+import { LeaderRouter } from "../src/node/leader-router.ts";
+import { PeerUnreachableError } from "../src/raft/transport.ts";
+import { ConnectionClosedError } from "../src/wire/errors.ts";
+
+const TIMEOUT_MS = 5000;
+
+function router(leader: () => string | null, request: (peer: string) => Promise<unknown>) {
+  const sent: string[] = [];
+  const r = new LeaderRouter({
+    selfId: "n2",
+    leader,
+    timeoutMs: TIMEOUT_MS,
+    peers: {
+      request: (peer) => {
+        sent.push(peer);
+        return request(peer);
+      },
+    },
+  });
+  r.register("put", async () => "applied here");
+  return { r, sent };
+}
+
+describe("LeaderRouter", () => {
+  it("a write that never left (no connection to the old leader) goes to the new leader at once", async () => {
+    let lead = "n1";
+    const { r, sent } = router(
+      () => lead,
+      async (peer) => {
+        if (peer === "n1") {
+          lead = "n3"; // the election the closed connection started is won meanwhile
+          throw new PeerUnreachableError("connection refused");
+        }
+        return "applied on n3";
+      },
+    );
+    expect(await r.call("put", {})).toBe("applied on n3");
+    expect(sent).toEqual(["n1", "n3"]);
+  });
+
+  it("a write in flight when the leader's connection closes fails at once, as possibly applied, and is not resent", async () => {
+    const { r, sent } = router(
+      () => "n1",
+      async () => {
+        throw new ConnectionClosedError("n1 closed the connection");
+      },
+    );
+    const err = (await r.call("put", {}).catch((e: unknown) => e)) as { code: string; message: string };
+    expect(err.code).toBe("timeout");
+    expect(err.message).toContain("may or may not have taken effect");
+    // Sent once: neither resent (it may have been applied) nor waited on until the timeout.
+    expect(sent).toEqual(["n1"]);
+  });
+
+  it("a write waiting for a leader goes to the new one as soon as it is elected, not at the next poll", async () => {
+    vi.useFakeTimers();
+    try {
+      let lead: string | null = null;
+      let leaderChanged = () => {};
+      const r = new LeaderRouter({
+        selfId: "n2",
+        leader: () => lead,
+        timeoutMs: TIMEOUT_MS,
+        peers: { request: async (peer) => `applied on ${peer}` },
+        onLeaderChange: (listener) => {
+          leaderChanged = listener;
+        },
+      });
+      r.register("put", async () => "applied here");
+      let answer: unknown = null;
+      void r.call("put", {}).then((a) => {
+        answer = a;
+      });
+      await vi.advanceTimersByTimeAsync(10); // virtual time, short of the 50 ms poll
+      lead = "n3";
+      leaderChanged();
+      await vi.advanceTimersByTimeAsync(1);
+      expect(answer).toBe("applied on n3");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
