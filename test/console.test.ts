@@ -154,6 +154,23 @@ describe("berth console", () => {
     expect(await t.exitCode()).toBe(0);
   });
 
+  it("writes nothing to the terminal while nothing changes, and only the changed lines on a key", async () => {
+    const t = open();
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up[\s\S]*n3\s+127\.0\.0\.3\s+up/);
+    await new Promise((r) => setTimeout(r, 1500)); // the first polls' answers drawn
+    t.recordOutput();
+    // 10 s of a cluster where nothing changes: about 30 polls at --refresh=300ms, and not one byte.
+    await new Promise((r) => setTimeout(r, 10_000));
+    expect(t.outputBytes()).toBe(0);
+    // j moves the selection: the two rows it leaves and enters are rewritten, not the screen (150 x 40).
+    t.keys("j");
+    await t.waitForScreen(() => t.outputBytes() > 0);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(t.outputBytes()).toBeLessThan((150 * 40) / 4);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  }, 30_000);
+
   it("says so while no endpoint answers (and still quits cleanly)", async () => {
     const nowhere = `127.0.0.1:${await freePort()}`;
     term = TestTerminal.start([BINARY, "console", `--endpoint=${nowhere}`, "--refresh=200ms"]);

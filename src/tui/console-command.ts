@@ -53,7 +53,12 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     const restoreScreen = () => process.stdout.write(ALT_SCREEN_OFF);
     process.stdout.write(ALT_SCREEN_ON);
     process.once("exit", restoreScreen);
-    const instance = render(createElement(App, { source, label: cluster.via }), { exitOnCtrlC: false });
+    // Incremental: a frame rewrites only the lines that changed (inside synchronized output where the terminal
+    // supports it), and an unchanged frame writes nothing.
+    const instance = render(createElement(App, { source, label: cluster.via }), {
+      exitOnCtrlC: false,
+      incrementalRendering: true,
+    });
     const quit = () => instance.unmount();
     process.once("SIGTERM", quit);
     process.once("SIGHUP", quit);
