@@ -1,12 +1,14 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
 // Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [sched] [agent] [flood] [tunnel] [--seconds N] [--units N]
 //        bun bench/run.ts snapshot [--keys N] [--store-mib N]   (only when named: minutes, and GiBs of memory)
+//        bun bench/run.ts console [--units N] [--idle-seconds N]   (only when named: loading 10,000 units takes minutes)
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SSHD } from "../test/support/sshd.ts";
 import { benchAgent, formatAgent } from "./agent.ts";
 import { benchBusy, busyHeader, formatBusy } from "./busy.ts";
+import { benchConsole, consoleHeader, formatConsole } from "./console.ts";
 import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare } from "./etcd-compare.ts";
 import { benchFlood, floodFooter, formatFlood } from "./flood.ts";
 import { measureFdatasync } from "./fsync.ts";
@@ -218,4 +220,14 @@ if (wanted.includes("snapshot")) {
       ),
     );
   }
+}
+
+if (wanted.includes("console")) {
+  const r = await benchConsole({
+    units: numberArg("--units", 10_000),
+    idleSeconds: numberArg("--idle-seconds", 60),
+    progress: (l) => console.error(`  [console] ${l}`),
+  });
+  console.log(`\n${consoleHeader(r)}\n`);
+  console.log(table(...formatConsole(r)));
 }
