@@ -22,6 +22,7 @@ export interface ConsoleBenchResult {
   loadMs: number;
   loadBefore: number[];
   loadAfter: number[];
+  firstDrawMs: number;
   firstFrameMs: number;
   viewSwitchMs: number[];
   moveMs: number[];
@@ -83,17 +84,18 @@ async function loadUnits(c: BerthClient, units: number, running: number, progres
   for (let i = 0; i < names.length; i += 500)
     await c.call("units.submit", { units: names.slice(i, i + 500).map((name) => ({ name })) }, 60_000);
   progress(`submitted ${units} units`);
+  const setDesired = async (batch: string[], desired: "loaded" | "launched") => {
+    if (batch.length > 0) await c.call("units.setDesired", { names: batch, desired }, 60_000);
+  };
   for (let i = 0; i < names.length; i += 500) {
     const batch = names.slice(i, i + 500);
-    await c.call(
-      "units.setDesired",
-      { names: batch.filter((_, j) => i + j >= running), desired: "loaded" },
-      60_000,
+    await setDesired(
+      batch.filter((_, j) => i + j >= running),
+      "loaded",
     );
-    await c.call(
-      "units.setDesired",
-      { names: batch.filter((_, j) => i + j < running), desired: "launched" },
-      60_000,
+    await setDesired(
+      batch.filter((_, j) => i + j < running),
+      "launched",
     );
   }
   progress("desired states set; waiting for the agents to report them");
@@ -140,6 +142,8 @@ export async function benchConsole(opts: {
     });
     const t = term;
     t.recordOutput();
+    // The first frame at all (the binary's start and Ink's, before any answer), then the first with the units.
+    const firstDrawMs = await untilScreen(t, (s) => s.includes("Berth console"), "the first frame");
     const counted = new RegExp(`units (${units}|${units + 1})\\b`);
     await untilScreen(t, (s) => counted.test(s) && /n3\s+127\.0\.0\.3\s+up/.test(s), "data");
     const firstFrameMs = performance.now() - t0;
@@ -172,8 +176,8 @@ export async function benchConsole(opts: {
 
     const filterMs: number[] = [];
     const filterBytes: number[] = [];
-    t.keys("/");
-    await untilScreen(t, (s) => s.includes("/▏"), "the filter prompt");
+    t.keys("/"); // opening the prompt prepares the filter: counted with the characters
+    filterMs.push(await untilScreen(t, (s) => s.includes("/▏"), "the filter prompt"));
     const wanted = unitName(5);
     for (let i = 1; i <= wanted.length; i++) {
       const typed = wanted.slice(0, i);
@@ -210,6 +214,7 @@ export async function benchConsole(opts: {
       loadMs,
       loadBefore,
       loadAfter: loadavg(),
+      firstDrawMs,
       firstFrameMs,
       viewSwitchMs,
       moveMs,

@@ -230,6 +230,30 @@ describe("the Units table at scale", () => {
     );
   });
 
+  it("filters as typed (each character searching the rows the filter before it matched) as a full search does", () => {
+    const cell = fc.constantFrom("ab", "AbC", "b", "ca", "", "x y");
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(cell, { minLength: 2, maxLength: 2 }), { maxLength: 15 }),
+        fc.array(fc.constantFrom("a", "b", "c", "B", "A", " ", "back"), { maxLength: 8 }),
+        (cells, typed) => {
+          const table = {
+            columns: [{ title: "A" }, { title: "B" }],
+            rows: cells.map((c, i) => ({ id: `${i}`, cells: c })),
+          };
+          let filter = "";
+          for (const k of typed) {
+            filter = k === "back" ? filter.slice(0, -1) : filter + k;
+            const f = filter.toLowerCase();
+            const expected = table.rows.filter((r) => r.cells.some((c) => c.toLowerCase().includes(f)));
+            expect(filterRows(table, filter).rows).toEqual(expected);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it("keeps a view's table (and its filtered rows) while the data it is built from stays the same", () => {
     const units = Array.from({ length: 2000 }, (_, i) => unitInfo(`u${i}.service`));
     const states = units.map((u, i) => state(u.name, i % 2 ? M1 : M2, "active", "running"));

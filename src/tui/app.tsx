@@ -6,7 +6,16 @@ import { Box, type Key, Text, useApp, useInput, useStdout } from "ink";
 import { type SetStateAction, useCallback, useEffect, useRef, useState } from "react";
 import { formatJournalLine } from "../cli/journal.ts";
 import type { DesiredState } from "../client/protocol.ts";
-import { detailLines, filterRows, parentDir, type Row, tableFor, VIEWS, type ViewName } from "./model.ts";
+import {
+  detailLines,
+  filterRows,
+  parentDir,
+  prepareFilter,
+  type Row,
+  tableFor,
+  VIEWS,
+  type ViewName,
+} from "./model.ts";
 import type { ConsoleSource, SourceState } from "./source.ts";
 import { Table, windowStart } from "./table.tsx";
 
@@ -154,6 +163,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
       return;
     }
     if (input === "/" && !detail) {
+      prepareFilter(tableFor(view, source.current.snapshot, Date.now()));
       setFilter("");
       return setEditingFilter(true);
     }

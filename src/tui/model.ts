@@ -251,19 +251,43 @@ export function tableFor(view: ViewName, s: ClusterSnapshot, now: number): Table
 /** Each row's cells as one lower-case text, for the filter (built once per table). */
 const searchTexts = new WeakMap<TableData, string[]>();
 
-/** The rows whose cells contain `filter` (case-insensitive); the same answer for the same table and filter. */
-export const filterRows = lastResult((table: TableData, filter: string): TableData => {
-  if (!filter) return table;
+function searchTextsOf(table: TableData): string[] {
   let texts = searchTexts.get(table);
   if (!texts) {
     // A separator no filter typed on a keyboard contains, so a match never spans two cells.
     texts = table.rows.map((r) => r.cells.join("\u0000").toLowerCase());
     searchTexts.set(table, texts);
   }
+  return texts;
+}
+
+/** Builds what filtering `table` needs ahead of the first character (when the filter prompt opens). */
+export function prepareFilter(table: TableData): void {
+  searchTextsOf(table);
+}
+
+let lastFilter: { table: TableData; filter: string; matches: number[]; result: TableData } | null = null;
+
+/**
+ * The rows whose cells contain `filter` (case-insensitive); the same answer for the same table and filter. A
+ * character typed onto the filter searches only the rows the shorter filter matched.
+ */
+export function filterRows(table: TableData, filter: string): TableData {
+  if (!filter) return table;
   const f = filter.toLowerCase();
-  const all = texts;
-  return { ...table, rows: table.rows.filter((_, i) => all[i]!.includes(f)) };
-});
+  const previous = lastFilter?.table === table ? lastFilter : null;
+  if (previous?.filter === f) return previous.result;
+  const texts = searchTextsOf(table);
+  const matches: number[] = [];
+  if (previous && f.startsWith(previous.filter)) {
+    for (const i of previous.matches) if (texts[i]!.includes(f)) matches.push(i);
+  } else for (let i = 0; i < texts.length; i++) if (texts[i]!.includes(f)) matches.push(i);
+  // Every row matching: the table itself (its column widths are already measured).
+  const result =
+    matches.length === table.rows.length ? table : { ...table, rows: matches.map((i) => table.rows[i]!) };
+  lastFilter = { table, filter: f, matches, result };
+  return result;
+}
 
 /** The lines of the unit detail pane: systemctl-status-like, then the journal's last lines. */
 export function detailLines(status: UnitStatus[]): string[] {
