@@ -37,6 +37,7 @@ export interface ConsoleBenchResult {
   peakRssMiB: number;
 }
 
+const r0 = (xs: number[]) => xs.map((x) => x.toFixed(0)).join(" ");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Milliseconds until the screen satisfies `ok`, polled every 5 ms. */
@@ -206,6 +207,7 @@ export async function benchConsole(opts: {
     const idleBytes = t.outputBytes() - bytes0;
     const rssMiB = memoryMiB(pid, "VmRSS");
     const peakRssMiB = memoryMiB(pid, "VmHWM");
+    progress(`samples (ms): views ${r0(viewSwitchMs)}; j ${r0(moveMs)}; filter ("/" first) ${r0(filterMs)}`);
     t.keys("q");
     await t.exitCode();
     return {
@@ -257,8 +259,9 @@ export function formatConsole(r: ConsoleBenchResult): [string[], (string | numbe
   return [
     ["measure", "samples", "p50", "p95", "max", "bytes written", "goal"],
     [
+      ["first frame, before any answer (ms)", 1, ms(r.firstDrawMs), "", "", "", ""],
       [
-        "first frame with data (ms)",
+        "first frame with the units counted (ms)",
         1,
         ms(r.firstFrameMs),
         "",
