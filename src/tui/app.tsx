@@ -220,9 +220,11 @@ export function App(props: { source: ConsoleSource; label: string }) {
   const bodyHeight = Math.max(3, height - 5);
   windowStartRef.current = windowStart(sel, bodyHeight - 1, windowStartRef.current, table.rows.length);
 
+  // Every part is clipped to its lines: a frame taller than planned (a header wrapping on a narrow terminal) would
+  // scroll the terminal and leave the line-by-line updates misplaced.
   return (
-    <Box flexDirection="column" width={size.columns} height={height}>
-      <Box>
+    <Box flexDirection="column" width={size.columns} height={height} overflow="hidden">
+      <Box height={1} overflow="hidden">
         <Text bold color="cyan">
           Berth console
         </Text>
@@ -233,7 +235,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
           {"  "}machines {up}/{s.machines.length} up{"  "}units {s.units.length}
         </Text>
       </Box>
-      <Box>
+      <Box height={1} overflow="hidden">
         {VIEWS.map((v) => (
           <Text key={v.name} inverse={v.name === view} bold={v.name === view}>
             {` ${v.key} ${v.title} `}
@@ -244,7 +246,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
           <Text color="yellow">{`  /${filter}${editingFilter ? "▏" : ""}`}</Text>
         ) : null}
       </Box>
-      <Box flexDirection="column" height={bodyHeight} marginTop={1}>
+      <Box flexDirection="column" height={bodyHeight} marginTop={1} overflow="hidden">
         {help ? (
           HELP.map((h) => <Text key={h}>{h}</Text>)
         ) : detail ? (
@@ -262,7 +264,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
           />
         )}
       </Box>
-      <Box>
+      <Box height={1} overflow="hidden">
         {question ? (
           <Text color="yellow" bold>
             {question.text}

@@ -53,12 +53,10 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     const restoreScreen = () => process.stdout.write(ALT_SCREEN_OFF);
     process.stdout.write(ALT_SCREEN_ON);
     process.once("exit", restoreScreen);
-    // Incremental: a frame rewrites only the lines that changed (inside synchronized output where the terminal
-    // supports it), and an unchanged frame writes nothing.
-    const instance = render(createElement(App, { source, label: cluster.via }), {
-      exitOnCtrlC: false,
-      incrementalRendering: true,
-    });
+    // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
+    // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line
+    // short when the frame is shorter than the terminal (as ours is, see app.tsx), and every update lands a line low.
+    const instance = render(createElement(App, { source, label: cluster.via }), { exitOnCtrlC: false });
     const quit = () => instance.unmount();
     process.once("SIGTERM", quit);
     process.once("SIGHUP", quit);

@@ -21,9 +21,6 @@ export interface FollowedJournal {
 /** Lines kept of a followed journal. */
 const JOURNAL_KEEP = 1000;
 
-/** The units and their states are fetched at least this often even when no watch event said they changed. */
-const UNITS_RECHECK_MS = 30_000;
-
 export interface SourceState {
   snapshot: ClusterSnapshot;
   journal: FollowedJournal | null;
@@ -57,7 +54,6 @@ export class ConsoleSource {
   private detailUnit: string | null = null;
   /** The registry watch saw units, schedules or states change since the last fetch of them (or it is new). */
   private unitsStale = true;
-  private unitsFetchedAt = 0;
 
   constructor(private readonly opts: SourceOptions) {}
 
@@ -272,7 +268,9 @@ export class ConsoleSource {
       const c = this.client ?? (await this.connect());
       const keyDir = this.keyDir;
       const detailUnit = this.detailUnit;
-      fetchUnits = this.unitsStale || Date.now() - this.unitsFetchedAt >= UNITS_RECHECK_MS;
+      // Every change to them passes the registry watch, and a watch (re)opened marks them stale: no periodic
+      // re-fetch of 10,000s of rows (its garbage alone stalls a busy console).
+      fetchUnits = this.unitsStale;
       this.unitsStale = false;
       const [machines, units, states, members, health, keys, detail] = await Promise.all([
         c.call("machines.list", {}),
@@ -283,7 +281,6 @@ export class ConsoleSource {
         listDir(c, keyDir),
         detailUnit ? unitStatus(c, detailUnit) : Promise.resolve(null),
       ]);
-      if (fetchUnits) this.unitsFetchedAt = Date.now();
       if (keyDir !== this.keyDir || detailUnit !== this.detailUnit) {
         if (fetchUnits) this.unitsStale = true; // what was fetched is not shown: fetch it next time
         return; // moved on meanwhile
