@@ -2,12 +2,14 @@
 // Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [failover] [sched] [agent] [flood] [tunnel] [--seconds N]
 //        [--units N] [--runs N]
 //        bun bench/run.ts snapshot [--keys N] [--store-mib N]   (only when named: minutes, and GiBs of memory)
+//        bun bench/run.ts console [--units N] [--idle-seconds N]   (only when named: loading 10,000 units takes minutes)
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SSHD } from "../test/support/sshd.ts";
 import { benchAgent, formatAgent } from "./agent.ts";
 import { benchBusy, busyHeader, formatBusy } from "./busy.ts";
+import { benchConsole, consoleHeader, formatConsole } from "./console.ts";
 import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare } from "./etcd-compare.ts";
 import { benchFailover, failoverHeader, formatFailover } from "./failover.ts";
 import { benchFlood, floodFooter, formatFlood } from "./flood.ts";
@@ -227,4 +229,14 @@ if (wanted.includes("snapshot")) {
       ),
     );
   }
+}
+
+if (wanted.includes("console")) {
+  const r = await benchConsole({
+    units: numberArg("--units", 10_000),
+    idleSeconds: numberArg("--idle-seconds", 60),
+    progress: (l) => console.error(`  [console] ${l}`),
+  });
+  console.log(`\n${consoleHeader(r)}\n`);
+  console.log(table(...formatConsole(r)));
 }

@@ -1,12 +1,18 @@
-// The console's views as data (no terminal): rows of each view from a cluster snapshot, column fitting, scrolling.
+// The console's views as data (no terminal): rows of each view from a cluster snapshot, column fitting, scrolling;
+// the Units table built from an index equal to its plain definition, and tables kept while their inputs are.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { MachineInfo, UnitStateRow } from "../src/client/protocol.ts";
+import type { MachineInfo, UnitInfo, UnitStateRow } from "../src/client/protocol.ts";
 import {
+  type ClusterSnapshot,
   EMPTY_SNAPSHOT,
+  filterRows,
   keysTable,
   machinesTable,
   membersTable,
   parentDir,
+  type Row,
+  tableFor,
   unitsTable,
 } from "../src/tui/model.ts";
 import { columnWidths, fitCell, windowStart } from "../src/tui/table.tsx";
@@ -138,6 +144,132 @@ describe("console views", () => {
 
   it("parent directories", () => {
     expect(["/", "/a", "/a/b", "/a/b/"].map(parentDir)).toEqual(["/", "/", "/a", "/a"]);
+  });
+});
+
+/** The Units view as first written: every unit scans every state row (units x rows). The oracle for the index. */
+function unitsTableByScanning(s: ClusterSnapshot): Row[] {
+  const byId = new Map(s.machines.map((m) => [m.id, m]));
+  const rows: Row[] = [];
+  for (const u of [...s.units].sort((a, b) => a.name.localeCompare(b.name))) {
+    const machineName = (id: string) => byId.get(id)?.name ?? id;
+    const states = s.states
+      .filter((r) => r.name === u.name && r.machine !== "")
+      .sort((a, b) => machineName(a.machine).localeCompare(machineName(b.machine)));
+    const current = u.global ? "global" : (u.current ?? "-");
+    if (states.length === 0) {
+      const sub = u.unplaceable ? `unplaceable: ${u.unplaceable}` : "-";
+      rows.push({
+        id: u.name,
+        cells: [u.name, u.desired, current, "-", "-", sub],
+        tone: u.unplaceable ? "warn" : undefined,
+      });
+      continue;
+    }
+    for (const r of states) {
+      const m = byId.get(r.machine);
+      const machine =
+        r.machine === "" || r.machine === "-" ? "-" : `${r.machine.slice(0, 8)}...${m ? `/${m.name}` : ""}`;
+      const active = r.active;
+      rows.push({
+        id: u.name,
+        cells: [u.name, u.desired, current, machine, active, r.note ? `${r.sub} (${r.note})` : r.sub],
+        tone:
+          active === "active"
+            ? "good"
+            : active === "failed"
+              ? "bad"
+              : active === "activating" || active === "deactivating"
+                ? "warn"
+                : undefined,
+      });
+    }
+  }
+  return rows;
+}
+
+describe("the Units table at scale", () => {
+  const name = fc.constantFrom("a", "B", "web@1", "web@10", "web@2", "ä", "db", "x-y", "Z");
+  const machineId = fc.constantFrom(M1, M2, "", "-", "cccccccc33333333", "unknown-machine");
+  const snapshot = fc.record({
+    machines: fc.subarray(machines),
+    units: fc.array(
+      fc.record({
+        name: name.map((n) => `${n}.service`),
+        desired: fc.constantFrom("inactive", "loaded", "launched" as const),
+        current: fc.constantFrom("inactive", "loaded", "launched", null),
+        global: fc.boolean(),
+        unplaceable: fc.constantFrom(null, "no machine has disk=hdd"),
+      }),
+      { maxLength: 12 },
+    ),
+    states: fc.array(
+      fc.record({
+        name: name.map((n) => `${n}.service`),
+        machine: machineId,
+        active: fc.constantFrom("active", "failed", "activating", "inactive", "-"),
+        sub: fc.constantFrom("running", "dead", "failed"),
+        note: fc.constantFrom(undefined, "machine lost"),
+      }),
+      { maxLength: 30 },
+    ),
+  });
+
+  it("indexed by unit and machine, it has exactly the rows of scanning every state row per unit", () => {
+    fc.assert(
+      fc.property(snapshot, (g) => {
+        const s: ClusterSnapshot = {
+          ...EMPTY_SNAPSHOT,
+          machines: g.machines,
+          units: g.units.map((u) => unitInfo(u.name, u as Partial<UnitInfo>)),
+          states: g.states.map((r) => state(r.name, r.machine, r.active, r.sub, r.note)),
+        };
+        expect(unitsTable(s).rows).toEqual(unitsTableByScanning(s));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("filters as typed (each character searching the rows the filter before it matched) as a full search does", () => {
+    const cell = fc.constantFrom("ab", "AbC", "b", "ca", "", "x y");
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(cell, { minLength: 2, maxLength: 2 }), { maxLength: 15 }),
+        fc.array(fc.constantFrom("a", "b", "c", "B", "A", " ", "back"), { maxLength: 8 }),
+        (cells, typed) => {
+          const table = {
+            columns: [{ title: "A" }, { title: "B" }],
+            rows: cells.map((c, i) => ({ id: `${i}`, cells: c })),
+          };
+          let filter = "";
+          for (const k of typed) {
+            filter = k === "back" ? filter.slice(0, -1) : filter + k;
+            const f = filter.toLowerCase();
+            const expected = table.rows.filter((r) => r.cells.some((c) => c.toLowerCase().includes(f)));
+            expect(filterRows(table, filter).rows).toEqual(expected);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it("keeps a view's table (and its filtered rows) while the data it is built from stays the same", () => {
+    const units = Array.from({ length: 2000 }, (_, i) => unitInfo(`u${i}.service`));
+    const states = units.map((u, i) => state(u.name, i % 2 ? M1 : M2, "active", "running"));
+    const s: ClusterSnapshot = { ...EMPTY_SNAPSHOT, machines, units, states, updatedAt: 1 };
+    const t = tableFor("units", s, 0);
+    expect(t.rows).toHaveLength(2000);
+    // A new snapshot (health polled again, a later time) with the same unit lists: the same table, not a rebuild.
+    expect(tableFor("units", { ...s, health: [], updatedAt: 2 }, 5000)).toBe(t);
+    expect(filterRows(t, "u19")).toBe(filterRows(t, "u19"));
+    // u19, u190-u199, u1900-u1999
+    expect(filterRows(t, "U19").rows).toEqual(t.rows.filter((r) => /^u19/.test(r.id)));
+    expect(filterRows(t, "U19").rows).toHaveLength(111);
+    // A filter never matches across two cells ("running" then the unit name of the next row's…).
+    expect(filterRows(t, "activerunning").rows).toEqual([]);
+    // New states: a new table.
+    expect(tableFor("units", { ...s, states: [...states] }, 0)).not.toBe(t);
   });
 });
 

@@ -154,6 +154,23 @@ describe("berth console", () => {
     expect(await t.exitCode()).toBe(0);
   });
 
+  it("writes nothing to the terminal while nothing changes, and draws in place when something does", async () => {
+    const t = open();
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up[\s\S]*n3\s+127\.0\.0\.3\s+up/);
+    await new Promise((r) => setTimeout(r, 1500)); // the first polls' answers drawn
+    t.recordOutput();
+    // 10 s of a cluster where nothing changes: about 30 polls at --refresh=300ms, and not one byte.
+    await new Promise((r) => setTimeout(r, 10_000));
+    expect(t.outputBytes()).toBe(0);
+    // A key that changes the screen draws it (in place: the header stays on the first line).
+    t.keys("j");
+    await t.waitForScreen(() => t.outputBytes() > 0);
+    t.keys("2");
+    await t.waitForScreen(/^Berth console.*\n 1 Machines {2}2 Units.*\n\nUNIT\s+DESIRED/);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  }, 30_000);
+
   it("says so while no endpoint answers (and still quits cleanly)", async () => {
     const nowhere = `127.0.0.1:${await freePort()}`;
     term = TestTerminal.start([BINARY, "console", `--endpoint=${nowhere}`, "--refresh=200ms"]);

@@ -6,7 +6,16 @@ import { Box, type Key, Text, useApp, useInput, useStdout } from "ink";
 import { type SetStateAction, useCallback, useEffect, useRef, useState } from "react";
 import { formatJournalLine } from "../cli/journal.ts";
 import type { DesiredState } from "../client/protocol.ts";
-import { detailLines, parentDir, type Row, type TableData, tableFor, VIEWS, type ViewName } from "./model.ts";
+import {
+  detailLines,
+  filterRows,
+  parentDir,
+  prepareFilter,
+  type Row,
+  tableFor,
+  VIEWS,
+  type ViewName,
+} from "./model.ts";
 import type { ConsoleSource, SourceState } from "./source.ts";
 import { Table, windowStart } from "./table.tsx";
 
@@ -74,7 +83,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
   }, [stdout]);
 
   const now = Date.now();
-  const table = filtered(tableFor(view, state.snapshot, now), filter);
+  const table = filterRows(tableFor(view, state.snapshot, now), filter);
   const sel = Math.min(selected[view], Math.max(0, table.rows.length - 1));
 
   const act = (what: Promise<string>) => {
@@ -113,7 +122,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
     const view = viewRef.current;
     const detail = detailRef.current;
     const question = questionRef.current;
-    const rows = filtered(tableFor(view, source.current.snapshot, Date.now()), filterRef.current).rows;
+    const rows = filterRows(tableFor(view, source.current.snapshot, Date.now()), filterRef.current).rows;
     const last = Math.max(0, rows.length - 1);
     const sel = Math.min(selectedRef.current[view], last);
     const row: Row | undefined = rows[sel];
@@ -154,6 +163,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
       return;
     }
     if (input === "/" && !detail) {
+      prepareFilter(tableFor(view, source.current.snapshot, Date.now()));
       setFilter("");
       return setEditingFilter(true);
     }
@@ -200,15 +210,21 @@ export function App(props: { source: ConsoleSource; label: string }) {
       });
   };
 
+  // No clock in the header: the data is live (watches), and a clock would redraw the screen every second.
   const s = state.snapshot;
   const leader = s.members.find((m) => m.isLeader)?.name ?? "-";
   const up = s.machines.filter((m) => m.state !== "lost").length;
-  const bodyHeight = Math.max(3, size.rows - 6);
+  // One line short of the terminal: Ink erases the whole screen before every frame as tall as the terminal
+  // (clearTerminal, a visible flicker); shorter frames are patched line by line.
+  const height = Math.max(1, size.rows - 1);
+  const bodyHeight = Math.max(3, height - 5);
   windowStartRef.current = windowStart(sel, bodyHeight - 1, windowStartRef.current, table.rows.length);
 
+  // Every part is clipped to its lines: a frame taller than planned (a header wrapping on a narrow terminal) would
+  // scroll the terminal and leave the line-by-line updates misplaced.
   return (
-    <Box flexDirection="column" width={size.columns} height={size.rows}>
-      <Box>
+    <Box flexDirection="column" width={size.columns} height={height} overflow="hidden">
+      <Box height={1} overflow="hidden">
         <Text bold color="cyan">
           Berth console
         </Text>
@@ -217,10 +233,9 @@ export function App(props: { source: ConsoleSource; label: string }) {
           {state.endpoint ? `${state.endpoint}${props.label}` : `not connected${props.label}`}
           {"  "}leader {leader}
           {"  "}machines {up}/{s.machines.length} up{"  "}units {s.units.length}
-          {s.updatedAt ? `  updated ${new Date(s.updatedAt).toLocaleTimeString("en-GB")}` : ""}
         </Text>
       </Box>
-      <Box>
+      <Box height={1} overflow="hidden">
         {VIEWS.map((v) => (
           <Text key={v.name} inverse={v.name === view} bold={v.name === view}>
             {` ${v.key} ${v.title} `}
@@ -231,7 +246,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
           <Text color="yellow">{`  /${filter}${editingFilter ? "▏" : ""}`}</Text>
         ) : null}
       </Box>
-      <Box flexDirection="column" height={bodyHeight} marginTop={1}>
+      <Box flexDirection="column" height={bodyHeight} marginTop={1} overflow="hidden">
         {help ? (
           HELP.map((h) => <Text key={h}>{h}</Text>)
         ) : detail ? (
@@ -249,7 +264,7 @@ export function App(props: { source: ConsoleSource; label: string }) {
           />
         )}
       </Box>
-      <Box>
+      <Box height={1} overflow="hidden">
         {question ? (
           <Text color="yellow" bold>
             {question.text}
@@ -305,13 +320,6 @@ function DetailPane(props: { detail: Detail; state: SourceState; height: number 
       ))}
     </Box>
   );
-}
-
-/** The rows whose cells contain `filter` (case-insensitive). */
-function filtered(table: TableData, filter: string): TableData {
-  if (!filter) return table;
-  const f = filter.toLowerCase();
-  return { ...table, rows: table.rows.filter((r) => r.cells.some((c) => c.toLowerCase().includes(f))) };
 }
 
 function emptyText(view: ViewName, state: SourceState): string {

@@ -90,18 +90,29 @@ export function machinesTable(s: ClusterSnapshot): TableData {
   };
 }
 
+/** localeCompare's order (the default locale), without building a comparison per call: sorting 10,000 names. */
+const byLocale = new Intl.Collator().compare;
+
 /**
  * Every unit the cluster knows, one row per machine it is loaded on (as list-units), and one row for a unit that
- * runs nowhere (not scheduled, or waiting for a machine: SUB says why).
+ * runs nowhere (not scheduled, or waiting for a machine: SUB says why). The state rows are grouped by unit once
+ * (units + rows, not units x rows: 10,000 units are a normal cluster).
  */
-export function unitsTable(s: ClusterSnapshot): TableData {
+export function unitsTable(s: Pick<ClusterSnapshot, "machines" | "units" | "states">): TableData {
   const byId = new Map(s.machines.map((m) => [m.id, m]));
+  const machineName = (id: string) => byId.get(id)?.name ?? id;
+  const statesOf = new Map<string, UnitStateRow[]>();
+  for (const r of s.states) {
+    if (r.machine === "") continue;
+    const list = statesOf.get(r.name);
+    if (list) list.push(r);
+    else statesOf.set(r.name, [r]);
+  }
   const rows: Row[] = [];
-  for (const u of [...s.units].sort((a, b) => a.name.localeCompare(b.name))) {
-    const machineName = (id: string) => byId.get(id)?.name ?? id;
-    const states = s.states
-      .filter((r) => r.name === u.name && r.machine !== "")
-      .sort((a, b) => machineName(a.machine).localeCompare(machineName(b.machine)));
+  for (const u of [...s.units].sort((a, b) => byLocale(a.name, b.name))) {
+    const states = [...(statesOf.get(u.name) ?? [])].sort((a, b) =>
+      byLocale(machineName(a.machine), machineName(b.machine)),
+    );
     const current = u.global ? "global" : (u.current ?? "-");
     if (states.length === 0) {
       const sub = u.unplaceable ? `unplaceable: ${u.unplaceable}` : "-";
@@ -197,17 +208,85 @@ export function membersTable(s: ClusterSnapshot): TableData {
   };
 }
 
+/**
+ * A function of a few values that keeps its last answer until one of them changes (compared by identity): the
+ * source keeps an unchanged list as the same array, so a table is rebuilt only when its own data changed.
+ */
+export function lastResult<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+  let last: { args: A; result: R } | null = null;
+  return (...args: A) => {
+    if (last && last.args.length === args.length && last.args.every((a, i) => a === args[i]))
+      return last.result;
+    const result = fn(...args);
+    last = { args, result };
+    return result;
+  };
+}
+
+const machinesOf = lastResult((machines: MachineInfo[]) => machinesTable({ ...EMPTY_SNAPSHOT, machines }));
+const unitsOf = lastResult((machines: MachineInfo[], units: UnitInfo[], states: UnitStateRow[]) =>
+  unitsTable({ machines, units, states }),
+);
+const keysOf = lastResult((keys: KvNode[] | null, second: number) =>
+  keysTable({ ...EMPTY_SNAPSHOT, keys }, second * 1000),
+);
+const membersOf = lastResult((members: MemberInfo[], health: MemberHealth[]) =>
+  membersTable({ ...EMPTY_SNAPSHOT, members, health }),
+);
+
+/** The view's table, kept while its inputs stay the same (TTLs in the Keys view count down each second). */
 export function tableFor(view: ViewName, s: ClusterSnapshot, now: number): TableData {
   switch (view) {
     case "machines":
-      return machinesTable(s);
+      return machinesOf(s.machines);
     case "units":
-      return unitsTable(s);
+      return unitsOf(s.machines, s.units, s.states);
     case "keys":
-      return keysTable(s, now);
+      return keysOf(s.keys, Math.floor(now / 1000));
     case "members":
-      return membersTable(s);
+      return membersOf(s.members, s.health);
   }
+}
+
+/** Each row's cells as one lower-case text, for the filter (built once per table). */
+const searchTexts = new WeakMap<TableData, string[]>();
+
+function searchTextsOf(table: TableData): string[] {
+  let texts = searchTexts.get(table);
+  if (!texts) {
+    // A separator no filter typed on a keyboard contains, so a match never spans two cells.
+    texts = table.rows.map((r) => r.cells.join("\u0000").toLowerCase());
+    searchTexts.set(table, texts);
+  }
+  return texts;
+}
+
+/** Builds what filtering `table` needs ahead of the first character (when the filter prompt opens). */
+export function prepareFilter(table: TableData): void {
+  searchTextsOf(table);
+}
+
+let lastFilter: { table: TableData; filter: string; matches: number[]; result: TableData } | null = null;
+
+/**
+ * The rows whose cells contain `filter` (case-insensitive); the same answer for the same table and filter. A
+ * character typed onto the filter searches only the rows the shorter filter matched.
+ */
+export function filterRows(table: TableData, filter: string): TableData {
+  if (!filter) return table;
+  const f = filter.toLowerCase();
+  const previous = lastFilter?.table === table ? lastFilter : null;
+  if (previous?.filter === f) return previous.result;
+  const texts = searchTextsOf(table);
+  const matches: number[] = [];
+  if (previous && f.startsWith(previous.filter)) {
+    for (const i of previous.matches) if (texts[i]!.includes(f)) matches.push(i);
+  } else for (let i = 0; i < texts.length; i++) if (texts[i]!.includes(f)) matches.push(i);
+  // Every row matching: the table itself (its column widths are already measured).
+  const result =
+    matches.length === table.rows.length ? table : { ...table, rows: matches.map((i) => table.rows[i]!) };
+  lastFilter = { table, filter: f, matches, result };
+  return result;
 }
 
 /** The lines of the unit detail pane: systemctl-status-like, then the journal's last lines. */

@@ -1,11 +1,13 @@
 // The console's view of the cluster: one client connection (re)opened as needed, polled every refresh interval
 // and at once when the store changes (two kv.watch streams on that connection: the cluster's own records under
-// /_berth, and the key directory the Keys view shows), and the actions the console's keys trigger. Listeners get
-// a new state after every poll or change.
+// /_berth, and the key directory the Keys view shows), and the actions the console's keys trigger. The units and
+// their states (10,000s of rows) are fetched again only when the registry watch says they changed; a list that
+// came back equal stays the same array (the views' tables are kept while their inputs are), and listeners hear
+// of a poll only when something in it changed, so an idle cluster costs the console next to nothing.
 import type { BerthClient, Subscription } from "../client/client.ts";
-import type { DesiredState, JournalLine, UnitStatus } from "../client/protocol.ts";
+import type { DesiredState, JournalLine, KvResult, UnitStatus } from "../client/protocol.ts";
 import type { KvNode } from "../kv/types.ts";
-import { REGISTRY_DIR } from "../sched/registry.ts";
+import { MACHINES_DIR, MEMBERS_DIR, REGISTRY_DIR } from "../sched/registry.ts";
 import { type ClusterSnapshot, EMPTY_SNAPSHOT } from "./model.ts";
 
 /** A unit's journal as followed live (the `l` pane). */
@@ -50,6 +52,8 @@ export class ConsoleSource {
   /** The watch on `keyDir`, replaced when another directory is opened. */
   private keyWatch: Subscription<unknown> | null = null;
   private detailUnit: string | null = null;
+  /** The registry watch saw units, schedules or states change since the last fetch of them (or it is new). */
+  private unitsStale = true;
 
   constructor(private readonly opts: SourceOptions) {}
 
@@ -182,7 +186,19 @@ export class ConsoleSource {
     }
     this.client = client;
     this.update({ endpoint: client.endpoint, error: null });
-    void this.watchChanges(client, REGISTRY_DIR, () => true);
+    void this.watchChanges(
+      client,
+      REGISTRY_DIR,
+      () => true,
+      // A new watch missed what happened before it: fetch the units once more.
+      () => {
+        this.unitsStale = true;
+      },
+      (key) => {
+        // Machines and members are polled every time anyway; anything else concerns the units.
+        if (!key.startsWith(`${MACHINES_DIR}/`) && !key.startsWith(`${MEMBERS_DIR}/`)) this.unitsStale = true;
+      },
+    );
     this.watchKeys(client);
     return client;
   }
@@ -209,15 +225,17 @@ export class ConsoleSource {
     key: string,
     wanted: () => boolean,
     opened: (sub: Subscription<unknown>) => void = () => {},
+    seen: (key: string) => void = () => {},
   ): Promise<void> {
     const current = () => !this.stopped && this.client === client && wanted();
     while (current()) {
-      let sub: Subscription<unknown> | null = null;
+      let sub: Subscription<KvResult> | null = null;
       try {
         sub = client.subscribe("kv.watch", { key, recursive: true, forever: true });
         opened(sub);
-        for await (const _ of sub) {
+        for await (const r of sub) {
           if (!current()) break;
+          seen(r.event?.node?.key ?? "");
           this.changed();
         }
       } catch {
@@ -245,25 +263,48 @@ export class ConsoleSource {
   }
 
   private async poll(): Promise<void> {
+    let fetchUnits = false;
     try {
       const c = this.client ?? (await this.connect());
       const keyDir = this.keyDir;
       const detailUnit = this.detailUnit;
+      // Every change to them passes the registry watch, and a watch (re)opened marks them stale: no periodic
+      // re-fetch of 10,000s of rows (its garbage alone stalls a busy console).
+      fetchUnits = this.unitsStale;
+      this.unitsStale = false;
       const [machines, units, states, members, health, keys, detail] = await Promise.all([
         c.call("machines.list", {}),
-        c.call("units.list", {}),
-        c.call("units.states", {}),
+        fetchUnits ? c.call("units.list", {}) : null,
+        fetchUnits ? c.call("units.states", {}) : null,
         c.call("cluster.members", {}),
         c.call("cluster.health", {}),
         listDir(c, keyDir),
         detailUnit ? unitStatus(c, detailUnit) : Promise.resolve(null),
       ]);
-      if (keyDir !== this.keyDir || detailUnit !== this.detailUnit) return; // moved on meanwhile
+      if (keyDir !== this.keyDir || detailUnit !== this.detailUnit) {
+        if (fetchUnits) this.unitsStale = true; // what was fetched is not shown: fetch it next time
+        return; // moved on meanwhile
+      }
+      const old = this.state.snapshot;
+      const next: ClusterSnapshot = {
+        machines: sameOr(old.machines, machines),
+        units: units ? sameOr(old.units, units) : old.units,
+        states: states ? sameOr(old.states, states) : old.states,
+        members: sameOr(old.members, members),
+        health: sameOr(old.health, health),
+        keyDir,
+        keys: sameOr(old.keys, keys),
+        detail: sameOr(old.detail, detail),
+        updatedAt: old.updatedAt,
+      };
+      const changed = (Object.keys(next) as (keyof ClusterSnapshot)[]).some((k) => next[k] !== old[k]);
+      if (!changed && old.updatedAt && this.state.error === null) return; // nothing to draw
       this.update({
-        snapshot: { machines, units, states, members, health, keyDir, keys, detail, updatedAt: Date.now() },
+        snapshot: changed || !old.updatedAt ? { ...next, updatedAt: Date.now() } : old,
         error: null,
       });
     } catch (err) {
+      if (fetchUnits) this.unitsStale = true;
       const e = err as { code?: string; message?: string };
       // A connection that failed is dropped; the next poll opens a new one (to whichever endpoint answers).
       if (e.code === "unavailable" || e.code === "timeout" || this.client === null) {
@@ -278,6 +319,11 @@ export class ConsoleSource {
     this.state = { ...this.state, ...patch };
     for (const l of this.listeners) l(this.state);
   }
+}
+
+/** `previous` when `next` has the same contents (answers are plain JSON), so that what is unchanged stays identical. */
+function sameOr<T>(previous: T, next: T): T {
+  return previous === next || JSON.stringify(previous) === JSON.stringify(next) ? previous : next;
 }
 
 /** The children of `dir` (null when it does not exist); a key's own node when `dir` is a key. */

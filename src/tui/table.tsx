@@ -1,16 +1,29 @@
 // A table for the terminal: columns as wide as their widest cell (the flex column takes what is left), cells cut
-// with "…", one highlighted row, and a window of rows that follows the selection. (ink-table cannot load with
+// with "…", one highlighted row, and a window of rows that follows the selection: only the rows in that window
+// become elements, whatever the table's length. (ink-table cannot load with
 // today's ESM Ink.)
 import { Box, Text } from "ink";
 import type { Row, TableData } from "./model.ts";
 
 const GAP = 2;
 
+/** Each table's widest cell per column: measured once per table, not once per frame. */
+const naturalWidths = new WeakMap<TableData, number[]>();
+
+function naturalWidthsOf(data: TableData): number[] {
+  let widths = naturalWidths.get(data);
+  if (!widths) {
+    widths = data.columns.map((c) => c.title.length);
+    for (const r of data.rows)
+      for (let i = 0; i < widths.length; i++) widths[i] = Math.max(widths[i]!, (r.cells[i] ?? "").length);
+    naturalWidths.set(data, widths);
+  }
+  return widths;
+}
+
 /** Column widths that fit `width`: natural widths, the flex column shrinking first, then every column evenly. */
 export function columnWidths(data: TableData, width: number): number[] {
-  const natural = data.columns.map((c, i) =>
-    Math.max(c.title.length, ...data.rows.map((r) => (r.cells[i] ?? "").length)),
-  );
+  const natural = naturalWidthsOf(data);
   const available = Math.max(data.columns.length, width - GAP * (data.columns.length - 1));
   const flex = data.columns.findIndex((c) => c.flex);
   const fixed = natural.reduce((a, w, i) => a + (i === flex ? 0 : w), 0);

@@ -1,7 +1,8 @@
 // A real terminal for full-screen programs: a private tmux server (its own socket), keys sent with send-keys,
-// the screen read with capture-pane. The program's exit code is written to a file by the shell around it.
+// the screen read with capture-pane, the bytes the program writes counted through pipe-pane. The program's exit
+// code is written to a file by the shell around it.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitFor } from "./processes.ts";
@@ -51,6 +52,35 @@ export class TestTerminal {
     } catch {
       return "";
     }
+  }
+
+  /** The screen with its colours and attributes as escape sequences (reverse video marks the selected row). */
+  styledScreen(): string {
+    try {
+      return this.tmux("capture-pane", "-p", "-e", "-t", "t");
+    } catch {
+      return "";
+    }
+  }
+
+  /** From now on, every byte the program writes to the terminal is appended to a file (see outputBytes). */
+  recordOutput(): void {
+    this.tmux("pipe-pane", "-o", "-t", "t", `cat >> ${quote(join(this.dir, "output"))}`);
+  }
+
+  /** Bytes the program wrote since recordOutput(). */
+  outputBytes(): number {
+    const file = join(this.dir, "output");
+    return existsSync(file) ? statSync(file).size : 0;
+  }
+
+  /** The pid of the program (the child of the shell the pane runs). */
+  programPid(): number {
+    const shell = this.tmux("display-message", "-p", "-t", "t", "#{pane_pid}").trim();
+    const children = readFileSync(`/proc/${shell}/task/${shell}/children`, "utf8").trim().split(/\s+/);
+    const pid = Number(children[0]);
+    if (!pid) throw new Error(`the program in the terminal is not running (shell ${shell})`);
+    return pid;
   }
 
   /** tmux key names ("Enter", "Escape", "Down") or literal text. */
