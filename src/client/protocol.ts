@@ -304,13 +304,19 @@ export interface ClientMethods {
 
 /** `berth snapshot save`: the store's snapshot bytes (src/kv/store.ts) and where they were taken. */
 export interface SavedSnapshot {
+  /** The cluster it was saved from (/_berth/cluster-id). */
   clusterId: string;
-  /** The Raft index the state reflects. */
+  /** The Raft index the state reflects (every entry up to it applied). */
   index: number;
+  /** The Raft term when it was taken. */
   term: number;
+  /** The store's own index (etcd's X-Etcd-Index). */
   etcdIndex: number;
+  /** The member that answered. */
   member: string;
+  /** Berth's version there. */
   version: string;
+  /** When it was taken (ms since the epoch). */
   savedAt: number;
   data: Uint8Array;
 }

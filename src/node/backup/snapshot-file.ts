@@ -4,28 +4,16 @@
 //
 // (integers little-endian). The payload is the key/value store's own snapshot (KvStore.snapshot(), src/kv/store.ts),
 // every key of the cluster including /_berth and the v2 auth records; the header says where it was taken.
+
 import { createHash } from "node:crypto";
+import type { SavedSnapshot } from "../../client/protocol.ts";
 
 const MAGIC = Buffer.from("BERTHSNP", "latin1");
 export const SNAPSHOT_FILE_FORMAT = 1;
 const SUM_BYTES = 32;
 
-export interface SnapshotHeader {
-  /** The cluster it was saved from (/_berth/cluster-id). */
-  clusterId: string;
-  /** The Raft index the state reflects (every entry up to it applied). */
-  index: number;
-  /** The Raft term when it was taken. */
-  term: number;
-  /** The store's own index (etcd's X-Etcd-Index). */
-  etcdIndex: number;
-  /** The member that answered. */
-  member: string;
-  /** Berth's version there. */
-  version: string;
-  /** When it was taken (ms since the epoch). */
-  savedAt: number;
-}
+/** What a snapshot file says about the state it holds: everything `snapshot.save` answers but the bytes. */
+export type SnapshotHeader = Omit<SavedSnapshot, "data">;
 
 /** A snapshot file that cannot be used: not one, a newer format, or damaged (the checksum). */
 export class SnapshotFileError extends Error {}
