@@ -13,11 +13,9 @@ const TYPES = new Set<MessageType>([
   "heartbeat",
   "heartbeatResp",
   "snap",
-  "snapStatus",
   "timeoutNow",
   "readIndex",
   "readIndexResp",
-  "transferLeader",
 ]);
 
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;

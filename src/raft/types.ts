@@ -56,11 +56,9 @@ export type MessageType =
   | "heartbeat"
   | "heartbeatResp"
   | "snap"
-  | "snapStatus"
   | "timeoutNow"
   | "readIndex"
-  | "readIndexResp"
-  | "transferLeader";
+  | "readIndexResp";
 
 /** A Raft message; a flat shape with optional fields (as etcd-io/raft's) so it encodes compactly. */
 export interface Message {
