@@ -48,6 +48,13 @@ BERTH_PUBLIC_IP=$peer_ip
 BERTH_METADATA=$metadata
 ENV
 
+# Members of the group `berth` are admin through the node's socket (/run/berth/berth.sock), as the docker group is
+# with Docker's: add operators with `usermod -aG berth USER`. (Not under --root: a staging tree has no groups.)
+if [ -z "$root" ] && ! getent group berth >/dev/null; then
+  groupadd --system berth
+  echo "created the group berth: its members may run units through the node (usermod -aG berth USER)"
+fi
+
 if [ "$start" = 1 ]; then
   systemctl daemon-reload
   systemctl enable --now berth-node.service
