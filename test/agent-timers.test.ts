@@ -1,10 +1,9 @@
 // .timer and .target units on a real agent, with real processes: a timer starts its service again and again
 // (OnActiveSec= then OnUnitActiveSec=), OnBootSec= counts from the machine's boot, a Persistent= stamp from the
 // cluster makes a missed OnCalendar= event fire at once, and a target starts the units WantedBy= it.
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { agentHarness, SLEEPER, spec } from "./support/agent.ts";
+import { agentHarness, lineCount, SLEEPER, spec } from "./support/agent.ts";
 
 const harness = agentHarness({ tmpPrefix: "berth-timers-", waitMs: 8000 });
 const { waitFor, waitState } = harness;
@@ -12,12 +11,7 @@ const { waitFor, waitState } = harness;
 /** A oneshot service that appends a line to `file` each time it runs. */
 const counter = (file: string): string =>
   `[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo run >> ${file}'\n`;
-const runs = (file: string): number =>
-  existsSync(file)
-    ? readFileSync(file, "utf8")
-        .split("\n")
-        .filter((l) => l !== "").length
-    : 0;
+const runs = lineCount;
 
 describe(".timer units", () => {
   it("starts its service repeatedly (OnActiveSec= then OnUnitActiveSec=) and shows when it fires next", async () => {

@@ -5,8 +5,6 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { COMMANDS } from "../src/cli/commands.ts";
-import { dispatch } from "../src/cli/dispatch.ts";
 import { EXIT } from "../src/cli/exit-codes.ts";
 import { WAIT_TIMING } from "../src/cli/units.ts";
 import type {
@@ -18,6 +16,7 @@ import type {
 } from "../src/client/protocol.ts";
 import { parseUnitFile, parseUnitName, serializeUnitFile, templateOf } from "../src/sched/unit-file.ts";
 import { type Listener, listen } from "../src/wire/server.ts";
+import { berthInProcess } from "./support/cli-in-process.ts";
 
 // ---- the fake node -----------------------------------------------------------------------------------------
 
@@ -271,49 +270,9 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function berth(...args: string[]): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await dispatch([...args, "--endpoint", endpoint], COMMANDS);
-    return { code, stdout, stderr };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
-
+const berth = (...args: string[]) => berthInProcess([...args, "--endpoint", endpoint]);
 /** Without --endpoint (commands that take no client flags). */
-async function berthLocal(...args: string[]): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await dispatch(args, COMMANDS), stdout, stderr };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
+const berthLocal = (...args: string[]) => berthInProcess(args);
 
 const HELLO = `[Unit]
 Description=Hello World

@@ -2,7 +2,6 @@
 // bridge writes it when the timer fires, and a machine the timer moves to reads it with the unit, so an OnCalendar=
 // event missed while the timer was between machines fires at once there. Real agents and the real bridge against an
 // in-process store.
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { Agent } from "../src/agent/agent.ts";
@@ -16,7 +15,7 @@ import { commandFor } from "../src/node/kv-requests.ts";
 import { canonicalUnit } from "../src/sched/catalog.ts";
 import { scheduleKey, timerStampKey, unitFileKey, unitKey } from "../src/sched/registry.ts";
 import { registryWriteProblem } from "../src/sched/registry-records.ts";
-import { agentHarness } from "./support/agent.ts";
+import { agentHarness, lineCount } from "./support/agent.ts";
 
 const harness = agentHarness({ tmpPrefix: "berth-stamp-", waitMs: 8000 });
 const A = "a".repeat(32);
@@ -37,12 +36,7 @@ function host(agent: Agent): LeasedUnitHost {
   }) as unknown as LeasedUnitHost;
 }
 
-const runs = (file: string): number =>
-  existsSync(file)
-    ? readFileSync(file, "utf8")
-        .split("\n")
-        .filter((l) => l !== "").length
-    : 0;
+const runs = lineCount;
 
 describe("Persistent= timers", () => {
   it("keeps the last trigger in the registry, and a machine the timer moves to catches up on a missed event", async () => {

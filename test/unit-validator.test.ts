@@ -5,39 +5,16 @@
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import { compileUnit } from "../src/agent/unit-check.ts";
-import { COMMANDS } from "../src/cli/commands.ts";
-import { dispatch } from "../src/cli/dispatch.ts";
 import { EXIT } from "../src/cli/exit-codes.ts";
 import { instanceName, parseUnitName } from "../src/sched/unit-file.ts";
 import { BERTH_KEYS } from "../src/sched/unit-keys.ts";
 import { agentHarness, spec } from "./support/agent.ts";
+import { berthInProcess } from "./support/cli-in-process.ts";
 import { BAD, base, corpus, FIXTURES } from "./support/unit-corpus.ts";
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function berth(...args: string[]): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stdout += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await dispatch(args, COMMANDS), stdout, stderr };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
+const berth = (...args: string[]) => berthInProcess(args);
 
 const expectedError = (path: string): string => {
   const [line, message] = BAD[base(path)]!;

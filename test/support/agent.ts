@@ -1,6 +1,6 @@
 // The harness shared by the process-agent tests: agents stopped, unit process groups killed and temp dirs
 // removed after each test, plus polling for states.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach } from "vitest";
@@ -117,4 +117,13 @@ export function agentHarness(opts: { tmpPrefix: string; waitMs: number }): Agent
     waitFor,
     waitState,
   };
+}
+
+/** How many non-empty lines a file holds (0 when it does not exist): how often a unit that appends a line ran. */
+export function lineCount(file: string): number {
+  return existsSync(file)
+    ? readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l !== "").length
+    : 0;
 }
