@@ -14,7 +14,8 @@
 //                           again once B is active again: the desired state still says A should run.
 //   Wants=B                 B is started along with A; what becomes of B does not affect A.
 //   WantedBy=/RequiredBy=   ([Install]) T's Wants=/Requires= of this unit (install.ts).
-// A .timer unit (timer-runner.ts) starts its unit through trigger(): launched until it is inactive again.
+// A .timer, .socket or .path unit (timer-runner.ts, socket-runner.ts, path-runner.ts) starts its unit through
+// trigger(): launched until it is inactive again. A service gets the sockets of its socket units (listenFds).
 // Only units present on this machine (in the last reconcile) count: a reference to anything else — a system unit
 // Berth does not manage (After=docker.service, Requires=network-online.target), or a Berth unit scheduled elsewhere
 // — is ignored rather than failed or waited on, since the agent has no way to tell the two apart or to start either.
@@ -23,6 +24,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import type { Activation } from "./activation.ts";
 import { BrokenUnit } from "./broken-unit.ts";
 import {
   type Adoption,
@@ -36,7 +38,9 @@ import { withInstallEdges } from "./install.ts";
 import { Journal, type JournalLine } from "./journal.ts";
 import { GroupRecord } from "./leftovers.ts";
 import type { NotifySocketOpener } from "./notify-socket.ts";
+import { PathRunner } from "./path-runner.ts";
 import { ServiceRunner } from "./runner.ts";
+import { SocketRunner } from "./socket-runner.ts";
 import { TargetRunner } from "./target-runner.ts";
 import { machineBootTime, TimerRunner } from "./timer-runner.ts";
 import {
@@ -48,7 +52,7 @@ import {
 } from "./unit-cgroup.ts";
 import { compileUnit } from "./unit-check.ts";
 import type { UnitHost } from "./unit-host.ts";
-import type { ActiveState, RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
+import type { ActiveState, ListenFds, RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
 
 export type { JournalLine } from "./journal.ts";
 export type { StepRecord, UnitState } from "./unit-types.ts";
@@ -74,6 +78,8 @@ export interface AgentOptions {
   cgroups?: CgroupPlacement | null;
   /** Opens notify sockets for Type=notify and WatchdogSec= units (runtimeNotifySocket); none: they cannot start. */
   notifySocket?: NotifySocketOpener | null;
+  /** Listening sockets and inotify for .socket and .path units (runtimeActivation); none: they cannot start. */
+  activation?: Activation | null;
   /** When the machine booted, ms since the epoch (OnBootSec=); by default from /proc/uptime. */
   bootTime?: number;
 }
@@ -302,6 +308,19 @@ export class Agent implements UnitHost {
     this.rebuildGraph();
     this.kick(slot);
     return true;
+  }
+
+  /** The listening sockets of this machine's socket units that activate `service` (systemd's Sockets=). */
+  private listenFds(service: string): ListenFds {
+    const out: ListenFds = { fds: [], names: [] };
+    for (const slot of this.slots.values()) {
+      const r = slot.runner;
+      if (!(r instanceof SocketRunner) || r.config.service !== service) continue;
+      const l = r.listenFds();
+      out.fds.push(...l.fds);
+      out.names.push(...l.names);
+    }
+    return out;
   }
 
   /** Stops every unit (ExecStop semantics) and refuses further reconciles. */
@@ -768,6 +787,7 @@ export class Agent implements UnitHost {
       groups: this.groups,
       cgroups: this.cgroups,
       notifySocket: this.opts.notifySocket ?? null,
+      listenFds: (service) => this.listenFds(service),
     };
     try {
       if (typeof spec.text !== "string") throw new UnitFileError("unit text is missing");
@@ -787,6 +807,17 @@ export class Agent implements UnitHost {
         });
       }
       if (unit.kind === "target") return new TargetRunner(spec.name, spec.hash, ctx);
+      if (unit.kind === "socket" || unit.kind === "path") {
+        const hooks = {
+          trigger: (name: string) => this.trigger(name),
+          watch: (name: string, cb: (s: UnitState) => void) => this.watchUnit(name, cb),
+          unitState: (name: string) => this.state(name),
+        };
+        const activation = this.opts.activation ?? null;
+        return unit.kind === "socket"
+          ? new SocketRunner(spec.hash, unit.config, ctx, hooks, activation)
+          : new PathRunner(spec.hash, unit.config, ctx, hooks, activation);
+      }
       if (unit.kind === "container") {
         return new ContainerRunner(spec.hash, unit.config, ctx, {
           socketPath: this.dockerSocket,

@@ -744,16 +744,33 @@ export class ServiceRunner extends UnitLifecycle {
     if (!cmd.path.includes("/") && !searchPath(cmd.path, env.PATH ?? DEFAULT_PATH)) {
       return failed(203, "EXEC (command not found)");
     }
+    // Socket activation (sd_listen_fds(3)): the listening sockets of this service's socket units from fd 3 on,
+    // for ExecStart= only (as systemd). LISTEN_PID must be the service's own PID, known only once it runs: a shell
+    // sets it and execs the command in its place (argv[0] is then the command's path).
+    const listen = step === "ExecStart" ? this.ctx.listenFds?.(this.name) : undefined;
+    let path = cmd.path;
+    let args = argv.slice(1);
+    let argv0 = argv[0] ?? cmd.path;
+    delete env.LISTEN_PID;
+    if (listen !== undefined && listen.fds.length > 0) {
+      env.LISTEN_FDS = String(listen.fds.length);
+      env.LISTEN_FDNAMES = listen.names.join(":");
+      args = ["-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"', cmd.path, ...args];
+      path = argv0 = "/bin/sh";
+    } else {
+      delete env.LISTEN_FDS;
+      delete env.LISTEN_FDNAMES;
+    }
     let child: ChildProcess;
     try {
       // detached: the child leads a new session and process group (setsid).
       const start = (): ChildProcess =>
-        spawn(cmd.path, argv.slice(1), {
-          argv0: argv[0] ?? cmd.path,
+        spawn(path, args, {
+          argv0,
           cwd,
           env,
           detached: true,
-          stdio: ["ignore", "pipe", "pipe"],
+          stdio: ["ignore", "pipe", "pipe", ...(listen?.fds ?? [])],
           ...(uid !== undefined ? { uid } : {}),
           ...(gid !== undefined ? { gid } : {}),
         });

@@ -30,6 +30,7 @@ import { socketAnswers, withOwnerOnlyUmask } from "../wire/unix-socket.ts";
 import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
 import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
 import { type ClusterAccess, MachineKeepalive } from "./machine-keepalive.ts";
+import { runtimeActivation } from "./activation.ts";
 import { runtimeNotifySocket } from "./notify-socket.ts";
 
 export interface SupervisorOptions {
@@ -81,6 +82,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     dockerSocket: o.dockerSocket,
     logger: log,
     notifySocket: await runtimeNotifySocket(log),
+    activation: await runtimeActivation(log),
   });
   const keepalive = new MachineKeepalive(Math.max(200, Math.round(o.fenceMs / 3)));
   const nodeReadPoint = (): Promise<void> =>

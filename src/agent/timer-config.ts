@@ -1,22 +1,19 @@
 // A .timer unit's [Timer] section turned into what the timer runner needs (systemd.timer(5)). Pure: throws
 // UnitFileError (with the line) for what systemd would refuse to load.
 
-import { defaultTriggeredUnit } from "../sched/triggers.ts";
 import {
-  expandSpecifiers,
   get,
   getAll,
   lineOf,
   parseBoolean,
-  parseUnitName,
   type SpecifierContext,
   type UnitFile,
   UnitFileError,
-  UnitNameError,
 } from "../sched/unit-file.ts";
 import { type CalendarSpec, CalendarSpecError, parseCalendarSpec } from "./calendar.ts";
 import { expandDescription } from "./deps.ts";
 import { parseTimespan } from "./exec-line.ts";
+import { sectionReader, triggeredUnit } from "./trigger-config.ts";
 
 /** What a monotonic timer value counts from (systemd's TimerBase). */
 export type MonotonicBase =
@@ -98,20 +95,10 @@ export function timerConfigOf(name: string, file: UnitFile, ctx: SpecifierContex
     if (b === undefined) fail(`${key}=${v} is not a boolean (yes/no, true/false, 1/0, on/off)`, key);
     return b!;
   };
-  let unit = defaultTriggeredUnit(name);
-  const u = get(file, "Timer", "Unit");
-  if (u !== undefined) {
-    try {
-      unit = expandSpecifiers(u, ctx);
-      const parsed = parseUnitName(unit);
-      if (parsed.isTemplate) fail(`Unit=${unit}: a template cannot be started, only its instances`, "Unit");
-      if (parsed.type === "timer") fail(`Unit=${unit}: a timer cannot trigger another timer`, "Unit");
-    } catch (e) {
-      if (e instanceof UnitNameError) fail(`Unit=${u}: ${e.message}`, "Unit");
-      if (e instanceof UnitFileError && e.line === 0) fail(`Unit=${u}: ${e.reason}`, "Unit");
-      throw e;
-    }
-  }
+  const unit = triggeredUnit(file, "Timer", "Unit", ctx, sectionReader(file, "Timer", name), {
+    types: ["timer"],
+    why: "a timer cannot trigger another timer",
+  });
   return {
     name,
     description: expandDescription(file, ctx) ?? name,

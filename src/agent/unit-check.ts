@@ -7,10 +7,11 @@ import {
   parseUnitName,
   type SpecifierContext,
   type UnitFile,
+  UnitFileError,
   type UnitFileWarning,
+  type UnitType,
   xfleetOf,
 } from "../sched/unit-file.ts";
-import { RUN_TYPES } from "../sched/unit-keys.ts";
 import { type ContainerConfig, containerConfigOf, loadContainerConfig } from "./container-config.ts";
 import { expandDescription } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
@@ -22,17 +23,38 @@ import {
   serviceConfigOf,
   unitKindOf,
 } from "./service-config.ts";
+import { type PathConfig, pathConfigOf } from "./path-config.ts";
+import { type SocketConfig, socketConfigOf } from "./socket-config.ts";
 import { type TimerConfig, timerConfigOf } from "./timer-config.ts";
 
 export type CompiledUnit =
   | { kind: "service"; config: ServiceConfig }
   | { kind: "container"; config: ContainerConfig }
   | { kind: "timer"; config: TimerConfig }
+  | { kind: "socket"; config: SocketConfig }
+  | { kind: "path"; config: PathConfig }
   | { kind: "target"; description: string };
 
 /** The machine's values for the specifiers, unless the caller gave them. */
 function withHost(ctx: Omit<SpecifierContext, "unitName">): Omit<SpecifierContext, "unitName"> {
   return ctx.host !== undefined ? ctx : { ...ctx, host: hostSpecifierValues(ctx.hostname ?? "") };
+}
+
+/** The unit types fleet accepts by name that Berth cannot run, and why (refused at submit and by the agent). */
+export const REFUSED_TYPES: Readonly<Partial<Record<UnitType, string>>> = {
+  mount: "a mount belongs to one machine's file systems: mount from a .service (ExecStart=mount ...) instead",
+  automount: "an automount needs the machine's kernel autofs under a system manager, which Berth is not",
+  swap: "swap space belongs to one machine: enable it from a .service (ExecStart=swapon ...) instead",
+  device: "devices appear from the kernel (udev) on one machine; there is nothing to submit or start",
+  scope: "a scope groups processes a manager did not start (systemd-run --scope); it has no unit file to submit",
+  slice: "Berth gives each unit its own cgroup and has no slice hierarchy to place units in",
+  snapshot: "snapshots were made at run time by systemctl snapshot (removed in systemd 228), not from a unit file",
+  busname: "bus names were kdbus's (removed in systemd 230); Berth has no D-Bus activation",
+};
+
+function refuseType(name: string, type: UnitType): void {
+  const why = REFUSED_TYPES[type];
+  if (why !== undefined) throw new UnitFileError(`.${type} units cannot run on Berth: ${why}`, 0, name);
 }
 
 /** What the agent runs for a unit: throws UnitFileError / UnitNameError saying why it cannot. */
@@ -43,10 +65,13 @@ export function compileUnit(
 ): CompiledUnit {
   const hctx = withHost(ctx);
   const { type, isTemplate } = parseUnitName(name);
-  if ((type === "timer" || type === "target") && !isTemplate) {
+  refuseType(name, type);
+  if (type !== "service" && !isTemplate) {
     const { file } = parseCheckedUnit(name, text);
     const sctx: SpecifierContext = { ...hctx, unitName: name };
     if (type === "timer") return { kind: "timer", config: timerConfigOf(name, file, sctx) };
+    if (type === "socket") return { kind: "socket", config: socketConfigOf(name, file, sctx) };
+    if (type === "path") return { kind: "path", config: pathConfigOf(name, file, sctx) };
     return { kind: "target", description: expandDescription(file, sctx) ?? name };
   }
   if (unitKindOf(parseRunnableUnit(name, text).file) === "container")
@@ -61,24 +86,21 @@ export interface UnitCheck {
 
 /**
  * Everything the cluster and the agent would refuse in a unit file, checked before it is sent: syntax, sections,
- * keys, specifiers, the service, container or timer settings the agent compiles, and the [X-Fleet] options. Units
- * of the types the agent does not run (.socket, .path, .mount) are checked as far as Berth knows them and accepted
- * with a warning. `ctx` stands in for the machine
+ * keys, specifiers, the service, container, timer, socket or path settings the agent compiles, and the [X-Fleet]
+ * options. Units of the types Berth cannot run (REFUSED_TYPES) are refused first, saying why. `ctx` stands in for the machine
  * (hostname, machine id); the local machine's values are used for the other specifiers.
  */
 export function checkUnit(name: string, text: string, ctx: Omit<SpecifierContext, "unitName">): UnitCheck {
   const { type, isTemplate } = parseUnitName(name);
+  refuseType(name, type);
   const { file, warnings } = parseCheckedUnit(name, text);
   // A template is checked as its instance "1" would be (fleet's MachineMetadata=hostname=%i needs an instance).
   const unitName = isTemplate ? instanceName(name, "1") : name;
   const sctx: SpecifierContext = { ...withHost(ctx), unitName };
   if (type === "timer") timerConfigOf(name, file, sctx);
-  else if (!RUN_TYPES.has(type)) {
-    warnings.push({
-      line: 0,
-      message: `Berth runs .service, .timer and .target units: the agent will not start a .${type} unit`,
-    });
-  } else if (type === "service") {
+  else if (type === "socket") socketConfigOf(name, file, sctx);
+  else if (type === "path") pathConfigOf(name, file, sctx);
+  else if (type === "service") {
     const cfg =
       unitKindOf(file) === "container"
         ? containerConfigOf(name, file, sctx)

@@ -44,6 +44,8 @@ export interface UnitState {
   cgroup?: string;
   /** Timer units only: the unit it starts, its next elapse and last trigger (ms since the epoch, or null). */
   timer?: TimerInfo;
+  /** Socket and path units: the unit they start, and (sockets) what they listen on. */
+  triggers?: TriggerInfo;
   /** Container units only: the running container's id (null while none runs) and its image. */
   containerId?: string | null;
   image?: string;
@@ -55,6 +57,12 @@ export interface TimerInfo {
   lastTrigger: number | null;
   /** Persistent=yes: the agent bridge keeps lastTrigger in the registry. */
   persistent: boolean;
+}
+
+export interface TriggerInfo {
+  unit: string;
+  /** As systemctl's "Listen:" lines: "127.0.0.1:8080 (Stream)". */
+  listen?: string[];
 }
 
 /** What the agent needs from a unit, whatever runs it (processes or a container). */
@@ -86,6 +94,17 @@ export interface RunnerContext {
   cgroups?: UnitCgroups | null;
   /** Opens a unit's notify socket (NOTIFY_SOCKET); null or missing where this runtime has none (notify-socket.ts). */
   notifySocket?: NotifySocketOpener | null;
+  /**
+   * The listening sockets of the socket units of this machine that activate the service (socket-runner.ts), passed
+   * to its ExecStart= as LISTEN_FDS; empty when there are none.
+   */
+  listenFds?: (service: string) => ListenFds;
+}
+
+/** Descriptors passed from fd 3 on, with their names (LISTEN_FDNAMES). */
+export interface ListenFds {
+  fds: number[];
+  names: string[];
 }
 
 /** systemd's service results (`Result=` / "Failed with result '…'"). */

@@ -97,6 +97,11 @@ export function renderStatus(u: UnitStatus, machines: Map<string, MachineInfo>, 
     lines.push(`  Trigger: ${next === null ? "n/a" : `${systemdTime(next)}; ${left}`}`);
     lines.push(` Triggers: ● ${s.timer.unit}`);
   }
+  if (s.triggers !== undefined) {
+    // systemctl: " Triggers: ● foo.service", then a socket's "   Listen: 127.0.0.1:8080 (Stream)" lines.
+    lines.push(` Triggers: ● ${s.triggers.unit}`);
+    (s.triggers.listen ?? []).forEach((l, i) => lines.push(`${i === 0 ? "   Listen:" : "          "} ${l}`));
+  }
   for (const step of s.steps) {
     // Exec lines that finished; the running main process is the "Main PID:" line.
     if (step.code === null) continue;

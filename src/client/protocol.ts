@@ -193,6 +193,8 @@ export interface AgentUnitState {
   statusText?: string;
   /** Timer units: the unit it starts, its next elapse and last trigger (ms since the epoch, or null). */
   timer?: { unit: string; nextElapse: number | null; lastTrigger: number | null; persistent: boolean };
+  /** Socket and path units: the unit they start and (sockets) their "Listen:" lines. */
+  triggers?: { unit: string; listen?: string[] };
 }
 
 /** One process of a unit, as systemctl's CGroup: tree lists it. */

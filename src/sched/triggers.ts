@@ -1,22 +1,31 @@
-// Units that start another unit on their own machine (a .timer starts its Unit=): the unit they start must run
-// where they run, so placement gives it an implicit MachineOf= of each of its triggers, as fleet users wrote by
-// hand (`MachineOf=%p.timer`). The trigger is placed first and the unit follows it; when the trigger moves (a lost
+// Units that start another unit on their own machine (a .timer or .path starts its Unit=, a .socket its Service=):
+// the unit they start must run where they run, so placement gives it an implicit MachineOf= of each of its
+// triggers, as fleet users wrote by hand (`MachineOf=%p.timer`, `MachineOf=%p.socket`). The trigger is placed first and the unit follows it; when the trigger moves (a lost
 // or drained machine), the unit moves with it through the same handoff. Pure.
 import type { UnitView } from "./placement.ts";
 import { expandSpecifiers, get, parseUnitName, type UnitFile } from "./unit-file.ts";
 
-/** The unit a timer triggers by default: its own name with .service (web@1.timer → web@1.service). */
-export function defaultTriggeredUnit(timer: string): string {
-  return `${timer.slice(0, timer.lastIndexOf("."))}.service`;
+/** The unit a trigger starts by default: its own name with .service (web@1.timer → web@1.service). */
+export function defaultTriggeredUnit(trigger: string): string {
+  return `${trigger.slice(0, trigger.lastIndexOf("."))}.service`;
 }
 
+/** The section and key naming the unit each trigger type starts. */
+const TRIGGER_KEY: Readonly<Record<string, [section: string, key: string]>> = {
+  timer: ["Timer", "Unit"],
+  path: ["Path", "Unit"],
+  socket: ["Socket", "Service"],
+};
+
 /**
- * The unit a trigger unit's file starts (a .timer's Unit=, specifiers expanded, else its own name with .service);
- * undefined for other unit types and for a Unit= that names no valid unit (the file's check refuses that).
+ * The unit a trigger unit's file starts (a .timer's or .path's Unit=, a .socket's Service=, specifiers expanded,
+ * else its own name with .service); undefined for other unit types and for a name that is no valid unit (the
+ * file's check refuses that).
  */
 export function triggeredUnitOf(name: string, file: UnitFile): string | undefined {
-  if (parseUnitName(name).type !== "timer") return undefined;
-  const u = get(file, "Timer", "Unit");
+  const key = TRIGGER_KEY[parseUnitName(name).type];
+  if (key === undefined) return undefined;
+  const u = get(file, key[0], key[1]);
   if (u === undefined) return defaultTriggeredUnit(name);
   try {
     const unit = expandSpecifiers(u, { unitName: name });

@@ -434,7 +434,22 @@ export function parsePrefixes(cmd: string | string[]): ExecCommand {
 // ---------------------------------------------------------------------------------------------------------------
 // Unit names
 
-export const UNIT_TYPES = ["service", "socket", "timer", "target", "path", "mount"] as const;
+/** Every type fleet accepts by name; unit-check.ts refuses at submit the ones Berth cannot run (REFUSED_TYPES). */
+export const UNIT_TYPES = [
+  "service",
+  "socket",
+  "timer",
+  "target",
+  "path",
+  "mount",
+  "automount",
+  "busname",
+  "device",
+  "scope",
+  "slice",
+  "snapshot",
+  "swap",
+] as const;
 export type UnitType = (typeof UNIT_TYPES)[number];
 /** Types that may be templated (fleet and systemd: not mount). */
 const TEMPLATABLE: ReadonlySet<UnitType> = new Set(["service", "socket", "timer", "target", "path"]);

@@ -20,6 +20,13 @@ const TYPE_SECTION: Record<UnitType, string | null> = {
   path: "Path",
   mount: "Mount",
   target: null,
+  automount: "Automount",
+  busname: null,
+  device: null,
+  scope: "Scope",
+  slice: "Slice",
+  snapshot: null,
+  swap: "Swap",
 };
 
 /** Berth's own section for a container unit (Podman Quadlet's keys, checked by agent/container-config.ts). */
@@ -84,12 +91,37 @@ export const BERTH_KEYS: Readonly<Record<string, readonly string[]>> = {
     "RemainAfterElapse",
     "Unit",
   ],
+  Socket: [
+    "ListenStream",
+    "ListenDatagram",
+    "Accept",
+    "Service",
+    "Backlog",
+    "SocketMode",
+    "DirectoryMode",
+    "RemoveOnStop",
+    "FileDescriptorName",
+    "TriggerLimitIntervalSec",
+    "TriggerLimitBurst",
+  ],
+  Path: [
+    "PathExists",
+    "PathExistsGlob",
+    "PathChanged",
+    "PathModified",
+    "DirectoryNotEmpty",
+    "Unit",
+    "MakeDirectory",
+    "DirectoryMode",
+    "TriggerLimitIntervalSec",
+    "TriggerLimitBurst",
+  ],
   // Honoured among the units of one machine (agent/install.ts): WantedBy=T is T's Wants=, RequiredBy=T its Requires=.
   Install: ["WantedBy", "RequiredBy"],
 };
 
 /** The unit types the agent runs (the others are checked and accepted with a warning, not started). */
-export const RUN_TYPES: ReadonlySet<UnitType> = new Set(["service", "timer", "target"]);
+export const RUN_TYPES: ReadonlySet<UnitType> = new Set(["service", "timer", "target", "socket", "path"]);
 
 /** Why the other [Install] keys do nothing in a cluster (said in a warning, never ignored silently). */
 const INSTALL_IGNORED: Record<string, string> = {
