@@ -226,6 +226,30 @@ describe("handoff between live machines", () => {
     expect(s["logrotate.service"]).toEqual(s["rotate.timer"]);
   });
 
+  it("places the service a socket or path unit starts on its machine (an implicit MachineOf)", async () => {
+    const t = fresh();
+    for (const m of MACHINES) await t.addMachine(m);
+    // Kept apart by Conflicts=; each service, loaded only, would be spread over the machines on its own.
+    for (const i of [1, 2, 3]) {
+      await t.addUnit(
+        `web@${i}.socket`,
+        `[Socket]\nListenStream=127.0.1.${i}:80\n[X-Fleet]\nConflicts=web@*.socket\n`,
+      );
+      await t.addUnit(`web@${i}.service`, SERVICE, "loaded");
+    }
+    await t.addUnit("spool.path", "[Path]\nPathChanged=/var/spool/x\nUnit=printer.service\n");
+    await t.addUnit("printer.service", SERVICE, "loaded");
+    await t.addUnit("dns.socket", "[Socket]\nListenDatagram=127.0.1.9:53\nService=resolver.service\n");
+    await t.addUnit("resolver.service", SERVICE, "loaded");
+    t.engine.start();
+    await t.engine.trigger();
+    const s = t.schedule();
+    for (const i of [1, 2, 3]) expect(s[`web@${i}.service`]).toEqual(s[`web@${i}.socket`]);
+    expect(new Set([1, 2, 3].map((i) => (s[`web@${i}.socket`] as string[])[0])).size).toBe(3);
+    expect(s["printer.service"]).toEqual(s["spool.path"]);
+    expect(s["resolver.service"]).toEqual(s["dns.socket"]);
+  });
+
   it("drains a machine: its units are unscheduled there first and placed elsewhere only once it has acted and reports no copy", async () => {
     const t = fresh();
     for (const m of MACHINES) await t.addMachine(m);

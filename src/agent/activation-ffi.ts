@@ -68,7 +68,8 @@ function sockaddr(a: ListenAddress): Buffer {
 
 function ipv6Bytes(host: string): Buffer {
   const [head, tail] = host.includes("::") ? host.split("::") : [host, undefined];
-  const words = (s: string | undefined): number[] => (s ? s.split(":").map((w) => Number.parseInt(w, 16)) : []);
+  const words = (s: string | undefined): number[] =>
+    s ? s.split(":").map((w) => Number.parseInt(w, 16)) : [];
   const h = words(head);
   const t = words(tail);
   const all = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
@@ -83,7 +84,8 @@ function listen(a: ListenAddress, backlog: number): number {
   const fd = libc.symbols.socket(family, type | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     // A bare port binds [::] (dual-stack) as in systemd; on a machine without IPv6, 0.0.0.0.
-    if (family === AF_INET6 && a.host === "::") return listen({ ...a, family: "inet", host: "0.0.0.0" }, backlog);
+    if (family === AF_INET6 && a.host === "::")
+      return listen({ ...a, family: "inet", host: "0.0.0.0" }, backlog);
     throw new Error(`socket() failed: ${lastError()}`);
   }
   const one = new Int32Array([1]);

@@ -47,7 +47,9 @@ export async function runtimeActivation(log: (line: string) => void): Promise<Ac
     const ffi = await import("./activation-ffi.ts");
     return ffi.ffiActivation;
   } catch (e) {
-    log(`agent: no socket activation or path watching (.socket and .path units cannot start): ${(e as Error).message}`);
+    log(
+      `agent: no socket activation or path watching (.socket and .path units cannot start): ${(e as Error).message}`,
+    );
     return null;
   }
 }

@@ -73,7 +73,10 @@ export abstract class Activator implements UnitRunner {
     this.error = undefined;
     this.counter.reset();
     if (this.activation === null) {
-      this.fail("resources", `${this.name}: needs socket activation and inotify, which only Berth's binary offers`);
+      this.fail(
+        "resources",
+        `${this.name}: needs socket activation and inotify, which only Berth's binary offers`,
+      );
       return;
     }
     try {

@@ -189,7 +189,9 @@ export function globExists(pattern: string): boolean {
     } catch {
       return false;
     }
-    return entries.some((e) => re.test(e) && !(e.startsWith(".") && !part.startsWith(".")) && walk(join(dir, e), i + 1));
+    return entries.some(
+      (e) => re.test(e) && !(e.startsWith(".") && !part.startsWith(".")) && walk(join(dir, e), i + 1),
+    );
   };
   return walk("/", 0);
 }
@@ -204,7 +206,10 @@ function globRegExp(part: string): RegExp {
       const end = part.indexOf("]", i + 2);
       if (end < 0) re += "\\[";
       else {
-        const body = part.slice(i + 1, end).replace(/^!/, "^").replace(/\\/g, "\\\\");
+        const body = part
+          .slice(i + 1, end)
+          .replace(/^!/, "^")
+          .replace(/\\/g, "\\\\");
         re += `[${body}]`;
         i = end;
       }

@@ -69,6 +69,9 @@ export class SocketRunner extends Activator {
 
   protected info(): TriggerInfo {
     const kind = (k: string): string => (k === "stream" ? "Stream" : "Datagram");
-    return { unit: this.config.service, listen: this.config.listen.map((a) => `${a.text} (${kind(a.kind)})`) };
+    return {
+      unit: this.config.service,
+      listen: this.config.listen.map((a) => `${a.text} (${kind(a.kind)})`),
+    };
   }
 }

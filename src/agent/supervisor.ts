@@ -27,10 +27,10 @@ import { join } from "node:path";
 import { VERSION } from "../version.ts";
 import { Connection } from "../wire/connection.ts";
 import { socketAnswers, withOwnerOnlyUmask } from "../wire/unix-socket.ts";
+import { runtimeActivation } from "./activation.ts";
 import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
 import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
 import { type ClusterAccess, MachineKeepalive } from "./machine-keepalive.ts";
-import { runtimeActivation } from "./activation.ts";
 import { runtimeNotifySocket } from "./notify-socket.ts";
 
 export interface SupervisorOptions {

@@ -15,6 +15,7 @@ import {
 import { type ContainerConfig, containerConfigOf, loadContainerConfig } from "./container-config.ts";
 import { expandDescription } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
+import { type PathConfig, pathConfigOf } from "./path-config.ts";
 import {
   loadServiceConfig,
   parseCheckedUnit,
@@ -23,7 +24,6 @@ import {
   serviceConfigOf,
   unitKindOf,
 } from "./service-config.ts";
-import { type PathConfig, pathConfigOf } from "./path-config.ts";
 import { type SocketConfig, socketConfigOf } from "./socket-config.ts";
 import { type TimerConfig, timerConfigOf } from "./timer-config.ts";
 
@@ -46,9 +46,11 @@ export const REFUSED_TYPES: Readonly<Partial<Record<UnitType, string>>> = {
   automount: "an automount needs the machine's kernel autofs under a system manager, which Berth is not",
   swap: "swap space belongs to one machine: enable it from a .service (ExecStart=swapon ...) instead",
   device: "devices appear from the kernel (udev) on one machine; there is nothing to submit or start",
-  scope: "a scope groups processes a manager did not start (systemd-run --scope); it has no unit file to submit",
+  scope:
+    "a scope groups processes a manager did not start (systemd-run --scope); it has no unit file to submit",
   slice: "Berth gives each unit its own cgroup and has no slice hierarchy to place units in",
-  snapshot: "snapshots were made at run time by systemctl snapshot (removed in systemd 228), not from a unit file",
+  snapshot:
+    "snapshots were made at run time by systemctl snapshot (removed in systemd 228), not from a unit file",
   busname: "bus names were kdbus's (removed in systemd 230); Berth has no D-Bus activation",
 };
 
