@@ -56,7 +56,9 @@ function sockaddr(a: ListenAddress): Buffer {
     const out = Buffer.alloc(16);
     out.writeUInt16LE(AF_INET, 0);
     out.writeUInt16BE(a.port, 2);
-    a.host.split(".").forEach((b, i) => out.writeUInt8(Number(b), 4 + i));
+    a.host.split(".").forEach((b, i) => {
+      out.writeUInt8(Number(b), 4 + i);
+    });
     return out;
   }
   const out = Buffer.alloc(28);
@@ -74,7 +76,9 @@ function ipv6Bytes(host: string): Buffer {
   const t = words(tail);
   const all = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
   const out = Buffer.alloc(16);
-  all.forEach((w, i) => out.writeUInt16BE(w, i * 2));
+  all.forEach((w, i) => {
+    out.writeUInt16BE(w, i * 2);
+  });
   return out;
 }
 

@@ -100,7 +100,8 @@ export function renderStatus(u: UnitStatus, machines: Map<string, MachineInfo>, 
   if (s.triggers !== undefined) {
     // systemctl: " Triggers: ● foo.service", then a socket's "   Listen: 127.0.0.1:8080 (Stream)" lines.
     lines.push(` Triggers: ● ${s.triggers.unit}`);
-    (s.triggers.listen ?? []).forEach((l, i) => lines.push(`${i === 0 ? "   Listen:" : "          "} ${l}`));
+    for (const [i, l] of (s.triggers.listen ?? []).entries())
+      lines.push(`${i === 0 ? "   Listen:" : "          "} ${l}`);
   }
   for (const step of s.steps) {
     // Exec lines that finished; the running main process is the "Main PID:" line.
