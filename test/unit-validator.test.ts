@@ -63,10 +63,11 @@ describe("fleet's unit files and ordinary systemd keys are accepted", () => {
       expect(r.stderr).toContain(w);
     // [Install] and the keys Berth implements raise nothing.
     expect(r.stderr).not.toMatch(/WantedBy|TimeoutStartSec|ExecStartPre|RestartSec/);
-    // Timers run now: backup.timer verifies without a warning; a .socket is still accepted with one.
+    // Timers, sockets and paths run now: they verify without a warning but for the keys Berth ignores.
     expect(r.stderr).not.toContain("backup.timer");
+    expect(r.stderr).not.toContain("spool.path");
     expect(r.stderr).toContain(
-      `${join(FIXTURES, "good", "web.socket")}: warning: Berth runs .service, .timer and .target units: the agent will not start a .socket unit`,
+      `${join(FIXTURES, "good", "web.socket")}:7: warning: ReusePort= is a systemd option Berth does not implement, ignoring it`,
     );
     for (const key of ["LimitNOFILE", "CPUQuota", "Nice"]) expect(BERTH_KEYS.Service).not.toContain(key);
   });
