@@ -1,6 +1,7 @@
 import { consoleCommand } from "../tui/console-command.ts";
 import { clusterCommands } from "./cluster.ts";
 import type { CommandEntry } from "./command.ts";
+import { discoveryCommands } from "./discovery-command.ts";
 import { journal } from "./journal.ts";
 import { kvCommands } from "./kv.ts";
 import { machineCommands } from "./machine.ts";
@@ -18,6 +19,7 @@ export const COMMANDS: CommandEntry[] = [
   superviseCommand,
   kvCommands,
   clusterCommands,
+  discoveryCommands,
   snapshotCommands,
   backupCommand,
   ...unitCommands,

@@ -56,6 +56,10 @@ export interface NodeConfig {
   clientCertAuth: boolean;
   /** --insecure-listen: allow client/HTTP listeners on non-loopback addresses without TLS client auth. */
   insecureListen: boolean;
+  /** --discovery: the token URL a first start bootstraps from (etcd's v2 discovery), or null. */
+  discovery: string | null;
+  /** --discovery-fallback: what a first start does when the token is full ("join" as a learner, or "exit"). */
+  discoveryFallback: "join" | "exit";
 }
 
 /** Certificate files (absolute paths) and their PEM contents, checked when the configuration is resolved. */
@@ -132,6 +136,24 @@ export const NODE_FLAGS: FlagSpec[] = [
     description: "founding members, NAME=HOST:PORT,...",
     value: "LIST",
     env: "BERTH_INITIAL_CLUSTER",
+  },
+  {
+    name: "discovery",
+    type: "string",
+    description:
+      "bootstrap from an etcd v2 discovery token (etcd-discovery, discovery.etcd.io, any etcd v2 or Berth " +
+      "`/v2/keys/...` URL; see `berth discovery new`) instead of --initial-cluster; only a first start uses it",
+    value: "URL",
+    env: "BERTH_DISCOVERY",
+  },
+  {
+    name: "discovery-fallback",
+    type: "string",
+    description:
+      'when the token already has its size of members: "join" this cluster as a learner (a non-voting member ' +
+      'that runs units), or "exit" (etcd\'s flag; "proxy", etcd\'s default, means join)',
+    value: "join|exit",
+    env: "BERTH_DISCOVERY_FALLBACK",
   },
   {
     name: "join",
@@ -317,7 +339,9 @@ const SHOWN_DEFAULTS: Record<string, string> = {
   "client-addr": `the --peer-addr host if it is a loopback address, else 127.0.0.1; port ${CLIENT_PORT}`,
   "client-socket": "DATA_DIR/berth.sock",
   "http-addr": `the --peer-addr host if it is a loopback address, else 127.0.0.1; port ${HTTP_PORT}`,
-  "initial-cluster": "this member alone, NAME=PEER-ADDR",
+  "initial-cluster": "this member alone, NAME=PEER-ADDR (the token's members with --discovery)",
+  discovery: "none",
+  "discovery-fallback": "join",
   "cluster-secret-file": "the copy kept in DATA_DIR; a new random secret for a cluster of one",
   "public-ip": "the --client-addr host",
   "max-client-connections": "10000, less when the file descriptor limit is low",
@@ -398,6 +422,10 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
         ? null
         : parseHostPort(String(httpRaw), "--http-addr");
   const join = Boolean(pick("join"));
+  const discovery = discoveryUrl(flags, fromFile, saved);
+  const fallbackRaw = String(pick("discovery-fallback") ?? "join");
+  if (!["join", "exit", "proxy"].includes(fallbackRaw))
+    throw new UsageError(`--discovery-fallback must be "join" or "exit", not "${fallbackRaw}"`);
   const initialCluster = parseInitialCluster(String(pick("initial-cluster") ?? ""), name, peerAddr, join);
   const metadata = parseMetadata(String(pick("metadata") ?? ""));
   const num = (key: string) => {
@@ -489,6 +517,8 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     clientTls,
     clientCertAuth,
     insecureListen,
+    discovery,
+    discoveryFallback: fallbackRaw === "exit" ? "exit" : "join",
   };
   config.clusterSecret = loadSecret(config, pick("cluster-secret-file") as string | undefined);
   return config;
@@ -732,6 +762,28 @@ function readConfigFile(path: string): FlagValues {
   }
 }
 
+/**
+ * --discovery for a first start: an http(s) URL, alone (not with --initial-cluster or --join). A data directory
+ * that already holds a member ignores it, as etcd does: the cluster is bootstrapped.
+ */
+function discoveryUrl(flags: FlagValues, fromFile: FlagValues, saved: FlagValues): string | null {
+  const raw = flags.discovery ?? fromFile.discovery;
+  if (raw === undefined || raw === "" || saved.name !== undefined) return null;
+  const url = String(raw);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--discovery must be an http:// or https:// URL, not "${url}"`);
+  }
+  if (!/^https?:$/.test(parsed.protocol) || parsed.search || parsed.hash)
+    throw new UsageError(`--discovery must be an http:// or https:// URL without a query, not "${url}"`);
+  for (const other of ["initial-cluster", "join"])
+    if (flags[other] || fromFile[other])
+      throw new UsageError(`--discovery and --${other} exclude each other: the token names the members`);
+  return url;
+}
+
 function readSaved(dataDir: string): FlagValues {
   const path = join(dataDir, SAVED_FILE);
   if (!existsSync(path)) return {};
@@ -759,7 +811,7 @@ function loadSecret(config: NodeConfig, file: string | undefined): string {
       throw new UsageError(`--cluster-secret-file ${file} must hold at least 16 characters`);
   } else if (existsSync(kept)) {
     secret = readFileSync(kept, "utf8").trim();
-  } else if (config.initialCluster.size <= 1 && !config.join) {
+  } else if (config.initialCluster.size <= 1 && !config.join && !config.discovery) {
     secret = randomBytes(32).toString("base64url");
   } else {
     throw new UsageError("--cluster-secret-file is required when the cluster has several members");

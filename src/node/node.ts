@@ -566,7 +566,7 @@ export class BerthNode {
 /** A peer request answered with this member's wall clock (Date.now()). */
 const CLOCK_METHOD = "clock.now";
 
-function dialSource(listenHost: string): string | undefined {
+export function dialSource(listenHost: string): string | undefined {
   return isIP(listenHost) !== 0 && listenHost !== "0.0.0.0" && listenHost !== "::" ? listenHost : undefined;
 }
 
