@@ -1,4 +1,5 @@
 import { consoleCommand } from "../tui/console-command.ts";
+import { cloudConfigCommands } from "./cloud-config-command.ts";
 import { clusterCommands } from "./cluster.ts";
 import type { CommandEntry } from "./command.ts";
 import { discoveryCommands } from "./discovery-command.ts";
@@ -20,6 +21,7 @@ export const COMMANDS: CommandEntry[] = [
   kvCommands,
   clusterCommands,
   discoveryCommands,
+  cloudConfigCommands,
   snapshotCommands,
   backupCommand,
   ...unitCommands,

@@ -291,6 +291,15 @@ export const NODE_FLAGS: FlagSpec[] = [
     env: "BERTH_INSECURE_LISTEN",
   },
   {
+    name: "cloud-config",
+    type: "string",
+    description:
+      "a #cloud-config user-data file: its berth: section sets these flags (flags given here win) and lists " +
+      "cluster units to submit and start once the cluster is up (see `berth cloud-config validate`)",
+    value: "FILE",
+    env: "BERTH_CLOUD_CONFIG",
+  },
+  {
     name: "config",
     type: "string",
     description: "JSON file with any of these flags as keys",
@@ -346,6 +355,7 @@ const SHOWN_DEFAULTS: Record<string, string> = {
   "public-ip": "the --client-addr host",
   "max-client-connections": "10000, less when the file descriptor limit is low",
   metadata: "none",
+  "cloud-config": "none",
   config: "none",
 };
 for (const spec of NODE_FLAGS) {
@@ -372,9 +382,12 @@ function maxConnections(v: unknown, num: (key: string) => number): number | null
 const SAVED_FILE = "node.json";
 const SECRET_FILE = "cluster-secret";
 
-/** Resolves the configuration from parsed flags (which already include BERTH_* variables). */
-export function resolveNodeConfig(flags: FlagValues): NodeConfig {
-  const fromFile = flags.config ? readConfigFile(String(flags.config)) : {};
+/**
+ * Resolves the configuration from parsed flags (which already include BERTH_* variables) and the berth: section of
+ * a --cloud-config file (`fromCloudConfig`, read by the caller), which comes before --config.
+ */
+export function resolveNodeConfig(flags: FlagValues, fromCloudConfig: FlagValues = {}): NodeConfig {
+  const fromFile = { ...(flags.config ? readConfigFile(String(flags.config)) : {}), ...fromCloudConfig };
   const dataDirRaw = flags["data-dir"] ?? fromFile["data-dir"];
   const name0 = String(flags.name ?? fromFile.name ?? hostname().split(".")[0]);
   const dataDir = resolve(String(dataDirRaw ?? `${name0}.berth`));
