@@ -165,7 +165,7 @@ function readUnits(e: YamlEntry, at: (line: number, reason: string) => void): Cl
             "a machine's own systemd units go under cloud-init's keys)",
         );
     const nameEntry = get("name");
-    if (!nameEntry || nameEntry.value.kind !== "scalar" || nameEntry.value.value === "") {
+    if (nameEntry?.value.kind !== "scalar" || nameEntry.value.value === "") {
       at(item.line, "a unit needs name:");
       continue;
     }
