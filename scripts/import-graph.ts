@@ -46,8 +46,9 @@ const RULES: Rule[] = [
   {
     name: "the CLI and the console reach the cluster through the client",
     // `berth node` and `berth supervise` are the entry points of node mode: they compose it. `berth snapshot` and
-    // `berth backup` read and write snapshot files and data directories offline, as node mode does.
-    from: /^src\/(cli\/(?!node-command\.ts$|supervise-command\.ts$|snapshot-command\.ts$)|tui\/)/,
+    // `berth backup` read and write snapshot files and data directories offline, as node mode does. `berth
+    // cloud-config` checks the node flags a cloud-config sets, against the node's own flag list.
+    from: /^src\/(cli\/(?!node-command\.ts$|supervise-command\.ts$|snapshot-command\.ts$|cloud-config-command\.ts$)|tui\/)/,
     forbids: (t) => /^src\/(node|raft|wire)\//.test(t) || t === "src/kv/store.ts",
   },
   {

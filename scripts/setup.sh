@@ -10,6 +10,8 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 # A real etcd 3.4 member next to Berth for python-etcd's auth tests (test/python-etcd-auth.test.ts), run by Debian's
 # python3 with Debian's urllib3 and dnspython (python-etcd's own dependencies; nothing comes from pip).
 command -v etcd >/dev/null || need+=(etcd-server)
+# Debian's etcd-discovery (the discovery.etcd.io service) for `berth node --discovery` (test/discovery.test.ts).
+[ -x /usr/bin/discovery.etcd.io ] || need+=(etcd-discovery)
 [ -x /usr/bin/python3 ] || need+=(python3)
 /usr/bin/python3 -c 'import urllib3' 2>/dev/null || need+=(python3-urllib3)
 /usr/bin/python3 -c 'import dns.resolver' 2>/dev/null || need+=(python3-dnspython)
@@ -28,8 +30,9 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v systemd-notify >/dev/null || need+=(systemd)
 command -v socat >/dev/null || need+=(socat)
 if [ ${#need[@]} -gt 0 ]; then
-  # etcd-server's postinst would start a system-wide etcd on :2379 through its init script; a policy-rc.d that says
-  # no (the usual one in containers) keeps it from doing so, and is removed again if this script added it.
+  # etcd-server's and etcd-discovery's postinsts would start system-wide services (etcd on :2379, the discovery
+  # service on :8087) through their init scripts; a policy-rc.d that says no (the usual one in containers) keeps them
+  # from doing so, and is removed again if this script added it.
   policy=/usr/sbin/policy-rc.d added=""
   if [ ! -e $policy ]; then
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null && $SUDO chmod +x $policy && added=1

@@ -97,6 +97,39 @@ describe("deployment files", () => {
     expect(missing.stderr).toContain("--peer-ip is required");
   });
 
+  it("install.sh --cloud-config checks the user-data, installs it and points the node at it", () => {
+    const root = join(dir, "root-cc");
+    const secret = join(dir, "secret-cc");
+    writeFileSync(secret, "s3cret-of-the-cluster");
+    const example = join(DEPLOY, "user-data.example");
+    const args = ["--root", root, "--name", "core-02", "--peer-ip", "10.1.0.6", "--secret-file", secret];
+    execFileSync(INSTALL, [...args, "--cloud-config", example, "--binary", BINARY], { encoding: "utf8" });
+    expect(readFileSync(join(root, "etc/berth/user-data"), "utf8")).toBe(readFileSync(example, "utf8"));
+    expect(statSync(join(root, "etc/berth/user-data")).mode & 0o777).toBe(0o600);
+    const env = parseEnv(readFileSync(join(root, "etc/berth/node.env"), "utf8"));
+    expect(env.BERTH_CLOUD_CONFIG).toBe("/etc/berth/user-data");
+    // Unset, not empty, so the user-data's discovery URL and metadata are what the node uses.
+    expect(Object.keys(env)).not.toContain("BERTH_INITIAL_CLUSTER");
+    expect(Object.keys(env)).not.toContain("BERTH_METADATA");
+
+    const bad = join(dir, "bad-user-data");
+    writeFileSync(bad, "#cloud-config\nberth:\n  discovry: http://x:8087/t\n");
+    const refused = spawnSync(
+      INSTALL,
+      [...args, "--root", join(dir, "root-bad"), "--cloud-config", bad, "--binary", BINARY],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toContain(`${bad}:3: unknown key "discovry"`);
+    const none = spawnSync(INSTALL, [...args, "--root", join(dir, "root-none"), "--binary", BINARY], {
+      encoding: "utf8",
+    });
+    expect(none.status).toBe(2);
+    expect(none.stderr).toContain("--initial-cluster, --discovery or --cloud-config is required");
+  });
+
   it("three nodes started with the settings install.sh wrote (as systemd would) form a cluster", async () => {
     const secret = join(dir, "cluster-secret");
     writeFileSync(secret, "one-secret-for-all-three-members");

@@ -9,7 +9,8 @@ import { kvFailure } from "../src/node/errors.ts";
 import { commandFor } from "../src/node/kv-requests.ts";
 import type { KvService } from "../src/node/kv-service.ts";
 import { UnitService } from "../src/node/unit-service.ts";
-import { scheduleKey } from "../src/sched/registry.ts";
+import { canonicalUnit } from "../src/sched/catalog.ts";
+import { scheduleKey, unitFileKey, unitKey } from "../src/sched/registry.ts";
 
 const M1 = "11111111111111111111111111111111";
 const M2 = "22222222222222222222222222222222";
@@ -103,5 +104,25 @@ describe("UnitService.setDesired", () => {
     });
     const [a] = await units.setDesired(["a.service"], "launched");
     expect(a?.desired).toBe("launched");
+  });
+});
+
+describe("UnitService.submit", () => {
+  it("a copy of a new unit submitted concurrently (N machines, one cloud-config) leaves the state the first set", async () => {
+    const { units, store, beforeWrite } = service();
+    const text = svc();
+    const { hash } = canonicalUnit("a.service", text);
+    // Between this submit's read and its writes, another machine submits the same unit and starts it.
+    beforeWrite(() => {
+      store.apply(commandFor({ method: "PUT", key: unitFileKey(hash), value: text }, Date.now()));
+      store.apply(
+        commandFor(
+          { method: "PUT", key: unitKey("a.service"), value: JSON.stringify({ hash, desired: "launched" }) },
+          Date.now(),
+        ),
+      );
+    });
+    const [info] = await units.submit([{ name: "a.service", text }], false);
+    expect(info!.desired).toBe("launched");
   });
 });

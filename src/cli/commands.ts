@@ -1,6 +1,8 @@
 import { consoleCommand } from "../tui/console-command.ts";
+import { cloudConfigCommands } from "./cloud-config-command.ts";
 import { clusterCommands } from "./cluster.ts";
 import type { CommandEntry } from "./command.ts";
+import { discoveryCommands } from "./discovery-command.ts";
 import { journal } from "./journal.ts";
 import { kvCommands } from "./kv.ts";
 import { machineCommands } from "./machine.ts";
@@ -18,6 +20,8 @@ export const COMMANDS: CommandEntry[] = [
   superviseCommand,
   kvCommands,
   clusterCommands,
+  discoveryCommands,
+  cloudConfigCommands,
   snapshotCommands,
   backupCommand,
   ...unitCommands,

@@ -56,6 +56,10 @@ export interface NodeConfig {
   clientCertAuth: boolean;
   /** --insecure-listen: allow client/HTTP listeners on non-loopback addresses without TLS client auth. */
   insecureListen: boolean;
+  /** --discovery: the token URL a first start bootstraps from (etcd's v2 discovery), or null. */
+  discovery: string | null;
+  /** --discovery-fallback: what a first start does when the token is full ("join" as a learner, or "exit"). */
+  discoveryFallback: "join" | "exit";
 }
 
 /** Certificate files (absolute paths) and their PEM contents, checked when the configuration is resolved. */
@@ -132,6 +136,24 @@ export const NODE_FLAGS: FlagSpec[] = [
     description: "founding members, NAME=HOST:PORT,...",
     value: "LIST",
     env: "BERTH_INITIAL_CLUSTER",
+  },
+  {
+    name: "discovery",
+    type: "string",
+    description:
+      "bootstrap from an etcd v2 discovery token (etcd-discovery, discovery.etcd.io, any etcd v2 or Berth " +
+      "`/v2/keys/...` URL; see `berth discovery new`) instead of --initial-cluster; only a first start uses it",
+    value: "URL",
+    env: "BERTH_DISCOVERY",
+  },
+  {
+    name: "discovery-fallback",
+    type: "string",
+    description:
+      'when the token already has its size of members: "join" this cluster as a learner (a non-voting member ' +
+      'that runs units), or "exit" (etcd\'s flag; "proxy", etcd\'s default, means join)',
+    value: "join|exit",
+    env: "BERTH_DISCOVERY_FALLBACK",
   },
   {
     name: "join",
@@ -269,6 +291,15 @@ export const NODE_FLAGS: FlagSpec[] = [
     env: "BERTH_INSECURE_LISTEN",
   },
   {
+    name: "cloud-config",
+    type: "string",
+    description:
+      "a #cloud-config user-data file: its berth: section sets these flags (flags given here win) and lists " +
+      "cluster units to submit and start once the cluster is up (see `berth cloud-config validate`)",
+    value: "FILE",
+    env: "BERTH_CLOUD_CONFIG",
+  },
+  {
     name: "config",
     type: "string",
     description: "JSON file with any of these flags as keys",
@@ -317,11 +348,14 @@ const SHOWN_DEFAULTS: Record<string, string> = {
   "client-addr": `the --peer-addr host if it is a loopback address, else 127.0.0.1; port ${CLIENT_PORT}`,
   "client-socket": "DATA_DIR/berth.sock",
   "http-addr": `the --peer-addr host if it is a loopback address, else 127.0.0.1; port ${HTTP_PORT}`,
-  "initial-cluster": "this member alone, NAME=PEER-ADDR",
+  "initial-cluster": "this member alone, NAME=PEER-ADDR (the token's members with --discovery)",
+  discovery: "none",
+  "discovery-fallback": "join",
   "cluster-secret-file": "the copy kept in DATA_DIR; a new random secret for a cluster of one",
   "public-ip": "the --client-addr host",
   "max-client-connections": "10000, less when the file descriptor limit is low",
   metadata: "none",
+  "cloud-config": "none",
   config: "none",
 };
 for (const spec of NODE_FLAGS) {
@@ -348,9 +382,12 @@ function maxConnections(v: unknown, num: (key: string) => number): number | null
 const SAVED_FILE = "node.json";
 const SECRET_FILE = "cluster-secret";
 
-/** Resolves the configuration from parsed flags (which already include BERTH_* variables). */
-export function resolveNodeConfig(flags: FlagValues): NodeConfig {
-  const fromFile = flags.config ? readConfigFile(String(flags.config)) : {};
+/**
+ * Resolves the configuration from parsed flags (which already include BERTH_* variables) and the berth: section of
+ * a --cloud-config file (`fromCloudConfig`, read by the caller), which comes before --config.
+ */
+export function resolveNodeConfig(flags: FlagValues, fromCloudConfig: FlagValues = {}): NodeConfig {
+  const fromFile = { ...(flags.config ? readConfigFile(String(flags.config)) : {}), ...fromCloudConfig };
   const dataDirRaw = flags["data-dir"] ?? fromFile["data-dir"];
   const name0 = String(flags.name ?? fromFile.name ?? hostname().split(".")[0]);
   const dataDir = resolve(String(dataDirRaw ?? `${name0}.berth`));
@@ -398,6 +435,10 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
         ? null
         : parseHostPort(String(httpRaw), "--http-addr");
   const join = Boolean(pick("join"));
+  const discovery = discoveryUrl(flags, fromFile, saved);
+  const fallbackRaw = String(pick("discovery-fallback") ?? "join");
+  if (!["join", "exit", "proxy"].includes(fallbackRaw))
+    throw new UsageError(`--discovery-fallback must be "join" or "exit", not "${fallbackRaw}"`);
   const initialCluster = parseInitialCluster(String(pick("initial-cluster") ?? ""), name, peerAddr, join);
   const metadata = parseMetadata(String(pick("metadata") ?? ""));
   const num = (key: string) => {
@@ -489,6 +530,8 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
     clientTls,
     clientCertAuth,
     insecureListen,
+    discovery,
+    discoveryFallback: fallbackRaw === "exit" ? "exit" : "join",
   };
   config.clusterSecret = loadSecret(config, pick("cluster-secret-file") as string | undefined);
   return config;
@@ -732,6 +775,28 @@ function readConfigFile(path: string): FlagValues {
   }
 }
 
+/**
+ * --discovery for a first start: an http(s) URL, alone (not with --initial-cluster or --join). A data directory
+ * that already holds a member ignores it, as etcd does: the cluster is bootstrapped.
+ */
+function discoveryUrl(flags: FlagValues, fromFile: FlagValues, saved: FlagValues): string | null {
+  const raw = flags.discovery ?? fromFile.discovery;
+  if (raw === undefined || raw === "" || saved.name !== undefined) return null;
+  const url = String(raw);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--discovery must be an http:// or https:// URL, not "${url}"`);
+  }
+  if (!/^https?:$/.test(parsed.protocol) || parsed.search || parsed.hash)
+    throw new UsageError(`--discovery must be an http:// or https:// URL without a query, not "${url}"`);
+  for (const other of ["initial-cluster", "join"])
+    if (flags[other] || fromFile[other])
+      throw new UsageError(`--discovery and --${other} exclude each other: the token names the members`);
+  return url;
+}
+
 function readSaved(dataDir: string): FlagValues {
   const path = join(dataDir, SAVED_FILE);
   if (!existsSync(path)) return {};
@@ -759,7 +824,7 @@ function loadSecret(config: NodeConfig, file: string | undefined): string {
       throw new UsageError(`--cluster-secret-file ${file} must hold at least 16 characters`);
   } else if (existsSync(kept)) {
     secret = readFileSync(kept, "utf8").trim();
-  } else if (config.initialCluster.size <= 1 && !config.join) {
+  } else if (config.initialCluster.size <= 1 && !config.join && !config.discovery) {
     secret = randomBytes(32).toString("base64url");
   } else {
     throw new UsageError("--cluster-secret-file is required when the cluster has several members");

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { fenceForTtl } from "../agent/lease.ts";
 import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive.ts";
 import { SupervisorLink } from "../agent/supervisor-link.ts";
-import type { NodeStatus, SavedSnapshot } from "../client/protocol.ts";
+import type { DesiredState, NodeStatus, SavedSnapshot, UnitSubmission } from "../client/protocol.ts";
 import { KvStore } from "../kv/store.ts";
 import { RaftDriver } from "../raft/driver.ts";
 import { FileRaftStorage } from "../raft/storage/file.ts";
@@ -404,6 +404,21 @@ export class BerthNode {
     units.start();
   }
 
+  /** The unit operations with every right, for the units of `berth node --cloud-config` (src/cloud-config/apply.ts). */
+  unitsApi() {
+    const units = this.scheduling.units;
+    return {
+      list: () => units.list(),
+      submit: (list: UnitSubmission[]) => units.submit(list, false),
+      setDesired: (names: string[], desired: DesiredState) => units.setDesired(names, desired),
+    };
+  }
+
+  /** True once stop() has begun. */
+  isStopping(): boolean {
+    return this.stopping;
+  }
+
   private clientApiDeps(): ClientApiDeps {
     return {
       kv: this.kv,
@@ -566,7 +581,7 @@ export class BerthNode {
 /** A peer request answered with this member's wall clock (Date.now()). */
 const CLOCK_METHOD = "clock.now";
 
-function dialSource(listenHost: string): string | undefined {
+export function dialSource(listenHost: string): string | undefined {
   return isIP(listenHost) !== 0 && listenHost !== "0.0.0.0" && listenHost !== "::" ? listenHost : undefined;
 }
 

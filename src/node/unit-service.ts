@@ -66,8 +66,27 @@ export class UnitService {
         .catch(ignoreExists),
     );
     await inParallel(changed, ({ name, unit }) => {
-      const record: UnitRecord = { hash: unit.hash, desired: view.units.get(name)?.desired ?? "inactive" };
-      return this.kv.write({ method: "PUT", key: unitKey(name), value: JSON.stringify(record) });
+      const prev = view.units.get(name);
+      const record: UnitRecord = { hash: unit.hash, desired: prev?.desired ?? "inactive" };
+      // A new unit is created only if still absent: N machines applying one cloud-config submit it at once, and a
+      // late copy must not reset the desired state a first one has set meanwhile (a started unit would stop).
+      return this.kv
+        .write({
+          method: "PUT",
+          key: unitKey(name),
+          value: JSON.stringify(record),
+          ...(!prev && { prevExist: false }),
+        })
+        .catch(async (err) => {
+          if (prev || etcdCode(err) !== 105) throw err;
+          await this.kv.sync();
+          const now = readRegistry(this.store).units.get(name);
+          if (now?.hash !== unit.hash)
+            throw new ServiceError(
+              "conflict",
+              `unit ${name} was submitted meanwhile with different content (hash ${now?.hash.slice(0, 7)}); use --replace`,
+            );
+        });
     });
     return this.infos(prepared.map((p) => p.name));
   }

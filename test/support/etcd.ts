@@ -21,12 +21,12 @@ export class EtcdMember {
     private readonly proc: ChildProcess,
   ) {}
 
-  /** A fresh single-member etcd cluster on 127.0.0.1 (etcd must be on PATH: scripts/setup.sh installs it). */
-  static async start(): Promise<EtcdMember> {
+  /** A fresh single-member etcd cluster on `host` (etcd must be on PATH: scripts/setup.sh installs it). */
+  static async start(host = "127.0.0.1"): Promise<EtcdMember> {
     const dir = mkdtempSync(join(tmpdir(), "berth-etcd-"));
-    const [client, peer] = [await freePort(), await freePort()];
-    const url = `http://127.0.0.1:${client}`;
-    const peerUrl = `http://127.0.0.1:${peer}`;
+    const [client, peer] = [await freePort(host), await freePort(host)];
+    const url = `http://${host}:${client}`;
+    const peerUrl = `http://${host}:${peer}`;
     const log = openSync(join(dir, "etcd.log"), "a");
     const proc = spawn(
       "etcd",
