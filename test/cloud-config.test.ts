@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { DesiredState, UnitInfo } from "../src/client/protocol.ts";
 import { applyUnits } from "../src/cloud-config/apply.ts";
 import { CloudConfigError, parseCloudConfig } from "../src/cloud-config/cloud-config.ts";
-import { parseYaml } from "../src/cloud-config/yaml-subset.ts";
+import { parseYaml } from "../src/cloud-config/yaml-lines.ts";
 import { NODE_FLAGS } from "../src/node/config.ts";
 
 const KINDS = new Map(NODE_FLAGS.map((f) => [f.name, f.type]));
@@ -81,13 +81,29 @@ describe("the YAML subset", () => {
     });
   });
 
-  it("refuses what it does not read, with the line", () => {
-    expect(() => parseYaml("a: 1\nb: [x, y]\n")).toThrow("line 2: flow style");
-    expect(() => parseYaml("a: &x 1\n")).toThrow("line 1: anchors");
-    expect(() => parseYaml("a: 1\n\tb: 2\n")).toThrow("line 2: a tab");
-    expect(() => parseYaml("a: 1\na: 2\n")).toThrow('line 2: "a" is given twice (first on line 1)');
-    expect(() => parseYaml("a: one\n  two\n")).toThrow("line 2: a value continued");
-    expect(() => parseYaml("a:\n  b:\n    c: 1\n   d: 2\n")).toThrow("line 4: unexpected indentation");
+  it("reads flow style and folded plain values as YAML does", () => {
+    expect(parseYaml("a: [x, 'y']\nb: {c: d}\ne: one\n  two\n")).toMatchObject({
+      entries: [
+        { key: "a", value: { kind: "seq", items: [{ value: "x" }, { value: "y", quoted: true }] } },
+        { key: "b", value: { kind: "map", entries: [{ key: "c", line: 2, value: { value: "d" } }] } },
+        { key: "e", line: 3, value: { value: "one two" } },
+      ],
+    });
+  });
+
+  it("keeps every scalar a string: the check decides what true or 3 means", () => {
+    expect(parseYaml("a: true\nb: 3\nc: ~\n")).toMatchObject({
+      entries: [{ value: { value: "true" } }, { value: { value: "3" } }, { value: { value: "~" } }],
+    });
+  });
+
+  it("refuses a broken document with the line", () => {
+    expect(() => parseYaml("a: &x 1\nb: *x\n")).toThrow("line 2: aliases");
+    expect(() => parseYaml("a: 1\n\tb: 2\n")).toThrow("line 2: Tabs are not allowed");
+    expect(() => parseYaml("a: 1\na: 2\n")).toThrow("line 2: Map keys must be unique");
+    expect(() => parseYaml("a:\n  b:\n    c: 1\n   d: 2\n")).toThrow("line 4: All mapping items");
+    expect(() => parseYaml("a: 1\n---\nb: 2\n")).toThrow("line 2: only one YAML document is read");
+    expect(() => parseYaml("a: [1,\n")).toThrow("line 2: Flow sequence");
   });
 });
 
