@@ -6,9 +6,9 @@ import type { KvResult, MemberInfo } from "../src/client/protocol.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError, type KvEvent } from "../src/kv/types.ts";
 import { ADMIN } from "../src/node/access.ts";
-import { kvFailure, ServiceError } from "../src/node/errors.ts";
 import { type HttpApi, type HttpDeps, startHttpApi } from "../src/node/http/index.ts";
 import { commandFor } from "../src/node/kv-requests.ts";
+import { kvFailure, ServiceError } from "../src/service/errors.ts";
 
 const CLUSTER = "0858a80da6de7ae5"; // leading zero: etcd prints ids without it
 const CORS = [

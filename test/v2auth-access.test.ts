@@ -3,11 +3,11 @@
 import { describe, expect, it } from "vitest";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError, type KvEvent } from "../src/kv/types.ts";
-import { kvFailure } from "../src/node/errors.ts";
 import { commandFor } from "../src/node/kv-requests.ts";
 import { createKeyAccess } from "../src/node/v2auth/access.ts";
 import { parseBasicAuth } from "../src/node/v2auth/http.ts";
 import { AuthStore } from "../src/node/v2auth/store.ts";
+import { kvFailure } from "../src/service/errors.ts";
 
 function authStore(): AuthStore {
   const kv = new KvStore();

@@ -4,7 +4,7 @@
 import { cleanKey } from "../kv/path.ts";
 import { KvError } from "../kv/types.ts";
 import { REGISTRY_DIR } from "../sched/registry.ts";
-import { ServiceError } from "./errors.ts";
+import { ServiceError } from "../service/errors.ts";
 
 /**
  * admin: root or the `berth` group on the node's machine, through the node's unix socket (the socket's mode is the

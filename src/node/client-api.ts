@@ -9,14 +9,14 @@ import type {
   SavedSnapshot,
   UnitSubmission,
 } from "../client/protocol.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
+import { asObject, optBool, optStr, str } from "../service/params.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
 import { authorize, type Caller, type KeyAccess, type Operation } from "./access.ts";
 import type { ClusterService } from "./cluster-service.ts";
-import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
 import type { MachineContainersService } from "./machine-containers.ts";
 import type { RequestMetrics } from "./node-metrics.ts";
-import { asObject, optBool, optStr, str } from "./params.ts";
 import type { UnitService } from "./unit-service.ts";
 import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "./unit-status.ts";
 

@@ -7,9 +7,9 @@ import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
 import { registryWriteProblem } from "../sched/registry-records.ts";
-import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "./errors.ts";
+import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "../service/errors.ts";
+import type { LeaderRouter } from "../service/leader-router.ts";
 import { commandFor } from "./kv-requests.ts";
-import type { LeaderRouter } from "./leader-router.ts";
 import { AUTH_PREFIX, isAuthKey } from "./v2auth/prefix.ts";
 
 export interface Watch {

@@ -12,9 +12,9 @@ import type { UnitHost } from "../agent/unit-host.ts";
 import type { MachineContainer, MachineContainers, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { readRegistry } from "../sched/registry.ts";
+import { ServiceError } from "../service/errors.ts";
+import type { PeerRequester } from "../service/leader-router.ts";
 import { RemoteError } from "../wire/errors.ts";
-import { ServiceError } from "./errors.ts";
-import type { PeerRequester } from "./leader-router.ts";
 import { resolveMachine } from "./machine.ts";
 
 export interface MachineContainersDeps {

@@ -8,10 +8,10 @@ import type { MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { type MetadataOverride, machineMetadataKey, readRegistry } from "../sched/registry.ts";
 import { checkMetadataOverride } from "../sched/registry-records.ts";
-import { badRequest, ServiceError } from "./errors.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
+import { asObject, str } from "../service/params.ts";
 import type { KvService } from "./kv-service.ts";
 import { resolveMachine } from "./machine.ts";
-import { asObject, str } from "./params.ts";
 
 export interface MetadataChange {
   machine: string;

@@ -13,7 +13,7 @@ import {
   UNITS_DIR,
 } from "../sched/registry.ts";
 import { StallClock } from "../sched/stall-clock.ts";
-import { badRequest, ServiceError } from "./errors.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
 import type { KvService } from "./kv-service.ts";
 import { machineRecord } from "./machine.ts";
 import { UnitService } from "./unit-service.ts";

@@ -27,7 +27,7 @@ import {
 } from "../sched/registry.ts";
 import type { RegistryProblem } from "../sched/registry-records.ts";
 import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../sched/unit-file.ts";
-import { badRequest, ServiceError } from "./errors.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
 import type { KvService } from "./kv-service.ts";
 import { resolveMachine } from "./machine.ts";
 import { setMachineMetadata } from "./machine-metadata.ts";

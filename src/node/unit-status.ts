@@ -17,11 +17,11 @@ import type {
 import type { KvStore } from "../kv/store.ts";
 import { readRegistry, unitKey } from "../sched/registry.ts";
 import { expandSpecifiers } from "../sched/unit-file.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
+import type { PeerRequester } from "../service/leader-router.ts";
+import { asObject, str } from "../service/params.ts";
 import type { StreamSink } from "../wire/connection.ts";
 import { RemoteError } from "../wire/errors.ts";
-import { badRequest, ServiceError } from "./errors.ts";
-import type { PeerRequester } from "./leader-router.ts";
-import { asObject, str } from "./params.ts";
 
 export interface UnitStatusDeps {
   selfName: string;
