@@ -9,10 +9,10 @@ import type {
   SavedSnapshot,
   UnitSubmission,
 } from "../client/protocol.ts";
+import { authorize, type Caller, type KeyAccess, type Operation } from "../etcdv2/access.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
 import { asObject, optBool, optStr, str } from "../service/params.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
-import { authorize, type Caller, type KeyAccess, type Operation } from "./access.ts";
 import type { ClusterService } from "./cluster-service.ts";
 import type { KvService } from "./kv-service.ts";
 import type { MachineContainersService } from "./machine-containers.ts";

@@ -1,6 +1,7 @@
 // The key/value operations a node offers its clients (msgpack and HTTP alike): linearizable or local reads,
 // writes routed to the leader, and watches served from this node's own replica.
 import type { KvGetParams, KvResult, KvWatchParams, KvWriteRequest } from "../client/protocol.ts";
+import { AUTH_PREFIX, isAuthKey } from "../etcdv2/auth/prefix.ts";
 import { encodeCommand } from "../kv/commands.ts";
 import { cleanKey, keyLimitError } from "../kv/path.ts";
 import type { KvStore } from "../kv/store.ts";
@@ -10,7 +11,6 @@ import { registryWriteProblem } from "../sched/registry-records.ts";
 import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "../service/errors.ts";
 import type { LeaderRouter } from "../service/leader-router.ts";
 import { commandFor } from "./kv-requests.ts";
-import { AUTH_PREFIX, isAuthKey } from "./v2auth/prefix.ts";
 
 export interface Watch {
   cancel(): void;
@@ -63,7 +63,7 @@ export class KvService {
     return this.submit(req);
   }
 
-  /** A write of a v2 auth record (the one writer allowed under AUTH_PREFIX: src/node/v2auth/store.ts). */
+  /** A write of a v2 auth record (the one writer allowed under AUTH_PREFIX: src/etcdv2/auth/store.ts). */
   async writeAuthRecord(req: KvWriteRequest): Promise<KvResult> {
     validateWrite(req);
     if (!isAuthKey(req.key)) throw badRequest(`${req.key} is not under ${AUTH_PREFIX}`);

@@ -7,6 +7,12 @@ import { fenceForTtl } from "../agent/lease.ts";
 import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive.ts";
 import { SupervisorLink } from "../agent/supervisor-link.ts";
 import type { NodeStatus, SavedSnapshot } from "../client/protocol.ts";
+import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "../etcdv2/access.ts";
+import { createKeyAccess } from "../etcdv2/auth/access.ts";
+import { httpCaller, upgradeCaller } from "../etcdv2/auth/http.ts";
+import { AuthStore } from "../etcdv2/auth/store.ts";
+import { verifiedCertName } from "../etcdv2/client-cert.ts";
+import { type HttpApi, startHttpApi } from "../etcdv2/index.ts";
 import { KvStore } from "../kv/store.ts";
 import { RaftDriver } from "../raft/driver.ts";
 import { FileRaftStorage } from "../raft/storage/file.ts";
@@ -17,7 +23,6 @@ import { VERSION } from "../version.ts";
 import { connect, type WireTls } from "../wire/client.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import { withOwnerOnlyUmask } from "../wire/unix-socket.ts";
-import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "./access.ts";
 import { AgentBridge } from "./agent-bridge.ts";
 import { CLIENT_METHODS, type ClientApiDeps, serveClient } from "./client-api.ts";
 import { prepareSocketPath, restrictSocket } from "./client-socket.ts";
@@ -27,8 +32,6 @@ import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
 import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import { TtlExpirer } from "./expiry.ts";
-import { verifiedCertName } from "./http/client-cert.ts";
-import { type HttpApi, startHttpApi } from "./http/index.ts";
 import { httpDeps } from "./http-deps.ts";
 import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
@@ -40,9 +43,6 @@ import { RaftTrafficStats } from "./raft-stats.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
 import { Scheduling } from "./scheduling.ts";
 import { UnitStatusService } from "./unit-status.ts";
-import { createKeyAccess } from "./v2auth/access.ts";
-import { httpCaller, upgradeCaller } from "./v2auth/http.ts";
-import { AuthStore } from "./v2auth/store.ts";
 
 export type Logger = (line: string) => void;
 
@@ -63,7 +63,7 @@ export class BerthNode {
   private driver!: RaftDriver;
   private expirer!: TtlExpirer;
   private clientListener: Listener | null = null;
-  /** The unix socket: who can open it is admin (see src/node/access.ts). */
+  /** The unix socket: who can open it is admin (see src/etcdv2/access.ts). */
   private socketListener: Listener | null = null;
   /** etcd v2's users and roles for key permissions (v2auth's store; AUTH_DISABLED only before start). */
   keys: KeyAccess = AUTH_DISABLED;

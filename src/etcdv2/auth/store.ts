@@ -4,7 +4,7 @@
 // never readable and the records change only through here. The semantics are etcd 3.4's v2auth store.
 import type { KvResult, KvWriteRequest } from "../../client/protocol.ts";
 import type { TreeNode } from "../../kv/store.ts";
-import { asKvError } from "../http/respond.ts";
+import { asKvError } from "../respond.ts";
 import {
   type AuthError,
   authErr,

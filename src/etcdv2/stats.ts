@@ -1,6 +1,6 @@
 // /version, /health and /v2/stats/*: small JSON documents without the trailing newline etcd's key API adds;
 // /metrics in Prometheus's text format.
-import { PROMETHEUS_CONTENT_TYPE } from "../../metrics/registry.ts";
+import { PROMETHEUS_CONTENT_TYPE } from "../metrics/registry.ts";
 import { allowMethod, corsHeaders, send, sendHttpError } from "./respond.ts";
 import type { HttpContext, HttpRequest, HttpResponse } from "./types.ts";
 

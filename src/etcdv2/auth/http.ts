@@ -12,8 +12,8 @@ import {
   send,
   sendHttpError,
   sendKvError,
-} from "../http/respond.ts";
-import type { HttpContext, HttpRequest, HttpResponse } from "../http/types.ts";
+} from "../respond.ts";
+import type { HttpContext, HttpRequest, HttpResponse } from "../types.ts";
 import { hasRootRole, userMayAccess } from "./access.ts";
 import { AuthError, isEmpty, permissionsOf, type Role, stringList, type User } from "./model.ts";
 import type { AuthStore } from "./store.ts";
@@ -53,7 +53,7 @@ function certificateUser(store: AuthStore, req: HttpRequest): User | null {
 }
 
 /**
- * Who an HTTP request is for Berth's own rules (src/node/access.ts): with auth enabled, the user its Basic
+ * Who an HTTP request is for Berth's own rules (src/etcdv2/access.ts): with auth enabled, the user its Basic
  * credentials prove (none or bad: guest, as etcd ignores credentials while auth is disabled); without an
  * Authorization header, the etcd user a verified client certificate's CN names (as on the msgpack port); else guest.
  */

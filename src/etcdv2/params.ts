@@ -1,6 +1,6 @@
 // Request parsing as Go's net/http and etcd's parseKeyRequest do it: form values from the body first, then the
 // query string; Go's bool and uint64 syntax; the same error codes and cause texts.
-import type { KvWriteRequest } from "../../client/protocol.ts";
+import type { KvWriteRequest } from "../client/protocol.ts";
 import type { HttpRequest } from "./types.ts";
 
 export type { BodyResult } from "./types.ts";

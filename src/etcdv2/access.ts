@@ -28,7 +28,7 @@ export type Operation =
   /** list-units, list-machines, status, journal, cluster members/health, node status. */
   | { kind: "view" };
 
-/** etcd v2's users and roles (src/node/v2auth/ provides the real one). */
+/** etcd v2's users and roles (src/etcdv2/auth/ provides the real one). */
 export interface KeyAccess {
   enabled(): boolean;
   authenticate(name: string, password: string): Promise<boolean>;

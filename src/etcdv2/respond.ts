@@ -1,6 +1,6 @@
 // Writing responses the way etcd's Go server does: handler headers in sorted order, then Date and
 // Content-Length (or chunked above Go's 2048-byte buffer), error documents with etcd's exact shapes.
-import { httpStatusOf, KvError, type KvErrorCode } from "../../kv/types.ts";
+import { httpStatusOf, KvError, type KvErrorCode } from "../kv/types.ts";
 import type { HttpContext, HttpResponse } from "./types.ts";
 
 export type Headers = [string, string][];

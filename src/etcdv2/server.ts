@@ -3,10 +3,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
-import { isBerthUpgrade, SWITCHING_PROTOCOLS, UPGRADE_UNAUTHORIZED } from "../../wire/http-upgrade.ts";
-import type { ConnectionGate, ConnectionSlot } from "../../wire/server.ts";
-import { AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "../access.ts";
-import { handleAuth } from "../v2auth/http.ts";
+import { isBerthUpgrade, SWITCHING_PROTOCOLS, UPGRADE_UNAUTHORIZED } from "../wire/http-upgrade.ts";
+import type { ConnectionGate, ConnectionSlot } from "../wire/server.ts";
+import { AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "./access.ts";
+import { handleAuth } from "./auth/http.ts";
 import { verifiedCertName } from "./client-cert.ts";
 import { InFlightBytes } from "./in-flight.ts";
 import { handleKeys } from "./keys.ts";

@@ -1,8 +1,8 @@
 // /v2/members and /v2/machines: etcd's membersHandler on top of Berth's membership (member names and
 // host:port addresses become etcd members with URLs; ids print as etcd prints them).
-import type { MemberInfo } from "../../client/protocol.ts";
-import { refusal } from "../access.ts";
-import { hasWriteRootAccess, sendNoAuth } from "../v2auth/http.ts";
+import type { MemberInfo } from "../client/protocol.ts";
+import { refusal } from "./access.ts";
+import { hasWriteRootAccess, sendNoAuth } from "./auth/http.ts";
 import { mediaType } from "./params.ts";
 import {
   allowMethod,

@@ -1,9 +1,9 @@
 // /v2/keys: etcd's keysHandler. Reads (local, or linearizable with quorum=true), writes, and watches
 // (wait=true long polls answered with the first event; stream=true keeps sending one JSON document per line).
-import type { KvResult } from "../../client/protocol.ts";
-import { MAX_VALUE_BYTES } from "../../kv/types.ts";
-import { authorize } from "../access.ts";
-import { hasKeyAccess, sendKeyNoAuth } from "../v2auth/http.ts";
+import type { KvResult } from "../client/protocol.ts";
+import { MAX_VALUE_BYTES } from "../kv/types.ts";
+import { authorize } from "./access.ts";
+import { hasKeyAccess, sendKeyNoAuth } from "./auth/http.ts";
 import { type KeyRequest, parseForm, parseKeyRequest, RequestError, toWriteRequest } from "./params.ts";
 import {
   allowMethod,

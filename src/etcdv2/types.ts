@@ -2,15 +2,9 @@
 // the node decides where each answer comes from (KvService, ClusterService, Raft status).
 
 import type { Duplex } from "node:stream";
-import type {
-  KvGetParams,
-  KvResult,
-  KvWatchParams,
-  KvWriteRequest,
-  MemberInfo,
-} from "../../client/protocol.ts";
-import type { Caller, KeyAccess } from "../access.ts";
-import type { AuthStore } from "../v2auth/store.ts";
+import type { KvGetParams, KvResult, KvWatchParams, KvWriteRequest, MemberInfo } from "../client/protocol.ts";
+import type { Caller, KeyAccess } from "./access.ts";
+import type { AuthStore } from "./auth/store.ts";
 
 export interface HttpWatch {
   cancel(): void;
@@ -48,7 +42,7 @@ export interface HttpContext {
   deps: HttpDeps;
   /** etcd v2's users and roles (auth disabled: keys open to everybody). */
   keys: KeyAccess;
-  /** Who sent the request: guest, unless it authenticates (Basic auth, src/node/v2auth/: may check a password). */
+  /** Who sent the request: guest, unless it authenticates (Basic auth, src/etcdv2/auth/: may check a password). */
   callerOf(req: HttpRequest): Caller | Promise<Caller>;
   log: (line: string) => void;
   /** URL schemes members are advertised with (etcdctl dials the client URLs it is given). */
