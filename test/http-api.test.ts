@@ -5,9 +5,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { KvResult, MemberInfo } from "../src/client/protocol.ts";
 import { ADMIN } from "../src/etcdv2/access.ts";
 import { type HttpApi, type HttpDeps, startHttpApi } from "../src/etcdv2/index.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError, type KvEvent } from "../src/kv/types.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
 import { kvFailure, ServiceError } from "../src/service/errors.ts";
 
 const CLUSTER = "0858a80da6de7ae5"; // leading zero: etcd prints ids without it

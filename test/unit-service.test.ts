@@ -3,9 +3,9 @@
 // transitively), and a request resent after a timeout, racing the original, is not refused.
 import { describe, expect, it } from "vitest";
 import type { KvWriteRequest } from "../src/client/protocol.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError } from "../src/kv/types.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
 import type { KvService } from "../src/node/kv-service.ts";
 import { UnitService } from "../src/node/unit-service.ts";
 import { scheduleKey } from "../src/sched/registry.ts";

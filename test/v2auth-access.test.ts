@@ -4,9 +4,9 @@ import { describe, expect, it } from "vitest";
 import { createKeyAccess } from "../src/etcdv2/auth/access.ts";
 import { parseBasicAuth } from "../src/etcdv2/auth/http.ts";
 import { AuthStore } from "../src/etcdv2/auth/store.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError, type KvEvent } from "../src/kv/types.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
 import { kvFailure } from "../src/service/errors.ts";
 
 function authStore(): AuthStore {

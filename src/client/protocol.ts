@@ -2,25 +2,11 @@
 // parameters and results. The CLI, the console and the SSH tunnel all use this one connection: requests and
 // responses, plus server-pushed streams for watches (and later unit states and logs).
 import type { JournalLine } from "../agent/journal.ts";
-import type { KvEvent } from "../kv/types.ts";
+import type { KvEvent, KvWriteRequest } from "../kv/types.ts";
 
 /** One line of a unit's journal, as the agent keeps it. */
-export type { JournalLine };
-
-/** An etcd-v2 style write, before the node turns it into a store command (see src/node/kv-requests.ts). */
-export interface KvWriteRequest {
-  method: "PUT" | "POST" | "DELETE";
-  key: string;
-  value?: string;
-  dir?: boolean;
-  /** Seconds; null removes a TTL, undefined leaves the key permanent (as etcd's empty ttl). */
-  ttl?: number | null;
-  refresh?: boolean;
-  prevExist?: boolean;
-  prevValue?: string;
-  prevIndex?: number;
-  recursive?: boolean;
-}
+/** An etcd-v2 style write (the store's write semantics: src/kv/requests.ts). */
+export type { JournalLine, KvWriteRequest };
 
 export type Consistency = "linearizable" | "local";
 

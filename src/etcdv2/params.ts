@@ -236,7 +236,7 @@ export function parseKeyRequest(method: string, keyPath: string, form: Form): Ke
   };
 }
 
-/** The store write a PUT/POST/DELETE means; commandFor (src/node/kv-requests.ts) picks the operation. */
+/** The store write a PUT/POST/DELETE means; commandFor (src/kv/requests.ts) picks the operation. */
 export function toWriteRequest(r: KeyRequest): KvWriteRequest {
   const w: KvWriteRequest = { method: r.method as KvWriteRequest["method"], key: r.key };
   if (r.method !== "DELETE") w.value = r.value;

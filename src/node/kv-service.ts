@@ -4,13 +4,13 @@ import type { KvGetParams, KvResult, KvWatchParams, KvWriteRequest } from "../cl
 import { AUTH_PREFIX, isAuthKey } from "../etcdv2/auth/prefix.ts";
 import { encodeCommand } from "../kv/commands.ts";
 import { cleanKey, keyLimitError } from "../kv/path.ts";
+import { commandFor } from "../kv/requests.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
 import { registryWriteProblem } from "../sched/registry-records.ts";
 import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "../service/errors.ts";
 import type { LeaderRouter } from "../service/leader-router.ts";
-import { commandFor } from "./kv-requests.ts";
 
 export interface Watch {
   cancel(): void;

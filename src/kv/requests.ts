@@ -1,8 +1,9 @@
 // Turns an etcd-v2 write request into the store command the log carries, with etcd's rules for which store
 // operation a PUT/POST/DELETE means (etcd's applierV2store): prevExist picks create/update, prevValue or
 // prevIndex make a compare-and-swap, POST creates an in-order key.
-import type { KvWriteRequest } from "../client/protocol.ts";
-import type { KvCommand } from "../kv/commands.ts";
+
+import type { KvCommand } from "./commands.ts";
+import type { KvWriteRequest } from "./types.ts";
 
 /** Every store command except the expiry the leader issues by itself. */
 export type KvClientCommand = Exclude<KvCommand, { op: "expire" }>;

@@ -1,7 +1,7 @@
 // TTL expiry, driven by the leader alone: when the earliest expiration is due, the leader proposes one
 // "expire" command stamped with its clock, so every replica deletes exactly the same keys at the same index.
-import { encodeCommand } from "../kv/commands.ts";
-import type { KvStore } from "../kv/store.ts";
+import { encodeCommand } from "./commands.ts";
+import type { KvStore } from "./store.ts";
 
 export interface ExpiryDeps {
   store: KvStore;
