@@ -22,7 +22,7 @@
 // and never started (systemd would break the cycle by dropping a job at random); the others proceed.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import { UnitFileError, UnitNameError } from "../unit/unit-file.ts";
 import { BrokenUnit } from "./broken-unit.ts";
 import {
   type Adoption,

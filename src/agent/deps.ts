@@ -10,7 +10,7 @@ import {
   parseUnitFile,
   type SpecifierContext,
   type UnitFile,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 
 export interface UnitDeps {
   /** After=: this unit starts after these (and stops before them). */

@@ -14,8 +14,8 @@ import {
   UnitFileError,
   type UnitFileWarning,
   UnitNameError,
-} from "../sched/unit-file.ts";
-import { checkKnownKeys } from "../sched/unit-keys.ts";
+} from "../unit/unit-file.ts";
+import { checkKnownKeys } from "../unit/unit-keys.ts";
 import { expandDescription } from "./deps.ts";
 import {
   type CompiledExec,
@@ -129,7 +129,7 @@ export interface CheckedUnitFile {
   warnings: UnitFileWarning[];
 }
 
-/** Parses a unit file and checks its sections, keys and specifiers against systemd's (sched/unit-keys.ts). */
+/** Parses a unit file and checks its sections, keys and specifiers against systemd's (unit/unit-keys.ts). */
 export function parseCheckedUnit(name: string, text: string): CheckedUnitFile {
   const { type } = parseUnitName(name);
   const { file, warnings } = parseUnitFileWithWarnings(text, name);

@@ -13,7 +13,7 @@ import {
   type UnitFile,
   UnitFileError,
   UnitNameError,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 import { type CalendarSpec, CalendarSpecError, parseCalendarSpec } from "./calendar.ts";
 import { expandDescription } from "./deps.ts";
 import { parseTimespan } from "./exec-line.ts";

@@ -1,6 +1,6 @@
 // The one place that decides whether a unit file can run, and why not: the agent loads units with compileUnit,
 // `berth verify` and `submit` check them with checkUnit, and both go through the same parsing, the same check of
-// sections, keys and specifiers against systemd's (sched/unit-keys.ts) and the same service/container compilation,
+// sections, keys and specifiers against systemd's (unit/unit-keys.ts) and the same service/container compilation,
 // so a file verify accepts is never refused by the agent on its machine. Errors are UnitFileError with the line.
 import {
   instanceName,
@@ -9,8 +9,8 @@ import {
   type UnitFile,
   type UnitFileWarning,
   xfleetOf,
-} from "../sched/unit-file.ts";
-import { RUN_TYPES } from "../sched/unit-keys.ts";
+} from "../unit/unit-file.ts";
+import { RUN_TYPES } from "../unit/unit-keys.ts";
 import { type ContainerConfig, containerConfigOf, loadContainerConfig } from "./container-config.ts";
 import { expandDescription } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";

@@ -15,7 +15,7 @@ import {
   UnitFileError,
   type UnitName,
   UnitNameError,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 import { UsageError } from "./exit-codes.ts";
 import type { Column } from "./output.ts";
 

@@ -26,8 +26,8 @@ import {
   unitKey,
 } from "../sched/registry.ts";
 import type { RegistryProblem } from "../sched/registry-records.ts";
-import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../sched/unit-file.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
+import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../unit/unit-file.ts";
 import type { KvService } from "./kv-service.ts";
 import { resolveMachine } from "./machine.ts";
 import { setMachineMetadata } from "./machine-metadata.ts";

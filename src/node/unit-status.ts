@@ -16,10 +16,10 @@ import type {
 } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { readRegistry, unitKey } from "../sched/registry.ts";
-import { expandSpecifiers } from "../sched/unit-file.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
 import type { PeerRequester } from "../service/leader-router.ts";
 import { asObject, str } from "../service/params.ts";
+import { expandSpecifiers } from "../unit/unit-file.ts";
 import type { StreamSink } from "../wire/connection.ts";
 import { RemoteError } from "../wire/errors.ts";
 

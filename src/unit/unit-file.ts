@@ -7,7 +7,7 @@
 // list and repeated sections merge. Berth is stricter than systemd in one way: what systemd only logs and ignores
 // (assignment outside a section, a line without `=`) is an error here, because a unit submitted to a cluster should
 // not silently lose options.
-import { globMatch } from "./placement.ts";
+import { globMatch } from "./glob.ts";
 import type { XFleetOptions } from "./xfleet.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -535,7 +535,7 @@ const UNSUPPORTED_SPECIFIERS: Record<string, string> = {
   R: "the root cgroup path (deprecated in systemd)",
 };
 const NAME_SPECIFIERS = "nNpPiIjJfd";
-/** Every specifier letter Berth knows: systemd's (src/sched/systemd-keys.ts, checked by a test), `%` included. */
+/** Every specifier letter Berth knows: systemd's (src/unit/systemd-keys.ts, checked by a test), `%` included. */
 export const KNOWN_SPECIFIERS = `${NAME_SPECIFIERS}${HOST_SPECIFIERS}${Object.keys(UNSUPPORTED_SPECIFIERS).join("")}%`;
 
 /** systemd's unit_name_unescape: `-` → `/`, `\xNN` → byte (bytes decoded as UTF-8). */
