@@ -22,6 +22,7 @@
 // and never started (systemd would break the cycle by dropping a job at random); the others proceed.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { noDeps, type UnitDeps, unitDepsOf } from "../unit/deps.ts";
 import { UnitFileError, UnitNameError } from "../unit/unit-file.ts";
 import { BrokenUnit } from "./broken-unit.ts";
 import {
@@ -30,7 +31,6 @@ import {
   DEFAULT_DOCKER_SOCKET,
   sweepContainers,
 } from "./container-runner.ts";
-import { noDeps, type UnitDeps, unitDepsOf } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
 import { withInstallEdges } from "./install.ts";
 import { Journal, type JournalLine } from "./journal.ts";

@@ -1,6 +1,7 @@
 // A unit file's [Service] section turned into what the runner needs (systemd.service(5), systemd.exec(5),
 // systemd.unit(5) for the start rate limit). Pure: throws UnitFileError for what systemd would refuse to load.
 import { constants } from "node:os";
+import { expandDescription } from "../unit/deps.ts";
 import {
   expandSpecifiers,
   get,
@@ -16,7 +17,6 @@ import {
   UnitNameError,
 } from "../unit/unit-file.ts";
 import { checkKnownKeys } from "../unit/unit-keys.ts";
-import { expandDescription } from "./deps.ts";
 import {
   type CompiledExec,
   compileExec,

@@ -2,6 +2,7 @@
 // UnitFileError (with the line) for what systemd would refuse to load.
 
 import { defaultTriggeredUnit } from "../sched/triggers.ts";
+import { expandDescription } from "../unit/deps.ts";
 import {
   expandSpecifiers,
   get,
@@ -15,7 +16,6 @@ import {
   UnitNameError,
 } from "../unit/unit-file.ts";
 import { type CalendarSpec, CalendarSpecError, parseCalendarSpec } from "./calendar.ts";
-import { expandDescription } from "./deps.ts";
 import { parseTimespan } from "./exec-line.ts";
 
 /** What a monotonic timer value counts from (systemd's TimerBase). */

@@ -2,6 +2,8 @@
 // `berth verify` and `submit` check them with checkUnit, and both go through the same parsing, the same check of
 // sections, keys and specifiers against systemd's (unit/unit-keys.ts) and the same service/container compilation,
 // so a file verify accepts is never refused by the agent on its machine. Errors are UnitFileError with the line.
+
+import { expandDescription } from "../unit/deps.ts";
 import {
   instanceName,
   parseUnitName,
@@ -12,7 +14,6 @@ import {
 } from "../unit/unit-file.ts";
 import { RUN_TYPES } from "../unit/unit-keys.ts";
 import { type ContainerConfig, containerConfigOf, loadContainerConfig } from "./container-config.ts";
-import { expandDescription } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
 import {
   loadServiceConfig,

@@ -2,7 +2,6 @@
 // list-unit-files, list-units, list-machines). Every unit file is parsed and validated here, before anything is
 // written, so a bad file is refused with its line number and nothing half-parsed is stored.
 
-import { unitDepsOf } from "../agent/deps.ts";
 import type {
   DesiredState,
   DrainStatus,
@@ -27,6 +26,7 @@ import {
 } from "../sched/registry.ts";
 import type { RegistryProblem } from "../sched/registry-records.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
+import { unitDepsOf } from "../unit/deps.ts";
 import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../unit/unit-file.ts";
 import type { KvService } from "./kv-service.ts";
 import { resolveMachine } from "./machine.ts";

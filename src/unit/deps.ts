@@ -10,7 +10,7 @@ import {
   parseUnitFile,
   type SpecifierContext,
   type UnitFile,
-} from "../unit/unit-file.ts";
+} from "./unit-file.ts";
 
 export interface UnitDeps {
   /** After=: this unit starts after these (and stops before them). */
