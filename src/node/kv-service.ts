@@ -10,6 +10,7 @@ import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
 import { registryWriteProblem } from "../sched/registry-records.ts";
 import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "../service/errors.ts";
+import type { KvWriter } from "../service/kv-writer.ts";
 import type { LeaderRouter } from "../service/leader-router.ts";
 
 export interface Watch {
@@ -28,7 +29,7 @@ const LOCAL_CLOCK: TtlClock = { now: Date.now, whenSettled: () => Promise.resolv
 /** How long a write may wait for the cluster's time right after this member started leading. */
 const CLOCK_SETTLE_MS = 2000;
 
-export class KvService {
+export class KvService implements KvWriter {
   constructor(
     private readonly store: KvStore,
     private readonly driver: RaftDriver,

@@ -9,8 +9,8 @@ import type { KvStore } from "../kv/store.ts";
 import { type MetadataOverride, machineMetadataKey, readRegistry } from "../sched/registry.ts";
 import { checkMetadataOverride } from "../sched/registry-records.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
+import type { KvWriter } from "../service/kv-writer.ts";
 import { asObject, str } from "../service/params.ts";
-import type { KvService } from "./kv-service.ts";
 import { resolveMachine } from "./machine.ts";
 
 export interface MetadataChange {
@@ -68,7 +68,7 @@ export function applyChange(old: MetadataOverride | null, c: MetadataChange): Me
  * machine as list-machines shows it. */
 export async function setMachineMetadata(
   store: KvStore,
-  kv: KvService,
+  kv: KvWriter,
   params: unknown,
 ): Promise<MachineInfo> {
   const change = metadataChange(params);

@@ -14,7 +14,7 @@ import {
 } from "../sched/registry.ts";
 import { StallClock } from "../sched/stall-clock.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
-import type { KvService } from "./kv-service.ts";
+import type { KvWriter } from "../service/kv-writer.ts";
 import { machineRecord } from "./machine.ts";
 import { UnitService } from "./unit-service.ts";
 
@@ -25,7 +25,7 @@ export interface SchedulingDeps {
   metadata: Record<string, string>;
   agentTtlMs: number;
   store: KvStore;
-  kv: KvService;
+  kv: KvWriter;
   /** Writes as the leader (the engine runs only there, so no forwarding is involved). */
   writeAsLeader(req: KvWriteRequest): Promise<unknown>;
   /** Who leads, as this replica knows, and in which term. */

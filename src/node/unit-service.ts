@@ -26,9 +26,9 @@ import {
 } from "../sched/registry.ts";
 import type { RegistryProblem } from "../sched/registry-records.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
+import type { KvWriter } from "../service/kv-writer.ts";
 import { unitDepsOf } from "../unit/deps.ts";
 import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../unit/unit-file.ts";
-import type { KvService } from "./kv-service.ts";
 import { resolveMachine } from "./machine.ts";
 import { setMachineMetadata } from "./machine-metadata.ts";
 
@@ -39,7 +39,7 @@ export class UnitService {
 
   constructor(
     private readonly store: KvStore,
-    private readonly kv: KvService,
+    private readonly kv: KvWriter,
   ) {
     this.catalog = new UnitCatalog((hash) => readUnitFile(store, hash));
   }
