@@ -7,8 +7,8 @@ import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError } from "../src/kv/types.ts";
 import type { KvService } from "../src/node/kv-service.ts";
-import { UnitService } from "../src/node/unit-service.ts";
 import { scheduleKey } from "../src/sched/registry.ts";
+import { UnitService } from "../src/sched/unit-service.ts";
 import { kvFailure } from "../src/service/errors.ts";
 
 const M1 = "11111111111111111111111111111111";

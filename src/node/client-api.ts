@@ -10,6 +10,7 @@ import type {
   UnitSubmission,
 } from "../client/protocol.ts";
 import { authorize, type Caller, type KeyAccess, type Operation } from "../etcdv2/access.ts";
+import type { UnitService } from "../sched/unit-service.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
 import { asObject, optBool, optStr, str } from "../service/params.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
@@ -17,7 +18,6 @@ import type { ClusterService } from "./cluster-service.ts";
 import type { KvService } from "./kv-service.ts";
 import type { MachineContainersService } from "./machine-containers.ts";
 import type { RequestMetrics } from "./node-metrics.ts";
-import type { UnitService } from "./unit-service.ts";
 import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "./unit-status.ts";
 
 export interface ClientApiDeps {

@@ -11,11 +11,11 @@ import { connectDocker, dockerErrorText } from "../agent/docker-engine.ts";
 import type { UnitHost } from "../agent/unit-host.ts";
 import type { MachineContainer, MachineContainers, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
+import { resolveMachine } from "../sched/machine.ts";
 import { readRegistry } from "../sched/registry.ts";
 import { ServiceError } from "../service/errors.ts";
 import type { PeerRequester } from "../service/leader-router.ts";
 import { RemoteError } from "../wire/errors.ts";
-import { resolveMachine } from "./machine.ts";
 
 export interface MachineContainersDeps {
   selfName: string;

@@ -4,8 +4,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { MachineInfo } from "../client/protocol.ts";
-import type { MachineRecord } from "../sched/registry.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
+import type { MachineRecord } from "./registry.ts";
 
 const ID_RE = /^[0-9a-f]{32}$/;
 

@@ -6,12 +6,12 @@
 // flag until it is changed again or removed with --reset.
 import type { MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
-import { type MetadataOverride, machineMetadataKey, readRegistry } from "../sched/registry.ts";
-import { checkMetadataOverride } from "../sched/registry-records.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
 import type { KvWriter } from "../service/kv-writer.ts";
 import { asObject, str } from "../service/params.ts";
 import { resolveMachine } from "./machine.ts";
+import { type MetadataOverride, machineMetadataKey, readRegistry } from "./registry.ts";
+import { checkMetadataOverride } from "./registry-records.ts";
 
 export interface MetadataChange {
   machine: string;

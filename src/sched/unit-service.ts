@@ -11,8 +11,14 @@ import type {
   UnitSubmission,
 } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
-import { type CanonicalUnit, canonicalUnit, UnitCatalog } from "../sched/catalog.ts";
-import { isWaitingReason } from "../sched/handoff.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
+import type { KvWriter } from "../service/kv-writer.ts";
+import { unitDepsOf } from "../unit/deps.ts";
+import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../unit/unit-file.ts";
+import { type CanonicalUnit, canonicalUnit, UnitCatalog } from "./catalog.ts";
+import { isWaitingReason } from "./handoff.ts";
+import { resolveMachine } from "./machine.ts";
+import { setMachineMetadata } from "./machine-metadata.ts";
 import {
   type AgentReport,
   leavingOf,
@@ -23,14 +29,8 @@ import {
   type UnitRecord,
   unitFileKey,
   unitKey,
-} from "../sched/registry.ts";
-import type { RegistryProblem } from "../sched/registry-records.ts";
-import { badRequest, ServiceError } from "../service/errors.ts";
-import type { KvWriter } from "../service/kv-writer.ts";
-import { unitDepsOf } from "../unit/deps.ts";
-import { parseUnitName, templateOf, UnitFileError, UnitNameError, xfleetOf } from "../unit/unit-file.ts";
-import { resolveMachine } from "./machine.ts";
-import { setMachineMetadata } from "./machine-metadata.ts";
+} from "./registry.ts";
+import type { RegistryProblem } from "./registry-records.ts";
 
 export class UnitService {
   readonly catalog: UnitCatalog;

@@ -2,8 +2,11 @@
 // and runs the engine while it leads. Kept apart from node.ts so the node wiring stays readable.
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
-import { Engine } from "../sched/engine.ts";
-import { Liveness } from "../sched/liveness.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
+import type { KvWriter } from "../service/kv-writer.ts";
+import { Engine } from "./engine.ts";
+import { Liveness } from "./liveness.ts";
+import { machineRecord } from "./machine.ts";
 import {
   MACHINES_DIR,
   machineInfoKey,
@@ -11,11 +14,8 @@ import {
   readRegistry,
   scheduleKey,
   UNITS_DIR,
-} from "../sched/registry.ts";
-import { StallClock } from "../sched/stall-clock.ts";
-import { badRequest, ServiceError } from "../service/errors.ts";
-import type { KvWriter } from "../service/kv-writer.ts";
-import { machineRecord } from "./machine.ts";
+} from "./registry.ts";
+import { StallClock } from "./stall-clock.ts";
 import { UnitService } from "./unit-service.ts";
 
 export interface SchedulingDeps {
