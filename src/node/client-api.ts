@@ -1,5 +1,8 @@
 // Serves the client protocol (src/client/protocol.ts) on one connection: validates what a client sends, so a
 // malformed request gets a clear error and never reaches the services.
+
+import type { MachineContainersService } from "../agent/machine-containers.ts";
+import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "../agent/unit-status.ts";
 import type {
   DesiredState,
   KvGetParams,
@@ -16,9 +19,7 @@ import { asObject, optBool, optStr, str } from "../service/params.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
 import type { ClusterService } from "./cluster-service.ts";
 import type { KvService } from "./kv-service.ts";
-import type { MachineContainersService } from "./machine-containers.ts";
 import type { RequestMetrics } from "./node-metrics.ts";
-import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "./unit-status.ts";
 
 export interface ClientApiDeps {
   kv: KvService;

@@ -3,9 +3,12 @@
 import { mkdirSync } from "node:fs";
 import { isIP, type Socket } from "node:net";
 import { join } from "node:path";
+import { AgentBridge } from "../agent/agent-bridge.ts";
 import { fenceForTtl } from "../agent/lease.ts";
+import { MachineContainersService } from "../agent/machine-containers.ts";
 import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive.ts";
 import { SupervisorLink } from "../agent/supervisor-link.ts";
+import { UnitStatusService } from "../agent/unit-status.ts";
 import type { NodeStatus, SavedSnapshot } from "../client/protocol.ts";
 import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "../etcdv2/access.ts";
 import { createKeyAccess } from "../etcdv2/auth/access.ts";
@@ -26,7 +29,6 @@ import { VERSION } from "../version.ts";
 import { connect, type WireTls } from "../wire/client.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import { withOwnerOnlyUmask } from "../wire/unix-socket.ts";
-import { AgentBridge } from "./agent-bridge.ts";
 import { CLIENT_METHODS, type ClientApiDeps, serveClient } from "./client-api.ts";
 import { prepareSocketPath, restrictSocket } from "./client-socket.ts";
 import { ClusterClock } from "./cluster-clock.ts";
@@ -38,11 +40,9 @@ import { httpDeps } from "./http-deps.ts";
 import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
 import { listening } from "./listen-error.ts";
-import { MachineContainersService } from "./machine-containers.ts";
 import { NodeMetrics } from "./node-metrics.ts";
 import { RaftTrafficStats } from "./raft-stats.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
-import { UnitStatusService } from "./unit-status.ts";
 
 export type Logger = (line: string) => void;
 

@@ -16,9 +16,6 @@
 // reconcile was taken and the unit is stopped) and its report is gone; then it writes the store index of that
 // view to /_berth/machines/<id>/acted. Only then may the engine start the unit on another machine.
 
-import type { UnitSpec, UnitState } from "../agent/agent.ts";
-import { LeaseRenewer, monotonicMs } from "../agent/lease.ts";
-import type { LeasedUnitHost } from "../agent/unit-host.ts";
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError } from "../kv/types.ts";
@@ -39,6 +36,9 @@ import {
   UNIT_FILES_DIR,
   UNITS_DIR,
 } from "../sched/registry.ts";
+import type { UnitSpec, UnitState } from "./agent.ts";
+import { LeaseRenewer, monotonicMs } from "./lease.ts";
+import type { LeasedUnitHost } from "./unit-host.ts";
 
 export interface AgentBridgeDeps {
   machineId: string;

@@ -4,9 +4,6 @@
 // machine polls its "agent.journal" with a cursor; following one here subscribes to the agent's journal.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import type { JournalLine as AgentJournalLine } from "../agent/agent.ts";
-import { groupProcesses } from "../agent/unit-cgroup.ts";
-import type { UnitHost } from "../agent/unit-host.ts";
 import type {
   AgentUnitState,
   JournalLine,
@@ -22,6 +19,9 @@ import { asObject, str } from "../service/params.ts";
 import { expandSpecifiers } from "../unit/unit-file.ts";
 import type { StreamSink } from "../wire/connection.ts";
 import { RemoteError } from "../wire/errors.ts";
+import type { JournalLine as AgentJournalLine } from "./agent.ts";
+import { groupProcesses } from "./unit-cgroup.ts";
+import type { UnitHost } from "./unit-host.ts";
 
 export interface UnitStatusDeps {
   selfName: string;

@@ -6,9 +6,6 @@
 // answers quickly; a labelled container the agent does not run (a leftover) is listed too, with unit state "-".
 import { existsSync } from "node:fs";
 import type Docker from "dockerode";
-import { LABEL_MACHINE, LABEL_UNIT } from "../agent/container-config.ts";
-import { connectDocker, dockerErrorText } from "../agent/docker-engine.ts";
-import type { UnitHost } from "../agent/unit-host.ts";
 import type { MachineContainer, MachineContainers, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { resolveMachine } from "../sched/machine.ts";
@@ -16,6 +13,9 @@ import { readRegistry } from "../sched/registry.ts";
 import { ServiceError } from "../service/errors.ts";
 import type { PeerRequester } from "../service/leader-router.ts";
 import { RemoteError } from "../wire/errors.ts";
+import { LABEL_MACHINE, LABEL_UNIT } from "./container-config.ts";
+import { connectDocker, dockerErrorText } from "./docker-engine.ts";
+import type { UnitHost } from "./unit-host.ts";
 
 export interface MachineContainersDeps {
   selfName: string;
