@@ -1,6 +1,6 @@
-import { consoleCommand } from "../tui/console-command.ts";
 import { clusterCommands } from "./cluster.ts";
 import type { CommandEntry } from "./command.ts";
+import { consoleCommand } from "./console-command.ts";
 import { journal } from "./journal.ts";
 import { kvCommands } from "./kv.ts";
 import { machineCommands } from "./machine.ts";

@@ -1,10 +1,11 @@
 // `berth console`: the full-screen view of the cluster (Ink). It connects like every client subcommand
 // (--endpoint, TLS flags, --tunnel) and keeps reconnecting to whichever endpoint answers; Ink and React are
 // loaded only here, so the one-shot subcommands do not pay for them.
-import { CLIENT_FLAGS, clusterConnector } from "../cli/client-command.ts";
-import type { Command } from "../cli/command.ts";
-import { EXIT, UsageError } from "../cli/exit-codes.ts";
-import { ConsoleSource } from "./source.ts";
+
+import { ConsoleSource } from "../tui/source.ts";
+import { CLIENT_FLAGS, clusterConnector } from "./client-command.ts";
+import type { Command } from "./command.ts";
+import { EXIT, UsageError } from "./exit-codes.ts";
 
 const ALT_SCREEN_ON = "\x1b[?1049h";
 const ALT_SCREEN_OFF = "\x1b[?1049l";
@@ -48,7 +49,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     const [{ render }, { createElement }, { App }] = await Promise.all([
       import("ink"),
       import("react"),
-      import("./app.tsx"),
+      import("../tui/app.tsx"),
     ]);
     const restoreScreen = () => process.stdout.write(ALT_SCREEN_OFF);
     process.stdout.write(ALT_SCREEN_ON);
