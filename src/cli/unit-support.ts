@@ -228,11 +228,6 @@ export function machineLegend(id: string, machines: Map<string, MachineInfo>, fu
   return m?.publicIp ? `${short}/${m.publicIp}` : short;
 }
 
-export function metadataText(md: Record<string, string>): string {
-  const keys = Object.keys(md).sort();
-  return keys.length === 0 ? "-" : keys.map((k) => `${k}=${md[k]}`).join(",");
-}
-
 // ---- --fields ----------------------------------------------------------------------------------------------
 
 /** Picks columns for --fields as fleetctl does (empty: "Must define output format", unknown key: error). */
