@@ -1,9 +1,10 @@
 // `berth node`: run a cluster member in the foreground (under systemd on every machine).
-import { NODE_FLAGS, resolveNodeConfig } from "../node/config.ts";
+
 import { DataDirLockedError } from "../node/data-dir-lock.ts";
 import { BerthNode } from "../node/node.ts";
 import type { Command } from "./command.ts";
 import { EXIT } from "./exit-codes.ts";
+import { NODE_FLAGS, resolveNodeConfig } from "./node-config.ts";
 
 export const nodeCommand: Command = {
   name: "node",

@@ -17,12 +17,12 @@ import {
   SnapshotFileError,
   type SnapshotHeader,
 } from "../node/backup/snapshot-file.ts";
-import { parseHostPort, parseInitialCluster } from "../node/config.ts";
 import { DataDirLockedError } from "../node/data-dir-lock.ts";
 import { CLIENT_FLAGS, outputFormat, withClient } from "./client-command.ts";
 import type { Command, CommandGroup } from "./command.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";
 import type { FlagSpec, Parsed } from "./flags.ts";
+import { parseHostPort, parseInitialCluster } from "./node-config.ts";
 import { printJson, renderTable } from "./output.ts";
 
 /** A whole store takes longer to send than a key: the save waits at least this long. */

@@ -33,13 +33,13 @@ import { CLIENT_METHODS, type ClientApiDeps, serveClient } from "./client-api.ts
 import { prepareSocketPath, restrictSocket } from "./client-socket.ts";
 import { ClusterClock } from "./cluster-clock.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
-import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
 import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import { httpDeps } from "./http-deps.ts";
 import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
 import { listening } from "./listen-error.ts";
+import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./node-config.ts";
 import { NodeMetrics } from "./node-metrics.ts";
 import { RaftTrafficStats } from "./raft-stats.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
