@@ -13,13 +13,13 @@ import type {
   UnitSubmission,
 } from "../client/protocol.ts";
 import { authorize, type Caller, type KeyAccess, type Operation } from "../etcdv2/access.ts";
+import type { RequestMetrics } from "../metrics/node-metrics.ts";
 import type { UnitService } from "../sched/unit-service.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
 import { asObject, optBool, optStr, str } from "../service/params.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
 import type { ClusterService } from "./cluster-service.ts";
 import type { KvService } from "./kv-service.ts";
-import type { RequestMetrics } from "./node-metrics.ts";
 
 export interface ClientApiDeps {
   kv: KvService;

@@ -6,7 +6,7 @@
 // every key of the cluster including /_berth and the v2 auth records; the header says where it was taken.
 
 import { createHash } from "node:crypto";
-import type { SavedSnapshot } from "../../client/protocol.ts";
+import type { SavedSnapshot } from "../client/protocol.ts";
 
 const MAGIC = Buffer.from("BERTHSNP", "latin1");
 export const SNAPSHOT_FILE_FORMAT = 1;

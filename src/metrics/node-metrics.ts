@@ -4,6 +4,7 @@
 // fed as things happen, through children kept here, so observing allocates nothing.
 import type { UnitState } from "../agent/unit-types.ts";
 import type { KvStore } from "../kv/store.ts";
+import type { RaftDriver } from "../raft/driver.ts";
 import {
   type CounterChild,
   DISK_SECONDS_BUCKETS,
@@ -11,8 +12,7 @@ import {
   type HistogramChild,
   REQUEST_SECONDS_BUCKETS,
   Registry,
-} from "../metrics/registry.ts";
-import type { RaftDriver } from "../raft/driver.ts";
+} from "./registry.ts";
 
 /** HTTP methods labelled as themselves; anything else is "other", so clients cannot grow the label set. */
 const HTTP_METHODS = new Set(["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"]);

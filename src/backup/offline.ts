@@ -4,11 +4,11 @@
 import { createHash } from "node:crypto";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { decodeCommand } from "../../kv/commands.ts";
-import { KvStore } from "../../kv/store.ts";
-import { decodeSnapshotEnvelope } from "../../raft/driver.ts";
-import { FileRaftStorage } from "../../raft/storage/file.ts";
-import { lockDataDir } from "../data-dir-lock.ts";
+import { decodeCommand } from "../kv/commands.ts";
+import { KvStore } from "../kv/store.ts";
+import { lockDataDir } from "../node/data-dir-lock.ts";
+import { decodeSnapshotEnvelope } from "../raft/driver.ts";
+import { FileRaftStorage } from "../raft/storage/file.ts";
 import { newClusterId, requireEmptyDir, rewriteForNewCluster, writeNewDataDir } from "./new-cluster.ts";
 
 export interface BackupResult {

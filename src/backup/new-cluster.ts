@@ -5,11 +5,11 @@
 import { createHash } from "node:crypto";
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { KvCommand } from "../../kv/commands.ts";
-import { KvStore } from "../../kv/store.ts";
-import { encodeSnapshotEnvelope } from "../../raft/driver.ts";
-import { FileRaftStorage } from "../../raft/storage/file.ts";
-import { CLUSTER_ID_KEY, MACHINES_DIR, MEMBERS_DIR, STATES_DIR } from "../../sched/registry.ts";
+import type { KvCommand } from "../kv/commands.ts";
+import { KvStore } from "../kv/store.ts";
+import { encodeSnapshotEnvelope } from "../raft/driver.ts";
+import { FileRaftStorage } from "../raft/storage/file.ts";
+import { CLUSTER_ID_KEY, MACHINES_DIR, MEMBERS_DIR, STATES_DIR } from "../sched/registry.ts";
 
 /**
  * What belongs to the old cluster's members and machines, not to the cluster's data: each new member publishes its
