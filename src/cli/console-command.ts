@@ -56,7 +56,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     process.once("exit", restoreScreen);
     // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
     // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line
-    // short when the frame is shorter than the terminal (as ours is, see app.tsx), and every update lands a line low.
+    // short when the frame is shorter than the terminal (as ours is, see src/tui/app.tsx), and every update lands a line low.
     const instance = render(createElement(App, { source, label: cluster.via }), { exitOnCtrlC: false });
     const quit = () => instance.unmount();
     process.once("SIGTERM", quit);

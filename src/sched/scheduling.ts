@@ -1,5 +1,5 @@
 // The node's part in scheduling: it registers its machine, feeds the leader's liveness view from peer traffic,
-// and runs the engine while it leads. Kept apart from node.ts so the node wiring stays readable.
+// and runs the engine while it leads. Kept apart from src/node/node.ts so the node wiring stays readable.
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";

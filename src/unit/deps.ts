@@ -25,7 +25,8 @@ export interface UnitDeps {
   wantedBy: string[];
   /** [Install] RequiredBy=: these units require this one. */
   requiredBy: string[];
-  /** PartOf=: an explicit stop of these stops this unit too (the cluster sets its desired state, unit-service.ts). */
+  /** PartOf=: an explicit stop of these stops this unit too (the cluster sets its desired state,
+   * src/sched/unit-service.ts). */
   partOf: string[];
   /** Description= with specifiers expanded (the unit name when there is none). */
   description: string;

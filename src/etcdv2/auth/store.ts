@@ -1,7 +1,7 @@
 // The v2 auth users, roles and on/off switch, kept in the replicated store under AUTH_PREFIX (etcd keeps them in
 // its store's /2 namespace, beside the keys' /1). Every member reads them from its own replica, so every member
-// enforces the same state; the kv API refuses the prefix to everybody (kv-service.ts), so the password hashes are
-// never readable and the records change only through here. The semantics are etcd 3.4's v2auth store.
+// enforces the same state; the kv API refuses the prefix to everybody (src/node/kv-service.ts), so the password
+// hashes are never readable and the records change only through here. The semantics are etcd 3.4's v2auth store.
 import type { KvResult, KvWriteRequest } from "../../client/protocol.ts";
 import type { TreeNode } from "../../kv/store.ts";
 import { asKvError } from "../respond.ts";
