@@ -2,7 +2,7 @@
 // the result (steady state: everything is re-validated and kept). Synthetic cluster, deterministic.
 // Run directly: bun bench/placement.ts
 import { type Assignment, type MachineView, reconcile, type UnitView } from "../src/sched/placement.ts";
-import { EMPTY_XFLEET, type XFleetOptions } from "../src/sched/xfleet.ts";
+import { EMPTY_XFLEET, type XFleetOptions } from "../src/unit/xfleet.ts";
 
 export interface PlacementBenchRow {
   machines: number;

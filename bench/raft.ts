@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { NodeMetrics } from "../src/node/node-metrics.ts";
+import { NodeMetrics } from "../src/metrics/node-metrics.ts";
 import { RaftDriver, type StateMachine } from "../src/raft/driver.ts";
 import { FileRaftStorage } from "../src/raft/storage/file.ts";
 import { PeerTransport } from "../src/raft/transport.ts";

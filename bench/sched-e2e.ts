@@ -286,7 +286,7 @@ function logMatch(text: string, re: RegExp, sinceMs: number): { ms: number; m: R
 
 const logTime = (text: string, re: RegExp, sinceMs: number) => logMatch(text, re, sinceMs)?.ms ?? null;
 
-/** src/node/agent-bridge.ts's line once its first read point is confirmed (the agent acts from then on). */
+/** src/agent/agent-bridge.ts's line once its first read point is confirmed (the agent acts from then on). */
 const CAUGHT_UP = /\[agent\] caught up with the cluster at applied index (\d+) (\d+) ms after start/;
 
 const pct = (xs: number[], p: number) => {

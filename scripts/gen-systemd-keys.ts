@@ -1,4 +1,4 @@
-// Regenerates src/sched/systemd-keys.ts, the table of what systemd itself knows: the keys of each unit-file
+// Regenerates src/unit/systemd-keys.ts, the table of what systemd itself knows: the keys of each unit-file
 // section (from `systemd --dump-configuration-items`) and the specifiers (each letter probed with
 // `systemd-analyze verify`, which says "Invalid slot" for a specifier it does not know). Berth does not need
 // systemd at run time; run this by hand on a machine with systemd installed, then review and commit the diff:
@@ -94,5 +94,5 @@ ${body}
 /** The specifier letters systemd expands (\`%%\` included). */
 export const SYSTEMD_SPECIFIERS = ${JSON.stringify(specifiers)};
 `;
-writeFileSync(new URL("../src/sched/systemd-keys.ts", import.meta.url), out);
+writeFileSync(new URL("../src/unit/systemd-keys.ts", import.meta.url), out);
 console.log(`systemd ${version}: ${sections.size} sections, specifiers ${specifiers}`);

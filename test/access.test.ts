@@ -1,8 +1,8 @@
 // The authorization table (README "Security: who may do what"), cell by cell, on the pure decision
-// (src/node/access.ts) and on the client API's mapping of methods to operations. test/authz.test.ts runs the same
+// (src/etcdv2/access.ts) and on the client API's mapping of methods to operations. test/authz.test.ts runs the same
 // rules against real nodes, real users and a real sshd.
 import { describe, expect, it } from "vitest";
-import { AUTH_DISABLED, type Caller, type KeyAccess, type Operation, refusal } from "../src/node/access.ts";
+import { AUTH_DISABLED, type Caller, type KeyAccess, type Operation, refusal } from "../src/etcdv2/access.ts";
 import { operationOf } from "../src/node/client-api.ts";
 
 /** etcd auth enabled: root; alice may read and write /alice; the guest role may read /public only. */

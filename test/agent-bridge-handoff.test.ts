@@ -4,13 +4,13 @@
 // and its report not written. The supervisor's own answer (asked after the reconcile) is what counts.
 import { afterEach, describe, expect, it } from "vitest";
 import type { UnitSpec, UnitState } from "../src/agent/agent.ts";
+import { AgentBridge } from "../src/agent/agent-bridge.ts";
 import type { LeasedUnitHost } from "../src/agent/unit-host.ts";
 import type { KvWriteRequest } from "../src/client/protocol.ts";
 import { decodeCommand, encodeCommand } from "../src/kv/commands.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError } from "../src/kv/types.ts";
-import { AgentBridge } from "../src/node/agent-bridge.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
 import { canonicalUnit } from "../src/sched/catalog.ts";
 import { machineActedKey, machineInfoKey, scheduleKey, unitFileKey, unitKey } from "../src/sched/registry.ts";
 import { waitFor } from "./support/processes.ts";

@@ -14,7 +14,7 @@ import type {
   UnitStateRow,
   UnitSubmission,
 } from "../src/client/protocol.ts";
-import { parseUnitFile, parseUnitName, serializeUnitFile, templateOf } from "../src/sched/unit-file.ts";
+import { parseUnitFile, parseUnitName, serializeUnitFile, templateOf } from "../src/unit/unit-file.ts";
 import { type Listener, listen } from "../src/wire/server.ts";
 import { berthInProcess } from "./support/cli-in-process.ts";
 

@@ -1,11 +1,11 @@
 // Berth's own check of #cloud-config user-data (the YAML subset it reads, every problem with its line) and the
 // idempotent rules for its cluster units.
 import { describe, expect, it } from "vitest";
+import { NODE_FLAGS } from "../src/cli/node-config.ts";
 import type { DesiredState, UnitInfo } from "../src/client/protocol.ts";
 import { applyUnits } from "../src/cloud-config/apply.ts";
 import { CloudConfigError, parseCloudConfig } from "../src/cloud-config/cloud-config.ts";
 import { parseYaml } from "../src/cloud-config/yaml-lines.ts";
-import { NODE_FLAGS } from "../src/node/config.ts";
 
 const KINDS = new Map(NODE_FLAGS.map((f) => [f.name, f.type]));
 const parse = (text: string) => parseCloudConfig(text, "user-data", KINDS);

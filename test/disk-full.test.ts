@@ -6,7 +6,7 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { BerthClient } from "../src/client/client.ts";
-import { NO_SPACE_CAUSE } from "../src/node/http/respond.ts";
+import { NO_SPACE_CAUSE } from "../src/etcdv2/respond.ts";
 import { FileRaftStorage } from "../src/raft/storage/file.ts";
 import { type Entry, type Snapshot, StorageFullError } from "../src/raft/types.ts";
 import { clientFor, currentLeader, liveNodes, TestCluster, waitFor } from "./support/cluster.ts";

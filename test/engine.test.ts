@@ -3,9 +3,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { KvWriteRequest } from "../src/client/protocol.ts";
 import { decodeCommand, encodeCommand } from "../src/kv/commands.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError } from "../src/kv/types.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
 import { canonicalUnit, UnitCatalog } from "../src/sched/catalog.ts";
 import { Engine } from "../src/sched/engine.ts";
 import {

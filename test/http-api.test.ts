@@ -1,14 +1,14 @@
-// The etcd v2 HTTP API (src/node/http/) against a real KvStore applying commands in-process: request parsing,
+// The etcd v2 HTTP API (src/etcdv2/) against a real KvStore applying commands in-process: request parsing,
 // status codes, headers and body bytes as etcd 3.4 sends them (see test/fixtures/etcd-v2-samples*.txt).
 import { connect } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { KvResult, MemberInfo } from "../src/client/protocol.ts";
+import { ADMIN } from "../src/etcdv2/access.ts";
+import { type HttpApi, type HttpDeps, startHttpApi } from "../src/etcdv2/index.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError, type KvEvent } from "../src/kv/types.ts";
-import { ADMIN } from "../src/node/access.ts";
-import { kvFailure, ServiceError } from "../src/node/errors.ts";
-import { type HttpApi, type HttpDeps, startHttpApi } from "../src/node/http/index.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
+import { kvFailure, ServiceError } from "../src/service/errors.ts";
 
 const CLUSTER = "0858a80da6de7ae5"; // leading zero: etcd prints ids without it
 const CORS = [

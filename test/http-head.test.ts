@@ -1,7 +1,7 @@
-// The raw HTTP server's request head reader (src/node/http/head.ts): heads in pieces of any size, the work it
+// The raw HTTP server's request head reader (src/etcdv2/head.ts): heads in pieces of any size, the work it
 // does per byte, and heads Go's server (and RFC 9112) refuse.
 import { describe, expect, it } from "vitest";
-import { HeadReader, type HeadResult } from "../src/node/http/head.ts";
+import { HeadReader, type HeadResult } from "../src/etcdv2/head.ts";
 
 const HEAD =
   "PUT /v2/keys/a?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nX-Pad: " +

@@ -5,8 +5,8 @@ import { createServer, connect as netConnect, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseEndpoint } from "../src/client/endpoint.ts";
 import { httpUpgradeDialer } from "../src/client/http-dial.ts";
-import { GUEST } from "../src/node/access.ts";
-import { type HttpApi, type HttpDeps, startHttpApi } from "../src/node/http/index.ts";
+import { GUEST } from "../src/etcdv2/access.ts";
+import { type HttpApi, type HttpDeps, startHttpApi } from "../src/etcdv2/index.ts";
 import { connect } from "../src/wire/client.ts";
 import { type Listener, listen } from "../src/wire/server.ts";
 

@@ -1,8 +1,8 @@
 // LeaderRouter: forwarded operations retried only where they certainly did not happen, and failed at once (not
 // after the timeout) when the leader's connection closed with the request on it.
 import { describe, expect, it, vi } from "vitest";
-import { LeaderRouter } from "../src/node/leader-router.ts";
 import { PeerUnreachableError } from "../src/raft/transport.ts";
+import { LeaderRouter } from "../src/service/leader-router.ts";
 import { ConnectionClosedError } from "../src/wire/errors.ts";
 
 const TIMEOUT_MS = 5000;

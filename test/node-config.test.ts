@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { UsageError } from "../src/cli/exit-codes.ts";
 import { flagHelp } from "../src/cli/flags.ts";
-import { NODE_FLAGS, resolveNodeConfig, saveNodeConfig } from "../src/node/config.ts";
+import { NODE_FLAGS, resolveNodeConfig } from "../src/cli/node-config.ts";
+import { saveNodeConfig } from "../src/node/node-config.ts";
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -3,14 +3,14 @@ import { describe, expect, it } from "vitest";
 import {
   type Assignment,
   applyPlan,
-  globMatch,
   type MachineView,
   type PlacementInput,
   type PlacementPlan,
   reconcile,
   type UnitView,
 } from "../src/sched/placement.ts";
-import { EMPTY_XFLEET, type XFleetOptions } from "../src/sched/xfleet.ts";
+import { globMatch } from "../src/unit/glob.ts";
+import { EMPTY_XFLEET, type XFleetOptions } from "../src/unit/xfleet.ts";
 
 const x = (o: Partial<XFleetOptions> = {}): XFleetOptions => ({ ...EMPTY_XFLEET, ...o });
 const unit = (

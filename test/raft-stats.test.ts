@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { appendBytes, RaftTrafficStats } from "../src/node/raft-stats.ts";
+import { appendBytes, RaftTrafficStats } from "../src/etcdv2/raft-stats.ts";
 import type { Entry, Message } from "../src/raft/types.ts";
 
 const entry = (index: number, bytes = 100): Entry => ({

@@ -3,9 +3,9 @@
 // registry and the commands to use. The records are put in the store directly, as an older log could hold them.
 import { describe, expect, it } from "vitest";
 import type { KvWriteRequest } from "../src/client/protocol.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError } from "../src/kv/types.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
 import { canonicalUnit, UnitCatalog } from "../src/sched/catalog.ts";
 import { Engine } from "../src/sched/engine.ts";
 import {

@@ -1,4 +1,4 @@
-// Berth's table of systemd's sections, keys and specifiers (src/sched/systemd-keys.ts, generated) against the real
+// Berth's table of systemd's sections, keys and specifiers (src/unit/systemd-keys.ts, generated) against the real
 // `systemd-analyze verify` of this machine: over the unit corpus and over generated files that use every key and
 // every specifier letter, Berth refuses as unknown exactly what systemd reports as unknown (at the same line), and
 // accepts — with a warning where Berth ignores the key — everything systemd knows. Needs systemd-analyze (PID 1
@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkUnit } from "../src/agent/unit-check.ts";
-import { SYSTEMD_SECTION_KEYS, SYSTEMD_VERSION } from "../src/sched/systemd-keys.ts";
-import { UnitFileError } from "../src/sched/unit-file.ts";
-import { BERTH_KEYS } from "../src/sched/unit-keys.ts";
+import { SYSTEMD_SECTION_KEYS, SYSTEMD_VERSION } from "../src/unit/systemd-keys.ts";
+import { UnitFileError } from "../src/unit/unit-file.ts";
+import { BERTH_KEYS } from "../src/unit/unit-keys.ts";
 import { BAD, BERTH_ONLY, base, corpus } from "./support/unit-corpus.ts";
 
 /** One message of systemd-analyze about a file: its line (0 when about the whole unit) and text. */

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { SYSTEMD_SPECIFIERS } from "../src/sched/systemd-keys.ts";
+import { SYSTEMD_SPECIFIERS } from "../src/unit/systemd-keys.ts";
 import {
   expandSpecifiers,
   expandUnitFile,
@@ -23,8 +23,8 @@ import {
   unescapeUnitNamePart,
   unitFile,
   xfleetOf,
-} from "../src/sched/unit-file.ts";
-import { EMPTY_XFLEET, type XFleetOptions } from "../src/sched/xfleet.ts";
+} from "../src/unit/unit-file.ts";
+import { EMPTY_XFLEET, type XFleetOptions } from "../src/unit/xfleet.ts";
 
 const SEED = `[Unit]
 Description=My Service

@@ -3,14 +3,14 @@
 // transitively), and a request resent after a timeout, racing the original, is not refused.
 import { describe, expect, it } from "vitest";
 import type { KvWriteRequest } from "../src/client/protocol.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError } from "../src/kv/types.ts";
-import { kvFailure } from "../src/node/errors.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
 import type { KvService } from "../src/node/kv-service.ts";
-import { UnitService } from "../src/node/unit-service.ts";
 import { canonicalUnit } from "../src/sched/catalog.ts";
 import { scheduleKey, unitFileKey, unitKey } from "../src/sched/registry.ts";
+import { UnitService } from "../src/sched/unit-service.ts";
+import { kvFailure } from "../src/service/errors.ts";
 
 const M1 = "11111111111111111111111111111111";
 const M2 = "22222222222222222222222222222222";

@@ -1,13 +1,13 @@
-// createKeyAccess, the v2 auth rules the msgpack API's authorization (src/node/access.ts) calls: on an in-memory
+// createKeyAccess, the v2 auth rules the msgpack API's authorization (src/etcdv2/access.ts) calls: on an in-memory
 // store with the auth records written as the HTTP API writes them.
 import { describe, expect, it } from "vitest";
+import { createKeyAccess } from "../src/etcdv2/auth/access.ts";
+import { parseBasicAuth } from "../src/etcdv2/auth/http.ts";
+import { AuthStore } from "../src/etcdv2/auth/store.ts";
+import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError, type KvEvent } from "../src/kv/types.ts";
-import { kvFailure } from "../src/node/errors.ts";
-import { commandFor } from "../src/node/kv-requests.ts";
-import { createKeyAccess } from "../src/node/v2auth/access.ts";
-import { parseBasicAuth } from "../src/node/v2auth/http.ts";
-import { AuthStore } from "../src/node/v2auth/store.ts";
+import { kvFailure } from "../src/service/errors.ts";
 
 function authStore(): AuthStore {
   const kv = new KvStore();

@@ -23,7 +23,8 @@
 // and never started (systemd would break the cycle by dropping a job at random); the others proceed.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import { noDeps, type UnitDeps, unitDepsOf } from "../unit/deps.ts";
+import { UnitFileError, UnitNameError } from "../unit/unit-file.ts";
 import type { Activation } from "./activation.ts";
 import { BrokenUnit } from "./broken-unit.ts";
 import {
@@ -32,7 +33,6 @@ import {
   DEFAULT_DOCKER_SOCKET,
   sweepContainers,
 } from "./container-runner.ts";
-import { noDeps, type UnitDeps, unitDepsOf } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
 import { withInstallEdges } from "./install.ts";
 import { Journal, type JournalLine } from "./journal.ts";

@@ -11,7 +11,7 @@ import {
   splitCommandLine,
   type UnitFile,
   UnitFileError,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 import { parseEnvironment } from "./exec-line.ts";
 import {
   parseRunnableUnit,

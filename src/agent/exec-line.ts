@@ -8,7 +8,7 @@ import {
   type SpecifierContext,
   splitCommandLine,
   UnitFileError,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Command lines

@@ -2,7 +2,7 @@
 // (and RequiredBy= into Requires=); Berth does the same between the units present on the machine, so starting T
 // starts A. A target also orders itself after the units it gains so (its default dependencies): it is active once
 // they are started. Pure.
-import type { UnitDeps } from "./deps.ts";
+import type { UnitDeps } from "../unit/deps.ts";
 
 /** Each unit's dependencies with what the other units' WantedBy=/RequiredBy= add to them. */
 export function withInstallEdges(units: ReadonlyMap<string, UnitDeps>): Map<string, UnitDeps> {

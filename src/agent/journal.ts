@@ -3,22 +3,9 @@
 import { appendFileSync, mkdirSync, renameSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
+import type { JournalLine } from "../client/protocol.ts";
 
-export interface JournalLine {
-  /** ms since the epoch */
-  at: number;
-  unit: string;
-  /** "berth" for the agent's own lines about the unit. */
-  stream: "stdout" | "stderr" | "berth";
-  text: string;
-  /** The process that wrote the line (stdout/stderr of an Exec step, or a container's main process); for "berth"
-   * lines the process that runs the agent (the supervisor), as systemd's own lines carry systemd[1]. */
-  pid?: number;
-  /** journald's SYSLOG_IDENTIFIER: the basename of the Exec line's program ("sh"), "berth" for the agent's lines. */
-  ident?: string;
-  /** The machine's host name: set by the node that reads the journal, not stored. */
-  hostname?: string;
-}
+export type { JournalLine };
 
 export const DEFAULT_JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
 /** journald's LineMax default: longer lines are split. */

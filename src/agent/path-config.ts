@@ -2,8 +2,8 @@
 // UnitFileError (with the line) for what systemd would refuse to load.
 
 import { isAbsolute, normalize } from "node:path";
-import { getAll, type SpecifierContext, type UnitFile } from "../sched/unit-file.ts";
-import { expandDescription } from "./deps.ts";
+import { expandDescription } from "../unit/deps.ts";
+import { getAll, type SpecifierContext, type UnitFile } from "../unit/unit-file.ts";
 import { sectionReader, type TriggerLimit, triggeredUnit, triggerLimitOf } from "./trigger-config.ts";
 
 export type PathKind = "PathExists" | "PathExistsGlob" | "PathChanged" | "PathModified" | "DirectoryNotEmpty";

@@ -1,6 +1,7 @@
 // A unit file's [Service] section turned into what the runner needs (systemd.service(5), systemd.exec(5),
 // systemd.unit(5) for the start rate limit). Pure: throws UnitFileError for what systemd would refuse to load.
 import { constants } from "node:os";
+import { expandDescription } from "../unit/deps.ts";
 import {
   expandSpecifiers,
   get,
@@ -14,9 +15,8 @@ import {
   UnitFileError,
   type UnitFileWarning,
   UnitNameError,
-} from "../sched/unit-file.ts";
-import { checkKnownKeys } from "../sched/unit-keys.ts";
-import { expandDescription } from "./deps.ts";
+} from "../unit/unit-file.ts";
+import { checkKnownKeys } from "../unit/unit-keys.ts";
 import {
   type CompiledExec,
   compileExec,
@@ -129,7 +129,7 @@ export interface CheckedUnitFile {
   warnings: UnitFileWarning[];
 }
 
-/** Parses a unit file and checks its sections, keys and specifiers against systemd's (sched/unit-keys.ts). */
+/** Parses a unit file and checks its sections, keys and specifiers against systemd's (unit/unit-keys.ts). */
 export function parseCheckedUnit(name: string, text: string): CheckedUnitFile {
   const { type } = parseUnitName(name);
   const { file, warnings } = parseUnitFileWithWarnings(text, name);

@@ -3,8 +3,8 @@
 
 import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
-import { getAll, type SpecifierContext, UNIT_TYPES, type UnitFile } from "../sched/unit-file.ts";
-import { expandDescription } from "./deps.ts";
+import { expandDescription } from "../unit/deps.ts";
+import { getAll, type SpecifierContext, UNIT_TYPES, type UnitFile } from "../unit/unit-file.ts";
 import { sectionReader, type TriggerLimit, triggeredUnit, triggerLimitOf } from "./trigger-config.ts";
 
 /** One ListenStream= / ListenDatagram= address, as systemd's socket_address_parse reads it. */

@@ -1,6 +1,7 @@
 // A .timer unit's [Timer] section turned into what the timer runner needs (systemd.timer(5)). Pure: throws
 // UnitFileError (with the line) for what systemd would refuse to load.
 
+import { expandDescription } from "../unit/deps.ts";
 import {
   get,
   getAll,
@@ -9,9 +10,8 @@ import {
   type SpecifierContext,
   type UnitFile,
   UnitFileError,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 import { type CalendarSpec, CalendarSpecError, parseCalendarSpec } from "./calendar.ts";
-import { expandDescription } from "./deps.ts";
 import { parseTimespan } from "./exec-line.ts";
 import { sectionReader, triggeredUnit } from "./trigger-config.ts";
 

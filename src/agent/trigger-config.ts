@@ -13,7 +13,7 @@ import {
   UnitFileError,
   UnitNameError,
   type UnitType,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 import { parseTimespan } from "./exec-line.ts";
 
 export interface SectionReader {

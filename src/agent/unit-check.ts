@@ -1,7 +1,9 @@
 // The one place that decides whether a unit file can run, and why not: the agent loads units with compileUnit,
 // `berth verify` and `submit` check them with checkUnit, and both go through the same parsing, the same check of
-// sections, keys and specifiers against systemd's (sched/unit-keys.ts) and the same service/container compilation,
+// sections, keys and specifiers against systemd's (unit/unit-keys.ts) and the same service/container compilation,
 // so a file verify accepts is never refused by the agent on its machine. Errors are UnitFileError with the line.
+
+import { expandDescription } from "../unit/deps.ts";
 import {
   instanceName,
   parseUnitName,
@@ -11,9 +13,8 @@ import {
   type UnitFileWarning,
   type UnitType,
   xfleetOf,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 import { type ContainerConfig, containerConfigOf, loadContainerConfig } from "./container-config.ts";
-import { expandDescription } from "./deps.ts";
 import { hostSpecifierValues } from "./host-specifiers.ts";
 import { type PathConfig, pathConfigOf } from "./path-config.ts";
 import {

@@ -1,11 +1,15 @@
 // What every client subcommand shares: --endpoint, --output, --request-timeout, connecting, and turning a
 // node's error into a one-line message with a meaningful exit code.
-import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
-import { BerthClient } from "../client/client.ts";
+import type { BerthClient } from "../client/client.ts";
+import {
+  type ClientTls,
+  type ClusterConnector,
+  clusterConnector as connectTo,
+  readClientTls,
+  TlsFileError,
+} from "../client/connector.ts";
 import { DEFAULT_ENDPOINTS } from "../client/endpoint.ts";
-import { certificateProblem } from "../wire/certificate-problem.ts";
-import type { WireTls } from "../wire/client.ts";
 import { CliError, EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
 import type { FlagSpec, FlagValues } from "./flags.ts";
 import type { OutputFormat } from "./output.ts";
@@ -70,32 +74,24 @@ export const CLIENT_FLAGS: FlagSpec[] = [
 ];
 
 /** TLS settings from --ca-file/--cert-file/--key-file; null (plaintext) when none is given. */
-export function clientTls(flags: FlagValues): WireTls | null {
+export function clientTls(flags: FlagValues): ClientTls | null {
   const ca = flags["ca-file"] ? String(flags["ca-file"]) : null;
   const cert = flags["cert-file"] ? String(flags["cert-file"]) : null;
   const key = flags["key-file"] ? String(flags["key-file"]) : null;
   if (!ca && !cert && !key) return null;
   if (cert && !key) throw new UsageError("--cert-file needs --key-file (the certificate's private key)");
   if (key && !cert) throw new UsageError("--key-file needs --cert-file (the certificate of that key)");
-  const read = (flag: string, path: string) => {
-    try {
-      return readFileSync(path);
-    } catch (e) {
-      throw new UsageError(`--${flag} ${path}: ${(e as Error).message}`);
-    }
-  };
-  /** A certificate file, refused here with what is wrong rather than by the TLS library with a decoding error. */
-  const readCert = (flag: string, path: string) => {
-    const pem = read(flag, path);
-    const problem = certificateProblem(pem);
-    if (problem) throw new UsageError(`--${flag} ${path} ${problem}`);
-    return pem;
-  };
-  return {
-    ca: ca ? readCert("ca-file", ca) : undefined,
-    cert: cert ? readCert("cert-file", cert) : undefined,
-    key: key ? read("key-file", key) : undefined,
-  };
+  const file = (option: string, path: string | null) => (path ? { option: `--${option}`, path } : undefined);
+  try {
+    return readClientTls({
+      ca: file("ca-file", ca),
+      cert: file("cert-file", cert),
+      key: file("key-file", key),
+    });
+  } catch (e) {
+    if (e instanceof TlsFileError) throw new UsageError(e.message);
+    throw e;
+  }
 }
 
 export interface ClientContext {
@@ -113,16 +109,6 @@ export function outputFormat(flags: FlagValues, extra: string[] = []): OutputFor
 }
 
 /** How to reach the cluster as the flags say (endpoints, TLS, --tunnel); the tunnel is opened here. */
-export interface ClusterConnector {
-  /** Connects to the first endpoint that answers (again after a drop: the console reconnects). */
-  connect(): Promise<BerthClient>;
-  timeoutMs: number;
-  /** " via user@host:port" through a tunnel, else "". */
-  via: string;
-  /** Closes the tunnel, if any. */
-  close(): void;
-}
-
 export async function clusterConnector(flags: FlagValues, name: string): Promise<ClusterConnector> {
   const timeoutMs = Number(flags["request-timeout"] ?? 5000);
   const endpoints = (flags.endpoint as string[] | undefined) ?? DEFAULT_ENDPOINTS;
@@ -130,21 +116,7 @@ export async function clusterConnector(flags: FlagValues, name: string): Promise
   const tls = clientTls(flags);
   const login = flags.username ? await credentials(String(flags.username)) : undefined;
   const tunnel = await openTunnel(flags);
-  return {
-    connect: () =>
-      BerthClient.connect({
-        endpoints,
-        timeoutMs,
-        name,
-        tls,
-        login,
-        dial: tunnel?.dial.bind(tunnel),
-        dialUnix: tunnel?.dialUnix.bind(tunnel),
-      }),
-    timeoutMs,
-    via: tunnel ? ` via ${tunnel.label}` : "",
-    close: () => tunnel?.close(),
-  };
+  return connectTo({ endpoints, timeoutMs, name, tls, login, tunnel });
 }
 
 /** --username NAME[:PASSWORD]; without the password it is asked for on the terminal (as etcdctl does). */

@@ -4,11 +4,11 @@
 import { readFileSync } from "node:fs";
 import { applyUnits } from "../cloud-config/apply.ts";
 import { type CloudConfig, CloudConfigError, parseCloudConfig } from "../cloud-config/cloud-config.ts";
-import { NODE_FLAGS } from "../node/config.ts";
 import { CLIENT_FLAGS, withClient } from "./client-command.ts";
 import type { Command, CommandGroup } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
 import type { Parsed } from "./flags.ts";
+import { NODE_FLAGS } from "./node-config.ts";
 
 const FLAG_KINDS = new Map(NODE_FLAGS.map((f) => [f.name, f.type]));
 

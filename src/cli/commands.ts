@@ -1,7 +1,7 @@
-import { consoleCommand } from "../tui/console-command.ts";
 import { cloudConfigCommands } from "./cloud-config-command.ts";
 import { clusterCommands } from "./cluster.ts";
 import type { CommandEntry } from "./command.ts";
+import { consoleCommand } from "./console-command.ts";
 import { discoveryCommands } from "./discovery-command.ts";
 import { journal } from "./journal.ts";
 import { kvCommands } from "./kv.ts";

@@ -2,90 +2,20 @@
 // unit). Lines print like `journalctl` short output: `Nov 25 12:00:00 hello.service[1240]: Hello World`, and
 // `berth:` instead of the unit for the agent's own lines about the unit.
 import type { JournalLine } from "../client/protocol.ts";
+import { formatJournalLine, JOURNAL_MODES, type JournalMode } from "../format/journal.ts";
 import { CLIENT_FLAGS, withClient } from "./client-command.ts";
 import type { Command } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
-import { systemdTime } from "./status.ts";
 import { IGNORED_SSH_PORT } from "./tunnel-flags.ts";
 import { checkName, mangle } from "./unit-support.ts";
-
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const pad = (n: number) => String(n).padStart(2, "0");
-
-/** journalctl's short timestamp, local time: `Nov 25 12:00:00`. */
-export function shortTime(ms: number): string {
-  const d = new Date(ms);
-  return `${MONTHS[d.getMonth()]} ${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-}
-
-/** journalctl's output modes `berth journal -o` takes ("table", every command's default, is short). */
-export type JournalMode = "short" | "cat" | "json" | "verbose";
-const MODES: JournalMode[] = ["short", "cat", "json", "verbose"];
 
 export function journalMode(output: unknown): JournalMode {
   const o = String(output ?? "short");
   if (o === "table") return "short";
-  if ((MODES as string[]).includes(o)) return o as JournalMode;
-  throw new UsageError(`--output must be one of ${MODES.join(", ")} (journalctl's modes); not "${o}"`);
-}
-
-/** journalctl's identifier: the program's (SYSLOG_IDENTIFIER), "berth" for the agent's own lines. */
-function identifier(l: JournalLine): string {
-  if (l.stream === "berth") return "berth";
-  return l.ident ?? l.unit;
-}
-
-/**
- * The journal fields of a line, named as journalctl -o json names them (all values strings, timestamps in µs).
- * A unit's output is _TRANSPORT=stdout with _SYSTEMD_UNIT; the agent's lines about the unit are what systemd's own
- * lines are: _TRANSPORT=journal, UNIT=, SYSLOG_IDENTIFIER=berth and the pid of the process running the agent.
- */
-export function journalFields(l: JournalLine, host = l.hostname): Record<string, string> {
-  const f: Record<string, string> = {
-    __REALTIME_TIMESTAMP: String(l.at * 1000),
-    _HOSTNAME: host ?? "",
-    PRIORITY: "6",
-    SYSLOG_FACILITY: "3",
-    SYSLOG_IDENTIFIER: identifier(l),
-  };
-  if (l.pid) f._PID = String(l.pid);
-  if (l.stream === "berth") {
-    f._TRANSPORT = "journal";
-    f.UNIT = l.unit;
-  } else {
-    f._TRANSPORT = "stdout";
-    f._SYSTEMD_UNIT = l.unit;
-    f.BERTH_STREAM = l.stream;
-  }
-  f.MESSAGE = l.text;
-  if (!host) delete f._HOSTNAME;
-  return f;
-}
-
-/** journalctl -o verbose's timestamp: `Mon 2026-12-07 00:57:09.123000 UTC`. */
-function verboseTime(ms: number): string {
-  const base = systemdTime(ms);
-  const frac = `.${String(ms % 1000).padStart(3, "0")}000`;
-  // Insert the microseconds after the seconds, before the zone.
-  return base.replace(/(\d{2}:\d{2}:\d{2})/, `$1${frac}`);
-}
-
-/** One journal line as `journalctl -o MODE` prints it (short: `Nov 25 12:00:00 core-01 sh[1240]: Hello`). */
-export function formatJournalLine(l: JournalLine, mode: JournalMode = "short", host = l.hostname): string {
-  switch (mode) {
-    case "cat":
-      return l.text;
-    case "json":
-      return JSON.stringify(journalFields(l, host));
-    case "verbose": {
-      const f = journalFields(l, host);
-      return [verboseTime(l.at), ...Object.entries(f).map(([k, v]) => `    ${k}=${v}`)].join("\n");
-    }
-    case "short": {
-      const who = l.pid ? `${identifier(l)}[${l.pid}]` : identifier(l);
-      return `${shortTime(l.at)}${host ? ` ${host}` : ""} ${who}: ${l.text}`;
-    }
-  }
+  if ((JOURNAL_MODES as string[]).includes(o)) return o as JournalMode;
+  throw new UsageError(
+    `--output must be one of ${JOURNAL_MODES.join(", ")} (journalctl's modes); not "${o}"`,
+  );
 }
 
 export const journal: Command = {

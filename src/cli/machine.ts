@@ -4,12 +4,12 @@
 // drain stays in effect until undrain (the machine is then offered units again; nothing moves back by itself).
 import type { BerthClient } from "../client/client.ts";
 import type { DrainStatus } from "../client/protocol.ts";
+import { metadataText } from "../format/metadata.ts";
 import { CLIENT_FLAGS, type ClientContext, withClient } from "./client-command.ts";
 import type { Command, CommandGroup } from "./command.ts";
 import { CliError, EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
 import type { Parsed } from "./flags.ts";
 import { printJson } from "./output.ts";
-import { metadataText } from "./unit-support.ts";
 
 /** How drain polls while it waits, and its default limit (tests shorten the poll). */
 export const DRAIN_TIMING = { pollMs: 250, defaultTimeoutMs: 5 * 60_000 };

@@ -2,11 +2,12 @@
 // `berth list-machines --containers [MACHINE]` (Berth's own; fleet has no such view): the containers each
 // machine's agent manages, docker-ps-like, collected from every machine through the node asked.
 import type { MachineContainer, MachineContainers, MachineInfo } from "../client/protocol.ts";
+import { metadataText } from "../format/metadata.ts";
 import { CLIENT_FLAGS, type ClientContext, withClient } from "./client-command.ts";
 import type { Command } from "./command.ts";
 import { EXIT, type ExitCode, UsageError } from "./exit-codes.ts";
 import { type Column, printJson, renderTable } from "./output.ts";
-import { metadataText, pickColumns } from "./unit-support.ts";
+import { pickColumns } from "./unit-support.ts";
 
 const MACHINE_FIELDS = "machine,ip,metadata";
 const CONTAINER_FIELDS = "machine,container,image,unit,status";

@@ -1,12 +1,12 @@
 // `berth node`: run a cluster member in the foreground (under systemd on every machine).
 import { applyWhenUp } from "../cloud-config/apply.ts";
-import { NODE_FLAGS, resolveNodeConfig } from "../node/config.ts";
 import { DataDirLockedError } from "../node/data-dir-lock.ts";
 import { bootstrapFromDiscovery, DiscoveryFullError } from "../node/discovery/first-start.ts";
 import { BerthNode } from "../node/node.ts";
 import { readCloudConfig } from "./cloud-config-command.ts";
 import type { Command } from "./command.ts";
 import { EXIT } from "./exit-codes.ts";
+import { NODE_FLAGS, resolveNodeConfig } from "./node-config.ts";
 
 export const nodeCommand: Command = {
   name: "node",

@@ -3,26 +3,26 @@
 import { constants as fsc } from "node:fs";
 import { open, readFile, rename, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { KvStore } from "../kv/store.ts";
 import {
   newClusterId,
   requireEmptyDir,
   rewriteForNewCluster,
   writeNewDataDir,
-} from "../node/backup/new-cluster.ts";
-import { backupDataDir } from "../node/backup/offline.ts";
+} from "../backup/new-cluster.ts";
+import { backupDataDir } from "../backup/offline.ts";
 import {
   decodeSnapshotFile,
   encodeSnapshotFile,
   SnapshotFileError,
   type SnapshotHeader,
-} from "../node/backup/snapshot-file.ts";
-import { parseHostPort, parseInitialCluster } from "../node/config.ts";
+} from "../backup/snapshot-file.ts";
+import { KvStore } from "../kv/store.ts";
 import { DataDirLockedError } from "../node/data-dir-lock.ts";
 import { CLIENT_FLAGS, outputFormat, withClient } from "./client-command.ts";
 import type { Command, CommandGroup } from "./command.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";
 import type { FlagSpec, Parsed } from "./flags.ts";
+import { parseHostPort, parseInitialCluster } from "./node-config.ts";
 import { printJson, renderTable } from "./output.ts";
 
 /** A whole store takes longer to send than a key: the save waits at least this long. */

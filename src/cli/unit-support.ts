@@ -6,6 +6,7 @@ import { hostname } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { checkUnit } from "../agent/unit-check.ts";
 import type { MachineInfo, UnitInfo } from "../client/protocol.ts";
+import { globMatch } from "../unit/glob.ts";
 import {
   parseUnitName,
   serializeUnitFile,
@@ -15,7 +16,7 @@ import {
   UnitFileError,
   type UnitName,
   UnitNameError,
-} from "../sched/unit-file.ts";
+} from "../unit/unit-file.ts";
 import { UsageError } from "./exit-codes.ts";
 import type { Column } from "./output.ts";
 
@@ -116,6 +117,8 @@ export function verifyLocal(local: LocalUnit): { hash: string; warnings: string[
 }
 
 // ---- globs -------------------------------------------------------------------------------------------------
+// Matched by src/unit/glob.ts (Go's path.Match, as fleetctl and placement); checked here first so that a malformed
+// pattern is a usage error rather than matching nothing.
 
 export function hasGlob(s: string): boolean {
   return /[*?[]/.test(s);
@@ -148,39 +151,6 @@ export function checkGlob(p: string): void {
   }
 }
 
-function globToRegExp(p: string): RegExp {
-  let re = "";
-  for (let i = 0; i < p.length; i++) {
-    const c = p[i]!;
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "\\") re += p[++i]!.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&");
-    else if (c === "[") {
-      let j = i + 1;
-      let cls = "";
-      if (p[j] === "^" || p[j] === "!") {
-        cls += "^";
-        j++;
-      }
-      let n = 0;
-      while (!(p[j] === "]" && n > 0)) {
-        if (p[j] === "\\") j++;
-        const ch = p[j]!;
-        cls += ch === "-" ? "-" : ch.replace(/[\\^\]]/g, "\\$&");
-        j++;
-        n++;
-      }
-      re += `[${cls}]`;
-      i = j;
-    } else re += c.replace(/[\\^$.*+?()[\]{}|/-]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`, "s");
-}
-
-export function globMatches(pattern: string, name: string): boolean {
-  return globToRegExp(pattern).test(name);
-}
-
 /**
  * Resolves arguments (names, mangled as fleetctl does, or globs, taken as they are) against the registry: the units
  * they name, and the arguments that name none (fleetctl skips those; the commands report them and go on).
@@ -192,7 +162,7 @@ export function resolveKnown(args: string[], units: UnitInfo[]): { units: UnitIn
   for (const arg of args) {
     if (hasGlob(arg)) {
       checkGlob(arg);
-      const hits = units.filter((u) => globMatches(arg, u.name));
+      const hits = units.filter((u) => globMatch(arg, u.name));
       if (hits.length === 0) missing.push(arg);
       for (const u of hits) picked.set(u.name, u);
       continue;
@@ -209,14 +179,15 @@ export function resolveKnown(args: string[], units: UnitInfo[]): { units: UnitIn
 /** Filters rows by optional glob/name arguments (list commands). */
 export function filterByArgs<T>(rows: T[], args: string[], nameOf: (r: T) => string): T[] {
   if (args.length === 0) return rows;
-  const pats = args.map((a) => {
+  const matchers = args.map((a): ((name: string) => boolean) => {
     if (hasGlob(a)) {
       checkGlob(a);
-      return a;
+      return (name) => globMatch(a, name);
     }
-    return mangle(a).name;
+    const exact = mangle(a).name;
+    return (name) => name === exact;
   });
-  return rows.filter((r) => pats.some((p) => globMatches(p, nameOf(r))));
+  return rows.filter((r) => matchers.some((m) => m(nameOf(r))));
 }
 
 // ---- machines ----------------------------------------------------------------------------------------------
@@ -226,11 +197,6 @@ export function machineLegend(id: string, machines: Map<string, MachineInfo>, fu
   const m = machines.get(id);
   const short = full ? id : `${id.slice(0, 8)}...`;
   return m?.publicIp ? `${short}/${m.publicIp}` : short;
-}
-
-export function metadataText(md: Record<string, string>): string {
-  const keys = Object.keys(md).sort();
-  return keys.length === 0 ? "-" : keys.map((k) => `${k}=${md[k]}`).join(",");
 }
 
 // ---- --fields ----------------------------------------------------------------------------------------------

@@ -1,25 +1,26 @@
 // The client protocol spoken on a node's client address (msgpack frames, see src/wire/): method names, their
 // parameters and results. The CLI, the console and the SSH tunnel all use this one connection: requests and
 // responses, plus server-pushed streams for watches (and later unit states and logs).
-import type { JournalLine } from "../agent/journal.ts";
-import type { KvEvent } from "../kv/types.ts";
+import type { KvEvent, KvWriteRequest } from "../kv/types.ts";
 
-/** One line of a unit's journal, as the agent keeps it. */
-export type { JournalLine };
+/** An etcd-v2 style write (the store's write semantics: src/kv/requests.ts). */
+export type { KvWriteRequest };
 
-/** An etcd-v2 style write, before the node turns it into a store command (see src/node/kv-requests.ts). */
-export interface KvWriteRequest {
-  method: "PUT" | "POST" | "DELETE";
-  key: string;
-  value?: string;
-  dir?: boolean;
-  /** Seconds; null removes a TTL, undefined leaves the key permanent (as etcd's empty ttl). */
-  ttl?: number | null;
-  refresh?: boolean;
-  prevExist?: boolean;
-  prevValue?: string;
-  prevIndex?: number;
-  recursive?: boolean;
+/** One line of a unit's journal, as the agent keeps it (src/agent/journal.ts). */
+export interface JournalLine {
+  /** ms since the epoch */
+  at: number;
+  unit: string;
+  /** "berth" for the agent's own lines about the unit. */
+  stream: "stdout" | "stderr" | "berth";
+  text: string;
+  /** The process that wrote the line (stdout/stderr of an Exec step, or a container's main process); for "berth"
+   * lines the process that runs the agent (the supervisor), as systemd's own lines carry systemd[1]. */
+  pid?: number;
+  /** journald's SYSLOG_IDENTIFIER: the basename of the Exec line's program ("sh"), "berth" for the agent's lines. */
+  ident?: string;
+  /** The machine's host name: set by the node that reads the journal, not stored. */
+  hostname?: string;
 }
 
 export type Consistency = "linearizable" | "local";

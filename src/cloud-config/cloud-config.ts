@@ -6,7 +6,7 @@
 import { hostname } from "node:os";
 import { checkUnit } from "../agent/unit-check.ts";
 import { canonicalUnit } from "../sched/catalog.ts";
-import { parseUnitName, UnitFileError, UnitNameError } from "../sched/unit-file.ts";
+import { parseUnitName, UnitFileError, UnitNameError } from "../unit/unit-file.ts";
 import { parseYaml, type YamlEntry, YamlError, type YamlNode } from "./yaml-lines.ts";
 
 /** The node flags the berth section may set (their names and types), handed in by the caller. */

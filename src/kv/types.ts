@@ -123,3 +123,18 @@ export class KvError extends Error {
     return new KvError(doc.errorCode as KvErrorCode, doc.cause ?? "", doc.index ?? 0);
   }
 }
+
+/** An etcd-v2 style write, before it becomes a store command (commandFor in requests.ts). */
+export interface KvWriteRequest {
+  method: "PUT" | "POST" | "DELETE";
+  key: string;
+  value?: string;
+  dir?: boolean;
+  /** Seconds; null removes a TTL, undefined leaves the key permanent (as etcd's empty ttl). */
+  ttl?: number | null;
+  refresh?: boolean;
+  prevExist?: boolean;
+  prevValue?: string;
+  prevIndex?: number;
+  recursive?: boolean;
+}

@@ -1,6 +1,6 @@
 // A small Prometheus registry: counters, gauges and histograms with labels, rendered in the text exposition
 // format (version 0.0.4) that /metrics serves. prom-client is not among the dependencies; this covers what the
-// node needs, and a swap to prom-client later changes only src/node/node-metrics.ts.
+// node needs, and a swap to prom-client later changes only src/metrics/node-metrics.ts.
 //
 // Hot paths keep the children they observe (metric.child(...values) once, then inc()/observe() on it): observing
 // allocates nothing. Values read from elsewhere (Raft status, store sizes) are set by collect hooks when the

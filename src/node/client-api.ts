@@ -1,5 +1,8 @@
 // Serves the client protocol (src/client/protocol.ts) on one connection: validates what a client sends, so a
 // malformed request gets a clear error and never reaches the services.
+
+import type { MachineContainersService } from "../agent/machine-containers.ts";
+import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "../agent/unit-status.ts";
 import type {
   DesiredState,
   KvGetParams,
@@ -9,16 +12,14 @@ import type {
   SavedSnapshot,
   UnitSubmission,
 } from "../client/protocol.ts";
+import { authorize, type Caller, type KeyAccess, type Operation } from "../etcdv2/access.ts";
+import type { RequestMetrics } from "../metrics/node-metrics.ts";
+import type { UnitService } from "../sched/unit-service.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
+import { asObject, optBool, optStr, str } from "../service/params.ts";
 import type { Connection, StreamSink } from "../wire/connection.ts";
-import { authorize, type Caller, type KeyAccess, type Operation } from "./access.ts";
 import type { ClusterService } from "./cluster-service.ts";
-import { badRequest, ServiceError } from "./errors.ts";
 import type { KvService } from "./kv-service.ts";
-import type { MachineContainersService } from "./machine-containers.ts";
-import type { RequestMetrics } from "./node-metrics.ts";
-import { asObject, optBool, optStr, str } from "./params.ts";
-import type { UnitService } from "./unit-service.ts";
-import { count, STATUS_JOURNAL_LINES, type UnitStatusService } from "./unit-status.ts";
 
 export interface ClientApiDeps {
   kv: KvService;

@@ -6,9 +6,9 @@ import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent } from "../kv/types.ts";
 import type { RaftDriver } from "../raft/driver.ts";
 import { CLUSTER_ID_KEY, MEMBERS_DIR } from "../sched/registry.ts";
-import { badRequest, ServiceError } from "./errors.ts";
+import { badRequest, ServiceError } from "../service/errors.ts";
+import type { LeaderRouter } from "../service/leader-router.ts";
 import type { KvService } from "./kv-service.ts";
-import type { LeaderRouter } from "./leader-router.ts";
 
 export { CLUSTER_ID_KEY, MEMBERS_DIR };
 

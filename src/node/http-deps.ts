@@ -1,13 +1,14 @@
 // What a node hands its etcd-v2 HTTP API: the same KvService and ClusterService the msgpack clients use, plus
 // etcd's stats documents built from the Raft driver's status.
+
+import type { AuthStore } from "../etcdv2/auth/store.ts";
+import type { RaftTrafficStats } from "../etcdv2/raft-stats.ts";
+import { formatId } from "../etcdv2/respond.ts";
+import type { HttpDeps } from "../etcdv2/types.ts";
 import type { KvStore } from "../kv/store.ts";
 import type { RaftDriver } from "../raft/driver.ts";
 import { type ClusterService, memberId } from "./cluster-service.ts";
-import { formatId } from "./http/respond.ts";
-import type { HttpDeps } from "./http/types.ts";
 import type { KvService } from "./kv-service.ts";
-import type { RaftTrafficStats } from "./raft-stats.ts";
-import type { AuthStore } from "./v2auth/store.ts";
 
 /** The etcd release whose v2 API Berth speaks; clients parse /version as semver. */
 export const ETCD_API_VERSION = { etcdserver: "3.4.23", etcdcluster: "3.4.0" };

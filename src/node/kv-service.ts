@@ -1,16 +1,17 @@
 // The key/value operations a node offers its clients (msgpack and HTTP alike): linearizable or local reads,
 // writes routed to the leader, and watches served from this node's own replica.
 import type { KvGetParams, KvResult, KvWatchParams, KvWriteRequest } from "../client/protocol.ts";
+import { AUTH_PREFIX, isAuthKey } from "../etcdv2/auth/prefix.ts";
 import { encodeCommand } from "../kv/commands.ts";
 import { cleanKey, keyLimitError } from "../kv/path.ts";
+import { commandFor } from "../kv/requests.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
 import { registryWriteProblem } from "../sched/registry-records.ts";
-import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "./errors.ts";
-import { commandFor } from "./kv-requests.ts";
-import type { LeaderRouter } from "./leader-router.ts";
-import { AUTH_PREFIX, isAuthKey } from "./v2auth/prefix.ts";
+import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "../service/errors.ts";
+import type { KvWriter } from "../service/kv-writer.ts";
+import type { LeaderRouter } from "../service/leader-router.ts";
 
 export interface Watch {
   cancel(): void;
@@ -28,7 +29,7 @@ const LOCAL_CLOCK: TtlClock = { now: Date.now, whenSettled: () => Promise.resolv
 /** How long a write may wait for the cluster's time right after this member started leading. */
 const CLOCK_SETTLE_MS = 2000;
 
-export class KvService {
+export class KvService implements KvWriter {
   constructor(
     private readonly store: KvStore,
     private readonly driver: RaftDriver,
@@ -63,7 +64,7 @@ export class KvService {
     return this.submit(req);
   }
 
-  /** A write of a v2 auth record (the one writer allowed under AUTH_PREFIX: src/node/v2auth/store.ts). */
+  /** A write of a v2 auth record (the one writer allowed under AUTH_PREFIX: src/etcdv2/auth/store.ts). */
   async writeAuthRecord(req: KvWriteRequest): Promise<KvResult> {
     validateWrite(req);
     if (!isAuthKey(req.key)) throw badRequest(`${req.key} is not under ${AUTH_PREFIX}`);

@@ -3,46 +3,46 @@
 import { mkdirSync } from "node:fs";
 import { isIP, type Socket } from "node:net";
 import { join } from "node:path";
+import { AgentBridge } from "../agent/agent-bridge.ts";
 import { fenceForTtl } from "../agent/lease.ts";
+import { MachineContainersService } from "../agent/machine-containers.ts";
 import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive.ts";
 import { SupervisorLink } from "../agent/supervisor-link.ts";
+import { UnitStatusService } from "../agent/unit-status.ts";
 import type { DesiredState, NodeStatus, SavedSnapshot, UnitSubmission } from "../client/protocol.ts";
+import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "../etcdv2/access.ts";
+import { createKeyAccess } from "../etcdv2/auth/access.ts";
+import { httpCaller, upgradeCaller } from "../etcdv2/auth/http.ts";
+import { AuthStore } from "../etcdv2/auth/store.ts";
+import { verifiedCertName } from "../etcdv2/client-cert.ts";
+import { type HttpApi, startHttpApi } from "../etcdv2/index.ts";
+import { RaftTrafficStats } from "../etcdv2/raft-stats.ts";
+import { TtlExpirer } from "../kv/expiry.ts";
 import { KvStore } from "../kv/store.ts";
+import { NodeMetrics } from "../metrics/node-metrics.ts";
 import { RaftDriver } from "../raft/driver.ts";
 import { FileRaftStorage } from "../raft/storage/file.ts";
 import { PeerTransport } from "../raft/transport.ts";
+import { loadMachineId } from "../sched/machine.ts";
+import { Scheduling } from "../sched/scheduling.ts";
+import { ServiceError } from "../service/errors.ts";
+import { LeaderRouter } from "../service/leader-router.ts";
 import { VERSION } from "../version.ts";
 import { connect, type WireTls } from "../wire/client.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import { withOwnerOnlyUmask } from "../wire/unix-socket.ts";
-import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "./access.ts";
-import { AgentBridge } from "./agent-bridge.ts";
 import { CLIENT_METHODS, type ClientApiDeps, serveClient } from "./client-api.ts";
 import { prepareSocketPath, restrictSocket } from "./client-socket.ts";
 import { ClusterClock } from "./cluster-clock.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
-import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./config.ts";
 import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
-import { ServiceError } from "./errors.ts";
-import { TtlExpirer } from "./expiry.ts";
-import { verifiedCertName } from "./http/client-cert.ts";
-import { type HttpApi, startHttpApi } from "./http/index.ts";
 import { httpDeps } from "./http-deps.ts";
 import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
-import { LeaderRouter } from "./leader-router.ts";
 import { listening } from "./listen-error.ts";
-import { loadMachineId } from "./machine.ts";
-import { MachineContainersService } from "./machine-containers.ts";
-import { NodeMetrics } from "./node-metrics.ts";
-import { RaftTrafficStats } from "./raft-stats.ts";
+import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./node-config.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
-import { Scheduling } from "./scheduling.ts";
-import { UnitStatusService } from "./unit-status.ts";
-import { createKeyAccess } from "./v2auth/access.ts";
-import { httpCaller, upgradeCaller } from "./v2auth/http.ts";
-import { AuthStore } from "./v2auth/store.ts";
 
 export type Logger = (line: string) => void;
 
@@ -63,7 +63,7 @@ export class BerthNode {
   private driver!: RaftDriver;
   private expirer!: TtlExpirer;
   private clientListener: Listener | null = null;
-  /** The unix socket: who can open it is admin (see src/node/access.ts). */
+  /** The unix socket: who can open it is admin (see src/etcdv2/access.ts). */
   private socketListener: Listener | null = null;
   /** etcd v2's users and roles for key permissions (v2auth's store; AUTH_DISABLED only before start). */
   keys: KeyAccess = AUTH_DISABLED;

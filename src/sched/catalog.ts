@@ -1,9 +1,9 @@
 // Parsed unit files by content hash, and the [X-Fleet] options of each unit name: parsing happens once per
 // content (or per name, since specifiers depend on it), not on every reconcile.
 import { createHash } from "node:crypto";
+import { get, parseUnitFile, serializeUnitFile, type UnitFile, xfleetOf } from "../unit/unit-file.ts";
+import type { XFleetOptions } from "../unit/xfleet.ts";
 import { triggeredUnitOf } from "./triggers.ts";
-import { get, parseUnitFile, serializeUnitFile, type UnitFile, xfleetOf } from "./unit-file.ts";
-import type { XFleetOptions } from "./xfleet.ts";
 
 export interface CanonicalUnit {
   /** fleet's hash: SHA-1 of the canonical serialisation, 40 hex. */

@@ -7,6 +7,7 @@
 // off; like every move between two live machines, each goes through the handoff (handoff.ts): unscheduled there
 // first, placed elsewhere once that machine has acted on it.
 import type { KvWriteRequest } from "../client/protocol.ts";
+import { parseUnitName } from "../unit/unit-file.ts";
 import type { UnitCatalog } from "./catalog.ts";
 import { handoff, waitingReason } from "./handoff.ts";
 import { type Assignment, applyPlan, reconcile, type UnitView } from "./placement.ts";
@@ -20,7 +21,6 @@ import {
 } from "./registry.ts";
 import type { RegistryProblem } from "./registry-records.ts";
 import { withTriggerPlacement } from "./triggers.ts";
-import { parseUnitName } from "./unit-file.ts";
 
 export interface EngineDeps {
   readView(): RegistryView;

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { KvWriteRequest } from "../client/protocol.ts";
 import { cleanKey } from "../kv/path.ts";
+import { isValidUnitName } from "../unit/unit-file.ts";
 import {
   type AgentReport,
   CLUSTER_ID_KEY,
@@ -22,7 +23,6 @@ import {
   UNITS_DIR,
   type UnitRecord,
 } from "./registry.ts";
-import { isValidUnitName } from "./unit-file.ts";
 
 /** A record as read, or why it cannot be used. */
 export type Checked<T> = { record: T } | { problem: string };

@@ -2,8 +2,9 @@
 // the unit they start must run where they run, so placement gives it an implicit MachineOf= of each of its
 // triggers, as fleet users wrote by hand (`MachineOf=%p.timer`, `MachineOf=%p.socket`). The trigger is placed first and the unit follows it; when the trigger moves (a lost
 // or drained machine), the unit moves with it through the same handoff. Pure.
+
+import { expandSpecifiers, get, parseUnitName, type UnitFile } from "../unit/unit-file.ts";
 import type { UnitView } from "./placement.ts";
-import { expandSpecifiers, get, parseUnitName, type UnitFile } from "./unit-file.ts";
 
 /** The unit a trigger starts by default: its own name with .service (web@1.timer → web@1.service). */
 export function defaultTriggeredUnit(trigger: string): string {

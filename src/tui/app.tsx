@@ -4,8 +4,8 @@
 // s/x/u/d act on units, d deletes keys (after a y/n question), r refreshes, ? shows help, q quits.
 import { Box, type Key, Text, useApp, useInput, useStdout } from "ink";
 import { type SetStateAction, useCallback, useEffect, useRef, useState } from "react";
-import { formatJournalLine } from "../cli/journal.ts";
 import type { DesiredState } from "../client/protocol.ts";
+import { formatJournalLine } from "../format/journal.ts";
 import {
   detailLines,
   filterRows,

@@ -1,8 +1,6 @@
 // What the console shows, as plain data: the cluster as last polled, and the rows of each view. Pure (no Ink, no
 // sockets), so the views' contents are tested without a terminal.
 
-import { formatJournalLine } from "../cli/journal.ts";
-import { metadataText } from "../cli/unit-support.ts";
 import { describeSkew, reportedSkew } from "../client/clock-skew.ts";
 import type {
   MachineInfo,
@@ -12,6 +10,8 @@ import type {
   UnitStateRow,
   UnitStatus,
 } from "../client/protocol.ts";
+import { formatJournalLine } from "../format/journal.ts";
+import { metadataText } from "../format/metadata.ts";
 import type { KvNode } from "../kv/types.ts";
 
 export type ViewName = "machines" | "units" | "keys" | "members";

@@ -158,7 +158,7 @@ export class TestCluster {
     return n;
   }
 
-  /** The node's unix socket (DATA_DIR/berth.sock): the test runs as root, so it is admin there (src/node/access.ts). */
+  /** The node's unix socket (DATA_DIR/berth.sock): the test runs as root, so it is admin there (src/etcdv2/access.ts). */
   endpoint(name: string): string {
     const n = this.node(name);
     const flag = n.extraArgs.find((a) => a.startsWith("--client-socket="));

@@ -3,8 +3,8 @@
 // with --discovery-fallback=exit). The result is written into the configuration as --initial-cluster or --join
 // would have set it, and kept in the data directory like them: a restart never asks the token again.
 import { memberId } from "../cluster-service.ts";
-import { fmt, type NodeConfig } from "../config.ts";
 import { dialSource } from "../node.ts";
+import { fmt, type NodeConfig } from "../node-config.ts";
 import { discover } from "./bootstrap.ts";
 import { joinAsLearner } from "./join-as-learner.ts";
 

@@ -1,0 +1,75 @@
+// `berth console`: the full-screen view of the cluster (Ink). It connects like every client subcommand
+// (--endpoint, TLS flags, --tunnel) and keeps reconnecting to whichever endpoint answers; Ink and React are
+// loaded only here, so the one-shot subcommands do not pay for them.
+
+import { ConsoleSource } from "../tui/source.ts";
+import { CLIENT_FLAGS, clusterConnector } from "./client-command.ts";
+import type { Command } from "./command.ts";
+import { EXIT, UsageError } from "./exit-codes.ts";
+
+const ALT_SCREEN_ON = "\x1b[?1049h";
+const ALT_SCREEN_OFF = "\x1b[?1049l";
+
+export const consoleCommand: Command = {
+  name: "console",
+  summary: "full-screen live view of machines, units, keys and members, with keyboard actions",
+  usage: "[--refresh DURATION]",
+  description: `
+Shows the cluster live (updated as the store changes, and polled every --refresh for liveness and health): machines, units with their state on each machine, the key/value
+tree, and the members with the leader and their health. Keys: 1-4 or Tab switch views, arrows or j/k move, Enter
+opens a unit's status and journal or a key directory, Esc goes back, l follows a unit's journal live, / filters
+the rows, s/x/u/d start, stop, unload and destroy the selected unit, d deletes the selected key, r refreshes,
+? lists the keys, q quits. Reaches any node, directly
+(--endpoint) or through SSH (--tunnel, BERTH_TUNNEL); when the connection drops it reconnects to whichever
+endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv ls.`,
+  flags: [
+    {
+      name: "refresh",
+      type: "duration",
+      description: "how often to poll the cluster (changes to units and keys show at once anyway)",
+      env: "BERTH_CONSOLE_REFRESH",
+      default: 1000,
+    },
+    ...CLIENT_FLAGS,
+  ],
+  async run(parsed) {
+    const flags = parsed.flags;
+    if (!process.stdin.isTTY || !process.stdout.isTTY)
+      throw new UsageError(
+        "berth console needs a terminal; in scripts use list-machines, list-units or kv ls",
+      );
+    const refreshMs = Math.max(100, Number(flags.refresh ?? 1000));
+    const cluster = await clusterConnector(flags, "console");
+    const source = new ConsoleSource({ refreshMs, connect: cluster.connect });
+
+    // Ink draws only the final frame when CI or CONTINUOUS_INTEGRATION is set (is-in-ci, read when Ink loads);
+    // the console runs on a terminal (checked above), where it must draw live whatever the environment says.
+    delete process.env.CI;
+    delete process.env.CONTINUOUS_INTEGRATION;
+    const [{ render }, { createElement }, { App }] = await Promise.all([
+      import("ink"),
+      import("react"),
+      import("../tui/app.tsx"),
+    ]);
+    const restoreScreen = () => process.stdout.write(ALT_SCREEN_OFF);
+    process.stdout.write(ALT_SCREEN_ON);
+    process.once("exit", restoreScreen);
+    // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
+    // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line
+    // short when the frame is shorter than the terminal (as ours is, see src/tui/app.tsx), and every update lands a line low.
+    const instance = render(createElement(App, { source, label: cluster.via }), { exitOnCtrlC: false });
+    const quit = () => instance.unmount();
+    process.once("SIGTERM", quit);
+    process.once("SIGHUP", quit);
+    source.start();
+    try {
+      await instance.waitUntilExit();
+    } finally {
+      source.stop();
+      cluster.close();
+      restoreScreen();
+      process.off("exit", restoreScreen);
+    }
+    return EXIT.ok;
+  },
+};
