@@ -17,6 +17,7 @@ import { join, resolve } from "node:path";
 import { UsageError } from "../cli/exit-codes.ts";
 import { convert, defaultText, type FlagSpec, type FlagValues } from "../cli/flags.ts";
 import { certificateProblem } from "../wire/certificate-problem.ts";
+import { checkDataFormat, FORMAT_FILE, formatRecord } from "./data-format.ts";
 
 export interface NodeConfig {
   name: string;
@@ -354,6 +355,7 @@ export function resolveNodeConfig(flags: FlagValues): NodeConfig {
   const dataDirRaw = flags["data-dir"] ?? fromFile["data-dir"];
   const name0 = String(flags.name ?? fromFile.name ?? hostname().split(".")[0]);
   const dataDir = resolve(String(dataDirRaw ?? `${name0}.berth`));
+  checkDataFormat(dataDir);
   const saved = readSaved(dataDir);
   const pick = (key: string) => flags[key] ?? fromFile[key] ?? saved[key] ?? DEFAULTS[key];
 
@@ -535,6 +537,7 @@ export function saveNodeConfig(config: NodeConfig): void {
     "client-cert-auth": config.clientCertAuth,
     "insecure-listen": config.insecureListen,
   };
+  writeIfChanged(join(config.dataDir, FORMAT_FILE), formatRecord(), 0o644);
   writeIfChanged(join(config.dataDir, SAVED_FILE), `${JSON.stringify(saved, null, 2)}\n`, 0o644);
   writeIfChanged(join(config.dataDir, SECRET_FILE), `${config.clusterSecret}\n`, 0o600);
 }

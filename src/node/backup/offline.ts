@@ -9,6 +9,7 @@ import { KvStore } from "../../kv/store.ts";
 import { decodeSnapshotEnvelope } from "../../raft/driver.ts";
 import { FileRaftStorage } from "../../raft/storage/file.ts";
 import { lockDataDir } from "../data-dir-lock.ts";
+import { checkDataFormat } from "../data-format.ts";
 import { newClusterId, requireEmptyDir, rewriteForNewCluster, writeNewDataDir } from "./new-cluster.ts";
 
 export interface BackupResult {
@@ -21,6 +22,7 @@ export interface BackupResult {
 
 export async function backupDataDir(dataDir: string, backupDir: string): Promise<BackupResult> {
   await requireEmptyDir(backupDir, "--backup-dir");
+  checkDataFormat(dataDir);
   const saved = await readFile(join(dataDir, "node.json"), "utf8").catch(() => {
     throw new Error(`--data-dir ${dataDir} holds no node.json: not a berth node's data directory`);
   });
