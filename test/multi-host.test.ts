@@ -181,6 +181,8 @@ describe.sequential(`${COUNT} machines, each in its own namespaces`, () => {
       { cwd: REPO, env: { ...process.env, BERTH_BUILD_VERSION: NEXT_VERSION }, encoding: "utf8" },
     );
     expect(build.status, build.stderr).toBe(0);
+    const current = await json<{ version: string }>(machines[0]!, ["cluster", "status"]);
+    expect(current.version).not.toBe(NEXT_VERSION);
     const before = new Map<string, number>();
     for (const u of Object.keys(UNITS)) before.set(u, await mainPid(machines[0]!, u));
 
