@@ -1,8 +1,14 @@
 // Compiles Berth into one executable, dist/berth (run with `npm run build`, i.e. under bun).
+// `--outfile FILE` writes it elsewhere; BERTH_BUILD_VERSION=X names another release than package.json's (what
+// the rolling-upgrade test builds as "version N+1").
 import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
 
-mkdirSync("dist", { recursive: true });
+const at = process.argv.indexOf("--outfile");
+const outfile = at > 0 ? process.argv[at + 1]! : "dist/berth";
+const version = process.env.BERTH_BUILD_VERSION;
+mkdirSync(dirname(outfile), { recursive: true });
 const args = [
   "build",
   "--compile",
@@ -12,7 +18,8 @@ const args = [
   "--no-compile-autoload-bunfig",
   "src/main.ts",
   "--outfile",
-  "dist/berth",
+  outfile,
+  ...(version ? ["--define", `BERTH_BUILD_VERSION=${JSON.stringify(version)}`] : []),
 ];
 const started = performance.now();
 const result = spawnSync(process.execPath, args, {
@@ -20,4 +27,6 @@ const result = spawnSync(process.execPath, args, {
   env: { ...process.env, MSGPACKR_NATIVE_ACCELERATION_DISABLED: "true" },
 });
 if (result.status !== 0) process.exit(result.status ?? 1);
-console.log(`built dist/berth in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+console.log(
+  `built ${outfile}${version ? ` (version ${version})` : ""} in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+);

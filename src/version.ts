@@ -1,7 +1,10 @@
 import pkg from "../package.json" with { type: "json" };
 
-/** The release of this binary. */
-export const VERSION: string = pkg.version;
+/** Set by `BERTH_BUILD_VERSION=X scripts/build-binary.ts` (a bun --define): a build that names another release. */
+declare const BERTH_BUILD_VERSION: string | undefined;
+
+/** The release of this binary: package.json's, unless the build named another. */
+export const VERSION: string = typeof BERTH_BUILD_VERSION === "string" ? BERTH_BUILD_VERSION : pkg.version;
 
 /**
  * The wire protocol generation. Binaries with different protocol versions refuse each other at the handshake;

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { decodeCommand } from "../kv/commands.ts";
 import { KvStore } from "../kv/store.ts";
 import { lockDataDir } from "../node/data-dir-lock.ts";
+import { checkDataFormat } from "../node/data-format.ts";
 import { decodeSnapshotEnvelope } from "../raft/driver.ts";
 import { FileRaftStorage } from "../raft/storage/file.ts";
 import { newClusterId, requireEmptyDir, rewriteForNewCluster, writeNewDataDir } from "./new-cluster.ts";
@@ -21,6 +22,7 @@ export interface BackupResult {
 
 export async function backupDataDir(dataDir: string, backupDir: string): Promise<BackupResult> {
   await requireEmptyDir(backupDir, "--backup-dir");
+  checkDataFormat(dataDir);
   const saved = await readFile(join(dataDir, "node.json"), "utf8").catch(() => {
     throw new Error(`--data-dir ${dataDir} holds no node.json: not a berth node's data directory`);
   });

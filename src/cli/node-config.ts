@@ -4,6 +4,7 @@ import { createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
+import { checkDataFormat, DataFormatError } from "../node/data-format.ts";
 import {
   fmt,
   type HostPort,
@@ -327,6 +328,11 @@ export function resolveNodeConfig(flags: FlagValues, fromCloudConfig: FlagValues
   const dataDirRaw = flags["data-dir"] ?? fromFile["data-dir"];
   const name0 = String(flags.name ?? fromFile.name ?? hostname().split(".")[0]);
   const dataDir = resolve(String(dataDirRaw ?? `${name0}.berth`));
+  try {
+    checkDataFormat(dataDir);
+  } catch (err) {
+    throw err instanceof DataFormatError ? new UsageError(err.message) : err;
+  }
   const saved = readSaved(dataDir);
   const pick = (key: string) => flags[key] ?? fromFile[key] ?? saved[key] ?? DEFAULTS[key];
 

@@ -18,6 +18,7 @@ import {
 } from "../backup/snapshot-file.ts";
 import { KvStore } from "../kv/store.ts";
 import { DataDirLockedError } from "../node/data-dir-lock.ts";
+import { DataFormatError } from "../node/data-format.ts";
 import { CLIENT_FLAGS, outputFormat, withClient } from "./client-command.ts";
 import type { Command, CommandGroup } from "./command.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";
@@ -246,6 +247,7 @@ berth node --data-dir DIR2. Machines, member addresses and unit states are dropp
     try {
       r = await backupDataDir(src, dst);
     } catch (err) {
+      if (err instanceof DataFormatError) throw new UsageError(err.message);
       if (err instanceof DataDirLockedError)
         throw new CliError(
           `--data-dir ${src}: ${err.message}; stop that node first (backup reads a stopped node)`,

@@ -11,6 +11,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { FORMAT_FILE, formatRecord } from "./data-format.ts";
 
 export interface NodeConfig {
   name: string;
@@ -116,6 +117,7 @@ export function saveNodeConfig(config: NodeConfig): void {
     "client-cert-auth": config.clientCertAuth,
     "insecure-listen": config.insecureListen,
   };
+  writeIfChanged(join(config.dataDir, FORMAT_FILE), formatRecord(), 0o644);
   writeIfChanged(join(config.dataDir, SAVED_FILE), `${JSON.stringify(saved, null, 2)}\n`, 0o644);
   writeIfChanged(join(config.dataDir, SECRET_FILE), `${config.clusterSecret}\n`, 0o600);
 }

@@ -50,6 +50,8 @@ export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): 
     child.stderr.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 20_000);
     child.on("error", reject);
+    // A program that exits without reading its input (one failing at once) closes the pipe: not the test's error.
+    child.stdin.on("error", () => {});
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       running.delete(child);

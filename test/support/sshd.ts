@@ -15,6 +15,10 @@ export class TestSshd {
   private constructor(
     readonly dir: string,
     readonly port: number,
+    /** The address it listens on (127.0.0.1 unless started inside a test machine). */
+    readonly host: string,
+    /** Prefixes the commands that reach it (ssh-keyscan): empty, or how to enter the network it is on. */
+    private readonly clientPrefix: string[],
   ) {}
 
   get hostKeyFile(): string {
@@ -25,7 +29,7 @@ export class TestSshd {
     return join(this.dir, "client_ed25519");
   }
   get target(): string {
-    return `root@127.0.0.1:${this.port}`;
+    return `root@${this.host}:${this.port}`;
   }
   /** A HOME for client runs (no ~/.ssh of the machine's user leaks in), removed with the server. */
   get home(): string {
@@ -58,17 +62,30 @@ export class TestSshd {
 
   /** --tunnel as another user of this machine (see start's `anyUser`). */
   targetFor(user: string): string {
-    return `${user}@127.0.0.1:${this.port}`;
+    return `${user}@${this.host}:${this.port}`;
   }
 
   /**
    * Starts sshd on 127.0.0.1; only `permitOpen` (HOST:PORT, or "self": this sshd) may be reached through it.
    * `anyUser`: every user of the machine may log in with the client key (sshd reads the keys file as that user).
+   * Inside a test machine (test/support/netns.ts): `host` and `port` to listen on, `serverPrefix` to run sshd
+   * there, `clientPrefix` to reach it from where the clients run.
    */
-  static async start(permitOpen: string[], opts: { anyUser?: boolean } = {}): Promise<TestSshd> {
+  static async start(
+    permitOpen: string[],
+    opts: {
+      anyUser?: boolean;
+      host?: string;
+      port?: number;
+      serverPrefix?: string[];
+      clientPrefix?: string[];
+    } = {},
+  ): Promise<TestSshd> {
     const dir = mkdtempSync(join(tmpdir(), "berth-sshd-"));
     if (opts.anyUser) chmodSync(dir, 0o711);
-    const s = new TestSshd(dir, await freePort("127.0.0.1"));
+    const host = opts.host ?? "127.0.0.1";
+    const port = opts.port ?? (await freePort(host));
+    const s = new TestSshd(dir, port, host, opts.clientPrefix ?? []);
     keygen(s.hostKeyFile);
     keygen(s.clientKeyFile);
     writeFileSync(join(dir, "authorized_keys"), readFileSync(`${s.clientKeyFile}.pub`), {
@@ -78,7 +95,7 @@ export class TestSshd {
       join(dir, "sshd_config"),
       [
         `Port ${s.port}`,
-        "ListenAddress 127.0.0.1",
+        `ListenAddress ${host}`,
         `HostKey ${s.hostKeyFile}`,
         `PidFile ${join(dir, "sshd.pid")}`,
         `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
@@ -88,16 +105,23 @@ export class TestSshd {
         "PermitRootLogin prohibit-password",
         "StrictModes no",
         "AllowTcpForwarding yes",
-        `PermitOpen ${permitOpen.map((p) => (p === "self" ? `127.0.0.1:${s.port}` : p)).join(" ")}`,
+        `PermitOpen ${permitOpen.map((p) => (p === "self" ? `${host}:${s.port}` : p)).join(" ")}`,
         "LogLevel DEBUG1", // logs each direct-tcpip channel with its target
         "",
       ].join("\n"),
     );
     mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // privilege separation directory
     // -E: the log goes to a file (with -e, a session's own debug lines would reach the client's stderr).
-    const proc = spawn(SSHD, ["-D", "-E", join(dir, "sshd.log"), "-f", join(dir, "sshd_config")], {
-      stdio: "ignore",
-    });
+    const [cmd, ...args] = [
+      ...(opts.serverPrefix ?? []),
+      SSHD,
+      "-D",
+      "-E",
+      join(dir, "sshd.log"),
+      "-f",
+      join(dir, "sshd_config"),
+    ];
+    const proc = spawn(cmd!, args, { stdio: "ignore" });
     s.proc = proc;
     try {
       await waitFor(`sshd on port ${s.port}`, () => s.hostKeyLine() !== "", 10_000, 100);
@@ -113,11 +137,17 @@ export class TestSshd {
   /** What the real ssh-keyscan reads from this server (`-H`: with the host name hashed). */
   hostKeyLine(hashed = false): string {
     try {
-      return execFileSync(
+      const [cmd, ...args] = [
+        ...this.clientPrefix,
         "ssh-keyscan",
-        [...(hashed ? ["-H"] : []), "-t", "ed25519", "-p", String(this.port), "127.0.0.1"],
-        { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"], timeout: 5000 },
-      ).trim();
+        ...(hashed ? ["-H"] : []),
+        ...["-t", "ed25519", "-p", String(this.port), this.host],
+      ];
+      return execFileSync(cmd!, args, {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "ignore"],
+        timeout: 5000,
+      }).trim();
     } catch {
       return "";
     }
@@ -145,7 +175,7 @@ export class TestSshd {
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
-    if (p && p.exitCode === null) {
+    if (p && p.exitCode === null && p.signalCode === null) {
       const exited = new Promise((r) => p.once("exit", r));
       p.kill("SIGTERM"); // by the PID of the process this file spawned
       await exited;
