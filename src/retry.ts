@@ -56,3 +56,10 @@ export async function retry<T>(attempt: (n: number) => Promise<T>, policy: Retry
 export function backoffCeiling(policy: Pick<RetryPolicy, "firstMs" | "maxMs">, n: number): number {
   return Math.min(policy.maxMs, policy.firstMs * 2 ** Math.min(n - 1, 52));
 }
+
+/**
+ * A node's own background write that waits for a leader (publishing its attributes, its machine record, the
+ * cloud-config units): the first retries come soon, as an election takes about a second, then about one a
+ * second on average, as the fixed 1 s loops it replaces did.
+ */
+export const UNTIL_A_LEADER_ANSWERS = { firstMs: 250, maxMs: 2000 } as const;
