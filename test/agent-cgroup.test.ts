@@ -41,9 +41,9 @@ function script(dir: string, name: string, body: string): string {
 /** The pid a unit's process wrote to `file`; the process is killed after the test whatever happens. */
 async function pidIn(file: string): Promise<number> {
   const pid = await waitFor(
+    file,
     () => (existsSync(file) ? Number(readFileSync(file, "utf8").trim()) || null : null),
     5000,
-    file,
   );
   killAfterTest(pid); // a setsid child leads its own process group
   return pid;
@@ -89,7 +89,7 @@ describe("unit cgroups on this host", () => {
     expect(sessionOf(child)).not.toBe(s.mainPid); // it left the main process's session and group
     const cg = agent.unitCgroup("escape.service")!;
     expect(cg.path).toBe(join(agentCgroupBases(HOST!, join(dir, "data"))[0]!, "escape.service"));
-    await waitFor(() => cg.pids().includes(child), 2000, "child in the unit's cgroup");
+    await waitFor("child in the unit's cgroup", () => cg.pids().includes(child), 2000);
     expect(cg.pids()).toContain(s.mainPid);
 
     agent.reconcile([spec("escape.service", setsidUnit(dir), "loaded")]);
@@ -140,7 +140,7 @@ describe("unit cgroups on this host", () => {
     expect(await cg.freeze()).toBe(true);
     cg.killAll();
     cg.thaw();
-    await waitFor(() => !alive(child), 3000, "child killed");
+    await waitFor("child killed", () => !alive(child), 3000);
     expect(await cg.remove()).toBe(true);
   });
 
@@ -154,7 +154,7 @@ describe("unit cgroups on this host", () => {
     await new Promise((r) => setTimeout(r, 20)); // the record is written once per event-loop turn
     // No first.stop(): the agent "crashed". A new agent on the same data directory cleans up.
     makeAgent(dir);
-    await waitFor(() => !alive(child), 3000, "setsid child of the crashed agent's unit gone");
+    await waitFor("setsid child of the crashed agent's unit gone", () => !alive(child), 3000);
     expect(existsSync(path)).toBe(false);
   });
 });

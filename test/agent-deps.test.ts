@@ -75,7 +75,7 @@ describe("ordering: After= / Before=", () => {
       spec("b.service", svc(dir, "b", "", { delay: 0.4 })),
       spec("c.service", svc(dir, "c", "Before=a.service\n", { delay: 0.2 })),
     ]);
-    const a = await waitFor(() => {
+    const a = await waitFor("a waiting for its After= units", () => {
       const s = agent.state("a.service");
       return s?.waitingFor ? s : undefined;
     });
@@ -184,7 +184,7 @@ describe("requirements: Requires= / Wants=", () => {
     const aDown = await waitState(agent, "a.service", "failed");
     expect(aDown.result).toBe("dependency");
     expect(names(log)).toContain("stop a");
-    await waitFor(() => !alive(aUp.mainPid!), 3000, "a's main process to exit");
+    await waitFor("a's main process to exit", () => !alive(aUp.mainPid!), 3000);
 
     // b comes back (a new version is deployed): a starts again by itself.
     agent.reconcile([spec("b.service", b1, "launched", "h2"), spec("a.service", a)]);
@@ -204,11 +204,11 @@ describe("requirements: Requires= / Wants=", () => {
     const aUp = await waitState(agent, "a.service", "active", "running");
     const bUp = await waitState(agent, "b.service", "active", "running");
     process.kill(-bUp.mainPid!, "SIGKILL");
-    await waitFor(() => names(log).includes("stop a"), 3000, "a to be stopped");
+    await waitFor("a to be stopped", () => names(log).includes("stop a"), 3000);
     await waitFor(
+      "a to start again after b restarted",
       () => names(log).filter((n) => n === "start a").length === 2,
       5000,
-      "a to start again after b restarted",
     );
     const aAgain = await waitState(agent, "a.service", "active", "running");
     expect(aAgain.mainPid).not.toBe(aUp.mainPid);
@@ -226,7 +226,7 @@ describe("requirements: Requires= / Wants=", () => {
       spec("b.service", svc(dir, "b", "", { delay: 0.1 }), "launched", "h2"),
       spec("a.service", a),
     ]);
-    await waitFor(() => names(log).filter((n) => n === "start a").length === 2, 5000, "a back");
+    await waitFor("a back", () => names(log).filter((n) => n === "start a").length === 2, 5000);
     expect(names(log)).toEqual(["start b", "start a", "stop a", "stop b", "start b", "start a"]);
   });
 
@@ -304,7 +304,7 @@ describe("cycles and specifiers", () => {
       ),
     ]);
     await waitState(agent, "web@7.service", "active", "running");
-    await waitFor(() => names(log).includes("start web"), 3000, "web's mark");
+    await waitFor("web's mark", () => names(log).includes("start web"), 3000);
     inOrder(log, "start db", "start web");
     const j = await journalText(agent, "web@7.service");
     expect(j).toContain("Starting Web 7 (web@7.service, web)...");

@@ -132,7 +132,7 @@ describe("Agent with real processes", () => {
     expect(s.mainPid).toBeGreaterThan(0);
     expect(alive(s.mainPid!)).toBe(true);
     expect(s.load).toBe("loaded");
-    await waitFor(() => (stateOf(agent, "hello.service")?.memoryBytes ?? 0) > 0, 2000, "memory");
+    await waitFor("memory", () => (stateOf(agent, "hello.service")?.memoryBytes ?? 0) > 0, 2000);
     let j = await agent.journal("hello.service", { lines: 50 });
     for (let i = 0; i < 50 && !j.some((l) => l.stream === "stderr"); i++) {
       await new Promise((r) => setTimeout(r, 20));
@@ -189,12 +189,12 @@ describe("Agent with real processes", () => {
     process.kill(s1.mainPid!, "SIGKILL");
     await waitState(agent, "r.service", "activating", "auto-restart", 2000);
     const s2 = await waitFor(
+      "restart",
       () => {
         const s = stateOf(agent, "r.service");
         return s?.sub === "running" && s.mainPid !== s1.mainPid ? s : undefined;
       },
       3000,
-      "restart",
     );
     expect(Date.now() - t0).toBeGreaterThanOrEqual(180);
     expect(s2.restarts).toBe(1);
@@ -218,7 +218,7 @@ describe("Agent with real processes", () => {
     await waitState(agent, "clean.service", "active", "running");
     const clean = await waitState(agent, "clean.service", "inactive", "dead");
     expect(clean.restarts).toBe(0);
-    await waitFor(() => (stateOf(agent, "always.service")?.restarts ?? 0) >= 2, 4000, "always restarts");
+    await waitFor("always restarts", () => (stateOf(agent, "always.service")?.restarts ?? 0) >= 2, 4000);
     await new Promise((r) => setTimeout(r, 300));
     expect(stateOf(agent, "clean.service")).toMatchObject({ active: "inactive", sub: "dead", restarts: 0 });
   });
@@ -365,16 +365,16 @@ describe("Agent with real processes", () => {
     expect(stateOf(agent, "a.service")!.mainPid).toBe(a1.mainPid);
     agent.reconcile([spec("a.service", `${text}Environment=X=1\n`, "launched", "h2")]);
     const a2 = await waitFor(
+      "new hash running",
       () => {
         const s = stateOf(agent, "a.service");
         return s?.hash === "h2" && s.sub === "running" ? s : undefined;
       },
       3000,
-      "new hash running",
     );
     expect(a2.mainPid).not.toBe(a1.mainPid);
     expect(alive(a1.mainPid!)).toBe(false);
-    await waitFor(() => stateOf(agent, "b.service") === undefined, 3000, "b forgotten");
+    await waitFor("b forgotten", () => stateOf(agent, "b.service") === undefined, 3000);
     expect(alive(b1.mainPid!)).toBe(false);
   });
 
@@ -410,7 +410,7 @@ describe("Agent with real processes", () => {
     ]);
     const s1 = await waitState(agent, "t1.service", "active", "running");
     const s2 = await waitState(agent, "t2.service", "active", "running");
-    const pre = await waitFor(() => stateOf(agent, "t3.service")?.steps[0]?.pid, 3000, "pre pid");
+    const pre = await waitFor("pre pid", () => stateOf(agent, "t3.service")?.steps[0]?.pid, 3000);
     await new Promise((r) => setTimeout(r, 100));
     await agent.stop();
     for (const pid of [s1.mainPid!, s2.mainPid!, pre]) expect(alive(pid)).toBe(false);
@@ -426,7 +426,7 @@ describe("Agent with real processes", () => {
         `[Service]\nTimeoutStartSec=300ms\nTimeoutStopSec=300ms\nExecStartPre=/bin/sleep 30\nExecStart=${SLEEPER}\n`,
       ),
     ]);
-    const pre = await waitFor(() => stateOf(agent, "slow.service")?.steps[0]?.pid, 3000, "pre pid");
+    const pre = await waitFor("pre pid", () => stateOf(agent, "slow.service")?.steps[0]?.pid, 3000);
     const s = await waitState(agent, "slow.service", "failed", "failed", 3000);
     expect(s.steps[0]).toMatchObject({ step: "ExecStartPre", code: "killed", status: "TERM" });
     expect(alive(pre)).toBe(false);
@@ -461,7 +461,7 @@ describe("Agent with real processes", () => {
     const seen: string[] = [];
     const off = agent.followJournal("f.service", (l) => seen.push(`${l.stream}:${l.text}`));
     agent.reconcile([spec("f.service", `[Service]\nExecStart=/bin/sh -c 'echo hi; exec sleep 30'\n`)]);
-    await waitFor(() => seen.includes("stdout:hi"), 3000, "live line");
+    await waitFor("live line", () => seen.includes("stdout:hi"), 3000);
     expect(seen[0]).toBe("berth:Starting f.service...");
     off();
     const n = seen.length;
@@ -476,13 +476,13 @@ describe("agent restarts", () => {
     const dir = tmp();
     const first = new Agent({ machineId: "m1abc", hostname: "node-1", dataDir: join(dir, "data") });
     first.reconcile([spec("left.service", "[Service]\nExecStart=/bin/sh -c 'sleep 60 & exec sleep 60'\n")]);
-    const s = await waitFor(() => stateOf(first, "left.service")?.mainPid, 3000, "main pid");
+    const s = await waitFor("main pid", () => stateOf(first, "left.service")?.mainPid, 3000);
     killAfterTest(s);
     await new Promise((r) => setTimeout(r, 20)); // the record is written once per event-loop turn
     // No first.stop(): the agent "crashed". A new agent on the same data directory cleans up.
     const second = makeAgent(dir).agent;
     expect(second.states()).toEqual([]);
-    await waitFor(() => !groupAlive(s), 3000, "leftover group gone");
+    await waitFor("leftover group gone", () => !groupAlive(s), 3000);
     expect(alive(s)).toBe(false);
   });
 });

@@ -24,7 +24,7 @@ describe(".timer units", () => {
     const waiting = await waitState(agent, "tick.timer", "active", "waiting");
     expect(waiting.timer?.unit).toBe("tick.service");
     expect(waiting.timer?.nextElapse).toBeGreaterThan(Date.now() - 1000);
-    await waitFor(() => runs(file) >= 3, 8000, "three runs of tick.service");
+    await waitFor("three runs of tick.service", () => runs(file) >= 3, 8000);
     // The service ran and is inactive again in between (it is only "loaded": the timer started it each time).
     const svc = await waitState(agent, "tick.service", "inactive");
     expect(svc.load).toBe("loaded");
@@ -48,7 +48,7 @@ describe(".timer units", () => {
       spec("work.service", counter(file), "loaded"),
       spec("lost.timer", "[Timer]\nOnActiveSec=0.1s\nUnit=elsewhere.service\n"),
     ]);
-    await waitFor(() => runs(file) >= 2, 8000, "two runs of work.service");
+    await waitFor("two runs of work.service", () => runs(file) >= 2, 8000);
     const journal = (await agent.journal("lost.timer", { lines: 10 })).map((l) => l.text).join("\n");
     expect(journal).toContain("Failed to start elsewhere.service: the unit is not loaded on this machine");
     // OnActiveSec= is one-shot: with nothing else to wait for the timer has elapsed.
@@ -62,7 +62,7 @@ describe(".timer units", () => {
       spec("boot.timer", "[Timer]\nOnBootSec=15min\n"),
       spec("boot.service", counter(file), "loaded"),
     ]);
-    await waitFor(() => runs(file) >= 1, 8000, "boot.service ran");
+    await waitFor("boot.service ran", () => runs(file) >= 1, 8000);
     await waitState(agent, "boot.timer", "active", "elapsed");
     expect(runs(file)).toBe(1);
   });
@@ -77,7 +77,7 @@ describe(".timer units", () => {
       spec("q.timer", timer.replace("p.", "q.")),
       spec("q.service", counter(`${file}-q`), "loaded"),
     ]);
-    await waitFor(() => runs(file) >= 1, 8000, "p.service ran");
+    await waitFor("p.service ran", () => runs(file) >= 1, 8000);
     const p = await waitState(agent, "p.timer", "active", "waiting");
     expect(p.timer?.persistent).toBe(true);
     expect(p.timer?.lastTrigger).toBeGreaterThan(Date.now() - 60_000);

@@ -1,9 +1,11 @@
 // The CLI framework: flag parsing, help, unknown commands, and the mapping of node errors to exit codes.
 import { describe, expect, it } from "vitest";
-import { toCliError } from "../src/cli/client-command.ts";
+import { CLIENT_FLAGS, toCliError } from "../src/cli/client-command.ts";
+import type { Command, CommandEntry } from "../src/cli/command.ts";
 import { EXIT, UsageError } from "../src/cli/exit-codes.ts";
-import { type FlagSpec, parseArgs, parseDuration } from "../src/cli/flags.ts";
+import { type FlagSpec, type Parsed, parseArgs, parseDuration } from "../src/cli/flags.ts";
 import { renderTable } from "../src/cli/output.ts";
+import { berthInProcess } from "./support/cli-in-process.ts";
 
 const SPECS: FlagSpec[] = [
   { name: "ttl", type: "number", description: "" },
@@ -55,6 +57,93 @@ describe("parseArgs", () => {
     expect(parseDuration("1.5s", "x")).toBe(1500);
     expect(parseDuration("2m", "x")).toBe(120_000);
     expect(parseDuration("7", "x")).toBe(7000);
+  });
+});
+
+describe("dispatch", () => {
+  // A command that records what it was given, declared like the real ones: its own flags plus the client's.
+  const runs: Parsed[] = [];
+  const record = (name: string): Command => ({
+    name,
+    summary: `records its arguments`,
+    usage: "ARGS...",
+    flags: [
+      ...SPECS.filter((s) => s.name !== "endpoint"),
+      { name: "full", short: "l", type: "boolean", description: "" },
+      ...CLIENT_FLAGS,
+    ],
+    async run(parsed) {
+      runs.push(parsed);
+      return EXIT.ok;
+    },
+  });
+  const TREE: CommandEntry[] = [
+    record("rec"),
+    { name: "grp", summary: "a group", subcommands: [record("sub")] },
+  ];
+  const run = async (args: string[]) => {
+    runs.length = 0;
+    return { ...(await berthInProcess(args, TREE)), parsed: runs[0] };
+  };
+
+  it("passes everything after -- to the command, --help and -h included", async () => {
+    const r = await run(["rec", "m", "--", "ls", "--help", "-h"]);
+    expect(r.stdout).toBe("");
+    expect(r.parsed?.positionals).toEqual(["m", "ls", "--help", "-h"]);
+    const g = await run(["grp", "sub", "/k", "--", "--help"]);
+    expect(g.parsed?.positionals).toEqual(["/k", "--help"]);
+  });
+
+  it("prints the command's help for --help or -h before --, from its declarations", async () => {
+    for (const args of [
+      ["rec", "x", "--help"],
+      ["rec", "-h", "--", "y"],
+      ["grp", "sub", "-lh"],
+      ["help", "rec"],
+    ]) {
+      const r = await run(args);
+      expect(r, args.join(" ")).toMatchObject({ code: 0, parsed: undefined });
+      expect(r.stdout).toMatch(/^Usage: berth (rec|grp sub) ARGS\.\.\./);
+      expect(r.stdout).toMatch(
+        /--request-timeout DURATION +how long to wait for the cluster \(default 5s, env BERTH_REQUEST_TIMEOUT or FLEETCTL_REQUEST_TIMEOUT\)/,
+      );
+    }
+  });
+
+  it("applies client flags given before the command (fleetctl's order) without moving them past --", async () => {
+    const r = await run(["--endpoint", "127.0.8.1:1", "-o", "json", "grp", "sub", "a", "--", "b", "--ttl"]);
+    expect(r.parsed?.positionals).toEqual(["a", "b", "--ttl"]);
+    expect(r.parsed?.flags).toMatchObject({ endpoint: ["127.0.8.1:1"], output: "json" });
+    expect((await run(["--request-timeout=2s", "--help"])).stdout).toMatch(
+      /^berth .*\n\nUsage: berth COMMAND/,
+    );
+  });
+
+  it("reads negative numbers and a lone - as arguments, short flags grouped, values that start with -", async () => {
+    const r = await run(["rec", "-5", "-", "-lp", "--ttl", "-1", "--timeout=2m", "--no-recursive"]);
+    expect(r.parsed?.positionals).toEqual(["-5", "-"]);
+    expect(r.parsed?.flags).toMatchObject({
+      full: true,
+      p: true,
+      ttl: -1,
+      timeout: 120_000,
+      recursive: false,
+    });
+  });
+
+  it("refuses unknown flags and missing values with exit 2 and the command's name", async () => {
+    for (const [args, message] of [
+      [["rec", "--nope"], /^Error: unknown flag --nope for `berth rec` \(see `berth rec --help`\)\n$/],
+      [["grp", "sub", "-lz"], /^Error: unknown flag -z \(in -lz\) for `berth grp sub`/],
+      [["rec", "--ttl"], /^Error: flag --ttl needs a value\n$/],
+      [["rec", "--full=maybe"], /^Error: --full must be true or false, not "maybe"\n$/],
+      [["rec", "--no-full=1"], /^Error: --no-full=1 takes no value\n$/],
+      [["--nope", "rec"], /^Error: unknown flag --nope for `berth rec`/],
+    ] as const) {
+      const r = await run([...args]);
+      expect(r, args.join(" ")).toMatchObject({ code: EXIT.usage, stdout: "", parsed: undefined });
+      expect(r.stderr).toMatch(message);
+    }
   });
 });
 

@@ -214,3 +214,26 @@ describe("a Berth cluster as the discovery service", () => {
     expect((await members(cluster)).map((m) => m.role)).toEqual(["voter", "voter", "voter"]);
   }, 60_000);
 });
+
+describe("discovery service unreachable", () => {
+  it("retries with backoff, saying so, and gives up after unreachableForMs with DiscoveryError", async () => {
+    const lines: string[] = [];
+    // Nothing listens on port 1 of this loopback address: every request is refused at once.
+    const refused = discover({
+      log: (line) => lines.push(line),
+      requestTimeoutMs: 500,
+      unreachableForMs: 1500,
+      url: "http://127.0.8.1:1/v2/keys/_etcd/registry/none",
+      name: "x",
+      memberId: "bbbb",
+      peerUrl: "http://127.0.8.2:7001",
+    });
+    await expect(refused).rejects.toThrow(DiscoveryError);
+    await expect(refused).rejects.toThrow(
+      /^discovery service unreachable for 1\.5 s: GET http:\/\/127\.0\.8\.1:1\//,
+    );
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines)
+      expect(line).toMatch(/^\[discovery\] reading the token: GET .*; retrying in \d+ ms$/);
+  });
+});

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster } from "./support/cluster.ts";
+import { TestCluster, waitFor } from "./support/cluster.ts";
 
 const SAMPLES = resolve(import.meta.dirname, "fixtures/etcdctl-v2-samples.txt");
 
@@ -96,7 +96,7 @@ describe("real etcdctl v2 against a Berth cluster", () => {
     const forever = spawnAsync(["watch", "--recursive", "--forever", "/dir"], cluster.httpUrl("n1"));
     await new Promise((r) => setTimeout(r, 500));
     for (const v of ["a", "b", "c"]) expect(etcdctl(["set", `/dir/${v}`, v], "n2").status).toBe(0);
-    await waitFor(() => forever.stdout().split("\n").filter(Boolean).length >= 6);
+    await waitFor("three events", () => forever.stdout().split("\n").filter(Boolean).length >= 6, 10_000, 50);
     forever.proc.kill("SIGINT");
     expect(forever.stdout()).toBe("[set] /dir/a\na\n[set] /dir/b\nb\n[set] /dir/c\nc\n");
   }, 30_000);
@@ -109,7 +109,7 @@ describe("real etcdctl v2 against a Berth cluster", () => {
     );
     await new Promise((r) => setTimeout(r, 500));
     expect(etcdctl(["set", "/x", "42"], "n3").status).toBe(0);
-    await waitFor(() => w.stdout().includes("\n"));
+    await waitFor("the event", () => w.stdout().includes("\n"), 10_000, 50);
     w.proc.kill("SIGINT");
     expect(w.stdout()).toBe("set /x=42\n");
   }, 20_000);
@@ -153,12 +153,4 @@ function spawnAsync(args: string[], endpoint: string) {
   const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
   proc.on("close", () => clearTimeout(timer));
   return { proc, done, stdout: () => stdout };
-}
-
-async function waitFor(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }

@@ -9,6 +9,7 @@ import { commandFor } from "../src/kv/requests.ts";
 import { KvStore } from "../src/kv/store.ts";
 import { KvError, type KvEvent } from "../src/kv/types.ts";
 import { kvFailure, ServiceError } from "../src/service/errors.ts";
+import { waitFor } from "./support/processes.ts";
 
 const CLUSTER = "0858a80da6de7ae5"; // leading zero: etcd prints ids without it
 const CORS = [
@@ -451,10 +452,8 @@ function openWatch(path: string) {
   };
 }
 
-async function waitFor(pred: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !pred(); i++) await new Promise((r) => setTimeout(r, 20));
-  expect(pred()).toBe(true);
-}
+/** The watch of a closed connection is gone from the store. */
+const noWatcherLeft = () => waitFor("no watcher left", () => store.stats().watchers === 0, 2000, 20);
 
 describe("keys: watches", () => {
   it("flushes headers at once and answers a long poll with the first later event", async () => {
@@ -473,7 +472,7 @@ describe("keys: watches", () => {
       '"prevNode":{"key":"/message","value":"hello3","modifiedIndex":1,"createdIndex":1}}\n';
     expect(all).toContain(`\r\n${Buffer.byteLength(ev).toString(16)}\r\n${ev}\r\n0\r\n\r\n`);
     w.sock.destroy();
-    await waitFor(() => store.stats().watchers === 0);
+    await noWatcherLeft();
   });
 
   it("returns a past event at once with waitIndex (fetch)", async () => {
@@ -501,7 +500,7 @@ describe("keys: watches", () => {
     await w.until((d) => d.includes("\r\n\r\n"));
     expect(store.stats().watchers).toBe(1);
     w.sock.destroy();
-    await waitFor(() => store.stats().watchers === 0);
+    await noWatcherLeft();
     // The server is still fine and the write notifies nobody.
     expect((await put("/v2/keys/gone/x", "value=1")).status).toBe("HTTP/1.1 201 Created");
   });
@@ -519,7 +518,7 @@ describe("keys: watches", () => {
     expect(lines.map((l) => JSON.parse(l).node.key)).toEqual(["/wdir/a", "/wdir/b"]);
     expect(data.endsWith("0\r\n\r\n")).toBe(false);
     w.sock.destroy();
-    await waitFor(() => store.stats().watchers === 0);
+    await noWatcherLeft();
   });
 });
 

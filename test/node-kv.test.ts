@@ -81,6 +81,16 @@ describe("berth kv against a 3-node cluster", () => {
     expect(rm).toMatchObject({ code: 0, stdout: "PrevNode.Value: new\n" });
   });
 
+  it("sets a value that looks like a flag after --, with the client flags before or after the command", async () => {
+    const after = await berth(["kv", "set", `--endpoint=${c.endpoint("n1")}`, "/dash", "--", "--help"]);
+    expect(after).toMatchObject({ code: 0, stdout: "--help\n" });
+    expect(await c.cli(["kv", "get", "/dash"])).toMatchObject({ code: 0, stdout: "--help\n" });
+    // fleetctl's order: a client flag before the command still applies, and does not land after the --.
+    const before = await berth(["--endpoint", c.endpoint("n2"), "kv", "set", "/dash", "--", "-h"]);
+    expect(before).toMatchObject({ code: 0, stdout: "-h\n" });
+    expect(await c.cli(["kv", "set", "/neg", "-5"])).toMatchObject({ code: 0, stdout: "-5\n" });
+  });
+
   it("watches a prefix from another node and sees each change in order", async () => {
     const watch = berth(["kv", "watch", "/w", "--recursive", "--forever", `--endpoint=${c.endpoint("n3")}`], {
       timeoutMs: 4000,

@@ -1,5 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
+import type { RetryClock } from "../src/retry.ts";
 import { DriverCluster, type DriverSimOptions } from "./support/driver-sim.ts";
+import { waitFor } from "./support/processes.ts";
 
 // RaftDriver (not just the Raft core) under crashes, partitions, message loss and slow leader disks, on virtual
 // time: a seed fixes the exact execution; replay a failure with
@@ -84,7 +86,7 @@ describe("RaftDriver: a deposed leader's pending proposals", () => {
     const sim = new DriverCluster({ seed: 7, nodes: 3, faultMs: 0, snapshotEvery: 20 });
     try {
       for (const id of ["n1", "n2", "n3"]) sim.start(id);
-      const old = await waitFor(sim, () => sim.leader(), "a first leader");
+      const old = await waitFor("a first leader", () => sim.leader(), 5000, 10, virtualTime(sim));
       // Cut the leader off: its next proposal is appended to its own log only and can never commit.
       sim.partition([old.id]);
       const orphan = old.driver!.propose(new TextEncoder().encode("orphan"));
@@ -94,12 +96,14 @@ describe("RaftDriver: a deposed leader's pending proposals", () => {
       );
       const others = [...sim.nodes.keys()].filter((id) => id !== old.id);
       const next = await waitFor(
-        sim,
+        "a leader among the majority",
         () => {
           const l = sim.leader();
           return l && others.includes(l.id) ? l : undefined;
         },
-        "a leader among the majority",
+        5000,
+        10,
+        virtualTime(sim),
       );
       // Enough writes that the majority snapshots and compacts past the orphan's index.
       for (let i = 0; i < 60; i++) await next.driver!.propose(new TextEncoder().encode(`w${i}`));
@@ -121,7 +125,7 @@ describe("RaftDriver: a single member that crashes", () => {
     const sim = new DriverCluster({ seed: 11, nodes: 1, faultMs: 0 });
     try {
       sim.start("n1");
-      const n1 = await waitFor(sim, () => sim.leader(), "a leader");
+      const n1 = await waitFor("a leader", () => sim.leader(), 5000, 10, virtualTime(sim));
       await n1.driver!.propose(encode("w0"));
       // Crash the moment the write is acknowledged: its commit index (written without a sync) is not on disk yet.
       await n1.driver!.propose(encode("w1")).then(() => sim.crash("n1"));
@@ -139,7 +143,7 @@ describe("RaftDriver: a single member that crashes", () => {
           () => {},
         );
       });
-      await waitFor(sim, () => seen, "a read");
+      await waitFor("a read", () => seen, 5000, 10, virtualTime(sim));
       stopReading();
       expect(seen).toContain("w1");
       expect(sim.checker.violations).toEqual([]);
@@ -152,7 +156,7 @@ describe("RaftDriver: a single member that crashes", () => {
     const sim = new DriverCluster({ seed: 12, nodes: 1, faultMs: 0 });
     try {
       sim.start("n1");
-      const n1 = await waitFor(sim, () => sim.leader(), "a leader");
+      const n1 = await waitFor("a leader", () => sim.leader(), 5000, 10, virtualTime(sim));
       await n1.driver!.propose(encode("w0"));
       await n1.driver!.propose(encode("w1"));
       // Idle long enough for every write the driver started to complete (a simulated write takes at most 15 ms).
@@ -164,7 +168,7 @@ describe("RaftDriver: a single member that crashes", () => {
       sim.nodes.get("n1")!.driver!.onLeaderChange((lead) => {
         if (lead === "n1") atElection ??= cmds(sim);
       });
-      await waitFor(sim, () => atElection, "an election");
+      await waitFor("an election", () => atElection, 5000, 10, virtualTime(sim));
       expect(atElection).toEqual(["w0", "w1"]);
     } finally {
       await sim.dispose();
@@ -184,12 +188,12 @@ describe("RaftDriver: a closed connection to the leader", () => {
       const sim = new DriverCluster({ seed, nodes: 3, faultMs: 0 });
       try {
         for (const id of ["n1", "n2", "n3"]) sim.start(id);
-        const old = await waitFor(sim, () => sim.leader(), "a first leader");
+        const old = await waitFor("a first leader", () => sim.leader(), 5000, 10, virtualTime(sim));
         await old.driver!.propose(encode("before"));
         const term = old.driver!.commitAndTerm().term;
         const crashedAt = sim.clock.now;
         sim.crash(old.id);
-        const next = await waitFor(sim, () => sim.leader(), "a new leader", 1000);
+        const next = await waitFor("a new leader", () => sim.leader(), 1000, 10, virtualTime(sim));
         await next.driver!.propose(encode("after"));
         const replay = `seed ${seed}\n${sim.tail()}`;
         expect(next.driver!.commitAndTerm().term, replay).toBe(term + 1);
@@ -208,7 +212,7 @@ describe("RaftDriver: a closed connection to the leader", () => {
       const sim = new DriverCluster({ seed, nodes: 3, faultMs: 0 });
       try {
         for (const id of ["n1", "n2", "n3"]) sim.start(id);
-        const leader = await waitFor(sim, () => sim.leader(), "a first leader");
+        const leader = await waitFor("a first leader", () => sim.leader(), 5000, 10, virtualTime(sim));
         await leader.driver!.propose(encode("before"));
         const before = terms(sim);
         const follower = sim.live().find((n) => n !== leader)!;
@@ -229,20 +233,9 @@ describe("RaftDriver: a closed connection to the leader", () => {
   );
 });
 
-/** Polls `probe` on the simulation's virtual clock. */
-async function waitFor<T>(
-  sim: DriverCluster,
-  probe: () => T | undefined | null,
-  what: string,
-  ms = 5000,
-): Promise<T> {
-  const end = sim.clock.now + ms;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (sim.clock.now > end) throw new Error(`no ${what} within ${ms} ms`);
-    await sim.clock.sleep(10);
-  }
+/** The simulation's virtual time, for waitFor. */
+function virtualTime(sim: DriverCluster): RetryClock {
+  return { now: () => sim.clock.now, sleep: (ms) => sim.clock.sleep(ms) };
 }
 
 function withDeadline<T>(sim: DriverCluster, p: Promise<T>, ms: number): Promise<T | "still pending"> {

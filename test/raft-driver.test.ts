@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { RaftDriver, type StateMachine, StorageFailure } from "../src/raft/driver.ts";
 import { MemoryRaftStorage } from "../src/raft/storage/memory.ts";
 import type { Entry } from "../src/raft/types.ts";
+import { waitFor } from "./support/processes.ts";
 
 const enc = new TextEncoder();
 const drivers: RaftDriver[] = [];
@@ -60,7 +61,7 @@ describe("RaftDriver: a fatal error", () => {
     await driver.propose(enc.encode("a"));
     sm.failOn = "b";
     const b = driver.propose(enc.encode("b")).catch((e: Error) => e.message);
-    await until(() => fatal.length > 0);
+    await waitFor("a fatal error", () => fatal.length > 0, 5000, 2);
     expect(fatal[0]).toBeInstanceOf(TypeError);
     const line = logs.find((l) => l.startsWith("fatal"))!;
     expect(line).toMatch(/^fatal: internal error \(a bug, not a storage failure\)/);
@@ -75,7 +76,7 @@ describe("RaftDriver: a fatal error", () => {
     const { driver, logs, fatal } = await singleMember(storage);
     storage.save = () => Promise.reject(new Error("EIO: i/o error"));
     void driver.propose(enc.encode("a")).catch(() => {});
-    await until(() => fatal.length > 0);
+    await waitFor("a fatal error", () => fatal.length > 0, 5000, 2);
     expect(fatal[0]).toBeInstanceOf(StorageFailure);
     expect(logs.find((l) => l.startsWith("fatal"))).toMatch(/^fatal: storage failed.*save: EIO: i\/o error/s);
   });
@@ -111,7 +112,12 @@ describe("RaftDriver: snapshots", () => {
     // applied while it is being encoded, and are not in it.
     const { driver, logs } = await singleMember(storage, sm, 3);
     for (let i = 0; i < 3; i++) await driver.propose(enc.encode(`w${i}`));
-    await until(() => logs.some((l) => l.startsWith("snapshot at index 3 ")));
+    await waitFor(
+      "a snapshot at index 3 logged",
+      () => logs.some((l) => l.startsWith("snapshot at index 3 ")),
+      5000,
+      2,
+    );
     counting = false;
     expect(sm.applied).toEqual(["w0", "w1", "w2"]);
     expect(seenAtPart).toHaveLength(4);
@@ -122,14 +128,6 @@ describe("RaftDriver: snapshots", () => {
     expect(new TextDecoder().decode(env.app)).toBe("1:0;1:1;1:2;1:3;");
   });
 });
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 describe("RaftDriver: what /metrics reads", () => {
   it("counts proposals refused for want of a leader, and none while they commit", async () => {

@@ -129,7 +129,7 @@ describe("Type=forking with real daemons", () => {
       expect(s.mainPid).toBe(daemon);
       agent.reconcile([spec("h.service", unit, "loaded")]);
       await waitState(agent, "h.service", "inactive", "dead");
-      await waitFor(() => !alive(daemon), 2000, "the daemon killed");
+      await waitFor("the daemon killed", () => !alive(daemon), 2000);
     },
   );
 });

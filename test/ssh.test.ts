@@ -50,6 +50,17 @@ describe("berth ssh (real OpenSSH client and server)", () => {
     expect(byPrefix.code).toBe(7);
   });
 
+  it("runs everything after -- on the machine, --help included, with client flags before the command too", async () => {
+    const help = await run(["n1", "--", "ls", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: ls /);
+    const hoisted = await berth(
+      [`--endpoint=${cluster.tcpEndpoints()}`, "ssh", ...sshFlags(), "n1", "--", "echo", "-h", "x"],
+      { env: sshd.clientEnv() },
+    );
+    expect(hoisted).toMatchObject({ code: 0, stdout: "-h x\n" });
+  });
+
   it("reaches the machine a unit runs on (n2's address here has no SSH server: ssh's own failure, 255)", async () => {
     for (const [unit, machine] of [
       ["on-n1.service", "n1"],

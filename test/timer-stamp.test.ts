@@ -80,13 +80,13 @@ describe("Persistent= timers", () => {
     bridge(A, agentA);
     // It fired on A (OnActiveSec=): the bridge recorded when.
     const stamp = await harness.waitFor(
+      "a stamp",
       () => store.peek(timerStampKey("nightly.timer"))?.value,
       8000,
-      "a stamp",
     );
     const first = JSON.parse(stamp).lastTrigger as number;
     expect(first).toBeGreaterThanOrEqual(before);
-    await harness.waitFor(() => runs(file) === 1, 8000, "one run on A");
+    await harness.waitFor("one run on A", () => runs(file) === 1, 8000);
 
     // Machine A went away for two days (its last trigger says so); the timer moves to B, without OnActiveSec=.
     bridges.splice(0).forEach((b) => {
@@ -105,8 +105,8 @@ describe("Persistent= timers", () => {
     const { agent: agentB } = harness.makeAgent();
     bridge(B, agentB);
     // Daily events passed since the stamp: B fires at once and records the new trigger.
-    await harness.waitFor(() => runs(file) === 2, 8000, "a catch-up run on B");
-    const again = await harness.waitFor(() => {
+    await harness.waitFor("a catch-up run on B", () => runs(file) === 2, 8000);
+    const again = await harness.waitFor("a stamp newer than two days ago", () => {
       const v = store.peek(timerStampKey("nightly.timer"))?.value;
       return v !== undefined && JSON.parse(v).lastTrigger > twoDaysAgo ? JSON.parse(v) : undefined;
     });

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { PeerTransport, type PeerTransportOptions, PeerUnreachableError } from "../src/raft/transport.ts";
 import type { Message, NodeId } from "../src/raft/types.ts";
+import { waitFor } from "./support/processes.ts";
 
 const SECRET = Buffer.from("transport-test-secret");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -66,14 +67,6 @@ function msg(from: string, to: string, extra: Partial<Message> = {}): Message {
   return { type: "heartbeat", from, to, term: 1, ...extra };
 }
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await sleep(5);
-  }
-}
-
 /** Sends `m` every 20 ms until `cond` holds (Raft resends too; the first sends may race a dial). */
 async function sendUntil(t: PeerTransport, m: Message, cond: () => boolean, ms = 5000): Promise<void> {
   const end = Date.now() + ms;
@@ -106,14 +99,14 @@ describe("PeerTransport", () => {
   it("delivers messages to each destination, in order, including the ones sent before the first dial finished", async () => {
     const [n1, n2, n3] = await trio();
     n1.t.send([msg("n1", "n2", { index: 1 }), msg("n1", "n3", { index: 2 }), msg("n1", "n2", { index: 3 })]);
-    await until(() => n2.got.length === 2 && n3.got.length === 1);
+    await waitFor("n2 to get 2 messages and n3 1", () => n2.got.length === 2 && n3.got.length === 1, 5000, 5);
     expect(n2.got.map((m) => m.index)).toEqual([1, 3]);
     expect(n3.got.map((m) => m.index)).toEqual([2]);
     expect(n2.got[0]).toEqual(msg("n1", "n2", { index: 1 }));
     // Replies go the other way (n2 dials n1 now).
     n2.t.send([msg("n2", "n1", { type: "heartbeatResp" })]);
     n3.t.send([msg("n3", "n1", { type: "heartbeatResp" })]);
-    await until(() => n1.got.length === 2);
+    await waitFor("n1 to get 2 messages", () => n1.got.length === 2, 5000, 5);
     expect(n1.got.map((m) => m.from).sort()).toEqual(["n2", "n3"]);
     expect(n1.unreachable).toEqual([]);
   });
@@ -135,7 +128,7 @@ describe("PeerTransport", () => {
       }),
       msg("n1", "n2", { type: "heartbeat", context }),
     ]);
-    await until(() => n2.got.length === 2);
+    await waitFor("n2 to get 2 messages", () => n2.got.length === 2, 5000, 5);
     const [app, hb] = n2.got as [Message, Message];
     expect(app.entries![0]!.data).toBeInstanceOf(Uint8Array);
     expect([...app.entries![0]!.data]).toEqual([...data]);
@@ -165,7 +158,7 @@ describe("PeerTransport", () => {
     n1.t.send(bad);
     await sendUntil(n1.t, msg("n1", "n2", { index: 1 }), () => n2.got.length > 0);
     // The snap travels as a request of its own: the receiver refused it.
-    await until(() => n1.snapshots.length === 1);
+    await waitFor("a snapshot at n1", () => n1.snapshots.length === 1, 5000, 5);
     expect(n1.snapshots).toEqual([["n2", false]]);
     expect(new Set(n2.got.map((m) => m.index))).toEqual(new Set([1]));
     const logs = n2.logs.join("\n");
@@ -186,7 +179,7 @@ describe("PeerTransport", () => {
         },
       }),
     ]);
-    await until(() => n1.snapshots.length === 1);
+    await waitFor("a snapshot at n1", () => n1.snapshots.length === 1, 5000, 5);
     expect(n1.snapshots).toEqual([["n2", true]]);
     const snap = n2.got.find((m) => m.type === "snap")!;
     expect(snap.snapshot!.meta.index).toBe(10);
@@ -210,7 +203,7 @@ describe("PeerTransport", () => {
     const [n1, n2] = await trio({ maxFrameBytes: 64 * 1024 });
     const data = randomBytes(1024 * 1024);
     n1.t.send([snapTo("n1", "n2", data)]);
-    await until(() => n1.snapshots.length === 1);
+    await waitFor("a snapshot at n1", () => n1.snapshots.length === 1, 5000, 5);
     expect(n1.snapshots).toEqual([["n2", true]]);
     expect(received(n2)).toHaveLength(1);
     expect(Buffer.from(received(n2)[0]!.snapshot!.data).equals(data)).toBe(true);
@@ -222,7 +215,7 @@ describe("PeerTransport", () => {
     const data = randomBytes(4 * 1024 * 1024);
     n1.t.send([snapTo("n1", "n2", data)]);
     n1.t.send([snapTo("n1", "n2", data)]);
-    await until(() => n1.snapshots.length > 0);
+    await waitFor("a snapshot at n1", () => n1.snapshots.length > 0, 5000, 5);
     await sleep(100);
     expect(n1.snapshots).toEqual([["n2", true]]);
     expect(received(n2)).toHaveLength(1);
@@ -232,13 +225,13 @@ describe("PeerTransport", () => {
     const [n1, n2, n3] = await trio({ maxFrameBytes: 64 * 1024 });
     const data = randomBytes(16 * 1024 * 1024);
     n1.t.send([snapTo("n1", "n2", data)]);
-    await until(() => partFiles("n2").length === 1, 10_000);
+    await waitFor("a partial snapshot file at n2", () => partFiles("n2").length === 1, 10_000, 5);
     await n1.t.stop();
-    await until(() => partFiles("n2").length === 0);
+    await waitFor("no partial snapshot file left at n2", () => partFiles("n2").length === 0, 5000, 5);
     expect(received(n2)).toEqual([]);
     expect(n2.logs.join("\n")).toMatch(/snapshot transfer from n1 abandoned: connection closed/);
     n3.t.send([snapTo("n3", "n2", data)]);
-    await until(() => n3.snapshots.length === 1, 10_000);
+    await waitFor("a snapshot at n3", () => n3.snapshots.length === 1, 10_000, 5);
     expect(n3.snapshots).toEqual([["n2", true]]);
     expect(Buffer.from(received(n2)[0]!.snapshot!.data).equals(data)).toBe(true);
     expect(partFiles("n2")).toEqual([]);
@@ -247,9 +240,9 @@ describe("PeerTransport", () => {
   it("a receiver going away mid-transfer fails the transfer at the sender, which reports it", async () => {
     const [n1, n2] = await trio({ maxFrameBytes: 64 * 1024 });
     n1.t.send([snapTo("n1", "n2", randomBytes(16 * 1024 * 1024))]);
-    await until(() => partFiles("n2").length === 1, 10_000);
+    await waitFor("a partial snapshot file at n2", () => partFiles("n2").length === 1, 10_000, 5);
     await n2.t.stop();
-    await until(() => n1.snapshots.length === 1);
+    await waitFor("a snapshot at n1", () => n1.snapshots.length === 1, 5000, 5);
     expect(n1.snapshots).toEqual([["n2", false]]);
     expect(partFiles("n2")).toEqual([]);
   });
@@ -266,10 +259,10 @@ describe("PeerTransport", () => {
     const deadPort = await freePort();
     n1.t.setPeers(new Map([["n4", `127.0.0.1:${deadPort}`]]));
     n1.t.send([msg("n1", "n4")]);
-    await until(() => n1.unreachable.includes("n4"));
+    await waitFor("n1 to report n4 unreachable", () => n1.unreachable.includes("n4"), 5000, 5);
     // While backing off, further sends are dropped and reported without waiting for a dial.
     n1.t.send([msg("n1", "n9")]);
-    await until(() => n1.unreachable.includes("n9"));
+    await waitFor("n1 to report n9 unreachable", () => n1.unreachable.includes("n9"), 5000, 5);
     await sleep(300);
     n1.t.send([
       msg("n1", "n4", {
@@ -280,7 +273,7 @@ describe("PeerTransport", () => {
         },
       }),
     ]);
-    await until(() => n1.snapshots.length === 1);
+    await waitFor("a snapshot at n1", () => n1.snapshots.length === 1, 5000, 5);
     expect(n1.snapshots).toEqual([["n4", false]]);
     expect(n1.logs.some((l) => /n4/.test(l) && /refused/.test(l))).toBe(true);
   });
@@ -307,10 +300,15 @@ describe("PeerTransport", () => {
     const port = n2.t.address.port;
     await n2.t.stop();
     started.splice(started.indexOf(n2.t), 1);
-    await until(() => {
-      n1.t.send([msg("n1", "n2")]);
-      return n1.unreachable.includes("n2");
-    });
+    await waitFor(
+      "n1 to report n2 unreachable while sending to it",
+      () => {
+        n1.t.send([msg("n1", "n2")]);
+        return n1.unreachable.includes("n2");
+      },
+      5000,
+      5,
+    );
     const again = await member("n2", { port });
     again.t.setPeers(new Map([["n1", n1.addr]]));
     await sendUntil(n1.t, msg("n1", "n2", { index: 42 }), () => again.got.some((m) => m.index === 42));
@@ -387,7 +385,7 @@ describe("PeerTransport", () => {
     n1.t.setPeers(new Map([["n5", n5.addr]]));
     await sendUntil(n1.t, msg("n1", "n5"), () => n5.got.length > 0);
     n5.t.send([msg("n5", "n1", { type: "heartbeatResp", index: 77 })]);
-    await until(() => n1.got.some((m) => m.index === 77));
+    await waitFor("the message at index 77", () => n1.got.some((m) => m.index === 77), 5000, 5);
     expect(n5.unreachable).toEqual([]);
   });
 
@@ -407,7 +405,7 @@ describe("PeerTransport", () => {
     // The other direction fails too.
     n1.t.setPeers(new Map([["n4", bad.addr]]));
     n1.t.send([msg("n1", "n4")]);
-    await until(() => n1.unreachable.includes("n4"));
+    await waitFor("n1 to report n4 unreachable", () => n1.unreachable.includes("n4"), 5000, 5);
     expect(bad.got).toEqual([]);
   });
 
@@ -416,7 +414,7 @@ describe("PeerTransport", () => {
     // "n2" is configured at n3's address.
     n1.t.setPeers(new Map([["n2", n3.addr]]));
     n1.t.send([msg("n1", "n2")]);
-    await until(() => n1.unreachable.includes("n2"));
+    await waitFor("n1 to report n2 unreachable", () => n1.unreachable.includes("n2"), 5000, 5);
     expect(n3.got).toEqual([]);
     expect(n1.logs.some((l) => /not "n2"/.test(l))).toBe(true);
   });
@@ -428,7 +426,7 @@ describe("PeerTransport", () => {
       msg("n1", "n2", { entries: [{ term: 1, index: 1, type: "normal", data: new Uint8Array(1000) }] }),
     ]);
     n1.t.send([msg("n1", "n2")]); // same tick: the first is still queued
-    await until(() => n1.unreachable.includes("n2"));
+    await waitFor("n1 to report n2 unreachable", () => n1.unreachable.includes("n2"), 5000, 5);
   });
 
   it("a request in flight to a peer that leaves the cluster still gets its answer; nothing new is sent there", async () => {
@@ -444,11 +442,11 @@ describe("PeerTransport", () => {
     };
     const [n1, n2, n3] = await trio({ onRequest });
     const answer = n1.t.request("n2", "leader.remove", { name: "n2" }, 5000);
-    await until(() => arrived.length === 1);
+    await waitFor("one message arrived", () => arrived.length === 1, 5000, 5);
     // Removing the leader through a follower: the follower applies the removal before the leader's answer is back.
     n1.t.setPeers(new Map([["n3", n3.addr]]));
     n1.t.send([msg("n1", "n2")]);
-    await until(() => n1.unreachable.includes("n2"));
+    await waitFor("n1 to report n2 unreachable", () => n1.unreachable.includes("n2"), 5000, 5);
     release();
     expect(await answer).toBe("leader.remove done");
     expect(n2.got).toEqual([]);
@@ -461,7 +459,7 @@ describe("PeerTransport", () => {
     await sendUntil(n1.t, msg("n1", "n2"), () => n2.got.length > 0);
     n1.t.setPeers(new Map([["n3", "127.0.0.1:1"]]));
     n1.t.send([msg("n1", "n2")]);
-    await until(() => n1.unreachable.includes("n2"));
+    await waitFor("n1 to report n2 unreachable", () => n1.unreachable.includes("n2"), 5000, 5);
     await n1.t.stop();
     await n1.t.stop();
     n1.t.send([msg("n1", "n3")]); // ignored after stop

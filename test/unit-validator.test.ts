@@ -90,7 +90,7 @@ describe("the agent refuses exactly what verify refuses", () => {
     const bad = corpus("bad").filter((f) => f.endsWith(".service") && !base(f).startsWith("xfleet-"));
     agent.reconcile(bad.map((f) => spec(base(f), readFileSync(f, "utf8"))));
     await agent.settled();
-    await waitFor(() => agent.states().length === bad.length, 5000, "all units listed");
+    await waitFor("all units listed", () => agent.states().length === bad.length, 5000);
     for (const f of bad) {
       const [line, message] = BAD[base(f)]!;
       const s = agent.state(base(f))!;

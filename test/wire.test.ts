@@ -17,6 +17,7 @@ import {
 } from "../src/wire/errors.ts";
 import { encodeFrame, FrameDecoder, FrameError } from "../src/wire/frame.ts";
 import { type Listener, type ListenOptions, listen } from "../src/wire/server.ts";
+import { waitFor } from "./support/processes.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -77,14 +78,6 @@ async function pair(
   const accepted = s.nextConnection();
   const { conn, hello } = await dial(s.l, copts);
   return { ...s, conn, hello, server: await accepted };
-}
-
-async function until(cond: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await sleep(5);
-  }
 }
 
 async function rejection(p: Promise<unknown>): Promise<Error> {
@@ -265,13 +258,13 @@ describe("notifies", () => {
     const got: unknown[] = [];
     const { conn, server: srv } = await pair({ notify: (method, params) => got.push([method, params]) });
     for (let i = 0; i < 100; i++) conn.notify("tick", i);
-    await until(() => got.length === 100);
+    await waitFor("100 messages", () => got.length === 100, 3000, 5);
     expect(got).toEqual(Array.from({ length: 100 }, (_, i) => ["tick", i]));
 
     const back: unknown[] = [];
     conn.serve({ notify: (method, params) => back.push([method, params]) });
     srv.notify("push", { x: new Uint8Array([1, 2]) });
-    await until(() => back.length === 1);
+    await waitFor("the answer back", () => back.length === 1, 3000, 5);
     const [[method, params]] = back as [[string, { x: Uint8Array }]];
     expect(method).toBe("push");
     expect([...params.x]).toEqual([1, 2]);
@@ -517,7 +510,7 @@ describe("malformed input", () => {
     await raw.closed;
     expect(errorFrame(raw.frames)?.code).toBe("handshake_failed");
     expect(errorFrame(raw.frames)?.message).toMatch(/not speaking the Berth protocol/);
-    await until(() => s.refused.length === 1);
+    await waitFor("one refused connection", () => s.refused.length === 1, 3000, 5);
     expect(s.refused[0]!.code).toBe("handshake_failed");
     const { conn } = await dial(s.l);
     expect(await conn.request("x", null)).toBe("ok");
@@ -528,7 +521,7 @@ describe("malformed input", () => {
     const accepted = s.nextConnection();
     const raw = rawSocket(s.l.address.port);
     raw.socket.write(encodeFrame(hello()));
-    await until(() => raw.frames.some((f) => (f as { ok?: boolean }).ok === true));
+    await waitFor("an ok frame", () => raw.frames.some((f) => (f as { ok?: boolean }).ok === true), 3000, 5);
     const srv = await accepted;
     // A 5-byte body of 0xc1, a byte msgpack never uses.
     raw.socket.write(Buffer.from([0, 0, 0, 5, 0xc1, 0xc1, 0xc1, 0xc1, 0xc1]));
@@ -544,7 +537,7 @@ describe("malformed input", () => {
     const s = await server({});
     const raw = rawSocket(s.l.address.port);
     raw.socket.write(encodeFrame(hello()));
-    await until(() => raw.frames.some((f) => (f as { ok?: boolean }).ok === true));
+    await waitFor("an ok frame", () => raw.frames.some((f) => (f as { ok?: boolean }).ok === true), 3000, 5);
     raw.socket.write(encodeFrame({ hello: "world" }));
     await raw.closed;
     expect(errorFrame(raw.frames)?.code).toBe("bad_envelope");
@@ -571,7 +564,7 @@ describe("handshake", () => {
     expect(err).toBeInstanceOf(AuthError);
     expect((err as AuthError).code).toBe("auth_failed");
     expect(err.message).toMatch(/cluster secret \(wrong secret\?\)/);
-    await until(() => s.refused.length === 1);
+    await waitFor("one refused connection", () => s.refused.length === 1, 3000, 5);
     expect(s.refused[0]!.code).toBe("auth_failed");
     expect(s.refused[0]!.reason).toMatch(/did not prove knowledge of the cluster secret|wrong secret/);
     expect(s.accepted).toHaveLength(0);
@@ -582,7 +575,7 @@ describe("handshake", () => {
     const err = await rejection(dial(s.l, { secret: null, role: "peer" }));
     expect(err).toBeInstanceOf(AuthError);
     expect(err.message).toMatch(/requires the cluster secret, and none was configured here/);
-    await until(() => s.refused.length === 1);
+    await waitFor("one refused connection", () => s.refused.length === 1, 3000, 5);
     expect(s.refused[0]!.code).toBe("auth_failed");
   });
 
@@ -626,7 +619,7 @@ describe("handshake", () => {
     );
     expect(err).toBeInstanceOf(AuthError);
     expect(err.message).toMatch(/did not prove knowledge of the cluster secret/);
-    await until(() => n1.refused.length === 1);
+    await waitFor("one refused connection", () => n1.refused.length === 1, 3000, 5);
     expect(n1.refused[0]!.code).toBe("auth_failed");
     expect(n1.accepted).toHaveLength(0);
   });
@@ -648,7 +641,7 @@ describe("handshake", () => {
     expect(err).toBeInstanceOf(HandshakeError);
     expect((err as HandshakeError).code).toBe("wrong_role");
     expect(err.message).toMatch(/serves peer connections, not client connections/);
-    await until(() => s.refused.length === 1);
+    await waitFor("one refused connection", () => s.refused.length === 1, 3000, 5);
     expect(s.refused[0]!.code).toBe("wrong_role");
   });
 
@@ -660,7 +653,7 @@ describe("handshake", () => {
     const e = errorFrame(raw.frames);
     expect(e?.code).toBe("version_mismatch");
     expect(e?.message).toMatch(/protocol version mismatch.*speaks \d+ \(berth 9\.9\.9\)/);
-    await until(() => s.refused.length === 1);
+    await waitFor("one refused connection", () => s.refused.length === 1, 3000, 5);
     expect(s.refused[0]!.code).toBe("version_mismatch");
   });
 

@@ -19,6 +19,7 @@
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError } from "../kv/types.ts";
+import { retry } from "../retry.ts";
 import {
   type AgentReport,
   leavingOf,
@@ -58,9 +59,8 @@ export interface AgentBridgeDeps {
 const RECONCILE_DELAY_MS = 50;
 /** Report writes that failed (no leader) are retried after this long. */
 const RETRY_MS = 200;
-/** A read point that failed (no leader, no quorum) is tried again after this long, doubling up to the maximum. */
-const SYNC_RETRY_MS = 100;
-const SYNC_RETRY_MAX_MS = 2000;
+/** A read point that failed (no leader, no quorum) is tried again soon, backing off to about every 2 s. */
+const SYNC_RETRY = { firstMs: 200, maxMs: 4000 } as const;
 /** Reports written at once (a machine starting hundreds of units must not report them one round trip each). */
 const REPORT_CONCURRENCY = 64;
 /** While a handoff waits for a unit to stop here, the agent is reconciled again this often (a reconcile the
@@ -261,25 +261,30 @@ export class AgentBridge {
         "[agent] waiting for the cluster to confirm the local replica is current before acting on units",
       );
     }
-    let delay = SYNC_RETRY_MS;
     let failed = false;
-    let issuedAt: number;
-    for (;;) {
-      try {
+    let issuedAt = 0;
+    const confirmed = await retry(
+      async () => {
         issuedAt = monotonicMs();
         await this.d.sync();
-        break;
-      } catch (err) {
-        if (this.stopped) return 0;
-        if (!failed)
-          this.d.logger(
-            `[agent] no read point from the cluster yet, still waiting: ${(err as Error).message}`,
-          );
-        failed = true;
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, SYNC_RETRY_MAX_MS);
-      }
-    }
+        return true;
+      },
+      {
+        ...SYNC_RETRY,
+        stopped: () => this.stopped,
+        onRetry: (err) => {
+          if (!failed)
+            this.d.logger(
+              `[agent] no read point from the cluster yet, still waiting: ${(err as Error).message}`,
+            );
+          failed = true;
+        },
+      },
+    ).catch((err) => {
+      if (this.stopped) return false;
+      throw err;
+    });
+    if (!confirmed) return 0;
     if (this.waitingSince !== null) {
       this.d.logger(
         `[agent] caught up with the cluster at applied index ${this.d.appliedIndex()} ` +

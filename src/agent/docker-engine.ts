@@ -2,11 +2,11 @@
 // for a container's exit that notices when the engine goes away, and waiting for an engine to answer again.
 import { Agent, request } from "node:http";
 import type Docker from "dockerode";
+import { retry } from "../retry.ts";
 
 const PING_TIMEOUT_MS = 5_000;
-/** Reconnecting to an engine that went away: the first retry after this long, doubling up to the cap. */
-const RECONNECT_FIRST_MS = 200;
-const RECONNECT_MAX_MS = 2_000;
+/** Reconnecting to an engine that went away: soon, then backing off to about every 2 s. */
+const RECONNECT = { firstMs: 400, maxMs: 4_000 } as const;
 
 export class EngineUnreachable extends Error {}
 
@@ -24,8 +24,6 @@ export const statusOf = (e: unknown): number | undefined => (e as { statusCode?:
 /** A failed call that never got an answer from the engine (every answer carries an HTTP status). */
 export const engineGone = (e: unknown): boolean =>
   e instanceof EngineUnreachable || statusOf(e) === undefined;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const clients = new Map<string, Promise<Docker>>();
 /** Sockets whose engine has answered this process. */
@@ -88,14 +86,12 @@ export async function connectDocker(socketPath: string): Promise<Docker> {
  * The client once the engine answers again, retrying with backoff; null as soon as `wanted()` turns false.
  */
 export async function reconnectDocker(socketPath: string, wanted: () => boolean): Promise<Docker | null> {
-  for (let delay = RECONNECT_FIRST_MS; ; delay = Math.min(delay * 2, RECONNECT_MAX_MS)) {
-    if (!wanted()) return null;
-    try {
-      const docker = await connectDocker(socketPath);
-      return wanted() ? docker : null;
-    } catch {}
-    await sleep(delay);
-  }
+  if (!wanted()) return null;
+  const docker = await retry(() => connectDocker(socketPath), {
+    ...RECONNECT,
+    stopped: () => !wanted(),
+  }).catch(() => null);
+  return docker !== null && wanted() ? docker : null;
 }
 
 /**

@@ -6,6 +6,7 @@
 import { spawn } from "node:child_process";
 import { connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";
+import { retry } from "../retry.ts";
 import { Connection } from "../wire/connection.ts";
 import type { JournalLine, UnitSpec, UnitState } from "./agent.ts";
 import type { ClusterAccess } from "./machine-keepalive.ts";
@@ -28,7 +29,10 @@ export interface LinkOptions {
 
 /** How long a supervisor just started may take to answer. */
 const START_TIMEOUT_MS = 10_000;
-const RETRY_MS = 50;
+/** Dialling the socket of a supervisor just started: about every 50 ms. */
+const DIAL_RETRY = { firstMs: 25, maxMs: 100 } as const;
+/** Reconnecting after the connection was lost: soon, then backing off to about every 2 s. */
+const REOPEN_RETRY = { firstMs: 200, maxMs: 4000 } as const;
 
 export class SupervisorLink implements UnitHost {
   private conn: Connection | null = null;
@@ -133,13 +137,12 @@ export class SupervisorLink implements UnitHost {
     let socket = await dial(path).catch(() => null);
     if (socket === null) {
       this.spawnSupervisor();
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      while (socket === null) {
-        if (Date.now() > deadline)
-          throw new Error(`the unit supervisor did not answer on ${path} within ${START_TIMEOUT_MS} ms`);
-        await new Promise((r) => setTimeout(r, RETRY_MS));
-        socket = await dial(path).catch(() => null);
-      }
+      socket = await retry(() => dial(path), {
+        ...DIAL_RETRY,
+        deadline: Date.now() + START_TIMEOUT_MS,
+      }).catch(() => {
+        throw new Error(`the unit supervisor did not answer on ${path} within ${START_TIMEOUT_MS} ms`);
+      });
     }
     const conn = new Connection(socket, { label: "supervisor", maxFrameBytes: SUPERVISOR_MAX_FRAME });
     conn.serve({
@@ -186,15 +189,14 @@ export class SupervisorLink implements UnitHost {
   }
 
   private async reopen(): Promise<void> {
-    for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 2000)) {
-      try {
-        await this.connect();
-        return;
-      } catch (err) {
-        this.o.logger(`[agent] unit supervisor not reachable: ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+    if (this.closed) return;
+    await retry(() => this.connect(), {
+      ...REOPEN_RETRY,
+      stopped: () => this.closed,
+      onRetry: (err) => this.o.logger(`[agent] unit supervisor not reachable: ${(err as Error).message}`),
+    }).catch((err) => {
+      if (!this.closed) throw err;
+    });
   }
 
   /** Starts `berth supervise` in its own session, so neither the node's exit nor its terminal's signals reach it. */

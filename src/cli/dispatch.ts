@@ -2,13 +2,14 @@ import { VERSION } from "../version.ts";
 import { CLIENT_FLAGS } from "./client-command.ts";
 import { type Command, type CommandEntry, isGroup } from "./command.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";
-import { flagHelp, parseArgs } from "./flags.ts";
+import { asksForHelp, firstWordAfterFlags, flagHelp, parseArgs } from "./flags.ts";
 
 const EXIT_CODE_HELP = `Exit codes: 0 ok, 1 error, 2 usage, 3 cluster unavailable or timed out, 4 not found, 5 precondition failed, 6 no space left on a member's disk (writes refused).`;
 
 /** Runs `berth ARGS...` against the command tree; returns the process exit code. */
 export async function dispatch(argv: string[], commands: CommandEntry[]): Promise<number> {
-  const [first, ...rest] = hoistLeadingFlags(argv);
+  const { leading, words } = leadingClientFlags(argv);
+  const [first, ...rest] = words;
   if (first === undefined || first === "help" || first === "--help" || first === "-h") {
     if (first === "help" && rest.length > 0) return dispatch([...rest, "--help"], commands);
     process.stdout.write(topHelp(commands));
@@ -20,11 +21,12 @@ export async function dispatch(argv: string[], commands: CommandEntry[]): Promis
   }
   try {
     const { command, path, args } = resolve(first, rest, commands);
-    if (args.includes("--help") || args.includes("-h")) {
+    const all = [...leading, ...args];
+    if (asksForHelp(all, command.flags)) {
       process.stdout.write(commandHelp(command, path));
       return EXIT.ok;
     }
-    const parsed = parseArgs(args, command.flags, path);
+    const parsed = parseArgs(all, command.flags, path);
     return await command.run(parsed);
   } catch (err) {
     return reportError(err);
@@ -32,24 +34,13 @@ export async function dispatch(argv: string[], commands: CommandEntry[]): Promis
 }
 
 /**
- * `berth --tunnel core@host list-machines` (fleetctl's order): client flags given before the command are moved
- * after it, where every command parses them.
+ * `berth --tunnel core@host list-machines` (fleetctl's order): client flags given before the command are
+ * parsed with the command's own, as if given right after it (so never after a `--` in its arguments).
  */
-function hoistLeadingFlags(argv: string[]): string[] {
-  let i = 0;
-  while (
-    i < argv.length &&
-    argv[i]!.startsWith("-") &&
-    !["--help", "-h", "--version", "-v", "--"].includes(argv[i]!)
-  ) {
-    const arg = argv[i]!;
-    const name = arg.replace(/^--?/, "").split("=")[0]!;
-    const spec = CLIENT_FLAGS.find((f) => f.name === name || f.short === name);
-    const takesValue = spec !== undefined && spec.type !== "boolean" && !arg.includes("=");
-    i += takesValue ? 2 : 1;
-  }
-  if (i === 0 || i >= argv.length) return argv;
-  return [...argv.slice(i), ...argv.slice(0, i)];
+function leadingClientFlags(argv: string[]): { leading: string[]; words: string[] } {
+  const at = firstWordAfterFlags(argv, CLIENT_FLAGS);
+  if (at <= 0) return { leading: [], words: argv };
+  return { leading: argv.slice(0, at), words: argv.slice(at) };
 }
 
 function resolve(

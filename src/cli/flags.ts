@@ -1,3 +1,4 @@
+import { parseArgs as parseTokens } from "node:util";
 import { UsageError } from "./exit-codes.ts";
 
 export type FlagType = "string" | "number" | "boolean" | "duration" | "list";
@@ -28,49 +29,44 @@ export interface Parsed {
 
 /**
  * Parses flags anywhere among the arguments (etcdctl accepts `set /k v --ttl 15`), `--name=value` or
- * `--name value`, `--no-name` for booleans, and `--` to end flags. Unknown flags are errors.
+ * `--name value`, `-x value`, grouped short booleans (`-lp`), `--no-name` for booleans, and `--` to end flags:
+ * everything after it is an argument, `--help` included. A negative number or a lone `-` is an argument too.
+ * Unknown flags and missing values are usage errors. Node's parseArgs splits the words; the flag types,
+ * defaults and BERTH_* variables are ours.
  */
 export function parseArgs(argv: string[], specs: FlagSpec[], command: string): Parsed {
-  const byName = new Map<string, FlagSpec>();
-  for (const s of specs) {
-    byName.set(s.name, s);
-    if (s.short) byName.set(s.short, s);
-  }
+  const byName = new Map(specs.map((s) => [s.name, s]));
   const flags: FlagValues = {};
   const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === "--") {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith("-") || arg === "-" || /^-\d/.test(arg)) {
-      positionals.push(arg);
+  let argumentAt = -1;
+  for (const token of tokenize(argv, specs)) {
+    if (token.kind === "option-terminator") continue;
+    if (token.kind === "positional") {
+      positionals.push(token.value);
       continue;
     }
-    const body = arg.replace(/^--?/, "");
-    const eq = body.indexOf("=");
-    let name = eq >= 0 ? body.slice(0, eq) : body;
-    let inline: string | undefined = eq >= 0 ? body.slice(eq + 1) : undefined;
-    let spec = byName.get(name);
-    if (!spec && name.startsWith("no-") && byName.get(name.slice(3))?.type === "boolean") {
-      spec = byName.get(name.slice(3));
-      name = spec!.name;
-      if (inline !== undefined) throw new UsageError(`--${body} takes no value`);
-      inline = "false";
+    const word = argv[token.index]!;
+    if (/^-\d/.test(word)) {
+      // `-5`: a value, not a flag (node splits it into flags "5", ... all from the same word).
+      if (token.index !== argumentAt) positionals.push(word);
+      argumentAt = token.index;
+      continue;
     }
-    if (!spec) throw new UsageError(`unknown flag ${arg} for \`${command}\` (see \`${command} --help\`)`);
-    let raw: string;
-    if (spec.type === "boolean") {
-      raw = inline ?? "true";
-    } else if (inline !== undefined) {
-      raw = inline;
-    } else {
-      const next = argv[i + 1];
-      if (next === undefined) throw new UsageError(`flag --${spec.name} needs a value`);
-      raw = next;
-      i++;
+    let spec = byName.get(token.name);
+    let raw = token.value;
+    if (!spec && token.name.startsWith("no-") && byName.get(token.name.slice(3))?.type === "boolean") {
+      if (raw !== undefined) throw new UsageError(`--${token.name}=${raw} takes no value`);
+      spec = byName.get(token.name.slice(3))!;
+      raw = "false";
     }
+    if (!spec) {
+      const group = word !== token.rawName && !word.startsWith(`${token.rawName}=`) ? ` (in ${word})` : "";
+      throw new UsageError(
+        `unknown flag ${token.rawName}${group} for \`${command}\` (see \`${command} --help\`)`,
+      );
+    }
+    if (spec.type === "boolean") raw ??= "true";
+    else if (raw === undefined) throw new UsageError(`flag --${spec.name} needs a value`);
     const value = convert(spec, raw);
     if (spec.type === "list")
       flags[spec.name] = [...((flags[spec.name] as string[]) ?? []), ...(value as string[])];
@@ -83,6 +79,41 @@ export function parseArgs(argv: string[], specs: FlagSpec[], command: string): P
     else if (s.default !== undefined) flags[s.name] = s.default;
   }
   return { flags, positionals };
+}
+
+/** Whether the arguments ask for help (`--help` or `-h`, before any `--`), whatever else they hold. */
+export function asksForHelp(argv: string[], specs: FlagSpec[]): boolean {
+  return tokenize(argv, specs).some((t) => t.kind === "option" && t.name === HELP.name);
+}
+
+/**
+ * The index of the first word that is neither a flag nor a flag's value, or is --help, --version or `--`:
+ * where `berth --tunnel core@host list-machines` (fleetctl's order) names its command. -1 when there is none.
+ */
+export function firstWordAfterFlags(argv: string[], specs: FlagSpec[]): number {
+  const stop = tokenize(argv, [...specs, VERSION]).find(
+    (t) => t.kind !== "option" || t.name === HELP.name || t.name === VERSION.name,
+  );
+  return stop?.index ?? -1;
+}
+
+const HELP: FlagSpec = { name: "help", short: "h", type: "boolean", description: "show this help" };
+const VERSION: FlagSpec = { name: "version", short: "v", type: "boolean", description: "show the version" };
+
+/**
+ * Splits the words with node:util's parseArgs (in Node and Bun alike), told which flags take a value so
+ * `--ttl 5` is one flag and `-lp` two. Not strict: unknown flags come back as tokens, and parseArgs above
+ * reports them in our words (and reads `--no-x`, which Node 20's parseArgs does not know).
+ */
+function tokenize(argv: string[], specs: FlagSpec[]) {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const s of [...specs, HELP]) {
+    // A command's own flag wins over help's name or -h.
+    if (s.name in options) continue;
+    const short = s.short && !Object.values(options).some((o) => o.short === s.short) ? s.short : undefined;
+    options[s.name] = { type: s.type === "boolean" ? "boolean" : "string", ...(short ? { short } : {}) };
+  }
+  return parseTokens({ args: argv, options, strict: false, allowPositionals: true, tokens: true }).tokens;
 }
 
 /** The settings fleetctl read from FLEETCTL_<X>: Berth reads them too, as aliases of BERTH_<X> (which wins). */

@@ -5,6 +5,7 @@
 //   - a unit the registry has with other content is not touched: it is reported as a conflict (the registry's copy
 //     wins; change it with `berth submit --replace` or destroy it first).
 import type { DesiredState, UnitInfo, UnitSubmission } from "../client/protocol.ts";
+import { retry, UNTIL_A_LEADER_ANSWERS } from "../retry.ts";
 import type { CloudUnit, UnitCommand } from "./cloud-config.ts";
 
 export interface UnitsApi {
@@ -61,26 +62,31 @@ export async function applyWhenUp(
   log: (line: string) => void,
   stopped: () => boolean,
 ): Promise<ApplyReport | null> {
+  if (stopped()) return null;
   let lastProblem = "";
-  while (!stopped()) {
-    try {
-      const r = await applyUnits(api, units);
-      log(
-        `[cloud-config] units: ${r.submitted.length} submitted (${r.submitted.join(", ") || "-"}), ` +
-          `${r.unchanged.length} already in the registry`,
-      );
-      for (const name of r.conflicts)
-        log(
-          `[cloud-config] unit ${name} is in the registry with other content: left as it is (the registry's copy ` +
-            "wins; `berth submit --replace` changes it)",
-        );
-      return r;
-    } catch (err) {
-      const problem = (err as Error).message;
-      if (problem !== lastProblem) log(`[cloud-config] cannot apply the units yet (${problem}); retrying`);
-      lastProblem = problem;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+  let r: ApplyReport;
+  try {
+    r = await retry(() => applyUnits(api, units), {
+      ...UNTIL_A_LEADER_ANSWERS,
+      stopped,
+      onRetry: (err) => {
+        const problem = (err as Error).message;
+        if (problem !== lastProblem) log(`[cloud-config] cannot apply the units yet (${problem}); retrying`);
+        lastProblem = problem;
+      },
+    });
+  } catch (err) {
+    if (stopped()) return null;
+    throw err;
   }
-  return null;
+  log(
+    `[cloud-config] units: ${r.submitted.length} submitted (${r.submitted.join(", ") || "-"}), ` +
+      `${r.unchanged.length} already in the registry`,
+  );
+  for (const name of r.conflicts)
+    log(
+      `[cloud-config] unit ${name} is in the registry with other content: left as it is (the registry's copy ` +
+        "wins; `berth submit --replace` changes it)",
+    );
+  return r;
 }

@@ -8,6 +8,7 @@ import { commandFor } from "../kv/requests.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent, MAX_VALUE_BYTES } from "../kv/types.ts";
 import { NotLeaderError, type RaftDriver } from "../raft/driver.ts";
+import { retry } from "../retry.ts";
 import { registryWriteProblem } from "../sched/registry-records.ts";
 import { badRequest, isKvError, kvFailure, noSpace, unavailable, withTimeout } from "../service/errors.ts";
 import type { KvWriter } from "../service/kv-writer.ts";
@@ -131,17 +132,17 @@ export class KvService implements KvWriter {
   /** A linearizable read point (ReadIndex), retried across elections until the request timeout. */
   private async readBarrier(): Promise<void> {
     const deadline = Date.now() + this.timeoutMs;
-    for (;;) {
-      try {
-        return await withTimeout(this.driver.readBarrier(), Math.max(1, deadline - Date.now()), "read");
-      } catch (err) {
-        if (!(err instanceof NotLeaderError) || Date.now() >= deadline) {
-          if (err instanceof NotLeaderError)
-            throw unavailable(`no leader confirmed the read within ${this.timeoutMs} ms (no quorum?)`);
-          throw err;
-        }
-      }
-      await new Promise((r) => setTimeout(r, 50));
+    try {
+      await retry(() => withTimeout(this.driver.readBarrier(), Math.max(1, deadline - Date.now()), "read"), {
+        firstMs: 10,
+        maxMs: 100,
+        deadline,
+        retriable: (err) => err instanceof NotLeaderError,
+      });
+    } catch (err) {
+      if (err instanceof NotLeaderError)
+        throw unavailable(`no leader confirmed the read within ${this.timeoutMs} ms (no quorum?)`);
+      throw err;
     }
   }
 

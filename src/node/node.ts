@@ -23,6 +23,7 @@ import { NodeMetrics } from "../metrics/node-metrics.ts";
 import { RaftDriver } from "../raft/driver.ts";
 import { FileRaftStorage } from "../raft/storage/file.ts";
 import { PeerTransport } from "../raft/transport.ts";
+import { retry, UNTIL_A_LEADER_ANSWERS } from "../retry.ts";
 import { loadMachineId } from "../sched/machine.ts";
 import { Scheduling } from "../sched/scheduling.ts";
 import { ServiceError } from "../service/errors.ts";
@@ -561,19 +562,19 @@ export class BerthNode {
   /** Retries until this node's client addresses are in the store (there may be no leader yet). */
   private async publishAttributes(): Promise<void> {
     const c = this.config;
-    while (!this.stopping) {
-      try {
-        await this.cluster.publish({
-          clientAddr: fmt(c.clientAddr),
-          httpAddr: c.httpAddr ? fmt(c.httpAddr) : null,
-          version: VERSION,
-        });
-        return;
-      } catch (err) {
-        this.log(`[cluster] publishing member attributes failed, retrying: ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+    const attributes = {
+      clientAddr: fmt(c.clientAddr),
+      httpAddr: c.httpAddr ? fmt(c.httpAddr) : null,
+      version: VERSION,
+    };
+    await retry(() => this.cluster.publish(attributes), {
+      ...UNTIL_A_LEADER_ANSWERS,
+      stopped: () => this.stopping,
+      onRetry: (err) =>
+        this.log(`[cluster] publishing member attributes failed, retrying: ${(err as Error).message}`),
+    }).catch((err) => {
+      if (!this.stopping) throw err;
+    });
   }
 }
 

@@ -2,6 +2,7 @@
 // and runs the engine while it leads. Kept apart from src/node/node.ts so the node wiring stays readable.
 import type { KvWriteRequest } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
+import { retry, UNTIL_A_LEADER_ANSWERS } from "../retry.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
 import type { KvWriter } from "../service/kv-writer.ts";
 import { Engine } from "./engine.ts";
@@ -118,20 +119,21 @@ export class Scheduling {
   async register(): Promise<void> {
     const d = this.d;
     const record = JSON.stringify(machineRecord(d.machineId, d.name, d.publicIp, d.metadata));
-    while (!this.stopped) {
-      try {
-        await d.kv.sync();
-        // The record as stored: the registry's view applies run-time metadata changes (machine-metadata.ts) on top.
-        const stored = d.store.peek(machineInfoKey(d.machineId));
-        if (stored && stored.children === null && stored.value === record) return;
-        await d.kv.write({ method: "PUT", key: machineInfoKey(d.machineId), value: record });
-        d.logger(`[machine] registered machine ${d.machineId} (${d.name})`);
-        return;
-      } catch (err) {
-        d.logger(`[machine] registering failed, retrying: ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    }
+    const publish = async () => {
+      await d.kv.sync();
+      // The record as stored: the registry's view applies run-time metadata changes (machine-metadata.ts) on top.
+      const stored = d.store.peek(machineInfoKey(d.machineId));
+      if (stored && stored.children === null && stored.value === record) return;
+      await d.kv.write({ method: "PUT", key: machineInfoKey(d.machineId), value: record });
+      d.logger(`[machine] registered machine ${d.machineId} (${d.name})`);
+    };
+    await retry(publish, {
+      ...UNTIL_A_LEADER_ANSWERS,
+      stopped: () => this.stopped,
+      onRetry: (err) => d.logger(`[machine] registering failed, retrying: ${(err as Error).message}`),
+    }).catch((err) => {
+      if (!this.stopped) throw err;
+    });
   }
 
   async stop(): Promise<void> {

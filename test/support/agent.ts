@@ -8,6 +8,7 @@ import { Agent, type AgentOptions, type UnitSpec, type UnitState } from "../../s
 import { processState } from "../../src/agent/proc.ts";
 import { detectPlacement } from "../../src/agent/unit-cgroup.ts";
 import { sweepAgentCgroups } from "./cgroups.ts";
+import { waitFor as sharedWaitFor } from "./processes.ts";
 
 /** A long-running main process that exits promptly on SIGTERM. */
 export const SLEEPER = "/bin/sh -c 'while :; do sleep 0.05; done'";
@@ -42,7 +43,8 @@ export interface AgentHarness {
   release(agent: Agent): void;
   /** A process group to SIGKILL after the test (main processes are tracked already). */
   killAfterTest(pgid: number): void;
-  waitFor<T>(f: () => T | undefined | null | false, ms?: number, what?: string): Promise<T>;
+  /** waitFor of ./processes.ts, polling every 20 ms, `waitMs` by default. */
+  waitFor<T>(what: string, f: () => T | undefined | null | false, ms?: number): Promise<T>;
   waitState(agent: Agent, name: string, active: string, sub?: string, ms?: number): Promise<UnitState>;
 }
 
@@ -89,24 +91,19 @@ export function agentHarness(opts: { tmpPrefix: string; waitMs: number }): Agent
     return { agent, dir, events };
   };
 
-  async function waitFor<T>(f: () => T | undefined | null | false, ms = opts.waitMs, what = "condition") {
-    const until = Date.now() + ms;
-    for (;;) {
-      const v = f();
-      if (v) return v;
-      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  // The shared wait, polling often: an in-process agent's states can be brief (auto-restart between two runs).
+  const waitFor = <T>(what: string, f: () => T | undefined | null | false, ms = opts.waitMs) =>
+    sharedWaitFor(what, f, ms, 20);
 
   const waitState = (agent: Agent, name: string, active: string, sub?: string, ms = opts.waitMs) =>
     waitFor(
+      `${name} to be ${active}/${sub ?? "*"}`,
       () => {
         const s = agent.state(name);
-        return s && s.active === active && (sub === undefined || s.sub === sub) ? s : undefined;
+        if (s && s.active === active && (sub === undefined || s.sub === sub)) return s;
+        throw new Error(`now ${s?.active}/${s?.sub}`);
       },
       ms,
-      `${name} to be ${active}/${sub ?? "*"} (now ${agent.state(name)?.active}/${agent.state(name)?.sub})`,
     );
 
   return {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { processStartTime } from "../../src/agent/proc.ts";
 import { supervisorPid } from "../../src/agent/supervisor.ts";
 import { detectPlacement } from "../../src/agent/unit-cgroup.ts";
+import { REAL_CLOCK, type RetryClock } from "../../src/retry.ts";
 import { sweepAgentCgroups } from "./cgroups.ts";
 
 /** Ports handed out by this process, never handed out twice. */
@@ -107,16 +108,20 @@ export async function stopSupervisor(
   if (supervisorPid(agentDir) === pid) process.kill(pid, "SIGKILL");
 }
 
-/** Polls `fn` until it returns a truthy value (or stops throwing); fails with the last problem after `timeoutMs`. */
+/**
+ * Polls `fn` every `intervalMs` until it returns a truthy value (or stops throwing); fails with the last problem
+ * after `timeoutMs`. The tests' one wait: `clock` is a simulation's virtual time where a test runs on one.
+ */
 export async function waitFor<T>(
   what: string,
   fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   timeoutMs = 15_000,
   intervalMs = 100,
+  clock: RetryClock = REAL_CLOCK,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = clock.now() + timeoutMs;
   let last: unknown = null;
-  while (Date.now() < deadline) {
+  for (;;) {
     try {
       const v = await fn();
       if (v) return v as T;
@@ -124,7 +129,8 @@ export async function waitFor<T>(
     } catch (err) {
       last = err;
     }
-    await new Promise((r) => setTimeout(r, intervalMs));
+    if (clock.now() >= deadline) break;
+    await clock.sleep(intervalMs);
   }
   throw new Error(
     `${what}: not done after ${timeoutMs} ms (last: ${last instanceof Error ? last.message : String(last)})`,

@@ -2,6 +2,7 @@
 // members there are; each starting member creates TOKEN/MEMBER-ID (create-only) holding "NAME=PEER-URL"; the first
 // `size` registrations by creation index are the founding members, and every one of them waits until all have
 // registered. A member that finds `size` others registered before it is too late to found the cluster ("full").
+import { retry } from "../../retry.ts";
 import {
   DiscoveryUnreachable,
   EVENT_INDEX_CLEARED,
@@ -45,24 +46,20 @@ export async function discover(req: DiscoveryRequest): Promise<DiscoveryOutcome>
   const client = new TokenClient(req.url);
   const timeoutMs = req.requestTimeoutMs ?? 5000;
   const giveUpAfter = req.unreachableForMs ?? 60_000;
-  let unreachableSince: number | null = null;
   // A service that does not answer is retried with backoff (as etcd does); anything else is final.
   const retrying = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
-    for (let delay = 500; ; delay = Math.min(delay * 2, 8000)) {
-      try {
-        const r = await fn();
-        unreachableSince = null;
-        return r;
-      } catch (err) {
-        if (!(err instanceof DiscoveryUnreachable)) throw err;
-        unreachableSince ??= Date.now();
-        if (Date.now() - unreachableSince > giveUpAfter)
-          throw new DiscoveryError(
-            `discovery service unreachable for ${giveUpAfter / 1000} s: ${err.message}`,
-          );
-        req.log(`[discovery] ${what}: ${err.message}; retrying in ${delay} ms`);
-        await new Promise((r) => setTimeout(r, delay));
-      }
+    try {
+      return await retry(fn, {
+        firstMs: 1000,
+        maxMs: 16_000,
+        deadline: Date.now() + giveUpAfter,
+        retriable: (err) => err instanceof DiscoveryUnreachable,
+        onRetry: (err, wait) =>
+          req.log(`[discovery] ${what}: ${(err as Error).message}; retrying in ${Math.round(wait)} ms`),
+      });
+    } catch (err) {
+      if (!(err instanceof DiscoveryUnreachable)) throw err;
+      throw new DiscoveryError(`discovery service unreachable for ${giveUpAfter / 1000} s: ${err.message}`);
     }
   };
   const check = () => retrying("reading the token", () => checkToken(client, req, timeoutMs));

@@ -2,6 +2,7 @@
 // members, over the peer network with the cluster secret, to add it as a learner (a non-voting member that follows
 // the log and runs units), as `berth cluster add --learner` would. Only the leader adds; the others answer
 // "not_leader", so each founding member is asked in turn until the leader is found (it may still be elected).
+import { retry } from "../../retry.ts";
 import { connect, type WireTls } from "../../wire/client.ts";
 
 export interface LearnerJoin {
@@ -19,26 +20,39 @@ export interface LearnerJoin {
 }
 
 export async function joinAsLearner(j: LearnerJoin): Promise<void> {
-  const deadline = Date.now() + (j.timeoutMs ?? 120_000);
-  let problems: string[] = [];
-  while (Date.now() < deadline) {
-    problems = [];
-    for (const [member, addr] of j.members) {
-      try {
-        await askToAdd(j, member, addr);
-        j.log(`[discovery] added to the cluster as a learner (asked ${member})`);
-        return;
-      } catch (err) {
-        const e = err as { code?: string; message: string };
-        // Added before (a restart between the add and the first save of the data directory): nothing to do.
-        if (e.code === "conflict" && e.message.includes("already a member")) return;
-        if (e.code === "conflict") throw new Error(`cannot join: ${e.message}`);
-        problems.push(`${member}: ${e.message}`);
-      }
-    }
-    await new Promise((r) => setTimeout(r, 500));
+  try {
+    await retry(() => askEachMember(j), {
+      firstMs: 250,
+      maxMs: 1000,
+      deadline: Date.now() + (j.timeoutMs ?? 120_000),
+      retriable: (err) => err instanceof NotAddedYet,
+    });
+  } catch (err) {
+    if (err instanceof NotAddedYet)
+      throw new Error(`no founding member added this node as a learner (${err.message})`);
+    throw err;
   }
-  throw new Error(`no founding member added this node as a learner (${problems.join("; ")})`);
+}
+
+/** Every founding member answered, none added this node (no leader yet, or unreachable): what each said. */
+class NotAddedYet extends Error {}
+
+async function askEachMember(j: LearnerJoin): Promise<void> {
+  const problems: string[] = [];
+  for (const [member, addr] of j.members) {
+    try {
+      await askToAdd(j, member, addr);
+      j.log(`[discovery] added to the cluster as a learner (asked ${member})`);
+      return;
+    } catch (err) {
+      const e = err as { code?: string; message: string };
+      // Added before (a restart between the add and the first save of the data directory): nothing to do.
+      if (e.code === "conflict" && e.message.includes("already a member")) return;
+      if (e.code === "conflict") throw new Error(`cannot join: ${e.message}`);
+      problems.push(`${member}: ${e.message}`);
+    }
+  }
+  throw new NotAddedYet(problems.join("; "));
 }
 
 async function askToAdd(j: LearnerJoin, member: string, addr: string): Promise<void> {
