@@ -173,6 +173,7 @@ function unitsTableByScanning(s: ClusterSnapshot): Row[] {
       const active = r.active;
       rows.push({
         id: u.name,
+        key: `${u.name} ${r.machine}`,
         cells: [u.name, u.desired, current, machine, active, r.note ? `${r.sub} (${r.note})` : r.sub],
         tone:
           active === "active"

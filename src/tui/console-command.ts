@@ -12,13 +12,14 @@ const ALT_SCREEN_OFF = "\x1b[?1049l";
 export const consoleCommand: Command = {
   name: "console",
   summary: "full-screen live view of machines, units, keys and members, with keyboard actions",
-  usage: "[--refresh DURATION]",
+  usage: "[--refresh DURATION] [--readonly]",
   description: `
 Shows the cluster live (updated as the store changes, and polled every --refresh for liveness and health): machines, units with their state on each machine, the key/value
 tree, and the members with the leader and their health. Keys: 1-4 or Tab switch views, arrows or j/k move, Enter
 opens a unit's status and journal or a key directory, Esc goes back, l follows a unit's journal live, / filters
-the rows, s/x/u/d start, stop, unload and destroy the selected unit, d deletes the selected key, r refreshes,
-? lists the keys, q quits. Reaches any node, directly
+the rows, s/x/R/u/d start, stop, restart, unload and destroy the selected unit (or the ones marked with Space),
+d deletes the selected key, r refreshes, ? lists the keys, q quits. Every action but start asks a y/n question
+naming its targets first; --readonly refuses them all (the header says READ-ONLY). Reaches any node, directly
 (--endpoint) or through SSH (--tunnel, BERTH_TUNNEL); when the connection drops it reconnects to whichever
 endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv ls.`,
   flags: [
@@ -28,6 +29,12 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       description: "how often to poll the cluster (changes to units and keys show at once anyway)",
       env: "BERTH_CONSOLE_REFRESH",
       default: 1000,
+    },
+    {
+      name: "readonly",
+      type: "boolean",
+      description: "look, do not touch: every key that would change the cluster is refused",
+      env: "BERTH_CONSOLE_READONLY",
     },
     ...CLIENT_FLAGS,
   ],
@@ -56,7 +63,10 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
     // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line
     // short when the frame is shorter than the terminal (as ours is, see app.tsx), and every update lands a line low.
-    const instance = render(createElement(App, { source, label: cluster.via }), { exitOnCtrlC: false });
+    const instance = render(
+      createElement(App, { source, label: cluster.via, readonly: flags.readonly === true }),
+      { exitOnCtrlC: false },
+    );
     const quit = () => instance.unmount();
     process.once("SIGTERM", quit);
     process.once("SIGHUP", quit);

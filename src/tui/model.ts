@@ -58,6 +58,8 @@ export interface Column {
 export interface Row {
   /** What actions act on: a unit name, a key, a machine id, a member name. */
   id: string;
+  /** The row's identity where `id` is not unique in its table (a unit's row per machine); the selection follows it. */
+  key?: string;
   cells: string[];
   /** "good" (up, active), "bad" (lost, failed), or neutral. */
   tone?: "good" | "bad" | "warn";
@@ -131,6 +133,7 @@ export function unitsTable(s: Pick<ClusterSnapshot, "machines" | "units" | "stat
       const sub = r.note ? `${r.sub} (${r.note})` : r.sub;
       rows.push({
         id: u.name,
+        key: `${u.name} ${r.machine}`,
         cells: [u.name, u.desired, current, machine, r.active, sub],
         tone: activeTone(r.active),
       });

@@ -63,6 +63,8 @@ export function Table(props: {
   selected: number;
   start: number;
   empty: string;
+  /** Ids of the marked rows (drawn bold and magenta). */
+  marked?: Set<string>;
 }) {
   const { data, width, height, selected, start } = props;
   const widths = columnWidths(data, width);
@@ -74,12 +76,14 @@ export function Table(props: {
       {data.rows.length === 0 ? <Text dimColor>{props.empty}</Text> : null}
       {visible.map((r: Row, i) => {
         const isSelected = start + i === selected;
+        const isMarked = props.marked?.has(r.id) === true;
         return (
           <Text
             // biome-ignore lint/suspicious/noArrayIndexKey: rows are positions in a scrolling window
             key={start + i}
             inverse={isSelected}
-            color={r.tone ? TONE_COLOR[r.tone] : undefined}
+            bold={isMarked}
+            color={isMarked ? "magenta" : r.tone ? TONE_COLOR[r.tone] : undefined}
             wrap="truncate"
           >
             {line(r.cells)}
