@@ -117,7 +117,7 @@ describe("console reducer", () => {
   it("moves the selection, and it follows its row when rows are inserted above it", () => {
     const { screen, data } = screenOf({ units });
     let { state } = press(initialState({ view: "units" }), screen, "j");
-    expect(state.selected.units).toEqual({ key: "b.service m1", index: 1 });
+    expect(state.selected.units).toEqual({ key: "b.service m1", id: "b.service", index: 1 });
     // Two units sort above b.service: the selection is still b.service, now the fourth row.
     data.units = [unitRow("0.service"), unitRow("00.service"), ...units];
     expect(selectedIndex(state.selected.units, data.units)).toBe(3);
@@ -127,15 +127,23 @@ describe("console reducer", () => {
     expect(effects).toEqual([{ kind: "units", op: "stop", names: ["b.service"] }]);
   });
 
-  it("tells a unit's rows on two machines apart, and keeps the position when the selected row goes", () => {
+  it("tells a unit's rows on two machines apart; when its row goes, the unit's other row, else the position", () => {
     const { screen, data } = screenOf({
       units: [unitRow("a.service", "m1"), unitRow("a.service", "m2"), unitRow("b.service")],
     });
     const { state } = press(initialState({ view: "units" }), screen, "j");
     expect(selectedIndex(state.selected.units, data.units!)).toBe(1);
     expect(press(state, screen, "j").state.selected.units.key).toBe("b.service m1");
+    // Its row gone, the selection goes to the unit's other row; the unit gone, it stays where it was.
     data.units = [unitRow("a.service", "m1"), unitRow("b.service"), unitRow("c.service")];
+    expect(selectedIndex(state.selected.units, data.units)).toBe(0);
+    data.units = [unitRow("b.service"), unitRow("c.service"), unitRow("d.service")];
     expect(selectedIndex(state.selected.units, data.units)).toBe(1);
+    // A unit that moves to another machine (a new row key) stays selected.
+    data.units = [unitRow("a.service", "m1"), unitRow("b.service", "m1")];
+    const b = press(initialState({ view: "units" }), screen, "j");
+    data.units = [unitRow("0.service"), unitRow("a.service", "m1"), unitRow("b.service", "m3")];
+    expect(selectedIndex(b.state.selected.units, data.units)).toBe(2);
   });
 
   it("asks before stop, unload, restart, destroy and delete, naming the target; n cancels, y runs", () => {

@@ -87,6 +87,8 @@ describe("berth console", () => {
     t.keys("Escape");
     await t.waitForScreen(/UNIT\s+DESIRED/);
     t.keys("x");
+    await t.waitForScreen("Stop hello.service? (y/n)");
+    t.keys("y");
     await t.waitForScreen(/hello\.service\s+loaded\s+loaded\s+\w{8}\.\.\.\/n\d\s+inactive\s+dead/);
     const units = await cluster.cli(["list-units", "--no-legend"]);
     expect(units.stdout).toMatch(/hello\.service\s+\S+\s+inactive\s+dead/);
@@ -126,6 +128,68 @@ describe("berth console", () => {
     t.keys("q");
     expect(await t.exitCode()).toBe(0);
   }, 90_000);
+
+  it("keeps the selection on the unit chosen when a unit sorts above it, and acts on that one", async () => {
+    const t = open();
+    const submit = async (name: string) => {
+      const file = join(cluster.dir, name);
+      writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+      expect((await cluster.cli(["submit", file])).code).toBe(0);
+    };
+    await submit("sel-b.service");
+    t.keys("2");
+    await t.waitForScreen(/sel-b\.service\s+inactive/);
+    t.keys("/", "sel-", "Enter", "g");
+    await submit("sel-a.service");
+    await t.waitForScreen(/sel-a\.service\s+inactive[^\n]*\n[^\n]*sel-b\.service\s+inactive/);
+    // The selected row (reverse video) is still sel-b, now the second row, and d asks about it.
+    expect(t.styledScreen()).toMatch(/\x1b\[7m[^\n]*sel-b\.service/);
+    t.keys("d");
+    await t.waitForScreen("Destroy sel-b.service? (y/n)");
+    t.keys("y");
+    await t.waitForScreen("destroyed sel-b.service");
+    const files = (await cluster.cli(["list-unit-files", "--no-legend"])).stdout;
+    expect(files).toContain("sel-a.service");
+    expect(files).not.toContain("sel-b.service");
+    expect((await cluster.cli(["destroy", "sel-a.service"])).code).toBe(0);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
+
+  it("in --readonly mode says so in the header and refuses every action on units and keys", async () => {
+    const file = join(cluster.dir, "ro.service");
+    writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+    expect((await cluster.cli(["start", file])).code).toBe(0);
+    expect((await cluster.cli(["kv", "set", "/ro/key", "kept"])).code).toBe(0);
+    const t = open(["--readonly"]);
+    await t.waitForScreen(/^Berth console {2}READ-ONLY/);
+    t.keys("2");
+    await t.waitForScreen(/ro\.service\s+launched\s+launched\s+\w{8}\.\.\.\/n\d\s+active/);
+    t.keys("/", "ro.service", "Enter");
+    for (const [key, label] of [
+      ["s", "start"],
+      ["x", "stop"],
+      ["R", "restart"],
+      ["u", "unload"],
+      ["d", "destroy"],
+    ]) {
+      t.keys(key!, "y");
+      await t.waitForScreen(`read-only: ${label} is disabled`);
+    }
+    t.keys("3");
+    await t.waitForScreen(/ro\/\s+\(directory\)/);
+    t.keys("/", "ro/", "Enter", "Enter");
+    await t.waitForScreen(/key\s+kept/);
+    t.keys("d", "y");
+    await t.waitForScreen("read-only: delete is disabled");
+    expect((await cluster.cli(["kv", "get", "/ro/key"])).stdout).toBe("kept\n");
+    expect((await cluster.cli(["list-units", "--no-legend"])).stdout).toMatch(
+      /ro\.service\s+\S+\s+active\s+running/,
+    );
+    expect((await cluster.cli(["destroy", "ro.service"])).code).toBe(0);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
 
   it("shows changes as they happen (watches on the store), not only at the refresh interval", async () => {
     const t = open(["--refresh=10m"]);

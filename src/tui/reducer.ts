@@ -39,9 +39,13 @@ export interface Message {
   tone: "info" | "error";
 }
 
-/** The selection is a row's key (it follows the row when rows are inserted above it); `index` is where it was. */
+/**
+ * The selection is a row's key (it follows the row when rows are inserted above it); when that row goes, the first
+ * row of the same unit or key (`id`: a unit placed on another machine), else the position it had (`index`).
+ */
 export interface Selection {
   key: string | null;
+  id?: string;
   index: number;
 }
 
@@ -103,21 +107,30 @@ export function rowKey(row: Row): string {
   return row.key ?? row.id;
 }
 
-const positions = new WeakMap<Row[], Map<string, number>>();
+/** Each table's rows by key and by id (the first row of an id), built once per table. */
+const positions = new WeakMap<Row[], { byKey: Map<string, number>; byId: Map<string, number> }>();
 
 /** Where the selection is in `rows`: its row wherever it moved, or (gone) the position it had, kept in range. */
 export function selectedIndex(sel: Selection, rows: Row[]): number {
   if (sel.key !== null) {
     let index = positions.get(rows);
     if (!index) {
-      index = new Map();
-      for (let i = rows.length - 1; i >= 0; i--) index.set(rowKey(rows[i]!), i);
+      index = { byKey: new Map(), byId: new Map() };
+      for (let i = rows.length - 1; i >= 0; i--) {
+        index.byKey.set(rowKey(rows[i]!), i);
+        index.byId.set(rows[i]!.id, i);
+      }
       positions.set(rows, index);
     }
-    const at = index.get(sel.key);
+    const at = index.byKey.get(sel.key) ?? (sel.id === undefined ? undefined : index.byId.get(sel.id));
     if (at !== undefined) return at;
   }
   return Math.max(0, Math.min(sel.index, rows.length - 1));
+}
+
+function selectionOf(rows: Row[], index: number): Selection {
+  const row = rows[index];
+  return row ? { key: rowKey(row), id: row.id, index } : { key: null, index };
 }
 
 const VERBS: Record<UnitOp | "delete", string> = {
@@ -158,8 +171,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
   const rows = screen.rows(view, state.filter);
   const select = (i: number, inRows = rows) => {
     const index = Math.max(0, Math.min(i, inRows.length - 1));
-    const row = inRows[index];
-    return { ...state.selected, [view]: { key: row ? rowKey(row) : null, index } };
+    return { ...state.selected, [view]: selectionOf(inRows, index) };
   };
 
   if (state.editingFilter) {
@@ -238,7 +250,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
           return done({
             view: "units",
             filter,
-            selected: { ...state.selected, units: firstRow(screen.rows("units", filter)) },
+            selected: { ...state.selected, units: selectionOf(screen.rows("units", filter), 0) },
           });
         }
         if (view === "units") return openDetail({ kind: "unit", id: row.id });
@@ -294,10 +306,6 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
       { kind: "keyDir", dir },
     );
   }
-}
-
-function firstRow(rows: Row[]): Selection {
-  return { key: rows[0] ? rowKey(rows[0]) : null, index: 0 };
 }
 
 /** What an action acts on: the marked rows, or the selected one. */
