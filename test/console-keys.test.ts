@@ -1,6 +1,7 @@
 // The console's key table and UI reducer as data (no terminal): every key declared once, the footer and the help
 // derived from the table, the selection following its row, questions naming their targets, marks, read-only.
 import { describe, expect, it } from "vitest";
+import { headerStatus } from "../src/tui/header.ts";
 import {
   bindingFor,
   conflicts,
@@ -35,6 +36,7 @@ function screenOf(rows: Partial<Record<ViewName, Row[]>>, bindings: readonly Key
       (data[view] ?? []).filter((r) => !filter || r.cells.some((c) => c.includes(filter))),
     keyDir: "/a/b",
     pageSize: 10,
+    helpLength: 25,
     bindings,
   };
   return { screen, data };
@@ -106,10 +108,20 @@ describe("console key table", () => {
     expect(footerText(KEY_TABLE, "units", 15)).toBe("? help  q quit");
   });
 
+  it("lists the help one line per key or group of keys, wrapped to the width, every line readable at 60", () => {
+    const wide = helpLines(KEY_TABLE);
+    expect(wide).toContain("1 2 3 4            the Machines, Units, Keys, Members views");
+    expect(wide.find((l) => l.startsWith("R "))).toMatch(/^R\s+stop, then start the unit\(s\), asks first$/);
+    const narrow = helpLines(KEY_TABLE, false, 60);
+    expect(narrow.every((l) => l.length <= 60)).toBe(true);
+    // Nothing lost to the wrapping: the words of every line are there.
+    expect(narrow.join(" ").split(/\s+/)).toEqual(wide.join(" ").split(/\s+/));
+  });
+
   it("leaves the actions that change the cluster out of the footer in read-only mode, and says so in the help", () => {
     const footer = footerText(KEY_TABLE, "units", 200, true);
     for (const word of ["start", "stop", "restart", "unload", "destroy"]) expect(footer).not.toContain(word);
-    expect(helpLines(KEY_TABLE, true).filter((l) => l.endsWith("(off: read-only)"))).toHaveLength(6);
+    expect(helpLines(KEY_TABLE, true, 200).filter((l) => l.endsWith("(off: read-only)"))).toHaveLength(6);
   });
 });
 
@@ -245,9 +257,24 @@ describe("console reducer", () => {
     expect(press(initialState(), screen, "3").state.view).toBe("keys");
     expect(press(initialState(), screen, "shift-tab").state.view).toBe("members");
     expect(press(initialState(), screen, "q").effects).toEqual([{ kind: "exit" }]);
-    // Help: any key closes it.
+    // Help: the moving keys scroll it (as far as its last page), any other key closes it.
     const help = press(initialState(), screen, "?");
     expect(help.state.help).toBe(true);
+    expect(press(help.state, screen, "j", "j", "k").state).toMatchObject({ help: true, helpTop: 1 });
+    expect(press(help.state, screen, "pagedown", "pagedown").state.helpTop).toBe(15);
+    expect(press(help.state, screen, "G", "q", "?").state).toMatchObject({ help: true, helpTop: 0 });
     expect(press(help.state, screen, "q")).toMatchObject({ state: { help: false }, effects: [] });
+  });
+});
+
+describe("console header", () => {
+  it("fits one line: the endpoint cut from the left first, then the parts from the right", () => {
+    const parts = ["leader n1", "machines 3/3 up", "units 10000"];
+    const endpoint = "unix:///tmp/berth-test-abcdef/n1/berth.sock";
+    expect(headerStatus(endpoint, parts, 200)).toBe(`  ${endpoint}  leader n1  machines 3/3 up  units 10000`);
+    const at66 = headerStatus(endpoint, parts, 66);
+    expect(at66).toBe("  …t-abcdef/n1/berth.sock  leader n1  machines 3/3 up  units 10000");
+    expect(at66.length).toBe(66);
+    expect(headerStatus(endpoint, parts, 40)).toBe("  leader n1  machines 3/3 up");
   });
 });

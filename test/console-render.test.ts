@@ -68,7 +68,7 @@ describe("console screen", () => {
     expect(c.frame()).toContain("x stop  R restart  u unload  d destroy  Space mark");
     expect(c.frame()).toMatch(/\? help {2}q quit\s*$/);
     await c.press("?");
-    expect(c.frame()).toMatch(/R\s+stop, wait, start again the unit/);
+    expect(c.frame()).toMatch(/R\s+stop, then start the unit/);
     unmount?.();
     const remapped = KEY_TABLE.map((b) => (b.action === "stop" ? { ...b, keys: ["S"] } : b));
     const d = await open({ units: ["a.service"], bindings: remapped });

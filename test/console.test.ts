@@ -191,6 +191,50 @@ describe("berth console", () => {
     expect(await t.exitCode()).toBe(0);
   });
 
+  it("at 80x24: one header line, the name whole, ? help and q quit visible; the help readable at 60x15", async () => {
+    const name = "a-web-frontend-with-a-long-name@1.service";
+    const file = join(cluster.dir, name);
+    writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+    expect((await cluster.cli(["start", file])).code).toBe(0);
+    term = TestTerminal.start(
+      [BINARY, "console", `--endpoint=${cluster.endpoints()}`, "--refresh=300ms", "--readonly"],
+      { columns: 80, rows: 24 },
+    );
+    const t = term;
+    await t.waitForScreen(/machines 3\/3 up {2}units \d+/);
+    t.keys("2");
+    // Too narrow for every column: DESIRED and STATE give first, the name and ACTIVE stay whole.
+    await t.waitForScreen((screen) =>
+      screen
+        .split("\n")
+        .some((l) =>
+          /^a-web-frontend-with-a-long-name@1\.service\s+la…\s+la…\s+\w{8}\.\.\.\/n\d\s+active/.test(l),
+        ),
+    );
+    const lines = t.screen().split("\n");
+    expect(lines[0]).toMatch(/^Berth console {2}READ-ONLY {2}….*units \d+\s*$/);
+    expect(lines[1]).toMatch(/^ 1 Machines {2}2 Units/);
+    expect(lines.filter((l) => l.trim()).at(-1)).toMatch(/\? help {2}q quit\s*$/);
+    expect(lines.every((l) => l.length <= 80)).toBe(true);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+
+    term = TestTerminal.start([BINARY, "console", `--endpoint=${cluster.endpoints()}`], {
+      columns: 60,
+      rows: 15,
+    });
+    await term.waitForScreen(/machines 3\/3 up/);
+    term.keys("?");
+    const help = await term.waitForScreen(/↑↓ scroll \(1-\d+ of \d+\)/);
+    expect(help).toMatch(/Enter\s+machine: its units; unit: its status;\n\s+key: its value or directory/);
+    expect(help).not.toContain("…");
+    term.keys("G");
+    await term.waitForScreen(/\?\s+this help\n(.*\n)?q Ctrl-C\s+quit/);
+    term.keys("Escape");
+    await term.waitForScreen(/\? help {2}q quit/);
+    expect((await cluster.cli(["destroy", name])).code).toBe(0);
+  });
+
   it("shows changes as they happen (watches on the store), not only at the refresh interval", async () => {
     const t = open(["--refresh=10m"]);
     await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);

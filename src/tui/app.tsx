@@ -5,6 +5,7 @@
 import { Box, Text, useApp, useInput, useStdout } from "ink";
 import { useEffect, useRef, useState } from "react";
 import { formatJournalLine } from "../cli/journal.ts";
+import { headerStatus } from "./header.ts";
 import { footerText, helpLines, KEY_TABLE, type KeyBinding, keyName } from "./keys.ts";
 import { detailLines, filterRows, prepareFilter, tableFor, VIEWS, type ViewName } from "./model.ts";
 import {
@@ -20,6 +21,9 @@ import {
 } from "./reducer.ts";
 import type { ConsoleSource, SourceState } from "./source.ts";
 import { Table, windowStart } from "./table.tsx";
+
+const TITLE = "Berth console";
+const READ_ONLY = "READ-ONLY";
 
 /** `label` follows the endpoint in the header (" via core@bastion:22" through a tunnel). */
 export function App(props: {
@@ -54,11 +58,13 @@ export function App(props: {
   const height = Math.max(1, size.rows - 1);
   const bodyHeight = Math.max(3, height - 5);
 
+  const help = helpLines(bindings, uiRef.current.readonly, size.columns);
   const screen = (): Screen => ({
     rows: (view: ViewName, filter: string) =>
       filterRows(tableFor(view, source.current.snapshot, Date.now()), filter).rows,
     keyDir: source.current.snapshot.keyDir,
     pageSize: Math.max(1, bodyHeight - 2),
+    helpLength: help.length,
     bindings,
   });
 
@@ -134,7 +140,7 @@ export function App(props: {
     dispatch({ type: "key", name: keyName(input, key) });
   });
 
-  const { view, detail, filter, editingFilter, question, message, help } = ui;
+  const { view, detail, filter, editingFilter, question, message } = ui;
   const table = filterRows(tableFor(view, state.snapshot, Date.now()), filter);
   const sel = selectedIndex(ui.selected[view], table.rows);
   const marks = ui.marks[view];
@@ -151,18 +157,19 @@ export function App(props: {
     <Box flexDirection="column" width={size.columns} height={height} overflow="hidden">
       <Box height={1} overflow="hidden">
         <Text bold color="cyan">
-          Berth console
+          {TITLE}
         </Text>
         {ui.readonly ? (
           <Text bold color="yellow">
-            {"  READ-ONLY"}
+            {`  ${READ_ONLY}`}
           </Text>
         ) : null}
-        <Text>
-          {"  "}
-          {state.endpoint ? `${state.endpoint}${props.label}` : `not connected${props.label}`}
-          {"  "}leader {leader}
-          {"  "}machines {up}/{s.machines.length} up{"  "}units {s.units.length}
+        <Text wrap="truncate">
+          {headerStatus(
+            state.endpoint ? `${state.endpoint}${props.label}` : `not connected${props.label}`,
+            [`leader ${leader}`, `machines ${up}/${s.machines.length} up`, `units ${s.units.length}`],
+            size.columns - TITLE.length - (ui.readonly ? READ_ONLY.length + 2 : 0),
+          )}
         </Text>
       </Box>
       <Box height={1} overflow="hidden">
@@ -178,10 +185,11 @@ export function App(props: {
         {marks.length > 0 ? <Text color="magenta">{`  ${marks.length} marked`}</Text> : null}
       </Box>
       <Box flexDirection="column" height={bodyHeight} marginTop={1} overflow="hidden">
-        {help ? (
-          helpLines(bindings, ui.readonly).map((h) => (
-            <Text key={h} wrap="truncate">
-              {h}
+        {ui.help ? (
+          help.slice(ui.helpTop, ui.helpTop + bodyHeight).map((h, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
+            <Text key={i} wrap="truncate">
+              {h || " "}
             </Text>
           ))
         ) : question && question.targets.length > 1 ? (
@@ -225,7 +233,11 @@ export function App(props: {
         )}
       </Box>
       <Text dimColor wrap="truncate">
-        {footerText(bindings, detail ? "detail" : view, size.columns, ui.readonly)}
+        {ui.help
+          ? help.length > bodyHeight
+            ? `↑↓ scroll (${ui.helpTop + 1}-${Math.min(help.length, ui.helpTop + bodyHeight)} of ${help.length})  any other key closes`
+            : "any key closes the help"
+          : footerText(bindings, detail ? "detail" : view, size.columns, ui.readonly)}
       </Text>
     </Box>
   );

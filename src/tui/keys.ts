@@ -44,6 +44,8 @@ export interface KeyBinding {
   label: string;
   /** The help's line for it. */
   help: string;
+  /** The help's line for consecutive bindings of the same group (1 2 3 4: "the views"), instead of one each. */
+  group?: string;
   /** Shown in the footer (the keys an operator looks for; moving is assumed). */
   footer?: boolean;
   /** Changes the cluster: asks first (unless `confirm: false`) and is refused in read-only mode. */
@@ -59,7 +61,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["enter"],
     where: ["machines", "units", "keys", "detail"],
     label: "open",
-    help: "machine: its units; unit: status and journal; key: open the directory or show the value",
+    help: "machine: its units; unit: its status; key: its value or directory",
     footer: true,
   },
   {
@@ -67,7 +69,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["l"],
     where: ["units"],
     label: "journal",
-    help: "follow the unit's journal live (journal -f)",
+    help: "follow the unit's journal live",
     footer: true,
   },
   {
@@ -85,7 +87,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["x"],
     where: ["units"],
     label: "stop",
-    help: "stop the unit(s), after a y/n question",
+    help: "stop the unit(s), asks first",
     footer: true,
     changes: true,
   },
@@ -94,7 +96,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["R"],
     where: ["units"],
     label: "restart",
-    help: "stop, wait, start again the unit(s), after a y/n question",
+    help: "stop, then start the unit(s), asks first",
     footer: true,
     changes: true,
   },
@@ -103,7 +105,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["u"],
     where: ["units"],
     label: "unload",
-    help: "unload the unit(s), after a y/n question",
+    help: "unload the unit(s), asks first",
     footer: true,
     changes: true,
   },
@@ -112,7 +114,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["d"],
     where: ["units"],
     label: "destroy",
-    help: "destroy the unit(s), after a y/n question",
+    help: "destroy the unit(s), asks first",
     footer: true,
     changes: true,
   },
@@ -121,7 +123,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["d"],
     where: ["keys"],
     label: "delete",
-    help: "delete the key(s), after a y/n question (a directory with everything below it)",
+    help: "delete the key(s) (a directory: all below it), asks first",
     footer: true,
     changes: true,
   },
@@ -130,7 +132,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["space"],
     where: ["units", "keys"],
     label: "mark",
-    help: "mark the row for a bulk action (again: unmark); Esc clears the marks",
+    help: "mark the row for a bulk action (again: unmark)",
     footer: true,
   },
   {
@@ -138,7 +140,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["/"],
     where: VIEWS_ONLY,
     label: "filter",
-    help: "filter the rows (Enter keeps the filter, Esc clears it)",
+    help: "filter the rows (Enter keeps it, Esc clears it)",
     footer: true,
   },
   {
@@ -146,34 +148,105 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: ["esc", "left", "h", "backspace"],
     where: "all",
     label: "back",
-    help: "back: close the pane, clear the filter or marks, the parent key directory",
+    help: "back: close the pane, clear marks or filter, go up",
     footer: true,
   },
-  { action: "view.machines", keys: ["1"], where: "all", label: "machines", help: "the Machines view" },
-  { action: "view.units", keys: ["2"], where: "all", label: "units", help: "the Units view" },
-  { action: "view.keys", keys: ["3"], where: "all", label: "keys", help: "the Keys view" },
-  { action: "view.members", keys: ["4"], where: "all", label: "members", help: "the Members view" },
-  { action: "view.next", keys: ["tab"], where: "all", label: "next view", help: "the next view" },
+  {
+    action: "view.machines",
+    keys: ["1"],
+    where: "all",
+    label: "machines",
+    help: "the Machines view",
+    group: "the Machines, Units, Keys, Members views",
+  },
+  {
+    action: "view.units",
+    keys: ["2"],
+    where: "all",
+    label: "units",
+    help: "the Units view",
+    group: "the Machines, Units, Keys, Members views",
+  },
+  {
+    action: "view.keys",
+    keys: ["3"],
+    where: "all",
+    label: "keys",
+    help: "the Keys view",
+    group: "the Machines, Units, Keys, Members views",
+  },
+  {
+    action: "view.members",
+    keys: ["4"],
+    where: "all",
+    label: "members",
+    help: "the Members view",
+    group: "the Machines, Units, Keys, Members views",
+  },
+  {
+    action: "view.next",
+    keys: ["tab"],
+    where: "all",
+    label: "next view",
+    help: "the next view",
+    group: "the next / previous view",
+  },
   {
     action: "view.previous",
     keys: ["shift-tab"],
     where: "all",
     label: "previous view",
     help: "the previous view",
+    group: "the next / previous view",
   },
-  { action: "up", keys: ["up", "k"], where: VIEWS_ONLY, label: "up", help: "move up" },
-  { action: "down", keys: ["down", "j"], where: VIEWS_ONLY, label: "down", help: "move down" },
-  { action: "page.up", keys: ["pageup"], where: VIEWS_ONLY, label: "page up", help: "a page up" },
-  { action: "page.down", keys: ["pagedown"], where: VIEWS_ONLY, label: "page down", help: "a page down" },
-  { action: "top", keys: ["g", "home"], where: VIEWS_ONLY, label: "top", help: "the first row" },
-  { action: "bottom", keys: ["G", "end"], where: VIEWS_ONLY, label: "bottom", help: "the last row" },
+  { action: "up", keys: ["up", "k"], where: VIEWS_ONLY, label: "up", help: "move up", group: "up / down" },
+  {
+    action: "down",
+    keys: ["down", "j"],
+    where: VIEWS_ONLY,
+    label: "down",
+    help: "move down",
+    group: "up / down",
+  },
+  {
+    action: "page.up",
+    keys: ["pageup"],
+    where: VIEWS_ONLY,
+    label: "page up",
+    help: "a page up",
+    group: "a page up / down",
+  },
+  {
+    action: "page.down",
+    keys: ["pagedown"],
+    where: VIEWS_ONLY,
+    label: "page down",
+    help: "a page down",
+    group: "a page up / down",
+  },
+  {
+    action: "top",
+    keys: ["g", "home"],
+    where: VIEWS_ONLY,
+    label: "top",
+    help: "the first row",
+    group: "the first / last row",
+  },
+  {
+    action: "bottom",
+    keys: ["G", "end"],
+    where: VIEWS_ONLY,
+    label: "bottom",
+    help: "the last row",
+    group: "the first / last row",
+  },
   { action: "refresh", keys: ["r"], where: "all", label: "refresh", help: "refresh now" },
   {
     action: "help",
     keys: ["?"],
     where: "all",
     label: "help",
-    help: "this help (any key closes it)",
+    help: "this help",
     footer: true,
   },
   { action: "quit", keys: ["q", "ctrl-c"], where: "all", label: "quit", help: "quit", footer: true },
@@ -287,12 +360,37 @@ export function footerText(
   return items.join("  ");
 }
 
-/** The help: one line per binding, keys then what it does. */
-export function helpLines(table: readonly KeyBinding[], readonly = false): string[] {
-  const keys = table.map((b) => b.keys.map(displayKey).join(" "));
-  const width = Math.max(...keys.map((k) => k.length));
-  return table.map((b, i) => {
+/**
+ * The help: a line per binding (or group of bindings), its keys then what it does, the text wrapped under itself
+ * where `width` is too narrow for it.
+ */
+export function helpLines(table: readonly KeyBinding[], readonly = false, width = 100): string[] {
+  const entries: { keys: string[]; text: string }[] = [];
+  for (const b of table) {
+    const prev = entries.at(-1);
     const off = readonly && b.changes ? " (off: read-only)" : "";
-    return `${keys[i]!.padEnd(width)}  ${b.help}${off}`;
-  });
+    if (b.group && prev?.text === b.group) prev.keys.push(...b.keys.map(displayKey));
+    else entries.push({ keys: b.keys.map(displayKey), text: `${b.group ?? b.help}${off}` });
+  }
+  const keysWidth = Math.max(...entries.map((e) => e.keys.join(" ").length));
+  const textWidth = Math.max(20, width - keysWidth - 2);
+  const out: string[] = [];
+  for (const e of entries) {
+    const lines = wrap(e.text, textWidth);
+    out.push(`${e.keys.join(" ").padEnd(keysWidth)}  ${lines[0]}`);
+    for (const more of lines.slice(1)) out.push(`${" ".repeat(keysWidth)}  ${more}`);
+  }
+  return out;
+}
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, line];
 }

@@ -51,8 +51,13 @@ export const EMPTY_SNAPSHOT: ClusterSnapshot = {
 
 export interface Column {
   title: string;
-  /** Grows to fill the width left by the others (one per table). */
+  /** Grows to fill the width left by the others (one per table), and is the first to shrink. */
   flex?: boolean;
+  /**
+   * How long it keeps its width when the terminal is too narrow: higher shrinks later (default 0; the flex column
+   * -1; between equals, the one further right shrinks first).
+   */
+  keep?: number;
 }
 
 export interface Row {
@@ -141,11 +146,12 @@ export function unitsTable(s: Pick<ClusterSnapshot, "machines" | "units" | "stat
   }
   return {
     columns: [
-      { title: "UNIT" },
-      { title: "DESIRED" },
-      { title: "STATE" },
-      { title: "MACHINE" },
-      { title: "ACTIVE" },
+      // Narrow terminals: the unit's name is the last to be cut, its ACTIVE state and machine before it.
+      { title: "UNIT", keep: 9 },
+      { title: "DESIRED", keep: 1 },
+      { title: "STATE", keep: 2 },
+      { title: "MACHINE", keep: 3 },
+      { title: "ACTIVE", keep: 4 },
       { title: "SUB", flex: true },
     ],
     rows,

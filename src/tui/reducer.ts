@@ -57,6 +57,8 @@ export interface UiState {
   editingFilter: boolean;
   question: Question | null;
   help: boolean;
+  /** The first help line shown (the help scrolls where the terminal is too short for it). */
+  helpTop: number;
   message: Message | null;
   /** Marked rows per view (unit names, keys), in the order they were marked. */
   marks: Record<ViewName, Target[]>;
@@ -68,8 +70,10 @@ export interface Screen {
   /** The rows the view shows with `filter` applied (the table as drawn). */
   rows: (view: ViewName, filter: string) => Row[];
   keyDir: string;
-  /** Rows a PgUp/PgDn moves. */
+  /** Rows a PgUp/PgDn moves (the rows the body shows). */
   pageSize: number;
+  /** Lines the help has at this width. */
+  helpLength: number;
   bindings: readonly KeyBinding[];
 }
 
@@ -96,6 +100,7 @@ export function initialState(opts: { readonly?: boolean; view?: ViewName } = {})
     editingFilter: false,
     question: null,
     help: false,
+    helpTop: 0,
     message: null,
     marks: perView(() => []),
     readonly: opts.readonly === true,
@@ -189,7 +194,27 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     if (name === "y" || name === "Y") return done({ question: null, marks: clearMarks(state) }, q.effect);
     return done({ question: null, message: { text: "cancelled", tone: "info" } });
   }
-  if (state.help) return done({ help: false });
+  if (state.help) {
+    // The keys that move a table scroll the help; any other key closes it.
+    const last = Math.max(0, screen.helpLength - screen.pageSize);
+    const scroll = (top: number) => done({ helpTop: Math.max(0, Math.min(top, last)) });
+    switch (bindingFor(screen.bindings, "machines", name)?.action) {
+      case "up":
+        return scroll(state.helpTop - 1);
+      case "down":
+        return scroll(state.helpTop + 1);
+      case "page.up":
+        return scroll(state.helpTop - screen.pageSize);
+      case "page.down":
+        return scroll(state.helpTop + screen.pageSize);
+      case "top":
+        return scroll(0);
+      case "bottom":
+        return scroll(last);
+      default:
+        return done({ help: false });
+    }
+  }
 
   const where: Context = state.detail ? "detail" : view;
   const binding = bindingFor(screen.bindings, where, name);
@@ -207,7 +232,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
       case "quit":
         return { state, effects: [{ kind: "exit" }] };
       case "help":
-        return done({ help: true });
+        return done({ help: true, helpTop: 0 });
       case "refresh":
         return { state, effects: [{ kind: "refresh" }] };
       case "view.machines":

@@ -21,23 +21,36 @@ function naturalWidthsOf(data: TableData): number[] {
   return widths;
 }
 
-/** Column widths that fit `width`: natural widths, the flex column shrinking first, then every column evenly. */
+/** The narrowest a column shrinks to (a cut cell keeps a character and its "…"). */
+const MIN_WIDTH = 3;
+
+/**
+ * Column widths that fit `width`: natural widths, the flex column taking what is left. Too wide, the columns shrink
+ * in order of importance (Column.keep; the flex column first, then from the right), each down to MIN_WIDTH before
+ * the next one gives anything: the unit name stays whole as long as anything else can give.
+ */
 export function columnWidths(data: TableData, width: number): number[] {
-  const natural = naturalWidthsOf(data);
+  const widths = [...naturalWidthsOf(data)];
   const available = Math.max(data.columns.length, width - GAP * (data.columns.length - 1));
-  const flex = data.columns.findIndex((c) => c.flex);
-  const fixed = natural.reduce((a, w, i) => a + (i === flex ? 0 : w), 0);
-  const widths = [...natural];
-  if (flex >= 0) widths[flex] = Math.max(available - fixed, Math.min(natural[flex]!, 8));
   let total = widths.reduce((a, w) => a + w, 0);
-  // Still too wide: take from the widest column until it fits.
-  while (total > available) {
-    const widest = widths.indexOf(Math.max(...widths));
-    if (widths[widest]! <= 3) break;
-    widths[widest]! -= 1;
-    total -= 1;
+  const flex = data.columns.findIndex((c) => c.flex);
+  if (total <= available) {
+    if (flex >= 0) widths[flex]! += available - total;
+    return widths;
+  }
+  for (const i of shrinkOrder(data)) {
+    const cut = Math.min(total - available, Math.max(0, widths[i]! - MIN_WIDTH));
+    widths[i]! -= cut;
+    total -= cut;
+    if (total <= available) break;
   }
   return widths;
+}
+
+/** Column indexes, the one to shrink first first. */
+function shrinkOrder(data: TableData): number[] {
+  const keep = (i: number) => data.columns[i]!.keep ?? (data.columns[i]!.flex ? -1 : 0);
+  return data.columns.map((_, i) => i).sort((a, b) => keep(a) - keep(b) || b - a);
 }
 
 export function fitCell(text: string, width: number): string {
