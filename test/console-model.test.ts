@@ -174,6 +174,7 @@ function unitsTableByScanning(s: ClusterSnapshot): Row[] {
       rows.push({
         id: u.name,
         key: `${u.name} ${r.machine}`,
+        machine: r.machine,
         cells: [u.name, u.desired, current, machine, active, r.note ? `${r.sub} (${r.note})` : r.sub],
         tone:
           active === "active"

@@ -5,6 +5,7 @@ import { render } from "ink-testing-library";
 import { createElement } from "react";
 import { afterEach, describe, expect, it } from "vitest";
 import { App } from "../src/tui/app.tsx";
+import { DEFAULT_CONFIG } from "../src/tui/config.ts";
 import { KEY_TABLE } from "../src/tui/keys.ts";
 import { EMPTY_SNAPSHOT } from "../src/tui/model.ts";
 import type { ConsoleSource, SourceState } from "../src/tui/source.ts";
@@ -49,7 +50,8 @@ afterEach(() => {
 
 async function open(props: { units: string[]; readonly?: boolean; bindings?: typeof KEY_TABLE }) {
   const { source, calls } = fakeSource(props.units);
-  const r = render(createElement(App, { source, label: "", ...props }));
+  const config = { ...DEFAULT_CONFIG, bindings: props.bindings ?? KEY_TABLE };
+  const r = render(createElement(App, { source, label: "", readonly: props.readonly, config }));
   unmount = r.unmount;
   const press = async (...keys: string[]) => {
     for (const k of keys) {

@@ -1,7 +1,7 @@
 // `berth console` in a real terminal (tmux) against a real 3-node cluster: the views show what the CLI sees and
 // follow changes, keys start/stop/destroy units and delete keys, it reconnects when its node is killed, it works
 // through an SSH --tunnel, and it quits cleanly.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BINARY, berth, freePort, TestCluster } from "./support/cluster.ts";
@@ -233,6 +233,51 @@ describe("berth console", () => {
     term.keys("Escape");
     await term.waitForScreen(/\? help {2}q quit/);
     expect((await cluster.cli(["destroy", name])).code).toBe(0);
+  });
+
+  it("follows its config file: default view, remapped keys, columns, a plugin with the selected unit", async () => {
+    const file = join(cluster.dir, "cfg.service");
+    writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+    expect((await cluster.cli(["start", file])).code).toBe(0);
+    const out = join(cluster.dir, "plugin.out");
+    const config = join(cluster.dir, "console.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        view: "units",
+        keys: { stop: "S" },
+        columns: { units: ["UNIT", "ACTIVE"] },
+        plugins: [
+          {
+            key: "P",
+            label: "note",
+            views: ["units"],
+            command: `echo "$BERTH_UNIT on $BERTH_MACHINE" > ${out}; echo noted`,
+          },
+        ],
+      }),
+    );
+    const t = open([], { BERTH_CONSOLE_CONFIG: config });
+    await t.waitForScreen(/UNIT\s+ACTIVE\n(.*\n)*cfg\.service\s+active\s*\n/);
+    expect(t.screen()).not.toContain("DESIRED");
+    expect(t.screen()).toMatch(/S stop .*P note/);
+    t.keys("/", "cfg", "Enter", "P");
+    await t.waitForScreen("note: noted");
+    expect(readFileSync(out, "utf8")).toMatch(/^cfg\.service on \w{32}\n$/);
+    t.keys("x");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.screen()).not.toContain("Stop cfg.service?");
+    t.keys("S");
+    await t.waitForScreen("Stop cfg.service? (y/n)");
+    t.keys("n", "q");
+    expect(await t.exitCode()).toBe(0);
+    expect((await cluster.cli(["destroy", "cfg.service"])).code).toBe(0);
+
+    // A configuration it cannot use: exit 2, the file and the line.
+    writeFileSync(config, '{\n  "view": "units",\n  "keys": { "stop": "d" }\n}\n');
+    const r = await berth(["console", `--endpoint=${cluster.endpoints()}`, `--console-config=${config}`]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${config}:3: keys.stop: d is bound to both stop and destroy in units`);
   });
 
   it("shows changes as they happen (watches on the store), not only at the refresh interval", async () => {

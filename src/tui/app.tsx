@@ -5,9 +5,20 @@
 import { Box, Text, useApp, useInput, useStdout } from "ink";
 import { useEffect, useRef, useState } from "react";
 import { formatJournalLine } from "../cli/journal.ts";
+import { type ConsoleConfig, DEFAULT_CONFIG } from "./config.ts";
 import { headerStatus } from "./header.ts";
-import { footerText, helpLines, KEY_TABLE, type KeyBinding, keyName } from "./keys.ts";
-import { detailLines, filterRows, prepareFilter, tableFor, VIEWS, type ViewName } from "./model.ts";
+import { footerText, helpLines, keyName } from "./keys.ts";
+import {
+  type ClusterSnapshot,
+  detailLines,
+  filterRows,
+  prepareFilter,
+  tableFor,
+  VIEWS,
+  type ViewName,
+  withColumns,
+} from "./model.ts";
+import { runPlugin } from "./plugin.ts";
 import {
   type Detail,
   type Effect,
@@ -29,17 +40,23 @@ const READ_ONLY = "READ-ONLY";
 export function App(props: {
   source: ConsoleSource;
   label: string;
+  /** --readonly (or the config's "readonly"). */
   readonly?: boolean;
-  bindings?: readonly KeyBinding[];
+  config?: ConsoleConfig;
 }) {
   const { source } = props;
-  const bindings = props.bindings ?? KEY_TABLE;
+  const config = props.config ?? DEFAULT_CONFIG;
+  const { bindings, theme } = config;
+  const tableOf = (view: ViewName, snapshot: ClusterSnapshot) =>
+    withColumns(tableFor(view, snapshot, Date.now()), config.columns[view]);
   const { exit } = useApp();
   const { stdout } = useStdout();
   const [state, setState] = useState<SourceState>(source.current);
   // The UI state lives in a ref the keys update at once: keys typed faster than React renders ("d" then "y") must
   // see the effect of the key before them; the React state only triggers the render.
-  const uiRef = useRef<UiState>(initialState({ readonly: props.readonly }));
+  const uiRef = useRef<UiState>(
+    initialState({ readonly: props.readonly || config.readonly, view: config.view }),
+  );
   const [ui, setUi] = useState(uiRef.current);
   const [size, setSize] = useState({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
   const windowStartRef = useRef(0);
@@ -60,8 +77,7 @@ export function App(props: {
 
   const help = helpLines(bindings, uiRef.current.readonly, size.columns);
   const screen = (): Screen => ({
-    rows: (view: ViewName, filter: string) =>
-      filterRows(tableFor(view, source.current.snapshot, Date.now()), filter).rows,
+    rows: (view: ViewName, filter: string) => filterRows(tableOf(view, source.current.snapshot), filter).rows,
     keyDir: source.current.snapshot.keyDir,
     pageSize: Math.max(1, bodyHeight - 2),
     helpLength: help.length,
@@ -94,7 +110,7 @@ export function App(props: {
       case "refresh":
         return void source.refresh();
       case "prepareFilter":
-        return prepareFilter(tableFor(uiRef.current.view, source.current.snapshot, Date.now()));
+        return prepareFilter(tableOf(uiRef.current.view, source.current.snapshot));
       case "keyDir":
         return source.setKeyDir(e.dir);
       case "detail":
@@ -102,6 +118,10 @@ export function App(props: {
         if (e.detail?.kind === "journal") source.follow(e.detail.id);
         else source.stopFollowing();
         return;
+      case "plugin":
+        return act(
+          runPlugin(e.label, e.command, { ...e.env, BERTH_ENDPOINT: source.current.endpoint ?? "" }),
+        );
       case "deleteKeys":
         return act(
           Promise.all(e.targets.map((t) => source.deleteKey(t.id, t.dir === true))).then(
@@ -141,7 +161,7 @@ export function App(props: {
   });
 
   const { view, detail, filter, editingFilter, question, message } = ui;
-  const table = filterRows(tableFor(view, state.snapshot, Date.now()), filter);
+  const table = filterRows(tableOf(view, state.snapshot), filter);
   const sel = selectedIndex(ui.selected[view], table.rows);
   const marks = ui.marks[view];
 
@@ -156,11 +176,11 @@ export function App(props: {
   return (
     <Box flexDirection="column" width={size.columns} height={height} overflow="hidden">
       <Box height={1} overflow="hidden">
-        <Text bold color="cyan">
+        <Text bold color={theme.title}>
           {TITLE}
         </Text>
         {ui.readonly ? (
-          <Text bold color="yellow">
+          <Text bold color={theme.readonly}>
             {`  ${READ_ONLY}`}
           </Text>
         ) : null}
@@ -178,11 +198,11 @@ export function App(props: {
             {` ${v.key} ${v.title} `}
           </Text>
         ))}
-        {view === "keys" ? <Text color="cyan">{`  ${s.keyDir}`}</Text> : null}
+        {view === "keys" ? <Text color={theme.title}>{`  ${s.keyDir}`}</Text> : null}
         {filter || editingFilter ? (
-          <Text color="yellow">{`  /${filter}${editingFilter ? "▏" : ""}`}</Text>
+          <Text color={theme.filter}>{`  /${filter}${editingFilter ? "▏" : ""}`}</Text>
         ) : null}
-        {marks.length > 0 ? <Text color="magenta">{`  ${marks.length} marked`}</Text> : null}
+        {marks.length > 0 ? <Text color={theme.marked}>{`  ${marks.length} marked`}</Text> : null}
       </Box>
       <Box flexDirection="column" height={bodyHeight} marginTop={1} overflow="hidden">
         {ui.help ? (
@@ -202,7 +222,7 @@ export function App(props: {
         ) : detail ? (
           <DetailPane detail={detail} state={state} height={bodyHeight} />
         ) : view === "keys" && s.keys === null ? (
-          <Text color="yellow">{`${s.keyDir} does not exist (Esc: parent directory)`}</Text>
+          <Text color={theme.warn}>{`${s.keyDir} does not exist (Esc: parent directory)`}</Text>
         ) : (
           <Table
             data={table}
@@ -211,21 +231,22 @@ export function App(props: {
             selected={sel}
             start={windowStartRef.current}
             marked={marks.length > 0 ? new Set(marks.map((t) => t.id)) : undefined}
+            theme={theme}
             empty={filter ? `nothing matches /${filter} (Esc clears the filter)` : emptyText(view, state)}
           />
         )}
       </Box>
       <Box height={1} overflow="hidden">
         {question ? (
-          <Text color="yellow" bold wrap="truncate">
+          <Text color={theme.question} bold wrap="truncate">
             {questionLine(question, size.columns)}
           </Text>
         ) : state.error ? (
-          <Text color="red" wrap="truncate">
+          <Text color={theme.error} wrap="truncate">
             {state.endpoint ? state.error : `cannot reach the cluster: ${state.error} (retrying)`}
           </Text>
         ) : message ? (
-          <Text color={message.tone === "error" ? "red" : "green"} wrap="truncate">
+          <Text color={message.tone === "error" ? theme.error : theme.message} wrap="truncate">
             {message.text}
           </Text>
         ) : (

@@ -32,7 +32,11 @@ export type Action =
   | "unload"
   | "restart"
   | "destroy"
-  | "delete";
+  | "delete"
+  /** A config's hotkey: to a view, with a filter. */
+  | "hotkey"
+  /** A config's plugin: a shell command with the selected row in its environment. */
+  | "plugin";
 
 export interface KeyBinding {
   action: Action;
@@ -51,6 +55,10 @@ export interface KeyBinding {
   /** Changes the cluster: asks first (unless `confirm: false`) and is refused in read-only mode. */
   changes?: boolean;
   confirm?: boolean;
+  /** action "hotkey": the view it opens and the filter it sets there. */
+  hotkey?: { view: ViewName; filter: string };
+  /** action "plugin": the shell command it runs. */
+  command?: string;
 }
 
 const VIEWS_ONLY: Context[] = ["machines", "units", "keys", "members"];
@@ -302,21 +310,59 @@ export function bindingFor(
   return table.find((b) => applies(b, where) && b.keys.includes(name));
 }
 
+export interface Conflict {
+  text: string;
+  /** The two bindings that claim the key (the earlier in the table first). */
+  bindings: [KeyBinding, KeyBinding];
+}
+
 /** Keys bound twice in one context (a table with any is refused: which one would win is a guess). */
-export function conflicts(table: readonly KeyBinding[]): string[] {
-  const out: string[] = [];
+export function conflicts(table: readonly KeyBinding[]): Conflict[] {
+  const out: Conflict[] = [];
   const contexts: Context[] = [...VIEWS_ONLY, "detail"];
   for (const c of contexts) {
-    const seen = new Map<string, Action>();
+    const seen = new Map<string, KeyBinding>();
     for (const b of table.filter((b) => applies(b, c)))
       for (const k of b.keys) {
         const other = seen.get(k);
-        if (other) out.push(`${displayKey(k)} is bound to both ${other} and ${b.action} in ${c}`);
-        else seen.set(k, b.action);
+        if (!other) seen.set(k, b);
+        else if (!out.some((x) => x.bindings[0] === other && x.bindings[1] === b))
+          out.push({
+            text: `${displayKey(k)} is bound to both ${nameOf(other)} and ${nameOf(b)} in ${c}`,
+            bindings: [other, b],
+          });
       }
   }
   return out;
 }
+
+function nameOf(b: KeyBinding): string {
+  return b.action === "plugin" || b.action === "hotkey" ? `${b.action} "${b.label}"` : b.action;
+}
+
+const NAMED_KEYS = new Set([
+  "enter",
+  "esc",
+  "space",
+  "tab",
+  "shift-tab",
+  "up",
+  "down",
+  "left",
+  "right",
+  "pageup",
+  "pagedown",
+  "home",
+  "end",
+  "backspace",
+]);
+
+/** A key name keyName() can give: one character, a named key, or ctrl- and a letter. */
+export function isKeyName(name: string): boolean {
+  return [...name].length === 1 ? name !== " " : NAMED_KEYS.has(name) || /^ctrl-[a-z]$/.test(name);
+}
+
+export const KEY_NAMES_HELP = `one character, ctrl-a … ctrl-z, or ${[...NAMED_KEYS].join(", ")}`;
 
 export function displayKey(name: string): string {
   return (

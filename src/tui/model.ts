@@ -63,6 +63,8 @@ export interface Column {
 export interface Row {
   /** What actions act on: a unit name, a key, a machine id, a member name. */
   id: string;
+  /** The machine (id) a unit's row is on. */
+  machine?: string;
   /** The row's identity where `id` is not unique in its table (a unit's row per machine); the selection follows it. */
   key?: string;
   cells: string[];
@@ -139,6 +141,7 @@ export function unitsTable(s: Pick<ClusterSnapshot, "machines" | "units" | "stat
       rows.push({
         id: u.name,
         key: `${u.name} ${r.machine}`,
+        machine: r.machine,
         cells: [u.name, u.desired, current, machine, r.active, sub],
         tone: activeTone(r.active),
       });
@@ -255,6 +258,22 @@ export function tableFor(view: ViewName, s: ClusterSnapshot, now: number): Table
     case "members":
       return membersOf(s.members, s.health);
   }
+}
+
+const projections = new WeakMap<TableData, { titles: string[]; result: TableData }>();
+
+/** `table` with only the columns titled `titles`, in that order (a config's "columns"); kept per table. */
+export function withColumns(table: TableData, titles: string[] | undefined): TableData {
+  if (!titles) return table;
+  const kept = projections.get(table);
+  if (kept && kept.titles === titles) return kept.result;
+  const at = titles.map((t) => table.columns.findIndex((c) => c.title === t)).filter((i) => i >= 0);
+  const result: TableData = {
+    columns: at.map((i) => table.columns[i]!),
+    rows: table.rows.map((r) => ({ ...r, cells: at.map((i) => r.cells[i] ?? "") })),
+  };
+  projections.set(table, { titles, result });
+  return result;
 }
 
 /** Each row's cells as one lower-case text, for the filter (built once per table). */

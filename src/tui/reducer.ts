@@ -25,7 +25,8 @@ export type Effect =
   | { kind: "deleteKeys"; targets: Target[] }
   | { kind: "keyDir"; dir: string }
   | { kind: "detail"; detail: Detail | null }
-  | { kind: "prepareFilter" };
+  | { kind: "prepareFilter" }
+  | { kind: "plugin"; label: string; command: string; env: Record<string, string> };
 
 export interface Question {
   /** "Stop", "Destroy", …: the verb the question and the footer line start with. */
@@ -306,6 +307,29 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         if (b.confirm === false) return done({ marks: clearMarks(state) }, effect);
         return done({ question: { verb: VERBS[action], targets, effect } });
       }
+      case "hotkey": {
+        const { view: next, filter } = b.hotkey!;
+        return done(
+          {
+            view: next,
+            detail: null,
+            filter,
+            editingFilter: false,
+            selected: { ...state.selected, [next]: selectionOf(screen.rows(next, filter), 0) },
+          },
+          { kind: "detail", detail: null },
+        );
+      }
+      case "plugin": {
+        const effect: Effect = {
+          kind: "plugin",
+          label: b.label,
+          command: b.command!,
+          env: pluginEnv(state, row),
+        };
+        if (b.confirm) return done({ question: { verb: b.label, targets: targetsOf(state, row), effect } });
+        return done({}, effect);
+      }
     }
   }
 
@@ -331,6 +355,22 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
       { kind: "keyDir", dir },
     );
   }
+}
+
+/** What a plugin's command finds in its environment: the view, the selected row, the marked ones. */
+function pluginEnv(state: UiState, row: Row | undefined): Record<string, string> {
+  const env: Record<string, string> = {
+    BERTH_VIEW: state.view,
+    BERTH_MARKED: state.marks[state.view].map((t) => t.id).join(" "),
+  };
+  if (!row) return env;
+  if (state.view === "units") {
+    env.BERTH_UNIT = row.id;
+    if (row.machine) env.BERTH_MACHINE = row.machine;
+  } else if (state.view === "machines") env.BERTH_MACHINE = row.id;
+  else if (state.view === "keys") env.BERTH_KEY = row.id;
+  else env.BERTH_MEMBER = row.id;
+  return env;
 }
 
 /** What an action acts on: the marked rows, or the selected one. */

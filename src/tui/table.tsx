@@ -3,6 +3,7 @@
 // become elements, whatever the table's length. (ink-table cannot load with
 // today's ESM Ink.)
 import { Box, Text } from "ink";
+import { DEFAULT_THEME, type Theme } from "./config.ts";
 import type { Row, TableData } from "./model.ts";
 
 const GAP = 2;
@@ -67,8 +68,6 @@ export function windowStart(selected: number, height: number, previous: number, 
   return Math.max(0, start);
 }
 
-const TONE_COLOR = { good: "green", bad: "red", warn: "yellow" } as const;
-
 export function Table(props: {
   data: TableData;
   width: number;
@@ -76,9 +75,11 @@ export function Table(props: {
   selected: number;
   start: number;
   empty: string;
-  /** Ids of the marked rows (drawn bold and magenta). */
+  /** Ids of the marked rows (drawn bold, in the theme's "marked" colour). */
   marked?: Set<string>;
+  theme?: Theme;
 }) {
+  const theme = props.theme ?? DEFAULT_THEME;
   const { data, width, height, selected, start } = props;
   const widths = columnWidths(data, width);
   const line = (cells: string[]) => cells.map((c, i) => fitCell(c, widths[i]!)).join(" ".repeat(GAP));
@@ -96,7 +97,7 @@ export function Table(props: {
             key={start + i}
             inverse={isSelected}
             bold={isMarked}
-            color={isMarked ? "magenta" : r.tone ? TONE_COLOR[r.tone] : undefined}
+            color={isMarked ? theme.marked : r.tone ? theme[r.tone] : undefined}
             wrap="truncate"
           >
             {line(r.cells)}
