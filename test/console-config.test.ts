@@ -130,6 +130,7 @@ describe("console configuration at work", () => {
   const screenWith = (bindings: Screen["bindings"]): Screen => ({
     rows: (view, filter) => (view === "units" ? rows.filter((r) => r.id.includes(filter)) : []),
     keyDir: "/",
+    columns: () => ["UNIT", "ACTIVE"],
     pageSize: 10,
     helpLength: 20,
     bindings,

@@ -35,6 +35,7 @@ function screenOf(rows: Partial<Record<ViewName, Row[]>>, bindings: readonly Key
     rows: (view, filter) =>
       (data[view] ?? []).filter((r) => !filter || r.cells.some((c) => c.includes(filter))),
     keyDir: "/a/b",
+    columns: () => ["UNIT", "ACTIVE"],
     pageSize: 10,
     helpLength: 25,
     bindings,
@@ -92,7 +93,7 @@ describe("console key table", () => {
 
   it("derives the footer and the help from the table: a remapped key shows where it is bound", () => {
     expect(footerText(KEY_TABLE, "units", 200)).toBe(
-      "Enter open  l journal  s start  x stop  R restart  u unload  d destroy  Space mark  / filter  Esc back  1-4 view  ? help  q quit",
+      "Enter open  l journal  s start  x stop  R restart  u unload  d destroy  Space mark  / filter  : command  Esc back  1-4 view  ? help  q quit",
     );
     expect(footerText(KEY_TABLE, "detail", 200)).toBe("Enter open  Esc back  ? help  q quit");
     const remapped = KEY_TABLE.map((b) => (b.action === "stop" ? { ...b, keys: ["S"] } : b));

@@ -280,6 +280,27 @@ describe("berth console", () => {
     expect(r.stderr).toContain(`${config}:3: keys.stop: d is bound to both stop and destroy in units`);
   });
 
+  it("takes : commands with Tab completion, sorts by a column, filters by regex and inverse", async () => {
+    for (const [k, v] of [
+      ["/cmd/b", "2"],
+      ["/cmd/a10", "1"],
+      ["/cmd/a9", "3"],
+    ])
+      expect((await cluster.cli(["kv", "set", k!, v!])).code).toBe(0);
+    const t = open();
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+    t.keys(":", "ke", "Tab");
+    await t.waitForScreen(":keys ▏");
+    t.keys("/cmd", "Enter");
+    await t.waitForScreen(/KEY\s+VALUE[^\n]*\na10\s+1\s[^\n]*\na9\s+3\s[^\n]*\nb\s+2\s/);
+    t.keys(":", "sort val", "Tab", "Enter");
+    await t.waitForScreen(/VALUE↑[^\n]*\na10\s+1\s[^\n]*\nb\s+2\s[^\n]*\na9\s+3\s/);
+    t.keys("/", "!^a", "Enter");
+    await t.waitForScreen((screen) => /\nb\s+2\s/.test(screen) && !/\na(9|10)\s/.test(screen));
+    t.keys("Escape", ":", "q", "Enter");
+    expect(await t.exitCode()).toBe(0);
+  });
+
   it("shows changes as they happen (watches on the store), not only at the refresh interval", async () => {
     const t = open(["--refresh=10m"]);
     await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);

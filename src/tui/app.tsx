@@ -5,6 +5,7 @@
 import { Box, Text, useApp, useInput, useStdout } from "ink";
 import { useEffect, useRef, useState } from "react";
 import { formatJournalLine } from "../cli/journal.ts";
+import { candidates } from "./commands.ts";
 import { type ConsoleConfig, DEFAULT_CONFIG } from "./config.ts";
 import { headerStatus } from "./header.ts";
 import { footerText, helpLines, keyName } from "./keys.ts";
@@ -30,8 +31,17 @@ import {
   selectedIndex,
   type UiState,
 } from "./reducer.ts";
+import { type Sort, sortRows } from "./sort.ts";
 import type { ConsoleSource, SourceState } from "./source.ts";
 import { Table, windowStart } from "./table.tsx";
+
+/** Keys that arrive as characters among others (typed faster than read): their names. */
+const RAW_KEYS: Record<string, string> = {
+  "\r": "enter",
+  "\t": "tab",
+  "\x7f": "backspace",
+  "\b": "backspace",
+};
 
 const TITLE = "Berth console";
 const READ_ONLY = "READ-ONLY";
@@ -47,8 +57,8 @@ export function App(props: {
   const { source } = props;
   const config = props.config ?? DEFAULT_CONFIG;
   const { bindings, theme } = config;
-  const tableOf = (view: ViewName, snapshot: ClusterSnapshot) =>
-    withColumns(tableFor(view, snapshot, Date.now()), config.columns[view]);
+  const tableOf = (view: ViewName, snapshot: ClusterSnapshot, sort: Sort | null = uiRef.current.sort[view]) =>
+    sortRows(withColumns(tableFor(view, snapshot, Date.now()), config.columns[view]), sort);
   const { exit } = useApp();
   const { stdout } = useStdout();
   const [state, setState] = useState<SourceState>(source.current);
@@ -77,7 +87,9 @@ export function App(props: {
 
   const help = helpLines(bindings, uiRef.current.readonly, size.columns);
   const screen = (): Screen => ({
-    rows: (view: ViewName, filter: string) => filterRows(tableOf(view, source.current.snapshot), filter).rows,
+    rows: (view: ViewName, filter: string, sort: Sort | null) =>
+      filterRows(tableOf(view, source.current.snapshot, sort), filter).rows,
+    columns: (view: ViewName) => tableOf(view, source.current.snapshot).columns.map((c) => c.title),
     keyDir: source.current.snapshot.keyDir,
     pageSize: Math.max(1, bodyHeight - 2),
     helpLength: help.length,
@@ -154,14 +166,14 @@ export function App(props: {
   useInput((input, key) => {
     // Keys typed faster than the terminal is read (a held-down j, "g" then Enter) arrive as one string.
     if (input.length > 1 && !key.ctrl && !key.meta) {
-      for (const ch of input) dispatch({ type: "key", name: ch === "\r" ? "enter" : keyName(ch, {}) });
+      for (const ch of input) dispatch({ type: "key", name: RAW_KEYS[ch] ?? keyName(ch, {}) });
       return;
     }
     dispatch({ type: "key", name: keyName(input, key) });
   });
 
   const { view, detail, filter, editingFilter, question, message } = ui;
-  const table = filterRows(tableOf(view, state.snapshot), filter);
+  const table = filterRows(tableOf(view, state.snapshot, ui.sort[view]), filter);
   const sel = selectedIndex(ui.selected[view], table.rows);
   const marks = ui.marks[view];
 
@@ -232,12 +244,18 @@ export function App(props: {
             start={windowStartRef.current}
             marked={marks.length > 0 ? new Set(marks.map((t) => t.id)) : undefined}
             theme={theme}
+            sort={ui.sort[view]}
             empty={filter ? `nothing matches /${filter} (Esc clears the filter)` : emptyText(view, state)}
           />
         )}
       </Box>
       <Box height={1} overflow="hidden">
-        {question ? (
+        {ui.command !== null ? (
+          <Text wrap="truncate">
+            <Text bold>{`:${ui.command}▏`}</Text>
+            <Text dimColor>{`   ${candidates(ui.command).join("  ")}`}</Text>
+          </Text>
+        ) : question ? (
           <Text color={theme.question} bold wrap="truncate">
             {questionLine(question, size.columns)}
           </Text>

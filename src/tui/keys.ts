@@ -25,6 +25,9 @@ export type Action =
   | "open"
   | "back"
   | "filter"
+  | "command"
+  | "sort.left"
+  | "sort.right"
   | "mark"
   | "journal"
   | "start"
@@ -150,6 +153,30 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     label: "filter",
     help: "filter the rows (Enter keeps it, Esc clears it)",
     footer: true,
+  },
+  {
+    action: "command",
+    keys: [":"],
+    where: VIEWS_ONLY,
+    label: "command",
+    help: ":units :machines :keys /path :members :sort COLUMN :q (Tab completes)",
+    footer: true,
+  },
+  {
+    action: "sort.left",
+    keys: ["<"],
+    where: VIEWS_ONLY,
+    label: "sort ←",
+    help: "sort by the column to the left",
+    group: "sort by the column to the left / right (:sort COLUMN)",
+  },
+  {
+    action: "sort.right",
+    keys: [">"],
+    where: VIEWS_ONLY,
+    label: "sort →",
+    help: "sort by the column to the right",
+    group: "sort by the column to the left / right (:sort COLUMN)",
   },
   {
     action: "back",

@@ -282,8 +282,8 @@ const searchTexts = new WeakMap<TableData, string[]>();
 function searchTextsOf(table: TableData): string[] {
   let texts = searchTexts.get(table);
   if (!texts) {
-    // A separator no filter typed on a keyboard contains, so a match never spans two cells.
-    texts = table.rows.map((r) => r.cells.join("\u0000").toLowerCase());
+    // A cell per line: a match never spans two cells, and a regex's ^ and $ anchor to a cell (flag m).
+    texts = table.rows.map((r) => r.cells.join("\n").toLowerCase());
     searchTexts.set(table, texts);
   }
   return texts;
@@ -294,26 +294,53 @@ export function prepareFilter(table: TableData): void {
   searchTextsOf(table);
 }
 
+const REGEX_SIGNS = /[\\^$.*+?()[\]{}|]/;
+
+/**
+ * What a filter matches, as k9s: text (case-insensitive) in any cell; a regular expression when it has regex
+ * characters and compiles (web@[0-9]+, ^db); `!` first inverts it (the rows that do not match).
+ */
+export function filterMatcher(filter: string): { test: (text: string) => boolean; plain: string | null } {
+  const inverse = filter.startsWith("!");
+  const pattern = (inverse ? filter.slice(1) : filter).toLowerCase();
+  let test = (text: string) => text.includes(pattern);
+  if (REGEX_SIGNS.test(pattern)) {
+    try {
+      const re = new RegExp(pattern, "im");
+      test = (text: string) => re.test(text);
+    } catch {
+      // Not a regex (web[1): the text as typed.
+    }
+  }
+  const plain = !inverse && !REGEX_SIGNS.test(pattern) ? pattern : null;
+  return { test: inverse ? (text) => !test(text) : test, plain };
+}
+
 let lastFilter: { table: TableData; filter: string; matches: number[]; result: TableData } | null = null;
 
 /**
- * The rows whose cells contain `filter` (case-insensitive); the same answer for the same table and filter. A
- * character typed onto the filter searches only the rows the shorter filter matched.
+ * The rows `filter` matches (filterMatcher); the same answer for the same table and filter. A character typed onto
+ * a plain filter searches only the rows the shorter filter matched.
  */
 export function filterRows(table: TableData, filter: string): TableData {
-  if (!filter) return table;
-  const f = filter.toLowerCase();
+  if (!filter || filter === "!") return table;
   const previous = lastFilter?.table === table ? lastFilter : null;
-  if (previous?.filter === f) return previous.result;
+  if (previous?.filter === filter) return previous.result;
   const texts = searchTextsOf(table);
+  const { test, plain } = filterMatcher(filter);
   const matches: number[] = [];
-  if (previous && f.startsWith(previous.filter)) {
-    for (const i of previous.matches) if (texts[i]!.includes(f)) matches.push(i);
-  } else for (let i = 0; i < texts.length; i++) if (texts[i]!.includes(f)) matches.push(i);
+  const narrowing =
+    previous &&
+    plain !== null &&
+    filterMatcher(previous.filter).plain !== null &&
+    filter.startsWith(previous.filter);
+  if (narrowing) {
+    for (const i of previous.matches) if (test(texts[i]!)) matches.push(i);
+  } else for (let i = 0; i < texts.length; i++) if (test(texts[i]!)) matches.push(i);
   // Every row matching: the table itself (its column widths are already measured).
   const result =
     matches.length === table.rows.length ? table : { ...table, rows: matches.map((i) => table.rows[i]!) };
-  lastFilter = { table, filter: f, matches, result };
+  lastFilter = { table, filter, matches, result };
   return result;
 }
 

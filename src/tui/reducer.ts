@@ -1,8 +1,10 @@
 // The console's UI state and how keys change it, as a pure function: (state, event, what the screen shows) ->
 // (next state, effects to run). The screen component only renders the state and runs the effects (calls to the
 // cluster), so what every key does is tested as data.
+import { type Command, complete, parseCommand } from "./commands.ts";
 import { type Action, bindingFor, type Context, type KeyBinding } from "./keys.ts";
 import { parentDir, type Row, VIEWS, type ViewName } from "./model.ts";
+import { columnNamed, type Sort } from "./sort.ts";
 
 /** A pane over the table: a unit's status, its live journal, or a key's value. */
 export interface Detail {
@@ -56,6 +58,10 @@ export interface UiState {
   detail: Detail | null;
   filter: string;
   editingFilter: boolean;
+  /** The `:` command line being typed (without the ":"), or null. */
+  command: string | null;
+  /** The column each view is sorted by (null: the view's own order). */
+  sort: Record<ViewName, Sort | null>;
   question: Question | null;
   help: boolean;
   /** The first help line shown (the help scrolls where the terminal is too short for it). */
@@ -68,8 +74,10 @@ export interface UiState {
 }
 
 export interface Screen {
-  /** The rows the view shows with `filter` applied (the table as drawn). */
-  rows: (view: ViewName, filter: string) => Row[];
+  /** The rows the view shows with `filter` and `sort` applied (the table as drawn). */
+  rows: (view: ViewName, filter: string, sort: Sort | null) => Row[];
+  /** The titles of the view's columns (as shown). */
+  columns: (view: ViewName) => string[];
   keyDir: string;
   /** Rows a PgUp/PgDn moves (the rows the body shows). */
   pageSize: number;
@@ -99,6 +107,8 @@ export function initialState(opts: { readonly?: boolean; view?: ViewName } = {})
     detail: null,
     filter: "",
     editingFilter: false,
+    command: null,
+    sort: perView(() => null),
     question: null,
     help: false,
     helpTop: 0,
@@ -174,7 +184,10 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
   if (name === "ctrl-c") return { state, effects: [{ kind: "exit" }] };
 
   const { view } = state;
-  const rows = screen.rows(view, state.filter);
+  const rowsOf = (v: ViewName, filter: string, sort = state.sort[v]) => screen.rows(v, filter, sort);
+  const rows = rowsOf(view, state.filter);
+  const sel = selectedIndex(state.selected[view], rows);
+  const row: Row | undefined = rows[sel];
   const select = (i: number, inRows = rows) => {
     const index = Math.max(0, Math.min(i, inRows.length - 1));
     return { ...state.selected, [view]: selectionOf(inRows, index) };
@@ -188,7 +201,17 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     else if (name === "space") filter += " ";
     else if ([...name].length === 1) filter += name;
     else return none;
-    return done({ filter, selected: select(0, screen.rows(view, filter)) });
+    return done({ filter, selected: select(0, rowsOf(view, filter)) });
+  }
+  if (state.command !== null) {
+    const line = state.command;
+    if (name === "esc" || (name === "backspace" && line === "")) return done({ command: null });
+    if (name === "backspace") return done({ command: line.slice(0, -1) });
+    if (name === "tab") return done({ command: complete(line, screen.columns(view)) });
+    if (name === "space") return done({ command: `${line} ` });
+    if ([...name].length === 1) return done({ command: line + name });
+    if (name !== "enter") return none;
+    return runCommand(parseCommand(line));
   }
   if (state.question) {
     const q = state.question;
@@ -224,8 +247,6 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     return done({
       message: { text: `read-only: ${binding.label} is disabled (--readonly)`, tone: "error" },
     });
-  const sel = selectedIndex(state.selected[view], rows);
-  const row: Row | undefined = rows[sel];
   return act(binding.action, binding);
 
   function act(action: Action, b: KeyBinding): Result {
@@ -261,10 +282,24 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return done({ selected: select(rows.length - 1) });
       case "filter":
         return done({ filter: "", editingFilter: true }, { kind: "prepareFilter" });
+      case "command":
+        return done({ command: "" });
+      case "sort.left":
+      case "sort.right": {
+        const count = screen.columns(view).length;
+        const current = state.sort[view]?.column;
+        const column =
+          current === undefined
+            ? action === "sort.left"
+              ? count - 1
+              : 0
+            : (current + (action === "sort.left" ? count - 1 : 1)) % count;
+        return sortBy({ column, desc: false });
+      }
       case "back":
         if (state.detail) return done({ detail: null }, { kind: "detail", detail: null });
         if (state.marks[view].length > 0) return done({ marks: clearMarks(state) });
-        if (state.filter) return done({ filter: "", selected: select(sel, screen.rows(view, "")) });
+        if (state.filter) return done({ filter: "", selected: select(sel, rowsOf(view, "")) });
         if (view === "keys") return openKeyDir(parentDir(screen.keyDir));
         return none;
       case "open":
@@ -276,7 +311,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
           return done({
             view: "units",
             filter,
-            selected: { ...state.selected, units: selectionOf(screen.rows("units", filter), 0) },
+            selected: { ...state.selected, units: selectionOf(rowsOf("units", filter), 0) },
           });
         }
         if (view === "units") return openDetail({ kind: "unit", id: row.id });
@@ -315,7 +350,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
             detail: null,
             filter,
             editingFilter: false,
-            selected: { ...state.selected, [next]: selectionOf(screen.rows(next, filter), 0) },
+            selected: { ...state.selected, [next]: selectionOf(rowsOf(next, filter), 0) },
           },
           { kind: "detail", detail: null },
         );
@@ -331,6 +366,58 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return done({}, effect);
       }
     }
+  }
+
+  function runCommand(c: Command): Result {
+    const closed = { ...state, command: null };
+    switch (c.kind) {
+      case "none":
+        return { state: closed, effects: [] };
+      case "error":
+        return { state: { ...closed, message: { text: c.text, tone: "error" } }, effects: [] };
+      case "quit":
+        return { state: closed, effects: [{ kind: "exit" }] };
+      case "help":
+        return { state: { ...closed, help: true, helpTop: 0 }, effects: [] };
+      case "view": {
+        const r = switchView(c.view);
+        if (c.keyDir === undefined) return { ...r, state: { ...r.state, command: null } };
+        const k = openKeyDir(c.keyDir);
+        return {
+          state: { ...r.state, ...k.state, view: "keys", command: null },
+          effects: [...r.effects, ...k.effects],
+        };
+      }
+      case "sort": {
+        const column = columnNamed({ columns: screen.columns(view).map((title) => ({ title })) }, c.column);
+        if (column < 0)
+          return {
+            state: {
+              ...closed,
+              message: {
+                text: `no column ${c.column.toUpperCase()} (${screen.columns(view).join(", ")})`,
+                tone: "error",
+              },
+            },
+            effects: [],
+          };
+        const current = state.sort[view];
+        const desc = c.desc ?? (current?.column === column ? !current.desc : false);
+        const r = sortBy({ column, desc });
+        return { ...r, state: { ...r.state, command: null } };
+      }
+    }
+  }
+
+  /** The view sorted by `sort`, the selection kept on its row. */
+  function sortBy(sort: Sort): Result {
+    const sorted = rowsOf(view, state.filter, sort);
+    const key = state.selected[view];
+    const at = row ? sorted.findIndex((r) => rowKey(r) === rowKey(row)) : 0;
+    return done({
+      sort: { ...state.sort, [view]: sort },
+      selected: { ...state.selected, [view]: at >= 0 ? selectionOf(sorted, at) : key },
+    });
   }
 
   function switchView(next: ViewName): Result {

@@ -5,6 +5,7 @@
 import { Box, Text } from "ink";
 import { DEFAULT_THEME, type Theme } from "./config.ts";
 import type { Row, TableData } from "./model.ts";
+import type { Sort } from "./sort.ts";
 
 const GAP = 2;
 
@@ -78,6 +79,8 @@ export function Table(props: {
   /** Ids of the marked rows (drawn bold, in the theme's "marked" colour). */
   marked?: Set<string>;
   theme?: Theme;
+  /** The column the rows are sorted by (its title marked ↑ or ↓). */
+  sort?: Sort | null;
 }) {
   const theme = props.theme ?? DEFAULT_THEME;
   const { data, width, height, selected, start } = props;
@@ -86,7 +89,13 @@ export function Table(props: {
   const visible = data.rows.slice(start, start + Math.max(1, height - 1));
   return (
     <Box flexDirection="column">
-      <Text bold>{line(data.columns.map((c) => c.title))}</Text>
+      <Text bold>
+        {line(
+          data.columns.map((c, i) =>
+            props.sort?.column === i ? `${c.title}${props.sort.desc ? "↓" : "↑"}` : c.title,
+          ),
+        )}
+      </Text>
       {data.rows.length === 0 ? <Text dimColor>{props.empty}</Text> : null}
       {visible.map((r: Row, i) => {
         const isSelected = start + i === selected;
