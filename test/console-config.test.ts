@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { colorsOff } from "../src/tui/color.ts";
 import {
   ConsoleConfigError,
   DEFAULT_CONFIG,
@@ -180,5 +181,16 @@ describe("console configuration at work", () => {
       await runPlugin("logs", 'echo first; echo "unit=$BERTH_UNIT"', { BERTH_UNIT: "web.service" }),
     ).toBe("logs: unit=web.service");
     await expect(runPlugin("bad", "echo nope >&2; exit 3", {})).rejects.toThrow("bad: exit 3: nope");
+  });
+});
+
+describe("console colours", () => {
+  it("are off under NO_COLOR (set, not empty) and FORCE_COLOR=0 or false, on otherwise", () => {
+    expect(colorsOff({ NO_COLOR: "1" })).toBe(true);
+    expect(colorsOff({ NO_COLOR: "" })).toBe(false);
+    expect(colorsOff({ FORCE_COLOR: "0" })).toBe(true);
+    expect(colorsOff({ FORCE_COLOR: "false" })).toBe(true);
+    expect(colorsOff({ FORCE_COLOR: "1" })).toBe(false);
+    expect(colorsOff({})).toBe(false);
   });
 });

@@ -301,6 +301,25 @@ describe("berth console", () => {
     expect(await t.exitCode()).toBe(0);
   });
 
+  it("draws no colours under NO_COLOR or FORCE_COLOR=0, the selected row still in reverse video", async () => {
+    const colour = /\x1b\[(?:\d+;)*(?:3[0-8]|9[0-7]|4[0-8]|10[0-7])[;m]/;
+    const selected = /\x1b\[(?:\d+;)*7m(?:\x1b\[[\d;]*m)*\w{8}\.\.\.\s+n1\s/;
+    for (const [env, coloured] of [
+      [{}, true],
+      [{ NO_COLOR: "1" }, false],
+      [{ FORCE_COLOR: "0" }, false],
+    ] as const) {
+      const t = open([], env);
+      await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up[\s\S]*n3\s+127\.0\.0\.3\s+up/);
+      const styled = t.styledScreen();
+      expect(styled, JSON.stringify(env)).toMatch(selected);
+      expect(colour.test(styled), JSON.stringify(env)).toBe(coloured);
+      t.keys("q");
+      expect(await t.exitCode()).toBe(0);
+      term = null;
+    }
+  });
+
   it("shows changes as they happen (watches on the store), not only at the refresh interval", async () => {
     const t = open(["--refresh=10m"]);
     await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);

@@ -26,17 +26,18 @@ import {
   type ViewName,
 } from "./model.ts";
 
+/** Colours by what they show (undefined: the terminal's own colour). */
 export interface Theme {
-  title: string;
-  good: string;
-  bad: string;
-  warn: string;
-  marked: string;
-  readonly: string;
-  filter: string;
-  question: string;
-  error: string;
-  message: string;
+  title: string | undefined;
+  good: string | undefined;
+  bad: string | undefined;
+  warn: string | undefined;
+  marked: string | undefined;
+  readonly: string | undefined;
+  filter: string | undefined;
+  question: string | undefined;
+  error: string | undefined;
+  message: string | undefined;
 }
 
 export const DEFAULT_THEME: Theme = {

@@ -4,6 +4,7 @@
 import { CLIENT_FLAGS, clusterConnector } from "../cli/client-command.ts";
 import type { Command } from "../cli/command.ts";
 import { EXIT, UsageError } from "../cli/exit-codes.ts";
+import { MONOCHROME, prepareChalk } from "./color.ts";
 import { ConsoleConfigError, loadConsoleConfig } from "./config.ts";
 import { ConsoleSource } from "./source.ts";
 
@@ -29,7 +30,8 @@ $XDG_CONFIG_HOME/berth/console.json where XDG_CONFIG_HOME is set): {"readonly": 
 "plugins": [{"key": "L", "label": "tail", "views": ["units"], "command": "berth journal "$BERTH_UNIT"",
 "confirm": false}]}. A plugin runs with sh in the background (no terminal), with BERTH_UNIT, BERTH_MACHINE,
 BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set; its last output line shows. A setting
-the console cannot use stops it (exit 2) naming the file and the line. Reaches any node, directly
+the console cannot use stops it (exit 2) naming the file and the line. NO_COLOR (or FORCE_COLOR=0) turns the colours off; the
+selected row stays in reverse video. Reaches any node, directly
 (--endpoint) or through SSH (--tunnel, BERTH_TUNNEL); when the connection drops it reconnects to whichever
 endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv ls.`,
   flags: [
@@ -80,6 +82,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     // the console runs on a terminal (checked above), where it must draw live whatever the environment says.
     delete process.env.CI;
     delete process.env.CONTINUOUS_INTEGRATION;
+    if (prepareChalk(process.env)) config = { ...config, theme: MONOCHROME };
     const [{ render }, { createElement }, { App }] = await Promise.all([
       import("ink"),
       import("react"),

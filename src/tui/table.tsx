@@ -106,6 +106,7 @@ export function Table(props: {
             key={start + i}
             inverse={isSelected}
             bold={isMarked}
+            underline={isMarked && !theme.marked}
             color={isMarked ? theme.marked : r.tone ? theme[r.tone] : undefined}
             wrap="truncate"
           >
