@@ -173,6 +173,8 @@ function unitsTableByScanning(s: ClusterSnapshot): Row[] {
       const active = r.active;
       rows.push({
         id: u.name,
+        key: `${u.name} ${r.machine}`,
+        machine: r.machine,
         cells: [u.name, u.desired, current, machine, active, r.note ? `${r.sub} (${r.note})` : r.sub],
         tone:
           active === "active"
@@ -284,6 +286,20 @@ describe("table layout", () => {
     const narrow = columnWidths(data, 20);
     expect(narrow.reduce((a, w) => a + w, 0) + 4).toBeLessThanOrEqual(20);
     expect(narrow.every((w) => w >= 3)).toBe(true);
+  });
+
+  it("shrinks columns in order of importance: the Units table's SUB first, the unit name last", () => {
+    const units = unitsTable({
+      machines,
+      units: [unitInfo("web-frontend@1.service")],
+      states: [state("web-frontend@1.service", M1, "activating", "start-pre", "waiting for the mount")],
+    });
+    const at = (width: number) => columnWidths(units, width).join(" ");
+    expect(units.columns.map((c) => c.title).join(" ")).toBe("UNIT DESIRED STATE MACHINE ACTIVE SUB");
+    // 80 columns: only SUB gives; 60: SUB down to 3, then DESIRED, STATE, MACHINE; 40: the name at last.
+    expect(at(80)).toBe("22 8 8 14 10 8");
+    expect(at(60)).toBe("22 3 3 9 10 3");
+    expect(at(40)).toBe("15 3 3 3 3 3");
   });
 
   it("cuts cells with an ellipsis and pads the rest", () => {

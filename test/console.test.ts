@@ -1,7 +1,7 @@
 // `berth console` in a real terminal (tmux) against a real 3-node cluster: the views show what the CLI sees and
 // follow changes, keys start/stop/destroy units and delete keys, it reconnects when its node is killed, it works
 // through an SSH --tunnel, and it quits cleanly.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BINARY, berth, freePort, TestCluster } from "./support/cluster.ts";
@@ -87,6 +87,8 @@ describe("berth console", () => {
     t.keys("Escape");
     await t.waitForScreen(/UNIT\s+DESIRED/);
     t.keys("x");
+    await t.waitForScreen("Stop hello.service? (y/n)");
+    t.keys("y");
     await t.waitForScreen(/hello\.service\s+loaded\s+loaded\s+\w{8}\.\.\.\/n\d\s+inactive\s+dead/);
     const units = await cluster.cli(["list-units", "--no-legend"]);
     expect(units.stdout).toMatch(/hello\.service\s+\S+\s+inactive\s+dead/);
@@ -126,6 +128,197 @@ describe("berth console", () => {
     t.keys("q");
     expect(await t.exitCode()).toBe(0);
   }, 90_000);
+
+  it("keeps the selection on the unit chosen when a unit sorts above it, and acts on that one", async () => {
+    const t = open();
+    const submit = async (name: string) => {
+      const file = join(cluster.dir, name);
+      writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+      expect((await cluster.cli(["submit", file])).code).toBe(0);
+    };
+    await submit("sel-b.service");
+    t.keys("2");
+    await t.waitForScreen(/sel-b\.service\s+inactive/);
+    t.keys("/", "sel-", "Enter", "g");
+    await submit("sel-a.service");
+    await t.waitForScreen(/sel-a\.service\s+inactive[^\n]*\n[^\n]*sel-b\.service\s+inactive/);
+    // The selected row (reverse video) is still sel-b, now the second row, and d asks about it.
+    expect(t.styledScreen()).toMatch(/\x1b\[7m[^\n]*sel-b\.service/);
+    t.keys("d");
+    await t.waitForScreen("Destroy sel-b.service? (y/n)");
+    t.keys("y");
+    await t.waitForScreen("destroyed sel-b.service");
+    const files = (await cluster.cli(["list-unit-files", "--no-legend"])).stdout;
+    expect(files).toContain("sel-a.service");
+    expect(files).not.toContain("sel-b.service");
+    expect((await cluster.cli(["destroy", "sel-a.service"])).code).toBe(0);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
+
+  it("in --readonly mode says so in the header and refuses every action on units and keys", async () => {
+    const file = join(cluster.dir, "ro.service");
+    writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+    expect((await cluster.cli(["start", file])).code).toBe(0);
+    expect((await cluster.cli(["kv", "set", "/ro/key", "kept"])).code).toBe(0);
+    const t = open(["--readonly"]);
+    await t.waitForScreen(/^Berth console {2}READ-ONLY/);
+    t.keys("2");
+    await t.waitForScreen(/ro\.service\s+launched\s+launched\s+\w{8}\.\.\.\/n\d\s+active/);
+    t.keys("/", "ro.service", "Enter");
+    for (const [key, label] of [
+      ["s", "start"],
+      ["x", "stop"],
+      ["R", "restart"],
+      ["u", "unload"],
+      ["d", "destroy"],
+    ]) {
+      t.keys(key!, "y");
+      await t.waitForScreen(`read-only: ${label} is disabled`);
+    }
+    t.keys("3");
+    await t.waitForScreen(/ro\/\s+\(directory\)/);
+    t.keys("/", "ro/", "Enter", "Enter");
+    await t.waitForScreen(/key\s+kept/);
+    t.keys("d", "y");
+    await t.waitForScreen("read-only: delete is disabled");
+    expect((await cluster.cli(["kv", "get", "/ro/key"])).stdout).toBe("kept\n");
+    expect((await cluster.cli(["list-units", "--no-legend"])).stdout).toMatch(
+      /ro\.service\s+\S+\s+active\s+running/,
+    );
+    expect((await cluster.cli(["destroy", "ro.service"])).code).toBe(0);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
+
+  it("at 80x24: one header line, the name whole, ? help and q quit visible; the help readable at 60x15", async () => {
+    const name = "a-web-frontend-with-a-long-name@1.service";
+    const file = join(cluster.dir, name);
+    writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+    expect((await cluster.cli(["start", file])).code).toBe(0);
+    term = TestTerminal.start(
+      [BINARY, "console", `--endpoint=${cluster.endpoints()}`, "--refresh=300ms", "--readonly"],
+      { columns: 80, rows: 24 },
+    );
+    const t = term;
+    await t.waitForScreen(/machines 3\/3 up {2}units \d+/);
+    t.keys("2");
+    // Too narrow for every column: DESIRED and STATE give first, the name and ACTIVE stay whole.
+    await t.waitForScreen((screen) =>
+      screen
+        .split("\n")
+        .some((l) =>
+          /^a-web-frontend-with-a-long-name@1\.service\s+la…\s+la…\s+\w{8}\.\.\.\/n\d\s+active/.test(l),
+        ),
+    );
+    const lines = t.screen().split("\n");
+    expect(lines[0]).toMatch(/^Berth console {2}READ-ONLY {2}….*units \d+\s*$/);
+    expect(lines[1]).toMatch(/^ 1 Machines {2}2 Units/);
+    expect(lines.filter((l) => l.trim()).at(-1)).toMatch(/\? help {2}q quit\s*$/);
+    expect(lines.every((l) => l.length <= 80)).toBe(true);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+
+    term = TestTerminal.start([BINARY, "console", `--endpoint=${cluster.endpoints()}`], {
+      columns: 60,
+      rows: 15,
+    });
+    await term.waitForScreen(/machines 3\/3 up/);
+    term.keys("?");
+    const help = await term.waitForScreen(/↑↓ scroll \(1-\d+ of \d+\)/);
+    expect(help).toMatch(/Enter\s+machine: its units; unit: its status;\n\s+key: its value or directory/);
+    expect(help).not.toContain("…");
+    term.keys("G");
+    await term.waitForScreen(/\?\s+this help\n(.*\n)?q Ctrl-C\s+quit/);
+    term.keys("Escape");
+    await term.waitForScreen(/\? help {2}q quit/);
+    expect((await cluster.cli(["destroy", name])).code).toBe(0);
+  });
+
+  it("follows its config file: default view, remapped keys, columns, a plugin with the selected unit", async () => {
+    const file = join(cluster.dir, "cfg.service");
+    writeFileSync(file, "[Service]\nExecStart=/bin/sleep 600\n");
+    expect((await cluster.cli(["start", file])).code).toBe(0);
+    const out = join(cluster.dir, "plugin.out");
+    const config = join(cluster.dir, "console.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        view: "units",
+        keys: { stop: "S" },
+        columns: { units: ["UNIT", "ACTIVE"] },
+        plugins: [
+          {
+            key: "P",
+            label: "note",
+            views: ["units"],
+            command: `echo "$BERTH_UNIT on $BERTH_MACHINE" > ${out}; echo noted`,
+          },
+        ],
+      }),
+    );
+    const t = open([], { BERTH_CONSOLE_CONFIG: config });
+    await t.waitForScreen(/UNIT\s+ACTIVE\n(.*\n)*cfg\.service\s+active\s*\n/);
+    expect(t.screen()).not.toContain("DESIRED");
+    expect(t.screen()).toMatch(/S stop .*P note/);
+    t.keys("/", "cfg", "Enter", "P");
+    await t.waitForScreen("note: noted");
+    expect(readFileSync(out, "utf8")).toMatch(/^cfg\.service on \w{32}\n$/);
+    t.keys("x");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(t.screen()).not.toContain("Stop cfg.service?");
+    t.keys("S");
+    await t.waitForScreen("Stop cfg.service? (y/n)");
+    t.keys("n", "q");
+    expect(await t.exitCode()).toBe(0);
+    expect((await cluster.cli(["destroy", "cfg.service"])).code).toBe(0);
+
+    // A configuration it cannot use: exit 2, the file and the line.
+    writeFileSync(config, '{\n  "view": "units",\n  "keys": { "stop": "d" }\n}\n');
+    const r = await berth(["console", `--endpoint=${cluster.endpoints()}`, `--console-config=${config}`]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${config}:3: keys.stop: d is bound to both stop and destroy in units`);
+  });
+
+  it("takes : commands with Tab completion, sorts by a column, filters by regex and inverse", async () => {
+    for (const [k, v] of [
+      ["/cmd/b", "2"],
+      ["/cmd/a10", "1"],
+      ["/cmd/a9", "3"],
+    ])
+      expect((await cluster.cli(["kv", "set", k!, v!])).code).toBe(0);
+    const t = open();
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+    t.keys(":", "ke", "Tab");
+    await t.waitForScreen(":keys ▏");
+    t.keys("/cmd", "Enter");
+    await t.waitForScreen(/KEY\s+VALUE[^\n]*\na10\s+1\s[^\n]*\na9\s+3\s[^\n]*\nb\s+2\s/);
+    t.keys(":", "sort val", "Tab", "Enter");
+    await t.waitForScreen(/VALUE↑[^\n]*\na10\s+1\s[^\n]*\nb\s+2\s[^\n]*\na9\s+3\s/);
+    t.keys("/", "!^a", "Enter");
+    await t.waitForScreen((screen) => /\nb\s+2\s/.test(screen) && !/\na(9|10)\s/.test(screen));
+    t.keys("Escape", ":", "q", "Enter");
+    expect(await t.exitCode()).toBe(0);
+  });
+
+  it("draws no colours under NO_COLOR or FORCE_COLOR=0, the selected row still in reverse video", async () => {
+    const colour = /\x1b\[(?:\d+;)*(?:3[0-8]|9[0-7]|4[0-8]|10[0-7])[;m]/;
+    const selected = /\x1b\[(?:\d+;)*7m(?:\x1b\[[\d;]*m)*\w{8}\.\.\.\s+n1\s/;
+    for (const [env, coloured] of [
+      [{}, true],
+      [{ NO_COLOR: "1" }, false],
+      [{ FORCE_COLOR: "0" }, false],
+    ] as const) {
+      const t = open([], env);
+      await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up[\s\S]*n3\s+127\.0\.0\.3\s+up/);
+      const styled = t.styledScreen();
+      expect(styled, JSON.stringify(env)).toMatch(selected);
+      expect(colour.test(styled), JSON.stringify(env)).toBe(coloured);
+      t.keys("q");
+      expect(await t.exitCode()).toBe(0);
+      term = null;
+    }
+  });
 
   it("shows changes as they happen (watches on the store), not only at the refresh interval", async () => {
     const t = open(["--refresh=10m"]);

@@ -2,6 +2,8 @@
 // (--endpoint, TLS flags, --tunnel) and keeps reconnecting to whichever endpoint answers; Ink and React are
 // loaded only here, so the one-shot subcommands do not pay for them.
 
+import { MONOCHROME, prepareChalk } from "../tui/color.ts";
+import { ConsoleConfigError, loadConsoleConfig } from "../tui/config.ts";
 import { ConsoleSource } from "../tui/source.ts";
 import { CLIENT_FLAGS, clusterConnector } from "./client-command.ts";
 import type { Command } from "./command.ts";
@@ -13,13 +15,24 @@ const ALT_SCREEN_OFF = "\x1b[?1049l";
 export const consoleCommand: Command = {
   name: "console",
   summary: "full-screen live view of machines, units, keys and members, with keyboard actions",
-  usage: "[--refresh DURATION]",
+  usage: "[--refresh DURATION] [--readonly] [--console-config FILE]",
   description: `
 Shows the cluster live (updated as the store changes, and polled every --refresh for liveness and health): machines, units with their state on each machine, the key/value
 tree, and the members with the leader and their health. Keys: 1-4 or Tab switch views, arrows or j/k move, Enter
 opens a unit's status and journal or a key directory, Esc goes back, l follows a unit's journal live, / filters
-the rows, s/x/u/d start, stop, unload and destroy the selected unit, d deletes the selected key, r refreshes,
-? lists the keys, q quits. Reaches any node, directly
+the rows, s/x/R/u/d start, stop, restart, unload and destroy the selected unit (or the ones marked with Space),
+d deletes the selected key, r refreshes, ? lists the keys, q quits. Every action but start asks a y/n question
+naming its targets first; --readonly refuses them all (the header says READ-ONLY).
+
+A JSON file configures it (--console-config, BERTH_CONSOLE_CONFIG, or ~/.config/berth/console.json if it exists;
+$XDG_CONFIG_HOME/berth/console.json where XDG_CONFIG_HOME is set): {"readonly": true, "view": "units", "refresh": "2s",
+"keys": {"stop": "S", "restart": ["ctrl-r"]}, "hotkeys": [{"key": "w", "view": "units", "filter": "web"}],
+"columns": {"units": ["UNIT", "ACTIVE", "MACHINE"]}, "theme": {"title": "blue", "marked": "#ff8800"},
+"plugins": [{"key": "L", "label": "tail", "views": ["units"], "command": "berth journal "$BERTH_UNIT"",
+"confirm": false}]}. A plugin runs with sh in the background (no terminal), with BERTH_UNIT, BERTH_MACHINE,
+BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set; its last output line shows. A setting
+the console cannot use stops it (exit 2) naming the file and the line. NO_COLOR (or FORCE_COLOR=0) turns the colours off; the
+selected row stays in reverse video. Reaches any node, directly
 (--endpoint) or through SSH (--tunnel, BERTH_TUNNEL); when the connection drops it reconnects to whichever
 endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv ls.`,
   flags: [
@@ -28,17 +41,41 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       type: "duration",
       description: "how often to poll the cluster (changes to units and keys show at once anyway)",
       env: "BERTH_CONSOLE_REFRESH",
-      default: 1000,
+      shownDefault: "1s, or the config's refresh",
+    },
+    {
+      name: "console-config",
+      type: "string",
+      value: "FILE",
+      description:
+        "the console's configuration file (JSON: keys, hotkeys, plugins, view, refresh, columns, theme)",
+      env: "BERTH_CONSOLE_CONFIG",
+      shownDefault: "~/.config/berth/console.json, if it exists",
+    },
+    {
+      name: "readonly",
+      type: "boolean",
+      description: "look, do not touch: every key that would change the cluster is refused",
+      env: "BERTH_CONSOLE_READONLY",
     },
     ...CLIENT_FLAGS,
   ],
   async run(parsed) {
     const flags = parsed.flags;
+    let config: ReturnType<typeof loadConsoleConfig>;
+    try {
+      config = loadConsoleConfig(
+        typeof flags["console-config"] === "string" ? flags["console-config"] : null,
+      );
+    } catch (err) {
+      if (err instanceof ConsoleConfigError) throw new UsageError(err.message);
+      throw err;
+    }
     if (!process.stdin.isTTY || !process.stdout.isTTY)
       throw new UsageError(
         "berth console needs a terminal; in scripts use list-machines, list-units or kv ls",
       );
-    const refreshMs = Math.max(100, Number(flags.refresh ?? 1000));
+    const refreshMs = Math.max(100, Number(flags.refresh ?? config.refreshMs ?? 1000));
     const cluster = await clusterConnector(flags, "console");
     const source = new ConsoleSource({ refreshMs, connect: cluster.connect });
 
@@ -46,6 +83,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     // the console runs on a terminal (checked above), where it must draw live whatever the environment says.
     delete process.env.CI;
     delete process.env.CONTINUOUS_INTEGRATION;
+    if (prepareChalk(process.env)) config = { ...config, theme: MONOCHROME };
     const [{ render }, { createElement }, { App }] = await Promise.all([
       import("ink"),
       import("react"),
@@ -57,7 +95,10 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
     // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line
     // short when the frame is shorter than the terminal (as ours is, see src/tui/app.tsx), and every update lands a line low.
-    const instance = render(createElement(App, { source, label: cluster.via }), { exitOnCtrlC: false });
+    const instance = render(
+      createElement(App, { source, label: cluster.via, readonly: flags.readonly === true, config }),
+      { exitOnCtrlC: false },
+    );
     const quit = () => instance.unmount();
     process.once("SIGTERM", quit);
     process.once("SIGHUP", quit);

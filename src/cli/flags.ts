@@ -1,4 +1,5 @@
 import { parseArgs as parseTokens } from "node:util";
+import { durationMs } from "../format/time.ts";
 import { UsageError } from "./exit-codes.ts";
 
 export type FlagType = "string" | "number" | "boolean" | "duration" | "list";
@@ -178,11 +179,9 @@ export function convert(
 
 /** "1.5s", "200ms", "2m", or a bare number of seconds; returns milliseconds. */
 export function parseDuration(raw: string, source: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
-  if (!m) throw new UsageError(`${source} must be a duration like 5s, 250ms or 2m, not "${raw}"`);
-  const n = Number(m[1]);
-  const unit = m[2] ?? "s";
-  return n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  const ms = durationMs(raw);
+  if (ms === null) throw new UsageError(`${source} must be a duration like 5s, 250ms or 2m, not "${raw}"`);
+  return ms;
 }
 
 export function flagHelp(specs: FlagSpec[]): string {

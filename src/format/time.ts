@@ -42,3 +42,10 @@ export function relativeTime(ms: number, now = Date.now()): string {
   else return "now";
   return `${t} ago`;
 }
+
+/** "1.5s", "200ms", "2m", "1h" or a bare number of seconds, in milliseconds; null when it is none of these. */
+export function durationMs(raw: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
+  if (!m) return null;
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? "s"]!;
+}

@@ -1,75 +1,73 @@
 // The console's screen: a header (where it is connected, the leader, counts), one of four views (machines, units,
 // keys, members) as a table, a detail pane for a unit or a key, and a footer with the keys and the last message.
-// Keys as k9s/fleetctl users expect: 1-4 or Tab switch views, arrows or j/k move, Enter opens, Esc goes back,
-// s/x/u/d act on units, d deletes keys (after a y/n question), r refreshes, ? shows help, q quits.
-import { Box, type Key, Text, useApp, useInput, useStdout } from "ink";
-import { type SetStateAction, useCallback, useEffect, useRef, useState } from "react";
-import type { DesiredState } from "../client/protocol.ts";
+// What each key does is in keys.ts (the table) and reducer.ts (the state it changes); this file draws the state and
+// runs the effects the reducer asks for against the cluster.
+import { Box, Text, useApp, useInput, useStdout } from "ink";
+import { useEffect, useRef, useState } from "react";
 import { formatJournalLine } from "../format/journal.ts";
+import { candidates } from "./commands.ts";
+import { type ConsoleConfig, DEFAULT_CONFIG } from "./config.ts";
+import { headerStatus } from "./header.ts";
+import { footerText, helpLines, keyName } from "./keys.ts";
 import {
+  type ClusterSnapshot,
   detailLines,
   filterRows,
-  parentDir,
   prepareFilter,
-  type Row,
   tableFor,
   VIEWS,
   type ViewName,
+  withColumns,
 } from "./model.ts";
+import { runPlugin } from "./plugin.ts";
+import {
+  type Detail,
+  type Effect,
+  type Event,
+  initialState,
+  questionLine,
+  reduce,
+  type Screen,
+  selectedIndex,
+  type UiState,
+} from "./reducer.ts";
+import { type Sort, sortRows } from "./sort.ts";
 import type { ConsoleSource, SourceState } from "./source.ts";
 import { Table, windowStart } from "./table.tsx";
 
-interface Message {
-  text: string;
-  tone: "info" | "error";
-}
+/** Keys that arrive as characters among others (typed faster than read): their names. */
+const RAW_KEYS: Record<string, string> = {
+  "\r": "enter",
+  "\t": "tab",
+  "\x7f": "backspace",
+  "\b": "backspace",
+};
 
-/** A pane over the table: a unit's status, its live journal, or a key's value. */
-interface Detail {
-  kind: "unit" | "journal" | "key";
-  id: string;
-}
-
-interface Question {
-  text: string;
-  run: () => Promise<string>;
-}
-
-const HELP = [
-  "1 2 3 4, Tab     machines, units, keys, members",
-  "↑ ↓ j k, PgUp PgDn, g G   move",
-  "Enter           machine: its units; unit: status and journal; key: open the directory or show the value",
-  "Esc, ←, h, Backspace   back (keys: the parent directory)",
-  "s / x / u       start / stop / unload the unit (fleetctl start, stop, unload)",
-  "l               follow the unit's journal live (journal -f)",
-  "/               filter the rows (Enter keeps the filter, Esc clears it)",
-  "d               destroy the unit / delete the key (asks first)",
-  "r               refresh now",
-  "q, Ctrl-C       quit",
-];
+const TITLE = "Berth console";
+const READ_ONLY = "READ-ONLY";
 
 /** `label` follows the endpoint in the header (" via core@bastion:22" through a tunnel). */
-export function App(props: { source: ConsoleSource; label: string }) {
+export function App(props: {
+  source: ConsoleSource;
+  label: string;
+  /** --readonly (or the config's "readonly"). */
+  readonly?: boolean;
+  config?: ConsoleConfig;
+}) {
   const { source } = props;
+  const config = props.config ?? DEFAULT_CONFIG;
+  const { bindings, theme } = config;
+  const tableOf = (view: ViewName, snapshot: ClusterSnapshot, sort: Sort | null = uiRef.current.sort[view]) =>
+    sortRows(withColumns(tableFor(view, snapshot, Date.now()), config.columns[view]), sort);
   const { exit } = useApp();
   const { stdout } = useStdout();
   const [state, setState] = useState<SourceState>(source.current);
-  // What keys act on is read from refs: keys typed faster than React renders ("d" then "y") must see the
-  // effect of the key before them.
-  const [view, setView, viewRef] = useLatest<ViewName>("machines");
-  const [selected, setSelected, selectedRef] = useLatest<Record<ViewName, number>>({
-    machines: 0,
-    units: 0,
-    keys: 0,
-    members: 0,
-  });
-  const [detail, setDetail, detailRef] = useLatest<Detail | null>(null);
-  /** `/` filters the current view's rows (by any cell); typing goes to the filter until Enter or Esc. */
-  const [filter, setFilter, filterRef] = useLatest("");
-  const [editingFilter, setEditingFilter, editingFilterRef] = useLatest(false);
-  const [question, setQuestion, questionRef] = useLatest<Question | null>(null);
-  const [message, setMessage] = useState<Message | null>(null);
-  const [help, setHelp, helpRef] = useLatest(false);
+  // The UI state lives in a ref the keys update at once: keys typed faster than React renders ("d" then "y") must
+  // see the effect of the key before them; the React state only triggers the render.
+  const uiRef = useRef<UiState>(
+    initialState({ readonly: props.readonly || config.readonly, view: config.view }),
+  );
+  const [ui, setUi] = useState(uiRef.current);
   const [size, setSize] = useState({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
   const windowStartRef = useRef(0);
 
@@ -82,142 +80,107 @@ export function App(props: { source: ConsoleSource; label: string }) {
     };
   }, [stdout]);
 
-  const now = Date.now();
-  const table = filterRows(tableFor(view, state.snapshot, now), filter);
-  const sel = Math.min(selected[view], Math.max(0, table.rows.length - 1));
+  // One line short of the terminal: Ink erases the whole screen before every frame as tall as the terminal
+  // (clearTerminal, a visible flicker); shorter frames are patched line by line.
+  const height = Math.max(1, size.rows - 1);
+  const bodyHeight = Math.max(3, height - 5);
+
+  const help = helpLines(bindings, uiRef.current.readonly, size.columns);
+  const screen = (): Screen => ({
+    rows: (view: ViewName, filter: string, sort: Sort | null) =>
+      filterRows(tableOf(view, source.current.snapshot, sort), filter).rows,
+    columns: (view: ViewName) => tableOf(view, source.current.snapshot).columns.map((c) => c.title),
+    keyDir: source.current.snapshot.keyDir,
+    pageSize: Math.max(1, bodyHeight - 2),
+    helpLength: help.length,
+    bindings,
+  });
+
+  const dispatch = (event: Event) => {
+    const r = reduce(uiRef.current, event, screen());
+    uiRef.current = r.state;
+    setUi(r.state);
+    for (const e of r.effects) run(e);
+  };
 
   const act = (what: Promise<string>) => {
-    setMessage({ text: "working…", tone: "info" });
+    dispatch({ type: "message", message: { text: "working…", tone: "info" } });
     what.then(
-      (text) => setMessage({ text, tone: "info" }),
-      (err) => setMessage({ text: (err as Error).message ?? String(err), tone: "error" }),
+      (text) => dispatch({ type: "message", message: { text, tone: "info" } }),
+      (err) =>
+        dispatch({
+          type: "message",
+          message: { text: (err as Error).message ?? String(err), tone: "error" },
+        }),
     );
   };
-  const setDesired = (name: string, desired: DesiredState, verb: string) =>
-    act(source.setDesired([name], desired).then(() => `${verb} ${name}`));
 
-  const openDetail = (d: Detail | null) => {
-    setDetail(d);
-    source.setDetail(d?.kind === "unit" ? d.id : null);
-    if (d?.kind === "journal") source.follow(d.id);
-    else source.stopFollowing();
-  };
-
-  const openKeyDir = (dir: string) => {
-    source.setKeyDir(dir);
-    setFilter(""); // a filter typed for one directory's names means nothing in the next
-    setSelected((s) => ({ ...s, keys: 0 }));
+  const run = (e: Effect) => {
+    switch (e.kind) {
+      case "exit":
+        return exit();
+      case "refresh":
+        return void source.refresh();
+      case "prepareFilter":
+        return prepareFilter(tableOf(uiRef.current.view, source.current.snapshot));
+      case "keyDir":
+        return source.setKeyDir(e.dir);
+      case "detail":
+        source.setDetail(e.detail?.kind === "unit" ? e.detail.id : null);
+        if (e.detail?.kind === "journal") source.follow(e.detail.id);
+        else source.stopFollowing();
+        return;
+      case "plugin":
+        return act(
+          runPlugin(e.label, e.command, { ...e.env, BERTH_ENDPOINT: source.current.endpoint ?? "" }),
+        );
+      case "deleteKeys":
+        return act(
+          Promise.all(e.targets.map((t) => source.deleteKey(t.id, t.dir === true))).then(
+            () => `deleted ${e.targets.map((t) => t.id).join(", ")}`,
+          ),
+        );
+      case "units": {
+        const names = e.names;
+        const done = {
+          start: "started",
+          stop: "stopped",
+          unload: "unloaded",
+          restart: "restarted",
+          destroy: "destroyed",
+        }[e.op];
+        const call =
+          e.op === "destroy"
+            ? source.destroy(names)
+            : e.op === "restart"
+              ? source.restart(names)
+              : source.setDesired(
+                  names,
+                  { start: "launched", stop: "loaded", unload: "inactive" }[e.op] as "launched",
+                );
+        return act(call.then(() => `${done} ${names.join(", ")}`));
+      }
+    }
   };
 
   useInput((input, key) => {
     // Keys typed faster than the terminal is read (a held-down j, "g" then Enter) arrive as one string.
     if (input.length > 1 && !key.ctrl && !key.meta) {
-      for (const ch of input) handleKey(ch === "\r" ? "" : ch, { ...key, return: ch === "\r" });
+      for (const ch of input) dispatch({ type: "key", name: RAW_KEYS[ch] ?? keyName(ch, {}) });
       return;
     }
-    handleKey(input, key);
+    dispatch({ type: "key", name: keyName(input, key) });
   });
 
-  const handleKey = (input: string, key: Key) => {
-    const view = viewRef.current;
-    const detail = detailRef.current;
-    const question = questionRef.current;
-    const rows = filterRows(tableFor(view, source.current.snapshot, Date.now()), filterRef.current).rows;
-    const last = Math.max(0, rows.length - 1);
-    const sel = Math.min(selectedRef.current[view], last);
-    const row: Row | undefined = rows[sel];
-    const select = (i: number) => setSelected((s) => ({ ...s, [view]: Math.max(0, Math.min(i, last)) }));
-    const move = (delta: number) => select(sel + delta);
-
-    if (key.ctrl && input === "c") return exit();
-    if (editingFilterRef.current) {
-      if (key.return) return setEditingFilter(false);
-      if (key.escape) {
-        setFilter("");
-        return setEditingFilter(false);
-      }
-      if (key.backspace || key.delete) return setFilter((f) => f.slice(0, -1));
-      if (input && !key.ctrl && !key.meta) {
-        setFilter((f) => f + input);
-        select(0);
-      }
-      return;
-    }
-    if (question) {
-      if (input === "y" || input === "Y") act(question.run());
-      else setMessage({ text: "cancelled", tone: "info" });
-      setQuestion(null);
-      return;
-    }
-    if (helpRef.current) return setHelp(false);
-    if (input === "q") return exit();
-    if (input === "?") return setHelp(true);
-    if (input === "r") return void source.refresh();
-    const goTo = VIEWS.find((v) => v.key === input);
-    if (goTo || key.tab) {
-      const next =
-        goTo?.name ?? VIEWS[(VIEWS.findIndex((v) => v.name === view) + (key.shift ? 3 : 1)) % 4]!.name;
-      openDetail(null);
-      setFilter("");
-      setView(next);
-      return;
-    }
-    if (input === "/" && !detail) {
-      prepareFilter(tableFor(view, source.current.snapshot, Date.now()));
-      setFilter("");
-      return setEditingFilter(true);
-    }
-    const back = key.escape || key.leftArrow || key.backspace || key.delete || input === "h";
-    if (detail) {
-      if (back || key.return) openDetail(null);
-      return;
-    }
-    if (key.escape && filterRef.current) return setFilter("");
-    if (back && view === "keys") return openKeyDir(parentDir(source.current.snapshot.keyDir));
-    if (key.upArrow || input === "k") return move(-1);
-    if (key.downArrow || input === "j") return move(1);
-    if (key.pageUp) return move(-(size.rows - 8));
-    if (key.pageDown) return move(size.rows - 8);
-    if (input === "g" || key.home) return select(0);
-    if (input === "G" || key.end) return select(last);
-    if (!row) return;
-    if (key.return) {
-      if (view === "machines") {
-        // The machine's units: the Units view filtered by its id prefix (as its MACHINE column shows it).
-        setView("units");
-        setFilter(row.id.slice(0, 8));
-        return;
-      }
-      if (view === "units") return openDetail({ kind: "unit", id: row.id });
-      if (view === "keys") return row.dir ? openKeyDir(row.id) : openDetail({ kind: "key", id: row.id });
-      return;
-    }
-    if (view === "units") {
-      if (input === "s") return setDesired(row.id, "launched", "started");
-      if (input === "x") return setDesired(row.id, "loaded", "stopped");
-      if (input === "u") return setDesired(row.id, "inactive", "unloaded");
-      if (input === "l") return openDetail({ kind: "journal", id: row.id });
-      if (input === "d")
-        return setQuestion({
-          text: `Destroy ${row.id}? (y/n)`,
-          run: () => source.destroy([row.id]).then(() => `destroyed ${row.id}`),
-        });
-    }
-    if (view === "keys" && input === "d")
-      return setQuestion({
-        text: `Delete ${row.id}${row.dir ? "/ and everything below it" : ""}? (y/n)`,
-        run: () => source.deleteKey(row.id, row.dir === true).then(() => `deleted ${row.id}`),
-      });
-  };
+  const { view, detail, filter, editingFilter, question, message } = ui;
+  const table = filterRows(tableOf(view, state.snapshot, ui.sort[view]), filter);
+  const sel = selectedIndex(ui.selected[view], table.rows);
+  const marks = ui.marks[view];
 
   // No clock in the header: the data is live (watches), and a clock would redraw the screen every second.
   const s = state.snapshot;
   const leader = s.members.find((m) => m.isLeader)?.name ?? "-";
   const up = s.machines.filter((m) => m.state !== "lost").length;
-  // One line short of the terminal: Ink erases the whole screen before every frame as tall as the terminal
-  // (clearTerminal, a visible flicker); shorter frames are patched line by line.
-  const height = Math.max(1, size.rows - 1);
-  const bodyHeight = Math.max(3, height - 5);
   windowStartRef.current = windowStart(sel, bodyHeight - 1, windowStartRef.current, table.rows.length);
 
   // Every part is clipped to its lines: a frame taller than planned (a header wrapping on a narrow terminal) would
@@ -225,14 +188,20 @@ export function App(props: { source: ConsoleSource; label: string }) {
   return (
     <Box flexDirection="column" width={size.columns} height={height} overflow="hidden">
       <Box height={1} overflow="hidden">
-        <Text bold color="cyan">
-          Berth console
+        <Text bold color={theme.title}>
+          {TITLE}
         </Text>
-        <Text>
-          {"  "}
-          {state.endpoint ? `${state.endpoint}${props.label}` : `not connected${props.label}`}
-          {"  "}leader {leader}
-          {"  "}machines {up}/{s.machines.length} up{"  "}units {s.units.length}
+        {ui.readonly ? (
+          <Text bold color={theme.readonly}>
+            {`  ${READ_ONLY}`}
+          </Text>
+        ) : null}
+        <Text wrap="truncate">
+          {headerStatus(
+            state.endpoint ? `${state.endpoint}${props.label}` : `not connected${props.label}`,
+            [`leader ${leader}`, `machines ${up}/${s.machines.length} up`, `units ${s.units.length}`],
+            size.columns - TITLE.length - (ui.readonly ? READ_ONLY.length + 2 : 0),
+          )}
         </Text>
       </Box>
       <Box height={1} overflow="hidden">
@@ -241,18 +210,31 @@ export function App(props: { source: ConsoleSource; label: string }) {
             {` ${v.key} ${v.title} `}
           </Text>
         ))}
-        {view === "keys" ? <Text color="cyan">{`  ${s.keyDir}`}</Text> : null}
+        {view === "keys" ? <Text color={theme.title}>{`  ${s.keyDir}`}</Text> : null}
         {filter || editingFilter ? (
-          <Text color="yellow">{`  /${filter}${editingFilter ? "▏" : ""}`}</Text>
+          <Text color={theme.filter}>{`  /${filter}${editingFilter ? "▏" : ""}`}</Text>
         ) : null}
+        {marks.length > 0 ? <Text color={theme.marked}>{`  ${marks.length} marked`}</Text> : null}
       </Box>
       <Box flexDirection="column" height={bodyHeight} marginTop={1} overflow="hidden">
-        {help ? (
-          HELP.map((h) => <Text key={h}>{h}</Text>)
+        {ui.help ? (
+          help.slice(ui.helpTop, ui.helpTop + bodyHeight).map((h, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
+            <Text key={i} wrap="truncate">
+              {h || " "}
+            </Text>
+          ))
+        ) : question && question.targets.length > 1 ? (
+          <Box flexDirection="column">
+            <Text bold>{`${question.verb} these ${question.targets.length}?`}</Text>
+            {question.targets.slice(0, bodyHeight - 1).map((t) => (
+              <Text key={t.id} wrap="truncate">{`  ${t.id}${t.dir ? "/ and everything below it" : ""}`}</Text>
+            ))}
+          </Box>
         ) : detail ? (
           <DetailPane detail={detail} state={state} height={bodyHeight} />
         ) : view === "keys" && s.keys === null ? (
-          <Text color="yellow">{`${s.keyDir} does not exist (Esc: parent directory)`}</Text>
+          <Text color={theme.warn}>{`${s.keyDir} does not exist (Esc: parent directory)`}</Text>
         ) : (
           <Table
             data={table}
@@ -260,21 +242,29 @@ export function App(props: { source: ConsoleSource; label: string }) {
             height={bodyHeight}
             selected={sel}
             start={windowStartRef.current}
+            marked={marks.length > 0 ? new Set(marks.map((t) => t.id)) : undefined}
+            theme={theme}
+            sort={ui.sort[view]}
             empty={filter ? `nothing matches /${filter} (Esc clears the filter)` : emptyText(view, state)}
           />
         )}
       </Box>
       <Box height={1} overflow="hidden">
-        {question ? (
-          <Text color="yellow" bold>
-            {question.text}
+        {ui.command !== null ? (
+          <Text wrap="truncate">
+            <Text bold>{`:${ui.command}▏`}</Text>
+            <Text dimColor>{`   ${candidates(ui.command).join("  ")}`}</Text>
+          </Text>
+        ) : question ? (
+          <Text color={theme.question} bold wrap="truncate">
+            {questionLine(question, size.columns)}
           </Text>
         ) : state.error ? (
-          <Text color="red" wrap="truncate">
+          <Text color={theme.error} wrap="truncate">
             {state.endpoint ? state.error : `cannot reach the cluster: ${state.error} (retrying)`}
           </Text>
         ) : message ? (
-          <Text color={message.tone === "error" ? "red" : "green"} wrap="truncate">
+          <Text color={message.tone === "error" ? theme.error : theme.message} wrap="truncate">
             {message.text}
           </Text>
         ) : (
@@ -282,7 +272,11 @@ export function App(props: { source: ConsoleSource; label: string }) {
         )}
       </Box>
       <Text dimColor wrap="truncate">
-        {footer(view, !!detail)}
+        {ui.help
+          ? help.length > bodyHeight
+            ? `↑↓ scroll (${ui.helpTop + 1}-${Math.min(help.length, ui.helpTop + bodyHeight)} of ${help.length})  any other key closes`
+            : "any key closes the help"
+          : footerText(bindings, detail ? "detail" : view, size.columns, ui.readonly)}
       </Text>
     </Box>
   );
@@ -330,25 +324,4 @@ function emptyText(view: ViewName, state: SourceState): string {
     keys: "empty directory",
     members: "no members",
   }[view];
-}
-
-function footer(view: ViewName, detail: boolean): string {
-  if (detail) return "Esc back  q quit";
-  const common = "1-4 view  ↑↓ move  r refresh  ? help  q quit";
-  if (view === "units")
-    return `Enter status  l journal  s start  x stop  u unload  d destroy  / filter  ${common}`;
-  if (view === "keys") return `Enter open  Esc up  d delete  / filter  ${common}`;
-  if (view === "machines") return `Enter units  / filter  ${common}`;
-  return `/ filter  ${common}`;
-}
-
-/** useState whose latest value is also readable at once through a ref (set synchronously by the setter). */
-function useLatest<T>(initial: T): [T, (v: SetStateAction<T>) => void, { readonly current: T }] {
-  const [value, setValue] = useState(initial);
-  const ref = useRef(initial);
-  const set = useCallback((v: SetStateAction<T>) => {
-    ref.current = typeof v === "function" ? (v as (p: T) => T)(ref.current) : v;
-    setValue(ref.current);
-  }, []);
-  return [value, set, ref];
 }

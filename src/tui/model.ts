@@ -51,13 +51,22 @@ export const EMPTY_SNAPSHOT: ClusterSnapshot = {
 
 export interface Column {
   title: string;
-  /** Grows to fill the width left by the others (one per table). */
+  /** Grows to fill the width left by the others (one per table), and is the first to shrink. */
   flex?: boolean;
+  /**
+   * How long it keeps its width when the terminal is too narrow: higher shrinks later (default 0; the flex column
+   * -1; between equals, the one further right shrinks first).
+   */
+  keep?: number;
 }
 
 export interface Row {
   /** What actions act on: a unit name, a key, a machine id, a member name. */
   id: string;
+  /** The machine (id) a unit's row is on. */
+  machine?: string;
+  /** The row's identity where `id` is not unique in its table (a unit's row per machine); the selection follows it. */
+  key?: string;
   cells: string[];
   /** "good" (up, active), "bad" (lost, failed), or neutral. */
   tone?: "good" | "bad" | "warn";
@@ -131,6 +140,8 @@ export function unitsTable(s: Pick<ClusterSnapshot, "machines" | "units" | "stat
       const sub = r.note ? `${r.sub} (${r.note})` : r.sub;
       rows.push({
         id: u.name,
+        key: `${u.name} ${r.machine}`,
+        machine: r.machine,
         cells: [u.name, u.desired, current, machine, r.active, sub],
         tone: activeTone(r.active),
       });
@@ -138,11 +149,12 @@ export function unitsTable(s: Pick<ClusterSnapshot, "machines" | "units" | "stat
   }
   return {
     columns: [
-      { title: "UNIT" },
-      { title: "DESIRED" },
-      { title: "STATE" },
-      { title: "MACHINE" },
-      { title: "ACTIVE" },
+      // Narrow terminals: the unit's name is the last to be cut, its ACTIVE state and machine before it.
+      { title: "UNIT", keep: 9 },
+      { title: "DESIRED", keep: 1 },
+      { title: "STATE", keep: 2 },
+      { title: "MACHINE", keep: 3 },
+      { title: "ACTIVE", keep: 4 },
       { title: "SUB", flex: true },
     ],
     rows,
@@ -248,14 +260,30 @@ export function tableFor(view: ViewName, s: ClusterSnapshot, now: number): Table
   }
 }
 
+const projections = new WeakMap<TableData, { titles: string[]; result: TableData }>();
+
+/** `table` with only the columns titled `titles`, in that order (a config's "columns"); kept per table. */
+export function withColumns(table: TableData, titles: string[] | undefined): TableData {
+  if (!titles) return table;
+  const kept = projections.get(table);
+  if (kept && kept.titles === titles) return kept.result;
+  const at = titles.map((t) => table.columns.findIndex((c) => c.title === t)).filter((i) => i >= 0);
+  const result: TableData = {
+    columns: at.map((i) => table.columns[i]!),
+    rows: table.rows.map((r) => ({ ...r, cells: at.map((i) => r.cells[i] ?? "") })),
+  };
+  projections.set(table, { titles, result });
+  return result;
+}
+
 /** Each row's cells as one lower-case text, for the filter (built once per table). */
 const searchTexts = new WeakMap<TableData, string[]>();
 
 function searchTextsOf(table: TableData): string[] {
   let texts = searchTexts.get(table);
   if (!texts) {
-    // A separator no filter typed on a keyboard contains, so a match never spans two cells.
-    texts = table.rows.map((r) => r.cells.join("\u0000").toLowerCase());
+    // A cell per line: a match never spans two cells, and a regex's ^ and $ anchor to a cell (flag m).
+    texts = table.rows.map((r) => r.cells.join("\n").toLowerCase());
     searchTexts.set(table, texts);
   }
   return texts;
@@ -266,26 +294,53 @@ export function prepareFilter(table: TableData): void {
   searchTextsOf(table);
 }
 
+const REGEX_SIGNS = /[\\^$.*+?()[\]{}|]/;
+
+/**
+ * What a filter matches, as k9s: text (case-insensitive) in any cell; a regular expression when it has regex
+ * characters and compiles (web@[0-9]+, ^db); `!` first inverts it (the rows that do not match).
+ */
+export function filterMatcher(filter: string): { test: (text: string) => boolean; plain: string | null } {
+  const inverse = filter.startsWith("!");
+  const pattern = (inverse ? filter.slice(1) : filter).toLowerCase();
+  let test = (text: string) => text.includes(pattern);
+  if (REGEX_SIGNS.test(pattern)) {
+    try {
+      const re = new RegExp(pattern, "im");
+      test = (text: string) => re.test(text);
+    } catch {
+      // Not a regex (web[1): the text as typed.
+    }
+  }
+  const plain = !inverse && !REGEX_SIGNS.test(pattern) ? pattern : null;
+  return { test: inverse ? (text) => !test(text) : test, plain };
+}
+
 let lastFilter: { table: TableData; filter: string; matches: number[]; result: TableData } | null = null;
 
 /**
- * The rows whose cells contain `filter` (case-insensitive); the same answer for the same table and filter. A
- * character typed onto the filter searches only the rows the shorter filter matched.
+ * The rows `filter` matches (filterMatcher); the same answer for the same table and filter. A character typed onto
+ * a plain filter searches only the rows the shorter filter matched.
  */
 export function filterRows(table: TableData, filter: string): TableData {
-  if (!filter) return table;
-  const f = filter.toLowerCase();
+  if (!filter || filter === "!") return table;
   const previous = lastFilter?.table === table ? lastFilter : null;
-  if (previous?.filter === f) return previous.result;
+  if (previous?.filter === filter) return previous.result;
   const texts = searchTextsOf(table);
+  const { test, plain } = filterMatcher(filter);
   const matches: number[] = [];
-  if (previous && f.startsWith(previous.filter)) {
-    for (const i of previous.matches) if (texts[i]!.includes(f)) matches.push(i);
-  } else for (let i = 0; i < texts.length; i++) if (texts[i]!.includes(f)) matches.push(i);
+  const narrowing =
+    previous &&
+    plain !== null &&
+    filterMatcher(previous.filter).plain !== null &&
+    filter.startsWith(previous.filter);
+  if (narrowing) {
+    for (const i of previous.matches) if (test(texts[i]!)) matches.push(i);
+  } else for (let i = 0; i < texts.length; i++) if (test(texts[i]!)) matches.push(i);
   // Every row matching: the table itself (its column widths are already measured).
   const result =
     matches.length === table.rows.length ? table : { ...table, rows: matches.map((i) => table.rows[i]!) };
-  lastFilter = { table, filter: f, matches, result };
+  lastFilter = { table, filter, matches, result };
   return result;
 }
 

@@ -18,6 +18,8 @@ export interface FollowedJournal {
   ended: string | null;
 }
 
+const STILL_RUNNING = new Set(["active", "activating", "deactivating", "reloading"]);
+
 /** Lines kept of a followed journal. */
 const JOURNAL_KEEP = 1000;
 
@@ -153,6 +155,24 @@ export class ConsoleSource {
 
   async setDesired(names: string[], desired: DesiredState): Promise<void> {
     await this.withClient((c) => c.call("units.setDesired", { names, desired }));
+  }
+
+  /**
+   * Stops the units, waits until none of them runs any more (at most `stopWaitMs`), and starts them again: a
+   * restart, as `berth restart` does it, without its per-unit progress lines.
+   */
+  async restart(names: string[], stopWaitMs = 30_000): Promise<void> {
+    await this.setDesired(names, "loaded");
+    const wanted = new Set(names);
+    const deadline = Date.now() + stopWaitMs;
+    for (;;) {
+      const states = await this.withClient((c) => c.call("units.states", {}));
+      if (!states.some((r) => wanted.has(r.name) && STILL_RUNNING.has(r.active))) break;
+      if (Date.now() > deadline)
+        throw new Error(`${names.join(", ")} did not stop within ${stopWaitMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await this.setDesired(names, "launched");
   }
 
   async destroy(names: string[]): Promise<void> {

@@ -3,7 +3,9 @@
 // become elements, whatever the table's length. (ink-table cannot load with
 // today's ESM Ink.)
 import { Box, Text } from "ink";
+import { DEFAULT_THEME, type Theme } from "./config.ts";
 import type { Row, TableData } from "./model.ts";
+import type { Sort } from "./sort.ts";
 
 const GAP = 2;
 
@@ -21,23 +23,36 @@ function naturalWidthsOf(data: TableData): number[] {
   return widths;
 }
 
-/** Column widths that fit `width`: natural widths, the flex column shrinking first, then every column evenly. */
+/** The narrowest a column shrinks to (a cut cell keeps a character and its "…"). */
+const MIN_WIDTH = 3;
+
+/**
+ * Column widths that fit `width`: natural widths, the flex column taking what is left. Too wide, the columns shrink
+ * in order of importance (Column.keep; the flex column first, then from the right), each down to MIN_WIDTH before
+ * the next one gives anything: the unit name stays whole as long as anything else can give.
+ */
 export function columnWidths(data: TableData, width: number): number[] {
-  const natural = naturalWidthsOf(data);
+  const widths = [...naturalWidthsOf(data)];
   const available = Math.max(data.columns.length, width - GAP * (data.columns.length - 1));
-  const flex = data.columns.findIndex((c) => c.flex);
-  const fixed = natural.reduce((a, w, i) => a + (i === flex ? 0 : w), 0);
-  const widths = [...natural];
-  if (flex >= 0) widths[flex] = Math.max(available - fixed, Math.min(natural[flex]!, 8));
   let total = widths.reduce((a, w) => a + w, 0);
-  // Still too wide: take from the widest column until it fits.
-  while (total > available) {
-    const widest = widths.indexOf(Math.max(...widths));
-    if (widths[widest]! <= 3) break;
-    widths[widest]! -= 1;
-    total -= 1;
+  const flex = data.columns.findIndex((c) => c.flex);
+  if (total <= available) {
+    if (flex >= 0) widths[flex]! += available - total;
+    return widths;
+  }
+  for (const i of shrinkOrder(data)) {
+    const cut = Math.min(total - available, Math.max(0, widths[i]! - MIN_WIDTH));
+    widths[i]! -= cut;
+    total -= cut;
+    if (total <= available) break;
   }
   return widths;
+}
+
+/** Column indexes, the one to shrink first first. */
+function shrinkOrder(data: TableData): number[] {
+  const keep = (i: number) => data.columns[i]!.keep ?? (data.columns[i]!.flex ? -1 : 0);
+  return data.columns.map((_, i) => i).sort((a, b) => keep(a) - keep(b) || b - a);
 }
 
 export function fitCell(text: string, width: number): string {
@@ -54,8 +69,6 @@ export function windowStart(selected: number, height: number, previous: number, 
   return Math.max(0, start);
 }
 
-const TONE_COLOR = { good: "green", bad: "red", warn: "yellow" } as const;
-
 export function Table(props: {
   data: TableData;
   width: number;
@@ -63,23 +76,38 @@ export function Table(props: {
   selected: number;
   start: number;
   empty: string;
+  /** Ids of the marked rows (drawn bold, in the theme's "marked" colour). */
+  marked?: Set<string>;
+  theme?: Theme;
+  /** The column the rows are sorted by (its title marked ↑ or ↓). */
+  sort?: Sort | null;
 }) {
+  const theme = props.theme ?? DEFAULT_THEME;
   const { data, width, height, selected, start } = props;
   const widths = columnWidths(data, width);
   const line = (cells: string[]) => cells.map((c, i) => fitCell(c, widths[i]!)).join(" ".repeat(GAP));
   const visible = data.rows.slice(start, start + Math.max(1, height - 1));
   return (
     <Box flexDirection="column">
-      <Text bold>{line(data.columns.map((c) => c.title))}</Text>
+      <Text bold>
+        {line(
+          data.columns.map((c, i) =>
+            props.sort?.column === i ? `${c.title}${props.sort.desc ? "↓" : "↑"}` : c.title,
+          ),
+        )}
+      </Text>
       {data.rows.length === 0 ? <Text dimColor>{props.empty}</Text> : null}
       {visible.map((r: Row, i) => {
         const isSelected = start + i === selected;
+        const isMarked = props.marked?.has(r.id) === true;
         return (
           <Text
             // biome-ignore lint/suspicious/noArrayIndexKey: rows are positions in a scrolling window
             key={start + i}
             inverse={isSelected}
-            color={r.tone ? TONE_COLOR[r.tone] : undefined}
+            bold={isMarked}
+            underline={isMarked && !theme.marked}
+            color={isMarked ? theme.marked : r.tone ? theme[r.tone] : undefined}
             wrap="truncate"
           >
             {line(r.cells)}

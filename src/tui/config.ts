@@ -1,0 +1,271 @@
+// The console's configuration file (JSON): keys remapped, hotkeys, plugins, the view it opens on, the refresh
+// interval, the columns each view shows, colours, read-only. Read from --console-config, BERTH_CONSOLE_CONFIG, or
+// ~/.config/berth/console.json ($XDG_CONFIG_HOME/berth/console.json) when it exists. Anything it cannot use is an
+// error naming the file and the line, not a silent default.
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { durationMs } from "../format/time.ts";
+import { parseJsonWithLines } from "./json-lines.ts";
+import {
+  type Action,
+  type Context,
+  conflicts,
+  isKeyName,
+  KEY_NAMES_HELP,
+  KEY_TABLE,
+  type KeyBinding,
+} from "./keys.ts";
+import {
+  EMPTY_SNAPSHOT,
+  keysTable,
+  machinesTable,
+  membersTable,
+  unitsTable,
+  VIEWS,
+  type ViewName,
+} from "./model.ts";
+
+/** Colours by what they show (undefined: the terminal's own colour). */
+export interface Theme {
+  title: string | undefined;
+  good: string | undefined;
+  bad: string | undefined;
+  warn: string | undefined;
+  marked: string | undefined;
+  readonly: string | undefined;
+  filter: string | undefined;
+  question: string | undefined;
+  error: string | undefined;
+  message: string | undefined;
+}
+
+export const DEFAULT_THEME: Theme = {
+  title: "cyan",
+  good: "green",
+  bad: "red",
+  warn: "yellow",
+  marked: "magenta",
+  readonly: "yellow",
+  filter: "yellow",
+  question: "yellow",
+  error: "red",
+  message: "green",
+};
+
+export interface ConsoleConfig {
+  /** The file it came from, or null (no file: the defaults). */
+  file: string | null;
+  readonly: boolean;
+  view: ViewName;
+  refreshMs: number | null;
+  bindings: readonly KeyBinding[];
+  /** The columns (titles, in order) a view shows; a view not named shows all of its own. */
+  columns: Partial<Record<ViewName, string[]>>;
+  theme: Theme;
+}
+
+export const DEFAULT_CONFIG: ConsoleConfig = {
+  file: null,
+  readonly: false,
+  view: "machines",
+  refreshMs: null,
+  bindings: KEY_TABLE,
+  columns: {},
+  theme: DEFAULT_THEME,
+};
+
+export class ConsoleConfigError extends Error {}
+
+/** Where the console looks for its configuration when neither the flag nor the variable names one. */
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CONFIG_HOME || join(homedir(), ".config");
+  return join(base, "berth", "console.json");
+}
+
+/** The configuration from `path` (named by the operator: it must exist) or the default path (if it exists). */
+export function loadConsoleConfig(path: string | null): ConsoleConfig {
+  const file = path ?? defaultConfigPath();
+  if (path === null && !existsSync(file)) return DEFAULT_CONFIG;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConsoleConfigError(`cannot read the console configuration ${file}: ${(err as Error).message}`);
+  }
+  return parseConsoleConfig(text, file);
+}
+
+const COLORS = new Set(
+  ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white", "gray", "grey"].flatMap((c) => [
+    c,
+    `${c}Bright`,
+  ]),
+);
+
+const FIELDS = ["readonly", "view", "refresh", "keys", "hotkeys", "plugins", "columns", "theme"];
+
+/** The configuration in `text` (the contents of `file`, named in errors). */
+export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
+  let parsed: ReturnType<typeof parseJsonWithLines>;
+  try {
+    parsed = parseJsonWithLines(text);
+  } catch (err) {
+    const line = (err as { line?: number }).line;
+    throw new ConsoleConfigError(`${file}:${line ?? 1}: ${(err as Error).message}`);
+  }
+  const { value, lines } = parsed;
+  const lineOf = (path: string): number => {
+    for (let p = path; ; p = p.includes(".") ? p.slice(0, p.lastIndexOf(".")) : "") {
+      const l = lines.get(p);
+      if (l !== undefined || p === "") return l ?? 1;
+    }
+  };
+  const fail = (path: string, message: string): never => {
+    throw new ConsoleConfigError(`${file}:${lineOf(path)}: ${path ? `${path}: ` : ""}${message}`);
+  };
+  const object = (v: unknown, path: string): Record<string, unknown> => {
+    if (typeof v !== "object" || v === null || Array.isArray(v)) return fail(path, "must be an object { … }");
+    return v as Record<string, unknown>;
+  };
+  const string = (v: unknown, path: string): string =>
+    typeof v === "string" && v !== "" ? v : fail(path, "must be a non-empty string");
+  const list = (v: unknown, path: string): unknown[] =>
+    Array.isArray(v) ? v : fail(path, "must be a list [ … ]");
+  const key = (v: unknown, path: string): string => {
+    const k = string(v, path);
+    return isKeyName(k) ? k : fail(path, `"${k}" is not a key: ${KEY_NAMES_HELP}`);
+  };
+  const keyList = (v: unknown, path: string): string[] => {
+    const keys = Array.isArray(v) ? v.map((k, i) => key(k, `${path}.${i}`)) : [key(v, path)];
+    return keys.length > 0 ? keys : fail(path, "names no key");
+  };
+  const view = (v: unknown, path: string): ViewName => {
+    const name = string(v, path);
+    return VIEWS.some((x) => x.name === name)
+      ? (name as ViewName)
+      : fail(path, `"${name}" is not a view: ${VIEWS.map((x) => x.name).join(", ")}`);
+  };
+
+  const top = object(value, "");
+  for (const name of Object.keys(top))
+    if (!FIELDS.includes(name)) fail(name, `unknown setting (the settings are ${FIELDS.join(", ")})`);
+
+  const config: ConsoleConfig = { ...DEFAULT_CONFIG, file, theme: { ...DEFAULT_THEME } };
+  if (top.readonly !== undefined) {
+    if (typeof top.readonly !== "boolean") fail("readonly", "must be true or false");
+    config.readonly = top.readonly as boolean;
+  }
+  if (top.view !== undefined) config.view = view(top.view, "view");
+  if (top.refresh !== undefined) {
+    const r = top.refresh;
+    const ms = typeof r === "number" ? r * 1000 : durationMs(string(r, "refresh"));
+    if (ms === null) fail("refresh", "must be a duration like 2s or 500ms");
+    config.refreshMs = ms!;
+    if (!(config.refreshMs! >= 100)) fail("refresh", "must be at least 100ms");
+  }
+
+  // Where each binding the file adds or changes came from: a conflict is reported on its line.
+  const origin = new Map<KeyBinding, string>();
+  let bindings: KeyBinding[] = [...KEY_TABLE];
+  if (top.keys !== undefined) {
+    const keys = object(top.keys, "keys");
+    const actions = new Set(KEY_TABLE.map((b) => b.action));
+    for (const [action, v] of Object.entries(keys)) {
+      const path = `keys.${action}`;
+      if (!actions.has(action as Action))
+        fail(path, `unknown action (the actions are ${[...actions].join(", ")})`);
+      const newKeys = keyList(v, path);
+      bindings = bindings.map((b) => {
+        if (b.action !== action) return b;
+        const remapped = { ...b, keys: newKeys };
+        origin.set(remapped, path);
+        return remapped;
+      });
+    }
+  }
+  if (top.hotkeys !== undefined)
+    list(top.hotkeys, "hotkeys").forEach((h, i) => {
+      const path = `hotkeys.${i}`;
+      const o = object(h, path);
+      const target = view(o.view, `${path}.view`);
+      const filter = o.filter === undefined ? "" : string(o.filter, `${path}.filter`);
+      const b: KeyBinding = {
+        action: "hotkey",
+        keys: keyList(o.key, `${path}.key`),
+        where: "all",
+        label: typeof o.label === "string" ? o.label : filter ? `${target} /${filter}` : target,
+        help: `the ${target} view${filter ? ` filtered by /${filter}` : ""}`,
+        hotkey: { view: target, filter },
+      };
+      origin.set(b, path);
+      bindings.push(b);
+    });
+  if (top.plugins !== undefined)
+    list(top.plugins, "plugins").forEach((p, i) => {
+      const path = `plugins.${i}`;
+      const o = object(p, path);
+      const command = string(o.command, `${path}.command`);
+      const label = string(o.label, `${path}.label`);
+      const where: Context[] | "all" =
+        o.views === undefined
+          ? "all"
+          : list(o.views, `${path}.views`).map((v, j) => view(v, `${path}.views.${j}`));
+      if (o.confirm !== undefined && typeof o.confirm !== "boolean")
+        fail(`${path}.confirm`, "must be true or false");
+      const b: KeyBinding = {
+        action: "plugin",
+        keys: keyList(o.key, `${path}.key`),
+        where,
+        label,
+        help: `plugin: ${command}`,
+        footer: true,
+        changes: true,
+        confirm: o.confirm === true,
+        command,
+      };
+      origin.set(b, path);
+      bindings.push(b);
+    });
+  const clash = conflicts(bindings)[0];
+  if (clash) {
+    const path = origin.get(clash.bindings[1]) ?? origin.get(clash.bindings[0]) ?? "keys";
+    fail(path, clash.text);
+  }
+  config.bindings = bindings;
+
+  if (top.columns !== undefined) {
+    const columns = object(top.columns, "columns");
+    for (const [name, v] of Object.entries(columns)) {
+      const target = view(name, `columns.${name}`);
+      const titles = COLUMN_TITLES[target];
+      config.columns[target] = list(v, `columns.${name}`).map((t, i) => {
+        const title = string(t, `columns.${name}.${i}`).toUpperCase();
+        return titles.includes(title)
+          ? title
+          : fail(`columns.${name}.${i}`, `the ${target} view has no column ${title} (${titles.join(", ")})`);
+      });
+      if (config.columns[target]!.length === 0) fail(`columns.${name}`, "names no column");
+    }
+  }
+  if (top.theme !== undefined) {
+    const theme = object(top.theme, "theme");
+    for (const [name, v] of Object.entries(theme)) {
+      const path = `theme.${name}`;
+      if (!(name in DEFAULT_THEME))
+        fail(path, `unknown colour (the colours are ${Object.keys(DEFAULT_THEME).join(", ")})`);
+      const colour = string(v, path);
+      if (!COLORS.has(colour) && !/^#[0-9a-fA-F]{6}$/.test(colour))
+        fail(path, `"${colour}" is not a colour: a name (red, cyanBright, gray, …) or #rrggbb`);
+      config.theme[name as keyof Theme] = colour;
+    }
+  }
+  return config;
+}
+
+const COLUMN_TITLES: Record<ViewName, string[]> = {
+  machines: machinesTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
+  units: unitsTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
+  keys: keysTable(EMPTY_SNAPSHOT, 0).columns.map((c) => c.title),
+  members: membersTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
+};

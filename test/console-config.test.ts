@@ -1,0 +1,196 @@
+// The console's configuration file as data: what each setting does to the key table, the views and the colours;
+// every refusal names the file and the line; hotkeys and plugins through the reducer; a plugin run by sh.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { colorsOff } from "../src/tui/color.ts";
+import {
+  ConsoleConfigError,
+  DEFAULT_CONFIG,
+  defaultConfigPath,
+  loadConsoleConfig,
+  parseConsoleConfig,
+} from "../src/tui/config.ts";
+import { parseJsonWithLines } from "../src/tui/json-lines.ts";
+import { bindingFor, footerText } from "../src/tui/keys.ts";
+import { type Row, withColumns } from "../src/tui/model.ts";
+import { runPlugin } from "../src/tui/plugin.ts";
+import { initialState, reduce, type Screen } from "../src/tui/reducer.ts";
+
+const FULL = `{
+  "readonly": false,
+  "view": "units",
+  "refresh": "2s",
+  "keys": { "stop": "S", "restart": ["ctrl-r", "T"] },
+  "hotkeys": [{ "key": "w", "view": "units", "filter": "web" }],
+  "columns": { "units": ["unit", "ACTIVE", "MACHINE"] },
+  "theme": { "title": "blue", "marked": "#ff8800" },
+  "plugins": [
+    { "key": "L", "label": "logs", "views": ["units"], "command": "echo $BERTH_UNIT", "confirm": true }
+  ]
+}
+`;
+
+/** The error parseConsoleConfig gives for `text`. */
+function refusal(text: string): string {
+  try {
+    parseConsoleConfig(text, "c.json");
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConsoleConfigError);
+    return (err as Error).message;
+  }
+  throw new Error("the configuration was accepted");
+}
+
+describe("console configuration", () => {
+  it("remaps keys, adds hotkeys and plugins to the key table, and sets view, refresh, columns, colours", () => {
+    const c = parseConsoleConfig(FULL, "c.json");
+    expect(c).toMatchObject({ file: "c.json", readonly: false, view: "units", refreshMs: 2000 });
+    expect(bindingFor(c.bindings, "units", "S")?.action).toBe("stop");
+    expect(bindingFor(c.bindings, "units", "x")).toBeUndefined();
+    expect(bindingFor(c.bindings, "units", "ctrl-r")?.action).toBe("restart");
+    expect(bindingFor(c.bindings, "machines", "w")).toMatchObject({
+      action: "hotkey",
+      hotkey: { view: "units", filter: "web" },
+    });
+    expect(bindingFor(c.bindings, "units", "L")).toMatchObject({
+      action: "plugin",
+      command: "echo $BERTH_UNIT",
+    });
+    expect(bindingFor(c.bindings, "machines", "L")).toBeUndefined();
+    expect(footerText(c.bindings, "units", 300)).toContain("S stop  Ctrl-R restart");
+    expect(footerText(c.bindings, "units", 300)).toContain("L logs");
+    expect(c.columns).toEqual({ units: ["UNIT", "ACTIVE", "MACHINE"] });
+    expect(c.theme).toMatchObject({ title: "blue", marked: "#ff8800", good: "green" });
+    expect(parseConsoleConfig("{}", "c.json")).toEqual({ ...DEFAULT_CONFIG, file: "c.json" });
+  });
+
+  it("refuses what it cannot use, naming the file and the line", () => {
+    expect(refusal('{\n  "view": "units"\n  "refresh": "2s"\n}')).toBe(
+      'c.json:3: expected "," or "}" after "view", found "\\""',
+    );
+    expect(refusal('{\n  "keys": {\n    "stop": "S",\n    "halt": "H"\n  }\n}')).toMatch(
+      /^c\.json:4: keys\.halt: unknown action \(the actions are open, journal, start, /,
+    );
+    expect(refusal('{\n  "keys": { "stop": "F12" }\n}')).toMatch(
+      /^c\.json:2: keys\.stop: "F12" is not a key: one character/,
+    );
+    expect(refusal('{\n  "keys": {\n    "stop": "d"\n  }\n}')).toBe(
+      "c.json:3: keys.stop: d is bound to both stop and destroy in units",
+    );
+    expect(
+      refusal(
+        '{\n  "plugins": [\n    { "key": "l", "label": "x", "views": ["units"], "command": "true" }\n  ]\n}',
+      ),
+    ).toBe('c.json:3: plugins.0: l is bound to both journal and plugin "x" in units');
+    expect(refusal('{\n  "columns": {\n    "units": [\n      "UNIT",\n      "HOST"\n    ]\n  }\n}')).toBe(
+      "c.json:5: columns.units.1: the units view has no column HOST (UNIT, DESIRED, STATE, MACHINE, ACTIVE, SUB)",
+    );
+    expect(refusal('{ "theme": {\n  "good": "greenish" } }')).toMatch(
+      /^c\.json:2: theme\.good: "greenish" is not a colour/,
+    );
+    expect(refusal('{\n\n  "redonly": true }')).toMatch(/^c\.json:3: redonly: unknown setting/);
+    expect(refusal('{ "view": "pods" }')).toMatch(
+      /^c\.json:1: view: "pods" is not a view: machines, units, keys, members/,
+    );
+    expect(refusal('{ "refresh": "soon" }')).toBe("c.json:1: refresh: must be a duration like 2s or 500ms");
+    expect(refusal("[1, 2")).toBe(
+      'c.json:1: unexpected end of file, expected "," or "]" in the list, found the end of the file',
+    );
+  });
+
+  it("reads JSON as JSON.parse does, with the line of every value", () => {
+    const text = '{"a": [1, -2.5e3, true, null, "x\\"y"],\n "b": {\n  "c": "\\u00e9"}}';
+    const { value, lines } = parseJsonWithLines(text);
+    expect(value).toEqual(JSON.parse(text));
+    expect(lines.get("a.4")).toBe(1);
+    expect(lines.get("b")).toBe(2);
+    expect(lines.get("b.c")).toBe(3);
+  });
+
+  describe("files", () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-console-config-"));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("reads the named file (which must exist), or the default one when it exists", () => {
+      const file = join(dir, "console.json");
+      writeFileSync(file, '{ "view": "keys" }');
+      expect(loadConsoleConfig(file).view).toBe("keys");
+      expect(() => loadConsoleConfig(join(dir, "missing.json"))).toThrow(
+        /cannot read the console configuration/,
+      );
+      expect(defaultConfigPath({ XDG_CONFIG_HOME: dir })).toBe(join(dir, "berth", "console.json"));
+      expect(defaultConfigPath({ HOME: "/home/op" })).toMatch(/\/\.config\/berth\/console\.json$/);
+    });
+  });
+});
+
+describe("console configuration at work", () => {
+  const rows: Row[] = [{ id: "web.service", key: "web.service m1", machine: "m1", cells: ["web.service"] }];
+  const screenWith = (bindings: Screen["bindings"]): Screen => ({
+    rows: (view, filter) => (view === "units" ? rows.filter((r) => r.id.includes(filter)) : []),
+    keyDir: "/",
+    columns: () => ["UNIT", "ACTIVE"],
+    pageSize: 10,
+    helpLength: 20,
+    bindings,
+  });
+  const c = parseConsoleConfig(FULL, "c.json");
+
+  it("a hotkey opens its view with its filter; a plugin gets the selected row (after its question)", () => {
+    const hot = reduce(initialState(), { type: "key", name: "w" }, screenWith(c.bindings));
+    expect(hot.state).toMatchObject({
+      view: "units",
+      filter: "web",
+      selected: { units: { key: "web.service m1" } },
+    });
+    const asked = reduce(hot.state, { type: "key", name: "L" }, screenWith(c.bindings));
+    expect(asked.effects).toEqual([]);
+    const ran = reduce(asked.state, { type: "key", name: "y" }, screenWith(c.bindings));
+    expect(ran.effects).toEqual([
+      {
+        kind: "plugin",
+        label: "logs",
+        command: "echo $BERTH_UNIT",
+        env: { BERTH_VIEW: "units", BERTH_MARKED: "", BERTH_UNIT: "web.service", BERTH_MACHINE: "m1" },
+      },
+    ]);
+    const readonly = reduce(
+      initialState({ view: "units", readonly: true }),
+      { type: "key", name: "L" },
+      screenWith(c.bindings),
+    );
+    expect(readonly.state.message?.text).toBe("read-only: logs is disabled (--readonly)");
+  });
+
+  it("shows only the configured columns, in their order", () => {
+    const t = withColumns(
+      {
+        columns: [{ title: "UNIT" }, { title: "DESIRED" }, { title: "ACTIVE" }],
+        rows: [{ id: "a", cells: ["a", "launched", "active"] }],
+      },
+      ["ACTIVE", "UNIT"],
+    );
+    expect(t.columns.map((x) => x.title)).toEqual(["ACTIVE", "UNIT"]);
+    expect(t.rows[0]!.cells).toEqual(["active", "a"]);
+  });
+
+  it("runs a plugin with sh, its environment set, and reports its last line or its failure", async () => {
+    expect(
+      await runPlugin("logs", 'echo first; echo "unit=$BERTH_UNIT"', { BERTH_UNIT: "web.service" }),
+    ).toBe("logs: unit=web.service");
+    await expect(runPlugin("bad", "echo nope >&2; exit 3", {})).rejects.toThrow("bad: exit 3: nope");
+  });
+});
+
+describe("console colours", () => {
+  it("are off under NO_COLOR (set, not empty) and FORCE_COLOR=0 or false, on otherwise", () => {
+    expect(colorsOff({ NO_COLOR: "1" })).toBe(true);
+    expect(colorsOff({ NO_COLOR: "" })).toBe(false);
+    expect(colorsOff({ FORCE_COLOR: "0" })).toBe(true);
+    expect(colorsOff({ FORCE_COLOR: "false" })).toBe(true);
+    expect(colorsOff({ FORCE_COLOR: "1" })).toBe(false);
+    expect(colorsOff({})).toBe(false);
+  });
+});

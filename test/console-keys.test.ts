@@ -1,0 +1,281 @@
+// The console's key table and UI reducer as data (no terminal): every key declared once, the footer and the help
+// derived from the table, the selection following its row, questions naming their targets, marks, read-only.
+import { describe, expect, it } from "vitest";
+import { headerStatus } from "../src/tui/header.ts";
+import {
+  bindingFor,
+  conflicts,
+  footerText,
+  helpLines,
+  KEY_TABLE,
+  type KeyBinding,
+  keyName,
+} from "../src/tui/keys.ts";
+import type { Row, ViewName } from "../src/tui/model.ts";
+import {
+  type Effect,
+  initialState,
+  questionLine,
+  reduce,
+  type Screen,
+  selectedIndex,
+  type UiState,
+} from "../src/tui/reducer.ts";
+
+const unitRow = (name: string, machine = "m1"): Row => ({
+  id: name,
+  key: `${name} ${machine}`,
+  cells: [name, "launched"],
+});
+
+/** A screen whose rows are whatever the test sets, filtered as the console filters (by any cell). */
+function screenOf(rows: Partial<Record<ViewName, Row[]>>, bindings: readonly KeyBinding[] = KEY_TABLE) {
+  const data = { ...rows };
+  const screen: Screen = {
+    rows: (view, filter) =>
+      (data[view] ?? []).filter((r) => !filter || r.cells.some((c) => c.includes(filter))),
+    keyDir: "/a/b",
+    columns: () => ["UNIT", "ACTIVE"],
+    pageSize: 10,
+    helpLength: 25,
+    bindings,
+  };
+  return { screen, data };
+}
+
+/** Presses `keys` one after the other; the state and every effect asked for. */
+function press(state: UiState, screen: Screen, ...keys: string[]) {
+  const effects: Effect[] = [];
+  for (const name of keys) {
+    const r = reduce(state, { type: "key", name }, screen);
+    state = r.state;
+    effects.push(...r.effects);
+  }
+  return { state, effects };
+}
+
+const units = ["a.service", "b.service", "c.service"].map((n) => unitRow(n));
+
+describe("console key table", () => {
+  it("binds no key twice in one view, and every action once", () => {
+    expect(conflicts(KEY_TABLE)).toEqual([]);
+    const actions = KEY_TABLE.map((b) => `${b.action} ${JSON.stringify(b.where)}`);
+    expect(new Set(actions).size).toBe(actions.length);
+    // A table that binds a key twice is found out.
+    const twice = [
+      ...KEY_TABLE,
+      { ...KEY_TABLE.find((b) => b.action === "stop")!, action: "start" as const },
+    ];
+    expect(conflicts(twice).map((c) => c.text)).toEqual(["x is bound to both stop and start in units"]);
+  });
+
+  it("restart has a default key, and every action that changes the cluster asks first (but start)", () => {
+    expect(bindingFor(KEY_TABLE, "units", "R")?.action).toBe("restart");
+    const changing = KEY_TABLE.filter((b) => b.changes).map((b) => [b.action, b.confirm !== false]);
+    expect(changing).toEqual([
+      ["start", false],
+      ["stop", true],
+      ["restart", true],
+      ["unload", true],
+      ["destroy", true],
+      ["delete", true],
+    ]);
+  });
+
+  it("names keys as the table spells them", () => {
+    expect(keyName("", { return: true })).toBe("enter");
+    expect(keyName("", { tab: true, shift: true })).toBe("shift-tab");
+    expect(keyName("c", { ctrl: true })).toBe("ctrl-c");
+    expect(keyName("", { delete: true })).toBe("backspace");
+    expect(keyName(" ", {})).toBe("space");
+    expect(keyName("G", { shift: true })).toBe("G");
+  });
+
+  it("derives the footer and the help from the table: a remapped key shows where it is bound", () => {
+    expect(footerText(KEY_TABLE, "units", 200)).toBe(
+      "Enter open  l journal  s start  x stop  R restart  u unload  d destroy  Space mark  / filter  : command  Esc back  1-4 view  ? help  q quit",
+    );
+    expect(footerText(KEY_TABLE, "detail", 200)).toBe("Enter open  Esc back  ? help  q quit");
+    const remapped = KEY_TABLE.map((b) => (b.action === "stop" ? { ...b, keys: ["S"] } : b));
+    expect(footerText(remapped, "units", 200)).toContain("S stop");
+    expect(helpLines(remapped).find((l) => l.includes("stop the unit"))).toMatch(/^S\s+stop the unit/);
+    expect(bindingFor(remapped, "units", "x")).toBeUndefined();
+  });
+
+  it("keeps help and quit in a narrow footer, dropping the view's keys from the end", () => {
+    const footer = footerText(KEY_TABLE, "units", 60);
+    expect(footer.length).toBeLessThanOrEqual(60);
+    expect(footer).toMatch(/^Enter open {2}l journal .*\? help {2}q quit$/);
+    expect(footerText(KEY_TABLE, "units", 15)).toBe("? help  q quit");
+  });
+
+  it("lists the help one line per key or group of keys, wrapped to the width, every line readable at 60", () => {
+    const wide = helpLines(KEY_TABLE);
+    expect(wide).toContain("1 2 3 4            the Machines, Units, Keys, Members views");
+    expect(wide.find((l) => l.startsWith("R "))).toMatch(/^R\s+stop, then start the unit\(s\), asks first$/);
+    const narrow = helpLines(KEY_TABLE, false, 60);
+    expect(narrow.every((l) => l.length <= 60)).toBe(true);
+    // Nothing lost to the wrapping: the words of every line are there.
+    expect(narrow.join(" ").split(/\s+/)).toEqual(wide.join(" ").split(/\s+/));
+  });
+
+  it("leaves the actions that change the cluster out of the footer in read-only mode, and says so in the help", () => {
+    const footer = footerText(KEY_TABLE, "units", 200, true);
+    for (const word of ["start", "stop", "restart", "unload", "destroy"]) expect(footer).not.toContain(word);
+    expect(helpLines(KEY_TABLE, true, 200).filter((l) => l.endsWith("(off: read-only)"))).toHaveLength(6);
+  });
+});
+
+describe("console reducer", () => {
+  it("moves the selection, and it follows its row when rows are inserted above it", () => {
+    const { screen, data } = screenOf({ units });
+    let { state } = press(initialState({ view: "units" }), screen, "j");
+    expect(state.selected.units).toEqual({ key: "b.service m1", id: "b.service", index: 1 });
+    // Two units sort above b.service: the selection is still b.service, now the fourth row.
+    data.units = [unitRow("0.service"), unitRow("00.service"), ...units];
+    expect(selectedIndex(state.selected.units, data.units)).toBe(3);
+    ({ state } = press(state, screen, "x"));
+    expect(state.question?.targets).toEqual([{ id: "b.service" }]);
+    const { effects } = press(state, screen, "y");
+    expect(effects).toEqual([{ kind: "units", op: "stop", names: ["b.service"] }]);
+  });
+
+  it("tells a unit's rows on two machines apart; when its row goes, the unit's other row, else the position", () => {
+    const { screen, data } = screenOf({
+      units: [unitRow("a.service", "m1"), unitRow("a.service", "m2"), unitRow("b.service")],
+    });
+    const { state } = press(initialState({ view: "units" }), screen, "j");
+    expect(selectedIndex(state.selected.units, data.units!)).toBe(1);
+    expect(press(state, screen, "j").state.selected.units.key).toBe("b.service m1");
+    // Its row gone, the selection goes to the unit's other row; the unit gone, it stays where it was.
+    data.units = [unitRow("a.service", "m1"), unitRow("b.service"), unitRow("c.service")];
+    expect(selectedIndex(state.selected.units, data.units)).toBe(0);
+    data.units = [unitRow("b.service"), unitRow("c.service"), unitRow("d.service")];
+    expect(selectedIndex(state.selected.units, data.units)).toBe(1);
+    // A unit that moves to another machine (a new row key) stays selected.
+    data.units = [unitRow("a.service", "m1"), unitRow("b.service", "m1")];
+    const b = press(initialState({ view: "units" }), screen, "j");
+    data.units = [unitRow("0.service"), unitRow("a.service", "m1"), unitRow("b.service", "m3")];
+    expect(selectedIndex(b.state.selected.units, data.units)).toBe(2);
+  });
+
+  it("asks before stop, unload, restart, destroy and delete, naming the target; n cancels, y runs", () => {
+    const { screen } = screenOf({
+      units,
+      keys: [
+        { id: "/a/b/k", cells: ["k", "v"] },
+        { id: "/a/b/d", dir: true, cells: ["d/"] },
+      ],
+    });
+    const start = initialState({ view: "units" });
+    for (const [key, verb, op] of [
+      ["x", "Stop", "stop"],
+      ["u", "Unload", "unload"],
+      ["R", "Restart", "restart"],
+      ["d", "Destroy", "destroy"],
+    ] as const) {
+      const asked = press(start, screen, key);
+      expect(asked.effects).toEqual([]);
+      expect(questionLine(asked.state.question!)).toBe(`${verb} a.service? (y/n)`);
+      const no = press(asked.state, screen, "n");
+      expect(no.effects).toEqual([]);
+      expect(no.state.message?.text).toBe("cancelled");
+      expect(press(asked.state, screen, "y").effects).toEqual([{ kind: "units", op, names: ["a.service"] }]);
+    }
+    // Start asks nothing.
+    expect(press(start, screen, "s").effects).toEqual([{ kind: "units", op: "start", names: ["a.service"] }]);
+    const keys = press(initialState({ view: "keys" }), screen, "j", "d");
+    expect(questionLine(keys.state.question!)).toBe("Delete /a/b/d/ and everything below it? (y/n)");
+    expect(press(keys.state, screen, "y").effects).toEqual([
+      { kind: "deleteKeys", targets: [{ id: "/a/b/d", dir: true }] },
+    ]);
+  });
+
+  it("marks rows with Space and acts on all of them, the question listing them", () => {
+    const { screen } = screenOf({ units });
+    let { state } = press(initialState({ view: "units" }), screen, "space", "j", "space");
+    expect(state.marks.units).toEqual([{ id: "a.service" }, { id: "c.service" }]);
+    ({ state } = press(state, screen, "d"));
+    expect(questionLine(state.question!)).toBe("Destroy a.service, c.service? (y/n)");
+    expect(questionLine(state.question!, 30)).toBe("Destroy a.service and 1 more? (y/n)");
+    const yes = press(state, screen, "y");
+    expect(yes.effects).toEqual([{ kind: "units", op: "destroy", names: ["a.service", "c.service"] }]);
+    expect(yes.state.marks.units).toEqual([]);
+    // Space again unmarks; Esc clears every mark.
+    expect(press(initialState({ view: "units" }), screen, "space", "k", "space").state.marks.units).toEqual(
+      [],
+    );
+    expect(press(state, screen, "n", "esc").state.marks.units).toEqual([]);
+  });
+
+  it("refuses every action that changes the cluster in read-only mode, and still moves and opens", () => {
+    const { screen } = screenOf({ units, keys: [{ id: "/a/b/k", cells: ["k", "v"] }] });
+    for (const [view, key] of [
+      ["units", "s"],
+      ["units", "x"],
+      ["units", "R"],
+      ["units", "u"],
+      ["units", "d"],
+      ["keys", "d"],
+    ] as const) {
+      const r = press(initialState({ view, readonly: true }), screen, key, "y");
+      expect(r.effects).toEqual([]);
+      expect(r.state.question).toBeNull();
+      expect(r.state.message?.text).toMatch(/^read-only: \w+ is disabled/);
+    }
+    const r = press(initialState({ view: "units", readonly: true }), screen, "j", "enter");
+    expect(r.effects).toEqual([{ kind: "detail", detail: { kind: "unit", id: "b.service" } }]);
+  });
+
+  it("filters as typed, Enter keeps the filter, Esc clears it; Enter on a machine lists its units", () => {
+    const machines = [{ id: "aaaaaaaa1111", cells: ["aaaaaaaa...", "n1"] }];
+    const { screen } = screenOf({ units: [...units, unitRow("x.service", "aaaaaaaa1111")], machines });
+    const typed = press(initialState({ view: "units" }), screen, "/", "b", "enter");
+    expect(typed.effects).toEqual([{ kind: "prepareFilter" }]);
+    expect(typed.state).toMatchObject({
+      filter: "b",
+      editingFilter: false,
+      selected: { units: { key: "b.service m1" } },
+    });
+    expect(press(typed.state, screen, "esc").state.filter).toBe("");
+    const opened = press(initialState(), screen, "enter");
+    expect(opened.state).toMatchObject({ view: "units", filter: "aaaaaaaa" });
+  });
+
+  it("opens panes and key directories, goes back, switches views, quits", () => {
+    const { screen } = screenOf({ units, keys: [{ id: "/a/b/d", dir: true, cells: ["d/"] }] });
+    const detail = press(initialState({ view: "units" }), screen, "l");
+    expect(detail.effects).toEqual([{ kind: "detail", detail: { kind: "journal", id: "a.service" } }]);
+    expect(press(detail.state, screen, "esc").effects).toEqual([{ kind: "detail", detail: null }]);
+    // In the pane, the table's keys do nothing.
+    expect(press(detail.state, screen, "x").state.question).toBeNull();
+    expect(press(initialState({ view: "keys" }), screen, "enter").effects).toEqual([
+      { kind: "keyDir", dir: "/a/b/d" },
+    ]);
+    expect(press(initialState({ view: "keys" }), screen, "h").effects).toEqual([
+      { kind: "keyDir", dir: "/a" },
+    ]);
+    expect(press(initialState(), screen, "3").state.view).toBe("keys");
+    expect(press(initialState(), screen, "shift-tab").state.view).toBe("members");
+    expect(press(initialState(), screen, "q").effects).toEqual([{ kind: "exit" }]);
+    // Help: the moving keys scroll it (as far as its last page), any other key closes it.
+    const help = press(initialState(), screen, "?");
+    expect(help.state.help).toBe(true);
+    expect(press(help.state, screen, "j", "j", "k").state).toMatchObject({ help: true, helpTop: 1 });
+    expect(press(help.state, screen, "pagedown", "pagedown").state.helpTop).toBe(15);
+    expect(press(help.state, screen, "G", "q", "?").state).toMatchObject({ help: true, helpTop: 0 });
+    expect(press(help.state, screen, "q")).toMatchObject({ state: { help: false }, effects: [] });
+  });
+});
+
+describe("console header", () => {
+  it("fits one line: the endpoint cut from the left first, then the parts from the right", () => {
+    const parts = ["leader n1", "machines 3/3 up", "units 10000"];
+    const endpoint = "unix:///tmp/berth-test-abcdef/n1/berth.sock";
+    expect(headerStatus(endpoint, parts, 200)).toBe(`  ${endpoint}  leader n1  machines 3/3 up  units 10000`);
+    const at66 = headerStatus(endpoint, parts, 66);
+    expect(at66).toBe("  …t-abcdef/n1/berth.sock  leader n1  machines 3/3 up  units 10000");
+    expect(at66.length).toBe(66);
+    expect(headerStatus(endpoint, parts, 40)).toBe("  leader n1  machines 3/3 up");
+  });
+});

@@ -1,0 +1,102 @@
+// The console's screen as Ink draws it (ink-testing-library, no terminal, no cluster): the footer and the help
+// come from the key table, read-only shows in the header and refuses, a bulk question lists the marked units.
+// The data comes from a stand-in for the console's source that records the actions asked of it.
+import { render } from "ink-testing-library";
+import { createElement } from "react";
+import { afterEach, describe, expect, it } from "vitest";
+import { App } from "../src/tui/app.tsx";
+import { DEFAULT_CONFIG } from "../src/tui/config.ts";
+import { KEY_TABLE } from "../src/tui/keys.ts";
+import { EMPTY_SNAPSHOT } from "../src/tui/model.ts";
+import type { ConsoleSource, SourceState } from "../src/tui/source.ts";
+import { unitInfo } from "./support/fixtures.ts";
+
+function fakeSource(units: string[]) {
+  const calls: string[] = [];
+  const state: SourceState = {
+    snapshot: { ...EMPTY_SNAPSHOT, units: units.map((n) => unitInfo(n)), updatedAt: 1 },
+    journal: null,
+    endpoint: "unix:///test.sock",
+    error: null,
+  };
+  const record =
+    (what: string) =>
+    async (...args: unknown[]) => {
+      calls.push(`${what} ${JSON.stringify(args)}`);
+    };
+  const source = {
+    current: state,
+    onChange: () => () => {},
+    refresh: record("refresh"),
+    setKeyDir: () => {},
+    setDetail: () => {},
+    follow: () => {},
+    stopFollowing: () => {},
+    setDesired: record("setDesired"),
+    destroy: record("destroy"),
+    restart: record("restart"),
+    deleteKey: record("deleteKey"),
+  } as unknown as ConsoleSource;
+  return { source, calls };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 20));
+
+let unmount: (() => void) | null = null;
+afterEach(() => {
+  unmount?.();
+  unmount = null;
+});
+
+async function open(props: { units: string[]; readonly?: boolean; bindings?: typeof KEY_TABLE }) {
+  const { source, calls } = fakeSource(props.units);
+  const config = { ...DEFAULT_CONFIG, bindings: props.bindings ?? KEY_TABLE };
+  const r = render(createElement(App, { source, label: "", readonly: props.readonly, config }));
+  unmount = r.unmount;
+  const press = async (...keys: string[]) => {
+    for (const k of keys) {
+      r.stdin.write(k);
+      await tick();
+    }
+  };
+  await tick();
+  await press("2");
+  return { frame: () => r.lastFrame() ?? "", press, calls };
+}
+
+describe("console screen", () => {
+  it("draws the footer from the key table, and a remapped key where it is bound", async () => {
+    const c = await open({ units: ["a.service"] });
+    expect(c.frame()).toContain("x stop  R restart  u unload  d destroy  Space mark");
+    expect(c.frame()).toMatch(/\? help {2}q quit\s*$/);
+    await c.press("?");
+    expect(c.frame()).toMatch(/R\s+stop, then start the unit/);
+    unmount?.();
+    const remapped = KEY_TABLE.map((b) => (b.action === "stop" ? { ...b, keys: ["S"] } : b));
+    const d = await open({ units: ["a.service"], bindings: remapped });
+    expect(d.frame()).toContain("S stop");
+    await d.press("S");
+    expect(d.frame()).toContain("Stop a.service? (y/n)");
+  });
+
+  it("in read-only mode says so in the header and refuses every action", async () => {
+    const c = await open({ units: ["a.service"], readonly: true });
+    expect(c.frame().split("\n")[0]).toContain("READ-ONLY");
+    for (const k of ["s", "x", "R", "u", "d"]) {
+      await c.press(k, "y");
+      expect(c.frame()).toMatch(/read-only: \w+ is disabled/);
+    }
+    expect(c.calls).toEqual([]);
+  });
+
+  it("lists the marked units in the question, and acts on all of them after y", async () => {
+    const c = await open({ units: ["a.service", "b.service", "c.service"] });
+    await c.press(" ", "j", " ", "x");
+    expect(c.frame()).toContain("2 marked");
+    expect(c.frame()).toMatch(/Stop these 2\?\n\s+a\.service\n\s+c\.service/);
+    expect(c.frame()).toContain("Stop a.service, c.service? (y/n)");
+    await c.press("y");
+    expect(c.calls).toEqual(['setDesired [["a.service","c.service"],"loaded"]']);
+    expect(c.frame()).toContain("stopped a.service, c.service");
+  });
+});
