@@ -9,7 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BINARY, waitFor } from "./support/cluster.ts";
 import {
   destroyAll,
@@ -116,6 +116,12 @@ describe.sequential(`${COUNT} machines, each in its own namespaces`, () => {
       300,
     );
 
+  // The machines' logs go with their directories: a failure shows their ends first.
+  const dumpLogs = () => {
+    for (const m of machines) console.error(m.logTails());
+  };
+  beforeEach(({ onTestFailed }) => onTestFailed(dumpLogs));
+
   beforeAll(async () => {
     requireNamespaces();
     network = Network.create();
@@ -143,15 +149,11 @@ describe.sequential(`${COUNT} machines, each in its own namespaces`, () => {
       await m.boot();
       m.startNode();
     }
-    await healthy(machines[0]!);
+    await healthy(machines[0]!).catch((err) => {
+      dumpLogs();
+      throw err;
+    });
   }, 90_000);
-
-  // The machines' journals (node logs) go with their directories: a failure shows their ends first.
-  afterEach((ctx) => {
-    if (ctx.task.result?.state !== "fail") return;
-    for (const m of machines)
-      console.error(`--- ${m.name} journal (end) ---\n${m.journal().split("\n").slice(-60).join("\n")}`);
-  });
 
   afterAll(async () => {
     await sshd?.stop();

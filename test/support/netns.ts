@@ -229,6 +229,16 @@ export class Machine {
     }
   }
 
+  /** The ends of what to read when a test fails: the journal, and the log the supervisor keeps while its node is away. */
+  logTails(lines = 60): string {
+    const tail = (text: string) => text.split("\n").slice(-lines).join("\n");
+    let supervisor = "";
+    try {
+      supervisor = readFileSync(join(this.root, "var/lib/berth/agent/supervisor.log"), "utf8");
+    } catch {}
+    return `--- ${this.name}: journal ---\n${tail(this.journal())}\n--- ${this.name}: supervisor.log ---\n${tail(supervisor)}`;
+  }
+
   private journalFd(): number {
     const fd = openSync(join(this.dir, "journal.log"), "a");
     setImmediate(() => closeSync(fd)); // the child has its own copy by then
