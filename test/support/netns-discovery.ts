@@ -2,7 +2,7 @@
 // v2 backend, on a machine of its own on the bridge (test/support/netns.ts). On that machine the package's fixed
 // config path and its default bind (:8087 on every interface) are the machine's own: its /etc is an overlay and its
 // interfaces are its namespace's, so nothing listens outside 172.17.8.0/24. The backend listens on its loopback.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { waitFor } from "./cluster.ts";
 import { DISCOVERY_BINARY, FIXED_CONFIG } from "./etcd-discovery.ts";
@@ -17,6 +17,10 @@ export async function startDiscoveryMachine(
   index: number,
   ip: string,
 ): Promise<{ machine: Machine; url: string }> {
+  if (!existsSync(DISCOVERY_BINARY) || !existsSync("/usr/bin/etcd"))
+    throw new Error(
+      `${DISCOVERY_BINARY} or etcd is missing: scripts/setup.sh installs etcd-discovery and etcd-server`,
+    );
   const machine = new Machine(network, index, "discovery", ip);
   const url = `http://${ip}:${DISCOVERY_PORT}`;
   const conf = join(machine.root, FIXED_CONFIG);
