@@ -2,10 +2,11 @@
 // and UTS namespace and its own cgroup (test/support/netns.ts), installed with deploy/install.sh --root and started
 // as deploy/berth-node.service starts the node. As the seed's cluster, they come up from one #cloud-config user-data
 // naming a discovery token of size 3 (Debian's etcd-discovery on a machine of its own on the bridge; a 4th and 5th
-// machine join as learners) and listing a cluster unit, started once whichever machines apply it. Keys across machines, units placed by metadata, `berth --tunnel`
-// to one machine's sshd from the operator's workstation, a rolling upgrade to a build with a bumped version (no
-// acknowledged write lost, no unit restarted), and machines dying (cable pulled; every process killed) with their
-// units moving. Needs root and iproute2: it fails, it does not skip, without them.
+// machine join as learners) and listing a cluster unit, started once whichever machines apply it. Keys across
+// machines, units placed by metadata, `berth --tunnel` to one machine's sshd from the operator's workstation, a
+// rolling upgrade to a build with a bumped version (no acknowledged write lost, no unit restarted), and machines
+// dying (cable pulled; every process killed) with their units moving. Needs root, iproute2, etcd and
+// etcd-discovery: it fails, it does not skip, without them.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
