@@ -10,7 +10,7 @@ command -v etcdctl >/dev/null || need+=(etcd-client)
 # A real etcd 3.4 member next to Berth for python-etcd's auth tests (test/python-etcd-auth.test.ts), run by Debian's
 # python3 with Debian's urllib3 and dnspython (python-etcd's own dependencies; nothing comes from pip).
 command -v etcd >/dev/null || need+=(etcd-server)
-# Debian's etcd-discovery (the discovery.etcd.io service) for `berth node --discovery` (test/discovery.test.ts).
+# Debian's etcd-discovery (the discovery.etcd.io service) for `berth node --discovery` (test/discovery.test.ts, and on its own machine in test/multi-host.test.ts).
 [ -x /usr/bin/discovery.etcd.io ] || need+=(etcd-discovery)
 [ -x /usr/bin/python3 ] || need+=(python3)
 /usr/bin/python3 -c 'import urllib3' 2>/dev/null || need+=(python3-urllib3)

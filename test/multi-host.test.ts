@@ -1,13 +1,16 @@
 // Multi-host for real, on one machine: 3 machines (BERTH_MACHINES=5 for five), each with its own network, mount
 // and UTS namespace and its own cgroup (test/support/netns.ts), installed with deploy/install.sh --root and started
-// as deploy/berth-node.service starts the node. Keys across machines, units placed by metadata, `berth --tunnel`
-// to one machine's sshd from the operator's workstation, a rolling upgrade to a build with a bumped version (no
-// acknowledged write lost, no unit restarted), and machines dying (cable pulled; every process killed) with their
-// units moving. Needs root and iproute2: it fails, it does not skip, without them.
+// as deploy/berth-node.service starts the node. As the seed's cluster, they come up from one #cloud-config user-data
+// naming a discovery token of size 3 (Debian's etcd-discovery on a machine of its own on the bridge; a 4th and 5th
+// machine join as learners) and listing a cluster unit, started once whichever machines apply it. Keys across
+// machines, units placed by metadata, `berth --tunnel` to one machine's sshd from the operator's workstation, a
+// rolling upgrade to a build with a bumped version (no acknowledged write lost, no unit restarted), and machines
+// dying (cable pulled; every process killed) with their units moving. Needs root, iproute2, etcd and
+// etcd-discovery: it fails, it does not skip, without them.
 import { spawnSync } from "node:child_process";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BINARY, waitFor } from "./support/cluster.ts";
 import {
   destroyAll,
@@ -18,11 +21,15 @@ import {
   SUBNET,
   WORKSTATION_IP,
 } from "./support/netns.ts";
+import { startDiscoveryMachine } from "./support/netns-discovery.ts";
 import { TestSshd } from "./support/sshd.ts";
 
 const COUNT = Number(process.env.BERTH_MACHINES ?? 3);
 const REPO = resolve(import.meta.dirname, "..");
 const NEXT_VERSION = "0.1.0-next.1";
+const DISCOVERY_IP = `${SUBNET}.100`;
+/** Voters the token founds; the machines after them join as learners. */
+const TOKEN_SIZE = 3;
 
 /** Machine i: name, address, metadata (east/west and ssd/hdd alternate; only core-03 is west with three). */
 const SPECS = Array.from({ length: COUNT }, (_, i) => ({
@@ -41,6 +48,32 @@ const UNITS: Record<string, string> = {
     "[Service]\nExecStart=/bin/sh -c 'while true; do sleep 1; done'\n[X-Fleet]\nConflicts=steady-a.service\n",
 };
 
+/** The cluster unit of the user-data, started by whichever machine applies the file first. */
+const CLOUD_UNIT = "hello.service";
+
+/**
+ * The one user-data file every machine gets (each machine's name, address and metadata are in its node.env).
+ * agent-ttl is the default, said out loud: while a node restarts (the upgrade), its supervisor keeps the machine's
+ * lease by a keepalive to the leader, which must be confirmed within the fence (60% of the TTL). 3 s (a 1.8 s fence)
+ * left 1–1.4 s of slack in a run at load 15 on this shared host: too little under more load, and a fence restarts
+ * every unit of the machine.
+ */
+const userData = (token: string) => `#cloud-config
+hostname: set-by-the-vm-not-berth
+berth:
+  discovery: ${token}
+  cluster-secret-file: /etc/berth/cluster-secret
+  agent-ttl: 5s
+  units:
+    - name: ${CLOUD_UNIT}
+      command: start
+      content: |
+        [Unit]
+        Description=Hello World
+        [Service]
+        ExecStart=/bin/sh -c "while true; do echo Hello World; sleep 1; done"
+`;
+
 interface UnitRow {
   name: string;
   machine: string;
@@ -51,6 +84,14 @@ interface MachineRow {
   name: string;
   publicIp: string;
   metadata?: Record<string, string>;
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return "";
+  }
 }
 
 describe.sequential(`${COUNT} machines, each in its own namespaces`, () => {
@@ -82,27 +123,43 @@ describe.sequential(`${COUNT} machines, each in its own namespaces`, () => {
       300,
     );
 
+  // The machines' logs go with their directories: a failure shows their ends first.
+  const dumpLogs = () => {
+    for (const m of machines) console.error(m.logTails());
+  };
+  beforeEach(({ onTestFailed }) => onTestFailed(dumpLogs));
+
   beforeAll(async () => {
     requireNamespaces();
     network = Network.create();
     dir = network.dir;
+    const { url } = await startDiscoveryMachine(network, 100, DISCOVERY_IP);
+    // The operator makes the token from the workstation, as `curl https://discovery.etcd.io/new?size=3`.
+    const token = await network.run(BINARY, [
+      "discovery",
+      "new",
+      `--size=${TOKEN_SIZE}`,
+      `--endpoint=${url}`,
+    ]);
+    expect(token.code, token.stderr).toBe(0);
+    expect(token.stdout.trim()).toMatch(new RegExp(`^${url}/[0-9a-f]{32}$`));
+    const file = join(dir, "user-data");
+    writeFileSync(file, userData(token.stdout.trim()));
     const secret = join(dir, "cluster-secret");
     writeFileSync(secret, "the-secret-all-machines-share");
     for (const [name, text] of Object.entries(UNITS)) writeFileSync(join(dir, name), text);
     for (const [i, s] of SPECS.entries()) {
       const m = new Machine(network, i + 1, s.name, s.ip);
       machines.push(m);
-      m.install({
-        binary: BINARY,
-        bootstrap: { kind: "initial-cluster", members: SPECS },
-        secretFile: secret,
-        metadata: s.metadata,
-        env: { BERTH_AGENT_TTL: "3s" },
-      });
+      // What the Vagrantfile runs on each VM with a user-data file, plus this machine's metadata.
+      m.install({ binary: BINARY, userData: file, secretFile: secret, metadata: s.metadata });
       await m.boot();
       m.startNode();
     }
-    await healthy(machines[0]!);
+    await healthy(machines[0]!).catch((err) => {
+      dumpLogs();
+      throw err;
+    });
   }, 90_000);
 
   afterAll(async () => {
@@ -124,6 +181,24 @@ describe.sequential(`${COUNT} machines, each in its own namespaces`, () => {
     expect(rows.map((r) => `${r.name} ${r.publicIp}`).sort()).toEqual(SPECS.map((s) => `${s.name} ${s.ip}`));
   });
 
+  it("the token's first machines founded the cluster, the others joined as learners; the user-data's unit runs once", async () => {
+    const members = await json<{ name: string; role: string }[]>(machines[0]!, ["cluster", "members"]);
+    expect(members.map((m) => m.name).sort()).toEqual(SPECS.map((s) => s.name));
+    expect(members.filter((m) => m.role === "voter").length).toBe(TOKEN_SIZE);
+    expect(members.filter((m) => m.role === "learner").length).toBe(COUNT - TOKEN_SIZE);
+    // Every machine applied the same file once the cluster was up; the unit is in the registry once, and running.
+    await waitFor("every machine applied the user-data", () =>
+      machines.every((m) => m.journal().includes("[cloud-config] units:")),
+    );
+    await waitFor(`${CLOUD_UNIT} active`, async () =>
+      (await units(machines[0]!)).some((u) => u.name === CLOUD_UNIT && u.active === "active"),
+    );
+    expect((await units(machines[0]!)).filter((u) => u.name === CLOUD_UNIT).length).toBe(1);
+    // One copy of its process across all machines.
+    const copies = machines.flatMap((m) => m.pids()).filter((pid) => cmdline(pid).includes("Hello World"));
+    expect(copies.length).toBe(1);
+  });
+
   it("a key written on one machine is read on every other", async () => {
     const [first, ...others] = machines;
     expect((await first!.berth(["kv", "set", "/mh/greeting", `from ${first!.name}`])).code).toBe(0);
@@ -142,7 +217,7 @@ describe.sequential(`${COUNT} machines, each in its own namespaces`, () => {
     const byId = new Map((await machineRows(m)).map((row) => [row.id, row]));
     const placed = await waitFor("every unit active", async () => {
       const rows = await units(m);
-      return rows.length === Object.keys(UNITS).length && rows.every((u) => u.active === "active")
+      return rows.length === Object.keys(UNITS).length + 1 && rows.every((u) => u.active === "active")
         ? rows
         : null;
     });
@@ -184,7 +259,7 @@ describe.sequential(`${COUNT} machines, each in its own namespaces`, () => {
     const current = await json<{ version: string }>(machines[0]!, ["cluster", "status"]);
     expect(current.version).not.toBe(NEXT_VERSION);
     const before = new Map<string, number>();
-    for (const u of Object.keys(UNITS)) before.set(u, await mainPid(machines[0]!, u));
+    for (const u of [...Object.keys(UNITS), CLOUD_UNIT]) before.set(u, await mainPid(machines[0]!, u));
 
     // A writer through every machine in turn, as long as the upgrade runs; it keeps what was acknowledged.
     const acked = new Map<string, string>();

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { freePort, waitFor } from "./processes.ts";
 
 export const DISCOVERY_BINARY = "/usr/bin/discovery.etcd.io";
-const FIXED_CONFIG = "/etc/etcd-discovery/etcd-discovery.conf";
+export const FIXED_CONFIG = "/etc/etcd-discovery/etcd-discovery.conf";
 
 const running = new Set<ChildProcess>();
 process.on("exit", () => {

@@ -10,7 +10,6 @@
 // run killed before it could clean up is swept by the next one (names carry the owning test process's PID).
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import {
-  appendFileSync,
   closeSync,
   existsSync,
   mkdirSync,
@@ -29,8 +28,6 @@ import { type RunOptions, type RunResult, runProcess, waitFor } from "./cluster.
 export const SUBNET = "172.17.8";
 export const WORKSTATION_IP = `${SUBNET}.1`;
 export const INSTALL_SH = resolve(import.meta.dirname, "../../deploy/install.sh");
-/** The ports install.sh writes into node.env: fixed, as each machine has its own network stack. */
-export const PEER_PORT = 7001;
 
 const PREFIX = "berth-mh";
 const OWN = `${PREFIX}-${process.pid}`;
@@ -40,19 +37,6 @@ const SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 function ipCmd(args: string[]): string {
   return execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
-/**
- * How a machine learns its cluster: the install.sh arguments for it. One place to add discovery (`--discovery URL`)
- * and cloud-config (a user-data file staged under the root, named in node.env) when install.sh takes them.
- */
-export type Bootstrap = { kind: "initial-cluster"; members: Array<{ name: string; ip: string }> };
-
-function bootstrapArgs(b: Bootstrap): string[] {
-  switch (b.kind) {
-    case "initial-cluster":
-      return ["--initial-cluster", b.members.map((m) => `${m.name}=${m.ip}:${PEER_PORT}`).join(",")];
-  }
 }
 
 /** Root and `ip` are required: say so loudly rather than skip. */
@@ -133,11 +117,11 @@ export class Network {
 
 export interface MachineInstall {
   binary: string;
-  bootstrap: Bootstrap;
+  /** The #cloud-config user-data (install.sh --cloud-config): how the machine finds its cluster, and more. */
+  userData: string;
   secretFile: string;
+  /** This machine's own metadata (install.sh --metadata: node.env, which wins over the user-data's). */
   metadata?: string;
-  /** Lines added to node.env after install.sh wrote it (tuning such as BERTH_AGENT_TTL). */
-  env?: Record<string, string>;
 }
 
 /** One machine: namespaces, staged root, cgroup, and the node started as deploy/berth-node.service starts it. */
@@ -176,17 +160,16 @@ export class Machine {
         this.name,
         "--peer-ip",
         this.ip,
-        ...bootstrapArgs(opts.bootstrap),
+        "--cloud-config",
+        opts.userData,
         "--secret-file",
         opts.secretFile,
         "--binary",
         opts.binary,
         ...(opts.metadata ? ["--metadata", opts.metadata] : []),
       ],
-      { stdio: "ignore" },
+      { stdio: ["ignore", "ignore", "pipe"] }, // a failure's message carries install.sh's reason
     );
-    const extra = Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}\n`);
-    if (extra.length > 0) appendFileSync(join(this.root, "etc/berth/node.env"), extra.join(""));
   }
 
   /** Brings the machine up: its namespaces and mounts, held by one process, in its own cgroup. */
@@ -246,6 +229,16 @@ export class Machine {
     }
   }
 
+  /** The ends of what to read when a test fails: the journal, and the log the supervisor keeps while its node is away. */
+  logTails(lines = 60): string {
+    const tail = (text: string) => text.split("\n").slice(-lines).join("\n");
+    let supervisor = "";
+    try {
+      supervisor = readFileSync(join(this.root, "var/lib/berth/agent/supervisor.log"), "utf8");
+    } catch {}
+    return `--- ${this.name}: journal ---\n${tail(this.journal())}\n--- ${this.name}: supervisor.log ---\n${tail(supervisor)}`;
+  }
+
   private journalFd(): number {
     const fd = openSync(join(this.dir, "journal.log"), "a");
     setImmediate(() => closeSync(fd)); // the child has its own copy by then
@@ -297,6 +290,14 @@ export class Machine {
       { env, stdio: ["ignore", this.journalFd(), this.journalFd()] },
     );
     return this.nodeProc;
+  }
+
+  /** A long-running program of the machine (a daemon such as the discovery service), in its cgroup and journal. */
+  startService(cmd: string, args: string[]): ChildProcess {
+    return spawn("/bin/sh", [...inCgroup(this.cgroup), ...this.prefix(), cmd, ...args], {
+      env: { PATH: SERVICE_PATH },
+      stdio: ["ignore", this.journalFd(), this.journalFd()],
+    });
   }
 
   get nodePid(): number | null {
