@@ -47,7 +47,7 @@ export class Scheduling {
 
   constructor(private readonly d: SchedulingDeps) {
     this.units = new UnitService(d.store, d.kv);
-    const livenessEveryMs = Math.max(50, Math.min(250, d.agentTtlMs / 8));
+    const livenessEveryMs = Math.max(50, Math.min(250, d.agentTtlMs / 25));
     // After a stall of at least one liveness period, silences stand still for one more period: the check after
     // that runs only once the sockets were read.
     const clock = new StallClock({
