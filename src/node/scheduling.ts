@@ -1,6 +1,6 @@
 // The node's part in scheduling: it registers its machine, feeds the leader's liveness view from peer traffic,
 // and runs the engine while it leads. Kept apart from node.ts so the node wiring stays readable.
-import type { KvWriteRequest } from "../client/protocol.ts";
+import type { KvWriteRequest, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { Engine } from "../sched/engine.ts";
 import { Liveness } from "../sched/liveness.ts";
@@ -44,6 +44,8 @@ export class Scheduling {
   private stopped = false;
   /** The leader this node last followed: the one member whose silence it has been timing all along. */
   private lastOtherLeader: string | null = null;
+  /** Machine name → the TTL it published, rebuilt when the registry's machines change. */
+  private ttls: { of: ReadonlyMap<string, MachineInfo>; byName: Map<string, number> } | null = null;
 
   constructor(private readonly d: SchedulingDeps) {
     this.units = new UnitService(d.store, d.kv);
@@ -69,7 +71,7 @@ export class Scheduling {
       catalog: this.units.catalog,
       write: (req) => d.writeAsLeader(req),
       scheduleIndex: (unit) => d.store.peek(scheduleKey(unit))?.modifiedIndex ?? 0,
-      alive: (name) => name === d.name || this.liveness.alive(name),
+      alive: (name) => name === d.name || this.liveness.alive(name, this.ttlOf(name)),
       logger: (l) => d.logger(`[engine] ${l}`),
       livenessEveryMs,
     });
@@ -114,10 +116,21 @@ export class Scheduling {
     if (leader !== null && leader !== this.d.name) this.lastOtherLeader = leader;
   }
 
+  /** The agent TTL machine `name` published (its lease's), or this node's when it published none. */
+  private ttlOf(name: string): number {
+    const machines = readRegistry(this.d.store).machines;
+    if (this.ttls?.of !== machines) {
+      const byName = new Map<string, number>();
+      for (const m of machines.values()) if (m.agentTtlMs !== undefined) byName.set(m.name, m.agentTtlMs);
+      this.ttls = { of: machines, byName };
+    }
+    return this.ttls.byName.get(name) ?? this.d.agentTtlMs;
+  }
+
   /** Publishes this machine's record (retrying until a leader takes it); a no-op when nothing changed. */
   async register(): Promise<void> {
     const d = this.d;
-    const record = JSON.stringify(machineRecord(d.machineId, d.name, d.publicIp, d.metadata));
+    const record = JSON.stringify(machineRecord(d.machineId, d.name, d.publicIp, d.metadata, d.agentTtlMs));
     while (!this.stopped) {
       try {
         await d.kv.sync();
