@@ -100,6 +100,17 @@ describe("Liveness on a stall clock", () => {
     expect(liveness.alive("never-heard")).toBe(true); // the others' grace began at the election
   });
 
+  it("waits for a machine's own TTL when it is longer than the observer's (it fences by its own)", () => {
+    const { liveness, run } = setup();
+    liveness.heardFrom("slow");
+    run(TTL + PERIOD);
+    expect(liveness.alive("slow")).toBe(false);
+    expect(liveness.alive("slow", 2 * TTL)).toBe(true);
+    expect(liveness.alive("slow", TTL / 2)).toBe(false);
+    run(TTL);
+    expect(liveness.alive("slow", 2 * TTL)).toBe(false);
+  });
+
   it("still declares a machine lost that was frozen alone: only the observer's own stall is excused", () => {
     const { liveness, run } = setup();
     liveness.heardFrom("n3");

@@ -120,6 +120,6 @@ describe("client and HTTP addresses by default", () => {
         ),
       );
     expect(help).toMatch(/--peer-addr .*default 127\.0\.0\.1:7001/);
-    expect(help).toMatch(/--agent-ttl .*default 5s/);
+    expect(help).toMatch(/--agent-ttl .*default 2500ms/);
   });
 });

@@ -161,6 +161,11 @@ describe("writes under /_berth", () => {
       { method: "PUT", key: `/_berth/machines/${A}/drain`, value: "{}" },
       { method: "PUT", key: `/_berth/machines/${A}/acted`, value: "-3" },
       { method: "PUT", key: scheduleKey("web.service"), value: '{"machines":[],"leaving":"a"}' },
+      {
+        method: "PUT",
+        key: machineInfoKey(A),
+        value: JSON.stringify({ id: A, name: "a", publicIp: null, metadata: {}, agentTtlMs: "5s" }),
+      },
     ] as KvWriteRequest[])
       expect(refused(w), w.key).toMatch(/^\/_berth.*: .*\. \/_berth is Berth's scheduler registry/);
   });

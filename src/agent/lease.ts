@@ -58,15 +58,18 @@ export interface LeaseOptions {
 }
 
 /**
- * The fence for an agent TTL: the lease covers 60% of it, leaving the rest for the kill itself, a late timer and
- * the read point's own round trip (2 s of the 5 s default).
+ * The fence for an agent TTL: the lease covers 72% of it, leaving the rest (0.7 s of the 2.5 s default) for the kill
+ * itself, a late timer (a later one counts as a stall, STALL_MS) and the read point's own round trip. The fence in
+ * turn must outlast an election (0.5-1 s with the default tick) plus a renewal period, or a lost leader would kill
+ * every unit of the cluster.
  */
 export function fenceForTtl(agentTtlMs: number): number {
-  return Math.round(agentTtlMs * 0.6);
+  return Math.round(agentTtlMs * 0.72);
 }
 
-/** A timer firing this much later than asked means this process was not running (stopped, or the host stalled). */
-export const STALL_MS = 1000;
+/** A timer firing this much later than asked means this process was not running (stopped, or the host stalled);
+ * below the TTL's margin over the fence (0.7 s at the default TTL), so a late fence still falls before a move. */
+export const STALL_MS = 500;
 /** After a stall, how long a read point may take before the fence falls anyway. */
 export const STALL_CONFIRM_MS = 1000;
 
@@ -171,9 +174,9 @@ export interface RenewerOptions {
   clock?: LeaseClock;
 }
 
-/** How often a lease is renewed: several chances before it runs out. */
+/** How often a lease is renewed: several chances before it runs out (every 300 ms at the default TTL). */
 export function renewEveryMs(fenceMs: number): number {
-  return Math.max(50, Math.min(500, fenceMs / 4));
+  return Math.max(50, Math.min(500, fenceMs / 6));
 }
 
 /** The node's side: a read point every renewEveryMs, each reported with the time it was issued. */

@@ -122,6 +122,9 @@ export interface MachineInfo {
   name: string;
   publicIp: string | null;
   metadata: Record<string, string>;
+  /** The agent TTL the machine's own lease is sized by (it fences its units before it runs out): the leader waits
+   * at least this long before declaring it lost, whatever its own TTL. Absent in records of older nodes. */
+  agentTtlMs?: number;
   /** up, or lost while its node does not answer; draining (`berth machine drain`: it still holds units) and
    * drained (it holds none) in machines.list answers. A lost machine is "lost", drained or not. */
   state: MachineState;

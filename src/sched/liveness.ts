@@ -1,6 +1,8 @@
 // Machine liveness as the leader sees it: every message a member sends over its peer connection counts as a
 // heartbeat, so staying alive costs no Raft write (fleet's per-machine TTL writes were its scaling limit). Only
 // the transitions (a machine lost, a machine back) go through the log, written by the engine.
+// Each machine fences its units by its own agent TTL (lease.ts), so a machine is declared lost only after the
+// longer of its TTL (published in its record) and the observer's: members with different TTLs never overlap.
 // Silence is timed on a clock that stops while this process cannot run (StallClock): a stall of the observer (or of
 // the whole host) is not the others' silence.
 export class Liveness {
@@ -27,8 +29,9 @@ export class Liveness {
     this.exempt = previousLeader;
   }
 
-  alive(name: string): boolean {
-    return this.silentFor(name) < this.ttlMs;
+  /** `ttlMs`: the machine's own TTL when it is longer than this observer's (it fences by its own). */
+  alive(name: string, ttlMs = this.ttlMs): boolean {
+    return this.silentFor(name) < Math.max(ttlMs, this.ttlMs);
   }
 
   /** Milliseconds since `name` was last heard from (or since the grace period began). */

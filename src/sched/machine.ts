@@ -27,8 +27,9 @@ export function machineRecord(
   name: string,
   publicIp: string,
   metadata: Record<string, string>,
+  agentTtlMs: number,
 ): MachineRecord {
-  return { id, name, publicIp: publicIp || null, metadata };
+  return { id, name, publicIp: publicIp || null, metadata, agentTtlMs };
 }
 
 /** The machine a user named: its full id, its member name, an id prefix, or one of those ending in "..." (as

@@ -65,6 +65,8 @@ export function checkMachineRecord(value: string, id: string): Checked<MachineRe
     if (typeof o.name !== "string") return '"name" must be a string';
     if (o.publicIp !== null && typeof o.publicIp !== "string") return '"publicIp" must be a string or null';
     if (!isStringMap(o.metadata)) return '"metadata" must be a map of strings';
+    if (o.agentTtlMs !== undefined && !(typeof o.agentTtlMs === "number" && o.agentTtlMs > 0))
+      return '"agentTtlMs" must be a positive number of milliseconds';
     return null;
   });
 }

@@ -1,6 +1,6 @@
 // The node's part in scheduling: it registers its machine, feeds the leader's liveness view from peer traffic,
 // and runs the engine while it leads. Kept apart from src/node/node.ts so the node wiring stays readable.
-import type { KvWriteRequest } from "../client/protocol.ts";
+import type { KvWriteRequest, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { retry, UNTIL_A_LEADER_ANSWERS } from "../retry.ts";
 import { badRequest, ServiceError } from "../service/errors.ts";
@@ -45,10 +45,12 @@ export class Scheduling {
   private stopped = false;
   /** The leader this node last followed: the one member whose silence it has been timing all along. */
   private lastOtherLeader: string | null = null;
+  /** Machine name → the TTL it published, rebuilt when the registry's machines change. */
+  private ttls: { of: ReadonlyMap<string, MachineInfo>; byName: Map<string, number> } | null = null;
 
   constructor(private readonly d: SchedulingDeps) {
     this.units = new UnitService(d.store, d.kv);
-    const livenessEveryMs = Math.max(50, Math.min(250, d.agentTtlMs / 8));
+    const livenessEveryMs = Math.max(50, Math.min(250, d.agentTtlMs / 25));
     // After a stall of at least one liveness period, silences stand still for one more period: the check after
     // that runs only once the sockets were read.
     const clock = new StallClock({
@@ -70,7 +72,7 @@ export class Scheduling {
       catalog: this.units.catalog,
       write: (req) => d.writeAsLeader(req),
       scheduleIndex: (unit) => d.store.peek(scheduleKey(unit))?.modifiedIndex ?? 0,
-      alive: (name) => name === d.name || this.liveness.alive(name),
+      alive: (name) => name === d.name || this.liveness.alive(name, this.ttlOf(name)),
       logger: (l) => d.logger(`[engine] ${l}`),
       livenessEveryMs,
     });
@@ -115,10 +117,21 @@ export class Scheduling {
     if (leader !== null && leader !== this.d.name) this.lastOtherLeader = leader;
   }
 
+  /** The agent TTL machine `name` published (its lease's), or this node's when it published none. */
+  private ttlOf(name: string): number {
+    const machines = readRegistry(this.d.store).machines;
+    if (this.ttls?.of !== machines) {
+      const byName = new Map<string, number>();
+      for (const m of machines.values()) if (m.agentTtlMs !== undefined) byName.set(m.name, m.agentTtlMs);
+      this.ttls = { of: machines, byName };
+    }
+    return this.ttls.byName.get(name) ?? this.d.agentTtlMs;
+  }
+
   /** Publishes this machine's record (retrying until a leader takes it); a no-op when nothing changed. */
   async register(): Promise<void> {
     const d = this.d;
-    const record = JSON.stringify(machineRecord(d.machineId, d.name, d.publicIp, d.metadata));
+    const record = JSON.stringify(machineRecord(d.machineId, d.name, d.publicIp, d.metadata, d.agentTtlMs));
     const publish = async () => {
       await d.kv.sync();
       // The record as stored: the registry's view applies run-time metadata changes (machine-metadata.ts) on top.
