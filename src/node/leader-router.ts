@@ -1,8 +1,9 @@
 // Runs leader-only operations (writes, membership changes) from any node: locally when this node leads,
 // otherwise forwarded to the leader over the authenticated peer connections. Retries only where the operation
 // certainly did not happen (no leader yet, a deposed leader refused it, a proposal dropped by a new leader).
-// Where it may have happened (the leader's connection closed with the request on it), it fails at once rather
-// than wait out the timeout, and says so: the caller decides, as with etcd's "request timed out".
+// Where it may have happened (the leader's connection closed with the request on it, or the leader it was sent to
+// stopped being the leader before answering: a leader cut off without a FIN), it fails at once rather than wait
+// out the timeout, and says so: the caller decides, as with etcd's "request timed out".
 import { NotLeaderError, ProposalDroppedError } from "../raft/driver.ts";
 import { ConnectionClosedError } from "../wire/errors.ts";
 import { ServiceError, unavailable, withTimeout } from "./errors.ts";
@@ -27,12 +28,15 @@ export class LeaderRouter {
   private readonly local = new Map<string, (params: unknown) => Promise<unknown>>();
   /** Requests waiting to retry: woken early when a leader is elected. */
   private waiting = new Set<() => void>();
+  /** Requests forwarded and unanswered: each told of a leader change, to stop waiting for a deposed leader. */
+  private forwarded = new Set<() => void>();
 
   constructor(private readonly deps: RouterDeps) {
     deps.onLeaderChange?.(() => {
       const wake = [...this.waiting];
       this.waiting.clear();
       for (const w of wake) w();
+      for (const f of [...this.forwarded]) f();
     });
   }
 
@@ -84,8 +88,27 @@ export class LeaderRouter {
   }
 
   private async forward(lead: string, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+    // A leader that went silent (its machine cut off) answers nothing until the timeout, while the others elect a
+    // new one: once this node knows another leader, or none, the answer is not worth waiting for.
+    let deposed = () => {};
+    const leaderChanged = new Promise<never>((_, reject) => {
+      deposed = () => {
+        if (this.deps.leader() === lead) return;
+        reject(
+          new ServiceError(
+            "timeout",
+            `${method}: ${lead} stopped being the leader before it answered (it may be cut off); ` +
+              "the request may or may not have taken effect",
+          ),
+        );
+      };
+    });
+    this.forwarded.add(deposed);
     try {
-      return await this.deps.peers.request(lead, `leader.${method}`, params, timeoutMs);
+      return await Promise.race([
+        this.deps.peers.request(lead, `leader.${method}`, params, timeoutMs),
+        leaderChanged,
+      ]);
     } catch (err) {
       if (!(err instanceof ConnectionClosedError)) throw err;
       // Sent, then the connection closed (a leader that died closes its sockets at once): it may have committed.
@@ -94,6 +117,8 @@ export class LeaderRouter {
         `${method}: the connection to the leader ${lead} closed before it answered (the leader may have failed); ` +
           "the request may or may not have taken effect",
       );
+    } finally {
+      this.forwarded.delete(deposed);
     }
   }
 }
