@@ -95,6 +95,7 @@ describe("LeaderRouter", () => {
         selfId: "n2",
         leader: () => lead,
         timeoutMs: TIMEOUT_MS,
+        peerSilent: (peer) => peer === "n1",
         // A silent peer: no answer, no closed connection, only the request's own timeout.
         peers: {
           request: (peer, _method, _params, timeoutMs) => {
@@ -126,6 +127,42 @@ describe("LeaderRouter", () => {
       expect(outcome!.message).toContain("may or may not have taken effect");
       // Sent once and not resent: n1 may have applied it before it went silent.
       expect(sent).toEqual(["n1"]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a write forwarded to a leader that hands its leadership over (and still talks) waits for its answer", async () => {
+    vi.useFakeTimers();
+    try {
+      let lead: string | null = "n1";
+      let leaderChanged = () => {};
+      const r = new LeaderRouter({
+        selfId: "n2",
+        leader: () => lead,
+        timeoutMs: TIMEOUT_MS,
+        peerSilent: () => false,
+        // n1 answers 200 ms after the request, once n3 leads (cluster.move-leader sent through a follower).
+        peers: { request: () => new Promise((done) => setTimeout(() => done("moved to n3"), 200)) },
+        onLeaderChange: (listener) => {
+          leaderChanged = listener;
+        },
+      });
+      r.register("move", async () => "ran here");
+      let answer: unknown = null;
+      void r.call("move", {}).then(
+        (a) => {
+          answer = a;
+        },
+        (e: Error) => {
+          answer = e;
+        },
+      );
+      await vi.advanceTimersByTimeAsync(100);
+      lead = "n3";
+      leaderChanged();
+      await vi.advanceTimersByTimeAsync(150);
+      expect(answer).toBe("moved to n3");
     } finally {
       vi.useRealTimers();
     }

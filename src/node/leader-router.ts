@@ -20,6 +20,12 @@ export interface RouterDeps {
   timeoutMs: number;
   /** Registers a listener called whenever the known leader changes (a waiting request is retried at once). */
   onLeaderChange?(listener: () => void): void;
+  /**
+   * True when nothing came from `peer` for longer than a live leader stays quiet (half an election timeout): a
+   * request forwarded to a leader that was deposed while silent gets no answer. Without it, a forwarded request
+   * waits for its answer or its timeout.
+   */
+  peerSilent?(peer: string): boolean;
 }
 
 const RETRY_MS = 50;
@@ -89,11 +95,13 @@ export class LeaderRouter {
 
   private async forward(lead: string, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
     // A leader that went silent (its machine cut off) answers nothing until the timeout, while the others elect a
-    // new one: once this node knows another leader, or none, the answer is not worth waiting for.
+    // new one: once this node knows another leader, or none, and has not heard from the old one meanwhile, the
+    // answer is not worth waiting for. A deposed leader that still talks (a leadership transfer) is waited for: it
+    // answers, and its answer says what happened.
     let deposed = () => {};
     const leaderChanged = new Promise<never>((_, reject) => {
       deposed = () => {
-        if (this.deps.leader() === lead) return;
+        if (this.deps.leader() === lead || !this.deps.peerSilent?.(lead)) return;
         reject(
           new ServiceError(
             "timeout",
