@@ -134,6 +134,31 @@ function tailLogs(c: Cluster): string {
     .join("\n");
 }
 
+/**
+ * Where members are and how they are known to each other: their hosts (one each, 127.0.0.1..3 unless given), and
+ * optionally a hook that puts proxies in front of their peer listeners. The hook gets each member's name, host and
+ * real peer port and answers the HOST:PORT the member is to be known by (its proxy): members then advertise that
+ * address and listen on the real one.
+ */
+export interface ClusterPlacement {
+  hosts?: string[];
+  peerProxy?: (
+    members: { name: string; host: string; peerPort: number }[],
+  ) => Promise<(name: string) => string>;
+}
+
+/** The address each member is known by to its peers: its proxy's when a hook places one, else its own. */
+async function advertised(
+  members: { name: string; host: string; peer: number }[],
+  placement: ClusterPlacement,
+): Promise<(name: string) => string> {
+  if (!placement.peerProxy) {
+    const own = new Map(members.map((m) => [m.name, `${m.host}:${m.peer}`]));
+    return (name) => own.get(name)!;
+  }
+  return placement.peerProxy(members.map((m) => ({ name: m.name, host: m.host, peerPort: m.peer })));
+}
+
 export async function stopCluster(c: Cluster | null): Promise<void> {
   if (!c) return;
   await killAll(c.procs);
@@ -142,12 +167,17 @@ export async function stopCluster(c: Cluster | null): Promise<void> {
   rmSync(c.dir, { recursive: true, force: true });
 }
 
-export async function startEtcd(etcdBin: string, parent: string): Promise<Cluster> {
+export async function startEtcd(
+  etcdBin: string,
+  parent: string,
+  placement: ClusterPlacement = {},
+): Promise<Cluster> {
   const dir = mkdtempSync(join(parent, "etcd-"));
   const members = [];
-  for (const [i, host] of HOSTS.entries())
+  for (const [i, host] of (placement.hosts ?? HOSTS).entries())
     members.push({ name: `e${i + 1}`, host, peer: await freePort(host), client: await freePort(host) });
-  const initial = members.map((m) => `${m.name}=http://${m.host}:${m.peer}`).join(",");
+  const peerAddr = await advertised(members, placement);
+  const initial = members.map((m) => `${m.name}=http://${peerAddr(m.name)}`).join(",");
   const c: Cluster = {
     name: "etcd",
     httpUrls: members.map((m) => `http://${m.host}:${m.client}`),
@@ -165,7 +195,7 @@ export async function startEtcd(etcdBin: string, parent: string): Promise<Cluste
         `--name=${m.name}`,
         `--data-dir=${join(dir, m.name)}`,
         `--listen-peer-urls=http://${m.host}:${m.peer}`,
-        `--initial-advertise-peer-urls=http://${m.host}:${m.peer}`,
+        `--initial-advertise-peer-urls=http://${peerAddr(m.name)}`,
         `--listen-client-urls=http://${m.host}:${m.client}`,
         `--advertise-client-urls=http://${m.host}:${m.client}`,
         `--initial-cluster=${initial}`,
@@ -182,12 +212,12 @@ export async function startEtcd(etcdBin: string, parent: string): Promise<Cluste
   return c;
 }
 
-export async function startBerth(parent: string): Promise<Cluster> {
+export async function startBerth(parent: string, placement: ClusterPlacement = {}): Promise<Cluster> {
   const dir = mkdtempSync(join(parent, "berth-"));
   const secretFile = join(dir, "secret");
   writeFileSync(secretFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
   const members = [];
-  for (const [i, host] of HOSTS.entries())
+  for (const [i, host] of (placement.hosts ?? HOSTS).entries())
     members.push({
       name: `n${i + 1}`,
       host,
@@ -195,7 +225,8 @@ export async function startBerth(parent: string): Promise<Cluster> {
       client: await freePort(host),
       http: await freePort(host),
     });
-  const initial = members.map((m) => `${m.name}=${m.host}:${m.peer}`).join(",");
+  const peerAddr = await advertised(members, placement);
+  const initial = members.map((m) => `${m.name}=${peerAddr(m.name)}`).join(",");
   const c: Cluster = {
     name: "berth",
     httpUrls: members.map((m) => `http://${m.host}:${m.http}`),
@@ -214,7 +245,8 @@ export async function startBerth(parent: string): Promise<Cluster> {
         "node",
         `--name=${m.name}`,
         `--data-dir=${join(dir, m.name)}`,
-        `--peer-addr=${m.host}:${m.peer}`,
+        `--peer-addr=${peerAddr(m.name)}`,
+        `--peer-listen-addr=${m.host}:${m.peer}`,
         `--client-addr=${m.host}:${m.client}`,
         `--http-addr=${m.host}:${m.http}`,
         `--cluster-secret-file=${secretFile}`,

@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
 // Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [failover] [sched] [agent] [flood] [tunnel] [--seconds N]
-//        [--units N] [--runs N]
+//        [--units N] [--runs N] [--faults crash,silent,lost] [--loss-units N]
 //        bun bench/run.ts snapshot [--keys N] [--store-mib N]   (only when named: minutes, and GiBs of memory)
 //        bun bench/run.ts console [--units N] [--idle-seconds N]   (only when named: loading 10,000 units takes minutes)
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -11,9 +11,17 @@ import { benchAgent, formatAgent } from "./agent.ts";
 import { benchBusy, busyHeader, formatBusy } from "./busy.ts";
 import { benchConsole, consoleHeader, formatConsole } from "./console.ts";
 import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare } from "./etcd-compare.ts";
-import { benchFailover, failoverHeader, formatFailover } from "./failover.ts";
+import {
+  benchFailover,
+  type FailoverFault,
+  failoverHeader,
+  formatFailover,
+  formatMachineLoss,
+  machineLossHeader,
+} from "./failover.ts";
 import { benchFlood, floodFooter, formatFlood } from "./flood.ts";
 import { measureFdatasync } from "./fsync.ts";
+import { benchMachineLoss } from "./machine-loss.ts";
 import { benchPlacement } from "./placement.ts";
 import { benchRaft } from "./raft.ts";
 import { measureWireRtt } from "./rtt.ts";
@@ -151,9 +159,20 @@ if (run("busy")) {
 
 if (run("failover")) {
   const runs = numberArg("--runs", 10);
-  const rows = await benchFailover({ runs, progress: (l) => console.error(`  [failover] ${l}`) });
-  console.log(`\n${failoverHeader(runs)}\n`);
-  console.log(table(...formatFailover(rows)));
+  // --faults crash,silent,lost picks goals 1, 2, 3 (all by default).
+  const faultsArg = args.indexOf("--faults");
+  const faults = faultsArg >= 0 ? args[faultsArg + 1]!.split(",") : ["crash", "silent", "lost"];
+  const progress = (l: string) => console.error(`  [failover] ${l}`);
+  const writeFaults = faults.filter((f): f is FailoverFault => f === "crash" || f === "silent");
+  const rows = writeFaults.length > 0 ? await benchFailover({ runs, faults: writeFaults, progress }) : [];
+  const loss = faults.includes("lost")
+    ? await benchMachineLoss({ runs, units: numberArg("--loss-units", 30), progress })
+    : null;
+  const [headers, body] = formatFailover(rows);
+  if (loss) body.push(...formatMachineLoss(loss));
+  const headers1and2 = rows.length > 0 ? `\n${failoverHeader(runs)}` : "";
+  console.log(`${headers1and2}${loss ? `\n${machineLossHeader(loss)}` : ""}\n`);
+  console.log(table(headers, body));
 }
 
 if (wanted.includes("snapshot")) {

@@ -31,8 +31,8 @@ import {
   unitProcsOf,
 } from "./unit-procs.ts";
 
-const BINARY = process.env.BERTH_BINARY ?? resolve(import.meta.dirname, "../dist/berth");
-const TEMPLATE = "bench@.service";
+export const BINARY = process.env.BERTH_BINARY ?? resolve(import.meta.dirname, "../dist/berth");
+export const TEMPLATE = "bench@.service";
 /** The tag names this run's unit processes (bench/unit-procs.ts). */
 const templateText = (tag: string) => `[Unit]
 Description=Berth benchmark unit %i
@@ -101,7 +101,7 @@ export interface SchedBenchResult {
   logDir: string | null;
 }
 
-interface BenchNode {
+export interface BenchNode {
   name: string;
   host: string;
   peerPort: number;
@@ -113,7 +113,8 @@ interface BenchNode {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-class BenchCluster {
+/** Three (or `size`) real nodes with default settings on HOST_PREFIX.1, .2, ... (127.0.0.x unless given). */
+export class BenchCluster {
   readonly dir = mkdtempSync(join(tmpdir(), "berth-bench-sched-"));
   readonly nodes: BenchNode[] = [];
   /** Names this run's unit processes in their environment. */
@@ -121,10 +122,12 @@ class BenchCluster {
   private readonly secretFile = join(this.dir, "secret");
   private stopping: Promise<{ afterGraceful: number; afterKill: number }> | null = null;
 
+  constructor(private readonly hostPrefix = "127.0.0.") {}
+
   async start(size: number): Promise<void> {
     writeFileSync(this.secretFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
     for (let i = 1; i <= size; i++) {
-      const host = `127.0.0.${i}`;
+      const host = `${this.hostPrefix}${i}`;
       this.nodes.push({
         name: `n${i}`,
         host,
@@ -289,7 +292,7 @@ const logTime = (text: string, re: RegExp, sinceMs: number) => logMatch(text, re
 /** src/agent/agent-bridge.ts's line once its first read point is confirmed (the agent acts from then on). */
 const CAUGHT_UP = /\[agent\] caught up with the cluster at applied index (\d+) (\d+) ms after start/;
 
-const pct = (xs: number[], p: number) => {
+export const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? Number.NaN : s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
@@ -414,7 +417,7 @@ async function watchReports(
 }
 
 /** One parameterless call through a connection of its own (to any of `nodes`). */
-async function call<M extends "units.list" | "machines.list">(
+export async function call<M extends "units.list" | "machines.list">(
   c: BenchCluster,
   method: M,
   nodes = c.live(),
@@ -427,7 +430,7 @@ async function call<M extends "units.list" | "machines.list">(
   }
 }
 
-async function crashAndMeasure(c: BenchCluster, victimName: string): Promise<SchedCrashResult> {
+export async function crashAndMeasure(c: BenchCluster, victimName: string): Promise<SchedCrashResult> {
   const victimId = (await call(c, "machines.list")).find((m) => m.name === victimName)!.id;
   const leaderBefore = await c.leader();
   const victim = c.node(victimName);
@@ -487,11 +490,18 @@ async function crashAndMeasure(c: BenchCluster, victimName: string): Promise<Sch
   };
 }
 
+/** Submits the template (naming this run's unit processes) and its `names` instances, 250 per call. */
+export async function submitUnits(cl: BerthClient, tag: string, names: string[]): Promise<void> {
+  await cl.call("units.submit", { units: [{ name: TEMPLATE, text: templateText(tag) }] });
+  for (let i = 0; i < names.length; i += 250)
+    await cl.call("units.submit", { units: names.slice(i, i + 250).map((name) => ({ name })) });
+}
+
 /**
  * All machines up and every unit launched: each crash starts from 3 machines and a settled cluster. Then each unit
  * should have exactly one process; a difference is reported (the double-run scan names any unit running twice).
  */
-async function settle(c: BenchCluster, units: number, progress: (l: string) => void): Promise<void> {
+export async function settle(c: BenchCluster, units: number, progress: (l: string) => void): Promise<void> {
   await waitFor(
     "all machines up and every unit launched",
     async () => {
@@ -511,7 +521,7 @@ async function settle(c: BenchCluster, units: number, progress: (l: string) => v
 }
 
 /** The leader when asked for and it runs units, else the follower running the most units. */
-async function pickVictim(c: BenchCluster, leaderWanted: boolean): Promise<string> {
+export async function pickVictim(c: BenchCluster, leaderWanted: boolean): Promise<string> {
   const leader = await c.leader();
   const machines = await call(c, "machines.list");
   const perMachine = new Map<string, number>();
@@ -563,9 +573,7 @@ export async function benchSchedE2E(
       progress(`cluster up in ${c.dir}; submitting ${n} units`);
       const names = Array.from({ length: n }, (_, i) => `bench@${i + 1}.service`);
       const t0 = performance.now();
-      await cl.call("units.submit", { units: [{ name: TEMPLATE, text: templateText(c.tag) }] });
-      for (let i = 0; i < n; i += 250)
-        await cl.call("units.submit", { units: names.slice(i, i + 250).map((name) => ({ name })) });
+      await submitUnits(cl, c.tag, names);
       const submitMs = performance.now() - t0;
       progress(`submitted in ${submitMs.toFixed(0)} ms; setting desired=launched`);
       const t1 = performance.now();

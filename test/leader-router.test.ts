@@ -1,5 +1,6 @@
 // LeaderRouter: forwarded operations retried only where they certainly did not happen, and failed at once (not
-// after the timeout) when the leader's connection closed with the request on it.
+// after the timeout) when the leader's connection closed with the request on it, or when the leader it was sent to
+// stopped being the leader without answering (a leader cut off the network closes nothing).
 import { describe, expect, it, vi } from "vitest";
 import { PeerUnreachableError } from "../src/raft/transport.ts";
 import { LeaderRouter } from "../src/service/leader-router.ts";
@@ -79,6 +80,89 @@ describe("LeaderRouter", () => {
       leaderChanged();
       await vi.advanceTimersByTimeAsync(1);
       expect(answer).toBe("applied on n3");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a write forwarded to a leader that goes silent fails once another leader (or none) is known, not at the timeout", async () => {
+    vi.useFakeTimers();
+    try {
+      let lead: string | null = "n1";
+      let leaderChanged = () => {};
+      const sent: string[] = [];
+      const r = new LeaderRouter({
+        selfId: "n2",
+        leader: () => lead,
+        timeoutMs: TIMEOUT_MS,
+        peerSilent: (peer) => peer === "n1",
+        // A silent peer: no answer, no closed connection, only the request's own timeout.
+        peers: {
+          request: (peer, _method, _params, timeoutMs) => {
+            sent.push(peer);
+            return new Promise((_, reject) =>
+              setTimeout(() => reject(Object.assign(new Error("timed out"), { code: "timeout" })), timeoutMs),
+            );
+          },
+        },
+        onLeaderChange: (listener) => {
+          leaderChanged = listener;
+        },
+      });
+      r.register("put", async () => "applied here");
+      let outcome: { code: string; message: string } | null = null;
+      void r.call("put", {}).catch((e: { code: string; message: string }) => {
+        outcome = e;
+      });
+      await vi.advanceTimersByTimeAsync(100);
+      leaderChanged(); // a heartbeat from n1 again: still the leader, keep waiting
+      await vi.advanceTimersByTimeAsync(100);
+      expect(outcome).toBeNull();
+      lead = null; // this node stopped hearing n1 and campaigns
+      leaderChanged();
+      await vi.advanceTimersByTimeAsync(1);
+      expect(outcome).not.toBeNull();
+      expect(outcome!.code).toBe("timeout");
+      expect(outcome!.message).toContain("n1 stopped being the leader");
+      expect(outcome!.message).toContain("may or may not have taken effect");
+      // Sent once and not resent: n1 may have applied it before it went silent.
+      expect(sent).toEqual(["n1"]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a write forwarded to a leader that hands its leadership over (and still talks) waits for its answer", async () => {
+    vi.useFakeTimers();
+    try {
+      let lead: string | null = "n1";
+      let leaderChanged = () => {};
+      const r = new LeaderRouter({
+        selfId: "n2",
+        leader: () => lead,
+        timeoutMs: TIMEOUT_MS,
+        peerSilent: () => false,
+        // n1 answers 200 ms after the request, once n3 leads (cluster.move-leader sent through a follower).
+        peers: { request: () => new Promise((done) => setTimeout(() => done("moved to n3"), 200)) },
+        onLeaderChange: (listener) => {
+          leaderChanged = listener;
+        },
+      });
+      r.register("move", async () => "ran here");
+      let answer: unknown = null;
+      void r.call("move", {}).then(
+        (a) => {
+          answer = a;
+        },
+        (e: Error) => {
+          answer = e;
+        },
+      );
+      await vi.advanceTimersByTimeAsync(100);
+      lead = "n3";
+      leaderChanged();
+      await vi.advanceTimersByTimeAsync(150);
+      expect(answer).toBe("moved to n3");
     } finally {
       vi.useRealTimers();
     }

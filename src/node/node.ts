@@ -57,6 +57,8 @@ export class BerthNode {
   private storage!: FileRaftStorage;
   private transport!: PeerTransport;
   private readonly raftStats = new RaftTrafficStats();
+  /** When each peer's last Raft message came (performance.now()): the router's sign of a silent old leader. */
+  private readonly peerHeardAt = new Map<string, number>();
   /** /metrics on the HTTP listener. */
   private readonly metrics = new NodeMetrics(CLIENT_METHODS);
   private clientBudget: ConnectionBudget | null = null;
@@ -113,6 +115,7 @@ export class BerthNode {
       dialFrom: dialSource(c.peerListenAddr.host),
       tls: c.peerTls ? { cert: c.peerTls.cert, key: c.peerTls.key, ca: c.peerTls.ca ?? "" } : null,
       onMessage: (m) => {
+        this.peerHeardAt.set(m.from, performance.now());
         this.scheduling.heardFrom(m.from);
         this.raftStats.received(m);
         this.driver.step(m);
@@ -166,6 +169,8 @@ export class BerthNode {
       peers: this.transport,
       timeoutMs: c.requestTimeoutMs,
       onLeaderChange: (listener) => this.driver.onLeaderChange(listener),
+      peerSilent: (peer) =>
+        performance.now() - (this.peerHeardAt.get(peer) ?? 0) > (c.tickMs * c.electionTicks) / 2,
     });
     this.router = router;
     this.clock = new ClusterClock({

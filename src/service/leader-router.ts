@@ -1,8 +1,9 @@
 // Runs leader-only operations (writes, membership changes) from any node: locally when this node leads,
 // otherwise forwarded to the leader over the authenticated peer connections. Retries only where the operation
 // certainly did not happen (no leader yet, a deposed leader refused it, a proposal dropped by a new leader).
-// Where it may have happened (the leader's connection closed with the request on it), it fails at once rather
-// than wait out the timeout, and says so: the caller decides, as with etcd's "request timed out".
+// Where it may have happened (the leader's connection closed with the request on it, or the leader it was sent to
+// stopped being the leader before answering: a leader cut off without a FIN), it fails at once rather than wait
+// out the timeout, and says so: the caller decides, as with etcd's "request timed out".
 import { NotLeaderError, ProposalDroppedError } from "../raft/driver.ts";
 import { ConnectionClosedError } from "../wire/errors.ts";
 import { ServiceError, unavailable, withTimeout } from "./errors.ts";
@@ -19,6 +20,12 @@ export interface RouterDeps {
   timeoutMs: number;
   /** Registers a listener called whenever the known leader changes (a waiting request is retried at once). */
   onLeaderChange?(listener: () => void): void;
+  /**
+   * True when nothing came from `peer` for longer than a live leader stays quiet (half an election timeout): a
+   * request forwarded to a leader that was deposed while silent gets no answer. Without it, a forwarded request
+   * waits for its answer or its timeout.
+   */
+  peerSilent?(peer: string): boolean;
 }
 
 const RETRY_MS = 50;
@@ -27,12 +34,15 @@ export class LeaderRouter {
   private readonly local = new Map<string, (params: unknown) => Promise<unknown>>();
   /** Requests waiting to retry: woken early when a leader is elected. */
   private waiting = new Set<() => void>();
+  /** Requests forwarded and unanswered: each told of a leader change, to stop waiting for a deposed leader. */
+  private forwarded = new Set<() => void>();
 
   constructor(private readonly deps: RouterDeps) {
     deps.onLeaderChange?.(() => {
       const wake = [...this.waiting];
       this.waiting.clear();
       for (const w of wake) w();
+      for (const f of [...this.forwarded]) f();
     });
   }
 
@@ -84,8 +94,29 @@ export class LeaderRouter {
   }
 
   private async forward(lead: string, method: string, params: unknown, timeoutMs: number): Promise<unknown> {
+    // A leader that went silent (its machine cut off) answers nothing until the timeout, while the others elect a
+    // new one: once this node knows another leader, or none, and has not heard from the old one meanwhile, the
+    // answer is not worth waiting for. A deposed leader that still talks (a leadership transfer) is waited for: it
+    // answers, and its answer says what happened.
+    let deposed = () => {};
+    const leaderChanged = new Promise<never>((_, reject) => {
+      deposed = () => {
+        if (this.deps.leader() === lead || !this.deps.peerSilent?.(lead)) return;
+        reject(
+          new ServiceError(
+            "timeout",
+            `${method}: ${lead} stopped being the leader before it answered (it may be cut off); ` +
+              "the request may or may not have taken effect",
+          ),
+        );
+      };
+    });
+    this.forwarded.add(deposed);
     try {
-      return await this.deps.peers.request(lead, `leader.${method}`, params, timeoutMs);
+      return await Promise.race([
+        this.deps.peers.request(lead, `leader.${method}`, params, timeoutMs),
+        leaderChanged,
+      ]);
     } catch (err) {
       if (!(err instanceof ConnectionClosedError)) throw err;
       // Sent, then the connection closed (a leader that died closes its sockets at once): it may have committed.
@@ -94,6 +125,8 @@ export class LeaderRouter {
         `${method}: the connection to the leader ${lead} closed before it answered (the leader may have failed); ` +
           "the request may or may not have taken effect",
       );
+    } finally {
+      this.forwarded.delete(deposed);
     }
   }
 }

@@ -28,8 +28,12 @@ export class NodeProxy {
     readonly to: string,
     readonly listenHost: string,
     private readonly target: { host: string; port: number },
-    /** The node dialling from an IP, or undefined for a stranger (forwarded, never blocked). */
-    private readonly callerOf: (ip: string) => string | undefined,
+    /**
+     * The node dialling from an IP and port (to this proxy's HOST:PORT), or undefined for a stranger (forwarded,
+     * never blocked). The port tells callers apart that all dial from one IP (etcd does not bind its peer dials to
+     * its own address).
+     */
+    private readonly callerOf: (ip: string, port: number, proxy: string) => string | undefined,
   ) {}
 
   blockedMode(from: string): BlockMode | null {
@@ -54,7 +58,12 @@ export class NodeProxy {
 
   private accept(client: Socket): void {
     client.on("error", () => {});
-    const from = this.callerOf(client.remoteAddress?.replace(/^::ffff:/, "") ?? "") ?? "";
+    const from =
+      this.callerOf(
+        client.remoteAddress?.replace(/^::ffff:/, "") ?? "",
+        client.remotePort ?? 0,
+        this.address,
+      ) ?? "";
     const mode = this.blocked.get(from);
     if (mode === "drop") {
       client.destroy();
@@ -128,14 +137,20 @@ export class PeerNetwork {
 
   /**
    * `nodes`: name, the IP it dials from (its own, distinct per node) and the real peer listener. The proxy of a
-   * node listens on that node's host with a random port.
+   * node listens on that node's host with a random port. `callerOf` replaces telling callers apart by IP, for
+   * programs that do not dial from their own address.
    */
-  static async create(nodes: { name: string; host: string; peerPort: number }[]): Promise<PeerNetwork> {
+  static async create(
+    nodes: { name: string; host: string; peerPort: number }[],
+    callerOf?: (ip: string, port: number, proxy: string) => string | undefined,
+  ): Promise<PeerNetwork> {
     const net = new PeerNetwork();
     const byIp = new Map(nodes.map((n) => [n.host, n.name]));
-    if (byIp.size !== nodes.length) throw new Error("every node needs its own IP to be told apart");
+    if (!callerOf && byIp.size !== nodes.length)
+      throw new Error("every node needs its own IP to be told apart");
+    const caller = callerOf ?? ((ip: string) => byIp.get(ip));
     for (const n of nodes) {
-      const p = new NodeProxy(n.name, n.host, { host: n.host, port: n.peerPort }, (ip) => byIp.get(ip));
+      const p = new NodeProxy(n.name, n.host, { host: n.host, port: n.peerPort }, caller);
       await p.start();
       net.proxies.set(n.name, p);
     }
