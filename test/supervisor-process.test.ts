@@ -80,4 +80,49 @@ describe("berth supervise", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 40_000);
+
+  it("asks its node to reconcile anew when a reconcile came while it held no lease", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "berth-supervise-"));
+    const agentDir = join(dir, "agent");
+    try {
+      const exited = runSupervisor({ agentDir, machineId: "m1", hostname: "h1", fenceMs: 500 });
+      const socket = await waitFor("the supervisor's socket", () => dial(join(agentDir, SUPERVISOR_SOCKET)));
+      const conn = new Connection(socket, { label: "test node" });
+      const notes: string[] = [];
+      const states = new Map<string, UnitState>();
+      conn.serve({
+        request: async () => {
+          throw new Error("no read point: this node is cut off");
+        },
+        notify: (method, params) => {
+          notes.push(method);
+          if (method === "state") states.set((params as UnitState).name, params as UnitState);
+        },
+      });
+      await conn.request("hello", {}, { timeoutMs: 5000 });
+      // The node's read point came too late (a busy machine): the lease lapsed before this reconcile arrived.
+      conn.notify("reconcile", {
+        specs: [
+          {
+            name: "s.service",
+            hash: "h1",
+            text: "[Service]\nExecStart=/bin/sleep 1000\n",
+            desired: "launched",
+          },
+        ],
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      expect(states.size).toBe(0);
+      expect(notes).not.toContain("unfenced");
+      // A renewal arrives: the reconcile it ignored is not lost, the node is asked for a fresh one.
+      conn.notify("lease", { issuedAt: monotonicMs() });
+      await waitFor("the node asked to reconcile anew", () => notes.includes("unfenced"), 5000);
+      expect(states.size).toBe(0);
+      conn.close();
+      await exited;
+    } finally {
+      sweepAgentCgroups(detectPlacement(), agentDir);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
 });

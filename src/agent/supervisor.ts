@@ -11,7 +11,9 @@
 //   node → supervisor: request hello → {pid, states}; notify reconcile {specs}; notify lease {issuedAt};
 //                      notify cluster {ClusterAccess}; request status {name}; request journal {name, lines};
 //                      stream journal.follow {name}
-//   supervisor → node: notify state; notify forget {name}; notify unfenced; notify log {line};
+//   supervisor → node: notify state; notify forget {name}; notify log {line};
+//                      notify unfenced (units may run again: reconcile anew, after a fence or after a
+//                      reconcile dropped for want of a lease);
 //                      request readPoint (after a stall of this process: is the lease still good?)
 import {
   appendFileSync,
@@ -99,6 +101,16 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     },
     logger: log,
   });
+  // A reconcile that came while no lease was held (the node's read point came too late) was dropped: once a
+  // renewal makes the lease valid again, the node is asked for a fresh one rather than left believing it was done.
+  let reconcileDropped = false;
+  const renewed = (issuedAt: number): void => {
+    lease.renewed(issuedAt);
+    if (reconcileDropped && lease.valid()) {
+      reconcileDropped = false;
+      node?.notify("unfenced", {});
+    }
+  };
   agent.onStateChange((s) => node?.notify("state", wireState(s)));
   agent.onForget((name) => node?.notify("forget", { name }));
 
@@ -126,13 +138,18 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
       notify: (method, params) => {
         if (method === "lease") {
           nodeRenewedAt = monotonicMs();
-          lease.renewed(Number((params as { issuedAt: number }).issuedAt));
+          renewed(Number((params as { issuedAt: number }).issuedAt));
         } else if (method === "cluster") keepalive.setAccess(params as ClusterAccess);
         else if (method === "reconcile") {
           // Units run only under a lease: a node never reconciles without one, but a stale message must not
           // start what no lease covers.
-          if (lease.valid()) agent.reconcile((params as { specs: UnitSpec[] }).specs);
-          else log("a reconcile arrived without a valid lease; ignored");
+          if (lease.valid()) {
+            reconcileDropped = false;
+            agent.reconcile((params as { specs: UnitSpec[] }).specs);
+          } else {
+            reconcileDropped = true;
+            log("a reconcile arrived without a valid lease; ignored (the node is asked again once renewed)");
+          }
         }
       },
       stream: (method, params, sink) => {
@@ -169,7 +186,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
         () => {
           if (failing) log("[lease] the cluster confirms this machine again");
           failing = false;
-          lease.renewed(issuedAt);
+          renewed(issuedAt);
         },
         (err) => {
           if (!failing) log(`[lease] ${(err as Error).message}`);
