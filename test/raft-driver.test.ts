@@ -129,6 +129,22 @@ describe("RaftDriver: snapshots", () => {
   });
 });
 
+describe("RaftDriver before start", () => {
+  it("knows no leader and term 0 (peers may ask while the node still starts)", () => {
+    const early = new RaftDriver({
+      id: "n1",
+      storage: new MemoryRaftStorage(),
+      transport: { send: () => {}, setPeers: () => {} },
+      stateMachine: new Recorder(),
+      initialCluster: new Map([["n1", "mem://n1"]]),
+      tickMs: 2,
+    });
+    expect(early.leader()).toBeNull();
+    expect(early.isLeader()).toBe(false);
+    expect(early.term()).toBe(0);
+  });
+});
+
 describe("RaftDriver: what /metrics reads", () => {
   it("counts proposals refused for want of a leader, and none while they commit", async () => {
     const { driver } = await singleMember();

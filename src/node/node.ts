@@ -211,10 +211,7 @@ export class BerthNode {
       kv: this.kv,
       writeAsLeader: (req) =>
         this.driver.isLeader() ? this.kv.write(req) : Promise.reject(new Error("no longer the leader")),
-      leadership: () => {
-        const s = this.driver.status();
-        return { leader: s.lead, term: s.term };
-      },
+      leadership: () => ({ leader: this.driver.leader(), term: this.driver.term() }),
       logger: this.log,
     });
     this.unitStatus = new UnitStatusService({

@@ -322,6 +322,11 @@ export class RaftDriver {
     return this.raft?.role === "leader";
   }
 
+  /** The current term (0 before start: a supervisor's keepalive may arrive while the node still starts). */
+  term(): number {
+    return this.raft?.term ?? 0;
+  }
+
   peerAddress(id: NodeId): string | undefined {
     return this.peers.get(id);
   }
