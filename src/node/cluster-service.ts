@@ -2,6 +2,7 @@
 // each node publishes itself under a hidden key (/_berth/members/NAME), as etcd publishes member attributes.
 import { createHash } from "node:crypto";
 import type { MemberHealth, MemberInfo, NodeStatus } from "../client/protocol.ts";
+import { splitHostPort } from "../host-port.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent } from "../kv/types.ts";
 import type { RaftDriver } from "../raft/driver.ts";
@@ -89,7 +90,7 @@ export class ClusterService {
 
   add(name: string, peerAddr: string, learner = false): Promise<MemberInfo[]> {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) throw badRequest(`invalid member name "${name}"`);
-    if (!/^.+:\d{1,5}$/.test(peerAddr)) throw badRequest(`peer address "${peerAddr}" must be HOST:PORT`);
+    if (!dialable(peerAddr)) throw badRequest(`peer address "${peerAddr}" must be HOST:PORT`);
     return this.d.router.call("cluster.add", { name, peerAddr, learner }) as Promise<MemberInfo[]>;
   }
 
@@ -215,4 +216,14 @@ function judge(s: NodeStatus): { healthy: boolean; detail: string; raftIndex: nu
     raftIndex: s.commitIndex,
     raftTerm: s.term,
   };
+}
+
+/** An address the members can dial: HOST:PORT with a host and a port other than 0. */
+function dialable(addr: string): boolean {
+  try {
+    const { host, port } = splitHostPort(addr);
+    return host !== "" && port !== 0;
+  } catch {
+    return false;
+  }
 }

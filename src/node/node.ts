@@ -17,6 +17,7 @@ import { AuthStore } from "../etcdv2/auth/store.ts";
 import { verifiedCertName } from "../etcdv2/client-cert.ts";
 import { type HttpApi, startHttpApi } from "../etcdv2/index.ts";
 import { RaftTrafficStats } from "../etcdv2/raft-stats.ts";
+import { splitHostPort } from "../host-port.ts";
 import { TtlExpirer } from "../kv/expiry.ts";
 import { KvStore } from "../kv/store.ts";
 import { NodeMetrics } from "../metrics/node-metrics.ts";
@@ -596,10 +597,8 @@ function clientSideTls(c: NodeConfig): WireTls | null {
 }
 
 async function probeStatus(addr: string, timeoutMs: number, tls: WireTls | null): Promise<NodeStatus> {
-  const i = addr.lastIndexOf(":");
   const { conn } = await connect({
-    host: addr.slice(0, i).replace(/^\[|\]$/g, ""),
-    port: Number(addr.slice(i + 1)),
+    ...splitHostPort(addr),
     secret: null,
     role: "client",
     name: "health-probe",
