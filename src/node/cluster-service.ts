@@ -77,10 +77,10 @@ export class ClusterService {
           clientAddr: m.clientAddr,
           ...(skew === undefined ? {} : { clockSkewMs: Math.round(skew) }),
         };
-        if (m.name === this.d.selfName) return { ...base, ...judge(this.d.status()) };
+        if (m.name === this.d.selfName) return { ...base, ...healthOf(this.d.status()) };
         if (!m.clientAddr) return { ...base, healthy: false, detail: "has not published a client address" };
         try {
-          return { ...base, ...judge(await this.d.probe(m.clientAddr, timeoutMs)) };
+          return { ...base, ...healthOf(await this.d.probe(m.clientAddr, timeoutMs)) };
         } catch (err) {
           return { ...base, healthy: false, detail: (err as Error).message };
         }
@@ -201,7 +201,8 @@ export class ClusterService {
   }
 }
 
-function judge(s: NodeStatus): { healthy: boolean; detail: string; raftIndex: number; raftTerm: number } {
+/** A member's health as `berth cluster health` shows it, from the status it reports. */
+function healthOf(s: NodeStatus): { healthy: boolean; detail: string; raftIndex: number; raftTerm: number } {
   if (s.diskFull)
     return {
       healthy: false,

@@ -40,8 +40,8 @@ import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
 import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
 import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import { httpDeps } from "./http-deps.ts";
-import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
+import { KvStateMachine } from "./kv-state-machine.ts";
 import { listening } from "./listen-error.ts";
 import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./node-config.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
@@ -105,7 +105,7 @@ export class BerthNode {
       logger: (l) => this.log(`[wal] ${l}`),
       onFsync: (seconds) => this.metrics.walFsync.observe(seconds),
     });
-    const machine = new KvStateMachine(this.store, (l) => this.log(`[kv] ${l}`));
+    const stateMachine = new KvStateMachine(this.store, (l) => this.log(`[kv] ${l}`));
     this.transport = new PeerTransport({
       selfId: c.name,
       secret: Buffer.from(c.clusterSecret),
@@ -145,7 +145,7 @@ export class BerthNode {
           this.agent?.refreshClusterAccess();
         },
       },
-      stateMachine: machine,
+      stateMachine,
       initialCluster: c.initialCluster,
       join: c.join,
       tickMs: c.tickMs,
@@ -241,7 +241,7 @@ export class BerthNode {
       clockReady: () => this.clock.settled(),
       logger: (l) => this.log(`[ttl] ${l}`),
     });
-    machine.onChange(() => this.expirer.replan());
+    stateMachine.onChange(() => this.expirer.replan());
     this.driver.onLeaderChange((lead, term) => {
       this.metrics.leaderChanged(lead);
       this.log(`[raft] leader is ${lead ?? "(none)"} at term ${term}`);
