@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { BerthClient } from "../src/client/client.ts";
-import { ConnectionBudget, defaultClientConnectionLimit } from "../src/node/connection-budget.ts";
+import { ConnectionBudget, defaultClientConnectionLimit } from "../src/wire/connection-budget.ts";
 import { makeTestCerts } from "./support/certs.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
 

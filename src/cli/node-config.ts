@@ -4,8 +4,8 @@ import { createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
+import { checkDataFormat, DataFormatError } from "../datadir/format.ts";
 import { type HostPort, HostPortError, splitHostPort } from "../host-port.ts";
-import { checkDataFormat, DataFormatError } from "../node/data-format.ts";
 import {
   fmt,
   isLoopback,

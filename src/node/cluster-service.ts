@@ -33,7 +33,7 @@ export interface ClusterDeps {
   /** Asks another member for its status through its client address. */
   probe(clientAddr: string, timeoutMs: number): Promise<NodeStatus>;
   status(): NodeStatus;
-  /** Each member's clock minus the cluster's time, as this member measured them (cluster-clock.ts). */
+  /** Each member's clock minus the cluster's time, as this member measured them (src/service/cluster-clock.ts). */
   clockSkews(): Map<string, number>;
   /** How long `cluster add` waits for a new learner to catch up before promoting it. */
   catchUpTimeoutMs: number;

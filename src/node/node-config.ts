@@ -11,8 +11,8 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { FORMAT_FILE, formatRecord } from "../datadir/format.ts";
 import { type HostPort, joinHostPort } from "../host-port.ts";
-import { FORMAT_FILE, formatRecord } from "./data-format.ts";
 
 export interface NodeConfig {
   name: string;

@@ -10,6 +10,7 @@ import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive
 import { SupervisorLink } from "../agent/supervisor-link.ts";
 import { UnitStatusService } from "../agent/unit-status.ts";
 import type { DesiredState, NodeStatus, SavedSnapshot, UnitSubmission } from "../client/protocol.ts";
+import { type DataDirLock, lockDataDir } from "../datadir/lock.ts";
 import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "../etcdv2/access.ts";
 import { createKeyAccess } from "../etcdv2/auth/access.ts";
 import { httpCaller, upgradeCaller } from "../etcdv2/auth/http.ts";
@@ -27,18 +28,17 @@ import { PeerTransport } from "../raft/transport.ts";
 import { retry, UNTIL_A_LEADER_ANSWERS } from "../retry.ts";
 import { loadMachineId } from "../sched/machine.ts";
 import { Scheduling } from "../sched/scheduling.ts";
+import { ClusterClock } from "../service/cluster-clock.ts";
 import { ServiceError } from "../service/errors.ts";
 import { LeaderRouter } from "../service/leader-router.ts";
 import { VERSION } from "../version.ts";
 import { connect, type WireTls } from "../wire/client.ts";
+import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "../wire/connection-budget.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import { withOwnerOnlyUmask } from "../wire/unix-socket.ts";
 import { CLIENT_METHODS, type ClientApiDeps, serveClient } from "./client-api.ts";
 import { prepareSocketPath, restrictSocket } from "./client-socket.ts";
-import { ClusterClock } from "./cluster-clock.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
-import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
-import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import { httpDeps } from "./http-deps.ts";
 import { KvService } from "./kv-service.ts";
 import { KvStateMachine } from "./kv-state-machine.ts";
@@ -536,7 +536,7 @@ export class BerthNode {
   private servePeerRequest(method: string, params: unknown): Promise<unknown> {
     if (method.startsWith("leader."))
       return this.router.serveForwarded(method.slice("leader.".length), params);
-    // Another member measuring how far our clocks are apart (cluster-clock.ts).
+    // Another member measuring how far our clocks are apart (src/service/cluster-clock.ts).
     if (method === CLOCK_METHOD) return Promise.resolve(Date.now());
     // A unit supervisor keeping its machine alive while its node is away.
     if (method === KEEPALIVE_METHOD) return this.scheduling.keepalive(params);

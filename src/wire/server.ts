@@ -45,7 +45,7 @@ export interface ListenOptions {
   onHttp?(socket: Socket): void;
 }
 
-/** A listener's place for one connection (see src/node/connection-budget.ts). */
+/** A listener's place for one connection (see connection-budget.ts). */
 export interface ConnectionSlot {
   /** Whether nothing is being served on the connection now: at the limit, idle connections make room, oldest first. */
   idle(yes: boolean): void;
