@@ -161,7 +161,7 @@ export const NODE_FLAGS: FlagSpec[] = [
     name: "max-client-connections",
     type: "number",
     description:
-      "connections open at once on each of the client and HTTP ports; past it a newcomer replaces the oldest idle one (in its handshake, or HTTP with no request being answered), or is closed",
+      "connections open at once on each of the client and HTTP ports and the admin socket; past it a newcomer replaces the oldest idle one (in its handshake, or HTTP with no request being answered), or is closed",
     env: "BERTH_MAX_CLIENT_CONNECTIONS",
   },
   {

@@ -62,6 +62,7 @@ export class BerthNode {
   private readonly metrics = new NodeMetrics(CLIENT_METHODS);
   private clientBudget: ConnectionBudget | null = null;
   private httpBudget: ConnectionBudget | null = null;
+  private socketBudget: ConnectionBudget | null = null;
   private driver!: RaftDriver;
   private expirer!: TtlExpirer;
   private clientListener: Listener | null = null;
@@ -262,6 +263,7 @@ export class BerthNode {
       connections: () => [
         ...(this.clientBudget ? [{ listener: "client", count: this.clientBudget.count }] : []),
         ...(this.httpBudget ? [{ listener: "http", count: this.httpBudget.count }] : []),
+        ...(this.socketBudget ? [{ listener: "socket", count: this.socketBudget.count }] : []),
       ],
       units: () => (this.agent ? { connected: this.agent.connected(), states: this.agent.states() } : null),
     });
@@ -309,9 +311,16 @@ export class BerthNode {
     if (c.clientSocket) {
       const path = c.clientSocket;
       await prepareSocketPath(path);
+      // Its own limit too: idle connections opened by a stuck or looping local script cannot take the descriptors
+      // the node needs, and make room for an admin's command.
+      const socketBudget = new ConnectionBudget(clientLimit, "admin socket", (l) =>
+        this.log(`[client] ${l}`),
+      );
+      this.socketBudget = socketBudget;
       this.socketListener = await listening("--client-socket", path, () =>
         withOwnerOnlyUmask(() =>
           listen({
+            gate: socketBudget,
             host: "",
             port: 0,
             path,
@@ -372,7 +381,7 @@ export class BerthNode {
         (c.clientSocket ? `, admins on unix://${c.clientSocket} (${socketMode})` : "") +
         `, peers on ${fmt(c.peerListenAddr)}${c.peerTls ? " with TLS" : ""}` +
         (fmt(c.peerListenAddr) === fmt(c.peerAddr) ? "" : ` (known to the cluster as ${fmt(c.peerAddr)})`) +
-        ` (data in ${c.dataDir}; at most ${clientLimit} connections on each client port)`,
+        ` (data in ${c.dataDir}; at most ${clientLimit} connections on each client port${c.clientSocket ? " and the socket" : ""})`,
     );
     const runtime = runtimeOptionsNote();
     if (runtime)
