@@ -49,7 +49,7 @@ describe("chaos", () => {
             await n1.call("kv.write", { method: "PUT", key: `/k${next++ % 100}`, value: "v" });
         }),
       );
-      c.restart("n3");
+      c.revive("n3");
       const n3log = c.node("n3").logFile;
       await waitFor(
         "n3 to install the leader's snapshot",

@@ -1,7 +1,7 @@
 // The cluster's time is the median of the members' clocks: one wrong clock among three moves nothing, the wrong
 // member itself follows the others, skew is reported past the bound, and nothing counts before a majority was measured.
 import { describe, expect, it } from "vitest";
-import { ClusterClock, type ClusterClockDeps } from "../src/node/cluster-clock.ts";
+import { ClusterClock, type ClusterClockDeps } from "../src/service/cluster-clock.ts";
 
 const DAY = 86_400_000;
 

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { connect as netConnect, type Socket } from "node:net";
 import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { BerthClient } from "../src/client/client.ts";
-import { ConnectionBudget, defaultClientConnectionLimit } from "../src/node/connection-budget.ts";
+import { ConnectionBudget, defaultClientConnectionLimit } from "../src/wire/connection-budget.ts";
 import { makeTestCerts } from "./support/certs.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
 
@@ -19,10 +19,12 @@ afterEach(async () => {
   cluster = null;
 });
 
-/** Opens a TCP connection and keeps it; resolves once connected (or failed: the socket is still returned). */
-function hold(host: string, port: number): Promise<Socket> {
+/** Opens a TCP (or unix socket) connection and keeps it; resolves once connected (or failed: the socket is still returned). */
+function hold(host: string, port: number): Promise<Socket>;
+function hold(path: string): Promise<Socket>;
+function hold(hostOrPath: string, port?: number): Promise<Socket> {
   return new Promise((resolve) => {
-    const s = netConnect({ host, port });
+    const s = port === undefined ? netConnect({ path: hostOrPath }) : netConnect({ host: hostOrPath, port });
     held.push(s);
     s.on("error", () => {});
     s.once("connect", () => resolve(s));
@@ -152,6 +154,31 @@ describe("client connection limit with TLS", () => {
     expect(log.match(/closed \d+ idle client connection\(s\) to make room/g)).toHaveLength(1);
     // Only the connections left at the end (given up by the test mid-handshake) can show up as failed handshakes.
     expect((log.match(/TLS handshake failed/g) ?? []).length).toBeLessThanOrEqual(3);
+  }, 60_000);
+});
+
+describe("client connection limit on the admin socket", () => {
+  it("makes room among idle unix socket connections for an admin's command, and keeps the ones in use", async () => {
+    cluster = await TestCluster.start(1, { extraArgs: ["--max-client-connections=3"] });
+    const n = cluster.node("n1");
+    const endpoint = cluster.endpoint("n1");
+    // Done with its handshake, this connection is in use: no newcomer may push it out.
+    const admin = await BerthClient.connect({ endpoints: [endpoint], timeoutMs: 2000 });
+    onTestFinished(() => admin.close());
+    const closedByNode = new Set<Socket>();
+    for (let i = 0; i < 20; i++) {
+      const s = await hold(endpoint.slice("unix://".length));
+      s.once("close", () => closedByNode.add(s));
+      s.resume(); // read (and drop) the node's hello: a unix socket's end shows only after its data is read
+    }
+    // Three places: the admin's and two idle ones; the node closed the others to make room, the oldest first.
+    await waitFor("idle admin socket connections closed to make room", () => closedByNode.size >= 17, 10_000);
+    // A command on a new connection takes an idle one's place, and the connection in use was kept: it answers.
+    expect((await cluster.cli(["kv", "set", "/after", "1"])).code).toBe(0);
+    expect((await admin.call("kv.get", { key: "/after" })).event.node.value).toBe("1");
+    expect(readFileSync(n.logFile, "utf8")).toMatch(
+      /\[client\] closed \d+ idle admin socket connection\(s\) to make room .*--max-client-connections/,
+    );
   }, 60_000);
 });
 

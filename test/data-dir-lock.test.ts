@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
 import { supervisorPid } from "../src/agent/supervisor.ts";
-import { lockHolders, lockName } from "../src/node/data-dir-lock.ts";
+import { lockHolders, lockName } from "../src/datadir/lock.ts";
 import { berth, freePort, TestCluster, waitFor } from "./support/cluster.ts";
 
 /** Every entry under `dir`: a regular file's bytes (base64), anything else (a socket, a directory) by its kind. */

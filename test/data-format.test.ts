@@ -1,11 +1,11 @@
-// The data directory's format version (src/node/data-format.ts): a node records it, and a binary refuses a
+// The data directory's format version (src/datadir/format.ts): a node records it, and a binary refuses a
 // directory written in a newer format, with a message naming both, before reading or writing anything there.
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { resolveNodeConfig } from "../src/cli/node-config.ts";
-import { DATA_FORMAT } from "../src/node/data-format.ts";
+import { DATA_FORMAT } from "../src/datadir/format.ts";
 import { saveNodeConfig } from "../src/node/node-config.ts";
 import { VERSION } from "../src/version.ts";
 import { berth } from "./support/cluster.ts";

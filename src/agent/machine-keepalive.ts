@@ -6,6 +6,7 @@
 //
 // On the wire: request "machine.keepalive" {member} on a peer connection; the leader answers {leader}; any other
 // member refuses with code "not_leader" and the leader's name in `data.leader` when it knows it.
+import { splitHostPort } from "../host-port.ts";
 import { connect } from "../wire/client.ts";
 import type { Connection } from "../wire/connection.ts";
 
@@ -90,10 +91,8 @@ export class MachineKeepalive {
     if (this.conn !== null && !this.conn.closed && this.connTo === member) return this.conn;
     this.dropConnection();
     const addr = access.peers[member]!;
-    const colon = addr.lastIndexOf(":");
     const { conn, hello } = await connect({
-      host: addr.slice(0, colon).replace(/^\[|\]$/g, ""),
-      port: Number(addr.slice(colon + 1)),
+      ...splitHostPort(addr),
       secret: Buffer.from(access.secret),
       role: "peer",
       // Not the member's own name: the peer transport keeps that name's connections for Raft traffic.

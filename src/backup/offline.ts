@@ -4,10 +4,10 @@
 import { createHash } from "node:crypto";
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { checkDataFormat } from "../datadir/format.ts";
+import { lockDataDir } from "../datadir/lock.ts";
 import { decodeCommand } from "../kv/commands.ts";
 import { KvStore } from "../kv/store.ts";
-import { lockDataDir } from "../node/data-dir-lock.ts";
-import { checkDataFormat } from "../node/data-format.ts";
 import { decodeSnapshotEnvelope } from "../raft/driver.ts";
 import { FileRaftStorage } from "../raft/storage/file.ts";
 import { newClusterId, requireEmptyDir, rewriteForNewCluster, writeNewDataDir } from "./new-cluster.ts";

@@ -1,6 +1,6 @@
 // `berth node`: run a cluster member in the foreground (under systemd on every machine).
 import { applyWhenUp } from "../cloud-config/apply.ts";
-import { DataDirLockedError } from "../node/data-dir-lock.ts";
+import { DataDirLockedError } from "../datadir/lock.ts";
 import { bootstrapFromDiscovery, DiscoveryFullError } from "../node/discovery/first-start.ts";
 import { BerthNode } from "../node/node.ts";
 import { readCloudConfig } from "./cloud-config-command.ts";

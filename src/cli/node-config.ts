@@ -4,10 +4,10 @@ import { createPrivateKey, randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
-import { checkDataFormat, DataFormatError } from "../node/data-format.ts";
+import { checkDataFormat, DataFormatError } from "../datadir/format.ts";
+import { type HostPort, HostPortError, splitHostPort } from "../host-port.ts";
 import {
   fmt,
-  type HostPort,
   isLoopback,
   type NodeConfig,
   SAVED_FILE,
@@ -161,7 +161,7 @@ export const NODE_FLAGS: FlagSpec[] = [
     name: "max-client-connections",
     type: "number",
     description:
-      "connections open at once on each of the client and HTTP ports; past it a newcomer replaces the oldest idle one (in its handshake, or HTTP with no request being answered), or is closed",
+      "connections open at once on each of the client and HTTP ports and the admin socket; past it a newcomer replaces the oldest idle one (in its handshake, or HTTP with no request being answered), or is closed",
     env: "BERTH_MAX_CLIENT_CONNECTIONS",
   },
   {
@@ -552,11 +552,21 @@ function loadTls(
   };
 }
 
+/**
+ * A node address flag: HOST:PORT as src/host-port.ts reads it, with a host and a port other than 0 (the address
+ * is advertised to peers and clients, who cannot dial either).
+ */
 export function parseHostPort(raw: string, flag: string): HostPort {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
-  const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || !(port > 0 && port < 65536)) throw new UsageError(`${flag} must be HOST:PORT, not "${raw}"`);
-  return { host: m[1] ?? m[2]!, port };
+  let hp: HostPort;
+  try {
+    hp = splitHostPort(raw.trim());
+  } catch (err) {
+    if (!(err instanceof HostPortError)) throw err;
+    throw new UsageError(`${flag} must be HOST:PORT, not "${raw}" (${err.reason})`);
+  }
+  if (hp.host === "") throw new UsageError(`${flag} must be HOST:PORT, not "${raw}" (no host)`);
+  if (hp.port === 0) throw new UsageError(`${flag} must be HOST:PORT, not "${raw}" (port 0)`);
+  return hp;
 }
 
 export function parseInitialCluster(

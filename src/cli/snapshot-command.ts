@@ -16,9 +16,9 @@ import {
   SnapshotFileError,
   type SnapshotHeader,
 } from "../backup/snapshot-file.ts";
+import { DataFormatError } from "../datadir/format.ts";
+import { DataDirLockedError } from "../datadir/lock.ts";
 import { KvStore } from "../kv/store.ts";
-import { DataDirLockedError } from "../node/data-dir-lock.ts";
-import { DataFormatError } from "../node/data-format.ts";
 import { CLIENT_FLAGS, outputFormat, withClient } from "./client-command.ts";
 import type { Command, CommandGroup } from "./command.ts";
 import { CliError, EXIT, UsageError } from "./exit-codes.ts";

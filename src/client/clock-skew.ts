@@ -1,5 +1,5 @@
 // How far a member's clock may be off the cluster's time (the median of the members' clocks, see
-// src/node/cluster-clock.ts) before it is reported, and how the skew is worded: the node's log, `berth cluster
+// src/service/cluster-clock.ts) before it is reported, and how the skew is worded: the node's log, `berth cluster
 // health` and the console say it the same way.
 
 /** Clocks further apart than this are reported (etcd warns past 1 s too). */

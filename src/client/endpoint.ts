@@ -5,6 +5,8 @@
 //   http(s)://HOST:PORT  a node's HTTP port (--http-addr, etcd's API): the connection switches to the msgpack
 //                        protocol with an HTTP Upgrade (src/wire/http-upgrade.ts); as whom the request says (guest,
 //                        Basic credentials of --username, a client certificate), never admin
+import { HostPortError, splitHostPort } from "../host-port.ts";
+
 export type Endpoint =
   | { kind: "tcp"; text: string; host: string; port: number }
   | { kind: "unix"; text: string; path: string }
@@ -27,10 +29,15 @@ export function parseEndpoint(text: string): Endpoint {
     return { kind: "unix", text: t, path };
   }
   if (/^https?:\/\//i.test(t)) return parseHttpEndpoint(text, t);
-  const m = /^(?:\[([^\]]+)\]|([^:/]+)):(\d{1,5})$/.exec(t);
-  if (!m)
-    throw new EndpointError(`endpoint "${text}" must be HOST:PORT, unix:///PATH or http(s)://HOST:PORT`);
-  return { kind: "tcp", text: t, host: m[1] ?? m[2]!, port: Number(m[3]) };
+  try {
+    const { host, port } = splitHostPort(t);
+    return { kind: "tcp", text: t, host, port };
+  } catch (err) {
+    if (!(err instanceof HostPortError)) throw err;
+    throw new EndpointError(
+      `endpoint "${text}" must be HOST:PORT, unix:///PATH or http(s)://HOST:PORT (${err.reason})`,
+    );
+  }
 }
 
 /** http(s)://HOST[:PORT][/]: the port defaults as in URLs (80, 443); a path or query has no meaning here. */

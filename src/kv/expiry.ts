@@ -8,7 +8,7 @@ export interface ExpiryDeps {
   isLeader(): boolean;
   propose(data: Uint8Array): Promise<unknown>;
   now(): number;
-  /** False while the cluster's time is not known yet (see src/node/cluster-clock.ts): nothing expires meanwhile. */
+  /** False while the cluster's time is not known yet (see src/service/cluster-clock.ts): nothing expires meanwhile. */
   clockReady?(): boolean;
   logger?: (line: string) => void;
 }

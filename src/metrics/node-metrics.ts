@@ -58,7 +58,7 @@ export class RequestMetrics {
 export interface MetricSources {
   driver: RaftDriver;
   store: KvStore;
-  /** Open connections per client listener ("client": the msgpack port, "http": the etcd v2 API). */
+  /** Open connections per client listener ("client": the msgpack port, "http": the etcd v2 API, "socket": the admin socket). */
   connections: () => { listener: string; count: number }[];
   /** The node's mirror of its supervisor's units, and whether it is connected (null before the link exists). */
   units: () => { connected: boolean; states: UnitState[] } | null;

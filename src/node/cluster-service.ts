@@ -2,6 +2,7 @@
 // each node publishes itself under a hidden key (/_berth/members/NAME), as etcd publishes member attributes.
 import { createHash } from "node:crypto";
 import type { MemberHealth, MemberInfo, NodeStatus } from "../client/protocol.ts";
+import { splitHostPort } from "../host-port.ts";
 import type { KvStore } from "../kv/store.ts";
 import { KvError, type KvEvent } from "../kv/types.ts";
 import type { RaftDriver } from "../raft/driver.ts";
@@ -32,7 +33,7 @@ export interface ClusterDeps {
   /** Asks another member for its status through its client address. */
   probe(clientAddr: string, timeoutMs: number): Promise<NodeStatus>;
   status(): NodeStatus;
-  /** Each member's clock minus the cluster's time, as this member measured them (cluster-clock.ts). */
+  /** Each member's clock minus the cluster's time, as this member measured them (src/service/cluster-clock.ts). */
   clockSkews(): Map<string, number>;
   /** How long `cluster add` waits for a new learner to catch up before promoting it. */
   catchUpTimeoutMs: number;
@@ -76,10 +77,10 @@ export class ClusterService {
           clientAddr: m.clientAddr,
           ...(skew === undefined ? {} : { clockSkewMs: Math.round(skew) }),
         };
-        if (m.name === this.d.selfName) return { ...base, ...judge(this.d.status()) };
+        if (m.name === this.d.selfName) return { ...base, ...healthOf(this.d.status()) };
         if (!m.clientAddr) return { ...base, healthy: false, detail: "has not published a client address" };
         try {
-          return { ...base, ...judge(await this.d.probe(m.clientAddr, timeoutMs)) };
+          return { ...base, ...healthOf(await this.d.probe(m.clientAddr, timeoutMs)) };
         } catch (err) {
           return { ...base, healthy: false, detail: (err as Error).message };
         }
@@ -89,7 +90,7 @@ export class ClusterService {
 
   add(name: string, peerAddr: string, learner = false): Promise<MemberInfo[]> {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(name)) throw badRequest(`invalid member name "${name}"`);
-    if (!/^.+:\d{1,5}$/.test(peerAddr)) throw badRequest(`peer address "${peerAddr}" must be HOST:PORT`);
+    if (!dialable(peerAddr)) throw badRequest(`peer address "${peerAddr}" must be HOST:PORT`);
     return this.d.router.call("cluster.add", { name, peerAddr, learner }) as Promise<MemberInfo[]>;
   }
 
@@ -200,7 +201,8 @@ export class ClusterService {
   }
 }
 
-function judge(s: NodeStatus): { healthy: boolean; detail: string; raftIndex: number; raftTerm: number } {
+/** A member's health as `berth cluster health` shows it, from the status it reports. */
+function healthOf(s: NodeStatus): { healthy: boolean; detail: string; raftIndex: number; raftTerm: number } {
   if (s.diskFull)
     return {
       healthy: false,
@@ -215,4 +217,14 @@ function judge(s: NodeStatus): { healthy: boolean; detail: string; raftIndex: nu
     raftIndex: s.commitIndex,
     raftTerm: s.term,
   };
+}
+
+/** An address the members can dial: HOST:PORT with a host and a port other than 0. */
+function dialable(addr: string): boolean {
+  try {
+    const { host, port } = splitHostPort(addr);
+    return host !== "" && port !== 0;
+  } catch {
+    return false;
+  }
 }

@@ -18,7 +18,7 @@ export interface Watch {
   cancel(): void;
 }
 
-/** The wall clock TTLs are measured on: the cluster's (cluster-clock.ts), not this member's alone. */
+/** The wall clock TTLs are measured on: the cluster's (src/service/cluster-clock.ts), not this member's alone. */
 export interface TtlClock {
   now(): number;
   /** Resolves once the cluster's time is known (or after `timeoutMs`, with the best estimate). */

@@ -11,7 +11,8 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { FORMAT_FILE, formatRecord } from "./data-format.ts";
+import { FORMAT_FILE, formatRecord } from "../datadir/format.ts";
+import { type HostPort, joinHostPort } from "../host-port.ts";
 
 export interface NodeConfig {
   name: string;
@@ -65,11 +66,6 @@ export interface TlsFiles {
   cert: Buffer;
   key: Buffer;
   ca: Buffer | null;
-}
-
-export interface HostPort {
-  host: string;
-  port: number;
 }
 
 /** What the data directory remembers from the first start (flags, as a --config file holds them). */
@@ -158,7 +154,7 @@ export function isLoopback(host: string): boolean {
 }
 
 export function fmt(hp: HostPort): string {
-  return hp.host.includes(":") ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
+  return joinHostPort(hp.host, hp.port);
 }
 
 export function sameHostPort(a: HostPort, b: HostPort): boolean {

@@ -10,6 +10,7 @@ import { type ClusterAccess, KEEPALIVE_METHOD } from "../agent/machine-keepalive
 import { SupervisorLink } from "../agent/supervisor-link.ts";
 import { UnitStatusService } from "../agent/unit-status.ts";
 import type { DesiredState, NodeStatus, SavedSnapshot, UnitSubmission } from "../client/protocol.ts";
+import { type DataDirLock, lockDataDir } from "../datadir/lock.ts";
 import { ADMIN, AUTH_DISABLED, type Caller, GUEST, type KeyAccess } from "../etcdv2/access.ts";
 import { createKeyAccess } from "../etcdv2/auth/access.ts";
 import { httpCaller, upgradeCaller } from "../etcdv2/auth/http.ts";
@@ -17,6 +18,7 @@ import { AuthStore } from "../etcdv2/auth/store.ts";
 import { verifiedCertName } from "../etcdv2/client-cert.ts";
 import { type HttpApi, startHttpApi } from "../etcdv2/index.ts";
 import { RaftTrafficStats } from "../etcdv2/raft-stats.ts";
+import { splitHostPort } from "../host-port.ts";
 import { TtlExpirer } from "../kv/expiry.ts";
 import { KvStore } from "../kv/store.ts";
 import { NodeMetrics } from "../metrics/node-metrics.ts";
@@ -26,21 +28,20 @@ import { PeerTransport } from "../raft/transport.ts";
 import { retry, UNTIL_A_LEADER_ANSWERS } from "../retry.ts";
 import { loadMachineId } from "../sched/machine.ts";
 import { Scheduling } from "../sched/scheduling.ts";
+import { ClusterClock } from "../service/cluster-clock.ts";
 import { ServiceError } from "../service/errors.ts";
 import { LeaderRouter } from "../service/leader-router.ts";
 import { VERSION } from "../version.ts";
 import { connect, type WireTls } from "../wire/client.ts";
+import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "../wire/connection-budget.ts";
 import { type Listener, listen } from "../wire/server.ts";
 import { withOwnerOnlyUmask } from "../wire/unix-socket.ts";
 import { CLIENT_METHODS, type ClientApiDeps, serveClient } from "./client-api.ts";
 import { prepareSocketPath, restrictSocket } from "./client-socket.ts";
-import { ClusterClock } from "./cluster-clock.ts";
 import { CLUSTER_ID_KEY, ClusterService } from "./cluster-service.ts";
-import { ConnectionBudget, defaultClientConnectionLimit, openFileLimit } from "./connection-budget.ts";
-import { type DataDirLock, lockDataDir } from "./data-dir-lock.ts";
 import { httpDeps } from "./http-deps.ts";
-import { KvStateMachine } from "./kv-machine.ts";
 import { KvService } from "./kv-service.ts";
+import { KvStateMachine } from "./kv-state-machine.ts";
 import { listening } from "./listen-error.ts";
 import { fmt, isLoopback, type NodeConfig, saveNodeConfig } from "./node-config.ts";
 import { runtimeOptionsNote } from "./runtime-options.ts";
@@ -63,6 +64,7 @@ export class BerthNode {
   private readonly metrics = new NodeMetrics(CLIENT_METHODS);
   private clientBudget: ConnectionBudget | null = null;
   private httpBudget: ConnectionBudget | null = null;
+  private socketBudget: ConnectionBudget | null = null;
   private driver!: RaftDriver;
   private expirer!: TtlExpirer;
   private clientListener: Listener | null = null;
@@ -106,7 +108,7 @@ export class BerthNode {
       logger: (l) => this.log(`[wal] ${l}`),
       onFsync: (seconds) => this.metrics.walFsync.observe(seconds),
     });
-    const machine = new KvStateMachine(this.store, (l) => this.log(`[kv] ${l}`));
+    const stateMachine = new KvStateMachine(this.store, (l) => this.log(`[kv] ${l}`));
     this.transport = new PeerTransport({
       selfId: c.name,
       secret: Buffer.from(c.clusterSecret),
@@ -147,7 +149,7 @@ export class BerthNode {
           this.agent?.refreshClusterAccess();
         },
       },
-      stateMachine: machine,
+      stateMachine,
       initialCluster: c.initialCluster,
       join: c.join,
       tickMs: c.tickMs,
@@ -242,7 +244,7 @@ export class BerthNode {
       clockReady: () => this.clock.settled(),
       logger: (l) => this.log(`[ttl] ${l}`),
     });
-    machine.onChange(() => this.expirer.replan());
+    stateMachine.onChange(() => this.expirer.replan());
     this.driver.onLeaderChange((lead, term) => {
       this.metrics.leaderChanged(lead);
       this.log(`[raft] leader is ${lead ?? "(none)"} at term ${term}`);
@@ -263,6 +265,7 @@ export class BerthNode {
       connections: () => [
         ...(this.clientBudget ? [{ listener: "client", count: this.clientBudget.count }] : []),
         ...(this.httpBudget ? [{ listener: "http", count: this.httpBudget.count }] : []),
+        ...(this.socketBudget ? [{ listener: "socket", count: this.socketBudget.count }] : []),
       ],
       units: () => (this.agent ? { connected: this.agent.connected(), states: this.agent.states() } : null),
     });
@@ -310,9 +313,16 @@ export class BerthNode {
     if (c.clientSocket) {
       const path = c.clientSocket;
       await prepareSocketPath(path);
+      // Its own limit too: idle connections opened by a stuck or looping local script cannot take the descriptors
+      // the node needs, and make room for an admin's command.
+      const socketBudget = new ConnectionBudget(clientLimit, "admin socket", (l) =>
+        this.log(`[client] ${l}`),
+      );
+      this.socketBudget = socketBudget;
       this.socketListener = await listening("--client-socket", path, () =>
         withOwnerOnlyUmask(() =>
           listen({
+            gate: socketBudget,
             host: "",
             port: 0,
             path,
@@ -373,7 +383,7 @@ export class BerthNode {
         (c.clientSocket ? `, admins on unix://${c.clientSocket} (${socketMode})` : "") +
         `, peers on ${fmt(c.peerListenAddr)}${c.peerTls ? " with TLS" : ""}` +
         (fmt(c.peerListenAddr) === fmt(c.peerAddr) ? "" : ` (known to the cluster as ${fmt(c.peerAddr)})`) +
-        ` (data in ${c.dataDir}; at most ${clientLimit} connections on each client port)`,
+        ` (data in ${c.dataDir}; at most ${clientLimit} connections on each client port${c.clientSocket ? " and the socket" : ""})`,
     );
     const runtime = runtimeOptionsNote();
     if (runtime)
@@ -537,7 +547,7 @@ export class BerthNode {
   private servePeerRequest(method: string, params: unknown): Promise<unknown> {
     if (method.startsWith("leader."))
       return this.router.serveForwarded(method.slice("leader.".length), params);
-    // Another member measuring how far our clocks are apart (cluster-clock.ts).
+    // Another member measuring how far our clocks are apart (src/service/cluster-clock.ts).
     if (method === CLOCK_METHOD) return Promise.resolve(Date.now());
     // A unit supervisor keeping its machine alive while its node is away.
     if (method === KEEPALIVE_METHOD) return this.scheduling.keepalive(params);
@@ -598,10 +608,8 @@ function clientSideTls(c: NodeConfig): WireTls | null {
 }
 
 async function probeStatus(addr: string, timeoutMs: number, tls: WireTls | null): Promise<NodeStatus> {
-  const i = addr.lastIndexOf(":");
   const { conn } = await connect({
-    host: addr.slice(0, i).replace(/^\[|\]$/g, ""),
-    port: Number(addr.slice(i + 1)),
+    ...splitHostPort(addr),
     secret: null,
     role: "client",
     name: "health-probe",

@@ -455,13 +455,13 @@ export class RaftDriver {
           reads.push(item);
           break;
         case "confChange":
-          this.guard(this.countingFailure(item.reject, 1), () => {
+          this.catchProposalError(this.countingFailure(item.reject, 1), () => {
             const at = this.raft.proposeConfChange(item.cc);
             this.proposals.set(at.index, { term: at.term, resolve: item.resolve, reject: item.reject });
           });
           break;
         case "call":
-          this.guard(
+          this.catchProposalError(
             () => {},
             () => item.fn(this.raft),
           );
@@ -482,7 +482,7 @@ export class RaftDriver {
       this.proposalsFailed += batch.length;
       for (const p of batch) p.reject(e);
     };
-    this.guard(rejectAll, () => {
+    this.catchProposalError(rejectAll, () => {
       const at = this.raft.propose(batch.map((p) => p.data));
       let index = at.index - batch.length + 1;
       for (const p of batch)
@@ -496,7 +496,7 @@ export class RaftDriver {
     new DataView(context.buffer).setFloat64(0, ++this.readSeq);
     const key = keyOf(context);
     const waiters = batch.map((r) => ({ resolve: r.resolve, reject: r.reject }));
-    this.guard(
+    this.catchProposalError(
       (e) => {
         for (const w of waiters) w.reject(e);
       },
@@ -519,7 +519,8 @@ export class RaftDriver {
     };
   }
 
-  private guard(onError: (e: Error) => void, fn: () => void): void {
+  /** Runs `fn`; a ProposalError it throws (this node cannot propose now) goes to `onError`, anything else on. */
+  private catchProposalError(onError: (e: Error) => void, fn: () => void): void {
     try {
       fn();
     } catch (e) {

@@ -7,6 +7,7 @@
 // On the wire: notify "raft" with Message[] (either direction's connection), requests "raft.snap.begin|chunk|end"
 // for a snapshot ("raft.snap" with one whole snapshot Message is still accepted from older members), and any
 // other request is a forwarded client operation handed to onRequest(method, params, from).
+import { splitHostPort } from "../host-port.ts";
 import { connect } from "../wire/client.ts";
 import type { Connection } from "../wire/connection.ts";
 import { WireError } from "../wire/errors.ts";
@@ -363,7 +364,7 @@ export class PeerTransport implements RaftTransport {
   }
 
   private async dial(p: Peer): Promise<Connection> {
-    const { host, port } = parseAddr(p.addr);
+    const { host, port } = splitHostPort(p.addr);
     const { conn, hello } = await connect({
       host,
       port,
@@ -549,15 +550,11 @@ function newPeer(id: NodeId, addr: string): Peer {
   };
 }
 
-/** "host:port" or "[v6]:port". */
-export function parseAddr(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(":");
-  let host = i > 0 ? addr.slice(0, i) : addr;
-  const port = i > 0 ? Number(addr.slice(i + 1)) : Number.NaN;
-  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-  return { host, port: Number.isInteger(port) ? port : 0 };
-}
-
+/** The host of a remote address for log keys; what is no HOST:PORT ("(unknown)") is its own key. */
 function hostOf(remote: string): string {
-  return parseAddr(remote).host;
+  try {
+    return splitHostPort(remote).host;
+  } catch {
+    return remote;
+  }
 }

@@ -6,6 +6,10 @@
 // A draining machine (`berth machine drain`) is alive but offered to no unit, so the placement moves its units
 // off; like every move between two live machines, each goes through the handoff (handoff.ts): unscheduled there
 // first, placed elsewhere once that machine has acted on it.
+//
+// The scheduling pipeline, outermost first: Scheduling (scheduling.ts: a node's part, on every node) runs the
+// Engine (engine.ts: passes on the Raft leader, reading and writing the registry), whose passes ask the Planner
+// (placement.ts: reconcile(), pure) for a plan.
 import type { KvWriteRequest } from "../client/protocol.ts";
 import { parseUnitName } from "../unit/unit-file.ts";
 import type { UnitCatalog } from "./catalog.ts";

@@ -12,6 +12,10 @@
 //     machine. A unit with Replaces= may displace the units it replaces (they, and the units that follow them with
 //     MachineOf, are moved elsewhere if possible), but a machine that needs no displacement is preferred.
 //  3. The plan is the difference between the current and the resulting schedule, so it is minimal for that result.
+//
+// The scheduling pipeline, outermost first: Scheduling (scheduling.ts: a node's part, on every node) runs the
+// Engine (engine.ts: passes on the Raft leader, reading and writing the registry), whose passes ask the Planner
+// (placement.ts: reconcile(), pure) for a plan.
 import { globMatch, isGlob } from "../unit/glob.ts";
 import type { XFleetOptions } from "../unit/xfleet.ts";
 
@@ -143,6 +147,7 @@ function scc(n: number, adj: number[][]): Int32Array {
   return comp;
 }
 
+/** The Planner: one reconcile() call, the model's steps (above) over one input. */
 class Planner {
   // Machines, sorted by id; index = rank.
   private readonly mIds: string[] = [];

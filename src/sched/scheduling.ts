@@ -1,5 +1,9 @@
 // The node's part in scheduling: it registers its machine, feeds the leader's liveness view from peer traffic,
 // and runs the engine while it leads. Kept apart from src/node/node.ts so the node wiring stays readable.
+//
+// The scheduling pipeline, outermost first: Scheduling (scheduling.ts: a node's part, on every node) runs the
+// Engine (engine.ts: passes on the Raft leader, reading and writing the registry), whose passes ask the Planner
+// (placement.ts: reconcile(), pure) for a plan.
 import type { KvWriteRequest, MachineInfo } from "../client/protocol.ts";
 import type { KvStore } from "../kv/store.ts";
 import { retry, UNTIL_A_LEADER_ANSWERS } from "../retry.ts";

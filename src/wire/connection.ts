@@ -19,6 +19,7 @@
 // differ, so both directions share the numbers without confusion.
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
+import { joinHostPort } from "../host-port.ts";
 import { ConnectionClosedError, RemoteError, type WireErrorBody, WireTimeoutError } from "./errors.ts";
 import { DEFAULT_MAX_FRAME, decodeBody, encodeBody, FrameDecoder, FrameError } from "./frame.ts";
 
@@ -925,5 +926,5 @@ export function errorBody(err: unknown): WireErrorBody {
 
 export function formatAddress(host: string | undefined, port: number | undefined): string {
   if (!host) return "(unknown)";
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  return joinHostPort(host, String(port));
 }

@@ -45,7 +45,7 @@ export interface ListenOptions {
   onHttp?(socket: Socket): void;
 }
 
-/** A listener's place for one connection (see src/node/connection-budget.ts). */
+/** A listener's place for one connection (see connection-budget.ts). */
 export interface ConnectionSlot {
   /** Whether nothing is being served on the connection now: at the limit, idle connections make room, oldest first. */
   idle(yes: boolean): void;
@@ -85,18 +85,25 @@ export function listen(opts: ListenOptions): Promise<Listener> {
   const raw = new Set<Socket>();
   /** Remotes the gate turned away or closed: their aborted TLS handshakes are not reported once more each. */
   const turnedAway = new Set<string>();
-  /** Gate slots by remote address (with TLS the slot is taken for the raw socket, before the TLS one exists). */
-  const slots = new Map<string, ConnectionSlot>();
+  /**
+   * Gate slots by the accepted socket: by object, as every unix socket connection has the same (empty) remote
+   * address. With TLS the slot is the raw TCP socket's, taken before the TLS socket exists.
+   */
+  const slots = new WeakMap<Duplex, ConnectionSlot>();
+  /** With TLS, the raw socket under each TLS socket, by the remote address both report (Bun links them no other way). */
+  const rawByRemote = new Map<string, Socket>();
+  /** A connection's name in logs and refusals: the remote address, or a unix listener's path. */
+  const remoteOf = (s: Socket) => opts.path ?? formatAddress(s.remoteAddress, s.remotePort);
   const forget = (remote: string) => {
     if (!tls) return;
     if (turnedAway.size >= 1024) turnedAway.clear();
     turnedAway.add(remote);
   };
-  /** Takes a gate slot for a freshly accepted TCP socket, released when it closes; false: destroyed. */
+  /** Takes a gate slot for a freshly accepted socket (TCP or unix), released when it closes; false: destroyed. */
   const admit = (s: Socket): boolean => {
     const gate = opts.gate;
     if (!gate) return true;
-    const remote = formatAddress(s.remoteAddress, s.remotePort);
+    const remote = remoteOf(s);
     s.on("error", () => {});
     const slot = gate.acquire(remote, () => {
       forget(remote);
@@ -109,17 +116,20 @@ export function listen(opts: ListenOptions): Promise<Listener> {
     }
     // Idle until the handshake is done: a connection that never completes it may be closed to make room.
     slot.idle(true);
-    slots.set(remote, slot);
+    slots.set(s, slot);
+    if (tls) rawByRemote.set(remote, s);
     s.once("close", () => {
       slot.release();
-      if (slots.get(remote) === slot) slots.delete(remote);
+      if (rawByRemote.get(remote) === s) rawByRemote.delete(remote);
     });
     return true;
   };
   const onSocket = (socket: Socket) => {
     // With TLS the slot was taken when the TCP connection arrived (see the "connection" handler below).
     if (!tls && !admit(socket)) return;
-    const remote = opts.path ?? formatAddress(socket.remoteAddress, socket.remotePort);
+    const remote = remoteOf(socket);
+    const rawSocket = tls ? rawByRemote.get(remote) : socket;
+    const slot = rawSocket && slots.get(rawSocket);
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     socket.on("error", () => {}); // reported through the handshake or the Connection
@@ -135,11 +145,11 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       oldest.destroy();
     }
     handshaking.add(socket);
-    if (opts.onHttp) sniff(socket, remote);
-    else runHandshake(socket, remote, opts.onConnection);
+    if (opts.onHttp) sniff(socket, remote, slot);
+    else runHandshake(socket, remote, opts.onConnection, slot);
   };
   /** Waits for the connector's first bytes: an HTTP request goes to onHttp, anything else to the handshake. */
-  const sniff = (socket: Socket, remote: string) => {
+  const sniff = (socket: Socket, remote: string, slot: ConnectionSlot | undefined) => {
     const timer = setTimeout(() => socket.destroy(), opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS);
     const stop = () => clearTimeout(timer);
     socket.once("close", stop);
@@ -148,7 +158,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       socket.pause();
       socket.unshift(first);
       if (!looksLikeHttp(first)) {
-        runHandshake(socket, remote, opts.onConnection);
+        runHandshake(socket, remote, opts.onConnection, slot);
         socket.resume(); // paused above: its data listener alone would not restart it
         return;
       }
@@ -157,7 +167,13 @@ export function listen(opts: ListenOptions): Promise<Listener> {
       else opts.onHttp?.(socket);
     });
   };
-  const runHandshake = (socket: Duplex, remote: string, onConnection: ListenOptions["onConnection"]) => {
+  /** `slot`: the connection's gate slot, no longer idle once the handshake is done. */
+  const runHandshake = (
+    socket: Duplex,
+    remote: string,
+    onConnection: ListenOptions["onConnection"],
+    slot?: ConnectionSlot,
+  ) => {
     handshake(socket, {
       side: "accept",
       role: opts.role,
@@ -172,7 +188,7 @@ export function listen(opts: ListenOptions): Promise<Listener> {
           socket.destroy();
           return;
         }
-        slots.get(remote)?.idle(false);
+        slot?.idle(false);
         const conn = new Connection(socket, {
           decoder,
           initialFrames: frames,

@@ -425,7 +425,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     cluster.net.heal();
     for (const n of cluster.nodes) {
       cluster.resume(n.name);
-      cluster.restart(n.name);
+      cluster.revive(n.name);
     }
     log(`chaos: nemesis done at +${(now() / 1000).toFixed(1)}s; healed, waiting for health`);
     await cluster.waitHealthy(30_000);
@@ -712,7 +712,7 @@ export async function runNemesis(o: NemesisOptions): Promise<void> {
       fault("kill", `${victim}${victim === leader ? " (leader)" : ""}`);
       await cluster.kill(victim);
       await hold(800 + rand() * 1500);
-      cluster.restart(victim);
+      cluster.revive(victim);
       note(`restart ${victim}`);
     } else if (r < 0.5) {
       const leader = await leaderName(cluster);

@@ -206,7 +206,7 @@ async function main(): Promise<number> {
     cluster.net.heal();
     for (const n of names) {
       cluster.resume(n);
-      cluster.restart(n);
+      cluster.revive(n);
     }
     await cluster.waitHealthy(30_000);
     await sleep(1000);

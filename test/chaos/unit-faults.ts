@@ -128,7 +128,7 @@ export async function runUnitNemesis(o: UnitNemesisOptions): Promise<void> {
             await sleep(Math.min(200, Math.max(0, end - performance.now())));
           } while (performance.now() < end);
         } else await sleep(hold);
-        cluster.restart(v);
+        cluster.revive(v);
         o.note(`restart ${v}`);
         break;
       }

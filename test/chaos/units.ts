@@ -400,7 +400,7 @@ export async function runUnitsChaos(opts: UnitsChaosOptions = {}): Promise<Units
       cluster.net.heal();
       for (const n of cluster.nodes) {
         cluster.resume(n.name);
-        cluster.restart(n.name);
+        cluster.revive(n.name);
       }
       faultLog.push(`${now()} nemesis over: healed, resumed, restarted`);
       await cluster.waitHealthy(30_000);

@@ -1,4 +1,6 @@
 // Real clusters for integration tests: dist/berth node processes on 127.0.0.x, killed for real, always cleaned up.
+// The one place that spawns node processes, picks their flags, keeps their logs and removes them: the chaos
+// harness (test/chaos/cluster.ts) builds on it, adding fault-injecting proxies in front of the peer ports.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -63,6 +65,11 @@ export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): 
   });
 }
 
+/** Throws unless dist/berth has been built. */
+export function requireBinary(): void {
+  if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
+}
+
 export interface TestNode {
   name: string;
   host: string;
@@ -72,7 +79,15 @@ export interface TestNode {
   dataDir: string;
   logFile: string;
   proc: ChildProcess | null;
+  /** Flags after the first start's, on every start (node.json does not remember e.g. --agent-ttl). */
   extraArgs: string[];
+  /**
+   * The peer address the cluster knows this member by (--peer-addr), when it is not where the node listens
+   * (host:peerPort, then --peer-listen-addr): the chaos harness's proxy.
+   */
+  peerAddr?: string;
+  /** Stopped with SIGSTOP (pause()) and not resumed yet. */
+  paused: boolean;
   /** Extra environment for this node's process (e.g. libfaketime). */
   env?: Record<string, string>;
   /** The host name this node's machine has: the node runs in a UTS namespace of its own with it (%H, journal). */
@@ -91,9 +106,15 @@ export class TestCluster {
   launcher: string[] = [];
   /** Where the members' data directories go (default: this.dir); their logs stay in this.dir. */
   dataRoot = "";
+  /** --tick of first starts. */
+  tickMs = 50;
+  /** Whether first starts serve the HTTP API (--http-addr on httpPort, else off). */
+  http = true;
+  /** Set by stop(): nothing is spawned any more (a fault schedule may still be restarting nodes). */
+  private stopped = false;
 
-  private constructor() {
-    this.dir = mkdtempSync(join(tmpdir(), "berth-test-"));
+  protected constructor(prefix = "berth-test-") {
+    this.dir = mkdtempSync(join(tmpdir(), prefix));
     this.secretFile = join(this.dir, "secret");
     writeFileSync(this.secretFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
   }
@@ -112,7 +133,7 @@ export class TestCluster {
       perNode?: { extraArgs?: string[]; hostname?: string }[];
     } = {},
   ): Promise<TestCluster> {
-    if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
+    requireBinary();
     const c = new TestCluster();
     c.cliArgs = opts.cliArgs ?? [];
     c.launcher = opts.launcher ?? [];
@@ -126,7 +147,7 @@ export class TestCluster {
       ]);
       if (own?.hostname) n.hostname = own.hostname;
     }
-    const initial = c.nodes.map((n) => `${n.name}=${n.host}:${n.peerPort}`).join(",");
+    const initial = c.initialCluster();
     for (const n of c.nodes) c.spawn(n, [`--initial-cluster=${initial}`]);
     await c.waitHealthy();
     return c;
@@ -134,7 +155,7 @@ export class TestCluster {
 
   /** A cluster with no members yet: the test defines and spawns them (e.g. on restored data directories). */
   static empty(): TestCluster {
-    if (!existsSync(BINARY)) throw new Error(`${BINARY} is missing: run \`npm run build\` first`);
+    requireBinary();
     return new TestCluster();
   }
 
@@ -149,6 +170,7 @@ export class TestCluster {
       logFile: join(this.dir, `${name}.log`),
       proc: null,
       extraArgs,
+      paused: false,
     };
     this.nodes.push(node);
     return node;
@@ -158,6 +180,16 @@ export class TestCluster {
     const n = this.nodes.find((x) => x.name === name);
     if (!n) throw new Error(`no node ${name}`);
     return n;
+  }
+
+  /** --initial-cluster naming every defined node by its peer address. */
+  initialCluster(): string {
+    return this.nodes.map((n) => `${n.name}=${this.peerAddr(n)}`).join(",");
+  }
+
+  /** The address the cluster knows `node` by (see TestNode.peerAddr). */
+  peerAddr(node: TestNode): string {
+    return node.peerAddr ?? `${node.host}:${node.peerPort}`;
   }
 
   /** The node's unix socket (DATA_DIR/berth.sock): the test runs as root, so it is admin there (src/etcdv2/access.ts). */
@@ -190,17 +222,20 @@ export class TestCluster {
 
   /** Starts (or restarts) a node. First starts pass the full flag set; restarts need only the data dir. */
   spawn(node: TestNode, firstStartArgs: string[] = []): void {
+    if (this.stopped) return;
+    const listenPeer = `${node.host}:${node.peerPort}`;
     const args = existsSync(join(node.dataDir, "node.json"))
       ? ["node", `--data-dir=${node.dataDir}`, ...node.extraArgs]
       : [
           "node",
           `--name=${node.name}`,
           `--data-dir=${node.dataDir}`,
-          `--peer-addr=${node.host}:${node.peerPort}`,
+          `--peer-addr=${this.peerAddr(node)}`,
+          ...(this.peerAddr(node) === listenPeer ? [] : [`--peer-listen-addr=${listenPeer}`]),
           `--client-addr=${node.host}:${node.clientPort}`,
-          `--http-addr=${node.host}:${node.httpPort}`,
+          `--http-addr=${this.http ? `${node.host}:${node.httpPort}` : "off"}`,
           `--cluster-secret-file=${this.secretFile}`,
-          "--tick=50ms",
+          `--tick=${this.tickMs}ms`,
           // Small preallocated WAL segments: dozens of test nodes must not each write 64 MiB of zeros.
           "--wal-segment-size=4194304",
           ...firstStartArgs,
@@ -228,16 +263,51 @@ export class TestCluster {
     running.add(proc);
     proc.on("exit", () => running.delete(proc));
     node.proc = proc;
+    node.paused = false;
+  }
+
+  /** Whether the node's process is running (paused or not). */
+  isUp(node: TestNode): boolean {
+    return node.proc !== null && node.proc.exitCode === null && node.proc.signalCode === null;
+  }
+
+  /** The PID of a running node process, or null. */
+  pid(name: string): number | null {
+    const n = this.node(name);
+    return this.isUp(n) ? (n.proc!.pid ?? null) : null;
   }
 
   async kill(name: string, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const n = this.node(name);
     const proc = n.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    if (!proc || !this.isUp(n)) return;
     const exited = new Promise((r) => proc.once("exit", r));
     proc.kill(signal);
+    if (n.paused) proc.kill("SIGCONT"); // a stopped process acts on no signal but SIGKILL until continued
     await exited;
     n.proc = null;
+    n.paused = false;
+  }
+
+  /** Stops the node's process (SIGSTOP): it holds its sockets and answers nothing, as a hung machine. */
+  pause(name: string): void {
+    const n = this.node(name);
+    if (!this.isUp(n) || n.paused) return;
+    n.proc!.kill("SIGSTOP");
+    n.paused = true;
+  }
+
+  resume(name: string): void {
+    const n = this.node(name);
+    if (!n.paused || !n.proc) return;
+    n.proc.kill("SIGCONT");
+    n.paused = false;
+  }
+
+  /** Starts the node again if its process is not running (a restart after a kill: its data dir alone). */
+  revive(name: string): void {
+    const n = this.node(name);
+    if (!this.isUp(n)) this.spawn(n);
   }
 
   /**
@@ -272,20 +342,25 @@ export class TestCluster {
     );
   }
 
-  logs(): string {
+  /** The end (`tail` characters) of each node's log. */
+  logs(tail = 4000): string {
     return this.nodes
       .map((n) =>
-        existsSync(n.logFile) ? `--- ${n.name}\n${readFileSync(n.logFile, "utf8").slice(-4000)}` : "",
+        existsSync(n.logFile) ? `--- ${n.name}\n${readFileSync(n.logFile, "utf8").slice(-tail)}` : "",
       )
       .join("\n");
   }
 
-  /** Stops every node (SIGKILL) and every unit process their agents started, then removes the data. */
-  async stop(): Promise<void> {
+  /**
+   * Stops every node (SIGKILL, by the PIDs started here) and every unit process their agents started, then
+   * removes the data unless kept.
+   */
+  async stop(keepDir = false): Promise<void> {
+    this.stopped = true;
     await Promise.all(this.nodes.map((n) => this.kill(n.name)));
     for (const n of this.nodes) killUnitProcesses(n.dataDir);
     // A SIGKILLed process may still hold a file open for a moment: retried rather than failing the test.
-    rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    if (!keepDir) rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
 }
 
@@ -293,7 +368,7 @@ export class TestCluster {
 
 /** Nodes whose process is running. */
 export function liveNodes(c: TestCluster): TestNode[] {
-  return c.nodes.filter((n) => n.proc !== null && n.proc.exitCode === null && n.proc.signalCode === null);
+  return c.nodes.filter((n) => c.isUp(n));
 }
 
 /** An in-process client connected to exactly `name` (no failover). */

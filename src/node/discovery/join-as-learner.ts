@@ -2,6 +2,7 @@
 // members, over the peer network with the cluster secret, to add it as a learner (a non-voting member that follows
 // the log and runs units), as `berth cluster add --learner` would. Only the leader adds; the others answer
 // "not_leader", so each founding member is asked in turn until the leader is found (it may still be elected).
+import { splitHostPort } from "../../host-port.ts";
 import { retry } from "../../retry.ts";
 import { connect, type WireTls } from "../../wire/client.ts";
 
@@ -56,10 +57,8 @@ async function askEachMember(j: LearnerJoin): Promise<void> {
 }
 
 async function askToAdd(j: LearnerJoin, member: string, addr: string): Promise<void> {
-  const colon = addr.lastIndexOf(":");
   const { conn, hello } = await connect({
-    host: addr.slice(0, colon).replace(/^\[|\]$/g, ""),
-    port: Number(addr.slice(colon + 1)),
+    ...splitHostPort(addr),
     secret: Buffer.from(j.secret),
     role: "peer",
     // Not the member's own name: a peer keeps that name's connections for Raft traffic.

@@ -1,4 +1,5 @@
-// The key/value store as the state machine Raft replicates: log entries carry encoded store commands.
+// The key/value store as the state machine Raft replicates: log entries carry encoded store commands. "State
+// machine" in Raft's sense; a "machine" elsewhere in Berth is a host in the data centre (src/sched/machine.ts).
 
 import { decodeCommand } from "../kv/commands.ts";
 import type { KvStore } from "../kv/store.ts";

@@ -6,7 +6,7 @@
 // write-ahead log, snapshots, peers and units need (a WAL segment that cannot be opened stops the node), and the
 // listener from reaching EMFILE, where accept(2) fails over and over and the event loop spins.
 import { readFileSync } from "node:fs";
-import type { ConnectionGate, ConnectionSlot } from "../wire/server.ts";
+import type { ConnectionGate, ConnectionSlot } from "./server.ts";
 
 /** Refusals and evictions are logged at most this often, with how many there were since the last line. */
 const WARN_EVERY_MS = 10_000;
