@@ -1,5 +1,5 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
-// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [failover] [sched] [agent] [flood] [tunnel] [--seconds N]
+// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [failover] [memory] [sched] [agent] [flood] [tunnel] [--seconds N]
 //        [--units N] [--runs N]
 //        bun bench/run.ts snapshot [--keys N] [--store-mib N]   (only when named: minutes, and GiBs of memory)
 //        bun bench/run.ts console [--units N] [--idle-seconds N]   (only when named: loading 10,000 units takes minutes)
@@ -14,6 +14,7 @@ import { benchCompare, compareHeader, etcdInstalledOrInstallable, formatCompare 
 import { benchFailover, failoverHeader, formatFailover } from "./failover.ts";
 import { benchFlood, floodFooter, formatFlood } from "./flood.ts";
 import { measureFdatasync } from "./fsync.ts";
+import { benchMemory, formatMemory, formatProbe, memoryHeader } from "./memory.ts";
 import { benchPlacement } from "./placement.ts";
 import { benchRaft } from "./raft.ts";
 import { measureWireRtt } from "./rtt.ts";
@@ -154,6 +155,15 @@ if (run("failover")) {
   const rows = await benchFailover({ runs, progress: (l) => console.error(`  [failover] ${l}`) });
   console.log(`\n${failoverHeader(runs)}\n`);
   console.log(table(...formatFailover(rows)));
+}
+
+// Memory against etcd: by name, or in the default run when etcd is installed or installable.
+if (wanted.includes("memory") || (wanted.length === 0 && etcdInstalledOrInstallable())) {
+  const r = await benchMemory({ keys: numberArg("--keys", 100_000), progress: (l) => console.error(`  [memory] ${l}`) });
+  console.log(`\n${memoryHeader(r)}\n`);
+  console.log(table(...formatMemory(r)));
+  console.log("");
+  console.log(table(...formatProbe(r.probe)));
 }
 
 if (wanted.includes("snapshot")) {
