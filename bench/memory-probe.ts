@@ -12,6 +12,8 @@ import type { Entry } from "../src/raft/types.ts";
 export interface ProbeRow {
   what: string;
   heapMiB: number;
+  /** What the process's anonymous resident memory grew by (heap pages, allocator slack, malloc'd buffers). */
+  anonMiB?: number;
   /** Per key or entry, where the structure has a count. */
   bytesEach?: number;
   note?: string;
@@ -33,13 +35,16 @@ export async function probe(keys: number, snapshotEvery: number): Promise<ProbeR
   const rows: ProbeRow[] = [];
   const h0 = heap();
   const a0 = rssAnon();
-  // What `berth node` loads: the entry point's whole import graph (every command, the console, ssh2, dockerode).
+  // What `berth node` loads: the command table (every command's flags and help), then the node itself (which the
+  // node command imports when it runs).
   await import("../src/cli/commands.ts");
+  await import("../src/node/node.ts");
   const h1 = heap();
   rows.push({
     what: "modules: the `berth` import graph (code, closures, top-level data)",
     heapMiB: (h1 - h0) / MiB,
-    note: `process anonymous memory +${((rssAnon() - a0) / MiB).toFixed(1)} MiB (bytecode and JIT code are outside the JS heap)`,
+    anonMiB: (rssAnon() - a0) / MiB,
+    note: "the anonymous growth includes bytecode, which is outside the JS heap",
   });
 
   const value = "v".repeat(256);
@@ -55,12 +60,14 @@ export async function probe(keys: number, snapshotEvery: number): Promise<ProbeR
     now,
   });
   const h2 = heap();
+  const a2 = rssAnon();
   // Through the Raft entry's encoding, as a member applies it (each value its own string, not one shared literal).
   for (let i = 0; i < keys; i++) store.apply(decodeCommand(encodeCommand(put(i))));
   const h3 = heap();
   rows.push({
     what: `kv store: ${keys} keys of 256 bytes (tree nodes, values, the watch history of ${EVENT_HISTORY_SIZE} events)`,
     heapMiB: (h3 - h2) / MiB,
+    anonMiB: (rssAnon() - a2) / MiB,
     bytesEach: (h3 - h2) / keys,
   });
 
@@ -78,6 +85,7 @@ export async function probe(keys: number, snapshotEvery: number): Promise<ProbeR
   // The Raft log a member keeps in memory: at most snapshot-count entries after its last snapshot.
   const entries: Entry[] = [];
   const h6 = heap();
+  const a6 = rssAnon();
   for (let i = 1; i <= snapshotEvery; i++)
     entries.push({ term: 1, index: i, type: "normal", data: encodeCommand(put(i)) });
   const log = new RaftLog(null, entries, snapshotEvery);
@@ -85,16 +93,19 @@ export async function probe(keys: number, snapshotEvery: number): Promise<ProbeR
   rows.push({
     what: `raft log in memory: ${snapshotEvery} entries (snapshot-count), 256-byte PUTs`,
     heapMiB: (h7 - h6) / MiB,
+    anonMiB: (rssAnon() - a6) / MiB,
     bytesEach: (h7 - h6) / snapshotEvery,
   });
 
   // The snapshot a member takes every snapshot-count entries: its bytes exist while it is written out.
   const h8 = heap();
+  const a8 = rssAnon();
   const snap = store.snapshot();
   const h9 = heap();
   rows.push({
     what: `kv snapshot of ${keys} keys (transient, while a snapshot is written)`,
     heapMiB: (h9 - h8) / MiB,
+    anonMiB: (rssAnon() - a8) / MiB,
     note: `${(snap.byteLength / MiB).toFixed(1)} MiB encoded`,
   });
   void log;

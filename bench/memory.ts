@@ -10,8 +10,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { supervisorPid } from "../src/agent/supervisor.ts";
 import { COMPILE_ENV, COMPILE_FLAGS } from "../scripts/build-binary.ts";
+import { supervisorPid } from "../src/agent/supervisor.ts";
 import {
   type Cluster,
   ensureBerth,
@@ -77,7 +77,14 @@ async function fill(c: Cluster, from: number, to: number): Promise<void> {
         while (next < to) {
           const k = next++;
           for (let attempt = 0; ; attempt++) {
-            const r = await httpOnce(agent, c.httpUrls[k % 3]!, "PUT", `/v2/keys/bench/mem/k${k}`, body, 10_000);
+            const r = await httpOnce(
+              agent,
+              c.httpUrls[k % 3]!,
+              "PUT",
+              `/v2/keys/bench/mem/k${k}`,
+              body,
+              10_000,
+            );
             if (r.status >= 200 && r.status < 300) break;
             if (attempt >= 5) throw new Error(`${c.name}: PUT k${k} failed: ${r.error ?? r.status}`);
             await sleep(200);
@@ -246,10 +253,17 @@ export function formatMemory(r: MemoryResult): [string[], (string | number)[][]]
 
 export function formatProbe(probe: ProbeRow[]): [string[], (string | number)[][]] {
   return [
-    ["where Berth's bytes go (JS heap after a full GC, bun:jsc heapStats)", "MiB", "bytes each", "note"],
+    [
+      "where Berth's bytes go (bench/memory-probe.ts: JS heap after a full GC, bun:jsc heapStats)",
+      "heap MiB",
+      "anon RSS MiB",
+      "heap bytes each",
+      "note",
+    ],
     probe.map((p) => [
       p.what,
       p.heapMiB.toFixed(1),
+      p.anonMiB !== undefined ? p.anonMiB.toFixed(1) : "",
       p.bytesEach !== undefined ? Math.round(p.bytesEach) : "",
       p.note ?? "",
     ]),

@@ -159,7 +159,10 @@ if (run("failover")) {
 
 // Memory against etcd: by name, or in the default run when etcd is installed or installable.
 if (wanted.includes("memory") || (wanted.length === 0 && etcdInstalledOrInstallable())) {
-  const r = await benchMemory({ keys: numberArg("--keys", 100_000), progress: (l) => console.error(`  [memory] ${l}`) });
+  const r = await benchMemory({
+    keys: numberArg("--keys", 100_000),
+    progress: (l) => console.error(`  [memory] ${l}`),
+  });
   console.log(`\n${memoryHeader(r)}\n`);
   console.log(table(...formatMemory(r)));
   console.log("");
