@@ -159,14 +159,20 @@ export async function benchMemory(opts: {
   const etcdBin = onlyBerth ? "" : ensureEtcd();
   ensureBerth();
   const parent = mkdtempSync(join(tmpdir(), "berth-bench-memory-"));
+  let cluster: Cluster | null = null;
   const onSignal = () => {
     killStarted();
+    // The members' supervisors are not this process's children: by the PIDs their agent directories record.
+    if (cluster?.name === "berth")
+      for (const pid of supervisors(cluster))
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {}
     rmSync(parent, { recursive: true, force: true });
     process.exit(130);
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
-  let cluster: Cluster | null = null;
   try {
     const floorRss = await floor(parent);
     progress(`floor: empty compiled program ${(floorRss.rss / MiB).toFixed(1)} MiB`);
