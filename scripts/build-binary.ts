@@ -9,10 +9,6 @@ export const COMPILE_FLAGS = [
   // A daemon must not pick up .env or bunfig.toml from whatever directory it is started in.
   "--no-compile-autoload-dotenv",
   "--no-compile-autoload-bunfig",
-  // Code loaded with import() goes in chunks of its own, read only when imported: `berth node` does not load the
-  // console (Ink, React), ssh2 or dockerode, and `berth supervise` not the node (bench/memory.ts: 2 and 4-5 MiB
-  // less resident memory per node and per supervisor, idle).
-  "--splitting",
 ];
 export const COMPILE_ENV = { MSGPACKR_NATIVE_ACCELERATION_DISABLED: "true" };
 

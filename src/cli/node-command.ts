@@ -1,6 +1,7 @@
 // `berth node`: run a cluster member in the foreground (under systemd on every machine).
 import { NODE_FLAGS, resolveNodeConfig } from "../node/config.ts";
 import { DataDirLockedError } from "../node/data-dir-lock.ts";
+import { BerthNode } from "../node/node.ts";
 import type { Command } from "./command.ts";
 import { EXIT } from "./exit-codes.ts";
 
@@ -23,8 +24,6 @@ Example:
     const config = resolveNodeConfig(parsed.flags);
     const log = (line: string) =>
       process.stderr.write(`${new Date().toISOString()} ${config.name} ${line}\n`);
-    // Loaded here, not at the top: the other commands (and `berth supervise`) never load the node's code.
-    const { BerthNode } = await import("../node/node.ts");
     const node = new BerthNode(config, log);
     const shutdown = (signal: string) => {
       log(`${signal} received, shutting down`);

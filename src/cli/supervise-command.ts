@@ -1,6 +1,7 @@
 // `berth supervise`: the process that owns a node's units (src/agent/supervisor.ts). `berth node` starts it; an
 // operator has no need to, but may stop it with SIGTERM (every unit is then stopped as by `berth stop`).
 import { hostname } from "node:os";
+import { runSupervisor } from "../agent/supervisor.ts";
 import type { Command } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
 
@@ -30,8 +31,6 @@ for the fence time (the node gone, or cut off from a quorum), and exits once no 
     const fenceMs = f.fence;
     if (typeof agentDir !== "string" || typeof machineId !== "string" || typeof fenceMs !== "number")
       throw new UsageError("berth supervise needs --agent-dir, --machine-id and --fence");
-    // Loaded here, not at the top: the supervisor's process loads only its own code (less memory per machine).
-    const { runSupervisor } = await import("../agent/supervisor.ts");
     await runSupervisor({
       agentDir,
       machineId,
