@@ -77,7 +77,7 @@ export async function probe(keys: number, snapshotEvery: number): Promise<ProbeR
   for (let i = 0; i < EVENT_HISTORY_SIZE; i++) small.apply(decodeCommand(encodeCommand(put(i))));
   const h5 = heap();
   rows.push({
-    what: `  of which: ${EVENT_HISTORY_SIZE} keys with their ${EVENT_HISTORY_SIZE} history events`,
+    what: `  beside it: ${EVENT_HISTORY_SIZE} keys with their ${EVENT_HISTORY_SIZE} history events (the history: the excess per key)`,
     heapMiB: (h5 - h4) / MiB,
     bytesEach: (h5 - h4) / EVENT_HISTORY_SIZE,
   });
