@@ -1,6 +1,6 @@
 // `npm run bench`: every benchmark, printed as tables with the goals next to the numbers.
-// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [failover] [sched] [agent] [flood] [tunnel] [--seconds N]
-//        [--units N] [--runs N] [--faults crash,silent,lost] [--loss-units N]
+// Usage: bun bench/run.ts [raft] [placement] [etcd] [busy] [failover] [memory] [sched] [agent] [flood] [tunnel]
+//        [--seconds N] [--units N] [--runs N] [--faults crash,silent,lost] [--loss-units N]
 //        bun bench/run.ts snapshot [--keys N] [--store-mib N]   (only when named: minutes, and GiBs of memory)
 //        bun bench/run.ts console [--units N] [--idle-seconds N]   (only when named: loading 10,000 units takes minutes)
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -22,6 +22,7 @@ import {
 import { benchFlood, floodFooter, formatFlood } from "./flood.ts";
 import { measureFdatasync } from "./fsync.ts";
 import { benchMachineLoss } from "./machine-loss.ts";
+import { benchMemory, formatMemory, formatProbe, memoryHeader } from "./memory.ts";
 import { benchPlacement } from "./placement.ts";
 import { benchRaft } from "./raft.ts";
 import { measureWireRtt } from "./rtt.ts";
@@ -173,6 +174,18 @@ if (run("failover")) {
   const headers1and2 = rows.length > 0 ? `\n${failoverHeader(runs)}` : "";
   console.log(`${headers1and2}${loss ? `\n${machineLossHeader(loss)}` : ""}\n`);
   console.log(table(headers, body));
+}
+
+// Memory against etcd: by name, or in the default run when etcd is installed or installable.
+if (wanted.includes("memory") || (wanted.length === 0 && etcdInstalledOrInstallable())) {
+  const r = await benchMemory({
+    keys: numberArg("--keys", 100_000),
+    progress: (l) => console.error(`  [memory] ${l}`),
+  });
+  console.log(`\n${memoryHeader(r)}\n`);
+  console.log(table(...formatMemory(r)));
+  console.log("");
+  console.log(table(...formatProbe(r.probe)));
 }
 
 if (wanted.includes("snapshot")) {
