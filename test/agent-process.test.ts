@@ -471,6 +471,22 @@ describe("Agent with real processes", () => {
   });
 });
 
+describe("taking over many units", () => {
+  it("starts them a time budget per turn: the event loop turns (lease renewals are read) while they start", async () => {
+    const { agent } = makeAgent();
+    const n = 150;
+    agent.reconcile(
+      Array.from({ length: n }, (_, i) => spec(`many${i}.service`, "[Service]\nExecStart=/bin/sleep 600\n")),
+    );
+    const running = () => agent.states().filter((s) => s.mainPid !== null).length;
+    // Nothing was spawned inside reconcile() itself, and a timer set now runs long before the last one starts.
+    expect(running()).toBe(0);
+    const atFirstTimer = await new Promise<number>((r) => setTimeout(() => r(running()), 0));
+    expect(atFirstTimer).toBeLessThan(n);
+    await waitFor("every unit running", () => running() === n, 30_000);
+  }, 40_000);
+});
+
 describe("agent restarts", () => {
   it("kills the process groups a crashed agent left behind, and only those", async () => {
     const dir = tmp();

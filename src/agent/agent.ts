@@ -136,6 +136,8 @@ interface Graph {
 type DepStatus = "ok" | "pending" | "down" | { failed: string };
 
 const EMPTY: readonly string[] = [];
+/** How long one event-loop turn may spend starting unit drivers (pumpDrivers). */
+const DRIVE_BUDGET_MS = 20;
 
 export class Agent implements UnitHost {
   readonly journalStore: Journal;
@@ -162,6 +164,10 @@ export class Agent implements UnitHost {
   private closed = false;
   /** Set by fence(): nothing is loaded, started or restarted until unfence(). */
   private fenced = false;
+  /** Units whose driver is to start (drive → pumpDrivers), and the next one to start. */
+  private driveQueue: Slot[] = [];
+  private driveHead = 0;
+  private pumpScheduled = false;
   private readonly groups: GroupRecord;
   /** A cgroup per service unit; null where none can be made. */
   private readonly cgroups: UnitCgroups | null;
@@ -425,12 +431,43 @@ export class Agent implements UnitHost {
     }
   }
 
+  /** Drives a unit towards what is wanted: queued, and started by pumpDrivers a time budget per turn. */
   private drive(slot: Slot): void {
     if (slot.driving) {
       slot.dirty = true;
       return;
     }
     slot.driving = true;
+    this.driveQueue.push(slot);
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      setImmediate(() => this.pumpDrivers());
+    }
+  }
+
+  /**
+   * Starts the queued drivers, at most DRIVE_BUDGET_MS of them per event-loop turn: a unit's first step (spawn, its
+   * cgroup) costs 1-3 ms, and a machine taking over hundreds of units must still read its node's lease renewals
+   * in between (a turn held for a second looks like a stall of this process, and may cost the lease).
+   */
+  private pumpDrivers(): void {
+    this.pumpScheduled = false;
+    const until = performance.now() + DRIVE_BUDGET_MS;
+    while (this.driveHead < this.driveQueue.length) {
+      const slot = this.driveQueue[this.driveHead++]!;
+      this.runDriver(slot);
+      if (performance.now() >= until) break;
+    }
+    if (this.driveHead < this.driveQueue.length) {
+      this.pumpScheduled = true;
+      setImmediate(() => this.pumpDrivers());
+    } else {
+      this.driveQueue = [];
+      this.driveHead = 0;
+    }
+  }
+
+  private runDriver(slot: Slot): void {
     slot.idle = (async () => {
       try {
         do {
