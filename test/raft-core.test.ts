@@ -1,5 +1,6 @@
 // Hand-driven scenarios for the pure Raft core: each test controls exactly which messages are delivered.
 import { describe, expect, it } from "vitest";
+import { bestSuccessor } from "../src/raft/progress.ts";
 import { bootstrapLog, ProposalError, Raft, type RaftConfig } from "../src/raft/raft.ts";
 import type { Message, NodeId, ReadState, Snapshot } from "../src/raft/types.ts";
 import { prng } from "./support/prng.ts";
@@ -507,5 +508,20 @@ describe("snapshots", () => {
     c.deliverAll();
     expect(c.get("c").log.snapshotIndex).toBe(snap.meta.index);
     expect(c.applied.get("c")).toEqual(["after"]); // the rest came in the snapshot, not as entries
+  });
+});
+
+describe("bestSuccessor (a leader handing over: shutting down, or removing itself)", () => {
+  const p = (id: string, match: number, recentActive = true, learner = false) => ({
+    id,
+    match,
+    recentActive,
+    learner,
+  });
+  it("picks the voter most caught up, preferring those heard from lately; never itself or a learner", () => {
+    expect(bestSuccessor([p("n1", 9), p("n2", 5), p("n3", 7)], "n1")).toBe("n3");
+    expect(bestSuccessor([p("n1", 9), p("n2", 5), p("n3", 8, false)], "n1")).toBe("n2");
+    expect(bestSuccessor([p("n1", 9), p("n2", 5, false), p("n3", 8, false)], "n1")).toBe("n3");
+    expect(bestSuccessor([p("n1", 9), p("l1", 9, true, true)], "n1")).toBeNull();
   });
 });

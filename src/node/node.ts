@@ -23,6 +23,7 @@ import { TtlExpirer } from "../kv/expiry.ts";
 import { KvStore } from "../kv/store.ts";
 import { NodeMetrics } from "../metrics/node-metrics.ts";
 import { RaftDriver } from "../raft/driver.ts";
+import { bestSuccessor } from "../raft/progress.ts";
 import { FileRaftStorage } from "../raft/storage/file.ts";
 import { PeerTransport } from "../raft/transport.ts";
 import { retry, UNTIL_A_LEADER_ANSWERS } from "../retry.ts";
@@ -517,13 +518,12 @@ export class BerthNode {
   }
 
   private async handOverLeadership(): Promise<void> {
-    const st = this.driver.status();
-    const candidate = st.progress
-      .filter((p) => p.id !== this.config.name && !p.learner && p.recentActive)
-      .sort((a, b) => b.match - a.match)[0];
-    if (!candidate) return;
-    this.log(`[raft] transferring leadership to ${candidate.id} before shutting down`);
-    this.driver.transferLeadership(candidate.id);
+    // Only a voter heard from lately: a transfer to one that cannot answer would only delay the shutdown.
+    const active = this.driver.status().progress.filter((p) => p.recentActive);
+    const candidate = bestSuccessor(active, this.config.name);
+    if (candidate === null) return;
+    this.log(`[raft] transferring leadership to ${candidate} before shutting down`);
+    this.driver.transferLeadership(candidate);
     const deadline = Date.now() + 2 * this.config.electionTicks * this.config.tickMs;
     while (Date.now() < deadline && this.driver.leader() === this.config.name)
       await new Promise((r) => setTimeout(r, 20));

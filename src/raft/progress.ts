@@ -113,3 +113,23 @@ export class Progress {
     return this.inflight.length;
   }
 }
+
+/**
+ * Who should lead after this leader (a handover before shutting down, or the leader removing itself): the voter
+ * most caught up with its log, among those heard from within the election timeout when there are any.
+ */
+export function bestSuccessor(
+  progress: Iterable<{ id: NodeId; match: number; learner: boolean; recentActive: boolean }>,
+  self: NodeId,
+): NodeId | null {
+  let best: { id: NodeId; match: number; recentActive: boolean } | null = null;
+  for (const p of progress) {
+    if (p.id === self || p.learner) continue;
+    const better =
+      best === null ||
+      (p.recentActive && !best.recentActive) ||
+      (p.recentActive === best.recentActive && p.match > best.match);
+    if (better) best = p;
+  }
+  return best?.id ?? null;
+}

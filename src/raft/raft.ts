@@ -1,6 +1,6 @@
 import { decodeConfChange, encodeConfChange } from "./conf-change.ts";
 import { RaftLog } from "./log.ts";
-import { Progress } from "./progress.ts";
+import { bestSuccessor, Progress } from "./progress.ts";
 import { ReadOnlyQueue } from "./read-only.ts";
 import type {
   ConfChange,
@@ -932,7 +932,7 @@ export class Raft {
     if (this.role !== "leader") return;
     if (cc.id === this.id && cc.type === "remove") {
       // Hand over to the most up-to-date voter so the cluster does not wait a whole election timeout.
-      const successor = this.mostCaughtUpVoter();
+      const successor = bestSuccessor(this.progress.values(), this.id);
       if (successor) this.send({ type: "timeoutNow", to: successor });
       this.logLine(`removed from the cluster: stepping down at term ${this.term}`);
       this.becomeFollower(this.term, null);
@@ -942,15 +942,6 @@ export class Raft {
     // A smaller quorum may commit at once; new members need their first append.
     if (this.maybeCommit()) this.broadcastAppend();
     else if (cc.type !== "remove") this.sendAppend(cc.id);
-  }
-
-  private mostCaughtUpVoter(): NodeId | null {
-    let best: Progress | null = null;
-    for (const id of this.voters) {
-      const pr = this.progress.get(id);
-      if (id !== this.id && pr && (!best || pr.match > best.match)) best = pr;
-    }
-    return best?.id ?? null;
   }
 
   private setConf(conf: ConfState): void {
