@@ -93,7 +93,7 @@ describe("console key table", () => {
 
   it("derives the footer and the help from the table: a remapped key shows where it is bound", () => {
     expect(footerText(KEY_TABLE, "units", 200)).toBe(
-      "Enter open  l journal  s start  x stop  R restart  u unload  d destroy  Space mark  / filter  : command  Esc back  1-4 view  ? help  q quit",
+      "Enter open  l journal  s start  x stop  R restart  u unload  d destroy  Space mark  / filter  : command  Esc back  1-5 view  ? help  q quit",
     );
     expect(footerText(KEY_TABLE, "detail", 200)).toBe("Enter open  Esc back  ? help  q quit");
     const remapped = KEY_TABLE.map((b) => (b.action === "stop" ? { ...b, keys: ["S"] } : b));
@@ -111,7 +111,7 @@ describe("console key table", () => {
 
   it("lists the help one line per key or group of keys, wrapped to the width, every line readable at 60", () => {
     const wide = helpLines(KEY_TABLE);
-    expect(wide).toContain("1 2 3 4            the Machines, Units, Keys, Members views");
+    expect(wide).toContain("1 2 3 4 5          the Machines, Units, Keys, Members, Containers views");
     expect(wide.find((l) => l.startsWith("R "))).toMatch(/^R\s+stop, then start the unit\(s\), asks first$/);
     const narrow = helpLines(KEY_TABLE, false, 60);
     expect(narrow.every((l) => l.length <= 60)).toBe(true);
@@ -256,7 +256,7 @@ describe("console reducer", () => {
       { kind: "keyDir", dir: "/a" },
     ]);
     expect(press(initialState(), screen, "3").state.view).toBe("keys");
-    expect(press(initialState(), screen, "shift-tab").state.view).toBe("members");
+    expect(press(initialState(), screen, "shift-tab").state.view).toBe("containers");
     expect(press(initialState(), screen, "q").effects).toEqual([{ kind: "exit" }]);
     // Help: the moving keys scroll it (as far as its last page), any other key closes it.
     const help = press(initialState(), screen, "?");
@@ -265,6 +265,67 @@ describe("console reducer", () => {
     expect(press(help.state, screen, "pagedown", "pagedown").state.helpTop).toBe(15);
     expect(press(help.state, screen, "G", "q", "?").state).toMatchObject({ help: true, helpTop: 0 });
     expect(press(help.state, screen, "q")).toMatchObject({ state: { help: false }, effects: [] });
+  });
+});
+
+describe("console containers, machine and member details, quitting npm start", () => {
+  const M = "aaaaaaaa1111";
+  const { screen } = screenOf({
+    machines: [{ id: M, cells: ["aaaaaaaa...", "n1"] }],
+    members: [{ id: "n1", cells: ["n1", "leader"] }],
+    containers: [
+      { id: "web.service", key: `${M} 0123`, machine: M, cells: ["aaaaaaaa.../n1", "0123"] },
+      { id: M, machine: M, cells: ["aaaaaaaa.../n1", "-", "-", "unreachable: down"] },
+    ],
+  });
+
+  it("opens the Containers view with 5 and :containers; Enter shows a container's unit, i its machine", () => {
+    expect(press(initialState(), screen, "5").state.view).toBe("containers");
+    expect(press(initialState(), screen, ":", "c", "o", "n", "enter").state).toMatchObject({
+      view: "containers",
+      command: null,
+    });
+    const at = initialState({ view: "containers" });
+    expect(press(at, screen, "enter").effects).toEqual([
+      { kind: "detail", detail: { kind: "unit", id: "web.service" } },
+    ]);
+    expect(press(at, screen, "l").effects).toEqual([
+      { kind: "detail", detail: { kind: "journal", id: "web.service" } },
+    ]);
+    expect(press(at, screen, "i").effects).toEqual([{ kind: "detail", detail: { kind: "machine", id: M } }]);
+    // A machine that did not answer has no unit: Enter shows the machine, l does nothing.
+    expect(press(at, screen, "j", "enter").effects).toEqual([
+      { kind: "detail", detail: { kind: "machine", id: M } },
+    ]);
+    expect(press(at, screen, "j", "l").effects).toEqual([]);
+  });
+
+  it("shows a machine's detail with i and a member's with Enter or i; Esc closes them", () => {
+    const machine = press(initialState(), screen, "i");
+    expect(machine.state.detail).toEqual({ kind: "machine", id: M });
+    expect(press(machine.state, screen, "esc").state.detail).toBeNull();
+    for (const key of ["enter", "i"])
+      expect(press(initialState({ view: "members" }), screen, key).state.detail).toEqual({
+        kind: "member",
+        id: "n1",
+      });
+    // Enter on a machine still lists its units.
+    expect(press(initialState(), screen, "enter").state).toMatchObject({ view: "units", filter: "aaaaaaaa" });
+  });
+
+  it("asks before quitting under npm start (q and :q), and quits on y; Ctrl-C quits at once", () => {
+    const start = initialState({ quitQuestion: "Quit and stop the local cluster" });
+    for (const keys of [["q"], [":", "q", "enter"]]) {
+      const asked = press(start, screen, ...keys);
+      expect(asked.effects).toEqual([]);
+      expect(questionLine(asked.state.question!)).toBe("Quit and stop the local cluster? (y/n)");
+      expect(press(asked.state, screen, "n").effects).toEqual([]);
+      expect(press(asked.state, screen, "y").effects).toEqual([{ kind: "exit" }]);
+    }
+    expect(press(start, screen, "ctrl-c").effects).toEqual([{ kind: "exit" }]);
+    expect(press(initialState({ readonly: true, quitQuestion: "Quit" }), screen, "q", "y").effects).toEqual([
+      { kind: "exit" },
+    ]);
   });
 });
 

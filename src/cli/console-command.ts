@@ -18,7 +18,7 @@ export const consoleCommand: Command = {
   usage: "[--refresh DURATION] [--readonly] [--console-config FILE]",
   description: `
 Shows the cluster live (updated as the store changes, and polled every --refresh for liveness and health): machines, units with their state on each machine, the key/value
-tree, and the members with the leader and their health. Keys: 1-4 or Tab switch views, arrows or j/k move, Enter
+tree, the members with the leader and their health, and every machine's containers. Keys: 1-5 or Tab switch views, arrows or j/k move, Enter
 opens a unit's status and journal or a key directory, Esc goes back, l follows a unit's journal live, / filters
 the rows, s/x/R/u/d start, stop, restart, unload and destroy the selected unit (or the ones marked with Space),
 d deletes the selected key, r refreshes, ? lists the keys, q quits. Every action but start asks a y/n question
@@ -51,6 +51,13 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
         "the console's configuration file (JSON: keys, hotkeys, plugins, view, refresh, columns, theme)",
       env: "BERTH_CONSOLE_CONFIG",
       shownDefault: "~/.config/berth/console.json, if it exists",
+    },
+    {
+      name: "local-cluster",
+      type: "string",
+      value: "FILE",
+      description:
+        "set by npm start: q asks first (quitting stops the local cluster), and FILE's lines (nodes that failed to start or exited) show",
     },
     {
       name: "readonly",
@@ -96,7 +103,13 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line
     // short when the frame is shorter than the terminal (as ours is, see src/tui/app.tsx), and every update lands a line low.
     const instance = render(
-      createElement(App, { source, label: cluster.via, readonly: flags.readonly === true, config }),
+      createElement(App, {
+        source,
+        label: cluster.via,
+        readonly: flags.readonly === true,
+        config,
+        localCluster: typeof flags["local-cluster"] === "string" ? flags["local-cluster"] : undefined,
+      }),
       { exitOnCtrlC: false },
     );
     const quit = () => instance.unmount();

@@ -9,10 +9,13 @@ import { candidates } from "./commands.ts";
 import { type ConsoleConfig, DEFAULT_CONFIG } from "./config.ts";
 import { headerStatus } from "./header.ts";
 import { footerText, helpLines, keyName } from "./keys.ts";
+import { LOCAL_CLUSTER_QUIT, readNodeProblems } from "./local-cluster.ts";
 import {
   type ClusterSnapshot,
   detailLines,
   filterRows,
+  machineDetailLines,
+  memberDetailLines,
   prepareFilter,
   tableFor,
   VIEWS,
@@ -45,6 +48,7 @@ const RAW_KEYS: Record<string, string> = {
 
 const TITLE = "Berth console";
 const READ_ONLY = "READ-ONLY";
+const UNREACHABLE = "UNREACHABLE";
 
 /** `label` follows the endpoint in the header (" via core@bastion:22" through a tunnel). */
 export function App(props: {
@@ -53,6 +57,8 @@ export function App(props: {
   /** --readonly (or the config's "readonly"). */
   readonly?: boolean;
   config?: ConsoleConfig;
+  /** `npm start`'s file of node problems (src/tui/local-cluster.ts): shown, and q asks before quitting. */
+  localCluster?: string;
 }) {
   const { source } = props;
   const config = props.config ?? DEFAULT_CONFIG;
@@ -65,13 +71,20 @@ export function App(props: {
   // The UI state lives in a ref the keys update at once: keys typed faster than React renders ("d" then "y") must
   // see the effect of the key before them; the React state only triggers the render.
   const uiRef = useRef<UiState>(
-    initialState({ readonly: props.readonly || config.readonly, view: config.view }),
+    initialState({
+      readonly: props.readonly || config.readonly,
+      view: config.view,
+      quitQuestion: props.localCluster ? LOCAL_CLUSTER_QUIT : null,
+    }),
   );
   const [ui, setUi] = useState(uiRef.current);
   const [size, setSize] = useState({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
   const windowStartRef = useRef(0);
 
   useEffect(() => source.onChange(setState), [source]);
+  const nodeProblems = useNodeProblems(props.localCluster, config.refreshMs ?? 1000);
+  // Every machine's containers are asked for (an agent and a Docker engine each) only while their view shows.
+  useEffect(() => source.showContainers(ui.view === "containers"), [source, ui.view]);
   useEffect(() => {
     const onResize = () => setSize({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
     stdout.on("resize", onResize);
@@ -126,6 +139,7 @@ export function App(props: {
       case "keyDir":
         return source.setKeyDir(e.dir);
       case "detail":
+        // A machine's or a member's detail is read from the snapshot; a unit's status is asked for.
         source.setDetail(e.detail?.kind === "unit" ? e.detail.id : null);
         if (e.detail?.kind === "journal") source.follow(e.detail.id);
         else source.stopFollowing();
@@ -181,6 +195,9 @@ export function App(props: {
   const s = state.snapshot;
   const leader = s.members.find((m) => m.isLeader)?.name ?? "-";
   const up = s.machines.filter((m) => m.state !== "lost").length;
+  // The cluster does not answer: what shows is the last data seen, said so in the header and drawn dim.
+  const stale = state.unreachableSince !== null;
+  const staleNote = stale && s.updatedAt ? [`stale: data of ${clockTime(s.updatedAt)}`] : [];
   windowStartRef.current = windowStart(sel, bodyHeight - 1, windowStartRef.current, table.rows.length);
 
   // Every part is clipped to its lines: a frame taller than planned (a header wrapping on a narrow terminal) would
@@ -196,11 +213,30 @@ export function App(props: {
             {`  ${READ_ONLY}`}
           </Text>
         ) : null}
+        {stale ? (
+          <Text bold color={theme.error}>
+            {`  ${UNREACHABLE}`}
+          </Text>
+        ) : null}
+        {nodeProblems.length > 0 ? (
+          <Text bold color={theme.error}>
+            {`  ${nodeProblems.length} NODE${nodeProblems.length > 1 ? "S" : ""} DOWN`}
+          </Text>
+        ) : null}
         <Text wrap="truncate">
           {headerStatus(
             state.endpoint ? `${state.endpoint}${props.label}` : `not connected${props.label}`,
-            [`leader ${leader}`, `machines ${up}/${s.machines.length} up`, `units ${s.units.length}`],
-            size.columns - TITLE.length - (ui.readonly ? READ_ONLY.length + 2 : 0),
+            [
+              ...staleNote,
+              `leader ${leader}`,
+              `machines ${up}/${s.machines.length} up`,
+              `units ${s.units.length}`,
+            ],
+            size.columns -
+              TITLE.length -
+              (ui.readonly ? READ_ONLY.length + 2 : 0) -
+              (stale ? UNREACHABLE.length + 2 : 0) -
+              (nodeProblems.length > 0 ? 14 : 0),
           )}
         </Text>
       </Box>
@@ -245,6 +281,7 @@ export function App(props: {
             marked={marks.length > 0 ? new Set(marks.map((t) => t.id)) : undefined}
             theme={theme}
             sort={ui.sort[view]}
+            stale={stale}
             empty={filter ? `nothing matches /${filter} (Esc clears the filter)` : emptyText(view, state)}
           />
         )}
@@ -258,6 +295,10 @@ export function App(props: {
         ) : question ? (
           <Text color={theme.question} bold wrap="truncate">
             {questionLine(question, size.columns)}
+          </Text>
+        ) : nodeProblems.length > 0 ? (
+          <Text color={theme.error} wrap="truncate">
+            {nodeProblems.join("; ")}
           </Text>
         ) : state.error ? (
           <Text color={theme.error} wrap="truncate">
@@ -300,7 +341,9 @@ function DetailPane(props: { detail: Detail; state: SourceState; height: number 
           ...(node.value ?? "").split("\n"),
         ]
       : [`${detail.id} is gone`];
-  } else {
+  } else if (detail.kind === "machine") lines = machineDetailLines(state.snapshot, detail.id);
+  else if (detail.kind === "member") lines = memberDetailLines(state.snapshot, detail.id);
+  else {
     const d = state.snapshot.detail;
     lines = d === null ? ["loading…"] : typeof d === "string" ? [d] : detailLines(d);
   }
@@ -323,5 +366,26 @@ function emptyText(view: ViewName, state: SourceState): string {
     units: "no units (berth submit UNIT)",
     keys: "empty directory",
     members: "no members",
+    containers:
+      state.snapshot.containers === null ? "loading…" : "no containers ([Container] units run them)",
   }[view];
+}
+
+/** The lines of `npm start`'s node problems file, read again every `everyMs` (none without a file). */
+function useNodeProblems(file: string | undefined, everyMs: number): string[] {
+  const [lines, setLines] = useState<string[]>(() => (file ? readNodeProblems(file) : []));
+  useEffect(() => {
+    if (!file) return;
+    const timer = setInterval(() => {
+      const next = readNodeProblems(file);
+      setLines((prev) => (prev.join("\n") === next.join("\n") ? prev : next));
+    }, everyMs);
+    return () => clearInterval(timer);
+  }, [file, everyMs]);
+  return lines;
+}
+
+/** HH:MM:SS of `ms`, local time. */
+function clockTime(ms: number): string {
+  return new Date(ms).toTimeString().slice(0, 8);
 }

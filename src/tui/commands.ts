@@ -14,6 +14,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: "units", args: "", help: "the Units view" },
   { name: "keys", args: "[/path]", help: "the Keys view (at /path)" },
   { name: "members", args: "", help: "the Members view" },
+  { name: "containers", args: "", help: "the Containers view (every machine's containers)" },
   { name: "sort", args: "COLUMN [asc|desc]", help: "sort the view by a column (again: the other way)" },
   { name: "help", args: "", help: "the keys" },
   { name: "q", args: "", help: "quit" },
@@ -45,6 +46,7 @@ export function parseCommand(line: string): Command {
     case "machines":
     case "units":
     case "members":
+    case "containers":
       return { kind: "view", view: spec.name };
     case "keys": {
       const dir = args[0];

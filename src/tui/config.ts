@@ -17,6 +17,7 @@ import {
   type KeyBinding,
 } from "./keys.ts";
 import {
+  containersTable,
   EMPTY_SNAPSHOT,
   keysTable,
   machinesTable,
@@ -268,4 +269,5 @@ const COLUMN_TITLES: Record<ViewName, string[]> = {
   units: unitsTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
   keys: keysTable(EMPTY_SNAPSHOT, 0).columns.map((c) => c.title),
   members: membersTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
+  containers: containersTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
 };

@@ -3,7 +3,7 @@
 // remapped here (or by a config) changes what it does, what the footer says and what the help lists together.
 import type { ViewName } from "./model.ts";
 
-/** Where a key applies: one of the four views, or the detail pane over them. */
+/** Where a key applies: one of the views, or the detail pane over them. */
 export type Context = ViewName | "detail";
 
 export type Action =
@@ -14,6 +14,7 @@ export type Action =
   | "view.units"
   | "view.keys"
   | "view.members"
+  | "view.containers"
   | "view.next"
   | "view.previous"
   | "up"
@@ -23,6 +24,7 @@ export type Action =
   | "top"
   | "bottom"
   | "open"
+  | "describe"
   | "back"
   | "filter"
   | "command"
@@ -64,21 +66,29 @@ export interface KeyBinding {
   command?: string;
 }
 
-const VIEWS_ONLY: Context[] = ["machines", "units", "keys", "members"];
+const VIEWS_ONLY: Context[] = ["machines", "units", "keys", "members", "containers"];
 
 export const KEY_TABLE: readonly KeyBinding[] = [
   {
     action: "open",
     keys: ["enter"],
-    where: ["machines", "units", "keys", "detail"],
+    where: ["machines", "units", "keys", "members", "containers", "detail"],
     label: "open",
-    help: "machine: its units; unit: its status; key: its value or directory",
+    help: "machine: its units; unit or container: the unit's status; key: its value or directory; member: its Raft state",
+    footer: true,
+  },
+  {
+    action: "describe",
+    keys: ["i"],
+    where: ["machines", "members", "containers"],
+    label: "info",
+    help: "machine: its metadata, health and units; member: its Raft state and lag; container: its machine",
     footer: true,
   },
   {
     action: "journal",
     keys: ["l"],
-    where: ["units"],
+    where: ["units", "containers"],
     label: "journal",
     help: "follow the unit's journal live",
     footer: true,
@@ -159,7 +169,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: [":"],
     where: VIEWS_ONLY,
     label: "command",
-    help: ":units :machines :keys /path :members :sort COLUMN :q (Tab completes)",
+    help: ":units :machines :keys /path :members :containers :sort COLUMN :q (Tab completes)",
     footer: true,
   },
   {
@@ -192,7 +202,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     where: "all",
     label: "machines",
     help: "the Machines view",
-    group: "the Machines, Units, Keys, Members views",
+    group: "the Machines, Units, Keys, Members, Containers views",
   },
   {
     action: "view.units",
@@ -200,7 +210,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     where: "all",
     label: "units",
     help: "the Units view",
-    group: "the Machines, Units, Keys, Members views",
+    group: "the Machines, Units, Keys, Members, Containers views",
   },
   {
     action: "view.keys",
@@ -208,7 +218,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     where: "all",
     label: "keys",
     help: "the Keys view",
-    group: "the Machines, Units, Keys, Members views",
+    group: "the Machines, Units, Keys, Members, Containers views",
   },
   {
     action: "view.members",
@@ -216,7 +226,15 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     where: "all",
     label: "members",
     help: "the Members view",
-    group: "the Machines, Units, Keys, Members views",
+    group: "the Machines, Units, Keys, Members, Containers views",
+  },
+  {
+    action: "view.containers",
+    keys: ["5"],
+    where: "all",
+    label: "containers",
+    help: "the Containers view",
+    group: "the Machines, Units, Keys, Members, Containers views",
   },
   {
     action: "view.next",
@@ -426,7 +444,7 @@ export function footerText(
   const item = (b: KeyBinding) => `${displayKey(b.keys[0]!)} ${b.label}`;
   const last = shown.filter((b) => b.action === "help" || b.action === "quit").map(item);
   const first = shown.filter((b) => b.action !== "help" && b.action !== "quit").map(item);
-  const views = where === "detail" ? [] : ["1-4 view"];
+  const views = where === "detail" ? [] : ["1-5 view"];
   let items = [...first, ...views, ...last];
   while (items.join("  ").length > width && items.length > last.length)
     items = [...items.slice(0, items.length - last.length - 1), ...last];

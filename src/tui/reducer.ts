@@ -6,9 +6,9 @@ import { type Action, bindingFor, type Context, type KeyBinding } from "./keys.t
 import { parentDir, type Row, VIEWS, type ViewName } from "./model.ts";
 import { columnNamed, type Sort } from "./sort.ts";
 
-/** A pane over the table: a unit's status, its live journal, or a key's value. */
+/** A pane over the table: a unit's status, its live journal, a key's value, a machine's or a member's detail. */
 export interface Detail {
-  kind: "unit" | "journal" | "key";
+  kind: "unit" | "journal" | "key" | "machine" | "member";
   id: string;
 }
 
@@ -71,6 +71,8 @@ export interface UiState {
   marks: Record<ViewName, Target[]>;
   /** Every action that changes the cluster is refused. */
   readonly: boolean;
+  /** Quitting asks this first (`npm start`: quitting stops the local cluster), or null: q quits. */
+  quitQuestion: string | null;
 }
 
 export interface Screen {
@@ -98,9 +100,12 @@ const perView = <T>(make: () => T): Record<ViewName, T> => ({
   units: make(),
   keys: make(),
   members: make(),
+  containers: make(),
 });
 
-export function initialState(opts: { readonly?: boolean; view?: ViewName } = {}): UiState {
+export function initialState(
+  opts: { readonly?: boolean; view?: ViewName; quitQuestion?: string | null } = {},
+): UiState {
   return {
     view: opts.view ?? "machines",
     selected: perView(() => ({ key: null, index: 0 })),
@@ -115,6 +120,7 @@ export function initialState(opts: { readonly?: boolean; view?: ViewName } = {})
     message: null,
     marks: perView(() => []),
     readonly: opts.readonly === true,
+    quitQuestion: opts.quitQuestion ?? null,
   };
 }
 
@@ -252,7 +258,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
   function act(action: Action, b: KeyBinding): Result {
     switch (action) {
       case "quit":
-        return { state, effects: [{ kind: "exit" }] };
+        return quit();
       case "help":
         return done({ help: true, helpTop: 0 });
       case "refresh":
@@ -261,6 +267,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
       case "view.units":
       case "view.keys":
       case "view.members":
+      case "view.containers":
         return switchView(action.slice(5) as ViewName);
       case "view.next":
       case "view.previous": {
@@ -316,9 +323,19 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         }
         if (view === "units") return openDetail({ kind: "unit", id: row.id });
         if (view === "keys") return row.dir ? openKeyDir(row.id) : openDetail({ kind: "key", id: row.id });
+        if (view === "members") return openDetail({ kind: "member", id: row.id });
+        // A container: its unit's status (a leftover without a unit, or a machine not answering: the machine).
+        if (view === "containers")
+          return openDetail({ kind: row.id === row.machine ? "machine" : "unit", id: row.id });
+        return none;
+      case "describe":
+        if (!row) return none;
+        if (view === "members") return openDetail({ kind: "member", id: row.id });
+        if (view === "machines") return openDetail({ kind: "machine", id: row.id });
+        if (view === "containers") return openDetail({ kind: "machine", id: row.machine ?? row.id });
         return none;
       case "journal":
-        return row ? openDetail({ kind: "journal", id: row.id }) : none;
+        return row && row.id !== row.machine ? openDetail({ kind: "journal", id: row.id }) : none;
       case "mark": {
         if (!row) return none;
         const marks = state.marks[view];
@@ -375,8 +392,10 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return { state: closed, effects: [] };
       case "error":
         return { state: { ...closed, message: { text: c.text, tone: "error" } }, effects: [] };
-      case "quit":
-        return { state: closed, effects: [{ kind: "exit" }] };
+      case "quit": {
+        const r = quit();
+        return { ...r, state: { ...r.state, command: null } };
+      }
       case "help":
         return { state: { ...closed, help: true, helpTop: 0 }, effects: [] };
       case "view": {
@@ -407,6 +426,12 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return { ...r, state: { ...r.state, command: null } };
       }
     }
+  }
+
+  /** Quits, or asks first (the question names what quitting stops). Ctrl-C quits without asking. */
+  function quit(): Result {
+    if (state.quitQuestion === null) return { state, effects: [{ kind: "exit" }] };
+    return done({ question: { verb: state.quitQuestion, targets: [], effect: { kind: "exit" } } });
   }
 
   /** The view sorted by `sort`, the selection kept on its row. */
@@ -451,7 +476,7 @@ function pluginEnv(state: UiState, row: Row | undefined): Record<string, string>
     BERTH_MARKED: state.marks[state.view].map((t) => t.id).join(" "),
   };
   if (!row) return env;
-  if (state.view === "units") {
+  if (state.view === "units" || state.view === "containers") {
     env.BERTH_UNIT = row.id;
     if (row.machine) env.BERTH_MACHINE = row.machine;
   } else if (state.view === "machines") env.BERTH_MACHINE = row.id;

@@ -30,6 +30,11 @@ export interface SourceState {
   endpoint: string | null;
   /** Why the last connection attempt or poll failed (cleared by the next success). */
   error: string | null;
+  /**
+   * Since when (ms since the epoch) the cluster has not answered: polls have failed since then and the snapshot is
+   * what was seen before (stale). Null while polls succeed.
+   */
+  unreachableSince: number | null;
 }
 
 export interface SourceOptions {
@@ -39,7 +44,13 @@ export interface SourceOptions {
 
 export class ConsoleSource {
   private client: BerthClient | null = null;
-  private state: SourceState = { snapshot: EMPTY_SNAPSHOT, journal: null, endpoint: null, error: null };
+  private state: SourceState = {
+    snapshot: EMPTY_SNAPSHOT,
+    journal: null,
+    endpoint: null,
+    error: null,
+    unreachableSince: null,
+  };
   private following: Subscription<JournalLine> | null = null;
   /** Identifies the current follow(): a stream that was replaced must not touch the state any more. */
   private followToken: object | null = null;
@@ -54,6 +65,8 @@ export class ConsoleSource {
   /** The watch on `keyDir`, replaced when another directory is opened. */
   private keyWatch: Subscription<unknown> | null = null;
   private detailUnit: string | null = null;
+  /** The Containers view shows: ask every machine for its containers on each poll (an agent and an engine each). */
+  private containersShown = false;
   /** The registry watch saw units, schedules or states change since the last fetch of them (or it is new). */
   private unitsStale = true;
 
@@ -94,6 +107,13 @@ export class ConsoleSource {
     this.detailUnit = unit;
     this.update({ snapshot: { ...this.state.snapshot, detail: null } });
     if (unit) this.changed();
+  }
+
+  /** Whether the Containers view shows (its data is asked for only then). */
+  showContainers(shown: boolean): void {
+    if (shown === this.containersShown) return;
+    this.containersShown = shown;
+    if (shown) this.changed();
   }
 
   /** Follows `unit`'s journal (its last 100 lines, then each new one) until stopFollowing(). */
@@ -288,11 +308,12 @@ export class ConsoleSource {
       const c = this.client ?? (await this.connect());
       const keyDir = this.keyDir;
       const detailUnit = this.detailUnit;
+      const containersShown = this.containersShown;
       // Every change to them passes the registry watch, and a watch (re)opened marks them stale: no periodic
       // re-fetch of 10,000s of rows (its garbage alone stalls a busy console).
       fetchUnits = this.unitsStale;
       this.unitsStale = false;
-      const [machines, units, states, members, health, keys, detail] = await Promise.all([
+      const [machines, units, states, members, health, keys, detail, containers] = await Promise.all([
         c.call("machines.list", {}),
         fetchUnits ? c.call("units.list", {}) : null,
         fetchUnits ? c.call("units.states", {}) : null,
@@ -300,6 +321,7 @@ export class ConsoleSource {
         c.call("cluster.health", {}),
         listDir(c, keyDir),
         detailUnit ? unitStatus(c, detailUnit) : Promise.resolve(null),
+        containersShown ? c.call("machines.containers", {}) : null,
       ]);
       if (keyDir !== this.keyDir || detailUnit !== this.detailUnit) {
         if (fetchUnits) this.unitsStale = true; // what was fetched is not shown: fetch it next time
@@ -314,6 +336,7 @@ export class ConsoleSource {
         health: sameOr(old.health, health),
         keyDir,
         keys: sameOr(old.keys, keys),
+        containers: containers ? sameOr(old.containers, containers) : old.containers,
         detail: sameOr(old.detail, detail),
         updatedAt: old.updatedAt,
       };
@@ -322,6 +345,7 @@ export class ConsoleSource {
       this.update({
         snapshot: changed || !old.updatedAt ? { ...next, updatedAt: Date.now() } : old,
         error: null,
+        unreachableSince: null,
       });
     } catch (err) {
       if (fetchUnits) this.unitsStale = true;
@@ -330,8 +354,16 @@ export class ConsoleSource {
       if (e.code === "unavailable" || e.code === "timeout" || this.client === null) {
         this.client?.close();
         this.client = null;
-        this.update({ endpoint: null, error: e.message ?? String(err) });
-      } else this.update({ error: e.message ?? String(err) });
+        this.update({
+          endpoint: null,
+          error: e.message ?? String(err),
+          unreachableSince: this.state.unreachableSince ?? Date.now(),
+        });
+      } else
+        this.update({
+          error: e.message ?? String(err),
+          unreachableSince: this.state.unreachableSince ?? Date.now(),
+        });
     }
   }
 
