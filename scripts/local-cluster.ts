@@ -87,11 +87,14 @@ for (const n of NODES) {
   children.push(child);
 }
 
-/** The log's last line, after ": " (why a node exited, mostly), or "". */
+/** Why the node stopped, as its log says (its last line naming a problem, else its last line), after ": ". */
 function lastLine(file: string): string {
   try {
-    const line = readFileSync(file, "utf8").trimEnd().split("\n").at(-1) ?? "";
-    return line ? `: ${line.slice(0, 200)}` : "";
+    const lines = readFileSync(file, "utf8").trimEnd().split("\n");
+    const why = lines.findLast((l) => /cannot|error|fatal|failed/i.test(l)) ?? lines.at(-1) ?? "";
+    // Without its timestamp: the line shows on one line of the console.
+    const text = why.replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z /, "").slice(0, 200);
+    return text ? `: ${text}` : "";
   } catch {
     return "";
   }

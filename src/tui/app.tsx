@@ -252,7 +252,13 @@ export function App(props: {
         ) : null}
         {marks.length > 0 ? <Text color={theme.marked}>{`  ${marks.length} marked`}</Text> : null}
       </Box>
-      <Box flexDirection="column" height={bodyHeight} marginTop={1} overflow="hidden">
+      {/* The line between the tabs and the table: npm start's nodes that failed or exited, if any. */}
+      <Box height={1} overflow="hidden">
+        <Text color={theme.error} wrap="truncate">
+          {nodeProblems.length > 0 ? nodeProblems.join("; ") : " "}
+        </Text>
+      </Box>
+      <Box flexDirection="column" height={bodyHeight} overflow="hidden">
         {ui.help ? (
           help.slice(ui.helpTop, ui.helpTop + bodyHeight).map((h, i) => (
             // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
@@ -295,10 +301,6 @@ export function App(props: {
         ) : question ? (
           <Text color={theme.question} bold wrap="truncate">
             {questionLine(question, size.columns)}
-          </Text>
-        ) : nodeProblems.length > 0 ? (
-          <Text color={theme.error} wrap="truncate">
-            {nodeProblems.join("; ")}
           </Text>
         ) : state.error ? (
           <Text color={theme.error} wrap="truncate">
