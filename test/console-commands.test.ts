@@ -23,6 +23,8 @@ const screen: Screen = {
   keyDir: "/",
   pageSize: 10,
   helpLength: 20,
+  pane: () => ({ lines: [], offset: 0 }),
+  paneHeight: 10,
   bindings: KEY_TABLE,
 };
 

@@ -71,7 +71,7 @@ describe("console configuration", () => {
       'c.json:3: expected "," or "}" after "view", found "\\""',
     );
     expect(refusal('{\n  "keys": {\n    "stop": "S",\n    "halt": "H"\n  }\n}')).toMatch(
-      /^c\.json:4: keys\.halt: unknown action \(the actions are open, journal, start, /,
+      /^c\.json:4: keys\.halt: unknown action \(the actions are open, describe, journal, start, /,
     );
     expect(refusal('{\n  "keys": { "stop": "F12" }\n}')).toMatch(
       /^c\.json:2: keys\.stop: "F12" is not a key: one character/,
@@ -134,6 +134,8 @@ describe("console configuration at work", () => {
     columns: () => ["UNIT", "ACTIVE"],
     pageSize: 10,
     helpLength: 20,
+    pane: () => ({ lines: [], offset: 0 }),
+    paneHeight: 10,
     bindings,
   });
   const c = parseConsoleConfig(FULL, "c.json");

@@ -12,6 +12,7 @@ import {
   keyName,
 } from "../src/tui/keys.ts";
 import type { Row, ViewName } from "../src/tui/model.ts";
+import type { PaneContent } from "../src/tui/pane.ts";
 import {
   type Effect,
   initialState,
@@ -29,7 +30,11 @@ const unitRow = (name: string, machine = "m1"): Row => ({
 });
 
 /** A screen whose rows are whatever the test sets, filtered as the console filters (by any cell). */
-function screenOf(rows: Partial<Record<ViewName, Row[]>>, bindings: readonly KeyBinding[] = KEY_TABLE) {
+function screenOf(
+  rows: Partial<Record<ViewName, Row[]>>,
+  bindings: readonly KeyBinding[] = KEY_TABLE,
+  pane: PaneContent = { lines: [], offset: 0 },
+) {
   const data = { ...rows };
   const screen: Screen = {
     rows: (view, filter) =>
@@ -39,6 +44,8 @@ function screenOf(rows: Partial<Record<ViewName, Row[]>>, bindings: readonly Key
     pageSize: 10,
     helpLength: 25,
     bindings,
+    pane: () => pane,
+    paneHeight: 10,
   };
   return { screen, data };
 }
@@ -95,7 +102,9 @@ describe("console key table", () => {
     expect(footerText(KEY_TABLE, "units", 200)).toBe(
       "Enter open  l journal  s start  x stop  R restart  u unload  d destroy  Space mark  / filter  : command  Esc back  1-5 view  ? help  q quit",
     );
-    expect(footerText(KEY_TABLE, "detail", 200)).toBe("Enter open  Esc back  ? help  q quit");
+    expect(footerText(KEY_TABLE, "detail", 200)).toBe(
+      "Enter open  Esc back  f follow  / search  w wrap  ? help  q quit",
+    );
     const remapped = KEY_TABLE.map((b) => (b.action === "stop" ? { ...b, keys: ["S"] } : b));
     expect(footerText(remapped, "units", 200)).toContain("S stop");
     expect(helpLines(remapped).find((l) => l.includes("stop the unit"))).toMatch(/^S\s+stop the unit/);
@@ -326,6 +335,58 @@ describe("console containers, machine and member details, quitting npm start", (
     expect(press(initialState({ readonly: true, quitQuestion: "Quit" }), screen, "q", "y").effects).toEqual([
       { kind: "exit" },
     ]);
+  });
+});
+
+describe("console detail pane: scrollback, following, search, wrap", () => {
+  // A journal of 30 lines whose first 100 were dropped (numbers 100-129), 10 shown at once.
+  const content: PaneContent = { lines: Array.from({ length: 30 }, (_, i) => `line ${i}`), offset: 100 };
+  const { screen } = screenOf({ units }, KEY_TABLE, content);
+  const journal = () => press(initialState({ view: "units" }), screen, "l").state;
+
+  it("follows the end until a moving key pauses it; G and f resume, g goes to the first line kept", () => {
+    expect(journal().pane.top).toBeNull();
+    expect(press(journal(), screen, "k").state.pane.top).toBe(119);
+    expect(press(journal(), screen, "pageup", "pageup", "pageup").state.pane.top).toBe(100);
+    expect(press(journal(), screen, "g").state.pane.top).toBe(100);
+    expect(press(journal(), screen, "g", "G").state.pane.top).toBeNull();
+    expect(press(journal(), screen, "f").state.pane.top).toBe(120);
+    expect(press(journal(), screen, "f", "f").state.pane.top).toBeNull();
+    expect(press(journal(), screen, "g", "j", "j").state.pane.top).toBe(102);
+    // A status, a key's value: from their first line.
+    expect(press(initialState({ view: "units" }), screen, "enter").state.pane.top).toBe(0);
+    // Esc still closes the pane; the table's keys do nothing there.
+    expect(press(journal(), screen, "esc").state.detail).toBeNull();
+  });
+
+  it("searches with /, n and N (wrapping around), says when nothing matches, Esc drops the search", () => {
+    const found = press(journal(), screen, "/", ..."line 7", "enter").state;
+    expect(found.pane).toMatchObject({ top: 107, search: "line 7", editingSearch: false });
+    const twos = press(journal(), screen, "/", ..."2", "enter").state;
+    expect(twos.pane.top).toBe(120); // from the first line shown: "line 20"
+    expect(press(twos, screen, "n").state.pane.top).toBe(121);
+    // Past the last line with a 2 (129: its top stays at the end), round to the first one (102).
+    const round = press(twos, screen, ...Array(10).fill("n")).state.pane;
+    expect(round).toMatchObject({ top: 102, match: 102 });
+    expect(press(twos, screen, ...Array(9).fill("n")).state.pane.match).toBe(129);
+    expect(press(twos, screen, "N").state.pane.top).toBe(112);
+    const none = press(journal(), screen, "/", ..."nothing", "enter").state;
+    expect(none.message).toEqual({ text: "no line matches /nothing", tone: "error" });
+    expect(none.pane.top).toBeNull();
+    expect(press(journal(), screen, "/", "x", "esc").state.pane).toMatchObject({
+      search: "",
+      editingSearch: false,
+    });
+    // A regex, as the filter takes it.
+    expect(press(journal(), screen, "/", ..."^line 1[5-9]$", "enter").state.pane.top).toBe(115);
+  });
+
+  it("wraps long lines with w, else scrolls sideways with ← →", () => {
+    const right = press(journal(), screen, "right", "right", "left", "right").state.pane;
+    expect(right).toMatchObject({ left: 16, wrap: false });
+    const wrapped = press(journal(), screen, "right", "w").state.pane;
+    expect(wrapped).toMatchObject({ left: 0, wrap: true });
+    expect(press(journal(), screen, "w", "right").state.pane.left).toBe(0);
   });
 });
 

@@ -164,4 +164,29 @@ describe("console screen", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("draws the journal pane: following, paused by a moving key, a search marked, a long line wrapped", async () => {
+    const c = await open({ units: ["a.service"] });
+    const lines = Array.from({ length: 200 }, (_, i) => ({
+      at: Date.UTC(2026, 0, 1, 0, 0, i % 60),
+      unit: "a.service",
+      stream: "stdout" as const,
+      text: i === 150 ? `needle ${"x".repeat(300)} end-of-long-line` : `line ${i}`,
+    }));
+    await c.press("l");
+    await c.update({ journal: { unit: "a.service", lines, dropped: 9_800, ended: null } });
+    expect(c.frame()).toMatch(
+      /line 199\n-- following a\.service, lines \d+-10000 of 10000, f pauses, Esc: back --/,
+    );
+    await c.press("k");
+    expect(c.frame()).toMatch(/-- paused a\.service, lines \d+-9999 of 10000, f or G follows/);
+    expect(c.frame()).not.toContain("line 199");
+    await c.press("/", "n", "e", "e", "d", "l", "e", "\r");
+    expect(c.frame()).toMatch(/\nJan 01 00:00:30 a\.service: needle x+…\n/);
+    expect(c.frame()).not.toContain("end-of-long-line");
+    await c.press("w");
+    expect(c.frame()).toContain("end-of-long-line");
+    await c.press("G");
+    expect(c.frame()).toContain("line 199");
+  });
 });

@@ -226,7 +226,7 @@ describe("berth console", () => {
     await term.waitForScreen(/machines 3\/3 up/);
     term.keys("?");
     const help = await term.waitForScreen(/↑↓ scroll \(1-\d+ of \d+\)/);
-    expect(help).toMatch(/Enter\s+machine: its units; unit: its status;\n\s+key: its value or directory/);
+    expect(help).toMatch(/Enter\s+machine: its units; unit or container:\n\s+the unit's status; key: its value or/);
     expect(help).not.toContain("…");
     term.keys("G");
     await term.waitForScreen(/\?\s+this help\n(.*\n)?q Ctrl-C\s+quit/);

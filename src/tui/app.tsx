@@ -4,7 +4,6 @@
 // runs the effects the reducer asks for against the cluster.
 import { Box, Text, useApp, useInput, useStdout } from "ink";
 import { useEffect, useRef, useState } from "react";
-import { formatJournalLine } from "../format/journal.ts";
 import { candidates } from "./commands.ts";
 import { type ConsoleConfig, DEFAULT_CONFIG } from "./config.ts";
 import { headerStatus } from "./header.ts";
@@ -12,16 +11,14 @@ import { footerText, helpLines, keyName } from "./keys.ts";
 import { LOCAL_CLUSTER_QUIT, readNodeProblems } from "./local-cluster.ts";
 import {
   type ClusterSnapshot,
-  detailLines,
   filterRows,
-  machineDetailLines,
-  memberDetailLines,
   prepareFilter,
   tableFor,
   VIEWS,
   type ViewName,
   withColumns,
 } from "./model.ts";
+import { type PaneState, paneContent, paneRows, paneStatus } from "./pane.ts";
 import { runPlugin } from "./plugin.ts";
 import {
   type Detail,
@@ -107,6 +104,11 @@ export function App(props: {
     pageSize: Math.max(1, bodyHeight - 2),
     helpLength: help.length,
     bindings,
+    pane: () => {
+      const d = uiRef.current.detail;
+      return d ? paneContent(d, source.current.snapshot, source.current.journal) : { lines: [], offset: 0 };
+    },
+    paneHeight: bodyHeight - 1,
   });
 
   const dispatch = (event: Event) => {
@@ -274,7 +276,14 @@ export function App(props: {
             ))}
           </Box>
         ) : detail ? (
-          <DetailPane detail={detail} state={state} height={bodyHeight} />
+          <DetailPane
+            detail={detail}
+            pane={ui.pane}
+            state={state}
+            width={size.columns}
+            height={bodyHeight}
+            theme={theme}
+          />
         ) : view === "keys" && s.keys === null ? (
           <Text color={theme.warn}>{`${s.keyDir} does not exist (Esc: parent directory)`}</Text>
         ) : (
@@ -325,38 +334,38 @@ export function App(props: {
   );
 }
 
-function DetailPane(props: { detail: Detail; state: SourceState; height: number }) {
-  const { detail, state } = props;
-  let lines: string[];
-  if (detail.kind === "journal") {
-    const j = state.journal;
-    const body = j ? j.lines.map((l) => formatJournalLine(l)) : [];
-    const tail = j?.ended ? [`-- ${j.ended} --`] : [`-- following ${detail.id} (Esc: back) --`];
-    lines = [...body.slice(-(props.height - tail.length)), ...tail];
-  } else if (detail.kind === "key") {
-    const node = state.snapshot.keys?.find((n) => n.key === detail.id);
-    lines = node
-      ? [
-          `${node.key}`,
-          `modified index ${node.modifiedIndex}, created index ${node.createdIndex}${node.ttl ? `, ttl ${node.ttl}s` : ""}`,
-          "",
-          ...(node.value ?? "").split("\n"),
-        ]
-      : [`${detail.id} is gone`];
-  } else if (detail.kind === "machine") lines = machineDetailLines(state.snapshot, detail.id);
-  else if (detail.kind === "member") lines = memberDetailLines(state.snapshot, detail.id);
-  else {
-    const d = state.snapshot.detail;
-    lines = d === null ? ["loading…"] : typeof d === "string" ? [d] : detailLines(d);
-  }
+/** The detail pane: its lines from where it is scrolled, matches of its search highlighted, a status line last. */
+function DetailPane(props: {
+  detail: Detail;
+  pane: PaneState;
+  state: SourceState;
+  width: number;
+  height: number;
+  theme: ConsoleConfig["theme"];
+}) {
+  const { detail, pane, state } = props;
+  const content = paneContent(detail, state.snapshot, state.journal);
+  const height = props.height - 1;
+  const rows = paneRows(pane, content, props.width, height);
+  const ended = detail.kind === "journal" ? (state.journal?.ended ?? null) : null;
   return (
     <Box flexDirection="column">
-      {lines.slice(0, props.height).map((l, i) => (
+      {rows.map((r, i) => (
         // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
-        <Text key={i} wrap="truncate">
-          {l || " "}
+        <Text
+          key={i}
+          wrap="truncate"
+          color={r.match ? props.theme.filter : undefined}
+          bold={r.match}
+          inverse={r.current}
+        >
+          {r.text || " "}
         </Text>
       ))}
+      {rows.length < height ? <Box height={height - rows.length} /> : null}
+      <Text dimColor wrap="truncate">
+        {pane.editingSearch ? `/${pane.search}▏` : paneStatus(detail, pane, content, height, ended)}
+      </Text>
     </Box>
   );
 }

@@ -194,7 +194,8 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
       const b: KeyBinding = {
         action: "hotkey",
         keys: keyList(o.key, `${path}.key`),
-        where: "all",
+        // The views, not the detail pane: its keys scroll and search it (w wraps, n finds the next match).
+        where: ALL_VIEWS,
         label: typeof o.label === "string" ? o.label : filter ? `${target} /${filter}` : target,
         help: `the ${target} view${filter ? ` filtered by /${filter}` : ""}`,
         hotkey: { view: target, filter },
@@ -210,7 +211,7 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
       const label = string(o.label, `${path}.label`);
       const where: Context[] | "all" =
         o.views === undefined
-          ? "all"
+          ? ALL_VIEWS
           : list(o.views, `${path}.views`).map((v, j) => view(v, `${path}.views.${j}`));
       if (o.confirm !== undefined && typeof o.confirm !== "boolean")
         fail(`${path}.confirm`, "must be true or false");
@@ -263,6 +264,9 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
   }
   return config;
 }
+
+/** Where a hotkey or a plugin applies unless it says: every view (not the detail pane, whose keys scroll it). */
+const ALL_VIEWS: Context[] = VIEWS.map((v) => v.name);
 
 const COLUMN_TITLES: Record<ViewName, string[]> = {
   machines: machinesTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),

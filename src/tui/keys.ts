@@ -27,6 +27,13 @@ export type Action =
   | "describe"
   | "back"
   | "filter"
+  | "search"
+  | "search.next"
+  | "search.previous"
+  | "follow"
+  | "wrap"
+  | "scroll.left"
+  | "scroll.right"
   | "command"
   | "sort.left"
   | "sort.right"
@@ -191,10 +198,74 @@ export const KEY_TABLE: readonly KeyBinding[] = [
   {
     action: "back",
     keys: ["esc", "left", "h", "backspace"],
-    where: "all",
+    where: VIEWS_ONLY,
     label: "back",
-    help: "back: close the pane, clear marks or filter, go up",
+    help: "back: clear marks or filter, go up a key directory",
     footer: true,
+  },
+  {
+    action: "back",
+    keys: ["esc", "backspace"],
+    where: ["detail"],
+    label: "back",
+    help: "close the pane (status, journal, value, detail)",
+    footer: true,
+  },
+  {
+    action: "follow",
+    keys: ["f"],
+    where: ["detail"],
+    label: "follow",
+    help: "pane: pause or resume following the journal's end",
+    footer: true,
+  },
+  {
+    action: "search",
+    keys: ["/"],
+    where: ["detail"],
+    label: "search",
+    help: "pane: search (Enter finds the next line matching; text or regex)",
+    footer: true,
+  },
+  {
+    action: "search.next",
+    keys: ["n"],
+    where: ["detail"],
+    label: "next",
+    help: "pane: the next match",
+    group: "pane: the next / previous match",
+  },
+  {
+    action: "search.previous",
+    keys: ["N"],
+    where: ["detail"],
+    label: "previous",
+    help: "pane: the previous match",
+    group: "pane: the next / previous match",
+  },
+  {
+    action: "wrap",
+    keys: ["w"],
+    where: ["detail"],
+    label: "wrap",
+    help: "pane: wrap long lines (again: cut them, ← → scroll sideways)",
+    footer: true,
+  },
+  {
+    action: "scroll.left",
+    keys: ["left"],
+    where: ["detail"],
+    label: "scroll ←",
+    help: "pane: scroll left",
+    group: "pane: scroll sideways",
+  },
+  {
+    action: "scroll.right",
+    keys: ["right"],
+    where: ["detail"],
+    label: "scroll →",
+    help: "pane: scroll right",
+    group: "pane: scroll sideways",
   },
   {
     action: "view.machines",
@@ -252,46 +323,53 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     help: "the previous view",
     group: "the next / previous view",
   },
-  { action: "up", keys: ["up", "k"], where: VIEWS_ONLY, label: "up", help: "move up", group: "up / down" },
+  {
+    action: "up",
+    keys: ["up", "k"],
+    where: "all",
+    label: "up",
+    help: "move up",
+    group: "up / down (a pane: scroll)",
+  },
   {
     action: "down",
     keys: ["down", "j"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "down",
     help: "move down",
-    group: "up / down",
+    group: "up / down (a pane: scroll)",
   },
   {
     action: "page.up",
     keys: ["pageup"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "page up",
     help: "a page up",
-    group: "a page up / down",
+    group: "a page up / down (a pane too)",
   },
   {
     action: "page.down",
     keys: ["pagedown"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "page down",
     help: "a page down",
-    group: "a page up / down",
+    group: "a page up / down (a pane too)",
   },
   {
     action: "top",
     keys: ["g", "home"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "top",
     help: "the first row",
-    group: "the first / last row",
+    group: "the first / last row (a pane: its top / its end, following)",
   },
   {
     action: "bottom",
     keys: ["G", "end"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "bottom",
     help: "the last row",
-    group: "the first / last row",
+    group: "the first / last row (a pane: its top / its end, following)",
   },
   { action: "refresh", keys: ["r"], where: "all", label: "refresh", help: "refresh now" },
   {

@@ -4,11 +4,21 @@
 import { type Command, complete, parseCommand } from "./commands.ts";
 import { type Action, bindingFor, type Context, type KeyBinding } from "./keys.ts";
 import { parentDir, type Row, VIEWS, type ViewName } from "./model.ts";
+import {
+  findLine,
+  initialPane,
+  movePane,
+  type PaneContent,
+  type PaneKind,
+  type PaneMove,
+  type PaneState,
+  paneTop,
+} from "./pane.ts";
 import { columnNamed, type Sort } from "./sort.ts";
 
 /** A pane over the table: a unit's status, its live journal, a key's value, a machine's or a member's detail. */
 export interface Detail {
-  kind: "unit" | "journal" | "key" | "machine" | "member";
+  kind: PaneKind;
   id: string;
 }
 
@@ -56,6 +66,8 @@ export interface UiState {
   view: ViewName;
   selected: Record<ViewName, Selection>;
   detail: Detail | null;
+  /** Where the detail pane is scrolled, what it searches for. */
+  pane: PaneState;
   filter: string;
   editingFilter: boolean;
   /** The `:` command line being typed (without the ":"), or null. */
@@ -86,6 +98,9 @@ export interface Screen {
   /** Lines the help has at this width. */
   helpLength: number;
   bindings: readonly KeyBinding[];
+  /** The detail pane's lines (while one shows), and how many of them it shows at once. */
+  pane: () => PaneContent;
+  paneHeight: number;
 }
 
 export type Event = { type: "key"; name: string } | { type: "message"; message: Message };
@@ -110,6 +125,7 @@ export function initialState(
     view: opts.view ?? "machines",
     selected: perView(() => ({ key: null, index: 0 })),
     detail: null,
+    pane: initialPane("unit"),
     filter: "",
     editingFilter: false,
     command: null,
@@ -199,6 +215,17 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     return { ...state.selected, [view]: selectionOf(inRows, index) };
   };
 
+  if (state.pane.editingSearch) {
+    const pane = state.pane;
+    if (name === "esc") return done({ pane: { ...pane, search: "", editingSearch: false, match: null } });
+    if (name === "enter") return findNext({ ...pane, editingSearch: false }, false, true);
+    let search = pane.search;
+    if (name === "backspace") search = search.slice(0, -1);
+    else if (name === "space") search += " ";
+    else if ([...name].length === 1) search += name;
+    else return none;
+    return done({ pane: { ...pane, search } });
+  }
   if (state.editingFilter) {
     if (name === "enter") return done({ editingFilter: false });
     if (name === "esc") return done({ filter: "", editingFilter: false });
@@ -253,7 +280,39 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     return done({
       message: { text: `read-only: ${binding.label} is disabled (--readonly)`, tone: "error" },
     });
+  if (state.detail) {
+    const moves: Partial<Record<Action, PaneMove>> = {
+      up: "up",
+      down: "down",
+      "page.up": "page.up",
+      "page.down": "page.down",
+      top: "top",
+      bottom: "bottom",
+      follow: "follow",
+      "scroll.left": "left",
+      "scroll.right": "right",
+    };
+    const move = moves[binding.action];
+    if (move) return done({ pane: movePane(state.pane, move, screen.pane(), screen.paneHeight) });
+  }
   return act(binding.action, binding);
+
+  /**
+   * The pane at the next line matching its search, from the line found last (or the first line shown; `here`: a
+   * new search, where that line counts too).
+   */
+  function findNext(pane: PaneState, backwards: boolean, here = false): Result {
+    if (!pane.search) return done({ pane });
+    const content = screen.pane();
+    const from = !here && pane.match !== null ? pane.match : paneTop(pane, content, screen.paneHeight);
+    const at = findLine(content, pane.search, here ? from - 1 : from, backwards);
+    if (at === null)
+      return done({
+        pane: { ...pane, match: null },
+        message: { text: `no line matches /${pane.search}`, tone: "error" },
+      });
+    return done({ pane: { ...pane, top: at, match: at }, message: null });
+  }
 
   function act(action: Action, b: KeyBinding): Result {
     switch (action) {
@@ -289,6 +348,18 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return done({ selected: select(rows.length - 1) });
       case "filter":
         return done({ filter: "", editingFilter: true }, { kind: "prepareFilter" });
+      case "search":
+        return done({ pane: { ...state.pane, search: "", editingSearch: true } });
+      case "search.next":
+        return findNext(state.pane, false);
+      case "search.previous":
+        return findNext(state.pane, true);
+      case "wrap":
+        return done({ pane: { ...state.pane, wrap: !state.pane.wrap, left: 0 } });
+      case "follow":
+      case "scroll.left":
+      case "scroll.right":
+        return none; // handled above, in a pane
       case "command":
         return done({ command: "" });
       case "sort.left":
@@ -453,7 +524,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
   }
 
   function openDetail(d: Detail): Result {
-    return done({ detail: d }, { kind: "detail", detail: d });
+    return done({ detail: d, pane: initialPane(d.kind) }, { kind: "detail", detail: d });
   }
 
   function openKeyDir(dir: string): Result {

@@ -14,14 +14,16 @@ import { type ClusterSnapshot, EMPTY_SNAPSHOT } from "./model.ts";
 export interface FollowedJournal {
   unit: string;
   lines: JournalLine[];
+  /** How many lines were dropped from the front (past JOURNAL_KEEP): the first kept line's number. */
+  dropped: number;
   /** Why following stopped (the unit's machine went away, the connection dropped), or null while it goes on. */
   ended: string | null;
 }
 
 const STILL_RUNNING = new Set(["active", "activating", "deactivating", "reloading"]);
 
-/** Lines kept of a followed journal. */
-const JOURNAL_KEEP = 1000;
+/** Lines kept of a followed journal: its scrollback. */
+export const JOURNAL_KEEP = 10_000;
 
 export interface SourceState {
   snapshot: ClusterSnapshot;
@@ -121,7 +123,7 @@ export class ConsoleSource {
     this.stopFollowing();
     const token = {};
     this.followToken = token;
-    const journal: FollowedJournal = { unit, lines: [], ended: null };
+    const journal: FollowedJournal = { unit, lines: [], dropped: 0, ended: null };
     this.update({ journal });
     let showing = false;
     // One render per burst of lines, not per line.
@@ -141,8 +143,11 @@ export class ConsoleSource {
         this.following = sub;
         for await (const line of sub) {
           journal.lines.push(line);
-          if (journal.lines.length > JOURNAL_KEEP)
-            journal.lines.splice(0, journal.lines.length - JOURNAL_KEEP);
+          if (journal.lines.length > JOURNAL_KEEP) {
+            const extra = journal.lines.length - JOURNAL_KEEP;
+            journal.lines.splice(0, extra);
+            journal.dropped += extra;
+          }
           show();
         }
         journal.ended = "the journal stream ended";
