@@ -100,6 +100,35 @@ describe("console configuration", () => {
     );
   });
 
+  it("names clusters to switch to (contexts): endpoints as a list, files next to the config, each setting checked", () => {
+    const c = parseConsoleConfig(
+      JSON.stringify({
+        contexts: {
+          prod: { endpoint: "10.0.0.1:4001, 10.0.0.2:4001", tunnel: "core@bastion:22", "ca-file": "ca.pem" },
+          lab: { endpoint: ["127.0.9.1:4001"], "strict-host-key-checking": false, "cert-file": "/etc/c.pem" },
+        },
+      }),
+      "/home/op/.config/berth/console.json",
+    );
+    expect(c.contexts).toEqual({
+      prod: {
+        endpoint: ["10.0.0.1:4001", "10.0.0.2:4001"],
+        tunnel: "core@bastion:22",
+        "ca-file": "/home/op/.config/berth/ca.pem",
+      },
+      lab: { endpoint: ["127.0.9.1:4001"], "strict-host-key-checking": false, "cert-file": "/etc/c.pem" },
+    });
+    expect(refusal('{ "contexts": {\n  "prod": { "endpoint": "a:1",\n    "password": "x" } } }')).toMatch(
+      /^c\.json:3: contexts\.prod\.password: unknown setting \(a context sets endpoint, tunnel, /,
+    );
+    expect(refusal('{ "contexts": {\n  "prod": { "tunnel": "a@b" } } }')).toBe(
+      "c.json:2: contexts.prod: names no endpoint (endpoint: HOST:PORT or a list)",
+    );
+    expect(
+      refusal('{ "contexts": { "prod": { "endpoint": "a:1", "strict-host-key-checking": "no" } } }'),
+    ).toBe("c.json:1: contexts.prod.strict-host-key-checking: must be true or false");
+  });
+
   it("reads JSON as JSON.parse does, with the line of every value", () => {
     const text = '{"a": [1, -2.5e3, true, null, "x\\"y"],\n "b": {\n  "c": "\\u00e9"}}';
     const { value, lines } = parseJsonWithLines(text);
@@ -136,6 +165,7 @@ describe("console configuration at work", () => {
     helpLength: 20,
     pane: () => ({ lines: [], offset: 0 }),
     paneHeight: 10,
+    contexts: [],
     bindings,
   });
   const c = parseConsoleConfig(FULL, "c.json");

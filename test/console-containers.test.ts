@@ -1,10 +1,10 @@
-// `berth console`'s Containers view in a real terminal (tmux) against a real node whose [Container] unit runs on a
-// private Docker engine (test/support/docker.ts), its machine and member details, and the header once the node is
-// killed: UNREACHABLE, the last data shown as stale.
+// `berth console` in a real terminal (tmux) against a real node whose [Container] unit runs on a private Docker
+// engine (test/support/docker.ts): :ctx between the clusters its config names, the Containers view, machine and
+// member details, and the header once the node is killed: UNREACHABLE, the last data shown as stale.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BINARY, TestCluster } from "./support/cluster.ts";
+import { BINARY, freePort, TestCluster } from "./support/cluster.ts";
 import {
   buildBusyboxImage,
   type PrivateDocker,
@@ -42,6 +42,28 @@ describe("berth console: containers, details, a dead cluster (1 node, private do
   afterAll(async () => {
     await cluster?.stop();
     await d?.stop();
+  }, 60_000);
+
+  it(":ctx switches to a cluster the config names: nothing of the last one stays on the screen", async () => {
+    const c = cluster!;
+    const config = join(c.dir, "console-ctx.json");
+    const nowhere = `127.0.9.9:${await freePort("127.0.9.9")}`;
+    writeFileSync(
+      config,
+      JSON.stringify({ contexts: { live: { endpoint: c.endpoints() }, dead: { endpoint: nowhere } } }),
+    );
+    term = TestTerminal.start([BINARY, "console", `--endpoint=${nowhere}`, `--console-config=${config}`]);
+    const t = term;
+    await t.waitForScreen(/not connected[\s\S]*cannot reach the cluster/);
+    t.keys(":", "ctx l", "Tab", "Enter");
+    await t.waitForScreen(/ctx live[\s\S]*n1\s+127\.0\.0\.1\s+up/);
+    expect(t.screen()).toContain("switched to live");
+    t.keys(":", "ctx dead", "Enter");
+    await t.waitForScreen((s) => /ctx dead/.test(s) && /no data yet/.test(s) && !/n1\s+127\.0\.0\.1/.test(s));
+    t.keys(":", "ctx nowhere", "Enter");
+    await t.waitForScreen("no context nowhere (the console config names live, dead)");
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
   }, 60_000);
 
   it("lists the container with its image, state and unit; i shows the machine, Enter the unit; stale when the node dies", async () => {

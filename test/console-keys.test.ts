@@ -46,6 +46,7 @@ function screenOf(
     bindings,
     pane: () => pane,
     paneHeight: 10,
+    contexts: [],
   };
   return { screen, data };
 }

@@ -3,14 +3,31 @@
 // loaded only here, so the one-shot subcommands do not pay for them.
 
 import { MONOCHROME, prepareChalk } from "../tui/color.ts";
-import { ConsoleConfigError, loadConsoleConfig } from "../tui/config.ts";
+import { ConsoleConfigError, type ContextSettings, loadConsoleConfig } from "../tui/config.ts";
 import { ConsoleSource } from "../tui/source.ts";
 import { CLIENT_FLAGS, clusterConnector } from "./client-command.ts";
 import type { Command } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
+import type { FlagValues } from "./flags.ts";
 
 const ALT_SCREEN_ON = "\x1b[?1049h";
 const ALT_SCREEN_OFF = "\x1b[?1049l";
+
+/** The flags of a context: the console's own, its connection settings replaced by the context's. */
+function contextFlags(flags: FlagValues, settings: ContextSettings): FlagValues {
+  const out: FlagValues = { ...flags };
+  for (const name of [
+    "endpoint",
+    "tunnel",
+    "ssh-username",
+    "ssh-identity",
+    "ca-file",
+    "cert-file",
+    "key-file",
+  ])
+    delete out[name];
+  return { ...out, ...settings };
+}
 
 export const consoleCommand: Command = {
   name: "console",
@@ -83,7 +100,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
         "berth console needs a terminal; in scripts use list-machines, list-units or kv ls",
       );
     const refreshMs = Math.max(100, Number(flags.refresh ?? config.refreshMs ?? 1000));
-    const cluster = await clusterConnector(flags, "console");
+    let cluster = await clusterConnector(flags, "console");
     const source = new ConsoleSource({ refreshMs, connect: cluster.connect });
 
     // Ink draws only the final frame when CI or CONTINUOUS_INTEGRATION is set (is-in-ci, read when Ink loads);
@@ -109,6 +126,15 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
         readonly: flags.readonly === true,
         config,
         localCluster: typeof flags["local-cluster"] === "string" ? flags["local-cluster"] : undefined,
+        switchContext: async (name: string) => {
+          // The context's connection settings replace the ones the console was started with (endpoints, tunnel,
+          // TLS); a context that cannot be reached (its tunnel fails) leaves the console where it was.
+          const next = await clusterConnector(contextFlags(flags, config.contexts[name]!), "console");
+          cluster.close();
+          cluster = next;
+          source.reconnect(next.connect);
+          return { label: next.via };
+        },
       }),
       { exitOnCtrlC: false },
     );

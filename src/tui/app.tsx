@@ -54,6 +54,8 @@ export function App(props: {
   /** --readonly (or the config's "readonly"). */
   readonly?: boolean;
   config?: ConsoleConfig;
+  /** Connects the source to the cluster the config's context `name` names (:ctx); the new header label. */
+  switchContext?: (name: string) => Promise<{ label: string }>;
   /** `npm start`'s file of node problems (src/tui/local-cluster.ts): shown, and q asks before quitting. */
   localCluster?: string;
 }) {
@@ -77,6 +79,11 @@ export function App(props: {
   const [ui, setUi] = useState(uiRef.current);
   const [size, setSize] = useState({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
   const windowStartRef = useRef(0);
+  // The context switched to with :ctx (its name leads the endpoint in the header), and its tunnel's label.
+  const [context, setContext] = useState<{ name: string | null; label: string }>({
+    name: null,
+    label: props.label,
+  });
 
   useEffect(() => source.onChange(setState), [source]);
   const nodeProblems = useNodeProblems(props.localCluster, config.refreshMs ?? 1000);
@@ -109,6 +116,7 @@ export function App(props: {
       return d ? paneContent(d, source.current.snapshot, source.current.journal) : { lines: [], offset: 0 };
     },
     paneHeight: bodyHeight - 1,
+    contexts: Object.keys(config.contexts),
   });
 
   const dispatch = (event: Event) => {
@@ -140,6 +148,16 @@ export function App(props: {
         return prepareFilter(tableOf(uiRef.current.view, source.current.snapshot));
       case "keyDir":
         return source.setKeyDir(e.dir);
+      case "context": {
+        const switching = props.switchContext;
+        if (!switching) return;
+        return act(
+          switching(e.name).then(({ label }) => {
+            setContext({ name: e.name, label });
+            return `switched to ${e.name}`;
+          }),
+        );
+      }
       case "detail":
         // A machine's or a member's detail is read from the snapshot; a unit's status is asked for.
         source.setDetail(e.detail?.kind === "unit" ? e.detail.id : null);
@@ -227,8 +245,9 @@ export function App(props: {
         ) : null}
         <Text wrap="truncate">
           {headerStatus(
-            state.endpoint ? `${state.endpoint}${props.label}` : `not connected${props.label}`,
+            `${state.endpoint ?? "not connected"}${context.label}`,
             [
+              ...(context.name ? [`ctx ${context.name}`] : []),
               ...staleNote,
               `leader ${leader}`,
               `machines ${up}/${s.machines.length} up`,
@@ -254,10 +273,18 @@ export function App(props: {
         ) : null}
         {marks.length > 0 ? <Text color={theme.marked}>{`  ${marks.length} marked`}</Text> : null}
       </Box>
-      {/* The line between the tabs and the table: npm start's nodes that failed or exited, if any. */}
+      {/*
+        The line between the tabs and the table: what is wrong (the cluster does not answer; npm start's nodes that
+        failed or exited), apart from the messages below, which answer the keys.
+      */}
       <Box height={1} overflow="hidden">
         <Text color={theme.error} wrap="truncate">
-          {nodeProblems.length > 0 ? nodeProblems.join("; ") : " "}
+          {[
+            ...(state.error
+              ? [state.endpoint ? state.error : `cannot reach the cluster: ${state.error} (retrying)`]
+              : []),
+            ...nodeProblems,
+          ].join("; ") || " "}
         </Text>
       </Box>
       <Box flexDirection="column" height={bodyHeight} overflow="hidden">
@@ -311,10 +338,6 @@ export function App(props: {
           <Text color={theme.question} bold wrap="truncate">
             {questionLine(question, size.columns)}
           </Text>
-        ) : state.error ? (
-          <Text color={theme.error} wrap="truncate">
-            {state.endpoint ? state.error : `cannot reach the cluster: ${state.error} (retrying)`}
-          </Text>
         ) : message ? (
           <Text color={message.tone === "error" ? theme.error : theme.message} wrap="truncate">
             {message.text}
@@ -351,8 +374,8 @@ function DetailPane(props: {
   return (
     <Box flexDirection="column">
       {rows.map((r, i) => (
-        // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
         <Text
+          // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
           key={i}
           wrap="truncate"
           color={r.match ? props.theme.filter : undefined}

@@ -4,7 +4,7 @@
 // error naming the file and the line, not a silent default.
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { durationMs } from "../format/time.ts";
 import { parseJsonWithLines } from "./json-lines.ts";
 import {
@@ -64,7 +64,28 @@ export interface ConsoleConfig {
   /** The columns (titles, in order) a view shows; a view not named shows all of its own. */
   columns: Partial<Record<ViewName, string[]>>;
   theme: Theme;
+  /** Clusters `:ctx NAME` switches to: each one's connection settings, as the client flags name them. */
+  contexts: Record<string, ContextSettings>;
 }
+
+/** A context's connection settings: client flag name -> value (a list for endpoint and ssh-identity). */
+export type ContextSettings = Record<string, string | string[] | boolean>;
+
+/**
+ * What a context may set: the client flags that say where a cluster is and how to reach it (the rest, such as
+ * --request-timeout, stay as the console was started with). Files are relative to the config's directory.
+ */
+export const CONTEXT_SETTINGS: Record<string, "list" | "string" | "file" | "boolean"> = {
+  endpoint: "list",
+  tunnel: "string",
+  "ssh-username": "string",
+  "ssh-identity": "list",
+  "strict-host-key-checking": "boolean",
+  "known-hosts-file": "file",
+  "ca-file": "file",
+  "cert-file": "file",
+  "key-file": "file",
+};
 
 export const DEFAULT_CONFIG: ConsoleConfig = {
   file: null,
@@ -74,6 +95,7 @@ export const DEFAULT_CONFIG: ConsoleConfig = {
   bindings: KEY_TABLE,
   columns: {},
   theme: DEFAULT_THEME,
+  contexts: {},
 };
 
 export class ConsoleConfigError extends Error {}
@@ -104,7 +126,7 @@ const COLORS = new Set(
   ]),
 );
 
-const FIELDS = ["readonly", "view", "refresh", "keys", "hotkeys", "plugins", "columns", "theme"];
+const FIELDS = ["readonly", "view", "refresh", "keys", "hotkeys", "plugins", "columns", "theme", "contexts"];
 
 /** The configuration in `text` (the contents of `file`, named in errors). */
 export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
@@ -261,6 +283,35 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
         fail(path, `"${colour}" is not a colour: a name (red, cyanBright, gray, …) or #rrggbb`);
       config.theme[name as keyof Theme] = colour;
     }
+  }
+  if (top.contexts !== undefined) {
+    const contexts: Record<string, ContextSettings> = {};
+    // A file named relative to the config is found next to it, wherever the console is started.
+    const path = (v: string) => (isAbsolute(v) || v.startsWith("~") ? v : resolve(dirname(file), v));
+    for (const [name, v] of Object.entries(object(top.contexts, "contexts"))) {
+      const at = `contexts.${name}`;
+      if (!/^[\w.@-]+$/.test(name)) fail(at, "a context's name is letters, digits and . _ @ -");
+      const settings: ContextSettings = {};
+      for (const [option, value] of Object.entries(object(v, at))) {
+        const kind = CONTEXT_SETTINGS[option];
+        const where = `${at}.${option}`;
+        if (!kind)
+          fail(where, `unknown setting (a context sets ${Object.keys(CONTEXT_SETTINGS).join(", ")})`);
+        if (kind === "boolean") {
+          if (typeof value !== "boolean") fail(where, "must be true or false");
+          settings[option] = value as boolean;
+        } else if (kind === "list") {
+          const items =
+            typeof value === "string"
+              ? value.split(",").map((x) => x.trim())
+              : list(value, where).map((x, i) => string(x, `${where}.${i}`));
+          settings[option] = option === "ssh-identity" ? items.map(path) : items;
+        } else settings[option] = kind === "file" ? path(string(value, where)) : string(value, where);
+      }
+      if (!settings.endpoint) fail(at, "names no endpoint (endpoint: HOST:PORT or a list)");
+      contexts[name] = settings;
+    }
+    config.contexts = contexts;
   }
   return config;
 }

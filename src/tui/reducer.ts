@@ -38,6 +38,8 @@ export type Effect =
   | { kind: "keyDir"; dir: string }
   | { kind: "detail"; detail: Detail | null }
   | { kind: "prepareFilter" }
+  /** Switch to the cluster the console config names `name` (:ctx). */
+  | { kind: "context"; name: string }
   | { kind: "plugin"; label: string; command: string; env: Record<string, string> };
 
 export interface Question {
@@ -98,6 +100,8 @@ export interface Screen {
   /** Lines the help has at this width. */
   helpLength: number;
   bindings: readonly KeyBinding[];
+  /** The clusters the console config names (:ctx NAME). */
+  contexts: string[];
   /** The detail pane's lines (while one shows), and how many of them it shows at once. */
   pane: () => PaneContent;
   paneHeight: number;
@@ -240,7 +244,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     const line = state.command;
     if (name === "esc" || (name === "backspace" && line === "")) return done({ command: null });
     if (name === "backspace") return done({ command: line.slice(0, -1) });
-    if (name === "tab") return done({ command: complete(line, screen.columns(view)) });
+    if (name === "tab") return done({ command: complete(line, screen.columns(view), screen.contexts) });
     if (name === "space") return done({ command: `${line} ` });
     if ([...name].length === 1) return done({ command: line + name });
     if (name !== "enter") return none;
@@ -476,6 +480,33 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return {
           state: { ...r.state, ...k.state, view: "keys", command: null },
           effects: [...r.effects, ...k.effects],
+        };
+      }
+      case "context": {
+        if (!screen.contexts.includes(c.name))
+          return {
+            state: {
+              ...closed,
+              message: {
+                text:
+                  screen.contexts.length === 0
+                    ? `no context ${c.name}: the console config names none ("contexts": {"NAME": {"endpoint": …}})`
+                    : `no context ${c.name} (the console config names ${screen.contexts.join(", ")})`,
+                tone: "error",
+              },
+            },
+            effects: [],
+          };
+        // Another cluster: its panes, marks and key directory mean nothing there.
+        const r = switchView(view);
+        return {
+          state: {
+            ...r.state,
+            command: null,
+            marks: perView(() => []),
+            message: { text: `switching to ${c.name}…`, tone: "info" },
+          },
+          effects: [...r.effects, { kind: "keyDir", dir: "/" }, { kind: "context", name: c.name }],
         };
       }
       case "sort": {

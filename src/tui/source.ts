@@ -72,7 +72,10 @@ export class ConsoleSource {
   /** The registry watch saw units, schedules or states change since the last fetch of them (or it is new). */
   private unitsStale = true;
 
-  constructor(private readonly opts: SourceOptions) {}
+  /** Counts reconnect()s: an answer from the cluster before the switch is not shown. */
+  private generation = 0;
+
+  constructor(private opts: SourceOptions) {}
 
   get current(): SourceState {
     return this.state;
@@ -94,6 +97,25 @@ export class ConsoleSource {
     if (this.changeTimer) clearTimeout(this.changeTimer);
     this.client?.close();
     this.client = null;
+  }
+
+  /**
+   * From now on shows the cluster `connect` reaches (:ctx): the connection, the watches and the followed journal
+   * are dropped, and the snapshot starts empty (what the last cluster had is not this one's).
+   */
+  reconnect(connect: () => Promise<BerthClient>): void {
+    this.generation++;
+    this.opts = { ...this.opts, connect };
+    this.stopFollowing();
+    this.keyWatch?.close();
+    this.keyWatch = null;
+    this.client?.close();
+    this.client = null;
+    this.unitsStale = true;
+    this.keyDir = "/";
+    this.detailUnit = null;
+    this.update({ snapshot: EMPTY_SNAPSHOT, endpoint: null, error: null, unreachableSince: null });
+    this.changed();
   }
 
   /** Shows `dir` in the Keys view (polled from now on). */
@@ -224,10 +246,11 @@ export class ConsoleSource {
   }
 
   private async connect(): Promise<BerthClient> {
+    const generation = this.generation;
     const client = await this.opts.connect();
-    if (this.stopped) {
+    if (this.stopped || generation !== this.generation) {
       client.close();
-      throw new Error("the console is closing");
+      throw new Error(this.stopped ? "the console is closing" : "switched to another cluster");
     }
     this.client = client;
     this.update({ endpoint: client.endpoint, error: null });
@@ -309,6 +332,7 @@ export class ConsoleSource {
 
   private async poll(): Promise<void> {
     let fetchUnits = false;
+    const generation = this.generation;
     try {
       const c = this.client ?? (await this.connect());
       const keyDir = this.keyDir;
@@ -328,6 +352,7 @@ export class ConsoleSource {
         detailUnit ? unitStatus(c, detailUnit) : Promise.resolve(null),
         containersShown ? c.call("machines.containers", {}) : null,
       ]);
+      if (generation !== this.generation) return; // another cluster since (:ctx)
       if (keyDir !== this.keyDir || detailUnit !== this.detailUnit) {
         if (fetchUnits) this.unitsStale = true; // what was fetched is not shown: fetch it next time
         return; // moved on meanwhile
@@ -353,6 +378,7 @@ export class ConsoleSource {
         unreachableSince: null,
       });
     } catch (err) {
+      if (generation !== this.generation) return;
       if (fetchUnits) this.unitsStale = true;
       const e = err as { code?: string; message?: string };
       // A connection that failed is dropped; the next poll opens a new one (to whichever endpoint answers).
