@@ -31,13 +31,14 @@ function contextFlags(flags: FlagValues, settings: ContextSettings): FlagValues 
 
 export const consoleCommand: Command = {
   name: "console",
-  summary: "full-screen live view of machines, units, keys and members, with keyboard actions",
+  summary: "full-screen live view of machines, units, keys, members and containers, with keyboard actions",
   usage: "[--refresh DURATION] [--readonly] [--console-config FILE]",
   description: `
 Shows the cluster live (updated as the store changes, and polled every --refresh for liveness and health): machines, units with their state on each machine, the key/value
 tree, the members with the leader and their health, and every machine's containers. Keys: 1-5 or Tab switch views, arrows or j/k move, Enter
-opens a unit's status and journal or a key directory, Esc goes back, l follows a unit's journal live, / filters
-the rows, s/x/R/u/d start, stop, restart, unload and destroy the selected unit (or the ones marked with Space),
+opens a unit's status and journal, a key directory or a member's Raft state, i a machine's detail, Esc goes
+back, l follows a unit's journal live (a pane scrolls: f pauses/follows, / n N search, w wraps, g G), / filters
+the rows, :ctx NAME switches to a cluster the config names, s/x/R/u/d start, stop, restart, unload and destroy the selected unit (or the ones marked with Space),
 d deletes the selected key, r refreshes, ? lists the keys, q quits. Every action but start asks a y/n question
 naming its targets first; --readonly refuses them all (the header says READ-ONLY).
 
@@ -45,6 +46,7 @@ A JSON file configures it (--console-config, BERTH_CONSOLE_CONFIG, or ~/.config/
 $XDG_CONFIG_HOME/berth/console.json where XDG_CONFIG_HOME is set): {"readonly": true, "view": "units", "refresh": "2s",
 "keys": {"stop": "S", "restart": ["ctrl-r"]}, "hotkeys": [{"key": "w", "view": "units", "filter": "web"}],
 "columns": {"units": ["UNIT", "ACTIVE", "MACHINE"]}, "theme": {"title": "blue", "marked": "#ff8800"},
+"contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem"}},
 "plugins": [{"key": "L", "label": "tail", "views": ["units"], "command": "berth journal "$BERTH_UNIT"",
 "confirm": false}]}. A plugin runs with sh in the background (no terminal), with BERTH_UNIT, BERTH_MACHINE,
 BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set; its last output line shows. A setting
