@@ -26,6 +26,7 @@ const screen: Screen = {
   pane: () => ({ lines: [], offset: 0 }),
   paneHeight: 10,
   contexts: [],
+  rowAt: (line) => (line >= 4 ? line - 4 : null),
   bindings: KEY_TABLE,
 };
 

@@ -95,6 +95,8 @@ describe("console configuration", () => {
       /^c\.json:1: view: "pods" is not a view: machines, units, keys, members/,
     );
     expect(refusal('{ "refresh": "soon" }')).toBe("c.json:1: refresh: must be a duration like 2s or 500ms");
+    expect(refusal('{\n  "mouse": "off" }')).toBe("c.json:2: mouse: must be true or false");
+    expect(parseConsoleConfig('{ "mouse": false }', "c.json").mouse).toBe(false);
     expect(refusal("[1, 2")).toBe(
       'c.json:1: unexpected end of file, expected "," or "]" in the list, found the end of the file',
     );
@@ -166,6 +168,7 @@ describe("console configuration at work", () => {
     pane: () => ({ lines: [], offset: 0 }),
     paneHeight: 10,
     contexts: [],
+    rowAt: (line) => (line >= 4 ? line - 4 : null),
     bindings,
   });
   const c = parseConsoleConfig(FULL, "c.json");

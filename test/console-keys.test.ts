@@ -12,6 +12,7 @@ import {
   keyName,
 } from "../src/tui/keys.ts";
 import type { Row, ViewName } from "../src/tui/model.ts";
+import { type MouseEvent, parseMouse } from "../src/tui/mouse.ts";
 import type { PaneContent } from "../src/tui/pane.ts";
 import {
   type Effect,
@@ -47,6 +48,7 @@ function screenOf(
     pane: () => pane,
     paneHeight: 10,
     contexts: [],
+    rowAt: (line) => (line >= 4 ? line - 4 : null),
   };
   return { screen, data };
 }
@@ -388,6 +390,55 @@ describe("console detail pane: scrollback, following, search, wrap", () => {
     const wrapped = press(journal(), screen, "right", "w").state.pane;
     expect(wrapped).toMatchObject({ left: 0, wrap: true });
     expect(press(journal(), screen, "w", "right").state.pane.left).toBe(0);
+  });
+});
+
+describe("console mouse", () => {
+  const { screen } = screenOf({ units }, KEY_TABLE, {
+    lines: Array.from({ length: 30 }, (_, i) => `line ${i}`),
+    offset: 0,
+  });
+  const mouse = (state: UiState, ...events: MouseEvent[]) => {
+    for (const event of events) state = reduce(state, { type: "mouse", event }, screen).state;
+    return state;
+  };
+  const at = (state: UiState) => selectedIndex(state.selected.units, units);
+
+  it("reads SGR reports: the wheel, a left click on a line; a release or another button is ignored", () => {
+    expect(parseMouse("[<64;10;5M")).toEqual({ kind: "wheel.up" });
+    expect(parseMouse("\x1b[<65;10;5M")).toEqual({ kind: "wheel.down" });
+    expect(parseMouse("[<0;10;5M")).toEqual({ kind: "click", line: 4 });
+    expect(parseMouse("[<0;10;5m")).toEqual({ kind: "ignored" });
+    expect(parseMouse("[<2;10;5M")).toEqual({ kind: "ignored" });
+    expect(parseMouse("j")).toBeNull();
+  });
+
+  it("moves the selection with the wheel, selects the clicked row, scrolls a pane; waits while a prompt is open", () => {
+    const start = initialState({ view: "units" });
+    expect(at(mouse(start, { kind: "wheel.down" }, { kind: "wheel.down" }))).toBe(2);
+    expect(at(mouse(start, { kind: "wheel.down" }, { kind: "wheel.up" }))).toBe(0);
+    expect(at(mouse(start, { kind: "click", line: 5 }))).toBe(1);
+    // A click off the rows (the header, past the last row) selects nothing else.
+    expect(at(mouse(start, { kind: "click", line: 5 }, { kind: "click", line: 1 }))).toBe(1);
+    expect(at(mouse(start, { kind: "click", line: 30 }))).toBe(0);
+    // The wheel follows the key table: up remapped to "K" still scrolls.
+    const remapped = KEY_TABLE.map((b) => (b.action === "up" ? { ...b, keys: ["K"] } : b));
+    const s2 = { ...screen, bindings: remapped };
+    expect(
+      selectedIndex(
+        reduce(
+          reduce(start, { type: "mouse", event: { kind: "wheel.down" } }, s2).state,
+          { type: "mouse", event: { kind: "wheel.up" } },
+          s2,
+        ).state.selected.units,
+        units,
+      ),
+    ).toBe(0);
+    const journal = press(start, screen, "l").state;
+    expect(mouse(journal, { kind: "wheel.up" }).pane.top).toBe(19);
+    expect(mouse(journal, { kind: "click", line: 5 })).toBe(journal);
+    const filtering = press(start, screen, "/").state;
+    expect(mouse(filtering, { kind: "wheel.down" }, { kind: "click", line: 6 })).toBe(filtering);
   });
 });
 

@@ -4,6 +4,7 @@
 
 import { MONOCHROME, prepareChalk } from "../tui/color.ts";
 import { ConsoleConfigError, type ContextSettings, loadConsoleConfig } from "../tui/config.ts";
+import { MOUSE_OFF, MOUSE_ON } from "../tui/mouse.ts";
 import { ConsoleSource } from "../tui/source.ts";
 import { CLIENT_FLAGS, clusterConnector } from "./client-command.ts";
 import type { Command } from "./command.ts";
@@ -46,7 +47,7 @@ A JSON file configures it (--console-config, BERTH_CONSOLE_CONFIG, or ~/.config/
 $XDG_CONFIG_HOME/berth/console.json where XDG_CONFIG_HOME is set): {"readonly": true, "view": "units", "refresh": "2s",
 "keys": {"stop": "S", "restart": ["ctrl-r"]}, "hotkeys": [{"key": "w", "view": "units", "filter": "web"}],
 "columns": {"units": ["UNIT", "ACTIVE", "MACHINE"]}, "theme": {"title": "blue", "marked": "#ff8800"},
-"contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem"}},
+"contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem"}}, "mouse": false,
 "plugins": [{"key": "L", "label": "tail", "views": ["units"], "command": "berth journal "$BERTH_UNIT"",
 "confirm": false}]}. A plugin runs with sh in the background (no terminal), with BERTH_UNIT, BERTH_MACHINE,
 BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set; its last output line shows. A setting
@@ -115,8 +116,11 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       import("react"),
       import("../tui/app.tsx"),
     ]);
-    const restoreScreen = () => process.stdout.write(ALT_SCREEN_OFF);
-    process.stdout.write(ALT_SCREEN_ON);
+    // The mouse is reported (wheel, clicks) while the console runs, and never after it: turned off with the
+    // alternate screen, on every way out.
+    const mouse = config.mouse ? MOUSE_ON : "";
+    const restoreScreen = () => process.stdout.write(`${config.mouse ? MOUSE_OFF : ""}${ALT_SCREEN_OFF}`);
+    process.stdout.write(`${ALT_SCREEN_ON}${mouse}`);
     process.once("exit", restoreScreen);
     // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
     // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line

@@ -18,6 +18,7 @@ import {
   type ViewName,
   withColumns,
 } from "./model.ts";
+import { parseMouse } from "./mouse.ts";
 import { type PaneState, paneContent, paneRows, paneStatus } from "./pane.ts";
 import { runPlugin } from "./plugin.ts";
 import {
@@ -46,6 +47,8 @@ const RAW_KEYS: Record<string, string> = {
 const TITLE = "Berth console";
 const READ_ONLY = "READ-ONLY";
 const UNREACHABLE = "UNREACHABLE";
+/** The screen line of the table's first row (under the header, the tabs, the problems line, the titles). */
+const TABLE_FIRST_LINE = 4;
 
 /** `label` follows the endpoint in the header (" via core@bastion:22" through a tunnel). */
 export function App(props: {
@@ -117,6 +120,11 @@ export function App(props: {
     },
     paneHeight: bodyHeight - 1,
     contexts: Object.keys(config.contexts),
+    rowAt: (line: number) => {
+      // Lines 0-2: header, tabs, problems; 3: the table's titles; then its rows from the window's first.
+      const at = line - TABLE_FIRST_LINE;
+      return at >= 0 && at < bodyHeight - 1 ? windowStartRef.current + at : null;
+    },
   });
 
   const dispatch = (event: Event) => {
@@ -198,6 +206,12 @@ export function App(props: {
   };
 
   useInput((input, key) => {
+    // A mouse report (the terminal reports them while the console runs: see mouse.ts), not keys.
+    const mouse = parseMouse(input);
+    if (mouse) {
+      if (mouse.kind !== "ignored") dispatch({ type: "mouse", event: mouse });
+      return;
+    }
     // Keys typed faster than the terminal is read (a held-down j, "g" then Enter) arrive as one string.
     if (input.length > 1 && !key.ctrl && !key.meta) {
       for (const ch of input) dispatch({ type: "key", name: RAW_KEYS[ch] ?? keyName(ch, {}) });

@@ -64,6 +64,8 @@ export interface ConsoleConfig {
   /** The columns (titles, in order) a view shows; a view not named shows all of its own. */
   columns: Partial<Record<ViewName, string[]>>;
   theme: Theme;
+  /** Report the mouse (wheel, clicks); false leaves the terminal's own selection of text alone. */
+  mouse: boolean;
   /** Clusters `:ctx NAME` switches to: each one's connection settings, as the client flags name them. */
   contexts: Record<string, ContextSettings>;
 }
@@ -95,6 +97,7 @@ export const DEFAULT_CONFIG: ConsoleConfig = {
   bindings: KEY_TABLE,
   columns: {},
   theme: DEFAULT_THEME,
+  mouse: true,
   contexts: {},
 };
 
@@ -126,7 +129,18 @@ const COLORS = new Set(
   ]),
 );
 
-const FIELDS = ["readonly", "view", "refresh", "keys", "hotkeys", "plugins", "columns", "theme", "contexts"];
+const FIELDS = [
+  "readonly",
+  "view",
+  "refresh",
+  "keys",
+  "hotkeys",
+  "plugins",
+  "columns",
+  "theme",
+  "contexts",
+  "mouse",
+];
 
 /** The configuration in `text` (the contents of `file`, named in errors). */
 export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
@@ -180,6 +194,10 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
     config.readonly = top.readonly as boolean;
   }
   if (top.view !== undefined) config.view = view(top.view, "view");
+  if (top.mouse !== undefined) {
+    if (typeof top.mouse !== "boolean") fail("mouse", "must be true or false");
+    config.mouse = top.mouse as boolean;
+  }
   if (top.refresh !== undefined) {
     const r = top.refresh;
     const ms = typeof r === "number" ? r * 1000 : durationMs(string(r, "refresh"));

@@ -4,6 +4,7 @@
 import { type Command, complete, parseCommand } from "./commands.ts";
 import { type Action, bindingFor, type Context, type KeyBinding } from "./keys.ts";
 import { parentDir, type Row, VIEWS, type ViewName } from "./model.ts";
+import type { MouseEvent } from "./mouse.ts";
 import {
   findLine,
   initialPane,
@@ -100,6 +101,8 @@ export interface Screen {
   /** Lines the help has at this width. */
   helpLength: number;
   bindings: readonly KeyBinding[];
+  /** The table row (index in the rows shown) drawn on the screen's `line`, or null: where a click lands. */
+  rowAt: (line: number) => number | null;
   /** The clusters the console config names (:ctx NAME). */
   contexts: string[];
   /** The detail pane's lines (while one shows), and how many of them it shows at once. */
@@ -107,7 +110,11 @@ export interface Screen {
   paneHeight: number;
 }
 
-export type Event = { type: "key"; name: string } | { type: "message"; message: Message };
+export type Event =
+  | { type: "key"; name: string }
+  | { type: "message"; message: Message }
+  /** The wheel (as the up and down keys) or a left click on the screen's `line`. */
+  | { type: "mouse"; event: MouseEvent };
 
 export interface Result {
   state: UiState;
@@ -198,7 +205,35 @@ export function questionLine(q: Question, width = Number.POSITIVE_INFINITY): str
 
 export function reduce(state: UiState, event: Event, screen: Screen): Result {
   if (event.type === "message") return { state: { ...state, message: event.message }, effects: [] };
+  if (event.type === "mouse") return onMouse(state, event.event, screen);
   return onKey(state, event.name, screen);
+}
+
+/**
+ * The wheel moves as the up and down keys do (the selection, a pane, the help), whatever they are bound to; a left
+ * click selects the row under it. Both do nothing while a prompt or a question waits for keys.
+ */
+function onMouse(state: UiState, event: MouseEvent, screen: Screen): Result {
+  const none: Result = { state, effects: [] };
+  if (state.editingFilter || state.command !== null || state.question || state.pane.editingSearch)
+    return none;
+  if (event.kind === "click") {
+    if (state.help || state.detail) return none;
+    const at = screen.rowAt(event.line);
+    if (at === null) return none;
+    const rows = screen.rows(state.view, state.filter, state.sort[state.view]);
+    if (!rows[at]) return none;
+    return {
+      state: { ...state, selected: { ...state.selected, [state.view]: selectionOf(rows, at) } },
+      effects: [],
+    };
+  }
+  const action = event.kind === "wheel.up" ? "up" : "down";
+  const where: Context = state.detail ? "detail" : state.view;
+  const key = screen.bindings.find(
+    (b) => b.action === action && (b.where === "all" || b.where.includes(where)),
+  )?.keys[0];
+  return key === undefined ? none : onKey(state, key, screen);
 }
 
 function onKey(state: UiState, name: string, screen: Screen): Result {
