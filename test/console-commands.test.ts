@@ -23,6 +23,10 @@ const screen: Screen = {
   keyDir: "/",
   pageSize: 10,
   helpLength: 20,
+  pane: () => ({ lines: [], offset: 0 }),
+  paneHeight: 10,
+  contexts: [],
+  rowAt: (line) => (line >= 4 ? line - 4 : null),
   bindings: KEY_TABLE,
 };
 
@@ -128,5 +132,43 @@ describe("console filters", () => {
     const { state } = press(initialState({ view: "units" }), "/", "!", "w", "e", "b", "enter");
     expect(state.filter).toBe("!web");
     expect(ids(screen.rows("units", state.filter, null))).toEqual(["db.service", "cache.service"]);
+  });
+});
+
+describe("console :ctx", () => {
+  const withContexts: Screen = { ...screen, contexts: ["prod", "preprod", "lab"] };
+  const run = (s: Screen, line: string) => {
+    let r = reduce(initialState({ view: "units" }), { type: "key", name: ":" }, s);
+    for (const ch of line) r = reduce(r.state, { type: "key", name: ch === " " ? "space" : ch }, s);
+    return reduce(r.state, { type: "key", name: "enter" }, s);
+  };
+
+  it("parses and completes a context's name", () => {
+    expect(parseCommand("ctx prod")).toEqual({ kind: "context", name: "prod" });
+    expect(parseCommand("ctx")).toEqual({ kind: "error", text: "usage: :ctx NAME" });
+    expect(complete("ct", [])).toBe("ctx ");
+    expect(complete("ctx p", [], withContexts.contexts)).toBe("ctx pr");
+    expect(complete("ctx pro", [], withContexts.contexts)).toBe("ctx prod ");
+    expect(complete("ctx l", [], withContexts.contexts)).toBe("ctx lab ");
+    expect(complete("ctx x", [], withContexts.contexts)).toBe("ctx x");
+  });
+
+  it("switches to a context the config names (the pane, marks and key directory left behind), refuses others", () => {
+    const r = run(withContexts, "ctx lab");
+    expect(r.effects).toEqual([
+      { kind: "detail", detail: null },
+      { kind: "keyDir", dir: "/" },
+      { kind: "context", name: "lab" },
+    ]);
+    expect(r.state).toMatchObject({ command: null, message: { text: "switching to lab…" } });
+    expect(run(withContexts, "ctx stage")).toMatchObject({
+      effects: [],
+      state: {
+        message: { text: "no context stage (the console config names prod, preprod, lab)", tone: "error" },
+      },
+    });
+    expect(run(screen, "ctx lab").state.message?.text).toMatch(
+      /^no context lab: the console config names none/,
+    );
   });
 });

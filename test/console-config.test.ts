@@ -71,7 +71,7 @@ describe("console configuration", () => {
       'c.json:3: expected "," or "}" after "view", found "\\""',
     );
     expect(refusal('{\n  "keys": {\n    "stop": "S",\n    "halt": "H"\n  }\n}')).toMatch(
-      /^c\.json:4: keys\.halt: unknown action \(the actions are open, journal, start, /,
+      /^c\.json:4: keys\.halt: unknown action \(the actions are open, describe, journal, start, /,
     );
     expect(refusal('{\n  "keys": { "stop": "F12" }\n}')).toMatch(
       /^c\.json:2: keys\.stop: "F12" is not a key: one character/,
@@ -95,9 +95,40 @@ describe("console configuration", () => {
       /^c\.json:1: view: "pods" is not a view: machines, units, keys, members/,
     );
     expect(refusal('{ "refresh": "soon" }')).toBe("c.json:1: refresh: must be a duration like 2s or 500ms");
+    expect(refusal('{\n  "mouse": "off" }')).toBe("c.json:2: mouse: must be true or false");
+    expect(parseConsoleConfig('{ "mouse": false }', "c.json").mouse).toBe(false);
     expect(refusal("[1, 2")).toBe(
       'c.json:1: unexpected end of file, expected "," or "]" in the list, found the end of the file',
     );
+  });
+
+  it("names clusters to switch to (contexts): endpoints as a list, files next to the config, each setting checked", () => {
+    const c = parseConsoleConfig(
+      JSON.stringify({
+        contexts: {
+          prod: { endpoint: "10.0.0.1:4001, 10.0.0.2:4001", tunnel: "core@bastion:22", "ca-file": "ca.pem" },
+          lab: { endpoint: ["127.0.9.1:4001"], "strict-host-key-checking": false, "cert-file": "/etc/c.pem" },
+        },
+      }),
+      "/home/op/.config/berth/console.json",
+    );
+    expect(c.contexts).toEqual({
+      prod: {
+        endpoint: ["10.0.0.1:4001", "10.0.0.2:4001"],
+        tunnel: "core@bastion:22",
+        "ca-file": "/home/op/.config/berth/ca.pem",
+      },
+      lab: { endpoint: ["127.0.9.1:4001"], "strict-host-key-checking": false, "cert-file": "/etc/c.pem" },
+    });
+    expect(refusal('{ "contexts": {\n  "prod": { "endpoint": "a:1",\n    "password": "x" } } }')).toMatch(
+      /^c\.json:3: contexts\.prod\.password: unknown setting \(a context sets endpoint, tunnel, /,
+    );
+    expect(refusal('{ "contexts": {\n  "prod": { "tunnel": "a@b" } } }')).toBe(
+      "c.json:2: contexts.prod: names no endpoint (endpoint: HOST:PORT or a list)",
+    );
+    expect(
+      refusal('{ "contexts": { "prod": { "endpoint": "a:1", "strict-host-key-checking": "no" } } }'),
+    ).toBe("c.json:1: contexts.prod.strict-host-key-checking: must be true or false");
   });
 
   it("reads JSON as JSON.parse does, with the line of every value", () => {
@@ -134,6 +165,10 @@ describe("console configuration at work", () => {
     columns: () => ["UNIT", "ACTIVE"],
     pageSize: 10,
     helpLength: 20,
+    pane: () => ({ lines: [], offset: 0 }),
+    paneHeight: 10,
+    contexts: [],
+    rowAt: (line) => (line >= 4 ? line - 4 : null),
     bindings,
   });
   const c = parseConsoleConfig(FULL, "c.json");

@@ -12,6 +12,8 @@ import {
   keyName,
 } from "../src/tui/keys.ts";
 import type { Row, ViewName } from "../src/tui/model.ts";
+import { type MouseEvent, parseMouse } from "../src/tui/mouse.ts";
+import type { PaneContent } from "../src/tui/pane.ts";
 import {
   type Effect,
   initialState,
@@ -29,7 +31,11 @@ const unitRow = (name: string, machine = "m1"): Row => ({
 });
 
 /** A screen whose rows are whatever the test sets, filtered as the console filters (by any cell). */
-function screenOf(rows: Partial<Record<ViewName, Row[]>>, bindings: readonly KeyBinding[] = KEY_TABLE) {
+function screenOf(
+  rows: Partial<Record<ViewName, Row[]>>,
+  bindings: readonly KeyBinding[] = KEY_TABLE,
+  pane: PaneContent = { lines: [], offset: 0 },
+) {
   const data = { ...rows };
   const screen: Screen = {
     rows: (view, filter) =>
@@ -39,6 +45,10 @@ function screenOf(rows: Partial<Record<ViewName, Row[]>>, bindings: readonly Key
     pageSize: 10,
     helpLength: 25,
     bindings,
+    pane: () => pane,
+    paneHeight: 10,
+    contexts: [],
+    rowAt: (line) => (line >= 4 ? line - 4 : null),
   };
   return { screen, data };
 }
@@ -93,9 +103,11 @@ describe("console key table", () => {
 
   it("derives the footer and the help from the table: a remapped key shows where it is bound", () => {
     expect(footerText(KEY_TABLE, "units", 200)).toBe(
-      "Enter open  l journal  s start  x stop  R restart  u unload  d destroy  Space mark  / filter  : command  Esc back  1-4 view  ? help  q quit",
+      "Enter open  l journal  s start  x stop  R restart  u unload  d destroy  Space mark  / filter  : command  Esc back  1-5 view  ? help  q quit",
     );
-    expect(footerText(KEY_TABLE, "detail", 200)).toBe("Enter open  Esc back  ? help  q quit");
+    expect(footerText(KEY_TABLE, "detail", 200)).toBe(
+      "Enter open  Esc back  f follow  / search  w wrap  ? help  q quit",
+    );
     const remapped = KEY_TABLE.map((b) => (b.action === "stop" ? { ...b, keys: ["S"] } : b));
     expect(footerText(remapped, "units", 200)).toContain("S stop");
     expect(helpLines(remapped).find((l) => l.includes("stop the unit"))).toMatch(/^S\s+stop the unit/);
@@ -111,7 +123,7 @@ describe("console key table", () => {
 
   it("lists the help one line per key or group of keys, wrapped to the width, every line readable at 60", () => {
     const wide = helpLines(KEY_TABLE);
-    expect(wide).toContain("1 2 3 4            the Machines, Units, Keys, Members views");
+    expect(wide).toContain("1 2 3 4 5          the Machines, Units, Keys, Members, Containers views");
     expect(wide.find((l) => l.startsWith("R "))).toMatch(/^R\s+stop, then start the unit\(s\), asks first$/);
     const narrow = helpLines(KEY_TABLE, false, 60);
     expect(narrow.every((l) => l.length <= 60)).toBe(true);
@@ -256,7 +268,7 @@ describe("console reducer", () => {
       { kind: "keyDir", dir: "/a" },
     ]);
     expect(press(initialState(), screen, "3").state.view).toBe("keys");
-    expect(press(initialState(), screen, "shift-tab").state.view).toBe("members");
+    expect(press(initialState(), screen, "shift-tab").state.view).toBe("containers");
     expect(press(initialState(), screen, "q").effects).toEqual([{ kind: "exit" }]);
     // Help: the moving keys scroll it (as far as its last page), any other key closes it.
     const help = press(initialState(), screen, "?");
@@ -265,6 +277,168 @@ describe("console reducer", () => {
     expect(press(help.state, screen, "pagedown", "pagedown").state.helpTop).toBe(15);
     expect(press(help.state, screen, "G", "q", "?").state).toMatchObject({ help: true, helpTop: 0 });
     expect(press(help.state, screen, "q")).toMatchObject({ state: { help: false }, effects: [] });
+  });
+});
+
+describe("console containers, machine and member details, quitting npm start", () => {
+  const M = "aaaaaaaa1111";
+  const { screen } = screenOf({
+    machines: [{ id: M, cells: ["aaaaaaaa...", "n1"] }],
+    members: [{ id: "n1", cells: ["n1", "leader"] }],
+    containers: [
+      { id: "web.service", key: `${M} 0123`, machine: M, cells: ["aaaaaaaa.../n1", "0123"] },
+      { id: M, machine: M, cells: ["aaaaaaaa.../n1", "-", "-", "unreachable: down"] },
+    ],
+  });
+
+  it("opens the Containers view with 5 and :containers; Enter shows a container's unit, i its machine", () => {
+    expect(press(initialState(), screen, "5").state.view).toBe("containers");
+    expect(press(initialState(), screen, ":", "c", "o", "n", "enter").state).toMatchObject({
+      view: "containers",
+      command: null,
+    });
+    const at = initialState({ view: "containers" });
+    expect(press(at, screen, "enter").effects).toEqual([
+      { kind: "detail", detail: { kind: "unit", id: "web.service" } },
+    ]);
+    expect(press(at, screen, "l").effects).toEqual([
+      { kind: "detail", detail: { kind: "journal", id: "web.service" } },
+    ]);
+    expect(press(at, screen, "i").effects).toEqual([{ kind: "detail", detail: { kind: "machine", id: M } }]);
+    // A machine that did not answer has no unit: Enter shows the machine, l does nothing.
+    expect(press(at, screen, "j", "enter").effects).toEqual([
+      { kind: "detail", detail: { kind: "machine", id: M } },
+    ]);
+    expect(press(at, screen, "j", "l").effects).toEqual([]);
+  });
+
+  it("shows a machine's detail with i and a member's with Enter or i; Esc closes them", () => {
+    const machine = press(initialState(), screen, "i");
+    expect(machine.state.detail).toEqual({ kind: "machine", id: M });
+    expect(press(machine.state, screen, "esc").state.detail).toBeNull();
+    for (const key of ["enter", "i"])
+      expect(press(initialState({ view: "members" }), screen, key).state.detail).toEqual({
+        kind: "member",
+        id: "n1",
+      });
+    // Enter on a machine still lists its units.
+    expect(press(initialState(), screen, "enter").state).toMatchObject({ view: "units", filter: "aaaaaaaa" });
+  });
+
+  it("asks before quitting under npm start (q and :q), and quits on y; Ctrl-C quits at once", () => {
+    const start = initialState({ quitQuestion: "Quit and stop the local cluster" });
+    for (const keys of [["q"], [":", "q", "enter"]]) {
+      const asked = press(start, screen, ...keys);
+      expect(asked.effects).toEqual([]);
+      expect(questionLine(asked.state.question!)).toBe("Quit and stop the local cluster? (y/n)");
+      expect(press(asked.state, screen, "n").effects).toEqual([]);
+      expect(press(asked.state, screen, "y").effects).toEqual([{ kind: "exit" }]);
+    }
+    expect(press(start, screen, "ctrl-c").effects).toEqual([{ kind: "exit" }]);
+    expect(press(initialState({ readonly: true, quitQuestion: "Quit" }), screen, "q", "y").effects).toEqual([
+      { kind: "exit" },
+    ]);
+  });
+});
+
+describe("console detail pane: scrollback, following, search, wrap", () => {
+  // A journal of 30 lines whose first 100 were dropped (numbers 100-129), 10 shown at once.
+  const content: PaneContent = { lines: Array.from({ length: 30 }, (_, i) => `line ${i}`), offset: 100 };
+  const { screen } = screenOf({ units }, KEY_TABLE, content);
+  const journal = () => press(initialState({ view: "units" }), screen, "l").state;
+
+  it("follows the end until a moving key pauses it; G and f resume, g goes to the first line kept", () => {
+    expect(journal().pane.top).toBeNull();
+    expect(press(journal(), screen, "k").state.pane.top).toBe(119);
+    expect(press(journal(), screen, "pageup", "pageup", "pageup").state.pane.top).toBe(100);
+    expect(press(journal(), screen, "g").state.pane.top).toBe(100);
+    expect(press(journal(), screen, "g", "G").state.pane.top).toBeNull();
+    expect(press(journal(), screen, "f").state.pane.top).toBe(120);
+    expect(press(journal(), screen, "f", "f").state.pane.top).toBeNull();
+    expect(press(journal(), screen, "g", "j", "j").state.pane.top).toBe(102);
+    // A status, a key's value: from their first line.
+    expect(press(initialState({ view: "units" }), screen, "enter").state.pane.top).toBe(0);
+    // Esc still closes the pane; the table's keys do nothing there.
+    expect(press(journal(), screen, "esc").state.detail).toBeNull();
+  });
+
+  it("searches with /, n and N (wrapping around), says when nothing matches, Esc drops the search", () => {
+    const found = press(journal(), screen, "/", ..."line 7", "enter").state;
+    expect(found.pane).toMatchObject({ top: 107, search: "line 7", editingSearch: false });
+    const twos = press(journal(), screen, "/", ..."2", "enter").state;
+    expect(twos.pane.top).toBe(120); // from the first line shown: "line 20"
+    expect(press(twos, screen, "n").state.pane.top).toBe(121);
+    // Past the last line with a 2 (129: its top stays at the end), round to the first one (102).
+    const round = press(twos, screen, ...Array(10).fill("n")).state.pane;
+    expect(round).toMatchObject({ top: 102, match: 102 });
+    expect(press(twos, screen, ...Array(9).fill("n")).state.pane.match).toBe(129);
+    expect(press(twos, screen, "N").state.pane.top).toBe(112);
+    const none = press(journal(), screen, "/", ..."nothing", "enter").state;
+    expect(none.message).toEqual({ text: "no line matches /nothing", tone: "error" });
+    expect(none.pane.top).toBeNull();
+    expect(press(journal(), screen, "/", "x", "esc").state.pane).toMatchObject({
+      search: "",
+      editingSearch: false,
+    });
+    // A regex, as the filter takes it.
+    expect(press(journal(), screen, "/", ..."^line 1[5-9]$", "enter").state.pane.top).toBe(115);
+  });
+
+  it("wraps long lines with w, else scrolls sideways with ← →", () => {
+    const right = press(journal(), screen, "right", "right", "left", "right").state.pane;
+    expect(right).toMatchObject({ left: 16, wrap: false });
+    const wrapped = press(journal(), screen, "right", "w").state.pane;
+    expect(wrapped).toMatchObject({ left: 0, wrap: true });
+    expect(press(journal(), screen, "w", "right").state.pane.left).toBe(0);
+  });
+});
+
+describe("console mouse", () => {
+  const { screen } = screenOf({ units }, KEY_TABLE, {
+    lines: Array.from({ length: 30 }, (_, i) => `line ${i}`),
+    offset: 0,
+  });
+  const mouse = (state: UiState, ...events: MouseEvent[]) => {
+    for (const event of events) state = reduce(state, { type: "mouse", event }, screen).state;
+    return state;
+  };
+  const at = (state: UiState) => selectedIndex(state.selected.units, units);
+
+  it("reads SGR reports: the wheel, a left click on a line; a release or another button is ignored", () => {
+    expect(parseMouse("[<64;10;5M")).toEqual({ kind: "wheel.up" });
+    expect(parseMouse("\x1b[<65;10;5M")).toEqual({ kind: "wheel.down" });
+    expect(parseMouse("[<0;10;5M")).toEqual({ kind: "click", line: 4 });
+    expect(parseMouse("[<0;10;5m")).toEqual({ kind: "ignored" });
+    expect(parseMouse("[<2;10;5M")).toEqual({ kind: "ignored" });
+    expect(parseMouse("j")).toBeNull();
+  });
+
+  it("moves the selection with the wheel, selects the clicked row, scrolls a pane; waits while a prompt is open", () => {
+    const start = initialState({ view: "units" });
+    expect(at(mouse(start, { kind: "wheel.down" }, { kind: "wheel.down" }))).toBe(2);
+    expect(at(mouse(start, { kind: "wheel.down" }, { kind: "wheel.up" }))).toBe(0);
+    expect(at(mouse(start, { kind: "click", line: 5 }))).toBe(1);
+    // A click off the rows (the header, past the last row) selects nothing else.
+    expect(at(mouse(start, { kind: "click", line: 5 }, { kind: "click", line: 1 }))).toBe(1);
+    expect(at(mouse(start, { kind: "click", line: 30 }))).toBe(0);
+    // The wheel follows the key table: up remapped to "K" still scrolls.
+    const remapped = KEY_TABLE.map((b) => (b.action === "up" ? { ...b, keys: ["K"] } : b));
+    const s2 = { ...screen, bindings: remapped };
+    expect(
+      selectedIndex(
+        reduce(
+          reduce(start, { type: "mouse", event: { kind: "wheel.down" } }, s2).state,
+          { type: "mouse", event: { kind: "wheel.up" } },
+          s2,
+        ).state.selected.units,
+        units,
+      ),
+    ).toBe(0);
+    const journal = press(start, screen, "l").state;
+    expect(mouse(journal, { kind: "wheel.up" }).pane.top).toBe(19);
+    expect(mouse(journal, { kind: "click", line: 5 })).toBe(journal);
+    const filtering = press(start, screen, "/").state;
+    expect(mouse(filtering, { kind: "wheel.down" }, { kind: "click", line: 6 })).toBe(filtering);
   });
 });
 

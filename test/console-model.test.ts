@@ -5,10 +5,13 @@ import { describe, expect, it } from "vitest";
 import type { MachineInfo, UnitInfo, UnitStateRow } from "../src/client/protocol.ts";
 import {
   type ClusterSnapshot,
+  containersTable,
   EMPTY_SNAPSHOT,
   filterRows,
   keysTable,
+  machineDetailLines,
   machinesTable,
+  memberDetailLines,
   membersTable,
   parentDir,
   type Row,
@@ -313,5 +316,101 @@ describe("table layout", () => {
     expect(windowStart(5, 10, 3, 50)).toBe(3);
     expect(windowStart(2, 10, 3, 50)).toBe(2);
     expect(windowStart(49, 10, 0, 50)).toBe(40);
+  });
+});
+
+describe("console containers and detail panes", () => {
+  const container = (unit: string, id: string | null, state: string | null) => ({
+    unit,
+    containerId: id,
+    image: "local/busybox",
+    name: id ? `berth-${unit}` : null,
+    state,
+    status: state === "running" ? "Up 5 seconds" : null,
+    created: null,
+    active: state === "running" ? "active" : "activating",
+    sub: state === "running" ? "running" : "start",
+  });
+
+  it("containers: a row per container, sorted by machine name, a machine that did not answer says why", () => {
+    const t = containersTable({
+      containers: [
+        { machine: M2, machineName: "n2", publicIp: null, containers: [], error: "connection refused" },
+        {
+          machine: M1,
+          machineName: "n1",
+          publicIp: null,
+          containers: [
+            container("web.service", "0123456789ab", "running"),
+            container("db.service", null, null),
+          ],
+        },
+      ],
+    });
+    expect(t.columns.map((c) => c.title)).toEqual(["MACHINE", "CONTAINER", "IMAGE", "STATE", "UNIT", "NAME"]);
+    expect(t.rows.map((r) => r.cells)).toEqual([
+      ["aaaaaaaa.../n1", "0123456789ab", "local/busybox", "Up 5 seconds", "web.service", "berth-web.service"],
+      ["aaaaaaaa.../n1", "-", "local/busybox", "activating/start", "db.service", "-"],
+      ["bbbbbbbb.../n2", "-", "-", "unreachable: connection refused", "-", "-"],
+    ]);
+    expect(t.rows.map((r) => [r.id, r.machine, r.tone])).toEqual([
+      ["web.service", M1, "good"],
+      ["db.service", M1, "warn"],
+      [M2, M2, "bad"],
+    ]);
+    expect(containersTable({ containers: null }).rows).toEqual([]);
+  });
+
+  it("a machine's detail: metadata, health, the units on it; a member's: Raft term, index and lag", () => {
+    const s: ClusterSnapshot = {
+      ...EMPTY_SNAPSHOT,
+      machines,
+      states: [state("b.service", M1, "active", "running"), state("a.service", M1, "failed", "failed")],
+      members: [
+        {
+          name: "n1",
+          id: "1",
+          peerAddr: "p1",
+          clientAddr: "c1",
+          httpAddr: null,
+          role: "voter",
+          isLeader: true,
+        },
+        {
+          name: "n2",
+          id: "2",
+          peerAddr: "p2",
+          clientAddr: null,
+          httpAddr: null,
+          role: "voter",
+          isLeader: false,
+        },
+      ],
+      health: [
+        { name: "n1", clientAddr: "c1", healthy: true, detail: "ok", raftIndex: 120, raftTerm: 3 },
+        { name: "n2", clientAddr: null, healthy: true, detail: "ok", raftIndex: 100, raftTerm: 3 },
+      ],
+    };
+    const m = machineDetailLines(s, M1);
+    expect(m).toContain("     Name: n1");
+    expect(m).toContain("   Health: healthy: ok");
+    expect(m.slice(m.indexOf(" Metadata:") + 1, m.indexOf(" Metadata:") + 3)).toEqual([
+      "   disk=ssd",
+      "   zone=b",
+    ]);
+    expect(m.slice(m.indexOf("Units (2):") + 1)).toEqual([
+      "   a.service  failed (failed)",
+      "   b.service  active (running)",
+    ]);
+    expect(machineDetailLines(s, "cccccccc")).toEqual(["machine cccccccc... is gone"]);
+    expect(memberDetailLines(s, "n2")).toEqual(
+      expect.arrayContaining([
+        "     Role: follower",
+        "     Term: 3",
+        "    Index: 100",
+        "      Lag: 20 entries behind n1",
+      ]),
+    );
+    expect(memberDetailLines(s, "n1")).toContain("      Lag: 0 (the leader)");
   });
 });

@@ -226,7 +226,9 @@ describe("berth console", () => {
     await term.waitForScreen(/machines 3\/3 up/);
     term.keys("?");
     const help = await term.waitForScreen(/↑↓ scroll \(1-\d+ of \d+\)/);
-    expect(help).toMatch(/Enter\s+machine: its units; unit: its status;\n\s+key: its value or directory/);
+    expect(help).toMatch(
+      /Enter\s+machine: its units; unit or container:\n\s+the unit's status; key: its value or/,
+    );
     expect(help).not.toContain("…");
     term.keys("G");
     await term.waitForScreen(/\?\s+this help\n(.*\n)?q Ctrl-C\s+quit/);
@@ -318,6 +320,30 @@ describe("berth console", () => {
       expect(await t.exitCode()).toBe(0);
       term = null;
     }
+  });
+
+  it("selects rows with the mouse wheel and a click where the terminal reports them, and turns reporting off on exit", async () => {
+    const selected = (name: string) =>
+      new RegExp(`\\x1b\\[(?:\\d+;)*7m(?:\\x1b\\[[\\d;]*m)*\\w{8}\\.\\.\\.\\s+${name}\\s`);
+    // The shell stays a moment after the console: the pane's mouse mode is read after it quit.
+    term = TestTerminal.start([
+      "sh",
+      "-c",
+      `${BINARY} console --endpoint=${cluster.endpoints()} --refresh=300ms; echo console-done; sleep 10`,
+    ]);
+    const t = term;
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up[\s\S]*n3\s+127\.0\.0\.3\s+up/);
+    expect(t.paneFormat("#{mouse_standard_flag}#{mouse_sgr_flag}")).toBe("11");
+    expect(t.styledScreen()).toMatch(selected("n1"));
+    t.keys("-l", "\x1b[<65;5;6M"); // the wheel, down
+    await t.waitForScreen(() => selected("n2").test(t.styledScreen()));
+    t.keys("-l", "\x1b[<0;5;7M", "\x1b[<0;5;7m"); // a left click (press, release) on n3's line (the 7th)
+    await t.waitForScreen(() => selected("n3").test(t.styledScreen()));
+    t.keys("-l", "\x1b[<64;5;6M"); // the wheel, up
+    await t.waitForScreen(() => selected("n2").test(t.styledScreen()));
+    t.keys("q");
+    await t.waitForScreen("console-done");
+    expect(t.paneFormat("#{mouse_standard_flag}#{mouse_sgr_flag}")).toBe("00");
   });
 
   it("shows changes as they happen (watches on the store), not only at the refresh interval", async () => {

@@ -3,24 +3,43 @@
 // loaded only here, so the one-shot subcommands do not pay for them.
 
 import { MONOCHROME, prepareChalk } from "../tui/color.ts";
-import { ConsoleConfigError, loadConsoleConfig } from "../tui/config.ts";
+import { ConsoleConfigError, type ContextSettings, loadConsoleConfig } from "../tui/config.ts";
+import { MOUSE_OFF, MOUSE_ON } from "../tui/mouse.ts";
 import { ConsoleSource } from "../tui/source.ts";
 import { CLIENT_FLAGS, clusterConnector } from "./client-command.ts";
 import type { Command } from "./command.ts";
 import { EXIT, UsageError } from "./exit-codes.ts";
+import type { FlagValues } from "./flags.ts";
 
 const ALT_SCREEN_ON = "\x1b[?1049h";
 const ALT_SCREEN_OFF = "\x1b[?1049l";
 
+/** The flags of a context: the console's own, its connection settings replaced by the context's. */
+function contextFlags(flags: FlagValues, settings: ContextSettings): FlagValues {
+  const out: FlagValues = { ...flags };
+  for (const name of [
+    "endpoint",
+    "tunnel",
+    "ssh-username",
+    "ssh-identity",
+    "ca-file",
+    "cert-file",
+    "key-file",
+  ])
+    delete out[name];
+  return { ...out, ...settings };
+}
+
 export const consoleCommand: Command = {
   name: "console",
-  summary: "full-screen live view of machines, units, keys and members, with keyboard actions",
+  summary: "full-screen live view of machines, units, keys, members and containers, with keyboard actions",
   usage: "[--refresh DURATION] [--readonly] [--console-config FILE]",
   description: `
 Shows the cluster live (updated as the store changes, and polled every --refresh for liveness and health): machines, units with their state on each machine, the key/value
-tree, and the members with the leader and their health. Keys: 1-4 or Tab switch views, arrows or j/k move, Enter
-opens a unit's status and journal or a key directory, Esc goes back, l follows a unit's journal live, / filters
-the rows, s/x/R/u/d start, stop, restart, unload and destroy the selected unit (or the ones marked with Space),
+tree, the members with the leader and their health, and every machine's containers. Keys: 1-5 or Tab switch views, arrows or j/k move, Enter
+opens a unit's status and journal, a key directory or a member's Raft state, i a machine's detail, Esc goes
+back, l follows a unit's journal live (a pane scrolls: f pauses/follows, / n N search, w wraps, g G), / filters
+the rows, :ctx NAME switches to a cluster the config names, s/x/R/u/d start, stop, restart, unload and destroy the selected unit (or the ones marked with Space),
 d deletes the selected key, r refreshes, ? lists the keys, q quits. Every action but start asks a y/n question
 naming its targets first; --readonly refuses them all (the header says READ-ONLY).
 
@@ -28,6 +47,7 @@ A JSON file configures it (--console-config, BERTH_CONSOLE_CONFIG, or ~/.config/
 $XDG_CONFIG_HOME/berth/console.json where XDG_CONFIG_HOME is set): {"readonly": true, "view": "units", "refresh": "2s",
 "keys": {"stop": "S", "restart": ["ctrl-r"]}, "hotkeys": [{"key": "w", "view": "units", "filter": "web"}],
 "columns": {"units": ["UNIT", "ACTIVE", "MACHINE"]}, "theme": {"title": "blue", "marked": "#ff8800"},
+"contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem"}}, "mouse": false,
 "plugins": [{"key": "L", "label": "tail", "views": ["units"], "command": "berth journal "$BERTH_UNIT"",
 "confirm": false}]}. A plugin runs with sh in the background (no terminal), with BERTH_UNIT, BERTH_MACHINE,
 BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set; its last output line shows. A setting
@@ -53,6 +73,13 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       shownDefault: "~/.config/berth/console.json, if it exists",
     },
     {
+      name: "local-cluster",
+      type: "string",
+      value: "FILE",
+      description:
+        "set by npm start: q asks first (quitting stops the local cluster), and FILE's lines (nodes that failed to start or exited) show",
+    },
+    {
       name: "readonly",
       type: "boolean",
       description: "look, do not touch: every key that would change the cluster is refused",
@@ -76,7 +103,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
         "berth console needs a terminal; in scripts use list-machines, list-units or kv ls",
       );
     const refreshMs = Math.max(100, Number(flags.refresh ?? config.refreshMs ?? 1000));
-    const cluster = await clusterConnector(flags, "console");
+    let cluster = await clusterConnector(flags, "console");
     const source = new ConsoleSource({ refreshMs, connect: cluster.connect });
 
     // Ink draws only the final frame when CI or CONTINUOUS_INTEGRATION is set (is-in-ci, read when Ink loads);
@@ -89,14 +116,32 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       import("react"),
       import("../tui/app.tsx"),
     ]);
-    const restoreScreen = () => process.stdout.write(ALT_SCREEN_OFF);
-    process.stdout.write(ALT_SCREEN_ON);
+    // The mouse is reported (wheel, clicks) while the console runs, and never after it: turned off with the
+    // alternate screen, on every way out.
+    const mouse = config.mouse ? MOUSE_ON : "";
+    const restoreScreen = () => process.stdout.write(`${config.mouse ? MOUSE_OFF : ""}${ALT_SCREEN_OFF}`);
+    process.stdout.write(`${ALT_SCREEN_ON}${mouse}`);
     process.once("exit", restoreScreen);
     // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
     // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line
     // short when the frame is shorter than the terminal (as ours is, see src/tui/app.tsx), and every update lands a line low.
     const instance = render(
-      createElement(App, { source, label: cluster.via, readonly: flags.readonly === true, config }),
+      createElement(App, {
+        source,
+        label: cluster.via,
+        readonly: flags.readonly === true,
+        config,
+        localCluster: typeof flags["local-cluster"] === "string" ? flags["local-cluster"] : undefined,
+        switchContext: async (name: string) => {
+          // The context's connection settings replace the ones the console was started with (endpoints, tunnel,
+          // TLS); a context that cannot be reached (its tunnel fails) leaves the console where it was.
+          const next = await clusterConnector(contextFlags(flags, config.contexts[name]!), "console");
+          cluster.close();
+          cluster = next;
+          source.reconnect(next.connect);
+          return { label: next.via };
+        },
+      }),
       { exitOnCtrlC: false },
     );
     const quit = () => instance.unmount();

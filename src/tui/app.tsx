@@ -4,14 +4,13 @@
 // runs the effects the reducer asks for against the cluster.
 import { Box, Text, useApp, useInput, useStdout } from "ink";
 import { useEffect, useRef, useState } from "react";
-import { formatJournalLine } from "../format/journal.ts";
 import { candidates } from "./commands.ts";
 import { type ConsoleConfig, DEFAULT_CONFIG } from "./config.ts";
 import { headerStatus } from "./header.ts";
 import { footerText, helpLines, keyName } from "./keys.ts";
+import { LOCAL_CLUSTER_QUIT, readNodeProblems } from "./local-cluster.ts";
 import {
   type ClusterSnapshot,
-  detailLines,
   filterRows,
   prepareFilter,
   tableFor,
@@ -19,6 +18,8 @@ import {
   type ViewName,
   withColumns,
 } from "./model.ts";
+import { parseMouse } from "./mouse.ts";
+import { type PaneState, paneContent, paneRows, paneStatus } from "./pane.ts";
 import { runPlugin } from "./plugin.ts";
 import {
   type Detail,
@@ -45,6 +46,9 @@ const RAW_KEYS: Record<string, string> = {
 
 const TITLE = "Berth console";
 const READ_ONLY = "READ-ONLY";
+const UNREACHABLE = "UNREACHABLE";
+/** The screen line of the table's first row (under the header, the tabs, the problems line, the titles). */
+const TABLE_FIRST_LINE = 4;
 
 /** `label` follows the endpoint in the header (" via core@bastion:22" through a tunnel). */
 export function App(props: {
@@ -53,6 +57,10 @@ export function App(props: {
   /** --readonly (or the config's "readonly"). */
   readonly?: boolean;
   config?: ConsoleConfig;
+  /** Connects the source to the cluster the config's context `name` names (:ctx); the new header label. */
+  switchContext?: (name: string) => Promise<{ label: string }>;
+  /** `npm start`'s file of node problems (src/tui/local-cluster.ts): shown, and q asks before quitting. */
+  localCluster?: string;
 }) {
   const { source } = props;
   const config = props.config ?? DEFAULT_CONFIG;
@@ -65,13 +73,25 @@ export function App(props: {
   // The UI state lives in a ref the keys update at once: keys typed faster than React renders ("d" then "y") must
   // see the effect of the key before them; the React state only triggers the render.
   const uiRef = useRef<UiState>(
-    initialState({ readonly: props.readonly || config.readonly, view: config.view }),
+    initialState({
+      readonly: props.readonly || config.readonly,
+      view: config.view,
+      quitQuestion: props.localCluster ? LOCAL_CLUSTER_QUIT : null,
+    }),
   );
   const [ui, setUi] = useState(uiRef.current);
   const [size, setSize] = useState({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
   const windowStartRef = useRef(0);
+  // The context switched to with :ctx (its name leads the endpoint in the header), and its tunnel's label.
+  const [context, setContext] = useState<{ name: string | null; label: string }>({
+    name: null,
+    label: props.label,
+  });
 
   useEffect(() => source.onChange(setState), [source]);
+  const nodeProblems = useNodeProblems(props.localCluster, config.refreshMs ?? 1000);
+  // Every machine's containers are asked for (an agent and a Docker engine each) only while their view shows.
+  useEffect(() => source.showContainers(ui.view === "containers"), [source, ui.view]);
   useEffect(() => {
     const onResize = () => setSize({ columns: stdout.columns || 100, rows: stdout.rows || 30 });
     stdout.on("resize", onResize);
@@ -94,6 +114,17 @@ export function App(props: {
     pageSize: Math.max(1, bodyHeight - 2),
     helpLength: help.length,
     bindings,
+    pane: () => {
+      const d = uiRef.current.detail;
+      return d ? paneContent(d, source.current.snapshot, source.current.journal) : { lines: [], offset: 0 };
+    },
+    paneHeight: bodyHeight - 1,
+    contexts: Object.keys(config.contexts),
+    rowAt: (line: number) => {
+      // Lines 0-2: header, tabs, problems; 3: the table's titles; then its rows from the window's first.
+      const at = line - TABLE_FIRST_LINE;
+      return at >= 0 && at < bodyHeight - 1 ? windowStartRef.current + at : null;
+    },
   });
 
   const dispatch = (event: Event) => {
@@ -125,7 +156,18 @@ export function App(props: {
         return prepareFilter(tableOf(uiRef.current.view, source.current.snapshot));
       case "keyDir":
         return source.setKeyDir(e.dir);
+      case "context": {
+        const switching = props.switchContext;
+        if (!switching) return;
+        return act(
+          switching(e.name).then(({ label }) => {
+            setContext({ name: e.name, label });
+            return `switched to ${e.name}`;
+          }),
+        );
+      }
       case "detail":
+        // A machine's or a member's detail is read from the snapshot; a unit's status is asked for.
         source.setDetail(e.detail?.kind === "unit" ? e.detail.id : null);
         if (e.detail?.kind === "journal") source.follow(e.detail.id);
         else source.stopFollowing();
@@ -164,6 +206,12 @@ export function App(props: {
   };
 
   useInput((input, key) => {
+    // A mouse report (the terminal reports them while the console runs: see mouse.ts), not keys.
+    const mouse = parseMouse(input);
+    if (mouse) {
+      if (mouse.kind !== "ignored") dispatch({ type: "mouse", event: mouse });
+      return;
+    }
     // Keys typed faster than the terminal is read (a held-down j, "g" then Enter) arrive as one string.
     if (input.length > 1 && !key.ctrl && !key.meta) {
       for (const ch of input) dispatch({ type: "key", name: RAW_KEYS[ch] ?? keyName(ch, {}) });
@@ -181,6 +229,9 @@ export function App(props: {
   const s = state.snapshot;
   const leader = s.members.find((m) => m.isLeader)?.name ?? "-";
   const up = s.machines.filter((m) => m.state !== "lost").length;
+  // The cluster does not answer: what shows is the last data seen, said so in the header and drawn dim.
+  const stale = state.unreachableSince !== null;
+  const staleNote = stale && s.updatedAt ? [`stale: data of ${clockTime(s.updatedAt)}`] : [];
   windowStartRef.current = windowStart(sel, bodyHeight - 1, windowStartRef.current, table.rows.length);
 
   // Every part is clipped to its lines: a frame taller than planned (a header wrapping on a narrow terminal) would
@@ -196,11 +247,31 @@ export function App(props: {
             {`  ${READ_ONLY}`}
           </Text>
         ) : null}
+        {stale ? (
+          <Text bold color={theme.error}>
+            {`  ${UNREACHABLE}`}
+          </Text>
+        ) : null}
+        {nodeProblems.length > 0 ? (
+          <Text bold color={theme.error}>
+            {`  ${nodeProblems.length} NODE${nodeProblems.length > 1 ? "S" : ""} DOWN`}
+          </Text>
+        ) : null}
         <Text wrap="truncate">
           {headerStatus(
-            state.endpoint ? `${state.endpoint}${props.label}` : `not connected${props.label}`,
-            [`leader ${leader}`, `machines ${up}/${s.machines.length} up`, `units ${s.units.length}`],
-            size.columns - TITLE.length - (ui.readonly ? READ_ONLY.length + 2 : 0),
+            `${state.endpoint ?? "not connected"}${context.label}`,
+            [
+              ...(context.name ? [`ctx ${context.name}`] : []),
+              ...staleNote,
+              `leader ${leader}`,
+              `machines ${up}/${s.machines.length} up`,
+              `units ${s.units.length}`,
+            ],
+            size.columns -
+              TITLE.length -
+              (ui.readonly ? READ_ONLY.length + 2 : 0) -
+              (stale ? UNREACHABLE.length + 2 : 0) -
+              (nodeProblems.length > 0 ? 14 : 0),
           )}
         </Text>
       </Box>
@@ -216,7 +287,21 @@ export function App(props: {
         ) : null}
         {marks.length > 0 ? <Text color={theme.marked}>{`  ${marks.length} marked`}</Text> : null}
       </Box>
-      <Box flexDirection="column" height={bodyHeight} marginTop={1} overflow="hidden">
+      {/*
+        The line between the tabs and the table: what is wrong (the cluster does not answer; npm start's nodes that
+        failed or exited), apart from the messages below, which answer the keys.
+      */}
+      <Box height={1} overflow="hidden">
+        <Text color={theme.error} wrap="truncate">
+          {[
+            ...(state.error
+              ? [state.endpoint ? state.error : `cannot reach the cluster: ${state.error} (retrying)`]
+              : []),
+            ...nodeProblems,
+          ].join("; ") || " "}
+        </Text>
+      </Box>
+      <Box flexDirection="column" height={bodyHeight} overflow="hidden">
         {ui.help ? (
           help.slice(ui.helpTop, ui.helpTop + bodyHeight).map((h, i) => (
             // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
@@ -232,7 +317,14 @@ export function App(props: {
             ))}
           </Box>
         ) : detail ? (
-          <DetailPane detail={detail} state={state} height={bodyHeight} />
+          <DetailPane
+            detail={detail}
+            pane={ui.pane}
+            state={state}
+            width={size.columns}
+            height={bodyHeight}
+            theme={theme}
+          />
         ) : view === "keys" && s.keys === null ? (
           <Text color={theme.warn}>{`${s.keyDir} does not exist (Esc: parent directory)`}</Text>
         ) : (
@@ -245,6 +337,7 @@ export function App(props: {
             marked={marks.length > 0 ? new Set(marks.map((t) => t.id)) : undefined}
             theme={theme}
             sort={ui.sort[view]}
+            stale={stale}
             empty={filter ? `nothing matches /${filter} (Esc clears the filter)` : emptyText(view, state)}
           />
         )}
@@ -258,10 +351,6 @@ export function App(props: {
         ) : question ? (
           <Text color={theme.question} bold wrap="truncate">
             {questionLine(question, size.columns)}
-          </Text>
-        ) : state.error ? (
-          <Text color={theme.error} wrap="truncate">
-            {state.endpoint ? state.error : `cannot reach the cluster: ${state.error} (retrying)`}
           </Text>
         ) : message ? (
           <Text color={message.tone === "error" ? theme.error : theme.message} wrap="truncate">
@@ -282,36 +371,38 @@ export function App(props: {
   );
 }
 
-function DetailPane(props: { detail: Detail; state: SourceState; height: number }) {
-  const { detail, state } = props;
-  let lines: string[];
-  if (detail.kind === "journal") {
-    const j = state.journal;
-    const body = j ? j.lines.map((l) => formatJournalLine(l)) : [];
-    const tail = j?.ended ? [`-- ${j.ended} --`] : [`-- following ${detail.id} (Esc: back) --`];
-    lines = [...body.slice(-(props.height - tail.length)), ...tail];
-  } else if (detail.kind === "key") {
-    const node = state.snapshot.keys?.find((n) => n.key === detail.id);
-    lines = node
-      ? [
-          `${node.key}`,
-          `modified index ${node.modifiedIndex}, created index ${node.createdIndex}${node.ttl ? `, ttl ${node.ttl}s` : ""}`,
-          "",
-          ...(node.value ?? "").split("\n"),
-        ]
-      : [`${detail.id} is gone`];
-  } else {
-    const d = state.snapshot.detail;
-    lines = d === null ? ["loading…"] : typeof d === "string" ? [d] : detailLines(d);
-  }
+/** The detail pane: its lines from where it is scrolled, matches of its search highlighted, a status line last. */
+function DetailPane(props: {
+  detail: Detail;
+  pane: PaneState;
+  state: SourceState;
+  width: number;
+  height: number;
+  theme: ConsoleConfig["theme"];
+}) {
+  const { detail, pane, state } = props;
+  const content = paneContent(detail, state.snapshot, state.journal);
+  const height = props.height - 1;
+  const rows = paneRows(pane, content, props.width, height);
+  const ended = detail.kind === "journal" ? (state.journal?.ended ?? null) : null;
   return (
     <Box flexDirection="column">
-      {lines.slice(0, props.height).map((l, i) => (
-        // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
-        <Text key={i} wrap="truncate">
-          {l || " "}
+      {rows.map((r, i) => (
+        <Text
+          // biome-ignore lint/suspicious/noArrayIndexKey: lines are positional
+          key={i}
+          wrap="truncate"
+          color={r.match ? props.theme.filter : undefined}
+          bold={r.match}
+          inverse={r.current}
+        >
+          {r.text || " "}
         </Text>
       ))}
+      {rows.length < height ? <Box height={height - rows.length} /> : null}
+      <Text dimColor wrap="truncate">
+        {pane.editingSearch ? `/${pane.search}▏` : paneStatus(detail, pane, content, height, ended)}
+      </Text>
     </Box>
   );
 }
@@ -323,5 +414,26 @@ function emptyText(view: ViewName, state: SourceState): string {
     units: "no units (berth submit UNIT)",
     keys: "empty directory",
     members: "no members",
+    containers:
+      state.snapshot.containers === null ? "loading…" : "no containers ([Container] units run them)",
   }[view];
+}
+
+/** The lines of `npm start`'s node problems file, read again every `everyMs` (none without a file). */
+function useNodeProblems(file: string | undefined, everyMs: number): string[] {
+  const [lines, setLines] = useState<string[]>(() => (file ? readNodeProblems(file) : []));
+  useEffect(() => {
+    if (!file) return;
+    const timer = setInterval(() => {
+      const next = readNodeProblems(file);
+      setLines((prev) => (prev.join("\n") === next.join("\n") ? prev : next));
+    }, everyMs);
+    return () => clearInterval(timer);
+  }, [file, everyMs]);
+  return lines;
+}
+
+/** HH:MM:SS of `ms`, local time. */
+function clockTime(ms: number): string {
+  return new Date(ms).toTimeString().slice(0, 8);
 }

@@ -14,6 +14,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: "units", args: "", help: "the Units view" },
   { name: "keys", args: "[/path]", help: "the Keys view (at /path)" },
   { name: "members", args: "", help: "the Members view" },
+  { name: "containers", args: "", help: "the Containers view (every machine's containers)" },
+  { name: "ctx", args: "NAME", help: "switch to a cluster the console config names (contexts)" },
   { name: "sort", args: "COLUMN [asc|desc]", help: "sort the view by a column (again: the other way)" },
   { name: "help", args: "", help: "the keys" },
   { name: "q", args: "", help: "quit" },
@@ -23,6 +25,7 @@ export const COMMANDS: readonly CommandSpec[] = [
 export type Command =
   | { kind: "view"; view: ViewName; keyDir?: string }
   | { kind: "sort"; column: string; desc?: boolean }
+  | { kind: "context"; name: string }
   | { kind: "help" }
   | { kind: "quit" }
   | { kind: "none" }
@@ -45,6 +48,7 @@ export function parseCommand(line: string): Command {
     case "machines":
     case "units":
     case "members":
+    case "containers":
       return { kind: "view", view: spec.name };
     case "keys": {
       const dir = args[0];
@@ -61,6 +65,8 @@ export function parseCommand(line: string): Command {
         ? { kind: "sort", column: args[0] }
         : { kind: "sort", column: args[0], desc: dir === "desc" };
     }
+    case "ctx":
+      return args[0] ? { kind: "context", name: args[0] } : { kind: "error", text: "usage: :ctx NAME" };
     case "help":
       return { kind: "help" };
     default:
@@ -69,10 +75,19 @@ export function parseCommand(line: string): Command {
 }
 
 /**
- * The line completed as far as it is unambiguous: a command name, or (after ":sort ") a column of the view.
- * The line unchanged when nothing (or nothing more) can be added.
+ * The line completed as far as it is unambiguous: a command name, (after ":sort ") a column of the view, or (after
+ * ":ctx ") a context's name. The line unchanged when nothing (or nothing more) can be added.
  */
-export function complete(line: string, columns: string[]): string {
+export function complete(line: string, columns: string[], contexts: string[] = []): string {
+  const ctxArg = /^\s*ctx\s+(\S*)$/.exec(line);
+  if (ctxArg) {
+    const part = ctxArg[1]!;
+    const options = contexts.filter((c) => c.startsWith(part));
+    const done = commonPrefix(options);
+    return done.length > part.length || options.length === 1
+      ? `ctx ${done}${options.length === 1 ? " " : ""}`
+      : line;
+  }
   const sortArg = /^(\s*s(?:o(?:r(?:t)?)?)?\s+)(\S*)$/.exec(line);
   if (sortArg && "sort".startsWith(line.trim().split(/\s+/)[0]!)) {
     const [, head, part] = sortArg;

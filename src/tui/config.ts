@@ -4,7 +4,7 @@
 // error naming the file and the line, not a silent default.
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { durationMs } from "../format/time.ts";
 import { parseJsonWithLines } from "./json-lines.ts";
 import {
@@ -17,6 +17,7 @@ import {
   type KeyBinding,
 } from "./keys.ts";
 import {
+  containersTable,
   EMPTY_SNAPSHOT,
   keysTable,
   machinesTable,
@@ -63,7 +64,30 @@ export interface ConsoleConfig {
   /** The columns (titles, in order) a view shows; a view not named shows all of its own. */
   columns: Partial<Record<ViewName, string[]>>;
   theme: Theme;
+  /** Report the mouse (wheel, clicks); false leaves the terminal's own selection of text alone. */
+  mouse: boolean;
+  /** Clusters `:ctx NAME` switches to: each one's connection settings, as the client flags name them. */
+  contexts: Record<string, ContextSettings>;
 }
+
+/** A context's connection settings: client flag name -> value (a list for endpoint and ssh-identity). */
+export type ContextSettings = Record<string, string | string[] | boolean>;
+
+/**
+ * What a context may set: the client flags that say where a cluster is and how to reach it (the rest, such as
+ * --request-timeout, stay as the console was started with). Files are relative to the config's directory.
+ */
+export const CONTEXT_SETTINGS: Record<string, "list" | "string" | "file" | "boolean"> = {
+  endpoint: "list",
+  tunnel: "string",
+  "ssh-username": "string",
+  "ssh-identity": "list",
+  "strict-host-key-checking": "boolean",
+  "known-hosts-file": "file",
+  "ca-file": "file",
+  "cert-file": "file",
+  "key-file": "file",
+};
 
 export const DEFAULT_CONFIG: ConsoleConfig = {
   file: null,
@@ -73,6 +97,8 @@ export const DEFAULT_CONFIG: ConsoleConfig = {
   bindings: KEY_TABLE,
   columns: {},
   theme: DEFAULT_THEME,
+  mouse: true,
+  contexts: {},
 };
 
 export class ConsoleConfigError extends Error {}
@@ -103,7 +129,18 @@ const COLORS = new Set(
   ]),
 );
 
-const FIELDS = ["readonly", "view", "refresh", "keys", "hotkeys", "plugins", "columns", "theme"];
+const FIELDS = [
+  "readonly",
+  "view",
+  "refresh",
+  "keys",
+  "hotkeys",
+  "plugins",
+  "columns",
+  "theme",
+  "contexts",
+  "mouse",
+];
 
 /** The configuration in `text` (the contents of `file`, named in errors). */
 export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
@@ -157,6 +194,10 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
     config.readonly = top.readonly as boolean;
   }
   if (top.view !== undefined) config.view = view(top.view, "view");
+  if (top.mouse !== undefined) {
+    if (typeof top.mouse !== "boolean") fail("mouse", "must be true or false");
+    config.mouse = top.mouse as boolean;
+  }
   if (top.refresh !== undefined) {
     const r = top.refresh;
     const ms = typeof r === "number" ? r * 1000 : durationMs(string(r, "refresh"));
@@ -193,7 +234,8 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
       const b: KeyBinding = {
         action: "hotkey",
         keys: keyList(o.key, `${path}.key`),
-        where: "all",
+        // The views, not the detail pane: its keys scroll and search it (w wraps, n finds the next match).
+        where: ALL_VIEWS,
         label: typeof o.label === "string" ? o.label : filter ? `${target} /${filter}` : target,
         help: `the ${target} view${filter ? ` filtered by /${filter}` : ""}`,
         hotkey: { view: target, filter },
@@ -209,7 +251,7 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
       const label = string(o.label, `${path}.label`);
       const where: Context[] | "all" =
         o.views === undefined
-          ? "all"
+          ? ALL_VIEWS
           : list(o.views, `${path}.views`).map((v, j) => view(v, `${path}.views.${j}`));
       if (o.confirm !== undefined && typeof o.confirm !== "boolean")
         fail(`${path}.confirm`, "must be true or false");
@@ -260,12 +302,45 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
       config.theme[name as keyof Theme] = colour;
     }
   }
+  if (top.contexts !== undefined) {
+    const contexts: Record<string, ContextSettings> = {};
+    // A file named relative to the config is found next to it, wherever the console is started.
+    const path = (v: string) => (isAbsolute(v) || v.startsWith("~") ? v : resolve(dirname(file), v));
+    for (const [name, v] of Object.entries(object(top.contexts, "contexts"))) {
+      const at = `contexts.${name}`;
+      if (!/^[\w.@-]+$/.test(name)) fail(at, "a context's name is letters, digits and . _ @ -");
+      const settings: ContextSettings = {};
+      for (const [option, value] of Object.entries(object(v, at))) {
+        const kind = CONTEXT_SETTINGS[option];
+        const where = `${at}.${option}`;
+        if (!kind)
+          fail(where, `unknown setting (a context sets ${Object.keys(CONTEXT_SETTINGS).join(", ")})`);
+        if (kind === "boolean") {
+          if (typeof value !== "boolean") fail(where, "must be true or false");
+          settings[option] = value as boolean;
+        } else if (kind === "list") {
+          const items =
+            typeof value === "string"
+              ? value.split(",").map((x) => x.trim())
+              : list(value, where).map((x, i) => string(x, `${where}.${i}`));
+          settings[option] = option === "ssh-identity" ? items.map(path) : items;
+        } else settings[option] = kind === "file" ? path(string(value, where)) : string(value, where);
+      }
+      if (!settings.endpoint) fail(at, "names no endpoint (endpoint: HOST:PORT or a list)");
+      contexts[name] = settings;
+    }
+    config.contexts = contexts;
+  }
   return config;
 }
+
+/** Where a hotkey or a plugin applies unless it says: every view (not the detail pane, whose keys scroll it). */
+const ALL_VIEWS: Context[] = VIEWS.map((v) => v.name);
 
 const COLUMN_TITLES: Record<ViewName, string[]> = {
   machines: machinesTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
   units: unitsTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
   keys: keysTable(EMPTY_SNAPSHOT, 0).columns.map((c) => c.title),
   members: membersTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
+  containers: containersTable(EMPTY_SNAPSHOT).columns.map((c) => c.title),
 };

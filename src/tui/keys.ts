@@ -3,7 +3,7 @@
 // remapped here (or by a config) changes what it does, what the footer says and what the help lists together.
 import type { ViewName } from "./model.ts";
 
-/** Where a key applies: one of the four views, or the detail pane over them. */
+/** Where a key applies: one of the views, or the detail pane over them. */
 export type Context = ViewName | "detail";
 
 export type Action =
@@ -14,6 +14,7 @@ export type Action =
   | "view.units"
   | "view.keys"
   | "view.members"
+  | "view.containers"
   | "view.next"
   | "view.previous"
   | "up"
@@ -23,8 +24,16 @@ export type Action =
   | "top"
   | "bottom"
   | "open"
+  | "describe"
   | "back"
   | "filter"
+  | "search"
+  | "search.next"
+  | "search.previous"
+  | "follow"
+  | "wrap"
+  | "scroll.left"
+  | "scroll.right"
   | "command"
   | "sort.left"
   | "sort.right"
@@ -64,21 +73,29 @@ export interface KeyBinding {
   command?: string;
 }
 
-const VIEWS_ONLY: Context[] = ["machines", "units", "keys", "members"];
+const VIEWS_ONLY: Context[] = ["machines", "units", "keys", "members", "containers"];
 
 export const KEY_TABLE: readonly KeyBinding[] = [
   {
     action: "open",
     keys: ["enter"],
-    where: ["machines", "units", "keys", "detail"],
+    where: ["machines", "units", "keys", "members", "containers", "detail"],
     label: "open",
-    help: "machine: its units; unit: its status; key: its value or directory",
+    help: "machine: its units; unit or container: the unit's status; key: its value or directory; member: its Raft state",
+    footer: true,
+  },
+  {
+    action: "describe",
+    keys: ["i"],
+    where: ["machines", "members", "containers"],
+    label: "info",
+    help: "machine: its metadata, health and units; member: its Raft state and lag; container: its machine",
     footer: true,
   },
   {
     action: "journal",
     keys: ["l"],
-    where: ["units"],
+    where: ["units", "containers"],
     label: "journal",
     help: "follow the unit's journal live",
     footer: true,
@@ -159,7 +176,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     keys: [":"],
     where: VIEWS_ONLY,
     label: "command",
-    help: ":units :machines :keys /path :members :sort COLUMN :q (Tab completes)",
+    help: ":units :machines :keys /path :members :containers :sort COLUMN :q (Tab completes)",
     footer: true,
   },
   {
@@ -181,10 +198,74 @@ export const KEY_TABLE: readonly KeyBinding[] = [
   {
     action: "back",
     keys: ["esc", "left", "h", "backspace"],
-    where: "all",
+    where: VIEWS_ONLY,
     label: "back",
-    help: "back: close the pane, clear marks or filter, go up",
+    help: "back: clear marks or filter, go up a key directory",
     footer: true,
+  },
+  {
+    action: "back",
+    keys: ["esc", "backspace"],
+    where: ["detail"],
+    label: "back",
+    help: "close the pane (status, journal, value, detail)",
+    footer: true,
+  },
+  {
+    action: "follow",
+    keys: ["f"],
+    where: ["detail"],
+    label: "follow",
+    help: "pane: pause or resume following the journal's end",
+    footer: true,
+  },
+  {
+    action: "search",
+    keys: ["/"],
+    where: ["detail"],
+    label: "search",
+    help: "pane: search (Enter finds the next line matching; text or regex)",
+    footer: true,
+  },
+  {
+    action: "search.next",
+    keys: ["n"],
+    where: ["detail"],
+    label: "next",
+    help: "pane: the next match",
+    group: "pane: the next / previous match",
+  },
+  {
+    action: "search.previous",
+    keys: ["N"],
+    where: ["detail"],
+    label: "previous",
+    help: "pane: the previous match",
+    group: "pane: the next / previous match",
+  },
+  {
+    action: "wrap",
+    keys: ["w"],
+    where: ["detail"],
+    label: "wrap",
+    help: "pane: wrap long lines (again: cut them, ← → scroll sideways)",
+    footer: true,
+  },
+  {
+    action: "scroll.left",
+    keys: ["left"],
+    where: ["detail"],
+    label: "scroll ←",
+    help: "pane: scroll left",
+    group: "pane: scroll sideways",
+  },
+  {
+    action: "scroll.right",
+    keys: ["right"],
+    where: ["detail"],
+    label: "scroll →",
+    help: "pane: scroll right",
+    group: "pane: scroll sideways",
   },
   {
     action: "view.machines",
@@ -192,7 +273,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     where: "all",
     label: "machines",
     help: "the Machines view",
-    group: "the Machines, Units, Keys, Members views",
+    group: "the Machines, Units, Keys, Members, Containers views",
   },
   {
     action: "view.units",
@@ -200,7 +281,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     where: "all",
     label: "units",
     help: "the Units view",
-    group: "the Machines, Units, Keys, Members views",
+    group: "the Machines, Units, Keys, Members, Containers views",
   },
   {
     action: "view.keys",
@@ -208,7 +289,7 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     where: "all",
     label: "keys",
     help: "the Keys view",
-    group: "the Machines, Units, Keys, Members views",
+    group: "the Machines, Units, Keys, Members, Containers views",
   },
   {
     action: "view.members",
@@ -216,7 +297,15 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     where: "all",
     label: "members",
     help: "the Members view",
-    group: "the Machines, Units, Keys, Members views",
+    group: "the Machines, Units, Keys, Members, Containers views",
+  },
+  {
+    action: "view.containers",
+    keys: ["5"],
+    where: "all",
+    label: "containers",
+    help: "the Containers view",
+    group: "the Machines, Units, Keys, Members, Containers views",
   },
   {
     action: "view.next",
@@ -234,46 +323,53 @@ export const KEY_TABLE: readonly KeyBinding[] = [
     help: "the previous view",
     group: "the next / previous view",
   },
-  { action: "up", keys: ["up", "k"], where: VIEWS_ONLY, label: "up", help: "move up", group: "up / down" },
+  {
+    action: "up",
+    keys: ["up", "k"],
+    where: "all",
+    label: "up",
+    help: "move up",
+    group: "up / down (a pane: scroll)",
+  },
   {
     action: "down",
     keys: ["down", "j"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "down",
     help: "move down",
-    group: "up / down",
+    group: "up / down (a pane: scroll)",
   },
   {
     action: "page.up",
     keys: ["pageup"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "page up",
     help: "a page up",
-    group: "a page up / down",
+    group: "a page up / down (a pane too)",
   },
   {
     action: "page.down",
     keys: ["pagedown"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "page down",
     help: "a page down",
-    group: "a page up / down",
+    group: "a page up / down (a pane too)",
   },
   {
     action: "top",
     keys: ["g", "home"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "top",
     help: "the first row",
-    group: "the first / last row",
+    group: "the first / last row (a pane: its top / its end, following)",
   },
   {
     action: "bottom",
     keys: ["G", "end"],
-    where: VIEWS_ONLY,
+    where: "all",
     label: "bottom",
     help: "the last row",
-    group: "the first / last row",
+    group: "the first / last row (a pane: its top / its end, following)",
   },
   { action: "refresh", keys: ["r"], where: "all", label: "refresh", help: "refresh now" },
   {
@@ -426,7 +522,7 @@ export function footerText(
   const item = (b: KeyBinding) => `${displayKey(b.keys[0]!)} ${b.label}`;
   const last = shown.filter((b) => b.action === "help" || b.action === "quit").map(item);
   const first = shown.filter((b) => b.action !== "help" && b.action !== "quit").map(item);
-  const views = where === "detail" ? [] : ["1-4 view"];
+  const views = where === "detail" ? [] : ["1-5 view"];
   let items = [...first, ...views, ...last];
   while (items.join("  ").length > width && items.length > last.length)
     items = [...items.slice(0, items.length - last.length - 1), ...last];

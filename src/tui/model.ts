@@ -3,6 +3,7 @@
 
 import { describeSkew, reportedSkew } from "../client/clock-skew.ts";
 import type {
+  MachineContainers,
   MachineInfo,
   MemberHealth,
   MemberInfo,
@@ -14,12 +15,13 @@ import { formatJournalLine } from "../format/journal.ts";
 import { metadataText } from "../format/metadata.ts";
 import type { KvNode } from "../kv/types.ts";
 
-export type ViewName = "machines" | "units" | "keys" | "members";
+export type ViewName = "machines" | "units" | "keys" | "members" | "containers";
 export const VIEWS: { name: ViewName; title: string; key: string }[] = [
   { name: "machines", title: "Machines", key: "1" },
   { name: "units", title: "Units", key: "2" },
   { name: "keys", title: "Keys", key: "3" },
   { name: "members", title: "Members", key: "4" },
+  { name: "containers", title: "Containers", key: "5" },
 ];
 
 /** The cluster as the console last saw it. */
@@ -32,6 +34,8 @@ export interface ClusterSnapshot {
   /** The directory the Keys view shows, and its children (null: it does not exist). */
   keyDir: string;
   keys: KvNode[] | null;
+  /** Every machine's containers (machines.containers, asked only while the Containers view shows), null before. */
+  containers: MachineContainers[] | null;
   /** The status of the unit the detail pane shows, or why there is none; null before the first answer. */
   detail: UnitStatus[] | string | null;
   updatedAt: number;
@@ -45,6 +49,7 @@ export const EMPTY_SNAPSHOT: ClusterSnapshot = {
   health: [],
   keyDir: "/",
   keys: [],
+  containers: null,
   detail: null,
   updatedAt: 0,
 };
@@ -221,6 +226,102 @@ export function membersTable(s: ClusterSnapshot): TableData {
 }
 
 /**
+ * Every machine's containers, as `berth list-machines --containers`: a row per container (MACHINE, CONTAINER, IMAGE,
+ * STATE, UNIT, NAME), and a row for a machine that could not be asked, saying why.
+ */
+export function containersTable(s: Pick<ClusterSnapshot, "containers">): TableData {
+  const rows: Row[] = [];
+  const machines = [...(s.containers ?? [])].sort((a, b) => byLocale(a.machineName, b.machineName));
+  for (const m of machines) {
+    const machine = `${m.machine.slice(0, 8)}.../${m.machineName || "?"}`;
+    if (m.error !== undefined) {
+      rows.push({
+        id: m.machine,
+        machine: m.machine,
+        cells: [machine, "-", "-", `unreachable: ${m.error}`, "-", "-"],
+        tone: "bad",
+      });
+      continue;
+    }
+    for (const c of m.containers) {
+      const state = c.status ?? (c.containerId === null ? `${c.active}/${c.sub}` : (c.state ?? "-"));
+      rows.push({
+        // What actions act on: the unit (a leftover container without one: its machine).
+        id: c.unit || m.machine,
+        key: `${m.machine} ${c.containerId ?? c.unit}`,
+        machine: m.machine,
+        cells: [machine, c.containerId ?? "-", c.image || "-", state, c.unit || "-", c.name ?? "-"],
+        tone: c.state === "running" ? "good" : c.state === "exited" || c.state === "dead" ? "bad" : "warn",
+      });
+    }
+  }
+  return {
+    columns: [
+      { title: "MACHINE", keep: 1 },
+      { title: "CONTAINER", keep: 2 },
+      { title: "IMAGE" },
+      { title: "STATE", flex: true },
+      { title: "UNIT", keep: 9 },
+      { title: "NAME" },
+    ],
+    rows,
+  };
+}
+
+/** The machine detail pane: what the cluster knows of it, its health as a member, and the units on it. */
+export function machineDetailLines(s: ClusterSnapshot, id: string): string[] {
+  const m = s.machines.find((x) => x.id === id);
+  if (!m) return [`machine ${id.slice(0, 8)}... is gone`];
+  const h = s.health.find((x) => x.name === m.name);
+  const out = [
+    `Machine ${m.id}`,
+    `     Name: ${m.name}`,
+    `       IP: ${m.publicIp ?? "-"}`,
+    `    State: ${m.state}${m.agentTtlMs ? ` (agent TTL ${m.agentTtlMs / 1000} s)` : ""}`,
+    `   Health: ${h ? `${h.healthy ? "healthy" : "unhealthy"}: ${h.detail}` : "not a member (no health report)"}`,
+    " Metadata:",
+    ...(Object.keys(m.metadata).length === 0
+      ? ["   (none)"]
+      : Object.entries(m.metadata)
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => `   ${k}=${v}`)),
+    "",
+  ];
+  const units = s.states.filter((r) => r.machine === m.id).sort((a, b) => byLocale(a.name, b.name));
+  out.push(`Units (${units.length}):`);
+  for (const r of units) out.push(`   ${r.name}  ${r.active} (${r.sub})${r.note ? ` ${r.note}` : ""}`);
+  return out;
+}
+
+/** The member detail pane: its addresses, role, Raft term and index, how far it lags behind the leader. */
+export function memberDetailLines(s: ClusterSnapshot, name: string): string[] {
+  const m = s.members.find((x) => x.name === name);
+  if (!m) return [`member ${name} is gone`];
+  const h = s.health.find((x) => x.name === name);
+  const leader = s.members.find((x) => x.isLeader);
+  const leaderIndex = leader ? s.health.find((x) => x.name === leader.name)?.raftIndex : undefined;
+  const lag =
+    h?.raftIndex === undefined || leaderIndex === undefined
+      ? "-"
+      : m.isLeader
+        ? "0 (the leader)"
+        : `${Math.max(0, leaderIndex - h.raftIndex)} entries behind ${leader!.name}`;
+  const skew = reportedSkew(h?.clockSkewMs);
+  return [
+    `Member ${m.name} (id ${m.id})`,
+    `     Role: ${m.isLeader ? "leader" : m.role === "learner" ? "learner (non-voting)" : "follower"}`,
+    `     Peer: ${m.peerAddr}`,
+    `   Client: ${m.clientAddr ?? "-"}`,
+    `     HTTP: ${m.httpAddr ?? "-"}`,
+    `   Health: ${h ? `${h.healthy ? "healthy" : "unhealthy"}: ${h.detail}` : "-"}`,
+    `     Term: ${h?.raftTerm ?? "-"}`,
+    `    Index: ${h?.raftIndex ?? "-"}`,
+    `      Lag: ${lag}`,
+    `    Clock: ${skew === null ? "in step with the cluster" : `${describeSkew(skew)} the cluster's`}`,
+  ];
+}
+
+/**
  * A function of a few values that keeps its last answer until one of them changes (compared by identity): the
  * source keeps an unchanged list as the same array, so a table is rebuilt only when its own data changed.
  */
@@ -245,6 +346,7 @@ const keysOf = lastResult((keys: KvNode[] | null, second: number) =>
 const membersOf = lastResult((members: MemberInfo[], health: MemberHealth[]) =>
   membersTable({ ...EMPTY_SNAPSHOT, members, health }),
 );
+const containersOf = lastResult((containers: MachineContainers[] | null) => containersTable({ containers }));
 
 /** The view's table, kept while its inputs stay the same (TTLs in the Keys view count down each second). */
 export function tableFor(view: ViewName, s: ClusterSnapshot, now: number): TableData {
@@ -257,6 +359,8 @@ export function tableFor(view: ViewName, s: ClusterSnapshot, now: number): Table
       return keysOf(s.keys, Math.floor(now / 1000));
     case "members":
       return membersOf(s.members, s.health);
+    case "containers":
+      return containersOf(s.containers);
   }
 }
 

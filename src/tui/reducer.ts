@@ -4,11 +4,22 @@
 import { type Command, complete, parseCommand } from "./commands.ts";
 import { type Action, bindingFor, type Context, type KeyBinding } from "./keys.ts";
 import { parentDir, type Row, VIEWS, type ViewName } from "./model.ts";
+import type { MouseEvent } from "./mouse.ts";
+import {
+  findLine,
+  initialPane,
+  movePane,
+  type PaneContent,
+  type PaneKind,
+  type PaneMove,
+  type PaneState,
+  paneTop,
+} from "./pane.ts";
 import { columnNamed, type Sort } from "./sort.ts";
 
-/** A pane over the table: a unit's status, its live journal, or a key's value. */
+/** A pane over the table: a unit's status, its live journal, a key's value, a machine's or a member's detail. */
 export interface Detail {
-  kind: "unit" | "journal" | "key";
+  kind: PaneKind;
   id: string;
 }
 
@@ -28,6 +39,8 @@ export type Effect =
   | { kind: "keyDir"; dir: string }
   | { kind: "detail"; detail: Detail | null }
   | { kind: "prepareFilter" }
+  /** Switch to the cluster the console config names `name` (:ctx). */
+  | { kind: "context"; name: string }
   | { kind: "plugin"; label: string; command: string; env: Record<string, string> };
 
 export interface Question {
@@ -56,6 +69,8 @@ export interface UiState {
   view: ViewName;
   selected: Record<ViewName, Selection>;
   detail: Detail | null;
+  /** Where the detail pane is scrolled, what it searches for. */
+  pane: PaneState;
   filter: string;
   editingFilter: boolean;
   /** The `:` command line being typed (without the ":"), or null. */
@@ -71,6 +86,8 @@ export interface UiState {
   marks: Record<ViewName, Target[]>;
   /** Every action that changes the cluster is refused. */
   readonly: boolean;
+  /** Quitting asks this first (`npm start`: quitting stops the local cluster), or null: q quits. */
+  quitQuestion: string | null;
 }
 
 export interface Screen {
@@ -84,9 +101,20 @@ export interface Screen {
   /** Lines the help has at this width. */
   helpLength: number;
   bindings: readonly KeyBinding[];
+  /** The table row (index in the rows shown) drawn on the screen's `line`, or null: where a click lands. */
+  rowAt: (line: number) => number | null;
+  /** The clusters the console config names (:ctx NAME). */
+  contexts: string[];
+  /** The detail pane's lines (while one shows), and how many of them it shows at once. */
+  pane: () => PaneContent;
+  paneHeight: number;
 }
 
-export type Event = { type: "key"; name: string } | { type: "message"; message: Message };
+export type Event =
+  | { type: "key"; name: string }
+  | { type: "message"; message: Message }
+  /** The wheel (as the up and down keys) or a left click on the screen's `line`. */
+  | { type: "mouse"; event: MouseEvent };
 
 export interface Result {
   state: UiState;
@@ -98,13 +126,17 @@ const perView = <T>(make: () => T): Record<ViewName, T> => ({
   units: make(),
   keys: make(),
   members: make(),
+  containers: make(),
 });
 
-export function initialState(opts: { readonly?: boolean; view?: ViewName } = {}): UiState {
+export function initialState(
+  opts: { readonly?: boolean; view?: ViewName; quitQuestion?: string | null } = {},
+): UiState {
   return {
     view: opts.view ?? "machines",
     selected: perView(() => ({ key: null, index: 0 })),
     detail: null,
+    pane: initialPane("unit"),
     filter: "",
     editingFilter: false,
     command: null,
@@ -115,6 +147,7 @@ export function initialState(opts: { readonly?: boolean; view?: ViewName } = {})
     message: null,
     marks: perView(() => []),
     readonly: opts.readonly === true,
+    quitQuestion: opts.quitQuestion ?? null,
   };
 }
 
@@ -172,7 +205,35 @@ export function questionLine(q: Question, width = Number.POSITIVE_INFINITY): str
 
 export function reduce(state: UiState, event: Event, screen: Screen): Result {
   if (event.type === "message") return { state: { ...state, message: event.message }, effects: [] };
+  if (event.type === "mouse") return onMouse(state, event.event, screen);
   return onKey(state, event.name, screen);
+}
+
+/**
+ * The wheel moves as the up and down keys do (the selection, a pane, the help), whatever they are bound to; a left
+ * click selects the row under it. Both do nothing while a prompt or a question waits for keys.
+ */
+function onMouse(state: UiState, event: MouseEvent, screen: Screen): Result {
+  const none: Result = { state, effects: [] };
+  if (state.editingFilter || state.command !== null || state.question || state.pane.editingSearch)
+    return none;
+  if (event.kind === "click") {
+    if (state.help || state.detail) return none;
+    const at = screen.rowAt(event.line);
+    if (at === null) return none;
+    const rows = screen.rows(state.view, state.filter, state.sort[state.view]);
+    if (!rows[at]) return none;
+    return {
+      state: { ...state, selected: { ...state.selected, [state.view]: selectionOf(rows, at) } },
+      effects: [],
+    };
+  }
+  const action = event.kind === "wheel.up" ? "up" : "down";
+  const where: Context = state.detail ? "detail" : state.view;
+  const key = screen.bindings.find(
+    (b) => b.action === action && (b.where === "all" || b.where.includes(where)),
+  )?.keys[0];
+  return key === undefined ? none : onKey(state, key, screen);
 }
 
 function onKey(state: UiState, name: string, screen: Screen): Result {
@@ -193,6 +254,17 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     return { ...state.selected, [view]: selectionOf(inRows, index) };
   };
 
+  if (state.pane.editingSearch) {
+    const pane = state.pane;
+    if (name === "esc") return done({ pane: { ...pane, search: "", editingSearch: false, match: null } });
+    if (name === "enter") return findNext({ ...pane, editingSearch: false }, false, true);
+    let search = pane.search;
+    if (name === "backspace") search = search.slice(0, -1);
+    else if (name === "space") search += " ";
+    else if ([...name].length === 1) search += name;
+    else return none;
+    return done({ pane: { ...pane, search } });
+  }
   if (state.editingFilter) {
     if (name === "enter") return done({ editingFilter: false });
     if (name === "esc") return done({ filter: "", editingFilter: false });
@@ -207,7 +279,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     const line = state.command;
     if (name === "esc" || (name === "backspace" && line === "")) return done({ command: null });
     if (name === "backspace") return done({ command: line.slice(0, -1) });
-    if (name === "tab") return done({ command: complete(line, screen.columns(view)) });
+    if (name === "tab") return done({ command: complete(line, screen.columns(view), screen.contexts) });
     if (name === "space") return done({ command: `${line} ` });
     if ([...name].length === 1) return done({ command: line + name });
     if (name !== "enter") return none;
@@ -247,12 +319,44 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     return done({
       message: { text: `read-only: ${binding.label} is disabled (--readonly)`, tone: "error" },
     });
+  if (state.detail) {
+    const moves: Partial<Record<Action, PaneMove>> = {
+      up: "up",
+      down: "down",
+      "page.up": "page.up",
+      "page.down": "page.down",
+      top: "top",
+      bottom: "bottom",
+      follow: "follow",
+      "scroll.left": "left",
+      "scroll.right": "right",
+    };
+    const move = moves[binding.action];
+    if (move) return done({ pane: movePane(state.pane, move, screen.pane(), screen.paneHeight) });
+  }
   return act(binding.action, binding);
+
+  /**
+   * The pane at the next line matching its search, from the line found last (or the first line shown; `here`: a
+   * new search, where that line counts too).
+   */
+  function findNext(pane: PaneState, backwards: boolean, here = false): Result {
+    if (!pane.search) return done({ pane });
+    const content = screen.pane();
+    const from = !here && pane.match !== null ? pane.match : paneTop(pane, content, screen.paneHeight);
+    const at = findLine(content, pane.search, here ? from - 1 : from, backwards);
+    if (at === null)
+      return done({
+        pane: { ...pane, match: null },
+        message: { text: `no line matches /${pane.search}`, tone: "error" },
+      });
+    return done({ pane: { ...pane, top: at, match: at }, message: null });
+  }
 
   function act(action: Action, b: KeyBinding): Result {
     switch (action) {
       case "quit":
-        return { state, effects: [{ kind: "exit" }] };
+        return quit();
       case "help":
         return done({ help: true, helpTop: 0 });
       case "refresh":
@@ -261,6 +365,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
       case "view.units":
       case "view.keys":
       case "view.members":
+      case "view.containers":
         return switchView(action.slice(5) as ViewName);
       case "view.next":
       case "view.previous": {
@@ -282,6 +387,18 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return done({ selected: select(rows.length - 1) });
       case "filter":
         return done({ filter: "", editingFilter: true }, { kind: "prepareFilter" });
+      case "search":
+        return done({ pane: { ...state.pane, search: "", editingSearch: true } });
+      case "search.next":
+        return findNext(state.pane, false);
+      case "search.previous":
+        return findNext(state.pane, true);
+      case "wrap":
+        return done({ pane: { ...state.pane, wrap: !state.pane.wrap, left: 0 } });
+      case "follow":
+      case "scroll.left":
+      case "scroll.right":
+        return none; // handled above, in a pane
       case "command":
         return done({ command: "" });
       case "sort.left":
@@ -316,9 +433,19 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         }
         if (view === "units") return openDetail({ kind: "unit", id: row.id });
         if (view === "keys") return row.dir ? openKeyDir(row.id) : openDetail({ kind: "key", id: row.id });
+        if (view === "members") return openDetail({ kind: "member", id: row.id });
+        // A container: its unit's status (a leftover without a unit, or a machine not answering: the machine).
+        if (view === "containers")
+          return openDetail({ kind: row.id === row.machine ? "machine" : "unit", id: row.id });
+        return none;
+      case "describe":
+        if (!row) return none;
+        if (view === "members") return openDetail({ kind: "member", id: row.id });
+        if (view === "machines") return openDetail({ kind: "machine", id: row.id });
+        if (view === "containers") return openDetail({ kind: "machine", id: row.machine ?? row.id });
         return none;
       case "journal":
-        return row ? openDetail({ kind: "journal", id: row.id }) : none;
+        return row && row.id !== row.machine ? openDetail({ kind: "journal", id: row.id }) : none;
       case "mark": {
         if (!row) return none;
         const marks = state.marks[view];
@@ -375,8 +502,10 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return { state: closed, effects: [] };
       case "error":
         return { state: { ...closed, message: { text: c.text, tone: "error" } }, effects: [] };
-      case "quit":
-        return { state: closed, effects: [{ kind: "exit" }] };
+      case "quit": {
+        const r = quit();
+        return { ...r, state: { ...r.state, command: null } };
+      }
       case "help":
         return { state: { ...closed, help: true, helpTop: 0 }, effects: [] };
       case "view": {
@@ -386,6 +515,33 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
         return {
           state: { ...r.state, ...k.state, view: "keys", command: null },
           effects: [...r.effects, ...k.effects],
+        };
+      }
+      case "context": {
+        if (!screen.contexts.includes(c.name))
+          return {
+            state: {
+              ...closed,
+              message: {
+                text:
+                  screen.contexts.length === 0
+                    ? `no context ${c.name}: the console config names none ("contexts": {"NAME": {"endpoint": …}})`
+                    : `no context ${c.name} (the console config names ${screen.contexts.join(", ")})`,
+                tone: "error",
+              },
+            },
+            effects: [],
+          };
+        // Another cluster: its panes, marks and key directory mean nothing there.
+        const r = switchView(view);
+        return {
+          state: {
+            ...r.state,
+            command: null,
+            marks: perView(() => []),
+            message: { text: `switching to ${c.name}…`, tone: "info" },
+          },
+          effects: [...r.effects, { kind: "keyDir", dir: "/" }, { kind: "context", name: c.name }],
         };
       }
       case "sort": {
@@ -409,6 +565,12 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
     }
   }
 
+  /** Quits, or asks first (the question names what quitting stops). Ctrl-C quits without asking. */
+  function quit(): Result {
+    if (state.quitQuestion === null) return { state, effects: [{ kind: "exit" }] };
+    return done({ question: { verb: state.quitQuestion, targets: [], effect: { kind: "exit" } } });
+  }
+
   /** The view sorted by `sort`, the selection kept on its row. */
   function sortBy(sort: Sort): Result {
     const sorted = rowsOf(view, state.filter, sort);
@@ -428,7 +590,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
   }
 
   function openDetail(d: Detail): Result {
-    return done({ detail: d }, { kind: "detail", detail: d });
+    return done({ detail: d, pane: initialPane(d.kind) }, { kind: "detail", detail: d });
   }
 
   function openKeyDir(dir: string): Result {
@@ -451,7 +613,7 @@ function pluginEnv(state: UiState, row: Row | undefined): Record<string, string>
     BERTH_MARKED: state.marks[state.view].map((t) => t.id).join(" "),
   };
   if (!row) return env;
-  if (state.view === "units") {
+  if (state.view === "units" || state.view === "containers") {
     env.BERTH_UNIT = row.id;
     if (row.machine) env.BERTH_MACHINE = row.machine;
   } else if (state.view === "machines") env.BERTH_MACHINE = row.id;

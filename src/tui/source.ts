@@ -14,14 +14,16 @@ import { type ClusterSnapshot, EMPTY_SNAPSHOT } from "./model.ts";
 export interface FollowedJournal {
   unit: string;
   lines: JournalLine[];
+  /** How many lines were dropped from the front (past JOURNAL_KEEP): the first kept line's number. */
+  dropped: number;
   /** Why following stopped (the unit's machine went away, the connection dropped), or null while it goes on. */
   ended: string | null;
 }
 
 const STILL_RUNNING = new Set(["active", "activating", "deactivating", "reloading"]);
 
-/** Lines kept of a followed journal. */
-const JOURNAL_KEEP = 1000;
+/** Lines kept of a followed journal: its scrollback. */
+export const JOURNAL_KEEP = 10_000;
 
 export interface SourceState {
   snapshot: ClusterSnapshot;
@@ -30,6 +32,11 @@ export interface SourceState {
   endpoint: string | null;
   /** Why the last connection attempt or poll failed (cleared by the next success). */
   error: string | null;
+  /**
+   * Since when (ms since the epoch) the cluster has not answered: polls have failed since then and the snapshot is
+   * what was seen before (stale). Null while polls succeed.
+   */
+  unreachableSince: number | null;
 }
 
 export interface SourceOptions {
@@ -39,7 +46,13 @@ export interface SourceOptions {
 
 export class ConsoleSource {
   private client: BerthClient | null = null;
-  private state: SourceState = { snapshot: EMPTY_SNAPSHOT, journal: null, endpoint: null, error: null };
+  private state: SourceState = {
+    snapshot: EMPTY_SNAPSHOT,
+    journal: null,
+    endpoint: null,
+    error: null,
+    unreachableSince: null,
+  };
   private following: Subscription<JournalLine> | null = null;
   /** Identifies the current follow(): a stream that was replaced must not touch the state any more. */
   private followToken: object | null = null;
@@ -54,10 +67,15 @@ export class ConsoleSource {
   /** The watch on `keyDir`, replaced when another directory is opened. */
   private keyWatch: Subscription<unknown> | null = null;
   private detailUnit: string | null = null;
+  /** The Containers view shows: ask every machine for its containers on each poll (an agent and an engine each). */
+  private containersShown = false;
   /** The registry watch saw units, schedules or states change since the last fetch of them (or it is new). */
   private unitsStale = true;
 
-  constructor(private readonly opts: SourceOptions) {}
+  /** Counts reconnect()s: an answer from the cluster before the switch is not shown. */
+  private generation = 0;
+
+  constructor(private opts: SourceOptions) {}
 
   get current(): SourceState {
     return this.state;
@@ -81,6 +99,25 @@ export class ConsoleSource {
     this.client = null;
   }
 
+  /**
+   * From now on shows the cluster `connect` reaches (:ctx): the connection, the watches and the followed journal
+   * are dropped, and the snapshot starts empty (what the last cluster had is not this one's).
+   */
+  reconnect(connect: () => Promise<BerthClient>): void {
+    this.generation++;
+    this.opts = { ...this.opts, connect };
+    this.stopFollowing();
+    this.keyWatch?.close();
+    this.keyWatch = null;
+    this.client?.close();
+    this.client = null;
+    this.unitsStale = true;
+    this.keyDir = "/";
+    this.detailUnit = null;
+    this.update({ snapshot: EMPTY_SNAPSHOT, endpoint: null, error: null, unreachableSince: null });
+    this.changed();
+  }
+
   /** Shows `dir` in the Keys view (polled from now on). */
   setKeyDir(dir: string): void {
     this.keyDir = dir;
@@ -96,12 +133,19 @@ export class ConsoleSource {
     if (unit) this.changed();
   }
 
+  /** Whether the Containers view shows (its data is asked for only then). */
+  showContainers(shown: boolean): void {
+    if (shown === this.containersShown) return;
+    this.containersShown = shown;
+    if (shown) this.changed();
+  }
+
   /** Follows `unit`'s journal (its last 100 lines, then each new one) until stopFollowing(). */
   follow(unit: string): void {
     this.stopFollowing();
     const token = {};
     this.followToken = token;
-    const journal: FollowedJournal = { unit, lines: [], ended: null };
+    const journal: FollowedJournal = { unit, lines: [], dropped: 0, ended: null };
     this.update({ journal });
     let showing = false;
     // One render per burst of lines, not per line.
@@ -121,8 +165,11 @@ export class ConsoleSource {
         this.following = sub;
         for await (const line of sub) {
           journal.lines.push(line);
-          if (journal.lines.length > JOURNAL_KEEP)
-            journal.lines.splice(0, journal.lines.length - JOURNAL_KEEP);
+          if (journal.lines.length > JOURNAL_KEEP) {
+            const extra = journal.lines.length - JOURNAL_KEEP;
+            journal.lines.splice(0, extra);
+            journal.dropped += extra;
+          }
           show();
         }
         journal.ended = "the journal stream ended";
@@ -199,10 +246,11 @@ export class ConsoleSource {
   }
 
   private async connect(): Promise<BerthClient> {
+    const generation = this.generation;
     const client = await this.opts.connect();
-    if (this.stopped) {
+    if (this.stopped || generation !== this.generation) {
       client.close();
-      throw new Error("the console is closing");
+      throw new Error(this.stopped ? "the console is closing" : "switched to another cluster");
     }
     this.client = client;
     this.update({ endpoint: client.endpoint, error: null });
@@ -284,15 +332,17 @@ export class ConsoleSource {
 
   private async poll(): Promise<void> {
     let fetchUnits = false;
+    const generation = this.generation;
     try {
       const c = this.client ?? (await this.connect());
       const keyDir = this.keyDir;
       const detailUnit = this.detailUnit;
+      const containersShown = this.containersShown;
       // Every change to them passes the registry watch, and a watch (re)opened marks them stale: no periodic
       // re-fetch of 10,000s of rows (its garbage alone stalls a busy console).
       fetchUnits = this.unitsStale;
       this.unitsStale = false;
-      const [machines, units, states, members, health, keys, detail] = await Promise.all([
+      const [machines, units, states, members, health, keys, detail, containers] = await Promise.all([
         c.call("machines.list", {}),
         fetchUnits ? c.call("units.list", {}) : null,
         fetchUnits ? c.call("units.states", {}) : null,
@@ -300,7 +350,9 @@ export class ConsoleSource {
         c.call("cluster.health", {}),
         listDir(c, keyDir),
         detailUnit ? unitStatus(c, detailUnit) : Promise.resolve(null),
+        containersShown ? c.call("machines.containers", {}) : null,
       ]);
+      if (generation !== this.generation) return; // another cluster since (:ctx)
       if (keyDir !== this.keyDir || detailUnit !== this.detailUnit) {
         if (fetchUnits) this.unitsStale = true; // what was fetched is not shown: fetch it next time
         return; // moved on meanwhile
@@ -314,6 +366,7 @@ export class ConsoleSource {
         health: sameOr(old.health, health),
         keyDir,
         keys: sameOr(old.keys, keys),
+        containers: containers ? sameOr(old.containers, containers) : old.containers,
         detail: sameOr(old.detail, detail),
         updatedAt: old.updatedAt,
       };
@@ -322,16 +375,26 @@ export class ConsoleSource {
       this.update({
         snapshot: changed || !old.updatedAt ? { ...next, updatedAt: Date.now() } : old,
         error: null,
+        unreachableSince: null,
       });
     } catch (err) {
+      if (generation !== this.generation) return;
       if (fetchUnits) this.unitsStale = true;
       const e = err as { code?: string; message?: string };
       // A connection that failed is dropped; the next poll opens a new one (to whichever endpoint answers).
       if (e.code === "unavailable" || e.code === "timeout" || this.client === null) {
         this.client?.close();
         this.client = null;
-        this.update({ endpoint: null, error: e.message ?? String(err) });
-      } else this.update({ error: e.message ?? String(err) });
+        this.update({
+          endpoint: null,
+          error: e.message ?? String(err),
+          unreachableSince: this.state.unreachableSince ?? Date.now(),
+        });
+      } else
+        this.update({
+          error: e.message ?? String(err),
+          unreachableSince: this.state.unreachableSince ?? Date.now(),
+        });
     }
   }
 

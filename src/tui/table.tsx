@@ -81,6 +81,8 @@ export function Table(props: {
   theme?: Theme;
   /** The column the rows are sorted by (its title marked ↑ or ↓). */
   sort?: Sort | null;
+  /** The data is the last seen of a cluster that does not answer: rows drawn dim, without their state colours. */
+  stale?: boolean;
 }) {
   const theme = props.theme ?? DEFAULT_THEME;
   const { data, width, height, selected, start } = props;
@@ -107,7 +109,8 @@ export function Table(props: {
             inverse={isSelected}
             bold={isMarked}
             underline={isMarked && !theme.marked}
-            color={isMarked ? theme.marked : r.tone ? theme[r.tone] : undefined}
+            color={isMarked ? theme.marked : r.tone && !props.stale ? theme[r.tone] : undefined}
+            dimColor={props.stale && !isSelected}
             wrap="truncate"
           >
             {line(r.cells)}

@@ -54,6 +54,11 @@ export class TestTerminal {
     }
   }
 
+  /** A tmux format about the pane ("#{mouse_sgr_flag}": whether the program asked for SGR mouse reports). */
+  paneFormat(format: string): string {
+    return this.tmux("display-message", "-p", "-t", "t", format).trim();
+  }
+
   /** The screen with its colours and attributes as escape sequences (reverse video marks the selected row). */
   styledScreen(): string {
     try {
