@@ -53,10 +53,10 @@ const CLOUD_UNIT = "hello.service";
 
 /**
  * The one user-data file every machine gets (each machine's name, address and metadata are in its node.env).
- * agent-ttl is the default, said out loud: while a node restarts (the upgrade), its supervisor keeps the machine's
- * lease by a keepalive to the leader, which must be confirmed within the fence (60% of the TTL). 3 s (a 1.8 s fence)
- * left 1–1.4 s of slack in a run at load 15 on this shared host: too little under more load, and a fence restarts
- * every unit of the machine.
+ * agent-ttl is 5 s (twice the default): while a node restarts (the upgrade), its supervisor keeps the machine's
+ * lease by a keepalive to the leader, which must be confirmed within the fence (72% of the TTL). A 3 s TTL left
+ * 1–1.4 s of slack in a run at load 15 on this shared host: too little under more load, and a fence restarts every
+ * unit of the machine, which the upgrade step counts as a failure.
  */
 const userData = (token: string) => `#cloud-config
 hostname: set-by-the-vm-not-berth
