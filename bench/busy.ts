@@ -74,7 +74,8 @@ function stopHogs(hogs: ChildProcess[]): void {
 
 export async function benchBusy(opts: { seconds: number }): Promise<BusyRow[]> {
   ensureBerth();
-  const etcdBin = etcdInstalledOrInstallable() ? ensureEtcd() : null;
+  // BENCH_ONLY=berth leaves etcd out (a long run of Berth alone).
+  const etcdBin = process.env.BENCH_ONLY !== "berth" && etcdInstalledOrInstallable() ? ensureEtcd() : null;
   const parent = mkdtempSync(join(tmpdir(), "berth-bench-busy-"));
   const hogs = startHogs(2 * opts.seconds + 300); // two clusters' start-up and runs, with room to spare
   const killHogs = () => stopHogs(hogs);
