@@ -11,6 +11,7 @@
 // TypeScript only through TypeScript < 7, which this repository does not have (it would read nothing and pass).
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
+import { cycles } from "../src/graph.ts";
 
 export interface Violation {
   rule: string;
@@ -128,39 +129,15 @@ function folderCycles(edges: { from: string; to: string }[]): Violation[] {
     if (!graph.has(b)) graph.set(b, new Set());
     graph.get(a)!.add(b);
   }
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const stack: string[] = [];
-  const onStack = new Set<string>();
+  // Folder -> the cycle it lies on; an edge between two folders of one cycle lies on it.
   const component = new Map<string, number>();
-  let next = 0;
-  let components = 0;
-  const visit = (v: string): void => {
-    index.set(v, next);
-    low.set(v, next++);
-    stack.push(v);
-    onStack.add(v);
-    for (const w of graph.get(v) ?? []) {
-      if (!index.has(w)) {
-        visit(w);
-        low.set(v, Math.min(low.get(v)!, low.get(w)!));
-      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
-    }
-    if (low.get(v) === index.get(v)) {
-      for (;;) {
-        const w = stack.pop()!;
-        onStack.delete(w);
-        component.set(w, components);
-        if (w === v) break;
-      }
-      components++;
-    }
-  };
-  for (const v of [...graph.keys()].sort()) if (!index.has(v)) visit(v);
+  cycles([...graph.keys()].sort(), (v) => [...graph.get(v)!]).forEach((folders, i) => {
+    for (const f of folders) component.set(f, i);
+  });
   const out: Violation[] = [];
   for (const [a, targets] of [...graph].sort(([x], [y]) => (x < y ? -1 : 1)))
     for (const b of [...targets].sort())
-      if (component.get(a) === component.get(b))
+      if (component.has(a) && component.get(a) === component.get(b))
         out.push({ rule: "no cycle between src/ folders", edge: `src/${a} -> src/${b}` });
   return out;
 }

@@ -23,6 +23,7 @@
 // and never started (systemd would break the cycle by dropping a job at random); the others proceed.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { cycles } from "../graph.ts";
 import { noDeps, type UnitDeps, unitDepsOf } from "../unit/deps.ts";
 import { UnitFileError, UnitNameError } from "../unit/unit-file.ts";
 import type { Activation } from "./activation.ts";
@@ -883,55 +884,6 @@ export class Agent implements UnitHost {
       return new BrokenUnit(spec.name, String(spec.hash), error, this.now());
     }
   }
-}
-
-/** The strongly connected components with more than one unit (Tarjan's algorithm, iterative). */
-function cycles(nodes: Iterable<string>, edges: (n: string) => readonly string[]): string[][] {
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const onStack = new Set<string>();
-  const stack: string[] = [];
-  const out: string[][] = [];
-  let next = 0;
-  for (const root of nodes) {
-    if (index.has(root)) continue;
-    const work: { n: string; i: number }[] = [{ n: root, i: 0 }];
-    index.set(root, next);
-    low.set(root, next++);
-    stack.push(root);
-    onStack.add(root);
-    while (work.length > 0) {
-      const top = work[work.length - 1]!;
-      const succ = edges(top.n);
-      if (top.i < succ.length) {
-        const m = succ[top.i++]!;
-        if (!index.has(m)) {
-          index.set(m, next);
-          low.set(m, next++);
-          stack.push(m);
-          onStack.add(m);
-          work.push({ n: m, i: 0 });
-        } else if (onStack.has(m)) low.set(top.n, Math.min(low.get(top.n)!, index.get(m)!));
-        continue;
-      }
-      work.pop();
-      if (work.length > 0) {
-        const parent = work[work.length - 1]!.n;
-        low.set(parent, Math.min(low.get(parent)!, low.get(top.n)!));
-      }
-      if (low.get(top.n) === index.get(top.n)) {
-        const comp: string[] = [];
-        for (;;) {
-          const m = stack.pop()!;
-          onStack.delete(m);
-          comp.push(m);
-          if (m === top.n) break;
-        }
-        if (comp.length > 1) out.push(comp);
-      }
-    }
-  }
-  return out;
 }
 
 /** A shortest cycle from `start` back to itself inside one component: [start, …, start]. */

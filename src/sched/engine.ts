@@ -75,6 +75,11 @@ export class Engine {
     return this.idle;
   }
 
+  /** Resolves when the pass under way, and any pass it queued, is over (at once when none is). */
+  settled(): Promise<void> {
+    return this.idle;
+  }
+
   /** Asks for a pass; passes requested while one runs collapse into one more. */
   trigger(): Promise<void> {
     if (this.stopped) return this.idle;

@@ -16,6 +16,7 @@
 // The scheduling pipeline, outermost first: Scheduling (scheduling.ts: a node's part, on every node) runs the
 // Engine (engine.ts: passes on the Raft leader, reading and writing the registry), whose passes ask the Planner
 // (placement.ts: reconcile(), pure) for a plan.
+import { stronglyConnected } from "../graph.ts";
 import { globMatch, isGlob } from "../unit/glob.ts";
 import type { XFleetOptions } from "../unit/xfleet.ts";
 
@@ -87,64 +88,6 @@ function listNames(names: Iterable<string>, max = 3): string {
   const all = [...new Set(names)].sort(byString);
   const shown = all.slice(0, max).join(", ");
   return all.length > max ? `${shown} and ${all.length - max} more` : shown;
-}
-
-/** Strongly connected components (iterative Tarjan). Returns component id per node; ids are in reverse
- * topological order of the condensation (a component gets its id after every component it reaches). */
-function scc(n: number, adj: number[][]): Int32Array {
-  const index = new Int32Array(n).fill(-1);
-  const low = new Int32Array(n);
-  const comp = new Int32Array(n).fill(-1);
-  const onStack = new Uint8Array(n);
-  const stack: number[] = [];
-  const calls: number[] = [];
-  const edgePos: number[] = [];
-  let next = 0;
-  let c = 0;
-  for (let s = 0; s < n; s++) {
-    if (index[s] !== -1) continue;
-    index[s] = low[s] = next++;
-    stack.push(s);
-    onStack[s] = 1;
-    calls.push(s);
-    edgePos.push(0);
-    while (calls.length > 0) {
-      const top = calls.length - 1;
-      const v = calls[top]!;
-      const edges = adj[v]!;
-      const ei = edgePos[top]!;
-      if (ei < edges.length) {
-        edgePos[top] = ei + 1;
-        const w = edges[ei]!;
-        if (index[w] === -1) {
-          index[w] = low[w] = next++;
-          stack.push(w);
-          onStack[w] = 1;
-          calls.push(w);
-          edgePos.push(0);
-        } else if (onStack[w] === 1 && index[w]! < low[v]!) {
-          low[v] = index[w]!;
-        }
-      } else {
-        calls.pop();
-        edgePos.pop();
-        if (calls.length > 0) {
-          const p = calls[calls.length - 1]!;
-          if (low[v]! < low[p]!) low[p] = low[v]!;
-        }
-        if (low[v] === index[v]) {
-          let w: number;
-          do {
-            w = stack.pop()!;
-            onStack[w] = 0;
-            comp[w] = c;
-          } while (w !== v);
-          c++;
-        }
-      }
-    }
-  }
-  return comp;
 }
 
 /** The Planner: one reconcile() call, the model's steps (above) over one input. */
@@ -334,7 +277,7 @@ class Planner {
       }
       return out;
     });
-    const comp = scc(list.length, adj);
+    const comp = stronglyConnected(list.length, adj).of;
     const members = new Map<number, string[]>();
     list.forEach((u) => {
       const c = comp[u.idx]!;
@@ -389,7 +332,7 @@ class Planner {
     });
     if (!any) return;
     // Circular Replaces (A replaces B replaces A, or longer loops) are ignored, as fleet ignores mutual ones.
-    const comp = scc(candidates.length, adj);
+    const comp = stronglyConnected(candidates.length, adj).of;
     adj.forEach((edges, i) => {
       for (const j of edges) {
         if (comp[i] === comp[j]) continue;
