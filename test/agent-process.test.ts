@@ -474,7 +474,7 @@ describe("Agent with real processes", () => {
 describe("taking over many units", () => {
   it("starts them a time budget per turn: the event loop turns (lease renewals are read) while they start", async () => {
     const { agent } = makeAgent();
-    const n = 150;
+    const n = 400; // more than one turn's budget (100 ms) can start, on any machine
     agent.reconcile(
       Array.from({ length: n }, (_, i) => spec(`many${i}.service`, "[Service]\nExecStart=/bin/sleep 600\n")),
     );
