@@ -7,7 +7,13 @@
 import { ACTIVATION_POLL_MS, type Activation } from "./activation.ts";
 import type { TimerHooks } from "./timer-runner.ts";
 import { TriggerCounter, type TriggerLimit } from "./trigger-config.ts";
-import type { RunnerContext, TriggerInfo, UnitRunner, UnitState } from "./unit-types.ts";
+import {
+  processlessState,
+  type RunnerContext,
+  type TriggerInfo,
+  type UnitRunner,
+  type UnitState,
+} from "./unit-types.ts";
 
 export type ActivatorHooks = Pick<TimerHooks, "trigger" | "watch" | "unitState">;
 
@@ -51,16 +57,13 @@ export abstract class Activator implements UnitRunner {
 
   state(): UnitState {
     return {
-      name: this.name,
-      hash: this.hash,
-      load: "loaded",
-      active: this.active,
-      sub: this.sub,
-      mainPid: null,
-      since: this.since,
-      steps: [],
-      memoryBytes: null,
-      restarts: 0,
+      ...processlessState({
+        name: this.name,
+        hash: this.hash,
+        active: this.active,
+        sub: this.sub,
+        since: this.since,
+      }),
       ...(this.active === "failed" && this.result !== undefined ? { result: this.result } : {}),
       ...(this.error !== undefined ? { error: this.error } : {}),
       triggers: this.info(),

@@ -1,6 +1,6 @@
 // A .target unit (systemd.target(5)): it runs nothing. The agent starts it once the units it wants or requires are
 // started (a target orders itself after them: deps.ts, install.ts), so it is active exactly when they are up.
-import type { RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
+import { processlessState, type RunnerContext, type UnitRunner, type UnitState } from "./unit-types.ts";
 
 export class TargetRunner implements UnitRunner {
   private active: "active" | "inactive" = "inactive";
@@ -15,18 +15,13 @@ export class TargetRunner implements UnitRunner {
   }
 
   state(): UnitState {
-    return {
+    return processlessState({
       name: this.name,
       hash: this.hash,
-      load: "loaded",
       active: this.active,
       sub: this.active === "active" ? "active" : "dead",
-      mainPid: null,
       since: this.since,
-      steps: [],
-      memoryBytes: null,
-      restarts: 0,
-    };
+    });
   }
 
   start(): void {

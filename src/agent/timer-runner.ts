@@ -15,7 +15,7 @@
 import { readFileSync } from "node:fs";
 import { nextElapse } from "./calendar.ts";
 import type { TimerConfig } from "./timer-config.ts";
-import type { RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
+import { processlessState, type RunnerContext, type UnitRunner, type UnitState } from "./unit-types.ts";
 
 export interface TimerHooks {
   /** Starts the unit on this machine (as `systemctl start`); false, with why, when it cannot. */
@@ -75,16 +75,13 @@ export class TimerRunner implements UnitRunner {
 
   state(): UnitState {
     return {
-      name: this.name,
-      hash: this.hash,
-      load: "loaded",
-      active: this.active,
-      sub: this.sub,
-      mainPid: null,
-      since: this.since,
-      steps: [],
-      memoryBytes: null,
-      restarts: 0,
+      ...processlessState({
+        name: this.name,
+        hash: this.hash,
+        active: this.active,
+        sub: this.sub,
+        since: this.since,
+      }),
       timer: {
         unit: this.config.unit,
         nextElapse: this.next,

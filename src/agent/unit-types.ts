@@ -51,6 +51,13 @@ export interface UnitState {
   image?: string;
 }
 
+/** The state of a loaded unit that runs no process of its own (a target, a timer, a socket or path unit). */
+export function processlessState(
+  u: Pick<UnitState, "name" | "hash" | "active" | "sub" | "since">,
+): UnitState {
+  return { ...u, load: "loaded", mainPid: null, steps: [], memoryBytes: null, restarts: 0 };
+}
+
 export interface TimerInfo {
   unit: string;
   nextElapse: number | null;
