@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitFor } from "./processes.ts";
+import { freePort, signalAndWait, waitFor } from "./processes.ts";
 
 export const DISCOVERY_BINARY = "/usr/bin/discovery.etcd.io";
 export const FIXED_CONFIG = "/etc/etcd-discovery/etcd-discovery.conf";
@@ -68,12 +68,7 @@ export class EtcdDiscoveryService {
   }
 
   async stop(): Promise<void> {
-    const p = this.proc;
-    if (p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise((r) => p.once("exit", r));
-      p.kill("SIGKILL");
-      await exited;
-    }
+    await signalAndWait(this.proc, "SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -6,7 +6,7 @@ import { mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { freePort, waitFor } from "./processes.ts";
+import { freePort, signalAndWait, waitFor } from "./processes.ts";
 
 const running = new Set<ChildProcess>();
 process.on("exit", () => {
@@ -63,12 +63,7 @@ export class EtcdMember {
   }
 
   async stop(): Promise<void> {
-    const p = this.proc;
-    if (p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise((r) => p.once("exit", r));
-      p.kill("SIGKILL");
-      await exited;
-    }
+    await signalAndWait(this.proc, "SIGKILL");
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -24,6 +24,7 @@ import {
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type RunOptions, type RunResult, runProcess, waitFor } from "./cluster.ts";
+import { signalAndWait } from "./processes.ts";
 
 export const SUBNET = "172.17.8";
 export const WORKSTATION_IP = `${SUBNET}.1`;
@@ -307,10 +308,7 @@ export class Machine {
   /** `systemctl stop` with KillMode=process: SIGTERM to the node alone; its supervisor and units stay. */
   async stopNode(): Promise<void> {
     const p = this.nodeProc;
-    if (!p || !running(p)) return;
-    const exited = new Promise((r) => p.once("exit", r));
-    p.kill("SIGTERM");
-    await exited;
+    if (p) await signalAndWait(p, "SIGTERM");
   }
 
   /** A file of the machine as its processes see it (the staged root holds what install.sh wrote). */

@@ -1,4 +1,5 @@
 // Process and port helpers shared by the tests, the chaos harness and the benchmarks.
+import type { ChildProcess } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -7,6 +8,14 @@ import { supervisorPid } from "../../src/agent/supervisor.ts";
 import { detectPlacement } from "../../src/agent/unit-cgroup.ts";
 import { REAL_CLOCK, type RetryClock } from "../../src/retry.ts";
 import { sweepAgentCgroups } from "./cgroups.ts";
+
+/** Signals a child this test process spawned (by its own handle) and waits for it to exit; a no-op once it has. */
+export async function signalAndWait(p: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once("exit", r));
+  p.kill(signal);
+  await exited;
+}
 
 /** Ports handed out by this process, never handed out twice. */
 const handedOut = new Set<number>();

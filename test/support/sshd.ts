@@ -5,7 +5,7 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitFor } from "./processes.ts";
+import { freePort, signalAndWait, waitFor } from "./processes.ts";
 
 export const SSHD = "/usr/sbin/sshd";
 
@@ -175,11 +175,7 @@ export class TestSshd {
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise((r) => p.once("exit", r));
-      p.kill("SIGTERM"); // by the PID of the process this file spawned
-      await exited;
-    }
+    if (p) await signalAndWait(p, "SIGTERM");
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
