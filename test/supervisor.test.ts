@@ -5,9 +5,10 @@
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SUPERVISOR_SOCKET } from "../src/agent/supervisor.ts";
+import { SUPERVISOR_SOCKET, supervisorPid } from "../src/agent/supervisor.ts";
 import { ProbeKit } from "./chaos/probes.ts";
 import { TestCluster, waitFor } from "./support/cluster.ts";
+import { stopSupervisor } from "./support/processes.ts";
 
 interface UnitRow {
   name: string;
@@ -86,6 +87,19 @@ describe("the unit supervisor", () => {
     cluster.spawn(cluster.node(victim));
     await cluster.waitHealthy(30_000);
     await expectUntouched();
+  }, 60_000);
+
+  it("keeps the units of a supervisor SIGKILLed alone: the one its node starts next adopts them", async () => {
+    const names = await machineNames();
+    const victim = cluster.node(names.get((await rows()).find((r) => r.name === UNITS[0])!.machine)!);
+    const before = supervisorPid(join(victim.dataDir, "agent"));
+    await stopSupervisor(victim.dataDir, "SIGKILL");
+    await waitFor("a new supervisor", () => {
+      const pid = supervisorPid(join(victim.dataDir, "agent"));
+      return pid !== null && pid !== before;
+    });
+    await expectUntouched();
+    expect(readFileSync(victim.logFile, "utf8")).toMatch(/Adopted main process/);
   }, 60_000);
 
   it("keeps the units of a node that stays away past the agent TTL: its supervisor keeps the machine alive", async () => {

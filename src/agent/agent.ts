@@ -21,7 +21,7 @@
 // — is ignored rather than failed or waited on, since the agent has no way to tell the two apart or to start either.
 // An ordering cycle among units to be started is refused: each unit of it is failed with "ordering cycle: a → b → a"
 // and never started (systemd would break the cycle by dropping a job at random); the others proceed.
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { cycles } from "../graph.ts";
 import { noDeps, type UnitDeps, unitDepsOf } from "../unit/deps.ts";
@@ -37,8 +37,9 @@ import {
 import { hostSpecifierValues } from "./host-specifiers.ts";
 import { withInstallEdges } from "./install.ts";
 import { Journal, type JournalLine } from "./journal.ts";
-import { GroupRecord } from "./leftovers.ts";
+import { GroupRecord, type Leftover } from "./leftovers.ts";
 import type { NotifySocketOpener } from "./notify-socket.ts";
+import type { OutputFifos } from "./output-fifo.ts";
 import { PathRunner } from "./path-runner.ts";
 import { ServiceRunner } from "./runner.ts";
 import { SocketRunner } from "./socket-runner.ts";
@@ -83,6 +84,14 @@ export interface AgentOptions {
   activation?: Activation | null;
   /** When the machine booted, ms since the epoch (OnBootSec=); by default from /proc/uptime. */
   bootTime?: number;
+  /** FIFOs for main processes' output (runtimeOutputFifos): what lets another process adopt running units. */
+  outputFifos?: OutputFifos | null;
+  /**
+   * A supervisor taking over from one that crashed: the services it left running are kept until the first
+   * reconcile, which adopts those still wanted here unchanged and kills the rest (killLeftovers() kills them all
+   * sooner). Otherwise (the default) everything left running is killed at once.
+   */
+  keepLeftovers?: boolean;
 }
 
 interface Slot {
@@ -174,6 +183,10 @@ export class Agent implements UnitHost {
   private readonly cgroups: UnitCgroups | null;
   /** Containers a previous agent left running, found on the first reconcile: unit → container id. */
   private sweep: Promise<Map<string, string>> | null = null;
+  /** Services a previous agent left running, held until the first reconcile decides (keepLeftovers); else null. */
+  private leftovers: Map<string, Leftover> | null = null;
+  /** Kept by the first reconcile: adopted when their unit is loaded (step), the rest killed once drivers ran. */
+  private readonly adoptable = new Map<string, Leftover>();
   private readonly adoption: Adoption = {
     // The sweep kept only containers whose hash matched the first reconcile; the runner checks the hash again.
     take: async (unit) => {
@@ -195,10 +208,33 @@ export class Agent implements UnitHost {
     this.groups = new GroupRecord(
       join(opts.dataDir, "process-groups.json"),
       join(opts.dataDir, "unit-cgroups.json"),
+      join(opts.dataDir, "unit-mains.json"),
     );
-    this.groups.killLeftovers((l) => this.logger(l));
+    const left = opts.keepLeftovers ? this.groups.adoptable(this.logger) : new Map<string, Leftover>();
+    if (left.size > 0) {
+      this.leftovers = left;
+      this.logger(
+        `${left.size} services left running by a previous supervisor, kept until the first reconcile`,
+      );
+    } else this.groups.killLeftovers(this.logger);
+    if (opts.outputFifos) {
+      mkdirSync(this.outputDir, { recursive: true, mode: 0o700 });
+      this.sweepOutputDir(left);
+    }
     const placement = opts.cgroups === undefined ? detectPlacement() : opts.cgroups;
     this.cgroups = UnitCgroups.open(placement, agentKey(opts.dataDir), this.logger);
+  }
+
+  /** Whether services a previous agent left are still waiting for the first reconcile to adopt or kill them. */
+  holdsLeftovers(): boolean {
+    return this.leftovers !== null || this.adoptable.size > 0;
+  }
+
+  /** Kills everything a previous agent left, adoptable or not (its lease ran out before a reconcile came). */
+  killLeftovers(): void {
+    this.leftovers = null;
+    this.adoptable.clear();
+    this.groups.killLeftovers(this.logger);
   }
 
   reconcile(specs: UnitSpec[]): void {
@@ -255,8 +291,42 @@ export class Agent implements UnitHost {
       }
     }
     this.rebuildGraph();
+    if (this.leftovers !== null) this.settleLeftovers();
     for (const name of seen) this.drive(this.slots.get(name)!);
     for (const slot of gone) this.drive(slot);
+  }
+
+  /**
+   * The first reconcile decides on what a previous agent left: a service still to run here, with the same hash, is
+   * kept for adoption (only on current state: a node reconciles once it has caught up with the cluster); anything
+   * else is killed before any unit starts.
+   */
+  private settleLeftovers(): void {
+    const keep = new Map<string, Leftover>();
+    for (const [unit, left] of this.leftovers!) {
+      const want = this.slots.get(unit)?.want;
+      if (want && this.graph.launch.has(unit) && String(want.hash) === left.hash) keep.set(unit, left);
+    }
+    this.leftovers = null;
+    this.groups.killLeftovers(this.logger, keep);
+    for (const [unit, left] of keep) this.adoptable.set(unit, left);
+  }
+
+  /** Removes the output FIFOs no unit of `kept` writes to (left by units that died with a crashed agent). */
+  private sweepOutputDir(kept: ReadonlyMap<string, Leftover>): void {
+    const inUse = new Set<string>();
+    for (const l of kept.values()) if (l.output !== null) inUse.add(l.output.stdout).add(l.output.stderr);
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.outputDir);
+    } catch {}
+    for (const n of names) {
+      const path = join(this.outputDir, n);
+      if (inUse.has(path)) continue;
+      try {
+        unlinkSync(path);
+      } catch {}
+    }
   }
 
   states(): UnitState[] {
@@ -360,6 +430,8 @@ export class Agent implements UnitHost {
     const names = [...this.slots.keys()];
     this.slots.clear();
     this.rebuildGraph();
+    this.leftovers = null;
+    this.adoptable.clear();
     await Promise.all(runners.map((r) => r.kill()));
     for (const name of names) for (const cb of this.forgetListeners) cb(name);
     // Processes no runner knows any more (a runner mid-start, or one a previous agent left) die too.
@@ -384,6 +456,10 @@ export class Agent implements UnitHost {
   }
 
   // -------------------------------------------------------------------------------------------------------------
+
+  private get outputDir(): string {
+    return join(this.opts.dataDir, "output");
+  }
 
   private get dockerSocket(): string {
     return this.opts.dockerSocket ?? DEFAULT_DOCKER_SOCKET;
@@ -466,6 +542,10 @@ export class Agent implements UnitHost {
     } else {
       this.driveQueue = [];
       this.driveHead = 0;
+      // Every unit kept for adoption had its driver run (and its first step is synchronous): what is left was not
+      // adopted after all (its unit did not load as the same service).
+      for (const unit of this.adoptable.keys()) this.groups.killUnit(unit, this.logger);
+      this.adoptable.clear();
     }
   }
 
@@ -514,6 +594,7 @@ export class Agent implements UnitHost {
       this.emitSlot(slot, slot.runner.state());
     }
     const r = slot.runner!;
+    if (this.adoptLeftover(slot, r)) return;
     let launch = this.graph.launch.has(slot.name);
     if (launch && !slot.launched && this.pullAgain(slot)) launch = this.graph.launch.has(slot.name);
     if (launch && !slot.launched) {
@@ -540,6 +621,20 @@ export class Agent implements UnitHost {
       // Stopped for a dependency: wait for it (or fail) and start again when it is back.
       if (this.graph.launch.has(slot.name)) slot.dirty = true;
     } else if (!launch) this.setOverlay(slot, null);
+  }
+
+  /** Takes over the unit's main process a previous agent left, kept by settleLeftovers; false when there is none. */
+  private adoptLeftover(slot: Slot, r: UnitRunner): boolean {
+    const left = this.adoptable.get(slot.name);
+    if (left === undefined) return false;
+    this.adoptable.delete(slot.name);
+    if (!slot.launched && r instanceof ServiceRunner && r.hash === left.hash && r.adopt(left)) {
+      slot.launched = true;
+      this.emit(this.view(slot, r.state()));
+      return true;
+    }
+    this.groups.killUnit(slot.name, this.logger);
+    return false;
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -825,6 +920,7 @@ export class Agent implements UnitHost {
       },
       groups: this.groups,
       cgroups: this.cgroups,
+      outputFifos: this.opts.outputFifos ? { fifos: this.opts.outputFifos, dir: this.outputDir } : null,
       notifySocket: this.opts.notifySocket ?? null,
       listenFds: (service) => this.listenFds(service),
     };

@@ -99,6 +99,21 @@ export class UnitLease {
     return !this.fenced && this.until > this.clock.now();
   }
 
+  /** Until when the lease runs (clock time); -Infinity before the first read point. */
+  expiresAt(): number {
+    return this.until;
+  }
+
+  /**
+   * Takes over the lease of a supervisor that crashed (its units now this one's): they may run until `until`, when
+   * the fence falls unless a read point renewed the lease meanwhile, exactly as it would have in the old one.
+   */
+  inherit(until: number): void {
+    if (this.stopped || until <= this.until) return;
+    this.until = until;
+    this.armExpiry();
+  }
+
   /** A read point issued at `issuedAt` was confirmed. */
   renewed(issuedAt: number): void {
     if (this.stopped) return;

@@ -1,9 +1,11 @@
-// Process groups and unit cgroups the agent started, recorded in its data directory. A node killed with SIGKILL
-// leaves its unit processes behind (they run in their own groups); the next agent start kills what is still
-// recorded, so a unit is never left running twice. Each process group is recorded with its leader's start time, so
-// a reused pid is left alone; a unit's cgroup is the agent's own, so whatever is in it is killed (children that
-// left the process group with setsid too).
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+// Process groups and unit cgroups the agent started, recorded in its data directory, and the main process of each
+// running service. An agent that crashed (a supervisor SIGKILLed) leaves its unit processes behind (they run in
+// their own groups). The next agent keeps them until its first reconcile: a running service whose unit is still
+// wanted here, with the same hash, is adopted (adoptable()); everything else recorded is killed, so a unit is never
+// left running twice. Each process group is recorded with its leader's start time, so a reused pid is left alone;
+// a unit's cgroup is the agent's own, so whatever is in it is killed (children that left the process group with
+// setsid too).
+import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { killGroup, processStartTime } from "./proc.ts";
 import { UnitCgroup } from "./unit-cgroup.ts";
 
@@ -14,16 +16,38 @@ interface Entry {
   startTime: string | null | undefined;
 }
 
+/** A service's running main process, as a later agent needs it to adopt the unit. */
+export interface MainRecord {
+  /** The unit's hash when it started: a unit changed since is started afresh, not adopted. */
+  hash: string;
+  pid: number;
+  /** The process group it leads (the ExecStart process's; for Type=forking the daemon may lead another). */
+  pgid: number;
+  /** As Entry.startTime, of `pid`. */
+  startTime: string | null | undefined;
+  /** The FIFOs its stdout and stderr go to (output-fifo.ts); null when they are pipes, which die with the agent. */
+  output: { stdout: string; stderr: string } | null;
+}
+
+/** A main process a previous agent left running, with its unit's cgroup: what ServiceRunner.adopt() takes. */
+export interface Leftover extends MainRecord {
+  unit: string;
+  cgroup: string[] | null;
+}
+
 export class GroupRecord {
   /** Process group → its unit; saved to `file` as { "<pgid>": Entry } (tests and benches read it too). */
   private readonly groups = new Map<number, Entry>();
   /** Unit → the directories of its cgroup (one per hierarchy) while the group exists; saved to `cgroupFile`. */
   private readonly cgroups = new Map<string, string[]>();
+  /** Unit → its running main process; saved to `mainFile`. */
+  private readonly mains = new Map<string, MainRecord>();
   private saveQueued = false;
 
   constructor(
     private readonly file: string,
     private readonly cgroupFile: string,
+    private readonly mainFile: string,
   ) {}
 
   add(pgid: number, unit: string): void {
@@ -46,6 +70,74 @@ export class GroupRecord {
     if (this.cgroups.delete(unit)) this.saveSoon();
   }
 
+  addMain(unit: string, main: Omit<MainRecord, "startTime">): void {
+    this.mains.set(unit, { ...main, startTime: undefined });
+    this.saveSoon();
+  }
+
+  /** The main process `pid` of `unit` is gone (a later main of the unit keeps its record). */
+  removeMain(unit: string, pid: number): void {
+    if (this.mains.get(unit)?.pid === pid && this.mains.delete(unit)) this.saveSoon();
+  }
+
+  /**
+   * The services a previous agent left running that another process can take over: the recorded main process still
+   * runs (the same process: its start time matches) and its output goes to FIFOs. Touches nothing.
+   */
+  adoptable(log: (line: string) => void): Map<string, Leftover> {
+    const cgroups = readRecord<string[]>(this.cgroupFile, log);
+    const out = new Map<string, Leftover>();
+    for (const [unit, m] of Object.entries(readRecord<MainRecord>(this.mainFile, log))) {
+      if (m.output === null || typeof m.startTime !== "string") continue;
+      if (processStartTime(m.pid) !== m.startTime) continue;
+      out.set(unit, { ...m, unit, cgroup: cgroups[unit] ?? null });
+    }
+    return out;
+  }
+
+  /**
+   * Kills (SIGKILL) every process in a recorded cgroup, then removes the group, every recorded process group whose
+   * leader is still the process that was recorded, and every recorded main process — except what belongs to a unit
+   * in `keep` (kept for adoption: its cgroup, its main's process group and record become this agent's own).
+   */
+  killLeftovers(log: (line: string) => void, keep: ReadonlyMap<string, Leftover> = new Map()): number {
+    const cgroups = readRecord<string[]>(this.cgroupFile, log);
+    const groups = readRecord<Entry>(this.file, log);
+    const mains = readRecord<MainRecord>(this.mainFile, log);
+    this.groups.clear();
+    this.cgroups.clear();
+    this.mains.clear();
+    let killed = 0;
+    for (const [unit, dirs] of Object.entries(cgroups)) {
+      if (keep.has(unit)) this.cgroups.set(unit, dirs);
+      else if (killCgroup(unit, dirs, log)) killed++;
+    }
+    for (const [pid, e] of Object.entries(groups)) {
+      const pgid = Number(pid);
+      if (keep.get(e.unit)?.pgid === pgid) this.groups.set(pgid, e);
+      else if (killRecordedGroup(pgid, e, log)) killed++;
+    }
+    for (const [unit, m] of Object.entries(mains)) {
+      if (keep.has(unit)) this.mains.set(unit, m);
+      else killMain(unit, m, log);
+    }
+    this.save();
+    return killed;
+  }
+
+  /** A unit kept for adoption that was not adopted after all: everything recorded of it is killed. */
+  killUnit(unit: string, log: (line: string) => void): void {
+    const dirs = this.cgroups.get(unit);
+    if (dirs !== undefined) killCgroup(unit, dirs, log);
+    for (const [pgid, e] of this.groups) if (e.unit === unit) killRecordedGroup(pgid, e, log);
+    const m = this.mains.get(unit);
+    if (m !== undefined) killMain(unit, m, log);
+    this.cgroups.delete(unit);
+    for (const [pgid, e] of this.groups) if (e.unit === unit) this.groups.delete(pgid);
+    this.mains.delete(unit);
+    this.saveSoon();
+  }
+
   /**
    * One write for a whole burst (a machine taking over hundreds of units): a crash can forget only the groups
    * started in the same event-loop turn.
@@ -59,43 +151,49 @@ export class GroupRecord {
     });
   }
 
-  /**
-   * Kills (SIGKILL) every process in a recorded cgroup, then removes the group, and every recorded process group
-   * whose leader is still the process that was recorded.
-   */
-  killLeftovers(log: (line: string) => void): number {
-    let killed = 0;
-    for (const [unit, dirs] of Object.entries(readRecord<string[]>(this.cgroupFile, log))) {
-      const cg = new UnitCgroup(dirs);
-      const n = cg.pids().length;
-      if (n > 0) {
-        cg.killAll();
-        killed++;
-        log(`killed ${n} processes of ${unit} in ${cg.path}, left running by a previous agent`);
-      }
-      if (!cg.removeSync()) log(`${cg.path} could not be removed: something in it outlived SIGKILL`);
-    }
-    for (const [pid, e] of Object.entries(readRecord<Entry>(this.file, log))) {
-      const pgid = Number(pid);
-      const now = processStartTime(pgid);
-      if (now === null || now !== e.startTime) continue;
-      if (killGroup(pgid, "SIGKILL")) {
-        killed++;
-        log(`killed process group ${pgid} of ${e.unit}, left running by a previous agent`);
-      }
-    }
-    this.groups.clear();
-    this.cgroups.clear();
-    this.save();
-    return killed;
-  }
-
   /** Best effort: losing the record (disk full, directory gone) only loses the cleanup after a crash. */
   private save(): void {
     for (const [pgid, e] of this.groups) if (e.startTime === undefined) e.startTime = processStartTime(pgid);
+    for (const m of this.mains.values()) if (m.startTime === undefined) m.startTime = processStartTime(m.pid);
     writeAtomically(this.file, Object.fromEntries(this.groups));
     writeAtomically(this.cgroupFile, Object.fromEntries(this.cgroups));
+    writeAtomically(this.mainFile, Object.fromEntries(this.mains));
   }
+}
+
+function killCgroup(unit: string, dirs: string[], log: (line: string) => void): boolean {
+  const cg = new UnitCgroup(dirs);
+  const n = cg.pids().length;
+  if (n > 0) {
+    cg.killAll();
+    log(`killed ${n} processes of ${unit} in ${cg.path}, left running by a previous agent`);
+  }
+  if (!cg.removeSync()) log(`${cg.path} could not be removed: something in it outlived SIGKILL`);
+  return n > 0;
+}
+
+function killRecordedGroup(pgid: number, e: Entry, log: (line: string) => void): boolean {
+  const now = processStartTime(pgid);
+  if (now === null || now !== e.startTime || !killGroup(pgid, "SIGKILL")) return false;
+  log(`killed process group ${pgid} of ${e.unit}, left running by a previous agent`);
+  return true;
+}
+
+/** A main process outside any recorded group (a Type=forking daemon where no cgroup could be made), and its FIFOs. */
+function killMain(unit: string, m: MainRecord, log: (line: string) => void): void {
+  if (typeof m.startTime === "string" && processStartTime(m.pid) === m.startTime) {
+    try {
+      process.kill(m.pid, "SIGKILL");
+      log(`killed main process ${m.pid} of ${unit}, left running by a previous agent`);
+    } catch {}
+  }
+  if (m.output !== null) for (const f of [m.output.stdout, m.output.stderr]) removeQuietly(f);
+}
+
+function removeQuietly(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch {}
 }
 
 function readRecord<T>(file: string, log: (line: string) => void): Record<string, T> {

@@ -16,11 +16,14 @@
 // file spawns, watches and kills the processes.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename } from "node:path";
+import { closeSync, existsSync, readFileSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { Readable } from "node:stream";
 import { dockerRunTarget, killDockerRunContainer } from "./docker-run.ts";
 import { type CompiledExec, parseEnvironmentFile, resolveArgv, shortSignalName } from "./exec-line.ts";
+import { untilGone } from "./exit-poll.ts";
 import { exitText, isClean } from "./exit-status.ts";
+import type { Leftover } from "./leftovers.ts";
 import { guessMainPid, readPidFile, runs } from "./main-pid.ts";
 import { type NotifyMessage, type NotifySocket, notifyFields } from "./notify-socket.ts";
 import {
@@ -33,7 +36,7 @@ import {
   sessionProcesses,
 } from "./proc.ts";
 import type { ServiceConfig } from "./service-config.ts";
-import type { UnitCgroup } from "./unit-cgroup.ts";
+import { UnitCgroup } from "./unit-cgroup.ts";
 import { type TeardownReason, UnitLifecycle } from "./unit-lifecycle.ts";
 import type {
   ExecStep,
@@ -48,8 +51,13 @@ interface Proc {
   pid: number | null;
   exit: Promise<ExitInfo>;
   exited: ExitInfo | null;
-  /** A Type=forking daemon (not Berth's child: its exit status is unknown), or none found (pid null). */
+  /**
+   * Not Berth's child, so its exit status is unknown: a Type=forking daemon (or none found: pid null), or a main
+   * process adopted from a previous supervisor.
+   */
   foreign?: boolean;
+  /** The FIFOs its stdout and stderr go to (output-fifo.ts), when they are FIFOs. */
+  output?: { stdout: string; stderr: string };
 }
 
 const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -202,6 +210,7 @@ export class ServiceRunner extends UnitLifecycle {
         cfg.execStartPost.length > 0 ? "start-post" : "running",
         proc.pid,
       );
+      this.recordMain(proc, proc.pid);
     }
 
     if (cfg.execStartPost.length > 0) this.set("activating", "start-post");
@@ -237,6 +246,7 @@ export class ServiceRunner extends UnitLifecycle {
 
   private onMainExit(proc: Proc, e: ExitInfo, gen: number): void {
     if (this.main === proc) this.main = null;
+    if (proc.pid !== null) this.ctx.groups?.removeMain(this.name, proc.pid);
     this.lastMainExit = e;
     if (this.mainPid === proc.pid) this.set(this.active, this.sub, null);
     this.clearWatchdog();
@@ -294,18 +304,73 @@ export class ServiceRunner extends UnitLifecycle {
       exited: null,
       foreign: true,
     };
-    const gone = pid !== null ? () => !runs(pid) : () => !this.unitAlive();
-    proc.exit = (async () => {
-      while (!gone()) await sleep(50);
-      proc.exited = { code: "exited", status: 0 };
-      return proc.exited;
-    })();
-    this.main = proc;
-    if (pid !== null) this.mainPgid = pid;
-    void proc.exit.then((e) => this.onMainExit(proc, e, gen));
+    this.watchForeign(proc, gen);
     this.armWatchdog(gen);
     const post = this.cfg.execStartPost.length > 0;
     this.set(post ? "activating" : "active", post ? "start-post" : "running", pid);
+    if (pid !== null) this.recordMain(proc, pid);
+  }
+
+  /** Makes a process that is not our child the main one: its exit is seen by polling. */
+  private watchForeign(proc: Proc, gen: number): void {
+    const pid = proc.pid;
+    const gone = pid !== null ? () => !runs(pid) : () => !this.unitAlive();
+    proc.exit = untilGone(gone).then(() => {
+      proc.exited = { code: "exited", status: 0 };
+      return proc.exited;
+    });
+    this.main = proc;
+    if (pid !== null) this.mainPgid = pid;
+    void proc.exit.then((e) => this.onMainExit(proc, e, gen));
+  }
+
+  /**
+   * Records the running main process, so that a supervisor taking over after this one crashed can adopt the unit;
+   * only one whose output goes to FIFOs can be (pipes die with this process) and not under a watchdog (its notify
+   * socket dies with it too).
+   */
+  private recordMain(proc: Proc, pgid: number): void {
+    if (proc.pid === null || proc.exited !== null || proc.output === undefined) return;
+    if (this.cfg.watchdogMs > 0) return;
+    this.ctx.groups?.addMain(this.name, { hash: this.hash, pid: proc.pid, pgid, output: proc.output });
+  }
+
+  /**
+   * Takes over a main process that a previous supervisor left running (leftovers.ts): the unit is active/running
+   * with it, its output read on from its FIFOs, its exit seen by polling — it is not our child, so its exit status
+   * is unknown, and systemd too counts such an exit as a success. False when it is gone already.
+   */
+  adopt(left: Leftover): boolean {
+    if (!runs(left.pid) || this.active !== "inactive") return false;
+    const gen = ++this.gen;
+    this.result = "success";
+    this.cgroup = left.cgroup !== null ? new UnitCgroup(left.cgroup) : null;
+    try {
+      this.env = this.buildEnv();
+    } catch {
+      this.env = {};
+    }
+    const main = this.cfg.execStart[0];
+    if (main !== undefined) this.programs.set(left.pid, basename(main.path));
+    const fifos = this.ctx.outputFifos?.fifos;
+    if (left.output !== null && fifos !== undefined) {
+      const out = fifos.open(left.output.stdout);
+      const err = fifos.open(left.output.stderr);
+      if (out !== null) this.output.read(out, "stdout", left.pid);
+      if (err !== null) this.output.read(err, "stderr", left.pid);
+    }
+    const proc: Proc = {
+      pid: left.pid,
+      exit: Promise.resolve({ code: "exited", status: 0 }),
+      exited: null,
+      foreign: true,
+      ...(left.output !== null ? { output: left.output } : {}),
+    };
+    this.watchForeign(proc, gen);
+    this.mainPgid = left.pgid;
+    this.log(`${this.name}: Adopted main process ${left.pid}, left running by a previous supervisor.`);
+    this.set("active", "running", left.pid);
+    return true;
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -761,6 +826,7 @@ export class ServiceRunner extends UnitLifecycle {
       delete env.LISTEN_FDS;
       delete env.LISTEN_FDNAMES;
     }
+    const fifo = step === "ExecStart" && this.cfg.type !== "oneshot" ? this.outputFifos() : null;
     let child: ChildProcess;
     try {
       // detached: the child leads a new session and process group (setsid).
@@ -770,22 +836,33 @@ export class ServiceRunner extends UnitLifecycle {
           cwd,
           env,
           detached: true,
-          stdio: ["ignore", "pipe", "pipe", ...(listen?.fds ?? [])],
+          stdio: [
+            "ignore",
+            fifo?.stdout.childFd ?? "pipe",
+            fifo?.stderr.childFd ?? "pipe",
+            ...(listen?.fds ?? []),
+          ],
           ...(uid !== undefined ? { uid } : {}),
           ...(gid !== undefined ? { gid } : {}),
         });
       child = this.cgroup !== null ? this.cgroup.spawnInside(start) : start();
     } catch (e) {
+      fifo?.stdout.stream.destroy();
+      fifo?.stderr.stream.destroy();
       const code = (e as NodeJS.ErrnoException).code;
       return failed(
         code === "EPERM" ? 217 : 203,
         `${code === "EPERM" ? "USER" : "EXEC"} (${(e as Error).message})`,
       );
+    } finally {
+      // The child holds its FIFOs read-write; our copies of those ends would keep them from ever ending.
+      if (fifo !== null) for (const f of [fifo.stdout, fifo.stderr]) closeSync(f.childFd);
     }
     const proc: Proc = {
       pid: child.pid ?? null,
       exit: Promise.resolve({ code: "exited", status: 0 }),
       exited: null,
+      ...(fifo !== null ? { output: { stdout: fifo.stdout.path, stderr: fifo.stderr.path } } : {}),
     };
     record.pid = proc.pid;
     proc.exit = new Promise<ExitInfo>((resolve) => {
@@ -818,9 +895,38 @@ export class ServiceRunner extends UnitLifecycle {
       if (this.programs.size >= 64) this.programs.delete(this.programs.keys().next().value!);
       this.programs.set(child.pid, basename(cmd.path));
     }
-    if (child.stdout) this.output.read(child.stdout, "stdout", child.pid);
-    if (child.stderr) this.output.read(child.stderr, "stderr", child.pid);
+    const stdout = fifo?.stdout.stream ?? child.stdout;
+    const stderr = fifo?.stderr.stream ?? child.stderr;
+    if (stdout) this.output.read(stdout, "stdout", child.pid);
+    if (stderr) this.output.read(stderr, "stderr", child.pid);
     return proc;
+  }
+
+  /** A FIFO each for a main process's stdout and stderr, or null (none in this runtime, or they cannot be made). */
+  private outputFifos(): Record<
+    "stdout" | "stderr",
+    { path: string; childFd: number; stream: Readable }
+  > | null {
+    const o = this.ctx.outputFifos;
+    if (!o) return null;
+    const made: { path: string; childFd: number; stream: Readable }[] = [];
+    try {
+      const id = randomBytes(6).toString("hex");
+      for (const kind of ["out", "err"]) {
+        const path = join(o.dir, `${id}.${kind}`);
+        made.push({ path, ...o.fifos.make(path) });
+      }
+      return { stdout: made[0]!, stderr: made[1]! };
+    } catch (e) {
+      for (const m of made) {
+        closeSync(m.childFd);
+        m.stream.destroy();
+      }
+      this.log(
+        `${this.name}: output into pipes (a supervisor crash restarts the unit): ${(e as Error).message}`,
+      );
+      return null;
+    }
   }
 }
 

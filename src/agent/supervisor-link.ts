@@ -1,8 +1,9 @@
 // The node's end of the supervisor (supervisor.ts): connects to the one running for this data directory, or
 // starts it (`berth supervise`, detached, so it outlives the node), and presents it as a UnitHost. Unit states
 // are mirrored from the supervisor's pushes, so state()/states() answer at once. When the supervisor goes away the
-// link starts a new one (which kills what the old one left, as a restarted agent does); every connection is
-// announced (onReset), so the node reconciles afresh.
+// link starts a new one (which takes over the old one's lease and units: on the first reconcile it adopts the
+// services still wanted here and kills the rest, see leftovers.ts); every connection is announced (onReset), so
+// the node reconciles afresh.
 import { spawn } from "node:child_process";
 import { connect as netConnect, type Socket } from "node:net";
 import { join } from "node:path";

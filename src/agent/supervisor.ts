@@ -5,6 +5,8 @@
 // any leader may give them to another machine. While the node is away (or its renewals are late) the supervisor
 // speaks for the machine itself (machine-keepalive.ts): the leader keeps hearing from the machine and confirms the
 // lease, so a node restart of any length moves nothing; "machine lost" means node and supervisor both silent.
+// A supervisor that crashed leaves its units running as well: the next one takes over its lease (saved on every
+// renewal) and adopts the services still wanted here (the agent's keepLeftovers; output through FIFOs).
 //
 // The node talks to it over a unix socket in the agent's directory (owner-only: mode 0600), one framed msgpack
 // connection (src/wire) at a time; a newer connection replaces an older one (the old node is gone).
@@ -34,6 +36,7 @@ import { Agent, type UnitSpec, type UnitState } from "./agent.ts";
 import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
 import { type ClusterAccess, MachineKeepalive } from "./machine-keepalive.ts";
 import { runtimeNotifySocket } from "./notify-socket.ts";
+import { runtimeOutputFifos } from "./output-fifo.ts";
 
 export interface SupervisorOptions {
   /** The node's agent directory (DATA_DIR/agent): socket, pid file, journal, records. */
@@ -52,6 +55,8 @@ export const SUPERVISOR_SOCKET = "supervisor.sock";
  */
 export const SUPERVISOR_PROTOCOL = 1;
 const SUPERVISOR_PID_FILE = "supervisor.pid";
+/** Until when the supervisor's lease runs (monotonicMs, shared by the processes of the host), for its successor. */
+const LEASE_FILE = "lease-until";
 /** With no node connected and no unit held for this long, the supervisor exits (a node starts a new one). */
 const IDLE_EXIT_MS = 10_000;
 /** Frames on the node's connection may carry every unit file of the machine at once. */
@@ -85,6 +90,8 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
     logger: log,
     notifySocket: await runtimeNotifySocket(log),
     activation: await runtimeActivation(log),
+    outputFifos: await runtimeOutputFifos(log),
+    keepLeftovers: true,
   });
   const keepalive = new MachineKeepalive(Math.max(200, Math.round(o.fenceMs / 3)));
   const nodeReadPoint = (): Promise<void> =>
@@ -104,8 +111,27 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   // A reconcile that came while no lease was held (the node's read point came too late) was dropped: once a
   // renewal makes the lease valid again, the node is asked for a fresh one rather than left believing it was done.
   let reconcileDropped = false;
+  // Units left by a supervisor that crashed run on under its lease, which this one takes over (saved on every
+  // renewal): the fence falls when the old one's would have, unless a renewal came first.
+  const leaseFile = join(o.agentDir, LEASE_FILE);
+  if (agent.holdsLeftovers()) {
+    const until = readLeaseEnd(leaseFile);
+    const left = until - monotonicMs();
+    if (left > 0) {
+      lease.inherit(until);
+      log(`took over the previous supervisor's lease (${Math.round(left)} ms left) and its running units`);
+    } else {
+      log("the previous supervisor's lease ran out: killing the units it left");
+      agent.killLeftovers();
+    }
+  }
+  let savedLeaseEnd = lease.expiresAt();
   const renewed = (issuedAt: number): void => {
     lease.renewed(issuedAt);
+    if (lease.expiresAt() !== savedLeaseEnd) {
+      savedLeaseEnd = lease.expiresAt();
+      saveLeaseEnd(leaseFile, savedLeaseEnd);
+    }
     if (reconcileDropped && lease.valid()) {
       reconcileDropped = false;
       node?.notify("unfenced", {});
@@ -201,7 +227,7 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   let idleSince = Date.now();
   await new Promise<void>((resolveExit) => {
     const idleCheck = setInterval(() => {
-      const busy = (node !== null && !node.closed) || agent.states().length > 0;
+      const busy = (node !== null && !node.closed) || agent.states().length > 0 || agent.holdsLeftovers();
       if (busy) idleSince = Date.now();
       else if (Date.now() - idleSince >= IDLE_EXIT_MS) {
         log("no node and no unit: supervisor exits");
@@ -229,6 +255,23 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   } catch {}
   try {
     unlinkSync(join(o.agentDir, SUPERVISOR_PID_FILE));
+  } catch {}
+}
+
+/** A missing, unreadable or torn file reads as a lease long over: the units it covered are killed. */
+function readLeaseEnd(file: string): number {
+  try {
+    const v = Number(readFileSync(file, "utf8"));
+    return Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
+  } catch {
+    return Number.NEGATIVE_INFINITY;
+  }
+}
+
+/** Best effort: a lease end not saved (disk full) only shortens what a successor believes is left. */
+function saveLeaseEnd(file: string, until: number): void {
+  try {
+    writeFileSync(file, String(until));
   } catch {}
 }
 

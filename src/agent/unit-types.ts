@@ -1,7 +1,9 @@
 // The shapes every unit runner shares with the agent: what a unit reports and what it is given to run.
 
 import type { Journal } from "./journal.ts";
+import type { MainRecord } from "./leftovers.ts";
 import type { NotifySocketOpener } from "./notify-socket.ts";
+import type { OutputFifos } from "./output-fifo.ts";
 import type { UnitCgroups } from "./unit-cgroup.ts";
 
 export type ActiveState = "active" | "inactive" | "activating" | "deactivating" | "failed";
@@ -96,7 +98,12 @@ export interface RunnerContext {
     remove(pgid: number): void;
     addCgroup(unit: string, dirs: string[]): void;
     removeCgroup(unit: string): void;
+    /** A service's main process, so that a later supervisor can adopt the running unit (leftovers.ts). */
+    addMain(unit: string, main: Omit<MainRecord, "startTime">): void;
+    removeMain(unit: string, pid: number): void;
   };
+  /** FIFOs for main processes' output, made in `dir`; null or missing: pipes (output-fifo.ts). */
+  outputFifos?: { fifos: OutputFifos; dir: string } | null;
   /** The agent's unit cgroups; null or missing where none can be made (units are then tracked by session). */
   cgroups?: UnitCgroups | null;
   /** Opens a unit's notify socket (NOTIFY_SOCKET); null or missing where this runtime has none (notify-socket.ts). */

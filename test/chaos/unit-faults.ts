@@ -5,6 +5,8 @@
 //              that have one) left running while the units move elsewhere
 //   crash      machine crash: node, supervisor (killUnitProcesses), unit processes and containers SIGKILLed; back
 //              after 1.5-2 TTL
+//   supervisor the unit supervisor alone SIGKILLed: its node starts a new one, which adopts the units still
+//              scheduled there (same processes) and kills the rest
 //   partition  one machine cut off from the others for 1.5-2 TTL
 //   freeze     every node, supervisor, unit process and container of the cluster SIGSTOPped for TTL + 2 s
 //   flood      a unit printing as fast as it can (`yes`), launched for 2 TTL, then destroyed
@@ -16,7 +18,7 @@ import type { ChaosCluster } from "./cluster.ts";
 import { leaderName, sleep } from "./harness.ts";
 import { runningContainers } from "./probes.ts";
 
-export const FAULT_KINDS = ["kill", "orphan", "crash", "partition", "freeze", "flood"] as const;
+export const FAULT_KINDS = ["kill", "orphan", "crash", "supervisor", "partition", "freeze", "flood"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /**
@@ -130,6 +132,13 @@ export async function runUnitNemesis(o: UnitNemesisOptions): Promise<void> {
         } else await sleep(hold);
         cluster.revive(v);
         o.note(`restart ${v}`);
+        break;
+      }
+      case "supervisor": {
+        const v = await victim();
+        o.fault(kind, `the unit supervisor of ${await label(v)}`);
+        signalPids(supervisors(cluster.node(v).dataDir), "SIGKILL");
+        await sleep(ttlMs);
         break;
       }
       case "partition": {

@@ -1,0 +1,215 @@
+// A supervisor that crashes alone (SIGKILL; its node lives on) leaves its units running. The next supervisor takes
+// over its lease and, on its first reconcile, adopts each service still wanted here with the same hash — same
+// process, output read on from the FIFOs it writes to, nothing written meanwhile lost — and kills the others. When
+// no renewal comes, the units die when the old lease would have ended. The real binary (FIFOs need Bun's FFI),
+// driven by this test acting as its node.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JournalLine, UnitSpec, UnitState } from "../src/agent/agent.ts";
+import { monotonicMs } from "../src/agent/lease.ts";
+import { runs } from "../src/agent/main-pid.ts";
+import { SUPERVISOR_SOCKET } from "../src/agent/supervisor.ts";
+import { Connection } from "../src/wire/connection.ts";
+import { BINARY, requireBinary } from "./support/cluster.ts";
+import { killUnitProcesses, signalAndWait, waitFor } from "./support/processes.ts";
+
+const FENCE_MS = 2000;
+
+/** Running, not a zombie: a killed orphan waits for PID 1 to reap it. */
+const alive = runs;
+
+const dial = (path: string) =>
+  new Promise<Socket>((resolve, reject) => {
+    const s = connect(path);
+    s.once("connect", () => resolve(s));
+    s.once("error", reject);
+  });
+
+const spec = (name: string, hash: string, execStart: string): UnitSpec => ({
+  name,
+  hash,
+  text: `[Service]\nExecStart=${execStart}\n`,
+  desired: "launched",
+});
+
+/** Counts on stdout, one line every 50 ms: a gap in the journal's numbers would be output lost. */
+const COUNTER = spec(
+  "counter.service",
+  "h1",
+  `/bin/sh -c 'i=0; while :; do i=$((i+1)); echo "n=$i"; sleep 0.05; done'`,
+);
+const DROPPED = spec("dropped.service", "h1", "/bin/sleep 1000");
+const CHANGED = spec("changed.service", "h1", "/bin/sleep 1000");
+
+/** One supervisor process and this test as its node. */
+class Supervised {
+  readonly states = new Map<string, UnitState>();
+  conn: Connection | null = null;
+  private renewals: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    readonly child: ChildProcess,
+    private readonly agentDir: string,
+  ) {}
+
+  static start(agentDir: string): Supervised {
+    const child = spawn(
+      BINARY,
+      ["supervise", `--agent-dir=${agentDir}`, "--machine-id=m1", `--fence=${FENCE_MS}ms`],
+      { stdio: "ignore", detached: true },
+    );
+    return new Supervised(child, agentDir);
+  }
+
+  async connect(): Promise<void> {
+    const socket = await waitFor("the supervisor's socket", () =>
+      dial(join(this.agentDir, SUPERVISOR_SOCKET)),
+    );
+    const conn = new Connection(socket, { label: "test node" });
+    conn.serve({
+      request: async () => true,
+      notify: (method, params) => {
+        if (method === "state") this.states.set((params as UnitState).name, params as UnitState);
+      },
+    });
+    await conn.request("hello", {}, { timeoutMs: 5000 });
+    this.conn = conn;
+  }
+
+  /** Renews the lease as a healthy node does (every 300 ms). */
+  renew(): void {
+    const once = () => this.conn?.notify("lease", { issuedAt: monotonicMs() });
+    once();
+    this.renewals = setInterval(once, 300);
+  }
+
+  reconcile(specs: UnitSpec[]): void {
+    this.conn!.notify("reconcile", { specs });
+  }
+
+  async journal(name: string): Promise<JournalLine[]> {
+    return (await this.conn!.request(
+      "journal",
+      { name, lines: 10_000 },
+      { timeoutMs: 5000 },
+    )) as JournalLine[];
+  }
+
+  running(name: string): number | null {
+    const s = this.states.get(name);
+    return s?.active === "active" ? s.mainPid : null;
+  }
+
+  close(): void {
+    if (this.renewals !== null) clearInterval(this.renewals);
+    this.conn?.close();
+  }
+}
+
+/** The counter's numbers in the journal, in order. */
+const counts = (lines: JournalLine[]) =>
+  lines
+    .map((l) => /^n=(\d+)$/.exec(l.text)?.[1])
+    .filter((n) => n !== undefined)
+    .map(Number);
+
+describe("a supervisor that crashed alone", () => {
+  let dir: string;
+  let agentDir: string;
+  const started: Supervised[] = [];
+
+  beforeAll(() => {
+    requireBinary();
+    dir = mkdtempSync(join(tmpdir(), "berth-adopt-"));
+    agentDir = join(dir, "agent");
+  });
+  afterAll(async () => {
+    for (const s of started) {
+      s.close();
+      if (s.child.exitCode === null && s.child.signalCode === null) await signalAndWait(s.child, "SIGKILL");
+    }
+    killUnitProcesses(dir);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const launch = (): Supervised => {
+    const s = Supervised.start(agentDir);
+    started.push(s);
+    return s;
+  };
+
+  it("has its running services adopted by the next supervisor, output and all; what is not wanted is killed", async () => {
+    const first = launch();
+    await first.connect();
+    first.renew();
+    first.reconcile([COUNTER, DROPPED, CHANGED]);
+    const pid = (name: string) => waitFor(`${name} running`, () => first.running(name), 15_000);
+    const [counter, dropped, changed] = [
+      await pid(COUNTER.name),
+      await pid(DROPPED.name),
+      await pid(CHANGED.name),
+    ];
+    await waitFor(
+      "the counter's first lines",
+      async () => counts(await first.journal(COUNTER.name)).length > 5,
+    );
+
+    first.close();
+    await signalAndWait(first.child, "SIGKILL");
+    // The counter writes on meanwhile, into its FIFO.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(alive(counter) && alive(dropped) && alive(changed)).toBe(true);
+
+    const second = launch();
+    await second.connect();
+    second.renew();
+    second.reconcile([COUNTER, { ...CHANGED, hash: "h2" }]);
+    expect(await waitFor("the counter adopted", () => second.running(COUNTER.name), 10_000)).toBe(counter);
+    const restarted = await waitFor("the changed unit started afresh", () => {
+      const p = second.running(CHANGED.name);
+      return p !== null && p !== changed ? p : null;
+    });
+    expect(alive(restarted)).toBe(true);
+    expect(alive(changed)).toBe(false);
+    expect(alive(dropped)).toBe(false);
+
+    // Every number, from before the crash through the time no supervisor read the FIFO to now, in order.
+    const seen = await waitFor("the counter's lines after the adoption", async () => {
+      const n = counts(await second.journal(COUNTER.name));
+      return n.length > 30 ? n : null;
+    });
+    expect(
+      seen.slice(1).every((n, i) => n === seen[i]! + 1),
+      seen.join(" "),
+    ).toBe(true);
+    const log = (await second.journal(COUNTER.name)).map((l) => l.text).join("\n");
+    expect(log).toContain(`Adopted main process ${counter}`);
+
+    // Not our child, yet its end is seen.
+    process.kill(counter, "SIGTERM");
+    await waitFor(
+      "the adopted unit's exit seen",
+      () => second.states.get(COUNTER.name)?.active === "inactive",
+    );
+  }, 60_000);
+
+  it("kills the units it took over when its lease ends without a renewal", async () => {
+    const second = started.at(-1)!;
+    const unit = spec("probe.service", "h1", "/bin/sleep 1000");
+    second.reconcile([unit]);
+    const pid = await waitFor("the unit running", () => second.running(unit.name));
+    second.close();
+    await signalAndWait(second.child, "SIGKILL");
+
+    // Its successor hears from no node: the unit runs on under the old lease, then the fence falls.
+    const third = launch();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(alive(pid)).toBe(true);
+    await waitFor("the unit killed when the lease ran out", () => !alive(pid), FENCE_MS + 3000, 20);
+    third.close();
+  }, 30_000);
+});
