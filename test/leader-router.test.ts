@@ -91,15 +91,18 @@ describe("LeaderRouter", () => {
       let lead: string | null = "n1";
       let leaderChanged = () => {};
       const sent: string[] = [];
+      // n1 falls silent right after the request went out to it.
+      let silent = false;
       const r = new LeaderRouter({
         selfId: "n2",
         leader: () => lead,
         timeoutMs: TIMEOUT_MS,
-        peerSilent: (peer) => peer === "n1",
+        peerSilent: (peer) => silent && peer === "n1",
         // A silent peer: no answer, no closed connection, only the request's own timeout.
         peers: {
           request: (peer, _method, _params, timeoutMs) => {
             sent.push(peer);
+            silent = true;
             return new Promise((_, reject) =>
               setTimeout(() => reject(Object.assign(new Error("timed out"), { code: "timeout" })), timeoutMs),
             );
@@ -127,6 +130,46 @@ describe("LeaderRouter", () => {
       expect(outcome!.message).toContain("may or may not have taken effect");
       // Sent once and not resent: n1 may have applied it before it went silent.
       expect(sent).toEqual(["n1"]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a write for a leader already silent is not sent to it, and goes to the next leader once one is elected", async () => {
+    vi.useFakeTimers();
+    try {
+      let lead: string | null = "n1";
+      let leaderChanged = () => {};
+      const sent: string[] = [];
+      const r = new LeaderRouter({
+        selfId: "n2",
+        leader: () => lead,
+        timeoutMs: TIMEOUT_MS,
+        peerSilent: (peer) => peer === "n1",
+        peers: {
+          request: async (peer) => {
+            sent.push(peer);
+            if (peer === "n1") return new Promise(() => {}); // cut off: never answers
+            return `applied on ${peer}`;
+          },
+        },
+        onLeaderChange: (listener) => {
+          leaderChanged = listener;
+        },
+      });
+      r.register("put", async () => "applied here");
+      let answer: unknown = null;
+      void r.call("put", {}).then((a) => {
+        answer = a;
+      });
+      await vi.advanceTimersByTimeAsync(300);
+      expect(sent).toEqual([]);
+      lead = "n3";
+      leaderChanged();
+      await vi.advanceTimersByTimeAsync(1);
+      // Certainly not applied by n1, so no "may or may not have taken effect": it simply succeeds on n3.
+      expect(answer).toBe("applied on n3");
+      expect(sent).toEqual(["n3"]);
     } finally {
       vi.useRealTimers();
     }

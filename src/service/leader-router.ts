@@ -3,7 +3,8 @@
 // certainly did not happen (no leader yet, a deposed leader refused it, a proposal dropped by a new leader).
 // Where it may have happened (the leader's connection closed with the request on it, or the leader it was sent to
 // stopped being the leader before answering: a leader cut off without a FIN), it fails at once rather than wait
-// out the timeout, and says so: the caller decides, as with etcd's "request timed out".
+// out the timeout, and says so: the caller decides, as with etcd's "request timed out". A request for a leader
+// already silent is not sent at all: it waits for the next leader.
 import { NotLeaderError, ProposalDroppedError } from "../raft/driver.ts";
 import { ConnectionClosedError } from "../wire/errors.ts";
 import { ServiceError, unavailable, withTimeout } from "./errors.ts";
@@ -70,7 +71,12 @@ export class LeaderRouter {
       const lead = this.deps.leader();
       try {
         if (lead === this.deps.selfId) return await withTimeout(fn(params), remaining, method);
-        if (lead !== null) return await this.forward(lead, method, params, remaining);
+        if (lead !== null && this.deps.peerSilent?.(lead)) {
+          // Nothing heard from the leader for half an election timeout: it is likely cut off, and a request sent to
+          // it now would only wait until another leader is known, then fail as possibly applied. Held back, it
+          // certainly did not happen: it goes to the next leader as soon as one is elected (or to this one again).
+          lastProblem = `the leader ${lead} has not been heard from lately (it may be cut off)`;
+        } else if (lead !== null) return await this.forward(lead, method, params, remaining);
       } catch (err) {
         if (!retriable(err)) throw err;
         lastProblem = (err as Error).message;
