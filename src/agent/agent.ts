@@ -604,11 +604,7 @@ export class Agent implements UnitHost {
         return;
       }
       this.setOverlay(slot, null);
-      slot.seen.clear();
-      for (const b of this.graph.requires.get(slot.name) ?? EMPTY) {
-        const bs = this.present(b);
-        if (bs !== undefined) slot.seen.set(b, bs.downSeq);
-      }
+      this.noteRequired(slot);
       slot.launched = true;
       r.start();
       // Reported even when the start changed nothing the runner shows (already running, or a broken unit).
@@ -623,12 +619,22 @@ export class Agent implements UnitHost {
     } else if (!launch) this.setOverlay(slot, null);
   }
 
+  /** Notes where the units this one requires stand as it starts: it stops when one of them goes down after. */
+  private noteRequired(slot: Slot): void {
+    slot.seen.clear();
+    for (const b of this.graph.requires.get(slot.name) ?? EMPTY) {
+      const bs = this.present(b);
+      if (bs !== undefined) slot.seen.set(b, bs.downSeq);
+    }
+  }
+
   /** Takes over the unit's main process a previous agent left, kept by settleLeftovers; false when there is none. */
   private adoptLeftover(slot: Slot, r: UnitRunner): boolean {
     const left = this.adoptable.get(slot.name);
     if (left === undefined) return false;
     this.adoptable.delete(slot.name);
     if (!slot.launched && r instanceof ServiceRunner && r.hash === left.hash && r.adopt(left)) {
+      this.noteRequired(slot);
       slot.launched = true;
       this.emit(this.view(slot, r.state()));
       return true;
