@@ -211,5 +211,23 @@ describe("a supervisor that crashed alone", () => {
     expect(alive(pid)).toBe(true);
     await waitFor("the unit killed when the lease ran out", () => !alive(pid), FENCE_MS + 3000, 20);
     third.close();
+    await signalAndWait(third.child, "SIGKILL");
+  }, 30_000);
+
+  it("kills the units it took over when told to stop (SIGTERM) before a reconcile adopted them", async () => {
+    const fourth = launch();
+    await fourth.connect();
+    fourth.renew();
+    const unit = spec("probe.service", "h1", "/bin/sleep 1000");
+    fourth.reconcile([unit]);
+    const pid = await waitFor("the unit running", () => fourth.running(unit.name));
+    fourth.close();
+    await signalAndWait(fourth.child, "SIGKILL");
+
+    const fifth = launch();
+    (await waitFor("the next supervisor's socket", () => dial(join(agentDir, SUPERVISOR_SOCKET)))).destroy();
+    expect(alive(pid)).toBe(true);
+    await signalAndWait(fifth.child, "SIGTERM");
+    expect(alive(pid)).toBe(false);
   }, 30_000);
 });

@@ -403,6 +403,8 @@ export class Agent implements UnitHost {
   /** Stops every unit (ExecStop semantics) and refuses further reconciles. */
   async stop(): Promise<void> {
     this.closed = true;
+    // Units a previous agent left and no reconcile adopted yet have no runner to stop them: killed.
+    if (this.holdsLeftovers()) this.killLeftovers();
     for (const slot of this.slots.values()) {
       if (slot.want !== null) slot.want = { ...slot.want, desired: "loaded" };
     }
