@@ -15,7 +15,7 @@ import { runs } from "../src/agent/main-pid.ts";
 import { SUPERVISOR_SOCKET } from "../src/agent/supervisor.ts";
 import { Connection } from "../src/wire/connection.ts";
 import { BINARY, requireBinary } from "./support/cluster.ts";
-import { killUnitProcesses, signalAndWait, waitFor } from "./support/processes.ts";
+import { freePort, killUnitProcesses, signalAndWait, waitFor } from "./support/processes.ts";
 
 const FENCE_MS = 2000;
 
@@ -44,6 +44,14 @@ const COUNTER = spec(
 );
 const DROPPED = spec("dropped.service", "h1", "/bin/sleep 1000");
 const CHANGED = spec("changed.service", "h1", "/bin/sleep 1000");
+/** A service activated by a socket unit: it holds the listening socket the crashed supervisor made. */
+const ACTIVATED = spec("web.service", "h1", "/bin/sleep 1000");
+const webSocket = (port: number): UnitSpec => ({
+  name: "web.socket",
+  hash: "h1",
+  text: `[Socket]\nListenStream=127.0.0.1:${port}\n`,
+  desired: "launched",
+});
 
 /** One supervisor process and this test as its node. */
 class Supervised {
@@ -143,16 +151,18 @@ describe("a supervisor that crashed alone", () => {
   };
 
   it("has its running services adopted by the next supervisor, output and all; what is not wanted is killed", async () => {
+    const socket = webSocket(await freePort());
     const first = launch();
     await first.connect();
     first.renew();
-    first.reconcile([COUNTER, DROPPED, CHANGED]);
+    first.reconcile([COUNTER, DROPPED, CHANGED, socket, ACTIVATED]);
     const pid = (name: string) => waitFor(`${name} running`, () => first.running(name), 15_000);
     const [counter, dropped, changed] = [
       await pid(COUNTER.name),
       await pid(DROPPED.name),
       await pid(CHANGED.name),
     ];
+    const web = await pid(ACTIVATED.name);
     await waitFor(
       "the counter's first lines",
       async () => counts(await first.journal(COUNTER.name)).length > 5,
@@ -167,7 +177,7 @@ describe("a supervisor that crashed alone", () => {
     const second = launch();
     await second.connect();
     second.renew();
-    second.reconcile([COUNTER, { ...CHANGED, hash: "h2" }]);
+    second.reconcile([COUNTER, { ...CHANGED, hash: "h2" }, socket, ACTIVATED]);
     expect(await waitFor("the counter adopted", () => second.running(COUNTER.name), 10_000)).toBe(counter);
     const restarted = await waitFor("the changed unit started afresh", () => {
       const p = second.running(CHANGED.name);
@@ -176,6 +186,17 @@ describe("a supervisor that crashed alone", () => {
     expect(alive(restarted)).toBe(true);
     expect(alive(changed)).toBe(false);
     expect(alive(dropped)).toBe(false);
+    // The socket-activated service is started afresh, after its socket unit could bind its address again.
+    await waitFor(
+      "the socket unit listening again",
+      () => second.states.get(socket.name)?.active === "active",
+    );
+    const web2 = await waitFor("the activated service started afresh", () => {
+      const p = second.running(ACTIVATED.name);
+      return p !== null && p !== web ? p : null;
+    });
+    expect(alive(web)).toBe(false);
+    expect(alive(web2)).toBe(true);
 
     // Every number, from before the crash through the time no supervisor read the FIFO to now, in order.
     const seen = await waitFor("the counter's lines after the adoption", async () => {

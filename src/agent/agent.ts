@@ -303,13 +303,35 @@ export class Agent implements UnitHost {
    */
   private settleLeftovers(): void {
     const keep = new Map<string, Leftover>();
+    const activated = this.socketActivated();
     for (const [unit, left] of this.leftovers!) {
       const want = this.slots.get(unit)?.want;
-      if (want && this.graph.launch.has(unit) && String(want.hash) === left.hash) keep.set(unit, left);
+      if (want && this.graph.launch.has(unit) && String(want.hash) === left.hash && !activated.has(unit))
+        keep.set(unit, left);
     }
     this.leftovers = null;
     this.groups.killLeftovers(this.logger, keep);
     for (const [unit, left] of keep) this.adoptable.set(unit, left);
+  }
+
+  /**
+   * The services that socket units of this machine activate. Not adopted: the service holds the listening sockets
+   * the crashed supervisor made, so the socket unit could not bind them again; it is restarted with them instead.
+   */
+  private socketActivated(): Set<string> {
+    const out = new Set<string>();
+    for (const slot of this.slots.values()) {
+      const text = slot.want?.text;
+      if (!slot.name.endsWith(".socket") || typeof text !== "string") continue;
+      try {
+        const unit = compileUnit(slot.name, text, {
+          hostname: this.opts.hostname,
+          machineId: this.opts.machineId,
+        });
+        if (unit.kind === "socket") out.add(unit.config.service);
+      } catch {}
+    }
+    return out;
   }
 
   /** Removes the output FIFOs no unit of `kept` writes to (left by units that died with a crashed agent). */
