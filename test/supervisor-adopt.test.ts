@@ -4,7 +4,7 @@
 // no renewal comes, the units die when the old lease would have ended. The real binary (FIFOs need Bun's FFI),
 // driven by this test acting as its node.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,6 +44,13 @@ const COUNTER = spec(
 );
 const DROPPED = spec("dropped.service", "h1", "/bin/sleep 1000");
 const CHANGED = spec("changed.service", "h1", "/bin/sleep 1000");
+/** A oneshot that ran and remains active: the next supervisor must not run it again. */
+const once = (file: string): UnitSpec => ({
+  name: "once.service",
+  hash: "h1",
+  text: `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo ran >> ${file}'\n`,
+  desired: "launched",
+});
 /** A service activated by a socket unit: it holds the listening socket the crashed supervisor made. */
 const ACTIVATED = spec("web.service", "h1", "/bin/sleep 1000");
 const webSocket = (port: number): UnitSpec => ({
@@ -144,6 +151,14 @@ describe("a supervisor that crashed alone", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** The supervisor saves its record a turn after a start: a crash within that turn forgets the unit. */
+  const recorded = (unit: string): boolean => {
+    try {
+      return unit in JSON.parse(readFileSync(join(agentDir, "unit-mains.json"), "utf8"));
+    } catch {
+      return false;
+    }
+  };
   const launch = (): Supervised => {
     const s = Supervised.start(agentDir);
     started.push(s);
@@ -155,7 +170,9 @@ describe("a supervisor that crashed alone", () => {
     const first = launch();
     await first.connect();
     first.renew();
-    first.reconcile([COUNTER, DROPPED, CHANGED, socket, ACTIVATED]);
+    const onceFile = join(dir, "once-ran");
+    const ONCE = once(onceFile);
+    first.reconcile([COUNTER, DROPPED, CHANGED, socket, ACTIVATED, ONCE]);
     const pid = (name: string) => waitFor(`${name} running`, () => first.running(name), 15_000);
     const [counter, dropped, changed] = [
       await pid(COUNTER.name),
@@ -163,6 +180,7 @@ describe("a supervisor that crashed alone", () => {
       await pid(CHANGED.name),
     ];
     const web = await pid(ACTIVATED.name);
+    await waitFor("the oneshot done", () => first.states.get(ONCE.name)?.sub === "exited");
     await waitFor(
       "the counter's first lines",
       async () => counts(await first.journal(COUNTER.name)).length > 5,
@@ -177,7 +195,7 @@ describe("a supervisor that crashed alone", () => {
     const second = launch();
     await second.connect();
     second.renew();
-    second.reconcile([COUNTER, { ...CHANGED, hash: "h2" }, socket, ACTIVATED]);
+    second.reconcile([COUNTER, { ...CHANGED, hash: "h2" }, socket, ACTIVATED, ONCE]);
     expect(await waitFor("the counter adopted", () => second.running(COUNTER.name), 10_000)).toBe(counter);
     const restarted = await waitFor("the changed unit started afresh", () => {
       const p = second.running(CHANGED.name);
@@ -197,6 +215,8 @@ describe("a supervisor that crashed alone", () => {
     });
     expect(alive(web)).toBe(false);
     expect(alive(web2)).toBe(true);
+    expect(second.states.get(ONCE.name)).toMatchObject({ active: "active", sub: "exited" });
+    expect(readFileSync(onceFile, "utf8")).toBe("ran\n");
 
     // Every number, from before the crash through the time no supervisor read the FIFO to now, in order.
     const seen = await waitFor("the counter's lines after the adoption", async () => {
@@ -223,6 +243,7 @@ describe("a supervisor that crashed alone", () => {
     const unit = spec("probe.service", "h1", "/bin/sleep 1000");
     second.reconcile([unit]);
     const pid = await waitFor("the unit running", () => second.running(unit.name));
+    await waitFor("the unit's main process recorded", () => recorded(unit.name));
     second.close();
     await signalAndWait(second.child, "SIGKILL");
 
@@ -242,6 +263,7 @@ describe("a supervisor that crashed alone", () => {
     const unit = spec("probe.service", "h1", "/bin/sleep 1000");
     fourth.reconcile([unit]);
     const pid = await waitFor("the unit running", () => fourth.running(unit.name));
+    await waitFor("the unit's main process recorded", () => recorded(unit.name));
     fourth.close();
     await signalAndWait(fourth.child, "SIGKILL");
 

@@ -16,7 +16,10 @@ interface Entry {
   startTime: string | null | undefined;
 }
 
-/** A service's running main process, as a later agent needs it to adopt the unit. */
+/**
+ * A service's running main process, as a later agent needs it to adopt the unit; or a oneshot that ran and remains
+ * active (RemainAfterExit=yes, `remained`: no process, pid 0), which a later agent must not run again.
+ */
 export interface MainRecord {
   /** The unit's hash when it started: a unit changed since is started afresh, not adopted. */
   hash: string;
@@ -27,6 +30,7 @@ export interface MainRecord {
   startTime: string | null | undefined;
   /** The FIFOs its stdout and stderr go to (output-fifo.ts); null when they are pipes, which die with the agent. */
   output: { stdout: string; stderr: string } | null;
+  remained?: true;
 }
 
 /** A main process a previous agent left running, with its unit's cgroup: what ServiceRunner.adopt() takes. */
@@ -71,7 +75,7 @@ export class GroupRecord {
   }
 
   addMain(unit: string, main: Omit<MainRecord, "startTime">): void {
-    this.mains.set(unit, { ...main, startTime: undefined });
+    this.mains.set(unit, { ...main, startTime: main.remained ? "" : undefined });
     this.saveSoon();
   }
 
@@ -82,14 +86,16 @@ export class GroupRecord {
 
   /**
    * The services a previous agent left running that another process can take over: the recorded main process still
-   * runs (the same process: its start time matches) and its output goes to FIFOs. Touches nothing.
+   * runs (the same process: its start time matches) and its output goes to FIFOs; and the oneshots it left active.
+   * Touches nothing.
    */
   adoptable(log: (line: string) => void): Map<string, Leftover> {
     const cgroups = readRecord<string[]>(this.cgroupFile, log);
     const out = new Map<string, Leftover>();
     for (const [unit, m] of Object.entries(readRecord<MainRecord>(this.mainFile, log))) {
-      if (m.output === null || typeof m.startTime !== "string") continue;
-      if (processStartTime(m.pid) !== m.startTime) continue;
+      const runs =
+        m.output !== null && typeof m.startTime === "string" && processStartTime(m.pid) === m.startTime;
+      if (!runs && m.remained !== true) continue;
       out.set(unit, { ...m, unit, cgroup: cgroups[unit] ?? null });
     }
     return out;
@@ -181,7 +187,7 @@ function killRecordedGroup(pgid: number, e: Entry, log: (line: string) => void):
 
 /** A main process outside any recorded group (a Type=forking daemon where no cgroup could be made), and its FIFOs. */
 function killMain(unit: string, m: MainRecord, log: (line: string) => void): void {
-  if (typeof m.startTime === "string" && processStartTime(m.pid) === m.startTime) {
+  if (m.pid > 0 && typeof m.startTime === "string" && processStartTime(m.pid) === m.startTime) {
     try {
       process.kill(m.pid, "SIGKILL");
       log(`killed main process ${m.pid} of ${unit}, left running by a previous agent`);

@@ -225,6 +225,14 @@ export class ServiceRunner extends UnitLifecycle {
       if (cfg.remainAfterExit) {
         this.set("active", "exited", null);
         this.log(`Finished ${this.desc}.`);
+        // Done, and not to be done again by a supervisor taking over after a crash of this one.
+        this.ctx.groups?.addMain(this.name, {
+          hash: this.hash,
+          pid: 0,
+          pgid: 0,
+          output: null,
+          remained: true,
+        });
         return;
       }
       this.log(`Finished ${this.desc}.`);
@@ -341,7 +349,14 @@ export class ServiceRunner extends UnitLifecycle {
    * is unknown, and systemd too counts such an exit as a success. False when it is gone already.
    */
   adopt(left: Leftover): boolean {
-    if (!runs(left.pid) || this.active !== "inactive") return false;
+    if (this.active !== "inactive") return false;
+    if (left.remained) {
+      if (this.cfg.type !== "oneshot" || !this.cfg.remainAfterExit) return false;
+      this.log(`${this.name}: Ran before the previous supervisor's crash and remains active; not run again.`);
+      this.set("active", "exited", null);
+      return true;
+    }
+    if (!runs(left.pid)) return false;
     const gen = ++this.gen;
     this.result = "success";
     this.cgroup = left.cgroup !== null ? new UnitCgroup(left.cgroup) : null;
@@ -501,6 +516,7 @@ export class ServiceRunner extends UnitLifecycle {
    */
   protected async stopSequence(reason: TeardownReason): Promise<void> {
     const cfg = this.cfg;
+    if (this.active === "active" && this.sub === "exited") this.ctx.groups?.removeMain(this.name, 0);
     const gen = this.gen;
     const killControl = reason === "start-timeout" || reason === "stop-while-starting";
     const runExecStop = (reason === "stop" || reason === "exited") && !this.watchdogFired;
