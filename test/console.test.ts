@@ -282,6 +282,35 @@ describe("berth console", () => {
     expect(r.stderr).toContain(`${config}:3: keys.stop: d is bound to both stop and destroy in units`);
   });
 
+  it(":ctx NAME connects as the context's etcd user, with the password from the variable its password-env names", async () => {
+    const r = await fetch(`${cluster.httpUrl("n1")}/v2/auth/users/ctx-alice`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ user: "ctx-alice", password: "alice:pw" }),
+    });
+    expect(r.status, await r.text()).toBeLessThan(300);
+    const config = join(cluster.dir, "ctx-console.json");
+    const as = (variable: string) => ({
+      endpoint: cluster.tcpEndpoint("n2"),
+      username: "ctx-alice",
+      "password-env": variable,
+    });
+    writeFileSync(config, JSON.stringify({ contexts: { right: as("CTX_PW"), wrong: as("CTX_WRONG_PW") } }));
+    const t = open([], { BERTH_CONSOLE_CONFIG: config, CTX_PW: "alice:pw", CTX_WRONG_PW: "bob" });
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+    t.keys(":", "ctx wrong", "Enter");
+    await t.waitForScreen("authentication as etcd user ctx-alice failed (unknown user or wrong password)");
+    t.keys(":", "ctx right", "Enter");
+    await t.waitForScreen(
+      (screen) =>
+        screen.includes(`${cluster.tcpEndpoint("n2")}  ctx right`) &&
+        /n1\s+127\.0\.0\.1\s+up/.test(screen) &&
+        !screen.includes("authentication as"),
+    );
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
+
   it("takes : commands with Tab completion, sorts by a column, filters by regex and inverse", async () => {
     for (const [k, v] of [
       ["/cmd/b", "2"],

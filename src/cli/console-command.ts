@@ -14,11 +14,20 @@ import type { FlagValues } from "./flags.ts";
 const ALT_SCREEN_ON = "\x1b[?1049h";
 const ALT_SCREEN_OFF = "\x1b[?1049l";
 
-/** The flags of a context: the console's own, its connection settings replaced by the context's. */
-function contextFlags(flags: FlagValues, settings: ContextSettings): FlagValues {
+/**
+ * The flags of a context: the console's own, its connection settings replaced by the context's. The console's
+ * --username is one of them (a user and password of one cluster are not sent to another); the context's username
+ * gets its password from the environment variable its password-env names, read now.
+ */
+export function contextFlags(
+  flags: FlagValues,
+  settings: ContextSettings,
+  env: NodeJS.ProcessEnv = process.env,
+): FlagValues {
   const out: FlagValues = { ...flags };
   for (const name of [
     "endpoint",
+    "username",
     "tunnel",
     "ssh-username",
     "ssh-identity",
@@ -27,7 +36,13 @@ function contextFlags(flags: FlagValues, settings: ContextSettings): FlagValues 
     "key-file",
   ])
     delete out[name];
-  return { ...out, ...settings };
+  const { "password-env": variable, ...connection } = settings;
+  if (typeof variable === "string") {
+    const password = env[variable];
+    if (!password) throw new UsageError(`the environment variable ${variable} (password-env) is not set`);
+    connection.username = `${connection.username}:${password}`;
+  }
+  return { ...out, ...connection };
 }
 
 export const consoleCommand: Command = {
