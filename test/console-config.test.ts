@@ -44,6 +44,20 @@ function refusal(text: string): string {
   throw new Error("the configuration was accepted");
 }
 
+/** A screen with no rows: enough for keys that do not need one. */
+const plainScreen: Screen = {
+  rows: () => [],
+  keyDir: "/",
+  columns: () => [],
+  pageSize: 10,
+  helpLength: 20,
+  pane: () => ({ lines: [], offset: 0 }),
+  paneHeight: 10,
+  contexts: [],
+  rowAt: () => null,
+  bindings: [],
+};
+
 describe("console configuration", () => {
   it("remaps keys, adds hotkeys and plugins to the key table, and sets view, refresh, columns, colours", () => {
     const c = parseConsoleConfig(FULL, "c.json");
@@ -185,6 +199,44 @@ describe("console configuration", () => {
     );
   });
 
+  it("a plugin runs in the background unless it says background: false (then it has the terminal)", () => {
+    const c = parseConsoleConfig(
+      JSON.stringify({
+        plugins: [
+          { key: "L", label: "less", command: "berth journal $BERTH_UNIT | less", background: false },
+          { key: "N", label: "note", command: "echo $BERTH_UNIT", background: true },
+          { key: "M", label: "mail", command: "true" },
+        ],
+      }),
+      "c.json",
+    );
+    expect(["L", "N", "M"].map((k) => bindingFor(c.bindings, "units", k)?.background)).toEqual([
+      false,
+      true,
+      true,
+    ]);
+    const run = (key: string) =>
+      reduce(
+        initialState({ view: "machines" }),
+        { type: "key", name: key },
+        { ...plainScreen, bindings: c.bindings },
+      ).effects[0];
+    expect(run("L")).toMatchObject({ kind: "plugin", label: "less", background: false });
+    expect(run("M")).toMatchObject({ kind: "plugin", label: "mail", background: true });
+    expect(
+      refusal(
+        '{ "plugins": [\n  { "key": "L", "label": "less", "command": "less",\n    "background": "no" } ] }',
+      ),
+    ).toBe("c.json:3: plugins.0.background: must be true or false");
+    expect(
+      refusal(
+        '{ "plugins": [\n  { "key": "L", "label": "less", "command": "less",\n    "foreground": true } ] }',
+      ),
+    ).toBe(
+      "c.json:3: plugins.0.foreground: unknown setting (a plugin sets key, label, command, views, confirm, background)",
+    );
+  });
+
   it("reads JSON as JSON.parse does, with the line of every value", () => {
     const text = '{"a": [1, -2.5e3, true, null, "x\\"y"],\n "b": {\n  "c": "\\u00e9"}}';
     const { value, lines } = parseJsonWithLines(text);
@@ -243,6 +295,7 @@ describe("console configuration at work", () => {
         label: "logs",
         command: "echo $BERTH_UNIT",
         env: { BERTH_VIEW: "units", BERTH_MARKED: "", BERTH_UNIT: "web.service", BERTH_MACHINE: "m1" },
+        background: true,
       },
     ]);
     const readonly = reduce(

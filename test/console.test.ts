@@ -311,6 +311,60 @@ describe("berth console", () => {
     expect(await t.exitCode()).toBe(0);
   });
 
+  it("gives a foreground plugin (background: false) the terminal, and comes back when it exits", async () => {
+    const out = join(cluster.dir, "fg-plugin.out");
+    const config = join(cluster.dir, "fg-console.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        plugins: [
+          {
+            key: "F",
+            label: "fg",
+            background: false,
+            // The keys are typed during the sleep: waiting in the terminal, they go to whoever reads first.
+            command: `echo "FG-$BERTH_MACHINE"; sleep 1; read x; echo "read $x" > ${out}`,
+          },
+          { key: "W", label: "wait", background: false, command: "echo WAITING; sleep 60" },
+        ],
+      }),
+    );
+    const t = open([], { BERTH_CONSOLE_CONFIG: config });
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+    const machine = /^(\w{8})\.\.\.\s+n1\s/m.exec(t.screen())![1];
+    t.keys("F");
+    // The shell's screen, the command's output on it, and none of the console's.
+    await t.waitForScreen(new RegExp(`^FG-${machine}\\w+\\s*$`, "m"));
+    expect(t.screen()).not.toContain("Berth console");
+    expect(t.paneFormat("#{alternate_on}#{mouse_sgr_flag}#{cursor_flag}")).toBe("001");
+    // What is typed is the command's (the console does not read the terminal meanwhile).
+    t.keys("typed-here", "Enter");
+    // The console's whole frame again, in place (the header on the first line).
+    const back = (screen: string) =>
+      /^Berth console.*\n 1 Machines.*\n.*\nMACHINE/.test(screen) &&
+      /n1\s+127\.0\.0\.1\s+up/.test(screen) &&
+      screen.includes("fg: done");
+    await t.waitForScreen(back);
+    expect(readFileSync(out, "utf8")).toBe("read typed-here\n");
+    // Again: the frame it comes back to is the one it left (drawn anew all the same).
+    t.keys("F");
+    await t.waitForScreen(/^FG-/m);
+    t.keys("again", "Enter");
+    await t.waitForScreen(back);
+    expect(readFileSync(out, "utf8")).toBe("read again\n");
+    expect(t.paneFormat("#{alternate_on}#{mouse_sgr_flag}#{cursor_flag}")).toBe("110");
+    // Ctrl-C is the command's: it ends the plugin, not the console.
+    t.keys("W");
+    await t.waitForScreen(/^WAITING\s*$/m);
+    t.keys("C-c");
+    await t.waitForScreen("wait: killed by SIGINT");
+    // The console reads its keys again.
+    t.keys("4");
+    await t.waitForScreen(/n\d\s+leader\s+127\.0\.0\.\d:\d+/);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
+
   it("takes : commands with Tab completion, sorts by a column, filters by regex and inverse", async () => {
     for (const [k, v] of [
       ["/cmd/b", "2"],

@@ -13,6 +13,8 @@ import type { FlagValues } from "./flags.ts";
 
 const ALT_SCREEN_ON = "\x1b[?1049h";
 const ALT_SCREEN_OFF = "\x1b[?1049l";
+const CURSOR_SHOW = "\x1b[?25h";
+const CURSOR_HIDE = "\x1b[?25l";
 
 /**
  * The flags of a context: the console's own, its connection settings replaced by the context's. The console's
@@ -135,6 +137,12 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     // alternate screen, on every way out.
     const mouse = config.mouse ? MOUSE_ON : "";
     const restoreScreen = () => process.stdout.write(`${config.mouse ? MOUSE_OFF : ""}${ALT_SCREEN_OFF}`);
+    // Around a foreground plugin: the shell's screen with a cursor, then the console's again, emptied (Ink draws
+    // its frame anew) with the cursor hidden as Ink hid it.
+    const terminal = {
+      release: () => process.stdout.write(`${config.mouse ? MOUSE_OFF : ""}${ALT_SCREEN_OFF}${CURSOR_SHOW}`),
+      restore: () => process.stdout.write(`${ALT_SCREEN_ON}${mouse}${CURSOR_HIDE}\x1b[H\x1b[2J`),
+    };
     process.stdout.write(`${ALT_SCREEN_ON}${mouse}`);
     process.once("exit", restoreScreen);
     // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
@@ -146,6 +154,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
         label: cluster.via,
         readonly: flags.readonly === true,
         config,
+        terminal,
         localCluster: typeof flags["local-cluster"] === "string" ? flags["local-cluster"] : undefined,
         switchContext: async (name: string) => {
           // The context's connection settings replace the ones the console was started with (endpoints, tunnel,

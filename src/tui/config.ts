@@ -255,14 +255,18 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
     list(top.plugins, "plugins").forEach((p, i) => {
       const path = `plugins.${i}`;
       const o = object(p, path);
+      for (const name of Object.keys(o))
+        if (!PLUGIN_FIELDS.includes(name))
+          fail(`${path}.${name}`, `unknown setting (a plugin sets ${PLUGIN_FIELDS.join(", ")})`);
       const command = string(o.command, `${path}.command`);
       const label = string(o.label, `${path}.label`);
       const where: Context[] | "all" =
         o.views === undefined
           ? ALL_VIEWS
           : list(o.views, `${path}.views`).map((v, j) => view(v, `${path}.views.${j}`));
-      if (o.confirm !== undefined && typeof o.confirm !== "boolean")
-        fail(`${path}.confirm`, "must be true or false");
+      for (const flag of ["confirm", "background"])
+        if (o[flag] !== undefined && typeof o[flag] !== "boolean")
+          fail(`${path}.${flag}`, "must be true or false");
       const b: KeyBinding = {
         action: "plugin",
         keys: keyList(o.key, `${path}.key`),
@@ -273,6 +277,7 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
         changes: true,
         confirm: o.confirm === true,
         command,
+        background: o.background !== false,
       };
       origin.set(b, path);
       bindings.push(b);
@@ -344,6 +349,8 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
   }
   return config;
 }
+
+const PLUGIN_FIELDS = ["key", "label", "command", "views", "confirm", "background"];
 
 const NO_PASSWORD = "a password is not kept in the config file";
 
