@@ -64,10 +64,14 @@ A JSON file configures it (--console-config, BERTH_CONSOLE_CONFIG, or ~/.config/
 $XDG_CONFIG_HOME/berth/console.json where XDG_CONFIG_HOME is set): {"readonly": true, "view": "units", "refresh": "2s",
 "keys": {"stop": "S", "restart": ["ctrl-r"]}, "hotkeys": [{"key": "w", "view": "units", "filter": "web"}],
 "columns": {"units": ["UNIT", "ACTIVE", "MACHINE"]}, "theme": {"title": "blue", "marked": "#ff8800"},
-"contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem"}}, "mouse": false,
-"plugins": [{"key": "L", "label": "tail", "views": ["units"], "command": "berth journal "$BERTH_UNIT"",
-"confirm": false}]}. A plugin runs with sh in the background (no terminal), with BERTH_UNIT, BERTH_MACHINE,
-BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set; its last output line shows. A setting
+"contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem",
+"username": "alice", "password-env": "PROD_PASSWORD"}}, "mouse": false,
+"plugins": [{"key": "L", "label": "less", "views": ["units"], "command": "berth journal -n 1000 "$BERTH_UNIT" | less",
+"background": false, "confirm": false}]}. A context's username is an etcd user's NAME; its password is read, when
+:ctx connects, from the environment variable password-env names (never from the file). A plugin runs with sh,
+with BERTH_UNIT, BERTH_MACHINE, BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set: in the
+background (no terminal; its last output line shows), or with "background": false on the terminal, the console
+stepping aside until it exits. A setting
 the console cannot use stops it (exit 2) naming the file and the line. NO_COLOR (or FORCE_COLOR=0) turns the colours off; the
 selected row stays in reverse video. Reaches any node, directly
 (--endpoint) or through SSH (--tunnel, BERTH_TUNNEL); when the connection drops it reconnects to whichever
