@@ -66,7 +66,7 @@ $XDG_CONFIG_HOME/berth/console.json where XDG_CONFIG_HOME is set): {"readonly": 
 "columns": {"units": ["UNIT", "ACTIVE", "MACHINE"]}, "theme": {"title": "blue", "marked": "#ff8800"},
 "contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem",
 "username": "alice", "password-env": "PROD_PASSWORD"}}, "mouse": false,
-"plugins": [{"key": "L", "label": "less", "views": ["units"], "command": "berth journal -n 1000 "$BERTH_UNIT" | less",
+"plugins": [{"key": "L", "label": "less", "views": ["units"], "command": "berth journal -n 1000 \\"$BERTH_UNIT\\" | less",
 "background": false, "confirm": false}]}. A context's username is an etcd user's NAME; its password is read, when
 :ctx connects, from the environment variable password-env names (never from the file). A plugin runs with sh,
 with BERTH_UNIT, BERTH_MACHINE, BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set: in the
