@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { contextFlags } from "../src/cli/console-command.ts";
 import { colorsOff } from "../src/tui/color.ts";
 import {
   ConsoleConfigError,
@@ -42,6 +43,20 @@ function refusal(text: string): string {
   }
   throw new Error("the configuration was accepted");
 }
+
+/** A screen with no rows: enough for keys that do not need one. */
+const plainScreen: Screen = {
+  rows: () => [],
+  keyDir: "/",
+  columns: () => [],
+  pageSize: 10,
+  helpLength: 20,
+  pane: () => ({ lines: [], offset: 0 }),
+  paneHeight: 10,
+  contexts: [],
+  rowAt: () => null,
+  bindings: [],
+};
 
 describe("console configuration", () => {
   it("remaps keys, adds hotkeys and plugins to the key table, and sets view, refresh, columns, colours", () => {
@@ -120,8 +135,8 @@ describe("console configuration", () => {
       },
       lab: { endpoint: ["127.0.9.1:4001"], "strict-host-key-checking": false, "cert-file": "/etc/c.pem" },
     });
-    expect(refusal('{ "contexts": {\n  "prod": { "endpoint": "a:1",\n    "password": "x" } } }')).toMatch(
-      /^c\.json:3: contexts\.prod\.password: unknown setting \(a context sets endpoint, tunnel, /,
+    expect(refusal('{ "contexts": {\n  "prod": { "endpoint": "a:1",\n    "passwd": "x" } } }')).toMatch(
+      /^c\.json:3: contexts\.prod\.passwd: unknown setting \(a context sets endpoint, username, password-env, /,
     );
     expect(refusal('{ "contexts": {\n  "prod": { "tunnel": "a@b" } } }')).toBe(
       "c.json:2: contexts.prod: names no endpoint (endpoint: HOST:PORT or a list)",
@@ -129,6 +144,97 @@ describe("console configuration", () => {
     expect(
       refusal('{ "contexts": { "prod": { "endpoint": "a:1", "strict-host-key-checking": "no" } } }'),
     ).toBe("c.json:1: contexts.prod.strict-host-key-checking: must be true or false");
+  });
+
+  it("a context's etcd user: the NAME in the file, its password in the environment variable password-env names", () => {
+    const c = parseConsoleConfig(
+      '{ "contexts": { "prod": { "endpoint": "a:1", "username": "alice", "password-env": "PROD_PW" } } }',
+      "c.json",
+    );
+    expect(c.contexts.prod).toEqual({ endpoint: ["a:1"], username: "alice", "password-env": "PROD_PW" });
+    // Each refusal as [config, message]: the setting's line, or the context's when two settings go together.
+    const refused: [string, string][] = [
+      [
+        '{ "contexts": {\n  "prod": { "endpoint": "a:1", "username": "alice",\n    "password": "alicepw" } } }',
+        "c.json:3: contexts.prod.password: a password is not kept in the config file: put it in an environment variable and name that with password-env",
+      ],
+      [
+        '{ "contexts": {\n  "prod": { "endpoint": "a:1",\n    "username": "alice:alicepw", "password-env": "P" } } }',
+        "c.json:3: contexts.prod.username: NAME only (a password is not kept in the config file: name its environment variable with password-env)",
+      ],
+      [
+        '{ "contexts": {\n  "prod": { "endpoint": "a:1",\n    "username": "alice" } } }',
+        "c.json:2: contexts.prod: username needs password-env: the environment variable holding the password (the console cannot ask for it)",
+      ],
+      [
+        '{ "contexts": {\n  "prod": { "endpoint": "a:1",\n    "password-env": "P" } } }',
+        "c.json:3: contexts.prod.password-env: needs username (the etcd user whose password it holds)",
+      ],
+      [
+        '{ "contexts": {\n  "prod": { "endpoint": "a:1", "username": "alice",\n    "password-env": "$PROD PW" } } }',
+        'c.json:3: contexts.prod.password-env: "$PROD PW" is not an environment variable\'s name',
+      ],
+      [
+        '{ "contexts": {\n  "prod": { "endpoint": "a:1",\n    "username": "", "password-env": "P" } } }',
+        "c.json:3: contexts.prod.username: must be a non-empty string",
+      ],
+    ];
+    for (const [text, message] of refused) expect(refusal(text), text).toBe(message);
+  });
+
+  it("a context's flags replace the console's connection flags, its --username included; the password read from the environment", () => {
+    const console = { endpoint: ["unix:///run/a.sock"], username: "root:rootpw", "request-timeout": 3000 };
+    expect(contextFlags(console, { endpoint: ["b:1"] }, {})).toEqual({
+      endpoint: ["b:1"],
+      "request-timeout": 3000,
+    });
+    const prod = { endpoint: ["b:1"], username: "alice", "password-env": "PROD_PW" };
+    expect(contextFlags(console, prod, { PROD_PW: "s3:cret" })).toEqual({
+      endpoint: ["b:1"],
+      username: "alice:s3:cret",
+      "request-timeout": 3000,
+    });
+    expect(() => contextFlags(console, prod, {})).toThrow(
+      "the environment variable PROD_PW (password-env) is not set",
+    );
+  });
+
+  it("a plugin runs in the background unless it says background: false (then it has the terminal)", () => {
+    const c = parseConsoleConfig(
+      JSON.stringify({
+        plugins: [
+          { key: "L", label: "less", command: "berth journal $BERTH_UNIT | less", background: false },
+          { key: "N", label: "note", command: "echo $BERTH_UNIT", background: true },
+          { key: "M", label: "mail", command: "true" },
+        ],
+      }),
+      "c.json",
+    );
+    expect(["L", "N", "M"].map((k) => bindingFor(c.bindings, "units", k)?.background)).toEqual([
+      false,
+      true,
+      true,
+    ]);
+    const run = (key: string) =>
+      reduce(
+        initialState({ view: "machines" }),
+        { type: "key", name: key },
+        { ...plainScreen, bindings: c.bindings },
+      ).effects[0];
+    expect(run("L")).toMatchObject({ kind: "plugin", label: "less", background: false });
+    expect(run("M")).toMatchObject({ kind: "plugin", label: "mail", background: true });
+    expect(
+      refusal(
+        '{ "plugins": [\n  { "key": "L", "label": "less", "command": "less",\n    "background": "no" } ] }',
+      ),
+    ).toBe("c.json:3: plugins.0.background: must be true or false");
+    expect(
+      refusal(
+        '{ "plugins": [\n  { "key": "L", "label": "less", "command": "less",\n    "foreground": true } ] }',
+      ),
+    ).toBe(
+      "c.json:3: plugins.0.foreground: unknown setting (a plugin sets key, label, command, views, confirm, background)",
+    );
   });
 
   it("reads JSON as JSON.parse does, with the line of every value", () => {
@@ -189,6 +295,7 @@ describe("console configuration at work", () => {
         label: "logs",
         command: "echo $BERTH_UNIT",
         env: { BERTH_VIEW: "units", BERTH_MARKED: "", BERTH_UNIT: "web.service", BERTH_MACHINE: "m1" },
+        background: true,
       },
     ]);
     const readonly = reduce(

@@ -282,6 +282,89 @@ describe("berth console", () => {
     expect(r.stderr).toContain(`${config}:3: keys.stop: d is bound to both stop and destroy in units`);
   });
 
+  it(":ctx NAME connects as the context's etcd user, with the password from the variable its password-env names", async () => {
+    const r = await fetch(`${cluster.httpUrl("n1")}/v2/auth/users/ctx-alice`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ user: "ctx-alice", password: "alice:pw" }),
+    });
+    expect(r.status, await r.text()).toBeLessThan(300);
+    const config = join(cluster.dir, "ctx-console.json");
+    const as = (variable: string) => ({
+      endpoint: cluster.tcpEndpoint("n2"),
+      username: "ctx-alice",
+      "password-env": variable,
+    });
+    writeFileSync(config, JSON.stringify({ contexts: { right: as("CTX_PW"), wrong: as("CTX_WRONG_PW") } }));
+    const t = open([], { BERTH_CONSOLE_CONFIG: config, CTX_PW: "alice:pw", CTX_WRONG_PW: "bob" });
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+    t.keys(":", "ctx wrong", "Enter");
+    await t.waitForScreen("authentication as etcd user ctx-alice failed (unknown user or wrong password)");
+    t.keys(":", "ctx right", "Enter");
+    await t.waitForScreen(
+      (screen) =>
+        screen.includes(`${cluster.tcpEndpoint("n2")}  ctx right`) &&
+        /n1\s+127\.0\.0\.1\s+up/.test(screen) &&
+        !screen.includes("authentication as"),
+    );
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
+
+  it("gives a foreground plugin (background: false) the terminal, and comes back when it exits", async () => {
+    const out = join(cluster.dir, "fg-plugin.out");
+    const config = join(cluster.dir, "fg-console.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        plugins: [
+          {
+            key: "F",
+            label: "fg",
+            background: false,
+            // The keys are typed during the sleep: waiting in the terminal, they go to whoever reads first.
+            command: `echo "FG-$BERTH_MACHINE"; sleep 1; read x; echo "read $x" > ${out}`,
+          },
+          { key: "W", label: "wait", background: false, command: "echo WAITING; sleep 60" },
+        ],
+      }),
+    );
+    const t = open([], { BERTH_CONSOLE_CONFIG: config });
+    await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up/);
+    const machine = /^(\w{8})\.\.\.\s+n1\s/m.exec(t.screen())![1];
+    t.keys("F");
+    // The shell's screen, the command's output on it, and none of the console's.
+    await t.waitForScreen(new RegExp(`^FG-${machine}\\w+\\s*$`, "m"));
+    expect(t.screen()).not.toContain("Berth console");
+    expect(t.paneFormat("#{alternate_on}#{mouse_sgr_flag}#{cursor_flag}")).toBe("001");
+    // What is typed is the command's (the console does not read the terminal meanwhile).
+    t.keys("typed-here", "Enter");
+    // The console's whole frame again, in place (the header on the first line).
+    const back = (screen: string) =>
+      /^Berth console.*\n 1 Machines.*\n.*\nMACHINE/.test(screen) &&
+      /n1\s+127\.0\.0\.1\s+up/.test(screen) &&
+      screen.includes("fg: done");
+    await t.waitForScreen(back);
+    expect(readFileSync(out, "utf8")).toBe("read typed-here\n");
+    // Again: the frame it comes back to is the one it left (drawn anew all the same).
+    t.keys("F");
+    await t.waitForScreen(/^FG-/m);
+    t.keys("again", "Enter");
+    await t.waitForScreen(back);
+    expect(readFileSync(out, "utf8")).toBe("read again\n");
+    expect(t.paneFormat("#{alternate_on}#{mouse_sgr_flag}#{cursor_flag}")).toBe("110");
+    // Ctrl-C is the command's: it ends the plugin, not the console.
+    t.keys("W");
+    await t.waitForScreen(/^WAITING\s*$/m);
+    t.keys("C-c");
+    await t.waitForScreen("wait: killed by SIGINT");
+    // The console reads its keys again.
+    t.keys("4");
+    await t.waitForScreen(/n\d\s+leader\s+127\.0\.0\.\d:\d+/);
+    t.keys("q");
+    expect(await t.exitCode()).toBe(0);
+  });
+
   it("takes : commands with Tab completion, sorts by a column, filters by regex and inverse", async () => {
     for (const [k, v] of [
       ["/cmd/b", "2"],

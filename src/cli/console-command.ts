@@ -13,12 +13,23 @@ import type { FlagValues } from "./flags.ts";
 
 const ALT_SCREEN_ON = "\x1b[?1049h";
 const ALT_SCREEN_OFF = "\x1b[?1049l";
+const CURSOR_SHOW = "\x1b[?25h";
+const CURSOR_HIDE = "\x1b[?25l";
 
-/** The flags of a context: the console's own, its connection settings replaced by the context's. */
-function contextFlags(flags: FlagValues, settings: ContextSettings): FlagValues {
+/**
+ * The flags of a context: the console's own, its connection settings replaced by the context's. The console's
+ * --username is one of them (a user and password of one cluster are not sent to another); the context's username
+ * gets its password from the environment variable its password-env names, read now.
+ */
+export function contextFlags(
+  flags: FlagValues,
+  settings: ContextSettings,
+  env: NodeJS.ProcessEnv = process.env,
+): FlagValues {
   const out: FlagValues = { ...flags };
   for (const name of [
     "endpoint",
+    "username",
     "tunnel",
     "ssh-username",
     "ssh-identity",
@@ -27,7 +38,13 @@ function contextFlags(flags: FlagValues, settings: ContextSettings): FlagValues 
     "key-file",
   ])
     delete out[name];
-  return { ...out, ...settings };
+  const { "password-env": variable, ...connection } = settings;
+  if (typeof variable === "string") {
+    const password = env[variable];
+    if (!password) throw new UsageError(`the environment variable ${variable} (password-env) is not set`);
+    connection.username = `${connection.username}:${password}`;
+  }
+  return { ...out, ...connection };
 }
 
 export const consoleCommand: Command = {
@@ -47,10 +64,14 @@ A JSON file configures it (--console-config, BERTH_CONSOLE_CONFIG, or ~/.config/
 $XDG_CONFIG_HOME/berth/console.json where XDG_CONFIG_HOME is set): {"readonly": true, "view": "units", "refresh": "2s",
 "keys": {"stop": "S", "restart": ["ctrl-r"]}, "hotkeys": [{"key": "w", "view": "units", "filter": "web"}],
 "columns": {"units": ["UNIT", "ACTIVE", "MACHINE"]}, "theme": {"title": "blue", "marked": "#ff8800"},
-"contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem"}}, "mouse": false,
-"plugins": [{"key": "L", "label": "tail", "views": ["units"], "command": "berth journal "$BERTH_UNIT"",
-"confirm": false}]}. A plugin runs with sh in the background (no terminal), with BERTH_UNIT, BERTH_MACHINE,
-BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set; its last output line shows. A setting
+"contexts": {"prod": {"endpoint": "10.0.0.1:4001", "tunnel": "core@bastion:22", "ca-file": "ca.pem",
+"username": "alice", "password-env": "PROD_PASSWORD"}}, "mouse": false,
+"plugins": [{"key": "L", "label": "less", "views": ["units"], "command": "berth journal -n 1000 \\"$BERTH_UNIT\\" | less",
+"background": false, "confirm": false}]}. A context's username is an etcd user's NAME; its password is read, when
+:ctx connects, from the environment variable password-env names (never from the file). A plugin runs with sh,
+with BERTH_UNIT, BERTH_MACHINE, BERTH_KEY, BERTH_MEMBER, BERTH_MARKED, BERTH_VIEW and BERTH_ENDPOINT set: in the
+background (no terminal; its last output line shows), or with "background": false on the terminal, the console
+stepping aside until it exits. A setting
 the console cannot use stops it (exit 2) naming the file and the line. NO_COLOR (or FORCE_COLOR=0) turns the colours off; the
 selected row stays in reverse video. Reaches any node, directly
 (--endpoint) or through SSH (--tunnel, BERTH_TUNNEL); when the connection drops it reconnects to whichever
@@ -120,6 +141,12 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     // alternate screen, on every way out.
     const mouse = config.mouse ? MOUSE_ON : "";
     const restoreScreen = () => process.stdout.write(`${config.mouse ? MOUSE_OFF : ""}${ALT_SCREEN_OFF}`);
+    // Around a foreground plugin: the shell's screen with a cursor, then the console's again, emptied (Ink draws
+    // its frame anew) with the cursor hidden as Ink hid it.
+    const terminal = {
+      release: () => process.stdout.write(`${config.mouse ? MOUSE_OFF : ""}${ALT_SCREEN_OFF}${CURSOR_SHOW}`),
+      restore: () => process.stdout.write(`${ALT_SCREEN_ON}${mouse}${CURSOR_HIDE}\x1b[H\x1b[2J`),
+    };
     process.stdout.write(`${ALT_SCREEN_ON}${mouse}`);
     process.once("exit", restoreScreen);
     // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
@@ -131,6 +158,7 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
         label: cluster.via,
         readonly: flags.readonly === true,
         config,
+        terminal,
         localCluster: typeof flags["local-cluster"] === "string" ? flags["local-cluster"] : undefined,
         switchContext: async (name: string) => {
           // The context's connection settings replace the ones the console was started with (endpoints, tunnel,

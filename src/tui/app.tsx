@@ -2,8 +2,8 @@
 // keys, members) as a table, a detail pane for a unit or a key, and a footer with the keys and the last message.
 // What each key does is in keys.ts (the table) and reducer.ts (the state it changes); this file draws the state and
 // runs the effects the reducer asks for against the cluster.
-import { Box, Text, useApp, useInput, useStdout } from "ink";
-import { useEffect, useRef, useState } from "react";
+import { Box, Text, useApp, useInput, useStdin, useStdout } from "ink";
+import { type ReactElement, useEffect, useRef, useState } from "react";
 import { candidates } from "./commands.ts";
 import { type ConsoleConfig, DEFAULT_CONFIG } from "./config.ts";
 import { headerStatus } from "./header.ts";
@@ -20,7 +20,7 @@ import {
 } from "./model.ts";
 import { parseMouse } from "./mouse.ts";
 import { type PaneState, paneContent, paneRows, paneStatus } from "./pane.ts";
-import { runPlugin } from "./plugin.ts";
+import { runPlugin, runPluginInForeground } from "./plugin.ts";
 import {
   type Detail,
   type Effect,
@@ -50,6 +50,20 @@ const UNREACHABLE = "UNREACHABLE";
 /** The screen line of the table's first row (under the header, the tabs, the problems line, the titles). */
 const TABLE_FIRST_LINE = 4;
 
+/**
+ * How long a foreground plugin waits, once the frame is held, before the screen changes: Ink writes a frame up to
+ * 1/30 s after React renders it, and one written after the console left its screen would land on the command's.
+ */
+const SETTLE_MS = 100;
+
+/** The terminal's modes the console sets (alternate screen, mouse reports, hidden cursor), for a foreground plugin. */
+export interface TerminalModes {
+  /** Back to the terminal as the shell had it. */
+  release(): void;
+  /** The console's modes again, on an empty screen. */
+  restore(): void;
+}
+
 /** `label` follows the endpoint in the header (" via core@bastion:22" through a tunnel). */
 export function App(props: {
   source: ConsoleSource;
@@ -59,6 +73,8 @@ export function App(props: {
   config?: ConsoleConfig;
   /** Connects the source to the cluster the config's context `name` names (:ctx); the new header label. */
   switchContext?: (name: string) => Promise<{ label: string }>;
+  /** Given up and taken back around a foreground plugin (see TerminalModes). */
+  terminal?: TerminalModes;
   /** `npm start`'s file of node problems (src/tui/local-cluster.ts): shown, and q asks before quitting. */
   localCluster?: string;
 }) {
@@ -68,7 +84,12 @@ export function App(props: {
   const tableOf = (view: ViewName, snapshot: ClusterSnapshot, sort: Sort | null = uiRef.current.sort[view]) =>
     sortRows(withColumns(tableFor(view, snapshot, Date.now()), config.columns[view]), sort);
   const { exit } = useApp();
-  const { stdout } = useStdout();
+  const { stdout, write } = useStdout();
+  const { setRawMode } = useStdin();
+  // While a foreground plugin has the terminal, the frame drawn before it is all the console renders (Ink then
+  // writes nothing), and Ink does not read the keys.
+  const suspendedRef = useRef(false);
+  const heldFrame = useRef<ReactElement | null>(null);
   const [state, setState] = useState<SourceState>(source.current);
   // The UI state lives in a ref the keys update at once: keys typed faster than React renders ("d" then "y") must
   // see the effect of the key before them; the React state only triggers the render.
@@ -134,6 +155,25 @@ export function App(props: {
     for (const e of r.effects) run(e);
   };
 
+  const foreground = async (label: string, command: string, env: Record<string, string>) => {
+    suspendedRef.current = true;
+    setRawMode(false);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      props.terminal?.release();
+      try {
+        return await runPluginInForeground(label, command, env);
+      } finally {
+        props.terminal?.restore();
+        // Ink rewrites its last frame whole after what it writes (here nothing): the screen was emptied.
+        write("");
+      }
+    } finally {
+      setRawMode(true);
+      suspendedRef.current = false;
+    }
+  };
+
   const act = (what: Promise<string>) => {
     dispatch({ type: "message", message: { text: "working…", tone: "info" } });
     what.then(
@@ -172,10 +212,10 @@ export function App(props: {
         if (e.detail?.kind === "journal") source.follow(e.detail.id);
         else source.stopFollowing();
         return;
-      case "plugin":
-        return act(
-          runPlugin(e.label, e.command, { ...e.env, BERTH_ENDPOINT: source.current.endpoint ?? "" }),
-        );
+      case "plugin": {
+        const env = { ...e.env, BERTH_ENDPOINT: source.current.endpoint ?? "" };
+        return act(e.background ? runPlugin(e.label, e.command, env) : foreground(e.label, e.command, env));
+      }
       case "deleteKeys":
         return act(
           Promise.all(e.targets.map((t) => source.deleteKey(t.id, t.dir === true))).then(
@@ -236,7 +276,7 @@ export function App(props: {
 
   // Every part is clipped to its lines: a frame taller than planned (a header wrapping on a narrow terminal) would
   // scroll the terminal and leave the line-by-line updates misplaced.
-  return (
+  const frame = (
     <Box flexDirection="column" width={size.columns} height={height} overflow="hidden">
       <Box height={1} overflow="hidden">
         <Text bold color={theme.title}>
@@ -369,6 +409,8 @@ export function App(props: {
       </Text>
     </Box>
   );
+  if (!suspendedRef.current || !heldFrame.current) heldFrame.current = frame;
+  return heldFrame.current;
 }
 
 /** The detail pane: its lines from where it is scrolled, matches of its search highlighted, a status line last. */

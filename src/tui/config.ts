@@ -70,15 +70,23 @@ export interface ConsoleConfig {
   contexts: Record<string, ContextSettings>;
 }
 
-/** A context's connection settings: client flag name -> value (a list for endpoint and ssh-identity). */
+/**
+ * A context's connection settings: client flag name -> value (a list for endpoint and ssh-identity), and
+ * password-env: the name of the environment variable that holds the password of `username`.
+ */
 export type ContextSettings = Record<string, string | string[] | boolean>;
 
 /**
  * What a context may set: the client flags that say where a cluster is and how to reach it (the rest, such as
  * --request-timeout, stay as the console was started with). Files are relative to the config's directory.
+ * username is the etcd user's NAME only: its password is not kept in the file but read, when :ctx connects, from
+ * the environment variable password-env names (the CLI's own ways are the environment, BERTH_USERNAME, and the
+ * terminal, which the console holds).
  */
 export const CONTEXT_SETTINGS: Record<string, "list" | "string" | "file" | "boolean"> = {
   endpoint: "list",
+  username: "string",
+  "password-env": "string",
   tunnel: "string",
   "ssh-username": "string",
   "ssh-identity": "list",
@@ -247,14 +255,18 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
     list(top.plugins, "plugins").forEach((p, i) => {
       const path = `plugins.${i}`;
       const o = object(p, path);
+      for (const name of Object.keys(o))
+        if (!PLUGIN_FIELDS.includes(name))
+          fail(`${path}.${name}`, `unknown setting (a plugin sets ${PLUGIN_FIELDS.join(", ")})`);
       const command = string(o.command, `${path}.command`);
       const label = string(o.label, `${path}.label`);
       const where: Context[] | "all" =
         o.views === undefined
           ? ALL_VIEWS
           : list(o.views, `${path}.views`).map((v, j) => view(v, `${path}.views.${j}`));
-      if (o.confirm !== undefined && typeof o.confirm !== "boolean")
-        fail(`${path}.confirm`, "must be true or false");
+      for (const flag of ["confirm", "background"])
+        if (o[flag] !== undefined && typeof o[flag] !== "boolean")
+          fail(`${path}.${flag}`, "must be true or false");
       const b: KeyBinding = {
         action: "plugin",
         keys: keyList(o.key, `${path}.key`),
@@ -265,6 +277,7 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
         changes: true,
         confirm: o.confirm === true,
         command,
+        background: o.background !== false,
       };
       origin.set(b, path);
       bindings.push(b);
@@ -313,6 +326,8 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
       for (const [option, value] of Object.entries(object(v, at))) {
         const kind = CONTEXT_SETTINGS[option];
         const where = `${at}.${option}`;
+        if (option === "password")
+          fail(where, `${NO_PASSWORD}: put it in an environment variable and name that with password-env`);
         if (!kind)
           fail(where, `unknown setting (a context sets ${Object.keys(CONTEXT_SETTINGS).join(", ")})`);
         if (kind === "boolean") {
@@ -327,11 +342,36 @@ export function parseConsoleConfig(text: string, file: string): ConsoleConfig {
         } else settings[option] = kind === "file" ? path(string(value, where)) : string(value, where);
       }
       if (!settings.endpoint) fail(at, "names no endpoint (endpoint: HOST:PORT or a list)");
+      checkLogin(settings, at, fail);
       contexts[name] = settings;
     }
     config.contexts = contexts;
   }
   return config;
+}
+
+const PLUGIN_FIELDS = ["key", "label", "command", "views", "confirm", "background"];
+
+const NO_PASSWORD = "a password is not kept in the config file";
+
+/** A context's username is a NAME and comes with password-env (a variable's name); neither goes alone. */
+function checkLogin(
+  settings: ContextSettings,
+  at: string,
+  fail: (path: string, message: string) => never,
+): void {
+  const user = settings.username as string | undefined;
+  const variable = settings["password-env"] as string | undefined;
+  if (user?.includes(":"))
+    fail(`${at}.username`, `NAME only (${NO_PASSWORD}: name its environment variable with password-env)`);
+  if (variable !== undefined && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(variable))
+    fail(`${at}.password-env`, `"${variable}" is not an environment variable's name`);
+  if (user && !variable)
+    fail(
+      at,
+      "username needs password-env: the environment variable holding the password (the console cannot ask for it)",
+    );
+  if (variable && !user) fail(`${at}.password-env`, "needs username (the etcd user whose password it holds)");
 }
 
 /** Where a hotkey or a plugin applies unless it says: every view (not the detail pane, whose keys scroll it). */

@@ -71,6 +71,8 @@ export interface KeyBinding {
   hotkey?: { view: ViewName; filter: string };
   /** action "plugin": the shell command it runs. */
   command?: string;
+  /** action "plugin": false gives the command the terminal (the console is suspended until it exits). */
+  background?: boolean;
 }
 
 const VIEWS_ONLY: Context[] = ["machines", "units", "keys", "members", "containers"];

@@ -41,7 +41,8 @@ export type Effect =
   | { kind: "prepareFilter" }
   /** Switch to the cluster the console config names `name` (:ctx). */
   | { kind: "context"; name: string }
-  | { kind: "plugin"; label: string; command: string; env: Record<string, string> };
+  /** A config's plugin; not `background`: it has the terminal until it exits (the console steps aside). */
+  | { kind: "plugin"; label: string; command: string; env: Record<string, string>; background: boolean };
 
 export interface Question {
   /** "Stop", "Destroy", …: the verb the question and the footer line start with. */
@@ -488,6 +489,7 @@ function onKey(state: UiState, name: string, screen: Screen): Result {
           label: b.label,
           command: b.command!,
           env: pluginEnv(state, row),
+          background: b.background !== false,
         };
         if (b.confirm) return done({ question: { verb: b.label, targets: targetsOf(state, row), effect } });
         return done({}, effect);
