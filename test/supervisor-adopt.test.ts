@@ -51,6 +51,13 @@ const once = (file: string): UnitSpec => ({
   text: `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo ran >> ${file}'\n`,
   desired: "launched",
 });
+/** A Type=forking daemon: its main process is not the one the supervisor started. */
+const forking = (pidFile: string): UnitSpec => ({
+  name: "forked.service",
+  hash: "h1",
+  text: `[Service]\nType=forking\nPIDFile=${pidFile}\nExecStart=/bin/sh -c 'sleep 1000 & echo $! > ${pidFile}'\n`,
+  desired: "launched",
+});
 /** A service activated by a socket unit: it holds the listening socket the crashed supervisor made. */
 const ACTIVATED = spec("web.service", "h1", "/bin/sleep 1000");
 const webSocket = (port: number): UnitSpec => ({
@@ -172,7 +179,8 @@ describe("a supervisor that crashed alone", () => {
     first.renew();
     const onceFile = join(dir, "once-ran");
     const ONCE = once(onceFile);
-    first.reconcile([COUNTER, DROPPED, CHANGED, socket, ACTIVATED, ONCE]);
+    const FORKED = forking(join(dir, "forked.pid"));
+    first.reconcile([COUNTER, DROPPED, CHANGED, socket, ACTIVATED, ONCE, FORKED]);
     const pid = (name: string) => waitFor(`${name} running`, () => first.running(name), 15_000);
     const [counter, dropped, changed] = [
       await pid(COUNTER.name),
@@ -180,6 +188,7 @@ describe("a supervisor that crashed alone", () => {
       await pid(CHANGED.name),
     ];
     const web = await pid(ACTIVATED.name);
+    const daemon = await pid(FORKED.name);
     await waitFor("the oneshot done", () => first.states.get(ONCE.name)?.sub === "exited");
     await waitFor(
       "the counter's first lines",
@@ -195,7 +204,7 @@ describe("a supervisor that crashed alone", () => {
     const second = launch();
     await second.connect();
     second.renew();
-    second.reconcile([COUNTER, { ...CHANGED, hash: "h2" }, socket, ACTIVATED, ONCE]);
+    second.reconcile([COUNTER, { ...CHANGED, hash: "h2" }, socket, ACTIVATED, ONCE, FORKED]);
     expect(await waitFor("the counter adopted", () => second.running(COUNTER.name), 10_000)).toBe(counter);
     const restarted = await waitFor("the changed unit started afresh", () => {
       const p = second.running(CHANGED.name);
@@ -216,6 +225,7 @@ describe("a supervisor that crashed alone", () => {
     expect(alive(web)).toBe(false);
     expect(alive(web2)).toBe(true);
     expect(second.states.get(ONCE.name)).toMatchObject({ active: "active", sub: "exited" });
+    expect(await waitFor("the daemon adopted", () => second.running(FORKED.name))).toBe(daemon);
     expect(readFileSync(onceFile, "utf8")).toBe("ran\n");
 
     // Every number, from before the crash through the time no supervisor read the FIFO to now, in order.

@@ -86,6 +86,8 @@ export class ServiceRunner extends UnitLifecycle {
   private watchdogTimer: ReturnType<typeof setTimeout> | null = null;
   /** The watchdog fired in this run: the stop skips ExecStop=, as systemd's stop-watchdog does. */
   private watchdogFired = false;
+  /** The FIFOs the run's ExecStart= process writes to (a Type=forking daemon inherits them); null: pipes. */
+  private startOutput: { stdout: string; stderr: string } | null = null;
 
   constructor(
     hash: string,
@@ -311,6 +313,8 @@ export class ServiceRunner extends UnitLifecycle {
       exit: Promise.resolve({ code: "exited", status: 0 }),
       exited: null,
       foreign: true,
+      // The daemon inherited the started process's output, unless it closed it.
+      ...(this.startOutput !== null ? { output: this.startOutput } : {}),
     };
     this.watchForeign(proc, gen);
     this.armWatchdog(gen);
@@ -874,11 +878,13 @@ export class ServiceRunner extends UnitLifecycle {
       // The child holds its FIFOs read-write; our copies of those ends would keep them from ever ending.
       if (fifo !== null) for (const f of [fifo.stdout, fifo.stderr]) closeSync(f.childFd);
     }
+    const output = fifo !== null ? { stdout: fifo.stdout.path, stderr: fifo.stderr.path } : null;
+    if (step === "ExecStart") this.startOutput = output;
     const proc: Proc = {
       pid: child.pid ?? null,
       exit: Promise.resolve({ code: "exited", status: 0 }),
       exited: null,
-      ...(fifo !== null ? { output: { stdout: fifo.stdout.path, stderr: fifo.stderr.path } } : {}),
+      ...(output !== null ? { output } : {}),
     };
     record.pid = proc.pid;
     proc.exit = new Promise<ExitInfo>((resolve) => {
