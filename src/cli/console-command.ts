@@ -111,11 +111,13 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     delete process.env.CI;
     delete process.env.CONTINUOUS_INTEGRATION;
     if (prepareChalk(process.env)) config = { ...config, theme: MONOCHROME };
-    const [{ render }, { createElement }, { App }] = await Promise.all([
+    const [{ render }, { createElement }, { App }, { installFastOutput }] = await Promise.all([
       import("ink"),
       import("react"),
       import("../tui/app.tsx"),
+      import("../tui/ink-output.ts"),
     ]);
+    installFastOutput();
     // The mouse is reported (wheel, clicks) while the console runs, and never after it: turned off with the
     // alternate screen, on every way out.
     const mouse = config.mouse ? MOUSE_ON : "";
