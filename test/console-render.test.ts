@@ -12,7 +12,7 @@ import { App } from "../src/tui/app.tsx";
 import { DEFAULT_CONFIG } from "../src/tui/config.ts";
 import { KEY_TABLE } from "../src/tui/keys.ts";
 import { reportNodeProblem } from "../src/tui/local-cluster.ts";
-import { EMPTY_SNAPSHOT } from "../src/tui/model.ts";
+import { EMPTY_SNAPSHOT, filterPrepared, tableFor } from "../src/tui/model.ts";
 import type { ConsoleSource, SourceState } from "../src/tui/source.ts";
 import { unitInfo } from "./support/fixtures.ts";
 
@@ -100,6 +100,25 @@ async function open(props: {
 }
 
 describe("console screen", () => {
+  it("prepares the Units table (rows, filter texts) after the data changes, before its view is opened", async () => {
+    const { source, emit } = fakeSource([]);
+    const r = render(
+      createElement(App, {
+        source,
+        label: "",
+        config: { ...DEFAULT_CONFIG, bindings: KEY_TABLE, refreshMs: 20 },
+      }),
+    );
+    unmount = r.unmount;
+    await tick();
+    const units = Array.from({ length: 500 }, (_, i) => unitInfo(`u${i}.service`));
+    emit({ snapshot: { ...source.current.snapshot, units, updatedAt: 2 } });
+    await new Promise((done) => setTimeout(done, 200));
+    expect(r.lastFrame()).toContain("units 500");
+    expect(r.lastFrame()).not.toContain("u1.service"); // the Machines view still shows
+    expect(filterPrepared(tableFor("units", source.current.snapshot, Date.now()))).toBe(true);
+  });
+
   it("draws the footer from the key table, and a remapped key where it is bound", async () => {
     const c = await open({ units: ["a.service"] });
     expect(c.frame()).toContain("x stop  R restart  u unload  d destroy  Space mark");

@@ -126,17 +126,25 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     const refreshMs = Math.max(100, Number(flags.refresh ?? config.refreshMs ?? 1000));
     let cluster = await clusterConnector(flags, "console");
     const source = new ConsoleSource({ refreshMs, connect: cluster.connect });
+    // Connecting and the first answers (10,000s of units) overlap loading the screen's modules: the first frame
+    // shows data sooner. The screen reads what the source has when it starts, and hears of the rest.
+    source.start();
 
     // Ink draws only the final frame when CI or CONTINUOUS_INTEGRATION is set (is-in-ci, read when Ink loads);
     // the console runs on a terminal (checked above), where it must draw live whatever the environment says.
     delete process.env.CI;
     delete process.env.CONTINUOUS_INTEGRATION;
     if (prepareChalk(process.env)) config = { ...config, theme: MONOCHROME };
-    const [{ render }, { createElement }, { App }] = await Promise.all([
+    const [{ render }, { createElement }, { App }, { installFastOutput }] = await Promise.all([
       import("ink"),
       import("react"),
       import("../tui/app.tsx"),
-    ]);
+      import("../tui/ink-output.ts"),
+    ]).catch((err) => {
+      source.stop();
+      throw err;
+    });
+    installFastOutput();
     // The mouse is reported (wheel, clicks) while the console runs, and never after it: turned off with the
     // alternate screen, on every way out.
     const mouse = config.mouse ? MOUSE_ON : "";
@@ -175,7 +183,6 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     const quit = () => instance.unmount();
     process.once("SIGTERM", quit);
     process.once("SIGHUP", quit);
-    source.start();
     try {
       await instance.waitUntilExit();
     } finally {

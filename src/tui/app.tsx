@@ -34,7 +34,7 @@ import {
 } from "./reducer.ts";
 import { type Sort, sortRows } from "./sort.ts";
 import type { ConsoleSource, SourceState } from "./source.ts";
-import { Table, windowStart } from "./table.tsx";
+import { columnWidths, Table, windowStart } from "./table.tsx";
 
 /** Keys that arrive as characters among others (typed faster than read): their names. */
 const RAW_KEYS: Record<string, string> = {
@@ -43,6 +43,11 @@ const RAW_KEYS: Record<string, string> = {
   "\x7f": "backspace",
   "\b": "backspace",
 };
+
+/** Views whose tables are prepared ahead of the key that shows them (the others are small, or change each second). */
+const PREPARED_VIEWS: ViewName[] = ["machines", "units"];
+/** How long the data stays unchanged before the tables are prepared (a burst of changes: once). */
+const PREPARE_AFTER_MS = 50;
 
 const TITLE = "Berth console";
 const READ_ONLY = "READ-ONLY";
@@ -110,6 +115,19 @@ export function App(props: {
   });
 
   useEffect(() => source.onChange(setState), [source]);
+  // The tables a key may show next (the Units view's 10,000 rows: built, measured, ready to filter) are prepared
+  // while nothing happens, once per change of the data, not on the key that opens them.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: tableOf is a new function each render; what it reads is listed
+  useEffect(() => {
+    const timer = setTimeout(() => {
+      for (const v of PREPARED_VIEWS) {
+        const table = tableOf(v, state.snapshot, ui.sort[v]);
+        columnWidths(table, size.columns);
+        prepareFilter(table);
+      }
+    }, PREPARE_AFTER_MS);
+    return () => clearTimeout(timer);
+  }, [state.snapshot, size.columns, ui.sort]);
   const nodeProblems = useNodeProblems(props.localCluster, config.refreshMs ?? 1000);
   // Every machine's containers are asked for (an agent and a Docker engine each) only while their view shows.
   useEffect(() => source.showContainers(ui.view === "containers"), [source, ui.view]);

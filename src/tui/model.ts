@@ -393,6 +393,11 @@ function searchTextsOf(table: TableData): string[] {
   return texts;
 }
 
+/** Whether what filtering `table` needs is built already (prepareFilter). */
+export function filterPrepared(table: TableData): boolean {
+  return searchTexts.has(table);
+}
+
 /** Builds what filtering `table` needs ahead of the first character (when the filter prompt opens). */
 export function prepareFilter(table: TableData): void {
   searchTextsOf(table);
