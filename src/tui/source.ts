@@ -342,41 +342,47 @@ export class ConsoleSource {
       // re-fetch of 10,000s of rows (its garbage alone stalls a busy console).
       fetchUnits = this.unitsStale;
       this.unitsStale = false;
-      const [machines, units, states, members, health, keys, detail, containers] = await Promise.all([
+      // The small answers are asked for first, so that the node answers them before it builds the big ones.
+      const small = Promise.all([
         c.call("machines.list", {}),
-        fetchUnits ? c.call("units.list", {}) : null,
-        fetchUnits ? c.call("units.states", {}) : null,
         c.call("cluster.members", {}),
         c.call("cluster.health", {}),
         listDir(c, keyDir),
         detailUnit ? unitStatus(c, detailUnit) : Promise.resolve(null),
         containersShown ? c.call("machines.containers", {}) : null,
       ]);
-      if (generation !== this.generation) return; // another cluster since (:ctx)
-      if (keyDir !== this.keyDir || detailUnit !== this.detailUnit) {
+      const unitsCall = fetchUnits ? c.call("units.list", {}) : Promise.resolve(null);
+      const statesCall = fetchUnits ? c.call("units.states", {}) : Promise.resolve(null);
+      // Settled by the stages below, or abandoned (a stage failed, or the view moved on): never unhandled.
+      unitsCall.catch(() => {});
+      statesCall.catch(() => {});
+      const [machines, members, health, keys, detail, containers] = await small;
+      // Shown in stages, each as soon as it is there: the machines and members first (a few rows), then the units,
+      // then their states (10,000s of rows each, answered last): the first frame with data does not wait for them.
+      const current = () => {
+        if (generation !== this.generation) return false; // another cluster since (:ctx)
+        if (keyDir === this.keyDir && detailUnit === this.detailUnit) return true;
         if (fetchUnits) this.unitsStale = true; // what was fetched is not shown: fetch it next time
-        return; // moved on meanwhile
-      }
+        return false; // moved on meanwhile
+      };
+      if (!current()) return;
       const old = this.state.snapshot;
-      const next: ClusterSnapshot = {
+      this.show({
         machines: sameOr(old.machines, machines),
-        units: units ? sameOr(old.units, units) : old.units,
-        states: states ? sameOr(old.states, states) : old.states,
         members: sameOr(old.members, members),
         health: sameOr(old.health, health),
         keyDir,
         keys: sameOr(old.keys, keys),
         containers: containers ? sameOr(old.containers, containers) : old.containers,
         detail: sameOr(old.detail, detail),
-        updatedAt: old.updatedAt,
-      };
-      const changed = (Object.keys(next) as (keyof ClusterSnapshot)[]).some((k) => next[k] !== old[k]);
-      if (!changed && old.updatedAt && this.state.error === null) return; // nothing to draw
-      this.update({
-        snapshot: changed || !old.updatedAt ? { ...next, updatedAt: Date.now() } : old,
-        error: null,
-        unreachableSince: null,
       });
+      if (!fetchUnits) return;
+      const units = await unitsCall;
+      if (!current()) return;
+      this.show({ units: sameOr(this.state.snapshot.units, units!) });
+      const states = await statesCall;
+      if (!current()) return;
+      this.show({ states: sameOr(this.state.snapshot.states, states!) });
     } catch (err) {
       if (generation !== this.generation) return;
       if (fetchUnits) this.unitsStale = true;
@@ -396,6 +402,18 @@ export class ConsoleSource {
           unreachableSince: this.state.unreachableSince ?? Date.now(),
         });
     }
+  }
+
+  /** A poll's answers into the snapshot; listeners hear of it only when something changed (or on the first). */
+  private show(patch: Partial<ClusterSnapshot>): void {
+    const old = this.state.snapshot;
+    const changed = (Object.keys(patch) as (keyof ClusterSnapshot)[]).some((k) => patch[k] !== old[k]);
+    if (!changed && old.updatedAt && this.state.error === null) return; // nothing to draw
+    this.update({
+      snapshot: changed || !old.updatedAt ? { ...old, ...patch, updatedAt: Date.now() } : old,
+      error: null,
+      unreachableSince: null,
+    });
   }
 
   private update(patch: Partial<SourceState>): void {
