@@ -352,10 +352,8 @@ export class ConsoleSource {
         containersShown ? c.call("machines.containers", {}) : null,
       ]);
       const unitsCall = fetchUnits ? c.call("units.list", {}) : Promise.resolve(null);
-      const statesCall = fetchUnits ? c.call("units.states", {}) : Promise.resolve(null);
-      // Settled by the stages below, or abandoned (a stage failed, or the view moved on): never unhandled.
+      // Settled by the stage below, or abandoned (a stage failed, or the view moved on): never unhandled.
       unitsCall.catch(() => {});
-      statesCall.catch(() => {});
       const [machines, members, health, keys, detail, containers] = await small;
       // Shown in stages, each as soon as it is there: the machines and members first (a few rows), then the units,
       // then their states (10,000s of rows each, answered last): the first frame with data does not wait for them.
@@ -380,7 +378,8 @@ export class ConsoleSource {
       const units = await unitsCall;
       if (!current()) return;
       this.show({ units: sameOr(this.state.snapshot.units, units!) });
-      const states = await statesCall;
+      // Asked for only now: asked together, the node built both answers before it sent the first.
+      const states = await c.call("units.states", {});
       if (!current()) return;
       this.show({ states: sameOr(this.state.snapshot.states, states!) });
     } catch (err) {
