@@ -248,14 +248,19 @@ describe("a supervisor that crashed alone", () => {
     );
   }, 60_000);
 
-  it("kills the units it took over when its lease ends without a renewal", async () => {
-    const second = started.at(-1)!;
+  /** Runs one unit under a connected, renewed supervisor, then SIGKILLs the supervisor; the unit's pid. */
+  const crashWithUnit = async (s: Supervised): Promise<number> => {
     const unit = spec("probe.service", "h1", "/bin/sleep 1000");
-    second.reconcile([unit]);
-    const pid = await waitFor("the unit running", () => second.running(unit.name));
+    s.reconcile([unit]);
+    const pid = await waitFor("the unit running", () => s.running(unit.name));
     await waitFor("the unit's main process recorded", () => recorded(unit.name));
-    second.close();
-    await signalAndWait(second.child, "SIGKILL");
+    s.close();
+    await signalAndWait(s.child, "SIGKILL");
+    return pid;
+  };
+
+  it("kills the units it took over when its lease ends without a renewal", async () => {
+    const pid = await crashWithUnit(started.at(-1)!);
 
     // Its successor hears from no node: the unit runs on under the old lease, then the fence falls.
     const third = launch();
@@ -270,12 +275,7 @@ describe("a supervisor that crashed alone", () => {
     const fourth = launch();
     await fourth.connect();
     fourth.renew();
-    const unit = spec("probe.service", "h1", "/bin/sleep 1000");
-    fourth.reconcile([unit]);
-    const pid = await waitFor("the unit running", () => fourth.running(unit.name));
-    await waitFor("the unit's main process recorded", () => recorded(unit.name));
-    fourth.close();
-    await signalAndWait(fourth.child, "SIGKILL");
+    const pid = await crashWithUnit(fourth);
 
     const fifth = launch();
     (await waitFor("the next supervisor's socket", () => dial(join(agentDir, SUPERVISOR_SOCKET)))).destroy();
