@@ -4,7 +4,7 @@
 // no renewal comes, the units die when the old lease would have ended. The real binary (FIFOs need Bun's FFI),
 // driven by this test acting as its node.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -282,5 +282,28 @@ describe("a supervisor that crashed alone", () => {
     expect(alive(pid)).toBe(true);
     await signalAndWait(fifth.child, "SIGTERM");
     expect(alive(pid)).toBe(false);
+  }, 30_000);
+
+  it("adopts nothing recorded in an earlier boot (its times since boot and its oneshots mean nothing now)", async () => {
+    const sixth = launch();
+    await sixth.connect();
+    sixth.renew();
+    const pid = await crashWithUnit(sixth);
+    // As if the machine had rebooted since: the lease's end was saved in an earlier boot, on a clock that has
+    // started anew (the processes would be gone; here they are not, and must be killed).
+    const lease = join(agentDir, "lease-until");
+    writeFileSync(lease, readFileSync(lease, "utf8").replace(/^\S+/, "an-earlier-boot"));
+
+    const seventh = launch();
+    await seventh.connect();
+    seventh.renew();
+    seventh.reconcile([spec("probe.service", "h1", "/bin/sleep 1000")]);
+    const fresh = await waitFor("the unit started afresh", () => {
+      const p = seventh.running("probe.service");
+      return p !== null && p !== pid ? p : null;
+    });
+    expect(alive(pid)).toBe(false);
+    expect(alive(fresh)).toBe(true);
+    seventh.close();
   }, 30_000);
 });

@@ -72,6 +72,20 @@ export function processStartTime(pid: number): string | null {
   return statFields(pid)?.[19] ?? null;
 }
 
+let boot: string | null = null;
+/** This boot's random id (/proc/sys/kernel/random/boot_id): records of processes and times since boot from an
+ * earlier boot mean nothing now. "" where it cannot be read. */
+export function bootId(): string {
+  if (boot === null) {
+    try {
+      boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    } catch {
+      boot = "";
+    }
+  }
+  return boot;
+}
+
 /** State letter of one process ("R", "S", "Z", ...), or null when it does not exist. */
 export function processState(pid: number): string | null {
   return statFields(pid)?.[0] ?? null;

@@ -37,6 +37,7 @@ import { monotonicMs, renewEveryMs, UnitLease } from "./lease.ts";
 import { type ClusterAccess, MachineKeepalive } from "./machine-keepalive.ts";
 import { runtimeNotifySocket } from "./notify-socket.ts";
 import { runtimeOutputFifos } from "./output-fifo.ts";
+import { bootId } from "./proc.ts";
 
 export interface SupervisorOptions {
   /** The node's agent directory (DATA_DIR/agent): socket, pid file, journal, records. */
@@ -258,11 +259,15 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
   } catch {}
 }
 
-/** A missing, unreadable or torn file reads as a lease long over: the units it covered are killed. */
+/**
+ * "BOOT_ID UNTIL". A missing, unreadable or torn file, or one of an earlier boot (its clock started anew), reads as
+ * a lease long over: the units it covered are killed.
+ */
 function readLeaseEnd(file: string): number {
   try {
-    const v = Number(readFileSync(file, "utf8"));
-    return Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
+    const [boot, until] = readFileSync(file, "utf8").split(" ");
+    const v = Number(until);
+    return boot === bootId() && Number.isFinite(v) ? v : Number.NEGATIVE_INFINITY;
   } catch {
     return Number.NEGATIVE_INFINITY;
   }
@@ -271,7 +276,7 @@ function readLeaseEnd(file: string): number {
 /** Best effort: a lease end not saved (disk full) only shortens what a successor believes is left. */
 function saveLeaseEnd(file: string, until: number): void {
   try {
-    writeFileSync(file, String(until));
+    writeFileSync(file, `${bootId()} ${until}`);
   } catch {}
 }
 
