@@ -25,6 +25,37 @@ function router(leader: () => string | null, request: (peer: string) => Promise<
   return { r, sent };
 }
 
+/**
+ * A router on n2 whose leader the test sets: elect() changes it and tells the router, as the node's Raft does (the
+ * same leader again: a heartbeat after a silence).
+ */
+function electable(
+  initial: string | null,
+  request: (peer: string, timeoutMs: number) => Promise<unknown>,
+  peerSilent?: (peer: string) => boolean,
+) {
+  let lead = initial;
+  let changed = () => {};
+  const r = new LeaderRouter({
+    selfId: "n2",
+    leader: () => lead,
+    timeoutMs: TIMEOUT_MS,
+    ...(peerSilent ? { peerSilent } : {}),
+    peers: { request: (peer, _method, _params, timeoutMs) => request(peer, timeoutMs) },
+    onLeaderChange: (listener) => {
+      changed = listener;
+    },
+  });
+  r.register("put", async () => "applied here");
+  return {
+    r,
+    elect: (next: string | null) => {
+      lead = next;
+      changed();
+    },
+  };
+}
+
 describe("LeaderRouter", () => {
   it("a write that never left (no connection to the old leader) goes to the new leader at once", async () => {
     let lead = "n1";
@@ -59,25 +90,13 @@ describe("LeaderRouter", () => {
   it("a write waiting for a leader goes to the new one as soon as it is elected, not at the next poll", async () => {
     vi.useFakeTimers();
     try {
-      let lead: string | null = null;
-      let leaderChanged = () => {};
-      const r = new LeaderRouter({
-        selfId: "n2",
-        leader: () => lead,
-        timeoutMs: TIMEOUT_MS,
-        peers: { request: async (peer) => `applied on ${peer}` },
-        onLeaderChange: (listener) => {
-          leaderChanged = listener;
-        },
-      });
-      r.register("put", async () => "applied here");
+      const { r, elect } = electable(null, async (peer) => `applied on ${peer}`);
       let answer: unknown = null;
       void r.call("put", {}).then((a) => {
         answer = a;
       });
       await vi.advanceTimersByTimeAsync(10); // virtual time, short of the 50 ms poll
-      lead = "n3";
-      leaderChanged();
+      elect("n3");
       await vi.advanceTimersByTimeAsync(1);
       expect(answer).toBe("applied on n3");
     } finally {
@@ -88,41 +107,30 @@ describe("LeaderRouter", () => {
   it("a write forwarded to a leader that goes silent fails once another leader (or none) is known, not at the timeout", async () => {
     vi.useFakeTimers();
     try {
-      let lead: string | null = "n1";
-      let leaderChanged = () => {};
       const sent: string[] = [];
       // n1 falls silent right after the request went out to it.
       let silent = false;
-      const r = new LeaderRouter({
-        selfId: "n2",
-        leader: () => lead,
-        timeoutMs: TIMEOUT_MS,
-        peerSilent: (peer) => silent && peer === "n1",
+      const { r, elect } = electable(
+        "n1",
         // A silent peer: no answer, no closed connection, only the request's own timeout.
-        peers: {
-          request: (peer, _method, _params, timeoutMs) => {
-            sent.push(peer);
-            silent = true;
-            return new Promise((_, reject) =>
-              setTimeout(() => reject(Object.assign(new Error("timed out"), { code: "timeout" })), timeoutMs),
-            );
-          },
+        (peer, timeoutMs) => {
+          sent.push(peer);
+          silent = true;
+          return new Promise((_, reject) =>
+            setTimeout(() => reject(Object.assign(new Error("timed out"), { code: "timeout" })), timeoutMs),
+          );
         },
-        onLeaderChange: (listener) => {
-          leaderChanged = listener;
-        },
-      });
-      r.register("put", async () => "applied here");
+        (peer) => silent && peer === "n1",
+      );
       let outcome: { code: string; message: string } | null = null;
       void r.call("put", {}).catch((e: { code: string; message: string }) => {
         outcome = e;
       });
       await vi.advanceTimersByTimeAsync(100);
-      leaderChanged(); // a heartbeat from n1 again: still the leader, keep waiting
+      elect("n1"); // a heartbeat from n1 again: still the leader, keep waiting
       await vi.advanceTimersByTimeAsync(100);
       expect(outcome).toBeNull();
-      lead = null; // this node stopped hearing n1 and campaigns
-      leaderChanged();
+      elect(null); // this node stopped hearing n1 and campaigns
       await vi.advanceTimersByTimeAsync(1);
       expect(outcome).not.toBeNull();
       expect(outcome!.code).toBe("timeout");
@@ -138,34 +146,23 @@ describe("LeaderRouter", () => {
   it("a write for a leader already silent is not sent to it, and goes to the next leader once one is elected", async () => {
     vi.useFakeTimers();
     try {
-      let lead: string | null = "n1";
-      let leaderChanged = () => {};
       const sent: string[] = [];
-      const r = new LeaderRouter({
-        selfId: "n2",
-        leader: () => lead,
-        timeoutMs: TIMEOUT_MS,
-        peerSilent: (peer) => peer === "n1",
-        peers: {
-          request: async (peer) => {
-            sent.push(peer);
-            if (peer === "n1") return new Promise(() => {}); // cut off: never answers
-            return `applied on ${peer}`;
-          },
+      const { r, elect } = electable(
+        "n1",
+        async (peer) => {
+          sent.push(peer);
+          if (peer === "n1") return new Promise(() => {}); // cut off: never answers
+          return `applied on ${peer}`;
         },
-        onLeaderChange: (listener) => {
-          leaderChanged = listener;
-        },
-      });
-      r.register("put", async () => "applied here");
+        (peer) => peer === "n1",
+      );
       let answer: unknown = null;
       void r.call("put", {}).then((a) => {
         answer = a;
       });
       await vi.advanceTimersByTimeAsync(300);
       expect(sent).toEqual([]);
-      lead = "n3";
-      leaderChanged();
+      elect("n3");
       await vi.advanceTimersByTimeAsync(1);
       // Certainly not applied by n1, so no "may or may not have taken effect": it simply succeeds on n3.
       expect(answer).toBe("applied on n3");
@@ -178,19 +175,12 @@ describe("LeaderRouter", () => {
   it("a write forwarded to a leader that hands its leadership over (and still talks) waits for its answer", async () => {
     vi.useFakeTimers();
     try {
-      let lead: string | null = "n1";
-      let leaderChanged = () => {};
-      const r = new LeaderRouter({
-        selfId: "n2",
-        leader: () => lead,
-        timeoutMs: TIMEOUT_MS,
-        peerSilent: () => false,
-        // n1 answers 200 ms after the request, once n3 leads (cluster.move-leader sent through a follower).
-        peers: { request: () => new Promise((done) => setTimeout(() => done("moved to n3"), 200)) },
-        onLeaderChange: (listener) => {
-          leaderChanged = listener;
-        },
-      });
+      // n1 answers 200 ms after the request, once n3 leads (cluster.move-leader sent through a follower).
+      const { r, elect } = electable(
+        "n1",
+        () => new Promise((done) => setTimeout(() => done("moved to n3"), 200)),
+        () => false,
+      );
       r.register("move", async () => "ran here");
       let answer: unknown = null;
       void r.call("move", {}).then(
@@ -202,8 +192,7 @@ describe("LeaderRouter", () => {
         },
       );
       await vi.advanceTimersByTimeAsync(100);
-      lead = "n3";
-      leaderChanged();
+      elect("n3");
       await vi.advanceTimersByTimeAsync(150);
       expect(answer).toBe("moved to n3");
     } finally {
