@@ -126,13 +126,10 @@ export async function runSupervisor(o: SupervisorOptions): Promise<void> {
       agent.killLeftovers();
     }
   }
-  let savedLeaseEnd = lease.expiresAt();
   const renewed = (issuedAt: number): void => {
+    const before = lease.expiresAt();
     lease.renewed(issuedAt);
-    if (lease.expiresAt() !== savedLeaseEnd) {
-      savedLeaseEnd = lease.expiresAt();
-      saveLeaseEnd(leaseFile, savedLeaseEnd);
-    }
+    if (lease.expiresAt() !== before) saveLeaseEnd(leaseFile, lease.expiresAt());
     if (reconcileDropped && lease.valid()) {
       reconcileDropped = false;
       node?.notify("unfenced", {});
