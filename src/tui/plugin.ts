@@ -22,6 +22,9 @@ export function runPlugin(label: string, command: string, env: Record<string, st
   return outcome(label, child, () => out.trimEnd().split("\n").at(-1) ?? "");
 }
 
+/** How long after a foreground command's exit the signals the terminal sent along with its end are ignored. */
+const SIGNAL_GRACE_MS = 500;
+
 /**
  * Runs the command on the console's terminal (stdin, stdout and stderr inherited) and settles when it exits.
  * Ctrl-C and Ctrl-\ meanwhile are the command's: the terminal sends them to its whole process group, the console
@@ -41,8 +44,12 @@ export async function runPluginInForeground(
     return await outcome(label, child, () => "");
   } finally {
     resumeReading();
-    process.off("SIGINT", ignore);
-    process.off("SIGQUIT", ignore);
+    // The Ctrl-C that ended the command reached this process too, and its handler may run only after the command's
+    // exit was seen: ignored a while longer, or the signal's default would end the console.
+    setTimeout(() => {
+      process.off("SIGINT", ignore);
+      process.off("SIGQUIT", ignore);
+    }, SIGNAL_GRACE_MS);
   }
 }
 
