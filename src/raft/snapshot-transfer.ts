@@ -153,6 +153,11 @@ export class SnapshotReceiver {
     };
     this.incoming.set(from, t);
     this.touch(from, t);
+    // The connection may have closed while the file was being opened: nothing would abandon this transfer then.
+    if (conn.closed) {
+      await this.abandon(from, t, "connection closed");
+      throw badRequest("the connection closed while the transfer began");
+    }
   }
 
   private touch(from: string, t: Incoming): void {
