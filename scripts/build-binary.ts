@@ -9,6 +9,10 @@ import { dirname } from "node:path";
 export const COMPILE_FLAGS = [
   "--compile",
   "--production",
+  // Compiled to bytecode ahead of time: a one-shot command (or the console) starts in ~15 ms instead of ~80 ms
+  // spent parsing the bundle.
+  "--bytecode",
+  "--format=esm",
   // A daemon must not pick up .env or bunfig.toml from whatever directory it is started in.
   "--no-compile-autoload-dotenv",
   "--no-compile-autoload-bunfig",
