@@ -456,7 +456,7 @@ describe("berth console", () => {
     expect(await t.exitCode()).toBe(0);
   });
 
-  it("writes nothing to the terminal while nothing changes, and draws in place when something does", async () => {
+  it("writes nothing to the terminal while nothing changes, and only the lines that change when something does", async () => {
     const t = open();
     await t.waitForScreen(/n1\s+127\.0\.0\.1\s+up[\s\S]*n3\s+127\.0\.0\.3\s+up/);
     await new Promise((r) => setTimeout(r, 1500)); // the first polls' answers drawn
@@ -464,9 +464,12 @@ describe("berth console", () => {
     // 10 s of a cluster where nothing changes: about 30 polls at --refresh=300ms, and not one byte.
     await new Promise((r) => setTimeout(r, 10_000));
     expect(t.outputBytes()).toBe(0);
-    // A key that changes the screen draws it (in place: the header stays on the first line).
+    // A key that changes the screen draws it: the two rows whose selection changed, not the header or the rest.
     t.keys("j");
     await t.waitForScreen(() => t.outputBytes() > 0);
+    await new Promise((r) => setTimeout(r, 300)); // the whole frame written
+    expect(t.output()).toMatch(/n2\s+127\.0\.0\.2/);
+    expect(t.output()).not.toMatch(/Berth console|n3\s+127\.0\.0\.3/);
     t.keys("2");
     await t.waitForScreen(/^Berth console.*\n 1 Machines {2}2 Units.*\n\nUNIT\s+DESIRED/);
     t.keys("q");

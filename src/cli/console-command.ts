@@ -135,15 +135,17 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
     delete process.env.CI;
     delete process.env.CONTINUOUS_INTEGRATION;
     if (prepareChalk(process.env)) config = { ...config, theme: MONOCHROME };
-    const [{ render }, { createElement }, { App }, { installFastOutput }] = await Promise.all([
-      import("ink"),
-      import("react"),
-      import("../tui/app.tsx"),
-      import("../tui/ink-output.ts"),
-    ]).catch((err) => {
-      source.stop();
-      throw err;
-    });
+    const [{ render }, { createElement }, { App }, { installFastOutput }, { installLineLog }] =
+      await Promise.all([
+        import("ink"),
+        import("react"),
+        import("../tui/app.tsx"),
+        import("../tui/ink-output.ts"),
+        import("../tui/line-log.ts"),
+      ]).catch((err) => {
+        source.stop();
+        throw err;
+      });
     installFastOutput();
     // The mouse is reported (wheel, clicks) while the console runs, and never after it: turned off with the
     // alternate screen, on every way out.
@@ -155,11 +157,9 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       release: () => process.stdout.write(`${config.mouse ? MOUSE_OFF : ""}${ALT_SCREEN_OFF}${CURSOR_SHOW}`),
       restore: () => process.stdout.write(`${ALT_SCREEN_ON}${mouse}${CURSOR_HIDE}\x1b[H\x1b[2J`),
     };
-    process.stdout.write(`${ALT_SCREEN_ON}${mouse}`);
+    // The frames start on the screen's first row (src/tui/line-log.ts addresses their lines by row).
+    process.stdout.write(`${ALT_SCREEN_ON}${mouse}\x1b[H`);
     process.once("exit", restoreScreen);
-    // An unchanged frame writes nothing; a changed one is rewritten whole (erase and write, inside synchronized
-    // output where the terminal supports it). Not Ink's incrementalRendering: in 6.8 it moves the cursor one line
-    // short when the frame is shorter than the terminal (as ours is, see src/tui/app.tsx), and every update lands a line low.
     const instance = render(
       createElement(App, {
         source,
@@ -180,6 +180,9 @@ endpoint answers. Needs a terminal: scripts use list-machines, list-units and kv
       }),
       { exitOnCtrlC: false },
     );
+    // An unchanged frame writes nothing; a changed one rewrites only its changed lines (inside synchronized output
+    // where the terminal supports it).
+    installLineLog(process.stdout);
     const quit = () => instance.unmount();
     process.once("SIGTERM", quit);
     process.once("SIGHUP", quit);

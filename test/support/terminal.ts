@@ -79,6 +79,12 @@ export class TestTerminal {
     return existsSync(file) ? statSync(file).size : 0;
   }
 
+  /** What the program wrote since recordOutput(), escape sequences and all. */
+  output(): string {
+    const file = join(this.dir, "output");
+    return existsSync(file) ? readFileSync(file, "utf8") : "";
+  }
+
   /** The pid of the program (the child of the shell the pane runs). */
   programPid(): number {
     const shell = this.tmux("display-message", "-p", "-t", "t", "#{pane_pid}").trim();
