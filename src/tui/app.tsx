@@ -140,7 +140,7 @@ export function App(props: {
   }, [stdout]);
 
   // One line short of the terminal: Ink erases the whole screen before every frame as tall as the terminal
-  // (clearTerminal, a visible flicker); shorter frames are patched line by line.
+  // (clearTerminal, a visible flicker); shorter frames get only their changed lines rewritten (src/tui/line-log.ts).
   const height = Math.max(1, size.rows - 1);
   const bodyHeight = Math.max(3, height - 5);
 
