@@ -8,6 +8,7 @@ import { createSocket } from "node:dgram";
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
@@ -190,6 +191,29 @@ describe(".socket and .path units on a node (the compiled binary)", () => {
     await waitFor("PathChanged= fired on close", () => readFileSync(log, "utf8").includes("changed"));
     const text = (await cluster.cli(["status", "changed.path"])).stdout;
     expect(text).toContain(" Triggers: ● onchange.service");
+  }, 60_000);
+
+  it("fires PathExists= for a path whose directory is made later, and for nothing else made beside it", async () => {
+    const later = join(dir, "later");
+    const flag = join(later, "flag");
+    const log = join(dir, "exists.log");
+    names.push("flag.path", "onflag.service");
+    unit(
+      "onflag.service",
+      `[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo fired >> ${log}; rm ${flag}'\n`,
+    );
+    unit("flag.path", `[Path]\nPathExists=${flag}\nUnit=onflag.service\n`);
+    expect((await cli(["load", join(dir, "onflag.service")])).code).toBe(0);
+    expect((await cli(["start", join(dir, "flag.path")])).code).toBe(0);
+    await waitFor("waiting", async () => (await sub("flag.path")) === "active waiting");
+    // Entries beside the path, then its directory, then beside it in that directory: none is the path.
+    writeFileSync(join(dir, "beside"), "");
+    mkdirSync(later);
+    writeFileSync(join(later, "beside"), "");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(existsSync(log)).toBe(false);
+    writeFileSync(flag, "");
+    await waitFor("PathExists= fired", () => existsSync(log) && readFileSync(log, "utf8") === "fired\n");
   }, 60_000);
 
   it("refuses the unit types it cannot run at submit, saying why", async () => {

@@ -4,7 +4,7 @@
 
 import { dlopen, ptr, read } from "bun:ffi";
 import { constants } from "node:os";
-import type { Activation, Inotify } from "./activation.ts";
+import type { Activation, Inotify, InotifyEvent } from "./activation.ts";
 import type { ListenAddress } from "./socket-config.ts";
 
 const AF_UNIX = 1;
@@ -129,13 +129,21 @@ function inotify(): Inotify {
   return {
     add: (path, mask) => (open ? libc.symbols.inotify_add_watch(fd, Buffer.from(`${path}\0`), mask) : -1),
     drain: () => {
-      const out: { wd: number; mask: number }[] = [];
+      const out: InotifyEvent[] = [];
       while (open) {
         const n = Number(libc.symbols.read(fd, ptr(buf), BigInt(buf.length)));
         if (n <= 0) break;
-        // struct inotify_event: wd, mask, cookie, len, then len bytes of name.
-        for (let at = 0; at + 16 <= n; at += 16 + buf.readUInt32LE(at + 12))
-          out.push({ wd: buf.readInt32LE(at), mask: buf.readUInt32LE(at + 4) });
+        // struct inotify_event: wd, mask, cookie, len, then len bytes of name (NUL-padded).
+        for (let at = 0; at + 16 <= n; at += 16 + buf.readUInt32LE(at + 12)) {
+          const len = buf.readUInt32LE(at + 12);
+          const event: InotifyEvent = { wd: buf.readInt32LE(at), mask: buf.readUInt32LE(at + 4) };
+          if (len > 0) {
+            const raw = buf.subarray(at + 16, at + 16 + len);
+            const end = raw.indexOf(0);
+            event.name = raw.subarray(0, end < 0 ? len : end).toString();
+          }
+          out.push(event);
+        }
       }
       return out;
     },

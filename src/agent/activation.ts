@@ -21,11 +21,17 @@ export interface Activation {
   inotify(): Inotify;
 }
 
+export interface InotifyEvent {
+  wd: number;
+  mask: number;
+  name?: string;
+}
+
 export interface Inotify {
   /** Watches `path` for `mask`; the watch descriptor, or -1 (the path does not exist, or cannot be watched). */
   add(path: string, mask: number): number;
-  /** The events read since the last call (without waiting). */
-  drain(): { wd: number; mask: number }[];
+  /** The events read since the last call (without waiting); `name` is the entry's, for an event in a watched directory. */
+  drain(): InotifyEvent[];
   close(): void;
 }
 

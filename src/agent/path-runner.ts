@@ -10,7 +10,7 @@
 // paths are not watched; when it is inactive again they are checked and watched afresh. MakeDirectory=yes makes
 // the directories of PathChanged=, PathModified= and DirectoryNotEmpty= (DirectoryMode=) when the unit starts.
 import { accessSync, mkdirSync, readdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   type Activation,
   IN_ATTRIB,
@@ -45,6 +45,8 @@ interface Watch {
   inotify: Inotify | null;
   /** The watch of the path itself, or -1 while it does not exist. */
   primary: number;
+  /** Each parent directory's watch, with the name of its entry on the way to the path. */
+  towards: Map<number, string>;
   /** PathChanged=/PathModified=: whether the path existed at the last check (its coming and going fires too). */
   existed: boolean;
 }
@@ -75,6 +77,7 @@ export class PathRunner extends Activator {
       spec,
       inotify: null,
       primary: -1,
+      towards: new Map(),
       existed: exists(spec.path),
     }));
   }
@@ -101,9 +104,13 @@ export class PathRunner extends Activator {
     let events = false;
     for (const w of this.watches) {
       for (const e of w.inotify?.drain() ?? []) {
-        events = true;
         const kind = w.spec.kind;
         if ((kind === "PathChanged" || kind === "PathModified") && e.wd === w.primary) return true;
+        // Another entry of a parent (a busy /tmp): not on the way to the path. Watching afresh for it would open
+        // a new inotify, and an event on the path arriving meanwhile would be lost.
+        const next = w.towards.get(e.wd);
+        if (e.name !== undefined && next !== undefined && e.name !== next) continue;
+        events = true;
       }
     }
     // Something moved along the way (a parent made, the path created or removed): check, and watch afresh.
@@ -119,13 +126,12 @@ export class PathRunner extends Activator {
     const ino = this.act!.inotify();
     w.inotify = ino;
     w.primary = -1;
+    w.towards.clear();
     const path = w.spec.path;
-    const parents: string[] = [];
-    for (let p = dirname(path); ; p = dirname(p)) {
-      parents.unshift(p);
-      if (p === dirname(p)) break;
+    for (let child = path, p = dirname(path); child !== p; child = p, p = dirname(p)) {
+      const wd = ino.add(p, PARENT_FLAGS);
+      if (wd >= 0) w.towards.set(wd, basename(child));
     }
-    for (const p of parents) ino.add(p, PARENT_FLAGS);
     w.primary = ino.add(path, FLAGS[w.spec.kind]);
   }
 
