@@ -51,6 +51,16 @@ const once = (file: string): UnitSpec => ({
   text: `[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'echo ran >> ${file}'\n`,
   desired: "launched",
 });
+/** A timer whose only value elapses once, and the oneshot it starts (which appends to `file`). */
+const oneShotTimer = (name: string, file: string, timer: string): UnitSpec[] => [
+  { name: `${name}.timer`, hash: "h1", text: `[Timer]\nOnActiveSec=200ms\n${timer}`, desired: "launched" },
+  {
+    name: `${name}.service`,
+    hash: "h1",
+    text: `[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo ran >> ${file}'\n`,
+    desired: "loaded",
+  },
+];
 /** A Type=forking daemon: its main process is not the one the supervisor started. */
 const forking = (pidFile: string): UnitSpec => ({
   name: "forked.service",
@@ -282,6 +292,53 @@ describe("a supervisor that crashed alone", () => {
     expect(alive(pid)).toBe(true);
     await signalAndWait(fifth.child, "SIGTERM");
     expect(alive(pid)).toBe(false);
+  }, 30_000);
+
+  it("resumes the timers it had started: a one-shot value that elapsed does not elapse again", async () => {
+    const eighth = launch();
+    await eighth.connect();
+    eighth.renew();
+    // One stays active (elapsed), the other goes inactive once elapsed (RemainAfterElapse=no).
+    const [stays, goes] = [join(dir, "stays-ran"), join(dir, "goes-ran")];
+    const timers = [
+      ...oneShotTimer("stays", stays, ""),
+      ...oneShotTimer("goes", goes, "RemainAfterElapse=no\n"),
+    ];
+    eighth.reconcile(timers);
+    await waitFor("both timers elapsed", () => {
+      const [a, b] = [eighth.states.get("stays.timer"), eighth.states.get("goes.timer")];
+      return a?.sub === "elapsed" && b?.active === "inactive" && b.since > 0;
+    });
+    await waitFor("both services ran", () => {
+      try {
+        return readFileSync(stays, "utf8") === "ran\n" && readFileSync(goes, "utf8") === "ran\n";
+      } catch {
+        return false;
+      }
+    });
+    await waitFor("the timers recorded", () => {
+      try {
+        const saved = JSON.parse(readFileSync(join(agentDir, "unit-timers.json"), "utf8"));
+        return saved["stays.timer"]?.lastTrigger > 0 && saved["goes.timer"]?.lastTrigger > 0;
+      } catch {
+        return false;
+      }
+    });
+    eighth.close();
+    await signalAndWait(eighth.child, "SIGKILL");
+
+    const ninth = launch();
+    await ninth.connect();
+    ninth.renew();
+    ninth.reconcile(timers);
+    await waitFor("the timer resumed", () => ninth.states.get("stays.timer")?.sub === "elapsed");
+    // Started afresh, each would have fired 200 ms after the reconcile.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(readFileSync(stays, "utf8")).toBe("ran\n");
+    expect(readFileSync(goes, "utf8")).toBe("ran\n");
+    expect(ninth.states.get("goes.timer")?.active).toBe("inactive");
+    ninth.close();
+    await signalAndWait(ninth.child, "SIGTERM");
   }, 30_000);
 
   it("adopts nothing recorded in an earlier boot (its times since boot and its oneshots mean nothing now)", async () => {

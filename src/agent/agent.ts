@@ -37,7 +37,7 @@ import {
 import { hostSpecifierValues } from "./host-specifiers.ts";
 import { withInstallEdges } from "./install.ts";
 import { Journal, type JournalLine } from "./journal.ts";
-import { GroupRecord, type Leftover } from "./leftovers.ts";
+import { GroupRecord, type Leftover, type TimerMemory } from "./leftovers.ts";
 import type { NotifySocketOpener } from "./notify-socket.ts";
 import type { OutputFifos } from "./output-fifo.ts";
 import { PathRunner } from "./path-runner.ts";
@@ -187,6 +187,8 @@ export class Agent implements UnitHost {
   private leftovers: Map<string, Leftover> | null = null;
   /** Kept by the first reconcile: adopted when their unit is loaded (step), the rest killed once drivers ran. */
   private readonly adoptable = new Map<string, Leftover>();
+  /** Timers a previous agent had started (keepLeftovers): resumed when the first reconcile starts them again. */
+  private timerMemory = new Map<string, TimerMemory>();
   private readonly adoption: Adoption = {
     // The sweep kept only containers whose hash matched the first reconcile; the runner checks the hash again.
     take: async (unit) => {
@@ -209,7 +211,9 @@ export class Agent implements UnitHost {
       join(opts.dataDir, "process-groups.json"),
       join(opts.dataDir, "unit-cgroups.json"),
       join(opts.dataDir, "unit-mains.json"),
+      join(opts.dataDir, "unit-timers.json"),
     );
+    if (opts.keepLeftovers) this.timerMemory = this.groups.savedTimers(this.logger);
     const left = opts.keepLeftovers ? this.groups.adoptable(this.logger) : new Map<string, Leftover>();
     if (left.size > 0) {
       this.leftovers = left;
@@ -570,6 +574,7 @@ export class Agent implements UnitHost {
       // adopted after all (its unit did not load as the same service).
       for (const unit of this.adoptable.keys()) this.groups.killUnit(unit, this.logger);
       this.adoptable.clear();
+      this.timerMemory.clear();
     }
   }
 
@@ -650,6 +655,16 @@ export class Agent implements UnitHost {
       const bs = this.present(b);
       if (bs !== undefined) slot.seen.set(b, bs.downSeq);
     }
+  }
+
+  /** What a previous agent saved of this timer, if the first reconcile starts it again unchanged. */
+  private resumedTimer(spec: UnitSpec): TimerMemory | null {
+    const memory = this.timerMemory.get(spec.name);
+    this.timerMemory.delete(spec.name);
+    if (memory === undefined || memory.hash !== String(spec.hash) || !this.graph.launch.has(spec.name))
+      return null;
+    this.logger(`${spec.name}: resumed as the previous supervisor left it`);
+    return memory;
   }
 
   /** Takes over the unit's main process a previous agent left, kept by settleLeftovers; false when there is none. */
@@ -969,6 +984,7 @@ export class Agent implements UnitHost {
           stamp: typeof spec.lastTrigger === "number" ? spec.lastTrigger : null,
           bootTime: this.opts.bootTime ?? machineBootTime(),
           startupTime: this.startupTime,
+          resume: this.resumedTimer(spec),
         });
       }
       if (unit.kind === "target") return new TargetRunner(spec.name, spec.hash, ctx);

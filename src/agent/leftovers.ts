@@ -33,6 +33,23 @@ export interface MainRecord {
   remained?: true;
 }
 
+/**
+ * A timer's state (timer-runner.ts) while it is started: a later agent resumes it rather than starting it afresh,
+ * so that a one-shot value (OnActiveSec=, OnBootSec=, OnStartupSec=) that elapsed does not elapse again.
+ */
+export interface TimerMemory {
+  /** The timer's hash: a changed timer starts afresh. */
+  hash: string;
+  activatedAt: number;
+  /** When the agent that started it started (OnStartupSec= counts from it). */
+  startupTime: number;
+  lastTrigger: number | null;
+  /** The monotonic values (by index) done with. */
+  disabled: number[];
+  unitActiveAt: number | null;
+  unitInactiveAt: number | null;
+}
+
 /** A main process a previous agent left running, with its unit's cgroup: what ServiceRunner.adopt() takes. */
 export interface Leftover extends MainRecord {
   unit: string;
@@ -46,12 +63,15 @@ export class GroupRecord {
   private readonly cgroups = new Map<string, string[]>();
   /** Unit → its running main process; saved to `mainFile`. */
   private readonly mains = new Map<string, MainRecord>();
+  /** Timer → its state while started; saved to `timerFile`. */
+  private readonly timers = new Map<string, TimerMemory>();
   private saveQueued = false;
 
   constructor(
     private readonly file: string,
     private readonly cgroupFile: string,
     private readonly mainFile: string,
+    private readonly timerFile: string,
   ) {}
 
   add(pgid: number, unit: string): void {
@@ -77,6 +97,20 @@ export class GroupRecord {
   addMain(unit: string, main: Omit<MainRecord, "startTime">): void {
     this.mains.set(unit, { ...main, startTime: main.remained ? "" : undefined });
     this.saveSoon();
+  }
+
+  saveTimer(unit: string, memory: TimerMemory): void {
+    this.timers.set(unit, memory);
+    this.saveSoon();
+  }
+
+  removeTimer(unit: string): void {
+    if (this.timers.delete(unit)) this.saveSoon();
+  }
+
+  /** The timers a previous agent had started, as it last saw them. Touches nothing. */
+  savedTimers(log: (line: string) => void): Map<string, TimerMemory> {
+    return new Map(Object.entries(readRecord<TimerMemory>(this.timerFile, log)));
   }
 
   /** The main process `pid` of `unit` is gone (a later main of the unit keeps its record). */
@@ -164,6 +198,7 @@ export class GroupRecord {
     writeAtomically(this.file, Object.fromEntries(this.groups));
     writeAtomically(this.cgroupFile, Object.fromEntries(this.cgroups));
     writeAtomically(this.mainFile, Object.fromEntries(this.mains));
+    writeAtomically(this.timerFile, Object.fromEntries(this.timers));
   }
 }
 

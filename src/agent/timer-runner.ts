@@ -14,6 +14,7 @@
 // runs, active (elapsed) when nothing is left to wait for, inactive (dead).
 import { readFileSync } from "node:fs";
 import { nextElapse } from "./calendar.ts";
+import type { TimerMemory } from "./leftovers.ts";
 import type { TimerConfig } from "./timer-config.ts";
 import { processlessState, type RunnerContext, type UnitRunner, type UnitState } from "./unit-types.ts";
 
@@ -32,6 +33,8 @@ export interface TimerHooks {
   startupTime: number;
   /** A random number in [0, 1) (RandomizedDelaySec=); Math.random by default. */
   random?: () => number;
+  /** The state a previous agent saved while the timer was started: the first start resumes it. */
+  resume?: TimerMemory | null;
 }
 
 /** When this machine booted (ms since the epoch), from /proc/uptime; the agent's clock start where it is missing. */
@@ -62,6 +65,11 @@ export class TimerRunner implements UnitRunner {
   private unitUp = false;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private unwatch: (() => void) | null = null;
+  /** Between start() and stop() (also once it went inactive by itself): what a later supervisor resumes. */
+  private started = false;
+  /** OnStartupSec='s base: the agent's start, or the one of the agent whose timer this resumed. */
+  private startupTime: number;
+  private resume: TimerMemory | null;
 
   constructor(
     readonly hash: string,
@@ -71,6 +79,8 @@ export class TimerRunner implements UnitRunner {
   ) {
     this.name = config.name;
     this.since = ctx.now();
+    this.startupTime = hooks.startupTime;
+    this.resume = hooks.resume ?? null;
   }
 
   state(): UnitState {
@@ -95,11 +105,25 @@ export class TimerRunner implements UnitRunner {
     if (this.active === "active") return;
     const now = this.ctx.now();
     this.active = "active";
-    this.activatedAt = now;
-    this.since = now;
-    // systemd forgets the last trigger when a timer starts, except the stamp Persistent= keeps.
-    this.lastTrigger = this.config.persistent ? this.hooks.stamp : null;
-    this.disabled.clear();
+    this.started = true;
+    const resume = this.resume;
+    this.resume = null;
+    if (resume !== null) {
+      // A supervisor that crashed had started it: it goes on where that one left it, as systemd's timers do across
+      // a daemon-reexec (a one-shot value that elapsed stays done).
+      this.activatedAt = resume.activatedAt;
+      this.startupTime = resume.startupTime;
+      this.lastTrigger = resume.lastTrigger;
+      this.disabled = new Set(resume.disabled);
+      this.unitActiveAt = resume.unitActiveAt;
+      this.unitInactiveAt = resume.unitInactiveAt;
+    } else {
+      this.activatedAt = now;
+      // systemd forgets the last trigger when a timer starts, except the stamp Persistent= keeps.
+      this.lastTrigger = this.config.persistent ? this.hooks.stamp : null;
+      this.disabled.clear();
+    }
+    this.since = this.activatedAt;
     const u = this.hooks.unitState(this.config.unit);
     this.unitUp = u !== null && (u.active === "active" || u.active === "activating");
     if (this.unitUp) this.unitActiveAt = u!.since;
@@ -108,6 +132,8 @@ export class TimerRunner implements UnitRunner {
   }
 
   async stop(): Promise<void> {
+    this.started = false;
+    this.ctx.groups?.removeTimer(this.name);
     if (this.active === "inactive") return;
     this.clear();
     this.active = "inactive";
@@ -129,7 +155,25 @@ export class TimerRunner implements UnitRunner {
   }
 
   private emit(): void {
+    this.remember();
     this.ctx.onChange(this.state());
+  }
+
+  /**
+   * Saves the state a later supervisor resumes, from the start until stop(): also once the timer went inactive
+   * by itself (elapsed, RemainAfterElapse=no), which a fresh start would fire again.
+   */
+  private remember(): void {
+    if (!this.started) return;
+    this.ctx.groups?.saveTimer(this.name, {
+      hash: this.hash,
+      activatedAt: this.activatedAt,
+      startupTime: this.startupTime,
+      lastTrigger: this.lastTrigger,
+      disabled: [...this.disabled],
+      unitActiveAt: this.unitActiveAt,
+      unitInactiveAt: this.unitInactiveAt,
+    });
   }
 
   /** The next elapse of every value still armed (systemd's timer_enter_waiting); "elapsed" when none is left. */
@@ -196,7 +240,7 @@ export class TimerRunner implements UnitRunner {
       case "OnBootSec":
         return this.hooks.bootTime;
       case "OnStartupSec":
-        return this.hooks.startupTime;
+        return this.startupTime;
       case "OnUnitActiveSec":
         return later(this.unitActiveAt, this.lastTrigger);
       case "OnUnitInactiveSec":

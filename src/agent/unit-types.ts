@@ -1,7 +1,7 @@
 // The shapes every unit runner shares with the agent: what a unit reports and what it is given to run.
 
 import type { Journal } from "./journal.ts";
-import type { MainRecord } from "./leftovers.ts";
+import type { MainRecord, TimerMemory } from "./leftovers.ts";
 import type { NotifySocketOpener } from "./notify-socket.ts";
 import type { OutputFifos } from "./output-fifo.ts";
 import type { UnitCgroups } from "./unit-cgroup.ts";
@@ -101,6 +101,9 @@ export interface RunnerContext {
     /** A service's main process, so that a later supervisor can adopt the running unit (leftovers.ts). */
     addMain(unit: string, main: Omit<MainRecord, "startTime">): void;
     removeMain(unit: string, pid: number): void;
+    /** A started timer's state, so that a later supervisor resumes it (leftovers.ts). */
+    saveTimer(unit: string, memory: TimerMemory): void;
+    removeTimer(unit: string): void;
   };
   /** FIFOs for main processes' output, made in `dir`; null or missing: pipes (output-fifo.ts). */
   outputFifos?: { fifos: OutputFifos; dir: string } | null;
