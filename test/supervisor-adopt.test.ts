@@ -294,7 +294,7 @@ describe("a supervisor that crashed alone", () => {
     expect(alive(pid)).toBe(false);
   }, 30_000);
 
-  it("resumes the timers it had started: a one-shot value that elapsed does not elapse again", async () => {
+  it("resumes the timers it had started, through a second crash: a one-shot value that elapsed does not elapse again", async () => {
     const eighth = launch();
     await eighth.connect();
     eighth.renew();
@@ -326,6 +326,11 @@ describe("a supervisor that crashed alone", () => {
     });
     eighth.close();
     await signalAndWait(eighth.child, "SIGKILL");
+    // A supervisor that crashes too before its first reconcile forgets none of it.
+    const between = launch();
+    await between.connect();
+    between.close();
+    await signalAndWait(between.child, "SIGKILL");
 
     const ninth = launch();
     await ninth.connect();

@@ -574,6 +574,7 @@ export class Agent implements UnitHost {
       // adopted after all (its unit did not load as the same service).
       for (const unit of this.adoptable.keys()) this.groups.killUnit(unit, this.logger);
       this.adoptable.clear();
+      for (const unit of this.timerMemory.keys()) this.groups.removeTimer(unit);
       this.timerMemory.clear();
     }
   }
@@ -660,9 +661,12 @@ export class Agent implements UnitHost {
   /** What a previous agent saved of this timer, if the first reconcile starts it again unchanged. */
   private resumedTimer(spec: UnitSpec): TimerMemory | null {
     const memory = this.timerMemory.get(spec.name);
+    if (memory === undefined) return null;
     this.timerMemory.delete(spec.name);
-    if (memory === undefined || memory.hash !== String(spec.hash) || !this.graph.launch.has(spec.name))
+    if (memory.hash !== String(spec.hash) || !this.graph.launch.has(spec.name)) {
+      this.groups.removeTimer(spec.name);
       return null;
+    }
     this.logger(`${spec.name}: resumed as the previous supervisor left it`);
     return memory;
   }

@@ -108,9 +108,14 @@ export class GroupRecord {
     if (this.timers.delete(unit)) this.saveSoon();
   }
 
-  /** The timers a previous agent had started, as it last saw them. Touches nothing. */
+  /**
+   * The timers a previous agent had started, as it last saw them; kept in the record (a crash before they are
+   * resumed does not lose them) until resumed, or removed.
+   */
   savedTimers(log: (line: string) => void): Map<string, TimerMemory> {
-    return new Map(Object.entries(readRecord<TimerMemory>(this.timerFile, log)));
+    const saved = new Map(Object.entries(readRecord<TimerMemory>(this.timerFile, log)));
+    for (const [unit, memory] of saved) this.timers.set(unit, memory);
+    return saved;
   }
 
   /** The main process `pid` of `unit` is gone (a later main of the unit keeps its record). */
