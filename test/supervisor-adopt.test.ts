@@ -294,17 +294,26 @@ describe("a supervisor that crashed alone", () => {
     expect(alive(pid)).toBe(false);
   }, 30_000);
 
-  it("resumes the timers it had started, through a second crash: a one-shot value that elapsed does not elapse again", async () => {
+  it("resumes the timers it had started, through a second crash: a one-shot value that elapsed does not elapse again, the service it started runs on", async () => {
     const eighth = launch();
     await eighth.connect();
     eighth.renew();
-    // One stays active (elapsed), the other goes inactive once elapsed (RemainAfterElapse=no).
-    const [stays, goes] = [join(dir, "stays-ran"), join(dir, "goes-ran")];
+    // One stays active (elapsed), one goes inactive once elapsed (RemainAfterElapse=no), and one's service runs on.
+    const [stays, goes, busy] = [join(dir, "stays-ran"), join(dir, "goes-ran"), join(dir, "busy-ran")];
+    const [busyTimer, busyOneshot] = oneShotTimer("busy", busy, "");
+    const busyService = {
+      ...busyOneshot!,
+      text: `[Service]\nExecStart=/bin/sh -c 'echo ran >> ${busy}; exec sleep 1000'\n`,
+    };
     const timers = [
       ...oneShotTimer("stays", stays, ""),
       ...oneShotTimer("goes", goes, "RemainAfterElapse=no\n"),
+      busyTimer!,
+      busyService,
     ];
     eighth.reconcile(timers);
+    const busyPid = await waitFor("the timer's long service running", () => eighth.running(busyService.name));
+    await waitFor("its main process recorded", () => recorded(busyService.name));
     await waitFor("both timers elapsed", () => {
       const [a, b] = [eighth.states.get("stays.timer"), eighth.states.get("goes.timer")];
       return a?.sub === "elapsed" && b?.active === "inactive" && b.since > 0;
@@ -342,6 +351,9 @@ describe("a supervisor that crashed alone", () => {
     expect(readFileSync(stays, "utf8")).toBe("ran\n");
     expect(readFileSync(goes, "utf8")).toBe("ran\n");
     expect(ninth.states.get("goes.timer")?.active).toBe("inactive");
+    // The service the timer started runs on, adopted (before: killed, and not started again).
+    expect(ninth.running(busyService.name)).toBe(busyPid);
+    expect(readFileSync(busy, "utf8")).toBe("ran\n");
     ninth.close();
     await signalAndWait(ninth.child, "SIGTERM");
   }, 30_000);

@@ -308,14 +308,23 @@ export class Agent implements UnitHost {
   private settleLeftovers(): void {
     const keep = new Map<string, Leftover>();
     const activated = this.socketActivated();
+    let triggered = false;
     for (const [unit, left] of this.leftovers!) {
-      const want = this.slots.get(unit)?.want;
-      if (want && this.graph.launch.has(unit) && String(want.hash) === left.hash && !activated.has(unit))
+      const slot = this.slots.get(unit);
+      const want = slot?.want;
+      if (!want || String(want.hash) !== left.hash || activated.has(unit)) continue;
+      if (this.graph.launch.has(unit)) keep.set(unit, left);
+      else if (left.triggered === true) {
+        // A timer or path unit had started it: it runs on to its end, as it would have.
         keep.set(unit, left);
+        slot!.triggered = true;
+        triggered = true;
+      }
     }
     this.leftovers = null;
     this.groups.killLeftovers(this.logger, keep);
     for (const [unit, left] of keep) this.adoptable.set(unit, left);
+    if (triggered) this.rebuildGraph();
   }
 
   /**
@@ -968,6 +977,7 @@ export class Agent implements UnitHost {
         else this.emit(s);
       },
       groups: this.groups,
+      triggered: () => slot.triggered,
       cgroups: this.cgroups,
       outputFifos: this.opts.outputFifos ? { fifos: this.opts.outputFifos, dir: this.outputDir } : null,
       notifySocket: this.opts.notifySocket ?? null,

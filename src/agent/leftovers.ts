@@ -31,6 +31,8 @@ export interface MainRecord {
   /** The FIFOs its stdout and stderr go to (output-fifo.ts); null when they are pipes, which die with the agent. */
   output: { stdout: string; stderr: string } | null;
   remained?: true;
+  /** Started by a timer or path unit, not scheduled to run on its own: adopted as such (it runs to its end). */
+  triggered?: true;
 }
 
 /**

@@ -234,6 +234,7 @@ export class ServiceRunner extends UnitLifecycle {
           pgid: 0,
           output: null,
           remained: true,
+          ...this.triggeredMark(),
         });
         return;
       }
@@ -344,7 +345,17 @@ export class ServiceRunner extends UnitLifecycle {
   private recordMain(proc: Proc, pgid: number): void {
     if (proc.pid === null || proc.exited !== null || proc.output === undefined) return;
     if (this.cfg.watchdogMs > 0) return;
-    this.ctx.groups?.addMain(this.name, { hash: this.hash, pid: proc.pid, pgid, output: proc.output });
+    this.ctx.groups?.addMain(this.name, {
+      hash: this.hash,
+      pid: proc.pid,
+      pgid,
+      output: proc.output,
+      ...this.triggeredMark(),
+    });
+  }
+
+  private triggeredMark(): { triggered?: true } {
+    return this.ctx.triggered?.() ? { triggered: true } : {};
   }
 
   /**

@@ -107,6 +107,8 @@ export interface RunnerContext {
   };
   /** FIFOs for main processes' output, made in `dir`; null or missing: pipes (output-fifo.ts). */
   outputFifos?: { fifos: OutputFifos; dir: string } | null;
+  /** Whether a timer, path or socket unit started this unit (it runs for that trigger, not on its own). */
+  triggered?: () => boolean;
   /** The agent's unit cgroups; null or missing where none can be made (units are then tracked by session). */
   cgroups?: UnitCgroups | null;
   /** Opens a unit's notify socket (NOTIFY_SOCKET); null or missing where this runtime has none (notify-socket.ts). */
