@@ -4,7 +4,7 @@
 // wanted here, with the same hash, is adopted (adoptable()); everything else recorded is killed, so a unit is never
 // left running twice. Each process group is recorded with its leader's start time, so a reused pid is left alone;
 // a unit's cgroup is the agent's own, so whatever is in it is killed (children that left the process group with
-// setsid too).
+// setsid too). Started timers are recorded too, so that the next agent resumes them instead of starting them afresh.
 import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { killGroup, processStartTime } from "./proc.ts";
 import { UnitCgroup } from "./unit-cgroup.ts";
