@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -11,7 +12,7 @@ import {
   parseTimespan,
 } from "../src/agent/exec-line.ts";
 import { Journal } from "../src/agent/journal.ts";
-import { groupAlive } from "../src/agent/proc.ts";
+import { groupAlive, processStartTime } from "../src/agent/proc.ts";
 import { loadServiceConfig } from "../src/agent/service-config.ts";
 import { agentHarness, alive, SLEEPER, spec } from "./support/agent.ts";
 
@@ -500,5 +501,39 @@ describe("agent restarts", () => {
     expect(second.states()).toEqual([]);
     await waitFor("leftover group gone", () => !groupAlive(s), 3000);
     expect(alive(s)).toBe(false);
+  });
+
+  it("holds a unit a crashed supervisor left running until its first reconcile settles it (status: active)", async () => {
+    const dir = tmp();
+    const dataDir = join(dir, "data");
+    mkdirSync(dataDir, { recursive: true });
+    // What a supervisor that crashed recorded of a running service whose output went to FIFOs (adoptable).
+    const child = spawn("sleep", ["60"], { detached: true, stdio: "ignore" });
+    const pid = child.pid!;
+    killAfterTest(pid);
+    const startTime = processStartTime(pid);
+    writeFileSync(
+      join(dataDir, "process-groups.json"),
+      JSON.stringify({ [pid]: { unit: "left.service", startTime } }),
+    );
+    writeFileSync(
+      join(dataDir, "unit-mains.json"),
+      JSON.stringify({
+        "left.service": {
+          hash: "h1",
+          pid,
+          pgid: pid,
+          startTime,
+          output: { stdout: "/none/1", stderr: "/none/2" },
+        },
+      }),
+    );
+    const { agent } = makeAgent(dir, { keepLeftovers: true });
+    // Asked before the first reconcile (the node settling a handoff): still here, not stopped.
+    expect(await agent.status("left.service")).toMatchObject({ active: "active", mainPid: pid });
+    expect(alive(pid)).toBe(true);
+    agent.reconcile([]);
+    expect(await agent.status("left.service")).toBeNull();
+    await waitFor("the leftover killed", () => !alive(pid), 3000);
   });
 });

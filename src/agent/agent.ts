@@ -54,7 +54,14 @@ import {
 } from "./unit-cgroup.ts";
 import { compileUnit } from "./unit-check.ts";
 import type { UnitHost } from "./unit-host.ts";
-import type { ActiveState, ListenFds, RunnerContext, UnitRunner, UnitState } from "./unit-types.ts";
+import {
+  type ActiveState,
+  type ListenFds,
+  processlessState,
+  type RunnerContext,
+  type UnitRunner,
+  type UnitState,
+} from "./unit-types.ts";
 
 export type { JournalLine } from "./journal.ts";
 export type { StepRecord, UnitState } from "./unit-types.ts";
@@ -185,6 +192,8 @@ export class Agent implements UnitHost {
   private sweep: Promise<Map<string, string>> | null = null;
   /** Services a previous agent left running, held until the first reconcile decides (keepLeftovers); else null. */
   private leftovers: Map<string, Leftover> | null = null;
+  /** Every unit a previous agent left something of, while `leftovers` are held (adoptable or not, all still run). */
+  private leftoverUnits = new Set<string>();
   /** Kept by the first reconcile: adopted when their unit is loaded (step), the rest killed once drivers ran. */
   private readonly adoptable = new Map<string, Leftover>();
   /** Timers a previous agent had started (keepLeftovers): resumed when the first reconcile starts them again. */
@@ -217,6 +226,7 @@ export class Agent implements UnitHost {
     const left = opts.keepLeftovers ? this.groups.adoptable(this.logger) : new Map<string, Leftover>();
     if (left.size > 0) {
       this.leftovers = left;
+      this.leftoverUnits = this.groups.recordedUnits(this.logger);
       this.logger(
         `${left.size} services left running by a previous supervisor, kept until the first reconcile`,
       );
@@ -237,6 +247,7 @@ export class Agent implements UnitHost {
   /** Kills everything a previous agent left, adoptable or not (its lease ran out before a reconcile came). */
   killLeftovers(): void {
     this.leftovers = null;
+    this.leftoverUnits.clear();
     this.adoptable.clear();
     this.groups.killLeftovers(this.logger);
   }
@@ -322,6 +333,7 @@ export class Agent implements UnitHost {
       }
     }
     this.leftovers = null;
+    this.leftoverUnits.clear();
     this.groups.killLeftovers(this.logger, keep);
     for (const [unit, left] of keep) this.adoptable.set(unit, left);
     if (triggered) this.rebuildGraph();
@@ -381,8 +393,24 @@ export class Agent implements UnitHost {
     this.forgetListeners.push(cb);
   }
 
+  /**
+   * The unit's state; a unit a previous agent left running and the first reconcile has not settled yet is held
+   * (active): the node must not tell the cluster it stopped here (a handoff would start it elsewhere meanwhile).
+   */
   async status(name: string): Promise<UnitState | null> {
-    return this.state(name);
+    const s = this.state(name);
+    if (s !== null || this.leftovers === null || !this.leftoverUnits.has(name)) return s;
+    const left = this.leftovers.get(name);
+    return {
+      ...processlessState({
+        name,
+        hash: left?.hash ?? "",
+        active: "active",
+        sub: "running",
+        since: this.startupTime,
+      }),
+      mainPid: left && left.pid > 0 ? left.pid : null,
+    };
   }
 
   onStateChange(cb: (s: UnitState) => void): void {

@@ -142,6 +142,14 @@ export class GroupRecord {
     return out;
   }
 
+  /** Every unit something is recorded of (a process group, a cgroup, a main): what a previous agent may have left. */
+  recordedUnits(log: (line: string) => void): Set<string> {
+    const units = new Set(Object.keys(readRecord<string[]>(this.cgroupFile, log)));
+    for (const e of Object.values(readRecord<Entry>(this.file, log))) units.add(e.unit);
+    for (const unit of Object.keys(readRecord<MainRecord>(this.mainFile, log))) units.add(unit);
+    return units;
+  }
+
   /**
    * Kills (SIGKILL) every process in a recorded cgroup, then removes the group, every recorded process group whose
    * leader is still the process that was recorded, and every recorded main process — except what belongs to a unit
