@@ -58,6 +58,9 @@ export interface Leftover extends MainRecord {
   cgroup: string[] | null;
 }
 
+/** The records a GroupRecord keeps, each in its own file. */
+type RecordName = "groups" | "cgroups" | "mains" | "timers";
+
 export class GroupRecord {
   /** Process group → its unit; saved to `file` as { "<pgid>": Entry } (tests and benches read it too). */
   private readonly groups = new Map<number, Entry>();
@@ -68,6 +71,7 @@ export class GroupRecord {
   /** Timer → its state while started; saved to `timerFile`. */
   private readonly timers = new Map<string, TimerMemory>();
   private saveQueued = false;
+  private readonly dirty = new Set<RecordName>();
 
   constructor(
     private readonly file: string,
@@ -80,34 +84,34 @@ export class GroupRecord {
     // The start time is read when the record is saved, a turn later: reading /proc/PID/stat of a process in the
     // middle of its exec waits for the exec, which made each of a burst of starts ~0.5 ms slower.
     this.groups.set(pgid, { unit, startTime: undefined });
-    this.saveSoon();
+    this.saveSoon("groups");
   }
 
   remove(pgid: number): void {
-    if (this.groups.delete(pgid)) this.saveSoon();
+    if (this.groups.delete(pgid)) this.saveSoon("groups");
   }
 
   addCgroup(unit: string, dirs: string[]): void {
     this.cgroups.set(unit, dirs);
-    this.saveSoon();
+    this.saveSoon("cgroups");
   }
 
   removeCgroup(unit: string): void {
-    if (this.cgroups.delete(unit)) this.saveSoon();
+    if (this.cgroups.delete(unit)) this.saveSoon("cgroups");
   }
 
   addMain(unit: string, main: Omit<MainRecord, "startTime">): void {
     this.mains.set(unit, { ...main, startTime: main.remained ? "" : undefined });
-    this.saveSoon();
+    this.saveSoon("mains");
   }
 
   saveTimer(unit: string, memory: TimerMemory): void {
     this.timers.set(unit, memory);
-    this.saveSoon();
+    this.saveSoon("timers");
   }
 
   removeTimer(unit: string): void {
-    if (this.timers.delete(unit)) this.saveSoon();
+    if (this.timers.delete(unit)) this.saveSoon("timers");
   }
 
   /**
@@ -122,7 +126,7 @@ export class GroupRecord {
 
   /** The main process `pid` of `unit` is gone (a later main of the unit keeps its record). */
   removeMain(unit: string, pid: number): void {
-    if (this.mains.get(unit)?.pid === pid && this.mains.delete(unit)) this.saveSoon();
+    if (this.mains.get(unit)?.pid === pid && this.mains.delete(unit)) this.saveSoon("mains");
   }
 
   /**
@@ -176,7 +180,9 @@ export class GroupRecord {
       if (keep.has(unit)) this.mains.set(unit, m);
       else killMain(unit, m, log);
     }
-    this.save();
+    // The timers too: those read for resuming are kept (savedTimers), and anything else an earlier agent saved
+    // (after a reboot, say) must not be resumed by a later one.
+    this.save(["groups", "cgroups", "mains", "timers"]);
     return killed;
   }
 
@@ -190,30 +196,42 @@ export class GroupRecord {
     this.cgroups.delete(unit);
     for (const [pgid, e] of this.groups) if (e.unit === unit) this.groups.delete(pgid);
     this.mains.delete(unit);
-    this.saveSoon();
+    this.saveSoon("groups", "cgroups", "mains");
   }
 
   /**
    * One write for a whole burst (a machine taking over hundreds of units): a crash can forget only the groups
    * started in the same event-loop turn.
    */
-  private saveSoon(): void {
+  private saveSoon(...records: RecordName[]): void {
+    for (const r of records) this.dirty.add(r);
     if (this.saveQueued) return;
     this.saveQueued = true;
     setImmediate(() => {
       this.saveQueued = false;
-      this.save();
+      this.save([]);
     });
   }
 
-  /** Best effort: losing the record (disk full, directory gone) only loses the cleanup after a crash. */
-  private save(): void {
-    for (const [pgid, e] of this.groups) if (e.startTime === undefined) e.startTime = processStartTime(pgid);
-    for (const m of this.mains.values()) if (m.startTime === undefined) m.startTime = processStartTime(m.pid);
-    writeAtomically(this.file, Object.fromEntries(this.groups));
-    writeAtomically(this.cgroupFile, Object.fromEntries(this.cgroups));
-    writeAtomically(this.mainFile, Object.fromEntries(this.mains));
-    writeAtomically(this.timerFile, Object.fromEntries(this.timers));
+  /**
+   * Writes the records that changed (a timer firing every second rewrites only its own file) and `also`. Best
+   * effort: losing a record (disk full, directory gone) only loses the cleanup after a crash.
+   */
+  private save(also: RecordName[]): void {
+    const dirty = new Set([...this.dirty, ...also]);
+    this.dirty.clear();
+    if (dirty.has("groups")) {
+      for (const [pgid, e] of this.groups)
+        if (e.startTime === undefined) e.startTime = processStartTime(pgid);
+      writeAtomically(this.file, Object.fromEntries(this.groups));
+    }
+    if (dirty.has("cgroups")) writeAtomically(this.cgroupFile, Object.fromEntries(this.cgroups));
+    if (dirty.has("mains")) {
+      for (const m of this.mains.values())
+        if (m.startTime === undefined) m.startTime = processStartTime(m.pid);
+      writeAtomically(this.mainFile, Object.fromEntries(this.mains));
+    }
+    if (dirty.has("timers")) writeAtomically(this.timerFile, Object.fromEntries(this.timers));
   }
 }
 
