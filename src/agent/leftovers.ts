@@ -59,7 +59,8 @@ export interface Leftover extends MainRecord {
 }
 
 /** The records a GroupRecord keeps, each in its own file. */
-type RecordName = "groups" | "cgroups" | "mains" | "timers";
+const RECORDS = ["groups", "cgroups", "mains", "timers"] as const;
+type RecordName = (typeof RECORDS)[number];
 
 export class GroupRecord {
   /** Process group → its unit; saved to `file` as { "<pgid>": Entry } (tests and benches read it too). */
@@ -182,7 +183,8 @@ export class GroupRecord {
     }
     // The timers too: those read for resuming are kept (savedTimers), and anything else an earlier agent saved
     // (after a reboot, say) must not be resumed by a later one.
-    this.save(["groups", "cgroups", "mains", "timers"]);
+    for (const r of RECORDS) this.dirty.add(r);
+    this.save();
     return killed;
   }
 
@@ -209,16 +211,16 @@ export class GroupRecord {
     this.saveQueued = true;
     setImmediate(() => {
       this.saveQueued = false;
-      this.save([]);
+      this.save();
     });
   }
 
   /**
-   * Writes the records that changed (a timer firing every second rewrites only its own file) and `also`. Best
-   * effort: losing a record (disk full, directory gone) only loses the cleanup after a crash.
+   * Writes the records that changed (a timer firing every second rewrites only its own file). Best effort: losing
+   * a record (disk full, directory gone) only loses the cleanup after a crash.
    */
-  private save(also: RecordName[]): void {
-    const dirty = new Set([...this.dirty, ...also]);
+  private save(): void {
+    const dirty = new Set(this.dirty);
     this.dirty.clear();
     if (dirty.has("groups")) {
       for (const [pgid, e] of this.groups)

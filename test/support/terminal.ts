@@ -70,19 +70,21 @@ export class TestTerminal {
 
   /** From now on, every byte the program writes to the terminal is appended to a file (see outputBytes). */
   recordOutput(): void {
-    this.tmux("pipe-pane", "-o", "-t", "t", `cat >> ${quote(join(this.dir, "output"))}`);
+    this.tmux("pipe-pane", "-o", "-t", "t", `cat >> ${quote(this.outputFile)}`);
   }
 
   /** Bytes the program wrote since recordOutput(). */
   outputBytes(): number {
-    const file = join(this.dir, "output");
-    return existsSync(file) ? statSync(file).size : 0;
+    return existsSync(this.outputFile) ? statSync(this.outputFile).size : 0;
   }
 
   /** What the program wrote since recordOutput(), escape sequences and all. */
   output(): string {
-    const file = join(this.dir, "output");
-    return existsSync(file) ? readFileSync(file, "utf8") : "";
+    return existsSync(this.outputFile) ? readFileSync(this.outputFile, "utf8") : "";
+  }
+
+  private get outputFile(): string {
+    return join(this.dir, "output");
   }
 
   /** The pid of the program (the child of the shell the pane runs). */
